@@ -1,0 +1,140 @@
+//! Property tests: decoding from arbitrary symbol subsets, for every codec.
+
+use groupcast_fec::{FecError, FecId, Oti, Push, codec_for};
+use proptest::prelude::*;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn object(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut v = vec![0u8; len];
+    rng.fill(&mut v[..]);
+    v
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    /// Any K+2 distinct symbols of a block (source or repair, any order) decode it.
+    #[test]
+    fn raptorq_decodes_from_any_k_plus_2(
+        (len, t) in prop_oneof![
+            (0usize..5000, (1u16..=400).prop_map(|x| x * 4)),
+            (5000usize..2_000_000, (64u16..=400).prop_map(|x| x * 4)),
+        ],
+        block_symbols in 1u32..1200,
+        seed in any::<u64>(),
+    ) {
+        let data = object(len, seed);
+        let oti = Oti::for_object(len as u64, t, block_symbols, 4).unwrap();
+        let codec = codec_for(FecId::RaptorQ);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
+        let mut out = Vec::with_capacity(len);
+        for block in oti.blocks() {
+            let k = block.source_symbols;
+            let mut enc = codec.encoder(&oti, &block, &data[block.range()]).unwrap();
+            let mut dec = codec.decoder(&oti, &block).unwrap();
+            // Choose K+2 distinct ESIs among source symbols and 2K repair symbols.
+            let mut esis: Vec<u32> = (0..3 * k + 2).collect();
+            esis.shuffle(&mut rng);
+            esis.truncate(k as usize + 2);
+            let mut sym = vec![0u8; t as usize];
+            for (i, &esi) in esis.iter().enumerate() {
+                enc.write_symbol(esi, &mut sym).unwrap();
+                let before = dec.needed();
+                prop_assert!(before >= 1);
+                match dec.push(esi, &sym).unwrap() {
+                    Push::Decoded => break,
+                    Push::Stored => prop_assert!(i + 1 < k as usize + 2),
+                    other => prop_assert!(false, "unexpected {:?}", other),
+                }
+            }
+            prop_assert!(dec.is_decoded(), "block {} not decoded from K+2 symbols", block.sbn);
+            prop_assert_eq!(dec.needed(), 0);
+            out.extend_from_slice(&dec.take_decoded().unwrap());
+        }
+        prop_assert_eq!(out, data);
+    }
+
+    /// Replication decodes exactly when every source symbol is present.
+    #[test]
+    fn nocode_needs_every_source_symbol(
+        len in 1usize..400_000,
+        t in (16u16..=300).prop_map(|x| x * 4),
+        block_symbols in 1u32..500,
+        seed in any::<u64>(),
+    ) {
+        let data = object(len, seed);
+        let oti = Oti::for_object(len as u64, t, block_symbols, 4).unwrap();
+        let codec = codec_for(FecId::NoCode);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut out = Vec::new();
+        for block in oti.blocks() {
+            let k = block.source_symbols;
+            let mut enc = codec.encoder(&oti, &block, &data[block.range()]).unwrap();
+            let mut dec = codec.decoder(&oti, &block).unwrap();
+            let mut esis: Vec<u32> = (0..k).collect();
+            esis.shuffle(&mut rng);
+            let mut sym = vec![0u8; t as usize];
+            // Every symbol but the last leaves the block undecoded, duplicates included.
+            for (i, &esi) in esis.iter().enumerate() {
+                enc.write_symbol(esi, &mut sym).unwrap();
+                let r = dec.push(esi, &sym).unwrap();
+                if i + 1 < k as usize {
+                    prop_assert_eq!(r, Push::Stored);
+                    prop_assert_eq!(dec.push(esi, &sym).unwrap(), Push::Duplicate);
+                    prop_assert_eq!(dec.needed(), k - i as u32 - 1);
+                } else {
+                    prop_assert_eq!(r, Push::Decoded);
+                }
+            }
+            prop_assert!(enc.write_symbol(k, &mut sym).is_err());
+            out.extend_from_slice(&dec.take_decoded().unwrap());
+        }
+        prop_assert_eq!(out, data);
+    }
+}
+
+#[test]
+fn decoders_reject_bad_symbols_before_raptorq() {
+    let oti = Oti::for_object(100_000, 1000, 50, 4).unwrap();
+    let block = oti.block(0).unwrap();
+    for id in [FecId::RaptorQ, FecId::NoCode] {
+        let mut dec = codec_for(id).decoder(&oti, &block).unwrap();
+        assert_eq!(
+            dec.push(0, &[0u8; 999]),
+            Err(FecError::SymbolLength { got: 999, expected: 1000 })
+        );
+        assert_eq!(
+            dec.push(0, &[]),
+            Err(FecError::SymbolLength { got: 0, expected: 1000 })
+        );
+        assert!(matches!(dec.push(1 << 24, &[0u8; 1000]), Err(FecError::EsiOutOfRange { .. })));
+        assert!(matches!(dec.push(u32::MAX, &[0u8; 1000]), Err(FecError::EsiOutOfRange { .. })));
+        assert_eq!(dec.received(), 0);
+    }
+    let mut dec = codec_for(FecId::NoCode).decoder(&oti, &block).unwrap();
+    assert!(matches!(dec.push(block.source_symbols, &[0u8; 1000]), Err(FecError::EsiOutOfRange { .. })));
+}
+
+#[test]
+fn repair_symbols_are_fresh_up_to_the_esi_limit() {
+    let data = object(50_000, 7);
+    let oti = Oti::for_object(50_000, 1000, 50, 4).unwrap();
+    let block = oti.block(0).unwrap();
+    let codec = codec_for(FecId::RaptorQ);
+    let mut enc = codec.encoder(&oti, &block, &data[block.range()]).unwrap();
+    let mut dec = codec.decoder(&oti, &block).unwrap();
+    // Decode from repair symbols only, taken from the top of the 24-bit ESI space.
+    let mut sym = vec![0u8; 1000];
+    let top = groupcast_fec::MAX_ESI;
+    for esi in (top - 60..=top).rev() {
+        enc.write_symbol(esi, &mut sym).unwrap();
+        if dec.push(esi, &sym).unwrap() == Push::Decoded {
+            break;
+        }
+    }
+    assert_eq!(dec.take_decoded().unwrap(), data);
+    assert!(enc.write_symbol(top + 1, &mut sym).is_err());
+}
