@@ -1,0 +1,71 @@
+//! groupcast: TCP-like reliability over raw IPv6 multicast.
+//!
+//! One sender reaches any number of receivers with the same packets. Loss is
+//! repaired with RaptorQ (RFC 6330): the sender streams each block's source
+//! symbols and then fresh repair symbols, and every receiver decodes from any
+//! K (+ a little) of them, whichever it happened to get.
+//!
+//! The crate is laid out by architecture:
+//! - [`wire`]: the packet formats of `docs/protocol.md`, as zero-copy views and
+//!   parsed `Repr`s. Parsing never panics.
+//! - [`proto`]: the sans-IO core. [`Sender`] and [`Receiver`] are state machines
+//!   that take datagrams and time in through `handle_*` and give datagrams,
+//!   deadlines and events out through `poll_*`. They never touch a socket or the
+//!   clock, so the same code runs under the socket driver, the simulator
+//!   (`groupcast-sim`) and the tests.
+//! - [`channel`]: channel names hashed to `ff1e::/16` group addresses.
+//!
+//! # Example
+//!
+//! A sender and a receiver wired back to back, dropping every fifth datagram:
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use groupcast::{Receiver, ReceiverConfig, ReceiverEvent, Rounds, Sender, SenderConfig};
+//!
+//! let object: Vec<u8> = (0..300_000u32).map(|i| (i * 7) as u8).collect();
+//! let mut sender = Sender::new(SenderConfig {
+//!     repair_overhead: 0.4,
+//!     rounds: Rounds::Unlimited,
+//!     ..SenderConfig::default()
+//! })
+//! .unwrap();
+//! sender.add_object(object.clone(), "example.bin").unwrap();
+//! let mut receiver = Receiver::new(ReceiverConfig::default());
+//!
+//! let now = Instant::now();
+//! let mut buf = vec![0u8; 1232];
+//! let mut received = vec![0u8; object.len()];
+//! let mut n = 0;
+//! 'outer: while let Some(len) = sender.poll_transmit(now, &mut buf) {
+//!     n += 1;
+//!     if n % 5 == 0 {
+//!         continue; // lost
+//!     }
+//!     receiver.handle_datagram(now, &buf[..len]);
+//!     while let Some(event) = receiver.poll_event() {
+//!         match event {
+//!             ReceiverEvent::BlockDecoded { offset, data, .. } => {
+//!                 received[offset as usize..][..data.len()].copy_from_slice(&data);
+//!             }
+//!             ReceiverEvent::ObjectComplete { name, .. } => {
+//!                 assert_eq!(name, "example.bin");
+//!                 break 'outer;
+//!             }
+//!             _ => {}
+//!         }
+//!     }
+//! }
+//! assert_eq!(received, object);
+//! ```
+
+pub mod channel;
+pub mod proto;
+pub mod wire;
+
+pub use channel::Channel;
+pub use groupcast_fec::FecId;
+pub use proto::{
+    FailReason, ObjectId, Receiver, ReceiverConfig, ReceiverEvent, ReceiverStats, RejectReason,
+    Rounds, Sender, SenderConfig, SenderError, SenderEvent, SenderStats, SessionId,
+};

@@ -1,0 +1,43 @@
+//! The sans-IO protocol core.
+//!
+//! [`Sender`] and [`Receiver`] are state machines in the style of quinn-proto:
+//! datagrams, time and commands go in through `handle_*` (and
+//! [`Sender::add_object`]); datagrams, deadlines and events come out through
+//! `poll_transmit`, `poll_timeout` and `poll_event`. Nothing here reads a clock,
+//! touches a socket or draws from a global RNG; time is always a parameter and
+//! must not go backwards.
+//!
+//! A driver's loop, for either side:
+//! 1. feed every datagram that arrived to `handle_datagram(now, ..)`;
+//! 2. if the deadline from `poll_timeout()` has passed, call `handle_timeout(now)`;
+//! 3. call `poll_transmit(now, ..)` until it returns `None`, sending each datagram;
+//! 4. drain `poll_event()`;
+//! 5. sleep until the next datagram or `poll_timeout()`.
+
+mod hash;
+mod receiver;
+mod sender;
+
+pub use hash::UNIT as HASH_UNIT;
+pub use receiver::{
+    FailReason, Receiver, ReceiverConfig, ReceiverEvent, ReceiverStats, RejectReason,
+};
+pub use sender::{Rounds, Sender, SenderConfig, SenderError, SenderEvent, SenderStats};
+
+/// Identifies one run of a sender. Receivers never mix objects of different sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub u64);
+
+impl SessionId {
+    /// A session id derived from a seed, for drivers that want reproducible ids.
+    pub fn from_seed(seed: u64) -> Self {
+        let h = blake3::hash(&seed.to_le_bytes());
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&h.as_bytes()[..8]);
+        Self(u64::from_le_bytes(b))
+    }
+}
+
+/// Identifies an object within a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectId(pub u32);

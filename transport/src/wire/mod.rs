@@ -1,0 +1,287 @@
+//! The groupcast wire format (`docs/protocol.md`).
+//!
+//! Every datagram is a 16-byte common header ([`Packet`], protocol.md §4.1),
+//! a type-specific body, an optional authentication tag, and a CRC-32 trailer
+//! over everything before it. [`Packet`] is a zero-copy view whose accessors
+//! cannot panic once [`Packet::new_checked`] has passed; [`Repr`] is the parsed,
+//! fully validated form, with [`Repr::parse`] and [`Repr::emit`].
+//!
+//! Nothing in this module panics on any input: every length, offset and field
+//! is checked before use.
+
+pub mod data;
+pub mod info;
+
+use std::ops::Range;
+
+pub use data::DataRepr;
+pub use info::InfoRepr;
+
+/// First two bytes of every datagram: ASCII "GC".
+pub const MAGIC: u16 = 0x4743;
+/// Protocol version carried in every datagram.
+pub const VERSION: u8 = 1;
+/// Length of the common header.
+pub const HEADER_LEN: usize = 16;
+/// Length of the CRC-32 trailer.
+pub const CRC_LEN: usize = 4;
+/// Length of a DATA packet before its symbol: common header and DATA fields.
+pub const DATA_HEADER_LEN: usize = 40;
+/// Bytes a DATA packet adds to its symbol (no authentication tag).
+pub const DATA_OVERHEAD: usize = DATA_HEADER_LEN + CRC_LEN;
+/// Length of an OBJECT_INFO packet before its name.
+pub const INFO_HEADER_LEN: usize = 68;
+/// Longest object name an OBJECT_INFO packet may carry, in bytes of UTF-8.
+pub const MAX_NAME_LEN: usize = 1024;
+/// Default largest datagram: the IPv6 minimum MTU (1280) less the IPv6 (40) and UDP (8) headers.
+pub const DEFAULT_MAX_DATAGRAM: usize = 1232;
+/// Largest datagram the format allows (the UDP payload limit over IPv6 without jumbograms).
+pub const MAX_DATAGRAM: usize = 65_527;
+/// Symbol alignment Al used by groupcast senders.
+pub const SYMBOL_ALIGNMENT: u8 = 4;
+
+/// Packet type field values (protocol.md §4.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum PacketType {
+    /// One encoding symbol of one block of one object.
+    Data = 1,
+    /// Announces an object: its OTI, BLAKE3 hash and name.
+    ObjectInfo = 2,
+}
+
+impl PacketType {
+    fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            1 => Some(Self::Data),
+            2 => Some(Self::ObjectInfo),
+            _ => None,
+        }
+    }
+}
+
+/// Flag bits of the common header (protocol.md §4.3). Version 1 defines them
+/// but supports neither; a datagram that sets one is refused.
+pub mod flags {
+    /// An authentication tag of `tag_len` bytes precedes the CRC.
+    pub const AUTH_TAG: u8 = 0x01;
+    /// The body after the type-specific header is encrypted.
+    pub const ENCRYPTED: u8 = 0x02;
+}
+
+/// Field offsets of the common header.
+pub mod field {
+    use std::ops::Range;
+    /// Magic, "GC".
+    pub const MAGIC: Range<usize> = 0..2;
+    /// Version.
+    pub const VERSION: usize = 2;
+    /// Packet type.
+    pub const TYPE: usize = 3;
+    /// Flags.
+    pub const FLAGS: usize = 4;
+    /// Authentication tag length.
+    pub const TAG_LEN: usize = 5;
+    /// Reserved, zero.
+    pub const RESERVED: Range<usize> = 6..8;
+    /// Session id.
+    pub const SESSION: Range<usize> = 8..16;
+}
+
+/// Why a datagram was refused by the parser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// Shorter than a header and trailer, or than its type's fixed fields.
+    #[error("datagram truncated")]
+    Truncated,
+    /// Longer than [`MAX_DATAGRAM`] or the receiver's limit.
+    #[error("datagram too large")]
+    Oversized,
+    /// Does not start with the magic: not a groupcast datagram.
+    #[error("bad magic")]
+    BadMagic,
+    /// Another protocol version.
+    #[error("unsupported protocol version")]
+    UnsupportedVersion,
+    /// The CRC-32 trailer does not match.
+    #[error("checksum mismatch")]
+    BadChecksum,
+    /// An unknown packet type.
+    #[error("unknown packet type")]
+    UnknownType,
+    /// Flags or an authentication tag that this version does not support.
+    #[error("unsupported flags")]
+    UnsupportedFlags,
+    /// A reserved field was not zero.
+    #[error("reserved field not zero")]
+    Reserved,
+    /// The OTI failed validation.
+    #[error("invalid OTI: {0}")]
+    Oti(#[from] groupcast_fec::OtiError),
+    /// An unknown FEC Encoding ID.
+    #[error("unknown FEC encoding id")]
+    UnknownFec,
+    /// The SBN names no block of the object.
+    #[error("source block number out of range")]
+    SbnOutOfRange,
+    /// The ESI lies outside what the FEC scheme produces for the block.
+    #[error("encoding symbol id out of range")]
+    EsiOutOfRange,
+    /// The symbol's length is not the OTI's T.
+    #[error("symbol length does not match T")]
+    SymbolLength,
+    /// The object name is too long, or does not fit the datagram.
+    #[error("object name too long")]
+    NameLength,
+    /// The object name is not UTF-8.
+    #[error("object name is not UTF-8")]
+    NameEncoding,
+    /// The emit buffer is too small for the packet.
+    #[error("buffer too small")]
+    BufferTooSmall,
+}
+
+/// A zero-copy view of a datagram's common header and trailer.
+#[derive(Debug, Clone)]
+pub struct Packet<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Packet<T> {
+    /// Wraps a buffer without checks. Accessors may then panic; use
+    /// [`Packet::new_checked`] on untrusted input.
+    pub fn new_unchecked(buffer: T) -> Self {
+        Self { buffer }
+    }
+
+    /// Wraps a buffer after [`Packet::check`].
+    pub fn new_checked(buffer: T) -> Result<Self, WireError> {
+        let p = Self { buffer };
+        p.check()?;
+        Ok(p)
+    }
+
+    /// Checks length, magic, version, checksum, flags and reserved fields, in that
+    /// order. After it succeeds no accessor can panic.
+    pub fn check(&self) -> Result<(), WireError> {
+        let b = self.buffer.as_ref();
+        if b.len() < 2 {
+            return Err(WireError::Truncated);
+        }
+        if u16::from_be_bytes([b[0], b[1]]) != MAGIC {
+            return Err(WireError::BadMagic);
+        }
+        if b.len() > MAX_DATAGRAM {
+            return Err(WireError::Oversized);
+        }
+        if b.len() < HEADER_LEN + CRC_LEN {
+            return Err(WireError::Truncated);
+        }
+        if b[field::VERSION] != VERSION {
+            return Err(WireError::UnsupportedVersion);
+        }
+        let (body, crc) = b.split_at(b.len() - CRC_LEN);
+        if crc32fast::hash(body).to_be_bytes() != crc {
+            return Err(WireError::BadChecksum);
+        }
+        if b[field::FLAGS] != 0 || b[field::TAG_LEN] != 0 {
+            return Err(WireError::UnsupportedFlags);
+        }
+        if b[field::RESERVED] != [0, 0] {
+            return Err(WireError::Reserved);
+        }
+        Ok(())
+    }
+
+    /// The packet type byte.
+    pub fn packet_type(&self) -> u8 {
+        self.buffer.as_ref()[field::TYPE]
+    }
+
+    /// The session id.
+    pub fn session(&self) -> u64 {
+        read_u64(self.buffer.as_ref(), field::SESSION)
+    }
+
+    /// The type-specific body: after the common header, before the tag and CRC.
+    pub fn body(&self) -> &[u8] {
+        let b = self.buffer.as_ref();
+        let tag = b[field::TAG_LEN] as usize;
+        &b[HEADER_LEN..b.len() - CRC_LEN - tag]
+    }
+
+    /// The underlying buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+}
+
+/// A parsed, validated datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Repr<'a> {
+    /// A DATA packet (protocol.md §5).
+    Data(DataRepr<'a>),
+    /// An OBJECT_INFO packet (protocol.md §6).
+    ObjectInfo(InfoRepr<'a>),
+}
+
+impl<'a> Repr<'a> {
+    /// Parses and validates a datagram. Never panics.
+    pub fn parse(buf: &'a [u8]) -> Result<Self, WireError> {
+        let packet = Packet::new_checked(buf)?;
+        let session = packet.session();
+        let ty = PacketType::from_u8(packet.packet_type()).ok_or(WireError::UnknownType)?;
+        let body = &buf[HEADER_LEN..buf.len() - CRC_LEN];
+        match ty {
+            PacketType::Data => DataRepr::parse(session, body).map(Repr::Data),
+            PacketType::ObjectInfo => InfoRepr::parse(session, body).map(Repr::ObjectInfo),
+        }
+    }
+
+    /// Bytes [`Repr::emit`] writes.
+    pub fn buffer_len(&self) -> usize {
+        match self {
+            Repr::Data(d) => d.buffer_len(),
+            Repr::ObjectInfo(i) => i.buffer_len(),
+        }
+    }
+
+    /// Writes the datagram into `buf` and returns its length.
+    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+        match self {
+            Repr::Data(d) => d.emit(buf),
+            Repr::ObjectInfo(i) => i.emit(buf),
+        }
+    }
+}
+
+/// Writes the common header into `buf[..HEADER_LEN]`.
+fn emit_header(buf: &mut [u8], ty: PacketType, session: u64) {
+    buf[field::MAGIC].copy_from_slice(&MAGIC.to_be_bytes());
+    buf[field::VERSION] = VERSION;
+    buf[field::TYPE] = ty as u8;
+    buf[field::FLAGS] = 0;
+    buf[field::TAG_LEN] = 0;
+    buf[field::RESERVED].fill(0);
+    buf[field::SESSION].copy_from_slice(&session.to_be_bytes());
+}
+
+/// Appends the CRC over `buf[..len]` and returns the full length.
+fn emit_crc(buf: &mut [u8], len: usize) -> usize {
+    let crc = crc32fast::hash(&buf[..len]);
+    buf[len..len + CRC_LEN].copy_from_slice(&crc.to_be_bytes());
+    len + CRC_LEN
+}
+
+fn read_u64(b: &[u8], r: Range<usize>) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[r]);
+    u64::from_be_bytes(a)
+}
+
+fn read_u32(b: &[u8], r: Range<usize>) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[r]);
+    u32::from_be_bytes(a)
+}
+
