@@ -1,0 +1,329 @@
+//! Receiver tests: hostile input, limits, and keeping sessions and objects apart.
+
+use std::time::{Duration, Instant};
+
+use groupcast::wire::{DataRepr, InfoRepr, Repr};
+use groupcast::{
+    FailReason, ObjectId, Receiver, ReceiverConfig, ReceiverEvent, RejectReason, Rounds, Sender,
+    SenderConfig, SessionId,
+};
+use groupcast_fec::{FecId, Oti};
+use proptest::prelude::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn object(len: usize, seed: u64) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    ChaCha8Rng::seed_from_u64(seed).fill(&mut v[..]);
+    v
+}
+
+/// Every datagram a sender emits for `objects`, over `rounds` rounds.
+fn transfer(session: u64, objects: &[(&[u8], &str)], rounds: u32) -> Vec<Vec<u8>> {
+    let mut s = Sender::new(SenderConfig {
+        session: SessionId(session),
+        max_datagram: 300,
+        block_symbols: 40,
+        interleave: 4,
+        repair_overhead: 0.2,
+        round_repair: 0.2,
+        rounds: Rounds::Fixed(rounds),
+        ..SenderConfig::default()
+    })
+    .unwrap();
+    for (data, name) in objects {
+        s.add_object(data.to_vec(), name).unwrap();
+    }
+    let now = Instant::now();
+    let mut buf = vec![0u8; 300];
+    let mut out = Vec::new();
+    while let Some(n) = s.poll_transmit(now, &mut buf) {
+        out.push(buf[..n].to_vec());
+    }
+    assert!(s.is_finished());
+    out
+}
+
+/// Feeds datagrams and rebuilds each completed object from its BlockDecoded events.
+fn receive(
+    r: &mut Receiver,
+    packets: impl IntoIterator<Item = Vec<u8>>,
+) -> Vec<((SessionId, ObjectId), String, Vec<u8>)> {
+    let now = Instant::now();
+    let mut partial: std::collections::HashMap<(SessionId, ObjectId), Vec<u8>> = Default::default();
+    let mut done = Vec::new();
+    for p in packets {
+        r.handle_datagram(now, &p);
+        while let Some(e) = r.poll_event() {
+            match e {
+                ReceiverEvent::BlockDecoded { session, object, offset, data } => {
+                    let buf = partial.entry((session, object)).or_default();
+                    let end = offset as usize + data.len();
+                    if buf.len() < end {
+                        buf.resize(end, 0);
+                    }
+                    buf[offset as usize..end].copy_from_slice(&data);
+                }
+                ReceiverEvent::ObjectComplete { session, object, name, size, .. } => {
+                    let mut data = partial.remove(&(session, object)).unwrap_or_default();
+                    data.resize(size as usize, 0);
+                    done.push(((session, object), name, data));
+                }
+                ReceiverEvent::ObjectFailed { session, object, .. } => {
+                    partial.remove(&(session, object));
+                }
+                ReceiverEvent::ObjectAnnounced { .. } => {}
+            }
+        }
+    }
+    done
+}
+
+#[test]
+fn sessions_and_objects_never_mix() {
+    let a1 = object(20_000, 1);
+    let a2 = object(7_000, 2);
+    let b1 = object(20_000, 3);
+    let empty: Vec<u8> = Vec::new();
+    let ta = transfer(10, &[(&a1, "a1"), (&a2, "a2"), (&empty, "empty")], 1);
+    // Session 11 reuses object id 0 with different content.
+    let tb = transfer(11, &[(&b1, "b1")], 1);
+    let mixed: Vec<Vec<u8>> = ta
+        .iter()
+        .zip(tb.iter().chain(std::iter::repeat(&Vec::new())))
+        .flat_map(|(a, b)| [a.clone(), b.clone()])
+        .filter(|p| !p.is_empty())
+        .chain(ta.iter().skip(tb.len()).cloned())
+        .collect();
+    let mut r = Receiver::new(ReceiverConfig::default());
+    let mut done = receive(&mut r, mixed);
+    done.sort_by_key(|d| d.0);
+    let got: Vec<_> = done.iter().map(|d| (d.0, d.1.as_str(), d.2.clone())).collect();
+    assert_eq!(
+        got,
+        vec![
+            ((SessionId(10), ObjectId(0)), "a1", a1),
+            ((SessionId(10), ObjectId(1)), "a2", a2),
+            ((SessionId(10), ObjectId(2)), "empty", empty),
+            ((SessionId(11), ObjectId(0)), "b1", b1),
+        ]
+    );
+    assert_eq!(r.stats().objects_completed, 4);
+    assert_eq!(r.stats().packets_rejected, 0);
+    assert_eq!(r.objects_in_progress(), 0);
+    assert_eq!(r.stats().buffered_bytes, 0);
+}
+
+#[test]
+fn session_filter_counts_foreign_packets() {
+    let data = object(5_000, 4);
+    let mut r = Receiver::new(ReceiverConfig {
+        session: Some(SessionId(2)),
+        ..ReceiverConfig::default()
+    });
+    let foreign = transfer(1, &[(&data, "x")], 1);
+    let n = foreign.len() as u64;
+    assert!(receive(&mut r, foreign).is_empty());
+    assert_eq!(r.stats().rejected(RejectReason::ForeignSession), n);
+    assert_eq!(receive(&mut r, transfer(2, &[(&data, "x")], 1)).len(), 1);
+}
+
+#[test]
+fn forged_symbol_fails_verification_and_object_restarts() {
+    let data = object(30_000, 5);
+    let packets = transfer(3, &[(&data, "f")], 8);
+    // Corrupt the payload of the first DATA packet and fix up its CRC: only the
+    // hash check can catch this.
+    let mut forged = packets.clone();
+    let first_data = forged.iter().position(|p| p[3] == 1).unwrap();
+    let p = &mut forged[first_data];
+    p[45] ^= 0xff;
+    let n = p.len() - 4;
+    let crc = crc32fast::hash(&p[..n]).to_be_bytes();
+    p[n..].copy_from_slice(&crc);
+    let mut r = Receiver::new(ReceiverConfig::default());
+    let now = Instant::now();
+    let mut failed = 0;
+    let mut completed = 0;
+    for p in forged {
+        r.handle_datagram(now, &p);
+        while let Some(e) = r.poll_event() {
+            match e {
+                ReceiverEvent::ObjectFailed { reason, .. } => {
+                    assert_eq!(reason, FailReason::HashMismatch);
+                    failed += 1;
+                }
+                ReceiverEvent::ObjectComplete { .. } => completed += 1,
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(failed, 1, "the forged symbol must fail the hash");
+    assert_eq!(completed, 1, "later rounds must complete the object");
+}
+
+fn forged_data(oti: Oti, object: u32) -> Vec<u8> {
+    let symbol = vec![0xaa; oti.symbol_size() as usize];
+    let repr = Repr::Data(DataRepr {
+        session: 9,
+        object,
+        fec: FecId::RaptorQ,
+        oti,
+        sbn: 0,
+        esi: 0,
+        symbol: &symbol,
+    });
+    let mut buf = vec![0; repr.buffer_len()];
+    repr.emit(&mut buf).unwrap();
+    buf
+}
+
+#[test]
+fn forged_terabyte_object_is_refused_without_allocating() {
+    let oti = Oti::for_object(900_000_000_000, 65_532, 56_403, 4).unwrap();
+    let mut r = Receiver::new(ReceiverConfig {
+        max_object_size: 1 << 30,
+        ..ReceiverConfig::default()
+    });
+    r.handle_datagram(Instant::now(), &forged_data(oti, 1));
+    assert_eq!(r.stats().rejected(RejectReason::ObjectTooLarge), 1);
+    assert_eq!(r.objects_in_progress(), 0);
+    assert_eq!(r.stats().peak_buffered_bytes, 0);
+}
+
+#[test]
+fn object_and_block_limits_hold() {
+    let oti = Oti::for_object(10_000_000, 1000, 100, 4).unwrap();
+    let mut r = Receiver::new(ReceiverConfig {
+        max_objects: 3,
+        max_blocks_in_flight: 5,
+        ..ReceiverConfig::default()
+    });
+    let now = Instant::now();
+    for obj in 0..10 {
+        r.handle_datagram(now, &forged_data(oti, obj));
+    }
+    assert_eq!(r.objects_in_progress(), 3);
+    assert_eq!(r.stats().rejected(RejectReason::TooManyObjects), 7);
+    // Symbols for blocks beyond the in-flight limit are deferred, not buffered.
+    let symbol = vec![1u8; 1000];
+    for sbn in 0..20u8 {
+        let repr = Repr::Data(DataRepr { session: 9, object: 0, fec: FecId::RaptorQ, oti, sbn, esi: 5, symbol: &symbol });
+        let mut buf = vec![0; repr.buffer_len()];
+        repr.emit(&mut buf).unwrap();
+        r.handle_datagram(now, &buf);
+    }
+    assert!(r.stats().symbols_deferred >= 15);
+    // Five blocks are open: three objects' block 0 (object 0's holding two
+    // distinct symbols), and object 0's blocks 1 and 2.
+    assert_eq!(r.stats().symbols_deferred, 17);
+    assert_eq!(r.stats().peak_buffered_bytes, 6 * 1000);
+    // A different OTI for a known object is refused.
+    let other = Oti::for_object(9_999_996, 1000, 100, 4).unwrap();
+    r.handle_datagram(now, &forged_data(other, 0));
+    assert_eq!(r.stats().rejected(RejectReason::OtiMismatch), 1);
+}
+
+#[test]
+fn idle_objects_are_abandoned() {
+    let oti = Oti::for_object(100_000, 1000, 100, 4).unwrap();
+    let mut r = Receiver::new(ReceiverConfig {
+        idle_timeout: Duration::from_secs(5),
+        ..ReceiverConfig::default()
+    });
+    let t0 = Instant::now();
+    r.handle_datagram(t0, &forged_data(oti, 0));
+    assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(5)));
+    assert!(r.stats().buffered_bytes > 0);
+    r.handle_timeout(t0 + Duration::from_secs(4));
+    assert_eq!(r.objects_in_progress(), 1);
+    r.handle_timeout(t0 + Duration::from_secs(5));
+    assert_eq!(r.objects_in_progress(), 0);
+    assert_eq!(r.stats().buffered_bytes, 0);
+    assert_eq!(
+        r.poll_event(),
+        Some(ReceiverEvent::ObjectFailed { session: SessionId(9), object: ObjectId(0), reason: FailReason::Idle })
+    );
+}
+
+#[test]
+fn conflicting_info_is_rejected() {
+    let oti = Oti::for_object(1000, 100, 100, 4).unwrap();
+    let emit = |name: &str| {
+        let repr = Repr::ObjectInfo(InfoRepr { session: 1, object: 0, fec: FecId::RaptorQ, oti, hash: [1; 32], name });
+        let mut buf = vec![0; repr.buffer_len()];
+        repr.emit(&mut buf).unwrap();
+        buf
+    };
+    let mut r = Receiver::new(ReceiverConfig::default());
+    r.handle_datagram(Instant::now(), &emit("a"));
+    r.handle_datagram(Instant::now(), &emit("a"));
+    r.handle_datagram(Instant::now(), &emit("b"));
+    assert_eq!(r.stats().rejected(RejectReason::InfoMismatch), 1);
+    assert_eq!(r.stats().info_received, 2);
+}
+
+fn mutate(p: &[u8], ops: &[(u16, u8, u8)]) -> Vec<u8> {
+    let mut p = p.to_vec();
+    for &(pos, kind, val) in ops {
+        if p.is_empty() {
+            break;
+        }
+        let i = pos as usize % p.len();
+        match kind % 4 {
+            0 => p[i] ^= val | 1,
+            1 => p.truncate(i),
+            2 => p.insert(i, val),
+            _ => {
+                // Tamper, then fix the CRC so field validation is exercised.
+                p[i] = val;
+                if p.len() >= 4 {
+                    let n = p.len() - 4;
+                    let crc = crc32fast::hash(&p[..n]).to_be_bytes();
+                    p[n..].copy_from_slice(&crc);
+                }
+            }
+        }
+    }
+    p
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// Random bytes and mutated valid packets never panic the receiver, and every
+    /// datagram is either used or counted.
+    #[test]
+    fn hostile_datagrams_never_panic(
+        noise in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..1500), 0..20),
+        mutations in proptest::collection::vec((any::<u16>(), proptest::collection::vec((any::<u16>(), any::<u8>(), any::<u8>()), 1..4)), 0..60),
+        seed in any::<u64>(),
+    ) {
+        let data = object(12_000, seed);
+        let packets = transfer(seed, &[(&data, "p")], 2);
+        let mut r = Receiver::new(ReceiverConfig { max_blocks_in_flight: 3, max_objects: 2, ..ReceiverConfig::default() });
+        let now = Instant::now();
+        for n in &noise {
+            r.handle_datagram(now, n);
+        }
+        for (which, ops) in &mutations {
+            let p = &packets[*which as usize % packets.len()];
+            r.handle_datagram(now, &mutate(p, ops));
+            while r.poll_event().is_some() {}
+        }
+        // Genuine traffic still gets through afterwards.
+        let mut ok = 0;
+        for p in &packets {
+            r.handle_datagram(now, p);
+            while let Some(e) = r.poll_event() {
+                if matches!(e, ReceiverEvent::ObjectComplete { .. } | ReceiverEvent::ObjectFailed { .. }) {
+                    ok += 1;
+                }
+            }
+        }
+        let s = r.stats();
+        prop_assert_eq!(s.packets_received, (noise.len() + mutations.len() + packets.len()) as u64);
+        prop_assert_eq!(s.packets_rejected, s.rejected_by_reason().map(|(_, n)| n).sum::<u64>());
+        prop_assert!(ok >= 1 || r.objects_in_progress() > 0 || s.objects_completed > 0);
+    }
+}

@@ -1,0 +1,251 @@
+//! Wire-format tests: byte-exact examples from docs/protocol.md, round trips,
+//! and parsing of hostile input.
+
+use groupcast::FecId;
+use groupcast::wire::{self, DataRepr, InfoRepr, Repr, WireError};
+use groupcast_fec::Oti;
+use proptest::prelude::*;
+
+const PROTOCOL_MD: &str = include_str!("../../docs/protocol.md");
+
+/// The 40-byte object used by the examples in protocol.md.
+const EXAMPLE_OBJECT: &[u8] = b"groupcast carries this over multicast.\n\n";
+
+fn example_oti() -> Oti {
+    Oti::for_object(EXAMPLE_OBJECT.len() as u64, 16, 1000, 4).unwrap()
+}
+
+fn example_data() -> DataRepr<'static> {
+    DataRepr {
+        session: 0x0123_4567_89ab_cdef,
+        object: 7,
+        fec: FecId::RaptorQ,
+        oti: example_oti(),
+        sbn: 0,
+        esi: 1,
+        symbol: &EXAMPLE_OBJECT[16..32],
+    }
+}
+
+fn example_info() -> InfoRepr<'static> {
+    InfoRepr {
+        session: 0x0123_4567_89ab_cdef,
+        object: 7,
+        fec: FecId::RaptorQ,
+        oti: example_oti(),
+        hash: *blake3::hash(EXAMPLE_OBJECT).as_bytes(),
+        name: "hello.txt",
+    }
+}
+
+fn emit(repr: &Repr<'_>) -> Vec<u8> {
+    let mut buf = vec![0u8; repr.buffer_len()];
+    let n = repr.emit(&mut buf).unwrap();
+    assert_eq!(n, repr.buffer_len(), "buffer_len must equal bytes written");
+    buf
+}
+
+/// Extracts the hex dump that follows `<!-- example: NAME -->` in protocol.md.
+fn doc_example(name: &str) -> Vec<u8> {
+    let marker = format!("<!-- example: {name} -->");
+    let start = PROTOCOL_MD
+        .find(&marker)
+        .unwrap_or_else(|| panic!("protocol.md has no example {name}"));
+    let rest = &PROTOCOL_MD[start + marker.len()..];
+    let open = rest.find("```text\n").expect("code block after marker") + 8;
+    let close = rest[open..].find("```").expect("closed code block") + open;
+    rest[open..close]
+        .lines()
+        .flat_map(|line| {
+            // Each line is "OFFSET: hex bytes..."; the offset is not data.
+            let bytes = line.split_once(':').map_or(line, |(_, b)| b);
+            bytes.split_whitespace().map(|h| u8::from_str_radix(h, 16).expect("hex byte"))
+        })
+        .collect()
+}
+
+/// Formats bytes the way protocol.md shows them (used to write the doc).
+fn hexdump(b: &[u8]) -> String {
+    b.chunks(16)
+        .enumerate()
+        .map(|(i, c)| {
+            let hex: Vec<String> = c.iter().map(|x| format!("{x:02x}")).collect();
+            format!("{:04x}: {}\n", i * 16, hex.join(" "))
+        })
+        .collect()
+}
+
+#[test]
+fn data_example_matches_protocol_md() {
+    let bytes = emit(&Repr::Data(example_data()));
+    assert_eq!(bytes, doc_example("data"), "emitted:\n{}", hexdump(&bytes));
+    assert_eq!(Repr::parse(&bytes).unwrap(), Repr::Data(example_data()));
+}
+
+#[test]
+fn info_example_matches_protocol_md() {
+    let bytes = emit(&Repr::ObjectInfo(example_info()));
+    assert_eq!(bytes, doc_example("object_info"), "emitted:\n{}", hexdump(&bytes));
+    assert_eq!(Repr::parse(&bytes).unwrap(), Repr::ObjectInfo(example_info()));
+}
+
+#[test]
+fn constants_table_matches_code() {
+    let table = [
+        ("MAGIC", wire::MAGIC as u64),
+        ("VERSION", wire::VERSION as u64),
+        ("HEADER_LEN", wire::HEADER_LEN as u64),
+        ("CRC_LEN", wire::CRC_LEN as u64),
+        ("DATA_HEADER_LEN", wire::DATA_HEADER_LEN as u64),
+        ("DATA_OVERHEAD", wire::DATA_OVERHEAD as u64),
+        ("INFO_HEADER_LEN", wire::INFO_HEADER_LEN as u64),
+        ("MAX_NAME_LEN", wire::MAX_NAME_LEN as u64),
+        ("DEFAULT_MAX_DATAGRAM", wire::DEFAULT_MAX_DATAGRAM as u64),
+        ("MAX_DATAGRAM", wire::MAX_DATAGRAM as u64),
+        ("SYMBOL_ALIGNMENT", wire::SYMBOL_ALIGNMENT as u64),
+        ("DEFAULT_PORT", groupcast::channel::DEFAULT_PORT as u64),
+        ("MAX_SOURCE_SYMBOLS_PER_BLOCK", groupcast_fec::MAX_SOURCE_SYMBOLS_PER_BLOCK as u64),
+        ("MAX_SOURCE_BLOCKS", groupcast_fec::MAX_SOURCE_BLOCKS as u64),
+        ("MAX_TRANSFER_LENGTH", groupcast_fec::MAX_TRANSFER_LENGTH),
+        ("HASH_UNIT", groupcast::proto::HASH_UNIT),
+    ];
+    for (name, value) in table {
+        let row = PROTOCOL_MD
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{name}` |")))
+            .unwrap_or_else(|| panic!("protocol.md lists no constant {name}"));
+        let cell = row.split('|').nth(2).unwrap().trim().replace([',', '_'], "");
+        let parsed = if let Some(hex) = cell.strip_prefix("0x") {
+            u64::from_str_radix(hex, 16).unwrap()
+        } else {
+            cell.parse::<u64>().unwrap_or_else(|_| panic!("{name}: bad value {cell}"))
+        };
+        assert_eq!(parsed, value, "protocol.md value of {name}");
+    }
+}
+
+#[test]
+fn every_single_bit_flip_is_rejected() {
+    for repr in [Repr::Data(example_data()), Repr::ObjectInfo(example_info())] {
+        let good = emit(&repr);
+        for bit in 0..good.len() * 8 {
+            let mut bad = good.clone();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert!(Repr::parse(&bad).is_err(), "flip of bit {bit} accepted");
+        }
+        for len in 0..good.len() {
+            assert!(Repr::parse(&good[..len]).is_err(), "truncation to {len} accepted");
+        }
+    }
+}
+
+/// Re-signs a datagram after tampering, so that the CRC passes and the field
+/// validation is what gets tested.
+fn reseal(mut b: Vec<u8>) -> Vec<u8> {
+    let n = b.len() - 4;
+    let crc = crc32fast::hash(&b[..n]);
+    b[n..].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+#[test]
+fn field_validation_names_the_problem() {
+    let data = emit(&Repr::Data(example_data()));
+    let info = emit(&Repr::ObjectInfo(example_info()));
+    let with = |base: &Vec<u8>, at: usize, v: u8| {
+        let mut b = base.clone();
+        b[at] = v;
+        reseal(b)
+    };
+    assert_eq!(Repr::parse(&with(&data, 2, 2)), Err(WireError::UnsupportedVersion));
+    assert_eq!(Repr::parse(&with(&data, 3, 9)), Err(WireError::UnknownType));
+    assert_eq!(Repr::parse(&with(&data, 4, 1)), Err(WireError::UnsupportedFlags));
+    assert_eq!(Repr::parse(&with(&data, 5, 8)), Err(WireError::UnsupportedFlags));
+    assert_eq!(Repr::parse(&with(&data, 7, 1)), Err(WireError::Reserved));
+    assert_eq!(Repr::parse(&with(&data, 20, 5)), Err(WireError::UnknownFec));
+    assert_eq!(Repr::parse(&with(&data, 21, 1)), Err(WireError::Reserved));
+    // T = 0 in the OTI (bytes 30..32).
+    let mut zero_t = data.clone();
+    zero_t[30] = 0;
+    zero_t[31] = 0;
+    assert!(matches!(Repr::parse(&reseal(zero_t)), Err(WireError::Oti(_))));
+    assert_eq!(Repr::parse(&with(&data, 36, 1)), Err(WireError::SbnOutOfRange));
+    // No-code has no ESIs beyond K (3 here).
+    let mut nocode = with(&data, 20, 0);
+    nocode[39] = 3;
+    assert_eq!(Repr::parse(&reseal(nocode)), Err(WireError::EsiOutOfRange));
+    let mut short_symbol = data.clone();
+    short_symbol.remove(41);
+    assert_eq!(Repr::parse(&reseal(short_symbol)), Err(WireError::SymbolLength));
+    // OBJECT_INFO: name length and encoding.
+    assert_eq!(Repr::parse(&with(&info, 23, 200)), Err(WireError::NameLength));
+    assert_eq!(Repr::parse(&with(&info, 68, 0xff)), Err(WireError::NameEncoding));
+    assert_eq!(Repr::parse(&with(&info, 0, b'X')), Err(WireError::BadMagic));
+    assert_eq!(Repr::parse(&[0x47, 0x43, 1]), Err(WireError::Truncated));
+    let mut huge = vec![0u8; wire::MAX_DATAGRAM + 1];
+    huge[..2].copy_from_slice(&wire::MAGIC.to_be_bytes());
+    assert_eq!(Repr::parse(&huge), Err(WireError::Oversized));
+}
+
+fn arb_oti() -> impl Strategy<Value = Oti> {
+    (0u64..50_000_000, (1u16..=300).prop_map(|t| t * 4), 1u32..3000)
+        .prop_filter_map("valid", |(f, t, k)| Oti::for_object(f, t, k, 4).ok())
+        .prop_filter("has blocks", |o| o.source_blocks() > 0)
+}
+
+proptest! {
+    #[test]
+    fn data_round_trips(
+        session in any::<u64>(),
+        object in any::<u32>(),
+        oti in arb_oti(),
+        sbn_pick in any::<u32>(),
+        esi in 0u32..(1 << 24),
+        fill in any::<u8>(),
+    ) {
+        let sbn = (sbn_pick % oti.source_blocks()) as u8;
+        let symbol = vec![fill; oti.symbol_size() as usize];
+        let repr = Repr::Data(DataRepr { session, object, fec: FecId::RaptorQ, oti, sbn, esi, symbol: &symbol });
+        let bytes = emit(&repr);
+        prop_assert_eq!(Repr::parse(&bytes).unwrap(), repr);
+    }
+
+    #[test]
+    fn info_round_trips(
+        session in any::<u64>(),
+        object in any::<u32>(),
+        oti in arb_oti(),
+        hash in any::<[u8; 32]>(),
+        name in "\\PC{0,40}",
+        nocode in any::<bool>(),
+    ) {
+        let fec = if nocode { FecId::NoCode } else { FecId::RaptorQ };
+        let repr = Repr::ObjectInfo(InfoRepr { session, object, fec, oti, hash, name: &name });
+        let bytes = emit(&repr);
+        prop_assert_eq!(Repr::parse(&bytes).unwrap(), repr);
+    }
+
+    #[test]
+    fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2000)) {
+        let _ = Repr::parse(&bytes);
+        let _ = Repr::parse(&reseal_if_long(bytes));
+    }
+}
+
+fn reseal_if_long(mut b: Vec<u8>) -> Vec<u8> {
+    if b.len() >= 4 {
+        b[0] = 0x47;
+        b[1] = 0x43;
+        b = reseal(b);
+    }
+    b
+}
+
+#[test]
+#[ignore = "prints the examples for docs/protocol.md"]
+fn print_examples() {
+    println!("data:\n{}", hexdump(&emit(&Repr::Data(example_data()))));
+    println!("info:\n{}", hexdump(&emit(&Repr::ObjectInfo(example_info()))));
+    println!("hash: {}", blake3::hash(EXAMPLE_OBJECT));
+    println!("oti: {:02x?}", example_oti().to_bytes());
+}
