@@ -180,7 +180,7 @@ fn forged_data(oti: Oti, object: u32) -> Vec<u8> {
 
 #[test]
 fn forged_terabyte_object_is_refused_without_allocating() {
-    let oti = Oti::for_object(900_000_000_000, 65_532, 56_403, 4).unwrap();
+    let oti = Oti::for_object(900_000_000_000, 65_480, 56_403, 4).unwrap();
     let mut r = Receiver::new(ReceiverConfig {
         max_object_size: 1 << 30,
         ..ReceiverConfig::default()
