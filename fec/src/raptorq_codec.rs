@@ -59,7 +59,8 @@ impl Codec for RaptorQ {
             )),
             oti: *oti,
             block: *block,
-            seen: HashSet::new(),
+            seen: HashSet::with_capacity(block.source_symbols as usize + 8),
+            pending: Vec::new(),
             attempts_failed: 0,
             buffered: 0,
             decoded: None,
@@ -109,6 +110,9 @@ struct RaptorQDecoder {
     oti: Oti,
     block: BlockInfo,
     seen: HashSet<u32>,
+    /// Symbols held back until K are present: raptorq gets them in one batch,
+    /// which costs far less than one `decode` call per symbol.
+    pending: Vec<EncodingPacket>,
     attempts_failed: u32,
     buffered: usize,
     decoded: Option<Vec<u8>>,
@@ -136,12 +140,17 @@ impl BlockDecoder for RaptorQDecoder {
         self.buffered += symbol.len();
         let k = self.block.source_symbols;
         let packet = EncodingPacket::new(PayloadId::new(self.block.sbn, esi), symbol.to_vec());
-        match inner.decode(std::iter::once(packet)) {
+        self.pending.push(packet);
+        if (self.seen.len() as u32) < k {
+            return Ok(Push::Stored);
+        }
+        match inner.decode(self.pending.drain(..)) {
             Some(mut data) => {
                 data.truncate(self.block.len as usize);
                 self.decoded = Some(data);
                 self.inner = None;
                 self.seen = HashSet::new();
+                self.pending = Vec::new();
                 self.buffered = 0;
                 self.done = true;
                 Ok(Push::Decoded)

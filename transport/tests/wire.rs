@@ -249,3 +249,48 @@ fn print_examples() {
     println!("hash: {}", blake3::hash(EXAMPLE_OBJECT));
     println!("oti: {:02x?}", example_oti().to_bytes());
 }
+
+/// Regenerates the committed fuzz seed corpus from a real transfer:
+/// `cargo test -p groupcast --test wire write_fuzz_corpus -- --ignored`.
+#[test]
+#[ignore = "writes fuzz/corpus; run by hand"]
+fn write_fuzz_corpus() {
+    use groupcast::{Rounds, Sender, SenderConfig};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+    let mut packets = Vec::new();
+    for (fec, size) in [(FecId::RaptorQ, 5_000usize), (FecId::NoCode, 2_000), (FecId::RaptorQ, 0)] {
+        let mut s = Sender::new(SenderConfig {
+            max_datagram: 200,
+            block_symbols: 8,
+            fec,
+            rounds: Rounds::Fixed(2),
+            repair_overhead: 0.3,
+            round_repair: 0.3,
+            ..SenderConfig::default()
+        })
+        .unwrap();
+        s.add_object((0..size).map(|i| (i * 31 % 251) as u8).collect::<Vec<u8>>(), "seed.bin").unwrap();
+        let mut buf = vec![0u8; 200];
+        let now = std::time::Instant::now();
+        let mut transfer = Vec::new();
+        while let Some(n) = s.poll_transmit(now, &mut buf) {
+            transfer.push(buf[..n].to_vec());
+        }
+        packets.push(transfer);
+    }
+    let wire = root.join("wire_parse");
+    std::fs::create_dir_all(&wire).unwrap();
+    for (i, p) in packets.iter().flatten().enumerate().step_by(7) {
+        std::fs::write(wire.join(format!("packet-{i:03}")), p).unwrap();
+    }
+    let rx = root.join("receiver_datagrams");
+    std::fs::create_dir_all(&rx).unwrap();
+    for (i, transfer) in packets.iter().enumerate() {
+        let mut framed = Vec::new();
+        for p in transfer {
+            framed.extend_from_slice(&(p.len() as u16).to_be_bytes());
+            framed.extend_from_slice(p);
+        }
+        std::fs::write(rx.join(format!("transfer-{i}")), framed).unwrap();
+    }
+}
