@@ -23,36 +23,44 @@ fn fec(c: &mut Criterion) {
     for loss in [0.0, 0.1, 0.3] {
         // Encoding: build every block's encoder and emit its K source symbols
         // plus the repair a sender needs at this loss.
-        g.bench_with_input(BenchmarkId::new("encode", format!("{}%", loss * 100.0)), &loss, |b, &p| {
-            let mut sym = vec![0u8; T as usize];
-            b.iter(|| {
-                for block in &blocks {
-                    let mut enc = codec.encoder(&oti, block, &data[block.range()]).unwrap();
-                    let n = block.source_symbols + repair_for_loss(block.source_symbols, p);
-                    for esi in 0..n {
-                        enc.write_symbol(esi, &mut sym).unwrap();
+        g.bench_with_input(
+            BenchmarkId::new("encode", format!("{}%", loss * 100.0)),
+            &loss,
+            |b, &p| {
+                let mut sym = vec![0u8; T as usize];
+                b.iter(|| {
+                    for block in &blocks {
+                        let mut enc = codec.encoder(&oti, block, &data[block.range()]).unwrap();
+                        let n = block.source_symbols + repair_for_loss(block.source_symbols, p);
+                        for esi in 0..n {
+                            enc.write_symbol(esi, &mut sym).unwrap();
+                        }
                     }
-                }
-            })
-        });
+                })
+            },
+        );
         // Decoding: what a receiver behind this loss receives, in arrival order.
         let received: Vec<_> = blocks
             .iter()
             .map(|b| received_symbols(codec, &oti, b, &data[b.range()], loss, b.sbn as u64))
             .collect();
-        g.bench_with_input(BenchmarkId::new("decode", format!("{}%", loss * 100.0)), &loss, |b, _| {
-            b.iter(|| {
-                for (block, symbols) in blocks.iter().zip(&received) {
-                    let mut dec = codec.decoder(&oti, block).unwrap();
-                    for (esi, sym) in symbols {
-                        if dec.push(*esi, sym).unwrap() == Push::Decoded {
-                            break;
+        g.bench_with_input(
+            BenchmarkId::new("decode", format!("{}%", loss * 100.0)),
+            &loss,
+            |b, _| {
+                b.iter(|| {
+                    for (block, symbols) in blocks.iter().zip(&received) {
+                        let mut dec = codec.decoder(&oti, block).unwrap();
+                        for (esi, sym) in symbols {
+                            if dec.push(*esi, sym).unwrap() == Push::Decoded {
+                                break;
+                            }
                         }
+                        assert!(dec.take_decoded().is_some());
                     }
-                    assert!(dec.take_decoded().is_some());
-                }
-            })
-        });
+                })
+            },
+        );
     }
     g.finish();
 }

@@ -150,7 +150,9 @@ fn run(args: &SimArgs, show_progress: bool) -> Result<Outcome, String> {
     if !(0.0..=60_000.0).contains(&args.delay_ms) {
         return Err("--delay-ms must lie between 0 and 60000".into());
     }
-    let block_symbols = args.block_symbols.clamp(1, groupcast_fec::MAX_SOURCE_SYMBOLS_PER_BLOCK);
+    let block_symbols = args
+        .block_symbols
+        .clamp(1, groupcast_fec::MAX_SOURCE_SYMBOLS_PER_BLOCK);
     let overhead = args
         .overhead
         .unwrap_or_else(|| carousel_overhead(args.loss, block_symbols));
@@ -300,7 +302,10 @@ fn summary(args: &SimArgs, o: &Outcome) {
         r.bytes_sent as f64 / bound.max(1.0)
     );
     if let (Some(p50), Some(max)) = (r.completion_quantile(0.5), r.completion_quantile(1.0)) {
-        println!("completion (simulated): p50 {p50:.3} s, max {max:.3} s; wall time {:.2} s", o.wall.as_secs_f64());
+        println!(
+            "completion (simulated): p50 {p50:.3} s, max {max:.3} s; wall time {:.2} s",
+            o.wall.as_secs_f64()
+        );
     }
 }
 
@@ -313,7 +318,9 @@ pub fn demo(args: &DemoArgs) -> Result<(), String> {
         args.receivers,
         args.loss * 100.0
     );
-    println!("Real RaptorQ, real packets and real BLAKE3 verification, over a simulated network.\n");
+    println!(
+        "Real RaptorQ, real packets and real BLAKE3 verification, over a simulated network.\n"
+    );
     let o = run(&sim_args, true)?;
     let r = &o.report;
     let k_total = r.source_symbols;
@@ -342,7 +349,8 @@ pub fn demo(args: &DemoArgs) -> Result<(), String> {
         println!(
             "{:>8}  {:>12}  {:>10}  {:>10}  {:>8.2}%  {:>9}",
             i,
-            p.completion_time_s.map_or("-".to_string(), |t| format!("{t:.3} s")),
+            p.completion_time_s
+                .map_or("-".to_string(), |t| format!("{t:.3} s")),
             p.symbols_accepted,
             k_total,
             (p.symbols_accepted as f64 / k_total.max(1) as f64 - 1.0) * 100.0,

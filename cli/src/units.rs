@@ -36,7 +36,11 @@ pub fn parse_rate(s: &str) -> Result<u64, String> {
         "k" => 1e3,
         "m" => 1e6,
         "g" => 1e9,
-        other => return Err(format!("unknown rate unit '{other}' in '{s}' (use k, M or G bits/s)")),
+        other => {
+            return Err(format!(
+                "unknown rate unit '{other}' in '{s}' (use k, M or G bits/s)"
+            ));
+        }
     };
     let v = num * mult;
     if !(1.0..=1e12).contains(&v) {
@@ -76,7 +80,11 @@ mod tests {
         assert_eq!(parse_size("100MB"), Ok(100_000_000));
         assert_eq!(parse_size("4096"), Ok(4096));
         assert_eq!(parse_size("1.5kib"), Ok(1536));
-        assert!(parse_size("12 parsecs").unwrap_err().contains("unknown size unit"));
+        assert!(
+            parse_size("12 parsecs")
+                .unwrap_err()
+                .contains("unknown size unit")
+        );
         assert!(parse_size("MiB").is_err());
     }
 

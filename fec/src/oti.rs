@@ -53,7 +53,9 @@ pub enum OtiError {
         symbols: u64,
     },
     /// A block would hold more than [`MAX_SOURCE_SYMBOLS_PER_BLOCK`] symbols.
-    #[error("a source block would hold {0} symbols, above the limit of {MAX_SOURCE_SYMBOLS_PER_BLOCK}")]
+    #[error(
+        "a source block would hold {0} symbols, above the limit of {MAX_SOURCE_SYMBOLS_PER_BLOCK}"
+    )]
     BlockTooLarge(u64),
     /// The number of sub-blocks N was not 1; groupcast does not use sub-blocking.
     #[error("sub-blocks N={0} is not supported (must be 1)")]
@@ -109,7 +111,7 @@ impl Oti {
         if symbol_size == 0 {
             return Err(OtiError::ZeroSymbolSize);
         }
-        if alignment == 0 || symbol_size % alignment as u16 != 0 {
+        if alignment == 0 || !symbol_size.is_multiple_of(alignment as u16) {
             return Err(OtiError::Alignment {
                 t: symbol_size,
                 al: alignment,
@@ -168,7 +170,7 @@ impl Oti {
         if t == 0 {
             return Err(OtiError::ZeroSymbolSize);
         }
-        if al == 0 || t % al as u16 != 0 {
+        if al == 0 || !t.is_multiple_of(al as u16) {
             return Err(OtiError::Alignment { t, al });
         }
         if f > MAX_TRANSFER_LENGTH {
@@ -184,7 +186,7 @@ impl Oti {
         let z_ok = if kt == 0 {
             z == 0
         } else {
-            z >= 1 && z <= MAX_SOURCE_BLOCKS && z as u64 <= kt
+            (1..=MAX_SOURCE_BLOCKS).contains(&z) && z as u64 <= kt
         };
         if !z_ok {
             return Err(OtiError::SourceBlocks { z, symbols: kt });
@@ -248,7 +250,8 @@ impl Oti {
         if self.source_blocks == 0 {
             0
         } else {
-            self.total_source_symbols().div_ceil(self.source_blocks as u64) as u32
+            self.total_source_symbols()
+                .div_ceil(self.source_blocks as u64) as u32
         }
     }
 
@@ -325,39 +328,65 @@ mod tests {
 
     #[test]
     fn rejects_invalid() {
-        let good = Oti::for_object(1_000_000, 1200, 1000, 4).unwrap().to_bytes();
+        let good = Oti::for_object(1_000_000, 1200, 1000, 4)
+            .unwrap()
+            .to_bytes();
         let mut zero_t = good;
         zero_t[6] = 0;
         zero_t[7] = 0;
         assert_eq!(Oti::parse(&zero_t, u64::MAX), Err(OtiError::ZeroSymbolSize));
         let mut bad_al = good;
         bad_al[11] = 7;
-        assert!(matches!(Oti::parse(&bad_al, u64::MAX), Err(OtiError::Alignment { .. })));
+        assert!(matches!(
+            Oti::parse(&bad_al, u64::MAX),
+            Err(OtiError::Alignment { .. })
+        ));
         let mut zero_al = good;
         zero_al[11] = 0;
-        assert!(matches!(Oti::parse(&zero_al, u64::MAX), Err(OtiError::Alignment { .. })));
+        assert!(matches!(
+            Oti::parse(&zero_al, u64::MAX),
+            Err(OtiError::Alignment { .. })
+        ));
         let mut zero_z = good;
         zero_z[8] = 0;
-        assert!(matches!(Oti::parse(&zero_z, u64::MAX), Err(OtiError::SourceBlocks { .. })));
+        assert!(matches!(
+            Oti::parse(&zero_z, u64::MAX),
+            Err(OtiError::SourceBlocks { .. })
+        ));
         let mut huge = good;
         huge[0..5].copy_from_slice(&[0xff; 5]);
-        assert!(matches!(Oti::parse(&huge, u64::MAX), Err(OtiError::TransferTooLong(_))));
-        assert!(matches!(Oti::parse(&good, 1000), Err(OtiError::ObjectTooLarge { .. })));
+        assert!(matches!(
+            Oti::parse(&huge, u64::MAX),
+            Err(OtiError::TransferTooLong(_))
+        ));
+        assert!(matches!(
+            Oti::parse(&good, 1000),
+            Err(OtiError::ObjectTooLarge { .. })
+        ));
         let mut one_block = good;
         one_block[6..8].copy_from_slice(&4u16.to_be_bytes());
         one_block[8] = 1;
-        assert!(matches!(Oti::parse(&one_block, u64::MAX), Err(OtiError::BlockTooLarge(_))));
+        assert!(matches!(
+            Oti::parse(&one_block, u64::MAX),
+            Err(OtiError::BlockTooLarge(_))
+        ));
         let mut sub = good;
         sub[10] = 2;
         assert_eq!(Oti::parse(&sub, u64::MAX), Err(OtiError::SubBlocks(2)));
         let mut reserved = good;
         reserved[5] = 1;
         assert_eq!(Oti::parse(&reserved, u64::MAX), Err(OtiError::Reserved));
-        assert_eq!(Oti::parse(&good[..11], u64::MAX), Err(OtiError::BadLength(11)));
+        assert_eq!(
+            Oti::parse(&good[..11], u64::MAX),
+            Err(OtiError::BadLength(11))
+        );
         // More blocks than symbols would leave blocks empty.
         let mut too_many = Oti::for_object(2400, 1200, 1000, 4).unwrap().to_bytes();
         too_many[8] = 3;
-        assert!(matches!(Oti::parse(&too_many, u64::MAX), Err(OtiError::SourceBlocks { .. })));
+        assert!(matches!(
+            Oti::parse(&too_many, u64::MAX),
+            Err(OtiError::SourceBlocks { .. })
+        ));
     }
 
     #[test]

@@ -14,14 +14,14 @@ fn object(len: usize, seed: u64) -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     /// Any K+2 distinct symbols of a block (source or repair, any order) decode it.
     #[test]
     fn raptorq_decodes_from_any_k_plus_2(
         (len, t) in prop_oneof![
             (0usize..5000, (1u16..=400).prop_map(|x| x * 4)),
-            (5000usize..2_000_000, (64u16..=400).prop_map(|x| x * 4)),
+            (5000usize..3_000_000, (64u16..=400).prop_map(|x| x * 4)),
         ],
         block_symbols in 1u32..1200,
         seed in any::<u64>(),
@@ -104,18 +104,33 @@ fn decoders_reject_bad_symbols_before_raptorq() {
         let mut dec = codec_for(id).decoder(&oti, &block).unwrap();
         assert_eq!(
             dec.push(0, &[0u8; 999]),
-            Err(FecError::SymbolLength { got: 999, expected: 1000 })
+            Err(FecError::SymbolLength {
+                got: 999,
+                expected: 1000
+            })
         );
         assert_eq!(
             dec.push(0, &[]),
-            Err(FecError::SymbolLength { got: 0, expected: 1000 })
+            Err(FecError::SymbolLength {
+                got: 0,
+                expected: 1000
+            })
         );
-        assert!(matches!(dec.push(1 << 24, &[0u8; 1000]), Err(FecError::EsiOutOfRange { .. })));
-        assert!(matches!(dec.push(u32::MAX, &[0u8; 1000]), Err(FecError::EsiOutOfRange { .. })));
+        assert!(matches!(
+            dec.push(1 << 24, &[0u8; 1000]),
+            Err(FecError::EsiOutOfRange { .. })
+        ));
+        assert!(matches!(
+            dec.push(u32::MAX, &[0u8; 1000]),
+            Err(FecError::EsiOutOfRange { .. })
+        ));
         assert_eq!(dec.received(), 0);
     }
     let mut dec = codec_for(FecId::NoCode).decoder(&oti, &block).unwrap();
-    assert!(matches!(dec.push(block.source_symbols, &[0u8; 1000]), Err(FecError::EsiOutOfRange { .. })));
+    assert!(matches!(
+        dec.push(block.source_symbols, &[0u8; 1000]),
+        Err(FecError::EsiOutOfRange { .. })
+    ));
 }
 
 #[test]

@@ -345,7 +345,7 @@ impl Simulation {
                     }
                 }
             }
-            if steps % 65_536 == 0 {
+            if steps.is_multiple_of(65_536) {
                 progress(now_ns as f64 / 1e9, done, sender.stats().packets_sent);
             }
         }

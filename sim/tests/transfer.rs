@@ -54,7 +54,11 @@ fn sixty_four_mib_to_ten_receivers_through_loss_reorder_and_duplication() {
     assert_eq!(report.identical_receivers, 10);
     for r in &report.per_receiver {
         // The documented bound (ReceiverConfig::buffer_bound), and far below the object.
-        assert!(r.peak_buffered_bytes <= bound, "{} > {bound}", r.peak_buffered_bytes);
+        assert!(
+            r.peak_buffered_bytes <= bound,
+            "{} > {bound}",
+            r.peak_buffered_bytes
+        );
         assert!(r.peak_buffered_bytes < SIZE as u64 / 2);
         assert!(r.duplicates > 0, "duplication must be exercised");
         assert_eq!(r.packets_rejected, 0);

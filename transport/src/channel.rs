@@ -43,7 +43,8 @@ impl Channel {
     pub fn new(name: &str) -> Self {
         let group = group_from_hash(blake3::hash(name.as_bytes()).as_bytes());
         let key = blake3::hash(b"NACK");
-        let feedback = group_from_hash(blake3::keyed_hash(key.as_bytes(), name.as_bytes()).as_bytes());
+        let feedback =
+            group_from_hash(blake3::keyed_hash(key.as_bytes(), name.as_bytes()).as_bytes());
         Self {
             name: name.to_owned(),
             group,
@@ -88,7 +89,9 @@ mod tests {
         // Librecast: lc_channel_new("example.com") joins this group.
         assert_eq!(
             Channel::new("example.com").group(),
-            "ff1e:7492:7756:a0a0:8c17:da48:407c:8adc".parse::<Ipv6Addr>().unwrap()
+            "ff1e:7492:7756:a0a0:8c17:da48:407c:8adc"
+                .parse::<Ipv6Addr>()
+                .unwrap()
         );
         for name in ["", "a", "groupcast", "ünïcødé channel"] {
             let h = blake3::hash(name.as_bytes());
@@ -102,7 +105,10 @@ mod tests {
     fn feedback_group_is_distinct_and_stable() {
         let ch = Channel::new("example.com");
         assert_ne!(ch.group(), ch.feedback_group());
-        assert_eq!(ch.feedback_group(), Channel::new("example.com").feedback_group());
+        assert_eq!(
+            ch.feedback_group(),
+            Channel::new("example.com").feedback_group()
+        );
         assert_eq!(ch.port(), DEFAULT_PORT);
         assert_eq!(ch.clone().with_port(9).port(), 9);
     }

@@ -56,7 +56,12 @@ fn receive(
         r.handle_datagram(now, &p);
         while let Some(e) = r.poll_event() {
             match e {
-                ReceiverEvent::BlockDecoded { session, object, offset, data } => {
+                ReceiverEvent::BlockDecoded {
+                    session,
+                    object,
+                    offset,
+                    data,
+                } => {
                     let buf = partial.entry((session, object)).or_default();
                     let end = offset as usize + data.len();
                     if buf.len() < end {
@@ -64,12 +69,20 @@ fn receive(
                     }
                     buf[offset as usize..end].copy_from_slice(&data);
                 }
-                ReceiverEvent::ObjectComplete { session, object, name, size, .. } => {
+                ReceiverEvent::ObjectComplete {
+                    session,
+                    object,
+                    name,
+                    size,
+                    ..
+                } => {
                     let mut data = partial.remove(&(session, object)).unwrap_or_default();
                     data.resize(size as usize, 0);
                     done.push(((session, object), name, data));
                 }
-                ReceiverEvent::ObjectFailed { session, object, .. } => {
+                ReceiverEvent::ObjectFailed {
+                    session, object, ..
+                } => {
                     partial.remove(&(session, object));
                 }
                 ReceiverEvent::ObjectAnnounced { .. } => {}
@@ -98,7 +111,10 @@ fn sessions_and_objects_never_mix() {
     let mut r = Receiver::new(ReceiverConfig::default());
     let mut done = receive(&mut r, mixed);
     done.sort_by_key(|d| d.0);
-    let got: Vec<_> = done.iter().map(|d| (d.0, d.1.as_str(), d.2.clone())).collect();
+    let got: Vec<_> = done
+        .iter()
+        .map(|d| (d.0, d.1.as_str(), d.2.clone()))
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -208,7 +224,15 @@ fn object_and_block_limits_hold() {
     // Symbols for blocks beyond the in-flight limit are deferred, not buffered.
     let symbol = vec![1u8; 1000];
     for sbn in 0..20u8 {
-        let repr = Repr::Data(DataRepr { session: 9, object: 0, fec: FecId::RaptorQ, oti, sbn, esi: 5, symbol: &symbol });
+        let repr = Repr::Data(DataRepr {
+            session: 9,
+            object: 0,
+            fec: FecId::RaptorQ,
+            oti,
+            sbn,
+            esi: 5,
+            symbol: &symbol,
+        });
         let mut buf = vec![0; repr.buffer_len()];
         repr.emit(&mut buf).unwrap();
         r.handle_datagram(now, &buf);
@@ -242,7 +266,11 @@ fn idle_objects_are_abandoned() {
     assert_eq!(r.stats().buffered_bytes, 0);
     assert_eq!(
         r.poll_event(),
-        Some(ReceiverEvent::ObjectFailed { session: SessionId(9), object: ObjectId(0), reason: FailReason::Idle })
+        Some(ReceiverEvent::ObjectFailed {
+            session: SessionId(9),
+            object: ObjectId(0),
+            reason: FailReason::Idle
+        })
     );
 }
 
@@ -250,7 +278,14 @@ fn idle_objects_are_abandoned() {
 fn conflicting_info_is_rejected() {
     let oti = Oti::for_object(1000, 100, 100, 4).unwrap();
     let emit = |name: &str| {
-        let repr = Repr::ObjectInfo(InfoRepr { session: 1, object: 0, fec: FecId::RaptorQ, oti, hash: [1; 32], name });
+        let repr = Repr::ObjectInfo(InfoRepr {
+            session: 1,
+            object: 0,
+            fec: FecId::RaptorQ,
+            oti,
+            hash: [1; 32],
+            name,
+        });
         let mut buf = vec![0; repr.buffer_len()];
         repr.emit(&mut buf).unwrap();
         buf

@@ -59,7 +59,9 @@ fn doc_example(name: &str) -> Vec<u8> {
         .flat_map(|line| {
             // Each line is "OFFSET: hex bytes..."; the offset is not data.
             let bytes = line.split_once(':').map_or(line, |(_, b)| b);
-            bytes.split_whitespace().map(|h| u8::from_str_radix(h, 16).expect("hex byte"))
+            bytes
+                .split_whitespace()
+                .map(|h| u8::from_str_radix(h, 16).expect("hex byte"))
         })
         .collect()
 }
@@ -85,8 +87,16 @@ fn data_example_matches_protocol_md() {
 #[test]
 fn info_example_matches_protocol_md() {
     let bytes = emit(&Repr::ObjectInfo(example_info()));
-    assert_eq!(bytes, doc_example("object_info"), "emitted:\n{}", hexdump(&bytes));
-    assert_eq!(Repr::parse(&bytes).unwrap(), Repr::ObjectInfo(example_info()));
+    assert_eq!(
+        bytes,
+        doc_example("object_info"),
+        "emitted:\n{}",
+        hexdump(&bytes)
+    );
+    assert_eq!(
+        Repr::parse(&bytes).unwrap(),
+        Repr::ObjectInfo(example_info())
+    );
 }
 
 #[test]
@@ -104,7 +114,10 @@ fn constants_table_matches_code() {
         ("MAX_DATAGRAM", wire::MAX_DATAGRAM as u64),
         ("SYMBOL_ALIGNMENT", wire::SYMBOL_ALIGNMENT as u64),
         ("DEFAULT_PORT", groupcast::channel::DEFAULT_PORT as u64),
-        ("MAX_SOURCE_SYMBOLS_PER_BLOCK", groupcast_fec::MAX_SOURCE_SYMBOLS_PER_BLOCK as u64),
+        (
+            "MAX_SOURCE_SYMBOLS_PER_BLOCK",
+            groupcast_fec::MAX_SOURCE_SYMBOLS_PER_BLOCK as u64,
+        ),
         ("MAX_SOURCE_BLOCKS", groupcast_fec::MAX_SOURCE_BLOCKS as u64),
         ("MAX_TRANSFER_LENGTH", groupcast_fec::MAX_TRANSFER_LENGTH),
         ("HASH_UNIT", groupcast::proto::HASH_UNIT),
@@ -114,11 +127,17 @@ fn constants_table_matches_code() {
             .lines()
             .find(|l| l.starts_with(&format!("| `{name}` |")))
             .unwrap_or_else(|| panic!("protocol.md lists no constant {name}"));
-        let cell = row.split('|').nth(2).unwrap().trim().replace([',', '_'], "");
+        let cell = row
+            .split('|')
+            .nth(2)
+            .unwrap()
+            .trim()
+            .replace([',', '_'], "");
         let parsed = if let Some(hex) = cell.strip_prefix("0x") {
             u64::from_str_radix(hex, 16).unwrap()
         } else {
-            cell.parse::<u64>().unwrap_or_else(|_| panic!("{name}: bad value {cell}"))
+            cell.parse::<u64>()
+                .unwrap_or_else(|_| panic!("{name}: bad value {cell}"))
         };
         assert_eq!(parsed, value, "protocol.md value of {name}");
     }
@@ -134,7 +153,10 @@ fn every_single_bit_flip_is_rejected() {
             assert!(Repr::parse(&bad).is_err(), "flip of bit {bit} accepted");
         }
         for len in 0..good.len() {
-            assert!(Repr::parse(&good[..len]).is_err(), "truncation to {len} accepted");
+            assert!(
+                Repr::parse(&good[..len]).is_err(),
+                "truncation to {len} accepted"
+            );
         }
     }
 }
@@ -157,10 +179,19 @@ fn field_validation_names_the_problem() {
         b[at] = v;
         reseal(b)
     };
-    assert_eq!(Repr::parse(&with(&data, 2, 2)), Err(WireError::UnsupportedVersion));
+    assert_eq!(
+        Repr::parse(&with(&data, 2, 2)),
+        Err(WireError::UnsupportedVersion)
+    );
     assert_eq!(Repr::parse(&with(&data, 3, 9)), Err(WireError::UnknownType));
-    assert_eq!(Repr::parse(&with(&data, 4, 1)), Err(WireError::UnsupportedFlags));
-    assert_eq!(Repr::parse(&with(&data, 5, 8)), Err(WireError::UnsupportedFlags));
+    assert_eq!(
+        Repr::parse(&with(&data, 4, 1)),
+        Err(WireError::UnsupportedFlags)
+    );
+    assert_eq!(
+        Repr::parse(&with(&data, 5, 8)),
+        Err(WireError::UnsupportedFlags)
+    );
     assert_eq!(Repr::parse(&with(&data, 7, 1)), Err(WireError::Reserved));
     assert_eq!(Repr::parse(&with(&data, 20, 5)), Err(WireError::UnknownFec));
     assert_eq!(Repr::parse(&with(&data, 21, 1)), Err(WireError::Reserved));
@@ -168,18 +199,33 @@ fn field_validation_names_the_problem() {
     let mut zero_t = data.clone();
     zero_t[30] = 0;
     zero_t[31] = 0;
-    assert!(matches!(Repr::parse(&reseal(zero_t)), Err(WireError::Oti(_))));
-    assert_eq!(Repr::parse(&with(&data, 36, 1)), Err(WireError::SbnOutOfRange));
+    assert!(matches!(
+        Repr::parse(&reseal(zero_t)),
+        Err(WireError::Oti(_))
+    ));
+    assert_eq!(
+        Repr::parse(&with(&data, 36, 1)),
+        Err(WireError::SbnOutOfRange)
+    );
     // No-code has no ESIs beyond K (3 here).
     let mut nocode = with(&data, 20, 0);
     nocode[39] = 3;
     assert_eq!(Repr::parse(&reseal(nocode)), Err(WireError::EsiOutOfRange));
     let mut short_symbol = data.clone();
     short_symbol.remove(41);
-    assert_eq!(Repr::parse(&reseal(short_symbol)), Err(WireError::SymbolLength));
+    assert_eq!(
+        Repr::parse(&reseal(short_symbol)),
+        Err(WireError::SymbolLength)
+    );
     // OBJECT_INFO: name length and encoding.
-    assert_eq!(Repr::parse(&with(&info, 23, 200)), Err(WireError::NameLength));
-    assert_eq!(Repr::parse(&with(&info, 68, 0xff)), Err(WireError::NameEncoding));
+    assert_eq!(
+        Repr::parse(&with(&info, 23, 200)),
+        Err(WireError::NameLength)
+    );
+    assert_eq!(
+        Repr::parse(&with(&info, 68, 0xff)),
+        Err(WireError::NameEncoding)
+    );
     assert_eq!(Repr::parse(&with(&info, 0, b'X')), Err(WireError::BadMagic));
     assert_eq!(Repr::parse(&[0x47, 0x43, 1]), Err(WireError::Truncated));
     let mut huge = vec![0u8; wire::MAX_DATAGRAM + 1];
@@ -188,7 +234,11 @@ fn field_validation_names_the_problem() {
 }
 
 fn arb_oti() -> impl Strategy<Value = Oti> {
-    (0u64..50_000_000, (1u16..=300).prop_map(|t| t * 4), 1u32..3000)
+    (
+        0u64..50_000_000,
+        (1u16..=300).prop_map(|t| t * 4),
+        1u32..3000,
+    )
         .prop_filter_map("valid", |(f, t, k)| Oti::for_object(f, t, k, 4).ok())
         .prop_filter("has blocks", |o| o.source_blocks() > 0)
 }
@@ -245,7 +295,10 @@ fn reseal_if_long(mut b: Vec<u8>) -> Vec<u8> {
 #[ignore = "prints the examples for docs/protocol.md"]
 fn print_examples() {
     println!("data:\n{}", hexdump(&emit(&Repr::Data(example_data()))));
-    println!("info:\n{}", hexdump(&emit(&Repr::ObjectInfo(example_info()))));
+    println!(
+        "info:\n{}",
+        hexdump(&emit(&Repr::ObjectInfo(example_info())))
+    );
     println!("hash: {}", blake3::hash(EXAMPLE_OBJECT));
     println!("oti: {:02x?}", example_oti().to_bytes());
 }
@@ -258,7 +311,11 @@ fn write_fuzz_corpus() {
     use groupcast::{Rounds, Sender, SenderConfig};
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
     let mut packets = Vec::new();
-    for (fec, size) in [(FecId::RaptorQ, 5_000usize), (FecId::NoCode, 2_000), (FecId::RaptorQ, 0)] {
+    for (fec, size) in [
+        (FecId::RaptorQ, 5_000usize),
+        (FecId::NoCode, 2_000),
+        (FecId::RaptorQ, 0),
+    ] {
         let mut s = Sender::new(SenderConfig {
             max_datagram: 200,
             block_symbols: 8,
@@ -269,7 +326,11 @@ fn write_fuzz_corpus() {
             ..SenderConfig::default()
         })
         .unwrap();
-        s.add_object((0..size).map(|i| (i * 31 % 251) as u8).collect::<Vec<u8>>(), "seed.bin").unwrap();
+        s.add_object(
+            (0..size).map(|i| (i * 31 % 251) as u8).collect::<Vec<u8>>(),
+            "seed.bin",
+        )
+        .unwrap();
         let mut buf = vec![0u8; 200];
         let now = std::time::Instant::now();
         let mut transfer = Vec::new();

@@ -9,7 +9,9 @@
 
 use std::collections::HashMap;
 
-use blake3::hazmat::{ChainingValue, HasherExt, Mode, merge_subtrees_non_root, merge_subtrees_root};
+use blake3::hazmat::{
+    ChainingValue, HasherExt, Mode, merge_subtrees_non_root, merge_subtrees_root,
+};
 
 /// Size of one hashed subtree: a power-of-two multiple of BLAKE3's 1 KiB chunk.
 pub const UNIT: u64 = 64 * 1024;

@@ -418,7 +418,10 @@ impl Receiver {
         if let Err(reason) = result {
             self.reject(reason);
         }
-        self.stats.peak_buffered_bytes = self.stats.peak_buffered_bytes.max(self.stats.buffered_bytes);
+        self.stats.peak_buffered_bytes = self
+            .stats
+            .peak_buffered_bytes
+            .max(self.stats.buffered_bytes);
     }
 
     fn reject(&mut self, reason: RejectReason) {
@@ -459,7 +462,10 @@ impl Receiver {
                 stats.symbols_deferred += 1;
                 return Ok(());
             }
-            let block = o.oti.block(d.sbn as u32).expect("SBN validated by the parser");
+            let block = o
+                .oti
+                .block(d.sbn as u32)
+                .expect("SBN validated by the parser");
             let decoder = codec_for(o.fec)
                 .decoder(&o.oti, &block)
                 .map_err(|_| RejectReason::InvalidOti)?;
@@ -488,7 +494,10 @@ impl Receiver {
                 *in_flight -= 1;
                 stats.blocks_decoded += 1;
                 o.decoded_blocks += 1;
-                let block = o.oti.block(d.sbn as u32).expect("SBN validated by the parser");
+                let block = o
+                    .oti
+                    .block(d.sbn as u32)
+                    .expect("SBN validated by the parser");
                 let hb = o.hasher.buffered_bytes() as u64;
                 o.hasher.write(block.offset, &data);
                 let ha = o.hasher.buffered_bytes() as u64;
@@ -557,10 +566,10 @@ impl Receiver {
         let o = self.remove(key).expect("present");
         let info = o.info.expect("checked above");
         self.stats.objects_completed += 1;
-        if self.completed_order.len() >= self.config.completed_history.max(1) {
-            if let Some(old) = self.completed_order.pop_front() {
-                self.completed.remove(&old);
-            }
+        if self.completed_order.len() >= self.config.completed_history.max(1)
+            && let Some(old) = self.completed_order.pop_front()
+        {
+            self.completed.remove(&old);
         }
         self.completed.insert(key);
         self.completed_order.push_back(key);
@@ -597,7 +606,6 @@ impl Receiver {
         }
     }
 }
-
 
 /// Finds or opens the state of an object, enforcing the limits.
 fn object_state<'a>(

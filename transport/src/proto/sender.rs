@@ -77,7 +77,10 @@ impl SenderConfig {
     /// The symbol size T this configuration uses.
     pub fn effective_symbol_size(&self) -> u16 {
         self.symbol_size.unwrap_or_else(|| {
-            let room = self.max_datagram.saturating_sub(DATA_OVERHEAD).min(u16::MAX as usize);
+            let room = self
+                .max_datagram
+                .saturating_sub(DATA_OVERHEAD)
+                .min(u16::MAX as usize);
             let al = SYMBOL_ALIGNMENT as usize;
             (room / al * al) as u16
         })
@@ -91,7 +94,9 @@ pub enum SenderError {
     #[error("max datagram {0} is outside {min}..={MAX_DATAGRAM}", min = DATA_OVERHEAD + 4)]
     MaxDatagram(usize),
     /// The symbol size does not fit a datagram or is not a multiple of the alignment.
-    #[error("symbol size {t} must be a non-zero multiple of {SYMBOL_ALIGNMENT} and at most {max} (max datagram less {DATA_OVERHEAD} bytes of header)")]
+    #[error(
+        "symbol size {t} must be a non-zero multiple of {SYMBOL_ALIGNMENT} and at most {max} (max datagram less {DATA_OVERHEAD} bytes of header)"
+    )]
     SymbolSize {
         /// Symbol size asked for.
         t: u16,
@@ -193,7 +198,7 @@ impl Sender {
         }
         let t = config.effective_symbol_size();
         let max_t = config.max_datagram - DATA_OVERHEAD;
-        if t == 0 || t as usize > max_t || t % SYMBOL_ALIGNMENT as u16 != 0 {
+        if t == 0 || t as usize > max_t || !t.is_multiple_of(SYMBOL_ALIGNMENT as u16) {
             return Err(SenderError::SymbolSize { t, max: max_t });
         }
         if !(0.0..=1000.0).contains(&config.repair_overhead)
@@ -247,7 +252,8 @@ impl Sender {
         name: &str,
     ) -> Result<ObjectId, SenderError> {
         let data = data.into();
-        let max_name = (self.config.max_datagram - INFO_HEADER_LEN - wire::CRC_LEN).min(MAX_NAME_LEN);
+        let max_name =
+            (self.config.max_datagram - INFO_HEADER_LEN - wire::CRC_LEN).min(MAX_NAME_LEN);
         if name.len() > max_name {
             return Err(SenderError::NameTooLong {
                 len: name.len(),
@@ -315,12 +321,10 @@ impl Sender {
     }
 
     fn refill(&mut self, now: Instant) {
-        if let Some(rate) = self.config.rate {
-            if let Some(last) = self.last {
-                let dt = now.saturating_duration_since(last).as_secs_f64();
-                let cap = self.config.burst.max(self.config.max_datagram as u64) as f64;
-                self.tokens = (self.tokens + dt * rate as f64).min(cap);
-            }
+        if let (Some(rate), Some(last)) = (self.config.rate, self.last) {
+            let dt = now.saturating_duration_since(last).as_secs_f64();
+            let cap = self.config.burst.max(self.config.max_datagram as u64) as f64;
+            self.tokens = (self.tokens + dt * rate as f64).min(cap);
         }
         if self.last.is_none_or(|l| now > l) {
             self.last = Some(now);
@@ -406,7 +410,8 @@ impl Sender {
             self.object = 0;
             self.round += 1;
             self.stats.rounds_completed = self.round;
-            self.events.push_back(SenderEvent::RoundComplete { round: self.round });
+            self.events
+                .push_back(SenderEvent::RoundComplete { round: self.round });
             if self.config.rounds == Rounds::Fixed(self.round) {
                 self.finished = true;
                 self.events.push_back(SenderEvent::Finished);
@@ -496,7 +501,8 @@ impl Sender {
                     .encoder(&o.oti, &block, data)
                     .expect("block data matches its OTI")
             });
-            enc.write_symbol(esi, out).expect("ESI and length are in range");
+            enc.write_symbol(esi, out)
+                .expect("ESI and length are in range");
             self.stats.repair_symbols_sent += 1;
         }
         if esi < block.source_symbols && self.round > 0 {

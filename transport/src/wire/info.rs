@@ -59,7 +59,8 @@ impl<'a> InfoRepr<'a> {
         let oti = Oti::parse(&body[field::OTI], u64::MAX)?;
         let mut hash = [0u8; 32];
         hash.copy_from_slice(&body[field::HASH]);
-        let name = std::str::from_utf8(&body[field::NAME..]).map_err(|_| WireError::NameEncoding)?;
+        let name =
+            std::str::from_utf8(&body[field::NAME..]).map_err(|_| WireError::NameEncoding)?;
         Ok(Self {
             session,
             object: read_u32(body, field::OBJECT),

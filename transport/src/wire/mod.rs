@@ -284,4 +284,3 @@ fn read_u32(b: &[u8], r: Range<usize>) -> u32 {
     a.copy_from_slice(&b[r]);
     u32::from_be_bytes(a)
 }
-
