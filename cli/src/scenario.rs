@@ -240,6 +240,8 @@ fn json(args: &SimArgs, o: &Outcome) -> serde_json::Value {
         "transmissions_per_symbol": if r.source_symbols > 0 { r.symbols_sent as f64 / r.source_symbols as f64 } else { 0.0 },
         "packets_sent": r.packets_sent,
         "bytes_sent": r.bytes_sent,
+        "symbols_sent_total": r.symbols_sent_total,
+        "bytes_sent_total": r.bytes_sent_total,
         "bound_bytes": bound,
         "completion_time_max_s": if all_done { r.completion_quantile(1.0) } else { None },
         "completion_time_p50_s": r.completion_quantile(0.5),
@@ -294,7 +296,7 @@ fn summary(args: &SimArgs, o: &Outcome) {
         r.identical_receivers
     );
     println!(
-        "sent {} symbols for {} source symbols ({:.3} transmissions per symbol), {} bytes = {:.3} x the bound size/(1-loss)",
+        "needed {} symbols for {} source symbols ({:.3} transmissions per symbol), {} bytes = {:.3} x the bound size/(1-loss)",
         r.symbols_sent,
         r.source_symbols,
         r.symbols_sent as f64 / r.source_symbols.max(1) as f64,
@@ -364,8 +366,8 @@ pub fn demo(args: &DemoArgs) -> Result<(), String> {
 overhead: received/needed - 1."
     );
     println!(
-        "The sender sent {} bytes in {} packets: {:.3} x the bound size/(1-loss) = {:.0} bytes \
-(the ratio includes {} bytes of header per packet).",
+        "Until the packet that completed the last receiver, the sender sent {} bytes in {} packets: \
+{:.3} x the bound size/(1-loss) = {:.0} bytes (headers of {} bytes per packet included).",
         r.bytes_sent,
         r.packets_sent,
         r.bytes_sent as f64 / bound,

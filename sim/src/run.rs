@@ -103,14 +103,20 @@ pub struct SimReport {
     pub identical_receivers: usize,
     /// Total source symbols over all objects (Σ K).
     pub source_symbols: u64,
-    /// DATA packets sent (source and repair).
+    /// DATA packets (source and repair) the sender had sent when the packet
+    /// that completed the last receiver left it: what the transfer needed. If a
+    /// receiver never completed, everything sent.
     pub symbols_sent: u64,
     /// Of which repair (or replayed) symbols.
     pub repair_symbols: u64,
-    /// Datagrams sent, DATA and OBJECT_INFO.
+    /// Datagrams (DATA and OBJECT_INFO) sent, counted as `symbols_sent`.
     pub packets_sent: u64,
-    /// Bytes of UDP payload sent.
+    /// Bytes of UDP payload sent, counted as `symbols_sent`.
     pub bytes_sent: u64,
+    /// DATA packets sent in all, including those in flight when the run ended.
+    pub symbols_sent_total: u64,
+    /// Bytes sent in all, including those in flight when the run ended.
+    pub bytes_sent_total: u64,
     /// Simulated seconds when the run ended.
     pub sim_time_s: f64,
     /// Events processed.
@@ -144,10 +150,23 @@ impl SimReport {
     }
 }
 
+/// The sender's counters at the moment a packet left it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Sent {
+    packets: u64,
+    symbols: u64,
+    repair: u64,
+    bytes: u64,
+}
+
 #[derive(Debug)]
 enum Event {
     SenderWake,
-    Deliver { rx: u32, packet: Rc<[u8]> },
+    Deliver {
+        rx: u32,
+        packet: Rc<[u8]>,
+        sent: Sent,
+    },
     ReceiverWake { rx: u32 },
 }
 
@@ -183,6 +202,8 @@ struct Node {
     completed_count: usize,
     mismatch: bool,
     done_at: Option<u64>,
+    /// What the sender had sent when the packet that completed this receiver left it.
+    done_sent: Sent,
     wake_at: Option<u64>,
 }
 
@@ -243,6 +264,7 @@ impl Simulation {
                 completed_count: 0,
                 mismatch: false,
                 done_at: if n_obj == 0 { Some(0) } else { None },
+                done_sent: Sent::default(),
                 wake_at: None,
             })
             .collect();
@@ -289,6 +311,13 @@ impl Simulation {
                     sender.handle_timeout(now);
                     while let Some(len) = sender.poll_transmit(now, &mut buf) {
                         let packet: Rc<[u8]> = Rc::from(&buf[..len]);
+                        let st = sender.stats();
+                        let sent = Sent {
+                            packets: st.packets_sent,
+                            symbols: st.source_symbols_sent + st.repair_symbols_sent,
+                            repair: st.repair_symbols_sent,
+                            bytes: st.bytes_sent,
+                        };
                         let depart = match &cfg.bottleneck {
                             Some(b) => match queue.push(b, now_ns, len) {
                                 Some(t) => t,
@@ -311,6 +340,7 @@ impl Simulation {
                                     Event::Deliver {
                                         rx: rx as u32,
                                         packet: packet.clone(),
+                                        sent,
                                     },
                                 );
                             }
@@ -323,13 +353,16 @@ impl Simulation {
                         push(&mut heap, t_ns.max(now_ns + 1), Event::SenderWake);
                     }
                 }
-                Event::Deliver { rx, packet } => {
+                Event::Deliver { rx, packet, sent } => {
                     trace.update(&[1]);
                     trace.update(&now_ns.to_le_bytes());
                     trace.update(&rx.to_le_bytes());
                     let node = &mut nodes[rx as usize];
                     node.receiver.handle_datagram(now, &packet);
                     Self::drain(&self.objects, node, now_ns, &mut done);
+                    if node.done_at == Some(now_ns) && node.done_sent == Sent::default() {
+                        node.done_sent = sent;
+                    }
                     Self::schedule_wake(node, rx, base, &mut heap, &mut push);
                 }
                 Event::ReceiverWake { rx } => {
@@ -368,15 +401,34 @@ impl Simulation {
                 }
             })
             .collect();
+        // If everyone completed, count what had been sent when the last needed
+        // packet left the sender; packets still in flight then were not needed.
+        let total = Sent {
+            packets: stats.packets_sent,
+            symbols: stats.source_symbols_sent + stats.repair_symbols_sent,
+            repair: stats.repair_symbols_sent,
+            bytes: stats.bytes_sent,
+        };
+        let needed = if done == nodes.len() && n_obj > 0 {
+            nodes
+                .iter()
+                .map(|n| n.done_sent)
+                .max_by_key(|s| s.packets)
+                .unwrap_or(total)
+        } else {
+            total
+        };
         Ok(SimReport {
             receivers: cfg.receivers,
             completed_receivers: done,
             identical_receivers: per_receiver.iter().filter(|r| r.identical).count(),
             source_symbols,
-            symbols_sent: stats.source_symbols_sent + stats.repair_symbols_sent,
-            repair_symbols: stats.repair_symbols_sent,
-            packets_sent: stats.packets_sent,
-            bytes_sent: stats.bytes_sent,
+            symbols_sent: needed.symbols,
+            repair_symbols: needed.repair,
+            packets_sent: needed.packets,
+            bytes_sent: needed.bytes,
+            symbols_sent_total: total.symbols,
+            bytes_sent_total: total.bytes,
             sim_time_s: now_ns as f64 / 1e9,
             steps,
             trace_hash: trace.finalize().to_hex().to_string(),

@@ -135,3 +135,32 @@ fn overhead_grows_with_loss() {
     assert!(o10 > 0.111 && o10 < 0.2, "{o10}");
     assert!(o30 > 0.43 && o30 < 0.6, "{o30}");
 }
+
+/// With no loss and no repair, exactly the source symbols are needed, however
+/// many more were on the wire when the last receiver completed.
+#[test]
+fn packets_in_flight_are_not_counted_as_needed() {
+    let mut sim = Simulation::new(SimConfig {
+        receivers: 4,
+        link: LinkConfig {
+            delay: Duration::from_millis(50),
+            ..LinkConfig::default()
+        },
+        sender: SenderConfig {
+            rate: Some(100_000_000),
+            rounds: Rounds::Unlimited,
+            repair_overhead: 0.0,
+            round_repair: 0.1,
+            ..SenderConfig::default()
+        },
+        ..SimConfig::default()
+    })
+    .unwrap();
+    sim.add_object(object(3_000_000, 9), "x");
+    let r = sim.run(|_, _, _| {}).unwrap();
+    assert_eq!(r.completed_receivers, 4);
+    assert_eq!(r.symbols_sent, r.source_symbols);
+    assert_eq!(r.repair_symbols, 0);
+    assert!(r.symbols_sent_total > r.symbols_sent + 1000, "{r:?}");
+    assert!(r.bytes_sent_total > r.bytes_sent);
+}

@@ -69,3 +69,8 @@ pub use proto::{
     FailReason, ObjectId, Receiver, ReceiverConfig, ReceiverEvent, ReceiverStats, RejectReason,
     Rounds, Sender, SenderConfig, SenderError, SenderEvent, SenderStats, SessionId,
 };
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
