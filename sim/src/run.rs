@@ -167,7 +167,9 @@ enum Event {
         packet: Rc<[u8]>,
         sent: Sent,
     },
-    ReceiverWake { rx: u32 },
+    ReceiverWake {
+        rx: u32,
+    },
 }
 
 struct Scheduled {
