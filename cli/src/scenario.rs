@@ -83,6 +83,13 @@ pub struct SimArgs {
     /// FEC scheme.
     #[arg(long, value_enum, default_value = "raptorq")]
     pub fec: Fec,
+    /// A shared bottleneck in front of every receiver, in bits/s (e.g. 50M); its
+    /// FIFO queue drops at the tail.
+    #[arg(long, value_parser = parse_rate)]
+    pub bottleneck: Option<u64>,
+    /// Capacity of the bottleneck's queue, e.g. 64KiB.
+    #[arg(long, default_value = "64KiB", value_parser = parse_size)]
+    pub queue: u64,
     /// Print one JSON object with the results instead of a summary.
     #[arg(long)]
     pub json: bool,
@@ -123,6 +130,8 @@ impl From<&DemoArgs> for SimArgs {
             duplicate: 0.0,
             delay_ms: 10.0,
             fec: Fec::Raptorq,
+            bottleneck: None,
+            queue: 64 * 1024,
             json: false,
         }
     }
@@ -181,6 +190,10 @@ fn run(args: &SimArgs, show_progress: bool) -> Result<Outcome, String> {
             delay: Duration::from_secs_f64(args.delay_ms / 1000.0),
             ..LinkConfig::default()
         },
+        bottleneck: args.bottleneck.map(|b| groupcast_sim::Bottleneck {
+            rate: (b / 8).max(1),
+            queue_bytes: args.queue,
+        }),
         seed: args.seed,
         sender,
         ..SimConfig::default()

@@ -164,3 +164,37 @@ fn packets_in_flight_are_not_counted_as_needed() {
     assert!(r.symbols_sent_total > r.symbols_sent + 1000, "{r:?}");
     assert!(r.bytes_sent_total > r.bytes_sent);
 }
+
+/// A shared bottleneck at half the sending rate drops at the tail of its queue;
+/// the carousel still gets everyone through, no faster than the bottleneck allows.
+#[test]
+fn bottleneck_queue_drops_and_paces_delivery() {
+    let size = 2_000_000usize;
+    let bottleneck_rate = 5_000_000u64;
+    let mut sim = Simulation::new(SimConfig {
+        receivers: 5,
+        bottleneck: Some(groupcast_sim::Bottleneck {
+            rate: bottleneck_rate,
+            queue_bytes: 64 * 1024,
+        }),
+        sender: SenderConfig {
+            rate: Some(2 * bottleneck_rate),
+            rounds: Rounds::Unlimited,
+            repair_overhead: 0.0,
+            round_repair: 0.5,
+            ..SenderConfig::default()
+        },
+        ..SimConfig::default()
+    })
+    .unwrap();
+    sim.add_object(object(size, 11), "b");
+    let r = sim.run(|_, _, _| {}).unwrap();
+    assert_eq!(r.identical_receivers, 5);
+    // About half the packets were dropped at the queue, for everyone alike.
+    assert!(
+        r.symbols_sent as f64 > 1.8 * r.source_symbols as f64,
+        "{r:?}"
+    );
+    let fastest = r.completion_quantile(0.0).unwrap();
+    assert!(fastest >= size as f64 / bottleneck_rate as f64, "{fastest}");
+}

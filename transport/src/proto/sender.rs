@@ -381,12 +381,14 @@ impl Sender {
                 self.window = Some(self.build_window(0));
             }
             let window = self.window.as_mut().expect("just built");
+            if !window.plan.is_empty() && self.since_info >= self.config.info_interval {
+                // Repeat the OBJECT_INFO, but only ahead of more DATA.
+                self.info_pending = true;
+                continue;
+            }
             if let Some((sbn, esi)) = window.plan.pop_front() {
                 let len = self.emit_data(sbn, esi, buf);
                 self.since_info += 1;
-                if self.since_info >= self.config.info_interval {
-                    self.info_pending = true;
-                }
                 return Some(len);
             }
             if !self.advance() {
