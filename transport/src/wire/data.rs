@@ -90,15 +90,16 @@ impl<'a> DataRepr<'a> {
         if buf.len() < len || len > MAX_DATAGRAM {
             return Err(WireError::BufferTooSmall);
         }
-        emit_header(buf, PacketType::Data, self.session);
-        let body = &mut buf[HEADER_LEN..];
-        body[field::OBJECT].copy_from_slice(&self.object.to_be_bytes());
-        body[field::FEC] = self.fec as u8;
-        body[field::RESERVED].fill(0);
-        body[field::OTI].copy_from_slice(&self.oti.to_bytes());
-        body[field::SBN] = self.sbn;
-        body[field::ESI].copy_from_slice(&self.esi.to_be_bytes()[1..]);
-        body[field::SYMBOL..][..self.symbol.len()].copy_from_slice(self.symbol);
+        emit_data_header(
+            buf,
+            self.session,
+            self.object,
+            self.fec,
+            &self.oti,
+            self.sbn,
+            self.esi,
+        );
+        buf[DATA_HEADER_LEN..][..self.symbol.len()].copy_from_slice(self.symbol);
         Ok(emit_crc(buf, DATA_HEADER_LEN + self.symbol.len()))
     }
 }
