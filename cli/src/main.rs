@@ -1,6 +1,7 @@
 //! `groupcast`: the command-line tool. Thin: it parses arguments, calls the
 //! libraries and prints.
 
+mod net;
 mod scenario;
 mod units;
 
@@ -32,6 +33,17 @@ enum Command {
     /// seeded, reproducible loss, reordering, duplication and delay. `--json` prints one JSON
     /// object whose keys are documented in docs/cli.md.
     Sim(scenario::SimArgs),
+    /// Send a file or directory to a channel over IPv6 multicast.
+    ///
+    /// Sends the files (with a manifest of paths, sizes and modes) in carousel rounds: source
+    /// symbols, then fresh RaptorQ repair symbols every round, so receivers repair their own
+    /// losses, and late joiners catch up on later rounds.
+    Send(net::SendArgs),
+    /// Receive the files sent to a channel, verified, into a directory.
+    ///
+    /// Each file is written through a temporary file and renamed into place only after its
+    /// BLAKE3 hash matched. Exits 0 once every file in the manifest is complete.
+    Recv(net::RecvArgs),
     /// Print the IPv6 multicast group of a channel name.
     ///
     /// The group is ff1e::/16 followed by the first 14 bytes of BLAKE3(NAME), the address
@@ -50,6 +62,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => scenario::demo(&args),
         Command::Sim(args) => scenario::sim(&args),
+        Command::Send(args) => net::send(&args),
+        Command::Recv(args) => net::recv(&args),
         Command::Channel { name, verbose } => {
             let ch = groupcast::Channel::new(&name);
             println!("{}", ch.group());

@@ -60,6 +60,7 @@
 //! ```
 
 pub mod channel;
+pub mod io;
 pub mod proto;
 pub mod wire;
 

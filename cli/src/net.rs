@@ -1,0 +1,241 @@
+//! `groupcast send` and `groupcast recv`.
+
+use std::net::Ipv6Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use groupcast::io::NetConfig;
+use groupcast::io::files::{receive_into, send_path};
+use groupcast::{Channel, ReceiverConfig, Rounds, SenderConfig, SessionId};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::units::parse_rate;
+
+/// Flags of `groupcast send`.
+#[derive(Debug, Clone, Args)]
+pub struct SendArgs {
+    /// The file to send, or a directory: every file beneath it is sent, with its relative path.
+    pub path: PathBuf,
+    /// Channel name; its group address is ff1e:: followed by BLAKE3(name) (see `groupcast channel`).
+    #[arg(long)]
+    pub channel: String,
+    /// Network interface to send on, e.g. eth0 (see `ip link`).
+    #[arg(long)]
+    pub interface: String,
+    /// UDP port.
+    #[arg(long, default_value_t = groupcast::channel::DEFAULT_PORT)]
+    pub port: u16,
+    /// Sending rate in bits/s of UDP payload (e.g. 100M, 1G), or `max` for unpaced.
+    #[arg(long, default_value = "100M")]
+    pub rate: String,
+    /// Multicast hop limit: 1 stays on the link; more crosses multicast routers.
+    #[arg(long, default_value_t = 1)]
+    pub hops: u32,
+    /// Rounds of the carousel: the first sends source symbols plus --overhead repair, each
+    /// later one --round-repair fresh repair symbols per block.
+    #[arg(long, default_value_t = 3, conflicts_with = "forever")]
+    pub rounds: u32,
+    /// Loop and repeat until interrupted, for receivers that join late.
+    #[arg(long)]
+    pub forever: bool,
+    /// First-round repair share per block (0.25 = 25% extra symbols).
+    #[arg(long, default_value_t = 0.25)]
+    pub overhead: f64,
+    /// Repair share of each later round.
+    #[arg(long, default_value_t = 0.25)]
+    pub round_repair: f64,
+    /// Do not deliver the sender's packets to receivers on this same host.
+    #[arg(long)]
+    pub no_loop: bool,
+    /// Write one JSON object of statistics to this file at the end.
+    #[arg(long)]
+    pub stats_json: Option<PathBuf>,
+}
+
+/// Flags of `groupcast recv`.
+#[derive(Debug, Clone, Args)]
+pub struct RecvArgs {
+    /// Channel name.
+    #[arg(long)]
+    pub channel: String,
+    /// Network interface to join the channel on.
+    #[arg(long)]
+    pub interface: String,
+    /// Directory to write the received files into (must exist).
+    #[arg(long)]
+    pub output: PathBuf,
+    /// UDP port.
+    #[arg(long, default_value_t = groupcast::channel::DEFAULT_PORT)]
+    pub port: u16,
+    /// Accept packets only from this sender address.
+    #[arg(long)]
+    pub source: Option<Ipv6Addr>,
+    /// Give up after this many seconds (exit non-zero; no partial file is left under its final name).
+    #[arg(long)]
+    pub timeout: Option<f64>,
+    /// Write one JSON object of statistics to this file at the end.
+    #[arg(long)]
+    pub stats_json: Option<PathBuf>,
+}
+
+fn bar(template: &str) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(ProgressStyle::with_template(template).expect("valid template"));
+    bar
+}
+
+fn write_json(path: &Option<PathBuf>, value: serde_json::Value) -> Result<(), String> {
+    if let Some(p) = path {
+        std::fs::write(p, format!("{value}\n"))
+            .map_err(|e| format!("writing --stats-json {}: {e}", p.display()))?;
+    }
+    Ok(())
+}
+
+/// `groupcast send`.
+pub fn send(args: &SendArgs) -> Result<(), String> {
+    let rate = match args.rate.as_str() {
+        "max" => None,
+        r => Some((parse_rate(r)? / 8).max(1)),
+    };
+    if !(0.0..=100.0).contains(&args.overhead) || !(0.0..=100.0).contains(&args.round_repair) {
+        return Err("--overhead and --round-repair must lie between 0 and 100".into());
+    }
+    if args.rounds == 0 {
+        return Err("--rounds must be at least 1".into());
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let config = SenderConfig {
+        session: SessionId::from_seed(nanos ^ u64::from(std::process::id()) << 32),
+        rate,
+        rounds: if args.forever {
+            Rounds::Unlimited
+        } else {
+            Rounds::Fixed(args.rounds)
+        },
+        repair_overhead: args.overhead,
+        round_repair: args.round_repair,
+        ..SenderConfig::default()
+    };
+    let mut net = NetConfig::new(
+        Channel::new(&args.channel).with_port(args.port),
+        &args.interface,
+    );
+    net.hops = args.hops;
+    net.multicast_loop = !args.no_loop;
+    let pb = bar("{spinner} {msg} [{elapsed}]");
+    let (stats, report) = send_path(
+        &net,
+        config,
+        &args.path,
+        |s| {
+            pb.set_message(format!(
+                "round {} · {} packets · {:.1} MB sent",
+                s.rounds_completed + 1,
+                s.packets_sent,
+                s.bytes_sent as f64 / 1e6
+            ));
+            pb.tick();
+        },
+        |_| false,
+    )
+    .map_err(|e| e.to_string())?;
+    pb.finish_and_clear();
+    eprintln!(
+        "sent {} file(s), {} bytes, in {} packets ({} bytes) over {:.2} s",
+        report.files, report.file_bytes, stats.packets_sent, stats.bytes_sent, report.duration_s
+    );
+    write_json(
+        &args.stats_json,
+        serde_json::json!({
+            "bytes_sent": stats.bytes_sent,
+            "packets_sent": stats.packets_sent,
+            "source_symbols_sent": stats.source_symbols_sent,
+            "repair_symbols_sent": stats.repair_symbols_sent,
+            "info_packets_sent": stats.info_packets_sent,
+            "rounds_completed": stats.rounds_completed,
+            "files": report.files,
+            "file_bytes": report.file_bytes,
+            "duration_s": report.duration_s,
+            "goodput_bytes_per_s": report.file_bytes as f64 / report.duration_s.max(1e-9),
+            "send_backoffs": report.driver.send_backoffs,
+        }),
+    )
+}
+
+/// `groupcast recv`.
+pub fn recv(args: &RecvArgs) -> Result<(), String> {
+    if !args.output.is_dir() {
+        return Err(format!(
+            "--output {} is not a directory",
+            args.output.display()
+        ));
+    }
+    let timeout = match args.timeout {
+        Some(t) if !(t > 0.0 && t < 1e9) => {
+            return Err("--timeout must be a positive number of seconds".into());
+        }
+        Some(t) => Some(Duration::from_secs_f64(t)),
+        None => None,
+    };
+    let mut net = NetConfig::new(
+        Channel::new(&args.channel).with_port(args.port),
+        &args.interface,
+    );
+    net.source = args.source;
+    let pb = bar("{spinner} {msg} [{elapsed}]");
+    let result = receive_into(
+        &net,
+        ReceiverConfig::default(),
+        &args.output,
+        timeout,
+        |r, sink| {
+            let s = r.stats();
+            pb.set_message(format!(
+                "{} of {} files · {} packets · {:.1} MB written",
+                sink.completed(),
+                sink.manifest()
+                    .map_or("?".to_string(), |m| m.len().to_string()),
+                s.packets_received,
+                sink.bytes_written as f64 / 1e6
+            ));
+            pb.tick();
+        },
+    );
+    pb.finish_and_clear();
+    let (stats, report, outcome) = result.map_err(|e| e.to_string())?;
+    if outcome.is_ok() {
+        eprintln!(
+            "received {} file(s), {} bytes, verified, in {:.2} s",
+            report.files, report.file_bytes, report.duration_s
+        );
+    }
+    let by_reason: serde_json::Map<String, serde_json::Value> = stats
+        .rejected_by_reason()
+        .map(|(r, n)| (r.name().to_string(), n.into()))
+        .collect();
+    write_json(
+        &args.stats_json,
+        serde_json::json!({
+            "bytes_received": stats.bytes_received,
+            "packets_received": stats.packets_received,
+            "duplicates": stats.duplicates,
+            "packets_rejected": stats.packets_rejected,
+            "rejected_by_reason": by_reason,
+            "symbols_accepted": stats.symbols_accepted,
+            "symbols_deferred": stats.symbols_deferred,
+            "objects_completed": stats.objects_completed,
+            "objects_failed": stats.objects_failed,
+            "peak_buffered_bytes": stats.peak_buffered_bytes,
+            "foreign_source": report.driver.foreign_source,
+            "files": report.files,
+            "file_bytes": report.file_bytes,
+            "duration_s": report.duration_s,
+            "complete": outcome.is_ok(),
+        }),
+    )?;
+    outcome
+}

@@ -1,0 +1,372 @@
+//! Drivers that run the sans-IO core on real IPv6 multicast sockets.
+//!
+//! This is the only part of the crate that touches sockets or reads the clock.
+//! [`McastSocket`] sets up a socket2 UDP socket for a [`Channel`] on a named
+//! interface; [`run_sender`] and [`run_receiver`] are blocking loops, built on
+//! mio, that drive a [`Sender`] or [`Receiver`] over it. [`files`] sends and
+//! receives files and directories on top of them.
+//!
+//! Users who bring their own event loop use [`crate::proto`] directly.
+
+pub mod files;
+
+use std::io::ErrorKind;
+use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::channel::Channel;
+use crate::proto::{Receiver, ReceiverEvent, Sender, SenderStats};
+use crate::wire::MAX_DATAGRAM;
+
+/// Why the network driver failed. Messages name the interface, group or file concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum IoError {
+    /// No interface has this name.
+    #[error("no network interface named '{0}' (see `ip link`)")]
+    UnknownInterface(String),
+    /// The interface exists but cannot carry IPv6 multicast.
+    #[error("interface '{0}' {1}")]
+    NoMulticast(String, &'static str),
+    /// The operating system refused for lack of privilege.
+    #[error("{0}: permission denied (multicast on this interface may need root or CAP_NET_RAW)")]
+    Permission(String),
+    /// Another socket operation failed.
+    #[error("{context}: {source}")]
+    Socket {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A file or directory operation failed.
+    #[error("{path}: {source}")]
+    File {
+        /// The path concerned.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The protocol refused an object or a setting.
+    #[error(transparent)]
+    Sender(#[from] crate::proto::SenderError),
+    /// Something received could not be used (for example an unsafe path in a manifest).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn sock_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> IoError {
+    let context = context.into();
+    move |source| {
+        if source.kind() == ErrorKind::PermissionDenied {
+            IoError::Permission(context)
+        } else {
+            IoError::Socket { context, source }
+        }
+    }
+}
+
+/// Looks up an interface's index, and checks that it is up to IPv6 multicast.
+pub fn interface_index(name: &str) -> Result<u32, IoError> {
+    if name.is_empty() || name.contains('/') || name.contains("..") {
+        return Err(IoError::UnknownInterface(name.to_owned()));
+    }
+    let dir = std::path::Path::new("/sys/class/net").join(name);
+    let index = std::fs::read_to_string(dir.join("ifindex"))
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .ok_or_else(|| IoError::UnknownInterface(name.to_owned()))?;
+    let flags = std::fs::read_to_string(dir.join("flags"))
+        .ok()
+        .and_then(|s| u32::from_str_radix(s.trim().trim_start_matches("0x"), 16).ok())
+        .unwrap_or(0);
+    const IFF_UP: u32 = 0x1;
+    const IFF_MULTICAST: u32 = 0x1000;
+    const IFF_LOOPBACK: u32 = 0x8;
+    if flags & IFF_UP == 0 {
+        return Err(IoError::NoMulticast(name.to_owned(), "is down"));
+    }
+    if flags & (IFF_MULTICAST | IFF_LOOPBACK) == 0 {
+        return Err(IoError::NoMulticast(
+            name.to_owned(),
+            "does not support multicast",
+        ));
+    }
+    if std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6"))
+        .is_ok_and(|s| s.trim() == "1")
+    {
+        return Err(IoError::NoMulticast(name.to_owned(), "has IPv6 disabled"));
+    }
+    Ok(index)
+}
+
+/// Socket settings. Start from [`NetConfig::new`].
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// The channel: group address and port.
+    pub channel: Channel,
+    /// Interface to send on or join on, by name.
+    pub interface: String,
+    /// IPV6_MULTICAST_HOPS. Default 1 (the link); more to cross multicast routers.
+    pub hops: u32,
+    /// IPV6_MULTICAST_LOOP: whether this host's own sockets hear what it sends. Default true.
+    pub multicast_loop: bool,
+    /// Requested socket buffer size in bytes (the kernel may cap it). Default 8 MiB.
+    pub buffer_size: usize,
+    /// Accept datagrams only from this source address (receivers).
+    pub source: Option<Ipv6Addr>,
+}
+
+impl NetConfig {
+    /// Defaults for a channel on an interface.
+    pub fn new(channel: Channel, interface: &str) -> Self {
+        Self {
+            channel,
+            interface: interface.to_owned(),
+            hops: 1,
+            multicast_loop: true,
+            buffer_size: 8 << 20,
+            source: None,
+        }
+    }
+}
+
+/// A UDP socket set up for one channel on one interface. A receiving socket
+/// joins the group, and leaves it when dropped (closing the socket leaves it).
+pub struct McastSocket {
+    socket: UdpSocket,
+    dest: SocketAddr,
+    source: Option<Ipv6Addr>,
+    /// Datagrams dropped because they came from another source than `source`.
+    pub foreign_source: u64,
+}
+
+impl McastSocket {
+    fn base(cfg: &NetConfig) -> Result<(Socket, u32), IoError> {
+        let ifindex = interface_index(&cfg.interface)?;
+        let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))
+            .map_err(sock_err("creating an IPv6 UDP socket"))?;
+        s.set_only_v6(true).map_err(sock_err("IPV6_V6ONLY"))?;
+        s.set_nonblocking(true).map_err(sock_err("O_NONBLOCK"))?;
+        // Best effort: the kernel caps these at net.core.{r,w}mem_max.
+        let _ = s.set_recv_buffer_size(cfg.buffer_size);
+        let _ = s.set_send_buffer_size(cfg.buffer_size);
+        Ok((s, ifindex))
+    }
+
+    /// A socket that sends to the channel's group out of `cfg.interface`.
+    pub fn sender(cfg: &NetConfig) -> Result<Self, IoError> {
+        let (s, ifindex) = Self::base(cfg)?;
+        let group = cfg.channel.group();
+        s.set_multicast_if_v6(ifindex)
+            .map_err(sock_err(format!("IPV6_MULTICAST_IF {}", cfg.interface)))?;
+        s.set_multicast_hops_v6(cfg.hops)
+            .map_err(sock_err("IPV6_MULTICAST_HOPS"))?;
+        s.set_multicast_loop_v6(cfg.multicast_loop)
+            .map_err(sock_err("IPV6_MULTICAST_LOOP"))?;
+        let any = SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0);
+        s.bind(&any.into())
+            .map_err(sock_err("binding the sending socket"))?;
+        Ok(Self {
+            socket: UdpSocket::from_std(s.into()),
+            dest: SocketAddrV6::new(group, cfg.channel.port(), 0, 0).into(),
+            source: None,
+            foreign_source: 0,
+        })
+    }
+
+    /// A socket bound to the channel's group and port, joined on `cfg.interface`.
+    pub fn receiver(cfg: &NetConfig) -> Result<Self, IoError> {
+        let (s, ifindex) = Self::base(cfg)?;
+        let group = cfg.channel.group();
+        s.set_reuse_address(true)
+            .map_err(sock_err("SO_REUSEADDR"))?;
+        // Binding to the group (not ::) keeps other groups on the port out.
+        let addr = SocketAddrV6::new(group, cfg.channel.port(), 0, 0);
+        s.bind(&addr.into()).map_err(sock_err(format!(
+            "binding [{group}]:{}",
+            cfg.channel.port()
+        )))?;
+        s.join_multicast_v6(&group, ifindex)
+            .map_err(sock_err(format!("joining {group} on {}", cfg.interface)))?;
+        Ok(Self {
+            socket: UdpSocket::from_std(s.into()),
+            dest: addr.into(),
+            source: cfg.source,
+            foreign_source: 0,
+        })
+    }
+
+    /// The group address and port this socket sends to or listens on.
+    pub fn group_addr(&self) -> SocketAddr {
+        self.dest
+    }
+}
+
+/// Counters of a driver loop.
+#[derive(Debug, Clone, Default)]
+pub struct DriverStats {
+    /// Times a send met a full socket buffer (EAGAIN/ENOBUFS) and backed off.
+    pub send_backoffs: u64,
+    /// Datagrams dropped for coming from another source than the configured one.
+    pub foreign_source: u64,
+}
+
+const SOCKET: Token = Token(0);
+
+fn poll_for(sock: &mut McastSocket) -> Result<Poll, IoError> {
+    let poll = Poll::new().map_err(sock_err("creating the event loop"))?;
+    poll.registry()
+        .register(
+            &mut sock.socket,
+            SOCKET,
+            Interest::READABLE | Interest::WRITABLE,
+        )
+        .map_err(sock_err("registering the socket"))?;
+    Ok(poll)
+}
+
+/// Sends until the sender finishes or `stop` returns true. `progress` is called
+/// about ten times a second. A datagram that meets a full socket buffer is kept
+/// and retried after a short back-off: never dropped, never spun on.
+pub fn run_sender(
+    sender: &mut Sender,
+    sock: &mut McastSocket,
+    mut progress: impl FnMut(&SenderStats),
+    mut stop: impl FnMut(&SenderStats) -> bool,
+) -> Result<DriverStats, IoError> {
+    let mut poll = poll_for(sock)?;
+    let mut events = Events::with_capacity(16);
+    let mut buf = vec![0u8; sender.config().max_datagram];
+    let mut pending: Option<usize> = None;
+    let mut stats = DriverStats::default();
+    let mut backoff = Duration::from_micros(100);
+    let mut last_progress = Instant::now();
+    loop {
+        let now = Instant::now();
+        if now >= last_progress + Duration::from_millis(100) {
+            progress(sender.stats());
+            last_progress = now;
+        }
+        if stop(sender.stats()) || (pending.is_none() && sender.is_finished()) {
+            break;
+        }
+        sender.handle_timeout(now);
+        let mut blocked = false;
+        // Bounded burst, so progress and `stop` are checked regularly.
+        for _ in 0..256 {
+            if pending.is_none() {
+                pending = sender.poll_transmit(now, &mut buf);
+            }
+            let Some(n) = pending else { break };
+            match sock.socket.send_to(&buf[..n], sock.dest) {
+                Ok(_) => {
+                    pending = None;
+                    backoff = Duration::from_micros(100);
+                }
+                Err(e)
+                    if e.kind() == ErrorKind::WouldBlock
+                        || e.raw_os_error() == Some(105 /* ENOBUFS */) =>
+                {
+                    stats.send_backoffs += 1;
+                    blocked = true;
+                    break;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(sock_err(format!("sending to {}", sock.dest))(e)),
+            }
+        }
+        let wait = if blocked {
+            let w = backoff;
+            backoff = (backoff * 2).min(Duration::from_millis(20));
+            Some(w)
+        } else if pending.is_some() {
+            Some(Duration::ZERO)
+        } else {
+            match sender.poll_timeout() {
+                Some(t) => Some(t.saturating_duration_since(Instant::now())),
+                None if sender.is_finished() => Some(Duration::ZERO),
+                // Unpaced and not finished: the loop above stopped at its burst bound.
+                None => Some(Duration::ZERO),
+            }
+        };
+        let wait = wait.map(|w| w.min(Duration::from_millis(100)));
+        if wait != Some(Duration::ZERO) {
+            poll.poll(&mut events, wait)
+                .map_err(sock_err("waiting for the socket"))?;
+        }
+    }
+    progress(sender.stats());
+    Ok(stats)
+}
+
+/// What ended [`run_receiver`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecvOutcome {
+    /// The event handler asked to stop.
+    Done,
+    /// The deadline passed first.
+    TimedOut,
+}
+
+/// Receives until `on_event` returns `Break` or `deadline` passes. Every event of
+/// the receiver goes to `on_event`, in order.
+pub fn run_receiver(
+    receiver: &mut Receiver,
+    sock: &mut McastSocket,
+    deadline: Option<Instant>,
+    mut on_event: impl FnMut(&Receiver, ReceiverEvent) -> Result<ControlFlow<()>, IoError>,
+) -> Result<(RecvOutcome, DriverStats), IoError> {
+    let mut poll = poll_for(sock)?;
+    let mut events = Events::with_capacity(16);
+    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    let mut stats = DriverStats::default();
+    loop {
+        // Drain the socket: mio is edge-triggered.
+        loop {
+            match sock.socket.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    if let Some(src) = sock.source {
+                        let ok = matches!(from, SocketAddr::V6(a) if *a.ip() == src);
+                        if !ok {
+                            stats.foreign_source += 1;
+                            sock.foreign_source += 1;
+                            continue;
+                        }
+                    }
+                    receiver.handle_datagram(Instant::now(), &buf[..n]);
+                    while let Some(e) = receiver.poll_event() {
+                        if on_event(receiver, e)?.is_break() {
+                            return Ok((RecvOutcome::Done, stats));
+                        }
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(sock_err("receiving")(e)),
+            }
+        }
+        let now = Instant::now();
+        if receiver.poll_timeout().is_some_and(|t| t <= now) {
+            receiver.handle_timeout(now);
+            while let Some(e) = receiver.poll_event() {
+                if on_event(receiver, e)?.is_break() {
+                    return Ok((RecvOutcome::Done, stats));
+                }
+            }
+        }
+        if deadline.is_some_and(|d| now >= d) {
+            return Ok((RecvOutcome::TimedOut, stats));
+        }
+        let mut wait = Duration::from_millis(200);
+        for t in [receiver.poll_timeout(), deadline].into_iter().flatten() {
+            wait = wait.min(t.saturating_duration_since(now));
+        }
+        poll.poll(&mut events, Some(wait))
+            .map_err(sock_err("waiting for the socket"))?;
+    }
+}
