@@ -1,0 +1,607 @@
+//! Real IPv6 multicast between network namespaces, with real `groupcast`
+//! processes.
+//!
+//! Every test builds its own namespaces, veth links and bridges, and deletes
+//! them on exit, even on failure (the `Lab` guard). Nothing is sent on the
+//! host's own interfaces: every process runs inside a namespace made here.
+//!
+//! Needs root, iproute2, nftables and smcroute. Without them the tests skip
+//! with a loud message, unless GROUPCAST_REQUIRE_NETNS=1 (as `.ci/run` sets),
+//! in which case they fail.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Namespace tests share the machine's two cores: run one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const BIN: &str = env!("CARGO_BIN_EXE_groupcast");
+
+fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {cmd}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Returns false (after saying so loudly) if the tests cannot run here.
+fn prerequisites(test: &str) -> bool {
+    let mut missing = Vec::new();
+    if !is_root() {
+        missing.push("root");
+    }
+    for cmd in ["ip", "nft", "smcrouted"] {
+        if !have(cmd) {
+            missing.push(cmd);
+        }
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    let msg = format!(
+        "network namespace test {test} cannot run: missing {} (install iproute2, nftables, smcroute; run as root)",
+        missing.join(", ")
+    );
+    if std::env::var("GROUPCAST_REQUIRE_NETNS").is_ok_and(|v| v == "1") {
+        panic!("{msg}; GROUPCAST_REQUIRE_NETNS=1 forbids skipping");
+    }
+    eprintln!("\n!!!!!!!! SKIPPED: {msg} !!!!!!!!\n");
+    false
+}
+
+fn run(args: &[&str]) {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", args.join(" ")));
+    assert!(
+        out.status.success(),
+        "`{}` failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A set of namespaces and processes, torn down on drop.
+struct Lab {
+    tag: String,
+    namespaces: Vec<String>,
+    children: Vec<(String, Child)>,
+    dir: PathBuf,
+}
+
+impl Lab {
+    fn new(name: &str) -> Self {
+        let tag = format!("gc{}{}", std::process::id() % 100_000, name);
+        let dir = std::env::temp_dir().join(format!("groupcast-{tag}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self {
+            tag,
+            namespaces: Vec::new(),
+            children: Vec::new(),
+            dir,
+        }
+    }
+
+    /// Creates a namespace with loopback up and duplicate address detection off.
+    fn ns(&mut self, name: &str) -> String {
+        let ns = format!("{}-{name}", self.tag);
+        run(&["ip", "netns", "add", &ns]);
+        self.namespaces.push(ns.clone());
+        run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+        for key in ["all", "default"] {
+            run(&[
+                "ip",
+                "netns",
+                "exec",
+                &ns,
+                "sysctl",
+                "-qw",
+                &format!("net.ipv6.conf.{key}.accept_dad=0"),
+            ]);
+        }
+        ns
+    }
+
+    fn exec(&self, ns: &str, args: &[&str]) {
+        let mut full = vec!["ip", "netns", "exec", ns];
+        full.extend_from_slice(args);
+        run(&full);
+    }
+
+    /// A veth pair between two namespaces, both ends up.
+    fn link(&self, a: &str, a_if: &str, b: &str, b_if: &str) {
+        run(&[
+            "ip", "link", "add", a_if, "netns", a, "type", "veth", "peer", "name", b_if, "netns", b,
+        ]);
+        run(&["ip", "-n", a, "link", "set", a_if, "up"]);
+        run(&["ip", "-n", b, "link", "set", b_if, "up"]);
+    }
+
+    /// A bridge in `ns` with multicast snooping off, so it floods the group.
+    fn bridge(&self, ns: &str) {
+        run(&[
+            "ip",
+            "-n",
+            ns,
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+        ]);
+        run(&["ip", "-n", ns, "link", "set", "br0", "up"]);
+    }
+
+    fn attach(&self, ns: &str, port: &str) {
+        run(&["ip", "-n", ns, "link", "set", port, "master", "br0"]);
+    }
+
+    /// Drops `percent`% of the group's UDP packets arriving in `ns` (nftables numgen).
+    fn drop_percent(&self, ns: &str, percent: u32) {
+        if percent == 0 {
+            return;
+        }
+        self.exec(ns, &["nft", "add", "table", "ip6", "gcloss"]);
+        self.exec(
+            ns,
+            &[
+                "nft",
+                "add chain ip6 gcloss input { type filter hook input priority 0; }",
+            ],
+        );
+        self.exec(
+            ns,
+            &["nft", &format!("add rule ip6 gcloss input udp dport 4242 numgen random mod 100 < {percent} counter drop")],
+        );
+    }
+
+    /// Waits until an interface in `ns` has carrier and a multicast route.
+    fn wait_link(&self, ns: &str, ifname: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = Command::new("ip")
+                .args(["-n", ns, "-6", "route", "show", "table", "local"])
+                .output()
+                .unwrap();
+            let link = Command::new("ip")
+                .args(["-n", ns, "link", "show", ifname])
+                .output()
+                .unwrap();
+            let routes = String::from_utf8_lossy(&out.stdout);
+            if String::from_utf8_lossy(&link.stdout).contains("LOWER_UP")
+                && routes.contains(&format!("ff00::/8 dev {ifname}"))
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{ns}/{ifname} did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn spawn(&mut self, label: &str, ns: &str, args: &[&str]) {
+        let log = std::fs::File::create(self.dir.join(format!("{label}.log"))).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.children.push((label.to_owned(), child));
+    }
+
+    fn recv(&mut self, label: &str, ns: &str, channel: &str) -> PathBuf {
+        let out = self.dir.join(format!("out-{label}"));
+        std::fs::create_dir_all(&out).unwrap();
+        let stats = self.dir.join(format!("{label}.json"));
+        self.spawn(
+            label,
+            ns,
+            &[
+                BIN,
+                "recv",
+                "--channel",
+                channel,
+                "--interface",
+                "e0",
+                "--output",
+                out.to_str().unwrap(),
+                "--timeout",
+                "90",
+                "--stats-json",
+                stats.to_str().unwrap(),
+            ],
+        );
+        out
+    }
+
+    fn send(&mut self, ns: &str, path: &Path, channel: &str, hops: &str) {
+        self.spawn(
+            "sender",
+            ns,
+            &[
+                BIN,
+                "send",
+                path.to_str().unwrap(),
+                "--channel",
+                channel,
+                "--interface",
+                "e0",
+                "--rate",
+                "200M",
+                "--forever",
+                "--hops",
+                hops,
+            ],
+        );
+    }
+
+    fn kill(&mut self, label: &str) {
+        let (_, child) = self.children.iter_mut().find(|(l, _)| l == label).unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        self.children.retain(|(l, _)| l != label);
+    }
+
+    fn wait(&mut self, label: &str, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        let i = self.children.iter().position(|(l, _)| l == label).unwrap();
+        loop {
+            if let Some(status) = self.children[i].1.try_wait().unwrap() {
+                self.children.remove(i);
+                return status;
+            }
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.dir.join(format!("{label}.log")))
+                    .unwrap_or_default();
+                panic!("{label} did not finish within {limit:?}; its log:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Packets the loss rule in `ns` has dropped so far.
+    fn dropped(&self, ns: &str) -> u64 {
+        let out = Command::new("ip")
+            .args(["netns", "exec", ns, "nft", "list", "table", "ip6", "gcloss"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut words = text.split_whitespace();
+        while let Some(w) = words.next() {
+            if w == "packets" {
+                return words.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            }
+        }
+        0
+    }
+
+    fn log(&self, label: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{label}.log"))).unwrap_or_default()
+    }
+
+    fn stats(&self, label: &str) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.dir.join(format!("{label}.json"))).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for ns in &self.namespaces {
+            // Kill anything still running inside (smcrouted), then the namespace.
+            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
+                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-9", pid]).status();
+                }
+            }
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("logs kept in {}", self.dir.display());
+        }
+    }
+}
+
+fn random_file(path: &Path, len: usize, seed: u64) {
+    use rand::{Rng, SeedableRng};
+    let mut data = vec![0u8; len];
+    rand_chacha::ChaCha8Rng::seed_from_u64(seed).fill(&mut data[..]);
+    std::fs::write(path, data).unwrap();
+}
+
+/// Asserts that `out` holds exactly the files under `src` (or the file `src`), byte for byte.
+fn assert_identical(src: &Path, out: &Path) {
+    let mut expected = Vec::new();
+    if src.is_file() {
+        expected.push((PathBuf::from(src.file_name().unwrap()), src.to_owned()));
+    } else {
+        let mut stack = vec![src.to_owned()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    expected.push((p.strip_prefix(src).unwrap().to_owned(), p));
+                }
+            }
+        }
+    }
+    for (rel, path) in &expected {
+        let got = std::fs::read(out.join(rel))
+            .unwrap_or_else(|e| panic!("{}: {e}", out.join(rel).display()));
+        let want = std::fs::read(path).unwrap();
+        assert!(got == want, "{} differs from the source", rel.display());
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".groupcast-tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+/// Topology (a): a sender and three receivers on one bridge, dropping 0%, 10%
+/// and 25%. The 25% receiver joins a second late; the 0% one is killed mid
+/// transfer and restarted. Then a directory goes the same way.
+#[test]
+fn bridge_three_receivers_with_loss_late_join_and_restart() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !prerequisites("bridge") {
+        return;
+    }
+    let mut lab = Lab::new("b");
+    let hub = lab.ns("hub");
+    lab.bridge(&hub);
+    let hosts: Vec<String> = ["snd", "rx0", "rx10", "rx25"]
+        .iter()
+        .map(|h| lab.ns(h))
+        .collect();
+    for (i, h) in hosts.iter().enumerate() {
+        lab.link(h, "e0", &hub, &format!("p{i}"));
+        lab.attach(&hub, &format!("p{i}"));
+    }
+    lab.drop_percent(&hosts[2], 10);
+    lab.drop_percent(&hosts[3], 25);
+    for h in &hosts {
+        lab.wait_link(h, "e0");
+    }
+
+    // A 20 MiB random file.
+    let file = lab.dir.join("big.bin");
+    random_file(&file, 20 << 20, 1);
+    let out0 = lab.recv("rx0", &hosts[1].clone(), "gc-test-file");
+    let out10 = lab.recv("rx10", &hosts[2].clone(), "gc-test-file");
+    std::thread::sleep(Duration::from_millis(300));
+    lab.send(&hosts[0].clone(), &file, "gc-test-file", "1");
+    // Kill the lossless receiver mid-transfer; nothing may sit under the final name.
+    std::thread::sleep(Duration::from_millis(400));
+    lab.kill("rx0");
+    assert!(
+        !out0.join("big.bin").exists(),
+        "a killed receiver left a partial file under its final name"
+    );
+    // The 25% receiver joins late.
+    std::thread::sleep(Duration::from_millis(600));
+    let out25 = lab.recv("rx25", &hosts[3].clone(), "gc-test-file");
+    let out0 = lab.recv("rx0-again", &hosts[1].clone(), "gc-test-file");
+    for label in ["rx0-again", "rx10", "rx25"] {
+        let status = lab.wait(label, Duration::from_secs(120));
+        assert!(status.success(), "{label} failed: {}", lab.log(label));
+    }
+    lab.kill("sender");
+    for out in [&out0, &out10, &out25] {
+        assert_identical(&file, out);
+    }
+    assert!(
+        lab.dropped(&hosts[2]) > 500,
+        "the 10% rule dropped too little"
+    );
+    assert!(
+        lab.dropped(&hosts[3]) > 1000,
+        "the 25% rule dropped too little"
+    );
+    let s25 = lab.stats("rx25");
+    assert_eq!(s25["complete"], true);
+    assert_eq!(s25["packets_rejected"], 0);
+    assert!(s25["packets_received"].as_u64().unwrap() > 0);
+
+    // A directory of a few files, sizes and modes included.
+    let tree = lab.dir.join("tree");
+    std::fs::create_dir_all(tree.join("docs/nested")).unwrap();
+    random_file(&tree.join("docs/a.bin"), 300_000, 2);
+    std::fs::write(tree.join("docs/nested/readme.txt"), "hello, multicast\n").unwrap();
+    std::fs::write(tree.join("empty"), "").unwrap();
+    random_file(&tree.join("top.dat"), 5_000_000, 3);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tree.join("empty"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let d10 = lab.recv("dir10", &hosts[2].clone(), "gc-test-dir");
+    let d25 = lab.recv("dir25", &hosts[3].clone(), "gc-test-dir");
+    std::thread::sleep(Duration::from_millis(300));
+    lab.send(&hosts[0].clone(), &tree, "gc-test-dir", "1");
+    for label in ["dir10", "dir25"] {
+        let status = lab.wait(label, Duration::from_secs(120));
+        assert!(status.success(), "{label} failed: {}", lab.log(label));
+    }
+    lab.kill("sender");
+    for out in [&d10, &d25] {
+        assert_identical(&tree, out);
+        let mode = std::fs::metadata(out.join("empty"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}
+
+/// Topology (b): sender → router (smcroute) → bridge → three receivers
+/// dropping 0%, 10% and 25%, with a hop limit above 1.
+#[test]
+fn routed_through_smcroute_with_loss() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !prerequisites("router") {
+        return;
+    }
+    let mut lab = Lab::new("r");
+    let snd = lab.ns("snd");
+    let rtr = lab.ns("rtr");
+    let hub = lab.ns("hub");
+    lab.bridge(&hub);
+    lab.link(&snd, "e0", &rtr, "up0");
+    lab.link(&rtr, "down0", &hub, "pr");
+    lab.attach(&hub, "pr");
+    run(&[
+        "ip",
+        "-n",
+        &snd,
+        "addr",
+        "add",
+        "fd00:1::1/64",
+        "dev",
+        "e0",
+        "nodad",
+    ]);
+    run(&[
+        "ip",
+        "-n",
+        &rtr,
+        "addr",
+        "add",
+        "fd00:1::fe/64",
+        "dev",
+        "up0",
+        "nodad",
+    ]);
+    run(&[
+        "ip",
+        "-n",
+        &rtr,
+        "addr",
+        "add",
+        "fd00:2::fe/64",
+        "dev",
+        "down0",
+        "nodad",
+    ]);
+    lab.exec(&rtr, &["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+    let rx: Vec<String> = ["rx0", "rx10", "rx25"].iter().map(|h| lab.ns(h)).collect();
+    for (i, h) in rx.iter().enumerate() {
+        lab.link(h, "e0", &hub, &format!("p{i}"));
+        lab.attach(&hub, &format!("p{i}"));
+        run(&[
+            "ip",
+            "-n",
+            h,
+            "addr",
+            "add",
+            &format!("fd00:2::{}/64", i + 1),
+            "dev",
+            "e0",
+            "nodad",
+        ]);
+    }
+    lab.drop_percent(&rx[1], 10);
+    lab.drop_percent(&rx[2], 25);
+    lab.wait_link(&snd, "e0");
+    for h in &rx {
+        lab.wait_link(h, "e0");
+    }
+
+    let channel = "gc-test-routed";
+    let group = groupcast::Channel::new(channel).group();
+    let conf = lab.dir.join("smcroute.conf");
+    std::fs::write(
+        &conf,
+        format!("phyint up0 enable\nphyint down0 enable\nmroute from up0 source fd00:1::1 group {group} to down0\n"),
+    )
+    .unwrap();
+    let sock = lab.dir.join("smcroute.sock");
+    let pid = lab.dir.join("smcroute.pid");
+    lab.spawn(
+        "smcrouted",
+        &rtr.clone(),
+        &[
+            "smcrouted",
+            "-n",
+            "-f",
+            conf.to_str().unwrap(),
+            "-u",
+            sock.to_str().unwrap(),
+            "-P",
+            pid.to_str().unwrap(),
+            "-l",
+            "debug",
+        ],
+    );
+    // Wait for the route to be installed in the kernel.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = Command::new("ip")
+            .args(["-n", &rtr, "-6", "mroute", "show"])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout).contains(&group.to_string()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "smcroute installed no route: {}",
+            lab.log("smcrouted")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let file = lab.dir.join("routed.bin");
+    random_file(&file, 20 << 20, 4);
+    let outs: Vec<PathBuf> = rx
+        .clone()
+        .iter()
+        .zip(["r0", "r10", "r25"])
+        .map(|(h, label)| lab.recv(label, h, channel))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    lab.send(&snd.clone(), &file, channel, "4");
+    for label in ["r0", "r10", "r25"] {
+        let status = lab.wait(label, Duration::from_secs(120));
+        assert!(
+            status.success(),
+            "{label} failed: {}\nsender: {}",
+            lab.log(label),
+            lab.log("sender")
+        );
+    }
+    lab.kill("sender");
+    for out in &outs {
+        assert_identical(&file, out);
+    }
+    // The router forwarded, and the receivers behind it lost what they should.
+    assert!(lab.stats("r25")["packets_received"].as_u64().unwrap() > 1000);
+    assert!(lab.dropped(&rx[1]) > 500, "the 10% rule dropped too little");
+    assert!(
+        lab.dropped(&rx[2]) > 1000,
+        "the 25% rule dropped too little"
+    );
+}
