@@ -2,6 +2,7 @@
 
 use std::net::Ipv6Addr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::Args;
@@ -36,7 +37,8 @@ pub struct SendArgs {
     /// later one --round-repair fresh repair symbols per block.
     #[arg(long, default_value_t = 3, conflicts_with = "forever")]
     pub rounds: u32,
-    /// Loop and repeat until interrupted, for receivers that join late.
+    /// Loop and repeat until interrupted (SIGINT or SIGTERM, after which the stats are still
+    /// written), for receivers that join late.
     #[arg(long)]
     pub forever: bool,
     /// First-round repair share per block (0.25 = 25% extra symbols).
@@ -93,8 +95,15 @@ fn write_json(path: &Option<PathBuf>, value: serde_json::Value) -> Result<(), St
     Ok(())
 }
 
+/// Set by SIGINT or SIGTERM: stop sending, then report as usual.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
 /// `groupcast send`.
 pub fn send(args: &SendArgs) -> Result<(), String> {
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, &INTERRUPTED)
+            .map_err(|e| format!("installing a signal handler: {e}"))?;
+    }
     let rate = match args.rate.as_str() {
         "max" => None,
         r => Some((parse_rate(r)? / 8).max(1)),
@@ -140,13 +149,22 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
             ));
             pb.tick();
         },
-        |_| false,
+        |_| INTERRUPTED.load(Ordering::Relaxed),
     )
     .map_err(|e| e.to_string())?;
     pb.finish_and_clear();
     eprintln!(
-        "sent {} file(s), {} bytes, in {} packets ({} bytes) over {:.2} s",
-        report.files, report.file_bytes, stats.packets_sent, stats.bytes_sent, report.duration_s
+        "sent {} file(s), {} bytes, in {} packets ({} bytes) over {:.2} s{}",
+        report.files,
+        report.file_bytes,
+        stats.packets_sent,
+        stats.bytes_sent,
+        report.duration_s,
+        if INTERRUPTED.load(Ordering::Relaxed) {
+            " (interrupted)"
+        } else {
+            ""
+        }
     );
     write_json(
         &args.stats_json,

@@ -231,24 +231,31 @@ impl Lab {
     }
 
     fn send(&mut self, ns: &str, path: &Path, channel: &str, hops: &str) {
-        self.spawn(
-            "sender",
-            ns,
-            &[
-                BIN,
-                "send",
-                path.to_str().unwrap(),
-                "--channel",
-                channel,
-                "--interface",
-                "e0",
-                "--rate",
-                "200M",
-                "--forever",
-                "--hops",
-                hops,
-            ],
-        );
+        let stats = self.dir.join("sender.json");
+        let args = [
+            BIN,
+            "send",
+            path.to_str().unwrap(),
+            "--channel",
+            channel,
+            "--interface",
+            "e0",
+            "--rate",
+            "200M",
+            "--forever",
+            "--hops",
+            hops,
+            "--stats-json",
+            stats.to_str().unwrap(),
+        ];
+        self.spawn("sender", ns, &args);
+    }
+
+    /// Stops a process with SIGTERM and waits for it to exit by itself.
+    fn terminate(&mut self, label: &str) -> ExitStatus {
+        let (_, child) = self.children.iter().find(|(l, _)| l == label).unwrap();
+        run(&["kill", "-TERM", &child.id().to_string()]);
+        self.wait(label, Duration::from_secs(10))
     }
 
     fn kill(&mut self, label: &str) {
@@ -411,7 +418,12 @@ fn bridge_three_receivers_with_loss_late_join_and_restart() {
         let status = lab.wait(label, Duration::from_secs(120));
         assert!(status.success(), "{label} failed: {}", lab.log(label));
     }
-    lab.kill("sender");
+    // Interrupted, the sender still reports.
+    assert!(lab.terminate("sender").success(), "{}", lab.log("sender"));
+    let sent = lab.stats("sender");
+    assert!(sent["bytes_sent"].as_u64().unwrap() > 20 << 20);
+    assert!(sent["repair_symbols_sent"].as_u64().unwrap() > 0);
+    assert_eq!(sent["file_bytes"], 20 << 20);
     for out in [&out0, &out10, &out25] {
         assert_identical(&file, out);
     }

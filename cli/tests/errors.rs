@@ -1,0 +1,109 @@
+//! Bad input gets a clear error that names the problem (no privileges needed).
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_groupcast");
+
+fn fails_with(args: &[&str], needle: &str) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert!(
+        stderr.contains(needle),
+        "{args:?}: expected '{needle}' in: {stderr}"
+    );
+}
+
+#[test]
+fn errors_name_the_problem() {
+    let dir = std::env::temp_dir().join(format!("groupcast-errors-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("f.bin");
+    std::fs::write(&file, b"data").unwrap();
+    let f = file.to_str().unwrap();
+    fails_with(
+        &[
+            "send",
+            "/nonexistent/input",
+            "--channel",
+            "c",
+            "--interface",
+            "lo",
+        ],
+        "/nonexistent/input",
+    );
+    fails_with(
+        &["send", f, "--channel", "c", "--interface", "nosuchif0"],
+        "no network interface named 'nosuchif0'",
+    );
+    fails_with(
+        &[
+            "send",
+            f,
+            "--channel",
+            "c",
+            "--interface",
+            "lo",
+            "--rate",
+            "fast",
+        ],
+        "does not start with a number",
+    );
+    fails_with(
+        &[
+            "recv",
+            "--channel",
+            "c",
+            "--interface",
+            "lo",
+            "--output",
+            "/nonexistent/out",
+        ],
+        "is not a directory",
+    );
+    fails_with(
+        &["recv", "--channel", "c", "--interface", "lo", "--output", f],
+        "is not a directory",
+    );
+    fails_with(
+        &[
+            "recv",
+            "--channel",
+            "c",
+            "--interface",
+            "nosuchif0",
+            "--output",
+            dir.to_str().unwrap(),
+        ],
+        "no network interface named 'nosuchif0'",
+    );
+    fails_with(&["sim", "--loss", "1.5"], "must be at least 0 and below 1");
+    fails_with(&["sim", "--size", "3 furlongs"], "unknown size unit");
+    fails_with(
+        &["sim", "--receivers", "0"],
+        "--receivers must be at least 1",
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn small_demo_succeeds_and_channel_prints_the_librecast_address() {
+    let out = Command::new(BIN)
+        .args(["demo", "--receivers", "3", "--size", "200KiB"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("All 3 receivers hold a byte-identical"));
+    let out = Command::new(BIN)
+        .args(["channel", "example.com"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "ff1e:7492:7756:a0a0:8c17:da48:407c:8adc"
+    );
+}
