@@ -9,6 +9,7 @@
 //! Users who bring their own event loop use [`crate::proto`] directly.
 
 pub mod files;
+mod sys;
 
 use std::io::ErrorKind;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
@@ -64,6 +65,14 @@ fn sock_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> IoErro
     move |source| {
         if source.kind() == ErrorKind::PermissionDenied {
             IoError::Permission(context)
+        } else if source.raw_os_error() == Some(libc::EADDRNOTAVAIL) {
+            IoError::Socket {
+                context: format!(
+                    "{context} (the interface has no usable IPv6 address yet: is it up, and \
+has duplicate address detection finished?)"
+                ),
+                source,
+            }
         } else {
             IoError::Socket { context, source }
         }
@@ -115,9 +124,11 @@ pub struct NetConfig {
     pub hops: u32,
     /// IPV6_MULTICAST_LOOP: whether this host's own sockets hear what it sends. Default true.
     pub multicast_loop: bool,
-    /// Requested socket buffer size in bytes (the kernel may cap it). Default 8 MiB.
+    /// Requested socket buffer size in bytes. Forced where the process may
+    /// (CAP_NET_ADMIN), else capped by `net.core.{r,w}mem_max`. Default 32 MiB.
     pub buffer_size: usize,
-    /// Accept datagrams only from this source address (receivers).
+    /// Receivers: join source-specifically (MCAST_JOIN_SOURCE_GROUP) and accept
+    /// datagrams only from this source address.
     pub source: Option<Ipv6Addr>,
 }
 
@@ -129,7 +140,7 @@ impl NetConfig {
             interface: interface.to_owned(),
             hops: 1,
             multicast_loop: true,
-            buffer_size: 8 << 20,
+            buffer_size: 32 << 20,
             source: None,
         }
     }
@@ -140,6 +151,7 @@ impl NetConfig {
 pub struct McastSocket {
     socket: UdpSocket,
     dest: SocketAddr,
+    dest_v6: SocketAddrV6,
     source: Option<Ipv6Addr>,
     /// Datagrams dropped because they came from another source than `source`.
     pub foreign_source: u64,
@@ -152,9 +164,12 @@ impl McastSocket {
             .map_err(sock_err("creating an IPv6 UDP socket"))?;
         s.set_only_v6(true).map_err(sock_err("IPV6_V6ONLY"))?;
         s.set_nonblocking(true).map_err(sock_err("O_NONBLOCK"))?;
-        // Best effort: the kernel caps these at net.core.{r,w}mem_max.
-        let _ = s.set_recv_buffer_size(cfg.buffer_size);
-        let _ = s.set_send_buffer_size(cfg.buffer_size);
+        // Best effort: forced beyond net.core.{r,w}mem_max where privileged,
+        // else capped by it.
+        if !sys::force_buffers(&s, cfg.buffer_size) {
+            let _ = s.set_recv_buffer_size(cfg.buffer_size);
+            let _ = s.set_send_buffer_size(cfg.buffer_size);
+        }
         Ok((s, ifindex))
     }
 
@@ -171,9 +186,11 @@ impl McastSocket {
         let any = SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0);
         s.bind(&any.into())
             .map_err(sock_err("binding the sending socket"))?;
+        let dest = SocketAddrV6::new(group, cfg.channel.port(), 0, 0);
         Ok(Self {
             socket: UdpSocket::from_std(s.into()),
-            dest: SocketAddrV6::new(group, cfg.channel.port(), 0, 0).into(),
+            dest: dest.into(),
+            dest_v6: dest,
             source: None,
             foreign_source: 0,
         })
@@ -191,11 +208,18 @@ impl McastSocket {
             "binding [{group}]:{}",
             cfg.channel.port()
         )))?;
-        s.join_multicast_v6(&group, ifindex)
-            .map_err(sock_err(format!("joining {group} on {}", cfg.interface)))?;
+        match &cfg.source {
+            Some(src) => sys::join_source_group(&s, ifindex, &group, src).map_err(sock_err(
+                format!("joining ({src}, {group}) on {}", cfg.interface),
+            ))?,
+            None => s
+                .join_multicast_v6(&group, ifindex)
+                .map_err(sock_err(format!("joining {group} on {}", cfg.interface)))?,
+        }
         Ok(Self {
             socket: UdpSocket::from_std(s.into()),
             dest: addr.into(),
+            dest_v6: addr,
             source: cfg.source,
             foreign_source: 0,
         })
@@ -230,9 +254,14 @@ fn poll_for(sock: &mut McastSocket) -> Result<Poll, IoError> {
     Ok(poll)
 }
 
+/// Datagrams handed to the kernel per `sendmmsg` call.
+pub const SEND_BATCH: usize = 32;
+
 /// Sends until the sender finishes or `stop` returns true. `progress` is called
-/// about ten times a second. A datagram that meets a full socket buffer is kept
-/// and retried after a short back-off: never dropped, never spun on.
+/// about ten times a second. Datagrams go out in batches of up to
+/// [`SEND_BATCH`] per `sendmmsg`; those that meet a full socket buffer
+/// (EAGAIN/ENOBUFS) are kept and retried after a short back-off: never dropped,
+/// never spun on.
 pub fn run_sender(
     sender: &mut Sender,
     sock: &mut McastSocket,
@@ -241,8 +270,10 @@ pub fn run_sender(
 ) -> Result<DriverStats, IoError> {
     let mut poll = poll_for(sock)?;
     let mut events = Events::with_capacity(16);
-    let mut buf = vec![0u8; sender.config().max_datagram];
-    let mut pending: Option<usize> = None;
+    let mut bufs = vec![vec![0u8; sender.config().max_datagram]; SEND_BATCH];
+    let mut lens = [0usize; SEND_BATCH];
+    // bufs[first..filled] are built and not yet sent.
+    let (mut first, mut filled) = (0usize, 0usize);
     let mut stats = DriverStats::default();
     let mut backoff = Duration::from_micros(100);
     let mut last_progress = Instant::now();
@@ -252,25 +283,44 @@ pub fn run_sender(
             progress(sender.stats());
             last_progress = now;
         }
-        if stop(sender.stats()) || (pending.is_none() && sender.is_finished()) {
+        if stop(sender.stats()) || (first == filled && sender.is_finished()) {
             break;
         }
         sender.handle_timeout(now);
         let mut blocked = false;
-        // Bounded burst, so progress and `stop` are checked regularly.
-        for _ in 0..256 {
-            if pending.is_none() {
-                pending = sender.poll_transmit(now, &mut buf);
+        // Bounded, so progress and `stop` are checked regularly.
+        for _ in 0..64 {
+            if first == filled {
+                first = 0;
+                filled = 0;
+                while filled < SEND_BATCH {
+                    match sender.poll_transmit(now, &mut bufs[filled]) {
+                        Some(n) => {
+                            lens[filled] = n;
+                            filled += 1;
+                        }
+                        None => break,
+                    }
+                }
+                if filled == 0 {
+                    break;
+                }
             }
-            let Some(n) = pending else { break };
-            match sock.socket.send_to(&buf[..n], sock.dest) {
-                Ok(_) => {
-                    pending = None;
+            let batch: Vec<&[u8]> = (first..filled).map(|i| &bufs[i][..lens[i]]).collect();
+            match sys::send_batch(&sock.socket, &sock.dest_v6, &batch) {
+                Ok(sent) => {
+                    first += sent;
                     backoff = Duration::from_micros(100);
+                    if first < filled {
+                        // The socket buffer filled part way through the batch.
+                        stats.send_backoffs += 1;
+                        blocked = true;
+                        break;
+                    }
                 }
                 Err(e)
                     if e.kind() == ErrorKind::WouldBlock
-                        || e.raw_os_error() == Some(105 /* ENOBUFS */) =>
+                        || e.raw_os_error() == Some(libc::ENOBUFS) =>
                 {
                     stats.send_backoffs += 1;
                     blocked = true;
@@ -283,21 +333,19 @@ pub fn run_sender(
         let wait = if blocked {
             let w = backoff;
             backoff = (backoff * 2).min(Duration::from_millis(20));
-            Some(w)
-        } else if pending.is_some() {
-            Some(Duration::ZERO)
+            w
+        } else if first < filled || sender.is_finished() {
+            Duration::ZERO
         } else {
             match sender.poll_timeout() {
-                Some(t) => Some(t.saturating_duration_since(Instant::now())),
-                None if sender.is_finished() => Some(Duration::ZERO),
-                // Unpaced and not finished: the loop above stopped at its burst bound.
-                None => Some(Duration::ZERO),
+                Some(t) => t.saturating_duration_since(Instant::now()),
+                // Unpaced: the loop above stopped at its bound; go straight on.
+                None => Duration::ZERO,
             }
         };
-        let wait = wait.map(|w| w.min(Duration::from_millis(100)));
-        if wait != Some(Duration::ZERO) {
-            poll.poll(&mut events, wait)
-                .map_err(sock_err("waiting for the socket"))?;
+        let wait = wait.min(Duration::from_millis(100));
+        if !wait.is_zero() {
+            wait_for(&mut poll, &mut events, wait)?;
         }
     }
     progress(sender.stats());
@@ -366,7 +414,15 @@ pub fn run_receiver(
         for t in [receiver.poll_timeout(), deadline].into_iter().flatten() {
             wait = wait.min(t.saturating_duration_since(now));
         }
-        poll.poll(&mut events, Some(wait))
-            .map_err(sock_err("waiting for the socket"))?;
+        wait_for(&mut poll, &mut events, wait)?;
+    }
+}
+
+/// Waits for socket readiness or `wait`; a signal (EINTR) just ends the wait
+/// early, so that the caller can look at its stop flag.
+fn wait_for(poll: &mut Poll, events: &mut Events, wait: Duration) -> Result<(), IoError> {
+    match poll.poll(events, Some(wait)) {
+        Err(e) if e.kind() != ErrorKind::Interrupted => Err(sock_err("waiting for the socket")(e)),
+        _ => Ok(()),
     }
 }

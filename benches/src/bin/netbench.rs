@@ -1,0 +1,300 @@
+//! Network benchmark: groupcast's goodput against raw UDP, measured in one run
+//! over a veth link between two network namespaces that this program creates
+//! (and deletes, even on failure). Needs root and iproute2; nftables for the
+//! loss case.
+//!
+//! ```sh
+//! cargo build --release
+//! cargo run --release -p groupcast-benches --bin netbench
+//! ```
+//!
+//! It runs:
+//! 1. raw UDP: a minimal blaster sends 1232-byte datagrams to the group as fast
+//!    as it can; a minimal sink counts what arrives;
+//! 2. `groupcast send --rate max` of a 256 MiB random file to `groupcast recv`,
+//!    at 0% and 10% random drop (nftables);
+//!
+//! and prints goodput / raw and goodput / (raw × (1 − p)).
+
+use std::net::{Ipv6Addr, SocketAddrV6, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+const GROUP: &str = "ff1e::6263:6e65"; // arbitrary, inside the namespaces only
+const PORT: u16 = 4243;
+const DATAGRAM: usize = 1232;
+
+fn sh(args: &[&str]) {
+    let st = Command::new(args[0])
+        .args(&args[1..])
+        .status()
+        .expect(args[0]);
+    assert!(st.success(), "`{}` failed", args.join(" "));
+}
+
+struct Namespaces(Vec<String>);
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for ns in &self.0 {
+            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
+                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-9", pid]).status();
+                }
+            }
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+fn ifindex(name: &str) -> u32 {
+    std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex"))
+        .expect("interface")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Raw blaster: `netbench blast IFACE BYTES`.
+fn blast(iface: &str, bytes: u64) {
+    let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+    s.set_multicast_if_v6(ifindex(iface)).unwrap();
+    s.set_multicast_hops_v6(1).unwrap();
+    let _ = s.set_send_buffer_size(8 << 20);
+    let sock: UdpSocket = s.into();
+    let dest = SocketAddrV6::new(GROUP.parse().unwrap(), PORT, 0, 0);
+    let buf = [0x5au8; DATAGRAM];
+    let n = bytes / DATAGRAM as u64;
+    for _ in 0..n {
+        // Blocking socket: a full buffer waits rather than drops.
+        if let Err(e) = sock.send_to(&buf, dest) {
+            if e.raw_os_error() == Some(105) {
+                std::thread::sleep(Duration::from_micros(50));
+            } else {
+                panic!("send: {e}");
+            }
+        }
+    }
+}
+
+/// Raw sink: `netbench sink IFACE`; prints "bytes seconds" of what arrived.
+fn sink(iface: &str) {
+    let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+    s.set_reuse_address(true).unwrap();
+    let _ = s.set_recv_buffer_size(8 << 20);
+    let group: Ipv6Addr = GROUP.parse().unwrap();
+    s.bind(&SocketAddrV6::new(group, PORT, 0, 0).into())
+        .unwrap();
+    s.join_multicast_v6(&group, ifindex(iface)).unwrap();
+    let sock: UdpSocket = s.into();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let mut first = None;
+    let mut last = Instant::now();
+    let mut bytes = 0u64;
+    while let Ok(n) = sock.recv(&mut buf) {
+        last = Instant::now();
+        first.get_or_insert(last);
+        bytes += n as u64;
+        sock.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    }
+    let secs = first.map_or(0.0, |f| (last - f).as_secs_f64());
+    println!("{bytes} {secs}");
+}
+
+fn spawn(ns: &str, args: &[&str], log: &Path) -> Child {
+    Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("blast") => return blast(&args[2], args[3].parse().unwrap()),
+        Some("sink") => return sink(&args[2]),
+        _ => {}
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let groupcast = std::env::var("GROUPCAST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target/release/groupcast"));
+    assert!(
+        groupcast.exists(),
+        "build first: cargo build --release ({} missing)",
+        groupcast.display()
+    );
+    let me = std::env::current_exe().unwrap();
+    let size: u64 = std::env::var("NETBENCH_SIZE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(256 << 20);
+
+    let tag = format!("gcbench{}", std::process::id() % 100_000);
+    let (a, b) = (format!("{tag}-a"), format!("{tag}-b"));
+    let guard = Namespaces(vec![a.clone(), b.clone()]);
+    for ns in &guard.0 {
+        sh(&["ip", "netns", "add", ns]);
+        sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.all.accept_dad=0",
+            "net.ipv6.conf.default.accept_dad=0",
+        ]);
+    }
+    sh(&[
+        "ip", "link", "add", "e0", "netns", &a, "type", "veth", "peer", "name", "e0", "netns", &b,
+    ]);
+    sh(&["ip", "-n", &a, "link", "set", "e0", "up"]);
+    sh(&["ip", "-n", &b, "link", "set", "e0", "up"]);
+    std::thread::sleep(Duration::from_secs(1));
+    let dir = std::env::temp_dir().join(&tag);
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // 1. Raw UDP.
+    let me_s = me.to_str().unwrap();
+    let sink_child = spawn(&b, &[me_s, "sink", "e0"], &dir.join("sink.log"));
+    std::thread::sleep(Duration::from_millis(300));
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &a,
+        me_s,
+        "blast",
+        "e0",
+        &size.to_string(),
+    ]);
+    let out = sink_child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text.split_whitespace();
+    let raw_bytes: f64 = it.next().unwrap().parse().unwrap();
+    let raw_secs: f64 = it.next().unwrap().parse().unwrap();
+    let raw = raw_bytes / raw_secs;
+    println!(
+        "raw UDP, {DATAGRAM}-byte datagrams: {:.1} MB/s ({:.0} of {} bytes arrived)",
+        raw / 1e6,
+        raw_bytes,
+        size
+    );
+
+    // 2. groupcast.
+    let file = dir.join("payload.bin");
+    {
+        use rand::{Rng, SeedableRng};
+        let mut data = vec![0u8; size as usize];
+        rand_chacha::ChaCha8Rng::seed_from_u64(7).fill(&mut data[..]);
+        std::fs::write(&file, data).unwrap();
+    }
+    let gc = groupcast.to_str().unwrap();
+    let mut rows = Vec::new();
+    for loss in [0u32, 10] {
+        if loss > 0 {
+            sh(&[
+                "ip", "netns", "exec", &b, "nft", "add", "table", "ip6", "gcbench",
+            ]);
+            sh(&[
+                "ip",
+                "netns",
+                "exec",
+                &b,
+                "nft",
+                "add chain ip6 gcbench input { type filter hook input priority 0; }",
+            ]);
+            sh(&[
+                "ip",
+                "netns",
+                "exec",
+                &b,
+                "nft",
+                &format!(
+                    "add rule ip6 gcbench input udp dport 4242 numgen random mod 100 < {loss} drop"
+                ),
+            ]);
+        }
+        let out = dir.join(format!("out{loss}"));
+        std::fs::create_dir_all(&out).unwrap();
+        let stats = dir.join(format!("recv{loss}.json"));
+        let mut rx = spawn(
+            &b,
+            &[
+                gc,
+                "recv",
+                "--channel",
+                "netbench",
+                "--interface",
+                "e0",
+                "--output",
+                out.to_str().unwrap(),
+                "--timeout",
+                "300",
+                "--stats-json",
+                stats.to_str().unwrap(),
+            ],
+            &dir.join(format!("recv{loss}.log")),
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        let started = Instant::now();
+        let mut tx = spawn(
+            &a,
+            &[
+                gc,
+                "send",
+                file.to_str().unwrap(),
+                "--channel",
+                "netbench",
+                "--interface",
+                "e0",
+                "--rate",
+                "max",
+                "--forever",
+                "--overhead",
+                &format!("{}", 0.05 + loss as f64 / 100.0 * 1.3),
+                "--round-repair",
+                "0.1",
+            ],
+            &dir.join(format!("send{loss}.log")),
+        );
+        let status = rx.wait().unwrap();
+        let secs = started.elapsed().as_secs_f64();
+        let _ = tx.kill();
+        let _ = tx.wait();
+        assert!(
+            status.success(),
+            "receiver failed: {}",
+            std::fs::read_to_string(dir.join(format!("recv{loss}.log"))).unwrap_or_default()
+        );
+        let same = std::fs::read(out.join("payload.bin")).unwrap() == std::fs::read(&file).unwrap();
+        assert!(same, "received file differs");
+        let goodput = size as f64 / secs;
+        rows.push((loss, goodput, secs));
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+    println!();
+    println!("| drop | groupcast goodput | time | goodput / raw | goodput / (raw × (1 − p)) |");
+    println!("|---|---|---|---|---|");
+    for (loss, goodput, secs) in rows {
+        let p = loss as f64 / 100.0;
+        println!(
+            "| {loss}% | {:.1} MB/s | {secs:.2} s | {:.2} | {:.2} |",
+            goodput / 1e6,
+            goodput / raw,
+            goodput / (raw * (1.0 - p))
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    drop(guard);
+}
