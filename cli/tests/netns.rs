@@ -206,27 +206,30 @@ impl Lab {
     }
 
     fn recv(&mut self, label: &str, ns: &str, channel: &str) -> PathBuf {
+        self.recv_with(label, ns, channel, &[])
+    }
+
+    fn recv_with(&mut self, label: &str, ns: &str, channel: &str, extra: &[&str]) -> PathBuf {
         let out = self.dir.join(format!("out-{label}"));
         std::fs::create_dir_all(&out).unwrap();
         let stats = self.dir.join(format!("{label}.json"));
-        self.spawn(
-            label,
-            ns,
-            &[
-                BIN,
-                "recv",
-                "--channel",
-                channel,
-                "--interface",
-                "e0",
-                "--output",
-                out.to_str().unwrap(),
-                "--timeout",
-                "90",
-                "--stats-json",
-                stats.to_str().unwrap(),
-            ],
-        );
+        let mut args = vec![
+            BIN,
+            "recv",
+            "--channel",
+            channel,
+            "--interface",
+            "e0",
+            "--output",
+            out.to_str().unwrap(),
+            "--stats-json",
+            stats.to_str().unwrap(),
+        ];
+        if !extra.contains(&"--timeout") {
+            args.extend_from_slice(&["--timeout", "90"]);
+        }
+        args.extend_from_slice(extra);
+        self.spawn(label, ns, &args);
         out
     }
 
@@ -588,12 +591,12 @@ fn routed_through_smcroute_with_loss() {
 
     let file = lab.dir.join("routed.bin");
     random_file(&file, 20 << 20, 4);
-    let outs: Vec<PathBuf> = rx
-        .clone()
-        .iter()
-        .zip(["r0", "r10", "r25"])
-        .map(|(h, label)| lab.recv(label, h, channel))
-        .collect();
+    // The lossless receiver joins source-specifically (MCAST_JOIN_SOURCE_GROUP).
+    let outs = vec![
+        lab.recv_with("r0", &rx[0].clone(), channel, &["--source", "fd00:1::1"]),
+        lab.recv("r10", &rx[1].clone(), channel),
+        lab.recv("r25", &rx[2].clone(), channel),
+    ];
     std::thread::sleep(Duration::from_millis(300));
     lab.send(&snd.clone(), &file, channel, "4");
     for label in ["r0", "r10", "r25"] {
@@ -605,6 +608,23 @@ fn routed_through_smcroute_with_loss() {
             lab.log("sender")
         );
     }
+    // Joined for another source, a receiver hears nothing of this sender,
+    // and times out with an error and no file.
+    let wrong = lab.recv_with(
+        "wrong-source",
+        &rx[0].clone(),
+        channel,
+        &["--source", "fd00:1::99", "--timeout", "2"],
+    );
+    let status = lab.wait("wrong-source", Duration::from_secs(30));
+    assert!(!status.success(), "a receiver for another source completed");
+    assert!(
+        lab.log("wrong-source").contains("timed out"),
+        "{}",
+        lab.log("wrong-source")
+    );
+    assert_eq!(lab.stats("wrong-source")["packets_received"], 0);
+    assert!(!wrong.join("routed.bin").exists());
     lab.kill("sender");
     for out in &outs {
         assert_identical(&file, out);
