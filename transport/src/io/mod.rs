@@ -257,6 +257,9 @@ fn poll_for(sock: &mut McastSocket) -> Result<Poll, IoError> {
 /// Datagrams handed to the kernel per `sendmmsg` call.
 pub const SEND_BATCH: usize = 32;
 
+/// Datagrams taken from the kernel per `recvmmsg` call.
+pub const RECV_BATCH: usize = 32;
+
 /// Sends until the sender finishes or `stop` returns true. `progress` is called
 /// about ten times a second. Datagrams go out in batches of up to
 /// [`SEND_BATCH`] per `sendmmsg`; those that meet a full socket buffer
@@ -371,25 +374,29 @@ pub fn run_receiver(
 ) -> Result<(RecvOutcome, DriverStats), IoError> {
     let mut poll = poll_for(sock)?;
     let mut events = Events::with_capacity(16);
-    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    // One byte more than the largest datagram, so an oversized one shows as such.
+    let mut bufs = vec![vec![0u8; MAX_DATAGRAM + 1]; RECV_BATCH];
+    let mut lens = [0usize; RECV_BATCH];
+    let mut sources = [None; RECV_BATCH];
     let mut stats = DriverStats::default();
     loop {
-        // Drain the socket: mio is edge-triggered.
+        // Drain the socket (mio is edge-triggered), up to RECV_BATCH datagrams a call.
         loop {
-            match sock.socket.recv_from(&mut buf) {
-                Ok((n, from)) => {
-                    if let Some(src) = sock.source {
-                        let ok = matches!(from, SocketAddr::V6(a) if *a.ip() == src);
-                        if !ok {
+            match sys::recv_batch(&sock.socket, &mut bufs, &mut lens, &mut sources) {
+                Ok(n) => {
+                    for i in 0..n {
+                        if let Some(want) = sock.source
+                            && sources[i] != Some(want)
+                        {
                             stats.foreign_source += 1;
                             sock.foreign_source += 1;
                             continue;
                         }
-                    }
-                    receiver.handle_datagram(Instant::now(), &buf[..n]);
-                    while let Some(e) = receiver.poll_event() {
-                        if on_event(receiver, e)?.is_break() {
-                            return Ok((RecvOutcome::Done, stats));
+                        receiver.handle_datagram(Instant::now(), &bufs[i][..lens[i]]);
+                        while let Some(e) = receiver.poll_event() {
+                            if on_event(receiver, e)?.is_break() {
+                                return Ok((RecvOutcome::Done, stats));
+                            }
                         }
                     }
                 }

@@ -129,3 +129,77 @@ pub fn send_batch(fd: &impl AsRawFd, dest: &SocketAddrV6, bufs: &[&[u8]]) -> io:
         Ok(rc as usize)
     }
 }
+
+/// Receives up to `bufs.len()` datagrams with one `recvmmsg` call, without
+/// blocking. Fills `lens[i]` and `sources[i]` for each datagram received and
+/// returns how many; `WouldBlock` if none was waiting.
+pub fn recv_batch(
+    fd: &impl AsRawFd,
+    bufs: &mut [Vec<u8>],
+    lens: &mut [usize],
+    sources: &mut [Option<Ipv6Addr>],
+) -> io::Result<usize> {
+    let n = bufs.len().min(lens.len()).min(sources.len());
+    if n == 0 {
+        return Ok(0);
+    }
+    // SAFETY: sockaddr_storage is plain old data; all-zero is valid.
+    let mut addrs: Vec<libc::sockaddr_storage> = (0..n).map(|_| unsafe { zeroed() }).collect();
+    let mut iovs: Vec<libc::iovec> = bufs[..n]
+        .iter_mut()
+        .map(|b| libc::iovec {
+            iov_base: b.as_mut_ptr() as *mut libc::c_void,
+            iov_len: b.len(),
+        })
+        .collect();
+    let mut msgs: Vec<libc::mmsghdr> = iovs
+        .iter_mut()
+        .zip(addrs.iter_mut())
+        .map(|(iov, addr)| {
+            // SAFETY: mmsghdr is plain old data; all-zero is valid.
+            let mut m: libc::mmsghdr = unsafe { zeroed() };
+            m.msg_hdr.msg_name = addr as *mut libc::sockaddr_storage as *mut libc::c_void;
+            m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            m.msg_hdr.msg_iov = iov as *mut libc::iovec;
+            m.msg_hdr.msg_iovlen = 1;
+            m
+        })
+        .collect();
+    // SAFETY: every header points at a live iovec over a live, writable buffer
+    // of the stated length, and at a live sockaddr_storage of the stated size;
+    // all outlive the call. MSG_DONTWAIT makes it non-blocking.
+    let rc = unsafe {
+        libc::recvmmsg(
+            fd.as_raw_fd(),
+            msgs.as_mut_ptr(),
+            n as libc::c_uint,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let got = rc as usize;
+    for i in 0..got {
+        // A datagram longer than its buffer is truncated (MSG_TRUNC in msg_flags);
+        // report the buffer's full length so the parser sees it as oversized.
+        let truncated = msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+        lens[i] = if truncated {
+            bufs[i].len()
+        } else {
+            msgs[i].msg_len as usize
+        };
+        sources[i] = if addrs[i].ss_family == libc::AF_INET6 as libc::sa_family_t {
+            // SAFETY: the kernel wrote a sockaddr_in6 here (family AF_INET6);
+            // storage is large and aligned enough.
+            let sin6 = unsafe {
+                &*(&addrs[i] as *const libc::sockaddr_storage as *const libc::sockaddr_in6)
+            };
+            Some(Ipv6Addr::from(sin6.sin6_addr.s6_addr))
+        } else {
+            None
+        };
+    }
+    Ok(got)
+}
