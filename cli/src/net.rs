@@ -47,6 +47,10 @@ pub struct SendArgs {
     /// Repair share of each later round.
     #[arg(long, default_value_t = 0.25)]
     pub round_repair: f64,
+    /// Send from one fixed source address, and print it, so that receivers can
+    /// join source-specifically with `recv --source ADDR`.
+    #[arg(long)]
+    pub source_specific: bool,
     /// Do not deliver the sender's packets to receivers on this same host.
     #[arg(long)]
     pub no_loop: bool,
@@ -135,6 +139,19 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
     );
     net.hops = args.hops;
     net.multicast_loop = !args.no_loop;
+    if args.source_specific {
+        let src = groupcast::io::local_source(&net).map_err(|e| e.to_string())?;
+        if src.is_unicast_link_local() {
+            eprintln!(
+                "source-specific: sending from {src}, a link-local address: receivers on this link can use \
+--source {src}; beyond a router, give {} a global address",
+                args.interface
+            );
+        } else {
+            eprintln!("source-specific: sending from {src}; receivers can use --source {src}");
+        }
+        net.source = Some(src);
+    }
     let pb = bar("{spinner} {msg} [{elapsed}]");
     let (stats, report) = send_path(
         &net,

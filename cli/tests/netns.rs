@@ -234,8 +234,12 @@ impl Lab {
     }
 
     fn send(&mut self, ns: &str, path: &Path, channel: &str, hops: &str) {
+        self.send_with(ns, path, channel, hops, &[]);
+    }
+
+    fn send_with(&mut self, ns: &str, path: &Path, channel: &str, hops: &str, extra: &[&str]) {
         let stats = self.dir.join("sender.json");
-        let args = [
+        let mut args = vec![
             BIN,
             "send",
             path.to_str().unwrap(),
@@ -251,6 +255,7 @@ impl Lab {
             "--stats-json",
             stats.to_str().unwrap(),
         ];
+        args.extend_from_slice(extra);
         self.spawn("sender", ns, &args);
     }
 
@@ -282,6 +287,39 @@ impl Lab {
                 panic!("{label} did not finish within {limit:?}; its log:\n{log}");
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Asserts that `ns` holds no interfaces but `lo` and `allowed`: a process
+    /// there can send nowhere else, so no multicast reaches the host's own
+    /// interfaces. Also asserts that the host's own namespace joined none of the
+    /// test groups.
+    fn assert_contained(&self, ns: &str, allowed: &[&str], groups: &[&str]) {
+        let out = Command::new("ip")
+            .args(["-n", ns, "-o", "link", "show"])
+            .output()
+            .unwrap();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let name = line
+                .split(':')
+                .nth(1)
+                .unwrap_or("")
+                .trim()
+                .split('@')
+                .next()
+                .unwrap_or("");
+            assert!(
+                name == "lo" || allowed.contains(&name),
+                "{ns} has unexpected interface {name}"
+            );
+        }
+        let host = Command::new("ip")
+            .args(["-6", "maddr", "show"])
+            .output()
+            .unwrap();
+        let host = String::from_utf8_lossy(&host.stdout);
+        for g in groups {
+            assert!(!host.contains(g), "the host's own namespace joined {g}");
         }
     }
 
@@ -421,6 +459,8 @@ fn bridge_three_receivers_with_loss_late_join_and_restart() {
         let status = lab.wait(label, Duration::from_secs(120));
         assert!(status.success(), "{label} failed: {}", lab.log(label));
     }
+    let group = groupcast::Channel::new("gc-test-file").group().to_string();
+    lab.assert_contained(&hosts[0], &["e0"], &[&group]);
     // Interrupted, the sender still reports.
     assert!(lab.terminate("sender").success(), "{}", lab.log("sender"));
     let sent = lab.stats("sender");
@@ -598,7 +638,7 @@ fn routed_through_smcroute_with_loss() {
         lab.recv("r25", &rx[2].clone(), channel),
     ];
     std::thread::sleep(Duration::from_millis(300));
-    lab.send(&snd.clone(), &file, channel, "4");
+    lab.send_with(&snd.clone(), &file, channel, "4", &["--source-specific"]);
     for label in ["r0", "r10", "r25"] {
         let status = lab.wait(label, Duration::from_secs(120));
         assert!(
@@ -608,6 +648,12 @@ fn routed_through_smcroute_with_loss() {
             lab.log("sender")
         );
     }
+    lab.assert_contained(&snd, &["e0"], &[&group.to_string()]);
+    assert!(
+        lab.log("sender").contains("sending from fd00:1::1"),
+        "the sender must name its source: {}",
+        lab.log("sender")
+    );
     // Joined for another source, a receiver hears nothing of this sender,
     // and times out with an error and no file.
     let wrong = lab.recv_with(

@@ -128,8 +128,33 @@ pub struct NetConfig {
     /// (CAP_NET_ADMIN), else capped by `net.core.{r,w}mem_max`. Default 32 MiB.
     pub buffer_size: usize,
     /// Receivers: join source-specifically (MCAST_JOIN_SOURCE_GROUP) and accept
-    /// datagrams only from this source address.
+    /// datagrams only from this source address. Senders: send from this address
+    /// (see [`local_source`]).
     pub source: Option<Ipv6Addr>,
+}
+
+/// The source address the kernel would use to send to the channel's group out
+/// of the configured interface: what receivers pass as their source for a
+/// source-specific join.
+pub fn local_source(cfg: &NetConfig) -> Result<Ipv6Addr, IoError> {
+    let ifindex = interface_index(&cfg.interface)?;
+    let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))
+        .map_err(sock_err("creating an IPv6 UDP socket"))?;
+    s.set_multicast_if_v6(ifindex)
+        .map_err(sock_err(format!("IPV6_MULTICAST_IF {}", cfg.interface)))?;
+    let group = SocketAddrV6::new(cfg.channel.group(), cfg.channel.port(), 0, 0);
+    // A UDP connect sends nothing; it only makes the kernel choose a route and source.
+    s.connect(&group.into()).map_err(sock_err(format!(
+        "finding a source address on {}",
+        cfg.interface
+    )))?;
+    let local = s
+        .local_addr()
+        .map_err(sock_err("reading the source address"))?
+        .as_socket_ipv6()
+        .map(|a| *a.ip())
+        .ok_or_else(|| IoError::Invalid("the kernel chose no IPv6 source address".into()))?;
+    Ok(local)
 }
 
 impl NetConfig {
