@@ -266,6 +266,7 @@ pub fn recv(args: &RecvArgs) -> Result<(), String> {
             "objects_failed": stats.objects_failed,
             "peak_buffered_bytes": stats.peak_buffered_bytes,
             "foreign_source": report.driver.foreign_source,
+            "objects_refused": report.objects_refused,
             "files": report.files,
             "file_bytes": report.file_bytes,
             "duration_s": report.duration_s,

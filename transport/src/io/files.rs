@@ -23,6 +23,8 @@ use crate::proto::{ObjectId, ReceiverEvent, SessionId};
 pub const MANIFEST_NAME: &str = ".groupcast-manifest";
 /// Prefix of temporary files in the output directory.
 pub const TEMP_PREFIX: &str = ".groupcast-tmp-";
+/// Largest manifest a receiver buffers; a larger object 0 is refused.
+pub const MAX_MANIFEST_BYTES: usize = 16 << 20;
 
 /// One file of a transfer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,15 +163,23 @@ struct Partial {
 }
 
 /// Writes received objects into a directory. Feed it every [`ReceiverEvent`].
+///
+/// State is kept per session, so a forged packet from another session cannot
+/// capture the sink: the transfer is done when *some* session's manifest and
+/// every file it lists are complete. Hostile content (an oversized or invalid
+/// manifest, an unsafe file name) is refused and counted, never fatal; only
+/// local I/O errors are.
 pub struct FileSink {
     dir: PathBuf,
-    session: Option<SessionId>,
     partial: HashMap<(SessionId, ObjectId), Partial>,
-    manifest: Option<Vec<Entry>>,
-    manifest_buf: HashMap<SessionId, Vec<u8>>,
-    completed: HashSet<String>,
+    manifests: HashMap<SessionId, Vec<Entry>>,
+    manifest_bufs: HashMap<SessionId, Vec<u8>>,
+    completed: HashSet<(SessionId, String)>,
+    done: Option<SessionId>,
     /// Bytes written into files so far.
     pub bytes_written: u64,
+    /// Objects refused for hostile content (bad manifest, unsafe name).
+    pub objects_refused: u64,
 }
 
 impl FileSink {
@@ -183,18 +193,22 @@ impl FileSink {
         let _ = fs::remove_file(&probe);
         Ok(Self {
             dir: dir.to_owned(),
-            session: None,
             partial: HashMap::new(),
-            manifest: None,
-            manifest_buf: HashMap::new(),
+            manifests: HashMap::new(),
+            manifest_bufs: HashMap::new(),
             completed: HashSet::new(),
+            done: None,
             bytes_written: 0,
+            objects_refused: 0,
         })
     }
 
-    /// The manifest, once received.
+    /// The manifest of the session that completed, else of any session heard.
     pub fn manifest(&self) -> Option<&[Entry]> {
-        self.manifest.as_deref()
+        match self.done {
+            Some(s) => self.manifests.get(&s).map(Vec::as_slice),
+            None => self.manifests.values().next().map(Vec::as_slice),
+        }
     }
 
     /// Files completed and renamed into place.
@@ -202,16 +216,18 @@ impl FileSink {
         self.completed.len()
     }
 
-    /// Whether the manifest and every file it lists are complete.
+    /// Whether some session's manifest and every file it lists are complete.
     pub fn is_done(&self) -> bool {
-        self.manifest
-            .as_ref()
-            .is_some_and(|m| m.iter().all(|e| self.completed.contains(&e.path)))
+        self.done.is_some()
     }
 
-    fn accepts(&mut self, session: SessionId) -> bool {
-        // Follow the first session heard; objects of others are ignored.
-        *self.session.get_or_insert(session) == session
+    fn check_done(&mut self, session: SessionId) {
+        if let Some(m) = self.manifests.get(&session)
+            && m.iter()
+                .all(|e| self.completed.contains(&(session, e.path.clone())))
+        {
+            self.done = Some(session);
+        }
     }
 
     fn partial(&mut self, key: (SessionId, ObjectId)) -> Result<&mut Partial, IoError> {
@@ -228,7 +244,14 @@ impl FileSink {
         Ok(self.partial.get_mut(&key).expect("inserted"))
     }
 
-    /// Handles one receiver event.
+    fn refuse(&mut self, key: (SessionId, ObjectId)) {
+        self.objects_refused += 1;
+        if let Some(p) = self.partial.remove(&key) {
+            let _ = fs::remove_file(&p.tmp);
+        }
+    }
+
+    /// Handles one receiver event. Errors are local I/O failures only.
     pub fn handle(&mut self, event: ReceiverEvent) -> Result<(), IoError> {
         match event {
             ReceiverEvent::BlockDecoded {
@@ -237,13 +260,13 @@ impl FileSink {
                 offset,
                 data,
             } => {
-                if !self.accepts(session) {
-                    return Ok(());
-                }
                 if object.0 == 0 {
-                    // The manifest is small (bounded by the receiver's object limit).
-                    let buf = self.manifest_buf.entry(session).or_default();
                     let end = offset as usize + data.len();
+                    if end > MAX_MANIFEST_BYTES {
+                        self.manifest_bufs.remove(&session);
+                        return Ok(());
+                    }
+                    let buf = self.manifest_bufs.entry(session).or_default();
                     if buf.len() < end {
                         buf.resize(end, 0);
                     }
@@ -266,24 +289,30 @@ impl FileSink {
                 name,
                 ..
             } => {
-                if !self.accepts(session) {
-                    return Ok(());
-                }
                 if object.0 == 0 {
-                    let mut buf = self.manifest_buf.remove(&session).unwrap_or_default();
+                    let buf = self.manifest_bufs.remove(&session).unwrap_or_default();
+                    if size as usize > MAX_MANIFEST_BYTES || buf.len() as u64 > size {
+                        self.objects_refused += 1;
+                        return Ok(());
+                    }
+                    let mut buf = buf;
                     buf.resize(size as usize, 0);
-                    self.manifest = Some(decode_manifest(&buf)?);
+                    match decode_manifest(&buf) {
+                        Ok(m) => {
+                            self.manifests.insert(session, m);
+                            self.check_done(session);
+                        }
+                        Err(_) => self.objects_refused += 1,
+                    }
                     return Ok(());
                 }
-                let rel = safe_relative_path(&name)?;
-                let p = match self.partial.remove(&(session, object)) {
-                    Some(p) => p,
-                    None => {
-                        // An empty file decodes no blocks.
-                        self.partial((session, object))?;
-                        self.partial.remove(&(session, object)).expect("just made")
-                    }
+                let Ok(rel) = safe_relative_path(&name) else {
+                    self.refuse((session, object));
+                    return Ok(());
                 };
+                // An empty file decodes no blocks, so may have no temporary file yet.
+                self.partial((session, object))?;
+                let p = self.partial.remove(&(session, object)).expect("just made");
                 p.file.set_len(size).map_err(|source| IoError::File {
                     path: p.tmp.display().to_string(),
                     source,
@@ -300,7 +329,8 @@ impl FileSink {
                     path: dest.display().to_string(),
                     source,
                 })?;
-                self.completed.insert(name);
+                self.completed.insert((session, name));
+                self.check_done(session);
             }
             ReceiverEvent::ObjectFailed {
                 session, object, ..
@@ -308,18 +338,20 @@ impl FileSink {
                 if let Some(p) = self.partial.remove(&(session, object)) {
                     let _ = fs::remove_file(&p.tmp);
                 }
-                self.manifest_buf.remove(&session);
+                if object.0 == 0 {
+                    self.manifest_bufs.remove(&session);
+                }
             }
             ReceiverEvent::ObjectAnnounced { .. } => {}
         }
         Ok(())
     }
 
-    /// Applies the manifest's modes to the completed files.
+    /// Applies the completed session's modes to its files.
     pub fn apply_modes(&self) -> Result<(), IoError> {
-        for e in self.manifest.iter().flatten() {
-            if self.completed.contains(&e.path) {
-                let p = self.dir.join(&e.path);
+        for e in self.manifest().into_iter().flatten() {
+            let p = self.dir.join(&e.path);
+            if p.is_file() {
                 fs::set_permissions(&p, fs::Permissions::from_mode(e.mode)).map_err(|source| {
                     IoError::File {
                         path: p.display().to_string(),
@@ -344,6 +376,62 @@ impl Drop for FileSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn block(session: u64, object: u32, offset: u64, data: &[u8]) -> ReceiverEvent {
+        ReceiverEvent::BlockDecoded {
+            session: SessionId(session),
+            object: ObjectId(object),
+            offset,
+            data: data.to_vec(),
+        }
+    }
+
+    fn complete(session: u64, object: u32, size: u64, name: &str) -> ReceiverEvent {
+        ReceiverEvent::ObjectComplete {
+            session: SessionId(session),
+            object: ObjectId(object),
+            size,
+            hash: [0; 32],
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn forged_sessions_and_hostile_objects_cannot_capture_or_stop_the_sink() {
+        let dir = std::env::temp_dir().join(format!("groupcast-sink-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let mut sink = FileSink::new(&dir).unwrap();
+        // A forger's session arrives first, with an unsafe path and a bad manifest.
+        sink.handle(block(666, 1, 0, b"evil")).unwrap();
+        sink.handle(complete(666, 1, 4, "../escape")).unwrap();
+        sink.handle(block(666, 0, 0, b"not a manifest")).unwrap();
+        sink.handle(complete(666, 0, 14, MANIFEST_NAME)).unwrap();
+        sink.handle(block(666, 0, MAX_MANIFEST_BYTES as u64, b"x"))
+            .unwrap();
+        assert_eq!(sink.objects_refused, 2);
+        assert!(!dir.join("../escape").exists());
+        // The real session still completes.
+        let manifest = encode_manifest(&[Entry {
+            path: "ok.txt".into(),
+            size: 2,
+            mode: 0o644,
+        }]);
+        sink.handle(block(1, 0, 0, &manifest)).unwrap();
+        sink.handle(complete(1, 0, manifest.len() as u64, MANIFEST_NAME))
+            .unwrap();
+        assert!(!sink.is_done());
+        sink.handle(block(1, 1, 0, b"hi")).unwrap();
+        sink.handle(complete(1, 1, 2, "ok.txt")).unwrap();
+        assert!(sink.is_done());
+        assert_eq!(fs::read(dir.join("ok.txt")).unwrap(), b"hi");
+        drop(sink);
+        let left: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("ok.txt")]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn manifest_round_trips_and_refuses_hostile_paths() {
@@ -399,6 +487,8 @@ pub struct TransferReport {
     pub file_bytes: u64,
     /// Driver counters.
     pub driver: super::DriverStats,
+    /// Objects the file sink refused for hostile content.
+    pub objects_refused: u64,
 }
 
 /// Sends `path` (a file, or every file beneath a directory) with a manifest, until
@@ -433,6 +523,7 @@ pub fn send_path(
             files: files.len(),
             file_bytes,
             driver,
+            objects_refused: 0,
         },
     ))
 }
@@ -479,6 +570,7 @@ pub fn receive_into(
         files: sink.completed(),
         file_bytes: sink.bytes_written,
         driver,
+        objects_refused: sink.objects_refused,
     };
     if outcome == super::RecvOutcome::TimedOut {
         let what = match sink.manifest() {
