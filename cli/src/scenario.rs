@@ -236,7 +236,6 @@ fn json(args: &SimArgs, o: &Outcome) -> serde_json::Value {
     let r = &o.report;
     let bound = args.size as f64 / (1.0 - args.loss);
     let all_done = r.completed_receivers == r.receivers;
-    let per: Vec<_> = r.per_receiver.iter().collect();
     serde_json::json!({
         "mode": args.mode.name(),
         "receivers": r.receivers,
@@ -263,7 +262,7 @@ fn json(args: &SimArgs, o: &Outcome) -> serde_json::Value {
         "sim_time_s": r.sim_time_s,
         "wall_time_s": o.wall.as_secs_f64(),
         "trace_hash": r.trace_hash,
-        "peak_receiver_buffer_bytes": per.iter().map(|p| p.peak_buffered_bytes).max().unwrap_or(0),
+        "peak_receiver_buffer_bytes": r.per_receiver.iter().map(|p| p.peak_buffered_bytes).max().unwrap_or(0),
     })
 }
 

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use groupcast::{
-    Receiver, ReceiverConfig, ReceiverEvent, Rounds, Sender, SenderConfig, SenderError,
+    Receiver, ReceiverConfig, ReceiverEvent, Rounds, Sender, SenderConfig, SenderError, SenderStats,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -157,6 +157,17 @@ struct Sent {
     symbols: u64,
     repair: u64,
     bytes: u64,
+}
+
+impl Sent {
+    fn of(st: &SenderStats) -> Self {
+        Self {
+            packets: st.packets_sent,
+            symbols: st.source_symbols_sent + st.repair_symbols_sent,
+            repair: st.repair_symbols_sent,
+            bytes: st.bytes_sent,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -313,13 +324,7 @@ impl Simulation {
                     sender.handle_timeout(now);
                     while let Some(len) = sender.poll_transmit(now, &mut buf) {
                         let packet: Rc<[u8]> = Rc::from(&buf[..len]);
-                        let st = sender.stats();
-                        let sent = Sent {
-                            packets: st.packets_sent,
-                            symbols: st.source_symbols_sent + st.repair_symbols_sent,
-                            repair: st.repair_symbols_sent,
-                            bytes: st.bytes_sent,
-                        };
+                        let sent = Sent::of(sender.stats());
                         let depart = match &cfg.bottleneck {
                             Some(b) => match queue.push(b, now_ns, len) {
                                 Some(t) => t,
@@ -405,12 +410,7 @@ impl Simulation {
             .collect();
         // If everyone completed, count what had been sent when the last needed
         // packet left the sender; packets still in flight then were not needed.
-        let total = Sent {
-            packets: stats.packets_sent,
-            symbols: stats.source_symbols_sent + stats.repair_symbols_sent,
-            repair: stats.repair_symbols_sent,
-            bytes: stats.bytes_sent,
-        };
+        let total = Sent::of(stats);
         let needed = if done == nodes.len() && n_obj > 0 {
             nodes
                 .iter()

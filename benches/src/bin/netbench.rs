@@ -35,6 +35,28 @@ fn sh(args: &[&str]) {
     assert!(st.success(), "`{}` failed", args.join(" "));
 }
 
+/// Runs a command inside a namespace.
+fn sh_in(ns: &str, args: &[&str]) {
+    let mut full = vec!["ip", "netns", "exec", ns];
+    full.extend_from_slice(args);
+    sh(&full);
+}
+
+/// Drops `percent`% of groupcast's UDP packets arriving in `ns` (nftables numgen).
+fn drop_in(ns: &str, percent: u32) {
+    sh_in(ns, &["nft", "add", "table", "ip6", "gcbench"]);
+    sh_in(
+        ns,
+        &[
+            "nft",
+            "add chain ip6 gcbench input { type filter hook input priority 0; }",
+        ],
+    );
+    let rule =
+        format!("add rule ip6 gcbench input udp dport 4242 numgen random mod 100 < {percent} drop");
+    sh_in(ns, &["nft", &rule]);
+}
+
 struct Namespaces(Vec<String>);
 
 impl Drop for Namespaces {
@@ -144,16 +166,15 @@ fn main() {
     for ns in &guard.0 {
         sh(&["ip", "netns", "add", ns]);
         sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-        sh(&[
-            "ip",
-            "netns",
-            "exec",
+        sh_in(
             ns,
-            "sysctl",
-            "-qw",
-            "net.ipv6.conf.all.accept_dad=0",
-            "net.ipv6.conf.default.accept_dad=0",
-        ]);
+            &[
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.all.accept_dad=0",
+                "net.ipv6.conf.default.accept_dad=0",
+            ],
+        );
     }
     sh(&[
         "ip", "link", "add", "e0", "netns", &a, "type", "veth", "peer", "name", "e0", "netns", &b,
@@ -168,16 +189,7 @@ fn main() {
     let me_s = me.to_str().unwrap();
     let sink_child = spawn(&b, &[me_s, "sink", "e0"], &dir.join("sink.log"));
     std::thread::sleep(Duration::from_millis(300));
-    sh(&[
-        "ip",
-        "netns",
-        "exec",
-        &a,
-        me_s,
-        "blast",
-        "e0",
-        &size.to_string(),
-    ]);
+    sh_in(&a, &[me_s, "blast", "e0", &size.to_string()]);
     let out = sink_child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let mut it = text.split_whitespace();
@@ -203,27 +215,7 @@ fn main() {
     let mut rows = Vec::new();
     for loss in [0u32, 10] {
         if loss > 0 {
-            sh(&[
-                "ip", "netns", "exec", &b, "nft", "add", "table", "ip6", "gcbench",
-            ]);
-            sh(&[
-                "ip",
-                "netns",
-                "exec",
-                &b,
-                "nft",
-                "add chain ip6 gcbench input { type filter hook input priority 0; }",
-            ]);
-            sh(&[
-                "ip",
-                "netns",
-                "exec",
-                &b,
-                "nft",
-                &format!(
-                    "add rule ip6 gcbench input udp dport 4242 numgen random mod 100 < {loss} drop"
-                ),
-            ]);
+            drop_in(&b, loss);
         }
         let out = dir.join(format!("out{loss}"));
         std::fs::create_dir_all(&out).unwrap();

@@ -175,11 +175,8 @@ impl NetConfig {
 /// joins the group, and leaves it when dropped (closing the socket leaves it).
 pub struct McastSocket {
     socket: UdpSocket,
-    dest: SocketAddr,
-    dest_v6: SocketAddrV6,
+    dest: SocketAddrV6,
     source: Option<Ipv6Addr>,
-    /// Datagrams dropped because they came from another source than `source`.
-    pub foreign_source: u64,
 }
 
 impl McastSocket {
@@ -214,10 +211,8 @@ impl McastSocket {
         let dest = SocketAddrV6::new(group, cfg.channel.port(), 0, 0);
         Ok(Self {
             socket: UdpSocket::from_std(s.into()),
-            dest: dest.into(),
-            dest_v6: dest,
+            dest,
             source: None,
-            foreign_source: 0,
         })
     }
 
@@ -243,16 +238,14 @@ impl McastSocket {
         }
         Ok(Self {
             socket: UdpSocket::from_std(s.into()),
-            dest: addr.into(),
-            dest_v6: addr,
+            dest: addr,
             source: cfg.source,
-            foreign_source: 0,
         })
     }
 
     /// The group address and port this socket sends to or listens on.
     pub fn group_addr(&self) -> SocketAddr {
-        self.dest
+        self.dest.into()
     }
 }
 
@@ -335,7 +328,7 @@ pub fn run_sender(
                 }
             }
             let batch: Vec<&[u8]> = (first..filled).map(|i| &bufs[i][..lens[i]]).collect();
-            match sys::send_batch(&sock.socket, &sock.dest_v6, &batch) {
+            match sys::send_batch(&sock.socket, &sock.dest, &batch) {
                 Ok(sent) => {
                     first += sent;
                     backoff = Duration::from_micros(100);
@@ -414,7 +407,6 @@ pub fn run_receiver(
                             && sources[i] != Some(want)
                         {
                             stats.foreign_source += 1;
-                            sock.foreign_source += 1;
                             continue;
                         }
                         receiver.handle_datagram(Instant::now(), &bufs[i][..lens[i]]);

@@ -494,7 +494,6 @@ impl Sender {
             let end = (start + t).min(data.len());
             out[..end - start].copy_from_slice(&data[start..end]);
             out[end - start..].fill(0);
-            self.stats.source_symbols_sent += 1;
         } else {
             let window = self.window.as_mut().expect("emitting from a window");
             let slot = &mut window.encoders[(sbn as u32 - window.first) as usize];
@@ -505,11 +504,12 @@ impl Sender {
             });
             enc.write_symbol(esi, out)
                 .expect("ESI and length are in range");
-            self.stats.repair_symbols_sent += 1;
         }
-        if esi < block.source_symbols && self.round > 0 {
-            // A no-code replay: count it as repair, as it repairs loss.
-            self.stats.source_symbols_sent -= 1;
+        // A source symbol sent again in a later round (no-code replay) repairs
+        // loss, so it counts as repair.
+        if esi < block.source_symbols && self.round == 0 {
+            self.stats.source_symbols_sent += 1;
+        } else {
             self.stats.repair_symbols_sent += 1;
         }
         wire::data::finish_data(buf, &o.oti)
