@@ -21,7 +21,7 @@ struct GroupSourceReq {
     gsr_source: libc::sockaddr_storage,
 }
 
-fn storage_v6(addr: &Ipv6Addr) -> libc::sockaddr_storage {
+fn storage_v6(addr: &SocketAddrV6) -> libc::sockaddr_storage {
     // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
     let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
     // SAFETY: sockaddr_storage is larger than and at least as aligned as
@@ -29,8 +29,21 @@ fn storage_v6(addr: &Ipv6Addr) -> libc::sockaddr_storage {
     let sin6 =
         unsafe { &mut *(&mut storage as *mut libc::sockaddr_storage as *mut libc::sockaddr_in6) };
     sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-    sin6.sin6_addr.s6_addr = addr.octets();
+    sin6.sin6_addr.s6_addr = addr.ip().octets();
+    sin6.sin6_port = addr.port().to_be();
+    sin6.sin6_scope_id = addr.scope_id();
     storage
+}
+
+/// A message header for one datagram in `iov`, addressed by `name`.
+fn mmsg(name: &mut libc::sockaddr_storage, namelen: usize, iov: &mut libc::iovec) -> libc::mmsghdr {
+    // SAFETY: mmsghdr is plain old data; all-zero is valid (no control data, no flags).
+    let mut m: libc::mmsghdr = unsafe { zeroed() };
+    m.msg_hdr.msg_name = name as *mut libc::sockaddr_storage as *mut libc::c_void;
+    m.msg_hdr.msg_namelen = namelen as libc::socklen_t;
+    m.msg_hdr.msg_iov = iov as *mut libc::iovec;
+    m.msg_hdr.msg_iovlen = 1;
+    m
 }
 
 fn setsockopt<T>(
@@ -65,8 +78,8 @@ pub fn join_source_group(
 ) -> io::Result<()> {
     let req = GroupSourceReq {
         gsr_interface: ifindex,
-        gsr_group: storage_v6(group),
-        gsr_source: storage_v6(source),
+        gsr_group: storage_v6(&SocketAddrV6::new(*group, 0, 0, 0)),
+        gsr_source: storage_v6(&SocketAddrV6::new(*source, 0, 0, 0)),
     };
     setsockopt(fd, libc::IPPROTO_IPV6, MCAST_JOIN_SOURCE_GROUP, &req)
 }
@@ -85,14 +98,7 @@ pub fn send_batch(fd: &impl AsRawFd, dest: &SocketAddrV6, bufs: &[&[u8]]) -> io:
     if bufs.is_empty() {
         return Ok(0);
     }
-    let mut addr = storage_v6(dest.ip());
-    {
-        // SAFETY: as in `storage_v6`.
-        let sin6 =
-            unsafe { &mut *(&mut addr as *mut libc::sockaddr_storage as *mut libc::sockaddr_in6) };
-        sin6.sin6_port = dest.port().to_be();
-        sin6.sin6_scope_id = dest.scope_id();
-    }
+    let mut addr = storage_v6(dest);
     let mut iovs: Vec<libc::iovec> = bufs
         .iter()
         .map(|b| libc::iovec {
@@ -100,17 +106,10 @@ pub fn send_batch(fd: &impl AsRawFd, dest: &SocketAddrV6, bufs: &[&[u8]]) -> io:
             iov_len: b.len(),
         })
         .collect();
+    let namelen = size_of::<libc::sockaddr_in6>();
     let mut msgs: Vec<libc::mmsghdr> = iovs
         .iter_mut()
-        .map(|iov| {
-            // SAFETY: mmsghdr is plain old data; all-zero is valid (no control data, no flags).
-            let mut m: libc::mmsghdr = unsafe { zeroed() };
-            m.msg_hdr.msg_name = &mut addr as *mut libc::sockaddr_storage as *mut libc::c_void;
-            m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-            m.msg_hdr.msg_iov = iov as *mut libc::iovec;
-            m.msg_hdr.msg_iovlen = 1;
-            m
-        })
+        .map(|iov| mmsg(&mut addr, namelen, iov))
         .collect();
     // SAFETY: `msgs` holds `msgs.len()` initialised headers whose pointers (to
     // `addr`, `iovs` and the caller's buffers) all outlive this call; the kernel
@@ -152,18 +151,11 @@ pub fn recv_batch(
             iov_len: b.len(),
         })
         .collect();
+    let namelen = size_of::<libc::sockaddr_storage>();
     let mut msgs: Vec<libc::mmsghdr> = iovs
         .iter_mut()
         .zip(addrs.iter_mut())
-        .map(|(iov, addr)| {
-            // SAFETY: mmsghdr is plain old data; all-zero is valid.
-            let mut m: libc::mmsghdr = unsafe { zeroed() };
-            m.msg_hdr.msg_name = addr as *mut libc::sockaddr_storage as *mut libc::c_void;
-            m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            m.msg_hdr.msg_iov = iov as *mut libc::iovec;
-            m.msg_hdr.msg_iovlen = 1;
-            m
-        })
+        .map(|(iov, addr)| mmsg(addr, namelen, iov))
         .collect();
     // SAFETY: every header points at a live iovec over a live, writable buffer
     // of the stated length, and at a live sockaddr_storage of the stated size;
