@@ -61,7 +61,6 @@ impl Codec for RaptorQ {
             block: *block,
             seen: HashSet::with_capacity(block.source_symbols as usize + 8),
             pending: Vec::new(),
-            attempts_failed: 0,
             buffered: 0,
             decoded: None,
             done: false,
@@ -113,7 +112,6 @@ struct RaptorQDecoder {
     /// Symbols held back until K are present: raptorq gets them in one batch,
     /// which costs far less than one `decode` call per symbol.
     pending: Vec<EncodingPacket>,
-    attempts_failed: u32,
     buffered: usize,
     decoded: Option<Vec<u8>>,
     done: bool,
@@ -155,12 +153,7 @@ impl BlockDecoder for RaptorQDecoder {
                 self.done = true;
                 Ok(Push::Decoded)
             }
-            None => {
-                if self.seen.len() as u32 >= k {
-                    self.attempts_failed += 1;
-                }
-                Ok(Push::Stored)
-            }
+            None => Ok(Push::Stored),
         }
     }
 
