@@ -155,8 +155,10 @@ pub(crate) fn check_symbol(oti: &Oti, symbol: &[u8]) -> Result<(), FecError> {
     Ok(())
 }
 
-/// Copies source symbol `esi` of `data` into `out`, zero-padding past the end.
-pub(crate) fn copy_source_symbol(data: &[u8], esi: u32, out: &mut [u8]) {
+/// Copies source symbol `esi` of a block's `data` into `out` (T bytes),
+/// zero-padding past the end of the data. With one sub-block (N = 1), as
+/// groupcast uses, source symbols are the block's own bytes.
+pub fn copy_source_symbol(data: &[u8], esi: u32, out: &mut [u8]) {
     let t = out.len();
     let start = (esi as usize * t).min(data.len());
     let end = (start + t).min(data.len());

@@ -46,7 +46,9 @@ mod nocode;
 mod oti;
 mod raptorq_codec;
 
-pub use codec::{BlockDecoder, BlockEncoder, Codec, FecError, FecId, Push, codec_for};
+pub use codec::{
+    BlockDecoder, BlockEncoder, Codec, FecError, FecId, Push, codec_for, copy_source_symbol,
+};
 pub use nocode::NoCode;
 pub use oti::{
     BlockInfo, MAX_ESI, MAX_SOURCE_BLOCKS, MAX_SOURCE_SYMBOLS_PER_BLOCK, MAX_TRANSFER_LENGTH,

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use groupcast_fec::{BlockEncoder, FecId, Oti, OtiError, codec_for};
+use groupcast_fec::{BlockEncoder, FecId, Oti, OtiError, codec_for, copy_source_symbol};
 
 use super::{ObjectId, SessionId};
 use crate::wire::{
@@ -489,11 +489,7 @@ impl Sender {
         let out = &mut buf[sym];
         let data = &o.data[block.range()];
         if esi < block.source_symbols {
-            let t = out.len();
-            let start = (esi as usize * t).min(data.len());
-            let end = (start + t).min(data.len());
-            out[..end - start].copy_from_slice(&data[start..end]);
-            out[end - start..].fill(0);
+            copy_source_symbol(data, esi, out);
         } else {
             let window = self.window.as_mut().expect("emitting from a window");
             let slot = &mut window.encoders[(sbn as u32 - window.first) as usize];
