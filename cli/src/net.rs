@@ -47,6 +47,10 @@ pub struct SendArgs {
     /// Repair share of each later round.
     #[arg(long, default_value_t = 0.25)]
     pub round_repair: f64,
+    /// Worker threads that build RaptorQ encoders ahead of the send loop (0 = build them on
+    /// the sending thread). The packets sent are the same either way.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub encoder_threads: usize,
     /// Send from one fixed source address, and print it, so that receivers can
     /// join source-specifically with `recv --source ADDR`.
     #[arg(long)]
@@ -54,6 +58,10 @@ pub struct SendArgs {
     /// Do not deliver the sender's packets to receivers on this same host.
     #[arg(long)]
     pub no_loop: bool,
+    /// Hand each datagram to the kernel separately, without UDP segmentation offload (GSO).
+    /// GSO changes nothing on the wire and turns itself off where the path cannot segment.
+    #[arg(long)]
+    pub no_gso: bool,
     /// Write one JSON object of statistics to this file at the end.
     #[arg(long)]
     pub stats_json: Option<PathBuf>,
@@ -131,6 +139,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
         },
         repair_overhead: args.overhead,
         round_repair: args.round_repair,
+        encoder_threads: args.encoder_threads.min(64),
         ..SenderConfig::default()
     };
     let mut net = NetConfig::new(
@@ -139,6 +148,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
     );
     net.hops = args.hops;
     net.multicast_loop = !args.no_loop;
+    net.gso = !args.no_gso;
     if args.source_specific {
         let src = groupcast::io::local_source(&net).map_err(|e| e.to_string())?;
         if src.is_unicast_link_local() {
@@ -197,6 +207,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
             "duration_s": report.duration_s,
             "goodput_bytes_per_s": report.file_bytes as f64 / report.duration_s.max(1e-9),
             "send_backoffs": report.driver.send_backoffs,
+            "gso": report.driver.gso,
         }),
     )
 }

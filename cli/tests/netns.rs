@@ -121,12 +121,28 @@ impl Lab {
     }
 
     /// A veth pair between two namespaces, both ends up.
+    ///
+    /// A veth hands a UDP segmentation offload (GSO) send to its peer whole,
+    /// where a real NIC puts each datagram on the wire by itself. With
+    /// `gso_max_segs 1` the kernel segments before transmitting, so each
+    /// datagram crosses the link, and meets the nftables drop rules, on its own.
     fn link(&self, a: &str, a_if: &str, b: &str, b_if: &str) {
         run(&[
             "ip", "link", "add", a_if, "netns", a, "type", "veth", "peer", "name", b_if, "netns", b,
         ]);
-        run(&["ip", "-n", a, "link", "set", a_if, "up"]);
-        run(&["ip", "-n", b, "link", "set", b_if, "up"]);
+        for (ns, ifname) in [(a, a_if), (b, b_if)] {
+            run(&[
+                "ip",
+                "-n",
+                ns,
+                "link",
+                "set",
+                ifname,
+                "gso_max_segs",
+                "1",
+                "up",
+            ]);
+        }
     }
 
     /// A bridge in `ns` with multicast snooping off, so it floods the group.

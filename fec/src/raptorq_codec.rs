@@ -50,18 +50,15 @@ impl Codec for RaptorQ {
     }
 
     fn decoder(&self, oti: &Oti, block: &BlockInfo) -> Result<Box<dyn BlockDecoder>, FecError> {
-        let t = oti.symbol_size() as u64;
         Ok(Box::new(RaptorQDecoder {
-            inner: Some(SourceBlockDecoder::new(
-                block.sbn,
-                &oti.to_raptorq(),
-                block.source_symbols as u64 * t,
-            )),
+            inner: None,
             oti: *oti,
             block: *block,
-            seen: HashSet::with_capacity(block.source_symbols as usize + 8),
-            pending: Vec::new(),
-            buffered: 0,
+            source: Vec::new(),
+            have_source: Vec::new(),
+            source_count: 0,
+            repair: Vec::new(),
+            repair_seen: HashSet::new(),
             decoded: None,
             done: false,
         }))
@@ -104,17 +101,39 @@ impl BlockEncoder for RaptorQEncoder {
 }
 
 struct RaptorQDecoder {
-    /// Dropped as soon as the block decodes, releasing its buffers.
+    /// Created at the first decoding attempt; dropped once the block decodes.
     inner: Option<SourceBlockDecoder>,
     oti: Oti,
     block: BlockInfo,
-    seen: HashSet<u32>,
-    /// Symbols held back until K are present: raptorq gets them in one batch,
-    /// which costs far less than one `decode` call per symbol.
-    pending: Vec<EncodingPacket>,
-    buffered: usize,
+    /// Source symbols go straight to their place in the block (K × T bytes,
+    /// allocated at the first source symbol): when all K arrive, this is the
+    /// decoded block, with no RaptorQ work and no further copy.
+    source: Vec<u8>,
+    have_source: Vec<bool>,
+    source_count: u32,
+    /// Repair symbols, held until a decoding attempt.
+    repair: Vec<EncodingPacket>,
+    repair_seen: HashSet<u32>,
     decoded: Option<Vec<u8>>,
     done: bool,
+}
+
+impl RaptorQDecoder {
+    fn received_count(&self) -> u32 {
+        self.source_count + self.repair_seen.len() as u32
+    }
+
+    fn finish(&mut self, mut data: Vec<u8>) -> Push {
+        data.truncate(self.block.len as usize);
+        self.decoded = Some(data);
+        self.inner = None;
+        self.source = Vec::new();
+        self.have_source = Vec::new();
+        self.repair = Vec::new();
+        self.repair_seen = HashSet::new();
+        self.done = true;
+        Push::Decoded
+    }
 }
 
 impl BlockDecoder for RaptorQDecoder {
@@ -129,32 +148,74 @@ impl BlockDecoder for RaptorQDecoder {
         if self.done {
             return Ok(Push::AlreadyDecoded);
         }
-        let Some(inner) = self.inner.as_mut() else {
-            return Ok(Push::AlreadyDecoded);
-        };
-        if !self.seen.insert(esi) {
-            return Ok(Push::Duplicate);
-        }
-        self.buffered += symbol.len();
         let k = self.block.source_symbols;
-        let packet = EncodingPacket::new(PayloadId::new(self.block.sbn, esi), symbol.to_vec());
-        self.pending.push(packet);
-        if (self.seen.len() as u32) < k {
+        let t = symbol.len();
+        let packet = if esi < k {
+            if self.have_source.is_empty() {
+                self.have_source = vec![false; k as usize];
+                self.source = vec![0; k as usize * t];
+            }
+            if std::mem::replace(&mut self.have_source[esi as usize], true) {
+                return Ok(Push::Duplicate);
+            }
+            let at = esi as usize * t;
+            self.source[at..at + t].copy_from_slice(symbol);
+            self.source_count += 1;
+            if self.source_count == k {
+                let data = std::mem::take(&mut self.source);
+                return Ok(self.finish(data));
+            }
+            // Only needed once a decoder exists (after a failed attempt).
+            self.inner
+                .is_some()
+                .then(|| EncodingPacket::new(PayloadId::new(self.block.sbn, esi), symbol.to_vec()))
+        } else {
+            if !self.repair_seen.insert(esi) {
+                return Ok(Push::Duplicate);
+            }
+            let packet = EncodingPacket::new(PayloadId::new(self.block.sbn, esi), symbol.to_vec());
+            if self.inner.is_none() {
+                self.repair.push(packet);
+                None
+            } else {
+                Some(packet)
+            }
+        };
+        if self.received_count() < k {
             return Ok(Push::Stored);
         }
-        match inner.decode(self.pending.drain(..)) {
-            Some(mut data) => {
-                data.truncate(self.block.len as usize);
-                self.decoded = Some(data);
-                self.inner = None;
-                self.seen = HashSet::new();
-                self.pending = Vec::new();
-                self.buffered = 0;
-                self.done = true;
-                Ok(Push::Decoded)
+        let result = match (self.inner.as_mut(), packet) {
+            // A decoder from an earlier, failed attempt takes just the new symbol.
+            (Some(inner), Some(packet)) => inner.decode([packet]),
+            (Some(_), None) => None,
+            (None, _) => {
+                // First attempt: every symbol so far, in one batch.
+                let t64 = t as u64;
+                let mut inner =
+                    SourceBlockDecoder::new(self.block.sbn, &self.oti.to_raptorq(), k as u64 * t64);
+                let sbn = self.block.sbn;
+                let sources = self
+                    .have_source
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, have)| **have)
+                    .map(|(i, _)| {
+                        EncodingPacket::new(
+                            PayloadId::new(sbn, i as u32),
+                            self.source[i * t..(i + 1) * t].to_vec(),
+                        )
+                    })
+                    .collect::<Vec<_>>();
+                let packets = sources.into_iter().chain(self.repair.drain(..));
+                let r = inner.decode(packets);
+                self.inner = Some(inner);
+                r
             }
-            None => Ok(Push::Stored),
-        }
+        };
+        Ok(match result {
+            Some(data) => self.finish(data),
+            None => Push::Stored,
+        })
     }
 
     fn needed(&self) -> u32 {
@@ -162,16 +223,17 @@ impl BlockDecoder for RaptorQDecoder {
             return 0;
         }
         let k = self.block.source_symbols;
-        let got = self.seen.len() as u32;
+        let got = self.received_count();
         if got < k { k - got } else { 1 }
     }
 
     fn received(&self) -> u32 {
-        self.seen.len() as u32
+        self.received_count()
     }
 
     fn buffered_bytes(&self) -> usize {
-        self.buffered + self.decoded.as_ref().map_or(0, Vec::len)
+        let t = self.oti.symbol_size() as usize;
+        self.source.len() + self.repair.len() * t + self.decoded.as_ref().map_or(0, Vec::len)
     }
 
     fn is_decoded(&self) -> bool {

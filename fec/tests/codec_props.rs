@@ -153,3 +153,71 @@ fn repair_symbols_are_fresh_up_to_the_esi_limit() {
     assert_eq!(dec.take_decoded().unwrap(), data);
     assert!(enc.write_symbol(top + 1, &mut sym).is_err());
 }
+
+/// The systematic path: the K source symbols alone, in any order, give the
+/// block back on the K-th, with duplicates refused and the block's source
+/// buffer counted while it fills.
+#[test]
+fn raptorq_source_symbols_alone_decode_without_repair() {
+    let len = 50_000;
+    let data = object(len, 3);
+    let oti = Oti::for_object(len as u64, 400, 64, 4).unwrap();
+    let codec = codec_for(FecId::RaptorQ);
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let mut out = Vec::new();
+    for block in oti.blocks() {
+        let k = block.source_symbols;
+        let mut enc = codec.encoder(&oti, &block, &data[block.range()]).unwrap();
+        let mut dec = codec.decoder(&oti, &block).unwrap();
+        let mut esis: Vec<u32> = (0..k).collect();
+        esis.shuffle(&mut rng);
+        let mut sym = vec![0u8; 400];
+        for (i, &esi) in esis.iter().enumerate() {
+            enc.write_symbol(esi, &mut sym).unwrap();
+            let push = dec.push(esi, &sym).unwrap();
+            if i + 1 < k as usize {
+                assert_eq!(push, Push::Stored);
+                assert_eq!(dec.buffered_bytes(), k as usize * 400);
+                assert_eq!(dec.push(esi, &sym).unwrap(), Push::Duplicate);
+                assert_eq!(dec.needed(), k - i as u32 - 1);
+            } else {
+                assert_eq!(push, Push::Decoded);
+            }
+        }
+        out.extend(dec.take_decoded().unwrap());
+    }
+    assert_eq!(out, data);
+}
+
+/// A block missing some source symbols decodes from repair symbols that
+/// arrive before, between and after the source symbols.
+#[test]
+fn raptorq_mixes_in_place_source_with_repair() {
+    let len = 120_000;
+    let data = object(len, 5);
+    let oti = Oti::for_object(len as u64, 1000, 120, 4).unwrap();
+    let codec = codec_for(FecId::RaptorQ);
+    let block = oti.block(0).unwrap();
+    let k = block.source_symbols;
+    let mut enc = codec.encoder(&oti, &block, &data[block.range()]).unwrap();
+    let mut dec = codec.decoder(&oti, &block).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    // Lose 20% of the source symbols; send 30% repair, shuffled in.
+    let mut esis: Vec<u32> = (0..k).filter(|_| rng.random_bool(0.8)).collect();
+    esis.extend(k..k + k * 3 / 10);
+    esis.shuffle(&mut rng);
+    let mut sym = vec![0u8; 1000];
+    let mut decoded = false;
+    for esi in esis {
+        enc.write_symbol(esi, &mut sym).unwrap();
+        match dec.push(esi, &sym).unwrap() {
+            Push::Decoded => decoded = true,
+            Push::AlreadyDecoded => assert!(decoded),
+            Push::Stored => assert!(!decoded),
+            Push::Duplicate => panic!("no duplicates were sent"),
+        }
+    }
+    assert!(decoded);
+    assert_eq!(dec.take_decoded().unwrap(), &data[block.range()]);
+    assert_eq!(dec.buffered_bytes(), 0);
+}

@@ -241,7 +241,8 @@ fn object_and_block_limits_hold() {
     // Five blocks are open: three objects' block 0 (object 0's holding two
     // distinct symbols), and object 0's blocks 1 and 2.
     assert_eq!(r.stats().symbols_deferred, 17);
-    assert_eq!(r.stats().peak_buffered_bytes, 6 * 1000);
+    // Each open block holds one K × T buffer for its source symbols.
+    assert_eq!(r.stats().peak_buffered_bytes, 5 * 100 * 1000);
     // A different OTI for a known object is refused.
     let other = Oti::for_object(9_999_996, 1000, 100, 4).unwrap();
     r.handle_datagram(now, &forged_data(other, 0));

@@ -230,3 +230,29 @@ fn configuration_errors_name_the_problem() {
     .to_string();
     assert!(msg.contains("1200") && msg.contains("1188"), "{msg}");
 }
+
+/// Encoder worker threads change when encoders are built, never what is sent.
+#[test]
+fn encoder_threads_send_the_same_datagrams() {
+    let run = |threads: usize| {
+        let mut s = Sender::new(SenderConfig {
+            max_datagram: 244, // T = 200
+            block_symbols: 50,
+            interleave: 4,
+            repair_overhead: 0.3,
+            round_repair: 0.2,
+            rounds: Rounds::Fixed(3),
+            encoder_threads: threads,
+            ..SenderConfig::default()
+        })
+        .unwrap();
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        s.add_object(data, "o").unwrap();
+        s.add_object(vec![5u8; 33_333], "p").unwrap();
+        drain(&mut s, Instant::now())
+    };
+    let inline = run(0);
+    assert!(inline.len() > 1000);
+    assert_eq!(run(1), inline);
+    assert_eq!(run(3), inline);
+}

@@ -377,6 +377,26 @@ impl Drop for FileSink {
 mod tests {
     use super::*;
 
+    #[test]
+    fn read_and_hash_matches_a_plain_read_across_chunks() {
+        let dir = std::env::temp_dir().join(format!("gc-rah-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        for len in [0usize, 1, (4 << 20) - 1, (9 << 20) + 3] {
+            let p = dir.join(format!("f{len}"));
+            let data: Vec<u8> = (0..len).map(|i| (i * 31 % 253) as u8).collect();
+            fs::write(&p, &data).unwrap();
+            let (got, hash) = read_and_hash(&p).unwrap();
+            assert!(got == data, "contents differ at length {len}");
+            assert_eq!(
+                hash,
+                *blake3::hash(&data).as_bytes(),
+                "hash at length {len}"
+            );
+        }
+        assert!(read_and_hash(&dir.join("missing")).is_err());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
     fn block(session: u64, object: u32, offset: u64, data: &[u8]) -> ReceiverEvent {
         ReceiverEvent::BlockDecoded {
             session: SessionId(session),
@@ -491,6 +511,44 @@ pub struct TransferReport {
     pub objects_refused: u64,
 }
 
+/// Reads a whole file and hashes it with BLAKE3, the hashing on a second
+/// thread a chunk behind the reading, so that it costs almost no extra time.
+pub fn read_and_hash(path: &Path) -> std::io::Result<(Vec<u8>, [u8; 32])> {
+    use std::io::Read;
+    const CHUNK: usize = 4 << 20;
+    let mut file = fs::File::open(path)?;
+    let len = usize::try_from(file.metadata()?.len())
+        .map_err(|_| std::io::Error::other("file too large for memory"))?;
+    let mut data = vec![0u8; len];
+    let hash = std::thread::scope(|scope| -> std::io::Result<blake3::Hash> {
+        let (tx, rx) = std::sync::mpsc::channel::<&[u8]>();
+        let hasher = scope.spawn(move || {
+            let mut h = blake3::Hasher::new();
+            for chunk in rx {
+                h.update(chunk);
+            }
+            h.finalize()
+        });
+        for chunk in data.chunks_mut(CHUNK) {
+            file.read_exact(chunk)?;
+            let chunk: &[u8] = chunk;
+            if tx.send(chunk).is_err() {
+                break;
+            }
+        }
+        drop(tx);
+        hasher
+            .join()
+            .map_err(|_| std::io::Error::other("hashing thread failed"))
+    })?;
+    // The file may have grown since its length was read: refuse a moving target.
+    let mut probe = [0u8; 1];
+    if file.read(&mut probe)? != 0 {
+        return Err(std::io::Error::other("file changed while it was read"));
+    }
+    Ok((data, *hash.as_bytes()))
+}
+
 /// Sends `path` (a file, or every file beneath a directory) with a manifest, until
 /// the sender's rounds end or `stop` returns true.
 pub fn send_path(
@@ -506,12 +564,12 @@ pub fn send_path(
     sender.add_object(encode_manifest(&entries), MANIFEST_NAME)?;
     let mut file_bytes = 0;
     for (entry, p) in &files {
-        let data = fs::read(p).map_err(|source| IoError::File {
+        let (data, hash) = read_and_hash(p).map_err(|source| IoError::File {
             path: p.display().to_string(),
             source,
         })?;
         file_bytes += data.len() as u64;
-        sender.add_object(data, &entry.path)?;
+        sender.add_object_hashed(data, hash, &entry.path)?;
     }
     let mut sock = super::McastSocket::sender(net)?;
     let started = std::time::Instant::now();

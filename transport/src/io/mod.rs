@@ -131,6 +131,11 @@ pub struct NetConfig {
     /// datagrams only from this source address. Senders: send from this address
     /// (see [`local_source`]).
     pub source: Option<Ipv6Addr>,
+    /// Senders: hand runs of equal-sized datagrams to the kernel as one UDP
+    /// generic segmentation offload (GSO) send. The datagrams on the wire are
+    /// the same; the kernel's per-datagram cost falls. Turned off by itself
+    /// where the path cannot segment. Default true.
+    pub gso: bool,
 }
 
 /// The source address the kernel would use to send to the channel's group out
@@ -167,6 +172,7 @@ impl NetConfig {
             multicast_loop: true,
             buffer_size: 32 << 20,
             source: None,
+            gso: true,
         }
     }
 }
@@ -177,6 +183,7 @@ pub struct McastSocket {
     socket: UdpSocket,
     dest: SocketAddrV6,
     source: Option<Ipv6Addr>,
+    gso: bool,
 }
 
 impl McastSocket {
@@ -213,6 +220,7 @@ impl McastSocket {
             socket: UdpSocket::from_std(s.into()),
             dest,
             source: None,
+            gso: cfg.gso,
         })
     }
 
@@ -240,6 +248,7 @@ impl McastSocket {
             socket: UdpSocket::from_std(s.into()),
             dest: addr,
             source: cfg.source,
+            gso: false,
         })
     }
 
@@ -256,6 +265,9 @@ pub struct DriverStats {
     pub send_backoffs: u64,
     /// Datagrams dropped for coming from another source than the configured one.
     pub foreign_source: u64,
+    /// Whether the last send used UDP segmentation offload (false if it was
+    /// off, or turned itself off because the path cannot segment).
+    pub gso: bool,
 }
 
 const SOCKET: Token = Token(0);
@@ -273,7 +285,7 @@ fn poll_for(sock: &mut McastSocket) -> Result<Poll, IoError> {
 }
 
 /// Datagrams handed to the kernel per `sendmmsg` call.
-pub const SEND_BATCH: usize = 32;
+pub const SEND_BATCH: usize = 128;
 
 /// Datagrams taken from the kernel per `recvmmsg` call.
 pub const RECV_BATCH: usize = 32;
@@ -328,7 +340,7 @@ pub fn run_sender(
                 }
             }
             let batch: Vec<&[u8]> = (first..filled).map(|i| &bufs[i][..lens[i]]).collect();
-            match sys::send_batch(&sock.socket, &sock.dest, &batch) {
+            match sys::send_batch(&sock.socket, &sock.dest, &batch, sock.gso) {
                 Ok(sent) => {
                     first += sent;
                     backoff = Duration::from_micros(100);
@@ -348,6 +360,10 @@ pub fn run_sender(
                     break;
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if sock.gso && sys::gso_unsupported(&e) => {
+                    // This path cannot segment: send the same datagrams one by one.
+                    sock.gso = false;
+                }
                 Err(e) => return Err(sock_err(format!("sending to {}", sock.dest))(e)),
             }
         }
@@ -370,6 +386,7 @@ pub fn run_sender(
         }
     }
     progress(sender.stats());
+    stats.gso = sock.gso;
     Ok(stats)
 }
 
@@ -402,6 +419,8 @@ pub fn run_receiver(
         loop {
             match sys::recv_batch(&sock.socket, &mut bufs, &mut lens, &mut sources) {
                 Ok(n) => {
+                    // One clock read per batch: the datagrams arrived together.
+                    let now = Instant::now();
                     for i in 0..n {
                         if let Some(want) = sock.source
                             && sources[i] != Some(want)
@@ -409,7 +428,7 @@ pub fn run_receiver(
                             stats.foreign_source += 1;
                             continue;
                         }
-                        receiver.handle_datagram(Instant::now(), &bufs[i][..lens[i]]);
+                        receiver.handle_datagram(now, &bufs[i][..lens[i]]);
                         while let Some(e) = receiver.poll_event() {
                             if on_event(receiver, e)?.is_break() {
                                 return Ok((RecvOutcome::Done, stats));

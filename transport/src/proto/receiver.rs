@@ -48,12 +48,13 @@ impl Default for ReceiverConfig {
 
 impl ReceiverConfig {
     /// Upper bound on [`ReceiverStats::buffered_bytes`] for objects sent with
-    /// symbol size `t` and at most `max_k` source symbols per block: every block
-    /// in flight fully buffered, plus two partial hash units (2 × 64 KiB) per
-    /// block in flight, plus one whole-object buffer for objects of at most one
-    /// hash unit.
+    /// symbol size `t` and at most `max_k` source symbols per block. Each block
+    /// in flight holds at most its source symbols in place (K × T, allocated at
+    /// its first source symbol) and fewer than K repair symbols, plus two
+    /// partial hash units (2 × 64 KiB); add one whole-object buffer per object
+    /// of at most one hash unit.
     pub fn buffer_bound(&self, t: u16, max_k: u32) -> u64 {
-        let per_block = t as u64 * max_k as u64 + 2 * super::hash::UNIT;
+        let per_block = 2 * t as u64 * max_k as u64 + 2 * super::hash::UNIT;
         self.max_blocks_in_flight as u64 * per_block + self.max_objects as u64 * super::hash::UNIT
     }
 }

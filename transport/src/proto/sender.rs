@@ -4,8 +4,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use groupcast_fec::{BlockEncoder, FecId, Oti, OtiError, codec_for, copy_source_symbol};
+use groupcast_fec::{FecId, Oti, OtiError, codec_for, copy_source_symbol};
 
+use super::encoders::Encoders;
 use super::{ObjectId, SessionId};
 use crate::wire::{
     self, DATA_OVERHEAD, DEFAULT_MAX_DATAGRAM, INFO_HEADER_LEN, InfoRepr, MAX_DATAGRAM,
@@ -52,6 +53,11 @@ pub struct SenderConfig {
     pub interleave: u32,
     /// An OBJECT_INFO packet is repeated after this many DATA packets. Default 64.
     pub info_interval: u32,
+    /// Worker threads that build block encoders ahead of need. Default 0: each
+    /// encoder is built on the calling thread at its block's first repair
+    /// symbol. The datagrams are the same either way; workers only take the
+    /// encoding work off the sending thread.
+    pub encoder_threads: usize,
 }
 
 impl Default for SenderConfig {
@@ -69,6 +75,7 @@ impl Default for SenderConfig {
             burst: 16 * 1024,
             interleave: 16,
             info_interval: 64,
+            encoder_threads: 0,
         }
     }
 }
@@ -153,7 +160,7 @@ pub struct SenderStats {
 
 struct Object {
     id: ObjectId,
-    data: Arc<[u8]>,
+    data: Arc<Vec<u8>>,
     oti: Oti,
     hash: [u8; 32],
     name: String,
@@ -163,7 +170,6 @@ struct Object {
 
 struct Window {
     first: u32,
-    encoders: Vec<Option<Box<dyn BlockEncoder>>>,
     plan: VecDeque<(u8, u32)>,
 }
 
@@ -181,6 +187,7 @@ pub struct Sender {
     round: u32,
     object: usize,
     window: Option<Window>,
+    encoders: Encoders,
     info_pending: bool,
     since_info: u32,
     finished: bool,
@@ -218,7 +225,11 @@ impl Sender {
             return Err(SenderError::Config("rate must be above 0"));
         }
         let tokens = config.burst.max(config.max_datagram as u64) as f64;
+        // With workers, the next window's encoders are built while this
+        // window's are in use.
+        let cached = config.interleave as usize * if config.encoder_threads > 0 { 2 } else { 1 };
         Ok(Self {
+            encoders: Encoders::new(config.fec, config.encoder_threads, cached),
             t,
             config,
             objects: Vec::new(),
@@ -248,7 +259,21 @@ impl Sender {
     /// Queues an object for sending, under `name` (a file name, or empty).
     pub fn add_object(
         &mut self,
-        data: impl Into<Arc<[u8]>>,
+        data: impl Into<Arc<Vec<u8>>>,
+        name: &str,
+    ) -> Result<ObjectId, SenderError> {
+        let data = data.into();
+        let hash = *blake3::hash(&data).as_bytes();
+        self.add_object_hashed(data, hash, name)
+    }
+
+    /// Like [`Sender::add_object`], for a caller that has already computed
+    /// `hash`, the BLAKE3 hash of `data` (for example while reading it).
+    /// Receivers verify it: a wrong hash makes every receiver fail the object.
+    pub fn add_object_hashed(
+        &mut self,
+        data: impl Into<Arc<Vec<u8>>>,
+        hash: [u8; 32],
         name: &str,
     ) -> Result<ObjectId, SenderError> {
         let data = data.into();
@@ -270,7 +295,7 @@ impl Sender {
         let next_esi = oti.blocks().map(|b| b.source_symbols).collect();
         self.objects.push(Object {
             id: ObjectId(id),
-            hash: *blake3::hash(&data).as_bytes(),
+            hash,
             data,
             oti,
             name: name.to_owned(),
@@ -467,11 +492,20 @@ impl Sender {
                 }
             }
         }
-        Window {
-            first,
-            encoders: (first..last).map(|_| None).collect(),
-            plan,
+        if fec == FecId::RaptorQ && share > 0.0 {
+            let object = o.id.0;
+            let ahead = if send_source {
+                last
+            } else {
+                (last + self.config.interleave).min(z)
+            };
+            for sbn in first..ahead {
+                if let Some(b) = o.oti.block(sbn) {
+                    self.encoders.prepare((object, b.sbn), &o.oti, &b, &o.data);
+                }
+            }
         }
+        Window { first, plan }
     }
 
     fn emit_data(&mut self, sbn: u8, esi: u32, buf: &mut [u8]) -> usize {
@@ -491,14 +525,9 @@ impl Sender {
         if esi < block.source_symbols {
             copy_source_symbol(data, esi, out);
         } else {
-            let window = self.window.as_mut().expect("emitting from a window");
-            let slot = &mut window.encoders[(sbn as u32 - window.first) as usize];
-            let enc = slot.get_or_insert_with(|| {
-                codec_for(self.config.fec)
-                    .encoder(&o.oti, &block, data)
-                    .expect("block data matches its OTI")
-            });
-            enc.write_symbol(esi, out)
+            self.encoders
+                .get((o.id.0, sbn), &o.oti, &block, &o.data)
+                .write_symbol(esi, out)
                 .expect("ESI and length are in range");
         }
         // A source symbol sent again in a later round (no-code replay) repairs
