@@ -124,6 +124,13 @@ pub trait BlockDecoder: Send {
 
     /// Hands out the decoded block (exactly `block.len` bytes) once, after decoding.
     fn take_decoded(&mut self) -> Option<Vec<u8>>;
+
+    /// The source ESIs still missing, as (first, count) runs in order, for
+    /// codecs that need exactly those symbols (no-code). `None` for codecs
+    /// that decode from any K symbols.
+    fn missing(&self) -> Option<Vec<(u32, u32)>> {
+        None
+    }
 }
 
 /// The codec for a FEC Encoding ID.

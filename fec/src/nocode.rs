@@ -109,6 +109,23 @@ impl BlockDecoder for NoCodeDecoder {
         Ok(Push::Stored)
     }
 
+    fn missing(&self) -> Option<Vec<(u32, u32)>> {
+        let mut runs: Vec<(u32, u32)> = Vec::new();
+        if self.done {
+            return Some(runs);
+        }
+        for (esi, have) in self.have.iter().enumerate() {
+            if *have {
+                continue;
+            }
+            match runs.last_mut() {
+                Some((first, n)) if *first + *n == esi as u32 => *n += 1,
+                _ => runs.push((esi as u32, 1)),
+            }
+        }
+        Some(runs)
+    }
+
     fn needed(&self) -> u32 {
         self.block.source_symbols - self.received
     }

@@ -6,7 +6,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use groupcast::{
-    Receiver, ReceiverConfig, ReceiverEvent, Rounds, Sender, SenderConfig, SenderError, SenderStats,
+    Destination, Receiver, ReceiverConfig, ReceiverEvent, Rounds, Sender, SenderConfig,
+    SenderError, SenderStats,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -123,6 +124,14 @@ pub struct SimReport {
     pub steps: u64,
     /// BLAKE3 over the sequence of processed events: equal seeds give equal hashes.
     pub trace_hash: String,
+    /// NACK packets the receivers sent.
+    pub nacks_sent: u64,
+    /// Block requests receivers held back because another's NACK covered them.
+    pub nacks_suppressed: u64,
+    /// NACK packets the sender accepted.
+    pub nacks_received: u64,
+    /// STATUS packets the receivers sent.
+    pub status_sent: u64,
     /// Per-receiver outcomes.
     pub per_receiver: Vec<ReceiverReport>,
 }
@@ -180,6 +189,15 @@ enum Event {
     },
     ReceiverWake {
         rx: u32,
+    },
+    /// A receiver's feedback datagram reaches the sender.
+    ToSender {
+        packet: Rc<[u8]>,
+    },
+    /// Another receiver's NACK reaches a receiver (the feedback group).
+    Overhear {
+        rx: u32,
+        packet: Rc<[u8]>,
     },
 }
 
@@ -268,7 +286,10 @@ impl Simulation {
         let n_obj = self.objects.len();
         let mut nodes: Vec<Node> = (0..cfg.receivers)
             .map(|i| Node {
-                receiver: Receiver::new(cfg.receiver.clone()),
+                receiver: Receiver::new(ReceiverConfig {
+                    id: i as u64 + 1,
+                    ..cfg.receiver.clone()
+                }),
                 rng: ChaCha8Rng::seed_from_u64(
                     cfg.seed ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
                 ),
@@ -297,12 +318,16 @@ impl Simulation {
         let mut trace = blake3::Hasher::new();
         let mut buf = vec![0u8; cfg.sender.max_datagram];
         let mut fates = Vec::new();
+        let mut fbuf = vec![0u8; groupcast::wire::DEFAULT_MAX_DATAGRAM];
+        let mut feedback: Vec<u32> = Vec::new();
+        let mut fanout: Vec<Rc<[u8]>> = Vec::new();
         let mut now_ns = 0u64;
         let mut steps = 0u64;
         let mut done = nodes.iter().filter(|n| n.done_at.is_some()).count();
         // Deliveries and sender wakes still in the heap; once none remain and the
         // sender has finished, only receiver timers are left and the run is over.
         let mut live = 1u64;
+        let mut sender_wake: Option<u64> = None;
 
         while let Some(Reverse(s)) = heap.pop() {
             if done == nodes.len() || s.at > limit_ns || steps >= cfg.step_limit {
@@ -356,8 +381,13 @@ impl Simulation {
                     while sender.poll_event().is_some() {}
                     if let Some(t) = sender.poll_timeout() {
                         let t_ns = t.saturating_duration_since(base).as_nanos() as u64;
-                        live += 1;
-                        push(&mut heap, t_ns.max(now_ns + 1), Event::SenderWake);
+                        let t_ns = t_ns.max(now_ns + 1);
+                        // One pending wake at a time; feedback adds immediate ones.
+                        if sender_wake.is_none_or(|w| w <= now_ns || t_ns < w) {
+                            sender_wake = Some(t_ns);
+                            live += 1;
+                            push(&mut heap, t_ns, Event::SenderWake);
+                        }
                     }
                 }
                 Event::Deliver { rx, packet, sent } => {
@@ -370,7 +400,7 @@ impl Simulation {
                     if node.done_at == Some(now_ns) && node.done_sent == Sent::default() {
                         node.done_sent = sent;
                     }
-                    Self::schedule_wake(node, rx, base, &mut heap, &mut push);
+                    feedback.push(rx);
                 }
                 Event::ReceiverWake { rx } => {
                     trace.update(&[2]);
@@ -381,7 +411,70 @@ impl Simulation {
                         node.wake_at = None;
                         node.receiver.handle_timeout(now);
                         Self::drain(&self.objects, node, now_ns, &mut done);
-                        Self::schedule_wake(node, rx, base, &mut heap, &mut push);
+                        feedback.push(rx);
+                    }
+                }
+                Event::ToSender { packet } => {
+                    trace.update(&[3]);
+                    trace.update(&now_ns.to_le_bytes());
+                    sender.handle_datagram(now, &packet);
+                    // The sender may have something to say now: wake it.
+                    live += 1;
+                    push(&mut heap, now_ns, Event::SenderWake);
+                }
+                Event::Overhear { rx, packet } => {
+                    trace.update(&[4]);
+                    trace.update(&now_ns.to_le_bytes());
+                    trace.update(&rx.to_le_bytes());
+                    let node = &mut nodes[rx as usize];
+                    if node.done_at.is_none() {
+                        node.receiver.handle_datagram(now, &packet);
+                        feedback.push(rx);
+                    }
+                }
+            }
+            // Receivers' feedback: STATUS to the sender, NACKs to the sender and
+            // every other receiver, each through its link's impairments.
+            for rx in feedback.drain(..) {
+                let node = &mut nodes[rx as usize];
+                while let Some((len, to)) = node.receiver.poll_transmit(now, &mut fbuf) {
+                    let packet: Rc<[u8]> = Rc::from(&fbuf[..len]);
+                    cfg.link.fate(&mut node.rng, &mut fates);
+                    for d in &fates {
+                        live += 1;
+                        let when = now_ns + d.as_nanos() as u64;
+                        push(
+                            &mut heap,
+                            when,
+                            Event::ToSender {
+                                packet: packet.clone(),
+                            },
+                        );
+                    }
+                    if to == Destination::Feedback {
+                        fanout.push(packet);
+                    }
+                }
+                Self::schedule_wake(node, rx, base, &mut heap, &mut push);
+                for packet in fanout.drain(..) {
+                    for (other, peer) in nodes.iter_mut().enumerate() {
+                        if other as u32 == rx || peer.done_at.is_some() {
+                            continue;
+                        }
+                        // Each copy crosses the sender's link to that peer and back.
+                        cfg.link.fate(&mut peer.rng, &mut fates);
+                        for d in &fates {
+                            live += 1;
+                            let when = now_ns + 2 * d.as_nanos() as u64;
+                            push(
+                                &mut heap,
+                                when,
+                                Event::Overhear {
+                                    rx: other as u32,
+                                    packet: packet.clone(),
+                                },
+                            );
+                        }
                     }
                 }
             }
@@ -391,6 +484,12 @@ impl Simulation {
         }
         let stats = sender.stats();
         progress(now_ns as f64 / 1e9, done, stats.packets_sent);
+        let rx_sum = |f: fn(&groupcast::ReceiverStats) -> u64| -> u64 {
+            nodes.iter().map(|n| f(n.receiver.stats())).sum()
+        };
+        let nacks_sent = rx_sum(|s| s.nacks_sent);
+        let nacks_suppressed = rx_sum(|s| s.nacks_suppressed);
+        let status_sent = rx_sum(|s| s.status_sent);
         let per_receiver: Vec<ReceiverReport> = nodes
             .iter()
             .map(|n| {
@@ -434,6 +533,10 @@ impl Simulation {
             sim_time_s: now_ns as f64 / 1e9,
             steps,
             trace_hash: trace.finalize().to_hex().to_string(),
+            nacks_sent,
+            nacks_suppressed,
+            nacks_received: stats.nacks_received,
+            status_sent,
             per_receiver,
         })
     }

@@ -19,7 +19,7 @@ fn drain(s: &mut Sender, now: Instant) -> Vec<Vec<u8>> {
 fn data(p: &[u8]) -> Option<DataRepr<'_>> {
     match Repr::parse(p).expect("sender emits valid packets") {
         Repr::Data(d) => Some(d),
-        Repr::ObjectInfo(_) => None,
+        _ => None,
     }
 }
 
@@ -255,4 +255,179 @@ fn encoder_threads_send_the_same_datagrams() {
     assert!(inline.len() > 1000);
     assert_eq!(run(1), inline);
     assert_eq!(run(3), inline);
+}
+
+mod feedback {
+    use std::time::{Duration, Instant};
+
+    use groupcast::wire::feedback::{STATUS_COMPLETE, STATUS_ECHO};
+    use groupcast::wire::{NackEntry, NackRepr, Repr, StatusRepr};
+    use groupcast::{FeedbackConfig, FlowPolicy, Mode, Sender, SenderConfig, SenderEvent};
+
+    const SESSION: u64 = 1;
+
+    fn sender(policy: FlowPolicy, rate: Option<u64>) -> Sender {
+        let mut s = Sender::new(SenderConfig {
+            mode: Mode::Hybrid,
+            max_datagram: 144, // T = 100
+            block_symbols: 10,
+            interleave: 2,
+            repair_overhead: 0.0,
+            rate,
+            feedback: FeedbackConfig {
+                policy,
+                flow_window: 4,
+                receiver_timeout: Duration::from_secs(1),
+                linger: Duration::from_millis(100),
+                ..FeedbackConfig::default()
+            },
+            ..SenderConfig::default()
+        })
+        .unwrap();
+        s.add_object(vec![3u8; 20_000], "o").unwrap(); // 200 symbols: 20 blocks
+        s
+    }
+
+    fn status(receiver: u64, window: (u32, u8), complete: bool) -> Vec<u8> {
+        let st = StatusRepr {
+            session: SESSION,
+            receiver,
+            echo_us: 0,
+            hold_us: 0,
+            loss_ppm: 0,
+            rate: 0,
+            window,
+            flags: if complete { STATUS_COMPLETE } else { 0 },
+        };
+        let mut buf = vec![0; 64];
+        let n = st.emit(&mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    /// Highest SBN of the DATA packets sent until the sender stops.
+    fn send_all(s: &mut Sender, now: Instant) -> Option<u8> {
+        let mut buf = vec![0u8; 144];
+        let mut top = None;
+        while let Some(n) = s.poll_transmit(now, &mut buf) {
+            if let Ok(Repr::Data(d)) = Repr::parse(&buf[..n]) {
+                top = top.max(Some(d.sbn));
+            }
+        }
+        top
+    }
+
+    #[test]
+    fn min_policy_holds_the_first_pass_to_the_slowest_window() {
+        let t0 = Instant::now();
+        let mut s = sender(FlowPolicy::Min, None);
+        s.handle_datagram(t0, &status(1, (0, 0), false));
+        s.handle_datagram(t0, &status(2, (0, 10), false));
+        // Edge 0 plus a window of 4 blocks: windows of 2 blocks start at 0 and 2.
+        assert_eq!(send_all(&mut s, t0), Some(3));
+        assert!(s.stats().flow_blocked > 0);
+        // The slow receiver moves on; the sender follows.
+        s.handle_datagram(t0, &status(1, (0, 6), false));
+        assert_eq!(send_all(&mut s, t0), Some(9));
+        // It goes silent: after the timeout it no longer counts.
+        let later = t0 + Duration::from_secs(2);
+        s.handle_datagram(later, &status(2, (0, 20), false));
+        s.handle_timeout(later);
+        assert_eq!(send_all(&mut s, later), Some(19));
+        assert_eq!(s.stats().receivers_timed_out, 1);
+        let mut timed_out = false;
+        while let Some(e) = s.poll_event() {
+            timed_out |= e == SenderEvent::ReceiverTimedOut { id: 1 };
+        }
+        assert!(timed_out);
+    }
+
+    #[test]
+    fn quorum_and_max_follow_the_faster_receivers() {
+        for policy in [FlowPolicy::Quorum(1), FlowPolicy::Max] {
+            let t0 = Instant::now();
+            let mut s = sender(policy, None);
+            s.handle_datagram(t0, &status(1, (0, 0), false));
+            s.handle_datagram(t0, &status(2, (0, 12), false));
+            assert_eq!(send_all(&mut s, t0), Some(15), "{policy:?}");
+        }
+        let t0 = Instant::now();
+        let mut s = sender(FlowPolicy::Quorum(2), None);
+        s.handle_datagram(t0, &status(1, (0, 0), false));
+        s.handle_datagram(t0, &status(2, (0, 12), false));
+        assert_eq!(send_all(&mut s, t0), Some(3));
+    }
+
+    #[test]
+    fn finishes_once_every_tracked_receiver_is_complete() {
+        let t0 = Instant::now();
+        let mut s = sender(FlowPolicy::Min, None);
+        s.handle_datagram(t0, &status(7, (0, 0), false));
+        s.handle_datagram(t0, &status(7, (0, 20), false));
+        assert_eq!(send_all(&mut s, t0), Some(19));
+        assert!(!s.is_finished());
+        s.handle_datagram(t0, &status(7, (1, 0), true));
+        let t1 = t0 + Duration::from_millis(50);
+        s.handle_timeout(t1);
+        assert!(!s.is_finished(), "the linger has not passed");
+        let t2 = t0 + Duration::from_millis(200);
+        s.handle_timeout(t2);
+        send_all(&mut s, t2);
+        assert!(s.is_finished());
+    }
+
+    #[test]
+    fn forged_nack_floods_get_no_more_than_the_repair_share() {
+        let t0 = Instant::now();
+        let rate = 1_000_000; // bytes/s
+        let mut s = sender(FlowPolicy::Max, Some(rate));
+        // A real receiver that is not complete keeps the sender going.
+        s.handle_datagram(t0, &status(1, (0, 20), false));
+        let mut buf = vec![0u8; 144];
+        // The first pass, in virtual time.
+        let mut now = t0;
+        while s.stats().source_symbols_sent < 200 {
+            if s.poll_transmit(now, &mut buf).is_none() {
+                now += Duration::from_micros(100);
+            }
+        }
+        assert!(!s.is_finished());
+        let before = s.stats().clone();
+        // 10,000 forged NACKs per second, each asking for a whole block, for 2 s.
+        let mut nack_buf = vec![0u8; 1232];
+        let mut t = now;
+        let end = now + Duration::from_secs(2);
+        let mut i = 0u64;
+        while t < end {
+            let nack = NackRepr {
+                session: SESSION,
+                receiver: 1000 + i,
+                entries: vec![NackEntry {
+                    object: 0,
+                    sbn: (i % 20) as u8,
+                    flags: 0,
+                    need: 10,
+                    ranges: vec![],
+                }],
+            };
+            let n = nack.emit(&mut nack_buf).unwrap();
+            s.handle_datagram(t, &nack_buf[..n]);
+            if i.is_multiple_of(1000) {
+                s.handle_datagram(t, &status(1, (0, 20), false));
+            }
+            while s.poll_transmit(t, &mut buf).is_some() {}
+            t += Duration::from_micros(100);
+            i += 1;
+        }
+        let after = s.stats();
+        let repair_bytes = (after.repair_symbols_sent - before.repair_symbols_sent) * 144;
+        let cap = 0.5 * rate as f64 * 2.0 + 64.0 * 1024.0 + 144.0;
+        assert!(after.repair_symbols_sent > before.repair_symbols_sent);
+        assert!(
+            (repair_bytes as f64) <= cap,
+            "{repair_bytes} bytes of repair in 2 s against a cap of {cap}"
+        );
+        assert!(after.nacks_received + after.nacks_dropped >= 19_999);
+        let _ = STATUS_ECHO;
+    }
 }

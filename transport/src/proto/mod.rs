@@ -15,13 +15,15 @@
 //! 5. sleep until the next datagram or `poll_timeout()`.
 
 mod encoders;
+mod feedback;
 mod hash;
 mod receiver;
 mod sender;
 
+pub use feedback::{Aimd, FeedbackConfig, FlowPolicy, Mode};
 pub use hash::UNIT as HASH_UNIT;
 pub use receiver::{
-    FailReason, Receiver, ReceiverConfig, ReceiverEvent, ReceiverStats, RejectReason,
+    Destination, FailReason, Receiver, ReceiverConfig, ReceiverEvent, ReceiverStats, RejectReason,
 };
 pub use sender::{Rounds, Sender, SenderConfig, SenderError, SenderEvent, SenderStats};
 

@@ -1,13 +1,17 @@
 //! The receiving side: decodes, verifies and hands out objects.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use groupcast_fec::{BlockDecoder, FecId, Oti, Push, codec_for};
 
 use super::hash::TreeHasher;
 use super::{ObjectId, SessionId};
-use crate::wire::{DataRepr, InfoRepr, MAX_DATAGRAM, Repr, WireError};
+use crate::wire::feedback::{NACK_NEED_INFO, PROBE_END, STATUS_COMPLETE, STATUS_ECHO};
+use crate::wire::{
+    DataRepr, InfoRepr, MAX_DATAGRAM, NackEntry, NackRepr, ProbeRepr, Repr, StatusRepr, WireError,
+    WireMode,
+};
 
 /// Receiver settings. Start from [`ReceiverConfig::default`].
 #[derive(Debug, Clone)]
@@ -30,6 +34,25 @@ pub struct ReceiverConfig {
     /// Completed objects remembered, so that their late packets are recognised
     /// as duplicates rather than restarting the object. Default 4096.
     pub completed_history: usize,
+    /// This receiver's id in NACK and STATUS packets. Pick it at random per
+    /// run (the default, 0, is only fit for tests).
+    pub id: u64,
+    /// Whether to answer a nack or hybrid sender's PROBEs with NACK and STATUS
+    /// packets. Default true. Carousel senders send no PROBE, so receivers of
+    /// a carousel stay silent either way.
+    pub feedback: bool,
+    /// Longest NACK backoff, as a multiple of the sender's GRTT. Default 4.
+    pub nack_backoff: f64,
+    /// Group size assumed when drawing NACK backoffs: larger values hold more
+    /// receivers back for suppression. Default 1000.
+    pub group_size: u32,
+    /// Least time between two STATUS packets. Default 50 ms.
+    pub status_interval: Duration,
+    /// Send NACKs to the sender alone instead of the feedback group (no
+    /// suppression among receivers then). Default false.
+    pub nack_unicast: bool,
+    /// Sessions whose feedback state is kept at once. Default 4.
+    pub max_sessions: usize,
 }
 
 impl Default for ReceiverConfig {
@@ -42,6 +65,13 @@ impl Default for ReceiverConfig {
             max_datagram: MAX_DATAGRAM,
             idle_timeout: Duration::from_secs(120),
             completed_history: 4096,
+            id: 0,
+            feedback: true,
+            nack_backoff: 4.0,
+            group_size: 1000,
+            status_interval: Duration::from_millis(50),
+            nack_unicast: false,
+            max_sessions: 4,
         }
     }
 }
@@ -266,6 +296,62 @@ pub struct ReceiverStats {
     pub buffered_bytes: u64,
     /// Highest `buffered_bytes` seen.
     pub peak_buffered_bytes: u64,
+    /// PROBE packets accepted.
+    pub probes_received: u64,
+    /// NACK packets sent.
+    pub nacks_sent: u64,
+    /// Block requests held back because another receiver's NACK covered them.
+    pub nacks_suppressed: u64,
+    /// Other receivers' NACK packets heard.
+    pub nacks_heard: u64,
+    /// STATUS packets sent.
+    pub status_sent: u64,
+    /// Feedback packets that were not for a receiver (STATUS), or of sessions
+    /// beyond `max_sessions`, ignored.
+    pub feedback_ignored: u64,
+}
+
+/// Where a receiver's feedback datagram goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// The channel's feedback group (NACKs, so that receivers hear each other).
+    Feedback,
+    /// The sender alone: the source address and port of its DATA (STATUS).
+    Sender,
+}
+
+/// Feedback state for one session (nack and hybrid modes).
+struct SessionFb {
+    mode: WireMode,
+    grtt: Duration,
+    objects: u32,
+    progress: (u32, u8),
+    probe_ts: u64,
+    probe_at: Instant,
+    probe_sent: u64,
+    data_at_probe: u64,
+    bytes_at_probe: u64,
+    data: u64,
+    bytes: u64,
+    loss: f64,
+    rate: f64,
+    status_due: bool,
+    final_statuses: u8,
+    last_status: Option<Instant>,
+    nack_at: Option<Instant>,
+    /// When each block's NACK is due; `nack_at` is the earliest.
+    timers: HashMap<(u32, u8), Instant>,
+    holdoff: HashMap<(u32, u8), Instant>,
+    complete: bool,
+}
+
+/// One block's request, before it goes into a NACK.
+struct Need {
+    object: u32,
+    sbn: u8,
+    need: u32,
+    ranges: Vec<(u32, u32)>,
+    info: bool,
 }
 
 impl ReceiverStats {
@@ -328,12 +414,16 @@ pub struct Receiver {
     in_flight: usize,
     events: VecDeque<ReceiverEvent>,
     stats: ReceiverStats,
+    fb: BTreeMap<SessionId, SessionFb>,
+    rng: u64,
 }
 
 impl Receiver {
     /// A receiver with no objects.
     pub fn new(config: ReceiverConfig) -> Self {
         Self {
+            fb: BTreeMap::new(),
+            rng: config.id ^ 0x9e37_79b9_7f4a_7c15,
             config,
             objects: HashMap::new(),
             completed: HashSet::new(),
@@ -381,12 +471,28 @@ impl Receiver {
         self.events.pop_front()
     }
 
-    /// When an unfinished object will be abandoned, if any is in progress.
+    /// The next deadline: a NACK or STATUS to send, or an unfinished object to
+    /// abandon.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.objects
+        let idle = self
+            .objects
             .values()
             .map(|o| o.last_activity + self.config.idle_timeout)
-            .min()
+            .min();
+        let fb = self.fb.values().flat_map(|f| {
+            let status = if f.final_statuses > 0 {
+                Some(f.probe_at.min(f.last_status.unwrap_or(f.probe_at)))
+            } else if f.status_due {
+                Some(
+                    f.last_status
+                        .map_or(f.probe_at, |l| l + self.config.status_interval),
+                )
+            } else {
+                None
+            };
+            [f.nack_at, status]
+        });
+        idle.into_iter().chain(fb.flatten()).min()
     }
 
     /// Abandons objects that have been idle for `idle_timeout`.
@@ -414,6 +520,12 @@ impl Receiver {
         let result = match Repr::parse(datagram) {
             Ok(Repr::Data(d)) => self.handle_data(now, d),
             Ok(Repr::ObjectInfo(i)) => self.handle_info(now, i),
+            Ok(Repr::Probe(p)) => self.handle_probe(now, p),
+            Ok(Repr::Nack(n)) => self.handle_peer_nack(now, &n),
+            Ok(Repr::Status(_)) => {
+                self.stats.feedback_ignored += 1;
+                Ok(())
+            }
             Err(e) => Err(e.into()),
         };
         if let Err(reason) = result {
@@ -440,6 +552,16 @@ impl Receiver {
     fn handle_data(&mut self, now: Instant, d: DataRepr<'_>) -> Result<(), RejectReason> {
         self.accept_session(d.session)?;
         let key = (SessionId(d.session), ObjectId(d.object));
+        if let Some(f) = self.fb.get_mut(&key.0) {
+            f.data += 1;
+            f.bytes += d.symbol.len() as u64;
+            // DATA for a block behind the sender's progress is repair: more
+            // may be coming, so hold our own request for it back a GRTT.
+            if (d.object, d.sbn) < f.progress {
+                let h = f.holdoff.entry((d.object, d.sbn)).or_insert(now);
+                *h = (*h).max(now + f.grtt);
+            }
+        }
         if self.completed.contains(&key) {
             self.stats.duplicates += 1;
             return Ok(());
@@ -574,6 +696,11 @@ impl Receiver {
         }
         self.completed.insert(key);
         self.completed_order.push_back(key);
+        if let Some(f) = self.fb.get_mut(&key.0) {
+            // Report progress at once; completion is said three times.
+            f.status_due = true;
+            f.last_status = None;
+        }
         self.events.push_back(ReceiverEvent::ObjectComplete {
             session: key.0,
             object: key.1,
@@ -606,6 +733,476 @@ impl Receiver {
             });
         }
     }
+}
+
+impl Receiver {
+    /// A uniform draw in [0, 1) from the receiver's own generator, seeded by
+    /// its id (splitmix64), so runs are reproducible.
+    fn random(&mut self) -> f64 {
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn handle_probe(&mut self, now: Instant, p: ProbeRepr) -> Result<(), RejectReason> {
+        self.accept_session(p.session)?;
+        let session = SessionId(p.session);
+        self.stats.probes_received += 1;
+        if !self.config.feedback {
+            return Ok(());
+        }
+        if !self.fb.contains_key(&session) {
+            if self.fb.len() >= self.config.max_sessions {
+                self.stats.feedback_ignored += 1;
+                return Ok(());
+            }
+            self.fb.insert(
+                session,
+                SessionFb {
+                    mode: p.mode,
+                    grtt: Duration::ZERO,
+                    objects: 0,
+                    progress: (0, 0),
+                    probe_ts: p.timestamp_us,
+                    probe_at: now,
+                    probe_sent: p.sent,
+                    data_at_probe: 0,
+                    bytes_at_probe: 0,
+                    data: 0,
+                    bytes: 0,
+                    loss: 0.0,
+                    rate: 0.0,
+                    status_due: false,
+                    final_statuses: 0,
+                    last_status: None,
+                    nack_at: None,
+                    timers: HashMap::new(),
+                    holdoff: HashMap::new(),
+                    complete: false,
+                },
+            );
+        }
+        let f = self.fb.get_mut(&session).expect("inserted above");
+        if p.sent > f.probe_sent {
+            let sent = (p.sent - f.probe_sent) as f64;
+            let got = f.data.saturating_sub(f.data_at_probe) as f64;
+            let sample = (1.0 - got / sent).clamp(0.0, 1.0);
+            f.loss = 0.75 * f.loss + 0.25 * sample;
+            let dt = now.saturating_duration_since(f.probe_at).as_secs_f64();
+            if dt > 0.0 {
+                let r = f.bytes.saturating_sub(f.bytes_at_probe) as f64 / dt;
+                f.rate = 0.75 * f.rate + 0.25 * r;
+            }
+            f.probe_sent = p.sent;
+            f.data_at_probe = f.data;
+            f.bytes_at_probe = f.bytes;
+        }
+        f.mode = p.mode;
+        f.grtt = Duration::from_micros(p.grtt_us as u64);
+        f.objects = p.objects;
+        f.progress = if p.flags & PROBE_END != 0 {
+            (p.objects, 0)
+        } else {
+            p.progress
+        };
+        f.probe_ts = p.timestamp_us;
+        f.probe_at = now;
+        f.status_due = true;
+        self.schedule_nack(now, session);
+        Ok(())
+    }
+
+    /// Another receiver's NACK: hold back our own requests that it covers.
+    fn handle_peer_nack(&mut self, now: Instant, n: &NackRepr) -> Result<(), RejectReason> {
+        self.accept_session(n.session)?;
+        let session = SessionId(n.session);
+        if n.receiver == self.config.id || !self.fb.contains_key(&session) {
+            self.stats.feedback_ignored += 1;
+            return Ok(());
+        }
+        self.stats.nacks_heard += 1;
+        for e in &n.entries {
+            let Some(mine) = self.need_of(session, e.object, e.sbn) else {
+                continue;
+            };
+            let covered = if e.flags & NACK_NEED_INFO != 0 || mine.info {
+                e.flags & NACK_NEED_INFO != 0 && mine.info
+            } else if mine.ranges.is_empty() {
+                e.ranges.is_empty() && e.need >= mine.need
+            } else {
+                covers(&e.ranges, &mine.ranges)
+            };
+            if covered {
+                let f = self.fb.get_mut(&session).expect("checked above");
+                let key = (e.object, e.sbn);
+                let until = now + f.grtt * 3;
+                let h = f.holdoff.entry(key).or_insert(now);
+                if *h <= now || f.timers.contains_key(&key) {
+                    self.stats.nacks_suppressed += 1;
+                }
+                *h = (*h).max(until);
+                if f.timers.remove(&key).is_some() {
+                    f.nack_at = f.timers.values().min().copied();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What this receiver lacks of one block (or of an object's info), if
+    /// anything, ignoring holdoffs.
+    fn need_of(&self, session: SessionId, object: u32, sbn: u8) -> Option<Need> {
+        let key = (session, ObjectId(object));
+        if self.completed.contains(&key) {
+            return None;
+        }
+        let info_need = Need {
+            object,
+            sbn: 0,
+            need: 0,
+            ranges: Vec::new(),
+            info: true,
+        };
+        let Some(o) = self.objects.get(&key) else {
+            return Some(info_need);
+        };
+        if o.info.is_none() && o.decoded_blocks == o.oti.source_blocks() {
+            return Some(info_need);
+        }
+        let block = o.oti.block(sbn as u32)?;
+        let k = block.source_symbols;
+        let (need, ranges) = match &o.slots[sbn as usize] {
+            Slot::Done => return None,
+            Slot::Idle => (
+                k,
+                if o.fec == FecId::NoCode {
+                    vec![(0, k)]
+                } else {
+                    Vec::new()
+                },
+            ),
+            Slot::Active(d) => match d.missing() {
+                Some(r) => (r.iter().map(|x| x.1).sum(), r),
+                None => (d.needed(), Vec::new()),
+            },
+        };
+        (need > 0).then_some(Need {
+            object,
+            sbn,
+            need,
+            ranges,
+            info: false,
+        })
+    }
+
+    /// Blocks this receiver should ask for now: behind the sender's progress,
+    /// incomplete, and not held off.
+    fn needs(&self, now: Instant, session: SessionId) -> Vec<Need> {
+        let Some(f) = self.fb.get(&session) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        // Objects wholly behind the progress point, and the one it is in.
+        let upto = f.progress.0.saturating_add(1).min(f.objects);
+        let mut missing_info = 0;
+        for object in 0..upto {
+            let key = (session, ObjectId(object));
+            if self.completed.contains(&key) {
+                continue;
+            }
+            let Some(o) = self.objects.get(&key) else {
+                if object >= f.progress.0 {
+                    break;
+                }
+                // An object we never heard of: ask for its OBJECT_INFO, a few at a time.
+                if missing_info < 8 && f.holdoff.get(&(object, 0)).is_none_or(|h| *h <= now) {
+                    out.push(Need {
+                        object,
+                        sbn: 0,
+                        need: 0,
+                        ranges: Vec::new(),
+                        info: true,
+                    });
+                }
+                missing_info += 1;
+                if missing_info >= 8 {
+                    break;
+                }
+                continue;
+            };
+            let blocks = if object < f.progress.0 {
+                o.slots.len()
+            } else {
+                (f.progress.1 as usize).min(o.slots.len())
+            };
+            // Every block decoded but no OBJECT_INFO (so no hash): ask for it.
+            if o.info.is_none()
+                && object < f.progress.0
+                && o.decoded_blocks == o.oti.source_blocks()
+                && f.holdoff.get(&(object, 0)).is_none_or(|h| *h <= now)
+            {
+                out.push(Need {
+                    object,
+                    sbn: 0,
+                    need: 0,
+                    ranges: Vec::new(),
+                    info: true,
+                });
+                continue;
+            }
+            for sbn in 0..blocks {
+                if matches!(o.slots[sbn], Slot::Done) {
+                    continue;
+                }
+                if f.holdoff
+                    .get(&(object, sbn as u8))
+                    .is_some_and(|h| *h > now)
+                {
+                    continue;
+                }
+                if let Some(n) = self.need_of(session, object, sbn as u8) {
+                    out.push(n);
+                }
+            }
+        }
+        // Objects in progress beyond the first `upto` are not behind the sender yet.
+        out
+    }
+
+    /// Starts a backoff timer for the blocks that need asking about and have
+    /// none, all with one delay drawn from NORM's truncated exponential, so
+    /// that only a few receivers draw early and the rest hear them first. A
+    /// receiver that lacks more draws a little earlier, so the NACK that goes
+    /// first tends to cover everyone else's.
+    fn schedule_nack(&mut self, now: Instant, session: SessionId) {
+        if !self.fb.contains_key(&session) {
+            return;
+        }
+        let needs: Vec<Need> = self
+            .needs(now, session)
+            .into_iter()
+            .filter(|n| !self.fb[&session].timers.contains_key(&(n.object, n.sbn)))
+            .collect();
+        if needs.is_empty() {
+            return;
+        }
+        // One draw for every block that needs a timer now: the NACK that
+        // fires carries them all.
+        let max_need = needs.iter().map(|n| n.need.max(1)).max().unwrap_or(1);
+        let u = self.random() * (0.5 + 0.5 / max_need as f64);
+        let group = self.config.group_size as f64;
+        let backoff = self.config.nack_backoff;
+        let f = self.fb.get_mut(&session).expect("checked above");
+        let delay = nack_backoff(u, f.grtt.as_secs_f64() * backoff, group);
+        let at = now + Duration::from_secs_f64(delay.max(0.0));
+        for n in needs {
+            f.timers.insert((n.object, n.sbn), at);
+        }
+        let f = self.fb.get_mut(&session).expect("checked above");
+        f.nack_at = f.timers.values().min().copied();
+    }
+
+    /// Writes the next feedback datagram (a STATUS or a NACK) into `buf` and
+    /// returns its length and destination, or `None` if nothing is due. Only
+    /// sessions whose sender sends PROBEs (nack and hybrid modes) get feedback.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<(usize, Destination)> {
+        let sessions: Vec<SessionId> = self.fb.keys().copied().collect();
+        for session in sessions {
+            if let Some(t) = self.status_packet(now, session, buf) {
+                return Some(t);
+            }
+            if self.fb[&session].nack_at.is_some_and(|t| t <= now)
+                && let Some(t) = self.nack_packet(now, session, buf)
+            {
+                return Some(t);
+            }
+        }
+        None
+    }
+
+    /// (object, SBN) of this receiver's window edge: the first block not yet
+    /// decoded and handed out.
+    fn edge(&self, session: SessionId, objects: u32) -> (u32, u8) {
+        for object in 0..objects {
+            let key = (session, ObjectId(object));
+            if self.completed.contains(&key) {
+                continue;
+            }
+            return match self.objects.get(&key) {
+                Some(o) => {
+                    let sbn = o
+                        .slots
+                        .iter()
+                        .position(|s| !matches!(s, Slot::Done))
+                        .unwrap_or(0);
+                    (object, sbn.min(255) as u8)
+                }
+                None => (object, 0),
+            };
+        }
+        (objects, 0)
+    }
+
+    fn status_packet(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        buf: &mut [u8],
+    ) -> Option<(usize, Destination)> {
+        let f = &self.fb[&session];
+        let edge = self.edge(session, f.objects);
+        let complete = f.objects > 0 && edge == (f.objects, 0);
+        let f = self.fb.get_mut(&session).expect("present");
+        if complete && !f.complete {
+            f.complete = true;
+            f.final_statuses = 3;
+        }
+        let due = f.final_statuses > 0
+            || (f.status_due
+                && f.last_status
+                    .is_none_or(|l| now >= l + self.config.status_interval));
+        if !due {
+            return None;
+        }
+        f.final_statuses = f.final_statuses.saturating_sub(1);
+        f.status_due = false;
+        f.last_status = Some(now);
+        let hold = now.saturating_duration_since(f.probe_at).as_micros();
+        let st = StatusRepr {
+            session: session.0,
+            receiver: self.config.id,
+            echo_us: f.probe_ts,
+            hold_us: hold.min(u32::MAX as u128) as u32,
+            loss_ppm: (f.loss * 1e6) as u32,
+            rate: f.rate as u64,
+            window: edge,
+            flags: STATUS_ECHO | if complete { STATUS_COMPLETE } else { 0 },
+        };
+        let len = st.emit(buf).ok()?;
+        self.stats.status_sent += 1;
+        Some((len, Destination::Sender))
+    }
+
+    fn nack_packet(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        buf: &mut [u8],
+    ) -> Option<(usize, Destination)> {
+        // One block's timer is due: the packet carries every block this
+        // receiver still lacks and holds no holdoff for, so one NACK tells the
+        // group (and suppresses) as much as it can.
+        let f = self.fb.get_mut(&session).expect("present");
+        if !f.timers.values().any(|t| *t <= now) {
+            f.nack_at = f.timers.values().min().copied();
+            return None;
+        }
+        let needs = self.needs(now, session);
+        let f = self.fb.get_mut(&session).expect("present");
+        for n in &needs {
+            f.timers.remove(&(n.object, n.sbn));
+        }
+        f.timers.retain(|_, t| *t > now);
+        f.nack_at = f.timers.values().min().copied();
+        let room = buf.len().min(crate::wire::DEFAULT_MAX_DATAGRAM);
+        let mut nack = NackRepr {
+            session: session.0,
+            receiver: self.config.id,
+            entries: Vec::new(),
+        };
+        let mut len = crate::wire::feedback::NACK_HEADER_LEN + crate::wire::CRC_LEN;
+        let f = self.fb.get_mut(&session).expect("present");
+        let mut more = false;
+        for n in needs {
+            let mut ranges = n.ranges;
+            let mut need = n.need;
+            // Long range lists are cut to fit; the rest is asked for next time.
+            let fixed = crate::wire::feedback::NACK_ENTRY_LEN;
+            let per = crate::wire::feedback::NACK_RANGE_LEN;
+            if len + fixed + ranges.len() * per > room {
+                let fit = room.saturating_sub(len + fixed) / per;
+                if fit == 0 || ranges.is_empty() {
+                    more = true;
+                    break;
+                }
+                ranges.truncate(fit);
+                need = ranges.iter().map(|r| r.1).sum();
+                more = true;
+            }
+            len += fixed + ranges.len() * per;
+            f.holdoff.insert(
+                (n.object, n.sbn),
+                now + f.grtt * 3 + Duration::from_millis(1),
+            );
+            nack.entries.push(NackEntry {
+                object: n.object,
+                sbn: n.sbn,
+                flags: if n.info { NACK_NEED_INFO } else { 0 },
+                need,
+                ranges,
+            });
+            if nack.entries.len() >= crate::wire::feedback::MAX_NACK_ENTRIES {
+                more = true;
+                break;
+            }
+        }
+        if more {
+            // What did not fit is asked for on the next probe.
+            f.nack_at = f.timers.values().min().copied();
+        }
+        if nack.entries.is_empty() {
+            return None;
+        }
+        let len = nack.emit(buf).ok()?;
+        self.stats.nacks_sent += 1;
+
+        let to = if self.config.nack_unicast {
+            Destination::Sender
+        } else {
+            Destination::Feedback
+        };
+        Some((len, to))
+    }
+}
+
+/// NORM's randomised NACK backoff (RFC 5740 §5.5.1): a truncated exponential
+/// over [0, `max`] that puts most of a group of about `group` receivers near
+/// the end, so that the few who draw early are heard, and suppress the rest,
+/// before the rest would send. `u` is uniform in [0, 1).
+fn nack_backoff(u: f64, max: f64, group: f64) -> f64 {
+    if max <= 0.0 {
+        return 0.0;
+    }
+    let lambda = group.max(2.0).ln() + 1.0;
+    let e = lambda.exp() - 1.0;
+    let x = u * (lambda / max) + lambda / (max * e);
+    ((max / lambda) * (x * e * (max / lambda)).ln()).clamp(0.0, max)
+}
+
+/// Whether the runs in `theirs` include every ESI of the runs in `mine`
+/// (both sorted, as receivers send them).
+fn covers(theirs: &[(u32, u32)], mine: &[(u32, u32)]) -> bool {
+    let mut i = 0;
+    for &(first, n) in mine {
+        let end = first as u64 + n as u64;
+        let mut at = first as u64;
+        while at < end {
+            while i < theirs.len() && (theirs[i].0 as u64 + theirs[i].1 as u64) <= at {
+                i += 1;
+            }
+            let Some(&(tf, tn)) = theirs.get(i) else {
+                return false;
+            };
+            if (tf as u64) > at {
+                return false;
+            }
+            at = tf as u64 + tn as u64;
+        }
+    }
+    true
 }
 
 /// Finds or opens the state of an object, enforcing the limits.

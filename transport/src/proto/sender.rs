@@ -1,12 +1,13 @@
 //! The sending side of the carousel.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use groupcast_fec::{FecId, Oti, OtiError, codec_for, copy_source_symbol};
 
 use super::encoders::Encoders;
+use super::feedback::{FeedbackConfig, FlowPolicy, Mode};
 use super::{ObjectId, SessionId};
 use crate::wire::{
     self, DATA_OVERHEAD, DEFAULT_MAX_DATAGRAM, INFO_HEADER_LEN, InfoRepr, MAX_DATAGRAM,
@@ -58,6 +59,13 @@ pub struct SenderConfig {
     /// symbol. The datagrams are the same either way; workers only take the
     /// encoding work off the sending thread.
     pub encoder_threads: usize,
+    /// How loss is recovered. Default [`Mode::Carousel`]. In nack mode the
+    /// sender uses the Compact No-Code scheme whatever `fec` says; in nack and
+    /// hybrid modes `rounds` is ignored: the sender makes one pass, then
+    /// answers NACKs until every receiver it tracks is complete.
+    pub mode: Mode,
+    /// Feedback settings (nack and hybrid modes).
+    pub feedback: FeedbackConfig,
 }
 
 impl Default for SenderConfig {
@@ -76,6 +84,8 @@ impl Default for SenderConfig {
             interleave: 16,
             info_interval: 64,
             encoder_threads: 0,
+            mode: Mode::Carousel,
+            feedback: FeedbackConfig::default(),
         }
     }
 }
@@ -137,8 +147,19 @@ pub enum SenderEvent {
         /// The round that finished.
         round: u32,
     },
-    /// The last round finished; the sender has nothing more to send.
+    /// The last round finished (carousel), or every tracked receiver is
+    /// complete and the linger passed (nack, hybrid): nothing more to send.
     Finished,
+    /// A receiver started reporting (nack, hybrid).
+    ReceiverJoined {
+        /// The receiver's id.
+        id: u64,
+    },
+    /// A tracked receiver was silent for `receiver_timeout` and no longer counts.
+    ReceiverTimedOut {
+        /// The receiver's id.
+        id: u64,
+    },
 }
 
 /// Counters kept by a [`Sender`].
@@ -156,6 +177,32 @@ pub struct SenderStats {
     pub info_packets_sent: u64,
     /// Rounds completed.
     pub rounds_completed: u32,
+    /// PROBE packets emitted.
+    pub probes_sent: u64,
+    /// NACK packets accepted for processing.
+    pub nacks_received: u64,
+    /// NACK packets dropped by the NACK rate limit.
+    pub nacks_dropped: u64,
+    /// NACK entries ignored: repair for the block was queued or had just gone out.
+    pub nack_entries_ignored: u64,
+    /// NACK entries naming an object, block or ESI that does not exist.
+    pub nack_entries_invalid: u64,
+    /// STATUS packets accepted.
+    pub status_received: u64,
+    /// Feedback datagrams refused (malformed, another session, or a sender's packet).
+    pub feedback_rejected: u64,
+    /// Receivers tracked now.
+    pub receivers_tracked: u64,
+    /// Reports from receivers beyond `max_receivers`, dropped.
+    pub receivers_refused: u64,
+    /// Tracked receivers dropped for silence.
+    pub receivers_timed_out: u64,
+    /// Times flow control held the first pass back.
+    pub flow_blocked: u64,
+    /// The current GRTT estimate, microseconds.
+    pub grtt_us: u64,
+    /// The current pacing rate in bytes per second (0 if unpaced).
+    pub rate: u64,
 }
 
 struct Object {
@@ -173,33 +220,80 @@ struct Window {
     plan: VecDeque<(u8, u32)>,
 }
 
-/// The sans-IO carousel sender.
+/// What the sender knows of a receiver that reports (nack, hybrid).
+struct Tracked {
+    last_heard: Instant,
+    /// Global block sequence number of the receiver's window edge.
+    edge: u64,
+    complete: bool,
+}
+
+/// NACKs for one block, gathered until `deadline`.
+struct Pending {
+    need: u32,
+    esis: std::collections::BTreeSet<u32>,
+}
+
+type BlockKey = (u32, u8);
+
+/// The sans-IO sender.
 ///
-/// Objects are sent in rounds. In the first round each block's source symbols
-/// go out, then `repair_overhead` × K fresh repair symbols; every later round
-/// sends `round_repair` × K further fresh symbols. Blocks are interleaved
-/// `interleave` at a time. An OBJECT_INFO packet opens each object in each round
-/// and repeats every `info_interval` DATA packets.
+/// In [`Mode::Carousel`], objects are sent in rounds. In the first round each
+/// block's source symbols go out, then `repair_overhead` × K fresh repair
+/// symbols; every later round sends `round_repair` × K further fresh symbols.
+/// Blocks are interleaved `interleave` at a time. An OBJECT_INFO packet opens
+/// each object in each round and repeats every `info_interval` DATA packets.
+///
+/// In [`Mode::Nack`] and [`Mode::Hybrid`], the sender makes one such first
+/// pass, paced by the window edges receivers report (flow control), sends
+/// PROBEs, and answers NACKs with replays (nack) or fresh repair (hybrid) until
+/// every receiver it tracks is complete. See protocol.md §9.
 pub struct Sender {
     config: SenderConfig,
     t: u16,
     objects: Vec<Object>,
+    /// Global sequence number of each object's block 0.
+    prefix: Vec<u64>,
     round: u32,
     object: usize,
+    next_first: u32,
     window: Option<Window>,
     encoders: Encoders,
     info_pending: bool,
+    info_object: Option<usize>,
     since_info: u32,
     finished: bool,
     tokens: f64,
     last: Option<Instant>,
     events: VecDeque<SenderEvent>,
     stats: SenderStats,
+    // Feedback modes.
+    epoch: Option<Instant>,
+    grtt: Duration,
+    grtt_window_max: Duration,
+    next_probe: Option<Instant>,
+    first_pass_done: bool,
+    receivers: HashMap<u64, Tracked>,
+    next_expiry_check: Option<Instant>,
+    pending: HashMap<BlockKey, Pending>,
+    pending_order: VecDeque<(Instant, BlockKey)>,
+    repair_queue: VecDeque<(u32, u8, u32)>,
+    queued: HashMap<BlockKey, u32>,
+    quiet: HashMap<BlockKey, Instant>,
+    info_queue: VecDeque<u32>,
+    repair_tokens: f64,
+    nack_tokens: f64,
+    feedback_last: Option<Instant>,
+    linger_since: Option<Instant>,
+    rate: Option<u64>,
+    last_decrease: Option<Instant>,
+    /// Worst loss receivers report, decaying.
+    loss: f64,
 }
 
 impl Sender {
     /// Checks the configuration and makes an idle sender.
-    pub fn new(config: SenderConfig) -> Result<Self, SenderError> {
+    pub fn new(mut config: SenderConfig) -> Result<Self, SenderError> {
         if !(DATA_OVERHEAD + 4..=MAX_DATAGRAM).contains(&config.max_datagram) {
             return Err(SenderError::MaxDatagram(config.max_datagram));
         }
@@ -224,25 +318,87 @@ impl Sender {
         if config.rate == Some(0) {
             return Err(SenderError::Config("rate must be above 0"));
         }
+        let fb = &config.feedback;
+        if !(fb.repair_share > 0.0 && fb.repair_share <= 100.0) {
+            return Err(SenderError::Config("repair_share must lie in (0, 100]"));
+        }
+        if !(0.0..=100.0).contains(&fb.aggregation) || fb.flow_window == 0 {
+            return Err(SenderError::Config(
+                "aggregation must lie in 0..=100 and flow_window be at least 1",
+            ));
+        }
+        if fb.probe_interval.is_zero() || fb.min_grtt.is_zero() || fb.min_grtt > fb.max_grtt {
+            return Err(SenderError::Config(
+                "probe_interval and min_grtt must be above 0, and min_grtt at most max_grtt",
+            ));
+        }
+        if let FlowPolicy::Quorum(0) = fb.policy {
+            return Err(SenderError::Config("a quorum must be at least 1"));
+        }
+        if let Some(a) = fb.aimd
+            && !(a.decrease > 0.0 && a.decrease < 1.0 && (0.0..=1.0).contains(&a.loss_threshold))
+        {
+            return Err(SenderError::Config(
+                "AIMD decrease must lie in (0, 1) and loss_threshold in 0..=1",
+            ));
+        }
+        if config.mode == Mode::Nack {
+            config.fec = FecId::NoCode;
+        }
         let tokens = config.burst.max(config.max_datagram as u64) as f64;
         // With workers, the next window's encoders are built while this
         // window's are in use.
         let cached = config.interleave as usize * if config.encoder_threads > 0 { 2 } else { 1 };
+        // Repair answers may touch any block: keep a few more encoders then.
+        let cached = if config.mode == Mode::Hybrid {
+            cached.max(64)
+        } else {
+            cached
+        };
+        let grtt = fb.initial_grtt.clamp(fb.min_grtt, fb.max_grtt);
+        let nack_tokens = (fb.max_nack_rate as f64 / 10.0).max(1.0);
         Ok(Self {
             encoders: Encoders::new(config.fec, config.encoder_threads, cached),
             t,
-            config,
             objects: Vec::new(),
+            prefix: Vec::new(),
             round: 0,
             object: 0,
+            next_first: 0,
             window: None,
             info_pending: true,
+            info_object: None,
             since_info: 0,
             finished: false,
             tokens,
             last: None,
             events: VecDeque::new(),
-            stats: SenderStats::default(),
+            stats: SenderStats {
+                grtt_us: grtt.as_micros() as u64,
+                rate: config.rate.unwrap_or(0),
+                ..SenderStats::default()
+            },
+            epoch: None,
+            grtt,
+            grtt_window_max: Duration::ZERO,
+            next_probe: None,
+            first_pass_done: false,
+            receivers: HashMap::new(),
+            next_expiry_check: None,
+            pending: HashMap::new(),
+            pending_order: VecDeque::new(),
+            repair_queue: VecDeque::new(),
+            queued: HashMap::new(),
+            quiet: HashMap::new(),
+            info_queue: VecDeque::new(),
+            repair_tokens: 0.0,
+            nack_tokens,
+            feedback_last: None,
+            linger_since: None,
+            rate: config.rate,
+            last_decrease: None,
+            loss: 0.0,
+            config,
         })
     }
 
@@ -293,6 +449,12 @@ impl Sender {
             SYMBOL_ALIGNMENT,
         )?;
         let next_esi = oti.blocks().map(|b| b.source_symbols).collect();
+        let start = self.prefix.last().copied().unwrap_or(0)
+            + self
+                .objects
+                .last()
+                .map_or(0, |o| o.oti.source_blocks() as u64);
+        self.prefix.push(start);
         self.objects.push(Object {
             id: ObjectId(id),
             hash,
@@ -302,6 +464,13 @@ impl Sender {
             next_esi,
         });
         self.finished = false;
+        if self.first_pass_done {
+            // Resume the first pass at the new object.
+            self.first_pass_done = false;
+            self.object = self.objects.len() - 1;
+            self.next_first = 0;
+            self.info_pending = true;
+        }
         Ok(ObjectId(id))
     }
 
@@ -310,7 +479,8 @@ impl Sender {
         self.objects.get(id.0 as usize).map(|o| o.oti)
     }
 
-    /// Whether the last round has been sent.
+    /// Whether the sender is done: the last round sent (carousel), or every
+    /// tracked receiver complete and the linger over (nack, hybrid).
     pub fn is_finished(&self) -> bool {
         self.finished
     }
@@ -320,24 +490,68 @@ impl Sender {
         &self.stats
     }
 
-    /// Advances the clock; the sender has no timers of its own besides pacing.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        self.refill(now);
+    /// The current group round-trip time estimate.
+    pub fn grtt(&self) -> Duration {
+        self.grtt
     }
 
-    /// When the sender next wants `poll_transmit` called: now, if it has tokens;
-    /// later, if pacing holds it back; `None` if unpaced or idle.
+    fn feedback(&self) -> bool {
+        self.config.mode.has_feedback()
+    }
+
+    /// Advances the clock: pacing, and in feedback modes NACK aggregation,
+    /// receiver timeouts and the linger.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.refill(now);
+        if self.feedback() {
+            self.tick(now);
+        }
+    }
+
+    /// When the sender next wants `handle_timeout` or `poll_transmit` called.
+    /// `None` if unpaced with data ready (call `poll_transmit` at once), or idle.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.finished || self.objects.is_empty() {
             return None;
         }
-        let rate = self.config.rate? as f64;
-        let last = self.last?;
-        if self.tokens > 0.0 {
-            Some(last)
-        } else {
-            Some(last + Duration::from_secs_f64(-self.tokens / rate + 1e-9))
+        let pacing = match (self.config.rate.map(|_| self.rate_now()), self.last) {
+            (Some(rate), Some(last)) if self.tokens <= 0.0 => {
+                Some(last + Duration::from_secs_f64(-self.tokens / rate as f64 + 1e-9))
+            }
+            (Some(_), Some(last)) => Some(last),
+            _ => None,
+        };
+        if !self.feedback() {
+            return pacing;
         }
+        let mut t: Option<Instant> = None;
+        let mut at = |x: Option<Instant>| {
+            if let Some(x) = x {
+                t = Some(t.map_or(x, |t: Instant| t.min(x)));
+            }
+        };
+        if self.has_data_ready() {
+            at(pacing.or(self.last));
+        }
+        if !self.repair_queue.is_empty() {
+            // Wait for the repair budget, or for pacing.
+            let rate = self.repair_rate();
+            let wait = if self.repair_tokens > 0.0 {
+                Duration::ZERO
+            } else {
+                Duration::from_secs_f64((-self.repair_tokens / rate).min(10.0) + 1e-9)
+            };
+            at(self
+                .feedback_last
+                .map(|l| l + wait)
+                .max(pacing)
+                .or(self.last));
+        }
+        at(self.next_probe);
+        at(self.pending_order.front().map(|(d, _)| *d));
+        at(self.next_expiry_check);
+        at(self.linger_since.map(|l| l + self.config.feedback.linger));
+        t
     }
 
     /// The next event, if any.
@@ -345,19 +559,70 @@ impl Sender {
         self.events.pop_front()
     }
 
+    fn rate_now(&self) -> u64 {
+        self.rate.or(self.config.rate).unwrap_or(0)
+    }
+
     fn refill(&mut self, now: Instant) {
-        if let (Some(rate), Some(last)) = (self.config.rate, self.last) {
+        if self.epoch.is_none() {
+            self.epoch = Some(now);
+            if self.feedback() {
+                self.next_probe = Some(now);
+                self.next_expiry_check = Some(now + self.config.feedback.receiver_timeout / 4);
+            }
+        }
+        if let (Some(_), Some(last)) = (self.config.rate, self.last) {
+            let rate = self.rate_now();
             let dt = now.saturating_duration_since(last).as_secs_f64();
             let cap = self.config.burst.max(self.config.max_datagram as u64) as f64;
             self.tokens = (self.tokens + dt * rate as f64).min(cap);
+        }
+        if self.feedback() {
+            let last = self.feedback_last.unwrap_or(now);
+            let dt = now.saturating_duration_since(last).as_secs_f64();
+            let cap = (self.repair_rate() * 0.01).max(64.0 * 1024.0);
+            self.repair_tokens = (self.repair_tokens + dt * self.repair_rate()).min(cap);
+            let fb = &self.config.feedback;
+            let ncap = (fb.max_nack_rate as f64 / 10.0).max(1.0);
+            self.nack_tokens = (self.nack_tokens + dt * fb.max_nack_rate as f64).min(ncap);
+            if self.feedback_last.is_none_or(|l| now > l) {
+                self.feedback_last = Some(now);
+            }
         }
         if self.last.is_none_or(|l| now > l) {
             self.last = Some(now);
         }
     }
 
+    /// Bytes per second repair may use: a share of the pacing rate, or of the
+    /// measured rate when unpaced.
+    fn repair_rate(&self) -> f64 {
+        let share = self.config.feedback.repair_share;
+        let base = match self.config.rate {
+            Some(_) => self.rate_now() as f64,
+            None => {
+                let elapsed = match (self.epoch, self.last) {
+                    (Some(e), Some(l)) => l.saturating_duration_since(e).as_secs_f64(),
+                    _ => 0.0,
+                };
+                // Until a rate is measured, assume 10 MB/s.
+                if elapsed > 0.05 {
+                    (self.stats.bytes_sent as f64 / elapsed).max(1e6)
+                } else {
+                    1e7
+                }
+            }
+        };
+        (base * share).max(1.0)
+    }
+
+    fn micros(&self, now: Instant) -> u64 {
+        self.epoch
+            .map_or(0, |e| now.saturating_duration_since(e).as_micros() as u64)
+    }
+
     /// Writes the next datagram into `buf` and returns its length, or `None` if
-    /// the sender is finished, idle, or held back by pacing.
+    /// the sender is finished, idle, or held back by pacing or flow control.
     ///
     /// # Panics
     /// If `buf` is shorter than `max_datagram` (API misuse).
@@ -370,10 +635,16 @@ impl Sender {
             return None;
         }
         self.refill(now);
+        if self.feedback() {
+            self.tick(now);
+            if self.finished {
+                return None;
+            }
+        }
         if self.config.rate.is_some() && self.tokens <= 0.0 {
             return None;
         }
-        let len = self.next_packet(buf)?;
+        let len = self.next_packet(now, buf)?;
         self.stats.packets_sent += 1;
         self.stats.bytes_sent += len as u64;
         if self.config.rate.is_some() {
@@ -382,37 +653,380 @@ impl Sender {
         Some(len)
     }
 
-    fn next_packet(&mut self, buf: &mut [u8]) -> Option<usize> {
+    /// Feeds one feedback datagram (NACK or STATUS) from a receiver. Anything
+    /// else, malformed or of another session, is counted and dropped.
+    pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
+        if !self.feedback() {
+            self.stats.feedback_rejected += 1;
+            return;
+        }
+        self.refill(now);
+        match wire::Repr::parse(datagram) {
+            Ok(wire::Repr::Nack(n)) if n.session == self.config.session.0 => {
+                if self.nack_tokens < 1.0 {
+                    self.stats.nacks_dropped += 1;
+                    return;
+                }
+                self.nack_tokens -= 1.0;
+                self.stats.nacks_received += 1;
+                self.handle_nack(now, &n);
+            }
+            Ok(wire::Repr::Status(st)) if st.session == self.config.session.0 => {
+                self.handle_status(now, &st);
+            }
+            _ => self.stats.feedback_rejected += 1,
+        }
+    }
+
+    fn handle_nack(&mut self, now: Instant, n: &wire::NackRepr) {
+        let agg = self.grtt.mul_f64(self.config.feedback.aggregation);
+        for e in &n.entries {
+            let Some(o) = self.objects.get(e.object as usize) else {
+                self.stats.nack_entries_invalid += 1;
+                continue;
+            };
+            if e.flags & wire::feedback::NACK_NEED_INFO != 0 {
+                if !self.info_queue.contains(&e.object) && self.info_queue.len() < 64 {
+                    self.info_queue.push_back(e.object);
+                }
+                continue;
+            }
+            let Some(block) = o.oti.block(e.sbn as u32) else {
+                self.stats.nack_entries_invalid += 1;
+                continue;
+            };
+            let k = block.source_symbols;
+            let nack_mode = self.config.mode == Mode::Nack;
+            if (nack_mode && e.ranges.is_empty())
+                || e.ranges
+                    .iter()
+                    .any(|&(f, c)| f as u64 + c as u64 > k as u64)
+                || e.need == 0
+            {
+                self.stats.nack_entries_invalid += 1;
+                continue;
+            }
+            let key = (e.object, e.sbn);
+            if self.queued.contains_key(&key) || self.quiet.get(&key).is_some_and(|&q| q > now) {
+                self.stats.nack_entries_ignored += 1;
+                continue;
+            }
+            let p = self.pending.entry(key).or_insert_with(|| {
+                self.pending_order.push_back((now + agg, key));
+                Pending {
+                    need: 0,
+                    esis: Default::default(),
+                }
+            });
+            p.need = p.need.max(e.need.min(k));
+            if nack_mode {
+                for &(f, c) in &e.ranges {
+                    p.esis.extend(f..f + c);
+                }
+            }
+        }
+        self.linger_since = None;
+    }
+
+    fn handle_status(&mut self, now: Instant, st: &wire::StatusRepr) {
+        use wire::feedback::{STATUS_COMPLETE, STATUS_ECHO};
+        let total: u64 = self.prefix.last().copied().unwrap_or(0)
+            + self
+                .objects
+                .last()
+                .map_or(0, |o| o.oti.source_blocks() as u64);
+        let (wo, wsbn) = st.window;
+        let edge = match self.prefix.get(wo as usize) {
+            Some(&p) => p + (wsbn as u64).min(self.objects[wo as usize].oti.source_blocks() as u64),
+            None => total,
+        };
+        if !self.receivers.contains_key(&st.receiver) {
+            if self.receivers.len() >= self.config.feedback.max_receivers {
+                self.stats.receivers_refused += 1;
+                return;
+            }
+            self.events
+                .push_back(SenderEvent::ReceiverJoined { id: st.receiver });
+        }
+        self.stats.status_received += 1;
+        let complete = st.flags & STATUS_COMPLETE != 0 && edge >= total;
+        self.receivers.insert(
+            st.receiver,
+            Tracked {
+                last_heard: now,
+                edge,
+                complete,
+            },
+        );
+        self.stats.receivers_tracked = self.receivers.len() as u64;
+        if st.flags & STATUS_ECHO != 0 {
+            let now_us = self.micros(now);
+            if st.echo_us <= now_us {
+                let rtt = now_us - st.echo_us;
+                let rtt = Duration::from_micros(rtt.saturating_sub(st.hold_us as u64));
+                let fb = &self.config.feedback;
+                let rtt = rtt.clamp(fb.min_grtt, fb.max_grtt);
+                self.grtt_window_max = self.grtt_window_max.max(rtt);
+                if rtt > self.grtt {
+                    self.grtt = rtt;
+                    self.stats.grtt_us = rtt.as_micros() as u64;
+                }
+            }
+        }
+        let reported = (st.loss_ppm as f64 / 1e6).min(0.5);
+        self.loss = self.loss.max(reported);
+        if let Some(a) = self.config.feedback.aimd
+            && self.config.rate.is_some()
+            && st.loss_ppm as f64 > a.loss_threshold * 1e6
+            && self.last_decrease.is_none_or(|d| now >= d + self.grtt)
+        {
+            let r = (self.rate_now() as f64 * a.decrease) as u64;
+            self.rate = Some(r.max(a.floor).max(1));
+            self.stats.rate = self.rate_now();
+            self.last_decrease = Some(now);
+        }
+    }
+
+    /// The window edge flow control follows, if any receiver is tracked.
+    fn flow_edge(&self) -> Option<u64> {
+        if self.receivers.is_empty() {
+            return None;
+        }
+        let mut edges: Vec<u64> = self.receivers.values().map(|r| r.edge).collect();
+        Some(match self.config.feedback.policy {
+            FlowPolicy::Min => edges.into_iter().min().unwrap_or(0),
+            FlowPolicy::Max => edges.into_iter().max().unwrap_or(0),
+            FlowPolicy::Quorum(n) => {
+                edges.sort_unstable_by(|a, b| b.cmp(a));
+                let i = (n as usize).min(edges.len()) - 1;
+                edges[i]
+            }
+        })
+    }
+
+    /// Periodic feedback work: matured NACKs, receiver timeouts, AIMD increase,
+    /// and the finish condition.
+    fn tick(&mut self, now: Instant) {
+        while let Some(&(deadline, key)) = self.pending_order.front() {
+            if deadline > now {
+                break;
+            }
+            self.pending_order.pop_front();
+            let Some(p) = self.pending.remove(&key) else {
+                continue;
+            };
+            let (object, sbn) = key;
+            let o = &mut self.objects[object as usize];
+            let mut n = 0;
+            if self.config.mode == Mode::Nack {
+                for esi in p.esis {
+                    self.repair_queue.push_back((object, sbn, esi));
+                    n += 1;
+                }
+            } else {
+                let limit = codec_for(self.config.fec).esi_limit(0);
+                let k = o.oti.block(sbn as u32).map_or(0, |b| b.source_symbols);
+                // A margin for the repair's own loss: `repair_margin` symbols, plus twice the
+                // worst loss receivers report. It saves most second rounds.
+                let margin = self.config.feedback.repair_margin
+                    + (p.need as f64 * 2.0 * self.loss).ceil() as u32;
+                for _ in 0..p.need + margin {
+                    let next = &mut o.next_esi[sbn as usize];
+                    self.repair_queue.push_back((object, sbn, *next));
+                    n += 1;
+                    *next += 1;
+                    if *next >= limit {
+                        *next = k;
+                    }
+                }
+            }
+            if n > 0 {
+                self.queued.insert(key, n);
+            }
+        }
+        if self.next_expiry_check.is_some_and(|t| now >= t) {
+            let timeout = self.config.feedback.receiver_timeout;
+            self.next_expiry_check = Some(now + timeout / 4);
+            let dead: Vec<u64> = self
+                .receivers
+                .iter()
+                .filter(|(_, r)| now.saturating_duration_since(r.last_heard) >= timeout)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in dead {
+                self.receivers.remove(&id);
+                self.stats.receivers_timed_out += 1;
+                self.events.push_back(SenderEvent::ReceiverTimedOut { id });
+            }
+            self.stats.receivers_tracked = self.receivers.len() as u64;
+            self.quiet.retain(|_, q| *q > now);
+        }
+        let idle = self.first_pass_done
+            && self.repair_queue.is_empty()
+            && self.pending.is_empty()
+            && self.info_queue.is_empty()
+            && self.receivers.values().all(|r| r.complete);
+        if !idle {
+            self.linger_since = None;
+        } else {
+            let since = *self.linger_since.get_or_insert(now);
+            if now >= since + self.config.feedback.linger {
+                self.finished = true;
+                self.events.push_back(SenderEvent::Finished);
+            }
+        }
+    }
+
+    fn has_data_ready(&self) -> bool {
+        !self.first_pass_done && !self.flow_blocked()
+            || !self.info_queue.is_empty()
+            || self
+                .next_probe
+                .is_some_and(|p| self.last.is_some_and(|l| l >= p))
+    }
+
+    /// Whether flow control holds the first pass back before its next window.
+    fn flow_blocked(&self) -> bool {
+        if !self.feedback() || self.window.is_some() || self.first_pass_done {
+            return false;
+        }
+        let Some(edge) = self.flow_edge() else {
+            return false;
+        };
+        let seq = self.prefix[self.object] + self.next_first as u64;
+        seq >= edge + self.config.feedback.flow_window as u64
+    }
+
+    /// (object, SBN) of the first block whose first pass is not finished.
+    fn progress(&self) -> (u32, u8) {
+        if self.first_pass_done {
+            return (self.objects.len() as u32, 0);
+        }
+        let first = self.window.as_ref().map_or(self.next_first, |w| w.first);
+        (self.object as u32, first.min(255) as u8)
+    }
+
+    fn emit_probe(&mut self, now: Instant, buf: &mut [u8]) -> usize {
+        let fb = &self.config.feedback;
+        // GRTT decays slowly towards the largest RTT measured since the last probe.
+        let decayed = self.grtt.mul_f64(0.98).max(self.grtt_window_max);
+        self.grtt = decayed.clamp(fb.min_grtt, fb.max_grtt);
+        self.grtt_window_max = Duration::ZERO;
+        self.stats.grtt_us = self.grtt.as_micros() as u64;
+        self.loss *= 0.98;
+        if let Some(a) = fb.aimd
+            && let Some(max) = self.config.rate
+            && self.last_decrease.is_none_or(|d| now >= d + self.grtt)
+        {
+            let step = a.increase as f64 * fb.probe_interval.as_secs_f64()
+                / self.grtt.as_secs_f64().max(1e-6);
+            self.rate = Some((self.rate_now() as f64 + step).min(max as f64) as u64);
+            self.stats.rate = self.rate_now();
+        }
+        self.next_probe = Some(now + fb.probe_interval);
+        let probe = wire::ProbeRepr {
+            session: self.config.session.0,
+            timestamp_us: self.micros(now),
+            sent: self.stats.source_symbols_sent + self.stats.repair_symbols_sent,
+            grtt_us: self.grtt.as_micros().min(u32::MAX as u128) as u32,
+            objects: self.objects.len() as u32,
+            progress: self.progress(),
+            mode: if self.config.mode == Mode::Nack {
+                wire::WireMode::Nack
+            } else {
+                wire::WireMode::Hybrid
+            },
+            flags: if self.first_pass_done {
+                wire::feedback::PROBE_END
+            } else {
+                0
+            },
+        };
+        self.stats.probes_sent += 1;
+        probe.emit(buf).expect("max_datagram holds a PROBE")
+    }
+
+    fn emit_info(&mut self, object: usize, buf: &mut [u8]) -> usize {
+        self.info_pending = false;
+        self.info_object = Some(object);
+        self.since_info = 0;
+        let o = &self.objects[object];
+        let info = InfoRepr {
+            session: self.config.session.0,
+            object: o.id.0,
+            fec: self.config.fec,
+            oti: o.oti,
+            hash: o.hash,
+            name: &o.name,
+        };
+        let len = info.emit(buf).expect("name length checked in add_object");
+        self.stats.info_packets_sent += 1;
+        len
+    }
+
+    fn wants_info(&self, object: usize) -> bool {
+        self.info_pending
+            || self.info_object != Some(object)
+            || self.since_info >= self.config.info_interval
+    }
+
+    fn next_packet(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        if self.feedback() {
+            if self.next_probe.is_some_and(|p| now >= p) {
+                return Some(self.emit_probe(now, buf));
+            }
+            if let Some(o) = self.info_queue.pop_front() {
+                return Some(self.emit_info(o as usize, buf));
+            }
+            if let Some(&(o, sbn, esi)) = self.repair_queue.front()
+                && self.repair_tokens > 0.0
+            {
+                if self.wants_info(o as usize) {
+                    self.info_pending = false;
+                    return Some(self.emit_info(o as usize, buf));
+                }
+                self.repair_queue.pop_front();
+                let len = self.emit_data(o as usize, sbn, esi, true, buf);
+                self.since_info += 1;
+                self.repair_tokens -= len as f64;
+                let key = (o, sbn);
+                if let Some(left) = self.queued.get_mut(&key) {
+                    *left -= 1;
+                    if *left == 0 {
+                        self.queued.remove(&key);
+                        self.quiet.insert(key, now + self.grtt);
+                    }
+                }
+                return Some(len);
+            }
+            if self.first_pass_done {
+                return None;
+            }
+        }
         // Bounded: each pass either emits or advances the cursor, and a round
         // over objects that all have data emits something.
         loop {
             if self.info_pending {
-                self.info_pending = false;
-                self.since_info = 0;
-                let o = &self.objects[self.object];
-                let info = InfoRepr {
-                    session: self.config.session.0,
-                    object: o.id.0,
-                    fec: self.config.fec,
-                    oti: o.oti,
-                    hash: o.hash,
-                    name: &o.name,
-                };
-                let len = info.emit(buf).expect("name length checked in add_object");
-                self.stats.info_packets_sent += 1;
-                return Some(len);
+                // Each object opens with its OBJECT_INFO, even one with no data.
+                return Some(self.emit_info(self.object, buf));
             }
             if self.window.is_none() {
-                self.window = Some(self.build_window(0));
+                if self.flow_blocked() {
+                    self.stats.flow_blocked += 1;
+                    return None;
+                }
+                self.window = Some(self.build_window(self.next_first));
             }
-            let window = self.window.as_mut().expect("just built");
-            if !window.plan.is_empty() && self.since_info >= self.config.info_interval {
-                // Repeat the OBJECT_INFO, but only ahead of more DATA.
-                self.info_pending = true;
-                continue;
-            }
-            if let Some((sbn, esi)) = window.plan.pop_front() {
-                let len = self.emit_data(sbn, esi, buf);
+            let front = self.window.as_ref().and_then(|w| w.plan.front().copied());
+            if let Some((sbn, esi)) = front {
+                if self.wants_info(self.object) {
+                    return Some(self.emit_info(self.object, buf));
+                }
+                if let Some(w) = self.window.as_mut() {
+                    w.plan.pop_front();
+                }
+                let replay = self.round > 0;
+                let len = self.emit_data(self.object, sbn, esi, replay, buf);
                 self.since_info += 1;
                 return Some(len);
             }
@@ -422,18 +1036,29 @@ impl Sender {
         }
     }
 
-    /// Moves to the next window, object or round. Returns false once finished.
+    /// Moves to the next window, object or round. Returns false once finished
+    /// (carousel) or once the first pass is over (feedback modes).
     fn advance(&mut self) -> bool {
-        let first = self.window.take().map_or(0, |w| w.first);
+        let first = self.window.take().map_or(self.next_first, |w| w.first);
         let z = self.objects[self.object].oti.source_blocks();
         let next = first + self.config.interleave;
         if next < z {
-            self.window = Some(self.build_window(next));
+            self.next_first = next;
             return true;
         }
+        self.next_first = 0;
         self.object += 1;
         self.info_pending = true;
         if self.object == self.objects.len() {
+            if self.feedback() {
+                self.object -= 1;
+                self.first_pass_done = true;
+                self.info_pending = false;
+                self.stats.rounds_completed = 1;
+                // Tell receivers at once that the pass is over.
+                self.next_probe = self.last;
+                return false;
+            }
             self.object = 0;
             self.round += 1;
             self.stats.rounds_completed = self.round;
@@ -444,6 +1069,9 @@ impl Sender {
                 self.events.push_back(SenderEvent::Finished);
                 return false;
             }
+        } else if self.feedback() {
+            // Progress moved: say so soon.
+            self.next_probe = self.next_probe.min(self.last);
         }
         true
     }
@@ -455,6 +1083,11 @@ impl Sender {
             self.config.repair_overhead
         } else {
             self.config.round_repair
+        };
+        let share = if self.config.mode == Mode::Nack {
+            0.0
+        } else {
+            share
         };
         let o = &mut self.objects[self.object];
         let z = o.oti.source_blocks();
@@ -508,8 +1141,15 @@ impl Sender {
         Window { first, plan }
     }
 
-    fn emit_data(&mut self, sbn: u8, esi: u32, buf: &mut [u8]) -> usize {
-        let o = &self.objects[self.object];
+    fn emit_data(
+        &mut self,
+        object: usize,
+        sbn: u8,
+        esi: u32,
+        replay: bool,
+        buf: &mut [u8],
+    ) -> usize {
+        let o = &self.objects[object];
         let block = o.oti.block(sbn as u32).expect("planned block exists");
         let sym = wire::data::emit_data_header(
             buf,
@@ -530,9 +1170,9 @@ impl Sender {
                 .write_symbol(esi, out)
                 .expect("ESI and length are in range");
         }
-        // A source symbol sent again in a later round (no-code replay) repairs
-        // loss, so it counts as repair.
-        if esi < block.source_symbols && self.round == 0 {
+        // A source symbol sent again (a no-code replay) repairs loss, so it
+        // counts as repair.
+        if esi < block.source_symbols && !replay {
             self.stats.source_symbols_sent += 1;
         } else {
             self.stats.repair_symbols_sent += 1;

@@ -10,11 +10,13 @@
 //! is checked before use.
 
 pub mod data;
+pub mod feedback;
 pub mod info;
 
 use std::ops::Range;
 
 pub use data::DataRepr;
+pub use feedback::{NackEntry, NackRepr, ProbeRepr, StatusRepr, WireMode};
 pub use info::InfoRepr;
 
 /// First two bytes of every datagram: ASCII "GC".
@@ -48,6 +50,12 @@ pub enum PacketType {
     Data = 1,
     /// Announces an object: its OTI, BLAKE3 hash and name.
     ObjectInfo = 2,
+    /// PROBE (§9.1): the sender's clock, progress and GRTT, in nack and hybrid modes.
+    Probe = 3,
+    /// NACK (§9.2): a receiver's requests for repair.
+    Nack = 4,
+    /// STATUS (§9.3): a receiver's window, loss, rate and RTT echo.
+    Status = 5,
 }
 
 impl PacketType {
@@ -55,6 +63,9 @@ impl PacketType {
         match v {
             1 => Some(Self::Data),
             2 => Some(Self::ObjectInfo),
+            3 => Some(Self::Probe),
+            4 => Some(Self::Nack),
+            5 => Some(Self::Status),
             _ => None,
         }
     }
@@ -223,6 +234,12 @@ pub enum Repr<'a> {
     Data(DataRepr<'a>),
     /// An OBJECT_INFO packet (protocol.md §6).
     ObjectInfo(InfoRepr<'a>),
+    /// A PROBE.
+    Probe(ProbeRepr),
+    /// A NACK.
+    Nack(NackRepr),
+    /// A STATUS.
+    Status(StatusRepr),
 }
 
 impl<'a> Repr<'a> {
@@ -235,6 +252,9 @@ impl<'a> Repr<'a> {
         match ty {
             PacketType::Data => DataRepr::parse(session, body).map(Repr::Data),
             PacketType::ObjectInfo => InfoRepr::parse(session, body).map(Repr::ObjectInfo),
+            PacketType::Probe => ProbeRepr::parse(session, body).map(Repr::Probe),
+            PacketType::Nack => NackRepr::parse(session, body).map(Repr::Nack),
+            PacketType::Status => StatusRepr::parse(session, body).map(Repr::Status),
         }
     }
 
@@ -243,6 +263,9 @@ impl<'a> Repr<'a> {
         match self {
             Repr::Data(d) => d.buffer_len(),
             Repr::ObjectInfo(i) => i.buffer_len(),
+            Repr::Probe(_) => feedback::PROBE_LEN,
+            Repr::Nack(n) => n.buffer_len(),
+            Repr::Status(_) => feedback::STATUS_LEN,
         }
     }
 
@@ -251,6 +274,9 @@ impl<'a> Repr<'a> {
         match self {
             Repr::Data(d) => d.emit(buf),
             Repr::ObjectInfo(i) => i.emit(buf),
+            Repr::Probe(p) => p.emit(buf),
+            Repr::Nack(n) => n.emit(buf),
+            Repr::Status(st) => st.emit(buf),
         }
     }
 }

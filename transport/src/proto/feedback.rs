@@ -1,0 +1,120 @@
+//! Settings shared by the feedback modes (nack and hybrid).
+
+use std::time::Duration;
+
+/// How a sender recovers loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Loop and repeat with fresh repair symbols every round; no back channel,
+    /// and receivers stay anonymous.
+    Carousel,
+    /// ARQ without FEC: source symbols once, then replays of exactly the ESIs
+    /// receivers report missing (the union of their reports).
+    Nack,
+    /// Source symbols plus an optional proactive share of repair, then as many
+    /// fresh repair symbols per block as the largest need reported.
+    Hybrid,
+}
+
+impl Mode {
+    /// A lower-case name, as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Carousel => "carousel",
+            Self::Nack => "nack",
+            Self::Hybrid => "hybrid",
+        }
+    }
+
+    /// Whether receivers report back in this mode.
+    pub fn has_feedback(self) -> bool {
+        !matches!(self, Self::Carousel)
+    }
+}
+
+/// Which tracked receivers pace the sender (as in Aeron's flow control).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowPolicy {
+    /// Never run further ahead than the slowest tracked receiver's window.
+    Min,
+    /// Follow the fastest tracked receiver.
+    Max,
+    /// Follow the n-th fastest tracked receiver: at least n keep up.
+    Quorum(u32),
+}
+
+/// Additive-increase, multiplicative-decrease of the sending rate on reported loss.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Aimd {
+    /// A status reporting more loss than this (0..1) counts as congestion.
+    pub loss_threshold: f64,
+    /// Factor applied to the rate on congestion, at most once per GRTT. Default 0.875.
+    pub decrease: f64,
+    /// Bytes per second added per GRTT without congestion.
+    pub increase: u64,
+    /// The rate never falls below this (bytes per second).
+    pub floor: u64,
+}
+
+/// Feedback settings of a sender in nack or hybrid mode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedbackConfig {
+    /// GRTT assumed until receivers' echoes measure it. Default 50 ms.
+    pub initial_grtt: Duration,
+    /// GRTT estimates are clamped to this range. Default 1 ms..=10 s.
+    pub min_grtt: Duration,
+    /// Most GRTT the sender will assume. Default 10 s.
+    pub max_grtt: Duration,
+    /// How often a PROBE goes out. Default 25 ms.
+    pub probe_interval: Duration,
+    /// NACKs for a block are gathered for this share of the GRTT before the
+    /// sender replies. Default 0.5.
+    pub aggregation: f64,
+    /// After everyone tracked is complete, the sender waits this long (for late
+    /// NACKs) before it finishes. Default 500 ms.
+    pub linger: Duration,
+    /// A tracked receiver silent for this long stops counting. Default 5 s.
+    pub receiver_timeout: Duration,
+    /// Flow-control policy. Default [`FlowPolicy::Min`].
+    pub policy: FlowPolicy,
+    /// How many blocks the sender may run ahead of the policy's window edge.
+    /// Default 32 (keep it at most the receivers' `max_blocks_in_flight`).
+    pub flow_window: u32,
+    /// Repair is capped at this share of the sending rate (unpaced senders: of
+    /// their measured rate), so forged or buggy NACKs cannot amplify traffic.
+    /// Default 0.5.
+    pub repair_share: f64,
+    /// Hybrid mode: fresh repair symbols sent beyond the largest need reported
+    /// for a block, for the repair's own loss (twice the worst reported loss
+    /// rate is added on top). Default 2.
+    pub repair_margin: u32,
+    /// Rate adaptation; `None` keeps the configured rate. Default `None`.
+    pub aimd: Option<Aimd>,
+    /// Receivers tracked at once; reports from further receivers are dropped
+    /// and counted. Default 10 000.
+    pub max_receivers: usize,
+    /// NACK packets processed per second, at most; the excess is dropped and
+    /// counted. Default 20 000.
+    pub max_nack_rate: u32,
+}
+
+impl Default for FeedbackConfig {
+    fn default() -> Self {
+        Self {
+            initial_grtt: Duration::from_millis(50),
+            min_grtt: Duration::from_millis(1),
+            max_grtt: Duration::from_secs(10),
+            probe_interval: Duration::from_millis(25),
+            aggregation: 0.5,
+            linger: Duration::from_millis(500),
+            receiver_timeout: Duration::from_secs(5),
+            policy: FlowPolicy::Min,
+            flow_window: 32,
+            repair_share: 0.5,
+            repair_margin: 2,
+            aimd: None,
+            max_receivers: 10_000,
+            max_nack_rate: 20_000,
+        }
+    }
+}
