@@ -8,7 +8,9 @@ use std::time::Duration;
 use clap::Args;
 use groupcast::io::NetConfig;
 use groupcast::io::files::{receive_into, send_path};
-use groupcast::{Channel, ReceiverConfig, Rounds, SenderConfig, SessionId};
+use groupcast::{
+    Channel, FeedbackConfig, FlowPolicy, Mode, ReceiverConfig, Rounds, SenderConfig, SessionId,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::units::parse_rate;
@@ -41,9 +43,16 @@ pub struct SendArgs {
     /// written), for receivers that join late.
     #[arg(long)]
     pub forever: bool,
-    /// First-round repair share per block (0.25 = 25% extra symbols).
-    #[arg(long, default_value_t = 0.25)]
-    pub overhead: f64,
+    /// Loss recovery: `hybrid` (source symbols, then fresh repair for what receivers report
+    /// missing), `nack` (no FEC: replays of the symbols receivers list), or `carousel` (rounds
+    /// of fresh repair, no back channel). In hybrid and nack modes the sender exits by itself
+    /// once every receiver it heard from is complete, and --rounds/--forever do not apply.
+    #[arg(long, value_enum, default_value = "hybrid")]
+    pub mode: crate::scenario::Mode,
+    /// First-round repair share per block (0.25 = 25% extra symbols) [default: 0.25 in carousel
+    /// mode, 0 in hybrid mode, where repair is sent on request].
+    #[arg(long)]
+    pub overhead: Option<f64>,
     /// Repair share of each later round.
     #[arg(long, default_value_t = 0.25)]
     pub round_repair: f64,
@@ -62,9 +71,34 @@ pub struct SendArgs {
     /// GSO changes nothing on the wire and turns itself off where the path cannot segment.
     #[arg(long)]
     pub no_gso: bool,
+    /// Flow control (hybrid, nack): `min` never runs further ahead than the slowest receiver
+    /// that reports, `max` follows the fastest, `quorum:N` the N-th fastest.
+    #[arg(long, default_value = "min", value_parser = parse_policy)]
+    pub policy: FlowPolicy,
+    /// A receiver silent for this many seconds stops counting for flow control and completion.
+    #[arg(long, default_value_t = 5.0)]
+    pub receiver_timeout: f64,
+    /// Repair may use at most this share of the sending rate (of the measured rate with
+    /// --rate max), so forged NACKs cannot amplify traffic.
+    #[arg(long, default_value_t = 0.5)]
+    pub repair_share: f64,
+    /// Stop after this many seconds, finished or not (the stats are still written).
+    #[arg(long)]
+    pub timeout: Option<f64>,
     /// Write one JSON object of statistics to this file at the end.
     #[arg(long)]
     pub stats_json: Option<PathBuf>,
+}
+
+fn parse_policy(s: &str) -> Result<FlowPolicy, String> {
+    match s {
+        "min" => Ok(FlowPolicy::Min),
+        "max" => Ok(FlowPolicy::Max),
+        q => match q.strip_prefix("quorum:").map(str::parse::<u32>) {
+            Some(Ok(n)) if n > 0 => Ok(FlowPolicy::Quorum(n)),
+            _ => Err(format!("'{s}' is not min, max or quorum:N (N at least 1)")),
+        },
+    }
 }
 
 /// Flags of `groupcast recv`.
@@ -88,6 +122,13 @@ pub struct RecvArgs {
     /// Give up after this many seconds (exit non-zero; no partial file is left under its final name).
     #[arg(long)]
     pub timeout: Option<f64>,
+    /// Stay silent even to a hybrid or nack sender (no NACK, no STATUS): like a carousel receiver.
+    #[arg(long)]
+    pub no_feedback: bool,
+    /// Send NACKs to the sender alone rather than to the channel's feedback group (no
+    /// suppression among receivers then).
+    #[arg(long)]
+    pub nack_unicast: bool,
     /// Write one JSON object of statistics to this file at the end.
     #[arg(long)]
     pub stats_json: Option<PathBuf>,
@@ -120,9 +161,27 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
         "max" => None,
         r => Some((parse_rate(r)? / 8).max(1)),
     };
-    if !(0.0..=100.0).contains(&args.overhead) || !(0.0..=100.0).contains(&args.round_repair) {
+    let mode = args.mode.core();
+    let overhead = args.overhead.unwrap_or(match mode {
+        Mode::Carousel => 0.25,
+        Mode::Nack | Mode::Hybrid => 0.0,
+    });
+    if !(0.0..=100.0).contains(&overhead) || !(0.0..=100.0).contains(&args.round_repair) {
         return Err("--overhead and --round-repair must lie between 0 and 100".into());
     }
+    if !(args.repair_share > 0.0 && args.repair_share <= 100.0) {
+        return Err("--repair-share must lie above 0 and at most 100".into());
+    }
+    if !(args.receiver_timeout > 0.0 && args.receiver_timeout < 1e6) {
+        return Err("--receiver-timeout must be a positive number of seconds".into());
+    }
+    let deadline = match args.timeout {
+        Some(t) if !(t > 0.0 && t < 1e9) => {
+            return Err("--timeout must be a positive number of seconds".into());
+        }
+        Some(t) => Some(std::time::Instant::now() + Duration::from_secs_f64(t)),
+        None => None,
+    };
     if args.rounds == 0 {
         return Err("--rounds must be at least 1".into());
     }
@@ -137,8 +196,15 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
         } else {
             Rounds::Fixed(args.rounds)
         },
-        repair_overhead: args.overhead,
+        repair_overhead: overhead,
         round_repair: args.round_repair,
+        mode,
+        feedback: FeedbackConfig {
+            policy: args.policy,
+            receiver_timeout: Duration::from_secs_f64(args.receiver_timeout),
+            repair_share: args.repair_share,
+            ..FeedbackConfig::default()
+        },
         encoder_threads: args.encoder_threads.min(64),
         ..SenderConfig::default()
     };
@@ -149,6 +215,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
     net.hops = args.hops;
     net.multicast_loop = !args.no_loop;
     net.gso = !args.no_gso;
+    net.feedback = mode.has_feedback();
     if args.source_specific {
         let src = groupcast::io::local_source(&net).map_err(|e| e.to_string())?;
         if src.is_unicast_link_local() {
@@ -168,18 +235,45 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
         config,
         &args.path,
         |s| {
-            pb.set_message(format!(
-                "round {} · {} packets · {:.1} MB sent",
-                s.rounds_completed + 1,
-                s.packets_sent,
-                s.bytes_sent as f64 / 1e6
-            ));
+            if mode.has_feedback() {
+                pb.set_message(format!(
+                    "{} · {} packets · {:.1} MB sent · {} receivers · {} NACKs · GRTT {:.1} ms",
+                    if s.rounds_completed > 0 {
+                        "repairing"
+                    } else {
+                        "first pass"
+                    },
+                    s.packets_sent,
+                    s.bytes_sent as f64 / 1e6,
+                    s.receivers_tracked,
+                    s.nacks_received,
+                    s.grtt_us as f64 / 1e3,
+                ));
+            } else {
+                pb.set_message(format!(
+                    "round {} · {} packets · {:.1} MB sent",
+                    s.rounds_completed + 1,
+                    s.packets_sent,
+                    s.bytes_sent as f64 / 1e6
+                ));
+            }
             pb.tick();
         },
-        |_| INTERRUPTED.load(Ordering::Relaxed),
+        |_| {
+            INTERRUPTED.load(Ordering::Relaxed)
+                || deadline.is_some_and(|d| std::time::Instant::now() >= d)
+        },
     )
     .map_err(|e| e.to_string())?;
     pb.finish_and_clear();
+    let timed_out = deadline.is_some_and(|d| std::time::Instant::now() >= d);
+    let finished = !INTERRUPTED.load(Ordering::Relaxed) && !timed_out;
+    if mode.has_feedback() && finished {
+        eprintln!(
+            "every receiver heard from is complete ({} tracked, {} timed out)",
+            stats.receivers_tracked, stats.receivers_timed_out
+        );
+    }
     eprintln!(
         "sent {} file(s), {} bytes, in {} packets ({} bytes) over {:.2} s{}",
         report.files,
@@ -208,8 +302,30 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
             "goodput_bytes_per_s": report.file_bytes as f64 / report.duration_s.max(1e-9),
             "send_backoffs": report.driver.send_backoffs,
             "gso": report.driver.gso,
+            "mode": mode.name(),
+            "repair_symbols": stats.repair_symbols_sent,
+            "nacks_received": stats.nacks_received,
+            "nacks_dropped": stats.nacks_dropped,
+            "nack_entries_ignored": stats.nack_entries_ignored,
+            "nack_entries_invalid": stats.nack_entries_invalid,
+            "status_received": stats.status_received,
+            "feedback_rejected": stats.feedback_rejected,
+            "receivers_tracked": stats.receivers_tracked,
+            "receivers_timed_out": stats.receivers_timed_out,
+            "receivers_refused": stats.receivers_refused,
+            "flow_blocked": stats.flow_blocked,
+            "probes_sent": stats.probes_sent,
+            "grtt_us": stats.grtt_us,
+            "finished": finished,
         }),
-    )
+    )?;
+    if mode.has_feedback() && timed_out {
+        return Err(format!(
+            "--timeout: stopped before every receiver was complete ({} tracked)",
+            stats.receivers_tracked
+        ));
+    }
+    Ok(())
 }
 
 /// `groupcast recv`.
@@ -233,24 +349,28 @@ pub fn recv(args: &RecvArgs) -> Result<(), String> {
     );
     net.source = args.source;
     let pb = bar("{spinner} {msg} [{elapsed}]");
-    let result = receive_into(
-        &net,
-        ReceiverConfig::default(),
-        &args.output,
-        timeout,
-        |r, sink| {
-            let s = r.stats();
-            pb.set_message(format!(
-                "{} of {} files · {} packets · {:.1} MB written",
-                sink.completed(),
-                sink.manifest()
-                    .map_or("?".to_string(), |m| m.len().to_string()),
-                s.packets_received,
-                sink.bytes_written as f64 / 1e6
-            ));
-            pb.tick();
-        },
-    );
+    net.feedback = !args.no_feedback;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let receiver_config = ReceiverConfig {
+        id: SessionId::from_seed(nanos ^ u64::from(std::process::id()) << 40).0,
+        feedback: !args.no_feedback,
+        nack_unicast: args.nack_unicast,
+        ..ReceiverConfig::default()
+    };
+    let result = receive_into(&net, receiver_config, &args.output, timeout, |r, sink| {
+        let s = r.stats();
+        pb.set_message(format!(
+            "{} of {} files · {} packets · {:.1} MB written",
+            sink.completed(),
+            sink.manifest()
+                .map_or("?".to_string(), |m| m.len().to_string()),
+            s.packets_received,
+            sink.bytes_written as f64 / 1e6
+        ));
+        pb.tick();
+    });
     pb.finish_and_clear();
     let (stats, report, outcome) = result.map_err(|e| e.to_string())?;
     if outcome.is_ok() {
@@ -282,6 +402,12 @@ pub fn recv(args: &RecvArgs) -> Result<(), String> {
             "file_bytes": report.file_bytes,
             "duration_s": report.duration_s,
             "complete": outcome.is_ok(),
+            "probes_received": stats.probes_received,
+            "nacks_sent": stats.nacks_sent,
+            "nacks_suppressed": stats.nacks_suppressed,
+            "nacks_heard": stats.nacks_heard,
+            "status_sent": stats.status_sent,
+            "feedback_dropped": report.driver.feedback_dropped,
         }),
     )?;
     outcome

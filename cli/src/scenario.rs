@@ -15,13 +15,25 @@ use crate::units::{parse_probability, parse_rate, parse_size};
 pub enum Mode {
     /// Loop-and-repeat: source symbols, then rounds of fresh repair symbols; no back channel.
     Carousel,
+    /// ARQ without FEC: source symbols once, then replays of the ESIs receivers report missing.
+    Nack,
+    /// Source symbols (plus --overhead proactive repair), then as many fresh repair symbols
+    /// per block as the neediest receiver reports.
+    Hybrid,
 }
 
 impl Mode {
-    fn name(self) -> &'static str {
+    /// The protocol core's mode.
+    pub fn core(self) -> groupcast::Mode {
         match self {
-            Mode::Carousel => "carousel",
+            Mode::Carousel => groupcast::Mode::Carousel,
+            Mode::Nack => groupcast::Mode::Nack,
+            Mode::Hybrid => groupcast::Mode::Hybrid,
         }
+    }
+
+    fn name(self) -> &'static str {
+        self.core().name()
     }
 }
 
@@ -38,7 +50,7 @@ pub enum Fec {
 #[derive(Debug, Clone, Args)]
 pub struct SimArgs {
     /// Loss-recovery mode.
-    #[arg(long, value_enum, default_value = "carousel")]
+    #[arg(long, value_enum, default_value = "hybrid")]
     pub mode: Mode,
     /// Number of receivers.
     #[arg(long, default_value_t = 10)]
@@ -61,8 +73,9 @@ pub struct SimArgs {
     /// Seed of every random choice: the same seed gives the same result.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// First-round repair share per block; default: enough for K+2 symbols three
-    /// standard deviations below the mean at --loss.
+    /// First-round repair share per block; default in carousel mode: enough for K+2 symbols
+    /// three standard deviations below the mean at --loss; in hybrid mode 0 (repair on
+    /// request); nack mode sends none.
     #[arg(long)]
     pub overhead: Option<f64>,
     /// Repair share of each later carousel round.
@@ -162,9 +175,10 @@ fn run(args: &SimArgs, show_progress: bool) -> Result<Outcome, String> {
     let block_symbols = args
         .block_symbols
         .clamp(1, groupcast_fec::MAX_SOURCE_SYMBOLS_PER_BLOCK);
-    let overhead = args
-        .overhead
-        .unwrap_or_else(|| carousel_overhead(args.loss, block_symbols));
+    let overhead = args.overhead.unwrap_or_else(|| match args.mode {
+        Mode::Carousel => carousel_overhead(args.loss, block_symbols),
+        Mode::Nack | Mode::Hybrid => 0.0,
+    });
     let sender = SenderConfig {
         session: groupcast::SessionId::from_seed(args.seed),
         symbol_size: args.symbol_size,
@@ -178,6 +192,7 @@ fn run(args: &SimArgs, show_progress: bool) -> Result<Outcome, String> {
         rounds: Rounds::Unlimited,
         rate: Some((args.rate / 8).max(1)),
         interleave: args.interleave,
+        mode: args.mode.core(),
         ..SenderConfig::default()
     };
     let symbol_size = sender.effective_symbol_size();
@@ -257,8 +272,10 @@ fn json(args: &SimArgs, o: &Outcome) -> serde_json::Value {
         "bound_bytes": bound,
         "completion_time_max_s": if all_done { r.completion_quantile(1.0) } else { None },
         "completion_time_p50_s": r.completion_quantile(0.5),
-        "nacks_sent": 0,
-        "nacks_suppressed": 0,
+        "nacks_sent": r.nacks_sent,
+        "nacks_suppressed": r.nacks_suppressed,
+        "nacks_received": r.nacks_received,
+        "status_sent": r.status_sent,
         "sim_time_s": r.sim_time_s,
         "wall_time_s": o.wall.as_secs_f64(),
         "trace_hash": r.trace_hash,

@@ -136,6 +136,10 @@ pub struct NetConfig {
     /// the same; the kernel's per-datagram cost falls. Turned off by itself
     /// where the path cannot segment. Default true.
     pub gso: bool,
+    /// Also open a socket on the channel's feedback group (nack and hybrid
+    /// modes): senders hear NACKs on it, receivers hear each other's NACKs and
+    /// send their own NACKs and STATUS from it. Default false.
+    pub feedback: bool,
 }
 
 /// The source address the kernel would use to send to the channel's group out
@@ -173,6 +177,7 @@ impl NetConfig {
             buffer_size: 32 << 20,
             source: None,
             gso: true,
+            feedback: false,
         }
     }
 }
@@ -184,6 +189,12 @@ pub struct McastSocket {
     dest: SocketAddrV6,
     source: Option<Ipv6Addr>,
     gso: bool,
+    /// The feedback-group socket, if `NetConfig::feedback`.
+    feedback: Option<UdpSocket>,
+    feedback_dest: SocketAddrV6,
+    ifindex: u32,
+    /// Where the sender's DATA came from, for unicast STATUS.
+    sender_addr: Option<SocketAddrV6>,
 }
 
 impl McastSocket {
@@ -221,6 +232,15 @@ impl McastSocket {
             dest,
             source: None,
             gso: cfg.gso,
+            feedback: Self::feedback_socket(cfg, ifindex)?,
+            feedback_dest: SocketAddrV6::new(
+                cfg.channel.feedback_group(),
+                cfg.channel.port(),
+                0,
+                0,
+            ),
+            ifindex,
+            sender_addr: None,
         })
     }
 
@@ -249,7 +269,49 @@ impl McastSocket {
             dest: addr,
             source: cfg.source,
             gso: false,
+            feedback: Self::feedback_socket(cfg, ifindex)?,
+            feedback_dest: SocketAddrV6::new(
+                cfg.channel.feedback_group(),
+                cfg.channel.port(),
+                0,
+                0,
+            ),
+            ifindex,
+            sender_addr: None,
         })
+    }
+
+    /// A socket bound to the channel's feedback group and port, joined on the
+    /// interface, that also sends there (NACKs) and to the sender (STATUS).
+    fn feedback_socket(cfg: &NetConfig, ifindex: u32) -> Result<Option<UdpSocket>, IoError> {
+        if !cfg.feedback {
+            return Ok(None);
+        }
+        let group = cfg.channel.feedback_group();
+        let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))
+            .map_err(sock_err("creating the feedback socket"))?;
+        s.set_only_v6(true).map_err(sock_err("IPV6_V6ONLY"))?;
+        s.set_nonblocking(true).map_err(sock_err("O_NONBLOCK"))?;
+        s.set_reuse_address(true)
+            .map_err(sock_err("SO_REUSEADDR"))?;
+        let _ = s.set_recv_buffer_size(4 << 20);
+        let addr = SocketAddrV6::new(group, cfg.channel.port(), 0, 0);
+        s.bind(&addr.into()).map_err(sock_err(format!(
+            "binding the feedback group [{group}]:{}",
+            cfg.channel.port()
+        )))?;
+        s.join_multicast_v6(&group, ifindex)
+            .map_err(sock_err(format!(
+                "joining the feedback group {group} on {}",
+                cfg.interface
+            )))?;
+        s.set_multicast_if_v6(ifindex)
+            .map_err(sock_err(format!("IPV6_MULTICAST_IF {}", cfg.interface)))?;
+        s.set_multicast_hops_v6(cfg.hops)
+            .map_err(sock_err("IPV6_MULTICAST_HOPS"))?;
+        s.set_multicast_loop_v6(true)
+            .map_err(sock_err("IPV6_MULTICAST_LOOP"))?;
+        Ok(Some(UdpSocket::from_std(s.into())))
     }
 
     /// The group address and port this socket sends to or listens on.
@@ -268,9 +330,14 @@ pub struct DriverStats {
     /// Whether the last send used UDP segmentation offload (false if it was
     /// off, or turned itself off because the path cannot segment).
     pub gso: bool,
+    /// Feedback datagrams that could not be sent (no sender address yet, or
+    /// a full socket buffer).
+    pub feedback_dropped: u64,
 }
 
 const SOCKET: Token = Token(0);
+
+const FEEDBACK: Token = Token(1);
 
 fn poll_for(sock: &mut McastSocket) -> Result<Poll, IoError> {
     let poll = Poll::new().map_err(sock_err("creating the event loop"))?;
@@ -281,7 +348,30 @@ fn poll_for(sock: &mut McastSocket) -> Result<Poll, IoError> {
             Interest::READABLE | Interest::WRITABLE,
         )
         .map_err(sock_err("registering the socket"))?;
+    if let Some(fb) = sock.feedback.as_mut() {
+        poll.registry()
+            .register(fb, FEEDBACK, Interest::READABLE)
+            .map_err(sock_err("registering the feedback socket"))?;
+    }
     Ok(poll)
+}
+
+/// Reads every waiting datagram from `socket` (non-blocking) into `handle`.
+fn drain_socket(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    mut handle: impl FnMut(&[u8], SocketAddr),
+) -> Result<(), IoError> {
+    // Bounded, so a flood cannot starve the rest of the loop.
+    for _ in 0..1024 {
+        match socket.recv_from(buf) {
+            Ok((n, from)) => handle(&buf[..n], from),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(sock_err("receiving feedback")(e)),
+        }
+    }
+    Ok(())
 }
 
 /// Datagrams handed to the kernel per `sendmmsg` call.
@@ -308,6 +398,7 @@ pub fn run_sender(
     // bufs[first..filled] are built and not yet sent.
     let (mut first, mut filled) = (0usize, 0usize);
     let mut stats = DriverStats::default();
+    let mut fbuf = vec![0u8; MAX_DATAGRAM + 1];
     let mut backoff = Duration::from_micros(100);
     let mut last_progress = Instant::now();
     loop {
@@ -319,6 +410,18 @@ pub fn run_sender(
         if stop(sender.stats()) || (first == filled && sender.is_finished()) {
             break;
         }
+        // Feedback: STATUS (and unicast NACKs) on the sending socket, NACKs on
+        // the feedback group.
+        if sender.config().mode.has_feedback() {
+            drain_socket(&sock.socket, &mut fbuf, |d, _| {
+                sender.handle_datagram(now, d)
+            })?;
+            if let Some(fb) = sock.feedback.as_ref() {
+                drain_socket(fb, &mut fbuf, |d, _| sender.handle_datagram(now, d))?;
+            }
+        }
+        // Events are for library users who drive the core themselves.
+        while sender.poll_event().is_some() {}
         sender.handle_timeout(now);
         let mut blocked = false;
         // Bounded, so progress and `stop` are checked regularly.
@@ -414,6 +517,8 @@ pub fn run_receiver(
     let mut lens = [0usize; RECV_BATCH];
     let mut sources = [None; RECV_BATCH];
     let mut stats = DriverStats::default();
+    let mut fbuf = vec![0u8; MAX_DATAGRAM + 1];
+    let mut out = vec![0u8; crate::wire::DEFAULT_MAX_DATAGRAM];
     loop {
         // Drain the socket (mio is edge-triggered), up to RECV_BATCH datagrams a call.
         loop {
@@ -423,14 +528,21 @@ pub fn run_receiver(
                     let now = Instant::now();
                     for i in 0..n {
                         if let Some(want) = sock.source
-                            && sources[i] != Some(want)
+                            && sources[i].map(|a| *a.ip()) != Some(want)
                         {
                             stats.foreign_source += 1;
                             continue;
                         }
+                        if let Some(mut from) = sources[i] {
+                            if from.ip().is_unicast_link_local() {
+                                from.set_scope_id(sock.ifindex);
+                            }
+                            sock.sender_addr = Some(from);
+                        }
                         receiver.handle_datagram(now, &bufs[i][..lens[i]]);
                         while let Some(e) = receiver.poll_event() {
                             if on_event(receiver, e)?.is_break() {
+                                flush_feedback(receiver, sock, &mut out, now, &mut stats);
                                 return Ok((RecvOutcome::Done, stats));
                             }
                         }
@@ -442,14 +554,19 @@ pub fn run_receiver(
             }
         }
         let now = Instant::now();
+        if let Some(fb) = sock.feedback.as_ref() {
+            drain_socket(fb, &mut fbuf, |d, _| receiver.handle_datagram(now, d))?;
+        }
         if receiver.poll_timeout().is_some_and(|t| t <= now) {
             receiver.handle_timeout(now);
             while let Some(e) = receiver.poll_event() {
                 if on_event(receiver, e)?.is_break() {
+                    flush_feedback(receiver, sock, &mut out, now, &mut stats);
                     return Ok((RecvOutcome::Done, stats));
                 }
             }
         }
+        flush_feedback(receiver, sock, &mut out, now, &mut stats);
         if deadline.is_some_and(|d| now >= d) {
             return Ok((RecvOutcome::TimedOut, stats));
         }
@@ -458,6 +575,30 @@ pub fn run_receiver(
             wait = wait.min(t.saturating_duration_since(now));
         }
         wait_for(&mut poll, &mut events, wait)?;
+    }
+}
+
+/// Sends what the receiver has to say: NACKs to the feedback group, STATUS to
+/// the sender. Feedback is best effort: a full buffer drops it (and counts).
+fn flush_feedback(
+    receiver: &mut Receiver,
+    sock: &McastSocket,
+    out: &mut [u8],
+    now: Instant,
+    stats: &mut DriverStats,
+) {
+    let Some(fb) = sock.feedback.as_ref() else {
+        return;
+    };
+    while let Some((len, to)) = receiver.poll_transmit(now, out) {
+        let dest = match to {
+            crate::proto::Destination::Feedback => Some(sock.feedback_dest),
+            crate::proto::Destination::Sender => sock.sender_addr,
+        };
+        let sent = dest.is_some_and(|d| fb.send_to(&out[..len], d.into()).is_ok());
+        if !sent {
+            stats.feedback_dropped += 1;
+        }
     }
 }
 

@@ -203,7 +203,7 @@ pub fn recv_batch(
     fd: &impl AsRawFd,
     bufs: &mut [Vec<u8>],
     lens: &mut [usize],
-    sources: &mut [Option<Ipv6Addr>],
+    sources: &mut [Option<SocketAddrV6>],
 ) -> io::Result<usize> {
     let n = bufs.len().min(lens.len()).min(sources.len());
     if n == 0 {
@@ -255,7 +255,12 @@ pub fn recv_batch(
             let sin6 = unsafe {
                 &*(&addrs[i] as *const libc::sockaddr_storage as *const libc::sockaddr_in6)
             };
-            Some(Ipv6Addr::from(sin6.sin6_addr.s6_addr))
+            Some(SocketAddrV6::new(
+                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                u16::from_be(sin6.sin6_port),
+                0,
+                sin6.sin6_scope_id,
+            ))
         } else {
             None
         };
