@@ -75,6 +75,10 @@ pub struct SendArgs {
     /// that reports, `max` follows the fastest, `quorum:N` the N-th fastest.
     #[arg(long, default_value = "min", value_parser = parse_policy)]
     pub policy: FlowPolicy,
+    /// Flow control (hybrid, nack): how many blocks the first pass may run ahead of the
+    /// window edge the policy follows.
+    #[arg(long, default_value_t = 32, value_name = "BLOCKS")]
+    pub flow_window: u32,
     /// A receiver silent for this many seconds stops counting for flow control and completion.
     #[arg(long, default_value_t = 5.0)]
     pub receiver_timeout: f64,
@@ -201,6 +205,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
         mode,
         feedback: FeedbackConfig {
             policy: args.policy,
+            flow_window: args.flow_window.max(1),
             receiver_timeout: Duration::from_secs_f64(args.receiver_timeout),
             repair_share: args.repair_share,
             ..FeedbackConfig::default()

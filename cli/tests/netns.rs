@@ -249,11 +249,19 @@ impl Lab {
         out
     }
 
+    /// A carousel sender that loops until stopped.
     fn send(&mut self, ns: &str, path: &Path, channel: &str, hops: &str) {
         self.send_with(ns, path, channel, hops, &[]);
     }
 
     fn send_with(&mut self, ns: &str, path: &Path, channel: &str, hops: &str, extra: &[&str]) {
+        let mut args = vec!["--mode", "carousel", "--forever", "--hops", hops];
+        args.extend_from_slice(extra);
+        self.send_args(ns, path, channel, &args);
+    }
+
+    /// `groupcast send` at 200 Mbit/s unless `extra` says otherwise.
+    fn send_args(&mut self, ns: &str, path: &Path, channel: &str, extra: &[&str]) {
         let stats = self.dir.join("sender.json");
         let mut args = vec![
             BIN,
@@ -263,16 +271,26 @@ impl Lab {
             channel,
             "--interface",
             "e0",
-            "--rate",
-            "200M",
-            "--forever",
-            "--hops",
-            hops,
             "--stats-json",
             stats.to_str().unwrap(),
         ];
+        if !extra.contains(&"--rate") {
+            args.extend_from_slice(&["--rate", "200M"]);
+        }
         args.extend_from_slice(extra);
         self.spawn("sender", ns, &args);
+    }
+
+    /// Sends a signal to a running process.
+    fn signal(&self, label: &str, sig: &str) {
+        let (_, child) = self.children.iter().find(|(l, _)| l == label).unwrap();
+        run(&["kill", sig, &child.id().to_string()]);
+    }
+
+    /// Whether a process is still running.
+    fn running(&mut self, label: &str) -> bool {
+        let (_, child) = self.children.iter_mut().find(|(l, _)| l == label).unwrap();
+        child.try_wait().unwrap().is_none()
     }
 
     /// Stops a process with SIGTERM and waits for it to exit by itself.
@@ -698,4 +716,143 @@ fn routed_through_smcroute_with_loss() {
         lab.dropped(&rx[2]) > 1000,
         "the 25% rule dropped too little"
     );
+}
+
+/// The bridge of topology (a): a sender and receivers dropping the given shares.
+fn bridge_lab(tag: &str, drops: &[u32]) -> (Lab, Vec<String>) {
+    let mut lab = Lab::new(tag);
+    let hub = lab.ns("hub");
+    lab.bridge(&hub);
+    let mut names = vec!["snd".to_owned()];
+    names.extend((0..drops.len()).map(|i| format!("r{i}")));
+    let hosts: Vec<String> = names.iter().map(|h| lab.ns(h)).collect();
+    for (i, h) in hosts.iter().enumerate() {
+        lab.link(h, "e0", &hub, &format!("p{i}"));
+        lab.attach(&hub, &format!("p{i}"));
+    }
+    for (h, &d) in hosts[1..].iter().zip(drops) {
+        if d > 0 {
+            lab.drop_percent(h, d);
+        }
+    }
+    for h in &hosts {
+        lab.wait_link(h, "e0");
+    }
+    (lab, hosts)
+}
+
+/// Feedback issue, acceptance 4: hybrid mode (the default) moves a 20 MiB file
+/// to receivers dropping 0%, 10% and 25%; every copy is identical, the sender
+/// exits by itself, and it sends at most 1.05 × size / (1 − 0.25) bytes plus
+/// one block.
+#[test]
+fn hybrid_transfer_sender_exits_by_itself_within_the_byte_bound() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !prerequisites("hybrid") {
+        return;
+    }
+    let (mut lab, hosts) = bridge_lab("h", &[0, 10, 25]);
+    let size = 20usize << 20;
+    let file = lab.dir.join("big.bin");
+    random_file(&file, size, 4);
+    let channel = "gc-test-hybrid";
+    let outs: Vec<PathBuf> = (0..3)
+        .map(|i| lab.recv(&format!("rx{i}"), &hosts[i + 1].clone(), channel))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    lab.send_args(&hosts[0].clone(), &file, channel, &[]);
+    for i in 0..3 {
+        let label = format!("rx{i}");
+        let status = lab.wait(&label, Duration::from_secs(90));
+        assert!(status.success(), "{label} failed: {}", lab.log(&label));
+    }
+    let status = lab.wait("sender", Duration::from_secs(20));
+    assert!(status.success(), "sender: {}", lab.log("sender"));
+    for out in &outs {
+        assert_identical(&file, out);
+    }
+    let sent = lab.stats("sender");
+    assert_eq!(sent["mode"], "hybrid");
+    assert_eq!(sent["finished"], true);
+    assert_eq!(sent["receivers_tracked"], 3);
+    let bytes = sent["bytes_sent"].as_u64().unwrap() as f64;
+    let block = 1000.0 * 1188.0;
+    let bound = 1.05 * size as f64 / (1.0 - 0.25) + block;
+    eprintln!(
+        "hybrid: {bytes} bytes sent for {size} ({:.3} × size), bound {bound}",
+        bytes / size as f64
+    );
+    assert!(bytes <= bound, "{bytes} bytes sent, bound {bound}");
+    assert!(sent["nacks_received"].as_u64().unwrap() > 0);
+    assert!(
+        lab.dropped(&hosts[3]) > 1000,
+        "the 25% rule dropped too little"
+    );
+    for i in 0..3 {
+        let rx = lab.stats(&format!("rx{i}"));
+        assert_eq!(rx["complete"], true);
+        assert!(rx["status_sent"].as_u64().unwrap() > 0);
+    }
+    let lossy = lab.stats("rx2");
+    assert!(
+        lossy["nacks_sent"].as_u64().unwrap() + lossy["nacks_suppressed"].as_u64().unwrap() > 0
+    );
+}
+
+/// Feedback issue, acceptance 5: under the `min` policy a receiver that stops
+/// reading (SIGSTOP) holds the sender back; once it is killed, the sender drops
+/// it after `--receiver-timeout` and the others finish soon after.
+#[test]
+fn min_policy_waits_for_a_stopped_receiver_until_it_times_out() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !prerequisites("slow receiver") {
+        return;
+    }
+    let (mut lab, hosts) = bridge_lab("s", &[0, 0]);
+    let file = lab.dir.join("big.bin");
+    random_file(&file, 20 << 20, 5);
+    let channel = "gc-test-slow";
+    let healthy = lab.recv("healthy", &hosts[1].clone(), channel);
+    let _stopped = lab.recv("stopped", &hosts[2].clone(), channel);
+    std::thread::sleep(Duration::from_millis(300));
+    let timeout = 4.0;
+    lab.send_args(
+        &hosts[0].clone(),
+        &file,
+        channel,
+        &[
+            "--rate",
+            "80M",
+            "--policy",
+            "min",
+            "--flow-window",
+            "4",
+            "--receiver-timeout",
+            &timeout.to_string(),
+        ],
+    );
+    // Both receivers report for a while, then one stops reading.
+    std::thread::sleep(Duration::from_millis(500));
+    lab.signal("stopped", "-STOP");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        lab.running("healthy"),
+        "the healthy receiver finished although the sender should wait for the stopped one"
+    );
+    // The stopped receiver dies; the sender times it out and the healthy one finishes.
+    let killed = Instant::now();
+    lab.kill("stopped");
+    let status = lab.wait("healthy", Duration::from_secs(30));
+    let after = killed.elapsed().as_secs_f64();
+    assert!(status.success(), "healthy: {}", lab.log("healthy"));
+    assert!(
+        after <= timeout + 5.0,
+        "the healthy receiver took {after:.1} s after the kill (receiver timeout {timeout} s)"
+    );
+    assert_identical(&file, &healthy);
+    let status = lab.wait("sender", Duration::from_secs(20));
+    assert!(status.success(), "sender: {}", lab.log("sender"));
+    let sent = lab.stats("sender");
+    assert!(sent["receivers_timed_out"].as_u64().unwrap() >= 1, "{sent}");
+    assert!(sent["flow_blocked"].as_u64().unwrap() > 0, "{sent}");
 }

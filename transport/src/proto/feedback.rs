@@ -85,8 +85,8 @@ pub struct FeedbackConfig {
     /// Default 0.5.
     pub repair_share: f64,
     /// Hybrid mode: fresh repair symbols sent beyond the largest need reported
-    /// for a block, for the repair's own loss (twice the worst reported loss
-    /// rate is added on top). Default 2.
+    /// for a block, for the repair's own loss (on top: the need × p / (1 − p)
+    /// that the worst reported loss rate p is expected to take). Default 2.
     pub repair_margin: u32,
     /// Rate adaptation; `None` keeps the configured rate. Default `None`.
     pub aimd: Option<Aimd>,

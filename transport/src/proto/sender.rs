@@ -826,10 +826,12 @@ impl Sender {
             } else {
                 let limit = codec_for(self.config.fec).esi_limit(0);
                 let k = o.oti.block(sbn as u32).map_or(0, |b| b.source_symbols);
-                // A margin for the repair's own loss: `repair_margin` symbols, plus twice the
-                // worst loss receivers report. It saves most second rounds.
+                // A margin for the repair's own loss: `repair_margin` symbols,
+                // plus the expected loss of the repair at the worst reported
+                // loss rate p (need × p / (1 − p)). It saves most second rounds.
+                let p_loss = self.loss.min(0.9);
                 let margin = self.config.feedback.repair_margin
-                    + (p.need as f64 * 2.0 * self.loss).ceil() as u32;
+                    + (p.need as f64 * p_loss / (1.0 - p_loss)).ceil() as u32;
                 for _ in 0..p.need + margin {
                     let next = &mut o.next_esi[sbn as usize];
                     self.repair_queue.push_back((object, sbn, *next));
