@@ -856,3 +856,67 @@ fn min_policy_waits_for_a_stopped_receiver_until_it_times_out() {
     assert!(sent["receivers_timed_out"].as_u64().unwrap() >= 1, "{sent}");
     assert!(sent["flow_blocked"].as_u64().unwrap() > 0, "{sent}");
 }
+
+/// Feedback issue, acceptance 6: a third namespace floods the feedback group
+/// with 10,000 well-formed NACKs per second (for the real session, learnt from
+/// the data) during a hybrid transfer. The replies stay within the repair
+/// share of the sending rate, and the transfer still completes.
+#[test]
+fn forged_nack_flood_is_capped_by_the_repair_share() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !prerequisites("NACK flood") || !have("python3") {
+        if std::env::var_os("GROUPCAST_REQUIRE_NETNS").is_some() {
+            panic!("the NACK flood test needs python3");
+        }
+        return;
+    }
+    let (mut lab, hosts) = bridge_lab("f", &[10, 0]);
+    let file = lab.dir.join("big.bin");
+    random_file(&file, 20 << 20, 6);
+    let channel = "gc-test-flood";
+    let ch = groupcast::Channel::new(channel);
+    let out = lab.recv("rx", &hosts[1].clone(), channel);
+    std::thread::sleep(Duration::from_millis(300));
+    let rate_bits = 80_000_000u64;
+    let share = 0.5;
+    lab.send_args(
+        &hosts[0].clone(),
+        &file,
+        channel,
+        &["--rate", "80M", "--repair-share", "0.5"],
+    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/forge_nacks.py");
+    let data = ch.group().to_string();
+    let fb = ch.feedback_group().to_string();
+    let port = ch.port().to_string();
+    lab.spawn(
+        "forger",
+        &hosts[2].clone(),
+        &["python3", script, "e0", &data, &fb, &port, "10000", "2"],
+    );
+    let status = lab.wait("forger", Duration::from_secs(40));
+    assert!(status.success(), "forger: {}", lab.log("forger"));
+    let forged: u64 = lab.log("forger").trim().parse().unwrap();
+    assert!(forged >= 15_000, "only {forged} NACKs forged");
+    let status = lab.wait("rx", Duration::from_secs(60));
+    assert!(status.success(), "rx: {}", lab.log("rx"));
+    assert_identical(&file, &out);
+    let status = lab.wait("sender", Duration::from_secs(30));
+    assert!(status.success(), "sender: {}", lab.log("sender"));
+    let sent = lab.stats("sender");
+    let heard = sent["nacks_received"].as_u64().unwrap() + sent["nacks_dropped"].as_u64().unwrap();
+    assert!(
+        heard >= forged / 2,
+        "the sender heard {heard} of {forged} NACKs"
+    );
+    let duration = sent["duration_s"].as_f64().unwrap();
+    let repair_bytes = sent["repair_symbols"].as_u64().unwrap() as f64 * 1232.0;
+    let cap = share * rate_bits as f64 / 8.0 * duration + 256.0 * 1024.0;
+    eprintln!(
+        "flood: {forged} forged NACKs, {heard} heard; {repair_bytes:.0} bytes of repair in {duration:.2} s, cap {cap:.0}"
+    );
+    assert!(
+        repair_bytes <= cap,
+        "{repair_bytes} bytes of repair, cap {cap}"
+    );
+}
