@@ -99,6 +99,120 @@ fn info_example_matches_protocol_md() {
     );
 }
 
+fn example_probe() -> wire::ProbeRepr {
+    wire::ProbeRepr {
+        session: 0x0123_4567_89ab_cdef,
+        timestamp_us: 1_500_000,
+        sent: 4242,
+        grtt_us: 20_000,
+        objects: 2,
+        progress: (1, 16),
+        mode: wire::WireMode::Hybrid,
+        flags: 0,
+    }
+}
+
+fn example_nack() -> wire::NackRepr {
+    wire::NackRepr {
+        session: 0x0123_4567_89ab_cdef,
+        receiver: 0x1122_3344_5566_7788,
+        entries: vec![
+            wire::NackEntry {
+                object: 1,
+                sbn: 3,
+                flags: 0,
+                need: 5,
+                ranges: vec![],
+            },
+            wire::NackEntry {
+                object: 1,
+                sbn: 4,
+                flags: 0,
+                need: 3,
+                ranges: vec![(10, 2), (700, 1)],
+            },
+        ],
+    }
+}
+
+fn example_status() -> wire::StatusRepr {
+    wire::StatusRepr {
+        session: 0x0123_4567_89ab_cdef,
+        receiver: 0x1122_3344_5566_7788,
+        echo_us: 1_500_000,
+        hold_us: 250,
+        loss_ppm: 12_500,
+        rate: 50_000_000,
+        window: (1, 2),
+        flags: wire::feedback::STATUS_ECHO,
+    }
+}
+
+#[test]
+fn feedback_examples_match_protocol_md() {
+    for (name, repr) in [
+        ("probe", Repr::Probe(example_probe())),
+        ("nack", Repr::Nack(example_nack())),
+        ("status", Repr::Status(example_status())),
+    ] {
+        let bytes = emit(&repr);
+        assert_eq!(bytes, doc_example(name), "{name} emitted:\n{}", hexdump(&bytes));
+        assert_eq!(Repr::parse(&bytes).unwrap(), repr);
+    }
+}
+
+#[test]
+fn feedback_packets_refuse_bad_fields() {
+    let reseal = |mut b: Vec<u8>| {
+        let n = b.len() - 4;
+        let crc = crc32fast::hash(&b[..n]);
+        b[n..].copy_from_slice(&crc.to_be_bytes());
+        b
+    };
+    // NACK: a range past 2^24, a zero-length range, a count of entries the
+    // body does not hold, and ranges that do not add up to the need.
+    let good = emit(&Repr::Nack(example_nack()));
+    let mut b = good.clone();
+    b[16 + 12 + 12 + 12..][..4].copy_from_slice(&0x00ff_ffffu32.to_be_bytes());
+    assert_eq!(Repr::parse(&reseal(b)), Err(WireError::EsiOutOfRange));
+    let mut b = good.clone();
+    b[16 + 12 + 12 + 12 + 4..][..4].copy_from_slice(&0u32.to_be_bytes());
+    assert_eq!(Repr::parse(&reseal(b)), Err(WireError::EsiOutOfRange));
+    let mut b = good.clone();
+    b[16 + 8..][..2].copy_from_slice(&3u16.to_be_bytes());
+    assert_eq!(Repr::parse(&reseal(b)), Err(WireError::Truncated));
+    let mut b = good.clone();
+    b[16 + 12 + 12 + 8..][..4].copy_from_slice(&4u32.to_be_bytes());
+    assert_eq!(Repr::parse(&reseal(b)), Err(WireError::EsiOutOfRange));
+    let mut b = good.clone();
+    b[16 + 8..][..2].copy_from_slice(&60_000u16.to_be_bytes());
+    assert_eq!(Repr::parse(&reseal(b)), Err(WireError::Oversized));
+    // PROBE: unknown mode, unknown flag; STATUS: loss above one million ppm.
+    let good = emit(&Repr::Probe(example_probe()));
+    let mut b = good.clone();
+    b[16 + 29] = 9;
+    assert_eq!(Repr::parse(&reseal(b)), Err(WireError::UnknownType));
+    let mut b = good.clone();
+    b[16 + 30] = 0x80;
+    assert_eq!(Repr::parse(&reseal(b)), Err(WireError::Reserved));
+    let mut b = emit(&Repr::Status(example_status()));
+    b[16 + 20..][..4].copy_from_slice(&2_000_000u32.to_be_bytes());
+    assert_eq!(Repr::parse(&reseal(b)), Err(WireError::Reserved));
+    // Truncated feedback of every type.
+    for repr in [
+        Repr::Probe(example_probe()),
+        Repr::Nack(example_nack()),
+        Repr::Status(example_status()),
+    ] {
+        let full = emit(&repr);
+        for cut in [17, 20, full.len() - 5] {
+            let mut b = full[..cut].to_vec();
+            b.extend_from_slice(&[0; 4]);
+            assert!(Repr::parse(&reseal(b)).is_err(), "{repr:?} cut at {cut}");
+        }
+    }
+}
+
 #[test]
 fn constants_table_matches_code() {
     let table = [
@@ -121,6 +235,12 @@ fn constants_table_matches_code() {
         ("MAX_SOURCE_BLOCKS", groupcast_fec::MAX_SOURCE_BLOCKS as u64),
         ("MAX_TRANSFER_LENGTH", groupcast_fec::MAX_TRANSFER_LENGTH),
         ("HASH_UNIT", groupcast::proto::HASH_UNIT),
+        ("PROBE_LEN", wire::feedback::PROBE_LEN as u64),
+        ("STATUS_LEN", wire::feedback::STATUS_LEN as u64),
+        ("NACK_HEADER_LEN", wire::feedback::NACK_HEADER_LEN as u64),
+        ("NACK_ENTRY_LEN", wire::feedback::NACK_ENTRY_LEN as u64),
+        ("NACK_RANGE_LEN", wire::feedback::NACK_RANGE_LEN as u64),
+        ("MAX_NACK_ENTRIES", wire::feedback::MAX_NACK_ENTRIES as u64),
     ];
     for (name, value) in table {
         let row = PROTOCOL_MD
@@ -300,6 +420,9 @@ fn print_examples() {
         hexdump(&emit(&Repr::ObjectInfo(example_info())))
     );
     println!("hash: {}", blake3::hash(EXAMPLE_OBJECT));
+    println!("probe:\n{}", hexdump(&emit(&Repr::Probe(example_probe()))));
+    println!("nack:\n{}", hexdump(&emit(&Repr::Nack(example_nack()))));
+    println!("status:\n{}", hexdump(&emit(&Repr::Status(example_status()))));
     println!("oti: {:02x?}", example_oti().to_bytes());
 }
 

@@ -247,7 +247,7 @@ type BlockKey = (u32, u8);
 /// In [`Mode::Nack`] and [`Mode::Hybrid`], the sender makes one such first
 /// pass, paced by the window edges receivers report (flow control), sends
 /// PROBEs, and answers NACKs with replays (nack) or fresh repair (hybrid) until
-/// every receiver it tracks is complete. See protocol.md §9.
+/// every receiver it tracks is complete. See protocol.md §13.
 pub struct Sender {
     config: SenderConfig,
     t: u16,

@@ -1,4 +1,4 @@
-//! The feedback packets of the nack and hybrid modes (protocol.md §9): PROBE
+//! The feedback packets of the nack and hybrid modes (protocol.md §13): PROBE
 //! (sender → group), NACK (receiver → feedback group) and STATUS (receiver →
 //! sender).
 

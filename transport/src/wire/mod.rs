@@ -50,11 +50,11 @@ pub enum PacketType {
     Data = 1,
     /// Announces an object: its OTI, BLAKE3 hash and name.
     ObjectInfo = 2,
-    /// PROBE (§9.1): the sender's clock, progress and GRTT, in nack and hybrid modes.
+    /// PROBE (§13.1): the sender's clock, progress and GRTT, in nack and hybrid modes.
     Probe = 3,
-    /// NACK (§9.2): a receiver's requests for repair.
+    /// NACK (§13.2): a receiver's requests for repair.
     Nack = 4,
-    /// STATUS (§9.3): a receiver's window, loss, rate and RTT echo.
+    /// STATUS (§13.3): a receiver's window, loss, rate and RTT echo.
     Status = 5,
 }
 
