@@ -77,7 +77,7 @@ pub struct SendArgs {
     pub policy: FlowPolicy,
     /// Flow control (hybrid, nack): how many blocks the first pass may run ahead of the
     /// window edge the policy follows.
-    #[arg(long, default_value_t = 32, value_name = "BLOCKS")]
+    #[arg(long, default_value_t = 48, value_name = "BLOCKS")]
     pub flow_window: u32,
     /// A receiver silent for this many seconds stops counting for flow control and completion.
     #[arg(long, default_value_t = 5.0)]

@@ -109,6 +109,7 @@ fn example_probe() -> wire::ProbeRepr {
         progress: (1, 16),
         mode: wire::WireMode::Hybrid,
         flags: 0,
+        group_log2: 10,
     }
 }
 
@@ -156,7 +157,12 @@ fn feedback_examples_match_protocol_md() {
         ("status", Repr::Status(example_status())),
     ] {
         let bytes = emit(&repr);
-        assert_eq!(bytes, doc_example(name), "{name} emitted:\n{}", hexdump(&bytes));
+        assert_eq!(
+            bytes,
+            doc_example(name),
+            "{name} emitted:\n{}",
+            hexdump(&bytes)
+        );
         assert_eq!(Repr::parse(&bytes).unwrap(), repr);
     }
 }
@@ -194,6 +200,9 @@ fn feedback_packets_refuse_bad_fields() {
     assert_eq!(Repr::parse(&reseal(b)), Err(WireError::UnknownType));
     let mut b = good.clone();
     b[16 + 30] = 0x80;
+    assert_eq!(Repr::parse(&reseal(b)), Err(WireError::Reserved));
+    let mut b = good.clone();
+    b[16 + 31] = 33;
     assert_eq!(Repr::parse(&reseal(b)), Err(WireError::Reserved));
     let mut b = emit(&Repr::Status(example_status()));
     b[16 + 20..][..4].copy_from_slice(&2_000_000u32.to_be_bytes());
@@ -422,7 +431,10 @@ fn print_examples() {
     println!("hash: {}", blake3::hash(EXAMPLE_OBJECT));
     println!("probe:\n{}", hexdump(&emit(&Repr::Probe(example_probe()))));
     println!("nack:\n{}", hexdump(&emit(&Repr::Nack(example_nack()))));
-    println!("status:\n{}", hexdump(&emit(&Repr::Status(example_status()))));
+    println!(
+        "status:\n{}",
+        hexdump(&emit(&Repr::Status(example_status())))
+    );
     println!("oti: {:02x?}", example_oti().to_bytes());
 }
 

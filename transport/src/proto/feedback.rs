@@ -78,7 +78,8 @@ pub struct FeedbackConfig {
     /// Flow-control policy. Default [`FlowPolicy::Min`].
     pub policy: FlowPolicy,
     /// How many blocks the sender may run ahead of the policy's window edge.
-    /// Default 32 (keep it at most the receivers' `max_blocks_in_flight`).
+    /// Default 48: with the default interleave of 16, the receivers' default
+    /// `max_blocks_in_flight` of 64 is never exceeded.
     pub flow_window: u32,
     /// Repair is capped at this share of the sending rate (unpaced senders: of
     /// their measured rate), so forged or buggy NACKs cannot amplify traffic.
@@ -109,7 +110,7 @@ impl Default for FeedbackConfig {
             linger: Duration::from_millis(500),
             receiver_timeout: Duration::from_secs(5),
             policy: FlowPolicy::Min,
-            flow_window: 32,
+            flow_window: 48,
             repair_share: 0.5,
             repair_margin: 2,
             aimd: None,

@@ -43,8 +43,9 @@ pub struct ReceiverConfig {
     pub feedback: bool,
     /// Longest NACK backoff, as a multiple of the sender's GRTT. Default 4.
     pub nack_backoff: f64,
-    /// Group size assumed when drawing NACK backoffs: larger values hold more
-    /// receivers back for suppression. Default 1000.
+    /// Least group size assumed when drawing NACK backoffs; the sender's own
+    /// count (in its PROBEs) is used when larger. Larger values hold more
+    /// receivers back for suppression. Default 1.
     pub group_size: u32,
     /// Least time between two STATUS packets. Default 50 ms.
     pub status_interval: Duration,
@@ -68,7 +69,7 @@ impl Default for ReceiverConfig {
             id: 0,
             feedback: true,
             nack_backoff: 4.0,
-            group_size: 1000,
+            group_size: 1,
             status_interval: Duration::from_millis(50),
             nack_unicast: false,
             max_sessions: 4,
@@ -324,6 +325,8 @@ pub enum Destination {
 struct SessionFb {
     mode: WireMode,
     grtt: Duration,
+    /// The sender's group size estimate (receivers it tracks), at least 1.
+    group: f64,
     objects: u32,
     progress: (u32, u8),
     probe_ts: u64,
@@ -485,7 +488,7 @@ impl Receiver {
             } else if f.status_due {
                 Some(
                     f.last_status
-                        .map_or(f.probe_at, |l| l + self.config.status_interval),
+                        .map_or(f.probe_at, |l| l + status_every(f, &self.config)),
                 )
             } else {
                 None
@@ -764,6 +767,7 @@ impl Receiver {
                 SessionFb {
                     mode: p.mode,
                     grtt: Duration::ZERO,
+                    group: 1.0,
                     objects: 0,
                     progress: (0, 0),
                     probe_ts: p.timestamp_us,
@@ -802,6 +806,7 @@ impl Receiver {
         }
         f.mode = p.mode;
         f.grtt = Duration::from_micros(p.grtt_us as u64);
+        f.group = (2f64).powi(p.group_log2 as i32).max(1.0);
         f.objects = p.objects;
         f.progress = if p.flags & PROBE_END != 0 {
             (p.objects, 0)
@@ -993,10 +998,14 @@ impl Receiver {
         // fires carries them all.
         let max_need = needs.iter().map(|n| n.need.max(1)).max().unwrap_or(1);
         let u = self.random() * (0.5 + 0.5 / max_need as f64);
-        let group = self.config.group_size as f64;
         let backoff = self.config.nack_backoff;
         let f = self.fb.get_mut(&session).expect("checked above");
-        let delay = nack_backoff(u, f.grtt.as_secs_f64() * backoff, group);
+        // The group as the sender counts it, or as configured if larger. A
+        // small group needs little room for suppression: the window shrinks
+        // with log10(group) / 3 (full size from 1000 receivers up).
+        let group = f.group.max(self.config.group_size as f64);
+        let scale = (group.log10() / 3.0).clamp(0.1, 1.0);
+        let delay = nack_backoff(u, f.grtt.as_secs_f64() * backoff * scale, group);
         let at = now + Duration::from_secs_f64(delay.max(0.0));
         for n in needs {
             f.timers.insert((n.object, n.sbn), at);
@@ -1060,10 +1069,9 @@ impl Receiver {
             f.complete = true;
             f.final_statuses = 3;
         }
+        let interval = status_every(f, &self.config);
         let due = f.final_statuses > 0
-            || (f.status_due
-                && f.last_status
-                    .is_none_or(|l| now >= l + self.config.status_interval));
+            || (f.status_due && f.last_status.is_none_or(|l| now >= l + interval));
         if !due {
             return None;
         }
@@ -1166,6 +1174,13 @@ impl Receiver {
         };
         Some((len, to))
     }
+}
+
+/// STATUS goes every GRTT, within [10 ms, `status_interval`]: often enough to
+/// keep flow control moving on a fast link, rarely enough for a large group.
+fn status_every(f: &SessionFb, config: &ReceiverConfig) -> Duration {
+    let most = config.status_interval.max(Duration::from_millis(10));
+    f.grtt.clamp(Duration::from_millis(10), most)
 }
 
 /// NORM's randomised NACK backoff (RFC 5740 §5.5.1): a truncated exponential

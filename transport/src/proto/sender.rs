@@ -943,6 +943,7 @@ impl Sender {
             } else {
                 0
             },
+            group_log2: (u64::BITS - (self.receivers.len() as u64).leading_zeros()) as u8,
         };
         self.stats.probes_sent += 1;
         probe.emit(buf).expect("max_datagram holds a PROBE")

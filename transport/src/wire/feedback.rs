@@ -81,6 +81,8 @@ pub struct ProbeRepr {
     pub mode: WireMode,
     /// [`PROBE_END`] or 0.
     pub flags: u8,
+    /// The sender's group size estimate, as ceil(log2(receivers + 1)), at most 32.
+    pub group_log2: u8,
 }
 
 impl ProbeRepr {
@@ -91,7 +93,7 @@ impl ProbeRepr {
         if b.len() > 32 {
             return Err(WireError::Oversized);
         }
-        if b[31] != 0 || b[30] & !PROBE_END != 0 {
+        if b[31] > 32 || b[30] & !PROBE_END != 0 {
             return Err(WireError::Reserved);
         }
         Ok(Self {
@@ -103,6 +105,7 @@ impl ProbeRepr {
             progress: (u32_at(b, 24), b[28]),
             mode: WireMode::from_u8(b[29]).ok_or(WireError::UnknownType)?,
             flags: b[30],
+            group_log2: b[31],
         })
     }
 
@@ -121,7 +124,7 @@ impl ProbeRepr {
         b[28] = self.progress.1;
         b[29] = self.mode as u8;
         b[30] = self.flags;
-        b[31] = 0;
+        b[31] = self.group_log2.min(32);
         Ok(emit_crc(buf, HEADER_LEN + 32))
     }
 }
