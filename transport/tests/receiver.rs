@@ -363,3 +363,190 @@ proptest! {
         prop_assert!(ok >= 1 || r.objects_in_progress() > 0 || s.objects_completed > 0);
     }
 }
+
+mod feedback {
+    use std::time::{Duration, Instant};
+
+    use groupcast::wire::feedback::{STATUS_COMPLETE, STATUS_ECHO};
+    use groupcast::wire::{NackEntry, NackRepr, ProbeRepr, Repr, WireMode};
+    use groupcast::{
+        Destination, Mode, Receiver, ReceiverConfig, Rounds, Sender, SenderConfig, SessionId,
+    };
+
+    const SESSION: u64 = 77;
+
+    /// A hybrid sender's first pass over one 20-block object, datagrams only.
+    fn first_pass(mode: Mode) -> Vec<Vec<u8>> {
+        let mut s = Sender::new(SenderConfig {
+            session: SessionId(SESSION),
+            mode,
+            max_datagram: 144,
+            block_symbols: 10,
+            interleave: 4,
+            repair_overhead: 0.0,
+            rounds: Rounds::Fixed(1),
+            ..SenderConfig::default()
+        })
+        .unwrap();
+        s.add_object(vec![9u8; 20_000], "o").unwrap();
+        let now = Instant::now();
+        let mut buf = vec![0u8; 144];
+        let mut out = Vec::new();
+        while let Some(n) = s.poll_transmit(now, &mut buf) {
+            out.push(buf[..n].to_vec());
+        }
+        out
+    }
+
+    fn probe(end: bool) -> Vec<u8> {
+        let p = ProbeRepr {
+            session: SESSION,
+            timestamp_us: 1000,
+            sent: 200,
+            grtt_us: 10_000,
+            objects: 1,
+            progress: (0, 0),
+            mode: WireMode::Hybrid,
+            flags: if end { 1 } else { 0 },
+            group_log2: 1,
+        };
+        let mut b = vec![0; 64];
+        let n = p.emit(&mut b).unwrap();
+        b.truncate(n);
+        b
+    }
+
+    /// Everything the receiver wants to send within `horizon`.
+    fn drain(
+        r: &mut Receiver,
+        t0: Instant,
+        horizon: Duration,
+    ) -> Vec<(Repr<'static>, Destination)> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 1232];
+        let mut now = t0;
+        while now <= t0 + horizon {
+            r.handle_timeout(now);
+            while let Some((n, to)) = r.poll_transmit(now, &mut buf) {
+                let bytes: &'static [u8] = Box::leak(buf[..n].to_vec().into_boxed_slice());
+                out.push((Repr::parse(bytes).unwrap(), to));
+            }
+            now += Duration::from_millis(1);
+        }
+        out
+    }
+
+    #[test]
+    fn silent_without_probes_then_nacks_what_is_missing() {
+        let t0 = Instant::now();
+        let mut r = Receiver::new(ReceiverConfig {
+            id: 5,
+            ..ReceiverConfig::default()
+        });
+        // Every DATA packet of block 3 is lost, and the sender's PROBEs too.
+        for p in first_pass(Mode::Hybrid) {
+            match Repr::parse(&p) {
+                Ok(Repr::Data(d)) if d.sbn == 3 => continue,
+                Ok(Repr::Probe(_)) => continue,
+                _ => {}
+            }
+            r.handle_datagram(t0, &p);
+        }
+        // A carousel receiver's life: no PROBE, nothing to say.
+        assert!(drain(&mut r, t0, Duration::from_millis(100)).is_empty());
+        r.handle_datagram(t0, &probe(true));
+        let sent = drain(&mut r, t0, Duration::from_millis(100));
+        let nacks: Vec<_> = sent
+            .iter()
+            .filter_map(|(p, to)| match p {
+                Repr::Nack(n) => Some((n.clone(), *to)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(nacks.len(), 1, "{sent:?}");
+        let (nack, to) = &nacks[0];
+        assert_eq!(*to, Destination::Feedback);
+        assert_eq!(nack.receiver, 5);
+        assert_eq!(nack.entries.len(), 1);
+        assert_eq!((nack.entries[0].sbn, nack.entries[0].need), (3, 10));
+        let status = sent
+            .iter()
+            .find_map(|(p, to)| match p {
+                Repr::Status(s) => Some((*s, *to)),
+                _ => None,
+            })
+            .expect("a STATUS");
+        assert_eq!(status.1, Destination::Sender);
+        assert_eq!(status.0.window, (0, 3));
+        assert_eq!(status.0.flags & STATUS_COMPLETE, 0);
+        assert_ne!(status.0.flags & STATUS_ECHO, 0);
+        assert_eq!(status.0.echo_us, 1000);
+        assert_eq!(r.stats().nacks_sent, 1);
+    }
+
+    #[test]
+    fn a_covering_peer_nack_suppresses_and_unicast_nacks_go_to_the_sender() {
+        for unicast in [false, true] {
+            let t0 = Instant::now();
+            let mut r = Receiver::new(ReceiverConfig {
+                id: 6,
+                nack_unicast: unicast,
+                ..ReceiverConfig::default()
+            });
+            for p in first_pass(Mode::Hybrid) {
+                if let Ok(Repr::Data(d)) = Repr::parse(&p)
+                    && d.sbn == 3
+                    && d.esi < 2
+                {
+                    continue;
+                }
+                r.handle_datagram(t0, &p);
+            }
+            r.handle_datagram(t0, &probe(true));
+            // Before our backoff runs out, a peer asks for 2 symbols of block 3: covered.
+            let peer = NackRepr {
+                session: SESSION,
+                receiver: 99,
+                entries: vec![NackEntry {
+                    object: 0,
+                    sbn: 3,
+                    flags: 0,
+                    need: if unicast { 1 } else { 2 },
+                    ranges: vec![],
+                }],
+            };
+            let mut b = vec![0; 200];
+            let n = peer.emit(&mut b).unwrap();
+            r.handle_datagram(t0, &b[..n]);
+            let sent = drain(&mut r, t0, Duration::from_millis(20));
+            let nacks: Vec<_> = sent
+                .iter()
+                .filter(|(p, _)| matches!(p, Repr::Nack(_)))
+                .collect();
+            if unicast {
+                // A need of 1 does not cover our 2: we ask, to the sender alone.
+                assert_eq!(nacks.len(), 1, "{sent:?}");
+                assert_eq!(nacks[0].1, Destination::Sender);
+            } else {
+                assert!(nacks.is_empty(), "{sent:?}");
+                assert_eq!(r.stats().nacks_suppressed, 1);
+            }
+        }
+    }
+
+    #[test]
+    fn completion_is_reported_three_times() {
+        let t0 = Instant::now();
+        let mut r = Receiver::new(ReceiverConfig::default());
+        r.handle_datagram(t0, &probe(false));
+        for p in first_pass(Mode::Hybrid) {
+            r.handle_datagram(t0, &p);
+        }
+        let sent = drain(&mut r, t0, Duration::from_millis(5));
+        let complete = sent
+            .iter()
+            .filter(|(p, _)| matches!(p, Repr::Status(s) if s.flags & STATUS_COMPLETE != 0))
+            .count();
+        assert_eq!(complete, 3, "{sent:?}");
+    }
+}
