@@ -86,6 +86,14 @@ pub struct SendArgs {
     /// --rate max), so forged NACKs cannot amplify traffic.
     #[arg(long, default_value_t = 0.5)]
     pub repair_share: f64,
+    /// Congestion control (hybrid, nack, with a --rate): a receiver reporting more loss than
+    /// this share cuts the rate by 1/8, at most once per round-trip time; loss-free reports add
+    /// back 1/50 of --rate per round trip (AIMD). 0 turns it off.
+    #[arg(long, default_value_t = 0.3, value_name = "SHARE")]
+    pub congestion_loss: f64,
+    /// The floor congestion control never goes below, bits/s [default: --rate / 16].
+    #[arg(long)]
+    pub min_rate: Option<String>,
     /// Stop after this many seconds, finished or not (the stats are still written).
     #[arg(long)]
     pub timeout: Option<f64>,
@@ -179,6 +187,22 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
     if !(args.receiver_timeout > 0.0 && args.receiver_timeout < 1e6) {
         return Err("--receiver-timeout must be a positive number of seconds".into());
     }
+    if !(0.0..1.0).contains(&args.congestion_loss) {
+        return Err("--congestion-loss must lie in 0 (off) up to below 1".into());
+    }
+    let floor = match &args.min_rate {
+        Some(r) => Some((parse_rate(r)? / 8).max(1)),
+        None => rate.map(|r| (r / 16).max(1)),
+    };
+    let aimd = match (rate, floor) {
+        (Some(r), Some(floor)) if args.congestion_loss > 0.0 => Some(groupcast::Aimd {
+            loss_threshold: args.congestion_loss,
+            decrease: 0.875,
+            increase: (r / 50).max(1),
+            floor: floor.min(r),
+        }),
+        _ => None,
+    };
     let deadline = match args.timeout {
         Some(t) if !(t > 0.0 && t < 1e9) => {
             return Err("--timeout must be a positive number of seconds".into());
@@ -208,6 +232,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
             flow_window: args.flow_window.max(1),
             receiver_timeout: Duration::from_secs_f64(args.receiver_timeout),
             repair_share: args.repair_share,
+            aimd,
             ..FeedbackConfig::default()
         },
         encoder_threads: args.encoder_threads.min(64),
@@ -321,6 +346,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
             "flow_blocked": stats.flow_blocked,
             "probes_sent": stats.probes_sent,
             "grtt_us": stats.grtt_us,
+            "rate_bytes_per_s": stats.rate,
             "finished": finished,
         }),
     )?;

@@ -27,9 +27,18 @@ fuzz_target!(|data: &[u8]| {
         } else {
             (rest, &[][..])
         };
-        r.handle_datagram(t0 + Duration::from_millis(n), chunk);
+        let now = t0 + Duration::from_millis(n);
+        r.handle_datagram(now, chunk);
         n += 1;
         while r.poll_event().is_some() {}
+        // Feedback (after PROBEs) must stay well-formed and bounded.
+        let mut out = [0u8; 1232];
+        for _ in 0..16 {
+            match r.poll_transmit(now, &mut out) {
+                Some((len, _)) => assert!(groupcast::wire::Repr::parse(&out[..len]).is_ok()),
+                None => break,
+            }
+        }
         rest = tail;
     }
     r.handle_timeout(t0 + Duration::from_secs(3600));

@@ -431,3 +431,81 @@ mod feedback {
         let _ = STATUS_ECHO;
     }
 }
+
+mod congestion {
+    use std::time::{Duration, Instant};
+
+    use groupcast::wire::StatusRepr;
+    use groupcast::{Aimd, FeedbackConfig, Mode, Sender, SenderConfig};
+
+    fn status(loss_ppm: u32) -> Vec<u8> {
+        let st = StatusRepr {
+            session: 1,
+            receiver: 3,
+            echo_us: 0,
+            hold_us: 0,
+            loss_ppm,
+            rate: 0,
+            window: (0, 0),
+            flags: 0,
+        };
+        let mut buf = vec![0; 64];
+        let n = st.emit(&mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    /// Reported loss above the threshold cuts the rate (at most once per GRTT)
+    /// down to the floor; loss-free reports let it climb back to the configured rate.
+    #[test]
+    fn aimd_backs_off_on_loss_and_recovers() {
+        let rate = 10_000_000;
+        let floor = 1_000_000;
+        let mut s = Sender::new(SenderConfig {
+            mode: Mode::Hybrid,
+            rate: Some(rate),
+            feedback: FeedbackConfig {
+                aimd: Some(Aimd {
+                    loss_threshold: 0.05,
+                    decrease: 0.5,
+                    increase: 1_000_000,
+                    floor,
+                }),
+                ..FeedbackConfig::default()
+            },
+            ..SenderConfig::default()
+        })
+        .unwrap();
+        s.add_object(vec![1u8; 100_000_000], "big").unwrap();
+        let mut buf = vec![0u8; 1232];
+        let t0 = Instant::now();
+        let mut now = t0;
+        let mut rates = Vec::new();
+        // Two seconds of 20% loss reports, then four of none.
+        for step in 0..600 {
+            let loss = if step < 200 { 200_000 } else { 0 };
+            s.handle_datagram(now, &status(loss));
+            s.handle_timeout(now);
+            while s.poll_transmit(now, &mut buf).is_some() {}
+            rates.push(s.stats().rate);
+            now += Duration::from_millis(10);
+        }
+        let low = rates[150..200].iter().copied().max().unwrap();
+        assert_eq!(
+            low,
+            floor,
+            "the rate should have fallen to the floor: {:?}",
+            &rates[..200]
+        );
+        // One cut per GRTT (50 ms here), not one per report.
+        assert!(rates[1] >= rate / 2, "{:?}", &rates[..10]);
+        let end = *rates.last().unwrap();
+        assert_eq!(
+            end,
+            rate,
+            "the rate should have climbed back: {:?}",
+            &rates[200..]
+        );
+        assert!(rates.windows(2).skip(201).all(|w| w[1] >= w[0]));
+    }
+}
