@@ -227,18 +227,26 @@ impl McastSocket {
         s.bind(&any.into())
             .map_err(sock_err("binding the sending socket"))?;
         let dest = SocketAddrV6::new(group, cfg.channel.port(), 0, 0);
+        Self::assemble(s, dest, None, cfg.gso, cfg, ifindex)
+    }
+
+    /// The socket, plus the feedback socket if `cfg.feedback`.
+    fn assemble(
+        s: Socket,
+        dest: SocketAddrV6,
+        source: Option<Ipv6Addr>,
+        gso: bool,
+        cfg: &NetConfig,
+        ifindex: u32,
+    ) -> Result<Self, IoError> {
+        let port = cfg.channel.port();
         Ok(Self {
             socket: UdpSocket::from_std(s.into()),
             dest,
-            source: None,
-            gso: cfg.gso,
+            source,
+            gso,
             feedback: Self::feedback_socket(cfg, ifindex)?,
-            feedback_dest: SocketAddrV6::new(
-                cfg.channel.feedback_group(),
-                cfg.channel.port(),
-                0,
-                0,
-            ),
+            feedback_dest: SocketAddrV6::new(cfg.channel.feedback_group(), port, 0, 0),
             ifindex,
             sender_addr: None,
         })
@@ -264,21 +272,7 @@ impl McastSocket {
                 .join_multicast_v6(&group, ifindex)
                 .map_err(sock_err(format!("joining {group} on {}", cfg.interface)))?,
         }
-        Ok(Self {
-            socket: UdpSocket::from_std(s.into()),
-            dest: addr,
-            source: cfg.source,
-            gso: false,
-            feedback: Self::feedback_socket(cfg, ifindex)?,
-            feedback_dest: SocketAddrV6::new(
-                cfg.channel.feedback_group(),
-                cfg.channel.port(),
-                0,
-                0,
-            ),
-            ifindex,
-            sender_addr: None,
-        })
+        Self::assemble(s, addr, cfg.source, false, cfg, ifindex)
     }
 
     /// A socket bound to the channel's feedback group and port, joined on the

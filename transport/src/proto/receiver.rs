@@ -357,6 +357,19 @@ struct Need {
     info: bool,
 }
 
+impl Need {
+    /// A request for an object's OBJECT_INFO.
+    fn info(object: u32) -> Self {
+        Self {
+            object,
+            sbn: 0,
+            need: 0,
+            ranges: Vec::new(),
+            info: true,
+        }
+    }
+}
+
 impl ReceiverStats {
     /// Rejections counted under one reason.
     pub fn rejected(&self, reason: RejectReason) -> u64 {
@@ -864,18 +877,11 @@ impl Receiver {
         if self.completed.contains(&key) {
             return None;
         }
-        let info_need = Need {
-            object,
-            sbn: 0,
-            need: 0,
-            ranges: Vec::new(),
-            info: true,
-        };
         let Some(o) = self.objects.get(&key) else {
-            return Some(info_need);
+            return Some(Need::info(object));
         };
         if o.info.is_none() && o.decoded_blocks == o.oti.source_blocks() {
-            return Some(info_need);
+            return Some(Need::info(object));
         }
         let block = o.oti.block(sbn as u32)?;
         let k = block.source_symbols;
@@ -924,13 +930,7 @@ impl Receiver {
                 }
                 // An object we never heard of: ask for its OBJECT_INFO, a few at a time.
                 if missing_info < 8 && f.holdoff.get(&(object, 0)).is_none_or(|h| *h <= now) {
-                    out.push(Need {
-                        object,
-                        sbn: 0,
-                        need: 0,
-                        ranges: Vec::new(),
-                        info: true,
-                    });
+                    out.push(Need::info(object));
                 }
                 missing_info += 1;
                 if missing_info >= 8 {
@@ -949,13 +949,7 @@ impl Receiver {
                 && o.decoded_blocks == o.oti.source_blocks()
                 && f.holdoff.get(&(object, 0)).is_none_or(|h| *h <= now)
             {
-                out.push(Need {
-                    object,
-                    sbn: 0,
-                    need: 0,
-                    ranges: Vec::new(),
-                    info: true,
-                });
+                out.push(Need::info(object));
                 continue;
             }
             for sbn in 0..blocks {
