@@ -1,52 +1,186 @@
-//! Feeds a Receiver a sequence of arbitrary datagrams with tight limits. The
-//! input is framed as repeated (length: u16 big-endian, bytes); a short tail is
-//! one last datagram. It must never panic, and its stats must stay
-//! consistent and within the configured memory bound.
+//! Feeds a Receiver, with tight limits, an arbitrary sequence of operations:
+//! real packets of a real transfer (in any order, repeated or not), mutated
+//! copies of them (bit flips, truncation, extension, CRC resealed or not),
+//! arbitrary bytes, and jumps of the clock with timeouts. It must never panic,
+//! its stats must stay consistent and within the configured memory bound, and
+//! whatever it completes must be byte-identical to the source.
 #![no_main]
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use groupcast::{Receiver, ReceiverConfig};
+use arbitrary::Arbitrary;
+use groupcast::{Mode, Receiver, ReceiverConfig, ReceiverEvent, Rounds, Sender, SenderConfig};
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
+#[derive(Debug, Arbitrary)]
+enum Op {
+    Real(u16),
+    Flip { packet: u16, at: u16, bits: u8 },
+    Cut { packet: u16, len: u16 },
+    Extend { packet: u16, tail: Vec<u8> },
+    Reseal { packet: u16, at: u16, value: u8 },
+    Raw(Vec<u8>),
+    Advance(u16),
+    Timeout,
+}
+
+struct Transfer {
+    objects: Vec<Vec<u8>>,
+    packets: Vec<Vec<u8>>,
+}
+
+fn transfer() -> &'static Transfer {
+    static T: OnceLock<Transfer> = OnceLock::new();
+    T.get_or_init(|| {
+        let objects: Vec<Vec<u8>> = vec![
+            (0..3000u32).map(|i| (i * 7 % 251) as u8).collect(),
+            (0..700u32).map(|i| (i * 13 % 241) as u8).collect(),
+            Vec::new(),
+        ];
+        let mut packets = Vec::new();
+        for mode in [Mode::Carousel, Mode::Hybrid] {
+            let mut s = Sender::new(SenderConfig {
+                max_datagram: 200,
+                block_symbols: 8,
+                interleave: 2,
+                repair_overhead: 0.5,
+                round_repair: 0.5,
+                rounds: Rounds::Fixed(2),
+                mode,
+                ..SenderConfig::default()
+            })
+            .unwrap();
+            for (i, o) in objects.iter().enumerate() {
+                s.add_object(o.clone(), &format!("o{i}")).unwrap();
+            }
+            let now = Instant::now();
+            let mut buf = vec![0u8; 200];
+            while let Some(n) = s.poll_transmit(now, &mut buf) {
+                packets.push(buf[..n].to_vec());
+                if packets.len() > 4000 {
+                    break;
+                }
+            }
+        }
+        Transfer { objects, packets }
+    })
+}
+
+fn reseal(p: &mut [u8]) {
+    if p.len() >= 4 {
+        let n = p.len() - 4;
+        let crc = crc32fast::hash(&p[..n]);
+        p[n..].copy_from_slice(&crc.to_be_bytes());
+    }
+}
+
+fuzz_target!(|ops: Vec<Op>| {
+    let t = transfer();
     let config = ReceiverConfig {
         max_object_size: 1 << 20,
         max_objects: 4,
         max_blocks_in_flight: 4,
+        max_sessions: 2,
         ..ReceiverConfig::default()
     };
     let mut r = Receiver::new(config.clone());
     let t0 = Instant::now();
-    let mut n = 0u64;
-    let mut rest = data;
-    while !rest.is_empty() {
-        let (chunk, tail) = if rest.len() >= 2 {
-            let len = (u16::from_be_bytes([rest[0], rest[1]]) as usize).min(rest.len() - 2);
-            rest[2..].split_at(len)
-        } else {
-            (rest, &[][..])
+    let mut now = t0;
+    let mut fed = 0u64;
+    let mut out = [0u8; 1232];
+    let pick = |i: u16| &t.packets[i as usize % t.packets.len()];
+    let mut delivered: Vec<Vec<u8>> = t.objects.iter().map(|o| vec![0u8; o.len()]).collect();
+    for op in ops.iter().take(2000) {
+        let datagram: Option<Vec<u8>> = match op {
+            Op::Real(i) => Some(pick(*i).clone()),
+            Op::Flip { packet, at, bits } => {
+                let mut p = pick(*packet).clone();
+                let i = *at as usize % p.len();
+                p[i] ^= bits | 1;
+                Some(p)
+            }
+            Op::Cut { packet, len } => {
+                let p = pick(*packet);
+                Some(p[..*len as usize % (p.len() + 1)].to_vec())
+            }
+            Op::Extend { packet, tail } => {
+                let mut p = pick(*packet).clone();
+                p.extend_from_slice(tail);
+                Some(p)
+            }
+            Op::Reseal { packet, at, value } => {
+                let mut p = pick(*packet).clone();
+                let i = *at as usize % p.len();
+                p[i] = *value;
+                reseal(&mut p);
+                Some(p)
+            }
+            Op::Raw(bytes) => Some(bytes.clone()),
+            Op::Advance(ms) => {
+                now += Duration::from_millis(*ms as u64);
+                None
+            }
+            Op::Timeout => {
+                r.handle_timeout(now);
+                None
+            }
         };
-        let now = t0 + Duration::from_millis(n);
-        r.handle_datagram(now, chunk);
-        n += 1;
-        while r.poll_event().is_some() {}
-        // Feedback (after PROBEs) must stay well-formed and bounded.
-        let mut out = [0u8; 1232];
+        if let Some(d) = datagram {
+            r.handle_datagram(now, &d);
+            fed += 1;
+        }
+        while let Some(e) = r.poll_event() {
+            match e {
+                ReceiverEvent::BlockDecoded {
+                    session,
+                    object,
+                    offset,
+                    data,
+                } => {
+                    // Forged sessions may carry anything; only the real
+                    // session's (1) deliveries are checked.
+                    if session.0 == 1
+                        && let Some(d) = delivered.get_mut(object.0 as usize)
+                        && let Some(slot) = d.get_mut(offset as usize..offset as usize + data.len())
+                    {
+                        slot.copy_from_slice(&data);
+                    }
+                }
+                ReceiverEvent::ObjectComplete {
+                    session,
+                    object,
+                    size,
+                    hash,
+                    ..
+                } => {
+                    // A completed object always matches the hash it was announced with.
+                    let _ = size;
+                    if session.0 == 1
+                        && let Some(src) = t.objects.get(object.0 as usize)
+                        && *blake3::hash(src).as_bytes() == hash
+                    {
+                        assert_eq!(&delivered[object.0 as usize], src);
+                    }
+                }
+                _ => {}
+            }
+        }
         for _ in 0..16 {
             match r.poll_transmit(now, &mut out) {
                 Some((len, _)) => assert!(groupcast::wire::Repr::parse(&out[..len]).is_ok()),
                 None => break,
             }
         }
-        rest = tail;
     }
-    r.handle_timeout(t0 + Duration::from_secs(3600));
+    r.handle_timeout(now + Duration::from_secs(3600));
     while r.poll_event().is_some() {}
     let s = r.stats();
-    assert_eq!(s.packets_received, n);
-    assert_eq!(s.packets_rejected, s.rejected_by_reason().map(|(_, c)| c).sum::<u64>());
-    // Symbols are at most 64 KiB, and at most 4 blocks of at most 56403 symbols are open.
+    assert_eq!(s.packets_received, fed);
+    assert_eq!(
+        s.packets_rejected,
+        s.rejected_by_reason().map(|(_, c)| c).sum::<u64>()
+    );
     assert!(s.peak_buffered_bytes <= config.buffer_bound(u16::MAX, 56_403));
     assert_eq!(r.objects_in_progress(), 0);
     assert_eq!(s.buffered_bytes, 0);
