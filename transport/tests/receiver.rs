@@ -205,6 +205,55 @@ fn forged_terabyte_object_is_refused_without_allocating() {
     assert_eq!(r.stats().rejected(RejectReason::ObjectTooLarge), 1);
     assert_eq!(r.objects_in_progress(), 0);
     assert_eq!(r.stats().peak_buffered_bytes, 0);
+    // Its OBJECT_INFO is refused the same way, with the default 4 GiB limit too.
+    let mut r = Receiver::new(ReceiverConfig::default());
+    let info = Repr::ObjectInfo(InfoRepr {
+        session: 9,
+        object: 1,
+        fec: FecId::RaptorQ,
+        oti,
+        hash: [0; 32],
+        name: "huge",
+    });
+    let mut buf = vec![0; info.buffer_len()];
+    info.emit(&mut buf).unwrap();
+    r.handle_datagram(Instant::now(), &buf);
+    r.handle_datagram(Instant::now(), &forged_data(oti, 1));
+    assert_eq!(r.stats().rejected(RejectReason::ObjectTooLarge), 2);
+    assert_eq!(r.stats().peak_buffered_bytes, 0);
+    // A claim of 1 TB and more (F is 40 bits) is beyond RFC 6330's largest
+    // transfer: the OTI itself is refused.
+    let mut raw = forged_data(oti, 1);
+    raw[24..29].copy_from_slice(&[0xff; 5]);
+    let n = raw.len() - 4;
+    let crc = crc32fast::hash(&raw[..n]);
+    raw[n..].copy_from_slice(&crc.to_be_bytes());
+    r.handle_datagram(Instant::now(), &raw);
+    assert_eq!(r.stats().rejected(RejectReason::InvalidOti), 1);
+    assert_eq!(r.objects_in_progress(), 0);
+}
+
+#[test]
+fn a_locked_receiver_drops_other_sessions() {
+    let a = object(9_000, 21);
+    let ta = transfer(10, &[(&a, "a")], 1);
+    let tb = transfer(11, &[(&a, "b")], 1);
+    let mut r = Receiver::new(ReceiverConfig::default());
+    // Half of session 11 first: its state exists, then the lock drops it.
+    for p in &tb[..tb.len() / 2] {
+        r.handle_datagram(Instant::now(), p);
+    }
+    assert_eq!(r.objects_in_progress(), 1);
+    r.lock_session(SessionId(10));
+    assert_eq!(r.objects_in_progress(), 0);
+    assert_eq!(r.stats().buffered_bytes, 0);
+    let done = receive(&mut r, tb.iter().cloned().chain(ta.iter().cloned()));
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].0.0, SessionId(10));
+    assert_eq!(
+        r.stats().rejected(RejectReason::ForeignSession) as usize,
+        tb.len()
+    );
 }
 
 #[test]

@@ -173,6 +173,7 @@ pub struct FileSink {
     dir: PathBuf,
     partial: HashMap<(SessionId, ObjectId), Partial>,
     manifests: HashMap<SessionId, Vec<Entry>>,
+    first_manifest: Option<SessionId>,
     manifest_bufs: HashMap<SessionId, Vec<u8>>,
     completed: HashSet<(SessionId, String)>,
     done: Option<SessionId>,
@@ -195,6 +196,7 @@ impl FileSink {
             dir: dir.to_owned(),
             partial: HashMap::new(),
             manifests: HashMap::new(),
+            first_manifest: None,
             manifest_bufs: HashMap::new(),
             completed: HashSet::new(),
             done: None,
@@ -209,6 +211,12 @@ impl FileSink {
             Some(s) => self.manifests.get(&s).map(Vec::as_slice),
             None => self.manifests.values().next().map(Vec::as_slice),
         }
+    }
+
+    /// The first session whose manifest verified: the transfer this sink
+    /// follows from then on (a receiver can then refuse every other session).
+    pub fn session(&self) -> Option<SessionId> {
+        self.first_manifest
     }
 
     /// Files completed and renamed into place.
@@ -300,6 +308,7 @@ impl FileSink {
                     match decode_manifest(&buf) {
                         Ok(m) => {
                             self.manifests.insert(session, m);
+                            self.first_manifest.get_or_insert(session);
                             self.check_done(session);
                         }
                         Err(_) => self.objects_refused += 1,
@@ -610,8 +619,15 @@ pub fn receive_into(
     let started = std::time::Instant::now();
     let deadline = timeout.map(|t| started + t);
     let mut last = started;
+    let mut locked = false;
     let (outcome, driver) = super::run_receiver(&mut receiver, &mut sock, deadline, |r, event| {
         sink.handle(event)?;
+        if !locked && let Some(s) = sink.session() {
+            // The first verified manifest names the transfer: from now on every
+            // other session is foreign (counted, and dropped unread).
+            r.lock_session(s);
+            locked = true;
+        }
         if last.elapsed() >= std::time::Duration::from_millis(100) {
             progress(r, &sink);
             last = std::time::Instant::now();

@@ -502,7 +502,7 @@ pub fn run_receiver(
     receiver: &mut Receiver,
     sock: &mut McastSocket,
     deadline: Option<Instant>,
-    mut on_event: impl FnMut(&Receiver, ReceiverEvent) -> Result<ControlFlow<()>, IoError>,
+    mut on_event: impl FnMut(&mut Receiver, ReceiverEvent) -> Result<ControlFlow<()>, IoError>,
 ) -> Result<(RecvOutcome, DriverStats), IoError> {
     let mut poll = poll_for(sock)?;
     let mut events = Events::with_capacity(16);

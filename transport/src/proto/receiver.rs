@@ -455,6 +455,24 @@ impl Receiver {
         &self.stats
     }
 
+    /// Accepts only `session` from now on: the state of every other session is
+    /// dropped (its objects fail silently, and release their memory), and its
+    /// later packets are refused as `foreign_session`. For a driver that has
+    /// decided which transfer it follows.
+    pub fn lock_session(&mut self, session: SessionId) {
+        self.config.session = Some(session);
+        let others: Vec<Key> = self
+            .objects
+            .keys()
+            .filter(|k| k.0 != session)
+            .copied()
+            .collect();
+        for key in others {
+            self.remove(key);
+        }
+        self.fb.retain(|s, _| *s == session);
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> &ReceiverConfig {
         &self.config
