@@ -390,18 +390,30 @@ pub fn recv(args: &RecvArgs) -> Result<(), String> {
         nack_unicast: args.nack_unicast,
         ..ReceiverConfig::default()
     };
-    let result = receive_into(&net, receiver_config, &args.output, timeout, |r, sink| {
-        let s = r.stats();
-        pb.set_message(format!(
-            "{} of {} files · {} packets · {:.1} MB written",
-            sink.completed(),
-            sink.manifest()
-                .map_or("?".to_string(), |m| m.len().to_string()),
-            s.packets_received,
-            sink.bytes_written as f64 / 1e6
-        ));
-        pb.tick();
-    });
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, &INTERRUPTED)
+            .map_err(|e| format!("installing a signal handler: {e}"))?;
+    }
+    let stop = || INTERRUPTED.load(Ordering::Relaxed);
+    let result = receive_into(
+        &net,
+        receiver_config,
+        &args.output,
+        timeout,
+        stop,
+        |r, sink| {
+            let s = r.stats();
+            pb.set_message(format!(
+                "{} of {} files · {} packets · {:.1} MB written",
+                sink.completed(),
+                sink.manifest()
+                    .map_or("?".to_string(), |m| m.len().to_string()),
+                s.packets_received,
+                sink.bytes_written as f64 / 1e6
+            ));
+            pb.tick();
+        },
+    );
     pb.finish_and_clear();
     let (stats, report, outcome) = result.map_err(|e| e.to_string())?;
     if outcome.is_ok() {

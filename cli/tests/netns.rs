@@ -477,6 +477,7 @@ fn bridge_three_receivers_with_loss_late_join_and_restart() {
     let out0 = lab.recv("rx0", &hosts[1].clone(), "gc-test-file");
     let out10 = lab.recv("rx10", &hosts[2].clone(), "gc-test-file");
     std::thread::sleep(Duration::from_millis(300));
+    let out_int = lab.recv("rx-int", &hosts[1].clone(), "gc-test-file");
     lab.send(&hosts[0].clone(), &file, "gc-test-file", "1");
     // Kill the lossless receiver mid-transfer; nothing may sit under the final name.
     std::thread::sleep(Duration::from_millis(400));
@@ -485,6 +486,21 @@ fn bridge_three_receivers_with_loss_late_join_and_restart() {
         !out0.join("big.bin").exists(),
         "a killed receiver left a partial file under its final name"
     );
+    // Interrupted, a receiver exits non-zero, removes its temporary files and reports.
+    lab.signal("rx-int", "-INT");
+    let status = lab.wait("rx-int", Duration::from_secs(10));
+    assert!(!status.success(), "an interrupted receiver exited 0");
+    assert!(
+        lab.log("rx-int").contains("interrupted"),
+        "{}",
+        lab.log("rx-int")
+    );
+    let left: Vec<_> = std::fs::read_dir(&out_int)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "an interrupted receiver left {left:?}");
+    assert_eq!(lab.stats("rx-int")["complete"], false);
     // The 25% receiver joins late.
     std::thread::sleep(Duration::from_millis(600));
     let out25 = lab.recv("rx25", &hosts[3].clone(), "gc-test-file");

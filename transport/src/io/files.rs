@@ -604,6 +604,7 @@ pub fn receive_into(
     receiver_config: crate::proto::ReceiverConfig,
     dir: &Path,
     timeout: Option<std::time::Duration>,
+    stop: impl FnMut() -> bool,
     mut progress: impl FnMut(&crate::proto::Receiver, &FileSink),
 ) -> Result<
     (
@@ -620,24 +621,25 @@ pub fn receive_into(
     let deadline = timeout.map(|t| started + t);
     let mut last = started;
     let mut locked = false;
-    let (outcome, driver) = super::run_receiver(&mut receiver, &mut sock, deadline, |r, event| {
-        sink.handle(event)?;
-        if !locked && let Some(s) = sink.session() {
-            // The first verified manifest names the transfer: from now on every
-            // other session is foreign (counted, and dropped unread).
-            r.lock_session(s);
-            locked = true;
-        }
-        if last.elapsed() >= std::time::Duration::from_millis(100) {
-            progress(r, &sink);
-            last = std::time::Instant::now();
-        }
-        Ok(if sink.is_done() {
-            std::ops::ControlFlow::Break(())
-        } else {
-            std::ops::ControlFlow::Continue(())
-        })
-    })?;
+    let (outcome, driver) =
+        super::run_receiver(&mut receiver, &mut sock, deadline, stop, |r, event| {
+            sink.handle(event)?;
+            if !locked && let Some(s) = sink.session() {
+                // The first verified manifest names the transfer: from now on every
+                // other session is foreign (counted, and dropped unread).
+                r.lock_session(s);
+                locked = true;
+            }
+            if last.elapsed() >= std::time::Duration::from_millis(100) {
+                progress(r, &sink);
+                last = std::time::Instant::now();
+            }
+            Ok(if sink.is_done() {
+                std::ops::ControlFlow::Break(())
+            } else {
+                std::ops::ControlFlow::Continue(())
+            })
+        })?;
     progress(&receiver, &sink);
     let report = TransferReport {
         duration_s: started.elapsed().as_secs_f64(),
@@ -646,16 +648,23 @@ pub fn receive_into(
         driver,
         objects_refused: sink.objects_refused,
     };
-    if outcome == super::RecvOutcome::TimedOut {
+    if outcome != super::RecvOutcome::Done {
         let what = match sink.manifest() {
             None => "no manifest received".to_owned(),
             Some(m) => format!("{} of {} files complete", sink.completed(), m.len()),
         };
+        let how = if outcome == super::RecvOutcome::TimedOut {
+            "timed out"
+        } else {
+            "interrupted"
+        };
+        // Dropping the sink removes the unfinished temporary files.
+        drop(sink);
         return Ok((
             receiver.stats().clone(),
             report,
             Err(format!(
-                "timed out after {:.0} s: {what} ({} packets received)",
+                "{how} after {:.0} s: {what} ({} packets received)",
                 started.elapsed().as_secs_f64(),
                 receiver.stats().packets_received
             )),

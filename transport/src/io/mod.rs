@@ -494,14 +494,18 @@ pub enum RecvOutcome {
     Done,
     /// The deadline passed first.
     TimedOut,
+    /// The `stop` check said so (for example after SIGINT).
+    Stopped,
 }
 
-/// Receives until `on_event` returns `Break` or `deadline` passes. Every event of
-/// the receiver goes to `on_event`, in order.
+/// Receives until `on_event` returns `Break`, `deadline` passes, or `stop`
+/// returns true (it is asked at least every 200 ms, and after any signal).
+/// Every event of the receiver goes to `on_event`, in order.
 pub fn run_receiver(
     receiver: &mut Receiver,
     sock: &mut McastSocket,
     deadline: Option<Instant>,
+    mut stop: impl FnMut() -> bool,
     mut on_event: impl FnMut(&mut Receiver, ReceiverEvent) -> Result<ControlFlow<()>, IoError>,
 ) -> Result<(RecvOutcome, DriverStats), IoError> {
     let mut poll = poll_for(sock)?;
@@ -563,6 +567,9 @@ pub fn run_receiver(
         flush_feedback(receiver, sock, &mut out, now, &mut stats);
         if deadline.is_some_and(|d| now >= d) {
             return Ok((RecvOutcome::TimedOut, stats));
+        }
+        if stop() {
+            return Ok((RecvOutcome::Stopped, stats));
         }
         let mut wait = Duration::from_millis(200);
         for t in [receiver.poll_timeout(), deadline].into_iter().flatten() {
