@@ -344,6 +344,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
             "receivers_timed_out": stats.receivers_timed_out,
             "receivers_refused": stats.receivers_refused,
             "flow_blocked": stats.flow_blocked,
+            "encoders_built_for_repair": stats.encoders_built_for_repair,
             "probes_sent": stats.probes_sent,
             "grtt_us": stats.grtt_us,
             "rate_bytes_per_s": stats.rate,

@@ -430,6 +430,73 @@ mod feedback {
         assert!(after.nacks_received + after.nacks_dropped >= 19_999);
         let _ = STATUS_ECHO;
     }
+
+    /// NACKs asking for one symbol each of ever different blocks: every answer
+    /// needs a fresh encoder, and those builds are charged to the repair budget.
+    #[test]
+    fn thin_nacks_over_many_blocks_cannot_force_encoder_rebuilds() {
+        let t0 = Instant::now();
+        let rate = 1_000_000;
+        let mut s = Sender::new(SenderConfig {
+            mode: Mode::Hybrid,
+            max_datagram: 144,
+            block_symbols: 10,
+            interleave: 2,
+            repair_overhead: 0.0,
+            rate: Some(rate),
+            feedback: FeedbackConfig {
+                policy: FlowPolicy::Max,
+                ..FeedbackConfig::default()
+            },
+            ..SenderConfig::default()
+        })
+        .unwrap();
+        s.add_object(vec![3u8; 250_000], "o").unwrap(); // 250 blocks of 1000 bytes
+        s.handle_datagram(t0, &status(1, (1, 0), false));
+        let mut buf = vec![0u8; 144];
+        let mut now = t0;
+        while s.stats().source_symbols_sent < 2500 {
+            if s.poll_transmit(now, &mut buf).is_none() {
+                now += Duration::from_micros(100);
+            }
+        }
+        let before = s.stats().clone();
+        let mut nack_buf = vec![0u8; 1232];
+        let start = now;
+        let end = now + Duration::from_secs(2);
+        let mut i = 0u64;
+        while now < end {
+            let nack = NackRepr {
+                session: SESSION,
+                receiver: 5000 + i,
+                entries: vec![NackEntry {
+                    object: 0,
+                    sbn: (i % 250) as u8,
+                    flags: 0,
+                    need: 1,
+                    ranges: vec![],
+                }],
+            };
+            let n = nack.emit(&mut nack_buf).unwrap();
+            s.handle_datagram(now, &nack_buf[..n]);
+            if i.is_multiple_of(500) {
+                s.handle_datagram(now, &status(1, (0, 0), false));
+            }
+            while s.poll_transmit(now, &mut buf).is_some() {}
+            now += Duration::from_micros(100);
+            i += 1;
+        }
+        let after = s.stats();
+        let builds = after.encoders_built_for_repair - before.encoders_built_for_repair;
+        let repair = (after.repair_symbols_sent - before.repair_symbols_sent) * 144;
+        let spent = repair as f64 + builds as f64 * 1000.0 / 8.0;
+        let cap = 0.5 * rate as f64 * (now - start).as_secs_f64() + 64.0 * 1024.0 + 1000.0;
+        assert!(builds > 0);
+        assert!(
+            spent <= cap,
+            "{builds} builds and {repair} repair bytes: {spent} > {cap}"
+        );
+    }
 }
 
 mod congestion {

@@ -115,6 +115,11 @@ impl Encoders {
         self.slots.len() - 1
     }
 
+    /// Whether the block's encoder is built or being built.
+    pub(crate) fn has(&self, key: Key) -> bool {
+        self.position(key).is_some()
+    }
+
     /// Starts building a block's encoder on a worker, if there are workers and
     /// the encoder is neither built nor under way.
     pub(crate) fn prepare(&mut self, key: Key, oti: &Oti, block: &BlockInfo, data: &Arc<Vec<u8>>) {

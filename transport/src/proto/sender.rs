@@ -199,6 +199,9 @@ pub struct SenderStats {
     pub receivers_timed_out: u64,
     /// Times flow control held the first pass back.
     pub flow_blocked: u64,
+    /// RaptorQ encoders built to answer NACKs (each charged an eighth of its
+    /// block's bytes to the repair budget).
+    pub encoders_built_for_repair: u64,
     /// The current GRTT estimate, microseconds.
     pub grtt_us: u64,
     /// The current pacing rate in bytes per second (0 if unpaced).
@@ -989,6 +992,22 @@ impl Sender {
                     return Some(self.emit_info(o as usize, buf));
                 }
                 self.repair_queue.pop_front();
+                // Building an encoder costs CPU like sending part of its block:
+                // charge an eighth of the block to the repair budget, so that
+                // NACKs spread thinly over many blocks cannot make the sender
+                // spend its time rebuilding encoders.
+                let o_ref = &self.objects[o as usize];
+                if self.config.fec == FecId::RaptorQ
+                    && o_ref
+                        .oti
+                        .block(sbn as u32)
+                        .is_some_and(|b| esi >= b.source_symbols)
+                    && !self.encoders.has((o_ref.id.0, sbn))
+                {
+                    let block_len = o_ref.oti.block(sbn as u32).map_or(0, |b| b.len);
+                    self.repair_tokens -= block_len as f64 / 8.0;
+                    self.stats.encoders_built_for_repair += 1;
+                }
                 let len = self.emit_data(o as usize, sbn, esi, true, buf);
                 self.since_info += 1;
                 self.repair_tokens -= len as f64;
