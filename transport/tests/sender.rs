@@ -435,6 +435,12 @@ mod feedback {
     /// needs a fresh encoder, and those builds are charged to the repair budget.
     #[test]
     fn thin_nacks_over_many_blocks_cannot_force_encoder_rebuilds() {
+        for threads in [0, 1] {
+            thin_nacks(threads);
+        }
+    }
+
+    fn thin_nacks(threads: usize) {
         let t0 = Instant::now();
         let rate = 1_000_000;
         let mut s = Sender::new(SenderConfig {
@@ -444,6 +450,7 @@ mod feedback {
             interleave: 2,
             repair_overhead: 0.0,
             rate: Some(rate),
+            encoder_threads: threads,
             feedback: FeedbackConfig {
                 policy: FlowPolicy::Max,
                 ..FeedbackConfig::default()
@@ -494,7 +501,7 @@ mod feedback {
         assert!(builds > 0);
         assert!(
             spent <= cap,
-            "{builds} builds and {repair} repair bytes: {spent} > {cap}"
+            "{threads} threads: {builds} builds and {repair} repair bytes: {spent} > {cap}"
         );
     }
 }

@@ -714,6 +714,17 @@ impl Sender {
                 self.stats.nack_entries_ignored += 1;
                 continue;
             }
+            if !self.pending.contains_key(&key)
+                && !nack_mode
+                && self.config.encoder_threads > 0
+                && !self.encoders.has(key)
+            {
+                // A worker builds the encoder while NACKs gather; the build is
+                // charged to the repair budget as below (emit side).
+                self.encoders.prepare(key, &o.oti, &block, &o.data);
+                self.repair_tokens -= block.len as f64 / 8.0;
+                self.stats.encoders_built_for_repair += 1;
+            }
             let p = self.pending.entry(key).or_insert_with(|| {
                 self.pending_order.push_back((now + agg, key));
                 Pending {
