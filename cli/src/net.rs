@@ -79,6 +79,10 @@ pub struct SendArgs {
     /// window edge the policy follows.
     #[arg(long, default_value_t = 48, value_name = "BLOCKS")]
     pub flow_window: u32,
+    /// Hybrid, nack: do not finish before this many receivers have reported, so that the sender
+    /// can start before its receivers (it then answers them as they join).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub min_receivers: u32,
     /// A receiver silent for this many seconds stops counting for flow control and completion.
     #[arg(long, default_value_t = 5.0)]
     pub receiver_timeout: f64,
@@ -230,6 +234,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
         feedback: FeedbackConfig {
             policy: args.policy,
             flow_window: args.flow_window.max(1),
+            min_receivers: args.min_receivers,
             receiver_timeout: Duration::from_secs_f64(args.receiver_timeout),
             repair_share: args.repair_share,
             aimd,
@@ -341,6 +346,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
             "status_received": stats.status_received,
             "feedback_rejected": stats.feedback_rejected,
             "receivers_tracked": stats.receivers_tracked,
+            "receivers_heard": stats.receivers_heard,
             "receivers_timed_out": stats.receivers_timed_out,
             "receivers_refused": stats.receivers_refused,
             "flow_blocked": stats.flow_blocked,

@@ -377,6 +377,38 @@ mod feedback {
     }
 
     #[test]
+    fn min_receivers_keeps_an_early_sender_waiting() {
+        let t0 = Instant::now();
+        let mut s = Sender::new(SenderConfig {
+            mode: Mode::Hybrid,
+            max_datagram: 144,
+            block_symbols: 10,
+            feedback: FeedbackConfig {
+                min_receivers: 1,
+                linger: Duration::from_millis(100),
+                ..FeedbackConfig::default()
+            },
+            ..SenderConfig::default()
+        })
+        .unwrap();
+        s.add_object(vec![3u8; 2_000], "o").unwrap();
+        send_all(&mut s, t0);
+        let later = t0 + Duration::from_secs(10);
+        s.handle_timeout(later);
+        send_all(&mut s, later);
+        assert!(!s.is_finished(), "finished before any receiver reported");
+        s.handle_datagram(later, &status(4, (1, 0), true));
+        // The linger starts once everything is in place, and then runs out.
+        for ms in [10, 200] {
+            let t = later + Duration::from_millis(ms);
+            s.handle_timeout(t);
+            send_all(&mut s, t);
+        }
+        assert!(s.is_finished());
+        assert_eq!(s.stats().receivers_heard, 1);
+    }
+
+    #[test]
     fn forged_nack_floods_get_no_more_than_the_repair_share() {
         let t0 = Instant::now();
         let rate = 1_000_000; // bytes/s

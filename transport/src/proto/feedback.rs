@@ -73,6 +73,9 @@ pub struct FeedbackConfig {
     /// After everyone tracked is complete, the sender waits this long (for late
     /// NACKs) before it finishes. Default 500 ms.
     pub linger: Duration,
+    /// The sender does not finish before this many receivers have reported
+    /// (ever), so that it can be started before its receivers. Default 0.
+    pub min_receivers: u32,
     /// A tracked receiver silent for this long stops counting. Default 5 s.
     pub receiver_timeout: Duration,
     /// Flow-control policy. Default [`FlowPolicy::Min`].
@@ -108,6 +111,7 @@ impl Default for FeedbackConfig {
             probe_interval: Duration::from_millis(25),
             aggregation: 0.5,
             linger: Duration::from_millis(500),
+            min_receivers: 0,
             receiver_timeout: Duration::from_secs(5),
             policy: FlowPolicy::Min,
             flow_window: 48,

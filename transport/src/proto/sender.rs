@@ -193,6 +193,9 @@ pub struct SenderStats {
     pub feedback_rejected: u64,
     /// Receivers tracked now.
     pub receivers_tracked: u64,
+    /// Receivers that ever started tracking (a receiver that times out and
+    /// comes back counts again).
+    pub receivers_heard: u64,
     /// Reports from receivers beyond `max_receivers`, dropped.
     pub receivers_refused: u64,
     /// Tracked receivers dropped for silence.
@@ -761,6 +764,7 @@ impl Sender {
             }
             self.events
                 .push_back(SenderEvent::ReceiverJoined { id: st.receiver });
+            self.stats.receivers_heard += 1;
         }
         self.stats.status_received += 1;
         let complete = st.flags & STATUS_COMPLETE != 0 && edge >= total;
@@ -878,6 +882,7 @@ impl Sender {
             self.quiet.retain(|_, q| *q > now);
         }
         let idle = self.first_pass_done
+            && self.stats.receivers_heard >= self.config.feedback.min_receivers as u64
             && self.repair_queue.is_empty()
             && self.pending.is_empty()
             && self.info_queue.is_empty()
