@@ -79,6 +79,13 @@ pub struct SendArgs {
     /// window edge the policy follows.
     #[arg(long, default_value_t = 48, value_name = "BLOCKS")]
     pub flow_window: u32,
+    /// Hybrid, nack: receivers tracked at once; reports from more are dropped and counted.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_receivers: usize,
+    /// Hybrid, nack: NACK packets processed per second at most; the excess is dropped and
+    /// counted.
+    #[arg(long, default_value_t = 20_000)]
+    pub max_nack_rate: u32,
     /// Hybrid, nack: do not finish before this many receivers have reported, so that the sender
     /// can start before its receivers (it then answers them as they join).
     #[arg(long, default_value_t = 0, value_name = "N")]
@@ -138,6 +145,16 @@ pub struct RecvArgs {
     /// Give up after this many seconds (exit non-zero; no partial file is left under its final name).
     #[arg(long)]
     pub timeout: Option<f64>,
+    /// Largest object accepted (a file, or the manifest), e.g. 4GiB; larger claims are refused
+    /// before anything is allocated.
+    #[arg(long, default_value = "4GiB", value_parser = crate::units::parse_size)]
+    pub max_object_size: u64,
+    /// Objects decoded at once, over all sessions.
+    #[arg(long, default_value_t = 16)]
+    pub max_objects: usize,
+    /// Blocks being decoded at once; bounds memory (see docs/protocol.md §8.2).
+    #[arg(long, default_value_t = 64)]
+    pub max_blocks_in_flight: usize,
     /// Stay silent even to a hybrid or nack sender (no NACK, no STATUS): like a carousel receiver.
     #[arg(long)]
     pub no_feedback: bool,
@@ -235,6 +252,8 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
             policy: args.policy,
             flow_window: args.flow_window.max(1),
             min_receivers: args.min_receivers,
+            max_receivers: args.max_receivers.max(1),
+            max_nack_rate: args.max_nack_rate.max(1),
             receiver_timeout: Duration::from_secs_f64(args.receiver_timeout),
             repair_share: args.repair_share,
             aimd,
@@ -395,6 +414,9 @@ pub fn recv(args: &RecvArgs) -> Result<(), String> {
         id: SessionId::from_seed(nanos ^ u64::from(std::process::id()) << 40).0,
         feedback: !args.no_feedback,
         nack_unicast: args.nack_unicast,
+        max_object_size: args.max_object_size,
+        max_objects: args.max_objects.max(1),
+        max_blocks_in_flight: args.max_blocks_in_flight.max(1),
         ..ReceiverConfig::default()
     };
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

@@ -83,6 +83,60 @@ fn errors_name_the_problem() {
         &["sim", "--receivers", "0"],
         "--receivers must be at least 1",
     );
+    fails_with(
+        &[
+            "send",
+            f,
+            "--channel",
+            "c",
+            "--interface",
+            "lo",
+            "--policy",
+            "quorum:0",
+        ],
+        "is not min, max or quorum:N",
+    );
+    fails_with(
+        &[
+            "send",
+            f,
+            "--channel",
+            "c",
+            "--interface",
+            "lo",
+            "--repair-share",
+            "0",
+        ],
+        "--repair-share must lie above 0",
+    );
+    fails_with(
+        &[
+            "send",
+            f,
+            "--channel",
+            "c",
+            "--interface",
+            "lo",
+            "--congestion-loss",
+            "1.5",
+        ],
+        "--congestion-loss must lie in 0",
+    );
+    fails_with(&["sim", "--mode", "arq"], "invalid value 'arq'");
+    fails_with(
+        &[
+            "recv",
+            "--channel",
+            "c",
+            "--interface",
+            "lo",
+            "--output",
+            dir.to_str().unwrap(),
+            "--max-object-size",
+            "lots",
+        ],
+        "size",
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
