@@ -203,7 +203,7 @@ pub struct SenderStats {
     /// Times flow control held the first pass back.
     pub flow_blocked: u64,
     /// RaptorQ encoders built to answer NACKs (each charged an eighth of its
-    /// block's bytes to the repair budget).
+    /// block's bytes to the build budget, refilled at the repair rate).
     pub encoders_built_for_repair: u64,
     /// The current GRTT estimate, microseconds.
     pub grtt_us: u64,
@@ -288,6 +288,7 @@ pub struct Sender {
     quiet: HashMap<BlockKey, Instant>,
     info_queue: VecDeque<u32>,
     repair_tokens: f64,
+    build_tokens: f64,
     nack_tokens: f64,
     feedback_last: Option<Instant>,
     linger_since: Option<Instant>,
@@ -398,6 +399,7 @@ impl Sender {
             quiet: HashMap::new(),
             info_queue: VecDeque::new(),
             repair_tokens: 0.0,
+            build_tokens: 0.0,
             nack_tokens,
             feedback_last: None,
             linger_since: None,
@@ -539,13 +541,18 @@ impl Sender {
         if self.has_data_ready() {
             at(pacing.or(self.last));
         }
-        if !self.repair_queue.is_empty() {
-            // Wait for the repair budget, or for pacing.
+        if let Some(&(o, sbn, esi)) = self.repair_queue.front() {
+            // Wait for the repair budget (and the build budget, if this symbol
+            // needs an encoder built), or for pacing.
             let rate = self.repair_rate();
-            let wait = if self.repair_tokens > 0.0 {
+            let mut short = -self.repair_tokens;
+            if self.needs_build(o, sbn, esi) {
+                short = short.max(-self.build_tokens);
+            }
+            let wait = if short < 0.0 {
                 Duration::ZERO
             } else {
-                Duration::from_secs_f64((-self.repair_tokens / rate).min(10.0) + 1e-9)
+                Duration::from_secs_f64((short / rate).min(10.0) + 1e-9)
             };
             at(self
                 .feedback_last
@@ -588,6 +595,7 @@ impl Sender {
             let dt = now.saturating_duration_since(last).as_secs_f64();
             let cap = (self.repair_rate() * 0.01).max(64.0 * 1024.0);
             self.repair_tokens = (self.repair_tokens + dt * self.repair_rate()).min(cap);
+            self.build_tokens = (self.build_tokens + dt * self.repair_rate()).min(cap);
             let fb = &self.config.feedback;
             let ncap = (fb.max_nack_rate as f64 / 10.0).max(1.0);
             self.nack_tokens = (self.nack_tokens + dt * fb.max_nack_rate as f64).min(ncap);
@@ -721,12 +729,12 @@ impl Sender {
                 && !nack_mode
                 && self.config.encoder_threads > 0
                 && !self.encoders.has(key)
+                && self.build_tokens > 0.0
             {
                 // A worker builds the encoder while NACKs gather; the build is
-                // charged to the repair budget as below (emit side).
+                // charged as one on the sending thread would be.
                 self.encoders.prepare(key, &o.oti, &block, &o.data);
-                self.repair_tokens -= block.len as f64 / 8.0;
-                self.stats.encoders_built_for_repair += 1;
+                self.charge_build(e.object, e.sbn);
             }
             let p = self.pending.entry(key).or_insert_with(|| {
                 self.pending_order.push_back((now + agg, key));
@@ -898,6 +906,29 @@ impl Sender {
         }
     }
 
+    /// Whether sending this symbol means building the block's encoder first.
+    fn needs_build(&self, object: u32, sbn: u8, esi: u32) -> bool {
+        let o = &self.objects[object as usize];
+        self.config.fec == FecId::RaptorQ
+            && o.oti
+                .block(sbn as u32)
+                .is_some_and(|b| esi >= b.source_symbols)
+            && !self.encoders.has((o.id.0, sbn))
+    }
+
+    /// Building an encoder costs CPU like sending part of its block. Builds
+    /// for repair draw on their own budget, refilled like the repair budget and
+    /// charged an eighth of the block each, so that NACKs spread thinly over
+    /// many blocks cannot keep the sender busy rebuilding encoders.
+    fn charge_build(&mut self, object: u32, sbn: u8) {
+        let len = self.objects[object as usize]
+            .oti
+            .block(sbn as u32)
+            .map_or(0, |b| b.len);
+        self.build_tokens -= len as f64 / 8.0;
+        self.stats.encoders_built_for_repair += 1;
+    }
+
     fn has_data_ready(&self) -> bool {
         !self.first_pass_done && !self.flow_blocked()
             || !self.info_queue.is_empty()
@@ -1002,27 +1033,15 @@ impl Sender {
             }
             if let Some(&(o, sbn, esi)) = self.repair_queue.front()
                 && self.repair_tokens > 0.0
+                && (self.build_tokens > 0.0 || !self.needs_build(o, sbn, esi))
             {
                 if self.wants_info(o as usize) {
                     self.info_pending = false;
                     return Some(self.emit_info(o as usize, buf));
                 }
                 self.repair_queue.pop_front();
-                // Building an encoder costs CPU like sending part of its block:
-                // charge an eighth of the block to the repair budget, so that
-                // NACKs spread thinly over many blocks cannot make the sender
-                // spend its time rebuilding encoders.
-                let o_ref = &self.objects[o as usize];
-                if self.config.fec == FecId::RaptorQ
-                    && o_ref
-                        .oti
-                        .block(sbn as u32)
-                        .is_some_and(|b| esi >= b.source_symbols)
-                    && !self.encoders.has((o_ref.id.0, sbn))
-                {
-                    let block_len = o_ref.oti.block(sbn as u32).map_or(0, |b| b.len);
-                    self.repair_tokens -= block_len as f64 / 8.0;
-                    self.stats.encoders_built_for_repair += 1;
+                if self.needs_build(o, sbn, esi) {
+                    self.charge_build(o, sbn);
                 }
                 let len = self.emit_data(o as usize, sbn, esi, true, buf);
                 self.since_info += 1;
