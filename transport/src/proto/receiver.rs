@@ -874,7 +874,7 @@ impl Receiver {
             if covered {
                 let f = self.fb.get_mut(&session).expect("checked above");
                 let key = (e.object, e.sbn);
-                let until = now + f.grtt * 3;
+                let until = now + holdoff(f, &self.config);
                 let h = f.holdoff.entry(key).or_insert(now);
                 if *h <= now || f.timers.contains_key(&key) {
                     self.stats.nacks_suppressed += 1;
@@ -1010,14 +1010,13 @@ impl Receiver {
         // fires carries them all.
         let max_need = needs.iter().map(|n| n.need.max(1)).max().unwrap_or(1);
         let u = self.random() * (0.5 + 0.5 / max_need as f64);
-        let backoff = self.config.nack_backoff;
         let f = self.fb.get_mut(&session).expect("checked above");
         // The group as the sender counts it, or as configured if larger. A
         // small group needs little room for suppression: the window shrinks
         // with log10(group) / 3 (full size from 1000 receivers up).
         let group = f.group.max(self.config.group_size as f64);
-        let scale = (group.log10() / 3.0).clamp(0.1, 1.0);
-        let delay = nack_backoff(u, f.grtt.as_secs_f64() * backoff * scale, group);
+        let window = backoff_window(f, &self.config);
+        let delay = nack_backoff(u, f.grtt.as_secs_f64() * window, group);
         let at = now + Duration::from_secs_f64(delay.max(0.0));
         for n in needs {
             f.timers.insert((n.object, n.sbn), at);
@@ -1155,7 +1154,7 @@ impl Receiver {
             len += fixed + ranges.len() * per;
             f.holdoff.insert(
                 (n.object, n.sbn),
-                now + f.grtt * 3 + Duration::from_millis(1),
+                now + holdoff(f, &self.config) + Duration::from_millis(1),
             );
             nack.entries.push(NackEntry {
                 object: n.object,
@@ -1186,6 +1185,20 @@ impl Receiver {
         };
         Some((len, to))
     }
+}
+
+/// How long a block is held off after a NACK for it was sent or heard: the
+/// longest backoff plus two GRTT (the repair's round trip), so that no timer
+/// drawn in the same round outlives it.
+fn holdoff(f: &SessionFb, config: &ReceiverConfig) -> Duration {
+    f.grtt.mul_f64(backoff_window(f, config) + 2.0)
+}
+
+/// The longest NACK backoff, in GRTT: `nack_backoff`, shrunk for small groups
+/// (log10(group) / 3 within [0.1, 1]).
+fn backoff_window(f: &SessionFb, config: &ReceiverConfig) -> f64 {
+    let group = f.group.max(config.group_size as f64);
+    config.nack_backoff * (group.log10() / 3.0).clamp(0.1, 1.0)
 }
 
 /// STATUS goes every GRTT, within [10 ms, `status_interval`]: often enough to
