@@ -325,19 +325,35 @@ fn summary(args: &SimArgs, o: &Outcome) {
         r.identical_receivers
     );
     println!(
-        "needed {} symbols for {} source symbols ({:.3} transmissions per symbol), {} bytes = {:.3} x the bound size/(1-loss)",
+        "needed {} symbols for {} source symbols ({:.3} transmissions per symbol), {} bytes = {:.3} x the bound size/(1-loss), headers of {} bytes per packet included",
         r.symbols_sent,
         r.source_symbols,
         r.symbols_sent as f64 / r.source_symbols.max(1) as f64,
         r.bytes_sent,
-        r.bytes_sent as f64 / bound.max(1.0)
+        r.bytes_sent as f64 / bound.max(1.0),
+        groupcast::wire::DATA_OVERHEAD
     );
+    if r.nacks_sent > 0 || r.status_sent > 0 {
+        println!(
+            "feedback: {} NACK packets ({:.2} per block), {} block requests suppressed, {} STATUS packets",
+            r.nacks_sent,
+            r.nacks_sent as f64 / blocks_of(args, o).max(1) as f64,
+            r.nacks_suppressed,
+            r.status_sent
+        );
+    }
     if let (Some(p50), Some(max)) = (r.completion_quantile(0.5), r.completion_quantile(1.0)) {
         println!(
             "completion (simulated): p50 {p50:.3} s, max {max:.3} s; wall time {:.2} s",
             o.wall.as_secs_f64()
         );
     }
+}
+
+/// Source blocks of the simulated object.
+fn blocks_of(args: &SimArgs, o: &Outcome) -> u64 {
+    let k = o.block_symbols as u64 * o.symbol_size as u64;
+    args.size.div_ceil(k.max(1))
 }
 
 /// `groupcast demo`.

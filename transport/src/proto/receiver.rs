@@ -837,7 +837,12 @@ impl Receiver {
         }
         f.mode = p.mode;
         f.grtt = Duration::from_micros(p.grtt_us as u64);
-        f.group = (2f64).powi(p.group_log2 as i32).max(1.0);
+        // Group 0: the sender has heard from nobody yet (early in a session),
+        // so the size is unknown; assume a large group until it says.
+        f.group = match p.group_log2 {
+            0 => UNKNOWN_GROUP,
+            g => (2f64).powi(g as i32),
+        };
         f.objects = p.objects;
         f.progress = if p.flags & PROBE_END != 0 {
             (p.objects, 0)
@@ -1186,6 +1191,9 @@ impl Receiver {
         Some((len, to))
     }
 }
+
+/// Group size assumed while the sender tracks no receiver yet.
+const UNKNOWN_GROUP: f64 = 1000.0;
 
 /// How long a block is held off after a NACK for it was sent or heard: the
 /// longest backoff plus two GRTT (the repair's round trip), so that no timer
