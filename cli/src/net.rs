@@ -155,6 +155,10 @@ pub struct RecvArgs {
     /// Blocks being decoded at once; bounds memory (see docs/protocol.md §8.2).
     #[arg(long, default_value_t = 64)]
     pub max_blocks_in_flight: usize,
+    /// Hop limit of this receiver's NACKs to the feedback group (hybrid, nack); more than 1
+    /// to reach a sender beyond multicast routers.
+    #[arg(long, default_value_t = 1)]
+    pub hops: u32,
     /// Stay silent even to a hybrid or nack sender (no NACK, no STATUS): like a carousel receiver.
     #[arg(long)]
     pub no_feedback: bool,
@@ -407,6 +411,7 @@ pub fn recv(args: &RecvArgs) -> Result<(), String> {
     net.source = args.source;
     let pb = bar("{spinner} {msg} [{elapsed}]");
     net.feedback = !args.no_feedback;
+    net.hops = args.hops;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);

@@ -562,15 +562,18 @@ fn bridge_three_receivers_with_loss_late_join_and_restart() {
     }
 }
 
-/// Topology (b): sender → router (smcroute) → bridge → three receivers
-/// dropping 0%, 10% and 25%, with a hop limit above 1.
-#[test]
-fn routed_through_smcroute_with_loss() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !prerequisites("router") {
-        return;
-    }
-    let mut lab = Lab::new("r");
+/// Topology (b): a sender, a router namespace running smcrouted, and three
+/// receivers on a bridge behind it (dropping `drops` percent), with the data
+/// group routed downstream; with `feedback`, also the feedback group upstream
+/// and unicast routes both ways. Returns the lab, the sender's namespace and
+/// the receivers' namespaces.
+fn router_lab(
+    tag: &str,
+    channel: &str,
+    drops: [u32; 3],
+    feedback: bool,
+) -> (Lab, String, Vec<String>) {
+    let mut lab = Lab::new(tag);
     let snd = lab.ns("snd");
     let rtr = lab.ns("rtr");
     let hub = lab.ns("hub");
@@ -628,21 +631,50 @@ fn routed_through_smcroute_with_loss() {
             "nodad",
         ]);
     }
-    lab.drop_percent(&rx[1], 10);
-    lab.drop_percent(&rx[2], 25);
+    for (h, &d) in rx.iter().zip(&drops) {
+        if d > 0 {
+            lab.drop_percent(h, d);
+        }
+    }
     lab.wait_link(&snd, "e0");
     for h in &rx {
         lab.wait_link(h, "e0");
     }
 
-    let channel = "gc-test-routed";
     let group = groupcast::Channel::new(channel).group();
     let conf = lab.dir.join("smcroute.conf");
-    std::fs::write(
-        &conf,
-        format!("phyint up0 enable\nphyint down0 enable\nmroute from up0 source fd00:1::1 group {group} to down0\n"),
-    )
-    .unwrap();
+    let mut routes = format!(
+        "phyint up0 enable\nphyint down0 enable\nmroute from up0 source fd00:1::1 group {group} to down0\n"
+    );
+    if feedback {
+        // NACKs go up to the sender: any source, the channel's feedback group.
+        // STATUS goes up by unicast, so both ends get routes through the router.
+        let fb = groupcast::Channel::new(channel).feedback_group();
+        routes.push_str(&format!("mroute from down0 group {fb} to up0\n"));
+        run(&[
+            "ip",
+            "-n",
+            &snd,
+            "route",
+            "add",
+            "fd00:2::/64",
+            "via",
+            "fd00:1::fe",
+        ]);
+        for h in &rx {
+            run(&[
+                "ip",
+                "-n",
+                h,
+                "route",
+                "add",
+                "fd00:1::/64",
+                "via",
+                "fd00:2::fe",
+            ]);
+        }
+    }
+    std::fs::write(&conf, routes).unwrap();
     let sock = lab.dir.join("smcroute.sock");
     let pid = lab.dir.join("smcroute.pid");
     lab.spawn(
@@ -678,6 +710,21 @@ fn routed_through_smcroute_with_loss() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+
+    (lab, snd, rx)
+}
+
+/// Topology (b): sender → router (smcroute) → bridge → three receivers
+/// dropping 0%, 10% and 25%, with a hop limit above 1.
+#[test]
+fn routed_through_smcroute_with_loss() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !prerequisites("router") {
+        return;
+    }
+    let channel = "gc-test-routed";
+    let group = groupcast::Channel::new(channel).group();
+    let (mut lab, snd, rx) = router_lab("r", channel, [0, 10, 25], false);
 
     let file = lab.dir.join("routed.bin");
     random_file(&file, 20 << 20, 4);
@@ -990,4 +1037,48 @@ fn injected_garbage_is_counted_and_the_transfer_survives() {
             "no {reason} in {reasons}"
         );
     }
+}
+
+/// Hybrid through the router: NACKs travel up the routed feedback group and
+/// STATUS by unicast through the router, so the sender repairs and exits by
+/// itself; receivers send feedback with `--hops 4`.
+#[test]
+fn hybrid_through_smcroute_with_feedback_routed_upstream() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !prerequisites("hybrid router") {
+        return;
+    }
+    let channel = "gc-test-routed-hybrid";
+    let (mut lab, snd, rx) = router_lab("rh", channel, [0, 10, 25], true);
+    let file = lab.dir.join("routed.bin");
+    random_file(&file, 8 << 20, 9);
+    let outs: Vec<PathBuf> = (0..3)
+        .map(|i| lab.recv_with(&format!("h{i}"), &rx[i].clone(), channel, &["--hops", "4"]))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    lab.send_args(
+        &snd.clone(),
+        &file,
+        channel,
+        &["--hops", "4", "--rate", "100M"],
+    );
+    for i in 0..3 {
+        let label = format!("h{i}");
+        let status = lab.wait(&label, Duration::from_secs(90));
+        assert!(
+            status.success(),
+            "{label}: {}\nsender: {}",
+            lab.log(&label),
+            lab.log("sender")
+        );
+    }
+    let status = lab.wait("sender", Duration::from_secs(30));
+    assert!(status.success(), "sender: {}", lab.log("sender"));
+    for out in &outs {
+        assert_identical(&file, out);
+    }
+    let sent = lab.stats("sender");
+    assert_eq!(sent["finished"], true);
+    assert_eq!(sent["receivers_tracked"], 3, "{sent}");
+    assert!(sent["nacks_received"].as_u64().unwrap() > 0, "{sent}");
 }
