@@ -14,6 +14,13 @@ fn fails_with(args: &[&str], needle: &str) {
     );
 }
 
+/// `groupcast send FILE --channel c --interface lo EXTRA...` fails naming `needle`.
+fn send_fails(file: &str, extra: &[&str], needle: &str) {
+    let mut args = vec!["send", file, "--channel", "c", "--interface", "lo"];
+    args.extend_from_slice(extra);
+    fails_with(&args, needle);
+}
+
 #[test]
 fn errors_name_the_problem() {
     let dir = std::env::temp_dir().join(format!("groupcast-errors-{}", std::process::id()));
@@ -36,19 +43,7 @@ fn errors_name_the_problem() {
         &["send", f, "--channel", "c", "--interface", "nosuchif0"],
         "no network interface named 'nosuchif0'",
     );
-    fails_with(
-        &[
-            "send",
-            f,
-            "--channel",
-            "c",
-            "--interface",
-            "lo",
-            "--rate",
-            "fast",
-        ],
-        "does not start with a number",
-    );
+    send_fails(f, &["--rate", "fast"], "does not start with a number");
     fails_with(
         &[
             "recv",
@@ -83,43 +78,15 @@ fn errors_name_the_problem() {
         &["sim", "--receivers", "0"],
         "--receivers must be at least 1",
     );
-    fails_with(
-        &[
-            "send",
-            f,
-            "--channel",
-            "c",
-            "--interface",
-            "lo",
-            "--policy",
-            "quorum:0",
-        ],
-        "is not min, max or quorum:N",
-    );
-    fails_with(
-        &[
-            "send",
-            f,
-            "--channel",
-            "c",
-            "--interface",
-            "lo",
-            "--repair-share",
-            "0",
-        ],
+    send_fails(f, &["--policy", "quorum:0"], "is not min, max or quorum:N");
+    send_fails(
+        f,
+        &["--repair-share", "0"],
         "--repair-share must lie above 0",
     );
-    fails_with(
-        &[
-            "send",
-            f,
-            "--channel",
-            "c",
-            "--interface",
-            "lo",
-            "--congestion-loss",
-            "1.5",
-        ],
+    send_fails(
+        f,
+        &["--congestion-loss", "1.5"],
         "--congestion-loss must lie in 0",
     );
     fails_with(&["sim", "--mode", "arq"], "invalid value 'arq'");

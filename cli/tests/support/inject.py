@@ -15,20 +15,16 @@ import random
 import socket
 import struct
 import sys
-import time
-import zlib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gcnet  # noqa: E402
 
 iface, group, port, per_second, seconds = sys.argv[1:6]
 port, per_second, seconds = int(port), int(per_second), float(seconds)
 ifindex = socket.if_nametoindex(iface)
 rng = random.Random(7)
 
-rx = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-rx.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-rx.bind((group, port, 0, ifindex))
-mreq = socket.inet_pton(socket.AF_INET6, group) + struct.pack("@I", ifindex)
-rx.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
-rx.settimeout(20)
+rx = gcnet.listen(group, port, ifindex)
 real = []
 while len(real) < 300:
     pkt, _ = rx.recvfrom(65535)
@@ -38,7 +34,7 @@ rx.close()
 
 
 def reseal(p):
-    return p[:-4] + struct.pack(">I", zlib.crc32(p[:-4]) & 0xFFFFFFFF)
+    return gcnet.seal(p[:-4])
 
 
 def hostile():
@@ -60,18 +56,5 @@ def hostile():
     return reseal(bytes(p))
 
 
-tx = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-tx.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
-tx.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 1)
 dest = (group, port, 0, ifindex)
-sent = 0
-start = time.monotonic()
-end = start + seconds
-while time.monotonic() < end:
-    due = start + sent / per_second
-    now = time.monotonic()
-    if now < due:
-        time.sleep(due - now)
-    tx.sendto(hostile(), dest)
-    sent += 1
-print(sent)
+print(gcnet.send_at_rate(gcnet.sender(ifindex), dest, per_second, seconds, lambda _: hostile()))
