@@ -10,7 +10,6 @@ use super::{ObjectId, SessionId};
 use crate::wire::feedback::{NACK_NEED_INFO, PROBE_END, STATUS_COMPLETE, STATUS_ECHO};
 use crate::wire::{
     DataRepr, InfoRepr, MAX_DATAGRAM, NackEntry, NackRepr, ProbeRepr, Repr, StatusRepr, WireError,
-    WireMode,
 };
 
 /// Receiver settings. Start from [`ReceiverConfig::default`].
@@ -323,7 +322,6 @@ pub enum Destination {
 
 /// Feedback state for one session (nack and hybrid modes).
 struct SessionFb {
-    mode: WireMode,
     grtt: Duration,
     /// The sender's group size estimate (receivers it tracks), at least 1.
     group: f64,
@@ -796,7 +794,6 @@ impl Receiver {
             self.fb.insert(
                 session,
                 SessionFb {
-                    mode: p.mode,
                     grtt: Duration::ZERO,
                     group: 1.0,
                     objects: 0,
@@ -835,7 +832,6 @@ impl Receiver {
             f.data_at_probe = f.data;
             f.bytes_at_probe = f.bytes;
         }
-        f.mode = p.mode;
         f.grtt = Duration::from_micros(p.grtt_us as u64);
         // Group 0: the sender has heard from nobody yet (early in a session),
         // so the size is unknown; assume a large group until it says.
@@ -1077,19 +1073,22 @@ impl Receiver {
         session: SessionId,
         buf: &mut [u8],
     ) -> Option<(usize, Destination)> {
+        // Decide first whether a STATUS is due: this runs after every packet,
+        // and the window edge below walks the receiver's objects. (Completing
+        // an object makes a STATUS due at once, so the edge is computed then.)
         let f = &self.fb[&session];
+        let interval = status_every(f, &self.config);
+        let due = f.final_statuses > 0
+            || (f.status_due && f.last_status.is_none_or(|l| now >= l + interval));
+        if !due {
+            return None;
+        }
         let edge = self.edge(session, f.objects);
         let complete = f.objects > 0 && edge == (f.objects, 0);
         let f = self.fb.get_mut(&session).expect("present");
         if complete && !f.complete {
             f.complete = true;
             f.final_statuses = 3;
-        }
-        let interval = status_every(f, &self.config);
-        let due = f.final_statuses > 0
-            || (f.status_due && f.last_status.is_none_or(|l| now >= l + interval));
-        if !due {
-            return None;
         }
         f.final_statuses = f.final_statuses.saturating_sub(1);
         f.status_due = false;
