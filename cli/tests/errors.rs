@@ -21,6 +21,21 @@ fn send_fails(file: &str, extra: &[&str], needle: &str) {
     fails_with(&args, needle);
 }
 
+/// `groupcast recv --channel c --interface lo --output OUT EXTRA...` fails naming `needle`.
+fn recv_fails(output: &str, extra: &[&str], needle: &str) {
+    let mut args = vec![
+        "recv",
+        "--channel",
+        "c",
+        "--interface",
+        "lo",
+        "--output",
+        output,
+    ];
+    args.extend_from_slice(extra);
+    fails_with(&args, needle);
+}
+
 #[test]
 fn errors_name_the_problem() {
     let dir = std::env::temp_dir().join(format!("groupcast-errors-{}", std::process::id()));
@@ -44,22 +59,8 @@ fn errors_name_the_problem() {
         "no network interface named 'nosuchif0'",
     );
     send_fails(f, &["--rate", "fast"], "does not start with a number");
-    fails_with(
-        &[
-            "recv",
-            "--channel",
-            "c",
-            "--interface",
-            "lo",
-            "--output",
-            "/nonexistent/out",
-        ],
-        "is not a directory",
-    );
-    fails_with(
-        &["recv", "--channel", "c", "--interface", "lo", "--output", f],
-        "is not a directory",
-    );
+    recv_fails("/nonexistent/out", &[], "is not a directory");
+    recv_fails(f, &[], "is not a directory");
     fails_with(
         &[
             "recv",
@@ -90,18 +91,9 @@ fn errors_name_the_problem() {
         "--congestion-loss must lie in 0",
     );
     fails_with(&["sim", "--mode", "arq"], "invalid value 'arq'");
-    fails_with(
-        &[
-            "recv",
-            "--channel",
-            "c",
-            "--interface",
-            "lo",
-            "--output",
-            dir.to_str().unwrap(),
-            "--max-object-size",
-            "lots",
-        ],
+    recv_fails(
+        dir.to_str().unwrap(),
+        &["--max-object-size", "lots"],
         "size",
     );
     std::fs::remove_dir_all(&dir).unwrap();

@@ -36,11 +36,16 @@ fn is_root() -> bool {
 
 /// Returns false (after saying so loudly) if the tests cannot run here.
 fn prerequisites(test: &str) -> bool {
+    prerequisites_with(test, &[])
+}
+
+/// [`prerequisites`], also requiring the commands in `extra`.
+fn prerequisites_with(test: &str, extra: &[&'static str]) -> bool {
     let mut missing = Vec::new();
     if !is_root() {
         missing.push("root");
     }
-    for cmd in ["ip", "nft", "smcrouted"] {
+    for &cmd in ["ip", "nft", "smcrouted"].iter().chain(extra) {
         if !have(cmd) {
             missing.push(cmd);
         }
@@ -49,7 +54,7 @@ fn prerequisites(test: &str) -> bool {
         return true;
     }
     let msg = format!(
-        "network namespace test {test} cannot run: missing {} (install iproute2, nftables, smcroute; run as root)",
+        "network namespace test {test} cannot run: missing {} (install iproute2, nftables, smcroute, python3; run as root)",
         missing.join(", ")
     );
     if std::env::var("GROUPCAST_REQUIRE_NETNS").is_ok_and(|v| v == "1") {
@@ -279,6 +284,28 @@ impl Lab {
         }
         args.extend_from_slice(extra);
         self.spawn("sender", ns, &args);
+    }
+
+    /// Runs a traffic generator from `tests/support` in `ns` to its end, and
+    /// returns the count it prints (datagrams sent).
+    fn run_support(&mut self, label: &str, ns: &str, script: &str, args: &[&str]) -> u64 {
+        let path = format!("{}/tests/support/{script}", env!("CARGO_MANIFEST_DIR"));
+        let mut full = vec!["python3", path.as_str()];
+        full.extend_from_slice(args);
+        self.spawn(label, ns, &full);
+        let status = self.wait(label, Duration::from_secs(40));
+        assert!(status.success(), "{label}: {}", self.log(label));
+        self.log(label).trim().parse().unwrap()
+    }
+
+    /// Waits for receiver `label` to succeed with a copy of `file` in `out`,
+    /// then for the sender to exit 0 by itself.
+    fn receiver_and_sender_finish(&mut self, label: &str, file: &Path, out: &Path) {
+        let status = self.wait(label, Duration::from_secs(60));
+        assert!(status.success(), "{label}: {}", self.log(label));
+        assert_identical(file, out);
+        let status = self.wait("sender", Duration::from_secs(30));
+        assert!(status.success(), "sender: {}", self.log("sender"));
     }
 
     /// Sends a signal to a running process.
@@ -927,10 +954,7 @@ fn min_policy_waits_for_a_stopped_receiver_until_it_times_out() {
 #[test]
 fn forged_nack_flood_is_capped_by_the_repair_share() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !prerequisites("NACK flood") || !have("python3") {
-        if std::env::var_os("GROUPCAST_REQUIRE_NETNS").is_some() {
-            panic!("the NACK flood test needs python3");
-        }
+    if !prerequisites_with("NACK flood", &["python3"]) {
         return;
     }
     let (mut lab, hosts) = bridge_lab("f", &[10, 0]);
@@ -948,24 +972,17 @@ fn forged_nack_flood_is_capped_by_the_repair_share() {
         channel,
         &["--rate", "80M", "--repair-share", "0.5"],
     );
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/forge_nacks.py");
     let data = ch.group().to_string();
     let fb = ch.feedback_group().to_string();
     let port = ch.port().to_string();
-    lab.spawn(
+    let forged = lab.run_support(
         "forger",
         &hosts[2].clone(),
-        &["python3", script, "e0", &data, &fb, &port, "10000", "2"],
+        "forge_nacks.py",
+        &["e0", &data, &fb, &port, "10000", "2"],
     );
-    let status = lab.wait("forger", Duration::from_secs(40));
-    assert!(status.success(), "forger: {}", lab.log("forger"));
-    let forged: u64 = lab.log("forger").trim().parse().unwrap();
     assert!(forged >= 15_000, "only {forged} NACKs forged");
-    let status = lab.wait("rx", Duration::from_secs(60));
-    assert!(status.success(), "rx: {}", lab.log("rx"));
-    assert_identical(&file, &out);
-    let status = lab.wait("sender", Duration::from_secs(30));
-    assert!(status.success(), "sender: {}", lab.log("sender"));
+    lab.receiver_and_sender_finish("rx", &file, &out);
     let sent = lab.stats("sender");
     let heard = sent["nacks_received"].as_u64().unwrap() + sent["nacks_dropped"].as_u64().unwrap();
     assert!(
@@ -992,10 +1009,7 @@ fn forged_nack_flood_is_capped_by_the_repair_share() {
 #[test]
 fn injected_garbage_is_counted_and_the_transfer_survives() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !prerequisites("injection") || !have("python3") {
-        if std::env::var_os("GROUPCAST_REQUIRE_NETNS").is_some() {
-            panic!("the injection test needs python3");
-        }
+    if !prerequisites_with("injection", &["python3"]) {
         return;
     }
     let (mut lab, hosts) = bridge_lab("i", &[5, 0]);
@@ -1006,23 +1020,16 @@ fn injected_garbage_is_counted_and_the_transfer_survives() {
     let out = lab.recv("rx", &hosts[1].clone(), channel);
     std::thread::sleep(Duration::from_millis(300));
     lab.send_args(&hosts[0].clone(), &file, channel, &["--rate", "40M"]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/inject.py");
     let group = ch.group().to_string();
     let port = ch.port().to_string();
-    lab.spawn(
+    let injected = lab.run_support(
         "injector",
         &hosts[2].clone(),
-        &["python3", script, "e0", &group, &port, "10000", "1.5"],
+        "inject.py",
+        &["e0", &group, &port, "10000", "1.5"],
     );
-    let status = lab.wait("injector", Duration::from_secs(40));
-    assert!(status.success(), "injector: {}", lab.log("injector"));
-    let injected: u64 = lab.log("injector").trim().parse().unwrap();
     assert!(injected >= 10_000, "only {injected} datagrams injected");
-    let status = lab.wait("rx", Duration::from_secs(60));
-    assert!(status.success(), "rx: {}", lab.log("rx"));
-    assert_identical(&file, &out);
-    let status = lab.wait("sender", Duration::from_secs(30));
-    assert!(status.success(), "sender: {}", lab.log("sender"));
+    lab.receiver_and_sender_finish("rx", &file, &out);
     let rx = lab.stats("rx");
     let rejected = rx["packets_rejected"].as_u64().unwrap();
     let reasons = &rx["rejected_by_reason"];

@@ -184,28 +184,19 @@ fn main() {
     // A veth passes a GSO send to its peer whole; a real NIC sends each
     // datagram by itself. `gso_max_segs 1` makes the kernel segment first, so
     // the drop rule meets single datagrams.
-    sh(&[
-        "ip",
-        "-n",
-        &a,
-        "link",
-        "set",
-        "e0",
-        "gso_max_segs",
-        "1",
-        "up",
-    ]);
-    sh(&[
-        "ip",
-        "-n",
-        &b,
-        "link",
-        "set",
-        "e0",
-        "gso_max_segs",
-        "1",
-        "up",
-    ]);
+    for ns in [&a, &b] {
+        sh(&[
+            "ip",
+            "-n",
+            ns,
+            "link",
+            "set",
+            "e0",
+            "gso_max_segs",
+            "1",
+            "up",
+        ]);
+    }
     std::thread::sleep(Duration::from_secs(1));
     let dir = std::env::temp_dir().join(&tag);
     std::fs::create_dir_all(&dir).unwrap();
