@@ -818,14 +818,16 @@ impl Sender {
         if self.receivers.is_empty() {
             return None;
         }
-        let mut edges: Vec<u64> = self.receivers.values().map(|r| r.edge).collect();
+        let edges = self.receivers.values().map(|r| r.edge);
+        // Asked on every poll: only a quorum needs the edges gathered.
         Some(match self.config.feedback.policy {
-            FlowPolicy::Min => edges.into_iter().min().unwrap_or(0),
-            FlowPolicy::Max => edges.into_iter().max().unwrap_or(0),
+            FlowPolicy::Min => edges.min().unwrap_or(0),
+            FlowPolicy::Max => edges.max().unwrap_or(0),
             FlowPolicy::Quorum(n) => {
-                edges.sort_unstable_by(|a, b| b.cmp(a));
+                let mut edges: Vec<u64> = edges.collect();
                 let i = (n as usize).min(edges.len()) - 1;
-                edges[i]
+                // The i-th largest edge.
+                *edges.select_nth_unstable_by(i, |a, b| b.cmp(a)).1
             }
         })
     }
