@@ -81,6 +81,12 @@ pub trait Codec: Send + Sync + std::fmt::Debug {
     /// Exclusive upper bound on the ESIs of a block of `k` source symbols.
     fn esi_limit(&self, k: u32) -> u32;
 
+    /// Whether decoders hand out the block's bytes. False only for
+    /// [`crate::Model`], which models when blocks decode and carries no data.
+    fn carries_data(&self) -> bool {
+        true
+    }
+
     /// An encoder for one block. `data` is the block's bytes (`block.len` of them;
     /// the codec pads the final symbol).
     fn encoder(

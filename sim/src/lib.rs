@@ -18,5 +18,7 @@
 mod net;
 mod run;
 
-pub use net::{Bottleneck, LinkConfig};
-pub use run::{ReceiverReport, SimConfig, SimError, SimReport, Simulation, carousel_overhead};
+pub use net::{Bottleneck, Burst, LinkConfig};
+pub use run::{
+    Membership, ReceiverReport, SimConfig, SimError, SimReport, Simulation, carousel_overhead,
+};

@@ -3,12 +3,42 @@
 use std::time::Duration;
 
 use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+/// A Gilbert–Elliott burst-loss channel: before each packet the channel moves
+/// from the good state to the bad one with probability `p_enter`, and back
+/// with probability `p_leave`. Every packet is lost in the bad state; the
+/// link's `loss` applies in the good state. Bursts last 1/`p_leave` packets on
+/// average, and the channel spends p_enter/(p_enter + p_leave) of the time in
+/// the bad state.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Burst {
+    /// Probability of moving from the good state to the bad one, per packet.
+    pub p_enter: f64,
+    /// Probability of moving from the bad state to the good one, per packet.
+    pub p_leave: f64,
+}
+
+impl Burst {
+    /// The long-run share of packets lost with good-state loss `loss`.
+    pub fn mean_loss(&self, loss: f64) -> f64 {
+        let total = self.p_enter + self.p_leave;
+        if total <= 0.0 {
+            return loss;
+        }
+        let bad = self.p_enter / total;
+        bad + (1.0 - bad) * loss
+    }
+}
 
 /// Impairments of the link from the sender to one receiver.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinkConfig {
-    /// Probability that a packet is lost, independently of every other.
+    /// Probability that a packet is lost, independently of every other (in
+    /// the good state, when `burst` is set).
     pub loss: f64,
+    /// Gilbert–Elliott burst loss on top of `loss`.
+    pub burst: Option<Burst>,
     /// Probability that a packet is held back by `reorder_delay`, so later
     /// packets overtake it.
     pub reorder: f64,
@@ -26,6 +56,7 @@ impl Default for LinkConfig {
     fn default() -> Self {
         Self {
             loss: 0.0,
+            burst: None,
             reorder: 0.0,
             reorder_delay: Duration::from_millis(5),
             duplicate: 0.0,
@@ -35,28 +66,70 @@ impl Default for LinkConfig {
     }
 }
 
+/// The state of one receiver's link during a run: its generator, its loss
+/// and its burst channel's state.
+pub(crate) struct LinkState {
+    pub(crate) rng: ChaCha8Rng,
+    /// Good-state loss of this link (the group's, or its own from a loss list).
+    pub(crate) loss: f64,
+    /// Whether the burst channel is in the bad state.
+    pub(crate) bad: bool,
+}
+
+/// Where the copies of one packet go: arrival offsets beyond the link's base
+/// delay, in nanoseconds. Empty if the packet is lost.
+#[derive(Debug, Default)]
+pub(crate) struct Fate {
+    pub(crate) copies: [u64; 2],
+    pub(crate) n: usize,
+}
+
+impl Fate {
+    pub(crate) fn extra(&self) -> &[u64] {
+        &self.copies[..self.n]
+    }
+}
+
 impl LinkConfig {
-    /// Decides the fate of one packet: the delays after which its copies arrive
-    /// (empty if lost). Consumes a fixed number of draws from `rng` per packet,
-    /// so changing one probability does not reshuffle unrelated decisions.
-    pub(crate) fn fate(&self, rng: &mut impl Rng, out: &mut Vec<Duration>) {
-        out.clear();
-        let lost = rng.random::<f64>() < self.loss;
-        let reordered = rng.random::<f64>() < self.reorder;
-        let duplicated = rng.random::<f64>() < self.duplicate;
-        let jitter_a = rng.random::<f64>();
-        let jitter_b = rng.random::<f64>();
-        if lost {
-            return;
+    /// Decides the fate of one packet on `link`. Draws come from the link's own
+    /// generator, one per impairment that is switched on, so a run is a
+    /// function of the configuration and the seed.
+    pub(crate) fn fate(&self, link: &mut LinkState) -> Fate {
+        let mut fate = Fate::default();
+        if let Some(b) = &self.burst {
+            let u = link.rng.random::<f64>();
+            link.bad = if link.bad {
+                u >= b.p_leave
+            } else {
+                u < b.p_enter
+            };
         }
-        let mut base = self.delay + self.jitter.mul_f64(jitter_a);
+        let lost = link.loss > 0.0 && link.rng.random::<f64>() < link.loss;
+        let reordered = self.reorder > 0.0 && link.rng.random::<f64>() < self.reorder;
+        let duplicated = self.duplicate > 0.0 && link.rng.random::<f64>() < self.duplicate;
+        let (ja, jb) = if self.jitter.is_zero() {
+            (0, 0)
+        } else {
+            let j = self.jitter.as_nanos() as f64;
+            (
+                (j * link.rng.random::<f64>()) as u64,
+                (j * link.rng.random::<f64>()) as u64,
+            )
+        };
+        if lost || link.bad {
+            return fate;
+        }
+        let mut first = ja;
         if reordered {
-            base += self.reorder_delay;
+            first += self.reorder_delay.as_nanos() as u64;
         }
-        out.push(base);
+        fate.copies[0] = first;
+        fate.n = 1;
         if duplicated {
-            out.push(self.delay + self.jitter.mul_f64(jitter_b));
+            fate.copies[1] = jb;
+            fate.n = 2;
         }
+        fate
     }
 }
 

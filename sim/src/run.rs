@@ -6,30 +6,46 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use groupcast::{
-    Destination, Receiver, ReceiverConfig, ReceiverEvent, Rounds, Sender, SenderConfig,
+    CodecSet, Destination, Receiver, ReceiverConfig, ReceiverEvent, Rounds, Sender, SenderConfig,
     SenderError, SenderStats,
 };
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::net::{Bottleneck, LinkConfig, Queue};
+use crate::net::{Bottleneck, LinkConfig, LinkState, Queue};
 
 /// A whole scenario.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     /// Number of receivers.
     pub receivers: usize,
-    /// Impairments of each receiver's link (all alike).
+    /// Impairments of each receiver's link (all alike, but see `receiver_loss`).
     pub link: LinkConfig,
+    /// A loss list for mixed groups: receiver i's link loses `receiver_loss[i]`
+    /// instead of `link.loss`. Receivers past the end of the list use
+    /// `link.loss`.
+    pub receiver_loss: Vec<f64>,
+    /// Loss on the shared upstream link between the sender and every
+    /// receiver (the root of a tree): a packet lost there is lost to all.
+    /// Feedback to the sender crosses it too.
+    pub upstream_loss: f64,
+    /// Receivers that join late or leave early. Every other receiver is
+    /// present from the start to the end.
+    pub membership: Vec<Membership>,
     /// Optional shared bottleneck in front of all links.
     pub bottleneck: Option<Bottleneck>,
     /// Seed of every random choice in the run.
     pub seed: u64,
     /// The sender's configuration. Its `rate` must be set: the simulator's
-    /// clock only advances through pacing and delays.
+    /// clock only advances through pacing and delays. Its `codecs` are
+    /// replaced by the scenario's.
     pub sender: SenderConfig,
-    /// Every receiver's configuration.
+    /// Every receiver's configuration (`id` and `codecs` are set per run).
     pub receiver: ReceiverConfig,
+    /// Real RaptorQ, or its statistical model for large runs
+    /// ([`groupcast_fec::Model`]): with the model, decoded blocks carry no
+    /// bytes and byte identity is not checked.
+    pub codecs: CodecSet,
     /// Simulated time after which the run stops, finished or not.
     pub time_limit: Duration,
     /// Events after which the run stops, finished or not: a bound that catches
@@ -37,11 +53,28 @@ pub struct SimConfig {
     pub step_limit: u64,
 }
 
+/// Receivers `first..first + count` join at `join` and, if `leave` is set,
+/// leave at `leave` (whether complete or not).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Membership {
+    /// Index of the first receiver concerned.
+    pub first: usize,
+    /// How many receivers.
+    pub count: usize,
+    /// When they join (zero: from the start).
+    pub join: Duration,
+    /// When they leave, if they do.
+    pub leave: Option<Duration>,
+}
+
 impl Default for SimConfig {
     fn default() -> Self {
         Self {
             receivers: 10,
             link: LinkConfig::default(),
+            receiver_loss: Vec::new(),
+            upstream_loss: 0.0,
+            membership: Vec::new(),
             bottleneck: None,
             seed: 1,
             sender: SenderConfig {
@@ -50,6 +83,7 @@ impl Default for SimConfig {
                 ..SenderConfig::default()
             },
             receiver: ReceiverConfig::default(),
+            codecs: CodecSet::Real,
             time_limit: Duration::from_secs(3600),
             step_limit: 2_000_000_000,
         }
@@ -68,6 +102,16 @@ pub enum SimError {
     /// A probability was outside 0..=1.
     #[error("{0} must lie between 0 and 1")]
     Probability(&'static str),
+    /// A membership change names receivers that do not exist.
+    #[error("membership change for receivers {first}..{end} but there are only {receivers}")]
+    Membership {
+        /// First receiver named.
+        first: usize,
+        /// One past the last.
+        end: usize,
+        /// Receivers in the scenario.
+        receivers: usize,
+    },
 }
 
 /// What happened to one receiver.
@@ -91,6 +135,10 @@ pub struct ReceiverReport {
     pub peak_buffered_bytes: u64,
     /// Objects that failed verification.
     pub objects_failed: u64,
+    /// Simulated seconds at which it joined.
+    pub joined_at_s: f64,
+    /// Simulated seconds at which it left, if it left before completing.
+    pub left_at_s: Option<f64>,
 }
 
 /// The outcome of a run.
@@ -100,8 +148,13 @@ pub struct SimReport {
     pub receivers: usize,
     /// Receivers that completed every object.
     pub completed_receivers: usize,
-    /// Receivers whose every object was byte-identical to the source.
+    /// Receivers whose every object was byte-identical to the source (with
+    /// the model codec: whose every block was handed out exactly once).
     pub identical_receivers: usize,
+    /// Receivers that left before completing.
+    pub left_receivers: usize,
+    /// Whether bytes were checked against the source (false with the model codec).
+    pub bytes_verified: bool,
     /// Total source symbols over all objects (Σ K).
     pub source_symbols: u64,
     /// DATA packets (source and repair) the sender had sent when the packet
@@ -122,6 +175,8 @@ pub struct SimReport {
     pub sim_time_s: f64,
     /// Events processed.
     pub steps: u64,
+    /// Packets handed to receivers (data, and NACKs overheard).
+    pub deliveries: u64,
     /// BLAKE3 over the sequence of processed events: equal seeds give equal hashes.
     pub trace_hash: String,
     /// NACK packets the receivers sent.
@@ -146,6 +201,23 @@ impl SimReport {
             .collect();
         t.sort_by(f64::total_cmp);
         t
+    }
+
+    /// Highest bytes any receiver buffered at once.
+    pub fn peak_receiver_buffer_bytes(&self) -> u64 {
+        self.per_receiver
+            .iter()
+            .map(|p| p.peak_buffered_bytes)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// DATA packets sent per source symbol, until the last receiver completed: E[M].
+    pub fn transmissions_per_symbol(&self) -> f64 {
+        if self.source_symbols == 0 {
+            return 0.0;
+        }
+        self.symbols_sent as f64 / self.source_symbols as f64
     }
 
     /// The q-quantile (0..=1) of completion time, over completed receivers.
@@ -182,10 +254,18 @@ impl Sent {
 #[derive(Debug)]
 enum Event {
     SenderWake,
+    /// A multicast packet reaches every receiver after the links' base delay:
+    /// one event for the whole group, fanned out in one pass.
+    Multicast {
+        packet: Rc<[u8]>,
+        sent: Sent,
+    },
+    /// One copy for one receiver that took longer than the base delay
+    /// (jitter, reordering, duplication). `sent` is `None` for feedback.
     Deliver {
         rx: u32,
         packet: Rc<[u8]>,
-        sent: Sent,
+        sent: Option<Sent>,
     },
     ReceiverWake {
         rx: u32,
@@ -194,10 +274,17 @@ enum Event {
     ToSender {
         packet: Rc<[u8]>,
     },
-    /// Another receiver's NACK reaches a receiver (the feedback group).
+    /// A receiver's NACK reaches the other receivers (the feedback group), one
+    /// event for the group.
     Overhear {
-        rx: u32,
+        from: u32,
         packet: Rc<[u8]>,
+    },
+    Join {
+        rx: u32,
+    },
+    Leave {
+        rx: u32,
     },
 }
 
@@ -226,9 +313,11 @@ impl Ord for Scheduled {
 
 struct Node {
     receiver: Receiver,
-    rng: ChaCha8Rng,
+    link: LinkState,
     /// Bytes delivered and checked per object; `None` once a mismatch was seen.
     delivered: Vec<Option<u64>>,
+    /// Blocks handed out per object (checked instead of bytes with the model codec).
+    blocks: Vec<u32>,
     completed: Vec<bool>,
     completed_count: usize,
     mismatch: bool,
@@ -236,12 +325,171 @@ struct Node {
     /// What the sender had sent when the packet that completed this receiver left it.
     done_sent: Sent,
     wake_at: Option<u64>,
+    joined_at: u64,
+    /// Present: joined and not left.
+    present: bool,
+    left_at: Option<u64>,
+}
+
+impl Node {
+    /// Whether packets still reach and matter to this receiver.
+    fn listening(&self) -> bool {
+        self.present && self.done_at.is_none()
+    }
 }
 
 /// A prepared scenario. Call [`Simulation::run`].
 pub struct Simulation {
     config: SimConfig,
     objects: Vec<(Rc<[u8]>, String)>,
+}
+
+/// An object as the simulator checks it.
+struct Source {
+    data: Rc<[u8]>,
+    blocks: u32,
+}
+
+/// The state of a run.
+struct World<'a> {
+    cfg: &'a SimConfig,
+    sources: Vec<Source>,
+    nodes: Vec<Node>,
+    heap: BinaryHeap<Reverse<Scheduled>>,
+    seq: u64,
+    /// Deliveries and sender wakes still in the heap; once none remain and the
+    /// sender has finished, only receiver timers are left and the run is over.
+    live: u64,
+    base: Instant,
+    delay_ns: u64,
+    fbuf: Vec<u8>,
+    /// Receivers complete.
+    done: usize,
+    /// Receivers that left before completing.
+    gone: usize,
+    /// Packets handed to receivers.
+    deliveries: u64,
+    /// Generator of the shared upstream link.
+    upstream: ChaCha8Rng,
+    verify: bool,
+}
+
+impl World<'_> {
+    fn push(&mut self, at: u64, event: Event) {
+        self.seq += 1;
+        if !matches!(event, Event::ReceiverWake { .. }) {
+            self.live += 1;
+        }
+        self.heap.push(Reverse(Scheduled {
+            at,
+            seq: self.seq,
+            event,
+        }));
+    }
+
+    fn finished(&self) -> bool {
+        self.done + self.gone == self.nodes.len()
+    }
+
+    fn upstream_lost(&mut self) -> bool {
+        self.cfg.upstream_loss > 0.0 && self.upstream.random::<f64>() < self.cfg.upstream_loss
+    }
+
+    /// Hands a packet to receiver `rx` and handles what follows.
+    fn deliver(&mut self, rx: u32, now_ns: u64, packet: &[u8], sent: Option<Sent>) {
+        let now = self.base + Duration::from_nanos(now_ns);
+        self.deliveries += 1;
+        let node = &mut self.nodes[rx as usize];
+        node.receiver.handle_datagram(now, packet);
+        self.after(rx, now_ns);
+        let node = &mut self.nodes[rx as usize];
+        if let Some(sent) = sent
+            && node.done_at == Some(now_ns)
+            && node.done_sent == Sent::default()
+        {
+            node.done_sent = sent;
+        }
+    }
+
+    /// After a receiver handled something: check what it handed out, send its
+    /// feedback, and schedule its next wake.
+    fn after(&mut self, rx: u32, now_ns: u64) {
+        let now = self.base + Duration::from_nanos(now_ns);
+        let node = &mut self.nodes[rx as usize];
+        if drain(&self.sources, self.verify, node, now_ns) {
+            self.done += 1;
+        }
+        // Feedback: to the sender through this link and the upstream link; NACKs
+        // to the feedback group as well.
+        loop {
+            let node = &mut self.nodes[rx as usize];
+            let Some((len, to)) = node.receiver.poll_transmit(now, &mut self.fbuf) else {
+                break;
+            };
+            let packet: Rc<[u8]> = Rc::from(&self.fbuf[..len]);
+            let fate = self.cfg.link.fate(&mut node.link);
+            let lost_upstream = self.upstream_lost();
+            if !lost_upstream {
+                for &extra in fate.extra() {
+                    let at = now_ns + self.delay_ns + extra;
+                    self.push(
+                        at,
+                        Event::ToSender {
+                            packet: packet.clone(),
+                        },
+                    );
+                }
+            }
+            if to == Destination::Feedback {
+                self.push(
+                    now_ns + 2 * self.delay_ns,
+                    Event::Overhear { from: rx, packet },
+                );
+            }
+        }
+        let node = &mut self.nodes[rx as usize];
+        if !node.listening() {
+            return;
+        }
+        if let Some(t) = node.receiver.poll_timeout() {
+            let t_ns = t.saturating_duration_since(self.base).as_nanos() as u64;
+            if node.wake_at != Some(t_ns) {
+                node.wake_at = Some(t_ns);
+                self.push(t_ns, Event::ReceiverWake { rx });
+            }
+        }
+    }
+
+    /// Fans a packet out to every listening receiver but `except`, in one pass:
+    /// copies that arrive after the base delay are handled at once, later ones
+    /// (jitter, reordering, duplicates) get an event of their own. Returns a
+    /// digest of who received it, for the trace.
+    fn fan_out(&mut self, now_ns: u64, packet: &Rc<[u8]>, sent: Option<Sent>, except: u32) -> u64 {
+        let mut digest = 0u64;
+        for rx in 0..self.nodes.len() as u32 {
+            let node = &mut self.nodes[rx as usize];
+            if rx == except || !node.listening() {
+                continue;
+            }
+            let fate = self.cfg.link.fate(&mut node.link);
+            for &extra in fate.extra() {
+                if extra == 0 {
+                    digest = mix(digest ^ rx as u64);
+                    self.deliver(rx, now_ns, packet, sent);
+                } else {
+                    self.push(
+                        now_ns + extra,
+                        Event::Deliver {
+                            rx,
+                            packet: packet.clone(),
+                            sent,
+                        },
+                    );
+                }
+            }
+        }
+        digest
+    }
 }
 
 impl Simulation {
@@ -251,13 +499,35 @@ impl Simulation {
             return Err(SimError::NoRate);
         }
         let l = &config.link;
-        for (name, p) in [
+        let mut probabilities = vec![
             ("loss", l.loss),
             ("reorder", l.reorder),
             ("duplicate", l.duplicate),
-        ] {
+            ("upstream loss", config.upstream_loss),
+        ];
+        if let Some(b) = &l.burst {
+            probabilities.push(("burst p_enter", b.p_enter));
+            probabilities.push(("burst p_leave", b.p_leave));
+        }
+        probabilities.extend(
+            config
+                .receiver_loss
+                .iter()
+                .map(|&p| ("a loss list entry", p)),
+        );
+        for (name, p) in probabilities {
             if !(0.0..=1.0).contains(&p) {
                 return Err(SimError::Probability(name));
+            }
+        }
+        for m in &config.membership {
+            let end = m.first.saturating_add(m.count);
+            if end > config.receivers {
+                return Err(SimError::Membership {
+                    first: m.first,
+                    end,
+                    receivers: config.receivers,
+                });
             }
         }
         Ok(Self {
@@ -271,84 +541,123 @@ impl Simulation {
         self.objects.push((data.into(), name.to_owned()));
     }
 
-    /// Runs until every receiver has every object, the sender finishes and the
-    /// network drains, or a limit is reached. `progress` is called now and then
-    /// with (simulated seconds, receivers complete, symbols sent).
+    /// Runs until every receiver has every object (or left), the sender
+    /// finishes and the network drains, or a limit is reached. `progress` is
+    /// called now and then with (simulated seconds, receivers complete,
+    /// packets sent).
     pub fn run(self, mut progress: impl FnMut(f64, usize, u64)) -> Result<SimReport, SimError> {
         let cfg = &self.config;
-        let mut sender = Sender::new(cfg.sender.clone())?;
+        let mut sender = Sender::new(SenderConfig {
+            codecs: cfg.codecs,
+            ..cfg.sender.clone()
+        })?;
         let mut source_symbols = 0u64;
+        let mut sources = Vec::new();
         for (data, name) in &self.objects {
             let id = sender.add_object(data.to_vec(), name)?;
             let oti = sender.object_oti(id).expect("just added");
             source_symbols += oti.total_source_symbols();
+            sources.push(Source {
+                data: data.clone(),
+                blocks: oti.source_blocks(),
+            });
         }
         let n_obj = self.objects.len();
-        let mut nodes: Vec<Node> = (0..cfg.receivers)
+        let mut joins = vec![(0u64, None); cfg.receivers];
+        for m in &cfg.membership {
+            for j in &mut joins[m.first..m.first + m.count] {
+                *j = (
+                    m.join.as_nanos() as u64,
+                    m.leave.map(|l| l.as_nanos() as u64),
+                );
+            }
+        }
+        let nodes: Vec<Node> = (0..cfg.receivers)
             .map(|i| Node {
                 receiver: Receiver::new(ReceiverConfig {
                     id: i as u64 + 1,
+                    codecs: cfg.codecs,
                     ..cfg.receiver.clone()
                 }),
-                rng: ChaCha8Rng::seed_from_u64(
-                    cfg.seed ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
-                ),
+                link: LinkState {
+                    rng: ChaCha8Rng::seed_from_u64(
+                        cfg.seed ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                    ),
+                    loss: cfg.receiver_loss.get(i).copied().unwrap_or(cfg.link.loss),
+                    bad: false,
+                },
                 delivered: vec![Some(0); n_obj],
+                blocks: vec![0; n_obj],
                 completed: vec![false; n_obj],
                 completed_count: 0,
                 mismatch: false,
-                done_at: if n_obj == 0 { Some(0) } else { None },
+                done_at: None,
                 done_sent: Sent::default(),
                 wake_at: None,
+                joined_at: joins[i].0,
+                present: false,
+                left_at: None,
             })
             .collect();
-
-        let base = Instant::now();
-        let at = |ns: u64| base + Duration::from_nanos(ns);
-        let limit_ns = cfg.time_limit.as_nanos().min(u64::MAX as u128) as u64;
-        let mut heap = BinaryHeap::new();
-        let mut seq = 0u64;
-        let mut push = |heap: &mut BinaryHeap<Reverse<Scheduled>>, at: u64, event: Event| {
-            seq += 1;
-            heap.push(Reverse(Scheduled { at, seq, event }));
+        let mut w = World {
+            cfg,
+            sources,
+            nodes,
+            heap: BinaryHeap::new(),
+            seq: 0,
+            live: 0,
+            base: Instant::now(),
+            delay_ns: cfg.link.delay.as_nanos() as u64,
+            fbuf: vec![0u8; groupcast::wire::DEFAULT_MAX_DATAGRAM],
+            done: 0,
+            gone: 0,
+            deliveries: 0,
+            upstream: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x0005_eed0_fa11),
+            verify: cfg.codecs == CodecSet::Real,
         };
-        push(&mut heap, 0, Event::SenderWake);
+        for (rx, &(join, leave)) in joins.iter().enumerate() {
+            let rx = rx as u32;
+            if n_obj == 0 {
+                w.nodes[rx as usize].done_at = Some(0);
+                w.done += 1;
+                continue;
+            }
+            w.push(join, Event::Join { rx });
+            if let Some(leave) = leave {
+                w.push(leave.max(join), Event::Leave { rx });
+            }
+        }
+        w.push(0, Event::SenderWake);
 
+        let limit_ns = cfg.time_limit.as_nanos().min(u64::MAX as u128) as u64;
         let mut queue = Queue::default();
         let mut trace = blake3::Hasher::new();
         let mut buf = vec![0u8; cfg.sender.max_datagram];
-        let mut fates = Vec::new();
-        let mut fbuf = vec![0u8; groupcast::wire::DEFAULT_MAX_DATAGRAM];
-        let mut feedback: Vec<u32> = Vec::new();
-        let mut fanout: Vec<Rc<[u8]>> = Vec::new();
         let mut now_ns = 0u64;
         let mut steps = 0u64;
-        let mut done = nodes.iter().filter(|n| n.done_at.is_some()).count();
-        // Deliveries and sender wakes still in the heap; once none remain and the
-        // sender has finished, only receiver timers are left and the run is over.
-        let mut live = 1u64;
         let mut sender_wake: Option<u64> = None;
+        let mut next_progress = 0u64;
+        let base = w.base;
 
-        while let Some(Reverse(s)) = heap.pop() {
-            if done == nodes.len() || s.at > limit_ns || steps >= cfg.step_limit {
+        while let Some(Reverse(s)) = w.heap.pop() {
+            if w.finished() || s.at > limit_ns || steps >= cfg.step_limit {
                 break;
             }
-            if live == 0 && sender.is_finished() {
+            if w.live == 0 && sender.is_finished() {
                 break;
             }
             now_ns = s.at;
             steps += 1;
             if !matches!(s.event, Event::ReceiverWake { .. }) {
-                live -= 1;
+                w.live -= 1;
             }
-            let now = at(now_ns);
+            let now = base + Duration::from_nanos(now_ns);
+            trace.update(&now_ns.to_le_bytes());
             match s.event {
                 Event::SenderWake => {
                     trace.update(&[0]);
-                    trace.update(&now_ns.to_le_bytes());
                     sender.handle_timeout(now);
                     while let Some(len) = sender.poll_transmit(now, &mut buf) {
-                        let packet: Rc<[u8]> = Rc::from(&buf[..len]);
                         let sent = Sent::of(sender.stats());
                         let depart = match &cfg.bottleneck {
                             Some(b) => match queue.push(b, now_ns, len) {
@@ -357,133 +666,78 @@ impl Simulation {
                             },
                             None => now_ns,
                         };
-                        // Fan the packet out in one pass over the receivers.
-                        for (rx, node) in nodes.iter_mut().enumerate() {
-                            cfg.link.fate(&mut node.rng, &mut fates);
-                            if node.done_at.is_some() {
-                                continue;
-                            }
-                            for d in &fates {
-                                let when = depart + d.as_nanos() as u64;
-                                live += 1;
-                                push(
-                                    &mut heap,
-                                    when,
-                                    Event::Deliver {
-                                        rx: rx as u32,
-                                        packet: packet.clone(),
-                                        sent,
-                                    },
-                                );
-                            }
+                        if w.upstream_lost() {
+                            continue;
                         }
+                        let packet: Rc<[u8]> = Rc::from(&buf[..len]);
+                        w.push(depart + w.delay_ns, Event::Multicast { packet, sent });
                     }
                     while sender.poll_event().is_some() {}
                     if let Some(t) = sender.poll_timeout() {
                         let t_ns = t.saturating_duration_since(base).as_nanos() as u64;
                         let t_ns = t_ns.max(now_ns + 1);
                         // One pending wake at a time; feedback adds immediate ones.
-                        if sender_wake.is_none_or(|w| w <= now_ns || t_ns < w) {
+                        if sender_wake.is_none_or(|x| x <= now_ns || t_ns < x) {
                             sender_wake = Some(t_ns);
-                            live += 1;
-                            push(&mut heap, t_ns, Event::SenderWake);
+                            w.push(t_ns, Event::SenderWake);
                         }
                     }
                 }
-                Event::Deliver { rx, packet, sent } => {
+                Event::Multicast { packet, sent } => {
+                    let digest = w.fan_out(now_ns, &packet, Some(sent), u32::MAX);
                     trace.update(&[1]);
-                    trace.update(&now_ns.to_le_bytes());
+                    trace.update(&digest.to_le_bytes());
+                }
+                Event::Deliver { rx, packet, sent } => {
+                    trace.update(&[2]);
                     trace.update(&rx.to_le_bytes());
-                    let node = &mut nodes[rx as usize];
-                    node.receiver.handle_datagram(now, &packet);
-                    Self::drain(&self.objects, node, now_ns, &mut done);
-                    if node.done_at == Some(now_ns) && node.done_sent == Sent::default() {
-                        node.done_sent = sent;
+                    if w.nodes[rx as usize].listening() {
+                        w.deliver(rx, now_ns, &packet, sent);
                     }
-                    feedback.push(rx);
                 }
                 Event::ReceiverWake { rx } => {
-                    trace.update(&[2]);
-                    trace.update(&now_ns.to_le_bytes());
+                    trace.update(&[3]);
                     trace.update(&rx.to_le_bytes());
-                    let node = &mut nodes[rx as usize];
-                    if node.wake_at == Some(now_ns) {
+                    let node = &mut w.nodes[rx as usize];
+                    if node.wake_at == Some(now_ns) && node.listening() {
                         node.wake_at = None;
                         node.receiver.handle_timeout(now);
-                        Self::drain(&self.objects, node, now_ns, &mut done);
-                        feedback.push(rx);
+                        w.after(rx, now_ns);
                     }
                 }
                 Event::ToSender { packet } => {
-                    trace.update(&[3]);
-                    trace.update(&now_ns.to_le_bytes());
+                    trace.update(&[4]);
                     sender.handle_datagram(now, &packet);
                     // The sender may have something to say now: wake it.
-                    live += 1;
-                    push(&mut heap, now_ns, Event::SenderWake);
+                    w.push(now_ns, Event::SenderWake);
                 }
-                Event::Overhear { rx, packet } => {
-                    trace.update(&[4]);
-                    trace.update(&now_ns.to_le_bytes());
-                    trace.update(&rx.to_le_bytes());
-                    let node = &mut nodes[rx as usize];
+                Event::Overhear { from, packet } => {
+                    let digest = w.fan_out(now_ns, &packet, None, from);
+                    trace.update(&[5]);
+                    trace.update(&digest.to_le_bytes());
+                }
+                Event::Join { rx } => {
+                    trace.update(&[6]);
+                    w.nodes[rx as usize].present = true;
+                }
+                Event::Leave { rx } => {
+                    trace.update(&[7]);
+                    let node = &mut w.nodes[rx as usize];
+                    node.present = false;
                     if node.done_at.is_none() {
-                        node.receiver.handle_datagram(now, &packet);
-                        feedback.push(rx);
+                        node.left_at = Some(now_ns);
+                        w.gone += 1;
                     }
                 }
             }
-            // Receivers' feedback: STATUS to the sender, NACKs to the sender and
-            // every other receiver, each through its link's impairments.
-            for rx in feedback.drain(..) {
-                let node = &mut nodes[rx as usize];
-                while let Some((len, to)) = node.receiver.poll_transmit(now, &mut fbuf) {
-                    let packet: Rc<[u8]> = Rc::from(&fbuf[..len]);
-                    cfg.link.fate(&mut node.rng, &mut fates);
-                    for d in &fates {
-                        live += 1;
-                        let when = now_ns + d.as_nanos() as u64;
-                        push(
-                            &mut heap,
-                            when,
-                            Event::ToSender {
-                                packet: packet.clone(),
-                            },
-                        );
-                    }
-                    if to == Destination::Feedback {
-                        fanout.push(packet);
-                    }
-                }
-                Self::schedule_wake(node, rx, base, &mut heap, &mut push);
-                for packet in fanout.drain(..) {
-                    for (other, peer) in nodes.iter_mut().enumerate() {
-                        if other as u32 == rx || peer.done_at.is_some() {
-                            continue;
-                        }
-                        // Each copy crosses the sender's link to that peer and back.
-                        cfg.link.fate(&mut peer.rng, &mut fates);
-                        for d in &fates {
-                            live += 1;
-                            let when = now_ns + 2 * d.as_nanos() as u64;
-                            push(
-                                &mut heap,
-                                when,
-                                Event::Overhear {
-                                    rx: other as u32,
-                                    packet: packet.clone(),
-                                },
-                            );
-                        }
-                    }
-                }
-            }
-            if steps.is_multiple_of(65_536) {
-                progress(now_ns as f64 / 1e9, done, sender.stats().packets_sent);
+            if w.deliveries >= next_progress {
+                next_progress = w.deliveries + (1 << 20);
+                progress(now_ns as f64 / 1e9, w.done, sender.stats().packets_sent);
             }
         }
         let stats = sender.stats();
-        progress(now_ns as f64 / 1e9, done, stats.packets_sent);
+        progress(now_ns as f64 / 1e9, w.done, stats.packets_sent);
+        let nodes = &w.nodes;
         let rx_sum = |f: fn(&groupcast::ReceiverStats) -> u64| -> u64 {
             nodes.iter().map(|n| f(n.receiver.stats())).sum()
         };
@@ -504,15 +758,19 @@ impl Simulation {
                     symbols_needed: n.receiver.symbols_needed(),
                     peak_buffered_bytes: s.peak_buffered_bytes,
                     objects_failed: s.objects_failed,
+                    joined_at_s: n.joined_at as f64 / 1e9,
+                    left_at_s: n.left_at.map(|t| t as f64 / 1e9),
                 }
             })
             .collect();
-        // If everyone completed, count what had been sent when the last needed
-        // packet left the sender; packets still in flight then were not needed.
+        // If everyone still present completed, count what had been sent when
+        // the last needed packet left the sender; packets still in flight then
+        // were not needed.
         let total = Sent::of(stats);
-        let needed = if done == nodes.len() && n_obj > 0 {
+        let needed = if w.finished() && w.done > 0 && n_obj > 0 {
             nodes
                 .iter()
+                .filter(|n| n.done_at.is_some())
                 .map(|n| n.done_sent)
                 .max_by_key(|s| s.packets)
                 .unwrap_or(total)
@@ -521,8 +779,10 @@ impl Simulation {
         };
         Ok(SimReport {
             receivers: cfg.receivers,
-            completed_receivers: done,
+            completed_receivers: w.done,
             identical_receivers: per_receiver.iter().filter(|r| r.identical).count(),
+            left_receivers: w.gone,
+            bytes_verified: w.verify,
             source_symbols,
             symbols_sent: needed.symbols,
             repair_symbols: needed.repair,
@@ -532,6 +792,7 @@ impl Simulation {
             bytes_sent_total: total.bytes,
             sim_time_s: now_ns as f64 / 1e9,
             steps,
+            deliveries: w.deliveries,
             trace_hash: trace.finalize().to_hex().to_string(),
             nacks_sent,
             nacks_suppressed,
@@ -540,74 +801,78 @@ impl Simulation {
             per_receiver,
         })
     }
+}
 
-    /// Handles a receiver's events: checks delivered bytes against the source.
-    fn drain(objects: &[(Rc<[u8]>, String)], node: &mut Node, now_ns: u64, done: &mut usize) {
-        while let Some(event) = node.receiver.poll_event() {
-            match event {
-                ReceiverEvent::BlockDecoded {
-                    object,
-                    offset,
-                    data,
-                    ..
-                } => {
-                    let i = object.0 as usize;
-                    let Some((src, _)) = objects.get(i) else {
-                        node.mismatch = true;
-                        continue;
-                    };
-                    let ok = src
-                        .get(offset as usize..offset as usize + data.len())
-                        .is_some_and(|s| s == &data[..]);
-                    node.delivered[i] = match (ok, node.delivered[i]) {
-                        (true, Some(n)) => Some(n + data.len() as u64),
-                        _ => None,
-                    };
+/// Handles a receiver's events: checks delivered bytes (or, with the model
+/// codec, blocks) against the source. Returns whether it just completed.
+fn drain(sources: &[Source], verify: bool, node: &mut Node, now_ns: u64) -> bool {
+    let mut completed = false;
+    while let Some(event) = node.receiver.poll_event() {
+        match event {
+            ReceiverEvent::BlockDecoded {
+                object,
+                offset,
+                data,
+                ..
+            } => {
+                let i = object.0 as usize;
+                let Some(src) = sources.get(i) else {
+                    node.mismatch = true;
+                    continue;
+                };
+                node.blocks[i] += 1;
+                if !verify {
+                    continue;
                 }
-                ReceiverEvent::ObjectComplete { object, size, .. } => {
-                    let i = object.0 as usize;
-                    if i >= objects.len() || node.completed[i] {
-                        node.mismatch = true;
-                        continue;
-                    }
-                    if node.delivered[i] != Some(size) || objects[i].0.len() as u64 != size {
-                        node.mismatch = true;
-                    }
-                    node.completed[i] = true;
-                    node.completed_count += 1;
-                    if node.completed_count == objects.len() {
-                        node.done_at = Some(now_ns);
-                        *done += 1;
-                    }
-                }
-                ReceiverEvent::ObjectFailed { object, .. } => {
-                    if let Some(d) = node.delivered.get_mut(object.0 as usize) {
-                        *d = Some(0);
-                    }
-                }
-                ReceiverEvent::ObjectAnnounced { .. } => {}
+                let ok = src
+                    .data
+                    .get(offset as usize..offset as usize + data.len())
+                    .is_some_and(|s| s == &data[..]);
+                node.delivered[i] = match (ok, node.delivered[i]) {
+                    (true, Some(n)) => Some(n + data.len() as u64),
+                    _ => None,
+                };
             }
+            ReceiverEvent::ObjectComplete { object, size, .. } => {
+                let i = object.0 as usize;
+                if i >= sources.len() || node.completed[i] {
+                    node.mismatch = true;
+                    continue;
+                }
+                let src = &sources[i];
+                let whole = if verify {
+                    node.delivered[i] == Some(size)
+                } else {
+                    node.blocks[i] == src.blocks
+                };
+                if !whole || src.data.len() as u64 != size {
+                    node.mismatch = true;
+                }
+                node.completed[i] = true;
+                node.completed_count += 1;
+                if node.completed_count == sources.len() {
+                    node.done_at = Some(now_ns);
+                    completed = true;
+                }
+            }
+            ReceiverEvent::ObjectFailed { object, .. } => {
+                if let Some(d) = node.delivered.get_mut(object.0 as usize) {
+                    *d = Some(0);
+                    node.blocks[object.0 as usize] = 0;
+                }
+            }
+            ReceiverEvent::ObjectAnnounced { .. } => {}
         }
     }
+    completed
+}
 
-    fn schedule_wake(
-        node: &mut Node,
-        rx: u32,
-        base: Instant,
-        heap: &mut BinaryHeap<Reverse<Scheduled>>,
-        push: &mut impl FnMut(&mut BinaryHeap<Reverse<Scheduled>>, u64, Event),
-    ) {
-        if node.done_at.is_some() {
-            return;
-        }
-        if let Some(t) = node.receiver.poll_timeout() {
-            let t_ns = t.saturating_duration_since(base).as_nanos() as u64;
-            if node.wake_at != Some(t_ns) {
-                node.wake_at = Some(t_ns);
-                push(heap, t_ns, Event::ReceiverWake { rx });
-            }
-        }
-    }
+/// splitmix64's finaliser, for the trace digest of a fan-out pass.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// The first-round repair share a carousel needs so that a receiver behind

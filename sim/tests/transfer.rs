@@ -41,6 +41,7 @@ fn sixty_four_mib_to_ten_receivers_through_loss_reorder_and_duplication() {
             delay: Duration::from_millis(5),
             jitter: Duration::from_micros(200),
             reorder_delay: Duration::from_millis(3),
+            ..LinkConfig::default()
         },
         seed: 64,
         sender,

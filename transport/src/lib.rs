@@ -65,7 +65,7 @@ pub mod proto;
 pub mod wire;
 
 pub use channel::Channel;
-pub use groupcast_fec::FecId;
+pub use groupcast_fec::{CodecSet, FecId};
 pub use proto::{
     Aimd, Destination, FailReason, FeedbackConfig, FlowPolicy, Mode, ObjectId, Receiver,
     ReceiverConfig, ReceiverEvent, ReceiverStats, RejectReason, Rounds, Sender, SenderConfig,

@@ -13,13 +13,13 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use groupcast_fec::{BlockEncoder, BlockInfo, FecId, Oti, codec_for};
+use groupcast_fec::{BlockEncoder, BlockInfo, Codec, Oti};
 
 /// Which block: (object index, SBN).
 pub(crate) type Key = (u32, u8);
 
 struct Job {
-    fec: FecId,
+    codec: &'static dyn Codec,
     oti: Oti,
     block: BlockInfo,
     data: Arc<Vec<u8>>,
@@ -27,8 +27,13 @@ struct Job {
 }
 
 impl Job {
-    fn build(fec: FecId, oti: &Oti, block: &BlockInfo, data: &[u8]) -> Box<dyn BlockEncoder> {
-        codec_for(fec)
+    fn build(
+        codec: &'static dyn Codec,
+        oti: &Oti,
+        block: &BlockInfo,
+        data: &[u8],
+    ) -> Box<dyn BlockEncoder> {
+        codec
             .encoder(oti, block, &data[block.range()])
             .expect("block data matches its OTI")
     }
@@ -61,7 +66,7 @@ impl Pool {
                                 Err(_) => return,
                             };
                             let Ok(job) = job else { return };
-                            let enc = Job::build(job.fec, &job.oti, &job.block, &job.data);
+                            let enc = Job::build(job.codec, &job.oti, &job.block, &job.data);
                             // The sender may have evicted the slot; that is fine.
                             let _ = job.reply.send(enc);
                         }
@@ -87,16 +92,16 @@ impl Drop for Pool {
 
 /// Encoders by block, at most `capacity` of them, oldest evicted first.
 pub(crate) struct Encoders {
-    fec: FecId,
+    codec: &'static dyn Codec,
     pool: Option<Pool>,
     slots: VecDeque<(Key, Slot)>,
     capacity: usize,
 }
 
 impl Encoders {
-    pub(crate) fn new(fec: FecId, threads: usize, capacity: usize) -> Self {
+    pub(crate) fn new(codec: &'static dyn Codec, threads: usize, capacity: usize) -> Self {
         Self {
-            fec,
+            codec,
             pool: (threads > 0).then(|| Pool::new(threads)),
             slots: VecDeque::new(),
             capacity: capacity.max(1),
@@ -131,7 +136,7 @@ impl Encoders {
         }
         let (reply, rx) = mpsc::sync_channel(1);
         let job = Job {
-            fec: self.fec,
+            codec: self.codec,
             oti: *oti,
             block: *block,
             data: Arc::clone(data),
@@ -153,13 +158,13 @@ impl Encoders {
     ) -> &mut dyn BlockEncoder {
         let i = match self.position(key) {
             Some(i) => i,
-            None => self.insert(key, Slot::Ready(Job::build(self.fec, oti, block, data))),
+            None => self.insert(key, Slot::Ready(Job::build(self.codec, oti, block, data))),
         };
         let slot = &mut self.slots[i].1;
         if let Slot::Pending(rx) = slot {
             let enc = rx
                 .recv()
-                .unwrap_or_else(|_| Job::build(self.fec, oti, block, data));
+                .unwrap_or_else(|_| Job::build(self.codec, oti, block, data));
             *slot = Slot::Ready(enc);
         }
         match slot {

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use groupcast_fec::{BlockDecoder, FecId, Oti, Push, codec_for};
+use groupcast_fec::{BlockDecoder, CodecSet, FecId, Oti, Push};
 
 use super::hash::TreeHasher;
 use super::{ObjectId, SessionId};
@@ -53,6 +53,12 @@ pub struct ReceiverConfig {
     pub nack_unicast: bool,
     /// Sessions whose feedback state is kept at once. Default 4.
     pub max_sessions: usize,
+    /// Which codecs serve the FEC schemes named on the wire. Default
+    /// [`CodecSet::Real`]. With [`CodecSet::Model`] (simulations of large
+    /// groups) RaptorQ blocks decode by the model's statistics,
+    /// [`ReceiverEvent::BlockDecoded`] carries no bytes, and objects complete
+    /// without their hash being checked.
+    pub codecs: CodecSet,
 }
 
 impl Default for ReceiverConfig {
@@ -72,6 +78,7 @@ impl Default for ReceiverConfig {
             status_interval: Duration::from_millis(50),
             nack_unicast: false,
             max_sessions: 4,
+            codecs: CodecSet::Real,
         }
     }
 }
@@ -408,6 +415,9 @@ struct ObjectState {
     slots: Vec<Slot>,
     decoded_blocks: u32,
     hasher: TreeHasher,
+    /// Whether the codec carries data, so the object can be hashed (false
+    /// only for the model codec).
+    verify: bool,
     last_activity: Instant,
 }
 
@@ -621,7 +631,9 @@ impl Receiver {
                 .oti
                 .block(d.sbn as u32)
                 .expect("SBN validated by the parser");
-            let decoder = codec_for(o.fec)
+            let decoder = config
+                .codecs
+                .codec(o.fec)
                 .decoder(&o.oti, &block)
                 .map_err(|_| RejectReason::InvalidOti)?;
             *slot = Slot::Active(decoder);
@@ -653,10 +665,12 @@ impl Receiver {
                     .oti
                     .block(d.sbn as u32)
                     .expect("SBN validated by the parser");
-                let hb = o.hasher.buffered_bytes() as u64;
-                o.hasher.write(block.offset, &data);
-                let ha = o.hasher.buffered_bytes() as u64;
-                stats.buffered_bytes = stats.buffered_bytes - hb + ha;
+                if o.verify {
+                    let hb = o.hasher.buffered_bytes() as u64;
+                    o.hasher.write(block.offset, &data);
+                    let ha = o.hasher.buffered_bytes() as u64;
+                    stats.buffered_bytes = stats.buffered_bytes - hb + ha;
+                }
                 events.push_back(ReceiverEvent::BlockDecoded {
                     session: key.0,
                     object: key.1,
@@ -711,12 +725,14 @@ impl Receiver {
         let Some(info) = &o.info else {
             return;
         };
-        let Some(hash) = o.hasher.finish() else {
-            return;
-        };
-        if *hash.as_bytes() != info.hash {
-            self.fail(key, FailReason::HashMismatch);
-            return;
+        if o.verify {
+            let Some(hash) = o.hasher.finish() else {
+                return;
+            };
+            if *hash.as_bytes() != info.hash {
+                self.fail(key, FailReason::HashMismatch);
+                return;
+            }
         }
         let o = self.remove(key).expect("present");
         let info = o.info.expect("checked above");
@@ -1018,6 +1034,7 @@ impl Receiver {
         let group = f.group.max(self.config.group_size as f64);
         let window = backoff_window(f, &self.config);
         let delay = nack_backoff(u, f.grtt.as_secs_f64() * window, group);
+
         let at = now + Duration::from_secs_f64(delay.max(0.0));
         for n in needs {
             f.timers.insert((n.object, n.sbn), at);
@@ -1115,19 +1132,20 @@ impl Receiver {
         session: SessionId,
         buf: &mut [u8],
     ) -> Option<(usize, Destination)> {
-        // One block's timer is due: the packet carries every block this
-        // receiver still lacks and holds no holdoff for, so one NACK tells the
-        // group (and suppresses) as much as it can.
+        // Some timers are due: the packet carries every block whose timer is
+        // due and that this receiver still lacks and holds no holdoff for.
         let f = self.fb.get_mut(&session).expect("present");
         if !f.timers.values().any(|t| *t <= now) {
             f.nack_at = f.timers.values().min().copied();
             return None;
         }
-        let needs = self.needs(now, session);
+        // Only blocks whose own timer is due: a block whose timer runs on is
+        // still in its backoff, and asking for it early would defeat the
+        // suppression that backoff is for. Timers of blocks no longer lacking
+        // (decoded, or held off by a peer's NACK) expire silently.
+        let mut needs = self.needs(now, session);
         let f = self.fb.get_mut(&session).expect("present");
-        for n in &needs {
-            f.timers.remove(&(n.object, n.sbn));
-        }
+        needs.retain(|n| f.timers.get(&(n.object, n.sbn)).is_some_and(|t| *t <= now));
         f.timers.retain(|_, t| *t > now);
         f.nack_at = f.timers.values().min().copied();
         let room = buf.len().min(crate::wire::DEFAULT_MAX_DATAGRAM);
@@ -1277,6 +1295,7 @@ fn object_state<'a>(
                 slots: (0..oti.source_blocks()).map(|_| Slot::Idle).collect(),
                 decoded_blocks: 0,
                 hasher: TreeHasher::new(oti.transfer_length()),
+                verify: config.codecs.codec(fec).carries_data(),
                 last_activity: now,
             },
         );

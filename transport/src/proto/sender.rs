@@ -4,7 +4,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use groupcast_fec::{FecId, Oti, OtiError, codec_for, copy_source_symbol};
+use groupcast_fec::{CodecSet, FecId, Oti, OtiError, codec_for, copy_source_symbol};
 
 use super::encoders::Encoders;
 use super::feedback::{FeedbackConfig, FlowPolicy, Mode};
@@ -66,6 +66,9 @@ pub struct SenderConfig {
     pub mode: Mode,
     /// Feedback settings (nack and hybrid modes).
     pub feedback: FeedbackConfig,
+    /// Which codecs serve `fec`. Default [`CodecSet::Real`]; simulations of
+    /// large groups use [`CodecSet::Model`] (repair symbols are then zeros).
+    pub codecs: CodecSet,
 }
 
 impl Default for SenderConfig {
@@ -86,6 +89,7 @@ impl Default for SenderConfig {
             encoder_threads: 0,
             mode: Mode::Carousel,
             feedback: FeedbackConfig::default(),
+            codecs: CodecSet::Real,
         }
     }
 }
@@ -365,7 +369,11 @@ impl Sender {
         let grtt = fb.initial_grtt.clamp(fb.min_grtt, fb.max_grtt);
         let nack_tokens = (fb.max_nack_rate as f64 / 10.0).max(1.0);
         Ok(Self {
-            encoders: Encoders::new(config.fec, config.encoder_threads, cached),
+            encoders: Encoders::new(
+                config.codecs.codec(config.fec),
+                config.encoder_threads,
+                cached,
+            ),
             t,
             objects: Vec::new(),
             prefix: Vec::new(),
