@@ -3,6 +3,7 @@
 
 mod net;
 mod scenario;
+mod suite;
 mod units;
 
 use std::process::ExitCode;

@@ -15,6 +15,7 @@
 //! This module holds network models and scenario running only; no protocol
 //! logic lives here.
 
+pub mod analytic;
 mod net;
 mod run;
 

@@ -3,16 +3,15 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use groupcast::{
     CodecSet, Destination, Receiver, ReceiverConfig, ReceiverEvent, Rounds, Sender, SenderConfig,
     SenderError, SenderStats,
 };
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 
-use crate::net::{Bottleneck, LinkConfig, LinkState, Queue};
+use crate::net::{Bottleneck, Fate, LinkConfig, LinkRng, LinkState, Queue};
 
 /// A whole scenario.
 #[derive(Debug, Clone)]
@@ -46,6 +45,10 @@ pub struct SimConfig {
     /// ([`groupcast_fec::Model`]): with the model, decoded blocks carry no
     /// bytes and byte identity is not checked.
     pub codecs: CodecSet,
+    /// Threads that fan packets out to large groups (0: one per core, at
+    /// most 8). Results do not depend on it: receivers' outputs are applied
+    /// in receiver order.
+    pub threads: usize,
     /// Simulated time after which the run stops, finished or not.
     pub time_limit: Duration,
     /// Events after which the run stops, finished or not: a bound that catches
@@ -84,6 +87,7 @@ impl Default for SimConfig {
             },
             receiver: ReceiverConfig::default(),
             codecs: CodecSet::Real,
+            threads: 0,
             time_limit: Duration::from_secs(3600),
             step_limit: 2_000_000_000,
         }
@@ -341,13 +345,154 @@ impl Node {
 /// A prepared scenario. Call [`Simulation::run`].
 pub struct Simulation {
     config: SimConfig,
-    objects: Vec<(Rc<[u8]>, String)>,
+    objects: Vec<(Arc<[u8]>, String)>,
 }
 
 /// An object as the simulator checks it.
 struct Source {
-    data: Rc<[u8]>,
+    data: Arc<[u8]>,
     blocks: u32,
+}
+
+/// What handling a packet or timer at one receiver asks of the event loop.
+/// Receivers are handled apart (in parallel for a large group) and their
+/// outputs applied afterwards in receiver order, so a run does not depend on
+/// how many threads ran it.
+enum Out {
+    /// A copy of the packet being fanned out, for `rx`, arriving at `at`.
+    Later { rx: u32, at: u64 },
+    /// A feedback datagram from `rx`, with its fate on `rx`'s link; `group`
+    /// if it goes to the feedback group too.
+    Feedback {
+        packet: Box<[u8]>,
+        fate: Fate,
+        group: bool,
+        rx: u32,
+    },
+    /// `rx`'s next timer.
+    Wake { rx: u32, at: u64 },
+    /// `rx` completed.
+    Done,
+}
+
+impl Out {
+    fn digest(&self) -> u64 {
+        match self {
+            Out::Later { rx, at } => mix(1 ^ (*rx as u64) << 8) ^ at,
+            Out::Feedback { rx, packet, .. } => mix(2 ^ (*rx as u64) << 8) ^ packet.len() as u64,
+            Out::Wake { rx, at } => mix(3 ^ (*rx as u64) << 8) ^ at,
+            Out::Done => 4,
+        }
+    }
+}
+
+/// What a receiver's handling reads besides its own node.
+struct Ctx<'a> {
+    sources: &'a [Source],
+    verify: bool,
+    base: Instant,
+    link: &'a LinkConfig,
+}
+
+impl Ctx<'_> {
+    /// Hands a packet to a receiver and settles what follows.
+    #[allow(clippy::too_many_arguments)]
+    fn receive(
+        &self,
+        node: &mut Node,
+        rx: u32,
+        now_ns: u64,
+        packet: &[u8],
+        sent: Option<Sent>,
+        fbuf: &mut [u8],
+        out: &mut Vec<Out>,
+    ) {
+        let now = self.base + Duration::from_nanos(now_ns);
+        node.receiver.handle_datagram(now, packet);
+        self.settle(node, rx, now_ns, fbuf, out);
+        if let Some(sent) = sent
+            && node.done_at == Some(now_ns)
+            && node.done_sent == Sent::default()
+        {
+            node.done_sent = sent;
+        }
+    }
+
+    /// After a receiver handled something: check what it handed out, collect
+    /// its feedback, and note its next timer.
+    fn settle(&self, node: &mut Node, rx: u32, now_ns: u64, fbuf: &mut [u8], out: &mut Vec<Out>) {
+        let now = self.base + Duration::from_nanos(now_ns);
+        if drain(self.sources, self.verify, node, now_ns) {
+            out.push(Out::Done);
+        }
+        while let Some((len, to)) = node.receiver.poll_transmit(now, fbuf) {
+            let fate = self.link.fate(&mut node.link);
+            out.push(Out::Feedback {
+                packet: fbuf[..len].into(),
+                fate,
+                group: to == Destination::Feedback,
+                rx,
+            });
+        }
+        if !node.listening() {
+            return;
+        }
+        // A wake is scheduled only if it comes before the one pending: a
+        // deadline that moved later (as the idle timer does with every packet)
+        // is found when the pending wake fires, so there is no event per
+        // receiver per packet, and no pile of stale ones.
+        if let Some(t) = node.receiver.poll_timeout() {
+            let t_ns = (t.saturating_duration_since(self.base).as_nanos() as u64).max(now_ns + 1);
+            if node.wake_at.is_none_or(|w| t_ns < w) {
+                node.wake_at = Some(t_ns);
+                out.push(Out::Wake { rx, at: t_ns });
+            }
+        }
+    }
+
+    /// One pass of a fan-out over `nodes` (receivers `first..`): copies that
+    /// arrive after the base delay are handled at once, later ones are
+    /// returned as [`Out::Later`]. Returns the packets handed over.
+    #[allow(clippy::too_many_arguments)]
+    fn fan_out(
+        &self,
+        nodes: &mut [Node],
+        first: u32,
+        now_ns: u64,
+        packet: &[u8],
+        sent: Option<Sent>,
+        except: u32,
+        fbuf: &mut [u8],
+        out: &mut Vec<Out>,
+    ) -> u64 {
+        let mut handed = 0;
+        for (i, node) in nodes.iter_mut().enumerate() {
+            let rx = first + i as u32;
+            if rx == except || !node.listening() {
+                continue;
+            }
+            let fate = self.link.fate(&mut node.link);
+            for &extra in fate.extra() {
+                if extra == 0 {
+                    handed += 1;
+                    self.receive(node, rx, now_ns, packet, sent, fbuf, out);
+                } else {
+                    out.push(Out::Later {
+                        rx,
+                        at: now_ns + extra,
+                    });
+                }
+            }
+        }
+        handed
+    }
+}
+
+/// Per-thread scratch space of a fan-out.
+#[derive(Default)]
+struct Lane {
+    out: Vec<Out>,
+    fbuf: Vec<u8>,
 }
 
 /// The state of a run.
@@ -362,7 +507,7 @@ struct World<'a> {
     live: u64,
     base: Instant,
     delay_ns: u64,
-    fbuf: Vec<u8>,
+    lanes: Vec<Lane>,
     /// Receivers complete.
     done: usize,
     /// Receivers that left before completing.
@@ -370,9 +515,12 @@ struct World<'a> {
     /// Packets handed to receivers.
     deliveries: u64,
     /// Generator of the shared upstream link.
-    upstream: ChaCha8Rng,
+    upstream: LinkRng,
     verify: bool,
 }
+
+/// Fewest receivers per thread worth a thread of its own in a fan-out.
+const RECEIVERS_PER_THREAD: usize = 1024;
 
 impl World<'_> {
     fn push(&mut self, at: u64, event: Event) {
@@ -392,103 +540,193 @@ impl World<'_> {
     }
 
     fn upstream_lost(&mut self) -> bool {
-        self.cfg.upstream_loss > 0.0 && self.upstream.random::<f64>() < self.cfg.upstream_loss
+        self.cfg.upstream_loss > 0.0 && self.upstream.random() < self.cfg.upstream_loss
     }
 
-    /// Hands a packet to receiver `rx` and handles what follows.
-    fn deliver(&mut self, rx: u32, now_ns: u64, packet: &[u8], sent: Option<Sent>) {
-        let now = self.base + Duration::from_nanos(now_ns);
+    /// Hands a packet to receiver `rx` alone.
+    fn deliver(&mut self, rx: u32, now_ns: u64, packet: &Rc<[u8]>, sent: Option<Sent>) {
+        let mut lane = std::mem::take(&mut self.lanes[0]);
+        let ctx = Ctx {
+            sources: &self.sources,
+            verify: self.verify,
+            base: self.base,
+            link: &self.cfg.link,
+        };
+        ctx.receive(
+            &mut self.nodes[rx as usize],
+            rx,
+            now_ns,
+            packet,
+            sent,
+            &mut lane.fbuf,
+            &mut lane.out,
+        );
         self.deliveries += 1;
-        let node = &mut self.nodes[rx as usize];
-        node.receiver.handle_datagram(now, packet);
-        self.after(rx, now_ns);
-        let node = &mut self.nodes[rx as usize];
-        if let Some(sent) = sent
-            && node.done_at == Some(now_ns)
-            && node.done_sent == Sent::default()
-        {
-            node.done_sent = sent;
-        }
+        self.apply(&mut lane.out, now_ns, packet, sent);
+        self.lanes[0] = lane;
     }
 
-    /// After a receiver handled something: check what it handed out, send its
-    /// feedback, and schedule its next wake.
-    fn after(&mut self, rx: u32, now_ns: u64) {
-        let now = self.base + Duration::from_nanos(now_ns);
+    /// Runs receiver `rx`'s timers.
+    fn wake(&mut self, rx: u32, now_ns: u64) {
         let node = &mut self.nodes[rx as usize];
-        if drain(&self.sources, self.verify, node, now_ns) {
-            self.done += 1;
-        }
-        // Feedback: to the sender through this link and the upstream link; NACKs
-        // to the feedback group as well.
-        loop {
-            let node = &mut self.nodes[rx as usize];
-            let Some((len, to)) = node.receiver.poll_transmit(now, &mut self.fbuf) else {
-                break;
-            };
-            let packet: Rc<[u8]> = Rc::from(&self.fbuf[..len]);
-            let fate = self.cfg.link.fate(&mut node.link);
-            let lost_upstream = self.upstream_lost();
-            if !lost_upstream {
-                for &extra in fate.extra() {
-                    let at = now_ns + self.delay_ns + extra;
-                    self.push(
-                        at,
-                        Event::ToSender {
-                            packet: packet.clone(),
-                        },
-                    );
-                }
-            }
-            if to == Destination::Feedback {
-                self.push(
-                    now_ns + 2 * self.delay_ns,
-                    Event::Overhear { from: rx, packet },
-                );
-            }
-        }
-        let node = &mut self.nodes[rx as usize];
-        if !node.listening() {
+        if node.wake_at != Some(now_ns) || !node.listening() {
             return;
         }
-        if let Some(t) = node.receiver.poll_timeout() {
-            let t_ns = t.saturating_duration_since(self.base).as_nanos() as u64;
-            if node.wake_at != Some(t_ns) {
-                node.wake_at = Some(t_ns);
-                self.push(t_ns, Event::ReceiverWake { rx });
+        node.wake_at = None;
+        node.receiver
+            .handle_timeout(self.base + Duration::from_nanos(now_ns));
+        let mut lane = std::mem::take(&mut self.lanes[0]);
+        let ctx = Ctx {
+            sources: &self.sources,
+            verify: self.verify,
+            base: self.base,
+            link: &self.cfg.link,
+        };
+        ctx.settle(
+            &mut self.nodes[rx as usize],
+            rx,
+            now_ns,
+            &mut lane.fbuf,
+            &mut lane.out,
+        );
+        let none: Rc<[u8]> = Rc::from(&[][..]);
+        self.apply(&mut lane.out, now_ns, &none, None);
+        self.lanes[0] = lane;
+    }
+
+    /// Fans a packet out to every listening receiver but `except`, in one
+    /// pass (split over threads for a large group). Returns a digest of the
+    /// pass, for the trace.
+    fn fan_out(&mut self, now_ns: u64, packet: &Rc<[u8]>, sent: Option<Sent>, except: u32) -> u64 {
+        let threads = self
+            .lanes
+            .len()
+            .min(self.nodes.len() / RECEIVERS_PER_THREAD)
+            .max(1);
+        let chunk = self.nodes.len().div_ceil(threads).max(1);
+        let mut lanes = std::mem::take(&mut self.lanes);
+        let ctx = Ctx {
+            sources: &self.sources,
+            verify: self.verify,
+            base: self.base,
+            link: &self.cfg.link,
+        };
+        let bytes: &[u8] = packet;
+        let handed: u64 = if threads == 1 {
+            let lane = &mut lanes[0];
+            ctx.fan_out(
+                &mut self.nodes,
+                0,
+                now_ns,
+                bytes,
+                sent,
+                except,
+                &mut lane.fbuf,
+                &mut lane.out,
+            )
+        } else {
+            std::thread::scope(|s| {
+                let mut parts = self.nodes.chunks_mut(chunk).zip(lanes.iter_mut());
+                let (head, head_lane) = parts.next().expect("at least one chunk");
+                let ctx = &ctx;
+                let handles: Vec<_> = parts
+                    .enumerate()
+                    .map(|(i, (nodes, lane))| {
+                        let first = ((i + 1) * chunk) as u32;
+                        s.spawn(move || {
+                            ctx.fan_out(
+                                nodes,
+                                first,
+                                now_ns,
+                                bytes,
+                                sent,
+                                except,
+                                &mut lane.fbuf,
+                                &mut lane.out,
+                            )
+                        })
+                    })
+                    .collect();
+                let mut handed = ctx.fan_out(
+                    head,
+                    0,
+                    now_ns,
+                    bytes,
+                    sent,
+                    except,
+                    &mut head_lane.fbuf,
+                    &mut head_lane.out,
+                );
+                for h in handles {
+                    handed += h.join().expect("fan-out thread panicked");
+                }
+                handed
+            })
+        };
+        self.deliveries += handed;
+        // The digest covers what the receivers asked for, in receiver order,
+        // whatever the number of lanes.
+        let mut digest = mix(handed);
+        for lane in &mut lanes {
+            for o in &lane.out {
+                digest = mix(digest ^ o.digest());
+            }
+            self.apply(&mut lane.out, now_ns, packet, sent);
+        }
+        self.lanes = lanes;
+        digest
+    }
+
+    /// Applies receivers' outputs, in order.
+    fn apply(&mut self, out: &mut Vec<Out>, now_ns: u64, packet: &Rc<[u8]>, sent: Option<Sent>) {
+        for o in out.drain(..) {
+            match o {
+                Out::Later { rx, at } => self.push(
+                    at,
+                    Event::Deliver {
+                        rx,
+                        packet: packet.clone(),
+                        sent,
+                    },
+                ),
+                Out::Feedback {
+                    packet,
+                    fate,
+                    group,
+                    rx,
+                } => {
+                    let packet: Rc<[u8]> = packet.into();
+                    if !self.upstream_lost() {
+                        for &extra in fate.extra() {
+                            let at = now_ns + self.delay_ns + extra;
+                            self.push(
+                                at,
+                                Event::ToSender {
+                                    packet: packet.clone(),
+                                },
+                            );
+                        }
+                    }
+                    if group {
+                        self.push(
+                            now_ns + 2 * self.delay_ns,
+                            Event::Overhear { from: rx, packet },
+                        );
+                    }
+                }
+                Out::Wake { rx, at } => self.push(at, Event::ReceiverWake { rx }),
+                Out::Done => self.done += 1,
             }
         }
     }
+}
 
-    /// Fans a packet out to every listening receiver but `except`, in one pass:
-    /// copies that arrive after the base delay are handled at once, later ones
-    /// (jitter, reordering, duplicates) get an event of their own. Returns a
-    /// digest of who received it, for the trace.
-    fn fan_out(&mut self, now_ns: u64, packet: &Rc<[u8]>, sent: Option<Sent>, except: u32) -> u64 {
-        let mut digest = 0u64;
-        for rx in 0..self.nodes.len() as u32 {
-            let node = &mut self.nodes[rx as usize];
-            if rx == except || !node.listening() {
-                continue;
-            }
-            let fate = self.cfg.link.fate(&mut node.link);
-            for &extra in fate.extra() {
-                if extra == 0 {
-                    digest = mix(digest ^ rx as u64);
-                    self.deliver(rx, now_ns, packet, sent);
-                } else {
-                    self.push(
-                        now_ns + extra,
-                        Event::Deliver {
-                            rx,
-                            packet: packet.clone(),
-                            sent,
-                        },
-                    );
-                }
-            }
+impl Lane {
+    fn new() -> Self {
+        Self {
+            out: Vec::new(),
+            fbuf: vec![0u8; groupcast::wire::DEFAULT_MAX_DATAGRAM],
         }
-        digest
     }
 }
 
@@ -563,6 +801,10 @@ impl Simulation {
             });
         }
         let n_obj = self.objects.len();
+        let threads = match cfg.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
+            n => n,
+        };
         let mut joins = vec![(0u64, None); cfg.receivers];
         for m in &cfg.membership {
             for j in &mut joins[m.first..m.first + m.count] {
@@ -580,7 +822,7 @@ impl Simulation {
                     ..cfg.receiver.clone()
                 }),
                 link: LinkState {
-                    rng: ChaCha8Rng::seed_from_u64(
+                    rng: LinkRng::seed_from_u64(
                         cfg.seed ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
                     ),
                     loss: cfg.receiver_loss.get(i).copied().unwrap_or(cfg.link.loss),
@@ -608,11 +850,11 @@ impl Simulation {
             live: 0,
             base: Instant::now(),
             delay_ns: cfg.link.delay.as_nanos() as u64,
-            fbuf: vec![0u8; groupcast::wire::DEFAULT_MAX_DATAGRAM],
+            lanes: (0..threads).map(|_| Lane::new()).collect(),
             done: 0,
             gone: 0,
             deliveries: 0,
-            upstream: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x0005_eed0_fa11),
+            upstream: LinkRng::seed_from_u64(cfg.seed ^ 0x0005_eed0_fa11),
             verify: cfg.codecs == CodecSet::Real,
         };
         for (rx, &(join, leave)) in joins.iter().enumerate() {
@@ -698,12 +940,7 @@ impl Simulation {
                 Event::ReceiverWake { rx } => {
                     trace.update(&[3]);
                     trace.update(&rx.to_le_bytes());
-                    let node = &mut w.nodes[rx as usize];
-                    if node.wake_at == Some(now_ns) && node.listening() {
-                        node.wake_at = None;
-                        node.receiver.handle_timeout(now);
-                        w.after(rx, now_ns);
-                    }
+                    w.wake(rx, now_ns);
                 }
                 Event::ToSender { packet } => {
                     trace.update(&[4]);

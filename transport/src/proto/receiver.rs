@@ -1,6 +1,8 @@
 //! The receiving side: decodes, verifies and hands out objects.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::ops::Bound;
 use std::time::{Duration, Instant};
 
 use groupcast_fec::{BlockDecoder, CodecSet, FecId, Oti, Push};
@@ -1047,8 +1049,9 @@ impl Receiver {
     /// returns its length and destination, or `None` if nothing is due. Only
     /// sessions whose sender sends PROBEs (nack and hybrid modes) get feedback.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<(usize, Destination)> {
-        let sessions: Vec<SessionId> = self.fb.keys().copied().collect();
-        for session in sessions {
+        // Sessions in order, without collecting them (this runs after every packet).
+        let mut next = self.fb.keys().next().copied();
+        while let Some(session) = next {
             if let Some(t) = self.status_packet(now, session, buf) {
                 return Some(t);
             }
@@ -1057,6 +1060,11 @@ impl Receiver {
             {
                 return Some(t);
             }
+            next = self
+                .fb
+                .range((Bound::Excluded(session), Bound::Unbounded))
+                .next()
+                .map(|(k, _)| *k);
         }
         None
     }
@@ -1279,28 +1287,30 @@ fn object_state<'a>(
     fec: FecId,
     oti: Oti,
 ) -> Result<&'a mut ObjectState, RejectReason> {
-    if !objects.contains_key(&key) {
-        if oti.transfer_length() > config.max_object_size {
-            return Err(RejectReason::ObjectTooLarge);
-        }
-        if objects.len() >= config.max_objects {
-            return Err(RejectReason::TooManyObjects);
-        }
-        objects.insert(
-            key,
-            ObjectState {
+    let count = objects.len();
+    let o = match objects.entry(key) {
+        Entry::Occupied(e) => e.into_mut(),
+        Entry::Vacant(v) => {
+            if oti.transfer_length() > config.max_object_size {
+                return Err(RejectReason::ObjectTooLarge);
+            }
+            if count >= config.max_objects {
+                return Err(RejectReason::TooManyObjects);
+            }
+            let verify = config.codecs.codec(fec).carries_data();
+            v.insert(ObjectState {
                 fec,
                 oti,
                 info: None,
                 slots: (0..oti.source_blocks()).map(|_| Slot::Idle).collect(),
                 decoded_blocks: 0,
-                hasher: TreeHasher::new(oti.transfer_length()),
-                verify: config.codecs.codec(fec).carries_data(),
+                // Without data there is nothing to hash, and no per-unit state to hold.
+                hasher: TreeHasher::new(if verify { oti.transfer_length() } else { 0 }),
+                verify,
                 last_activity: now,
-            },
-        );
-    }
-    let o = objects.get_mut(&key).expect("inserted above");
+            })
+        }
+    };
     if o.oti != oti || o.fec != fec {
         return Err(RejectReason::OtiMismatch);
     }
