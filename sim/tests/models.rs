@@ -45,11 +45,6 @@ fn run(cfg: SimConfig, blocks: usize) -> SimReport {
     sim.run(|_, _, _| {}).unwrap()
 }
 
-/// Data packets that reached receiver `i` (carousel: no feedback is overheard).
-fn received(r: &SimReport, i: usize) -> f64 {
-    r.per_receiver[i].packets_received as f64
-}
-
 #[test]
 fn burst_loss_costs_a_carousel_more_without_interleaving() {
     // The same mean loss in bursts of 10 packets: spread over 16 blocks a
