@@ -172,6 +172,10 @@ pub struct SimArgs {
     /// run then waits only for the others.
     #[arg(long, value_parser = parse_change, value_name = "COUNT@SECONDS")]
     pub leave: Option<(usize, f64)>,
+    /// Hybrid: spare repair symbols sent beyond a NACK's need, at most one per 50 symbols of
+    /// the block (on top of the need's expected loss at the receivers' average loss rate).
+    #[arg(long, default_value_t = 2)]
+    pub repair_margin: u32,
     /// Largest blocks each receiver decodes at once (memory per receiver).
     #[arg(long, default_value_t = 64)]
     pub max_blocks_in_flight: usize,
@@ -234,6 +238,7 @@ impl From<&DemoArgs> for SimArgs {
             join: None,
             leave: None,
             max_blocks_in_flight: 64,
+            repair_margin: 2,
             scenario: None,
             json: false,
             csv: false,
@@ -301,6 +306,10 @@ fn run(args: &SimArgs, show_progress: bool) -> Result<Outcome, String> {
         rate: Some((args.rate / 8).max(1)),
         interleave: args.interleave,
         mode: args.mode.core(),
+        feedback: groupcast::FeedbackConfig {
+            repair_margin: args.repair_margin,
+            ..groupcast::FeedbackConfig::default()
+        },
         ..SenderConfig::default()
     };
     let symbol_size = sender.effective_symbol_size();

@@ -65,7 +65,6 @@ fn symbols_for(receivers: usize, quick: bool) -> usize {
 
 fn run(c: Case) -> Row {
     let blocks = c.symbols.div_ceil(c.k as usize).max(1);
-    let len = blocks * c.k as usize * T;
     let loss_for_overhead = match c.burst {
         Some(b) => b.mean_loss(c.loss),
         None => c.loss,
@@ -104,11 +103,22 @@ fn run(c: Case) -> Row {
         ..SimConfig::default()
     };
     let mut sim = Simulation::new(cfg).expect("valid scenario");
-    let mut data = vec![0u8; len];
-    for (i, b) in data.iter_mut().enumerate() {
-        *b = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes()[7];
+    // An object holds at most 256 blocks (the SBN is 8 bits), and asking for
+    // more would make its blocks larger than k: split into objects of 200.
+    let mut left = blocks;
+    let mut n = 0;
+    while left > 0 {
+        let here = left.min(200);
+        let mut data = vec![0u8; here * c.k as usize * T];
+        for (i, b) in data.iter_mut().enumerate() {
+            *b = (i as u64 ^ n)
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .to_le_bytes()[7];
+        }
+        sim.add_object(data, &format!("suite{n}.bin"));
+        left -= here;
+        n += 1;
     }
-    sim.add_object(data, "suite.bin");
     let started = Instant::now();
     let report = sim.run(|_, _, _| {}).expect("runs");
     let wall = started.elapsed();

@@ -55,6 +55,7 @@ pub struct ReceiverConfig {
     pub nack_unicast: bool,
     /// Sessions whose feedback state is kept at once. Default 4.
     pub max_sessions: usize,
+
     /// Which codecs serve the FEC schemes named on the wire. Default
     /// [`CodecSet::Real`]. With [`CodecSet::Model`] (simulations of large
     /// groups) RaptorQ blocks decode by the model's statistics,

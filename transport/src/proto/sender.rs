@@ -275,6 +275,8 @@ pub struct Sender {
     finished: bool,
     tokens: f64,
     last: Option<Instant>,
+    /// When the sender first ran, for the wait for a first STATUS.
+    started: Option<Instant>,
     events: VecDeque<SenderEvent>,
     stats: SenderStats,
     // Feedback modes.
@@ -298,7 +300,7 @@ pub struct Sender {
     linger_since: Option<Instant>,
     rate: Option<u64>,
     last_decrease: Option<Instant>,
-    /// Worst loss receivers report, decaying.
+    /// The receivers' average reported loss (a running average of STATUS reports).
     loss: f64,
 }
 
@@ -387,6 +389,7 @@ impl Sender {
             finished: false,
             tokens,
             last: None,
+            started: None,
             events: VecDeque::new(),
             stats: SenderStats {
                 grtt_us: grtt.as_micros() as u64,
@@ -614,6 +617,7 @@ impl Sender {
         if self.last.is_none_or(|l| now > l) {
             self.last = Some(now);
         }
+        self.started.get_or_insert(now);
     }
 
     /// Bytes per second repair may use: a share of the pacing rate, or of the
@@ -807,8 +811,11 @@ impl Sender {
                 }
             }
         }
+        // The typical receiver's loss: an average over the reports of all.
+        // (The largest report of a big group is mostly noise, and would buy
+        // every block far more repair than its neediest receiver lacks.)
         let reported = (st.loss_ppm as f64 / 1e6).min(0.5);
-        self.loss = self.loss.max(reported);
+        self.loss += (reported - self.loss) / 16.0;
         if let Some(a) = self.config.feedback.aimd
             && self.config.rate.is_some()
             && st.loss_ppm as f64 > a.loss_threshold * 1e6
@@ -863,11 +870,20 @@ impl Sender {
                 let limit = codec_for(self.config.fec).esi_limit(0);
                 let k = o.oti.block(sbn as u32).map_or(0, |b| b.source_symbols);
                 // A margin for the repair's own loss: `repair_margin` symbols,
-                // plus the expected loss of the repair at the worst reported
-                // loss rate p (need × p / (1 − p)). It saves most second rounds.
+                // plus the repair's expected loss at the receivers' average
+                // loss rate p (need × p / (1 − p), rounded). It saves most
+                // second rounds.
                 let p_loss = self.loss.min(0.9);
-                let margin = self.config.feedback.repair_margin
-                    + (p.need as f64 * p_loss / (1.0 - p_loss)).ceil() as u32;
+                // Blocks under 50 symbols get no fixed margin and the expected
+                // loss rounded, not rounded up: to a block of 7, one spare
+                // symbol is 14% more. Larger blocks get at most one spare
+                // symbol per whole 50.
+                let expected_loss = p.need as f64 * p_loss / (1.0 - p_loss);
+                let margin = if k < 50 {
+                    expected_loss.round() as u32
+                } else {
+                    self.config.feedback.repair_margin.min(k / 50) + expected_loss.ceil() as u32
+                };
                 for _ in 0..p.need + margin {
                     let next = &mut o.next_esi[sbn as usize];
                     self.repair_queue.push_back((object, sbn, *next));
@@ -952,10 +968,20 @@ impl Sender {
         if !self.feedback() || self.window.is_some() || self.first_pass_done {
             return false;
         }
-        let Some(edge) = self.flow_edge() else {
-            return false;
-        };
         let seq = self.prefix[self.object] + self.next_first as u64;
+        let Some(edge) = self.flow_edge() else {
+            // Nobody has reported yet. Receivers hold a bounded number of
+            // blocks, so the first window waits up to `first_status_wait` for
+            // a first STATUS instead of racing ahead of them (receivers that
+            // never report, or none at all, then get the rest unpaced by them).
+            let waited = self
+                .started
+                .zip(self.last)
+                .map_or(Duration::ZERO, |(s, l)| l.saturating_duration_since(s));
+            return self.stats.receivers_heard == 0
+                && waited < self.config.feedback.first_status_wait
+                && seq >= self.config.feedback.flow_window as u64;
+        };
         seq >= edge + self.config.feedback.flow_window as u64
     }
 
@@ -975,7 +1001,6 @@ impl Sender {
         self.grtt = decayed.clamp(fb.min_grtt, fb.max_grtt);
         self.grtt_window_max = Duration::ZERO;
         self.stats.grtt_us = self.grtt.as_micros() as u64;
-        self.loss *= 0.98;
         if let Some(a) = fb.aimd
             && let Some(max) = self.config.rate
             && self.last_decrease.is_none_or(|d| now >= d + self.grtt)
