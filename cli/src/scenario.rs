@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
 
 use crate::units::{
-    parse_burst, parse_change, parse_loss_list, parse_probability, parse_rate, parse_size,
+    LossList, parse_burst, parse_change, parse_loss_list, parse_probability, parse_rate, parse_size,
 };
 
 /// Loss-recovery mode.
@@ -153,7 +153,7 @@ pub struct SimArgs {
     /// Loss per receiver for mixed groups: comma-separated probabilities, each optionally
     /// repeated with xN (e.g. 0.01x900,0.2x100). Receivers past the list's end use --loss.
     #[arg(long, value_parser = parse_loss_list, value_name = "LIST")]
-    pub loss_list: Option<Vec<f64>>,
+    pub loss_list: Option<LossList>,
     /// Loss on the shared link between the sender and all receivers (the root of a tree): a
     /// packet lost there is lost to everyone; feedback to the sender crosses it too.
     #[arg(long, default_value = "0", value_parser = parse_probability)]
@@ -345,7 +345,7 @@ fn run(args: &SimArgs, show_progress: bool) -> Result<Outcome, String> {
             delay: Duration::from_secs_f64(args.delay_ms / 1000.0),
             jitter: Duration::from_secs_f64(args.jitter_ms / 1000.0),
         },
-        receiver_loss: args.loss_list.clone().unwrap_or_default(),
+        receiver_loss: args.loss_list.clone().map(|l| l.0).unwrap_or_default(),
         upstream_loss: args.upstream_loss,
         membership,
         codecs,
@@ -403,7 +403,7 @@ fn mean_loss(args: &SimArgs) -> f64 {
         Some((p_enter, p_leave)) => Burst { p_enter, p_leave }.mean_loss(p),
         None => p,
     };
-    let list = args.loss_list.as_deref().unwrap_or(&[]);
+    let list = args.loss_list.as_ref().map_or(&[][..], |l| &l.0[..]);
     let n = args.receivers.max(1);
     let listed: f64 = list.iter().take(n).map(|&p| link(p)).sum();
     let rest = n.saturating_sub(list.len()) as f64 * link(args.loss);
@@ -415,8 +415,8 @@ fn mean_loss(args: &SimArgs) -> f64 {
 fn worst_loss(args: &SimArgs) -> f64 {
     let worst = args
         .loss_list
-        .as_deref()
-        .unwrap_or(&[])
+        .as_ref()
+        .map_or(&[][..], |l| &l.0[..])
         .iter()
         .copied()
         .fold(args.loss, f64::max);

@@ -89,10 +89,14 @@ pub fn parse_burst(s: &str) -> Result<(f64, f64), String> {
     Ok((p_enter, p_leave))
 }
 
+/// A loss per receiver, from `--loss-list`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LossList(pub Vec<f64>);
+
 /// Parses a loss list: comma-separated probabilities, each optionally
 /// repeated with "xN", e.g. "0.01x900,0.2x100" for 900 receivers at 1% and
 /// 100 at 20%.
-pub fn parse_loss_list(s: &str) -> Result<Vec<f64>, String> {
+pub fn parse_loss_list(s: &str) -> Result<LossList, String> {
     let mut out = Vec::new();
     for part in s.split(',') {
         let part = part.trim();
@@ -111,7 +115,7 @@ pub fn parse_loss_list(s: &str) -> Result<Vec<f64>, String> {
         }
         out.extend(std::iter::repeat_n(p, n));
     }
-    Ok(out)
+    Ok(LossList(out))
 }
 
 /// Parses a group change "COUNT@SECONDS".
@@ -166,7 +170,10 @@ mod tests {
         assert_eq!(parse_burst("0.01,0.5"), Ok((0.01, 0.5)));
         assert!(parse_burst("0.01,0").unwrap_err().contains("never ends"));
         assert!(parse_burst("0.01").is_err());
-        assert_eq!(parse_loss_list("0.1x2,0.2"), Ok(vec![0.1, 0.1, 0.2]));
+        assert_eq!(
+            parse_loss_list("0.1x2,0.2"),
+            Ok(LossList(vec![0.1, 0.1, 0.2]))
+        );
         assert!(parse_loss_list("0.1x").is_err());
         assert!(parse_loss_list("2").is_err());
         assert_eq!(parse_change("10@1.5"), Ok((10, 1.5)));

@@ -1,0 +1,134 @@
+//! `groupcast sim` at the command line: determinism with bursts, the model
+//! codec, scenario files, CSV, and clear errors.
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_groupcast");
+
+fn sim(args: &[&str]) -> std::process::Output {
+    Command::new(BIN).arg("sim").args(args).output().unwrap()
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let out = sim(&all);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+const SMALL: &[&str] = &[
+    "--receivers",
+    "50",
+    "--size",
+    "128KiB",
+    "--symbol-size",
+    "64",
+    "--block-symbols",
+    "100",
+    "--loss",
+    "0.02",
+    "--burst",
+    "0.01,0.25",
+    "--seed",
+    "11",
+];
+
+#[test]
+fn same_seed_and_burst_give_identical_json() {
+    let mut a = json(SMALL);
+    let mut b = json(SMALL);
+    assert_eq!(a["completed_receivers"], 50);
+    assert_eq!(a["burst"], serde_json::json!([0.01, 0.25]));
+    for v in [&mut a, &mut b] {
+        v.as_object_mut().unwrap().remove("wall_time_s");
+    }
+    assert_eq!(a, b);
+    // Another seed is another run.
+    let mut other = SMALL.to_vec();
+    let last = other.len() - 1;
+    other[last] = "12";
+    assert_ne!(json(&other)["trace_hash"], a["trace_hash"]);
+}
+
+#[test]
+fn codec_auto_picks_the_model_for_large_runs() {
+    let small = json(&["--receivers", "10", "--size", "64KiB"]);
+    assert_eq!(small["codec"], "raptorq");
+    assert_eq!(small["bytes_verified"], true);
+    let large = json(&[
+        "--receivers",
+        "2000",
+        "--size",
+        "1MB",
+        "--symbol-size",
+        "256",
+        "--loss",
+        "0.05",
+    ]);
+    assert_eq!(large["codec"], "model");
+    assert_eq!(large["bytes_verified"], false);
+    assert_eq!(large["completed_receivers"], 2000);
+    assert!(large["completion_time_p99_s"].as_f64().unwrap() > 0.0);
+    let forced = json(&["--receivers", "10", "--size", "64KiB", "--codec", "model"]);
+    assert_eq!(forced["codec"], "model");
+}
+
+#[test]
+fn scenario_files_run_every_combination_as_csv() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/suite.toml");
+    let out = sim(&["--scenario", path, "--csv"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("scenario,mode,codec,receivers,loss,burst"));
+    assert_eq!(lines.len(), 1 + 8, "{text}");
+    assert!(lines[1].starts_with("nack against hybrid mode=nack receivers=10,nack,"));
+    let left = lines[0]
+        .split(',')
+        .position(|c| c == "left_receivers")
+        .unwrap();
+    let late = lines[8].split(',').collect::<Vec<_>>();
+    assert_eq!(late[left], "3");
+}
+
+#[test]
+fn bad_input_names_the_problem() {
+    let fails = |args: &[&str], needle: &str| {
+        let out = sim(args);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{needle:?} not in {err}");
+    };
+    fails(&["--burst", "0.1"], "P_ENTER,P_LEAVE");
+    fails(&["--burst", "0.1,0"], "never ends");
+    fails(&["--loss-list", "0.1x3,1.5"], "below 1");
+    fails(
+        &["--receivers", "5", "--join", "6@1"],
+        "--join names 6 receivers",
+    );
+    fails(&["--leave", "2"], "COUNT@SECONDS");
+    fails(
+        &["--scenario", "/nonexistent/suite.toml"],
+        "cannot read scenario file",
+    );
+    let dir = std::env::temp_dir().join(format!("gc-suite-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[[run]]\nname = \"x\"\nlos = 0.1\n").unwrap();
+    fails(
+        &["--scenario", bad.to_str().unwrap()],
+        "x: unexpected argument '--los",
+    );
+    std::fs::write(&bad, "[[run]]\nloss = [0.1, 3]\n").unwrap();
+    fails(&["--scenario", bad.to_str().unwrap()], "run1 loss=3");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
