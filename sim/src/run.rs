@@ -543,17 +543,25 @@ impl World<'_> {
         self.cfg.upstream_loss > 0.0 && self.upstream.random() < self.cfg.upstream_loss
     }
 
+    /// What receivers' handling reads, beside the receivers themselves.
+    fn split(&mut self) -> (Ctx<'_>, &mut [Node]) {
+        (
+            Ctx {
+                sources: &self.sources,
+                verify: self.verify,
+                base: self.base,
+                link: &self.cfg.link,
+            },
+            &mut self.nodes,
+        )
+    }
+
     /// Hands a packet to receiver `rx` alone.
     fn deliver(&mut self, rx: u32, now_ns: u64, packet: &Rc<[u8]>, sent: Option<Sent>) {
         let mut lane = std::mem::take(&mut self.lanes[0]);
-        let ctx = Ctx {
-            sources: &self.sources,
-            verify: self.verify,
-            base: self.base,
-            link: &self.cfg.link,
-        };
+        let (ctx, nodes) = self.split();
         ctx.receive(
-            &mut self.nodes[rx as usize],
+            &mut nodes[rx as usize],
             rx,
             now_ns,
             packet,
@@ -576,14 +584,9 @@ impl World<'_> {
         node.receiver
             .handle_timeout(self.base + Duration::from_nanos(now_ns));
         let mut lane = std::mem::take(&mut self.lanes[0]);
-        let ctx = Ctx {
-            sources: &self.sources,
-            verify: self.verify,
-            base: self.base,
-            link: &self.cfg.link,
-        };
+        let (ctx, nodes) = self.split();
         ctx.settle(
-            &mut self.nodes[rx as usize],
+            &mut nodes[rx as usize],
             rx,
             now_ns,
             &mut lane.fbuf,
@@ -605,17 +608,12 @@ impl World<'_> {
             .max(1);
         let chunk = self.nodes.len().div_ceil(threads).max(1);
         let mut lanes = std::mem::take(&mut self.lanes);
-        let ctx = Ctx {
-            sources: &self.sources,
-            verify: self.verify,
-            base: self.base,
-            link: &self.cfg.link,
-        };
+        let (ctx, nodes) = self.split();
         let bytes: &[u8] = packet;
         let handed: u64 = if threads == 1 {
             let lane = &mut lanes[0];
             ctx.fan_out(
-                &mut self.nodes,
+                nodes,
                 0,
                 now_ns,
                 bytes,
@@ -626,7 +624,7 @@ impl World<'_> {
             )
         } else {
             std::thread::scope(|s| {
-                let mut parts = self.nodes.chunks_mut(chunk).zip(lanes.iter_mut());
+                let mut parts = nodes.chunks_mut(chunk).zip(lanes.iter_mut());
                 let (head, head_lane) = parts.next().expect("at least one chunk");
                 let ctx = &ctx;
                 let handles: Vec<_> = parts
