@@ -67,9 +67,9 @@ pub mod wire;
 pub use channel::Channel;
 pub use groupcast_fec::{CodecSet, FecId};
 pub use proto::{
-    Aimd, Destination, FailReason, FeedbackConfig, FlowPolicy, Mode, ObjectId, Receiver,
-    ReceiverConfig, ReceiverEvent, ReceiverStats, RejectReason, Rounds, Sender, SenderConfig,
-    SenderError, SenderEvent, SenderStats, SessionId,
+    Admission, Aimd, BoundObject, Destination, FailReason, FeedbackConfig, FlowPolicy, Mode,
+    ObjectId, Receiver, ReceiverConfig, ReceiverEvent, ReceiverStats, RejectReason, Rounds, Sender,
+    SenderConfig, SenderError, SenderEvent, SenderStats, SessionId,
 };
 
 /// The README's examples, compiled and run as doctests.

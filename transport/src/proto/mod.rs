@@ -23,7 +23,8 @@ mod sender;
 pub use feedback::{Aimd, FeedbackConfig, FlowPolicy, Mode};
 pub use hash::UNIT as HASH_UNIT;
 pub use receiver::{
-    Destination, FailReason, Receiver, ReceiverConfig, ReceiverEvent, ReceiverStats, RejectReason,
+    Admission, BoundObject, Destination, FailReason, Receiver, ReceiverConfig, ReceiverEvent,
+    ReceiverStats, RejectReason,
 };
 pub use sender::{Rounds, Sender, SenderConfig, SenderError, SenderEvent, SenderStats};
 

@@ -56,6 +56,19 @@ pub struct ReceiverConfig {
     /// Sessions whose feedback state is kept at once. Default 4.
     pub max_sessions: usize,
 
+    /// Which objects the receiver takes before [`Receiver::bind`]. Default
+    /// [`Admission::Open`].
+    pub admission: Admission,
+    /// Largest block accepted, K × T bytes. An object whose largest block is
+    /// larger is refused (`block_too_large`) before anything is allocated.
+    /// Default 64 MiB (a block of the default K = 1000, T = 1188 is 1.2 MB).
+    pub max_block_bytes: u64,
+    /// Bytes that blocks in flight may hold at once, each block counted at its
+    /// most (2 × K × T + 2 × `HASH_UNIT`). A symbol for a new block that would
+    /// pass this is deferred, like one beyond `max_blocks_in_flight`. Default
+    /// 256 MiB.
+    pub max_buffered_bytes: u64,
+
     /// Which codecs serve the FEC schemes named on the wire. Default
     /// [`CodecSet::Real`]. With [`CodecSet::Model`] (simulations of large
     /// groups) RaptorQ blocks decode by the model's statistics,
@@ -81,6 +94,9 @@ impl Default for ReceiverConfig {
             status_interval: Duration::from_millis(50),
             nack_unicast: false,
             max_sessions: 4,
+            admission: Admission::Open,
+            max_block_bytes: 64 << 20,
+            max_buffered_bytes: 256 << 20,
             codecs: CodecSet::Real,
         }
     }
@@ -94,9 +110,52 @@ impl ReceiverConfig {
     /// partial hash units (2 × 64 KiB); add one whole-object buffer per object
     /// of at most one hash unit.
     pub fn buffer_bound(&self, t: u16, max_k: u32) -> u64 {
-        let per_block = 2 * t as u64 * max_k as u64 + 2 * super::hash::UNIT;
-        self.max_blocks_in_flight as u64 * per_block + self.max_objects as u64 * super::hash::UNIT
+        let block = (t as u64 * max_k as u64).min(self.max_block_bytes);
+        let per_block = 2 * block + 2 * super::hash::UNIT;
+        let blocks = (self.max_blocks_in_flight as u64 * per_block).min(self.max_buffered_bytes);
+        blocks + self.max_objects as u64 * super::hash::UNIT
     }
+
+    /// Upper bound on [`ReceiverStats::buffered_bytes`] whatever the senders
+    /// claim: the blocks in flight within `max_buffered_bytes`, plus one
+    /// whole-object hash unit per object.
+    pub fn worst_case_buffer(&self) -> u64 {
+        self.max_buffered_bytes + self.max_objects as u64 * super::hash::UNIT
+    }
+}
+
+/// Which objects a receiver takes before it is bound to a manifest
+/// ([`Receiver::bind`]). See protocol.md §11.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Every object of every accepted session. For library users and the
+    /// simulator, who decide themselves what to keep.
+    Open,
+    /// Only object 0, the manifest, of each session; its state is created by
+    /// its OBJECT_INFO alone (DATA that comes first is deferred). At most
+    /// `max_sessions` sessions are candidates at once: a further one evicts
+    /// the oldest (`candidates_evicted`). Everything else is refused
+    /// (`unexpected_object`) until [`Receiver::bind`] names the objects.
+    Manifest {
+        /// Accept only a manifest with this BLAKE3 hash (the transfer id):
+        /// an OBJECT_INFO for object 0 with another hash is `wrong_transfer`.
+        expect: Option<[u8; 32]>,
+        /// Largest manifest accepted (`object_too_large` beyond).
+        max_size: u64,
+    },
+}
+
+/// One object a verified manifest names: see [`Receiver::bind`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoundObject {
+    /// Its object id.
+    pub object: ObjectId,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its BLAKE3 hash.
+    pub hash: [u8; 32],
+    /// Its name (the manifest path); OBJECT_INFO must carry the same.
+    pub name: String,
 }
 
 /// Why a datagram was refused. Each is counted in [`ReceiverStats`].
@@ -142,11 +201,23 @@ pub enum RejectReason {
     OtiMismatch,
     /// Hash or name differs from an earlier OBJECT_INFO of the object.
     InfoMismatch,
+    /// An object the bound manifest does not list, or (before a manifest is
+    /// bound, under [`Admission::Manifest`]) any object but the manifest.
+    UnexpectedObject,
+    /// Size, hash or name differ from the bound manifest's line for the object.
+    ManifestMismatch,
+    /// A manifest whose hash is not the transfer id the receiver expects.
+    WrongTransfer,
+    /// A block larger than `max_block_bytes`.
+    BlockTooLarge,
+    /// A PROBE whose counters cannot be true (for example more DATA sent since
+    /// the last PROBE than could be); its counters are ignored.
+    Implausible,
 }
 
 impl RejectReason {
     /// Every reason, in a stable order.
-    pub const ALL: [RejectReason; 20] = [
+    pub const ALL: [RejectReason; 25] = [
         Self::Truncated,
         Self::Oversized,
         Self::BadMagic,
@@ -167,6 +238,11 @@ impl RejectReason {
         Self::TooManyObjects,
         Self::OtiMismatch,
         Self::InfoMismatch,
+        Self::UnexpectedObject,
+        Self::ManifestMismatch,
+        Self::WrongTransfer,
+        Self::BlockTooLarge,
+        Self::Implausible,
     ];
 
     /// A stable snake_case name, as used in `rejected_by_reason`.
@@ -192,6 +268,11 @@ impl RejectReason {
             Self::TooManyObjects => "too_many_objects",
             Self::OtiMismatch => "oti_mismatch",
             Self::InfoMismatch => "info_mismatch",
+            Self::UnexpectedObject => "unexpected_object",
+            Self::ManifestMismatch => "manifest_mismatch",
+            Self::WrongTransfer => "wrong_transfer",
+            Self::BlockTooLarge => "block_too_large",
+            Self::Implausible => "implausible",
         }
     }
 }
@@ -226,6 +307,8 @@ pub enum FailReason {
     HashMismatch,
     /// Nothing was heard of the object for `idle_timeout`.
     Idle,
+    /// A candidate manifest evicted by a newer one ([`Admission::Manifest`]).
+    Evicted,
 }
 
 /// Something the receiver hands to its application.
@@ -319,6 +402,13 @@ pub struct ReceiverStats {
     /// Feedback packets that were not for a receiver (STATUS), or of sessions
     /// beyond `max_sessions`, ignored.
     pub feedback_ignored: u64,
+    /// Candidate manifests evicted by newer ones ([`Admission::Manifest`]).
+    pub candidates_evicted: u64,
+    /// Feedback sessions dropped after `idle_timeout` without a PROBE.
+    pub feedback_expired: u64,
+    /// Symbols deferred because `max_buffered_bytes` was reached (also
+    /// counted in `symbols_deferred`).
+    pub buffer_full: u64,
 }
 
 /// Where a receiver's feedback datagram goes.
@@ -422,6 +512,8 @@ struct ObjectState {
     /// only for the model codec).
     verify: bool,
     last_activity: Instant,
+    /// Order of creation, for evicting the oldest candidate manifest.
+    created: u64,
 }
 
 type Key = (SessionId, ObjectId);
@@ -439,6 +531,12 @@ pub struct Receiver {
     completed: HashSet<Key>,
     completed_order: VecDeque<Key>,
     in_flight: usize,
+    /// Bytes reserved by the blocks in flight, each at its most.
+    reserved: u64,
+    /// Objects created so far (for `ObjectState::created`).
+    created: u64,
+    /// The objects of the bound manifest, once [`Receiver::bind`] was called.
+    bound: Option<HashMap<ObjectId, BoundObject>>,
     events: VecDeque<ReceiverEvent>,
     stats: ReceiverStats,
     fb: BTreeMap<SessionId, SessionFb>,
@@ -456,6 +554,9 @@ impl Receiver {
             completed: HashSet::new(),
             completed_order: VecDeque::new(),
             in_flight: 0,
+            reserved: 0,
+            created: 0,
+            bound: None,
             events: VecDeque::new(),
             stats: ReceiverStats::default(),
         }
@@ -482,6 +583,58 @@ impl Receiver {
             self.remove(key);
         }
         self.fb.retain(|s, _| *s == session);
+    }
+
+    /// Binds the receiver to a verified manifest: it accepts only `session`
+    /// (as [`Receiver::lock_session`]), and of it only the objects listed, each
+    /// only with the size, hash and name listed (anything else is refused as
+    /// `unexpected_object` or `manifest_mismatch`). Objects already in
+    /// progress that the list does not name are dropped. A listed object needs
+    /// no OBJECT_INFO of its own any more, and an empty one completes at once.
+    pub fn bind(&mut self, session: SessionId, objects: impl IntoIterator<Item = BoundObject>) {
+        self.lock_session(session);
+        let bound: HashMap<ObjectId, BoundObject> =
+            objects.into_iter().map(|b| (b.object, b)).collect();
+        let stale: Vec<Key> = self
+            .objects
+            .iter()
+            .filter(|(k, o)| {
+                bound.get(&k.1).is_none_or(|b| {
+                    b.size != o.oti.transfer_length()
+                        || o.info
+                            .as_ref()
+                            .is_some_and(|i| i.hash != b.hash || i.name != b.name)
+                })
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for key in stale {
+            self.remove(key);
+        }
+        for (id, b) in &bound {
+            let key = (session, *id);
+            if let Some(o) = self.objects.get_mut(&key) {
+                o.info = Some(Info {
+                    hash: b.hash,
+                    name: b.name.clone(),
+                });
+            }
+        }
+        let empty: Vec<BoundObject> = bound
+            .values()
+            .filter(|b| b.size == 0 && b.hash == *blake3::hash(b"").as_bytes())
+            .cloned()
+            .collect();
+        self.bound = Some(bound);
+        // An empty object has no block to wait for: the manifest's line is all
+        // there is to verify.
+        for b in empty {
+            let key = (session, b.object);
+            if !self.completed.contains(&key) {
+                self.remove(key);
+                self.record_complete(key, 0, b.hash, b.name);
+            }
+        }
     }
 
     /// The configuration in force.
@@ -535,14 +688,23 @@ impl Receiver {
             } else {
                 None
             };
-            [f.nack_at, status]
+            [
+                f.nack_at,
+                status,
+                Some(f.probe_at + self.config.idle_timeout),
+            ]
         });
         idle.into_iter().chain(fb.flatten()).min()
     }
 
-    /// Abandons objects that have been idle for `idle_timeout`.
+    /// Abandons objects that have been idle for `idle_timeout`, and feedback
+    /// sessions that have heard no PROBE for as long.
     pub fn handle_timeout(&mut self, now: Instant) {
         let timeout = self.config.idle_timeout;
+        let before = self.fb.len();
+        self.fb
+            .retain(|_, f| now.saturating_duration_since(f.probe_at) < timeout);
+        self.stats.feedback_expired += (before - self.fb.len()) as u64;
         let expired: Vec<Key> = self
             .objects
             .iter()
@@ -597,37 +759,47 @@ impl Receiver {
     fn handle_data(&mut self, now: Instant, d: DataRepr<'_>) -> Result<(), RejectReason> {
         self.accept_session(d.session)?;
         let key = (SessionId(d.session), ObjectId(d.object));
-        if let Some(f) = self.fb.get_mut(&key.0) {
-            f.data += 1;
-            f.bytes += d.symbol.len() as u64;
-            // DATA for a block behind the sender's progress is repair: more
-            // may be coming, so hold our own request for it back a GRTT.
-            if (d.object, d.sbn) < f.progress {
-                let h = f.holdoff.entry((d.object, d.sbn)).or_insert(now);
-                *h = (*h).max(now + f.grtt);
-            }
-        }
         if self.completed.contains(&key) {
+            self.count_data(now, key, &d);
             self.stats.duplicates += 1;
             return Ok(());
         }
+        self.admit(key, d.oti.transfer_length(), None)?;
+        if !self.objects.contains_key(&key)
+            && matches!(self.config.admission, Admission::Manifest { .. })
+            && self.bound.is_none()
+        {
+            // A candidate manifest is opened by its OBJECT_INFO, which names
+            // its hash; its DATA is caught later.
+            self.stats.symbols_deferred += 1;
+            return Ok(());
+        }
+        self.open_object(now, key, d.fec, d.oti)?;
+        self.count_data(now, key, &d);
         let Self {
             config,
             objects,
             in_flight,
+            reserved,
             events,
             stats,
             ..
         } = self;
-        let o = object_state(objects, config, now, key, d.fec, d.oti)?;
+        let o = objects.get_mut(&key).expect("opened above");
         let slot = &mut o.slots[d.sbn as usize];
         if matches!(slot, Slot::Done) {
             stats.duplicates += 1;
             return Ok(());
         }
         if matches!(slot, Slot::Idle) {
+            let reserve = reserve_of(&o.oti, d.sbn);
             if *in_flight >= config.max_blocks_in_flight {
                 stats.symbols_deferred += 1;
+                return Ok(());
+            }
+            if *reserved + reserve > config.max_buffered_bytes {
+                stats.symbols_deferred += 1;
+                stats.buffer_full += 1;
                 return Ok(());
             }
             let block = o
@@ -641,6 +813,7 @@ impl Receiver {
                 .map_err(|_| RejectReason::InvalidOti)?;
             *slot = Slot::Active(decoder);
             *in_flight += 1;
+            *reserved += reserve;
         }
         let Slot::Active(decoder) = slot else {
             unreachable!("slot is active here")
@@ -662,6 +835,7 @@ impl Receiver {
                 stats.buffered_bytes -= after;
                 *slot = Slot::Done;
                 *in_flight -= 1;
+                *reserved -= reserve_of(&o.oti, d.sbn);
                 stats.blocks_decoded += 1;
                 o.decoded_blocks += 1;
                 let block = o
@@ -688,13 +862,129 @@ impl Receiver {
         Ok(())
     }
 
+    /// Counts an accepted DATA packet for its session's loss estimate, and
+    /// holds back our own request for a block behind the sender's progress
+    /// (repair: more may be coming) for a GRTT.
+    fn count_data(&mut self, now: Instant, key: Key, d: &DataRepr<'_>) {
+        let Some(f) = self.fb.get_mut(&key.0) else {
+            return;
+        };
+        f.data += 1;
+        f.bytes += d.symbol.len() as u64;
+        let known = self.objects.contains_key(&key);
+        if known && (d.object, d.sbn) < f.progress {
+            // Bounded: only objects in progress, and at most MAX_HOLDOFFS.
+            if f.holdoff.len() >= MAX_HOLDOFFS {
+                f.holdoff.retain(|_, h| *h > now);
+            }
+            if f.holdoff.len() < MAX_HOLDOFFS {
+                let h = f.holdoff.entry((d.object, d.sbn)).or_insert(now);
+                *h = (*h).max(now + f.grtt);
+            }
+        }
+    }
+
+    /// Whether the object may be received at all: listed by the bound
+    /// manifest with this size (and `hash`, from an OBJECT_INFO), or allowed
+    /// by the admission in force.
+    fn admit(
+        &self,
+        key: Key,
+        size: u64,
+        info: Option<(&[u8; 32], &str)>,
+    ) -> Result<(), RejectReason> {
+        if let Some(bound) = &self.bound {
+            let Some(b) = bound.get(&key.1) else {
+                return Err(RejectReason::UnexpectedObject);
+            };
+            if b.size != size || info.is_some_and(|(h, n)| *h != b.hash || n != b.name) {
+                return Err(RejectReason::ManifestMismatch);
+            }
+            return Ok(());
+        }
+        match self.config.admission {
+            Admission::Open => Ok(()),
+            Admission::Manifest { expect, max_size } => {
+                if key.1 != ObjectId(0) {
+                    return Err(RejectReason::UnexpectedObject);
+                }
+                if size > max_size {
+                    return Err(RejectReason::ObjectTooLarge);
+                }
+                if let (Some(want), Some((h, _))) = (expect, info)
+                    && *h != want
+                {
+                    return Err(RejectReason::WrongTransfer);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Finds or opens the state of an object, enforcing the limits. Under
+    /// [`Admission::Manifest`], a new candidate beyond `max_sessions` evicts
+    /// the oldest.
+    fn open_object(
+        &mut self,
+        now: Instant,
+        key: Key,
+        fec: FecId,
+        oti: Oti,
+    ) -> Result<&mut ObjectState, RejectReason> {
+        if !self.objects.contains_key(&key) {
+            if oti.transfer_length() > self.config.max_object_size {
+                return Err(RejectReason::ObjectTooLarge);
+            }
+            let largest = oti.max_block_symbols() as u64 * oti.symbol_size() as u64;
+            if largest > self.config.max_block_bytes {
+                return Err(RejectReason::BlockTooLarge);
+            }
+            let candidates =
+                matches!(self.config.admission, Admission::Manifest { .. }) && self.bound.is_none();
+            if candidates && self.objects.len() >= self.config.max_sessions.max(1) {
+                let oldest = self
+                    .objects
+                    .iter()
+                    .min_by_key(|(_, o)| o.created)
+                    .map(|(k, _)| *k);
+                if let Some(old) = oldest {
+                    self.stats.candidates_evicted += 1;
+                    self.fail(old, FailReason::Evicted);
+                }
+            }
+            if self.objects.len() >= self.config.max_objects {
+                return Err(RejectReason::TooManyObjects);
+            }
+        }
+        let prefill = self
+            .bound
+            .as_ref()
+            .and_then(|b| b.get(&key.1))
+            .map(|b| Info {
+                hash: b.hash,
+                name: b.name.clone(),
+            });
+        self.created += 1;
+        object_state(
+            &mut self.objects,
+            &self.config,
+            now,
+            key,
+            fec,
+            oti,
+            prefill,
+            self.created,
+        )
+    }
+
     fn handle_info(&mut self, now: Instant, i: InfoRepr<'_>) -> Result<(), RejectReason> {
         self.accept_session(i.session)?;
         let key = (SessionId(i.session), ObjectId(i.object));
         if self.completed.contains(&key) {
             return Ok(());
         }
-        let o = object_state(&mut self.objects, &self.config, now, key, i.fec, i.oti)?;
+        self.admit(key, i.oti.transfer_length(), Some((&i.hash, i.name)))?;
+        let o = self.open_object(now, key, i.fec, i.oti)?;
         match &o.info {
             Some(info) if info.hash != i.hash || info.name != i.name => {
                 return Err(RejectReason::InfoMismatch);
@@ -739,6 +1029,11 @@ impl Receiver {
         }
         let o = self.remove(key).expect("present");
         let info = o.info.expect("checked above");
+        self.record_complete(key, o.oti.transfer_length(), info.hash, info.name);
+    }
+
+    /// Remembers a verified object as complete and says so.
+    fn record_complete(&mut self, key: Key, size: u64, hash: [u8; 32], name: String) {
         self.stats.objects_completed += 1;
         if self.completed_order.len() >= self.config.completed_history.max(1)
             && let Some(old) = self.completed_order.pop_front()
@@ -755,19 +1050,20 @@ impl Receiver {
         self.events.push_back(ReceiverEvent::ObjectComplete {
             session: key.0,
             object: key.1,
-            size: o.oti.transfer_length(),
-            hash: info.hash,
-            name: info.name,
+            size,
+            hash,
+            name,
         });
     }
 
     fn remove(&mut self, key: Key) -> Option<ObjectState> {
         let o = self.objects.remove(&key)?;
         let mut freed = o.hasher.buffered_bytes() as u64;
-        for slot in &o.slots {
+        for (sbn, slot) in o.slots.iter().enumerate() {
             if let Slot::Active(d) = slot {
                 freed += d.buffered_bytes() as u64;
                 self.in_flight -= 1;
+                self.reserved -= reserve_of(&o.oti, sbn as u8);
             }
         }
         self.stats.buffered_bytes -= freed.min(self.stats.buffered_bytes);
@@ -837,9 +1133,19 @@ impl Receiver {
             );
         }
         let f = self.fb.get_mut(&session).expect("inserted above");
+        let got = f.data.saturating_sub(f.data_at_probe);
+        if p.sent > f.probe_sent
+            && p.sent - f.probe_sent > 64 * (got + 16)
+            && now.saturating_duration_since(f.probe_at) < Duration::from_secs(2)
+        {
+            // Far more DATA claimed than could have gone by: a forged counter
+            // would freeze or poison the loss estimate. (After two silent
+            // seconds, an outage, the counter is taken as it comes.)
+            return Err(RejectReason::Implausible);
+        }
         if p.sent > f.probe_sent {
             let sent = (p.sent - f.probe_sent) as f64;
-            let got = f.data.saturating_sub(f.data_at_probe) as f64;
+            let got = got as f64;
             let sample = (1.0 - got / sent).clamp(0.0, 1.0);
             f.loss = 0.75 * f.loss + 0.25 * sample;
             let dt = now.saturating_duration_since(f.probe_at).as_secs_f64();
@@ -851,14 +1157,25 @@ impl Receiver {
             f.data_at_probe = f.data;
             f.bytes_at_probe = f.bytes;
         }
-        f.grtt = Duration::from_micros(p.grtt_us as u64);
+        // At most double per PROBE, and never beyond MAX_PROBE_GRTT: NACK
+        // timers and holdoffs scale with it.
+        let grtt = Duration::from_micros(p.grtt_us as u64).min(MAX_PROBE_GRTT);
+        f.grtt = if f.grtt.is_zero() {
+            grtt
+        } else {
+            grtt.min(f.grtt * 2)
+        };
         // Group 0: the sender has heard from nobody yet (early in a session),
         // so the size is unknown; assume a large group until it says.
         f.group = match p.group_log2 {
             0 => UNKNOWN_GROUP,
             g => (2f64).powi(g as i32),
         };
-        f.objects = p.objects;
+        // Never more objects than the bound manifest has.
+        f.objects = match &self.bound {
+            Some(b) => p.objects.min(b.keys().map(|o| o.0 + 1).max().unwrap_or(0)),
+            None => p.objects,
+        };
         f.progress = if p.flags & PROBE_END != 0 {
             (p.objects, 0)
         } else {
@@ -959,7 +1276,9 @@ impl Receiver {
         let mut missing_info = 0;
         for object in 0..upto {
             let key = (session, ObjectId(object));
-            if self.completed.contains(&key) {
+            if self.completed.contains(&key)
+                || self.bound.as_ref().is_some_and(|b| !b.contains_key(&key.1))
+            {
                 continue;
             }
             let Some(o) = self.objects.get(&key) else {
@@ -1221,6 +1540,21 @@ impl Receiver {
 /// Group size assumed while the sender tracks no receiver yet.
 const UNKNOWN_GROUP: f64 = 1000.0;
 
+/// Most holdoff entries one session keeps (expired ones are pruned first).
+const MAX_HOLDOFFS: usize = 1 << 16;
+
+/// Longest GRTT a receiver believes of a PROBE; a PROBE may also at most
+/// double the GRTT the last one said, so one forged PROBE cannot push NACK
+/// timers far away.
+const MAX_PROBE_GRTT: Duration = Duration::from_secs(10);
+
+/// Bytes a block in flight may hold at most: its source symbols in place,
+/// fewer than K repair symbols beside them, and two partial hash units.
+fn reserve_of(oti: &Oti, sbn: u8) -> u64 {
+    let k = oti.block(sbn as u32).map_or(0, |b| b.source_symbols) as u64;
+    2 * k * oti.symbol_size() as u64 + 2 * super::hash::UNIT
+}
+
 /// How long a block is held off after a NACK for it was sent or heard: the
 /// longest backoff plus two GRTT (the repair's round trip), so that no timer
 /// drawn in the same round outlives it.
@@ -1280,6 +1614,7 @@ fn covers(theirs: &[(u32, u32)], mine: &[(u32, u32)]) -> bool {
 }
 
 /// Finds or opens the state of an object, enforcing the limits.
+#[allow(clippy::too_many_arguments)]
 fn object_state<'a>(
     objects: &'a mut HashMap<Key, ObjectState>,
     config: &ReceiverConfig,
@@ -1287,22 +1622,18 @@ fn object_state<'a>(
     key: Key,
     fec: FecId,
     oti: Oti,
+    info: Option<Info>,
+    created: u64,
 ) -> Result<&'a mut ObjectState, RejectReason> {
-    let count = objects.len();
     let o = match objects.entry(key) {
         Entry::Occupied(e) => e.into_mut(),
         Entry::Vacant(v) => {
-            if oti.transfer_length() > config.max_object_size {
-                return Err(RejectReason::ObjectTooLarge);
-            }
-            if count >= config.max_objects {
-                return Err(RejectReason::TooManyObjects);
-            }
             let verify = config.codecs.codec(fec).carries_data();
             v.insert(ObjectState {
                 fec,
                 oti,
-                info: None,
+                created,
+                info,
                 slots: (0..oti.source_blocks()).map(|_| Slot::Idle).collect(),
                 decoded_blocks: 0,
                 // Without data there is nothing to hash, and no per-unit state to hold.
