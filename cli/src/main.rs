@@ -36,15 +36,29 @@ enum Command {
     Sim(scenario::SimArgs),
     /// Send a file or directory to a channel over IPv6 multicast.
     ///
-    /// Sends the files (with a manifest of paths, sizes and modes) in carousel rounds: source
-    /// symbols, then fresh RaptorQ repair symbols every round, so receivers repair their own
-    /// losses, and late joiners catch up on later rounds.
+    /// Sends the files with a manifest of their paths, sizes, modes and BLAKE3 hashes, and prints
+    /// the transfer id (the manifest's hash; see `groupcast id`). By default (hybrid) it sends
+    /// each block's source symbols, then fresh RaptorQ repair for what receivers report
+    /// missing, and exits once every receiver is complete; `--mode carousel` loops with no back
+    /// channel instead.
     Send(net::SendArgs),
     /// Receive the files sent to a channel, verified, into a directory.
     ///
-    /// Each file is written through a temporary file and renamed into place only after its
-    /// BLAKE3 hash matched. Exits 0 once every file in the manifest is complete.
+    /// Takes nothing but a manifest until one verifies (with --expect, only the one with that
+    /// transfer id); then only the files that manifest lists, each written through a temporary
+    /// file and renamed into place, without following links or replacing anything, once its
+    /// size and BLAKE3 hash match the manifest. Exits 0 once every file of the manifest is in
+    /// place; non-zero, naming them, if some were refused.
     Recv(net::RecvArgs),
+    /// Print the transfer id of a file or directory, without sending anything.
+    ///
+    /// The id is the BLAKE3 hash of the manifest `groupcast send PATH` would send: it depends
+    /// only on the files (their paths, sizes, modes and contents). Hand it to receivers over a
+    /// channel you trust, and `groupcast recv --expect ID` accepts that transfer and no other.
+    Id {
+        /// The file or directory.
+        path: std::path::PathBuf,
+    },
     /// Print the IPv6 multicast group of a channel name.
     ///
     /// The group is ff1e::/16 followed by the first 14 bytes of BLAKE3(NAME), the address
@@ -65,6 +79,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => scenario::sim(&args),
         Command::Send(args) => net::send(&args),
         Command::Recv(args) => net::recv(&args),
+        Command::Id { path } => net::id(&path),
         Command::Channel { name, verbose } => {
             let ch = groupcast::Channel::new(&name);
             println!("{}", ch.group());

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 use groupcast::io::NetConfig;
-use groupcast::io::files::{receive_into, send_path};
+use groupcast::io::files::{SinkConfig, TransferId, receive_into, send_path};
 use groupcast::{
     Channel, FeedbackConfig, FlowPolicy, Mode, ReceiverConfig, Rounds, SenderConfig, SessionId,
 };
@@ -93,6 +93,10 @@ pub struct SendArgs {
     /// A receiver silent for this many seconds stops counting for flow control and completion.
     #[arg(long, default_value_t = 5.0)]
     pub receiver_timeout: f64,
+    /// A receiver that keeps reporting but makes no progress for this many seconds stops
+    /// holding back flow control and completion (a wedged receiver, or a forged one).
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    pub stall_timeout: f64,
     /// Repair may use at most this share of the sending rate (of the measured rate with
     /// --rate max), so forged NACKs cannot amplify traffic.
     #[arg(long, default_value_t = 0.5)]
@@ -139,9 +143,23 @@ pub struct RecvArgs {
     /// UDP port.
     #[arg(long, default_value_t = groupcast::channel::DEFAULT_PORT)]
     pub port: u16,
-    /// Accept packets only from this sender address.
+    /// Accept packets only from this sender address (source-specific join); feedback from
+    /// other receivers is still heard on the feedback group.
     #[arg(long)]
     pub source: Option<Ipv6Addr>,
+    /// Accept only the transfer with this id (64 hex digits, as `groupcast id PATH` or
+    /// `groupcast send` print it) and ignore every other: without it, any host on the group
+    /// can impersonate the sender.
+    #[arg(long, value_name = "ID")]
+    pub expect: Option<TransferId>,
+    /// Replace files that already exist in --output (without it, such a file is refused and
+    /// the receiver exits non-zero naming it).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Apply the manifest's permission bits as they are (without it, they are masked by the
+    /// umask and never world-writable).
+    #[arg(long)]
+    pub keep_modes: bool,
     /// Give up after this many seconds (exit non-zero; no partial file is left under its final name).
     #[arg(long)]
     pub timeout: Option<f64>,
@@ -212,6 +230,9 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
     if !(args.receiver_timeout > 0.0 && args.receiver_timeout < 1e6) {
         return Err("--receiver-timeout must be a positive number of seconds".into());
     }
+    if !(args.stall_timeout > 0.0 && args.stall_timeout < 1e6) {
+        return Err("--stall-timeout must be a positive number of seconds".into());
+    }
     if !(0.0..1.0).contains(&args.congestion_loss) {
         return Err("--congestion-loss must lie in 0 (off) up to below 1".into());
     }
@@ -259,6 +280,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
             max_receivers: args.max_receivers.max(1),
             max_nack_rate: args.max_nack_rate.max(1),
             receiver_timeout: Duration::from_secs_f64(args.receiver_timeout),
+            stall_timeout: Duration::from_secs_f64(args.stall_timeout),
             repair_share: args.repair_share,
             aimd,
             ..FeedbackConfig::default()
@@ -292,6 +314,9 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
         &net,
         config,
         &args.path,
+        |id| {
+            eprintln!("transfer id {id} (receivers can pin it: recv --expect {id})");
+        },
         |s| {
             if mode.has_feedback() {
                 pb.set_message(format!(
@@ -377,6 +402,10 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
             "probes_sent": stats.probes_sent,
             "grtt_us": stats.grtt_us,
             "rate_bytes_per_s": stats.rate,
+            "receivers_stalled": stats.receivers_stalled,
+            "nacks_dropped_per_source": stats.nacks_dropped_per_source,
+            "echoes_refused": stats.echoes_refused,
+            "transfer_id": report.transfer_id.map(|i| i.to_string()),
             "finished": finished,
         }),
     )?;
@@ -415,6 +444,19 @@ pub fn recv(args: &RecvArgs) -> Result<(), String> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
+    if args.expect.is_none() {
+        eprintln!(
+            "warning: no --expect ID: any host that can send to the group can impersonate the \
+sender; pin the transfer with the id `groupcast id PATH` prints"
+        );
+    }
+    let sink_config = SinkConfig {
+        overwrite: args.overwrite,
+        keep_modes: args.keep_modes,
+        expect: args.expect,
+        max_file_size: args.max_object_size,
+        check_space: true,
+    };
     let receiver_config = ReceiverConfig {
         id: SessionId::from_seed(nanos ^ u64::from(std::process::id()) << 40).0,
         feedback: !args.no_feedback,
@@ -432,6 +474,7 @@ pub fn recv(args: &RecvArgs) -> Result<(), String> {
     let result = receive_into(
         &net,
         receiver_config,
+        sink_config,
         &args.output,
         timeout,
         stop,
@@ -440,8 +483,11 @@ pub fn recv(args: &RecvArgs) -> Result<(), String> {
             pb.set_message(format!(
                 "{} of {} files · {} packets · {:.1} MB written",
                 sink.completed(),
-                sink.manifest()
-                    .map_or("?".to_string(), |m| m.len().to_string()),
+                if sink.bound().is_some() {
+                    sink.files().to_string()
+                } else {
+                    "?".to_string()
+                },
                 s.packets_received,
                 sink.bytes_written as f64 / 1e6
             ));
@@ -456,6 +502,11 @@ pub fn recv(args: &RecvArgs) -> Result<(), String> {
             report.files, report.file_bytes, report.duration_s
         );
     }
+    let refused: serde_json::Map<String, serde_json::Value> = report
+        .refused
+        .iter()
+        .map(|(r, n)| (r.name().to_string(), (*n).into()))
+        .collect();
     let by_reason: serde_json::Map<String, serde_json::Value> = stats
         .rejected_by_reason()
         .map(|(r, n)| (r.name().to_string(), n.into()))
@@ -474,7 +525,16 @@ pub fn recv(args: &RecvArgs) -> Result<(), String> {
             "objects_failed": stats.objects_failed,
             "peak_buffered_bytes": stats.peak_buffered_bytes,
             "foreign_source": report.driver.foreign_source,
-            "objects_refused": report.objects_refused,
+            "wrong_socket": report.driver.wrong_socket,
+            "status_unaddressed": report.driver.status_unaddressed,
+            "objects_refused": report.refused.iter().map(|r| r.1).sum::<u64>(),
+            "refused_by_reason": refused,
+            "refused_files": report.refused_files.iter().map(|(p, why)| serde_json::json!({"path": p, "why": why})).collect::<Vec<_>>(),
+            "transfer_id": report.transfer_id.map(|i| i.to_string()),
+            "candidates_evicted": stats.candidates_evicted,
+            "feedback_expired": stats.feedback_expired,
+            "buffer_full": stats.buffer_full,
+            "peak_rss_bytes": peak_rss_bytes(),
             "files": report.files,
             "file_bytes": report.file_bytes,
             "duration_s": report.duration_s,
@@ -488,4 +548,23 @@ pub fn recv(args: &RecvArgs) -> Result<(), String> {
         }),
     )?;
     outcome
+}
+
+/// This process's peak resident set (VmHWM), in bytes, or 0 if unknown.
+fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// `groupcast id`: the transfer id `groupcast send PATH` would announce.
+pub fn id(path: &std::path::Path) -> Result<(), String> {
+    let id = groupcast::io::files::transfer_id(path).map_err(|e| e.to_string())?;
+    println!("{id}");
+    Ok(())
 }

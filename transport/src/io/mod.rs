@@ -9,6 +9,8 @@
 //! Users who bring their own event loop use [`crate::proto`] directly.
 
 pub mod files;
+pub mod manifest;
+pub mod sink;
 mod sys;
 
 use std::io::ErrorKind;
@@ -58,6 +60,16 @@ pub enum IoError {
     /// Something received could not be used (for example an unsafe path in a manifest).
     #[error("{0}")]
     Invalid(String),
+    /// The verified manifest's files do not fit the output directory.
+    #[error("not enough free space in {dir}: the transfer needs {need} bytes, {free} are free")]
+    NoSpace {
+        /// The output directory.
+        dir: String,
+        /// Bytes the files need.
+        need: u64,
+        /// Bytes free for this process.
+        free: u64,
+    },
 }
 
 fn sock_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> IoError {
@@ -327,6 +339,13 @@ pub struct DriverStats {
     /// Feedback datagrams that could not be sent (no sender address yet, or
     /// a full socket buffer).
     pub feedback_dropped: u64,
+    /// Datagrams of a type that does not belong on the socket they came in
+    /// on (receivers: anything but NACK on the feedback group, or NACK and
+    /// STATUS on the data group), dropped unread.
+    pub wrong_socket: u64,
+    /// STATUS packets not sent because no packet of the locked session had
+    /// yet said where its sender is (also counted in `feedback_dropped`).
+    pub status_unaddressed: u64,
 }
 
 const SOCKET: Token = Token(0);
@@ -407,11 +426,13 @@ pub fn run_sender(
         // Feedback: STATUS (and unicast NACKs) on the sending socket, NACKs on
         // the feedback group.
         if sender.config().mode.has_feedback() {
-            drain_socket(&sock.socket, &mut fbuf, |d, _| {
-                sender.handle_datagram(now, d)
+            drain_socket(&sock.socket, &mut fbuf, |d, from| {
+                sender.handle_feedback(now, Some(from.ip()), d)
             })?;
             if let Some(fb) = sock.feedback.as_ref() {
-                drain_socket(fb, &mut fbuf, |d, _| sender.handle_datagram(now, d))?;
+                drain_socket(fb, &mut fbuf, |d, from| {
+                    sender.handle_feedback(now, Some(from.ip()), d)
+                })?;
             }
         }
         // Events are for library users who drive the core themselves.
@@ -531,13 +552,29 @@ pub fn run_receiver(
                             stats.foreign_source += 1;
                             continue;
                         }
-                        if let Some(mut from) = sources[i] {
+                        let d = &bufs[i][..lens[i]];
+                        // Only the sender's packets belong on the data group.
+                        if !matches!(packet_type(d), Some(DATA | OBJECT_INFO | PROBE)) {
+                            stats.wrong_socket += 1;
+                            continue;
+                        }
+                        let rejected = receiver.stats().packets_rejected;
+                        receiver.handle_datagram(now, d);
+                        // STATUS goes back to where the locked session's
+                        // accepted packets come from, and nowhere else: no
+                        // datagram of another session can aim it (reflection).
+                        if let Some(mut from) = sources[i]
+                            && receiver.stats().packets_rejected == rejected
+                            && receiver
+                                .config()
+                                .session
+                                .is_some_and(|s| Some(s.0) == session_of(d))
+                        {
                             if from.ip().is_unicast_link_local() {
                                 from.set_scope_id(sock.ifindex);
                             }
                             sock.sender_addr = Some(from);
                         }
-                        receiver.handle_datagram(now, &bufs[i][..lens[i]]);
                         while let Some(e) = receiver.poll_event() {
                             if on_event(receiver, e)?.is_break() {
                                 flush_feedback(receiver, sock, &mut out, now, &mut stats);
@@ -553,7 +590,14 @@ pub fn run_receiver(
         }
         let now = Instant::now();
         if let Some(fb) = sock.feedback.as_ref() {
-            drain_socket(fb, &mut fbuf, |d, _| receiver.handle_datagram(now, d))?;
+            // Only other receivers' NACKs belong on the feedback group.
+            drain_socket(fb, &mut fbuf, |d, _| {
+                if packet_type(d) == Some(NACK) {
+                    receiver.handle_datagram(now, d);
+                } else {
+                    stats.wrong_socket += 1;
+                }
+            })?;
         }
         if receiver.poll_timeout().is_some_and(|t| t <= now) {
             receiver.handle_timeout(now);
@@ -594,13 +638,35 @@ fn flush_feedback(
     while let Some((len, to)) = receiver.poll_transmit(now, out) {
         let dest = match to {
             crate::proto::Destination::Feedback => Some(sock.feedback_dest),
-            crate::proto::Destination::Sender => sock.sender_addr,
+            crate::proto::Destination::Sender => {
+                if sock.sender_addr.is_none() {
+                    stats.status_unaddressed += 1;
+                }
+                sock.sender_addr
+            }
         };
         let sent = dest.is_some_and(|d| fb.send_to(&out[..len], d.into()).is_ok());
         if !sent {
             stats.feedback_dropped += 1;
         }
     }
+}
+
+const DATA: u8 = crate::wire::PacketType::Data as u8;
+const OBJECT_INFO: u8 = crate::wire::PacketType::ObjectInfo as u8;
+const PROBE: u8 = crate::wire::PacketType::Probe as u8;
+const NACK: u8 = crate::wire::PacketType::Nack as u8;
+
+/// The type byte of a datagram that looks like groupcast's, unchecked (the
+/// receiver validates everything; this only sorts datagrams by socket).
+fn packet_type(d: &[u8]) -> Option<u8> {
+    (d.len() >= crate::wire::HEADER_LEN && d[..2] == crate::wire::MAGIC.to_be_bytes()).then(|| d[3])
+}
+
+/// The session id field of a datagram, unchecked.
+fn session_of(d: &[u8]) -> Option<u64> {
+    d.get(8..16)
+        .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
 }
 
 /// Waits for socket readiness or `wait`; a signal (EINTR) just ends the wait

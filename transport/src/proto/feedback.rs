@@ -78,6 +78,12 @@ pub struct FeedbackConfig {
     pub min_receivers: u32,
     /// A tracked receiver silent for this long stops counting. Default 5 s.
     pub receiver_timeout: Duration,
+    /// A tracked receiver that keeps reporting but whose window edge has not
+    /// moved for this long (and that is not complete) is *stalled*: it stops
+    /// holding back flow control and completion until its edge moves again.
+    /// A receiver first heard at or behind the edge where one stalled starts
+    /// stalled. Default 30 s.
+    pub stall_timeout: Duration,
     /// Flow-control policy. Default [`FlowPolicy::Min`].
     pub policy: FlowPolicy,
     /// How many blocks the sender may run ahead of the policy's window edge.
@@ -111,6 +117,10 @@ pub struct FeedbackConfig {
     /// NACK packets processed per second, at most; the excess is dropped and
     /// counted. Default 20 000.
     pub max_nack_rate: u32,
+    /// NACK packets processed per second from one source address, at most,
+    /// so that a flood from one host does not use up `max_nack_rate` for
+    /// everyone. Default 2 000.
+    pub max_nack_rate_per_source: u32,
 }
 
 impl Default for FeedbackConfig {
@@ -124,6 +134,7 @@ impl Default for FeedbackConfig {
             linger: Duration::from_millis(500),
             min_receivers: 0,
             receiver_timeout: Duration::from_secs(5),
+            stall_timeout: Duration::from_secs(30),
             policy: FlowPolicy::Min,
             flow_window: 48,
             first_status_wait: Duration::from_millis(250),
@@ -132,6 +143,7 @@ impl Default for FeedbackConfig {
             aimd: None,
             max_receivers: 10_000,
             max_nack_rate: 20_000,
+            max_nack_rate_per_source: 2_000,
         }
     }
 }

@@ -164,6 +164,14 @@ pub enum SenderEvent {
         /// The receiver's id.
         id: u64,
     },
+    /// A tracked receiver reported no progress for `stall_timeout`: it no
+    /// longer holds back flow control or completion, until it moves again.
+    ReceiverStalled {
+        /// The receiver's id.
+        id: u64,
+        /// Its window edge (global block sequence number).
+        edge: u64,
+    },
 }
 
 /// Counters kept by a [`Sender`].
@@ -213,6 +221,13 @@ pub struct SenderStats {
     pub grtt_us: u64,
     /// The current pacing rate in bytes per second (0 if unpaced).
     pub rate: u64,
+    /// Receivers declared stalled (see `stall_timeout`), counted each time.
+    pub receivers_stalled: u64,
+    /// NACK packets dropped by the per-source rate limit.
+    pub nacks_dropped_per_source: u64,
+    /// STATUS echoes that matched no recent PROBE, or whose round trip was
+    /// implausible; not used for the GRTT.
+    pub echoes_refused: u64,
 }
 
 struct Object {
@@ -236,13 +251,61 @@ struct Tracked {
     /// Global block sequence number of the receiver's window edge.
     edge: u64,
     complete: bool,
+    /// When its edge last moved (or it was first heard).
+    last_progress: Instant,
+    /// No progress for `stall_timeout`: it holds nothing back.
+    stalled: bool,
+    /// The address its first STATUS came from, if the driver said.
+    source: Option<std::net::IpAddr>,
 }
 
 /// NACKs for one block, gathered until `deadline`.
 struct Pending {
     need: u32,
-    esis: std::collections::BTreeSet<u32>,
+    /// Nack mode: the ESIs asked for, one bit each (the union of the ranges,
+    /// in time linear in the words touched, whatever the ranges are).
+    esis: Vec<u64>,
 }
+
+impl Pending {
+    fn insert_range(&mut self, first: u32, count: u32) {
+        let (mut at, end) = (first as usize, first as usize + count as usize);
+        if self.esis.len() * 64 < end {
+            self.esis.resize(end.div_ceil(64), 0);
+        }
+        while at < end {
+            let (w, b) = (at / 64, at % 64);
+            let n = (64 - b).min(end - at);
+            let mask = if n == 64 {
+                u64::MAX
+            } else {
+                ((1u64 << n) - 1) << b
+            };
+            self.esis[w] |= mask;
+            at += n;
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.esis.iter().enumerate().flat_map(|(w, &bits)| {
+            (0..64)
+                .filter(move |b| bits & (1 << b) != 0)
+                .map(move |b| (w * 64 + b) as u32)
+        })
+    }
+}
+
+/// A token bucket for one NACK source.
+struct SourceBucket {
+    tokens: f64,
+    last: Instant,
+}
+
+/// Source addresses whose NACK buckets are kept at once.
+const MAX_NACK_SOURCES: usize = 4096;
+
+/// PROBE timestamps remembered, so that a STATUS echo must name a recent one.
+const PROBE_HISTORY: usize = 64;
 
 type BlockKey = (u32, u8);
 
@@ -302,6 +365,14 @@ pub struct Sender {
     last_decrease: Option<Instant>,
     /// The receivers' average reported loss (a running average of STATUS reports).
     loss: f64,
+    /// NACK rate buckets per source address.
+    nack_sources: HashMap<std::net::IpAddr, SourceBucket>,
+    /// Timestamps of the latest PROBEs sent.
+    probe_times: VecDeque<u64>,
+    /// The highest window edge at which a receiver was declared stalled.
+    stall_floor: Option<u64>,
+    /// The GRTT as of the last PROBE: one echo may at most double it.
+    grtt_probe: Duration,
 }
 
 impl Sender {
@@ -417,6 +488,10 @@ impl Sender {
             rate: config.rate,
             last_decrease: None,
             loss: 0.0,
+            nack_sources: HashMap::new(),
+            probe_times: VecDeque::new(),
+            stall_floor: None,
+            grtt_probe: grtt,
             config,
         })
     }
@@ -571,6 +646,13 @@ impl Sender {
                 .max(pacing)
                 .or(self.last));
         }
+        if !self.info_queue.is_empty() && self.repair_tokens <= 0.0 {
+            let wait = (-self.repair_tokens / self.repair_rate()).min(10.0) + 1e-9;
+            at(self
+                .feedback_last
+                .map(|l| l + Duration::from_secs_f64(wait))
+                .max(pacing));
+        }
         at(self.next_probe);
         at(self.pending_order.front().map(|(d, _)| *d));
         at(self.next_expiry_check);
@@ -682,6 +764,18 @@ impl Sender {
     /// Feeds one feedback datagram (NACK or STATUS) from a receiver. Anything
     /// else, malformed or of another session, is counted and dropped.
     pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
+        self.handle_feedback(now, None, datagram);
+    }
+
+    /// [`Sender::handle_datagram`], with the datagram's source address, so
+    /// that each source's NACKs are rate-limited on their own
+    /// (`max_nack_rate_per_source`).
+    pub fn handle_feedback(
+        &mut self,
+        now: Instant,
+        source: Option<std::net::IpAddr>,
+        datagram: &[u8],
+    ) {
         if !self.feedback() {
             self.stats.feedback_rejected += 1;
             return;
@@ -689,6 +783,12 @@ impl Sender {
         self.refill(now);
         match wire::Repr::parse(datagram) {
             Ok(wire::Repr::Nack(n)) if n.session == self.config.session.0 => {
+                if let Some(src) = source
+                    && !self.take_source_token(now, src)
+                {
+                    self.stats.nacks_dropped_per_source += 1;
+                    return;
+                }
                 if self.nack_tokens < 1.0 {
                     self.stats.nacks_dropped += 1;
                     return;
@@ -698,10 +798,36 @@ impl Sender {
                 self.handle_nack(now, &n);
             }
             Ok(wire::Repr::Status(st)) if st.session == self.config.session.0 => {
-                self.handle_status(now, &st);
+                self.handle_status(now, source, &st);
             }
             _ => self.stats.feedback_rejected += 1,
         }
+    }
+
+    /// Takes one token from `src`'s NACK bucket, if it has one.
+    fn take_source_token(&mut self, now: Instant, src: std::net::IpAddr) -> bool {
+        let rate = self.config.feedback.max_nack_rate_per_source.max(1) as f64;
+        let cap = (rate / 10.0).max(1.0);
+        if !self.nack_sources.contains_key(&src) && self.nack_sources.len() >= MAX_NACK_SOURCES {
+            // Forget the sources whose buckets have refilled: they cost nothing.
+            self.nack_sources.retain(|_, b| {
+                b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * rate < cap
+            });
+            if self.nack_sources.len() >= MAX_NACK_SOURCES {
+                return false;
+            }
+        }
+        let b = self.nack_sources.entry(src).or_insert(SourceBucket {
+            tokens: cap,
+            last: now,
+        });
+        b.tokens = (b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * rate).min(cap);
+        b.last = now;
+        if b.tokens < 1.0 {
+            return false;
+        }
+        b.tokens -= 1.0;
+        true
     }
 
     fn handle_nack(&mut self, now: Instant, n: &wire::NackRepr) {
@@ -728,6 +854,7 @@ impl Sender {
                     .iter()
                     .any(|&(f, c)| f as u64 + c as u64 > k as u64)
                 || e.need == 0
+                || e.need > k
             {
                 self.stats.nack_entries_invalid += 1;
                 continue;
@@ -752,20 +879,25 @@ impl Sender {
                 self.pending_order.push_back((now + agg, key));
                 Pending {
                     need: 0,
-                    esis: Default::default(),
+                    esis: Vec::new(),
                 }
             });
             p.need = p.need.max(e.need.min(k));
             if nack_mode {
                 for &(f, c) in &e.ranges {
-                    p.esis.extend(f..f + c);
+                    p.insert_range(f, c);
                 }
             }
         }
         self.linger_since = None;
     }
 
-    fn handle_status(&mut self, now: Instant, st: &wire::StatusRepr) {
+    fn handle_status(
+        &mut self,
+        now: Instant,
+        source: Option<std::net::IpAddr>,
+        st: &wire::StatusRepr,
+    ) {
         use wire::feedback::{STATUS_COMPLETE, STATUS_ECHO};
         let total: u64 = self.prefix.last().copied().unwrap_or(0)
             + self
@@ -786,24 +918,56 @@ impl Sender {
                 .push_back(SenderEvent::ReceiverJoined { id: st.receiver });
             self.stats.receivers_heard += 1;
         }
-        self.stats.status_received += 1;
         let complete = st.flags & STATUS_COMPLETE != 0 && edge >= total;
+        let known = self.receivers.get(&st.receiver);
+        // A receiver id is bound to the address it was first heard from, so
+        // that a forger who read the id off a NACK cannot speak for it.
+        if let Some(r) = known
+            && r.source.is_some()
+            && source != r.source
+        {
+            self.stats.feedback_rejected += 1;
+            return;
+        }
+        self.stats.status_received += 1;
+        let (last_progress, stalled) = match known {
+            Some(r) if edge > r.edge || (complete && !r.complete) => (now, false),
+            Some(r) => (r.last_progress, r.stalled),
+            // First heard at or behind the edge where a receiver stalled:
+            // stalled from the start, until it moves (so that new ids
+            // reporting the same stuck edge cannot hold the sender again).
+            None => (
+                now,
+                !complete && self.stall_floor.is_some_and(|f| edge <= f),
+            ),
+        };
+        let source = known.map_or(source, |r| r.source);
         self.receivers.insert(
             st.receiver,
             Tracked {
                 last_heard: now,
                 edge,
                 complete,
+                last_progress,
+                stalled,
+                source,
             },
         );
         self.stats.receivers_tracked = self.receivers.len() as u64;
         if st.flags & STATUS_ECHO != 0 {
             let now_us = self.micros(now);
-            if st.echo_us <= now_us {
-                let rtt = now_us - st.echo_us;
-                let rtt = Duration::from_micros(rtt.saturating_sub(st.hold_us as u64));
+            // The echo must name a PROBE actually sent lately, and the hold
+            // must fit in the time since: anything else is forged or stale.
+            let since = now_us.checked_sub(st.echo_us);
+            if !self.probe_times.contains(&st.echo_us)
+                || since.is_none_or(|d| (st.hold_us as u64) > d)
+            {
+                self.stats.echoes_refused += 1;
+            } else if let Some(since) = since {
+                let rtt = Duration::from_micros(since - st.hold_us as u64);
                 let fb = &self.config.feedback;
-                let rtt = rtt.clamp(fb.min_grtt, fb.max_grtt);
+                // One report may at most double the GRTT of the last PROBE.
+                let rtt = rtt.min(self.grtt_probe * 2).clamp(fb.min_grtt, fb.max_grtt);
                 self.grtt_window_max = self.grtt_window_max.max(rtt);
                 if rtt > self.grtt {
                     self.grtt = rtt;
@@ -830,17 +994,20 @@ impl Sender {
 
     /// The window edge flow control follows, if any receiver is tracked.
     fn flow_edge(&self) -> Option<u64> {
-        if self.receivers.is_empty() {
-            return None;
-        }
-        let edges = self.receivers.values().map(|r| r.edge);
+        let mut edges = self
+            .receivers
+            .values()
+            .filter(|r| !r.stalled)
+            .map(|r| r.edge)
+            .peekable();
+        edges.peek()?;
         // Asked on every poll: only a quorum needs the edges gathered.
         Some(match self.config.feedback.policy {
             FlowPolicy::Min => edges.min().unwrap_or(0),
             FlowPolicy::Max => edges.max().unwrap_or(0),
             FlowPolicy::Quorum(n) => {
                 let mut edges: Vec<u64> = edges.collect();
-                let i = (n as usize).min(edges.len()) - 1;
+                let i = (n as usize).min(edges.len()).max(1) - 1;
                 // The i-th largest edge.
                 *edges.select_nth_unstable_by(i, |a, b| b.cmp(a)).1
             }
@@ -862,7 +1029,7 @@ impl Sender {
             let o = &mut self.objects[object as usize];
             let mut n = 0;
             if self.config.mode == Mode::Nack {
-                for esi in p.esis {
+                for esi in p.iter() {
                     self.repair_queue.push_back((object, sbn, esi));
                     n += 1;
                 }
@@ -914,13 +1081,26 @@ impl Sender {
             }
             self.stats.receivers_tracked = self.receivers.len() as u64;
             self.quiet.retain(|_, q| *q > now);
+            let stall = self.config.feedback.stall_timeout;
+            for (&id, r) in self.receivers.iter_mut() {
+                if !r.stalled
+                    && !r.complete
+                    && now.saturating_duration_since(r.last_progress) >= stall
+                {
+                    r.stalled = true;
+                    self.stats.receivers_stalled += 1;
+                    self.stall_floor = Some(self.stall_floor.map_or(r.edge, |f| f.max(r.edge)));
+                    self.events
+                        .push_back(SenderEvent::ReceiverStalled { id, edge: r.edge });
+                }
+            }
         }
         let idle = self.first_pass_done
             && self.stats.receivers_heard >= self.config.feedback.min_receivers as u64
             && self.repair_queue.is_empty()
             && self.pending.is_empty()
             && self.info_queue.is_empty()
-            && self.receivers.values().all(|r| r.complete);
+            && self.receivers.values().all(|r| r.complete || r.stalled);
         if !idle {
             self.linger_since = None;
         } else {
@@ -957,7 +1137,7 @@ impl Sender {
 
     fn has_data_ready(&self) -> bool {
         !self.first_pass_done && !self.flow_blocked()
-            || !self.info_queue.is_empty()
+            || (!self.info_queue.is_empty() && self.repair_tokens > 0.0)
             || self
                 .next_probe
                 .is_some_and(|p| self.last.is_some_and(|l| l >= p))
@@ -1000,6 +1180,7 @@ impl Sender {
         let decayed = self.grtt.mul_f64(0.98).max(self.grtt_window_max);
         self.grtt = decayed.clamp(fb.min_grtt, fb.max_grtt);
         self.grtt_window_max = Duration::ZERO;
+        self.grtt_probe = self.grtt;
         self.stats.grtt_us = self.grtt.as_micros() as u64;
         if let Some(a) = fb.aimd
             && let Some(max) = self.config.rate
@@ -1031,6 +1212,10 @@ impl Sender {
             group_log2: (u64::BITS - (self.receivers.len() as u64).leading_zeros()) as u8,
         };
         self.stats.probes_sent += 1;
+        if self.probe_times.len() >= PROBE_HISTORY {
+            self.probe_times.pop_front();
+        }
+        self.probe_times.push_back(probe.timestamp_us);
         probe.emit(buf).expect("max_datagram holds a PROBE")
     }
 
@@ -1063,8 +1248,15 @@ impl Sender {
             if self.next_probe.is_some_and(|p| now >= p) {
                 return Some(self.emit_probe(now, buf));
             }
-            if let Some(o) = self.info_queue.pop_front() {
-                return Some(self.emit_info(o as usize, buf));
+            // OBJECT_INFO asked for by NACKs is repair too: it waits for,
+            // and spends, the repair budget.
+            if !self.info_queue.is_empty()
+                && self.repair_tokens > 0.0
+                && let Some(o) = self.info_queue.pop_front()
+            {
+                let len = self.emit_info(o as usize, buf);
+                self.repair_tokens -= len as f64;
+                return Some(len);
             }
             if let Some(&(o, sbn, esi)) = self.repair_queue.front()
                 && self.repair_tokens > 0.0

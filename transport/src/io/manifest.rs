@@ -1,0 +1,323 @@
+//! The manifest of a file transfer (protocol.md §11), and the transfer id.
+//!
+//! The manifest is object 0 of a transfer's session. It names every object
+//! that follows, with its path, size, mode and BLAKE3 hash, so a receiver
+//! writes nothing the manifest does not list, and only bytes whose hash the
+//! manifest gave. Its own BLAKE3 hash is the *transfer id*: it depends only on
+//! the files, so it can be handed out beforehand (`groupcast id`) and pinned
+//! (`recv --expect`), like a magnet link.
+//!
+//! The format is text, one canonical byte form per content: a decoder refuses
+//! anything [`Manifest::encode`] would not have written.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Component, PathBuf};
+use std::str::FromStr;
+
+use super::IoError;
+use crate::proto::ObjectId;
+
+/// Name of the manifest object.
+pub const MANIFEST_NAME: &str = ".groupcast-manifest";
+/// Prefix of temporary files in the output directory.
+pub const TEMP_PREFIX: &str = ".groupcast-tmp-";
+/// Largest manifest a receiver buffers; a larger object 0 is refused.
+pub const MAX_MANIFEST_BYTES: usize = 16 << 20;
+/// The manifest's first line.
+pub const MANIFEST_HEADER: &str = "groupcast-manifest 2";
+/// Longest path component (Linux's NAME_MAX).
+pub const MAX_COMPONENT_LEN: usize = 255;
+
+/// One file of a transfer, as its manifest line gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The object that carries it (1, 2, ... in manifest order).
+    pub object: ObjectId,
+    /// Relative path, `/`-separated.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Unix permission bits (at most 0o777).
+    pub mode: u32,
+    /// BLAKE3 hash of the file's bytes.
+    pub hash: [u8; 32],
+}
+
+/// A transfer's manifest: its entries in object order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Manifest {
+    /// The files, object 1 first.
+    pub entries: Vec<Entry>,
+}
+
+/// The BLAKE3 hash of a manifest's bytes: names a transfer by its content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TransferId(pub [u8; 32]);
+
+impl TransferId {
+    /// The id of a manifest's bytes.
+    pub fn of(manifest: &[u8]) -> Self {
+        Self(*blake3::hash(manifest).as_bytes())
+    }
+}
+
+impl fmt::Display for TransferId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex(&self.0))
+    }
+}
+
+impl FromStr for TransferId {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse_hash(s).map(Self).ok_or_else(|| {
+            format!(
+                "'{s}' is not a transfer id: 64 lower-case hex digits, as `groupcast id` prints"
+            )
+        })
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_hash(s: &str) -> Option<[u8; 32]> {
+    let b = s.as_bytes();
+    if b.len() != 64
+        || !b
+            .iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+    {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+impl Manifest {
+    /// The manifest's bytes, in the one form receivers accept.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = String::with_capacity(32 + self.entries.len() * 100);
+        out.push_str(MANIFEST_HEADER);
+        out.push('\n');
+        for e in &self.entries {
+            out.push_str(&format!(
+                "{} {:o} {} {} {}\n",
+                e.object.0,
+                e.mode & 0o777,
+                e.size,
+                hex(&e.hash),
+                e.path
+            ));
+        }
+        out.into_bytes()
+    }
+
+    /// The transfer id: the BLAKE3 hash of [`Manifest::encode`].
+    pub fn transfer_id(&self) -> TransferId {
+        TransferId::of(&self.encode())
+    }
+
+    /// Parses a manifest from the network, refusing anything but the
+    /// canonical form of a valid manifest: the header, then at least one
+    /// entry, objects numbered 1, 2, ... in order, safe paths (§11) listed
+    /// once, no path beneath another's file, and the hash of an empty file
+    /// equal to BLAKE3 of nothing.
+    pub fn decode(bytes: &[u8]) -> Result<Self, IoError> {
+        let bad = |why: String| IoError::Invalid(format!("invalid manifest: {why}"));
+        if bytes.len() > MAX_MANIFEST_BYTES {
+            return Err(bad(format!("larger than {MAX_MANIFEST_BYTES} bytes")));
+        }
+        let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8".into()))?;
+        let body = text
+            .strip_prefix(MANIFEST_HEADER)
+            .and_then(|t| t.strip_prefix('\n'))
+            .ok_or_else(|| bad(format!("does not start with '{MANIFEST_HEADER}'")))?;
+        let mut entries = Vec::new();
+        let mut paths = HashSet::new();
+        let empty_hash = *blake3::hash(b"").as_bytes();
+        for line in body.split_terminator('\n') {
+            let mut f = line.splitn(5, ' ');
+            let (Some(object), Some(mode), Some(size), Some(hash), Some(path)) =
+                (f.next(), f.next(), f.next(), f.next(), f.next())
+            else {
+                return Err(bad(format!("malformed line '{}'", line.escape_debug())));
+            };
+            let field = |what: &str| bad(format!("bad {what} in line '{}'", line.escape_debug()));
+            let object: u32 = object.parse().map_err(|_| field("object id"))?;
+            if object as usize != entries.len() + 1 {
+                return Err(field("object id (not the next in order)"));
+            }
+            let mode = u32::from_str_radix(mode, 8).map_err(|_| field("mode"))?;
+            let size: u64 = size.parse().map_err(|_| field("size"))?;
+            if size > groupcast_fec::MAX_TRANSFER_LENGTH {
+                return Err(field("size"));
+            }
+            let hash = parse_hash(hash).ok_or_else(|| field("hash"))?;
+            if size == 0 && hash != empty_hash {
+                return Err(field("hash (an empty file's must be BLAKE3 of nothing)"));
+            }
+            safe_relative_path(path)?;
+            if !paths.insert(path) {
+                return Err(bad(format!("'{}' is listed twice", path.escape_debug())));
+            }
+            entries.push(Entry {
+                object: ObjectId(object),
+                path: path.to_owned(),
+                size,
+                mode,
+                hash,
+            });
+        }
+        if entries.is_empty() {
+            return Err(bad("lists no file".into()));
+        }
+        // A file cannot also be a directory: refuse "x" beside "x/y".
+        for e in &entries {
+            let mut at = 0;
+            while let Some(i) = e.path[at..].find('/') {
+                let parent = &e.path[..at + i];
+                if paths.contains(parent) {
+                    return Err(bad(format!(
+                        "'{}' is both a file and the directory of '{}'",
+                        parent.escape_debug(),
+                        e.path.escape_debug()
+                    )));
+                }
+                at += i + 1;
+            }
+        }
+        let m = Self { entries };
+        if m.encode() != bytes {
+            return Err(bad("not in canonical form".into()));
+        }
+        Ok(m)
+    }
+}
+
+/// Checks that a path from the network stays inside the output directory:
+/// relative, no empty, `.` or `..` component, no control character or
+/// backslash, no component over [`MAX_COMPONENT_LEN`] bytes, at most
+/// `MAX_NAME_LEN` bytes in all, and not a reserved name.
+pub fn safe_relative_path(path: &str) -> Result<PathBuf, IoError> {
+    let bad =
+        |why: &str| IoError::Invalid(format!("refusing path '{}': {why}", path.escape_debug()));
+    if path.is_empty() || path.starts_with('/') {
+        return Err(bad("not a relative path"));
+    }
+    if path.len() > crate::wire::MAX_NAME_LEN {
+        return Err(bad("longer than an object name may be"));
+    }
+    if path.chars().any(|c| c.is_control() || c == '\\') {
+        return Err(bad("control characters or backslashes"));
+    }
+    if path
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err(bad("empty, '.' or '..' components"));
+    }
+    if path.split('/').any(|c| c.len() > MAX_COMPONENT_LEN) {
+        return Err(bad("a component is longer than 255 bytes"));
+    }
+    if path.starts_with(TEMP_PREFIX) || path == MANIFEST_NAME {
+        return Err(bad("reserved name"));
+    }
+    let p = PathBuf::from(path);
+    if !p.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Err(bad("not a plain relative path"));
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(object: u32, path: &str, data: &[u8], mode: u32) -> Entry {
+        Entry {
+            object: ObjectId(object),
+            path: path.into(),
+            size: data.len() as u64,
+            mode,
+            hash: *blake3::hash(data).as_bytes(),
+        }
+    }
+
+    #[test]
+    fn round_trips_and_the_id_is_the_hash_of_the_bytes() {
+        let m = Manifest {
+            entries: vec![
+                entry(1, "a.txt", b"abc", 0o644),
+                entry(2, "dir/b c.bin", b"", 0o755),
+            ],
+        };
+        let bytes = m.encode();
+        assert_eq!(Manifest::decode(&bytes).unwrap(), m);
+        assert_eq!(m.transfer_id().0, *blake3::hash(&bytes).as_bytes());
+        let id = m.transfer_id().to_string();
+        assert_eq!(id.parse::<TransferId>().unwrap(), m.transfer_id());
+        assert!("xyz".parse::<TransferId>().is_err());
+        assert!(id.to_uppercase().parse::<TransferId>().is_err());
+    }
+
+    #[test]
+    fn refuses_hostile_and_non_canonical_manifests() {
+        let good = Manifest {
+            entries: vec![entry(1, "a", b"x", 0o644)],
+        }
+        .encode();
+        let text = String::from_utf8(good.clone()).unwrap();
+        let h = hex(blake3::hash(b"x").as_bytes());
+        let e = hex(blake3::hash(b"").as_bytes());
+        let long = "x".repeat(256);
+        let cases: Vec<String> = vec![
+            String::new(),
+            format!("{MANIFEST_HEADER}\n"),
+            text.replace("groupcast-manifest 2", "groupcast-manifest 1"),
+            text.replace("1 644", "2 644"),
+            text.replace("1 644", "01 644"),
+            text.replace(" 644 ", " 0644 "),
+            text.replace(" 644 ", " 7777 "),
+            text.trim_end().to_owned(),
+            format!("{MANIFEST_HEADER}\n1 644 1 {h} a\n2 644 1 {h} a\n"),
+            format!("{MANIFEST_HEADER}\n1 644 1 {h} x\n2 644 1 {h} x/y\n"),
+            format!("{MANIFEST_HEADER}\n1 644 0 {h} a\n"),
+            format!("{MANIFEST_HEADER}\n1 644 1 {} a\n", h.to_uppercase()),
+            format!("{MANIFEST_HEADER}\n1 644 1 {h} {long}\n"),
+            format!("{MANIFEST_HEADER}\n1 644 0 {e} ../a\n"),
+            format!("{MANIFEST_HEADER}\n1 644 0 {e} /etc/passwd\n"),
+            format!("{MANIFEST_HEADER}\n1 644 0 {e} .groupcast-tmp-1\n"),
+            format!("{MANIFEST_HEADER}\n1 644 0 {e} a\r\n"),
+            format!("{MANIFEST_HEADER}\n1 644 99999999999999999999 {h} a\n"),
+        ];
+        for bad in cases {
+            assert!(
+                Manifest::decode(bad.as_bytes()).is_err(),
+                "accepted {bad:?}"
+            );
+        }
+        assert!(Manifest::decode(&good).is_ok());
+        for bad in [
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a//b",
+            "./a",
+            "a/.",
+            "",
+            "a\nb",
+            ".groupcast-tmp-x",
+            ".groupcast-manifest",
+            "a\\b",
+        ] {
+            assert!(safe_relative_path(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

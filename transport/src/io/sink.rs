@@ -1,0 +1,697 @@
+//! Writing a received transfer into a directory, safely.
+//!
+//! Every name and size here comes from the network, so the sink trusts
+//! nothing but the verified manifest, and the file system nothing but the
+//! descriptors it opened itself:
+//! - before a manifest is bound, only manifests are buffered (in memory,
+//!   bounded); after, only the objects the manifest lists are written, and
+//!   only once their size and hash match its line;
+//! - every path is resolved one component at a time from a descriptor of the
+//!   output directory with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`,
+//!   so no `..` and no symbolic link is ever followed;
+//! - data goes to a temporary file created with `O_CREAT | O_EXCL |
+//!   O_NOFOLLOW` under a random name, which is renamed into place, without
+//!   replacing anything unless asked to (`RENAME_NOREPLACE`);
+//! - modes are masked by the umask and never world-writable, unless asked;
+//! - a file-system failure caused by a name or size refuses that one file:
+//!   it is counted, reported, and the rest of the transfer goes on.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, ResolveFlags};
+use rustix::io::Errno;
+
+use super::IoError;
+use super::manifest::{MANIFEST_NAME, MAX_MANIFEST_BYTES, Manifest, TEMP_PREFIX, TransferId};
+use crate::proto::{BoundObject, ObjectId, ReceiverEvent, SessionId};
+
+/// Why the sink refused an object or a file. Each is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// An object of a session the sink is not bound to, or one its manifest
+    /// does not list.
+    NotInManifest,
+    /// Size, hash or offset differ from the manifest's line.
+    ManifestMismatch,
+    /// Object 0 did not decode as a valid manifest (§11).
+    InvalidManifest,
+    /// A manifest whose transfer id is not the one expected.
+    WrongTransfer,
+    /// The file exists already (and `overwrite` is off).
+    Exists,
+    /// The path crosses a symbolic link, or something not a directory.
+    UnsafePath,
+    /// The file is larger than `max_file_size`.
+    TooLarge,
+    /// Any other file-system failure for this name or size.
+    FileSystem,
+}
+
+impl Refusal {
+    /// Every reason, in a stable order.
+    pub const ALL: [Refusal; 8] = [
+        Self::NotInManifest,
+        Self::ManifestMismatch,
+        Self::InvalidManifest,
+        Self::WrongTransfer,
+        Self::Exists,
+        Self::UnsafePath,
+        Self::TooLarge,
+        Self::FileSystem,
+    ];
+
+    /// A stable snake_case name, as in `--stats-json`'s `refused_by_reason`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::NotInManifest => "not_in_manifest",
+            Self::ManifestMismatch => "manifest_mismatch",
+            Self::InvalidManifest => "invalid_manifest",
+            Self::WrongTransfer => "wrong_transfer",
+            Self::Exists => "exists",
+            Self::UnsafePath => "unsafe_path",
+            Self::TooLarge => "too_large",
+            Self::FileSystem => "file_system",
+        }
+    }
+}
+
+/// Settings of a [`FileSink`].
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    /// Replace files that exist already. Default false: such a file is refused.
+    pub overwrite: bool,
+    /// Apply the manifest's modes as they are. Default false: masked by the
+    /// umask, and never writable by others.
+    pub keep_modes: bool,
+    /// Accept only the manifest with this transfer id.
+    pub expect: Option<TransferId>,
+    /// Largest file accepted; a larger manifest line is refused (`too_large`).
+    pub max_file_size: u64,
+    /// Refuse (fail early) a manifest whose files do not fit the free space.
+    pub check_space: bool,
+}
+
+impl Default for SinkConfig {
+    fn default() -> Self {
+        Self {
+            overwrite: false,
+            keep_modes: false,
+            expect: None,
+            max_file_size: u64::MAX,
+            check_space: true,
+        }
+    }
+}
+
+enum State {
+    /// Nothing written yet.
+    Waiting,
+    /// Blocks are being written into a temporary file.
+    Writing { tmp: String, file: File },
+    /// Renamed into place: never written again.
+    Done,
+    /// Refused: never written.
+    Refused,
+}
+
+struct Slot {
+    entry: super::manifest::Entry,
+    state: State,
+}
+
+/// Most sessions whose manifest is buffered at once, before one is bound.
+const MAX_MANIFEST_SESSIONS: usize = 8;
+
+/// Writes a received transfer into a directory. Feed it every [`ReceiverEvent`];
+/// see the [module docs](self) for what it refuses.
+pub struct FileSink {
+    root: OwnedFd,
+    dir: PathBuf,
+    config: SinkConfig,
+    umask: u32,
+    manifest_bufs: HashMap<SessionId, Vec<u8>>,
+    bound: Option<(SessionId, TransferId)>,
+    binding: Option<Vec<BoundObject>>,
+    slots: HashMap<ObjectId, Slot>,
+    refused: HashMap<Refusal, u64>,
+    refused_files: Vec<(String, String)>,
+    done: usize,
+    /// Bytes written into files so far.
+    pub bytes_written: u64,
+}
+
+fn fs_err(path: &str) -> impl FnOnce(Errno) -> IoError + '_ {
+    move |e| IoError::File {
+        path: path.to_owned(),
+        source: e.into(),
+    }
+}
+
+impl FileSink {
+    /// A sink writing under `dir`, which must exist and be writable.
+    pub fn new(dir: &Path, config: SinkConfig) -> Result<Self, IoError> {
+        let shown = dir.display().to_string();
+        let root = rustix::fs::open(
+            dir,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(fs_err(&shown))?;
+        let (name, file) = create_temp(&root).map_err(|e| IoError::File {
+            path: format!("{shown} (output directory is not writable)"),
+            source: e.into(),
+        })?;
+        drop(file);
+        let _ = rustix::fs::unlinkat(&root, name.as_str(), AtFlags::empty());
+        Ok(Self {
+            root,
+            dir: dir.to_owned(),
+            config,
+            umask: umask(),
+            manifest_bufs: HashMap::new(),
+            bound: None,
+            binding: None,
+            slots: HashMap::new(),
+            refused: HashMap::new(),
+            refused_files: Vec::new(),
+            done: 0,
+            bytes_written: 0,
+        })
+    }
+
+    /// The session and transfer id of the bound manifest, once one verified.
+    pub fn bound(&self) -> Option<(SessionId, TransferId)> {
+        self.bound
+    }
+
+    /// The objects the receiver core should be bound to
+    /// ([`crate::Receiver::bind`]), once, right after the manifest verified.
+    /// Refused files are left out.
+    pub fn take_binding(&mut self) -> Option<(SessionId, Vec<BoundObject>)> {
+        let session = self.bound?.0;
+        self.binding.take().map(|b| (session, b))
+    }
+
+    /// The bound manifest's entries.
+    pub fn entries(&self) -> impl Iterator<Item = &super::manifest::Entry> + '_ {
+        let mut v: Vec<_> = self.slots.values().map(|s| &s.entry).collect();
+        v.sort_by_key(|e| e.object);
+        v.into_iter()
+    }
+
+    /// Files in the bound manifest (0 before one is bound).
+    pub fn files(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Files completed, verified and renamed into place.
+    pub fn completed(&self) -> usize {
+        self.done
+    }
+
+    /// Whether every file of the bound manifest is in place.
+    pub fn is_done(&self) -> bool {
+        self.bound.is_some() && self.done == self.slots.len()
+    }
+
+    /// Whether every file of the bound manifest is in place or refused:
+    /// nothing more can happen.
+    pub fn is_settled(&self) -> bool {
+        self.bound.is_some()
+            && self
+                .slots
+                .values()
+                .all(|s| matches!(s.state, State::Done | State::Refused))
+    }
+
+    /// Refusals, by reason (non-zero only).
+    pub fn refused_by_reason(&self) -> impl Iterator<Item = (Refusal, u64)> + '_ {
+        Refusal::ALL
+            .iter()
+            .filter_map(|r| self.refused.get(r).map(|n| (*r, *n)))
+    }
+
+    /// Refusals in all.
+    pub fn refused(&self) -> u64 {
+        self.refused.values().sum()
+    }
+
+    /// Files of the bound manifest that were refused, with why.
+    pub fn refused_files(&self) -> &[(String, String)] {
+        &self.refused_files
+    }
+
+    fn count(&mut self, why: Refusal) {
+        *self.refused.entry(why).or_default() += 1;
+    }
+
+    /// Refuses one file of the manifest, removing its temporary file.
+    fn refuse_file(&mut self, object: ObjectId, why: Refusal, detail: String) {
+        self.count(why);
+        if let Some(slot) = self.slots.get_mut(&object) {
+            if let State::Writing { tmp, .. } = std::mem::replace(&mut slot.state, State::Refused) {
+                let _ = rustix::fs::unlinkat(&self.root, tmp.as_str(), AtFlags::empty());
+            }
+            slot.state = State::Refused;
+            self.refused_files.push((slot.entry.path.clone(), detail));
+        }
+    }
+
+    /// Handles one receiver event. Errors are local failures that end the
+    /// transfer (the output directory itself failing, or too little space
+    /// for a verified manifest); everything the network can cause is a
+    /// counted refusal.
+    pub fn handle(&mut self, event: ReceiverEvent) -> Result<(), IoError> {
+        match event {
+            ReceiverEvent::BlockDecoded {
+                session,
+                object,
+                offset,
+                data,
+            } => self.block(session, object, offset, &data),
+            ReceiverEvent::ObjectComplete {
+                session,
+                object,
+                size,
+                hash,
+                name,
+            } => {
+                if self.bound.is_none() && object == ObjectId(0) {
+                    return self.manifest(session, size, hash, &name);
+                }
+                self.complete(session, object, size, hash);
+                Ok(())
+            }
+            ReceiverEvent::ObjectFailed {
+                session, object, ..
+            } => {
+                if self.bound.is_some_and(|b| b.0 == session) {
+                    if let Some(slot) = self.slots.get_mut(&object)
+                        && let State::Writing { tmp, .. } =
+                            std::mem::replace(&mut slot.state, State::Waiting)
+                    {
+                        let _ = rustix::fs::unlinkat(&self.root, tmp.as_str(), AtFlags::empty());
+                    }
+                } else if object == ObjectId(0) {
+                    self.manifest_bufs.remove(&session);
+                }
+                Ok(())
+            }
+            ReceiverEvent::ObjectAnnounced { .. } => Ok(()),
+        }
+    }
+
+    fn block(
+        &mut self,
+        session: SessionId,
+        object: ObjectId,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<(), IoError> {
+        let end = offset.saturating_add(data.len() as u64);
+        match self.bound {
+            None if object == ObjectId(0) => {
+                if end > MAX_MANIFEST_BYTES as u64 {
+                    self.manifest_bufs.remove(&session);
+                    self.count(Refusal::InvalidManifest);
+                    return Ok(());
+                }
+                if !self.manifest_bufs.contains_key(&session)
+                    && self.manifest_bufs.len() >= MAX_MANIFEST_SESSIONS
+                {
+                    self.count(Refusal::NotInManifest);
+                    return Ok(());
+                }
+                let buf = self.manifest_bufs.entry(session).or_default();
+                if buf.len() < end as usize {
+                    buf.resize(end as usize, 0);
+                }
+                buf[offset as usize..end as usize].copy_from_slice(data);
+                Ok(())
+            }
+            Some((s, _)) if s == session => {
+                let Some(slot) = self.slots.get_mut(&object) else {
+                    self.count(Refusal::NotInManifest);
+                    return Ok(());
+                };
+                if matches!(slot.state, State::Done | State::Refused) {
+                    return Ok(());
+                }
+                if end > slot.entry.size {
+                    self.refuse_file(
+                        object,
+                        Refusal::ManifestMismatch,
+                        "data past its size".into(),
+                    );
+                    return Ok(());
+                }
+                if matches!(slot.state, State::Waiting) {
+                    match create_temp(&self.root) {
+                        Ok((tmp, file)) => slot.state = State::Writing { tmp, file },
+                        Err(e) => {
+                            return Err(IoError::File {
+                                path: format!("{} (temporary file)", self.dir.display()),
+                                source: e.into(),
+                            });
+                        }
+                    }
+                }
+                let State::Writing { file, .. } = &slot.state else {
+                    unreachable!("writing here")
+                };
+                if let Err(e) = file.write_all_at(data, offset) {
+                    let path = slot.entry.path.clone();
+                    // A full disk, a size the file system refuses: this file only.
+                    self.refuse_file(object, Refusal::FileSystem, format!("{path}: {e}"));
+                    return Ok(());
+                }
+                self.bytes_written += data.len() as u64;
+                Ok(())
+            }
+            _ => {
+                self.count(Refusal::NotInManifest);
+                Ok(())
+            }
+        }
+    }
+
+    /// Object 0 of a session completed (its hash verified by the receiver):
+    /// decode it as a manifest and, if it is one, bind to it.
+    fn manifest(
+        &mut self,
+        session: SessionId,
+        size: u64,
+        hash: [u8; 32],
+        name: &str,
+    ) -> Result<(), IoError> {
+        let buf = self.manifest_bufs.remove(&session).unwrap_or_default();
+        if name != MANIFEST_NAME || size > MAX_MANIFEST_BYTES as u64 || buf.len() as u64 > size {
+            self.count(Refusal::InvalidManifest);
+            return Ok(());
+        }
+        let mut buf = buf;
+        buf.resize(size as usize, 0);
+        let id = TransferId::of(&buf);
+        if id.0 != hash {
+            self.count(Refusal::ManifestMismatch);
+            return Ok(());
+        }
+        if self.config.expect.is_some_and(|want| want != id) {
+            self.count(Refusal::WrongTransfer);
+            return Ok(());
+        }
+        let Ok(manifest) = Manifest::decode(&buf) else {
+            self.count(Refusal::InvalidManifest);
+            return Ok(());
+        };
+        self.bind(session, id, manifest)
+    }
+
+    fn bind(
+        &mut self,
+        session: SessionId,
+        id: TransferId,
+        manifest: Manifest,
+    ) -> Result<(), IoError> {
+        self.bound = Some((session, id));
+        self.manifest_bufs.clear();
+        for e in manifest.entries {
+            self.slots.insert(
+                e.object,
+                Slot {
+                    entry: e,
+                    state: State::Waiting,
+                },
+            );
+        }
+        let mut ids: Vec<ObjectId> = self.slots.keys().copied().collect();
+        ids.sort();
+        // Refuse up front what cannot be written, so it is not received at all.
+        let mut need = 0u64;
+        for &object in &ids {
+            let e = &self.slots[&object].entry;
+            let (path, size) = (e.path.clone(), e.size);
+            if size > self.config.max_file_size {
+                self.refuse_file(
+                    object,
+                    Refusal::TooLarge,
+                    format!("{path}: {size} bytes is larger than the --max-object-size"),
+                );
+                continue;
+            }
+            if !self.config.overwrite && self.exists(&path) {
+                self.refuse_file(
+                    object,
+                    Refusal::Exists,
+                    format!("{path}: exists already (pass --overwrite to replace it)"),
+                );
+                continue;
+            }
+            need = need.saturating_add(size);
+        }
+        if self.config.check_space
+            && let Ok(st) = rustix::fs::fstatvfs(&self.root)
+        {
+            let free = st.f_bavail.saturating_mul(st.f_frsize);
+            if need > free {
+                return Err(IoError::NoSpace {
+                    dir: self.dir.display().to_string(),
+                    need,
+                    free,
+                });
+            }
+        }
+        self.binding = Some(
+            ids.iter()
+                .filter_map(|o| self.slots.get(o))
+                .filter(|s| !matches!(s.state, State::Refused))
+                .map(|s| BoundObject {
+                    object: s.entry.object,
+                    size: s.entry.size,
+                    hash: s.entry.hash,
+                    name: s.entry.path.clone(),
+                })
+                .collect(),
+        );
+        Ok(())
+    }
+
+    /// Whether something (a file, a directory, a link) is at `path` already,
+    /// looked up without following any link.
+    fn exists(&self, path: &str) -> bool {
+        let (parent, base) = split(path);
+        match open_dir_beneath(&self.root, parent, false) {
+            Ok(Some(dir)) => rustix::fs::statat(&dir, base, AtFlags::SYMLINK_NOFOLLOW).is_ok(),
+            // A directory on the way is missing: nothing is there.
+            Ok(None) => false,
+            // A link or a file on the way: the path is taken by something.
+            Err(_) => true,
+        }
+    }
+
+    fn complete(&mut self, session: SessionId, object: ObjectId, size: u64, hash: [u8; 32]) {
+        if self.bound.is_none_or(|b| b.0 != session) {
+            self.count(Refusal::NotInManifest);
+            return;
+        }
+        let Some(slot) = self.slots.get_mut(&object) else {
+            self.count(Refusal::NotInManifest);
+            return;
+        };
+        match slot.state {
+            State::Done | State::Refused => return,
+            State::Waiting | State::Writing { .. } => {}
+        }
+        if slot.entry.size != size || slot.entry.hash != hash {
+            self.refuse_file(
+                object,
+                Refusal::ManifestMismatch,
+                "size or hash differ from the manifest".into(),
+            );
+            return;
+        }
+        if matches!(slot.state, State::Waiting) {
+            // An empty file decodes no block, so has no temporary file yet.
+            match create_temp(&self.root) {
+                Ok((tmp, file)) => slot.state = State::Writing { tmp, file },
+                Err(e) => {
+                    let path = slot.entry.path.clone();
+                    self.refuse_file(object, Refusal::FileSystem, format!("{path}: {e}"));
+                    return;
+                }
+            }
+        }
+        let State::Writing { tmp, file } = std::mem::replace(&mut slot.state, State::Waiting)
+        else {
+            unreachable!("writing here")
+        };
+        let entry = slot.entry.clone();
+        let mode = if self.config.keep_modes {
+            entry.mode & 0o777
+        } else {
+            entry.mode & 0o777 & !self.umask & !0o002
+        };
+        let placed = file
+            .set_len(size)
+            .map_err(|e| (Refusal::FileSystem, e.to_string()))
+            .and_then(|()| {
+                rustix::fs::fchmod(&file, Mode::from_raw_mode(mode))
+                    .map_err(|e| (Refusal::FileSystem, std::io::Error::from(e).to_string()))
+            })
+            .and_then(|()| self.place(&tmp, &entry.path));
+        drop(file);
+        let slot = self.slots.get_mut(&object).expect("present");
+        match placed {
+            Ok(()) => {
+                slot.state = State::Done;
+                self.done += 1;
+            }
+            Err((why, detail)) => {
+                let _ = rustix::fs::unlinkat(&self.root, tmp.as_str(), AtFlags::empty());
+                self.refuse_file(object, why, format!("{}: {detail}", entry.path));
+            }
+        }
+    }
+
+    /// Renames the temporary file `tmp` to `path`, making the directories on
+    /// the way, following no link, replacing nothing unless `overwrite`.
+    fn place(&self, tmp: &str, path: &str) -> Result<(), (Refusal, String)> {
+        let (parent, base) = split(path);
+        let dir = match open_dir_beneath(&self.root, parent, true) {
+            Ok(Some(d)) => d,
+            Ok(None) => unreachable!("created on the way"),
+            Err(e) => return Err(classify(e)),
+        };
+        let flags = if self.config.overwrite {
+            RenameFlags::empty()
+        } else {
+            RenameFlags::NOREPLACE
+        };
+        match rustix::fs::renameat_with(&self.root, tmp, &dir, base, flags) {
+            Ok(()) => Ok(()),
+            // A file system without RENAME_NOREPLACE: link (which never
+            // replaces), then unlink the temporary name.
+            Err(Errno::INVAL) if !self.config.overwrite => {
+                rustix::fs::linkat(&self.root, tmp, &dir, base, AtFlags::empty())
+                    .map_err(classify)?;
+                let _ = rustix::fs::unlinkat(&self.root, tmp, AtFlags::empty());
+                Ok(())
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+}
+
+fn classify(e: Errno) -> (Refusal, String) {
+    let why = match e {
+        Errno::EXIST => Refusal::Exists,
+        Errno::LOOP | Errno::NOTDIR | Errno::XDEV => Refusal::UnsafePath,
+        _ => Refusal::FileSystem,
+    };
+    (why, std::io::Error::from(e).to_string())
+}
+
+fn split(path: &str) -> (&str, &str) {
+    match path.rsplit_once('/') {
+        Some((p, b)) => (p, b),
+        None => ("", path),
+    }
+}
+
+/// Opens the directory `parent` (`/`-separated, possibly empty) beneath
+/// `root`, one component at a time, following no link and never leaving
+/// `root`; with `create`, makes the missing ones. Without `create`, `None` if
+/// one is missing.
+fn open_dir_beneath(root: &OwnedFd, parent: &str, create: bool) -> Result<Option<OwnedFd>, Errno> {
+    let mut dir = root
+        .try_clone()
+        .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?;
+    for comp in parent.split('/').filter(|c| !c.is_empty()) {
+        if create {
+            match rustix::fs::mkdirat(&dir, comp, Mode::from_raw_mode(0o755)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        let next = match rustix::fs::openat2(
+            &dir,
+            comp,
+            flags,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        ) {
+            // Kernels before 5.6: one component with O_NOFOLLOW is as safe.
+            Err(Errno::NOSYS) => rustix::fs::openat(&dir, comp, flags, Mode::empty()),
+            r => r,
+        };
+        dir = match next {
+            Ok(d) => d,
+            Err(Errno::NOENT) if !create => return Ok(None),
+            Err(e) => return Err(e),
+        };
+    }
+    Ok(Some(dir))
+}
+
+/// A new temporary file in `root` under a random name, created exclusively
+/// and without following a link, readable by the owner only until placed.
+fn create_temp(root: &OwnedFd) -> Result<(String, File), Errno> {
+    for _ in 0..8 {
+        let mut r = [0u8; 16];
+        getrandom::fill(&mut r).map_err(|_| Errno::IO)?;
+        let name = format!(
+            "{TEMP_PREFIX}{}",
+            r.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        match rustix::fs::openat(
+            root,
+            name.as_str(),
+            OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::RDWR | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        ) {
+            Ok(fd) => return Ok((name, File::from(fd))),
+            Err(Errno::EXIST) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Errno::EXIST)
+}
+
+/// The process's umask, as /proc says (022 if it cannot be read).
+fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o022)
+}
+
+impl Drop for FileSink {
+    /// Leaves no partial file behind: unfinished temporary files are removed.
+    fn drop(&mut self) {
+        for slot in self.slots.values() {
+            if let State::Writing { tmp, .. } = &slot.state {
+                let _ = rustix::fs::unlinkat(&self.root, tmp.as_str(), AtFlags::empty());
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for FileSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileSink")
+            .field("dir", &self.dir)
+            .field("bound", &self.bound)
+            .field("files", &self.slots.len())
+            .field("done", &self.done)
+            .finish()
+    }
+}
