@@ -599,3 +599,142 @@ mod feedback {
         assert_eq!(complete, 3, "{sent:?}");
     }
 }
+
+fn info_packet(session: u64, object: u32, oti: Oti, hash: [u8; 32], name: &str) -> Vec<u8> {
+    let info = Repr::ObjectInfo(InfoRepr {
+        session,
+        object,
+        fec: FecId::RaptorQ,
+        oti,
+        hash,
+        name,
+    });
+    let mut buf = vec![0; info.buffer_len()];
+    info.emit(&mut buf).unwrap();
+    buf
+}
+
+#[test]
+fn the_largest_blocks_the_format_allows_are_refused_and_buffers_stay_bounded() {
+    // One block of K'max symbols of the largest T: 3.7 GB, within 4 GiB.
+    let oti = Oti::for_object(56_403 * 65_480, 65_480, 56_403, 4).unwrap();
+    let config = ReceiverConfig::default();
+    let mut r = Receiver::new(config.clone());
+    let now = Instant::now();
+    r.handle_datagram(now, &forged_data(oti, 1));
+    r.handle_datagram(now, &info_packet(9, 2, oti, [0; 32], "x"));
+    assert_eq!(r.stats().rejected(RejectReason::BlockTooLarge), 2);
+    assert_eq!(r.objects_in_progress(), 0);
+    // Blocks just under the cap, over many objects: the reserve of the blocks
+    // in flight keeps what is buffered under the documented bound.
+    let oti = Oti::for_object(60 << 20, 60_000, 1_048, 4).unwrap();
+    for object in 0..16 {
+        for sbn in 0..oti.source_blocks().min(4) {
+            let symbol = vec![object as u8; 60_000];
+            for esi in [0, 1, 2, 1200] {
+                let repr = Repr::Data(DataRepr {
+                    session: 9,
+                    object,
+                    fec: FecId::RaptorQ,
+                    oti,
+                    sbn: sbn as u8,
+                    esi,
+                    symbol: &symbol,
+                });
+                let mut buf = vec![0; repr.buffer_len()];
+                repr.emit(&mut buf).unwrap();
+                r.handle_datagram(now, &buf);
+            }
+        }
+    }
+    assert!(r.stats().buffer_full > 0);
+    assert!(
+        r.stats().peak_buffered_bytes <= config.worst_case_buffer(),
+        "{} > {}",
+        r.stats().peak_buffered_bytes,
+        config.worst_case_buffer()
+    );
+}
+
+#[test]
+fn a_pinned_receiver_takes_only_its_manifest_then_only_what_it_lists() {
+    use groupcast::{Admission, BoundObject};
+    let manifest = object(700, 1);
+    let file = object(9_000, 2);
+    let real = transfer(10, &[(&manifest, ".m"), (&file, "f")], 2);
+    let forged_manifest = object(700, 3);
+    let forged = transfer(11, &[(&forged_manifest, ".m"), (&file, "f")], 1);
+    let mut r = Receiver::new(ReceiverConfig {
+        admission: Admission::Manifest {
+            expect: Some(*blake3::hash(&manifest).as_bytes()),
+            max_size: 1 << 20,
+        },
+        ..ReceiverConfig::default()
+    });
+    let done = receive(&mut r, forged.iter().cloned());
+    assert!(done.is_empty());
+    assert!(r.stats().rejected(RejectReason::WrongTransfer) > 0);
+    assert!(r.stats().rejected(RejectReason::UnexpectedObject) > 0);
+    let done = receive(&mut r, real.iter().cloned());
+    assert_eq!(done.len(), 1, "only the manifest completes before binding");
+    assert_eq!(done[0].0, (SessionId(10), ObjectId(0)));
+    assert_eq!(done[0].2, manifest);
+    r.bind(
+        SessionId(10),
+        [BoundObject {
+            object: ObjectId(1),
+            size: file.len() as u64,
+            hash: *blake3::hash(&file).as_bytes(),
+            name: "f".into(),
+        }],
+    );
+    // A forged OBJECT_INFO for the listed object, and an unlisted object, are refused.
+    let oti = Oti::for_object(file.len() as u64, 256, 40, 4).unwrap();
+    r.handle_datagram(Instant::now(), &info_packet(10, 1, oti, [1; 32], "f"));
+    assert_eq!(r.stats().rejected(RejectReason::ManifestMismatch), 1);
+    let unexpected = r.stats().rejected(RejectReason::UnexpectedObject);
+    r.handle_datagram(Instant::now(), &info_packet(10, 2, oti, [1; 32], "g"));
+    let done = receive(&mut r, forged.iter().cloned().chain(real.iter().cloned()));
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].0, (SessionId(10), ObjectId(1)));
+    assert_eq!(done[0].2, file);
+    assert!(r.stats().rejected(RejectReason::UnexpectedObject) > unexpected);
+    assert!(r.stats().rejected(RejectReason::ForeignSession) >= forged.len() as u64);
+}
+
+#[test]
+fn candidate_manifests_beyond_the_limit_evict_the_oldest() {
+    use groupcast::Admission;
+    let mut r = Receiver::new(ReceiverConfig {
+        admission: Admission::Manifest {
+            expect: None,
+            max_size: 1 << 20,
+        },
+        max_sessions: 2,
+        ..ReceiverConfig::default()
+    });
+    let oti = Oti::for_object(4_000, 1000, 100, 4).unwrap();
+    let now = Instant::now();
+    for session in 1..=3 {
+        r.handle_datagram(now, &info_packet(session, 0, oti, [0; 32], ".m"));
+    }
+    assert_eq!(r.objects_in_progress(), 2);
+    assert_eq!(r.stats().candidates_evicted, 1);
+    let evicted = std::iter::from_fn(|| r.poll_event()).any(|e| {
+        matches!(
+            e,
+            ReceiverEvent::ObjectFailed {
+                session: SessionId(1),
+                reason: FailReason::Evicted,
+                ..
+            }
+        )
+    });
+    assert!(evicted);
+    // Objects other than the manifest, and manifests that are too large, are refused.
+    r.handle_datagram(now, &info_packet(4, 1, oti, [0; 32], "x"));
+    let big = Oti::for_object(2 << 20, 1000, 100, 4).unwrap();
+    r.handle_datagram(now, &info_packet(4, 0, big, [0; 32], ".m"));
+    assert_eq!(r.stats().rejected(RejectReason::UnexpectedObject), 1);
+    assert_eq!(r.stats().rejected(RejectReason::ObjectTooLarge), 1);
+}

@@ -541,6 +541,156 @@ mod feedback {
             "{threads} threads: {builds} builds ({built} bytes' worth) > {cap}"
         );
     }
+
+    #[test]
+    fn a_stalled_receiver_stops_holding_back_and_new_ids_at_its_edge_start_stalled() {
+        let t0 = Instant::now();
+        let mut s = sender(FlowPolicy::Min, None);
+        let mut t = t0;
+        // Receiver 1 reports every 200 ms, its window never moving; receiver 2 keeps up.
+        while t < t0 + Duration::from_secs(29) {
+            s.handle_datagram(t, &status(1, (0, 0), false));
+            s.handle_datagram(t, &status(2, (0, 20), false));
+            s.handle_timeout(t);
+            assert!(send_all(&mut s, t) <= Some(3), "held at the slowest window");
+            t += Duration::from_millis(200);
+        }
+        assert_eq!(s.stats().receivers_stalled, 0);
+        while t < t0 + Duration::from_secs(31) {
+            s.handle_datagram(t, &status(1, (0, 0), false));
+            s.handle_datagram(t, &status(2, (0, 20), false));
+            s.handle_timeout(t);
+            t += Duration::from_millis(200);
+        }
+        assert_eq!(s.stats().receivers_stalled, 1);
+        let stalled = std::iter::from_fn(|| s.poll_event())
+            .any(|e| e == SenderEvent::ReceiverStalled { id: 1, edge: 0 });
+        assert!(stalled);
+        // A new id at the same stuck edge holds nothing back either.
+        s.handle_datagram(t, &status(3, (0, 0), false));
+        assert_eq!(send_all(&mut s, t), Some(19));
+        // Only the receiver that progresses is waited for.
+        s.handle_datagram(t, &status(2, (1, 0), true));
+        for _ in 0..10 {
+            t += Duration::from_millis(50);
+            s.handle_datagram(t, &status(1, (0, 0), false));
+            s.handle_timeout(t);
+            send_all(&mut s, t);
+        }
+        assert!(s.is_finished());
+        // A stalled receiver that moves again counts again.
+        let mut s = sender(FlowPolicy::Min, None);
+        let mut t = t0;
+        while t < t0 + Duration::from_secs(31) {
+            s.handle_datagram(t, &status(1, (0, 0), false));
+            s.handle_timeout(t);
+            send_all(&mut s, t);
+            t += Duration::from_millis(200);
+        }
+        assert_eq!(s.stats().receivers_stalled, 1);
+        s.handle_datagram(t, &status(1, (0, 2), false));
+        assert!(send_all(&mut s, t) <= Some(5));
+    }
+
+    fn echo(receiver: u64, echo_us: u64, hold_us: u32) -> Vec<u8> {
+        let st = StatusRepr {
+            session: SESSION,
+            receiver,
+            echo_us,
+            hold_us,
+            loss_ppm: 0,
+            rate: 0,
+            window: (0, 0),
+            flags: STATUS_ECHO,
+        };
+        let mut buf = vec![0; 64];
+        let n = st.emit(&mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    #[test]
+    fn echoes_must_name_a_recent_probe_and_move_the_grtt_little() {
+        let t0 = Instant::now();
+        let mut s = sender(FlowPolicy::Min, Some(1_000_000));
+        s.handle_timeout(t0);
+        let grtt = s.grtt();
+        let mut buf = vec![0u8; 144];
+        let mut t = t0;
+        let mut probes = Vec::new();
+        while t < t0 + Duration::from_secs(3) {
+            // A receiver that is never complete keeps the sender going.
+            s.handle_datagram(t, &status(9, (0, 0), false));
+            s.handle_timeout(t);
+            while let Some(n) = s.poll_transmit(t, &mut buf) {
+                if let Ok(Repr::Probe(p)) = Repr::parse(&buf[..n]) {
+                    probes.push(p.timestamp_us);
+                }
+            }
+            t += Duration::from_millis(5);
+        }
+        assert!(probes.len() > 64);
+        // An echo of a timestamp never sent, of one too old (the first PROBE,
+        // at 0), or a hold longer than the time since: refused.
+        let refused = s.stats().echoes_refused;
+        s.handle_datagram(t, &echo(1, 12_345, 0));
+        s.handle_datagram(t, &echo(1, probes[0], 0));
+        let last = *probes.last().unwrap();
+        s.handle_datagram(t, &echo(1, last, u32::MAX));
+        assert_eq!(s.stats().echoes_refused, refused + 3);
+        assert!(s.grtt() <= grtt);
+        // A real but slow echo moves the GRTT at most to twice its value.
+        let recent = probes[probes.len() - 60];
+        s.handle_datagram(t, &echo(1, recent, 0));
+        assert!(s.grtt() <= grtt * 2, "{:?} > 2 × {grtt:?}", s.grtt());
+    }
+
+    fn nack(receiver: u64, sbn: u8) -> Vec<u8> {
+        let n = NackRepr {
+            session: SESSION,
+            receiver,
+            entries: vec![NackEntry {
+                object: 0,
+                sbn,
+                flags: 0,
+                need: 2,
+                ranges: vec![],
+            }],
+        };
+        let mut buf = vec![0; 256];
+        let len = n.emit(&mut buf).unwrap();
+        buf.truncate(len);
+        buf
+    }
+
+    #[test]
+    fn each_source_has_its_own_nack_budget_and_owns_its_receiver_ids() {
+        let t0 = Instant::now();
+        let mut s = sender(FlowPolicy::Min, None);
+        s.handle_timeout(t0);
+        let flooder = Some("fe80::666".parse().unwrap());
+        let honest = Some("fe80::1".parse().unwrap());
+        for i in 0..5_000 {
+            s.handle_feedback(t0, flooder, &nack(666, (i % 20) as u8));
+        }
+        assert!(s.stats().nacks_dropped_per_source >= 4_000);
+        let before = s.stats().nacks_received;
+        s.handle_feedback(t0, honest, &nack(1, 3));
+        assert_eq!(
+            s.stats().nacks_received,
+            before + 1,
+            "the honest NACK is heard"
+        );
+        // A receiver id speaks from the address it was first heard from only.
+        s.handle_feedback(t0, honest, &status(1, (0, 0), false));
+        s.handle_feedback(t0, flooder, &status(1, (1, 0), true));
+        assert_eq!(
+            send_all(&mut s, t0),
+            Some(3),
+            "still held by receiver 1's real window"
+        );
+        assert!(s.stats().feedback_rejected >= 1);
+    }
 }
 
 mod congestion {

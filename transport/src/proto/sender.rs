@@ -1082,9 +1082,17 @@ impl Sender {
             self.stats.receivers_tracked = self.receivers.len() as u64;
             self.quiet.retain(|_, q| *q > now);
             let stall = self.config.feedback.stall_timeout;
+            // Stalled means left behind: the sender has sent past its edge (a
+            // receiver waiting at the sender's own progress is not stalled).
+            let behind = if self.first_pass_done {
+                u64::MAX
+            } else {
+                self.prefix[self.object] + self.progress().1 as u64
+            };
             for (&id, r) in self.receivers.iter_mut() {
                 if !r.stalled
                     && !r.complete
+                    && (r.edge < behind || self.first_pass_done)
                     && now.saturating_duration_since(r.last_progress) >= stall
                 {
                     r.stalled = true;
