@@ -205,9 +205,13 @@ pub struct McastSocket {
     feedback: Option<UdpSocket>,
     feedback_dest: SocketAddrV6,
     ifindex: u32,
-    /// Where the sender's DATA came from, for unicast STATUS.
-    sender_addr: Option<SocketAddrV6>,
+    /// Where each session's accepted packets came from, for unicast STATUS
+    /// (a few sessions at most: the locked one, or candidates before).
+    sender_addrs: Vec<(u64, SocketAddrV6)>,
 }
+
+/// Sessions whose sender address a receiving socket remembers at once.
+const MAX_SENDER_ADDRS: usize = 8;
 
 impl McastSocket {
     fn base(cfg: &NetConfig) -> Result<(Socket, u32), IoError> {
@@ -260,7 +264,7 @@ impl McastSocket {
             feedback: Self::feedback_socket(cfg, ifindex)?,
             feedback_dest: SocketAddrV6::new(cfg.channel.feedback_group(), port, 0, 0),
             ifindex,
-            sender_addr: None,
+            sender_addrs: Vec::new(),
         })
     }
 
@@ -323,6 +327,29 @@ impl McastSocket {
     /// The group address and port this socket sends to or listens on.
     pub fn group_addr(&self) -> SocketAddr {
         self.dest.into()
+    }
+
+    /// Remembers where `session`'s packets come from (the latest sessions only).
+    fn learn_sender(&mut self, session: u64, mut from: SocketAddrV6) {
+        if from.ip().is_unicast_link_local() {
+            from.set_scope_id(self.ifindex);
+        }
+        if self.sender_addrs.last() == Some(&(session, from)) {
+            return;
+        }
+        self.sender_addrs.retain(|(s, _)| *s != session);
+        if self.sender_addrs.len() >= MAX_SENDER_ADDRS {
+            self.sender_addrs.remove(0);
+        }
+        self.sender_addrs.push((session, from));
+    }
+
+    /// Where `session`'s sender is, if a packet of it was accepted.
+    fn sender_of(&self, session: u64) -> Option<SocketAddrV6> {
+        self.sender_addrs
+            .iter()
+            .find(|(s, _)| *s == session)
+            .map(|(_, a)| *a)
     }
 }
 
@@ -554,26 +581,26 @@ pub fn run_receiver(
                         }
                         let d = &bufs[i][..lens[i]];
                         // Only the sender's packets belong on the data group.
-                        if !matches!(packet_type(d), Some(DATA | OBJECT_INFO | PROBE)) {
+                        // (What is not groupcast's at all goes to the receiver,
+                        // which counts it under its own reason.)
+                        if packet_type(d).is_some_and(|t| !matches!(t, DATA | OBJECT_INFO | PROBE))
+                        {
                             stats.wrong_socket += 1;
                             continue;
                         }
                         let rejected = receiver.stats().packets_rejected;
+                        let waiting = receiver.stats().awaiting_manifest;
                         receiver.handle_datagram(now, d);
-                        // STATUS goes back to where the locked session's
-                        // accepted packets come from, and nowhere else: no
-                        // datagram of another session can aim it (reflection).
-                        if let Some(mut from) = sources[i]
+                        // STATUS goes back only to where a session's accepted
+                        // packets come from (once locked, only the locked
+                        // session's): a datagram refused, or of another
+                        // session, cannot aim it (reflection).
+                        if let (Some(from), Some(session)) = (sources[i], session_of(d))
                             && receiver.stats().packets_rejected == rejected
-                            && receiver
-                                .config()
-                                .session
-                                .is_some_and(|s| Some(s.0) == session_of(d))
+                            && receiver.stats().awaiting_manifest == waiting
+                            && receiver.config().session.is_none_or(|s| s.0 == session)
                         {
-                            if from.ip().is_unicast_link_local() {
-                                from.set_scope_id(sock.ifindex);
-                            }
-                            sock.sender_addr = Some(from);
+                            sock.learn_sender(session, from);
                         }
                         while let Some(e) = receiver.poll_event() {
                             if on_event(receiver, e)?.is_break() {
@@ -639,10 +666,11 @@ fn flush_feedback(
         let dest = match to {
             crate::proto::Destination::Feedback => Some(sock.feedback_dest),
             crate::proto::Destination::Sender => {
-                if sock.sender_addr.is_none() {
+                let addr = session_of(&out[..len]).and_then(|s| sock.sender_of(s));
+                if addr.is_none() {
                     stats.status_unaddressed += 1;
                 }
-                sock.sender_addr
+                addr
             }
         };
         let sent = dest.is_some_and(|d| fb.send_to(&out[..len], d.into()).is_ok());

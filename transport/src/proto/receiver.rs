@@ -210,6 +210,10 @@ pub enum RejectReason {
     WrongTransfer,
     /// A block larger than `max_block_bytes`.
     BlockTooLarge,
+    /// Not a datagram refusal: a packet of an object other than the manifest
+    /// before a manifest is bound ([`Admission::Manifest`]). Counted in
+    /// [`ReceiverStats::awaiting_manifest`], not in `packets_rejected`.
+    AwaitingManifest,
     /// A PROBE whose counters cannot be true (for example more DATA sent since
     /// the last PROBE than could be); its counters are ignored.
     Implausible,
@@ -273,6 +277,7 @@ impl RejectReason {
             Self::WrongTransfer => "wrong_transfer",
             Self::BlockTooLarge => "block_too_large",
             Self::Implausible => "implausible",
+            Self::AwaitingManifest => "awaiting_manifest",
         }
     }
 }
@@ -404,6 +409,9 @@ pub struct ReceiverStats {
     pub feedback_ignored: u64,
     /// Candidate manifests evicted by newer ones ([`Admission::Manifest`]).
     pub candidates_evicted: u64,
+    /// Packets of objects other than the manifest that came before a manifest
+    /// was bound ([`Admission::Manifest`]), dropped (the sender repairs them).
+    pub awaiting_manifest: u64,
     /// Feedback sessions dropped after `idle_timeout` without a PROBE.
     pub feedback_expired: u64,
     /// Symbols deferred because `max_buffered_bytes` was reached (also
@@ -471,7 +479,11 @@ impl Need {
 impl ReceiverStats {
     /// Rejections counted under one reason.
     pub fn rejected(&self, reason: RejectReason) -> u64 {
-        self.rejected[Self::index(reason)]
+        // AwaitingManifest is not a rejection, and not in ALL.
+        RejectReason::ALL
+            .iter()
+            .position(|&r| r == reason)
+            .map_or(0, |i| self.rejected[i])
     }
 
     /// Every reason with a non-zero count, in [`RejectReason::ALL`] order.
@@ -735,8 +747,10 @@ impl Receiver {
             }
             Err(e) => Err(e.into()),
         };
-        if let Err(reason) = result {
-            self.reject(reason);
+        match result {
+            Err(RejectReason::AwaitingManifest) => self.stats.awaiting_manifest += 1,
+            Err(reason) => self.reject(reason),
+            Ok(()) => {}
         }
         self.stats.peak_buffered_bytes = self
             .stats
@@ -906,7 +920,8 @@ impl Receiver {
             Admission::Open => Ok(()),
             Admission::Manifest { expect, max_size } => {
                 if key.1 != ObjectId(0) {
-                    return Err(RejectReason::UnexpectedObject);
+                    // Not refused: the manifest may simply not be here yet.
+                    return Err(RejectReason::AwaitingManifest);
                 }
                 if size > max_size {
                     return Err(RejectReason::ObjectTooLarge);
@@ -1102,7 +1117,7 @@ impl Receiver {
             return Ok(());
         }
         if !self.fb.contains_key(&session) {
-            if self.fb.len() >= self.config.max_sessions {
+            if self.fb.len() >= self.config.max_sessions && !self.evict_feedback(session) {
                 self.stats.feedback_ignored += 1;
                 return Ok(());
             }
@@ -1186,6 +1201,32 @@ impl Receiver {
         f.status_due = true;
         self.schedule_nack(now, session);
         Ok(())
+    }
+
+    /// Makes room in the full feedback table for `session`'s state, if
+    /// `session` has an object in progress and some session there has none:
+    /// the one whose PROBE is oldest goes (counted in `feedback_expired`).
+    /// PROBEs alone, which anyone can forge, thus never crowd out the feedback
+    /// of a session whose objects (a candidate manifest) are arriving.
+    fn evict_feedback(&mut self, session: SessionId) -> bool {
+        let has_object = |s: SessionId| self.objects.keys().any(|k| k.0 == s);
+        if !has_object(session) {
+            return false;
+        }
+        let victim = self
+            .fb
+            .iter()
+            .filter(|(s, _)| !has_object(**s))
+            .min_by_key(|(_, f)| f.probe_at)
+            .map(|(s, _)| *s);
+        match victim {
+            Some(v) => {
+                self.fb.remove(&v);
+                self.stats.feedback_expired += 1;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Another receiver's NACK: hold back our own requests that it covers.
