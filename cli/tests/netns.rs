@@ -1097,3 +1097,280 @@ fn hybrid_through_smcroute_with_feedback_routed_upstream() {
     assert_eq!(sent["receivers_tracked"], 3, "{sent}");
     assert!(sent["nacks_received"].as_u64().unwrap() > 0, "{sent}");
 }
+
+/// The link-local address of `ifname` in `ns`.
+fn link_local(ns: &str, ifname: &str) -> String {
+    let out = Command::new("ip")
+        .args([
+            "-n", ns, "-6", "-o", "addr", "show", "dev", ifname, "scope", "link",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .skip_while(|w| *w != "inet6")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .unwrap_or_else(|| panic!("{ns}/{ifname} has no link-local address: {text}"))
+        .to_owned()
+}
+
+/// Every path beneath `dir` (links not followed), relative, sorted.
+fn tree_listing(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            }
+            out.push(e.path().strip_prefix(dir).unwrap().display().to_string());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The forged transfers the hostile host sends, as JSON for hostile.py: each
+/// a manifest (object 0) and its files, with their real BLAKE3 hashes, so
+/// that they verify as objects and reach the file layer of an unpinned
+/// receiver.
+fn forgeries(path: &Path) {
+    use groupcast::ObjectId;
+    use groupcast::io::files::{Entry, MANIFEST_NAME, Manifest, TransferId};
+    let owned = b"owned by the attacker\n".to_vec();
+    let hash = |b: &[u8]| TransferId::of(b).0;
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let file = |object: u32, path: &str| Entry {
+        object: ObjectId(object),
+        path: path.into(),
+        size: owned.len() as u64,
+        mode: 0o777,
+        hash: hash(&owned),
+    };
+    let long = "x".repeat(300);
+    // A valid manifest that would overwrite .bashrc and write through the planted
+    // link; manifests with names the file system refuses (its own encoder would
+    // not write them); an empty manifest: faked completion.
+    let valid = Manifest {
+        entries: vec![file(1, ".bashrc"), file(2, "evil/pwned")],
+    }
+    .encode();
+    let header = "groupcast-manifest 2\n";
+    let h = hex(&hash(&owned));
+    let refused = [
+        format!("{header}1 644 22 {h} {long}\n").into_bytes(),
+        format!("{header}1 644 22 {h} x\n2 644 22 {h} x/y\n").into_bytes(),
+        Vec::new(),
+    ];
+    let mut transfers = Vec::new();
+    for m in std::iter::once(valid).chain(refused) {
+        let mut objects = vec![serde_json::json!({
+            "object": 0, "name": MANIFEST_NAME, "content": hex(&m), "hash": hex(&hash(&m)),
+        })];
+        for (object, name) in [
+            (1, ".bashrc"),
+            (2, "evil/pwned"),
+            (1, &long[..]),
+            (2, "x/y"),
+        ] {
+            objects.push(serde_json::json!({
+                "object": object, "name": name, "content": hex(&owned), "hash": hex(&hash(&owned)),
+            }));
+        }
+        transfers.push(serde_json::Value::Array(objects));
+    }
+    std::fs::write(path, serde_json::Value::Array(transfers).to_string()).unwrap();
+}
+
+/// Hostile-peers issue, acceptance 1 and 2: a hostile host beside a real
+/// hybrid transfer, forging packets from what it sees on the wire, tries
+/// every class of attack (hostile.py). Receivers pinned with --expect (one
+/// also with --source, whose feedback group the host floods with the sender's
+/// packets) finish byte-identical; nothing but the manifest's files appears
+/// in --output, where a .bashrc and a link to a directory outside were
+/// planted, and both stay as they were; the sender finishes by itself; and
+/// each attack is counted under its reason. An unpinned receiver warns, and
+/// exits 0 only with every file of its manifest written.
+#[test]
+fn hostile_host_cannot_write_fake_stall_or_exhaust() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !prerequisites_with("hostile host", &["python3"]) {
+        return;
+    }
+    let (mut lab, hosts) = bridge_lab("h", &[10, 0, 10, 0]);
+    let channel = "gc-test-hostile";
+    let ch = groupcast::Channel::new(channel);
+    let tree = lab.dir.join("tree");
+    std::fs::create_dir_all(tree.join("docs")).unwrap();
+    random_file(&tree.join("a.bin"), 3_000_000, 41);
+    random_file(&tree.join("docs/b.bin"), 200_000, 42);
+    std::fs::write(tree.join("empty"), "").unwrap();
+    // The transfer id, printed alone on stdout without sending anything.
+    let out = Command::new(BIN).args(["id"]).arg(&tree).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(
+        id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{id:?}"
+    );
+    // Planted in every --output: a .bashrc, and a link to a directory outside.
+    let target = lab.dir.join("target");
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(target.join("x"), b"precious").unwrap();
+    let outs: Vec<PathBuf> = ["pinned", "source", "unpinned"]
+        .iter()
+        .map(|l| lab.dir.join(format!("out-{l}")))
+        .collect();
+    for out in &outs {
+        std::fs::create_dir_all(out).unwrap();
+        std::fs::write(out.join(".bashrc"), b"mine").unwrap();
+        std::os::unix::fs::symlink(&target, out.join("evil")).unwrap();
+    }
+    let src = link_local(&hosts[0], "e0");
+    lab.recv_with("pinned", &hosts[1].clone(), channel, &["--expect", &id]);
+    lab.recv_with(
+        "source",
+        &hosts[2].clone(),
+        channel,
+        &["--expect", &id, "--source", &src],
+    );
+    lab.recv_with("unpinned", &hosts[3].clone(), channel, &[]);
+    // The hostile host starts first, so that its candidates and sessions are there.
+    let json = lab.dir.join("forgeries.json");
+    forgeries(&json);
+    let script = format!("{}/tests/support/hostile.py", env!("CARGO_MANIFEST_DIR"));
+    let (data, fb, port) = (
+        ch.group().to_string(),
+        ch.feedback_group().to_string(),
+        ch.port().to_string(),
+    );
+    lab.spawn(
+        "hostile",
+        &hosts[4].clone(),
+        &[
+            "python3",
+            &script,
+            "e0",
+            &port,
+            &data,
+            &fb,
+            &id,
+            "20",
+            json.to_str().unwrap(),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    lab.send_args(
+        &hosts[0].clone(),
+        &tree,
+        channel,
+        &["--rate", "100M", "--stall-timeout", "3"],
+    );
+    for (label, out) in [("pinned", &outs[0]), ("source", &outs[1])] {
+        let status = lab.wait(label, Duration::from_secs(60));
+        assert!(status.success(), "{label}: {}", lab.log(label));
+        assert_identical(&tree, out);
+        // Nothing but the manifest's files, and what was planted, untouched.
+        assert_eq!(
+            tree_listing(out),
+            [".bashrc", "a.bin", "docs", "docs/b.bin", "empty", "evil"],
+            "{label}"
+        );
+        assert_eq!(std::fs::read(out.join(".bashrc")).unwrap(), b"mine");
+        assert!(
+            std::fs::symlink_metadata(out.join("evil"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+    }
+    assert_eq!(tree_listing(&target), ["x"]);
+    assert_eq!(std::fs::read(target.join("x")).unwrap(), b"precious");
+    // The sender finishes by itself, despite the forged STATUS.
+    let status = lab.wait("sender", Duration::from_secs(60));
+    assert!(status.success(), "sender: {}", lab.log("sender"));
+    assert!(
+        lab.log("sender").contains(&format!("transfer id {id}")),
+        "{}",
+        lab.log("sender")
+    );
+    // The unpinned receiver warned; if it took the forged manifest, it was refused
+    // both files, and says so; if it exits 0, it wrote every file of its manifest.
+    let status = lab.wait("unpinned", Duration::from_secs(60));
+    let log = lab.log("unpinned");
+    assert!(log.contains("warning: no --expect"), "{log}");
+    if status.success() {
+        assert_identical(&tree, &outs[2]);
+    } else {
+        assert!(log.contains("refused"), "{log}");
+    }
+    assert_eq!(std::fs::read(outs[2].join(".bashrc")).unwrap(), b"mine");
+    assert!(!target.join("pwned").exists());
+    if lab.running("hostile") {
+        lab.kill("hostile");
+    }
+
+    // Each attack under its named reason.
+    let reason = |label: &str, key: &str| {
+        lab.stats(label)["rejected_by_reason"][key]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let stat = |label: &str, key: &str| lab.stats(label)[key].as_u64().unwrap_or(0);
+    for key in [
+        "wrong_transfer",
+        "unexpected_object",
+        "manifest_mismatch",
+        "foreign_session",
+        "object_too_large",
+        "implausible",
+    ] {
+        assert!(
+            reason("pinned", key) > 0,
+            "pinned: no {key} in {}",
+            lab.stats("pinned")
+        );
+    }
+    assert!(
+        stat("pinned", "candidates_evicted") > 0,
+        "{}",
+        lab.stats("pinned")
+    );
+    // The source-specific join keeps the forger's data packets out in the
+    // kernel; what it sends to the feedback group is sorted out by type.
+    assert!(
+        stat("source", "wrong_socket") > 0,
+        "{}",
+        lab.stats("source")
+    );
+    assert_eq!(
+        lab.stats("source")["rejected_by_reason"],
+        serde_json::json!({}),
+        "nothing of the forger's reached the --source receiver's core"
+    );
+    let sender = lab.stats("sender");
+    for key in [
+        "receivers_stalled",
+        "echoes_refused",
+        "nacks_dropped_per_source",
+        "feedback_rejected",
+    ] {
+        assert!(
+            sender[key].as_u64().unwrap_or(0) > 0,
+            "sender: no {key} in {sender}"
+        );
+    }
+    // Memory stays within the documented bound (protocol.md §12) and far below
+    // what the claimed blocks would take.
+    let bound = groupcast::ReceiverConfig::default().worst_case_buffer() + (128 << 20);
+    for label in ["pinned", "source", "unpinned"] {
+        let rss = stat(label, "peak_rss_bytes");
+        assert!(rss > 0 && rss <= bound, "{label}: peak RSS {rss} > {bound}");
+    }
+}

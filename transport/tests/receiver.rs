@@ -738,3 +738,77 @@ fn candidate_manifests_beyond_the_limit_evict_the_oldest() {
     assert_eq!(r.stats().awaiting_manifest, 1);
     assert_eq!(r.stats().rejected(RejectReason::ObjectTooLarge), 1);
 }
+
+/// A forged NACK can hold a receiver's own NACK back once; if no repair for
+/// the block follows, the next peer NACK is doubted and the receiver asks.
+#[test]
+fn suppression_that_brings_no_repair_is_doubted() {
+    use groupcast::wire::feedback::PROBE_END;
+    use groupcast::wire::{NackEntry, NackRepr, ProbeRepr, WireMode};
+    let file = object(9_000, 5);
+    let packets = transfer(10, &[(&file, "f")], 1);
+    let mut r = Receiver::new(ReceiverConfig {
+        id: 1,
+        ..ReceiverConfig::default()
+    });
+    let t0 = Instant::now();
+    // The OBJECT_INFO and a few symbols: the object is known, its blocks lack.
+    for p in &packets[..4] {
+        r.handle_datagram(t0, p);
+    }
+    let emit = |repr: Repr| {
+        let mut buf = vec![0; repr.buffer_len()];
+        repr.emit(&mut buf).unwrap();
+        buf
+    };
+    let probe = |ts: u64| {
+        emit(Repr::Probe(ProbeRepr {
+            session: 10,
+            timestamp_us: ts,
+            sent: 4,
+            grtt_us: 10_000,
+            objects: 1,
+            progress: (1, 0),
+            mode: WireMode::Hybrid,
+            flags: PROBE_END,
+            group_log2: 10,
+        }))
+    };
+    let forged = emit(Repr::Nack(NackRepr {
+        session: 10,
+        receiver: 666,
+        entries: (0..3)
+            .map(|sbn| NackEntry {
+                object: 0,
+                sbn,
+                flags: 0,
+                need: 40,
+                ranges: vec![],
+            })
+            .collect(),
+    }));
+    let mut out = vec![0u8; 1232];
+    let mut t = t0;
+    let mut sent_after_doubt = 0;
+    for round in 0..6 {
+        r.handle_datagram(t, &probe(round * 1000));
+        // The forger's NACK comes at once, before any backoff ends.
+        r.handle_datagram(t, &forged);
+        for _ in 0..100 {
+            t += Duration::from_millis(5);
+            r.handle_timeout(t);
+            while let Some((_, to)) = r.poll_transmit(t, &mut out) {
+                if to == groupcast::Destination::Feedback && round > 0 {
+                    sent_after_doubt += 1;
+                }
+            }
+        }
+    }
+    assert!(r.stats().nacks_suppressed > 0);
+    assert!(r.stats().suppressions_doubted > 0);
+    assert!(
+        sent_after_doubt > 0,
+        "forged NACKs silenced the receiver: {:?}",
+        r.stats()
+    );
+}

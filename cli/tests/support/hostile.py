@@ -20,10 +20,14 @@ for a bounded time at a bounded rate tries every class of attack:
   transfer id under made-up sessions, PROBEs of made-up sessions, claims of
   the largest blocks the format allows.
 
-usage: hostile.py IFACE PORT DATA_GROUP FEEDBACK_GROUP TRANSFER_ID SECONDS
+usage: hostile.py IFACE PORT DATA_GROUP FEEDBACK_GROUP TRANSFER_ID SECONDS FORGERIES
+FORGERIES is a JSON file of forged transfers (BLAKE3 is computed by the test,
+so that forged manifests verify as objects and reach the file layer): a list
+of transfers, each a list of {"object", "name", "content" (hex), "hash" (hex)}.
 Prints the number of datagrams sent.
 """
 import hashlib
+import json
 import os
 import random
 import select
@@ -35,7 +39,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gcnet  # noqa: E402
 
-iface, port, data_group, fb_group, transfer_id, seconds = sys.argv[1:7]
+iface, port, data_group, fb_group, transfer_id, seconds, forgeries = sys.argv[1:8]
 port, seconds = int(port), float(seconds)
 expected = bytes.fromhex(transfer_id)
 ifindex = socket.if_nametoindex(iface)
@@ -101,24 +105,19 @@ def fake_hash(content):
     return hashlib.sha256(content).digest()
 
 
-def manifest(lines):
-    text = "groupcast-manifest 2\n"
-    for i, (size, digest, path) in enumerate(lines):
-        text += f"{i + 1} 644 {size} {digest.hex()} {path}\n"
-    return text.encode()
-
-
+with open(forgeries) as f:
+    transfers = [
+        [(o["object"], o["name"], bytes.fromhex(o["content"]), bytes.fromhex(o["hash"])) for o in t]
+        for t in json.load(f)
+    ]
 owned = b"owned by the attacker\n"
-evil_manifests = [
-    manifest([(len(owned), fake_hash(owned), ".bashrc"), (len(owned), fake_hash(owned), "evil/pwned")]),
-    manifest([(len(owned), fake_hash(owned), "x" * 300)]),
-    manifest([(len(owned), fake_hash(owned), "x"), (len(owned), fake_hash(owned), "x/y")]),
-    b"",
-    b"groupcast-manifest 2\n",
-]
 
 rx = gcnet.listen(data_group, port, ifindex)
 rx.setblocking(False)
+# The feedback group shows the real receivers' ids (in their NACKs).
+frx = gcnet.listen(fb_group, port, ifindex)
+frx.setblocking(False)
+receiver_ids = set()
 tx = gcnet.sender(ifindex)
 # STATUS goes to the sender by unicast, from a socket of our own.
 utx = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
@@ -163,17 +162,26 @@ while time.monotonic() < end and sent < 400_000:
                 if pkt[3] == PROBE and len(pkt) == 52:
                     progress = struct.unpack(">IB", pkt[40:45])
         r, _, _ = select.select([rx], [], [], 0)
+    while True:
+        try:
+            pkt, _ = frx.recvfrom(65535)
+        except BlockingIOError:
+            break
+        if pkt[:2] == b"GC" and pkt[3] == NACK and len(pkt) >= 24:
+            rid = struct.unpack(">Q", pkt[16:24])[0]
+            if rid != 0xBAD and len(receiver_ids) < 16:
+                receiver_ids.add(rid)
     tick += 1
     forged = rng.choice(sorted(own))
 
-    # Forged transfers: manifests that would write .bashrc and follow the link,
-    # names the file system refuses, empty manifests (fake completion).
-    for m in evil_manifests:
-        digest = fake_hash(m) if m else hashlib.sha256(b"").digest()
-        for p in small_object(forged, 0, m, digest, ".groupcast-manifest"):
-            send(p)
-    for p in small_object(forged, 1, owned, fake_hash(owned), ".bashrc"):
-        send(p)
+    # Forged transfers, each under a session of its own: manifests that would
+    # write .bashrc and follow the link, names the file system refuses, an
+    # empty manifest (fake completion), and their files.
+    for i, t in enumerate(transfers):
+        session = sorted(own)[(tick + i) % len(own)]
+        for obj, name, content, digest in t:
+            for p in small_object(session, obj, content, digest, name):
+                send(p)
     # Candidate manifests with the real transfer id under made-up sessions,
     # and PROBEs of made-up sessions: exhaustion.
     send(info(rng.getrandbits(64), 0, 700, T, 1, expected, ".groupcast-manifest"))
@@ -182,6 +190,7 @@ while time.monotonic() < end and sent < 400_000:
     # and of T = 65480 (3.7 GB) in one oversized datagram now and then.
     big = 56_403 * T
     send(data(forged, rng.randrange(1, 40), big, T, 1, 0, rng.randrange(56_403), os.urandom(T)))
+    send(data(rng.getrandbits(64), 0, big, T, 1, 0, rng.randrange(56_403), os.urandom(T)))
     if tick % 50 == 0:
         send(data(forged, 0, 56_403 * 65_480, 65_480, 1, 0, 0, b"\0" * 65_480))
 
@@ -207,6 +216,9 @@ while time.monotonic() < end and sent < 400_000:
         # nothing; and a NACK flood from one host.
         if tick % 5 == 0:
             send(status(s, 0xBAD, (0, 0), echo=0, flags=2), sender_addr, utx)
+            # Completion faked under the real receivers' own ids.
+            for rid in receiver_ids:
+                send(status(s, rid, (1 << 20, 0), flags=1), sender_addr, utx)
             behind = (progress[0], max(progress[1] - 1, 0))
             send(status(s, rng.getrandbits(64), behind, echo=rng.getrandbits(30), flags=2), sender_addr, utx)
         for _ in range(60):

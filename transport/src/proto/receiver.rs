@@ -417,6 +417,9 @@ pub struct ReceiverStats {
     /// Symbols deferred because `max_buffered_bytes` was reached (also
     /// counted in `symbols_deferred`).
     pub buffer_full: u64,
+    /// Peers' NACKs not allowed to hold this receiver back, because the last
+    /// one that did was followed by no repair.
+    pub suppressions_doubted: u64,
 }
 
 /// Where a receiver's feedback datagram goes.
@@ -451,6 +454,13 @@ struct SessionFb {
     /// When each block's NACK is due; `nack_at` is the earliest.
     timers: HashMap<(u32, u8), Instant>,
     holdoff: HashMap<(u32, u8), Instant>,
+    /// Blocks a peer's NACK held back, until when: if no repair for the block
+    /// comes by then, the peer is doubted.
+    suppressed: HashMap<(u32, u8), Instant>,
+    /// Blocks whose last suppression brought no repair: their next NACK is
+    /// sent whatever peers say, so forged NACKs (which the sender may well
+    /// drop) cannot silence a receiver.
+    doubt: HashSet<(u32, u8)>,
     complete: bool,
 }
 
@@ -886,6 +896,10 @@ impl Receiver {
         f.data += 1;
         f.bytes += d.symbol.len() as u64;
         let known = self.objects.contains_key(&key);
+        // Repair for a block: whoever asked for it was answered.
+        if f.suppressed.remove(&(d.object, d.sbn)).is_some() {
+            f.doubt.remove(&(d.object, d.sbn));
+        }
         if known && (d.object, d.sbn) < f.progress {
             // Bounded: only objects in progress, and at most MAX_HOLDOFFS.
             if f.holdoff.len() >= MAX_HOLDOFFS {
@@ -1143,6 +1157,8 @@ impl Receiver {
                     nack_at: None,
                     timers: HashMap::new(),
                     holdoff: HashMap::new(),
+                    suppressed: HashMap::new(),
+                    doubt: HashSet::new(),
                     complete: false,
                 },
             );
@@ -1249,10 +1265,16 @@ impl Receiver {
             } else {
                 covers(&e.ranges, &mine.ranges)
             };
-            if covered {
-                let f = self.fb.get_mut(&session).expect("checked above");
-                let key = (e.object, e.sbn);
+            let f = self.fb.get_mut(&session).expect("checked above");
+            let key = (e.object, e.sbn);
+            if covered && f.doubt.contains(&key) {
+                self.stats.suppressions_doubted += 1;
+            } else if covered {
                 let until = now + holdoff(f, &self.config);
+                if f.suppressed.len() < MAX_HOLDOFFS {
+                    let s = f.suppressed.entry(key).or_insert(until);
+                    *s = (*s).max(until);
+                }
                 let h = f.holdoff.entry(key).or_insert(now);
                 if *h <= now || f.timers.contains_key(&key) {
                     self.stats.nacks_suppressed += 1;
@@ -1375,9 +1397,21 @@ impl Receiver {
     /// receiver that lacks more draws a little earlier, so the NACK that goes
     /// first tends to cover everyone else's.
     fn schedule_nack(&mut self, now: Instant, session: SessionId) {
-        if !self.fb.contains_key(&session) {
+        let Some(f) = self.fb.get_mut(&session) else {
             return;
-        }
+        };
+        // A suppression whose holdoff ran out with no repair for the block:
+        // the NACK that suppressed us was not answered.
+        let SessionFb {
+            suppressed, doubt, ..
+        } = f;
+        suppressed.retain(|key, until| {
+            if *until > now {
+                return true;
+            }
+            doubt.insert(*key);
+            false
+        });
         let needs: Vec<Need> = self
             .needs(now, session)
             .into_iter()
@@ -1543,6 +1577,7 @@ impl Receiver {
                 more = true;
             }
             len += fixed + ranges.len() * per;
+            f.doubt.remove(&(n.object, n.sbn));
             f.holdoff.insert(
                 (n.object, n.sbn),
                 now + holdoff(f, &self.config) + Duration::from_millis(1),
