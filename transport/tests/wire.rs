@@ -45,8 +45,8 @@ fn emit(repr: &Repr<'_>) -> Vec<u8> {
     buf
 }
 
-/// Extracts the hex dump that follows `<!-- example: NAME -->` in protocol.md.
-fn doc_example(name: &str) -> Vec<u8> {
+/// The text of the code block that follows `<!-- example: NAME -->` in protocol.md.
+fn doc_block(name: &str) -> &'static str {
     let marker = format!("<!-- example: {name} -->");
     let start = PROTOCOL_MD
         .find(&marker)
@@ -54,7 +54,12 @@ fn doc_example(name: &str) -> Vec<u8> {
     let rest = &PROTOCOL_MD[start + marker.len()..];
     let open = rest.find("```text\n").expect("code block after marker") + 8;
     let close = rest[open..].find("```").expect("closed code block") + open;
-    rest[open..close]
+    &rest[open..close]
+}
+
+/// Extracts the hex dump that follows `<!-- example: NAME -->` in protocol.md.
+fn doc_example(name: &str) -> Vec<u8> {
+    doc_block(name)
         .lines()
         .flat_map(|line| {
             // Each line is "OFFSET: hex bytes..."; the offset is not data.
@@ -489,4 +494,39 @@ fn write_fuzz_corpus() {
         }
         std::fs::write(rx.join(format!("transfer-{i}")), framed).unwrap();
     }
+}
+
+/// protocol.md §11.1: the manifest example is what the encoder writes for its
+/// two files, byte for byte, and its transfer id is BLAKE3 of those bytes.
+#[test]
+fn manifest_example_matches_protocol_md() {
+    use groupcast::io::files::{Entry, Manifest, TransferId};
+    let hello = b"hello, multicast\n";
+    let m = Manifest {
+        entries: vec![
+            Entry {
+                object: groupcast::ObjectId(1),
+                path: "docs/empty".into(),
+                size: 0,
+                mode: 0o600,
+                hash: *blake3::hash(b"").as_bytes(),
+            },
+            Entry {
+                object: groupcast::ObjectId(2),
+                path: "hello.txt".into(),
+                size: hello.len() as u64,
+                mode: 0o644,
+                hash: *blake3::hash(hello).as_bytes(),
+            },
+        ],
+    };
+    let doc = doc_block("manifest").as_bytes();
+    assert_eq!(
+        std::str::from_utf8(&m.encode()).unwrap(),
+        std::str::from_utf8(doc).unwrap()
+    );
+    assert_eq!(Manifest::decode(doc).unwrap(), m);
+    let id: TransferId = doc_block("manifest-id").trim().parse().unwrap();
+    assert_eq!(id, TransferId::of(doc));
+    assert_eq!(id, m.transfer_id());
 }
