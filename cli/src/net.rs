@@ -532,6 +532,8 @@ sender; pin the transfer with the id `groupcast id PATH` prints"
             "refused_files": report.refused_files.iter().map(|(p, why)| serde_json::json!({"path": p, "why": why})).collect::<Vec<_>>(),
             "transfer_id": report.transfer_id.map(|i| i.to_string()),
             "candidates_evicted": stats.candidates_evicted,
+            "awaiting_manifest": stats.awaiting_manifest,
+            "suppressions_doubted": stats.suppressions_doubted,
             "feedback_expired": stats.feedback_expired,
             "buffer_full": stats.buffer_full,
             "peak_rss_bytes": peak_rss_bytes(),
@@ -552,13 +554,8 @@ sender; pin the transfer with the id `groupcast id PATH` prints"
 
 /// This process's peak resident set (VmHWM), in bytes, or 0 if unknown.
 fn peak_rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
+    groupcast::io::process_status("VmHWM")
+        .and_then(|v| v.trim_end_matches("kB").trim().parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
 }
 

@@ -872,6 +872,16 @@ fn hybrid_transfer_sender_exits_by_itself_within_the_byte_bound() {
         "hybrid: {bytes} bytes sent for {size} ({:.3} × size), bound {bound}",
         bytes / size as f64
     );
+    for i in 0..3 {
+        let st = lab.stats(&format!("rx{i}"));
+        eprintln!(
+            "rx{i}: {:.2} s, awaiting_manifest {}, nacks_sent {}, doubted {}",
+            st["duration_s"].as_f64().unwrap_or(0.0),
+            st["awaiting_manifest"],
+            st["nacks_sent"],
+            st["suppressions_doubted"]
+        );
+    }
     assert!(bytes <= bound, "{bytes} bytes sent, bound {bound}");
     assert!(sent["nacks_received"].as_u64().unwrap() > 0);
     assert!(
@@ -1366,6 +1376,20 @@ fn hostile_host_cannot_write_fake_stall_or_exhaust() {
             "sender: no {key} in {sender}"
         );
     }
+    eprintln!(
+        "hostile: sender {:.2} s ({} stalled, {} echoes refused, {} NACKs dropped per source); \
+pinned {:.2} s, rejected {}; source {:.2} s, wrong socket {}; unpinned exit {:?}; hostile sent {}",
+        sender["duration_s"].as_f64().unwrap_or(0.0),
+        sender["receivers_stalled"],
+        sender["echoes_refused"],
+        sender["nacks_dropped_per_source"],
+        lab.stats("pinned")["duration_s"].as_f64().unwrap_or(0.0),
+        lab.stats("pinned")["rejected_by_reason"],
+        lab.stats("source")["duration_s"].as_f64().unwrap_or(0.0),
+        stat("source", "wrong_socket"),
+        status.code(),
+        lab.log("hostile").trim(),
+    );
     // Memory stays within the documented bound (protocol.md §12) and far below
     // what the claimed blocks would take.
     let bound = groupcast::ReceiverConfig::default().worst_case_buffer() + (128 << 20);

@@ -82,6 +82,53 @@ fn carousel_rounds_send_fresh_esis_interleaved() {
     );
 }
 
+/// The first object (a transfer's manifest) under `lead_protection`: fresh
+/// repair beyond its source symbols, and its OBJECT_INFO every two DATA
+/// packets; later objects as usual.
+#[test]
+fn lead_protection_sends_the_first_object_redundantly() {
+    for (fec, lead) in [
+        (FecId::RaptorQ, true),
+        (FecId::RaptorQ, false),
+        (FecId::NoCode, true),
+    ] {
+        let mut s = Sender::new(SenderConfig {
+            max_datagram: 144, // T = 100
+            block_symbols: 10,
+            repair_overhead: 0.0,
+            fec,
+            lead_protection: lead,
+            ..SenderConfig::default()
+        })
+        .unwrap();
+        s.add_object(vec![1u8; 250], "m").unwrap(); // K = 3
+        s.add_object(vec![2u8; 2_000], "f").unwrap(); // K = 10, 2 blocks
+        let packets = drain(&mut s, Instant::now());
+        let of = |object: u32| {
+            packets
+                .iter()
+                .filter_map(|p| data(p))
+                .filter(|d| d.object == object)
+                .count()
+        };
+        let infos = packets
+            .iter()
+            .filter(|p| matches!(Repr::parse(p), Ok(Repr::ObjectInfo(i)) if i.object == 0))
+            .count();
+        let want = match (fec, lead) {
+            (FecId::RaptorQ, true) => 3 + 2 + 3,
+            (FecId::NoCode, true) => 3 * 3,
+            _ => 3,
+        };
+        assert_eq!(of(0), want, "{fec:?} {lead}");
+        assert_eq!(of(1), 20, "later objects are not touched");
+        assert!(
+            if lead { infos >= want / 2 } else { infos == 1 },
+            "{infos} infos"
+        );
+    }
+}
+
 #[test]
 fn nocode_rounds_replay_every_source_symbol() {
     let mut s = Sender::new(SenderConfig {

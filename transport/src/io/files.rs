@@ -219,7 +219,11 @@ pub fn send_path(
     let manifest = manifest_of(&sources, &hashes);
     let bytes = manifest.encode();
     let id = TransferId::of(&bytes);
-    let mut sender = crate::proto::Sender::new(sender_config)?;
+    // Receivers take nothing before the manifest: protect it.
+    let mut sender = crate::proto::Sender::new(crate::proto::SenderConfig {
+        lead_protection: true,
+        ..sender_config
+    })?;
     sender.add_object_hashed(bytes, id.0, MANIFEST_NAME)?;
     let mut file_bytes = 0;
     for ((data, hash), s) in loaded.into_iter().zip(&sources) {

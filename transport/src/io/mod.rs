@@ -91,6 +91,17 @@ has duplicate address detection finished?)"
     }
 }
 
+/// A field of this process's `/proc/self/status` (such as `VmHWM` or
+/// `Umask`), its value trimmed, if it can be read.
+pub fn process_status(field: &str) -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|l| {
+        l.strip_prefix(field)
+            .and_then(|v| v.strip_prefix(':'))
+            .map(|v| v.trim().to_owned())
+    })
+}
+
 /// Looks up an interface's index, and checks that it is up to IPv6 multicast.
 pub fn interface_index(name: &str) -> Result<u32, IoError> {
     if name.is_empty() || name.contains('/') || name.contains("..") {

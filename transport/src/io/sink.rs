@@ -664,13 +664,8 @@ fn create_temp(root: &OwnedFd) -> Result<(String, File), Errno> {
 
 /// The process's umask, as /proc says (022 if it cannot be read).
 fn umask() -> u32 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Umask:"))
-                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
-        })
+    super::process_status("Umask")
+        .and_then(|v| u32::from_str_radix(&v, 8).ok())
         .unwrap_or(0o022)
 }
 

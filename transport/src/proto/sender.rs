@@ -69,7 +69,18 @@ pub struct SenderConfig {
     /// Which codecs serve `fec`. Default [`CodecSet::Real`]; simulations of
     /// large groups use [`CodecSet::Model`] (repair symbols are then zeros).
     pub codecs: CodecSet,
+    /// Protect the first object (a file transfer's manifest, which receivers
+    /// need before they take anything else) in every first pass or round: it
+    /// gets ceil(K / 2) + 3 further fresh repair symbols (RaptorQ), and its
+    /// OBJECT_INFO is repeated every [`LEAD_INFO_INTERVAL`] DATA packets, so
+    /// that a receiver that loses some of it still has it without a round
+    /// trip. Default false.
+    pub lead_protection: bool,
 }
+
+/// DATA packets between two OBJECT_INFO of the first object under
+/// [`SenderConfig::lead_protection`].
+pub const LEAD_INFO_INTERVAL: u32 = 2;
 
 impl Default for SenderConfig {
     fn default() -> Self {
@@ -87,6 +98,7 @@ impl Default for SenderConfig {
             interleave: 16,
             info_interval: 64,
             encoder_threads: 0,
+            lead_protection: false,
             mode: Mode::Carousel,
             feedback: FeedbackConfig::default(),
             codecs: CodecSet::Real,
@@ -1246,9 +1258,12 @@ impl Sender {
     }
 
     fn wants_info(&self, object: usize) -> bool {
-        self.info_pending
-            || self.info_object != Some(object)
-            || self.since_info >= self.config.info_interval
+        let interval = if object == 0 && self.config.lead_protection {
+            LEAD_INFO_INTERVAL.min(self.config.info_interval)
+        } else {
+            self.config.info_interval
+        };
+        self.info_pending || self.info_object != Some(object) || self.since_info >= interval
     }
 
     fn next_packet(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
@@ -1387,9 +1402,16 @@ impl Sender {
         let blocks: Vec<_> = (first..last).filter_map(|s| o.oti.block(s)).collect();
         let mut plan = VecDeque::new();
         let send_source = round == 0 || fec == FecId::NoCode;
+        // Without repair symbols, the first object's protection is two more
+        // copies of its source symbols.
+        let copies = if fec == FecId::NoCode && self.object == 0 && self.config.lead_protection {
+            3
+        } else {
+            1
+        };
         if send_source {
             let max_k = blocks.iter().map(|b| b.source_symbols).max().unwrap_or(0);
-            for i in 0..max_k {
+            for i in (0..max_k).cycle().take(max_k as usize * copies) {
                 for b in &blocks {
                     if i < b.source_symbols {
                         plan.push_back((b.sbn, i));
@@ -1399,9 +1421,13 @@ impl Sender {
         }
         if fec == FecId::RaptorQ {
             let limit = codec_for(fec).esi_limit(0);
+            let lead = self.object == 0 && self.config.lead_protection;
             let counts: Vec<u32> = blocks
                 .iter()
-                .map(|b| (b.source_symbols as f64 * share).ceil() as u32)
+                .map(|b| {
+                    let k = b.source_symbols;
+                    (k as f64 * share).ceil() as u32 + if lead { k.div_ceil(2) + 3 } else { 0 }
+                })
                 .collect();
             let max_n = counts.iter().copied().max().unwrap_or(0);
             for i in 0..max_n {
