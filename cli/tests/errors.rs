@@ -120,3 +120,45 @@ fn small_demo_succeeds_and_channel_prints_the_librecast_address() {
         "ff1e:7492:7756:a0a0:8c17:da48:407c:8adc"
     );
 }
+
+#[test]
+fn transfer_ids_are_printed_alone_and_bad_ones_are_named() {
+    let dir = std::env::temp_dir().join(format!("groupcast-id-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("tree/sub")).unwrap();
+    std::fs::write(dir.join("tree/a"), b"alpha").unwrap();
+    std::fs::write(dir.join("tree/sub/b"), b"beta").unwrap();
+    let tree = dir.join("tree");
+    let id = |path: &std::path::Path| {
+        let out = Command::new(BIN).arg("id").arg(path).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first = id(&tree);
+    assert_eq!(first.len(), 65, "64 hex digits and a newline: {first:?}");
+    assert!(first.trim().bytes().all(|b| b.is_ascii_hexdigit()));
+    // It depends only on the files: the same again, another after a change.
+    assert_eq!(id(&tree), first);
+    std::fs::write(dir.join("tree/a"), b"alphA").unwrap();
+    assert_ne!(id(&tree), first);
+    std::fs::create_dir_all(dir.join("empty")).unwrap();
+    fails_with(
+        &["id", dir.join("empty").to_str().unwrap()],
+        "nothing to send",
+    );
+    fails_with(&["id", "/nonexistent/x"], "/nonexistent/x");
+    let out = dir.to_str().unwrap();
+    recv_fails(out, &["--expect", "abc"], "is not a transfer id");
+    recv_fails(out, &["--expect", &"G".repeat(64)], "is not a transfer id");
+    send_fails(dir.join("empty").to_str().unwrap(), &[], "nothing to send");
+    send_fails(
+        tree.to_str().unwrap(),
+        &["--stall-timeout", "0"],
+        "--stall-timeout",
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
