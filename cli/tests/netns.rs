@@ -1271,7 +1271,7 @@ fn hostile_host_cannot_write_fake_stall_or_exhaust() {
             &data,
             &fb,
             &id,
-            "20",
+            "40",
             json.to_str().unwrap(),
         ],
     );
@@ -1302,9 +1302,15 @@ fn hostile_host_cannot_write_fake_stall_or_exhaust() {
     }
     assert_eq!(tree_listing(&target), ["x"]);
     assert_eq!(std::fs::read(target.join("x")).unwrap(), b"precious");
-    // The sender finishes by itself, despite the forged STATUS.
+    // The sender finishes by itself, despite the forged STATUS and NACKs: while
+    // the hostile host is still at it.
     let status = lab.wait("sender", Duration::from_secs(60));
     assert!(status.success(), "sender: {}", lab.log("sender"));
+    assert!(
+        lab.running("hostile"),
+        "the sender finished only once the attack was over: {}",
+        lab.log("sender")
+    );
     assert!(
         lab.log("sender").contains(&format!("transfer id {id}")),
         "{}",

@@ -639,6 +639,28 @@ mod feedback {
         assert!(send_all(&mut s, t) <= Some(5));
     }
 
+    #[test]
+    fn a_nack_flood_cannot_keep_the_sender_from_finishing() {
+        let t0 = Instant::now();
+        let mut s = sender(FlowPolicy::Min, None);
+        s.handle_datagram(t0, &status(7, (0, 20), false));
+        assert_eq!(send_all(&mut s, t0), Some(19));
+        s.handle_datagram(t0, &status(7, (1, 0), true));
+        let mut t = t0;
+        while !s.is_finished() && t < t0 + Duration::from_secs(5) {
+            t += Duration::from_millis(10);
+            // Forged NACKs for real blocks, under ids nobody reported, and
+            // under the complete receiver's own id.
+            for (i, id) in [666, 667, 7].iter().enumerate() {
+                s.handle_datagram(t, &nack(*id, (i * 3) as u8));
+            }
+            s.handle_timeout(t);
+            send_all(&mut s, t);
+        }
+        assert!(s.is_finished(), "still sending after {:?}", t - t0);
+        assert!(t - t0 < Duration::from_millis(500), "{:?}", t - t0);
+    }
+
     fn echo(receiver: u64, echo_us: u64, hold_us: u32) -> Vec<u8> {
         let st = StatusRepr {
             session: SESSION,

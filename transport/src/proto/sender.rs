@@ -901,7 +901,15 @@ impl Sender {
                 }
             }
         }
-        self.linger_since = None;
+        // Only a receiver that counts and still lacks something restarts the
+        // linger: a forged NACK, under any id, cannot hold the sender.
+        if self
+            .receivers
+            .get(&n.receiver)
+            .is_some_and(|r| !r.complete && !r.stalled)
+        {
+            self.linger_since = None;
+        }
     }
 
     fn handle_status(
@@ -1117,9 +1125,9 @@ impl Sender {
         }
         let idle = self.first_pass_done
             && self.stats.receivers_heard >= self.config.feedback.min_receivers as u64
-            && self.repair_queue.is_empty()
-            && self.pending.is_empty()
-            && self.info_queue.is_empty()
+            // Repair still queued is for nobody who counts: every tracked
+            // receiver is complete or stalled. (So NACKs, which anyone can
+            // forge, cannot keep the sender from finishing.)
             && self.receivers.values().all(|r| r.complete || r.stalled);
         if !idle {
             self.linger_since = None;
