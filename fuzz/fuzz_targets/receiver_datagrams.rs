@@ -23,6 +23,9 @@ enum Op {
     Raw(Vec<u8>),
     Advance(u16),
     Timeout,
+    /// Bind to the real session's objects 1.. (as a file receiver does once
+    /// its manifest verified).
+    Bind,
 }
 
 struct Transfer {
@@ -77,7 +80,20 @@ fn reseal(p: &mut [u8]) {
 
 fuzz_target!(|ops: Vec<Op>| {
     let t = transfer();
+    // Half the runs start as a file receiver does: manifests only, pinned to
+    // the real object 0's hash.
+    let admission = if ops.len() % 2 == 1 {
+        groupcast::Admission::Manifest {
+            expect: Some(*blake3::hash(&transfer().objects[0]).as_bytes()),
+            max_size: 1 << 16,
+        }
+    } else {
+        groupcast::Admission::Open
+    };
     let config = ReceiverConfig {
+        admission,
+        max_buffered_bytes: 1 << 20,
+        max_block_bytes: 1 << 18,
         max_object_size: 1 << 20,
         max_objects: 4,
         max_blocks_in_flight: 4,
@@ -91,6 +107,7 @@ fuzz_target!(|ops: Vec<Op>| {
     let mut out = [0u8; 1232];
     let pick = |i: u16| &t.packets[i as usize % t.packets.len()];
     let mut delivered: Vec<Vec<u8>> = t.objects.iter().map(|o| vec![0u8; o.len()]).collect();
+    let mut bound = false;
     for op in ops.iter().take(2000) {
         let datagram: Option<Vec<u8>> = match op {
             Op::Real(i) => Some(pick(*i).clone()),
@@ -125,6 +142,19 @@ fuzz_target!(|ops: Vec<Op>| {
                 r.handle_timeout(now);
                 None
             }
+            Op::Bind => {
+                bound = true;
+                r.bind(
+                    groupcast::SessionId(1),
+                    t.objects.iter().enumerate().skip(1).map(|(i, o)| groupcast::BoundObject {
+                        object: groupcast::ObjectId(i as u32),
+                        size: o.len() as u64,
+                        hash: *blake3::hash(o).as_bytes(),
+                        name: format!("o{i}"),
+                    }),
+                );
+                None
+            }
         };
         if let Some(d) = datagram {
             r.handle_datagram(now, &d);
@@ -154,8 +184,13 @@ fuzz_target!(|ops: Vec<Op>| {
                     hash,
                     ..
                 } => {
+                    // Once bound, only the listed objects of the bound session complete.
+                    if bound {
+                        assert_eq!(session.0, 1);
+                        assert!(object.0 >= 1 && (object.0 as usize) < t.objects.len());
+                        assert_eq!(size, t.objects[object.0 as usize].len() as u64);
+                    }
                     // A completed object always matches the hash it was announced with.
-                    let _ = size;
                     if session.0 == 1
                         && let Some(src) = t.objects.get(object.0 as usize)
                         && *blake3::hash(src).as_bytes() == hash
@@ -182,6 +217,7 @@ fuzz_target!(|ops: Vec<Op>| {
         s.rejected_by_reason().map(|(_, c)| c).sum::<u64>()
     );
     assert!(s.peak_buffered_bytes <= config.buffer_bound(u16::MAX, 56_403));
+    assert!(s.peak_buffered_bytes <= config.worst_case_buffer());
     assert_eq!(r.objects_in_progress(), 0);
     assert_eq!(s.buffered_bytes, 0);
 });
