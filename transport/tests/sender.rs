@@ -661,6 +661,22 @@ mod feedback {
         assert!(t - t0 < Duration::from_millis(500), "{:?}", t - t0);
     }
 
+    #[test]
+    fn a_sender_with_no_object_yet_keeps_time_and_feedback() {
+        let t0 = Instant::now();
+        let mut s = Sender::new(SenderConfig {
+            mode: Mode::Hybrid,
+            ..SenderConfig::default()
+        })
+        .unwrap();
+        s.handle_timeout(t0);
+        s.handle_datagram(t0, &status(1, (0, 0), false));
+        for secs in [2, 40, 80] {
+            s.handle_timeout(t0 + Duration::from_secs(secs));
+        }
+        assert!(s.poll_timeout().is_none());
+    }
+
     fn echo(receiver: u64, echo_us: u64, hold_us: u32) -> Vec<u8> {
         let st = StatusRepr {
             session: SESSION,

@@ -1107,7 +1107,7 @@ impl Sender {
             let behind = if self.first_pass_done {
                 u64::MAX
             } else {
-                self.prefix[self.object] + self.progress().1 as u64
+                self.prefix.get(self.object).copied().unwrap_or(0) + self.progress().1 as u64
             };
             for (&id, r) in self.receivers.iter_mut() {
                 if !r.stalled
