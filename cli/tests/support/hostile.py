@@ -119,6 +119,8 @@ frx = gcnet.listen(fb_group, port, ifindex)
 frx.setblocking(False)
 receiver_ids = set()
 tx = gcnet.sender(ifindex)
+# Never hear ourselves: our own forged PROBEs would pass for the real session's.
+tx.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
 # STATUS goes to the sender by unicast, from a socket of our own.
 utx = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
 
