@@ -134,8 +134,9 @@ pub enum Admission {
     /// Only object 0, the manifest, of each session; its state is created by
     /// its OBJECT_INFO alone (DATA that comes first is deferred). At most
     /// `max_sessions` sessions are candidates at once: a further one evicts
-    /// the oldest (`candidates_evicted`). Everything else is refused
-    /// (`unexpected_object`) until [`Receiver::bind`] names the objects.
+    /// the oldest (`candidates_evicted`). Packets of every other object are
+    /// dropped (`awaiting_manifest`) until [`Receiver::bind`] names the
+    /// objects.
     Manifest {
         /// Accept only a manifest with this BLAKE3 hash (the transfer id):
         /// an OBJECT_INFO for object 0 with another hash is `wrong_transfer`.
@@ -201,8 +202,7 @@ pub enum RejectReason {
     OtiMismatch,
     /// Hash or name differs from an earlier OBJECT_INFO of the object.
     InfoMismatch,
-    /// An object the bound manifest does not list, or (before a manifest is
-    /// bound, under [`Admission::Manifest`]) any object but the manifest.
+    /// An object the bound manifest does not list.
     UnexpectedObject,
     /// Size, hash or name differ from the bound manifest's line for the object.
     ManifestMismatch,
