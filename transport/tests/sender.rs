@@ -127,6 +127,47 @@ fn lead_protection_sends_the_first_object_redundantly() {
             "{infos} infos"
         );
     }
+    // Amid a long later object, the first one comes round again every 256
+    // DATA packets: its OBJECT_INFO, then one of its symbols. An empty first
+    // object is all OBJECT_INFO.
+    for first in [vec![1u8; 250], Vec::new()] {
+        let mut s = Sender::new(SenderConfig {
+            max_datagram: 144, // T = 100
+            block_symbols: 10,
+            repair_overhead: 0.0,
+            lead_protection: true,
+            ..SenderConfig::default()
+        })
+        .unwrap();
+        s.add_object(first.clone(), "m").unwrap();
+        s.add_object(vec![2u8; 300_000], "f").unwrap(); // 3000 DATA packets
+        let packets = drain(&mut s, Instant::now());
+        let later = packets
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| {
+                *i > 20 && matches!(Repr::parse(p), Ok(Repr::ObjectInfo(info)) if info.object == 0)
+            })
+            .count();
+        assert!(
+            later >= 10,
+            "{later} repeats of the first object's OBJECT_INFO"
+        );
+        let of = |object: u32| {
+            packets
+                .iter()
+                .filter_map(|p| data(p))
+                .filter(|d| d.object == object)
+                .count()
+        };
+        assert_eq!(of(1), 3000);
+        assert_eq!(
+            of(0) > 8,
+            !first.is_empty(),
+            "{} DATA of the first object",
+            of(0)
+        );
+    }
 }
 
 #[test]

@@ -71,16 +71,23 @@ pub struct SenderConfig {
     pub codecs: CodecSet,
     /// Protect the first object (a file transfer's manifest, which receivers
     /// need before they take anything else) in every first pass or round: it
-    /// gets ceil(K / 2) + 3 further fresh repair symbols (RaptorQ), and its
-    /// OBJECT_INFO is repeated every [`LEAD_INFO_INTERVAL`] DATA packets, so
-    /// that a receiver that loses some of it still has it without a round
-    /// trip. Default false.
+    /// gets ceil(K / 2) + 3 further fresh repair symbols (RaptorQ), its
+    /// OBJECT_INFO is repeated every [`LEAD_INFO_INTERVAL`] DATA packets, and
+    /// amid later objects it comes round again every
+    /// [`LEAD_REPEAT_INTERVAL`] DATA packets, so that a receiver that lost it,
+    /// or joined late, has it again without a round trip. Default false.
     pub lead_protection: bool,
 }
 
 /// DATA packets between two OBJECT_INFO of the first object under
 /// [`SenderConfig::lead_protection`].
 pub const LEAD_INFO_INTERVAL: u32 = 2;
+
+/// DATA packets of later objects between two repeats of the first one (its
+/// OBJECT_INFO, then one of its source symbols, in turn) under
+/// [`SenderConfig::lead_protection`]: a receiver that missed the manifest has
+/// it again within this many packets, at a cost of 2 / 256 of the traffic.
+pub const LEAD_REPEAT_INTERVAL: u32 = 256;
 
 impl Default for SenderConfig {
     fn default() -> Self {
@@ -347,6 +354,13 @@ pub struct Sender {
     info_pending: bool,
     info_object: Option<usize>,
     since_info: u32,
+    /// DATA packets of other objects since the first object was last repeated
+    /// ([`SenderConfig::lead_protection`]).
+    since_lead: u32,
+    /// Whether the next repeat of the first object is its OBJECT_INFO (else a
+    /// source symbol, at `lead_cursor`).
+    lead_info_next: bool,
+    lead_cursor: u64,
     finished: bool,
     tokens: f64,
     last: Option<Instant>,
@@ -469,6 +483,9 @@ impl Sender {
             info_pending: true,
             info_object: None,
             since_info: 0,
+            since_lead: 0,
+            lead_info_next: true,
+            lead_cursor: 0,
             finished: false,
             tokens,
             last: None,
@@ -1247,6 +1264,37 @@ impl Sender {
         probe.emit(buf).expect("max_datagram holds a PROBE")
     }
 
+    /// The next repeat of the first object, amid later objects: its
+    /// OBJECT_INFO and its source symbols in turn, leaving the OBJECT_INFO
+    /// schedule of the object being sent as it was.
+    fn emit_lead(&mut self, buf: &mut [u8]) -> usize {
+        if std::mem::replace(&mut self.lead_info_next, false) {
+            let (pending, object, since) = (self.info_pending, self.info_object, self.since_info);
+            let len = self.emit_info(0, buf);
+            (self.info_pending, self.info_object, self.since_info) = (pending, object, since);
+            return len;
+        }
+        self.lead_info_next = true;
+        self.since_lead = 0;
+        let oti = self.objects[0].oti;
+        if oti.total_source_symbols() == 0 {
+            // An empty first object is all OBJECT_INFO.
+            return self.emit_lead(buf);
+        }
+        let total = oti.total_source_symbols();
+        let at = self.lead_cursor % total;
+        self.lead_cursor += 1;
+        // The `at`-th source symbol of the object, block by block.
+        let (mut sbn, mut esi) = (0u32, at);
+        while let Some(b) = oti.block(sbn)
+            && esi >= b.source_symbols as u64
+        {
+            esi -= b.source_symbols as u64;
+            sbn += 1;
+        }
+        self.emit_data(0, sbn as u8, esi as u32, true, buf)
+    }
+
     fn emit_info(&mut self, object: usize, buf: &mut [u8]) -> usize {
         self.info_pending = false;
         self.info_object = Some(object);
@@ -1336,6 +1384,15 @@ impl Sender {
             if let Some((sbn, esi)) = front {
                 if self.wants_info(self.object) {
                     return Some(self.emit_info(self.object, buf));
+                }
+                if self.config.lead_protection
+                    && self.object != 0
+                    && self.since_lead >= LEAD_REPEAT_INTERVAL
+                {
+                    return Some(self.emit_lead(buf));
+                }
+                if self.object != 0 {
+                    self.since_lead += 1;
                 }
                 if let Some(w) = self.window.as_mut() {
                     w.plan.pop_front();
