@@ -718,6 +718,20 @@ mod feedback {
         assert!(s.poll_timeout().is_none());
     }
 
+    #[test]
+    fn nacks_for_blocks_the_first_pass_has_not_reached_are_ignored() {
+        let t0 = Instant::now();
+        let mut s = sender(FlowPolicy::Min, None);
+        s.handle_datagram(t0, &status(1, (0, 0), false));
+        assert_eq!(send_all(&mut s, t0), Some(3), "held at block 4");
+        let ignored = s.stats().nack_entries_ignored;
+        s.handle_datagram(t0, &nack(666, 10));
+        assert_eq!(s.stats().nack_entries_ignored, ignored + 1);
+        // A block behind the first pass is answered as ever.
+        s.handle_datagram(t0, &nack(1, 1));
+        assert_eq!(s.stats().nack_entries_ignored, ignored + 1);
+    }
+
     fn echo(receiver: u64, echo_us: u64, hold_us: u32) -> Vec<u8> {
         let st = StatusRepr {
             session: SESSION,

@@ -889,7 +889,15 @@ impl Sender {
                 continue;
             }
             let key = (e.object, e.sbn);
-            if self.queued.contains_key(&key) || self.quiet.get(&key).is_some_and(|&q| q > now) {
+            // Receivers ask only for blocks behind the first pass (the PROBE's
+            // progress point); a request for one the pass has not reached is
+            // forged (or follows a forged PROBE), and its answer would come
+            // anyway.
+            let ahead = !self.first_pass_done && key >= self.progress();
+            if ahead
+                || self.queued.contains_key(&key)
+                || self.quiet.get(&key).is_some_and(|&q| q > now)
+            {
                 self.stats.nack_entries_ignored += 1;
                 continue;
             }
