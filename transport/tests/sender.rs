@@ -377,15 +377,21 @@ mod feedback {
     }
 
     fn status(receiver: u64, window: (u32, u8), complete: bool) -> Vec<u8> {
+        let flags = if complete { STATUS_COMPLETE } else { 0 };
+        report(receiver, window, flags, 0, 0)
+    }
+
+    /// A STATUS with every field the tests vary.
+    fn report(receiver: u64, window: (u32, u8), flags: u8, echo_us: u64, hold_us: u32) -> Vec<u8> {
         let st = StatusRepr {
             session: SESSION,
             receiver,
-            echo_us: 0,
-            hold_us: 0,
+            echo_us,
+            hold_us,
             loss_ppm: 0,
             rate: 0,
             window,
-            flags: if complete { STATUS_COMPLETE } else { 0 },
+            flags,
         };
         let mut buf = vec![0; 64];
         let n = st.emit(&mut buf).unwrap();
@@ -733,20 +739,7 @@ mod feedback {
     }
 
     fn echo(receiver: u64, echo_us: u64, hold_us: u32) -> Vec<u8> {
-        let st = StatusRepr {
-            session: SESSION,
-            receiver,
-            echo_us,
-            hold_us,
-            loss_ppm: 0,
-            rate: 0,
-            window: (0, 0),
-            flags: STATUS_ECHO,
-        };
-        let mut buf = vec![0; 64];
-        let n = st.emit(&mut buf).unwrap();
-        buf.truncate(n);
-        buf
+        report(receiver, (0, 0), STATUS_ECHO, echo_us, hold_us)
     }
 
     #[test]
