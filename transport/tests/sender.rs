@@ -337,7 +337,27 @@ fn encoder_threads_send_the_same_datagrams() {
         let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
         s.add_object(data, "o").unwrap();
         s.add_object(vec![5u8; 33_333], "p").unwrap();
-        drain(&mut s, Instant::now())
+        // A driver with workers: every request built on another thread and
+        // handed back before the next datagram (`threads` > 1), or never
+        // answered (1: the sender builds it itself).
+        let mut buf = vec![0u8; s.config().max_datagram];
+        let mut out = Vec::new();
+        let mut asked = 0;
+        loop {
+            while let Some(req) = s.poll_encoder_request() {
+                asked += 1;
+                if threads > 1 {
+                    let built = std::thread::spawn(move || req.build()).join().unwrap();
+                    s.handle_encoder(built);
+                }
+            }
+            match s.poll_transmit(Instant::now(), &mut buf) {
+                Some(n) => out.push(buf[..n].to_vec()),
+                None => break,
+            }
+        }
+        assert_eq!(asked > 0, threads > 0, "{asked} encoder requests");
+        out
     };
     let inline = run(0);
     assert!(inline.len() > 1000);

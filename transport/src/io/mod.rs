@@ -439,6 +439,72 @@ pub const RECV_BATCH: usize = 32;
 pub fn run_sender(
     sender: &mut Sender,
     sock: &mut McastSocket,
+    progress: impl FnMut(&SenderStats),
+    stop: impl FnMut(&SenderStats) -> bool,
+) -> Result<DriverStats, IoError> {
+    let threads = sender.config().encoder_threads;
+    if threads == 0 {
+        return send_loop(sender, sock, None, progress, stop);
+    }
+    // The encoder workers: the sender asks for builds, they build, the loop
+    // hands the encoders back. They end with the loop (the job channel closes).
+    std::thread::scope(|scope| {
+        let (jobs, job_rx) = std::sync::mpsc::channel::<crate::proto::EncoderRequest>();
+        let (done, done_rx) = std::sync::mpsc::channel();
+        let job_rx = std::sync::Arc::new(std::sync::Mutex::new(job_rx));
+        for i in 0..threads {
+            let (job_rx, done) = (std::sync::Arc::clone(&job_rx), done.clone());
+            std::thread::Builder::new()
+                .name(format!("groupcast-enc{i}"))
+                .spawn_scoped(scope, move || {
+                    loop {
+                        // The lock is held only while waiting for a job.
+                        let job = match job_rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(job) = job else { return };
+                        if done.send(job.build()).is_err() {
+                            return;
+                        }
+                    }
+                })
+                .map_err(|e| IoError::Socket {
+                    context: "starting an encoder worker".into(),
+                    source: e,
+                })?;
+        }
+        let result = send_loop(sender, sock, Some((&jobs, &done_rx)), progress, stop);
+        drop(jobs);
+        result
+    })
+}
+
+/// Encoder builds asked of the workers, and the encoders they built.
+type Workers<'a> = (
+    &'a std::sync::mpsc::Sender<crate::proto::EncoderRequest>,
+    &'a std::sync::mpsc::Receiver<crate::proto::BuiltEncoder>,
+);
+
+/// Hands the sender's encoder requests to the workers, and the encoders they
+/// built to the sender.
+fn exchange_encoders(sender: &mut Sender, workers: Option<Workers<'_>>) {
+    let Some((jobs, built)) = workers else {
+        return;
+    };
+    while let Ok(b) = built.try_recv() {
+        sender.handle_encoder(b);
+    }
+    while let Some(req) = sender.poll_encoder_request() {
+        // A closed channel (no worker left) leaves the build to the sender.
+        let _ = jobs.send(req);
+    }
+}
+
+fn send_loop(
+    sender: &mut Sender,
+    sock: &mut McastSocket,
+    workers: Option<Workers<'_>>,
     mut progress: impl FnMut(&SenderStats),
     mut stop: impl FnMut(&SenderStats) -> bool,
 ) -> Result<DriverStats, IoError> {
@@ -476,6 +542,7 @@ pub fn run_sender(
         // Events are for library users who drive the core themselves.
         while sender.poll_event().is_some() {}
         sender.handle_timeout(now);
+        exchange_encoders(sender, workers);
         let mut blocked = false;
         // Bounded, so progress and `stop` are checked regularly.
         for _ in 0..64 {
@@ -491,6 +558,8 @@ pub fn run_sender(
                         None => break,
                     }
                 }
+                // Builds asked for by this batch go out at once; built ones come in.
+                exchange_encoders(sender, workers);
                 if filled == 0 {
                     break;
                 }

@@ -1,109 +1,112 @@
-//! A bounded cache of block encoders, optionally built ahead on worker threads.
+//! A bounded cache of block encoders, which the driver may build ahead.
 //!
 //! Building a RaptorQ encoder (the intermediate symbols of a block) costs about
 //! as much as decoding the block, and the sender needs one before the first
-//! repair symbol of every block. With worker threads, the sender asks for a
-//! block's encoder when it starts sending the block's source symbols, and the
-//! encoder is ready by the time repair is due. Encoding is deterministic, so the
-//! symbols are the same with or without workers; only the timing differs, and
-//! the simulator uses none.
+//! repair symbol of every block. With builds handed out
+//! ([`SenderConfig::encoder_threads`](super::SenderConfig) above 0), the sender
+//! asks its driver for a block's encoder when it starts sending the block's
+//! source symbols ([`EncoderRequest`], from `Sender::poll_encoder_request`),
+//! and the driver builds it where it likes (on worker threads) and hands it
+//! back (`Sender::handle_encoder`) before repair is due. If it is not back in
+//! time, the sender builds it itself. Encoding is deterministic, so the
+//! symbols are the same either way; only where the work is done differs. This
+//! module starts no thread and never waits.
 
 use std::collections::VecDeque;
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 
 use groupcast_fec::{BlockEncoder, BlockInfo, Codec, Oti};
 
 /// Which block: (object index, SBN).
 pub(crate) type Key = (u32, u8);
 
-struct Job {
+/// A block whose encoder the sender would like built off its own thread: see
+/// [`EncoderRequest::build`]. Hand the result to `Sender::handle_encoder`.
+pub struct EncoderRequest {
     codec: &'static dyn Codec,
+    key: Key,
     oti: Oti,
     block: BlockInfo,
     data: Arc<Vec<u8>>,
-    reply: mpsc::SyncSender<Box<dyn BlockEncoder>>,
 }
 
-impl Job {
-    fn build(
-        codec: &'static dyn Codec,
-        oti: &Oti,
-        block: &BlockInfo,
-        data: &[u8],
-    ) -> Box<dyn BlockEncoder> {
-        codec
-            .encoder(oti, block, &data[block.range()])
-            .expect("block data matches its OTI")
+impl std::fmt::Debug for EncoderRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncoderRequest")
+            .field("object", &self.key.0)
+            .field("sbn", &self.key.1)
+            .finish()
     }
+}
+
+impl EncoderRequest {
+    /// Builds the encoder: CPU work (about as much as decoding the block),
+    /// fit for any thread.
+    pub fn build(self) -> BuiltEncoder {
+        BuiltEncoder {
+            key: self.key,
+            oti: self.oti,
+            encoder: build(self.codec, &self.oti, &self.block, &self.data),
+        }
+    }
+}
+
+/// An encoder built from an [`EncoderRequest`], for `Sender::handle_encoder`.
+pub struct BuiltEncoder {
+    key: Key,
+    oti: Oti,
+    encoder: Box<dyn BlockEncoder>,
+}
+
+impl BuiltEncoder {
+    /// The object (index) whose block this encodes.
+    pub(crate) fn object(&self) -> u32 {
+        self.key.0
+    }
+}
+
+impl std::fmt::Debug for BuiltEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuiltEncoder")
+            .field("object", &self.key.0)
+            .field("sbn", &self.key.1)
+            .finish()
+    }
+}
+
+fn build(
+    codec: &'static dyn Codec,
+    oti: &Oti,
+    block: &BlockInfo,
+    data: &[u8],
+) -> Box<dyn BlockEncoder> {
+    codec
+        .encoder(oti, block, &data[block.range()])
+        .expect("block data matches its OTI")
 }
 
 enum Slot {
-    Pending(mpsc::Receiver<Box<dyn BlockEncoder>>),
+    /// Asked of the driver, not back yet.
+    Requested,
     Ready(Box<dyn BlockEncoder>),
-}
-
-struct Pool {
-    jobs: Option<mpsc::Sender<Job>>,
-    workers: Vec<JoinHandle<()>>,
-}
-
-impl Pool {
-    fn new(threads: usize) -> Self {
-        let (tx, rx) = mpsc::channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
-        let workers = (0..threads)
-            .map(|i| {
-                let rx = Arc::clone(&rx);
-                std::thread::Builder::new()
-                    .name(format!("groupcast-enc{i}"))
-                    .spawn(move || {
-                        loop {
-                            // The lock is held only while waiting for a job.
-                            let job = match rx.lock() {
-                                Ok(guard) => guard.recv(),
-                                Err(_) => return,
-                            };
-                            let Ok(job) = job else { return };
-                            let enc = Job::build(job.codec, &job.oti, &job.block, &job.data);
-                            // The sender may have evicted the slot; that is fine.
-                            let _ = job.reply.send(enc);
-                        }
-                    })
-                    .expect("spawn encoder worker")
-            })
-            .collect();
-        Self {
-            jobs: Some(tx),
-            workers,
-        }
-    }
-}
-
-impl Drop for Pool {
-    fn drop(&mut self) {
-        self.jobs = None;
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
-    }
 }
 
 /// Encoders by block, at most `capacity` of them, oldest evicted first.
 pub(crate) struct Encoders {
     codec: &'static dyn Codec,
-    pool: Option<Pool>,
+    offload: bool,
     slots: VecDeque<(Key, Slot)>,
+    requests: VecDeque<EncoderRequest>,
     capacity: usize,
 }
 
 impl Encoders {
-    pub(crate) fn new(codec: &'static dyn Codec, threads: usize, capacity: usize) -> Self {
+    pub(crate) fn new(codec: &'static dyn Codec, offload: bool, capacity: usize) -> Self {
         Self {
             codec,
-            pool: (threads > 0).then(|| Pool::new(threads)),
+            offload,
             slots: VecDeque::new(),
+            requests: VecDeque::new(),
             capacity: capacity.max(1),
         }
     }
@@ -120,35 +123,46 @@ impl Encoders {
         self.slots.len() - 1
     }
 
-    /// Whether the block's encoder is built or being built.
+    /// Whether the block's encoder is built or asked for.
     pub(crate) fn has(&self, key: Key) -> bool {
         self.position(key).is_some()
     }
 
-    /// Starts building a block's encoder on a worker, if there are workers and
-    /// the encoder is neither built nor under way.
+    /// Asks the driver for a block's encoder, if builds are handed out and the
+    /// encoder is neither built nor asked for.
     pub(crate) fn prepare(&mut self, key: Key, oti: &Oti, block: &BlockInfo, data: &Arc<Vec<u8>>) {
-        let Some(jobs) = self.pool.as_ref().and_then(|p| p.jobs.as_ref()) else {
-            return;
-        };
-        if self.position(key).is_some() {
+        if !self.offload || self.position(key).is_some() {
             return;
         }
-        let (reply, rx) = mpsc::sync_channel(1);
-        let job = Job {
+        self.requests.push_back(EncoderRequest {
             codec: self.codec,
+            key,
             oti: *oti,
             block: *block,
             data: Arc::clone(data),
-            reply,
-        };
-        if jobs.send(job).is_ok() {
-            self.insert(key, Slot::Pending(rx));
+        });
+        self.insert(key, Slot::Requested);
+    }
+
+    /// The next build to hand to the driver.
+    pub(crate) fn poll_request(&mut self) -> Option<EncoderRequest> {
+        self.requests.pop_front()
+    }
+
+    /// An encoder the driver built. One that is no longer wanted (evicted, or
+    /// built here meanwhile), or that does not match its block, is dropped.
+    pub(crate) fn handle_built(&mut self, built: BuiltEncoder, oti: Option<Oti>) {
+        if oti != Some(built.oti) {
+            return;
+        }
+        if let Some(i) = self.position(built.key)
+            && matches!(self.slots[i].1, Slot::Requested)
+        {
+            self.slots[i].1 = Slot::Ready(built.encoder);
         }
     }
 
-    /// The block's encoder: waits for a worker that is building it, or builds
-    /// it here.
+    /// The block's encoder: the one the driver built, or one built here now.
     pub(crate) fn get(
         &mut self,
         key: Key,
@@ -158,18 +172,16 @@ impl Encoders {
     ) -> &mut dyn BlockEncoder {
         let i = match self.position(key) {
             Some(i) => i,
-            None => self.insert(key, Slot::Ready(Job::build(self.codec, oti, block, data))),
+            None => self.insert(key, Slot::Ready(build(self.codec, oti, block, data))),
         };
         let slot = &mut self.slots[i].1;
-        if let Slot::Pending(rx) = slot {
-            let enc = rx
-                .recv()
-                .unwrap_or_else(|_| Job::build(self.codec, oti, block, data));
-            *slot = Slot::Ready(enc);
+        if matches!(slot, Slot::Requested) {
+            // Not back in time: build it here (the driver's copy is dropped).
+            *slot = Slot::Ready(build(self.codec, oti, block, data));
         }
         match slot {
             Slot::Ready(enc) => enc.as_mut(),
-            Slot::Pending(_) => unreachable!("resolved above"),
+            Slot::Requested => unreachable!("built above"),
         }
     }
 }

@@ -26,7 +26,10 @@ pub use receiver::{
     Admission, BoundObject, Destination, FailReason, Receiver, ReceiverConfig, ReceiverEvent,
     ReceiverStats, RejectReason,
 };
-pub use sender::{Rounds, Sender, SenderConfig, SenderError, SenderEvent, SenderStats};
+pub use sender::{
+    BuiltEncoder, EncoderRequest, Rounds, Sender, SenderConfig, SenderError, SenderEvent,
+    SenderStats,
+};
 
 /// Identifies one run of a sender. Receivers never mix objects of different sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

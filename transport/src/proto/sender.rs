@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use groupcast_fec::{CodecSet, FecId, Oti, OtiError, codec_for, copy_source_symbol};
 
 use super::encoders::Encoders;
+pub use super::encoders::{BuiltEncoder, EncoderRequest};
 use super::feedback::{FeedbackConfig, FlowPolicy, Mode};
 use super::{ObjectId, SessionId};
 use crate::wire::{
@@ -54,10 +55,11 @@ pub struct SenderConfig {
     pub interleave: u32,
     /// An OBJECT_INFO packet is repeated after this many DATA packets. Default 64.
     pub info_interval: u32,
-    /// Worker threads that build block encoders ahead of need. Default 0: each
-    /// encoder is built on the calling thread at its block's first repair
-    /// symbol. The datagrams are the same either way; workers only take the
-    /// encoding work off the sending thread.
+    /// Hand block-encoder builds to the driver, which runs this many worker
+    /// threads for them (see [`Sender::poll_encoder_request`]). Default 0:
+    /// each encoder is built inline at its block's first repair symbol. The
+    /// datagrams are the same either way; workers only take the encoding work
+    /// off the sending thread. The sender itself never starts a thread.
     pub encoder_threads: usize,
     /// How loss is recovered. Default [`Mode::Carousel`]. In nack mode the
     /// sender uses the Compact No-Code scheme whatever `fec` says; in nack and
@@ -470,7 +472,7 @@ impl Sender {
         Ok(Self {
             encoders: Encoders::new(
                 config.codecs.codec(config.fec),
-                config.encoder_threads,
+                config.encoder_threads > 0,
                 cached,
             ),
             t,
@@ -687,6 +689,21 @@ impl Sender {
         at(self.next_expiry_check);
         at(self.linger_since.map(|l| l + self.config.feedback.linger));
         t
+    }
+
+    /// The next block encoder the sender would like built off its thread
+    /// (only with `encoder_threads` above 0). Build it anywhere with
+    /// [`EncoderRequest::build`] and hand it back with
+    /// [`Sender::handle_encoder`]; one not back by the time the sender needs
+    /// it is built inline instead.
+    pub fn poll_encoder_request(&mut self) -> Option<EncoderRequest> {
+        self.encoders.poll_request()
+    }
+
+    /// An encoder built from a [`Sender::poll_encoder_request`] request.
+    pub fn handle_encoder(&mut self, built: BuiltEncoder) {
+        let oti = self.objects.get(built.object() as usize).map(|o| o.oti);
+        self.encoders.handle_built(built, oti);
     }
 
     /// The next event, if any.
