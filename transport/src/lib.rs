@@ -14,6 +14,9 @@
 //!   clock, so the same code runs under the socket driver, the simulator
 //!   (`groupcast-sim`) and the tests.
 //! - [`channel`]: channel names hashed to `ff1e::/16` group addresses.
+//! - `io` (cargo feature `net`, on by default): the socket driver (mio,
+//!   socket2) and file transfer. Without it the crate builds as the sans-IO
+//!   core alone.
 //!
 //! # Example
 //!
@@ -60,6 +63,7 @@
 //! ```
 
 pub mod channel;
+#[cfg(feature = "net")]
 pub mod io;
 pub mod proto;
 pub mod wire;
