@@ -1,6 +1,7 @@
 //! `groupcast`: the command-line tool. Thin: it parses arguments, calls the
 //! libraries and prints.
 
+mod log;
 mod net;
 mod scenario;
 mod suite;
@@ -18,6 +19,14 @@ loss, using the real protocol code and real RaptorQ, and checks every copy byte 
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// More log lines on stderr: -v for the session lock, stalled and timed-out receivers; -vv
+    /// for every object completed or failed, and refused datagrams. RUST_LOG (for example
+    /// RUST_LOG=groupcast=debug) overrides both.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only errors in the log (progress and summaries still print).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
 }
 
 #[derive(Subcommand)]
@@ -64,23 +73,22 @@ enum Command {
     /// The group is ff1e::/16 followed by the first 14 bytes of BLAKE3(NAME), the address
     /// Librecast derives for the same name.
     Channel {
-        /// The channel's name.
+        /// The channel's name. With --verbose (-v), the feedback side channel and the port too.
         name: String,
-        /// Also print the feedback side channel and the port.
-        #[arg(long)]
-        verbose: bool,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    log::init(cli.verbose, cli.quiet);
     let result = match cli.command {
         Command::Demo(args) => scenario::demo(&args),
         Command::Sim(args) => scenario::sim(&args),
         Command::Send(args) => net::send(&args),
         Command::Recv(args) => net::recv(&args),
         Command::Id { path } => net::id(&path),
-        Command::Channel { name, verbose } => {
+        Command::Channel { name } => {
+            let verbose = cli.verbose > 0;
             let ch = groupcast::Channel::new(&name);
             println!("{}", ch.group());
             if verbose {

@@ -310,6 +310,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
         net.source = Some(src);
     }
     let pb = bar("{spinner} {msg} [{elapsed}]");
+    crate::log::show(&pb);
     let (stats, report) = send_path(
         &net,
         config,
@@ -349,6 +350,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     pb.finish_and_clear();
+    crate::log::hide();
     let timed_out = deadline.is_some_and(|d| std::time::Instant::now() >= d);
     let finished = !INTERRUPTED.load(Ordering::Relaxed) && !timed_out;
     if mode.has_feedback() && finished {
@@ -439,6 +441,7 @@ pub fn recv(args: &RecvArgs) -> Result<(), String> {
     );
     net.source = args.source;
     let pb = bar("{spinner} {msg} [{elapsed}]");
+    crate::log::show(&pb);
     net.feedback = !args.no_feedback;
     net.hops = args.hops;
     let nanos = std::time::SystemTime::now()
@@ -495,6 +498,7 @@ sender; pin the transfer with the id `groupcast id PATH` prints"
         },
     );
     pb.finish_and_clear();
+    crate::log::hide();
     let (stats, report, outcome) = result.map_err(|e| e.to_string())?;
     if outcome.is_ok() {
         eprintln!(

@@ -83,6 +83,8 @@ struct Lab {
     namespaces: Vec<String>,
     children: Vec<(String, Child)>,
     dir: PathBuf,
+    /// Environment given to every process spawned from now on.
+    env: Vec<(String, String)>,
 }
 
 impl Lab {
@@ -96,6 +98,7 @@ impl Lab {
             namespaces: Vec::new(),
             children: Vec::new(),
             dir,
+            env: Vec::new(),
         }
     }
 
@@ -218,6 +221,7 @@ impl Lab {
         let child = Command::new("ip")
             .args(["netns", "exec", ns])
             .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -846,6 +850,8 @@ fn hybrid_transfer_sender_exits_by_itself_within_the_byte_bound() {
     let file = lab.dir.join("big.bin");
     random_file(&file, size, 4);
     let channel = "gc-test-hybrid";
+    // The core-shape issue's logging: the session lock and each object's completion.
+    lab.env.push(("RUST_LOG".into(), "groupcast=debug".into()));
     let outs: Vec<PathBuf> = (0..3)
         .map(|i| lab.recv(&format!("rx{i}"), &hosts[i + 1].clone(), channel))
         .collect();
@@ -860,6 +866,13 @@ fn hybrid_transfer_sender_exits_by_itself_within_the_byte_bound() {
     assert!(status.success(), "sender: {}", lab.log("sender"));
     for out in &outs {
         assert_identical(&file, out);
+    }
+    for i in 0..3 {
+        let log = lab.log(&format!("rx{i}"));
+        assert!(
+            log.contains("session locked to its manifest") && log.contains("object complete"),
+            "RUST_LOG=groupcast=debug: no session lock or completion in rx{i}'s log:\n{log}"
+        );
     }
     let sent = lab.stats("sender");
     assert_eq!(sent["mode"], "hybrid");

@@ -617,6 +617,11 @@ impl Receiver {
         self.lock_session(session);
         let bound: HashMap<ObjectId, BoundObject> =
             objects.into_iter().map(|b| (b.object, b)).collect();
+        tracing::info!(
+            session = %format_args!("{:016x}", session.0),
+            objects = bound.len(),
+            "session locked to its manifest"
+        );
         let stale: Vec<Key> = self
             .objects
             .iter()
@@ -770,7 +775,12 @@ impl Receiver {
 
     fn reject(&mut self, reason: RejectReason) {
         self.stats.packets_rejected += 1;
-        self.stats.rejected[ReceiverStats::index(reason)] += 1;
+        let n = &mut self.stats.rejected[ReceiverStats::index(reason)];
+        *n += 1;
+        // Rate-limited: the 1st, 2nd, 4th, 8th, ... of each reason.
+        if n.is_power_of_two() {
+            tracing::debug!(reason = reason.name(), count = *n, "datagram refused");
+        }
     }
 
     fn accept_session(&self, session: u64) -> Result<(), RejectReason> {
@@ -1063,6 +1073,13 @@ impl Receiver {
 
     /// Remembers a verified object as complete and says so.
     fn record_complete(&mut self, key: Key, size: u64, hash: [u8; 32], name: String) {
+        tracing::debug!(
+            session = %format_args!("{:016x}", key.0.0),
+            object = key.1.0,
+            size,
+            name = %name.escape_debug(),
+            "object complete"
+        );
         self.stats.objects_completed += 1;
         if self.completed_order.len() >= self.config.completed_history.max(1)
             && let Some(old) = self.completed_order.pop_front()
@@ -1101,6 +1118,12 @@ impl Receiver {
 
     fn fail(&mut self, key: Key, reason: FailReason) {
         if self.remove(key).is_some() {
+            tracing::debug!(
+                session = %format_args!("{:016x}", key.0.0),
+                object = key.1.0,
+                ?reason,
+                "object failed"
+            );
             self.stats.objects_failed += 1;
             self.events.push_back(ReceiverEvent::ObjectFailed {
                 session: key.0,
@@ -1603,6 +1626,11 @@ impl Receiver {
         }
         let len = nack.emit(buf).ok()?;
         self.stats.nacks_sent += 1;
+        tracing::trace!(
+            session = %format_args!("{:016x}", session.0),
+            entries = nack.entries.len(),
+            "NACK sent"
+        );
 
         let to = if self.config.nack_unicast {
             Destination::Sender

@@ -976,6 +976,7 @@ impl Sender {
                 self.stats.receivers_refused += 1;
                 return;
             }
+            tracing::debug!(receiver = %format_args!("{:016x}", st.receiver), "receiver joined");
             self.events
                 .push_back(SenderEvent::ReceiverJoined { id: st.receiver });
             self.stats.receivers_heard += 1;
@@ -1137,6 +1138,7 @@ impl Sender {
                 .map(|(id, _)| *id)
                 .collect();
             for id in dead {
+                tracing::info!(receiver = %format_args!("{id:016x}"), "receiver timed out");
                 self.receivers.remove(&id);
                 self.stats.receivers_timed_out += 1;
                 self.events.push_back(SenderEvent::ReceiverTimedOut { id });
@@ -1158,6 +1160,11 @@ impl Sender {
                     && now.saturating_duration_since(r.last_progress) >= stall
                 {
                     r.stalled = true;
+                    tracing::info!(
+                        receiver = %format_args!("{id:016x}"),
+                        edge = r.edge,
+                        "receiver stalled: it no longer holds the sender back"
+                    );
                     self.stats.receivers_stalled += 1;
                     self.stall_floor = Some(self.stall_floor.map_or(r.edge, |f| f.max(r.edge)));
                     self.events
