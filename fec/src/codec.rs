@@ -75,9 +75,6 @@ pub enum Push {
 
 /// A FEC scheme: makes per-block encoders and decoders. Object safe.
 pub trait Codec: Send + Sync + std::fmt::Debug {
-    /// This scheme's FEC Encoding ID.
-    fn id(&self) -> FecId;
-
     /// Exclusive upper bound on the ESIs of a block of `k` source symbols.
     fn esi_limit(&self, k: u32) -> u32;
 
@@ -102,9 +99,6 @@ pub trait Codec: Send + Sync + std::fmt::Debug {
 
 /// Produces the encoding symbols of one block, by ESI, in any order.
 pub trait BlockEncoder: Send {
-    /// K: the number of source symbols.
-    fn source_symbols(&self) -> u32;
-
     /// Writes symbol `esi` into `out`, which must be exactly T bytes long.
     fn write_symbol(&mut self, esi: u32, out: &mut [u8]) -> Result<(), FecError>;
 }
@@ -118,9 +112,6 @@ pub trait BlockDecoder: Send {
     /// How many more symbols the decoder needs before its next decoding attempt
     /// (0 once decoded).
     fn needed(&self) -> u32;
-
-    /// Distinct symbols received so far.
-    fn received(&self) -> u32;
 
     /// Bytes of symbol data this decoder holds.
     fn buffered_bytes(&self) -> usize;

@@ -12,8 +12,9 @@
 //! - [`NoCode`]: replication, no FEC. A block needs every one of its source
 //!   symbols. It is the baseline for NACK/ARQ.
 //!
-//! A third, probabilistic model codec for the simulator is planned: [`FecId`]
-//! keeps a value free for it, and nothing here assumes there are only two.
+//! A third, the probabilistic [`Model`] codec, serves the simulator of large
+//! groups: it decides when a block decodes from RaptorQ's measured statistics
+//! and carries no data.
 //!
 //! Every input that can come from the network is validated here before it
 //! reaches `raptorq`, which panics on wrong symbol lengths, out-of-range ESIs

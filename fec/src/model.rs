@@ -68,10 +68,6 @@ pub fn model_failure_probability(h: u32) -> f64 {
 }
 
 impl Codec for Model {
-    fn id(&self) -> FecId {
-        FecId::RaptorQ
-    }
-
     fn esi_limit(&self, _k: u32) -> u32 {
         MAX_ESI + 1
     }
@@ -117,10 +113,6 @@ struct ModelEncoder {
 }
 
 impl BlockEncoder for ModelEncoder {
-    fn source_symbols(&self) -> u32 {
-        self.k
-    }
-
     fn write_symbol(&mut self, esi: u32, out: &mut [u8]) -> Result<(), FecError> {
         if out.len() != self.t {
             return Err(FecError::SymbolLength {
@@ -238,10 +230,6 @@ impl BlockDecoder for ModelDecoder {
                 .max(1),
             _ => 0,
         }
-    }
-
-    fn received(&self) -> u32 {
-        self.received_count()
     }
 
     /// What the real decoder would hold: a source symbol array of K × T once a

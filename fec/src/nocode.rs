@@ -1,7 +1,7 @@
 //! Compact No-Code: replication without FEC, the ARQ baseline.
 
 use crate::codec::{check_block_data, check_symbol, copy_source_symbol};
-use crate::{BlockDecoder, BlockEncoder, BlockInfo, Codec, FecError, FecId, Oti, Push};
+use crate::{BlockDecoder, BlockEncoder, BlockInfo, Codec, FecError, Oti, Push};
 
 /// Replication: a block's only symbols are its K source symbols, and a receiver
 /// needs every one of them.
@@ -9,10 +9,6 @@ use crate::{BlockDecoder, BlockEncoder, BlockInfo, Codec, FecError, FecId, Oti, 
 pub struct NoCode;
 
 impl Codec for NoCode {
-    fn id(&self) -> FecId {
-        FecId::NoCode
-    }
-
     fn esi_limit(&self, k: u32) -> u32 {
         k
     }
@@ -51,10 +47,6 @@ struct NoCodeEncoder {
 }
 
 impl BlockEncoder for NoCodeEncoder {
-    fn source_symbols(&self) -> u32 {
-        self.k
-    }
-
     fn write_symbol(&mut self, esi: u32, out: &mut [u8]) -> Result<(), FecError> {
         if esi >= self.k {
             return Err(FecError::EsiOutOfRange { esi, limit: self.k });
@@ -128,10 +120,6 @@ impl BlockDecoder for NoCodeDecoder {
 
     fn needed(&self) -> u32 {
         self.block.source_symbols - self.received
-    }
-
-    fn received(&self) -> u32 {
-        self.received
     }
 
     fn buffered_bytes(&self) -> usize {

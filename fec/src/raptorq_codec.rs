@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use raptorq::{EncodingPacket, PayloadId, SourceBlockDecoder, SourceBlockEncoder};
 
 use crate::codec::{check_block_data, check_symbol, copy_source_symbol};
-use crate::{BlockDecoder, BlockEncoder, BlockInfo, Codec, FecError, FecId, MAX_ESI, Oti, Push};
+use crate::{BlockDecoder, BlockEncoder, BlockInfo, Codec, FecError, MAX_ESI, Oti, Push};
 
 /// RaptorQ: K source symbols, then up to 2^24 − K fresh repair symbols per block.
 ///
@@ -15,10 +15,6 @@ use crate::{BlockDecoder, BlockEncoder, BlockInfo, Codec, FecError, FecId, MAX_E
 pub struct RaptorQ;
 
 impl Codec for RaptorQ {
-    fn id(&self) -> FecId {
-        FecId::RaptorQ
-    }
-
     fn esi_limit(&self, _k: u32) -> u32 {
         MAX_ESI + 1
     }
@@ -73,10 +69,6 @@ struct RaptorQEncoder {
 }
 
 impl BlockEncoder for RaptorQEncoder {
-    fn source_symbols(&self) -> u32 {
-        self.k
-    }
-
     fn write_symbol(&mut self, esi: u32, out: &mut [u8]) -> Result<(), FecError> {
         if esi > MAX_ESI {
             return Err(FecError::EsiOutOfRange {
@@ -225,10 +217,6 @@ impl BlockDecoder for RaptorQDecoder {
         let k = self.block.source_symbols;
         let got = self.received_count();
         if got < k { k - got } else { 1 }
-    }
-
-    fn received(&self) -> u32 {
-        self.received_count()
     }
 
     fn buffered_bytes(&self) -> usize {

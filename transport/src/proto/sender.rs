@@ -366,8 +366,6 @@ pub struct Sender {
     finished: bool,
     tokens: f64,
     last: Option<Instant>,
-    /// When the sender first ran, for the wait for a first STATUS.
-    started: Option<Instant>,
     events: VecDeque<SenderEvent>,
     stats: SenderStats,
     // Feedback modes.
@@ -491,7 +489,6 @@ impl Sender {
             finished: false,
             tokens,
             last: None,
-            started: None,
             events: VecDeque::new(),
             stats: SenderStats {
                 grtt_us: grtt.as_micros() as u64,
@@ -745,7 +742,6 @@ impl Sender {
         if self.last.is_none_or(|l| now > l) {
             self.last = Some(now);
         }
-        self.started.get_or_insert(now);
     }
 
     /// Bytes per second repair may use: a share of the pacing rate, or of the
@@ -1232,7 +1228,7 @@ impl Sender {
             // a first STATUS instead of racing ahead of them (receivers that
             // never report, or none at all, then get the rest unpaced by them).
             let waited = self
-                .started
+                .epoch
                 .zip(self.last)
                 .map_or(Duration::ZERO, |(s, l)| l.saturating_duration_since(s));
             return self.stats.receivers_heard == 0

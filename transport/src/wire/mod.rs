@@ -214,13 +214,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
         read_u64(self.buffer.as_ref(), field::SESSION)
     }
 
-    /// The type-specific body: after the common header, before the tag and CRC.
-    pub fn body(&self) -> &[u8] {
-        let b = self.buffer.as_ref();
-        let tag = b[field::TAG_LEN] as usize;
-        &b[HEADER_LEN..b.len() - CRC_LEN - tag]
-    }
-
     /// The underlying buffer.
     pub fn into_inner(self) -> T {
         self.buffer
