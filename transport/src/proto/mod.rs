@@ -17,6 +17,7 @@
 mod encoders;
 mod feedback;
 mod hash;
+mod pacing;
 mod receiver;
 mod sender;
 

@@ -9,6 +9,7 @@ use groupcast_fec::{CodecSet, FecId, Oti, OtiError, codec_for, copy_source_symbo
 use super::encoders::Encoders;
 pub use super::encoders::{BuiltEncoder, EncoderRequest};
 use super::feedback::{FeedbackConfig, FlowPolicy, Mode};
+use super::pacing::TokenBucket;
 use super::{ObjectId, SessionId};
 use crate::wire::{
     self, DATA_OVERHEAD, DEFAULT_MAX_DATAGRAM, INFO_HEADER_LEN, InfoRepr, MAX_DATAGRAM,
@@ -318,7 +319,7 @@ impl Pending {
 
 /// A token bucket for one NACK source.
 struct SourceBucket {
-    tokens: f64,
+    bucket: TokenBucket,
     last: Instant,
 }
 
@@ -364,7 +365,8 @@ pub struct Sender {
     lead_info_next: bool,
     lead_cursor: u64,
     finished: bool,
-    tokens: f64,
+    /// Pacing: bytes the sender may send now.
+    pacing: TokenBucket,
     last: Option<Instant>,
     events: VecDeque<SenderEvent>,
     stats: SenderStats,
@@ -382,9 +384,9 @@ pub struct Sender {
     queued: HashMap<BlockKey, u32>,
     quiet: HashMap<BlockKey, Instant>,
     info_queue: VecDeque<u32>,
-    repair_tokens: f64,
-    build_tokens: f64,
-    nack_tokens: f64,
+    repair_tokens: TokenBucket,
+    build_tokens: TokenBucket,
+    nack_tokens: TokenBucket,
     feedback_last: Option<Instant>,
     linger_since: Option<Instant>,
     rate: Option<u64>,
@@ -487,7 +489,7 @@ impl Sender {
             lead_info_next: true,
             lead_cursor: 0,
             finished: false,
-            tokens,
+            pacing: TokenBucket::new(tokens),
             last: None,
             events: VecDeque::new(),
             stats: SenderStats {
@@ -508,9 +510,9 @@ impl Sender {
             queued: HashMap::new(),
             quiet: HashMap::new(),
             info_queue: VecDeque::new(),
-            repair_tokens: 64.0 * 1024.0,
-            build_tokens: 64.0 * 1024.0,
-            nack_tokens,
+            repair_tokens: TokenBucket::new(64.0 * 1024.0),
+            build_tokens: TokenBucket::new(64.0 * 1024.0),
+            nack_tokens: TokenBucket::new(nack_tokens),
             feedback_last: None,
             linger_since: None,
             rate: config.rate,
@@ -637,8 +639,8 @@ impl Sender {
             return None;
         }
         let pacing = match (self.config.rate.map(|_| self.rate_now()), self.last) {
-            (Some(rate), Some(last)) if self.tokens <= 0.0 => {
-                Some(last + Duration::from_secs_f64(-self.tokens / rate as f64 + 1e-9))
+            (Some(rate), Some(last)) if !self.pacing.has_any() => {
+                Some(last + Duration::from_secs_f64(self.pacing.debt() / rate as f64 + 1e-9))
             }
             (Some(_), Some(last)) => Some(last),
             _ => None,
@@ -659,9 +661,9 @@ impl Sender {
             // Wait for the repair budget (and the build budget, if this symbol
             // needs an encoder built), or for pacing.
             let rate = self.repair_rate();
-            let mut short = -self.repair_tokens;
+            let mut short = self.repair_tokens.debt();
             if self.needs_build(o, sbn, esi) {
-                short = short.max(-self.build_tokens);
+                short = short.max(self.build_tokens.debt());
             }
             let wait = if short < 0.0 {
                 Duration::ZERO
@@ -674,8 +676,8 @@ impl Sender {
                 .max(pacing)
                 .or(self.last));
         }
-        if !self.info_queue.is_empty() && self.repair_tokens <= 0.0 {
-            let wait = (-self.repair_tokens / self.repair_rate()).min(10.0) + 1e-9;
+        if !self.info_queue.is_empty() && !self.repair_tokens.has_any() {
+            let wait = (self.repair_tokens.debt() / self.repair_rate()).min(10.0) + 1e-9;
             at(self
                 .feedback_last
                 .map(|l| l + Duration::from_secs_f64(wait))
@@ -724,17 +726,18 @@ impl Sender {
             let rate = self.rate_now();
             let dt = now.saturating_duration_since(last).as_secs_f64();
             let cap = self.config.burst.max(self.config.max_datagram as u64) as f64;
-            self.tokens = (self.tokens + dt * rate as f64).min(cap);
+            self.pacing.refill(dt, rate as f64, cap);
         }
         if self.feedback() {
             let last = self.feedback_last.unwrap_or(now);
             let dt = now.saturating_duration_since(last).as_secs_f64();
             let cap = (self.repair_rate() * 0.01).max(64.0 * 1024.0);
-            self.repair_tokens = (self.repair_tokens + dt * self.repair_rate()).min(cap);
-            self.build_tokens = (self.build_tokens + dt * self.repair_rate()).min(cap);
+            let repair_rate = self.repair_rate();
+            self.repair_tokens.refill(dt, repair_rate, cap);
+            self.build_tokens.refill(dt, repair_rate, cap);
             let fb = &self.config.feedback;
             let ncap = (fb.max_nack_rate as f64 / 10.0).max(1.0);
-            self.nack_tokens = (self.nack_tokens + dt * fb.max_nack_rate as f64).min(ncap);
+            self.nack_tokens.refill(dt, fb.max_nack_rate as f64, ncap);
             if self.feedback_last.is_none_or(|l| now > l) {
                 self.feedback_last = Some(now);
             }
@@ -791,14 +794,14 @@ impl Sender {
                 return None;
             }
         }
-        if self.config.rate.is_some() && self.tokens <= 0.0 {
+        if self.config.rate.is_some() && !self.pacing.has_any() {
             return None;
         }
         let len = self.next_packet(now, buf)?;
         self.stats.packets_sent += 1;
         self.stats.bytes_sent += len as u64;
         if self.config.rate.is_some() {
-            self.tokens -= len as f64;
+            self.pacing.spend(len as f64);
         }
         Some(len)
     }
@@ -831,11 +834,11 @@ impl Sender {
                     self.stats.nacks_dropped_per_source += 1;
                     return;
                 }
-                if self.nack_tokens < 1.0 {
+                if !self.nack_tokens.has(1.0) {
                     self.stats.nacks_dropped += 1;
                     return;
                 }
-                self.nack_tokens -= 1.0;
+                self.nack_tokens.spend(1.0);
                 self.stats.nacks_received += 1;
                 self.handle_nack(now, &n);
             }
@@ -853,22 +856,26 @@ impl Sender {
         if !self.nack_sources.contains_key(&src) && self.nack_sources.len() >= MAX_NACK_SOURCES {
             // Forget the sources whose buckets have refilled: they cost nothing.
             self.nack_sources.retain(|_, b| {
-                b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * rate < cap
+                b.bucket.tokens() + now.saturating_duration_since(b.last).as_secs_f64() * rate < cap
             });
             if self.nack_sources.len() >= MAX_NACK_SOURCES {
                 return false;
             }
         }
         let b = self.nack_sources.entry(src).or_insert(SourceBucket {
-            tokens: cap,
+            bucket: TokenBucket::new(cap),
             last: now,
         });
-        b.tokens = (b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * rate).min(cap);
+        b.bucket.refill(
+            now.saturating_duration_since(b.last).as_secs_f64(),
+            rate,
+            cap,
+        );
         b.last = now;
-        if b.tokens < 1.0 {
+        if !b.bucket.has(1.0) {
             return false;
         }
-        b.tokens -= 1.0;
+        b.bucket.spend(1.0);
         true
     }
 
@@ -918,7 +925,7 @@ impl Sender {
                 && !nack_mode
                 && self.config.encoder_threads > 0
                 && !self.encoders.has(key)
-                && self.build_tokens > 0.0
+                && self.build_tokens.has_any()
             {
                 // A worker builds the encoder while NACKs gather; the build is
                 // charged as one on the sending thread would be.
@@ -1204,13 +1211,13 @@ impl Sender {
             .oti
             .block(sbn as u32)
             .map_or(0, |b| b.len);
-        self.build_tokens -= len as f64 / 8.0;
+        self.build_tokens.spend(len as f64 / 8.0);
         self.stats.encoders_built_for_repair += 1;
     }
 
     fn has_data_ready(&self) -> bool {
         !self.first_pass_done && !self.flow_blocked()
-            || (!self.info_queue.is_empty() && self.repair_tokens > 0.0)
+            || (!self.info_queue.is_empty() && self.repair_tokens.has_any())
             || self
                 .next_probe
                 .is_some_and(|p| self.last.is_some_and(|l| l >= p))
@@ -1358,16 +1365,16 @@ impl Sender {
             // OBJECT_INFO asked for by NACKs is repair too: it waits for,
             // and spends, the repair budget.
             if !self.info_queue.is_empty()
-                && self.repair_tokens > 0.0
+                && self.repair_tokens.has_any()
                 && let Some(o) = self.info_queue.pop_front()
             {
                 let len = self.emit_info(o as usize, buf);
-                self.repair_tokens -= len as f64;
+                self.repair_tokens.spend(len as f64);
                 return Some(len);
             }
             if let Some(&(o, sbn, esi)) = self.repair_queue.front()
-                && self.repair_tokens > 0.0
-                && (self.build_tokens > 0.0 || !self.needs_build(o, sbn, esi))
+                && self.repair_tokens.has_any()
+                && (self.build_tokens.has_any() || !self.needs_build(o, sbn, esi))
             {
                 if self.wants_info(o as usize) {
                     self.info_pending = false;
@@ -1379,7 +1386,7 @@ impl Sender {
                 }
                 let len = self.emit_data(o as usize, sbn, esi, true, buf);
                 self.since_info += 1;
-                self.repair_tokens -= len as f64;
+                self.repair_tokens.spend(len as f64);
                 let key = (o, sbn);
                 if let Some(left) = self.queued.get_mut(&key) {
                     *left -= 1;
