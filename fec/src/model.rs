@@ -95,7 +95,7 @@ impl Codec for Model {
         Ok(Box::new(ModelDecoder {
             k,
             t: oti.symbol_size() as usize,
-            salt: mix(((block.sbn as u64) << 32) | k as u64),
+            salt: splitmix64(((block.sbn as u64) << 32) | k as u64),
             source: vec![0u64; (k as usize).div_ceil(64)],
             source_count: 0,
             repair: HashSet::new(),
@@ -151,7 +151,7 @@ struct ModelDecoder {
     source_count: u32,
     /// Repair ESIs received.
     repair: HashSet<u32>,
-    /// Wrapping sum of mix(esi) over the distinct ESIs held: a hash of the set.
+    /// Wrapping sum of splitmix64(esi) over the distinct ESIs held: a hash of the set.
     set_hash: u64,
     /// Distinct symbols at which the next decoding attempt happens.
     next_attempt: u32,
@@ -173,7 +173,7 @@ impl ModelDecoder {
         if h >= 8 {
             return true;
         }
-        let u = mix(self.set_hash ^ self.salt) as f64 / 2f64.powi(64);
+        let u = splitmix64(self.set_hash ^ self.salt) as f64 / 2f64.powi(64);
         u >= model_failure_probability(h)
     }
 }
@@ -207,7 +207,9 @@ impl BlockDecoder for ModelDecoder {
         if !new {
             return Ok(Push::Duplicate);
         }
-        self.set_hash = self.set_hash.wrapping_add(mix(esi as u64 ^ self.salt));
+        self.set_hash = self
+            .set_hash
+            .wrapping_add(splitmix64(esi as u64 ^ self.salt));
         if self.received_count() < self.next_attempt {
             return Ok(Push::Stored);
         }
@@ -260,8 +262,11 @@ impl BlockDecoder for ModelDecoder {
     }
 }
 
-/// splitmix64's finaliser.
-fn mix(mut z: u64) -> u64 {
+/// splitmix64 (Steele, Lea and Flood): the output for state `z`, that is
+/// the golden-ratio step and then the finaliser. The one copy every crate of
+/// the workspace uses (the model codec, the receiver's backoff draws, the
+/// simulator's link seeds and trace digests), so that seeded runs agree.
+pub fn splitmix64(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

@@ -73,11 +73,9 @@ pub(crate) struct LinkRng([u64; 4]);
 impl LinkRng {
     pub(crate) fn seed_from_u64(mut seed: u64) -> Self {
         let mut next = || {
+            let z = groupcast_fec::splitmix64(seed);
             seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = seed;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
+            z
         };
         Self([next(), next(), next(), next()])
     }

@@ -1102,12 +1102,9 @@ fn drain(sources: &[Source], verify: bool, node: &mut Node, now_ns: u64) -> bool
     completed
 }
 
-/// splitmix64's finaliser, for the trace digest of a fan-out pass.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+/// splitmix64, for the trace digest of a fan-out pass.
+fn mix(z: u64) -> u64 {
+    groupcast_fec::splitmix64(z)
 }
 
 /// The first-round repair share a carousel needs so that a receiver behind
