@@ -675,10 +675,16 @@ fn summary(args: &SimArgs, o: &Outcome) {
     }
 }
 
-/// Source blocks of the simulated object.
+/// Source blocks of the simulated object, as its OTI partitions it: at most
+/// 255, larger than `--block-symbols` beyond that (RFC 6330 §4.4.1.2).
 fn blocks_of(args: &SimArgs, o: &Outcome) -> u64 {
-    let k = o.block_symbols as u64 * o.symbol_size as u64;
-    args.size.div_ceil(k.max(1))
+    groupcast_fec::Oti::for_object(
+        args.size,
+        o.symbol_size,
+        o.block_symbols,
+        groupcast::wire::SYMBOL_ALIGNMENT,
+    )
+    .map_or(0, |oti| oti.source_blocks() as u64)
 }
 
 /// `groupcast demo`.

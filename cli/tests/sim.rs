@@ -132,3 +132,45 @@ fn bad_input_names_the_problem() {
     fails(&["--scenario", bad.to_str().unwrap()], "run1 loss=3");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// NACKs per block count the blocks the OTI really makes: at most 255, so an
+/// object of more than 255 × K symbols has larger blocks, not more of them.
+#[test]
+fn nacks_per_block_count_the_blocks_of_the_oti() {
+    let args = [
+        "--mode",
+        "hybrid",
+        "--receivers",
+        "5",
+        "--loss",
+        "0.05",
+        "--size",
+        "2MB",
+        "--symbol-size",
+        "64",
+        "--block-symbols",
+        "100",
+    ];
+    let out = sim(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("feedback: "))
+        .unwrap_or_else(|| panic!("no feedback line in {text}"));
+    let mut words = line.split_whitespace();
+    let nacks: f64 = words.nth(1).unwrap().parse().unwrap();
+    let per: f64 = line
+        .split('(')
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    // 2 MB in 64-byte symbols is 31,250 symbols: 255 blocks of about 123, not 313 of 100.
+    assert!((per - nacks / 255.0).abs() < 0.01, "{line}");
+}
