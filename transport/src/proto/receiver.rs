@@ -540,6 +540,18 @@ struct ObjectState {
 
 type Key = (SessionId, ObjectId);
 
+/// A [`Known`] view of a receiver's object table (the fields, not the whole
+/// receiver, are borrowed).
+macro_rules! known {
+    ($r:expr) => {
+        Known {
+            objects: &$r.objects,
+            completed: &$r.completed,
+            bound: $r.bound.as_ref(),
+        }
+    };
+}
+
 /// The sans-IO receiver. See the [module docs](super) for the driver loop.
 ///
 /// It decodes every object of every accepted session independently, hands out
@@ -1135,14 +1147,6 @@ impl Receiver {
 }
 
 impl Receiver {
-    /// A uniform draw in [0, 1) from the receiver's own generator, seeded by
-    /// its id (splitmix64), so runs are reproducible.
-    fn random(&mut self) -> f64 {
-        let z = groupcast_fec::splitmix64(self.rng);
-        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        (z >> 11) as f64 / (1u64 << 53) as f64
-    }
-
     fn handle_probe(&mut self, now: Instant, p: ProbeRepr) -> Result<(), RejectReason> {
         self.accept_session(p.session)?;
         let session = SessionId(p.session);
@@ -1150,40 +1154,37 @@ impl Receiver {
         if !self.config.feedback {
             return Ok(());
         }
-        if !self.fb.contains_key(&session) {
-            if self.fb.len() >= self.config.max_sessions && !self.evict_feedback(session) {
-                self.stats.feedback_ignored += 1;
-                return Ok(());
-            }
-            self.fb.insert(
-                session,
-                SessionFb {
-                    grtt: Duration::ZERO,
-                    group: 1.0,
-                    objects: 0,
-                    progress: (0, 0),
-                    probe_ts: p.timestamp_us,
-                    probe_at: now,
-                    probe_sent: p.sent,
-                    data_at_probe: 0,
-                    bytes_at_probe: 0,
-                    data: 0,
-                    bytes: 0,
-                    loss: 0.0,
-                    rate: 0.0,
-                    status_due: false,
-                    final_statuses: 0,
-                    last_status: None,
-                    nack_at: None,
-                    timers: HashMap::new(),
-                    holdoff: HashMap::new(),
-                    suppressed: HashMap::new(),
-                    doubt: HashSet::new(),
-                    complete: false,
-                },
-            );
+        if !self.fb.contains_key(&session)
+            && self.fb.len() >= self.config.max_sessions
+            && !self.evict_feedback(session)
+        {
+            self.stats.feedback_ignored += 1;
+            return Ok(());
         }
-        let f = self.fb.get_mut(&session).expect("inserted above");
+        let f = self.fb.entry(session).or_insert_with(|| SessionFb {
+            grtt: Duration::ZERO,
+            group: 1.0,
+            objects: 0,
+            progress: (0, 0),
+            probe_ts: p.timestamp_us,
+            probe_at: now,
+            probe_sent: p.sent,
+            data_at_probe: 0,
+            bytes_at_probe: 0,
+            data: 0,
+            bytes: 0,
+            loss: 0.0,
+            rate: 0.0,
+            status_due: false,
+            final_statuses: 0,
+            last_status: None,
+            nack_at: None,
+            timers: HashMap::new(),
+            holdoff: HashMap::new(),
+            suppressed: HashMap::new(),
+            doubt: HashSet::new(),
+            complete: false,
+        });
         let got = f.data.saturating_sub(f.data_at_probe);
         if p.sent > f.probe_sent
             && p.sent - f.probe_sent > 64 * (got + 16)
@@ -1269,13 +1270,17 @@ impl Receiver {
     fn handle_peer_nack(&mut self, now: Instant, n: &NackRepr) -> Result<(), RejectReason> {
         self.accept_session(n.session)?;
         let session = SessionId(n.session);
-        if n.receiver == self.config.id || !self.fb.contains_key(&session) {
-            self.stats.feedback_ignored += 1;
-            return Ok(());
-        }
+        let known = known!(self);
+        let f = match self.fb.get_mut(&session) {
+            Some(f) if n.receiver != self.config.id => f,
+            _ => {
+                self.stats.feedback_ignored += 1;
+                return Ok(());
+            }
+        };
         self.stats.nacks_heard += 1;
         for e in &n.entries {
-            let Some(mine) = self.need_of(session, e.object, e.sbn) else {
+            let Some(mine) = known.need_of(session, e.object, e.sbn) else {
                 continue;
             };
             let covered = if e.flags & NACK_NEED_INFO != 0 || mine.info {
@@ -1285,7 +1290,6 @@ impl Receiver {
             } else {
                 covers(&e.ranges, &mine.ranges)
             };
-            let f = self.fb.get_mut(&session).expect("checked above");
             let key = (e.object, e.sbn);
             if covered && f.doubt.contains(&key) {
                 self.stats.suppressions_doubted += 1;
@@ -1306,109 +1310,6 @@ impl Receiver {
             }
         }
         Ok(())
-    }
-
-    /// What this receiver lacks of one block (or of an object's info), if
-    /// anything, ignoring holdoffs.
-    fn need_of(&self, session: SessionId, object: u32, sbn: u8) -> Option<Need> {
-        let key = (session, ObjectId(object));
-        if self.completed.contains(&key) {
-            return None;
-        }
-        let Some(o) = self.objects.get(&key) else {
-            return Some(Need::info(object));
-        };
-        if o.info.is_none() && o.decoded_blocks == o.oti.source_blocks() {
-            return Some(Need::info(object));
-        }
-        let block = o.oti.block(sbn as u32)?;
-        let k = block.source_symbols;
-        let (need, ranges) = match &o.slots[sbn as usize] {
-            Slot::Done => return None,
-            Slot::Idle => (
-                k,
-                if o.fec == FecId::NoCode {
-                    vec![(0, k)]
-                } else {
-                    Vec::new()
-                },
-            ),
-            Slot::Active(d) => match d.missing() {
-                Some(r) => (r.iter().map(|x| x.1).sum(), r),
-                None => (d.needed(), Vec::new()),
-            },
-        };
-        (need > 0).then_some(Need {
-            object,
-            sbn,
-            need,
-            ranges,
-            info: false,
-        })
-    }
-
-    /// Blocks this receiver should ask for now: behind the sender's progress,
-    /// incomplete, and not held off.
-    fn needs(&self, now: Instant, session: SessionId) -> Vec<Need> {
-        let Some(f) = self.fb.get(&session) else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        // Objects wholly behind the progress point, and the one it is in.
-        let upto = f.progress.0.saturating_add(1).min(f.objects);
-        let mut missing_info = 0;
-        for object in 0..upto {
-            let key = (session, ObjectId(object));
-            if self.completed.contains(&key)
-                || self.bound.as_ref().is_some_and(|b| !b.contains_key(&key.1))
-            {
-                continue;
-            }
-            let Some(o) = self.objects.get(&key) else {
-                if object >= f.progress.0 {
-                    break;
-                }
-                // An object we never heard of: ask for its OBJECT_INFO, a few at a time.
-                if missing_info < 8 && f.holdoff.get(&(object, 0)).is_none_or(|h| *h <= now) {
-                    out.push(Need::info(object));
-                }
-                missing_info += 1;
-                if missing_info >= 8 {
-                    break;
-                }
-                continue;
-            };
-            let blocks = if object < f.progress.0 {
-                o.slots.len()
-            } else {
-                (f.progress.1 as usize).min(o.slots.len())
-            };
-            // Every block decoded but no OBJECT_INFO (so no hash): ask for it.
-            if o.info.is_none()
-                && object < f.progress.0
-                && o.decoded_blocks == o.oti.source_blocks()
-                && f.holdoff.get(&(object, 0)).is_none_or(|h| *h <= now)
-            {
-                out.push(Need::info(object));
-                continue;
-            }
-            for sbn in 0..blocks {
-                if matches!(o.slots[sbn], Slot::Done) {
-                    continue;
-                }
-                if f.holdoff
-                    .get(&(object, sbn as u8))
-                    .is_some_and(|h| *h > now)
-                {
-                    continue;
-                }
-                if let Some(n) = self.need_of(session, object, sbn as u8) {
-                    out.push(n);
-                }
-            }
-        }
-        // Objects in progress beyond the first `upto` are not behind the sender yet.
-        out
     }
 
     /// Starts a backoff timer for the blocks that need asking about and have
@@ -1432,10 +1333,10 @@ impl Receiver {
             doubt.insert(*key);
             false
         });
-        let needs: Vec<Need> = self
-            .needs(now, session)
+        let needs: Vec<Need> = known!(self)
+            .needs(f, now, session)
             .into_iter()
-            .filter(|n| !self.fb[&session].timers.contains_key(&(n.object, n.sbn)))
+            .filter(|n| !f.timers.contains_key(&(n.object, n.sbn)))
             .collect();
         if needs.is_empty() {
             return;
@@ -1443,8 +1344,7 @@ impl Receiver {
         // One draw for every block that needs a timer now: the NACK that
         // fires carries them all.
         let max_need = needs.iter().map(|n| n.need.max(1)).max().unwrap_or(1);
-        let u = self.random() * (0.5 + 0.5 / max_need as f64);
-        let f = self.fb.get_mut(&session).expect("checked above");
+        let u = draw(&mut self.rng) * (0.5 + 0.5 / max_need as f64);
         // The group as the sender counts it, or as configured if larger. A
         // small group needs little room for suppression: the window shrinks
         // with log10(group) / 3 (full size from 1000 receivers up).
@@ -1456,7 +1356,6 @@ impl Receiver {
         for n in needs {
             f.timers.insert((n.object, n.sbn), at);
         }
-        let f = self.fb.get_mut(&session).expect("checked above");
         f.nack_at = f.timers.values().min().copied();
     }
 
@@ -1470,7 +1369,10 @@ impl Receiver {
             if let Some(t) = self.status_packet(now, session, buf) {
                 return Some(t);
             }
-            if self.fb[&session].nack_at.is_some_and(|t| t <= now)
+            if self
+                .fb
+                .get(&session)
+                .is_some_and(|f| f.nack_at.is_some_and(|t| t <= now))
                 && let Some(t) = self.nack_packet(now, session, buf)
             {
                 return Some(t);
@@ -1484,29 +1386,6 @@ impl Receiver {
         None
     }
 
-    /// (object, SBN) of this receiver's window edge: the first block not yet
-    /// decoded and handed out.
-    fn edge(&self, session: SessionId, objects: u32) -> (u32, u8) {
-        for object in 0..objects {
-            let key = (session, ObjectId(object));
-            if self.completed.contains(&key) {
-                continue;
-            }
-            return match self.objects.get(&key) {
-                Some(o) => {
-                    let sbn = o
-                        .slots
-                        .iter()
-                        .position(|s| !matches!(s, Slot::Done))
-                        .unwrap_or(0);
-                    (object, sbn.min(255) as u8)
-                }
-                None => (object, 0),
-            };
-        }
-        (objects, 0)
-    }
-
     fn status_packet(
         &mut self,
         now: Instant,
@@ -1516,16 +1395,15 @@ impl Receiver {
         // Decide first whether a STATUS is due: this runs after every packet,
         // and the window edge below walks the receiver's objects. (Completing
         // an object makes a STATUS due at once, so the edge is computed then.)
-        let f = &self.fb[&session];
+        let f = self.fb.get_mut(&session)?;
         let interval = status_every(f, &self.config);
         let due = f.final_statuses > 0
             || (f.status_due && f.last_status.is_none_or(|l| now >= l + interval));
         if !due {
             return None;
         }
-        let edge = self.edge(session, f.objects);
+        let edge = known!(self).edge(session, f.objects);
         let complete = f.objects > 0 && edge == (f.objects, 0);
-        let f = self.fb.get_mut(&session).expect("present");
         if complete && !f.complete {
             f.complete = true;
             f.final_statuses = 3;
@@ -1557,7 +1435,7 @@ impl Receiver {
     ) -> Option<(usize, Destination)> {
         // Some timers are due: the packet carries every block whose timer is
         // due and that this receiver still lacks and holds no holdoff for.
-        let f = self.fb.get_mut(&session).expect("present");
+        let f = self.fb.get_mut(&session)?;
         if !f.timers.values().any(|t| *t <= now) {
             f.nack_at = f.timers.values().min().copied();
             return None;
@@ -1566,8 +1444,7 @@ impl Receiver {
         // still in its backoff, and asking for it early would defeat the
         // suppression that backoff is for. Timers of blocks no longer lacking
         // (decoded, or held off by a peer's NACK) expire silently.
-        let mut needs = self.needs(now, session);
-        let f = self.fb.get_mut(&session).expect("present");
+        let mut needs = known!(self).needs(f, now, session);
         needs.retain(|n| f.timers.get(&(n.object, n.sbn)).is_some_and(|t| *t <= now));
         f.timers.retain(|_, t| *t > now);
         f.nack_at = f.timers.values().min().copied();
@@ -1578,7 +1455,6 @@ impl Receiver {
             entries: Vec::new(),
         };
         let mut len = crate::wire::feedback::NACK_HEADER_LEN + crate::wire::CRC_LEN;
-        let f = self.fb.get_mut(&session).expect("present");
         let mut more = false;
         for n in needs {
             let mut ranges = n.ranges;
@@ -1636,6 +1512,147 @@ impl Receiver {
         };
         Some((len, to))
     }
+}
+
+/// The receiver's object table, borrowed apart from its feedback state, so
+/// that one session's feedback (`SessionFb`) can be changed while what the
+/// receiver lacks is read: no re-lookup of the session is needed.
+struct Known<'a> {
+    objects: &'a HashMap<Key, ObjectState>,
+    completed: &'a HashSet<Key>,
+    bound: Option<&'a HashMap<ObjectId, BoundObject>>,
+}
+
+impl Known<'_> {
+    /// What this receiver lacks of one block (or of an object's info), if
+    /// anything, ignoring holdoffs.
+    fn need_of(&self, session: SessionId, object: u32, sbn: u8) -> Option<Need> {
+        let key = (session, ObjectId(object));
+        if self.completed.contains(&key) {
+            return None;
+        }
+        let Some(o) = self.objects.get(&key) else {
+            return Some(Need::info(object));
+        };
+        if o.info.is_none() && o.decoded_blocks == o.oti.source_blocks() {
+            return Some(Need::info(object));
+        }
+        let block = o.oti.block(sbn as u32)?;
+        let k = block.source_symbols;
+        let (need, ranges) = match &o.slots[sbn as usize] {
+            Slot::Done => return None,
+            Slot::Idle => (
+                k,
+                if o.fec == FecId::NoCode {
+                    vec![(0, k)]
+                } else {
+                    Vec::new()
+                },
+            ),
+            Slot::Active(d) => match d.missing() {
+                Some(r) => (r.iter().map(|x| x.1).sum(), r),
+                None => (d.needed(), Vec::new()),
+            },
+        };
+        (need > 0).then_some(Need {
+            object,
+            sbn,
+            need,
+            ranges,
+            info: false,
+        })
+    }
+
+    /// Blocks this receiver should ask for now: behind the sender's progress,
+    /// incomplete, and not held off.
+    fn needs(&self, f: &SessionFb, now: Instant, session: SessionId) -> Vec<Need> {
+        let mut out = Vec::new();
+        // Objects wholly behind the progress point, and the one it is in.
+        let upto = f.progress.0.saturating_add(1).min(f.objects);
+        let mut missing_info = 0;
+        for object in 0..upto {
+            let key = (session, ObjectId(object));
+            if self.completed.contains(&key) || self.bound.is_some_and(|b| !b.contains_key(&key.1))
+            {
+                continue;
+            }
+            let Some(o) = self.objects.get(&key) else {
+                if object >= f.progress.0 {
+                    break;
+                }
+                // An object we never heard of: ask for its OBJECT_INFO, a few at a time.
+                if missing_info < 8 && f.holdoff.get(&(object, 0)).is_none_or(|h| *h <= now) {
+                    out.push(Need::info(object));
+                }
+                missing_info += 1;
+                if missing_info >= 8 {
+                    break;
+                }
+                continue;
+            };
+            let blocks = if object < f.progress.0 {
+                o.slots.len()
+            } else {
+                (f.progress.1 as usize).min(o.slots.len())
+            };
+            // Every block decoded but no OBJECT_INFO (so no hash): ask for it.
+            if o.info.is_none()
+                && object < f.progress.0
+                && o.decoded_blocks == o.oti.source_blocks()
+                && f.holdoff.get(&(object, 0)).is_none_or(|h| *h <= now)
+            {
+                out.push(Need::info(object));
+                continue;
+            }
+            for sbn in 0..blocks {
+                if matches!(o.slots[sbn], Slot::Done) {
+                    continue;
+                }
+                if f.holdoff
+                    .get(&(object, sbn as u8))
+                    .is_some_and(|h| *h > now)
+                {
+                    continue;
+                }
+                if let Some(n) = self.need_of(session, object, sbn as u8) {
+                    out.push(n);
+                }
+            }
+        }
+        // Objects in progress beyond the first `upto` are not behind the sender yet.
+        out
+    }
+
+    /// (object, SBN) of this receiver's window edge: the first block not yet
+    /// decoded and handed out.
+    fn edge(&self, session: SessionId, objects: u32) -> (u32, u8) {
+        for object in 0..objects {
+            let key = (session, ObjectId(object));
+            if self.completed.contains(&key) {
+                continue;
+            }
+            return match self.objects.get(&key) {
+                Some(o) => {
+                    let sbn = o
+                        .slots
+                        .iter()
+                        .position(|s| !matches!(s, Slot::Done))
+                        .unwrap_or(0);
+                    (object, sbn.min(255) as u8)
+                }
+                None => (object, 0),
+            };
+        }
+        (objects, 0)
+    }
+}
+
+/// A uniform draw in [0, 1) from a receiver's own generator, seeded by its
+/// id (splitmix64), so runs are reproducible.
+fn draw(rng: &mut u64) -> f64 {
+    let z = groupcast_fec::splitmix64(*rng);
+    *rng = rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Group size assumed while the sender tracks no receiver yet.
