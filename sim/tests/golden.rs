@@ -31,6 +31,8 @@ fn object(len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Written out here, not shared with models.rs: the golden runs must not move
+/// when another test's settings do.
 fn config(mode: Mode, receivers: usize, loss: f64) -> SimConfig {
     SimConfig {
         receivers,
