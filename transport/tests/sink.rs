@@ -319,3 +319,28 @@ fn an_expected_id_admits_only_its_manifest_and_space_is_checked_first() {
     assert!(err.to_string().contains("not enough free space"), "{err}");
     assert!("0".repeat(64).parse::<TransferId>().is_ok());
 }
+
+#[test]
+fn a_failure_reported_after_a_file_is_placed_or_refused_changes_nothing() {
+    let d = Dir::new("late-fail");
+    let mut sink = FileSink::new(&d.out(), SinkConfig::default()).unwrap();
+    let m = manifest(&[("a", b"first", 0o644), ("b", b"second", 0o644)]);
+    deliver_manifest(&mut sink, 1, &m);
+    deliver_file(&mut sink, 1, 1, b"first", "a");
+    deliver_file(&mut sink, 1, 2, b"other", "b"); // refused: not the manifest's hash
+    assert_eq!(sink.completed(), 1);
+    for object in [1, 2] {
+        sink.handle(ReceiverEvent::ObjectFailed {
+            session: SessionId(1),
+            object: ObjectId(object),
+            reason: groupcast::FailReason::HashMismatch,
+        })
+        .unwrap();
+    }
+    // Neither may be taken up again.
+    deliver_file(&mut sink, 1, 1, b"first", "a");
+    deliver_file(&mut sink, 1, 2, b"second", "b");
+    assert_eq!(sink.completed(), 1, "a placed file was counted twice");
+    assert!(sink.is_settled() && !sink.is_done());
+    assert!(!d.out().join("b").exists(), "a refused file was written");
+}

@@ -166,7 +166,7 @@ impl FileSink {
             source: e.into(),
         })?;
         drop(file);
-        let _ = rustix::fs::unlinkat(&root, name.as_str(), AtFlags::empty());
+        remove_temp(&root, &name);
         Ok(Self {
             root,
             dir: dir.to_owned(),
@@ -249,13 +249,22 @@ impl FileSink {
         *self.refused.entry(why).or_default() += 1;
     }
 
+    /// A file being written goes back to waiting, its temporary file removed.
+    /// A file that waits, is in place or was refused stays as it is.
+    fn drop_temp(&mut self, object: ObjectId) {
+        if let Some(slot) = self.slots.get_mut(&object)
+            && matches!(slot.state, State::Writing { .. })
+            && let State::Writing { tmp, .. } = std::mem::replace(&mut slot.state, State::Waiting)
+        {
+            remove_temp(&self.root, &tmp);
+        }
+    }
+
     /// Refuses one file of the manifest, removing its temporary file.
     fn refuse_file(&mut self, object: ObjectId, why: Refusal, detail: String) {
         self.count(why);
+        self.drop_temp(object);
         if let Some(slot) = self.slots.get_mut(&object) {
-            if let State::Writing { tmp, .. } = std::mem::replace(&mut slot.state, State::Refused) {
-                let _ = rustix::fs::unlinkat(&self.root, tmp.as_str(), AtFlags::empty());
-            }
             slot.state = State::Refused;
             self.refused_files.push((slot.entry.path.clone(), detail));
         }
@@ -290,12 +299,7 @@ impl FileSink {
                 session, object, ..
             } => {
                 if self.bound.is_some_and(|b| b.0 == session) {
-                    if let Some(slot) = self.slots.get_mut(&object)
-                        && let State::Writing { tmp, .. } =
-                            std::mem::replace(&mut slot.state, State::Waiting)
-                    {
-                        let _ = rustix::fs::unlinkat(&self.root, tmp.as_str(), AtFlags::empty());
-                    }
+                    self.drop_temp(object);
                 } else if object == ObjectId(0) {
                     self.manifest_bufs.remove(&session);
                 }
@@ -349,16 +353,11 @@ impl FileSink {
                     );
                     return Ok(());
                 }
-                if matches!(slot.state, State::Waiting) {
-                    match create_temp(&self.root) {
-                        Ok((tmp, file)) => slot.state = State::Writing { tmp, file },
-                        Err(e) => {
-                            return Err(IoError::File {
-                                path: format!("{} (temporary file)", self.dir.display()),
-                                source: e.into(),
-                            });
-                        }
-                    }
+                if let Err(e) = begin(&self.root, slot) {
+                    return Err(IoError::File {
+                        path: format!("{} (temporary file)", self.dir.display()),
+                        source: e.into(),
+                    });
                 }
                 let State::Writing { file, .. } = &slot.state else {
                     unreachable!("writing here")
@@ -514,16 +513,11 @@ impl FileSink {
             );
             return;
         }
-        if matches!(slot.state, State::Waiting) {
-            // An empty file decodes no block, so has no temporary file yet.
-            match create_temp(&self.root) {
-                Ok((tmp, file)) => slot.state = State::Writing { tmp, file },
-                Err(e) => {
-                    let path = slot.entry.path.clone();
-                    self.refuse_file(object, Refusal::FileSystem, format!("{path}: {e}"));
-                    return;
-                }
-            }
+        // An empty file decodes no block, so may have no temporary file yet.
+        if let Err(e) = begin(&self.root, slot) {
+            let path = slot.entry.path.clone();
+            self.refuse_file(object, Refusal::FileSystem, format!("{path}: {e}"));
+            return;
         }
         let State::Writing { tmp, file } = std::mem::replace(&mut slot.state, State::Waiting)
         else {
@@ -551,7 +545,7 @@ impl FileSink {
                 self.done += 1;
             }
             Err((why, detail)) => {
-                let _ = rustix::fs::unlinkat(&self.root, tmp.as_str(), AtFlags::empty());
+                remove_temp(&self.root, &tmp);
                 self.refuse_file(object, why, format!("{}: {detail}", entry.path));
             }
         }
@@ -578,7 +572,7 @@ impl FileSink {
             Err(Errno::INVAL) if !self.config.overwrite => {
                 rustix::fs::linkat(&self.root, tmp, &dir, base, AtFlags::empty())
                     .map_err(classify)?;
-                let _ = rustix::fs::unlinkat(&self.root, tmp, AtFlags::empty());
+                remove_temp(&self.root, tmp);
                 Ok(())
             }
             Err(e) => Err(classify(e)),
@@ -638,6 +632,20 @@ fn open_dir_beneath(root: &OwnedFd, parent: &str, create: bool) -> Result<Option
     Ok(Some(dir))
 }
 
+/// Starts a waiting file's temporary file; one being written already keeps its own.
+fn begin(root: &OwnedFd, slot: &mut Slot) -> Result<(), Errno> {
+    if matches!(slot.state, State::Waiting) {
+        let (tmp, file) = create_temp(root)?;
+        slot.state = State::Writing { tmp, file };
+    }
+    Ok(())
+}
+
+/// Removes one of our temporary files (best effort: it may be gone already).
+fn remove_temp(root: &OwnedFd, name: &str) {
+    let _ = rustix::fs::unlinkat(root, name, AtFlags::empty());
+}
+
 /// A new temporary file in `root` under a random name, created exclusively
 /// and without following a link, readable by the owner only until placed.
 fn create_temp(root: &OwnedFd) -> Result<(String, File), Errno> {
@@ -674,7 +682,7 @@ impl Drop for FileSink {
     fn drop(&mut self) {
         for slot in self.slots.values() {
             if let State::Writing { tmp, .. } = &slot.state {
-                let _ = rustix::fs::unlinkat(&self.root, tmp.as_str(), AtFlags::empty());
+                remove_temp(&self.root, tmp);
             }
         }
     }
