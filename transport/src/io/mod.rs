@@ -768,13 +768,15 @@ const NACK: u8 = crate::wire::PacketType::Nack as u8;
 /// The type byte of a datagram that looks like groupcast's, unchecked (the
 /// receiver validates everything; this only sorts datagrams by socket).
 fn packet_type(d: &[u8]) -> Option<u8> {
-    (d.len() >= crate::wire::HEADER_LEN && d[..2] == crate::wire::MAGIC.to_be_bytes()).then(|| d[3])
+    use crate::wire::{HEADER_LEN, MAGIC, field};
+    (d.len() >= HEADER_LEN && d[field::MAGIC] == MAGIC.to_be_bytes()).then(|| d[field::TYPE])
 }
 
 /// The session id field of a datagram, unchecked.
 fn session_of(d: &[u8]) -> Option<u64> {
-    d.get(8..16)
-        .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
+    d.get(crate::wire::field::SESSION)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
 }
 
 /// Waits for socket readiness or `wait`; a signal (EINTR) just ends the wait
