@@ -153,6 +153,17 @@ fn lead_protection_sends_the_first_object_redundantly() {
             later >= 10,
             "{later} repeats of the first object's OBJECT_INFO"
         );
+        let is_lead_info =
+            |p: &Vec<u8>| matches!(Repr::parse(p), Ok(Repr::ObjectInfo(info)) if info.object == 0);
+        let doubled = packets
+            .windows(2)
+            .skip(20)
+            .filter(|w| is_lead_info(&w[0]) && is_lead_info(&w[1]))
+            .count();
+        assert_eq!(
+            doubled, 0,
+            "a repeat sent the same OBJECT_INFO twice in a row"
+        );
         let of = |object: u32| {
             packets
                 .iter()

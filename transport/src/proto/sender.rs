@@ -1303,7 +1303,13 @@ impl Sender {
     /// OBJECT_INFO and its source symbols in turn, leaving the OBJECT_INFO
     /// schedule of the object being sent as it was.
     fn emit_lead(&mut self, buf: &mut [u8]) -> usize {
-        if std::mem::replace(&mut self.lead_info_next, false) {
+        let oti = self.objects[0].oti;
+        let total = oti.total_source_symbols();
+        // An empty first object has no symbol: each repeat is its OBJECT_INFO.
+        if total == 0 || std::mem::replace(&mut self.lead_info_next, false) {
+            if total == 0 {
+                self.since_lead = 0;
+            }
             let (pending, object, since) = (self.info_pending, self.info_object, self.since_info);
             let len = self.emit_info(0, buf);
             (self.info_pending, self.info_object, self.since_info) = (pending, object, since);
@@ -1311,12 +1317,6 @@ impl Sender {
         }
         self.lead_info_next = true;
         self.since_lead = 0;
-        let oti = self.objects[0].oti;
-        if oti.total_source_symbols() == 0 {
-            // An empty first object is all OBJECT_INFO.
-            return self.emit_lead(buf);
-        }
-        let total = oti.total_source_symbols();
         let at = self.lead_cursor % total;
         self.lead_cursor += 1;
         // The `at`-th source symbol of the object, block by block.
