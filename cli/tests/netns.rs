@@ -1293,7 +1293,7 @@ fn hostile_host_cannot_write_fake_stall_or_exhaust() {
         &hosts[0].clone(),
         &tree,
         channel,
-        &["--rate", "100M", "--stall-timeout", "3"],
+        &["--rate", "100M", "--stall-timeout", "10"],
     );
     for (label, out) in [("pinned", &outs[0]), ("source", &outs[1])] {
         let status = lab.wait(label, Duration::from_secs(60));

@@ -769,6 +769,33 @@ mod feedback {
         assert_eq!(s.stats().nack_entries_ignored, ignored + 1);
     }
 
+    #[test]
+    fn ids_that_report_once_and_fall_silent_cannot_hold_the_sender() {
+        // Default timeouts: a receiver times out (1 s here) long before it
+        // would stall (30 s).
+        let t0 = Instant::now();
+        let mut s = sender(FlowPolicy::Min, None);
+        s.handle_datagram(t0, &status(7, (0, 20), false));
+        assert_eq!(send_all(&mut s, t0), Some(19));
+        s.handle_datagram(t0, &status(7, (1, 0), false));
+        s.handle_datagram(t0, &status(7, (1, 0), true));
+        // A forger: a fresh id every 100 ms, each reporting once, never complete.
+        let mut t = t0;
+        let mut id = 1000;
+        while !s.is_finished() && t < t0 + Duration::from_secs(20) {
+            t += Duration::from_millis(100);
+            id += 1;
+            s.handle_datagram(t, &status(id, (0, 19), false));
+            if id % 5 == 0 {
+                s.handle_datagram(t, &status(7, (1, 0), true));
+            }
+            s.handle_timeout(t);
+            send_all(&mut s, t);
+        }
+        assert!(s.is_finished(), "held for {:?} by one-shot ids", t - t0);
+        assert!(t - t0 < Duration::from_secs(5), "{:?}", t - t0);
+    }
+
     fn echo(receiver: u64, echo_us: u64, hold_us: u32) -> Vec<u8> {
         report(receiver, (0, 0), STATUS_ECHO, echo_us, hold_us)
     }

@@ -1142,6 +1142,15 @@ impl Sender {
                 .collect();
             for id in dead {
                 tracing::info!(receiver = %format_args!("{id:016x}"), "receiver timed out");
+                // One that went silent unfinished marks its edge as stuck too:
+                // else ids that report once and fall silent, a new one every
+                // moment, would each hold the sender for `receiver_timeout`
+                // and never stall (`stall_timeout` is longer).
+                if let Some(r) = self.receivers.get(&id)
+                    && !r.complete
+                {
+                    self.stall_floor = Some(self.stall_floor.map_or(r.edge, |f| f.max(r.edge)));
+                }
                 self.receivers.remove(&id);
                 self.stats.receivers_timed_out += 1;
                 self.events.push_back(SenderEvent::ReceiverTimedOut { id });
