@@ -347,9 +347,26 @@ impl Lab {
                 return status;
             }
             if Instant::now() > deadline {
-                let log = std::fs::read_to_string(self.dir.join(format!("{label}.log")))
-                    .unwrap_or_default();
-                panic!("{label} did not finish within {limit:?}; its log:\n{log}");
+                // Stopped with SIGTERM, a process writes its --stats-json:
+                // what a failure in CI has to go on.
+                let child = &mut self.children[i].1;
+                let _ = Command::new("kill")
+                    .args(["-TERM", &child.id().to_string()])
+                    .status();
+                for _ in 0..40 {
+                    if child.try_wait().unwrap().is_some() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                let read = |ext: &str| {
+                    std::fs::read_to_string(self.dir.join(format!("{label}.{ext}")))
+                        .unwrap_or_default()
+                };
+                let (log, stats) = (read("log"), read("json"));
+                panic!(
+                    "{label} did not finish within {limit:?}; its log:\n{log}\nits stats: {stats}"
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -1182,22 +1199,28 @@ fn forgeries(path: &Path) {
     .encode();
     let header = "groupcast-manifest 2\n";
     let h = hex(&hash(&owned));
-    let refused = [
-        format!("{header}1 644 22 {h} {long}\n").into_bytes(),
-        format!("{header}1 644 22 {h} x\n2 644 22 {h} x/y\n").into_bytes(),
-        Vec::new(),
+    // Each forged transfer carries its objects under its manifest's names, so
+    // that an unpinned receiver bound to any of them is offered every file
+    // and ends (refused), rather than waiting for a file never sent.
+    type Files<'a> = Vec<(u32, &'a str)>;
+    let forged: [(Vec<u8>, Files); 4] = [
+        (valid, vec![(1, ".bashrc"), (2, "evil/pwned")]),
+        (
+            format!("{header}1 644 22 {h} {long}\n").into_bytes(),
+            vec![(1, &long[..])],
+        ),
+        (
+            format!("{header}1 644 22 {h} x\n2 644 22 {h} x/y\n").into_bytes(),
+            vec![(1, "x"), (2, "x/y")],
+        ),
+        (Vec::new(), vec![]),
     ];
     let mut transfers = Vec::new();
-    for m in std::iter::once(valid).chain(refused) {
+    for (m, files) in forged {
         let mut objects = vec![serde_json::json!({
             "object": 0, "name": MANIFEST_NAME, "content": hex(&m), "hash": hex(&hash(&m)),
         })];
-        for (object, name) in [
-            (1, ".bashrc"),
-            (2, "evil/pwned"),
-            (1, &long[..]),
-            (2, "x/y"),
-        ] {
+        for (object, name) in files {
             objects.push(serde_json::json!({
                 "object": object, "name": name, "content": hex(&owned), "hash": hex(&hash(&owned)),
             }));

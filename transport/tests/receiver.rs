@@ -812,3 +812,73 @@ fn suppression_that_brings_no_repair_is_doubted() {
         r.stats()
     );
 }
+
+/// A forger can be first to PROBE a session (it reads the id off the
+/// sender's first DATA), claiming a GRTT of hours, and PROBE again between
+/// the sender's own PROBEs. NACK timers and holdoffs scale with the GRTT:
+/// the receiver must still NACK within the sender's GRTT, not the forger's.
+#[test]
+fn forged_probes_cannot_push_nacks_out_of_reach() {
+    use groupcast::wire::feedback::PROBE_END;
+    use groupcast::wire::{ProbeRepr, WireMode};
+    let file = object(9_000, 5);
+    let packets = transfer(10, &[(&file, "f")], 1);
+    let mut r = Receiver::new(ReceiverConfig {
+        id: 1,
+        ..ReceiverConfig::default()
+    });
+    let t0 = Instant::now();
+    // The OBJECT_INFO and a few symbols: the object is known, its blocks lack.
+    for p in &packets[..4] {
+        r.handle_datagram(t0, p);
+    }
+    let probe = |ts: u64, grtt_us: u32| {
+        let repr = Repr::Probe(ProbeRepr {
+            session: 10,
+            timestamp_us: ts,
+            sent: 4,
+            grtt_us,
+            objects: 1,
+            progress: (1, 0),
+            mode: WireMode::Hybrid,
+            flags: PROBE_END,
+            group_log2: 1,
+        });
+        let mut buf = vec![0; repr.buffer_len()];
+        repr.emit(&mut buf).unwrap();
+        buf
+    };
+    let mut out = vec![0u8; 1232];
+    let mut t = t0;
+    // The forger's PROBE first; its NACK timers are drawn over seconds.
+    r.handle_datagram(t, &probe(1, u32::MAX));
+    let mut first_nack = None;
+    for i in 0..400u64 {
+        // The sender PROBEs every 25 ms with a GRTT of 10 ms; the forger
+        // answers each with a burst of its own.
+        if i % 5 == 0 {
+            r.handle_datagram(t, &probe(1000 + i, 10_000));
+            for _ in 0..8 {
+                r.handle_datagram(t, &probe(1, u32::MAX));
+            }
+        }
+        r.handle_timeout(t);
+        while let Some((_, to)) = r.poll_transmit(t, &mut out) {
+            if to == groupcast::Destination::Feedback && first_nack.is_none() {
+                first_nack = Some(t - t0);
+            }
+        }
+        t += Duration::from_millis(5);
+    }
+    let first = first_nack.expect("no NACK in 2 s");
+    // The backoff of a small group is well under 10 GRTT of the sender's.
+    assert!(
+        first < Duration::from_millis(200),
+        "first NACK after {first:?}"
+    );
+    assert!(
+        r.stats().nacks_sent >= 3,
+        "NACKs held off by forged GRTTs: {:?}",
+        r.stats()
+    );
+}

@@ -882,6 +882,30 @@ mod feedback {
         );
         assert!(s.stats().feedback_rejected >= 1);
     }
+
+    /// NACKs are multicast, so any host reads the ids in them. An id first
+    /// heard in a NACK is bound to that NACK's address: a forger who copies
+    /// it into a STATUS of completion before the receiver's own first STATUS
+    /// arrives is refused, and the receiver still holds the sender.
+    #[test]
+    fn an_id_read_off_a_nack_cannot_be_claimed_by_a_forged_first_status() {
+        let t0 = Instant::now();
+        let mut s = sender(FlowPolicy::Min, None);
+        s.handle_timeout(t0);
+        let honest = Some("fe80::1".parse().unwrap());
+        let forger = Some("fe80::666".parse().unwrap());
+        s.handle_feedback(t0, honest, &nack(7, 0));
+        let rejected = s.stats().feedback_rejected;
+        s.handle_feedback(t0, forger, &status(7, (1, 0), true));
+        assert_eq!(s.stats().feedback_rejected, rejected + 1);
+        assert_eq!(s.stats().receivers_heard, 0, "the forgery joined nothing");
+        s.handle_feedback(t0, honest, &status(7, (0, 0), false));
+        assert_eq!(
+            send_all(&mut s, t0),
+            Some(3),
+            "held by receiver 7's real window"
+        );
+    }
 }
 
 mod congestion {

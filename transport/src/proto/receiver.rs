@@ -433,7 +433,10 @@ pub enum Destination {
 
 /// Feedback state for one session (nack and hybrid modes).
 struct SessionFb {
+    /// The sender's GRTT, as its PROBEs give it (see `handle_probe`).
     grtt: Duration,
+    /// When `grtt` was last set.
+    grtt_at: Instant,
     /// The sender's group size estimate (receivers it tracks), at least 1.
     group: f64,
     objects: u32,
@@ -1163,6 +1166,7 @@ impl Receiver {
         }
         let f = self.fb.entry(session).or_insert_with(|| SessionFb {
             grtt: Duration::ZERO,
+            grtt_at: now,
             group: 1.0,
             objects: 0,
             progress: (0, 0),
@@ -1209,14 +1213,34 @@ impl Receiver {
             f.data_at_probe = f.data;
             f.bytes_at_probe = f.bytes;
         }
-        // At most double per PROBE, and never beyond MAX_PROBE_GRTT: NACK
-        // timers and holdoffs scale with it.
+        // NACK timers and holdoffs scale with the GRTT, and anyone can forge
+        // a PROBE: a lower GRTT is taken at once, a higher one at most
+        // twofold per GRTT_RISE, and never beyond MAX_PROBE_GRTT. So forged
+        // PROBEs, however many, keep it within twice what the sender's own
+        // (every 25 ms by default) last said.
         let grtt = Duration::from_micros(p.grtt_us as u64).min(MAX_PROBE_GRTT);
-        f.grtt = if f.grtt.is_zero() {
-            grtt
-        } else {
-            grtt.min(f.grtt * 2)
-        };
+        let before = f.grtt;
+        if f.grtt.is_zero() || grtt <= f.grtt {
+            f.grtt = grtt;
+            f.grtt_at = now;
+        } else if now.saturating_duration_since(f.grtt_at) >= GRTT_RISE {
+            f.grtt = grtt.min(f.grtt * 2);
+            f.grtt_at = now;
+        }
+        if f.grtt * 4 < before {
+            // What a higher GRTT (a forged first PROBE, say) scheduled comes
+            // closer in proportion, keeping the timers' random order.
+            let ratio = f.grtt.as_secs_f64() / before.as_secs_f64();
+            let scale = |t: &mut Instant| {
+                if let Some(left) = t.checked_duration_since(now) {
+                    *t = now + left.mul_f64(ratio);
+                }
+            };
+            f.holdoff.values_mut().for_each(scale);
+            f.suppressed.values_mut().for_each(scale);
+            f.timers.values_mut().for_each(scale);
+            f.nack_at = f.timers.values().min().copied();
+        }
         // Group 0: the sender has heard from nobody yet (early in a session),
         // so the size is unknown; assume a large group until it says.
         f.group = match p.group_log2 {
@@ -1665,6 +1689,10 @@ const MAX_HOLDOFFS: usize = 1 << 16;
 /// double the GRTT the last one said, so one forged PROBE cannot push NACK
 /// timers far away.
 const MAX_PROBE_GRTT: Duration = Duration::from_secs(10);
+
+/// How often the GRTT may rise (at most twofold): a little less than the
+/// sender's default `probe_interval` (25 ms).
+const GRTT_RISE: Duration = Duration::from_millis(20);
 
 /// Bytes a block in flight may hold at most: its source symbols in place,
 /// fewer than K repair symbols beside them, and two partial hash units.

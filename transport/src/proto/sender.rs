@@ -395,6 +395,12 @@ pub struct Sender {
     loss: f64,
     /// NACK rate buckets per source address.
     nack_sources: HashMap<std::net::IpAddr, SourceBucket>,
+    /// Where ids not yet tracked were first heard from, in a NACK: the id
+    /// stays bound to that address, so that a forger who read it off the
+    /// NACK cannot be first to report under it. Oldest first; at most
+    /// `max_receivers`.
+    nack_ids: HashMap<u64, std::net::IpAddr>,
+    nack_id_order: VecDeque<u64>,
     /// Timestamps of the latest PROBEs sent.
     probe_times: VecDeque<u64>,
     /// The highest window edge at which a receiver was declared stalled.
@@ -519,6 +525,8 @@ impl Sender {
             last_decrease: None,
             loss: 0.0,
             nack_sources: HashMap::new(),
+            nack_ids: HashMap::new(),
+            nack_id_order: VecDeque::new(),
             probe_times: VecDeque::new(),
             stall_floor: None,
             grtt_probe: grtt,
@@ -840,6 +848,9 @@ impl Sender {
                 }
                 self.nack_tokens.spend(1.0);
                 self.stats.nacks_received += 1;
+                if let Some(src) = source {
+                    self.note_nack_source(n.receiver, src);
+                }
                 self.handle_nack(now, &n);
             }
             Ok(wire::Repr::Status(st)) if st.session == self.config.session.0 => {
@@ -847,6 +858,23 @@ impl Sender {
             }
             _ => self.stats.feedback_rejected += 1,
         }
+    }
+
+    /// Remembers the address an id not yet tracked first NACKed from. NACKs
+    /// are multicast, so every host on the group reads the id in them; an id
+    /// that NACKs before its first STATUS must not be claimed by the first
+    /// host to forge one.
+    fn note_nack_source(&mut self, receiver: u64, src: std::net::IpAddr) {
+        if self.receivers.contains_key(&receiver) || self.nack_ids.contains_key(&receiver) {
+            return;
+        }
+        if self.nack_id_order.len() >= self.config.feedback.max_receivers.max(1)
+            && let Some(old) = self.nack_id_order.pop_front()
+        {
+            self.nack_ids.remove(&old);
+        }
+        self.nack_ids.insert(receiver, src);
+        self.nack_id_order.push_back(receiver);
     }
 
     /// Takes one token from `src`'s NACK bucket, if it has one.
@@ -975,6 +1003,15 @@ impl Sender {
             None => total,
         };
         if !self.receivers.contains_key(&st.receiver) {
+            // First heard in a NACK: bound to the address that NACK came from.
+            if let (Some(src), Some(&first)) = (source, self.nack_ids.get(&st.receiver))
+                && src != first
+            {
+                self.stats.feedback_rejected += 1;
+                return;
+            }
+            // (Its entry in `nack_id_order` goes when it reaches the front.)
+            self.nack_ids.remove(&st.receiver);
             if self.receivers.len() >= self.config.feedback.max_receivers {
                 self.stats.receivers_refused += 1;
                 return;
