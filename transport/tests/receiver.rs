@@ -460,7 +460,7 @@ mod feedback {
             group_log2: 1,
         };
         let mut b = vec![0; 64];
-        let n = p.emit(&mut b).unwrap();
+        let n = p.write(&mut b).unwrap();
         b.truncate(n);
         b
     }
@@ -565,7 +565,7 @@ mod feedback {
                 }],
             };
             let mut b = vec![0; 200];
-            let n = peer.emit(&mut b).unwrap();
+            let n = peer.write(&mut b).unwrap();
             r.handle_datagram(t0, &b[..n]);
             let sent = drain(&mut r, t0, Duration::from_millis(20));
             let nacks: Vec<_> = sent

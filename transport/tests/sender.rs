@@ -425,7 +425,7 @@ mod feedback {
             flags,
         };
         let mut buf = vec![0; 64];
-        let n = st.emit(&mut buf).unwrap();
+        let n = st.write(&mut buf).unwrap();
         buf.truncate(n);
         buf
     }
@@ -567,7 +567,7 @@ mod feedback {
                     ranges: vec![],
                 }],
             };
-            let n = nack.emit(&mut nack_buf).unwrap();
+            let n = nack.write(&mut nack_buf).unwrap();
             s.handle_datagram(t, &nack_buf[..n]);
             if i.is_multiple_of(1000) {
                 s.handle_datagram(t, &status(1, (0, 20), false));
@@ -641,7 +641,7 @@ mod feedback {
                     ranges: vec![],
                 }],
             };
-            let n = nack.emit(&mut nack_buf).unwrap();
+            let n = nack.write(&mut nack_buf).unwrap();
             s.handle_datagram(now, &nack_buf[..n]);
             if i.is_multiple_of(500) {
                 s.handle_datagram(now, &status(1, (0, 0), false));
@@ -849,7 +849,7 @@ mod feedback {
             }],
         };
         let mut buf = vec![0; 256];
-        let len = n.emit(&mut buf).unwrap();
+        let len = n.write(&mut buf).unwrap();
         buf.truncate(len);
         buf
     }
@@ -926,7 +926,7 @@ mod congestion {
             flags: 0,
         };
         let mut buf = vec![0; 64];
-        let n = st.emit(&mut buf).unwrap();
+        let n = st.write(&mut buf).unwrap();
         buf.truncate(n);
         buf
     }

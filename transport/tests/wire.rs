@@ -185,32 +185,46 @@ fn feedback_packets_refuse_bad_fields() {
     let good = emit(&Repr::Nack(example_nack()));
     let mut b = good.clone();
     b[16 + 12 + 12 + 12..][..4].copy_from_slice(&0x00ff_ffffu32.to_be_bytes());
-    assert_eq!(Repr::parse(&reseal(b)), Err(WireError::EsiOutOfRange));
+    assert_eq!(Repr::parse(&reseal(b)), Err(WireError::BadRange));
     let mut b = good.clone();
     b[16 + 12 + 12 + 12 + 4..][..4].copy_from_slice(&0u32.to_be_bytes());
-    assert_eq!(Repr::parse(&reseal(b)), Err(WireError::EsiOutOfRange));
+    assert_eq!(Repr::parse(&reseal(b)), Err(WireError::BadRange));
     let mut b = good.clone();
     b[16 + 8..][..2].copy_from_slice(&3u16.to_be_bytes());
     assert_eq!(Repr::parse(&reseal(b)), Err(WireError::Truncated));
     let mut b = good.clone();
     b[16 + 12 + 12 + 8..][..4].copy_from_slice(&4u32.to_be_bytes());
-    assert_eq!(Repr::parse(&reseal(b)), Err(WireError::EsiOutOfRange));
+    assert_eq!(Repr::parse(&reseal(b)), Err(WireError::BadRange));
     let mut b = good.clone();
     b[16 + 8..][..2].copy_from_slice(&60_000u16.to_be_bytes());
-    assert_eq!(Repr::parse(&reseal(b)), Err(WireError::Oversized));
+    assert_eq!(Repr::parse(&reseal(b)), Err(WireError::TooManyEntries));
+    // Bytes after the last entry.
+    let mut b = good.clone();
+    b.splice(good.len() - 4..good.len() - 4, [0u8; 8]);
+    assert_eq!(Repr::parse(&reseal(b)), Err(WireError::BadLength));
     // PROBE: unknown mode, unknown flag; STATUS: loss above one million ppm.
     let good = emit(&Repr::Probe(example_probe()));
     let mut b = good.clone();
     b[16 + 29] = 9;
-    assert_eq!(Repr::parse(&reseal(b)), Err(WireError::UnknownType));
+    assert_eq!(Repr::parse(&reseal(b)), Err(WireError::UnknownMode));
     let mut b = good.clone();
     b[16 + 30] = 0x80;
-    assert_eq!(Repr::parse(&reseal(b)), Err(WireError::Reserved));
+    assert_eq!(Repr::parse(&reseal(b)), Err(WireError::UnknownFlags));
     let mut b = good.clone();
     b[16 + 31] = 33;
-    assert_eq!(Repr::parse(&reseal(b)), Err(WireError::Reserved));
-    let mut b = emit(&Repr::Status(example_status()));
+    assert_eq!(Repr::parse(&reseal(b)), Err(WireError::OutOfRange));
+    let mut b = good.clone();
+    b.splice(good.len() - 4..good.len() - 4, [0u8; 4]);
+    assert_eq!(Repr::parse(&reseal(b)), Err(WireError::BadLength));
+    let status = emit(&Repr::Status(example_status()));
+    let mut b = status.clone();
     b[16 + 20..][..4].copy_from_slice(&2_000_000u32.to_be_bytes());
+    assert_eq!(Repr::parse(&reseal(b)), Err(WireError::OutOfRange));
+    let mut b = status.clone();
+    b[16 + 37] = 0x04;
+    assert_eq!(Repr::parse(&reseal(b)), Err(WireError::UnknownFlags));
+    let mut b = status.clone();
+    b[16 + 39] = 1;
     assert_eq!(Repr::parse(&reseal(b)), Err(WireError::Reserved));
     // Truncated feedback of every type.
     for repr in [
@@ -529,4 +543,207 @@ fn manifest_example_matches_protocol_md() {
     let id: TransferId = doc_block("manifest-id").trim().parse().unwrap();
     assert_eq!(id, TransferId::of(doc));
     assert_eq!(id, m.transfer_id());
+}
+
+/// The views, field by field, in each direction: getters read protocol.md's
+/// example bytes as the example says, and setters on a zeroed buffer write
+/// exactly those bytes.
+#[test]
+fn views_read_and_write_the_examples_field_by_field() {
+    use wire::{DataPacket, InfoPacket, NackPacket, Packet, PacketType, ProbePacket, StatusPacket};
+    let seal = |mut b: Vec<u8>, ty: PacketType, session: u64| {
+        let mut p = Packet::new_unchecked(&mut b[..]);
+        p.set_header(ty, session);
+        p.fill_checksum();
+        b
+    };
+    let session = 0x0123_4567_89ab_cdef;
+
+    // DATA.
+    let bytes = doc_example("data");
+    let (d, p) = (example_data(), DataPacket::new_checked(&bytes[..]).unwrap());
+    assert_eq!(Packet::new_checked(&bytes[..]).unwrap().session(), session);
+    assert_eq!((p.object(), p.fec_id(), p.sbn(), p.esi()), (7, 6, 0, 1));
+    assert_eq!(p.oti(), d.oti.to_bytes());
+    assert_eq!(p.symbol(), d.symbol);
+    let mut b = vec![0u8; bytes.len()];
+    let mut v = DataPacket::new_unchecked(&mut b[..]);
+    v.set_object(7);
+    v.set_fec(FecId::RaptorQ);
+    v.set_oti(&d.oti);
+    v.set_sbn(0);
+    v.set_esi(1);
+    v.symbol_mut().copy_from_slice(d.symbol);
+    assert_eq!(seal(b, PacketType::Data, session), bytes);
+
+    // OBJECT_INFO.
+    let bytes = doc_example("object_info");
+    let (i, p) = (example_info(), InfoPacket::new_checked(&bytes[..]).unwrap());
+    assert_eq!((p.object(), p.fec_id(), p.name_len()), (7, 6, 9));
+    assert_eq!((p.hash(), p.name()), (i.hash, &b"hello.txt"[..]));
+    let mut b = vec![0u8; bytes.len()];
+    let mut v = InfoPacket::new_unchecked(&mut b[..]);
+    v.set_object(7);
+    v.set_fec(FecId::RaptorQ);
+    v.set_oti(&i.oti);
+    v.set_hash(&i.hash);
+    v.set_name(b"hello.txt");
+    assert_eq!(seal(b, PacketType::ObjectInfo, session), bytes);
+
+    // PROBE.
+    let bytes = doc_example("probe");
+    let (e, p) = (
+        example_probe(),
+        ProbePacket::new_checked(&bytes[..]).unwrap(),
+    );
+    assert_eq!(
+        (
+            p.timestamp_us(),
+            p.sent(),
+            p.grtt_us(),
+            p.objects(),
+            p.progress()
+        ),
+        (e.timestamp_us, e.sent, e.grtt_us, e.objects, e.progress)
+    );
+    assert_eq!((p.mode(), p.flags(), p.group_log2()), (3, 0, 10));
+    let mut b = vec![0u8; bytes.len()];
+    let mut v = ProbePacket::new_unchecked(&mut b[..]);
+    v.set_timestamp_us(e.timestamp_us);
+    v.set_sent(e.sent);
+    v.set_grtt_us(e.grtt_us);
+    v.set_objects(e.objects);
+    v.set_progress(e.progress);
+    v.set_mode(e.mode);
+    v.set_flags(e.flags);
+    v.set_group_log2(e.group_log2);
+    assert_eq!(seal(b, PacketType::Probe, session), bytes);
+
+    // STATUS.
+    let bytes = doc_example("status");
+    let (e, p) = (
+        example_status(),
+        StatusPacket::new_checked(&bytes[..]).unwrap(),
+    );
+    assert_eq!(
+        (
+            p.receiver(),
+            p.echo_us(),
+            p.hold_us(),
+            p.loss_ppm(),
+            p.rate()
+        ),
+        (e.receiver, e.echo_us, e.hold_us, e.loss_ppm, e.rate)
+    );
+    assert_eq!(
+        (p.window(), p.flags(), p.reserved()),
+        (e.window, e.flags, 0)
+    );
+    let mut b = vec![0u8; bytes.len()];
+    let mut v = StatusPacket::new_unchecked(&mut b[..]);
+    v.set_receiver(e.receiver);
+    v.set_echo_us(e.echo_us);
+    v.set_hold_us(e.hold_us);
+    v.set_loss_ppm(e.loss_ppm);
+    v.set_rate(e.rate);
+    v.set_window(e.window);
+    v.set_flags(e.flags);
+    assert_eq!(seal(b, PacketType::Status, session), bytes);
+
+    // NACK: the fixed part through the view, the entries through the repr's
+    // emit into the view.
+    let bytes = doc_example("nack");
+    let (e, p) = (example_nack(), NackPacket::new_checked(&bytes[..]).unwrap());
+    assert_eq!((p.receiver(), p.count(), p.reserved()), (e.receiver, 2, 0));
+    assert_eq!(p.entries().len(), 12 + 12 + 2 * 8);
+    let mut b = vec![0u8; bytes.len()];
+    e.emit(&mut NackPacket::new_unchecked(&mut b[..])).unwrap();
+    assert_eq!(seal(b, PacketType::Nack, session), bytes);
+}
+
+/// Emitters refuse what the parser would refuse, with the same error,
+/// instead of clamping or writing it.
+#[test]
+fn emit_refuses_what_parse_rejects() {
+    let mut buf = vec![0u8; wire::MAX_DATAGRAM];
+    let mut probe = example_probe();
+    probe.group_log2 = 33;
+    assert_eq!(
+        Repr::Probe(probe).emit(&mut buf),
+        Err(WireError::OutOfRange)
+    );
+    let mut probe = example_probe();
+    probe.flags = 0x80;
+    assert_eq!(
+        Repr::Probe(probe).emit(&mut buf),
+        Err(WireError::UnknownFlags)
+    );
+    let mut status = example_status();
+    status.loss_ppm = 1_000_001;
+    assert_eq!(
+        Repr::Status(status).emit(&mut buf),
+        Err(WireError::OutOfRange)
+    );
+    let mut status = example_status();
+    status.flags = 0x10;
+    assert_eq!(
+        Repr::Status(status).emit(&mut buf),
+        Err(WireError::UnknownFlags)
+    );
+    let nack = |f: &dyn Fn(&mut wire::NackEntry)| {
+        let mut n = example_nack();
+        f(&mut n.entries[1]);
+        Repr::Nack(n).emit(&mut vec![0u8; 2000])
+    };
+    assert_eq!(nack(&|e| e.ranges[0].1 = 0), Err(WireError::BadRange));
+    assert_eq!(nack(&|e| e.need = 4), Err(WireError::BadRange));
+    assert_eq!(nack(&|e| e.ranges[1].0 = 1 << 24), Err(WireError::BadRange));
+    assert_eq!(nack(&|e| e.flags = 0x02), Err(WireError::UnknownFlags));
+    let mut many = example_nack();
+    many.entries = vec![many.entries[0].clone(); 513];
+    assert_eq!(
+        Repr::Nack(many).emit(&mut buf),
+        Err(WireError::TooManyEntries)
+    );
+    let mut data = example_data();
+    data.symbol = &EXAMPLE_OBJECT[..15];
+    assert_eq!(
+        Repr::Data(data).emit(&mut buf),
+        Err(WireError::SymbolLength)
+    );
+    let mut data = example_data();
+    data.sbn = 1;
+    assert_eq!(
+        Repr::Data(data).emit(&mut buf),
+        Err(WireError::SbnOutOfRange)
+    );
+    let mut data = example_data();
+    data.fec = FecId::NoCode;
+    data.esi = 3;
+    assert_eq!(
+        Repr::Data(data).emit(&mut buf),
+        Err(WireError::EsiOutOfRange)
+    );
+    let long = "n".repeat(wire::MAX_NAME_LEN + 1);
+    let mut info = example_info();
+    info.name = &long;
+    assert_eq!(
+        Repr::ObjectInfo(info).emit(&mut buf),
+        Err(WireError::NameLength)
+    );
+    // A buffer too short for the packet.
+    let repr = Repr::Nack(example_nack());
+    let mut short = vec![0u8; repr.buffer_len() - 1];
+    assert_eq!(repr.emit(&mut short), Err(WireError::BufferTooSmall));
+}
+
+/// The NACK cursor: reads what is there, refuses to read past the end.
+#[test]
+fn reader_never_reads_past_the_end() {
+    let mut r = wire::Reader::new(&[1, 2, 3]);
+    assert_eq!(r.take(2), Ok(&[1u8, 2][..]));
+    assert_eq!(r.take(2), Err(WireError::Truncated));
+    assert_eq!(r.take(1), Ok(&[3u8][..]));
+    assert!(r.is_empty());
+    assert_eq!(r.take(usize::MAX), Err(WireError::Truncated));
 }

@@ -192,6 +192,18 @@ pub enum RejectReason {
     NameLength,
     /// Object name not UTF-8.
     NameEncoding,
+    /// A PROBE mode that is neither nack nor hybrid.
+    UnknownMode,
+    /// A flag bit the packet type does not define.
+    UnknownFlags,
+    /// A field's value beyond its range (group size, loss).
+    OutOfRange,
+    /// A fixed-length packet of another length, or bytes after a NACK's entries.
+    BadLength,
+    /// More NACK entries than allowed.
+    TooManyEntries,
+    /// A NACK range that is empty, past 2^24, or does not add up to the need.
+    BadRange,
     /// From a session this receiver does not accept.
     ForeignSession,
     /// Object larger than `max_object_size`.
@@ -221,7 +233,7 @@ pub enum RejectReason {
 
 impl RejectReason {
     /// Every reason, in a stable order.
-    pub const ALL: [RejectReason; 25] = [
+    pub const ALL: [RejectReason; 31] = [
         Self::Truncated,
         Self::Oversized,
         Self::BadMagic,
@@ -237,6 +249,12 @@ impl RejectReason {
         Self::SymbolLength,
         Self::NameLength,
         Self::NameEncoding,
+        Self::UnknownMode,
+        Self::UnknownFlags,
+        Self::OutOfRange,
+        Self::BadLength,
+        Self::TooManyEntries,
+        Self::BadRange,
         Self::ForeignSession,
         Self::ObjectTooLarge,
         Self::TooManyObjects,
@@ -267,6 +285,12 @@ impl RejectReason {
             Self::SymbolLength => "symbol_length",
             Self::NameLength => "name_length",
             Self::NameEncoding => "name_encoding",
+            Self::UnknownMode => "unknown_mode",
+            Self::UnknownFlags => "unknown_flags",
+            Self::OutOfRange => "out_of_range",
+            Self::BadLength => "bad_length",
+            Self::TooManyEntries => "too_many_entries",
+            Self::BadRange => "bad_range",
             Self::ForeignSession => "foreign_session",
             Self::ObjectTooLarge => "object_too_large",
             Self::TooManyObjects => "too_many_objects",
@@ -300,6 +324,12 @@ impl From<WireError> for RejectReason {
             WireError::SymbolLength => Self::SymbolLength,
             WireError::NameLength => Self::NameLength,
             WireError::NameEncoding => Self::NameEncoding,
+            WireError::UnknownMode => Self::UnknownMode,
+            WireError::UnknownFlags => Self::UnknownFlags,
+            WireError::OutOfRange => Self::OutOfRange,
+            WireError::BadLength => Self::BadLength,
+            WireError::TooManyEntries => Self::TooManyEntries,
+            WireError::BadRange => Self::BadRange,
         }
     }
 }
@@ -1441,12 +1471,12 @@ impl Receiver {
             receiver: self.config.id,
             echo_us: f.probe_ts,
             hold_us: hold.min(u32::MAX as u128) as u32,
-            loss_ppm: (f.loss * 1e6) as u32,
+            loss_ppm: ((f.loss * 1e6) as u32).min(crate::wire::feedback::MAX_LOSS_PPM),
             rate: f.rate as u64,
             window: edge,
             flags: STATUS_ECHO | if complete { STATUS_COMPLETE } else { 0 },
         };
-        let len = st.emit(buf).ok()?;
+        let len = st.write(buf).ok()?;
         self.stats.status_sent += 1;
         Some((len, Destination::Sender))
     }
@@ -1521,7 +1551,7 @@ impl Receiver {
         if nack.entries.is_empty() {
             return None;
         }
-        let len = nack.emit(buf).ok()?;
+        let len = nack.write(buf).ok()?;
         self.stats.nacks_sent += 1;
         tracing::trace!(
             session = %format_args!("{:016x}", session.0),

@@ -1335,14 +1335,15 @@ impl Sender {
             } else {
                 0
             },
-            group_log2: (u64::BITS - (self.receivers.len() as u64).leading_zeros()) as u8,
+            group_log2: ((u64::BITS - (self.receivers.len() as u64).leading_zeros()) as u8)
+                .min(wire::feedback::MAX_GROUP_LOG2),
         };
         self.stats.probes_sent += 1;
         if self.probe_times.len() >= PROBE_HISTORY {
             self.probe_times.pop_front();
         }
         self.probe_times.push_back(probe.timestamp_us);
-        probe.emit(buf).expect("max_datagram holds a PROBE")
+        probe.write(buf).expect("max_datagram holds a PROBE")
     }
 
     /// The next repeat of the first object, amid later objects: its
@@ -1389,7 +1390,7 @@ impl Sender {
             hash: o.hash,
             name: &o.name,
         };
-        let len = info.emit(buf).expect("name length checked in add_object");
+        let len = info.write(buf).expect("name length checked in add_object");
         self.stats.info_packets_sent += 1;
         len
     }
@@ -1615,7 +1616,7 @@ impl Sender {
     ) -> usize {
         let o = &self.objects[object];
         let block = o.oti.block(sbn as u32).expect("planned block exists");
-        let sym = wire::data::emit_data_header(
+        let mut packet = wire::data::start_data(
             buf,
             self.config.session.0,
             o.id.0,
@@ -1624,7 +1625,7 @@ impl Sender {
             sbn,
             esi,
         );
-        let out = &mut buf[sym];
+        let out = packet.symbol_mut();
         let data = &o.data[block.range()];
         if esi < block.source_symbols {
             copy_source_symbol(data, esi, out);
@@ -1641,6 +1642,6 @@ impl Sender {
         } else {
             self.stats.repair_symbols_sent += 1;
         }
-        wire::data::finish_data(buf, &o.oti)
+        wire::data::finish_data(packet)
     }
 }

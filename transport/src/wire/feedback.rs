@@ -2,7 +2,10 @@
 //! (sender → group), NACK (receiver → feedback group) and STATUS (receiver →
 //! sender).
 
-use super::{CRC_LEN, HEADER_LEN, MAX_DATAGRAM, PacketType, WireError, emit_crc, emit_header};
+use super::{
+    CRC_LEN, HEADER_LEN, MAX_DATAGRAM, Packet, PacketType, Reader, WireError, put, read_u16,
+    read_u32, read_u64,
+};
 
 /// Length of a PROBE packet.
 pub const PROBE_LEN: usize = HEADER_LEN + 32 + CRC_LEN;
@@ -16,6 +19,10 @@ pub const NACK_ENTRY_LEN: usize = 12;
 pub const NACK_RANGE_LEN: usize = 8;
 /// ESIs are 24-bit on the wire.
 const ESI_LIMIT: u64 = 1 << 24;
+/// Largest `group_log2` a PROBE may carry.
+pub const MAX_GROUP_LOG2: u8 = 32;
+/// Largest loss a STATUS may report, in parts per million.
+pub const MAX_LOSS_PPM: u32 = 1_000_000;
 
 /// PROBE flag: the first pass over every object is finished.
 pub const PROBE_END: u8 = 0x01;
@@ -25,6 +32,80 @@ pub const NACK_NEED_INFO: u8 = 0x01;
 pub const STATUS_COMPLETE: u8 = 0x01;
 /// STATUS flag: `echo_us` and `hold_us` carry a PROBE timestamp.
 pub const STATUS_ECHO: u8 = 0x02;
+
+/// PROBE field offsets, from the start of the datagram.
+pub mod probe {
+    use std::ops::Range;
+    /// The sender's clock, microseconds.
+    pub const TIMESTAMP: Range<usize> = 16..24;
+    /// DATA packets sent so far.
+    pub const SENT: Range<usize> = 24..32;
+    /// GRTT, microseconds.
+    pub const GRTT: Range<usize> = 32..36;
+    /// Objects in the session.
+    pub const OBJECTS: Range<usize> = 36..40;
+    /// Progress: object.
+    pub const PROGRESS_OBJECT: Range<usize> = 40..44;
+    /// Progress: SBN.
+    pub const PROGRESS_SBN: usize = 44;
+    /// Mode.
+    pub const MODE: usize = 45;
+    /// Flags.
+    pub const FLAGS: usize = 46;
+    /// Group size, as ceil(log2(receivers + 1)).
+    pub const GROUP_LOG2: usize = 47;
+}
+
+/// STATUS field offsets, from the start of the datagram.
+pub mod status {
+    use std::ops::Range;
+    /// Receiver id.
+    pub const RECEIVER: Range<usize> = 16..24;
+    /// Echoed PROBE timestamp.
+    pub const ECHO: Range<usize> = 24..32;
+    /// Hold time, microseconds.
+    pub const HOLD: Range<usize> = 32..36;
+    /// Loss, parts per million.
+    pub const LOSS: Range<usize> = 36..40;
+    /// Receive rate, bytes per second.
+    pub const RATE: Range<usize> = 40..48;
+    /// Window: object.
+    pub const WINDOW_OBJECT: Range<usize> = 48..52;
+    /// Window: SBN.
+    pub const WINDOW_SBN: usize = 52;
+    /// Flags.
+    pub const FLAGS: usize = 53;
+    /// Reserved, zero.
+    pub const RESERVED: Range<usize> = 54..56;
+}
+
+/// NACK field offsets: the fixed part from the start of the datagram, then
+/// an entry's and a range's from their own start.
+pub mod nack {
+    use std::ops::Range;
+    /// Receiver id.
+    pub const RECEIVER: Range<usize> = 16..24;
+    /// Number of entries.
+    pub const COUNT: Range<usize> = 24..26;
+    /// Reserved, zero.
+    pub const RESERVED: Range<usize> = 26..28;
+    /// The entries: from here to the CRC trailer.
+    pub const ENTRIES: usize = 28;
+    /// Within an entry: object.
+    pub const ENTRY_OBJECT: Range<usize> = 0..4;
+    /// Within an entry: SBN.
+    pub const ENTRY_SBN: usize = 4;
+    /// Within an entry: flags.
+    pub const ENTRY_FLAGS: usize = 5;
+    /// Within an entry: number of ranges.
+    pub const ENTRY_RANGES: Range<usize> = 6..8;
+    /// Within an entry: symbols needed.
+    pub const ENTRY_NEED: Range<usize> = 8..12;
+    /// Within a range: first ESI.
+    pub const RANGE_FIRST: Range<usize> = 0..4;
+    /// Within a range: count.
+    pub const RANGE_COUNT: Range<usize> = 4..8;
+}
 
 /// How the sender recovers loss, as announced in PROBE packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,20 +127,104 @@ impl WireMode {
     }
 }
 
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_be_bytes(a)
+/// Wraps a fixed-length datagram: shorter is truncated, longer is refused.
+fn exact_len(len: usize, want: usize) -> Result<(), WireError> {
+    match len {
+        l if l < want => Err(WireError::Truncated),
+        l if l > want => Err(WireError::BadLength),
+        _ => Ok(()),
+    }
 }
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[at..at + 4]);
-    u32::from_be_bytes(a)
+/// A view of a PROBE datagram. Getters cannot panic once
+/// [`ProbePacket::new_checked`] passed.
+#[derive(Debug, Clone)]
+pub struct ProbePacket<T: AsRef<[u8]>> {
+    buffer: T,
 }
 
-fn u16_at(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
+impl<T: AsRef<[u8]>> ProbePacket<T> {
+    /// Wraps a buffer without checks; getters may then panic.
+    pub fn new_unchecked(buffer: T) -> Self {
+        Self { buffer }
+    }
+
+    /// Wraps a buffer of exactly [`PROBE_LEN`] bytes.
+    pub fn new_checked(buffer: T) -> Result<Self, WireError> {
+        exact_len(buffer.as_ref().len(), PROBE_LEN)?;
+        Ok(Self { buffer })
+    }
+
+    /// The sender's clock, microseconds.
+    pub fn timestamp_us(&self) -> u64 {
+        read_u64(self.buffer.as_ref(), probe::TIMESTAMP)
+    }
+    /// DATA packets sent so far.
+    pub fn sent(&self) -> u64 {
+        read_u64(self.buffer.as_ref(), probe::SENT)
+    }
+    /// GRTT, microseconds.
+    pub fn grtt_us(&self) -> u32 {
+        read_u32(self.buffer.as_ref(), probe::GRTT)
+    }
+    /// Objects in the session.
+    pub fn objects(&self) -> u32 {
+        read_u32(self.buffer.as_ref(), probe::OBJECTS)
+    }
+    /// First block whose first pass is not finished.
+    pub fn progress(&self) -> (u32, u8) {
+        let b = self.buffer.as_ref();
+        (read_u32(b, probe::PROGRESS_OBJECT), b[probe::PROGRESS_SBN])
+    }
+    /// Mode byte, as sent.
+    pub fn mode(&self) -> u8 {
+        self.buffer.as_ref()[probe::MODE]
+    }
+    /// Flags.
+    pub fn flags(&self) -> u8 {
+        self.buffer.as_ref()[probe::FLAGS]
+    }
+    /// Group size, log2.
+    pub fn group_log2(&self) -> u8 {
+        self.buffer.as_ref()[probe::GROUP_LOG2]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> ProbePacket<T> {
+    /// Sets the timestamp.
+    pub fn set_timestamp_us(&mut self, v: u64) {
+        put(self.buffer.as_mut(), probe::TIMESTAMP, &v.to_be_bytes());
+    }
+    /// Sets the DATA count.
+    pub fn set_sent(&mut self, v: u64) {
+        put(self.buffer.as_mut(), probe::SENT, &v.to_be_bytes());
+    }
+    /// Sets the GRTT.
+    pub fn set_grtt_us(&mut self, v: u32) {
+        put(self.buffer.as_mut(), probe::GRTT, &v.to_be_bytes());
+    }
+    /// Sets the object count.
+    pub fn set_objects(&mut self, v: u32) {
+        put(self.buffer.as_mut(), probe::OBJECTS, &v.to_be_bytes());
+    }
+    /// Sets the progress point.
+    pub fn set_progress(&mut self, (object, sbn): (u32, u8)) {
+        let b = self.buffer.as_mut();
+        put(b, probe::PROGRESS_OBJECT, &object.to_be_bytes());
+        b[probe::PROGRESS_SBN] = sbn;
+    }
+    /// Sets the mode.
+    pub fn set_mode(&mut self, mode: WireMode) {
+        self.buffer.as_mut()[probe::MODE] = mode as u8;
+    }
+    /// Sets the flags.
+    pub fn set_flags(&mut self, v: u8) {
+        self.buffer.as_mut()[probe::FLAGS] = v;
+    }
+    /// Sets the group size, log2.
+    pub fn set_group_log2(&mut self, v: u8) {
+        self.buffer.as_mut()[probe::GROUP_LOG2] = v;
+    }
 }
 
 /// A PROBE: the sender's clock, progress and GRTT estimate.
@@ -81,51 +246,156 @@ pub struct ProbeRepr {
     pub mode: WireMode,
     /// [`PROBE_END`] or 0.
     pub flags: u8,
-    /// The sender's group size estimate, as ceil(log2(receivers + 1)), at most 32.
+    /// The sender's group size estimate, as ceil(log2(receivers + 1)), at most
+    /// [`MAX_GROUP_LOG2`].
     pub group_log2: u8,
 }
 
 impl ProbeRepr {
-    pub(super) fn parse(session: u64, b: &[u8]) -> Result<Self, WireError> {
-        if b.len() < 32 {
-            return Err(WireError::Truncated);
-        }
-        if b.len() > 32 {
-            return Err(WireError::Oversized);
-        }
-        if b[31] > 32 || b[30] & !PROBE_END != 0 {
-            return Err(WireError::Reserved);
-        }
-        Ok(Self {
+    /// Validates a PROBE's fields.
+    pub fn parse<T: AsRef<[u8]> + ?Sized>(
+        session: u64,
+        p: &ProbePacket<&T>,
+    ) -> Result<Self, WireError> {
+        let mode = WireMode::from_u8(p.mode()).ok_or(WireError::UnknownMode)?;
+        let r = Self {
             session,
-            timestamp_us: u64_at(b, 0),
-            sent: u64_at(b, 8),
-            grtt_us: u32_at(b, 16),
-            objects: u32_at(b, 20),
-            progress: (u32_at(b, 24), b[28]),
-            mode: WireMode::from_u8(b[29]).ok_or(WireError::UnknownType)?,
-            flags: b[30],
-            group_log2: b[31],
-        })
+            timestamp_us: p.timestamp_us(),
+            sent: p.sent(),
+            grtt_us: p.grtt_us(),
+            objects: p.objects(),
+            progress: p.progress(),
+            mode,
+            flags: p.flags(),
+            group_log2: p.group_log2(),
+        };
+        r.check()?;
+        Ok(r)
     }
 
-    /// Writes the packet; returns its length.
-    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
-        if buf.len() < PROBE_LEN {
-            return Err(WireError::BufferTooSmall);
+    fn check(&self) -> Result<(), WireError> {
+        if self.flags & !PROBE_END != 0 {
+            return Err(WireError::UnknownFlags);
         }
-        emit_header(buf, PacketType::Probe, self.session);
-        let b = &mut buf[HEADER_LEN..];
-        b[0..8].copy_from_slice(&self.timestamp_us.to_be_bytes());
-        b[8..16].copy_from_slice(&self.sent.to_be_bytes());
-        b[16..20].copy_from_slice(&self.grtt_us.to_be_bytes());
-        b[20..24].copy_from_slice(&self.objects.to_be_bytes());
-        b[24..28].copy_from_slice(&self.progress.0.to_be_bytes());
-        b[28] = self.progress.1;
-        b[29] = self.mode as u8;
-        b[30] = self.flags;
-        b[31] = self.group_log2.min(32);
-        Ok(emit_crc(buf, HEADER_LEN + 32))
+        if self.group_log2 > MAX_GROUP_LOG2 {
+            return Err(WireError::OutOfRange);
+        }
+        Ok(())
+    }
+
+    /// Writes the fields into a view of [`PROBE_LEN`] bytes, refusing what
+    /// [`ProbeRepr::parse`] would.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        p: &mut ProbePacket<T>,
+    ) -> Result<(), WireError> {
+        self.check()?;
+        p.set_timestamp_us(self.timestamp_us);
+        p.set_sent(self.sent);
+        p.set_grtt_us(self.grtt_us);
+        p.set_objects(self.objects);
+        p.set_progress(self.progress);
+        p.set_mode(self.mode);
+        p.set_flags(self.flags);
+        p.set_group_log2(self.group_log2);
+        Ok(())
+    }
+
+    /// Writes the whole datagram into `buf` and returns its length.
+    pub fn write(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+        let buf = buf.get_mut(..PROBE_LEN).ok_or(WireError::BufferTooSmall)?;
+        self.emit(&mut ProbePacket::new_unchecked(&mut *buf))?;
+        seal(buf, PacketType::Probe, self.session);
+        Ok(PROBE_LEN)
+    }
+}
+
+/// A view of a STATUS datagram. Getters cannot panic once
+/// [`StatusPacket::new_checked`] passed.
+#[derive(Debug, Clone)]
+pub struct StatusPacket<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> StatusPacket<T> {
+    /// Wraps a buffer without checks; getters may then panic.
+    pub fn new_unchecked(buffer: T) -> Self {
+        Self { buffer }
+    }
+
+    /// Wraps a buffer of exactly [`STATUS_LEN`] bytes.
+    pub fn new_checked(buffer: T) -> Result<Self, WireError> {
+        exact_len(buffer.as_ref().len(), STATUS_LEN)?;
+        Ok(Self { buffer })
+    }
+
+    /// Receiver id.
+    pub fn receiver(&self) -> u64 {
+        read_u64(self.buffer.as_ref(), status::RECEIVER)
+    }
+    /// Echoed PROBE timestamp.
+    pub fn echo_us(&self) -> u64 {
+        read_u64(self.buffer.as_ref(), status::ECHO)
+    }
+    /// Hold time.
+    pub fn hold_us(&self) -> u32 {
+        read_u32(self.buffer.as_ref(), status::HOLD)
+    }
+    /// Loss, ppm.
+    pub fn loss_ppm(&self) -> u32 {
+        read_u32(self.buffer.as_ref(), status::LOSS)
+    }
+    /// Receive rate.
+    pub fn rate(&self) -> u64 {
+        read_u64(self.buffer.as_ref(), status::RATE)
+    }
+    /// Window edge.
+    pub fn window(&self) -> (u32, u8) {
+        let b = self.buffer.as_ref();
+        (read_u32(b, status::WINDOW_OBJECT), b[status::WINDOW_SBN])
+    }
+    /// Flags.
+    pub fn flags(&self) -> u8 {
+        self.buffer.as_ref()[status::FLAGS]
+    }
+    /// The reserved bytes, which must be zero.
+    pub fn reserved(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), status::RESERVED)
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> StatusPacket<T> {
+    /// Sets the receiver id.
+    pub fn set_receiver(&mut self, v: u64) {
+        put(self.buffer.as_mut(), status::RECEIVER, &v.to_be_bytes());
+    }
+    /// Sets the echoed timestamp.
+    pub fn set_echo_us(&mut self, v: u64) {
+        put(self.buffer.as_mut(), status::ECHO, &v.to_be_bytes());
+    }
+    /// Sets the hold time.
+    pub fn set_hold_us(&mut self, v: u32) {
+        put(self.buffer.as_mut(), status::HOLD, &v.to_be_bytes());
+    }
+    /// Sets the loss.
+    pub fn set_loss_ppm(&mut self, v: u32) {
+        put(self.buffer.as_mut(), status::LOSS, &v.to_be_bytes());
+    }
+    /// Sets the rate.
+    pub fn set_rate(&mut self, v: u64) {
+        put(self.buffer.as_mut(), status::RATE, &v.to_be_bytes());
+    }
+    /// Sets the window edge.
+    pub fn set_window(&mut self, (object, sbn): (u32, u8)) {
+        let b = self.buffer.as_mut();
+        put(b, status::WINDOW_OBJECT, &object.to_be_bytes());
+        b[status::WINDOW_SBN] = sbn;
+    }
+    /// Sets the flags and clears the reserved bytes.
+    pub fn set_flags(&mut self, v: u8) {
+        let b = self.buffer.as_mut();
+        b[status::FLAGS] = v;
+        b[status::RESERVED].fill(0);
     }
 }
 
@@ -140,7 +410,7 @@ pub struct StatusRepr {
     pub echo_us: u64,
     /// Microseconds between hearing that PROBE and sending this.
     pub hold_us: u32,
-    /// Observed loss, in parts per million.
+    /// Observed loss, in parts per million, at most [`MAX_LOSS_PPM`].
     pub loss_ppm: u32,
     /// Observed receive rate, bytes per second.
     pub rate: u64,
@@ -151,50 +421,69 @@ pub struct StatusRepr {
 }
 
 impl StatusRepr {
-    pub(super) fn parse(session: u64, b: &[u8]) -> Result<Self, WireError> {
-        if b.len() < 40 {
-            return Err(WireError::Truncated);
-        }
-        if b.len() > 40 {
-            return Err(WireError::Oversized);
-        }
-        if b[38..40] != [0, 0] || b[37] & !(STATUS_COMPLETE | STATUS_ECHO) != 0 {
+    /// Validates a STATUS's fields.
+    pub fn parse<T: AsRef<[u8]> + ?Sized>(
+        session: u64,
+        p: &StatusPacket<&T>,
+    ) -> Result<Self, WireError> {
+        if p.reserved() != 0 {
             return Err(WireError::Reserved);
         }
-        let loss_ppm = u32_at(b, 20);
-        if loss_ppm > 1_000_000 {
-            return Err(WireError::Reserved);
-        }
-        Ok(Self {
+        let r = Self {
             session,
-            receiver: u64_at(b, 0),
-            echo_us: u64_at(b, 8),
-            hold_us: u32_at(b, 16),
-            loss_ppm,
-            rate: u64_at(b, 24),
-            window: (u32_at(b, 32), b[36]),
-            flags: b[37],
-        })
+            receiver: p.receiver(),
+            echo_us: p.echo_us(),
+            hold_us: p.hold_us(),
+            loss_ppm: p.loss_ppm(),
+            rate: p.rate(),
+            window: p.window(),
+            flags: p.flags(),
+        };
+        r.check()?;
+        Ok(r)
     }
 
-    /// Writes the packet; returns its length.
-    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
-        if buf.len() < STATUS_LEN {
-            return Err(WireError::BufferTooSmall);
+    fn check(&self) -> Result<(), WireError> {
+        if self.flags & !(STATUS_COMPLETE | STATUS_ECHO) != 0 {
+            return Err(WireError::UnknownFlags);
         }
-        emit_header(buf, PacketType::Status, self.session);
-        let b = &mut buf[HEADER_LEN..];
-        b[0..8].copy_from_slice(&self.receiver.to_be_bytes());
-        b[8..16].copy_from_slice(&self.echo_us.to_be_bytes());
-        b[16..20].copy_from_slice(&self.hold_us.to_be_bytes());
-        b[20..24].copy_from_slice(&self.loss_ppm.min(1_000_000).to_be_bytes());
-        b[24..32].copy_from_slice(&self.rate.to_be_bytes());
-        b[32..36].copy_from_slice(&self.window.0.to_be_bytes());
-        b[36] = self.window.1;
-        b[37] = self.flags;
-        b[38..40].fill(0);
-        Ok(emit_crc(buf, HEADER_LEN + 40))
+        if self.loss_ppm > MAX_LOSS_PPM {
+            return Err(WireError::OutOfRange);
+        }
+        Ok(())
     }
+
+    /// Writes the fields into a view of [`STATUS_LEN`] bytes, refusing what
+    /// [`StatusRepr::parse`] would.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        p: &mut StatusPacket<T>,
+    ) -> Result<(), WireError> {
+        self.check()?;
+        p.set_receiver(self.receiver);
+        p.set_echo_us(self.echo_us);
+        p.set_hold_us(self.hold_us);
+        p.set_loss_ppm(self.loss_ppm);
+        p.set_rate(self.rate);
+        p.set_window(self.window);
+        p.set_flags(self.flags);
+        Ok(())
+    }
+
+    /// Writes the whole datagram into `buf` and returns its length.
+    pub fn write(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+        let buf = buf.get_mut(..STATUS_LEN).ok_or(WireError::BufferTooSmall)?;
+        self.emit(&mut StatusPacket::new_unchecked(&mut *buf))?;
+        seal(buf, PacketType::Status, self.session);
+        Ok(STATUS_LEN)
+    }
+}
+
+/// Writes the common header and the checksum around a body already written.
+fn seal(buf: &mut [u8], ty: PacketType, session: u64) {
+    let mut p = Packet::new_unchecked(buf);
+    p.set_header(ty, session);
+    p.fill_checksum();
 }
 
 /// One block's request in a NACK.
@@ -218,6 +507,92 @@ impl NackEntry {
     pub fn wire_len(&self) -> usize {
         NACK_ENTRY_LEN + self.ranges.len() * NACK_RANGE_LEN
     }
+
+    /// What parse refuses: unknown flags, more ranges than the count field
+    /// holds, an empty range or one past 2^24, ranges that do not add up to
+    /// the need.
+    fn check(&self) -> Result<(), WireError> {
+        if self.flags & !NACK_NEED_INFO != 0 {
+            return Err(WireError::UnknownFlags);
+        }
+        if self.ranges.len() > u16::MAX as usize {
+            return Err(WireError::TooManyEntries);
+        }
+        let mut total = 0u64;
+        for &(first, n) in &self.ranges {
+            if n == 0 || first as u64 + n as u64 > ESI_LIMIT {
+                return Err(WireError::BadRange);
+            }
+            total += n as u64;
+        }
+        if !self.ranges.is_empty() && total != self.need as u64 {
+            return Err(WireError::BadRange);
+        }
+        Ok(())
+    }
+}
+
+/// A view of a NACK datagram's fixed part; its entries are read through a
+/// [`Reader`] (they vary in length). Getters cannot panic once
+/// [`NackPacket::new_checked`] passed.
+#[derive(Debug, Clone)]
+pub struct NackPacket<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> NackPacket<T> {
+    /// Wraps a buffer without checks; getters may then panic.
+    pub fn new_unchecked(buffer: T) -> Self {
+        Self { buffer }
+    }
+
+    /// Wraps a buffer that holds the fixed part and a trailer.
+    pub fn new_checked(buffer: T) -> Result<Self, WireError> {
+        if buffer.as_ref().len() < NACK_HEADER_LEN + CRC_LEN {
+            return Err(WireError::Truncated);
+        }
+        Ok(Self { buffer })
+    }
+
+    /// Receiver id.
+    pub fn receiver(&self) -> u64 {
+        read_u64(self.buffer.as_ref(), nack::RECEIVER)
+    }
+    /// Number of entries.
+    pub fn count(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), nack::COUNT)
+    }
+    /// The reserved bytes, which must be zero.
+    pub fn reserved(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), nack::RESERVED)
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> NackPacket<&'a T> {
+    /// The entries' bytes.
+    pub fn entries(&self) -> &'a [u8] {
+        let b = self.buffer.as_ref();
+        &b[nack::ENTRIES..b.len() - CRC_LEN]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> NackPacket<T> {
+    /// Sets the receiver id.
+    pub fn set_receiver(&mut self, v: u64) {
+        put(self.buffer.as_mut(), nack::RECEIVER, &v.to_be_bytes());
+    }
+    /// Sets the entry count and clears the reserved bytes.
+    pub fn set_count(&mut self, v: u16) {
+        let b = self.buffer.as_mut();
+        put(b, nack::COUNT, &v.to_be_bytes());
+        b[nack::RESERVED].fill(0);
+    }
+    /// The entries' bytes, to be written.
+    pub fn entries_mut(&mut self) -> &mut [u8] {
+        let b = self.buffer.as_mut();
+        let end = b.len() - CRC_LEN;
+        &mut b[nack::ENTRIES..end]
+    }
 }
 
 /// A NACK: one receiver's requests for one or more blocks.
@@ -235,65 +610,49 @@ pub struct NackRepr {
 pub const MAX_NACK_ENTRIES: usize = 512;
 
 impl NackRepr {
-    pub(super) fn parse(session: u64, b: &[u8]) -> Result<Self, WireError> {
-        if b.len() < 12 {
-            return Err(WireError::Truncated);
-        }
-        let count = u16_at(b, 8) as usize;
-        if b[10..12] != [0, 0] {
+    /// Validates a NACK: its fixed part, then each entry through a cursor
+    /// that refuses to read past the end.
+    pub fn parse<T: AsRef<[u8]> + ?Sized>(
+        session: u64,
+        p: &NackPacket<&T>,
+    ) -> Result<Self, WireError> {
+        if p.reserved() != 0 {
             return Err(WireError::Reserved);
         }
+        let count = p.count() as usize;
         if count > MAX_NACK_ENTRIES {
-            return Err(WireError::Oversized);
+            return Err(WireError::TooManyEntries);
         }
+        let mut r = Reader::new(p.entries());
         let mut entries = Vec::with_capacity(count);
-        let mut at = 12;
         for _ in 0..count {
-            if b.len() < at + NACK_ENTRY_LEN {
-                return Err(WireError::Truncated);
-            }
-            let object = u32_at(b, at);
-            let sbn = b[at + 4];
-            let flags = b[at + 5];
-            if flags & !NACK_NEED_INFO != 0 {
-                return Err(WireError::Reserved);
-            }
-            let nranges = u16_at(b, at + 6) as usize;
-            let need = u32_at(b, at + 8);
-            at += NACK_ENTRY_LEN;
-            let end = at + nranges * NACK_RANGE_LEN;
-            if b.len() < end {
-                return Err(WireError::Truncated);
-            }
-            let mut ranges = Vec::with_capacity(nranges);
-            let mut total = 0u64;
-            while at < end {
-                let first = u32_at(b, at);
-                let n = u32_at(b, at + 4);
-                if n == 0 || first as u64 + n as u64 > ESI_LIMIT {
-                    return Err(WireError::EsiOutOfRange);
-                }
-                total += n as u64;
-                ranges.push((first, n));
-                at += NACK_RANGE_LEN;
-            }
-            if nranges > 0 && total != need as u64 {
-                return Err(WireError::EsiOutOfRange);
-            }
-            entries.push(NackEntry {
-                object,
-                sbn,
-                flags,
-                need,
-                ranges,
-            });
+            let e = r.take(NACK_ENTRY_LEN)?;
+            let nranges = read_u16(e, nack::ENTRY_RANGES) as usize;
+            let runs = r.take(nranges * NACK_RANGE_LEN)?;
+            let entry = NackEntry {
+                object: read_u32(e, nack::ENTRY_OBJECT),
+                sbn: e[nack::ENTRY_SBN],
+                flags: e[nack::ENTRY_FLAGS],
+                need: read_u32(e, nack::ENTRY_NEED),
+                ranges: runs
+                    .chunks_exact(NACK_RANGE_LEN)
+                    .map(|c| {
+                        (
+                            read_u32(c, nack::RANGE_FIRST),
+                            read_u32(c, nack::RANGE_COUNT),
+                        )
+                    })
+                    .collect(),
+            };
+            entry.check()?;
+            entries.push(entry);
         }
-        if at != b.len() {
-            return Err(WireError::Oversized);
+        if !r.is_empty() {
+            return Err(WireError::BadLength);
         }
         Ok(Self {
             session,
-            receiver: u64_at(b, 0),
+            receiver: p.receiver(),
             entries,
         })
     }
@@ -303,34 +662,55 @@ impl NackRepr {
         NACK_HEADER_LEN + self.entries.iter().map(NackEntry::wire_len).sum::<usize>() + CRC_LEN
     }
 
-    /// Writes the packet; returns its length.
-    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
-        let len = self.buffer_len();
-        if buf.len() < len || len > MAX_DATAGRAM {
+    /// Writes the fields into a view of exactly [`NackRepr::buffer_len`]
+    /// bytes, refusing what [`NackRepr::parse`] would.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        p: &mut NackPacket<T>,
+    ) -> Result<(), WireError> {
+        if self.entries.len() > MAX_NACK_ENTRIES {
+            return Err(WireError::TooManyEntries);
+        }
+        for e in &self.entries {
+            e.check()?;
+        }
+        if p.buffer.as_ref().len() != self.buffer_len() {
             return Err(WireError::BufferTooSmall);
         }
-        if self.entries.len() > MAX_NACK_ENTRIES {
-            return Err(WireError::Oversized);
-        }
-        emit_header(buf, PacketType::Nack, self.session);
-        let b = &mut buf[HEADER_LEN..];
-        b[0..8].copy_from_slice(&self.receiver.to_be_bytes());
-        b[8..10].copy_from_slice(&(self.entries.len() as u16).to_be_bytes());
-        b[10..12].fill(0);
-        let mut at = 12;
+        p.set_receiver(self.receiver);
+        p.set_count(self.entries.len() as u16);
+        let mut out = p.entries_mut();
         for e in &self.entries {
-            b[at..at + 4].copy_from_slice(&e.object.to_be_bytes());
-            b[at + 4] = e.sbn;
-            b[at + 5] = e.flags;
-            b[at + 6..at + 8].copy_from_slice(&(e.ranges.len() as u16).to_be_bytes());
-            b[at + 8..at + 12].copy_from_slice(&e.need.to_be_bytes());
-            at += NACK_ENTRY_LEN;
+            let (head, rest) = out.split_at_mut(NACK_ENTRY_LEN);
+            put(head, nack::ENTRY_OBJECT, &e.object.to_be_bytes());
+            head[nack::ENTRY_SBN] = e.sbn;
+            head[nack::ENTRY_FLAGS] = e.flags;
+            put(
+                head,
+                nack::ENTRY_RANGES,
+                &(e.ranges.len() as u16).to_be_bytes(),
+            );
+            put(head, nack::ENTRY_NEED, &e.need.to_be_bytes());
+            out = rest;
             for &(first, n) in &e.ranges {
-                b[at..at + 4].copy_from_slice(&first.to_be_bytes());
-                b[at + 4..at + 8].copy_from_slice(&n.to_be_bytes());
-                at += NACK_RANGE_LEN;
+                let (run, rest) = out.split_at_mut(NACK_RANGE_LEN);
+                put(run, nack::RANGE_FIRST, &first.to_be_bytes());
+                put(run, nack::RANGE_COUNT, &n.to_be_bytes());
+                out = rest;
             }
         }
-        Ok(emit_crc(buf, HEADER_LEN + at))
+        Ok(())
+    }
+
+    /// Writes the whole datagram into `buf` and returns its length.
+    pub fn write(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+        let len = self.buffer_len();
+        if len > MAX_DATAGRAM {
+            return Err(WireError::Oversized);
+        }
+        let buf = buf.get_mut(..len).ok_or(WireError::BufferTooSmall)?;
+        self.emit(&mut NackPacket::new_unchecked(&mut *buf))?;
+        seal(buf, PacketType::Nack, self.session);
+        Ok(len)
     }
 }

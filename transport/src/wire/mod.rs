@@ -15,9 +15,11 @@ pub mod info;
 
 use std::ops::Range;
 
-pub use data::DataRepr;
-pub use feedback::{NackEntry, NackRepr, ProbeRepr, StatusRepr, WireMode};
-pub use info::InfoRepr;
+pub use data::{DataPacket, DataRepr};
+pub use feedback::{
+    NackEntry, NackPacket, NackRepr, ProbePacket, ProbeRepr, StatusPacket, StatusRepr, WireMode,
+};
+pub use info::{InfoPacket, InfoRepr};
 
 /// First two bytes of every datagram: ASCII "GC".
 pub const MAGIC: u16 = 0x4743;
@@ -126,6 +128,24 @@ pub enum WireError {
     /// A reserved field was not zero.
     #[error("reserved field not zero")]
     Reserved,
+    /// A PROBE's mode is neither nack nor hybrid.
+    #[error("unknown mode")]
+    UnknownMode,
+    /// A flag bit that the packet type does not define (PROBE, STATUS, a NACK entry).
+    #[error("unknown flag bits")]
+    UnknownFlags,
+    /// A field's value beyond its range (a PROBE's group size, a STATUS's loss).
+    #[error("field value out of range")]
+    OutOfRange,
+    /// A fixed-length packet of another length, or bytes after a NACK's last entry.
+    #[error("packet length does not match its fields")]
+    BadLength,
+    /// More NACK entries than [`feedback::MAX_NACK_ENTRIES`] (or ranges than 65,535).
+    #[error("too many NACK entries")]
+    TooManyEntries,
+    /// A NACK range of no ESIs or past 2^24, or ranges that do not add up to the need.
+    #[error("bad NACK range")]
+    BadRange,
     /// The OTI failed validation.
     #[error("invalid OTI: {0}")]
     Oti(#[from] groupcast_fec::OtiError),
@@ -220,6 +240,35 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 }
 
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    /// Writes the common header: magic, version, `ty`, no flags, no tag,
+    /// reserved zero, `session`.
+    pub fn set_header(&mut self, ty: PacketType, session: u64) {
+        let b = self.buffer.as_mut();
+        put(b, field::MAGIC, &MAGIC.to_be_bytes());
+        b[field::VERSION] = VERSION;
+        b[field::TYPE] = ty as u8;
+        b[field::FLAGS] = 0;
+        b[field::TAG_LEN] = 0;
+        b[field::RESERVED].fill(0);
+        self.set_session(session);
+    }
+
+    /// Sets the session id.
+    pub fn set_session(&mut self, session: u64) {
+        put(self.buffer.as_mut(), field::SESSION, &session.to_be_bytes());
+    }
+
+    /// Writes the CRC-32 trailer over everything before it (the buffer's last
+    /// [`CRC_LEN`] bytes).
+    pub fn fill_checksum(&mut self) {
+        let b = self.buffer.as_mut();
+        let n = b.len() - CRC_LEN;
+        let crc = crc32fast::hash(&b[..n]);
+        b[n..].copy_from_slice(&crc.to_be_bytes());
+    }
+}
+
 /// A parsed, validated datagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Repr<'a> {
@@ -236,18 +285,28 @@ pub enum Repr<'a> {
 }
 
 impl<'a> Repr<'a> {
-    /// Parses and validates a datagram. Never panics.
+    /// Parses and validates a datagram: the common header ([`Packet::check`]),
+    /// then the type's view and fields. Never panics.
     pub fn parse(buf: &'a [u8]) -> Result<Self, WireError> {
         let packet = Packet::new_checked(buf)?;
         let session = packet.session();
         let ty = PacketType::from_u8(packet.packet_type()).ok_or(WireError::UnknownType)?;
-        let body = &buf[HEADER_LEN..buf.len() - CRC_LEN];
         match ty {
-            PacketType::Data => DataRepr::parse(session, body).map(Repr::Data),
-            PacketType::ObjectInfo => InfoRepr::parse(session, body).map(Repr::ObjectInfo),
-            PacketType::Probe => ProbeRepr::parse(session, body).map(Repr::Probe),
-            PacketType::Nack => NackRepr::parse(session, body).map(Repr::Nack),
-            PacketType::Status => StatusRepr::parse(session, body).map(Repr::Status),
+            PacketType::Data => {
+                DataRepr::parse(session, &DataPacket::new_checked(buf)?).map(Repr::Data)
+            }
+            PacketType::ObjectInfo => {
+                InfoRepr::parse(session, &InfoPacket::new_checked(buf)?).map(Repr::ObjectInfo)
+            }
+            PacketType::Probe => {
+                ProbeRepr::parse(session, &ProbePacket::new_checked(buf)?).map(Repr::Probe)
+            }
+            PacketType::Nack => {
+                NackRepr::parse(session, &NackPacket::new_checked(buf)?).map(Repr::Nack)
+            }
+            PacketType::Status => {
+                StatusRepr::parse(session, &StatusPacket::new_checked(buf)?).map(Repr::Status)
+            }
         }
     }
 
@@ -262,44 +321,75 @@ impl<'a> Repr<'a> {
         }
     }
 
-    /// Writes the datagram into `buf` and returns its length.
+    /// Writes the whole datagram into `buf` and returns its length, refusing
+    /// what [`Repr::parse`] would.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
         match self {
-            Repr::Data(d) => d.emit(buf),
-            Repr::ObjectInfo(i) => i.emit(buf),
-            Repr::Probe(p) => p.emit(buf),
-            Repr::Nack(n) => n.emit(buf),
-            Repr::Status(st) => st.emit(buf),
+            Repr::Data(d) => d.write(buf),
+            Repr::ObjectInfo(i) => i.write(buf),
+            Repr::Probe(p) => p.write(buf),
+            Repr::Nack(n) => n.write(buf),
+            Repr::Status(st) => st.write(buf),
         }
     }
 }
 
-/// Writes the common header into `buf[..HEADER_LEN]`.
-fn emit_header(buf: &mut [u8], ty: PacketType, session: u64) {
-    buf[field::MAGIC].copy_from_slice(&MAGIC.to_be_bytes());
-    buf[field::VERSION] = VERSION;
-    buf[field::TYPE] = ty as u8;
-    buf[field::FLAGS] = 0;
-    buf[field::TAG_LEN] = 0;
-    buf[field::RESERVED].fill(0);
-    buf[field::SESSION].copy_from_slice(&session.to_be_bytes());
+/// A cursor over bytes that refuses to read past their end (after
+/// s2n-codec's `DecoderBuffer`): the variable-length NACK list decodes
+/// through it.
+#[derive(Debug, Clone, Copy)]
+pub struct Reader<'a> {
+    rest: &'a [u8],
 }
 
-/// Appends the CRC over `buf[..len]` and returns the full length.
-fn emit_crc(buf: &mut [u8], len: usize) -> usize {
-    let crc = crc32fast::hash(&buf[..len]);
-    buf[len..len + CRC_LEN].copy_from_slice(&crc.to_be_bytes());
-    len + CRC_LEN
+impl<'a> Reader<'a> {
+    /// A cursor at the start of `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Self { rest: bytes }
+    }
+
+    /// The next `n` bytes, or [`WireError::Truncated`] if fewer are left.
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
+        if self.rest.len() < n {
+            return Err(WireError::Truncated);
+        }
+        let (head, rest) = self.rest.split_at(n);
+        self.rest = rest;
+        Ok(head)
+    }
+
+    /// Whether every byte has been taken.
+    pub fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
 }
 
-fn read_u64(b: &[u8], r: Range<usize>) -> u64 {
-    let mut a = [0u8; 8];
+/// The one family of field reads: the bytes of the named range `r`, as an
+/// array (the range's length is N by the field's definition).
+fn be<const N: usize>(b: &[u8], r: Range<usize>) -> [u8; N] {
+    let mut a = [0u8; N];
     a.copy_from_slice(&b[r]);
-    u64::from_be_bytes(a)
+    a
+}
+
+fn read_u16(b: &[u8], r: Range<usize>) -> u16 {
+    u16::from_be_bytes(be(b, r))
+}
+
+fn read_u24(b: &[u8], r: Range<usize>) -> u32 {
+    let [x, y, z] = be(b, r);
+    u32::from_be_bytes([0, x, y, z])
 }
 
 fn read_u32(b: &[u8], r: Range<usize>) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[r]);
-    u32::from_be_bytes(a)
+    u32::from_be_bytes(be(b, r))
+}
+
+fn read_u64(b: &[u8], r: Range<usize>) -> u64 {
+    u64::from_be_bytes(be(b, r))
+}
+
+/// The one field write: `bytes` into the named range `r`.
+fn put(b: &mut [u8], r: Range<usize>, bytes: &[u8]) {
+    b[r].copy_from_slice(bytes);
 }
