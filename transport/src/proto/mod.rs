@@ -20,6 +20,7 @@ mod hash;
 mod pacing;
 mod receiver;
 mod sender;
+mod timer;
 
 pub use feedback::{Aimd, FeedbackConfig, FlowPolicy, Mode};
 pub use hash::UNIT as HASH_UNIT;

@@ -10,6 +10,7 @@ use super::encoders::Encoders;
 pub use super::encoders::{BuiltEncoder, EncoderRequest};
 use super::feedback::{FeedbackConfig, FlowPolicy, Mode};
 use super::pacing::TokenBucket;
+use super::timer::{Timer, TimerTable};
 use super::{ObjectId, SessionId};
 use crate::wire::{
     self, DATA_OVERHEAD, DEFAULT_MAX_DATAGRAM, INFO_HEADER_LEN, InfoRepr, MAX_DATAGRAM,
@@ -374,10 +375,10 @@ pub struct Sender {
     epoch: Option<Instant>,
     grtt: Duration,
     grtt_window_max: Duration,
-    next_probe: Option<Instant>,
     first_pass_done: bool,
     receivers: HashMap<u64, Tracked>,
-    next_expiry_check: Option<Instant>,
+    /// PROBE, receiver expiry and linger deadlines.
+    timers: TimerTable,
     pending: HashMap<BlockKey, Pending>,
     pending_order: VecDeque<(Instant, BlockKey)>,
     repair_queue: VecDeque<(u32, u8, u32)>,
@@ -388,7 +389,6 @@ pub struct Sender {
     build_tokens: TokenBucket,
     nack_tokens: TokenBucket,
     feedback_last: Option<Instant>,
-    linger_since: Option<Instant>,
     rate: Option<u64>,
     last_decrease: Option<Instant>,
     /// The receivers' average reported loss (a running average of STATUS reports).
@@ -506,10 +506,9 @@ impl Sender {
             epoch: None,
             grtt,
             grtt_window_max: Duration::ZERO,
-            next_probe: None,
             first_pass_done: false,
             receivers: HashMap::new(),
-            next_expiry_check: None,
+            timers: TimerTable::default(),
             pending: HashMap::new(),
             pending_order: VecDeque::new(),
             repair_queue: VecDeque::new(),
@@ -520,7 +519,6 @@ impl Sender {
             build_tokens: TokenBucket::new(64.0 * 1024.0),
             nack_tokens: TokenBucket::new(nack_tokens),
             feedback_last: None,
-            linger_since: None,
             rate: config.rate,
             last_decrease: None,
             loss: 0.0,
@@ -691,10 +689,8 @@ impl Sender {
                 .map(|l| l + Duration::from_secs_f64(wait))
                 .max(pacing));
         }
-        at(self.next_probe);
+        at(self.timers.next_timeout());
         at(self.pending_order.front().map(|(d, _)| *d));
-        at(self.next_expiry_check);
-        at(self.linger_since.map(|l| l + self.config.feedback.linger));
         t
     }
 
@@ -726,8 +722,11 @@ impl Sender {
         if self.epoch.is_none() {
             self.epoch = Some(now);
             if self.feedback() {
-                self.next_probe = Some(now);
-                self.next_expiry_check = Some(now + self.config.feedback.receiver_timeout / 4);
+                self.timers.set(Timer::Probe, now);
+                self.timers.set(
+                    Timer::Expiry,
+                    now + self.config.feedback.receiver_timeout / 4,
+                );
             }
         }
         if let (Some(_), Some(last)) = (self.config.rate, self.last) {
@@ -981,8 +980,13 @@ impl Sender {
             .get(&n.receiver)
             .is_some_and(|r| !r.complete && !r.stalled)
         {
-            self.linger_since = None;
+            self.stop_linger();
         }
+    }
+
+    /// Something is left to do after all: the linger starts again later.
+    fn stop_linger(&mut self) {
+        self.timers.stop(Timer::Linger);
     }
 
     fn handle_status(
@@ -1168,9 +1172,9 @@ impl Sender {
                 self.queued.insert(key, n);
             }
         }
-        if self.next_expiry_check.is_some_and(|t| now >= t) {
+        if self.timers.is_expired(Timer::Expiry, now) {
             let timeout = self.config.feedback.receiver_timeout;
-            self.next_expiry_check = Some(now + timeout / 4);
+            self.timers.set(Timer::Expiry, now + timeout / 4);
             let dead: Vec<u64> = self
                 .receivers
                 .iter()
@@ -1228,10 +1232,13 @@ impl Sender {
             // forge, cannot keep the sender from finishing.)
             && self.receivers.values().all(|r| r.complete || r.stalled);
         if !idle {
-            self.linger_since = None;
+            self.stop_linger();
         } else {
-            let since = *self.linger_since.get_or_insert(now);
-            if now >= since + self.config.feedback.linger {
+            if self.timers.get(Timer::Linger).is_none() {
+                self.timers
+                    .set(Timer::Linger, now + self.config.feedback.linger);
+            }
+            if self.timers.is_expired(Timer::Linger, now) {
                 self.finished = true;
                 self.events.push_back(SenderEvent::Finished);
             }
@@ -1265,7 +1272,8 @@ impl Sender {
         !self.first_pass_done && !self.flow_blocked()
             || (!self.info_queue.is_empty() && self.repair_tokens.has_any())
             || self
-                .next_probe
+                .timers
+                .get(Timer::Probe)
                 .is_some_and(|p| self.last.is_some_and(|l| l >= p))
     }
 
@@ -1317,7 +1325,7 @@ impl Sender {
             self.rate = Some((self.rate_now() as f64 + step).min(max as f64) as u64);
             self.stats.rate = self.rate_now();
         }
-        self.next_probe = Some(now + fb.probe_interval);
+        self.timers.set(Timer::Probe, now + fb.probe_interval);
         let probe = wire::ProbeRepr {
             session: self.config.session.0,
             timestamp_us: self.micros(now),
@@ -1406,7 +1414,7 @@ impl Sender {
 
     fn next_packet(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         if self.feedback() {
-            if self.next_probe.is_some_and(|p| now >= p) {
+            if self.timers.is_expired(Timer::Probe, now) {
                 return Some(self.emit_probe(now, buf));
             }
             // OBJECT_INFO asked for by NACKs is repair too: it waits for,
@@ -1510,7 +1518,7 @@ impl Sender {
                 self.info_pending = false;
                 self.stats.rounds_completed = 1;
                 // Tell receivers at once that the pass is over.
-                self.next_probe = self.last;
+                self.timers.set_opt(Timer::Probe, self.last);
                 return false;
             }
             self.object = 0;
@@ -1525,7 +1533,8 @@ impl Sender {
             }
         } else if self.feedback() {
             // Progress moved: say so soon.
-            self.next_probe = self.next_probe.min(self.last);
+            let soon = self.timers.get(Timer::Probe).min(self.last);
+            self.timers.set_opt(Timer::Probe, soon);
         }
         true
     }
