@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use groupcast_fec::{BlockDecoder, CodecSet, FecId, Oti, Push};
 
 use super::hash::TreeHasher;
+use super::timer::BlockTimers;
 use super::{ObjectId, SessionId};
 use crate::wire::feedback::{NACK_NEED_INFO, PROBE_END, STATUS_COMPLETE, STATUS_ECHO};
 use crate::wire::{
@@ -483,9 +484,8 @@ struct SessionFb {
     status_due: bool,
     final_statuses: u8,
     last_status: Option<Instant>,
-    nack_at: Option<Instant>,
-    /// When each block's NACK is due; `nack_at` is the earliest.
-    timers: HashMap<(u32, u8), Instant>,
+    /// When each block's NACK is due.
+    timers: BlockTimers,
     holdoff: HashMap<(u32, u8), Instant>,
     /// Blocks a peer's NACK held back, until when: if no repair for the block
     /// comes by then, the peer is doubted.
@@ -761,7 +761,7 @@ impl Receiver {
                 None
             };
             [
-                f.nack_at,
+                f.timers.next(),
                 status,
                 Some(f.probe_at + self.config.idle_timeout),
             ]
@@ -1212,8 +1212,7 @@ impl Receiver {
             status_due: false,
             final_statuses: 0,
             last_status: None,
-            nack_at: None,
-            timers: HashMap::new(),
+            timers: BlockTimers::default(),
             holdoff: HashMap::new(),
             suppressed: HashMap::new(),
             doubt: HashSet::new(),
@@ -1268,8 +1267,10 @@ impl Receiver {
             };
             f.holdoff.values_mut().for_each(scale);
             f.suppressed.values_mut().for_each(scale);
-            f.timers.values_mut().for_each(scale);
-            f.nack_at = f.timers.values().min().copied();
+            f.timers.map(|mut t| {
+                scale(&mut t);
+                t
+            });
         }
         // Group 0: the sender has heard from nobody yet (early in a session),
         // so the size is unknown; assume a large group until it says.
@@ -1354,13 +1355,11 @@ impl Receiver {
                     *s = (*s).max(until);
                 }
                 let h = f.holdoff.entry(key).or_insert(now);
-                if *h <= now || f.timers.contains_key(&key) {
+                if *h <= now || f.timers.contains(key) {
                     self.stats.nacks_suppressed += 1;
                 }
                 *h = (*h).max(until);
-                if f.timers.remove(&key).is_some() {
-                    f.nack_at = f.timers.values().min().copied();
-                }
+                f.timers.remove(key);
             }
         }
         Ok(())
@@ -1390,7 +1389,7 @@ impl Receiver {
         let needs: Vec<Need> = known!(self)
             .needs(f, now, session)
             .into_iter()
-            .filter(|n| !f.timers.contains_key(&(n.object, n.sbn)))
+            .filter(|n| !f.timers.contains((n.object, n.sbn)))
             .collect();
         if needs.is_empty() {
             return;
@@ -1410,7 +1409,6 @@ impl Receiver {
         for n in needs {
             f.timers.insert((n.object, n.sbn), at);
         }
-        f.nack_at = f.timers.values().min().copied();
     }
 
     /// Writes the next feedback datagram (a STATUS or a NACK) into `buf` and
@@ -1426,7 +1424,7 @@ impl Receiver {
             if self
                 .fb
                 .get(&session)
-                .is_some_and(|f| f.nack_at.is_some_and(|t| t <= now))
+                .is_some_and(|f| f.timers.next().is_some_and(|t| t <= now))
                 && let Some(t) = self.nack_packet(now, session, buf)
             {
                 return Some(t);
@@ -1490,8 +1488,7 @@ impl Receiver {
         // Some timers are due: the packet carries every block whose timer is
         // due and that this receiver still lacks and holds no holdoff for.
         let f = self.fb.get_mut(&session)?;
-        if !f.timers.values().any(|t| *t <= now) {
-            f.nack_at = f.timers.values().min().copied();
+        if f.timers.next().is_none_or(|t| t > now) {
             return None;
         }
         // Only blocks whose own timer is due: a block whose timer runs on is
@@ -1499,9 +1496,8 @@ impl Receiver {
         // suppression that backoff is for. Timers of blocks no longer lacking
         // (decoded, or held off by a peer's NACK) expire silently.
         let mut needs = known!(self).needs(f, now, session);
-        needs.retain(|n| f.timers.get(&(n.object, n.sbn)).is_some_and(|t| *t <= now));
-        f.timers.retain(|_, t| *t > now);
-        f.nack_at = f.timers.values().min().copied();
+        needs.retain(|n| f.timers.get((n.object, n.sbn)).is_some_and(|t| t <= now));
+        f.timers.remove_due(now);
         let room = buf.len().min(crate::wire::DEFAULT_MAX_DATAGRAM);
         let mut nack = NackRepr {
             session: session.0,
@@ -1509,22 +1505,20 @@ impl Receiver {
             entries: Vec::new(),
         };
         let mut len = crate::wire::feedback::NACK_HEADER_LEN + crate::wire::CRC_LEN;
-        let mut more = false;
         for n in needs {
             let mut ranges = n.ranges;
             let mut need = n.need;
-            // Long range lists are cut to fit; the rest is asked for next time.
+            // Long range lists are cut to fit, and blocks that do not fit
+            // wait: their timers are gone, so the next PROBE draws new ones.
             let fixed = crate::wire::feedback::NACK_ENTRY_LEN;
             let per = crate::wire::feedback::NACK_RANGE_LEN;
             if len + fixed + ranges.len() * per > room {
                 let fit = room.saturating_sub(len + fixed) / per;
                 if fit == 0 || ranges.is_empty() {
-                    more = true;
                     break;
                 }
                 ranges.truncate(fit);
                 need = ranges.iter().map(|r| r.1).sum();
-                more = true;
             }
             len += fixed + ranges.len() * per;
             f.doubt.remove(&(n.object, n.sbn));
@@ -1540,13 +1534,8 @@ impl Receiver {
                 ranges,
             });
             if nack.entries.len() >= crate::wire::feedback::MAX_NACK_ENTRIES {
-                more = true;
                 break;
             }
-        }
-        if more {
-            // What did not fit is asked for on the next probe.
-            f.nack_at = f.timers.values().min().copied();
         }
         if nack.entries.is_empty() {
             return None;

@@ -4,6 +4,7 @@
 //! have expired. Deadlines that follow from a budget (pacing, repair) are not
 //! timers: they are computed from the token buckets when asked.
 
+use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
 /// The sender's timers.
@@ -59,6 +60,76 @@ impl TimerTable {
     }
 }
 
+/// A block: (object, SBN).
+type Block = (u32, u8);
+
+/// The receiver's per-block NACK deadlines: any number of them, each block at
+/// most once, the earliest at hand (no re-minimising over every block).
+#[derive(Debug, Default)]
+pub(crate) struct BlockTimers {
+    at: HashMap<Block, Instant>,
+    order: BTreeSet<(Instant, Block)>,
+}
+
+impl BlockTimers {
+    /// Arms `block`'s timer for `t`, replacing an earlier deadline.
+    pub(crate) fn insert(&mut self, block: Block, t: Instant) {
+        if let Some(old) = self.at.insert(block, t) {
+            self.order.remove(&(old, block));
+        }
+        self.order.insert((t, block));
+    }
+
+    /// Disarms `block`'s timer; whether it was armed.
+    pub(crate) fn remove(&mut self, block: Block) -> bool {
+        match self.at.remove(&block) {
+            Some(t) => {
+                self.order.remove(&(t, block));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether `block` has a timer.
+    pub(crate) fn contains(&self, block: Block) -> bool {
+        self.at.contains_key(&block)
+    }
+
+    /// `block`'s deadline.
+    pub(crate) fn get(&self, block: Block) -> Option<Instant> {
+        self.at.get(&block).copied()
+    }
+
+    /// The earliest deadline.
+    pub(crate) fn next(&self) -> Option<Instant> {
+        self.order.first().map(|(t, _)| *t)
+    }
+
+    /// Disarms every timer due at `now`.
+    pub(crate) fn remove_due(&mut self, now: Instant) {
+        while let Some(&(t, block)) = self.order.first() {
+            if t > now {
+                break;
+            }
+            self.order.pop_first();
+            self.at.remove(&block);
+        }
+    }
+
+    /// Moves every deadline by `f`.
+    pub(crate) fn map(&mut self, f: impl Fn(Instant) -> Instant) {
+        self.order = self
+            .at
+            .iter_mut()
+            .map(|(b, t)| {
+                *t = f(*t);
+                (*t, *b)
+            })
+            .collect();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +151,26 @@ mod tests {
         t.set_opt(Timer::Expiry, None);
         assert_eq!(t.get(Timer::Expiry), None);
         assert_eq!(t.next_timeout(), None);
+    }
+
+    #[test]
+    fn block_timers_keep_the_earliest_at_hand() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut t = BlockTimers::default();
+        t.insert((0, 1), ms(30));
+        t.insert((0, 2), ms(10));
+        t.insert((1, 0), ms(20));
+        assert_eq!(t.next(), Some(ms(10)));
+        // Re-arming replaces the old deadline.
+        t.insert((0, 2), ms(40));
+        assert_eq!((t.next(), t.get((0, 2))), (Some(ms(20)), Some(ms(40))));
+        assert!(t.remove((1, 0)) && !t.remove((1, 0)));
+        assert_eq!(t.next(), Some(ms(30)));
+        t.map(|d| t0 + (d - t0) / 2);
+        assert_eq!((t.next(), t.get((0, 2))), (Some(ms(15)), Some(ms(20))));
+        t.remove_due(ms(15));
+        assert!(!t.contains((0, 1)) && t.contains((0, 2)));
+        assert_eq!(t.next(), Some(ms(20)));
     }
 }
