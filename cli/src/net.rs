@@ -9,7 +9,7 @@ use clap::Args;
 use groupcast::io::NetConfig;
 use groupcast::io::files::{SinkConfig, TransferId, receive_into, send_path};
 use groupcast::{
-    Channel, FeedbackConfig, FlowPolicy, Mode, ReceiverConfig, Rounds, SenderConfig, SessionId,
+    Channel, FeedbackConfig, FlowPolicy, ReceiverConfig, Rounds, SenderConfig, SessionId,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -217,10 +217,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
         r => Some((parse_rate(r)? / 8).max(1)),
     };
     let mode = args.mode.core();
-    let overhead = args.overhead.unwrap_or(match mode {
-        Mode::Carousel => 0.25,
-        Mode::Nack | Mode::Hybrid => 0.0,
-    });
+    let overhead = args.overhead.unwrap_or(mode.default_repair_overhead());
     if !(0.0..=100.0).contains(&overhead) || !(0.0..=100.0).contains(&args.round_repair) {
         return Err("--overhead and --round-repair must lie between 0 and 100".into());
     }
@@ -238,15 +235,12 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
     }
     let floor = match &args.min_rate {
         Some(r) => Some((parse_rate(r)? / 8).max(1)),
-        None => rate.map(|r| (r / 16).max(1)),
+        None => rate.map(groupcast::Aimd::default_floor),
     };
     let aimd = match (rate, floor) {
-        (Some(r), Some(floor)) if args.congestion_loss > 0.0 => Some(groupcast::Aimd {
-            loss_threshold: args.congestion_loss,
-            decrease: 0.875,
-            increase: (r / 50).max(1),
-            floor: floor.min(r),
-        }),
+        (Some(r), Some(floor)) if args.congestion_loss > 0.0 => {
+            Some(groupcast::Aimd::for_rate(r, args.congestion_loss, floor))
+        }
         _ => None,
     };
     let deadline = match args.timeout {

@@ -985,3 +985,19 @@ mod congestion {
         assert!(rates.windows(2).skip(201).all(|w| w[1] >= w[0]));
     }
 }
+
+/// The protocol's defaults live in the core, where the CLI takes them from.
+#[test]
+fn mode_and_congestion_defaults_come_from_the_core() {
+    use groupcast::{Aimd, Mode};
+    assert_eq!(Mode::Carousel.default_repair_overhead(), 0.25);
+    assert_eq!(Mode::Hybrid.default_repair_overhead(), 0.0);
+    assert_eq!(Mode::Nack.default_repair_overhead(), 0.0);
+    let a = Aimd::for_rate(5_000_000, 0.05, Aimd::default_floor(5_000_000));
+    assert_eq!(
+        (a.decrease, a.increase, a.floor, a.loss_threshold),
+        (0.875, 100_000, 312_500, 0.05)
+    );
+    // A floor above the rate is the rate.
+    assert_eq!(Aimd::for_rate(1_000, 0.1, 9_000).floor, 1_000);
+}

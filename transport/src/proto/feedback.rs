@@ -30,6 +30,17 @@ impl Mode {
     pub fn has_feedback(self) -> bool {
         !matches!(self, Self::Carousel)
     }
+
+    /// The proactive repair share of the first round that suits the mode
+    /// (`groupcast send`'s default): a carousel has no back channel, so each
+    /// round carries a quarter of K in repair; nack and hybrid senders
+    /// repair what receivers report, so send none up front.
+    pub fn default_repair_overhead(self) -> f64 {
+        match self {
+            Self::Carousel => 0.25,
+            Self::Nack | Self::Hybrid => 0.0,
+        }
+    }
 }
 
 /// Which tracked receivers pace the sender (as in Aeron's flow control).
@@ -54,6 +65,25 @@ pub struct Aimd {
     pub increase: u64,
     /// The rate never falls below this (bytes per second).
     pub floor: u64,
+}
+
+impl Aimd {
+    /// Congestion control for a sender paced at `rate` bytes per second: a
+    /// cut by 1/8 on a report above `loss_threshold`, a step of rate / 50
+    /// back up, never below `floor` (at most `rate`).
+    pub fn for_rate(rate: u64, loss_threshold: f64, floor: u64) -> Self {
+        Self {
+            loss_threshold,
+            decrease: 0.875,
+            increase: (rate / 50).max(1),
+            floor: floor.min(rate),
+        }
+    }
+
+    /// The default floor for a sender paced at `rate`: a sixteenth of it.
+    pub fn default_floor(rate: u64) -> u64 {
+        (rate / 16).max(1)
+    }
 }
 
 /// Feedback settings of a sender in nack or hybrid mode.
