@@ -18,6 +18,7 @@ mod encoders;
 mod feedback;
 mod hash;
 mod pacing;
+mod rate;
 mod receiver;
 mod sender;
 mod timer;

@@ -10,6 +10,7 @@ use super::encoders::Encoders;
 pub use super::encoders::{BuiltEncoder, EncoderRequest};
 use super::feedback::{FeedbackConfig, FlowPolicy, Mode};
 use super::pacing::TokenBucket;
+use super::rate::RateControl;
 use super::timer::{Timer, TimerTable};
 use super::{ObjectId, SessionId};
 use crate::wire::{
@@ -373,8 +374,8 @@ pub struct Sender {
     stats: SenderStats,
     // Feedback modes.
     epoch: Option<Instant>,
-    grtt: Duration,
-    grtt_window_max: Duration,
+    /// GRTT, AIMD and the receivers' average loss.
+    rc: RateControl,
     first_pass_done: bool,
     receivers: HashMap<u64, Tracked>,
     /// PROBE, receiver expiry and linger deadlines.
@@ -389,10 +390,6 @@ pub struct Sender {
     build_tokens: TokenBucket,
     nack_tokens: TokenBucket,
     feedback_last: Option<Instant>,
-    rate: Option<u64>,
-    last_decrease: Option<Instant>,
-    /// The receivers' average reported loss (a running average of STATUS reports).
-    loss: f64,
     /// NACK rate buckets per source address.
     nack_sources: HashMap<std::net::IpAddr, SourceBucket>,
     /// Where ids not yet tracked were first heard from, in a NACK: the id
@@ -405,8 +402,6 @@ pub struct Sender {
     probe_times: VecDeque<u64>,
     /// The highest window edge at which a receiver was declared stalled.
     stall_floor: Option<u64>,
-    /// The GRTT as of the last PROBE: one echo may at most double it.
-    grtt_probe: Duration,
 }
 
 impl Sender {
@@ -504,8 +499,7 @@ impl Sender {
                 ..SenderStats::default()
             },
             epoch: None,
-            grtt,
-            grtt_window_max: Duration::ZERO,
+            rc: RateControl::new(fb, config.rate),
             first_pass_done: false,
             receivers: HashMap::new(),
             timers: TimerTable::default(),
@@ -519,15 +513,11 @@ impl Sender {
             build_tokens: TokenBucket::new(64.0 * 1024.0),
             nack_tokens: TokenBucket::new(nack_tokens),
             feedback_last: None,
-            rate: config.rate,
-            last_decrease: None,
-            loss: 0.0,
             nack_sources: HashMap::new(),
             nack_ids: HashMap::new(),
             nack_id_order: VecDeque::new(),
             probe_times: VecDeque::new(),
             stall_floor: None,
-            grtt_probe: grtt,
             config,
         })
     }
@@ -622,7 +612,7 @@ impl Sender {
 
     /// The current group round-trip time estimate.
     pub fn grtt(&self) -> Duration {
-        self.grtt
+        self.rc.grtt()
     }
 
     fn feedback(&self) -> bool {
@@ -715,7 +705,7 @@ impl Sender {
     }
 
     fn rate_now(&self) -> u64 {
-        self.rate.or(self.config.rate).unwrap_or(0)
+        self.rc.rate()
     }
 
     fn refill(&mut self, now: Instant) {
@@ -907,7 +897,7 @@ impl Sender {
     }
 
     fn handle_nack(&mut self, now: Instant, n: &wire::NackRepr) {
-        let agg = self.grtt.mul_f64(self.config.feedback.aggregation);
+        let agg = self.rc.grtt().mul_f64(self.config.feedback.aggregation);
         for e in &n.entries {
             let Some(o) = self.objects.get(e.object as usize) else {
                 self.stats.nack_entries_invalid += 1;
@@ -1072,30 +1062,13 @@ impl Sender {
                 self.stats.echoes_refused += 1;
             } else if let Some(since) = since {
                 let rtt = Duration::from_micros(since - st.hold_us as u64);
-                let fb = &self.config.feedback;
-                // One report may at most double the GRTT of the last PROBE.
-                let rtt = rtt.min(self.grtt_probe * 2).clamp(fb.min_grtt, fb.max_grtt);
-                self.grtt_window_max = self.grtt_window_max.max(rtt);
-                if rtt > self.grtt {
-                    self.grtt = rtt;
-                    self.stats.grtt_us = rtt.as_micros() as u64;
+                if self.rc.on_rtt_sample(rtt) {
+                    self.stats.grtt_us = self.rc.grtt().as_micros() as u64;
                 }
             }
         }
-        // The typical receiver's loss: an average over the reports of all.
-        // (The largest report of a big group is mostly noise, and would buy
-        // every block far more repair than its neediest receiver lacks.)
-        let reported = (st.loss_ppm as f64 / 1e6).min(0.5);
-        self.loss += (reported - self.loss) / 16.0;
-        if let Some(a) = self.config.feedback.aimd
-            && self.config.rate.is_some()
-            && st.loss_ppm as f64 > a.loss_threshold * 1e6
-            && self.last_decrease.is_none_or(|d| now >= d + self.grtt)
-        {
-            let r = (self.rate_now() as f64 * a.decrease) as u64;
-            self.rate = Some(r.max(a.floor).max(1));
-            self.stats.rate = self.rate_now();
-            self.last_decrease = Some(now);
+        if self.rc.on_loss_report(now, st.loss_ppm) {
+            self.stats.rate = self.rc.rate();
         }
     }
 
@@ -1147,7 +1120,7 @@ impl Sender {
                 // plus the repair's expected loss at the receivers' average
                 // loss rate p (need × p / (1 − p), rounded). It saves most
                 // second rounds.
-                let p_loss = self.loss.min(0.9);
+                let p_loss = self.rc.loss().min(0.9);
                 // Blocks under 50 symbols get no fixed margin and the expected
                 // loss rounded, not rounded up: to a block of 7, one spare
                 // symbol is 14% more. Larger blocks get at most one spare
@@ -1310,27 +1283,16 @@ impl Sender {
 
     fn emit_probe(&mut self, now: Instant, buf: &mut [u8]) -> usize {
         let fb = &self.config.feedback;
-        // GRTT decays slowly towards the largest RTT measured since the last probe.
-        let decayed = self.grtt.mul_f64(0.98).max(self.grtt_window_max);
-        self.grtt = decayed.clamp(fb.min_grtt, fb.max_grtt);
-        self.grtt_window_max = Duration::ZERO;
-        self.grtt_probe = self.grtt;
-        self.stats.grtt_us = self.grtt.as_micros() as u64;
-        if let Some(a) = fb.aimd
-            && let Some(max) = self.config.rate
-            && self.last_decrease.is_none_or(|d| now >= d + self.grtt)
-        {
-            let step = a.increase as f64 * fb.probe_interval.as_secs_f64()
-                / self.grtt.as_secs_f64().max(1e-6);
-            self.rate = Some((self.rate_now() as f64 + step).min(max as f64) as u64);
-            self.stats.rate = self.rate_now();
+        if self.rc.on_probe(now) {
+            self.stats.rate = self.rc.rate();
         }
+        self.stats.grtt_us = self.rc.grtt().as_micros() as u64;
         self.timers.set(Timer::Probe, now + fb.probe_interval);
         let probe = wire::ProbeRepr {
             session: self.config.session.0,
             timestamp_us: self.micros(now),
             sent: self.stats.source_symbols_sent + self.stats.repair_symbols_sent,
-            grtt_us: self.grtt.as_micros().min(u32::MAX as u128) as u32,
+            grtt_us: self.rc.grtt().as_micros().min(u32::MAX as u128) as u32,
             objects: self.objects.len() as u32,
             progress: self.progress(),
             mode: if self.config.mode == Mode::Nack {
@@ -1447,7 +1409,7 @@ impl Sender {
                     *left -= 1;
                     if *left == 0 {
                         self.queued.remove(&key);
-                        self.quiet.insert(key, now + self.grtt);
+                        self.quiet.insert(key, now + self.rc.grtt());
                     }
                 }
                 return Some(len);

@@ -1,0 +1,167 @@
+//! `RateControl`: what the sender knows of round trips and how fast it may
+//! send. The group round-trip time (GRTT) from receivers' echoes, the AIMD
+//! rate from their loss reports, and the average loss they report. It holds
+//! no budget (that is `pacing.rs`) and knows nothing of packets.
+
+use std::time::{Duration, Instant};
+
+use super::feedback::{Aimd, FeedbackConfig};
+
+#[derive(Debug, Clone)]
+pub(crate) struct RateControl {
+    grtt: Duration,
+    /// The largest sample since the last PROBE.
+    window_max: Duration,
+    /// The GRTT as of the last PROBE: one sample may at most double it.
+    at_probe: Duration,
+    min_grtt: Duration,
+    max_grtt: Duration,
+    probe_interval: Duration,
+    aimd: Option<Aimd>,
+    /// The configured rate (bytes per second), if paced.
+    configured: Option<u64>,
+    /// The rate AIMD has set, if it has.
+    rate: Option<u64>,
+    last_decrease: Option<Instant>,
+    /// The receivers' average reported loss (a running average of reports).
+    loss: f64,
+}
+
+impl RateControl {
+    pub(crate) fn new(fb: &FeedbackConfig, rate: Option<u64>) -> Self {
+        let grtt = fb.initial_grtt.clamp(fb.min_grtt, fb.max_grtt);
+        Self {
+            grtt,
+            window_max: Duration::ZERO,
+            at_probe: grtt,
+            min_grtt: fb.min_grtt,
+            max_grtt: fb.max_grtt,
+            probe_interval: fb.probe_interval,
+            aimd: fb.aimd,
+            configured: rate,
+            rate,
+            last_decrease: None,
+            loss: 0.0,
+        }
+    }
+
+    /// The group round-trip time.
+    pub(crate) fn grtt(&self) -> Duration {
+        self.grtt
+    }
+
+    /// The rate in force, bytes per second (0 when unpaced).
+    pub(crate) fn rate(&self) -> u64 {
+        self.rate.or(self.configured).unwrap_or(0)
+    }
+
+    /// The receivers' average reported loss, 0..=0.5.
+    pub(crate) fn loss(&self) -> f64 {
+        self.loss
+    }
+
+    /// A round-trip sample from a STATUS echo. It may at most double the GRTT
+    /// of the last PROBE; the GRTT rises to it at once. Whether it rose.
+    pub(crate) fn on_rtt_sample(&mut self, rtt: Duration) -> bool {
+        let rtt = rtt
+            .min(self.at_probe * 2)
+            .clamp(self.min_grtt, self.max_grtt);
+        self.window_max = self.window_max.max(rtt);
+        if rtt > self.grtt {
+            self.grtt = rtt;
+            return true;
+        }
+        false
+    }
+
+    /// A STATUS's loss report: into the average and, above the AIMD
+    /// threshold, a cut of the rate (at most once per GRTT). Whether the rate
+    /// was cut.
+    pub(crate) fn on_loss_report(&mut self, now: Instant, loss_ppm: u32) -> bool {
+        // The typical receiver's loss: an average over the reports of all.
+        // (The largest report of a big group is mostly noise, and would buy
+        // every block far more repair than its neediest receiver lacks.)
+        let reported = (loss_ppm as f64 / 1e6).min(0.5);
+        self.loss += (reported - self.loss) / 16.0;
+        if let Some(a) = self.aimd
+            && self.configured.is_some()
+            && loss_ppm as f64 > a.loss_threshold * 1e6
+            && self.may_change(now)
+        {
+            let r = (self.rate() as f64 * a.decrease) as u64;
+            self.rate = Some(r.max(a.floor).max(1));
+            self.last_decrease = Some(now);
+            return true;
+        }
+        false
+    }
+
+    /// A PROBE goes out: the GRTT decays slowly towards the largest sample
+    /// since the last one, and AIMD adds a step. Whether the rate changed.
+    pub(crate) fn on_probe(&mut self, now: Instant) -> bool {
+        let decayed = self.grtt.mul_f64(0.98).max(self.window_max);
+        self.grtt = decayed.clamp(self.min_grtt, self.max_grtt);
+        self.window_max = Duration::ZERO;
+        self.at_probe = self.grtt;
+        if let Some(a) = self.aimd
+            && let Some(max) = self.configured
+            && self.may_change(now)
+        {
+            let step = a.increase as f64 * self.probe_interval.as_secs_f64()
+                / self.grtt.as_secs_f64().max(1e-6);
+            self.rate = Some((self.rate() as f64 + step).min(max as f64) as u64);
+            return true;
+        }
+        false
+    }
+
+    /// At most one cut per GRTT, and no step up within a GRTT of one.
+    fn may_change(&self, now: Instant) -> bool {
+        self.last_decrease.is_none_or(|d| now >= d + self.grtt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn control(aimd: Option<Aimd>) -> RateControl {
+        let fb = FeedbackConfig {
+            aimd,
+            ..FeedbackConfig::default()
+        };
+        RateControl::new(&fb, Some(1_000_000))
+    }
+
+    #[test]
+    fn a_sample_rises_at_once_but_at_most_twofold_and_decays_after() {
+        let mut rc = control(None);
+        let start = rc.grtt();
+        assert!(rc.on_rtt_sample(start * 10));
+        assert_eq!(rc.grtt(), start * 2, "at most twice the last PROBE's");
+        assert!(!rc.on_rtt_sample(start), "a smaller one does not lower it");
+        rc.on_probe(Instant::now());
+        assert_eq!(rc.grtt(), start * 2, "the window's largest sample holds");
+        rc.on_probe(Instant::now());
+        assert!(rc.grtt() < start * 2, "then it decays");
+    }
+
+    #[test]
+    fn loss_above_the_threshold_cuts_once_per_grtt_and_probes_step_back() {
+        let mut rc = control(Some(Aimd::for_rate(1_000_000, 0.05, 100_000)));
+        let t0 = Instant::now();
+        assert!(!rc.on_loss_report(t0, 10_000), "1% is below 5%");
+        assert!(rc.on_loss_report(t0, 100_000));
+        assert_eq!(rc.rate(), 875_000);
+        assert!(!rc.on_loss_report(t0, 100_000), "once per GRTT");
+        assert!(!rc.on_probe(t0), "no step up within a GRTT of a cut");
+        let later = t0 + rc.grtt() * 2;
+        assert!(rc.on_probe(later));
+        assert!(rc.rate() > 875_000 && rc.rate() <= 1_000_000);
+        for _ in 0..10_000 {
+            rc.on_probe(later);
+        }
+        assert_eq!(rc.rate(), 1_000_000, "never above the configured rate");
+        assert!(rc.loss() > 0.0);
+    }
+}
