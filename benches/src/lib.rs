@@ -7,12 +7,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// A reproducible pseudo-random object.
-pub fn object(len: usize, seed: u64) -> Vec<u8> {
-    let mut v = vec![0u8; len];
-    ChaCha8Rng::seed_from_u64(seed).fill(&mut v[..]);
-    v
-}
+/// A reproducible pseudo-random object: the workspace's one generator.
+pub use groupcast_fec::pseudo_random_bytes as object;
 
 /// Repair symbols per block a sender would add at loss `p` so that about K+2 arrive.
 pub fn repair_for_loss(k: u32, p: f64) -> u32 {

@@ -455,10 +455,7 @@ impl Drop for Lab {
 }
 
 fn random_file(path: &Path, len: usize, seed: u64) {
-    use rand::{Rng, SeedableRng};
-    let mut data = vec![0u8; len];
-    rand_chacha::ChaCha8Rng::seed_from_u64(seed).fill(&mut data[..]);
-    std::fs::write(path, data).unwrap();
+    std::fs::write(path, groupcast_fec::pseudo_random_bytes(len, seed)).unwrap();
 }
 
 /// Asserts that `out` holds exactly the files under `src` (or the file `src`), byte for byte.

@@ -51,7 +51,7 @@ mod raptorq_codec;
 pub use codec::{
     BlockDecoder, BlockEncoder, Codec, FecError, FecId, Push, codec_for, copy_source_symbol,
 };
-pub use model::{CodecSet, Model, model_failure_probability, splitmix64};
+pub use model::{CodecSet, Model, model_failure_probability, pseudo_random_bytes, splitmix64};
 pub use nocode::NoCode;
 pub use oti::{
     BlockInfo, MAX_ESI, MAX_SOURCE_BLOCKS, MAX_SOURCE_SYMBOLS_PER_BLOCK, MAX_TRANSFER_LENGTH,

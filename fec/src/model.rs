@@ -272,3 +272,17 @@ pub fn splitmix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
 }
+
+/// `len` reproducible pseudo-random bytes for `seed` (a splitmix64 stream):
+/// the one object generator of the workspace's tests, benches and fuzz
+/// targets.
+pub fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 8);
+    let mut z = seed;
+    while out.len() < len {
+        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        out.extend_from_slice(&splitmix64(z).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}

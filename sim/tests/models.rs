@@ -7,13 +7,9 @@ use std::time::Duration;
 use groupcast::{CodecSet, Mode, Rounds, SenderConfig};
 use groupcast_sim::analytic::{arq, ideal_fec};
 use groupcast_sim::{Burst, LinkConfig, Membership, SimConfig, SimReport, Simulation};
-use rand::{Rng, SeedableRng};
 
-fn object(len: usize, seed: u64) -> Vec<u8> {
-    let mut v = vec![0u8; len];
-    rand_chacha::ChaCha8Rng::seed_from_u64(seed).fill(&mut v[..]);
-    v
-}
+/// A reproducible pseudo-random object: the workspace's one generator.
+use groupcast_fec::pseudo_random_bytes as object;
 
 const T: usize = 64;
 

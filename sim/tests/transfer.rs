@@ -4,13 +4,9 @@ use std::time::Duration;
 
 use groupcast::{ReceiverConfig, Rounds, SenderConfig};
 use groupcast_sim::{LinkConfig, SimConfig, Simulation, carousel_overhead};
-use rand::{Rng, SeedableRng};
 
-fn object(len: usize, seed: u64) -> Vec<u8> {
-    let mut v = vec![0u8; len];
-    rand_chacha::ChaCha8Rng::seed_from_u64(seed).fill(&mut v[..]);
-    v
-}
+/// A reproducible pseudo-random object: the workspace's one generator.
+use groupcast_fec::pseudo_random_bytes as object;
 
 /// Acceptance: 64 MiB to 10 receivers through 20% loss, 10% reordering and 2%
 /// duplication, byte-identical, with buffered memory bounded well below the

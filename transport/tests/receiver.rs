@@ -9,14 +9,9 @@ use groupcast::{
 };
 use groupcast_fec::{FecId, Oti};
 use proptest::prelude::*;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 
-fn object(len: usize, seed: u64) -> Vec<u8> {
-    let mut v = vec![0u8; len];
-    ChaCha8Rng::seed_from_u64(seed).fill(&mut v[..]);
-    v
-}
+/// A reproducible pseudo-random object: the workspace's one generator.
+use groupcast_fec::pseudo_random_bytes as object;
 
 /// Every datagram a sender emits for `objects`, over `rounds` rounds.
 fn transfer(session: u64, objects: &[(&[u8], &str)], rounds: u32) -> Vec<Vec<u8>> {
