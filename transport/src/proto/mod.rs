@@ -20,6 +20,7 @@ mod hash;
 mod pacing;
 mod rate;
 mod receiver;
+mod repair;
 mod sender;
 mod timer;
 

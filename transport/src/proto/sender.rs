@@ -11,6 +11,7 @@ pub use super::encoders::{BuiltEncoder, EncoderRequest};
 use super::feedback::{FeedbackConfig, FlowPolicy, Mode};
 use super::pacing::TokenBucket;
 use super::rate::RateControl;
+use super::repair::RepairScheduler;
 use super::timer::{Timer, TimerTable};
 use super::{ObjectId, SessionId};
 use crate::wire::{
@@ -260,8 +261,6 @@ struct Object {
     oti: Oti,
     hash: [u8; 32],
     name: String,
-    /// Next fresh ESI per block.
-    next_esi: Vec<u32>,
 }
 
 struct Window {
@@ -283,42 +282,6 @@ struct Tracked {
     source: Option<std::net::IpAddr>,
 }
 
-/// NACKs for one block, gathered until `deadline`.
-struct Pending {
-    need: u32,
-    /// Nack mode: the ESIs asked for, one bit each (the union of the ranges,
-    /// in time linear in the words touched, whatever the ranges are).
-    esis: Vec<u64>,
-}
-
-impl Pending {
-    fn insert_range(&mut self, first: u32, count: u32) {
-        let (mut at, end) = (first as usize, first as usize + count as usize);
-        if self.esis.len() * 64 < end {
-            self.esis.resize(end.div_ceil(64), 0);
-        }
-        while at < end {
-            let (w, b) = (at / 64, at % 64);
-            let n = (64 - b).min(end - at);
-            let mask = if n == 64 {
-                u64::MAX
-            } else {
-                ((1u64 << n) - 1) << b
-            };
-            self.esis[w] |= mask;
-            at += n;
-        }
-    }
-
-    fn iter(&self) -> impl Iterator<Item = u32> + '_ {
-        self.esis.iter().enumerate().flat_map(|(w, &bits)| {
-            (0..64)
-                .filter(move |b| bits & (1 << b) != 0)
-                .map(move |b| (w * 64 + b) as u32)
-        })
-    }
-}
-
 /// A token bucket for one NACK source.
 struct SourceBucket {
     bucket: TokenBucket,
@@ -330,8 +293,6 @@ const MAX_NACK_SOURCES: usize = 4096;
 
 /// PROBE timestamps remembered, so that a STATUS echo must name a recent one.
 const PROBE_HISTORY: usize = 64;
-
-type BlockKey = (u32, u8);
 
 /// The sans-IO sender.
 ///
@@ -380,11 +341,8 @@ pub struct Sender {
     receivers: HashMap<u64, Tracked>,
     /// PROBE, receiver expiry and linger deadlines.
     timers: TimerTable,
-    pending: HashMap<BlockKey, Pending>,
-    pending_order: VecDeque<(Instant, BlockKey)>,
-    repair_queue: VecDeque<(u32, u8, u32)>,
-    queued: HashMap<BlockKey, u32>,
-    quiet: HashMap<BlockKey, Instant>,
+    /// NACKs gathered, repair queued, blocks quiet after their repair.
+    repair: RepairScheduler,
     info_queue: VecDeque<u32>,
     repair_tokens: TokenBucket,
     build_tokens: TokenBucket,
@@ -503,11 +461,11 @@ impl Sender {
             first_pass_done: false,
             receivers: HashMap::new(),
             timers: TimerTable::default(),
-            pending: HashMap::new(),
-            pending_order: VecDeque::new(),
-            repair_queue: VecDeque::new(),
-            queued: HashMap::new(),
-            quiet: HashMap::new(),
+            repair: RepairScheduler::new(
+                config.mode == Mode::Nack,
+                codec_for(config.fec).esi_limit(0),
+                fb.repair_margin,
+            ),
             info_queue: VecDeque::new(),
             repair_tokens: TokenBucket::new(64.0 * 1024.0),
             build_tokens: TokenBucket::new(64.0 * 1024.0),
@@ -568,7 +526,6 @@ impl Sender {
             self.config.block_symbols,
             SYMBOL_ALIGNMENT,
         )?;
-        let next_esi = oti.blocks().map(|b| b.source_symbols).collect();
         let start = self.prefix.last().copied().unwrap_or(0)
             + self
                 .objects
@@ -581,7 +538,6 @@ impl Sender {
             data,
             oti,
             name: name.to_owned(),
-            next_esi,
         });
         self.finished = false;
         if self.first_pass_done {
@@ -653,7 +609,7 @@ impl Sender {
         if self.has_data_ready() {
             at(pacing.or(self.last));
         }
-        if let Some(&(o, sbn, esi)) = self.repair_queue.front() {
+        if let Some((o, sbn, esi)) = self.repair.front() {
             // Wait for the repair budget (and the build budget, if this symbol
             // needs an encoder built), or for pacing.
             let rate = self.repair_rate();
@@ -680,7 +636,7 @@ impl Sender {
                 .max(pacing));
         }
         at(self.timers.next_timeout());
-        at(self.pending_order.front().map(|(d, _)| *d));
+        at(self.repair.next_deadline());
         t
     }
 
@@ -931,14 +887,11 @@ impl Sender {
             // forged (or follows a forged PROBE), and its answer would come
             // anyway.
             let ahead = !self.first_pass_done && key >= self.progress();
-            if ahead
-                || self.queued.contains_key(&key)
-                || self.quiet.get(&key).is_some_and(|&q| q > now)
-            {
+            if ahead || self.repair.answered(key, now) {
                 self.stats.nack_entries_ignored += 1;
                 continue;
             }
-            if !self.pending.contains_key(&key)
+            if !self.repair.gathering(key)
                 && !nack_mode
                 && self.config.encoder_threads > 0
                 && !self.encoders.has(key)
@@ -949,19 +902,7 @@ impl Sender {
                 self.encoders.prepare(key, &o.oti, &block, &o.data);
                 self.charge_build(e.object, e.sbn);
             }
-            let p = self.pending.entry(key).or_insert_with(|| {
-                self.pending_order.push_back((now + agg, key));
-                Pending {
-                    need: 0,
-                    esis: Vec::new(),
-                }
-            });
-            p.need = p.need.max(e.need.min(k));
-            if nack_mode {
-                for &(f, c) in &e.ranges {
-                    p.insert_range(f, c);
-                }
-            }
+            self.repair.request(key, k, now + agg, e.need, &e.ranges);
         }
         // Only a receiver that counts and still lacks something restarts the
         // linger: a forged NACK, under any id, cannot hold the sender.
@@ -1097,54 +1038,7 @@ impl Sender {
     /// Periodic feedback work: matured NACKs, receiver timeouts, AIMD increase,
     /// and the finish condition.
     fn tick(&mut self, now: Instant) {
-        while let Some(&(deadline, key)) = self.pending_order.front() {
-            if deadline > now {
-                break;
-            }
-            self.pending_order.pop_front();
-            let Some(p) = self.pending.remove(&key) else {
-                continue;
-            };
-            let (object, sbn) = key;
-            let o = &mut self.objects[object as usize];
-            let mut n = 0;
-            if self.config.mode == Mode::Nack {
-                for esi in p.iter() {
-                    self.repair_queue.push_back((object, sbn, esi));
-                    n += 1;
-                }
-            } else {
-                let limit = codec_for(self.config.fec).esi_limit(0);
-                let k = o.oti.block(sbn as u32).map_or(0, |b| b.source_symbols);
-                // A margin for the repair's own loss: `repair_margin` symbols,
-                // plus the repair's expected loss at the receivers' average
-                // loss rate p (need × p / (1 − p), rounded). It saves most
-                // second rounds.
-                let p_loss = self.rc.loss().min(0.9);
-                // Blocks under 50 symbols get no fixed margin and the expected
-                // loss rounded, not rounded up: to a block of 7, one spare
-                // symbol is 14% more. Larger blocks get at most one spare
-                // symbol per whole 50.
-                let expected_loss = p.need as f64 * p_loss / (1.0 - p_loss);
-                let margin = if k < 50 {
-                    expected_loss.round() as u32
-                } else {
-                    self.config.feedback.repair_margin.min(k / 50) + expected_loss.ceil() as u32
-                };
-                for _ in 0..p.need + margin {
-                    let next = &mut o.next_esi[sbn as usize];
-                    self.repair_queue.push_back((object, sbn, *next));
-                    n += 1;
-                    *next += 1;
-                    if *next >= limit {
-                        *next = k;
-                    }
-                }
-            }
-            if n > 0 {
-                self.queued.insert(key, n);
-            }
-        }
+        self.repair.release(now, self.rc.loss());
         if self.timers.is_expired(Timer::Expiry, now) {
             let timeout = self.config.feedback.receiver_timeout;
             self.timers.set(Timer::Expiry, now + timeout / 4);
@@ -1170,7 +1064,7 @@ impl Sender {
                 self.events.push_back(SenderEvent::ReceiverTimedOut { id });
             }
             self.stats.receivers_tracked = self.receivers.len() as u64;
-            self.quiet.retain(|_, q| *q > now);
+            self.repair.expire_quiet(now);
             let stall = self.config.feedback.stall_timeout;
             // Stalled means left behind: the sender has sent past its edge (a
             // receiver waiting at the sender's own progress is not stalled).
@@ -1389,7 +1283,7 @@ impl Sender {
                 self.repair_tokens.spend(len as f64);
                 return Some(len);
             }
-            if let Some(&(o, sbn, esi)) = self.repair_queue.front()
+            if let Some((o, sbn, esi)) = self.repair.front()
                 && self.repair_tokens.has_any()
                 && (self.build_tokens.has_any() || !self.needs_build(o, sbn, esi))
             {
@@ -1397,21 +1291,13 @@ impl Sender {
                     self.info_pending = false;
                     return Some(self.emit_info(o as usize, buf));
                 }
-                self.repair_queue.pop_front();
                 if self.needs_build(o, sbn, esi) {
                     self.charge_build(o, sbn);
                 }
                 let len = self.emit_data(o as usize, sbn, esi, true, buf);
                 self.since_info += 1;
                 self.repair_tokens.spend(len as f64);
-                let key = (o, sbn);
-                if let Some(left) = self.queued.get_mut(&key) {
-                    *left -= 1;
-                    if *left == 0 {
-                        self.queued.remove(&key);
-                        self.quiet.insert(key, now + self.rc.grtt());
-                    }
-                }
+                self.repair.sent_front(now, self.rc.grtt());
                 return Some(len);
             }
             if self.first_pass_done {
@@ -1538,7 +1424,6 @@ impl Sender {
             }
         }
         if fec == FecId::RaptorQ {
-            let limit = codec_for(fec).esi_limit(0);
             let lead = self.object == 0 && self.config.lead_protection;
             let counts: Vec<u32> = blocks
                 .iter()
@@ -1551,12 +1436,8 @@ impl Sender {
             for i in 0..max_n {
                 for (b, &n) in blocks.iter().zip(&counts) {
                     if i < n {
-                        let next = &mut o.next_esi[b.sbn as usize];
-                        plan.push_back((b.sbn, *next));
-                        *next += 1;
-                        if *next >= limit {
-                            *next = b.source_symbols;
-                        }
+                        let esi = self.repair.fresh_esi((o.id.0, b.sbn), b.source_symbols);
+                        plan.push_back((b.sbn, esi));
                     }
                 }
             }
