@@ -21,6 +21,7 @@ mod pacing;
 mod rate;
 mod receiver;
 mod repair;
+mod schedule;
 mod sender;
 mod timer;
 

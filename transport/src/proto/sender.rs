@@ -12,6 +12,7 @@ use super::feedback::{FeedbackConfig, FlowPolicy, Mode};
 use super::pacing::TokenBucket;
 use super::rate::RateControl;
 use super::repair::RepairScheduler;
+use super::schedule::{InfoSchedule, Lead, LeadRepeat};
 use super::timer::{Timer, TimerTable};
 use super::{ObjectId, SessionId};
 use crate::wire::{
@@ -317,16 +318,11 @@ pub struct Sender {
     next_first: u32,
     window: Option<Window>,
     encoders: Encoders,
-    info_pending: bool,
-    info_object: Option<usize>,
-    since_info: u32,
-    /// DATA packets of other objects since the first object was last repeated
+    /// When the object being sent repeats its OBJECT_INFO.
+    info: InfoSchedule,
+    /// The first object's repeats amid later ones
     /// ([`SenderConfig::lead_protection`]).
-    since_lead: u32,
-    /// Whether the next repeat of the first object is its OBJECT_INFO (else a
-    /// source symbol, at `lead_cursor`).
-    lead_info_next: bool,
-    lead_cursor: u64,
+    lead: LeadRepeat,
     finished: bool,
     /// Pacing: bytes the sender may send now.
     pacing: TokenBucket,
@@ -441,12 +437,8 @@ impl Sender {
             object: 0,
             next_first: 0,
             window: None,
-            info_pending: true,
-            info_object: None,
-            since_info: 0,
-            since_lead: 0,
-            lead_info_next: true,
-            lead_cursor: 0,
+            info: InfoSchedule::new(),
+            lead: LeadRepeat::new(),
             finished: false,
             pacing: TokenBucket::new(tokens),
             last: None,
@@ -545,7 +537,7 @@ impl Sender {
             self.first_pass_done = false;
             self.object = self.objects.len() - 1;
             self.next_first = 0;
-            self.info_pending = true;
+            self.info.open();
         }
         Ok(ObjectId(id))
     }
@@ -1215,36 +1207,29 @@ impl Sender {
     /// schedule of the object being sent as it was.
     fn emit_lead(&mut self, buf: &mut [u8]) -> usize {
         let oti = self.objects[0].oti;
-        let total = oti.total_source_symbols();
-        // An empty first object has no symbol: each repeat is its OBJECT_INFO.
-        if total == 0 || std::mem::replace(&mut self.lead_info_next, false) {
-            if total == 0 {
-                self.since_lead = 0;
+        match self.lead.next(oti.total_source_symbols()) {
+            Lead::Info => {
+                let info = self.info;
+                let len = self.emit_info(0, buf);
+                self.info = info;
+                len
             }
-            let (pending, object, since) = (self.info_pending, self.info_object, self.since_info);
-            let len = self.emit_info(0, buf);
-            (self.info_pending, self.info_object, self.since_info) = (pending, object, since);
-            return len;
+            Lead::Symbol(at) => {
+                // The `at`-th source symbol of the object, block by block.
+                let (mut sbn, mut esi) = (0u32, at);
+                while let Some(b) = oti.block(sbn)
+                    && esi >= b.source_symbols as u64
+                {
+                    esi -= b.source_symbols as u64;
+                    sbn += 1;
+                }
+                self.emit_data(0, sbn as u8, esi as u32, true, buf)
+            }
         }
-        self.lead_info_next = true;
-        self.since_lead = 0;
-        let at = self.lead_cursor % total;
-        self.lead_cursor += 1;
-        // The `at`-th source symbol of the object, block by block.
-        let (mut sbn, mut esi) = (0u32, at);
-        while let Some(b) = oti.block(sbn)
-            && esi >= b.source_symbols as u64
-        {
-            esi -= b.source_symbols as u64;
-            sbn += 1;
-        }
-        self.emit_data(0, sbn as u8, esi as u32, true, buf)
     }
 
     fn emit_info(&mut self, object: usize, buf: &mut [u8]) -> usize {
-        self.info_pending = false;
-        self.info_object = Some(object);
-        self.since_info = 0;
+        self.info.sent_info(object);
         let o = &self.objects[object];
         let info = InfoRepr {
             session: self.config.session.0,
@@ -1265,7 +1250,7 @@ impl Sender {
         } else {
             self.config.info_interval
         };
-        self.info_pending || self.info_object != Some(object) || self.since_info >= interval
+        self.info.due(object, interval)
     }
 
     fn next_packet(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
@@ -1288,14 +1273,13 @@ impl Sender {
                 && (self.build_tokens.has_any() || !self.needs_build(o, sbn, esi))
             {
                 if self.wants_info(o as usize) {
-                    self.info_pending = false;
                     return Some(self.emit_info(o as usize, buf));
                 }
                 if self.needs_build(o, sbn, esi) {
                     self.charge_build(o, sbn);
                 }
                 let len = self.emit_data(o as usize, sbn, esi, true, buf);
-                self.since_info += 1;
+                self.info.sent_data();
                 self.repair_tokens.spend(len as f64);
                 self.repair.sent_front(now, self.rc.grtt());
                 return Some(len);
@@ -1307,7 +1291,7 @@ impl Sender {
         // Bounded: each pass either emits or advances the cursor, and a round
         // over objects that all have data emits something.
         loop {
-            if self.info_pending {
+            if self.info.opening() {
                 // Each object opens with its OBJECT_INFO, even one with no data.
                 return Some(self.emit_info(self.object, buf));
             }
@@ -1325,19 +1309,19 @@ impl Sender {
                 }
                 if self.config.lead_protection
                     && self.object != 0
-                    && self.since_lead >= LEAD_REPEAT_INTERVAL
+                    && self.lead.due(LEAD_REPEAT_INTERVAL)
                 {
                     return Some(self.emit_lead(buf));
                 }
                 if self.object != 0 {
-                    self.since_lead += 1;
+                    self.lead.sent_other();
                 }
                 if let Some(w) = self.window.as_mut() {
                     w.plan.pop_front();
                 }
                 let replay = self.round > 0;
                 let len = self.emit_data(self.object, sbn, esi, replay, buf);
-                self.since_info += 1;
+                self.info.sent_data();
                 return Some(len);
             }
             if !self.advance() {
@@ -1358,12 +1342,12 @@ impl Sender {
         }
         self.next_first = 0;
         self.object += 1;
-        self.info_pending = true;
+        self.info.open();
         if self.object == self.objects.len() {
             if self.feedback() {
                 self.object -= 1;
                 self.first_pass_done = true;
-                self.info_pending = false;
+                self.info.close();
                 self.stats.rounds_completed = 1;
                 // Tell receivers at once that the pass is over.
                 self.timers.set_opt(Timer::Probe, self.last);
