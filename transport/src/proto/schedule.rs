@@ -1,8 +1,66 @@
-//! When the sender repeats what receivers must not miss: an object's
-//! OBJECT_INFO among its DATA (`InfoSchedule`), and, with lead protection,
-//! the first object (the manifest) amid later ones (`LeadRepeat`). Neither
-//! knows packets or objects' contents: the sender asks them what is due and
-//! tells them what went out.
+//! Where the sender is and what it repeats: the carousel `Cursor` (round,
+//! object, window of blocks), an object's OBJECT_INFO among its DATA
+//! (`InfoSchedule`), and, with lead protection, the first object (the
+//! manifest) amid later ones (`LeadRepeat`). None knows packets or objects'
+//! contents: the sender asks them what is due and tells them what went out.
+
+/// The carousel's position: round, object, and the first block of the next
+/// window of `interleave` blocks.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Cursor {
+    pub(crate) round: u32,
+    pub(crate) object: usize,
+    pub(crate) next_first: u32,
+}
+
+/// Where [`Cursor::step`] went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// To the next window of the same object.
+    Window,
+    /// To the next object.
+    Object,
+    /// Past the last object: the round is over.
+    End,
+}
+
+impl Cursor {
+    /// Moves on from the window that started at block `first` of the
+    /// current object (of `blocks` blocks), with `objects` objects in all.
+    /// Past the last object the cursor points one beyond it; the caller
+    /// then stays ([`Cursor::stay_at_last`]) or goes round ([`Cursor::next_round`]).
+    pub(crate) fn step(
+        &mut self,
+        first: u32,
+        blocks: u32,
+        interleave: u32,
+        objects: usize,
+    ) -> Step {
+        let next = first + interleave;
+        if next < blocks {
+            self.next_first = next;
+            return Step::Window;
+        }
+        self.next_first = 0;
+        self.object += 1;
+        if self.object == objects {
+            Step::End
+        } else {
+            Step::Object
+        }
+    }
+
+    /// After [`Step::End`]: stay on the last object (a first pass is over).
+    pub(crate) fn stay_at_last(&mut self) {
+        self.object -= 1;
+    }
+
+    /// After [`Step::End`]: the next round, from the first object.
+    pub(crate) fn next_round(&mut self) {
+        self.object = 0;
+        self.round += 1;
+    }
+}
 
 /// The OBJECT_INFO schedule of the object being sent.
 #[derive(Debug, Clone, Copy)]
@@ -119,6 +177,24 @@ impl LeadRepeat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cursor_goes_window_by_window_then_object_by_object() {
+        let mut c = Cursor::default();
+        // Two objects: of 5 blocks (windows of 2: 0, 2, 4) and of 1 block.
+        assert_eq!(c.step(0, 5, 2, 2), Step::Window);
+        assert_eq!(c.next_first, 2);
+        assert_eq!(c.step(2, 5, 2, 2), Step::Window);
+        assert_eq!(c.step(4, 5, 2, 2), Step::Object);
+        assert_eq!((c.object, c.next_first), (1, 0));
+        assert_eq!(c.step(0, 1, 2, 2), Step::End);
+        c.next_round();
+        assert_eq!((c.round, c.object), (1, 0));
+        assert_eq!(c.step(4, 5, 2, 2), Step::Object);
+        assert_eq!(c.step(0, 1, 2, 2), Step::End);
+        c.stay_at_last();
+        assert_eq!((c.round, c.object), (1, 1));
+    }
 
     #[test]
     fn info_opens_each_object_and_repeats_every_interval() {

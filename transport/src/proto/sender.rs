@@ -12,7 +12,7 @@ use super::feedback::{FeedbackConfig, FlowPolicy, Mode};
 use super::pacing::TokenBucket;
 use super::rate::RateControl;
 use super::repair::RepairScheduler;
-use super::schedule::{InfoSchedule, Lead, LeadRepeat};
+use super::schedule::{Cursor, InfoSchedule, Lead, LeadRepeat, Step};
 use super::timer::{Timer, TimerTable};
 use super::{ObjectId, SessionId};
 use crate::wire::{
@@ -313,9 +313,8 @@ pub struct Sender {
     objects: Vec<Object>,
     /// Global sequence number of each object's block 0.
     prefix: Vec<u64>,
-    round: u32,
-    object: usize,
-    next_first: u32,
+    /// Where the carousel (or first pass) is.
+    cursor: Cursor,
     window: Option<Window>,
     encoders: Encoders,
     /// When the object being sent repeats its OBJECT_INFO.
@@ -433,9 +432,7 @@ impl Sender {
             t,
             objects: Vec::new(),
             prefix: Vec::new(),
-            round: 0,
-            object: 0,
-            next_first: 0,
+            cursor: Cursor::default(),
             window: None,
             info: InfoSchedule::new(),
             lead: LeadRepeat::new(),
@@ -535,8 +532,8 @@ impl Sender {
         if self.first_pass_done {
             // Resume the first pass at the new object.
             self.first_pass_done = false;
-            self.object = self.objects.len() - 1;
-            self.next_first = 0;
+            self.cursor.object = self.objects.len() - 1;
+            self.cursor.next_first = 0;
             self.info.open();
         }
         Ok(ObjectId(id))
@@ -1063,7 +1060,7 @@ impl Sender {
             let behind = if self.first_pass_done {
                 u64::MAX
             } else {
-                self.prefix.get(self.object).copied().unwrap_or(0) + self.progress().1 as u64
+                self.prefix.get(self.cursor.object).copied().unwrap_or(0) + self.progress().1 as u64
             };
             for (&id, r) in self.receivers.iter_mut() {
                 if !r.stalled
@@ -1141,7 +1138,7 @@ impl Sender {
         if !self.feedback() || self.window.is_some() || self.first_pass_done {
             return false;
         }
-        let seq = self.prefix[self.object] + self.next_first as u64;
+        let seq = self.prefix[self.cursor.object] + self.cursor.next_first as u64;
         let Some(edge) = self.flow_edge() else {
             // Nobody has reported yet. Receivers hold a bounded number of
             // blocks, so the first window waits up to `first_status_wait` for
@@ -1163,8 +1160,11 @@ impl Sender {
         if self.first_pass_done {
             return (self.objects.len() as u32, 0);
         }
-        let first = self.window.as_ref().map_or(self.next_first, |w| w.first);
-        (self.object as u32, first.min(255) as u8)
+        let first = self
+            .window
+            .as_ref()
+            .map_or(self.cursor.next_first, |w| w.first);
+        (self.cursor.object as u32, first.min(255) as u8)
     }
 
     fn emit_probe(&mut self, now: Instant, buf: &mut [u8]) -> usize {
@@ -1293,34 +1293,34 @@ impl Sender {
         loop {
             if self.info.opening() {
                 // Each object opens with its OBJECT_INFO, even one with no data.
-                return Some(self.emit_info(self.object, buf));
+                return Some(self.emit_info(self.cursor.object, buf));
             }
             if self.window.is_none() {
                 if self.flow_blocked() {
                     self.stats.flow_blocked += 1;
                     return None;
                 }
-                self.window = Some(self.build_window(self.next_first));
+                self.window = Some(self.build_window(self.cursor.next_first));
             }
             let front = self.window.as_ref().and_then(|w| w.plan.front().copied());
             if let Some((sbn, esi)) = front {
-                if self.wants_info(self.object) {
-                    return Some(self.emit_info(self.object, buf));
+                if self.wants_info(self.cursor.object) {
+                    return Some(self.emit_info(self.cursor.object, buf));
                 }
                 if self.config.lead_protection
-                    && self.object != 0
+                    && self.cursor.object != 0
                     && self.lead.due(LEAD_REPEAT_INTERVAL)
                 {
                     return Some(self.emit_lead(buf));
                 }
-                if self.object != 0 {
+                if self.cursor.object != 0 {
                     self.lead.sent_other();
                 }
                 if let Some(w) = self.window.as_mut() {
                     w.plan.pop_front();
                 }
-                let replay = self.round > 0;
-                let len = self.emit_data(self.object, sbn, esi, replay, buf);
+                let replay = self.cursor.round > 0;
+                let len = self.emit_data(self.cursor.object, sbn, esi, replay, buf);
                 self.info.sent_data();
                 return Some(len);
             }
@@ -1333,19 +1333,21 @@ impl Sender {
     /// Moves to the next window, object or round. Returns false once finished
     /// (carousel) or once the first pass is over (feedback modes).
     fn advance(&mut self) -> bool {
-        let first = self.window.take().map_or(self.next_first, |w| w.first);
-        let z = self.objects[self.object].oti.source_blocks();
-        let next = first + self.config.interleave;
-        if next < z {
-            self.next_first = next;
+        let first = self
+            .window
+            .take()
+            .map_or(self.cursor.next_first, |w| w.first);
+        let z = self.objects[self.cursor.object].oti.source_blocks();
+        let step = self
+            .cursor
+            .step(first, z, self.config.interleave, self.objects.len());
+        if step == Step::Window {
             return true;
         }
-        self.next_first = 0;
-        self.object += 1;
         self.info.open();
-        if self.object == self.objects.len() {
+        if step == Step::End {
             if self.feedback() {
-                self.object -= 1;
+                self.cursor.stay_at_last();
                 self.first_pass_done = true;
                 self.info.close();
                 self.stats.rounds_completed = 1;
@@ -1353,12 +1355,12 @@ impl Sender {
                 self.timers.set_opt(Timer::Probe, self.last);
                 return false;
             }
-            self.object = 0;
-            self.round += 1;
-            self.stats.rounds_completed = self.round;
-            self.events
-                .push_back(SenderEvent::RoundComplete { round: self.round });
-            if self.config.rounds == Rounds::Fixed(self.round) {
+            self.cursor.next_round();
+            self.stats.rounds_completed = self.cursor.round;
+            self.events.push_back(SenderEvent::RoundComplete {
+                round: self.cursor.round,
+            });
+            if self.config.rounds == Rounds::Fixed(self.cursor.round) {
                 self.finished = true;
                 self.events.push_back(SenderEvent::Finished);
                 return false;
@@ -1372,7 +1374,7 @@ impl Sender {
     }
 
     fn build_window(&mut self, first: u32) -> Window {
-        let round = self.round;
+        let round = self.cursor.round;
         let fec = self.config.fec;
         let share = if round == 0 {
             self.config.repair_overhead
@@ -1384,7 +1386,7 @@ impl Sender {
         } else {
             share
         };
-        let o = &mut self.objects[self.object];
+        let o = &mut self.objects[self.cursor.object];
         let z = o.oti.source_blocks();
         let last = (first + self.config.interleave).min(z);
         let blocks: Vec<_> = (first..last).filter_map(|s| o.oti.block(s)).collect();
@@ -1392,11 +1394,12 @@ impl Sender {
         let send_source = round == 0 || fec == FecId::NoCode;
         // Without repair symbols, the first object's protection is two more
         // copies of its source symbols.
-        let copies = if fec == FecId::NoCode && self.object == 0 && self.config.lead_protection {
-            3
-        } else {
-            1
-        };
+        let copies =
+            if fec == FecId::NoCode && self.cursor.object == 0 && self.config.lead_protection {
+                3
+            } else {
+                1
+            };
         if send_source {
             let max_k = blocks.iter().map(|b| b.source_symbols).max().unwrap_or(0);
             for i in (0..max_k).cycle().take(max_k as usize * copies) {
@@ -1408,7 +1411,7 @@ impl Sender {
             }
         }
         if fec == FecId::RaptorQ {
-            let lead = self.object == 0 && self.config.lead_protection;
+            let lead = self.cursor.object == 0 && self.config.lead_protection;
             let counts: Vec<u32> = blocks
                 .iter()
                 .map(|b| {
