@@ -218,11 +218,18 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
     };
     let mode = args.mode.core();
     let overhead = args.overhead.unwrap_or(mode.default_repair_overhead());
-    if !(0.0..=100.0).contains(&overhead) || !(0.0..=100.0).contains(&args.round_repair) {
-        return Err("--overhead and --round-repair must lie between 0 and 100".into());
+    // The core's ranges (SenderConfig::validate), checked here to name the flag.
+    let most = groupcast::MAX_REPAIR_OVERHEAD;
+    if !(0.0..=most).contains(&overhead) || !(0.0..=most).contains(&args.round_repair) {
+        return Err(format!(
+            "--overhead and --round-repair must lie between 0 and {most}"
+        ));
     }
-    if !(args.repair_share > 0.0 && args.repair_share <= 100.0) {
-        return Err("--repair-share must lie above 0 and at most 100".into());
+    let most = groupcast::MAX_REPAIR_SHARE;
+    if !(args.repair_share > 0.0 && args.repair_share <= most) {
+        return Err(format!(
+            "--repair-share must lie above 0 and at most {most}"
+        ));
     }
     if !(args.receiver_timeout > 0.0 && args.receiver_timeout < 1e6) {
         return Err("--receiver-timeout must be a positive number of seconds".into());

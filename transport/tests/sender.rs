@@ -1001,3 +1001,23 @@ fn mode_and_congestion_defaults_come_from_the_core() {
     // A floor above the rate is the rate.
     assert_eq!(Aimd::for_rate(1_000, 0.1, 9_000).floor, 1_000);
 }
+
+/// The sender's ranges are checked in one place, SenderConfig::validate,
+/// which Sender::new calls and drivers may call first.
+#[test]
+fn validate_is_the_one_range_check() {
+    use groupcast::{MAX_REPAIR_OVERHEAD, Sender, SenderConfig, SenderError};
+    let ok = SenderConfig::default();
+    assert_eq!(ok.validate(), Ok(()));
+    let bad = SenderConfig {
+        repair_overhead: MAX_REPAIR_OVERHEAD + 1.0,
+        ..SenderConfig::default()
+    };
+    assert!(matches!(bad.validate(), Err(SenderError::Config(_))));
+    assert_eq!(Sender::new(bad.clone()).err(), bad.validate().err());
+    let tiny = SenderConfig {
+        max_datagram: 10,
+        ..SenderConfig::default()
+    };
+    assert_eq!(tiny.validate(), Err(SenderError::MaxDatagram(10)));
+}

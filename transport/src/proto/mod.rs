@@ -32,8 +32,8 @@ pub use receiver::{
     ReceiverStats, RejectReason,
 };
 pub use sender::{
-    BuiltEncoder, EncoderRequest, Rounds, Sender, SenderConfig, SenderError, SenderEvent,
-    SenderStats,
+    BuiltEncoder, EncoderRequest, MAX_REPAIR_OVERHEAD, MAX_REPAIR_SHARE, Rounds, Sender,
+    SenderConfig, SenderError, SenderEvent, SenderStats,
 };
 
 /// Identifies one run of a sender. Receivers never mix objects of different sessions.

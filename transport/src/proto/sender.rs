@@ -120,6 +120,11 @@ impl Default for SenderConfig {
     }
 }
 
+/// Largest first-round or later-round repair share (× K) a sender accepts.
+pub const MAX_REPAIR_OVERHEAD: f64 = 100.0;
+/// Largest `repair_share` (a multiple of the rate) a sender accepts.
+pub const MAX_REPAIR_SHARE: f64 = 100.0;
+
 impl SenderConfig {
     /// The symbol size T this configuration uses.
     pub fn effective_symbol_size(&self) -> u16 {
@@ -131,6 +136,61 @@ impl SenderConfig {
             let al = SYMBOL_ALIGNMENT as usize;
             (room / al * al) as u16
         })
+    }
+
+    /// Checks every setting, as [`Sender::new`] does: the one place the
+    /// sender's ranges are defined (drivers name their flags, but check
+    /// against these).
+    pub fn validate(&self) -> Result<(), SenderError> {
+        if !(DATA_OVERHEAD + 4..=MAX_DATAGRAM).contains(&self.max_datagram) {
+            return Err(SenderError::MaxDatagram(self.max_datagram));
+        }
+        let t = self.effective_symbol_size();
+        let max_t = self.max_datagram - DATA_OVERHEAD;
+        if t == 0 || t as usize > max_t || !t.is_multiple_of(SYMBOL_ALIGNMENT as u16) {
+            return Err(SenderError::SymbolSize { t, max: max_t });
+        }
+        if !(0.0..=MAX_REPAIR_OVERHEAD).contains(&self.repair_overhead)
+            || !(0.0..=MAX_REPAIR_OVERHEAD).contains(&self.round_repair)
+        {
+            return Err(SenderError::Config("repair shares must lie in 0..=100"));
+        }
+        if self.block_symbols == 0 || self.interleave == 0 || self.info_interval == 0 {
+            return Err(SenderError::Config(
+                "block_symbols, interleave and info_interval must be at least 1",
+            ));
+        }
+        if self.rounds == Rounds::Fixed(0) {
+            return Err(SenderError::Config("rounds must be at least 1"));
+        }
+        if self.rate == Some(0) {
+            return Err(SenderError::Config("rate must be above 0"));
+        }
+        let fb = &self.feedback;
+        if !(fb.repair_share > 0.0 && fb.repair_share <= MAX_REPAIR_SHARE) {
+            return Err(SenderError::Config("repair_share must lie in (0, 100]"));
+        }
+        if !(0.0..=100.0).contains(&fb.aggregation) || fb.flow_window == 0 {
+            return Err(SenderError::Config(
+                "aggregation must lie in 0..=100 and flow_window be at least 1",
+            ));
+        }
+        if fb.probe_interval.is_zero() || fb.min_grtt.is_zero() || fb.min_grtt > fb.max_grtt {
+            return Err(SenderError::Config(
+                "probe_interval and min_grtt must be above 0, and min_grtt at most max_grtt",
+            ));
+        }
+        if let FlowPolicy::Quorum(0) = fb.policy {
+            return Err(SenderError::Config("a quorum must be at least 1"));
+        }
+        if let Some(a) = fb.aimd
+            && !(a.decrease > 0.0 && a.decrease < 1.0 && (0.0..=1.0).contains(&a.loss_threshold))
+        {
+            return Err(SenderError::Config(
+                "AIMD decrease must lie in (0, 1) and loss_threshold in 0..=1",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -360,54 +420,9 @@ pub struct Sender {
 impl Sender {
     /// Checks the configuration and makes an idle sender.
     pub fn new(mut config: SenderConfig) -> Result<Self, SenderError> {
-        if !(DATA_OVERHEAD + 4..=MAX_DATAGRAM).contains(&config.max_datagram) {
-            return Err(SenderError::MaxDatagram(config.max_datagram));
-        }
+        config.validate()?;
         let t = config.effective_symbol_size();
-        let max_t = config.max_datagram - DATA_OVERHEAD;
-        if t == 0 || t as usize > max_t || !t.is_multiple_of(SYMBOL_ALIGNMENT as u16) {
-            return Err(SenderError::SymbolSize { t, max: max_t });
-        }
-        if !(0.0..=1000.0).contains(&config.repair_overhead)
-            || !(0.0..=1000.0).contains(&config.round_repair)
-        {
-            return Err(SenderError::Config("repair shares must lie in 0..=1000"));
-        }
-        if config.block_symbols == 0 || config.interleave == 0 || config.info_interval == 0 {
-            return Err(SenderError::Config(
-                "block_symbols, interleave and info_interval must be at least 1",
-            ));
-        }
-        if config.rounds == Rounds::Fixed(0) {
-            return Err(SenderError::Config("rounds must be at least 1"));
-        }
-        if config.rate == Some(0) {
-            return Err(SenderError::Config("rate must be above 0"));
-        }
         let fb = &config.feedback;
-        if !(fb.repair_share > 0.0 && fb.repair_share <= 100.0) {
-            return Err(SenderError::Config("repair_share must lie in (0, 100]"));
-        }
-        if !(0.0..=100.0).contains(&fb.aggregation) || fb.flow_window == 0 {
-            return Err(SenderError::Config(
-                "aggregation must lie in 0..=100 and flow_window be at least 1",
-            ));
-        }
-        if fb.probe_interval.is_zero() || fb.min_grtt.is_zero() || fb.min_grtt > fb.max_grtt {
-            return Err(SenderError::Config(
-                "probe_interval and min_grtt must be above 0, and min_grtt at most max_grtt",
-            ));
-        }
-        if let FlowPolicy::Quorum(0) = fb.policy {
-            return Err(SenderError::Config("a quorum must be at least 1"));
-        }
-        if let Some(a) = fb.aimd
-            && !(a.decrease > 0.0 && a.decrease < 1.0 && (0.0..=1.0).contains(&a.loss_threshold))
-        {
-            return Err(SenderError::Config(
-                "AIMD decrease must lie in (0, 1) and loss_threshold in 0..=1",
-            ));
-        }
         if config.mode == Mode::Nack {
             config.fec = FecId::NoCode;
         }
