@@ -78,6 +78,12 @@ pub trait Codec: Send + Sync + std::fmt::Debug {
     /// Exclusive upper bound on the ESIs of a block of `k` source symbols.
     fn esi_limit(&self, k: u32) -> u32;
 
+    /// Whether the scheme makes repair symbols (ESIs beyond K): RaptorQ does;
+    /// with No-Code, loss is repaired by sending source symbols again.
+    fn makes_repair(&self) -> bool {
+        self.esi_limit(1) > 1
+    }
+
     /// Whether decoders hand out the block's bytes. False only for
     /// [`crate::Model`], which models when blocks decode and carries no data.
     fn carries_data(&self) -> bool {

@@ -217,3 +217,12 @@ fn raptorq_mixes_in_place_source_with_repair() {
     assert_eq!(dec.take_decoded().unwrap(), &data[block.range()]);
     assert_eq!(dec.buffered_bytes(), 0);
 }
+
+/// The codec answers whether it makes repair symbols, so that the sender
+/// asks it rather than testing FEC ids.
+#[test]
+fn only_raptorq_makes_repair() {
+    use groupcast_fec::{FecId, codec_for};
+    assert!(codec_for(FecId::RaptorQ).makes_repair());
+    assert!(!codec_for(FecId::NoCode).makes_repair());
+}

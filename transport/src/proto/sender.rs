@@ -370,6 +370,8 @@ const PROBE_HISTORY: usize = 64;
 pub struct Sender {
     config: SenderConfig,
     t: u16,
+    /// Whether the FEC scheme makes repair symbols (else rounds replay source).
+    repairs: bool,
     objects: Vec<Object>,
     /// Global sequence number of each object's block 0.
     prefix: Vec<u64>,
@@ -445,6 +447,7 @@ impl Sender {
                 cached,
             ),
             t,
+            repairs: codec_for(config.fec).makes_repair(),
             objects: Vec::new(),
             prefix: Vec::new(),
             cursor: Cursor::default(),
@@ -1119,7 +1122,7 @@ impl Sender {
     /// Whether sending this symbol means building the block's encoder first.
     fn needs_build(&self, object: u32, sbn: u8, esi: u32) -> bool {
         let o = &self.objects[object as usize];
-        self.config.fec == FecId::RaptorQ
+        self.repairs
             && o.oti
                 .block(sbn as u32)
                 .is_some_and(|b| esi >= b.source_symbols)
@@ -1390,7 +1393,6 @@ impl Sender {
 
     fn build_window(&mut self, first: u32) -> Window {
         let round = self.cursor.round;
-        let fec = self.config.fec;
         let share = if round == 0 {
             self.config.repair_overhead
         } else {
@@ -1406,15 +1408,16 @@ impl Sender {
         let last = (first + self.config.interleave).min(z);
         let blocks: Vec<_> = (first..last).filter_map(|s| o.oti.block(s)).collect();
         let mut plan = VecDeque::new();
-        let send_source = round == 0 || fec == FecId::NoCode;
+        // Without repair symbols, every round sends the source symbols again.
+        let repairs = self.repairs;
+        let send_source = round == 0 || !repairs;
         // Without repair symbols, the first object's protection is two more
         // copies of its source symbols.
-        let copies =
-            if fec == FecId::NoCode && self.cursor.object == 0 && self.config.lead_protection {
-                3
-            } else {
-                1
-            };
+        let copies = if !repairs && self.cursor.object == 0 && self.config.lead_protection {
+            3
+        } else {
+            1
+        };
         if send_source {
             let max_k = blocks.iter().map(|b| b.source_symbols).max().unwrap_or(0);
             for i in (0..max_k).cycle().take(max_k as usize * copies) {
@@ -1425,7 +1428,7 @@ impl Sender {
                 }
             }
         }
-        if fec == FecId::RaptorQ {
+        if repairs {
             let lead = self.cursor.object == 0 && self.config.lead_protection;
             let counts: Vec<u32> = blocks
                 .iter()
@@ -1444,7 +1447,7 @@ impl Sender {
                 }
             }
         }
-        if fec == FecId::RaptorQ && share > 0.0 {
+        if repairs && share > 0.0 {
             let object = o.id.0;
             let ahead = if send_source {
                 last
