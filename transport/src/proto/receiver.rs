@@ -575,16 +575,6 @@ type Key = (SessionId, ObjectId);
 
 /// A [`Known`] view of a receiver's object table (the fields, not the whole
 /// receiver, are borrowed).
-macro_rules! known {
-    ($r:expr) => {
-        Known {
-            objects: &$r.objects,
-            completed: &$r.completed,
-            bound: $r.bound.as_ref(),
-        }
-    };
-}
-
 /// The sans-IO receiver. See the [module docs](super) for the driver loop.
 ///
 /// It decodes every object of every accepted session independently, hands out
@@ -594,16 +584,14 @@ macro_rules! known {
 /// object size: see [`ReceiverConfig::buffer_bound`].
 pub struct Receiver {
     config: ReceiverConfig,
-    objects: HashMap<Key, ObjectState>,
-    completed: HashSet<Key>,
+    /// Objects in progress, completed ones, and the bound manifest.
+    table: ObjectTable,
     completed_order: VecDeque<Key>,
     in_flight: usize,
     /// Bytes reserved by the blocks in flight, each at its most.
     reserved: u64,
     /// Objects created so far (for `ObjectState::created`).
     created: u64,
-    /// The objects of the bound manifest, once [`Receiver::bind`] was called.
-    bound: Option<HashMap<ObjectId, BoundObject>>,
     events: VecDeque<ReceiverEvent>,
     stats: ReceiverStats,
     fb: BTreeMap<SessionId, SessionFb>,
@@ -617,13 +605,11 @@ impl Receiver {
             fb: BTreeMap::new(),
             rng: config.id ^ 0x9e37_79b9_7f4a_7c15,
             config,
-            objects: HashMap::new(),
-            completed: HashSet::new(),
+            table: ObjectTable::default(),
             completed_order: VecDeque::new(),
             in_flight: 0,
             reserved: 0,
             created: 0,
-            bound: None,
             events: VecDeque::new(),
             stats: ReceiverStats::default(),
         }
@@ -641,6 +627,7 @@ impl Receiver {
     pub fn lock_session(&mut self, session: SessionId) {
         self.config.session = Some(session);
         let others: Vec<Key> = self
+            .table
             .objects
             .keys()
             .filter(|k| k.0 != session)
@@ -668,6 +655,7 @@ impl Receiver {
             "session locked to its manifest"
         );
         let stale: Vec<Key> = self
+            .table
             .objects
             .iter()
             .filter(|(k, o)| {
@@ -685,7 +673,7 @@ impl Receiver {
         }
         for (id, b) in &bound {
             let key = (session, *id);
-            if let Some(o) = self.objects.get_mut(&key) {
+            if let Some(o) = self.table.objects.get_mut(&key) {
                 o.info = Some(Info {
                     hash: b.hash,
                     name: b.name.clone(),
@@ -697,12 +685,12 @@ impl Receiver {
             .filter(|b| b.size == 0 && b.hash == *blake3::hash(b"").as_bytes())
             .cloned()
             .collect();
-        self.bound = Some(bound);
+        self.table.bound = Some(bound);
         // An empty object has no block to wait for: the manifest's line is all
         // there is to verify.
         for b in empty {
             let key = (session, b.object);
-            if !self.completed.contains(&key) {
+            if !self.table.completed.contains(&key) {
                 self.remove(key);
                 self.record_complete(key, 0, b.hash, b.name);
             }
@@ -716,14 +704,14 @@ impl Receiver {
 
     /// Objects currently being received.
     pub fn objects_in_progress(&self) -> usize {
-        self.objects.len()
+        self.table.objects.len()
     }
 
     /// Source symbols still needed over all objects in progress (a lower bound:
     /// a RaptorQ block may need one or two more).
     pub fn symbols_needed(&self) -> u64 {
         let mut n = 0u64;
-        for o in self.objects.values() {
+        for o in self.table.objects.values() {
             for (sbn, slot) in o.slots.iter().enumerate() {
                 n += match slot {
                     Slot::Idle => o.oti.block(sbn as u32).map_or(0, |b| b.source_symbols) as u64,
@@ -745,6 +733,7 @@ impl Receiver {
     /// abandon.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let idle = self
+            .table
             .objects
             .values()
             .map(|o| o.last_activity + self.config.idle_timeout)
@@ -778,6 +767,7 @@ impl Receiver {
             .retain(|_, f| now.saturating_duration_since(f.probe_at) < timeout);
         self.stats.feedback_expired += (before - self.fb.len()) as u64;
         let expired: Vec<Key> = self
+            .table
             .objects
             .iter()
             .filter(|(_, o)| now.saturating_duration_since(o.last_activity) >= timeout)
@@ -838,15 +828,15 @@ impl Receiver {
     fn handle_data(&mut self, now: Instant, d: DataRepr<'_>) -> Result<(), RejectReason> {
         self.accept_session(d.session)?;
         let key = (SessionId(d.session), ObjectId(d.object));
-        if self.completed.contains(&key) {
+        if self.table.completed.contains(&key) {
             self.count_data(now, key, &d);
             self.stats.duplicates += 1;
             return Ok(());
         }
         self.admit(key, d.oti.transfer_length(), None)?;
-        if !self.objects.contains_key(&key)
+        if !self.table.objects.contains_key(&key)
             && matches!(self.config.admission, Admission::Manifest { .. })
-            && self.bound.is_none()
+            && self.table.bound.is_none()
         {
             // A candidate manifest is opened by its OBJECT_INFO, which names
             // its hash; its DATA is caught later.
@@ -857,7 +847,7 @@ impl Receiver {
         self.count_data(now, key, &d);
         let Self {
             config,
-            objects,
+            table: ObjectTable { objects, .. },
             in_flight,
             reserved,
             events,
@@ -950,7 +940,7 @@ impl Receiver {
         };
         f.data += 1;
         f.bytes += d.symbol.len() as u64;
-        let known = self.objects.contains_key(&key);
+        let known = self.table.objects.contains_key(&key);
         // Repair for a block: whoever asked for it was answered.
         if f.suppressed.remove(&(d.object, d.sbn)).is_some() {
             f.doubt.remove(&(d.object, d.sbn));
@@ -976,7 +966,7 @@ impl Receiver {
         size: u64,
         info: Option<(&[u8; 32], &str)>,
     ) -> Result<(), RejectReason> {
-        if let Some(bound) = &self.bound {
+        if let Some(bound) = &self.table.bound {
             let Some(b) = bound.get(&key.1) else {
                 return Err(RejectReason::UnexpectedObject);
             };
@@ -1015,7 +1005,7 @@ impl Receiver {
         fec: FecId,
         oti: Oti,
     ) -> Result<&mut ObjectState, RejectReason> {
-        if !self.objects.contains_key(&key) {
+        if !self.table.objects.contains_key(&key) {
             if oti.transfer_length() > self.config.max_object_size {
                 return Err(RejectReason::ObjectTooLarge);
             }
@@ -1023,10 +1013,11 @@ impl Receiver {
             if largest > self.config.max_block_bytes {
                 return Err(RejectReason::BlockTooLarge);
             }
-            let candidates =
-                matches!(self.config.admission, Admission::Manifest { .. }) && self.bound.is_none();
-            if candidates && self.objects.len() >= self.config.max_sessions.max(1) {
+            let candidates = matches!(self.config.admission, Admission::Manifest { .. })
+                && self.table.bound.is_none();
+            if candidates && self.table.objects.len() >= self.config.max_sessions.max(1) {
                 let oldest = self
+                    .table
                     .objects
                     .iter()
                     .min_by_key(|(_, o)| o.created)
@@ -1036,11 +1027,12 @@ impl Receiver {
                     self.fail(old, FailReason::Evicted);
                 }
             }
-            if self.objects.len() >= self.config.max_objects {
+            if self.table.objects.len() >= self.config.max_objects {
                 return Err(RejectReason::TooManyObjects);
             }
         }
         let prefill = self
+            .table
             .bound
             .as_ref()
             .and_then(|b| b.get(&key.1))
@@ -1050,7 +1042,7 @@ impl Receiver {
             });
         self.created += 1;
         object_state(
-            &mut self.objects,
+            &mut self.table.objects,
             &self.config,
             now,
             key,
@@ -1064,7 +1056,7 @@ impl Receiver {
     fn handle_info(&mut self, now: Instant, i: InfoRepr<'_>) -> Result<(), RejectReason> {
         self.accept_session(i.session)?;
         let key = (SessionId(i.session), ObjectId(i.object));
-        if self.completed.contains(&key) {
+        if self.table.completed.contains(&key) {
             return Ok(());
         }
         self.admit(key, i.oti.transfer_length(), Some((&i.hash, i.name)))?;
@@ -1093,7 +1085,7 @@ impl Receiver {
     }
 
     fn try_complete(&mut self, key: Key) {
-        let Some(o) = self.objects.get(&key) else {
+        let Some(o) = self.table.objects.get(&key) else {
             return;
         };
         if o.decoded_blocks < o.oti.source_blocks() {
@@ -1129,9 +1121,9 @@ impl Receiver {
         if self.completed_order.len() >= self.config.completed_history.max(1)
             && let Some(old) = self.completed_order.pop_front()
         {
-            self.completed.remove(&old);
+            self.table.completed.remove(&old);
         }
-        self.completed.insert(key);
+        self.table.completed.insert(key);
         self.completed_order.push_back(key);
         if let Some(f) = self.fb.get_mut(&key.0) {
             // Report progress at once; completion is said three times.
@@ -1148,7 +1140,7 @@ impl Receiver {
     }
 
     fn remove(&mut self, key: Key) -> Option<ObjectState> {
-        let o = self.objects.remove(&key)?;
+        let o = self.table.objects.remove(&key)?;
         let mut freed = o.hasher.buffered_bytes() as u64;
         for (sbn, slot) in o.slots.iter().enumerate() {
             if let Slot::Active(d) = slot {
@@ -1279,7 +1271,7 @@ impl Receiver {
             g => (2f64).powi(g as i32),
         };
         // Never more objects than the bound manifest has.
-        f.objects = match &self.bound {
+        f.objects = match &self.table.bound {
             Some(b) => p.objects.min(b.keys().map(|o| o.0 + 1).max().unwrap_or(0)),
             None => p.objects,
         };
@@ -1301,7 +1293,7 @@ impl Receiver {
     /// PROBEs alone, which anyone can forge, thus never crowd out the feedback
     /// of a session whose objects (a candidate manifest) are arriving.
     fn evict_feedback(&mut self, session: SessionId) -> bool {
-        let has_object = |s: SessionId| self.objects.keys().any(|k| k.0 == s);
+        let has_object = |s: SessionId| self.table.objects.keys().any(|k| k.0 == s);
         if !has_object(session) {
             return false;
         }
@@ -1325,7 +1317,7 @@ impl Receiver {
     fn handle_peer_nack(&mut self, now: Instant, n: &NackRepr) -> Result<(), RejectReason> {
         self.accept_session(n.session)?;
         let session = SessionId(n.session);
-        let known = known!(self);
+        let known = &self.table;
         let f = match self.fb.get_mut(&session) {
             Some(f) if n.receiver != self.config.id => f,
             _ => {
@@ -1386,7 +1378,8 @@ impl Receiver {
             doubt.insert(*key);
             false
         });
-        let needs: Vec<Need> = known!(self)
+        let needs: Vec<Need> = self
+            .table
             .needs(f, now, session)
             .into_iter()
             .filter(|n| !f.timers.contains((n.object, n.sbn)))
@@ -1454,7 +1447,7 @@ impl Receiver {
         if !due {
             return None;
         }
-        let edge = known!(self).edge(session, f.objects);
+        let edge = self.table.edge(session, f.objects);
         let complete = f.objects > 0 && edge == (f.objects, 0);
         if complete && !f.complete {
             f.complete = true;
@@ -1495,7 +1488,7 @@ impl Receiver {
         // still in its backoff, and asking for it early would defeat the
         // suppression that backoff is for. Timers of blocks no longer lacking
         // (decoded, or held off by a peer's NACK) expire silently.
-        let mut needs = known!(self).needs(f, now, session);
+        let mut needs = self.table.needs(f, now, session);
         needs.retain(|n| f.timers.get((n.object, n.sbn)).is_some_and(|t| t <= now));
         f.timers.remove_due(now);
         let room = buf.len().min(crate::wire::DEFAULT_MAX_DATAGRAM);
@@ -1557,16 +1550,18 @@ impl Receiver {
     }
 }
 
-/// The receiver's object table, borrowed apart from its feedback state, so
-/// that one session's feedback (`SessionFb`) can be changed while what the
-/// receiver lacks is read: no re-lookup of the session is needed.
-struct Known<'a> {
-    objects: &'a HashMap<Key, ObjectState>,
-    completed: &'a HashSet<Key>,
-    bound: Option<&'a HashMap<ObjectId, BoundObject>>,
+/// The receiver's object table, apart from its feedback state, so that one
+/// session's feedback (`SessionFb`) can be changed while what the receiver
+/// lacks is read: no re-lookup of the session is needed.
+#[derive(Default)]
+struct ObjectTable {
+    objects: HashMap<Key, ObjectState>,
+    completed: HashSet<Key>,
+    /// The objects of the bound manifest, once [`Receiver::bind`] was called.
+    bound: Option<HashMap<ObjectId, BoundObject>>,
 }
 
-impl Known<'_> {
+impl ObjectTable {
     /// What this receiver lacks of one block (or of an object's info), if
     /// anything, ignoring holdoffs.
     fn need_of(&self, session: SessionId, object: u32, sbn: u8) -> Option<Need> {
@@ -1615,7 +1610,8 @@ impl Known<'_> {
         let mut missing_info = 0;
         for object in 0..upto {
             let key = (session, ObjectId(object));
-            if self.completed.contains(&key) || self.bound.is_some_and(|b| !b.contains_key(&key.1))
+            if self.completed.contains(&key)
+                || self.bound.as_ref().is_some_and(|b| !b.contains_key(&key.1))
             {
                 continue;
             }
