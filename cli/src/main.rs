@@ -1,11 +1,10 @@
 //! `groupcast`: the command-line tool. Thin: it parses arguments, calls the
 //! libraries and prints.
 
+mod args;
 mod log;
 mod net;
 mod scenario;
-mod suite;
-mod units;
 
 use std::process::ExitCode;
 
@@ -36,13 +35,13 @@ enum Command {
     /// A friendly preset of `groupcast sim`: real packets and real RaptorQ over an in-process
     /// network with independent loss per receiver. Prints progress, then a table per receiver,
     /// and exits non-zero unless every receiver's copy is byte-identical to the source.
-    Demo(scenario::DemoArgs),
+    Demo(args::DemoArgs),
     /// Run one simulated scenario and report what it cost.
     ///
     /// The simulator drives the same Sender and Receiver code that runs on real networks, with
     /// seeded, reproducible loss, reordering, duplication and delay. `--json` prints one JSON
     /// object whose keys are documented in docs/cli.md.
-    Sim(scenario::SimArgs),
+    Sim(args::SimArgs),
     /// Send a file or directory to a channel over IPv6 multicast.
     ///
     /// Sends the files with a manifest of their paths, sizes, modes and BLAKE3 hashes, and prints

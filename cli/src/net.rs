@@ -13,7 +13,7 @@ use groupcast::{
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::units::parse_rate;
+use groupcast_sim::units::parse_rate;
 
 /// Flags of `groupcast send`.
 #[derive(Debug, Clone, Args)]
@@ -48,7 +48,7 @@ pub struct SendArgs {
     /// of fresh repair, no back channel). In hybrid and nack modes the sender exits by itself
     /// once every receiver it heard from is complete, and --rounds/--forever do not apply.
     #[arg(long, value_enum, default_value = "hybrid")]
-    pub mode: crate::scenario::Mode,
+    pub mode: crate::args::Mode,
     /// First-round repair share per block (0.25 = 25% extra symbols) [default: 0.25 in carousel
     /// mode, 0 in hybrid mode, where repair is sent on request].
     #[arg(long)]
@@ -165,7 +165,7 @@ pub struct RecvArgs {
     pub timeout: Option<f64>,
     /// Largest object accepted (a file, or the manifest), e.g. 4GiB; larger claims are refused
     /// before anything is allocated.
-    #[arg(long, default_value = "4GiB", value_parser = crate::units::parse_size)]
+    #[arg(long, default_value = "4GiB", value_parser = groupcast_sim::units::parse_size)]
     pub max_object_size: u64,
     /// Objects decoded at once, over all sessions.
     #[arg(long, default_value_t = 16)]

@@ -12,14 +12,18 @@
 //! - Every byte a receiver hands out is checked against the source as it is
 //!   delivered, so byte-identity is verified without holding N copies.
 //!
-//! This module holds network models and scenario running only; no protocol
-//! logic lives here.
+//! This crate holds network models, scenarios ([`scenario::Scenario`], from
+//! flags or TOML suites) and running them; no protocol logic lives here.
 
 pub mod analytic;
 mod net;
 mod run;
+pub mod scenario;
+pub mod suite;
+pub mod units;
 
 pub use net::{Bottleneck, Burst, LinkConfig};
 pub use run::{
     Membership, ReceiverReport, SimConfig, SimError, SimReport, Simulation, carousel_overhead,
 };
+pub use scenario::{Outcome, Row, Scenario};

@@ -15,21 +15,13 @@
 //! loss = 0.01
 //! ```
 //!
-//! Each run's flags are parsed by the same clap definitions as the command
-//! line, so every check and default is the same; a value given in a run
-//! overrides `[defaults]`, which overrides the command line.
+//! Each run is a [`Scenario`], deserialised field by field with the same
+//! parsers as the command line's flags (sizes and rates with units, bursts,
+//! loss lists, group changes), so a bad value fails with the same message;
+//! a value given in a run overrides `[defaults]`, which overrides the base
+//! scenario (the command line's).
 
-use clap::Parser;
-
-use crate::scenario::SimArgs;
-
-/// `groupcast sim`'s flags alone, to parse a run's flags with.
-#[derive(Parser)]
-#[command(name = "sim", args_override_self = true)]
-struct SimOnly {
-    #[command(flatten)]
-    args: SimArgs,
-}
+use crate::scenario::Scenario;
 
 /// Keys a scenario file may not set: they choose output, not a scenario.
 const FORBIDDEN: &[&str] = &["scenario", "json", "csv", "help"];
@@ -37,9 +29,10 @@ const FORBIDDEN: &[&str] = &["scenario", "json", "csv", "help"];
 /// Most runs one file may expand into.
 const MAX_RUNS: usize = 10_000;
 
-/// The runs of a scenario file, each with its name. `base` holds the flags
-/// given on the command line (without the output flags).
-pub fn expand(text: &str, base: &[String]) -> Result<Vec<(String, SimArgs)>, String> {
+/// The runs of a scenario file, each with its name. `base` is the scenario
+/// the command line describes: every run starts from it.
+pub fn expand(text: &str, base: &Scenario) -> Result<Vec<(String, Scenario)>, String> {
+    let base = toml::Table::try_from(base).map_err(|e| e.to_string())?;
     let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
     for key in doc.keys() {
         if key != "defaults" && key != "run" {
@@ -76,22 +69,23 @@ pub fn expand(text: &str, base: &[String]) -> Result<Vec<(String, SimArgs)>, Str
             if out.len() >= MAX_RUNS {
                 return Err(format!("the file expands into more than {MAX_RUNS} runs"));
             }
-            let mut argv = vec!["sim".to_string()];
-            argv.extend(base.iter().cloned());
+            let mut table = base.clone();
             for (key, values) in &defaults {
                 // Arrays in [defaults] are not expanded: the last value wins.
-                push_flag(&mut argv, key, values.last().expect("non-empty"));
+                table.insert(key.clone(), values.last().expect("non-empty").clone());
             }
             let mut label = name.clone();
             for (key, value) in &combo {
-                push_flag(&mut argv, key, value);
+                table.insert(key.clone(), value.clone());
                 if varied.iter().any(|(k, v)| k == key && v.len() > 1) {
-                    label.push_str(&format!(" {key}={}", show(value)));
+                    label.push_str(&format!(" {}={}", key.replace('_', "-"), show(value)));
                 }
             }
-            let parsed = SimOnly::try_parse_from(&argv)
-                .map_err(|e| format!("{label}: {}", e.kind_message(&e)))?;
-            out.push((label, parsed.args));
+            let scenario: Scenario = toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| format!("{label}: {}", e.message()))?;
+            scenario.validate().map_err(|e| format!("{label}: {e}"))?;
+            out.push((label, scenario));
         }
     }
     Ok(out)
@@ -101,8 +95,9 @@ pub fn expand(text: &str, base: &[String]) -> Result<Vec<(String, SimArgs)>, Str
 fn flags(t: &toml::Table, what: &str) -> Result<Vec<(String, Vec<toml::Value>)>, String> {
     let mut out = Vec::new();
     for (key, value) in t {
-        let flag = key.replace('_', "-");
-        if FORBIDDEN.contains(&flag.as_str()) {
+        // Keys as the fields are named: `loss-list` and `loss_list` alike.
+        let field = key.replace('-', "_");
+        if FORBIDDEN.contains(&field.as_str()) {
             return Err(format!(
                 "{what}: '{key}' chooses output; give it on the command line"
             ));
@@ -119,7 +114,7 @@ fn flags(t: &toml::Table, what: &str) -> Result<Vec<(String, Vec<toml::Value>)>,
                 return Err(format!("{what}: '{key}' must hold plain values"));
             }
         }
-        out.push((flag, values));
+        out.push((field, values));
     }
     Ok(out)
 }
@@ -153,30 +148,6 @@ fn show(v: &toml::Value) -> String {
     }
 }
 
-fn push_flag(argv: &mut Vec<String>, key: &str, value: &toml::Value) {
-    match value {
-        toml::Value::Boolean(true) => argv.push(format!("--{key}")),
-        toml::Value::Boolean(false) => {}
-        v => argv.push(format!("--{key}={}", show(v))),
-    }
-}
-
-trait KindMessage {
-    fn kind_message(&self, e: &clap::Error) -> String;
-}
-
-impl KindMessage for clap::Error {
-    /// clap's message without its usage footer.
-    fn kind_message(&self, e: &clap::Error) -> String {
-        let text = e.to_string();
-        text.lines()
-            .next()
-            .unwrap_or("")
-            .trim_start_matches("error: ")
-            .to_string()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,7 +164,7 @@ mode = ["nack", "hybrid"]
 receivers = [1, 10, 100]
 loss = 0.05
 "#,
-            &[],
+            &Scenario::default(),
         )
         .unwrap();
         assert_eq!(runs.len(), 6);
@@ -204,7 +175,11 @@ loss = 0.05
 
     #[test]
     fn runs_override_defaults_which_override_the_command_line() {
-        let base = vec!["--loss=0.2".to_string(), "--seed=9".to_string()];
+        let base = Scenario {
+            loss: 0.2,
+            seed: 9,
+            ..Scenario::default()
+        };
         let runs = expand(
             "[defaults]\nloss = 0.1\n[[run]]\nloss = 0.3\n[[run]]\n",
             &base,
@@ -218,10 +193,11 @@ loss = 0.05
 
     #[test]
     fn bad_files_name_the_problem() {
-        let e = |t: &str| expand(t, &[]).unwrap_err();
+        let e = |t: &str| expand(t, &Scenario::default()).unwrap_err();
         assert!(e("[[run]]\nloss = 2.0\n").contains("must be at least 0 and below 1"));
         assert!(e("[[run]]\nlosss = 0.1\n").contains("losss"));
         assert!(e("[[run]]\njson = true\n").contains("chooses output"));
+        assert!(e("[[run]]\nreceivers = 5\njoin = \"6@1\"\n").contains("--join names 6"));
         assert!(e("[defaults]\n").contains("no [[run]]"));
         assert!(e("[[run]]\nmode = []\n").contains("empty list"));
         assert!(e("surprise = 1\n[[run]]\n").contains("unknown top-level key"));
