@@ -24,7 +24,7 @@
 //!
 //! ```
 //! use std::time::{Duration, Instant};
-//! use groupcast::{Receiver, ReceiverConfig, ReceiverEvent, Rounds, Sender, SenderConfig};
+//! use groupcast::{Reassembler, Receiver, ReceiverConfig, Rounds, Sender, SenderConfig};
 //!
 //! let object: Vec<u8> = (0..300_000u32).map(|i| (i * 7) as u8).collect();
 //! let mut sender = Sender::new(SenderConfig {
@@ -38,28 +38,23 @@
 //!
 //! let now = Instant::now();
 //! let mut buf = vec![0u8; 1232];
-//! let mut received = vec![0u8; object.len()];
+//! // Blocks decode in any order; the reassembler puts them back together.
+//! let mut objects = Reassembler::new();
 //! let mut n = 0;
-//! 'outer: while let Some(len) = sender.poll_transmit(now, &mut buf) {
+//! let done = 'outer: loop {
+//!     let len = sender.poll_transmit(now, &mut buf).expect("a carousel never ends");
 //!     n += 1;
 //!     if n % 5 == 0 {
 //!         continue; // lost
 //!     }
 //!     receiver.handle_datagram(now, &buf[..len]);
 //!     while let Some(event) = receiver.poll_event() {
-//!         match event {
-//!             ReceiverEvent::BlockDecoded { offset, data, .. } => {
-//!                 received[offset as usize..][..data.len()].copy_from_slice(&data);
-//!             }
-//!             ReceiverEvent::ObjectComplete { name, .. } => {
-//!                 assert_eq!(name, "example.bin");
-//!                 break 'outer;
-//!             }
-//!             _ => {}
+//!         if let Some(done) = objects.handle(event) {
+//!             break 'outer done;
 //!         }
 //!     }
-//! }
-//! assert_eq!(received, object);
+//! };
+//! assert_eq!((done.name.as_str(), done.data), ("example.bin", object));
 //! ```
 
 pub mod channel;
@@ -72,9 +67,9 @@ pub use channel::Channel;
 pub use groupcast_fec::{CodecSet, FecId};
 pub use proto::{
     Admission, Aimd, BoundObject, Destination, FailReason, FeedbackConfig, FlowPolicy,
-    MAX_REPAIR_OVERHEAD, MAX_REPAIR_SHARE, Mode, ObjectId, Receiver, ReceiverConfig, ReceiverEvent,
-    ReceiverStats, RejectReason, Rounds, Sender, SenderConfig, SenderError, SenderEvent,
-    SenderStats, SessionId,
+    MAX_REPAIR_OVERHEAD, MAX_REPAIR_SHARE, Mode, ObjectId, Reassembled, Reassembler, Receiver,
+    ReceiverConfig, ReceiverEvent, ReceiverStats, RejectReason, Rounds, Sender, SenderConfig,
+    SenderError, SenderEvent, SenderStats, SessionId,
 };
 
 /// The README's examples, compiled and run as doctests.

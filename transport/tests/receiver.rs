@@ -39,48 +39,19 @@ fn transfer(session: u64, objects: &[(&[u8], &str)], rounds: u32) -> Vec<Vec<u8>
     out
 }
 
-/// Feeds datagrams and rebuilds each completed object from its BlockDecoded events.
+/// Feeds datagrams and rebuilds each completed object (the core's Reassembler).
 fn receive(
     r: &mut Receiver,
     packets: impl IntoIterator<Item = Vec<u8>>,
 ) -> Vec<((SessionId, ObjectId), String, Vec<u8>)> {
     let now = Instant::now();
-    let mut partial: std::collections::HashMap<(SessionId, ObjectId), Vec<u8>> = Default::default();
+    let mut objects = groupcast::Reassembler::new();
     let mut done = Vec::new();
     for p in packets {
         r.handle_datagram(now, &p);
         while let Some(e) = r.poll_event() {
-            match e {
-                ReceiverEvent::BlockDecoded {
-                    session,
-                    object,
-                    offset,
-                    data,
-                } => {
-                    let buf = partial.entry((session, object)).or_default();
-                    let end = offset as usize + data.len();
-                    if buf.len() < end {
-                        buf.resize(end, 0);
-                    }
-                    buf[offset as usize..end].copy_from_slice(&data);
-                }
-                ReceiverEvent::ObjectComplete {
-                    session,
-                    object,
-                    name,
-                    size,
-                    ..
-                } => {
-                    let mut data = partial.remove(&(session, object)).unwrap_or_default();
-                    data.resize(size as usize, 0);
-                    done.push(((session, object), name, data));
-                }
-                ReceiverEvent::ObjectFailed {
-                    session, object, ..
-                } => {
-                    partial.remove(&(session, object));
-                }
-                ReceiverEvent::ObjectAnnounced { .. } => {}
+            if let Some(o) = objects.handle(e) {
+                done.push(((o.session, o.object), o.name, o.data));
             }
         }
     }

@@ -19,6 +19,7 @@ mod feedback;
 mod hash;
 mod pacing;
 mod rate;
+mod reassemble;
 mod receiver;
 mod repair;
 mod schedule;
@@ -27,6 +28,7 @@ mod timer;
 
 pub use feedback::{Aimd, FeedbackConfig, FlowPolicy, Mode};
 pub use hash::UNIT as HASH_UNIT;
+pub use reassemble::{Reassembled, Reassembler};
 pub use receiver::{
     Admission, BoundObject, Destination, FailReason, Receiver, ReceiverConfig, ReceiverEvent,
     ReceiverStats, RejectReason,
