@@ -4,59 +4,16 @@ use std::time::{Duration, Instant};
 
 use groupcast::wire::{DataRepr, InfoRepr, Repr};
 use groupcast::{
-    FailReason, ObjectId, Receiver, ReceiverConfig, ReceiverEvent, RejectReason, Rounds, Sender,
-    SenderConfig, SessionId,
+    FailReason, ObjectId, Receiver, ReceiverConfig, ReceiverEvent, RejectReason, SessionId,
 };
 use groupcast_fec::{FecId, Oti};
 use proptest::prelude::*;
 
+mod support;
+use support::{receive, transfer};
+
 /// A reproducible pseudo-random object: the workspace's one generator.
 use groupcast_fec::pseudo_random_bytes as object;
-
-/// Every datagram a sender emits for `objects`, over `rounds` rounds.
-fn transfer(session: u64, objects: &[(&[u8], &str)], rounds: u32) -> Vec<Vec<u8>> {
-    let mut s = Sender::new(SenderConfig {
-        session: SessionId(session),
-        max_datagram: 300,
-        block_symbols: 40,
-        interleave: 4,
-        repair_overhead: 0.2,
-        round_repair: 0.2,
-        rounds: Rounds::Fixed(rounds),
-        ..SenderConfig::default()
-    })
-    .unwrap();
-    for (data, name) in objects {
-        s.add_object(data.to_vec(), name).unwrap();
-    }
-    let now = Instant::now();
-    let mut buf = vec![0u8; 300];
-    let mut out = Vec::new();
-    while let Some(n) = s.poll_transmit(now, &mut buf) {
-        out.push(buf[..n].to_vec());
-    }
-    assert!(s.is_finished());
-    out
-}
-
-/// Feeds datagrams and rebuilds each completed object (the core's Reassembler).
-fn receive(
-    r: &mut Receiver,
-    packets: impl IntoIterator<Item = Vec<u8>>,
-) -> Vec<((SessionId, ObjectId), String, Vec<u8>)> {
-    let now = Instant::now();
-    let mut objects = groupcast::Reassembler::new();
-    let mut done = Vec::new();
-    for p in packets {
-        r.handle_datagram(now, &p);
-        while let Some(e) = r.poll_event() {
-            if let Some(o) = objects.handle(e) {
-                done.push(((o.session, o.object), o.name, o.data));
-            }
-        }
-    }
-    done
-}
 
 #[test]
 fn sessions_and_objects_never_mix() {

@@ -1,0 +1,211 @@
+//! The transport tests' one driver, after quinn's `tests/util.rs`: a sender,
+//! N receivers, a virtual clock that jumps to the next deadline, a loss
+//! rule, and a step bound. Feedback goes where the receiver addresses it
+//! (the sender, and the other receivers for multicast NACKs); decoded
+//! objects are reassembled per receiver.
+
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use groupcast::{
+    Destination, ObjectId, Reassembled, Reassembler, Receiver, ReceiverConfig, Rounds, Sender,
+    SenderConfig, SessionId,
+};
+
+/// Most datagrams one step lets the sender emit (an unpaced carousel never
+/// stops by itself).
+const BURST: usize = 1_000;
+
+pub struct Pair {
+    pub sender: Sender,
+    pub receivers: Vec<Receiver>,
+    pub now: Instant,
+    start: Instant,
+    /// Objects each receiver completed, in order.
+    pub objects: Vec<Vec<Reassembled>>,
+    reassemblers: Vec<Reassembler>,
+    /// Whether receiver `i` loses the sender's `n`-th datagram.
+    lose: Box<dyn FnMut(usize, u64) -> bool>,
+    sent: u64,
+    steps: u64,
+    /// The last step stopped at the burst limit: step again at once.
+    busy: bool,
+    /// Steps in a row in which nothing happened.
+    idle_steps: u32,
+    buf: Vec<u8>,
+}
+
+impl Pair {
+    /// A sender and `n` receivers (ids 1..=n) with default settings.
+    pub fn new(sender: SenderConfig, n: usize) -> Self {
+        let receivers = (1..=n as u64)
+            .map(|id| ReceiverConfig {
+                id,
+                ..ReceiverConfig::default()
+            })
+            .collect();
+        Self::with(sender, receivers)
+    }
+
+    /// A sender and one receiver per configuration.
+    pub fn with(sender: SenderConfig, receivers: Vec<ReceiverConfig>) -> Self {
+        let buf = vec![0u8; sender.max_datagram];
+        let n = receivers.len();
+        let now = Instant::now();
+        Self {
+            sender: Sender::new(sender).expect("valid sender configuration"),
+            receivers: receivers.into_iter().map(Receiver::new).collect(),
+            now,
+            start: now,
+            objects: vec![Vec::new(); n],
+            reassemblers: (0..n).map(|_| Reassembler::new()).collect(),
+            lose: Box::new(|_, _| false),
+            sent: 0,
+            steps: 0,
+            busy: false,
+            idle_steps: 0,
+            buf,
+        }
+    }
+
+    /// Receiver `i` loses the `n`-th datagram when `lose(i, n)`.
+    pub fn losing(mut self, lose: impl FnMut(usize, u64) -> bool + 'static) -> Self {
+        self.lose = Box::new(lose);
+        self
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// One step: the clock first jumps to the earliest deadline (unless
+    /// something is due now), then the sender's due datagrams go to every
+    /// receiver (less losses), the receivers' feedback to where it goes, and
+    /// events are collected. False once nothing is left to do: nothing
+    /// happened and no deadline.
+    pub fn step(&mut self) -> bool {
+        self.steps += 1;
+        let next = self
+            .receivers
+            .iter()
+            .filter_map(Receiver::poll_timeout)
+            .chain(self.sender.poll_timeout())
+            .min();
+        match next {
+            Some(t) if t > self.now && !self.busy => self.now = t,
+            // Due, but the last step did nothing about it: time moves on.
+            Some(_) if self.idle_steps > 0 => self.now += Duration::from_micros(100),
+            _ => {}
+        }
+        let now = self.now;
+        self.sender.handle_timeout(now);
+        let mut emitted = 0;
+        while emitted < BURST
+            && let Some(len) = self.sender.poll_transmit(now, &mut self.buf)
+        {
+            emitted += 1;
+            self.sent += 1;
+            for (i, r) in self.receivers.iter_mut().enumerate() {
+                if !(self.lose)(i, self.sent) {
+                    r.handle_datagram(now, &self.buf[..len]);
+                }
+            }
+        }
+        let mut feedback = 0;
+        for i in 0..self.receivers.len() {
+            self.receivers[i].handle_timeout(now);
+            while let Some((len, to)) = self.receivers[i].poll_transmit(now, &mut self.buf) {
+                feedback += 1;
+                self.sender.handle_datagram(now, &self.buf[..len]);
+                if to == Destination::Feedback {
+                    for (j, peer) in self.receivers.iter_mut().enumerate() {
+                        if j != i {
+                            peer.handle_datagram(now, &self.buf[..len]);
+                        }
+                    }
+                }
+            }
+            while let Some(e) = self.receivers[i].poll_event() {
+                if let Some(o) = self.reassemblers[i].handle(e) {
+                    self.objects[i].push(o);
+                }
+            }
+        }
+        while self.sender.poll_event().is_some() {}
+        // An unpaced sender may have more at once.
+        self.busy = emitted == BURST;
+        let active = emitted > 0 || feedback > 0;
+        self.idle_steps = if active { 0 } else { self.idle_steps + 1 };
+        active || next.is_some()
+    }
+
+    /// Steps until `done` holds, panicking after `max_steps` or if the
+    /// pair falls idle first.
+    pub fn drive(&mut self, max_steps: u64, mut done: impl FnMut(&Pair) -> bool) {
+        while !done(self) {
+            assert!(
+                self.steps < max_steps,
+                "not done after {max_steps} steps ({:?} simulated)",
+                self.elapsed()
+            );
+            assert!(self.step(), "idle before done");
+        }
+    }
+
+    /// Whether every receiver completed `n` objects.
+    pub fn all_have(&self, n: usize) -> bool {
+        self.objects.iter().all(|o| o.len() >= n)
+    }
+
+    /// Virtual time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+}
+
+/// Every datagram a sender emits for `objects`, over `rounds` rounds.
+pub fn transfer(session: u64, objects: &[(&[u8], &str)], rounds: u32) -> Vec<Vec<u8>> {
+    let mut s = Sender::new(SenderConfig {
+        session: SessionId(session),
+        max_datagram: 300,
+        block_symbols: 40,
+        interleave: 4,
+        repair_overhead: 0.2,
+        round_repair: 0.2,
+        rounds: Rounds::Fixed(rounds),
+        ..SenderConfig::default()
+    })
+    .unwrap();
+    for (data, name) in objects {
+        s.add_object(data.to_vec(), name).unwrap();
+    }
+    let now = Instant::now();
+    let mut buf = vec![0u8; 300];
+    let mut out = Vec::new();
+    while let Some(n) = s.poll_transmit(now, &mut buf) {
+        out.push(buf[..n].to_vec());
+    }
+    assert!(s.is_finished());
+    out
+}
+
+/// Feeds datagrams and rebuilds each completed object (the core's Reassembler).
+pub fn receive(
+    r: &mut Receiver,
+    packets: impl IntoIterator<Item = Vec<u8>>,
+) -> Vec<((SessionId, ObjectId), String, Vec<u8>)> {
+    let now = Instant::now();
+    let mut objects = groupcast::Reassembler::new();
+    let mut done = Vec::new();
+    for p in packets {
+        r.handle_datagram(now, &p);
+        while let Some(e) = r.poll_event() {
+            if let Some(o) = objects.handle(e) {
+                done.push(((o.session, o.object), o.name, o.data));
+            }
+        }
+    }
+    done
+}
