@@ -1,7 +1,12 @@
 //! The command line's argument types: clap definitions only. Each command's
 //! module turns them into what the libraries take (`SimArgs::scenario`).
 
+use std::net::Ipv6Addr;
+use std::path::PathBuf;
+
 use clap::{Args, ValueEnum};
+use groupcast::FlowPolicy;
+use groupcast::io::files::TransferId;
 use groupcast_sim::Scenario;
 use groupcast_sim::scenario;
 use groupcast_sim::units::{
@@ -216,6 +221,180 @@ impl From<&DemoArgs> for SimArgs {
             csv: false,
         }
     }
+}
+
+/// Flags of `groupcast send`.
+#[derive(Debug, Clone, Args)]
+pub struct SendArgs {
+    /// The file to send, or a directory: every file beneath it is sent, with its relative path.
+    pub path: PathBuf,
+    /// Channel name; its group address is ff1e:: followed by BLAKE3(name) (see `groupcast channel`).
+    #[arg(long)]
+    pub channel: String,
+    /// Network interface to send on, e.g. eth0 (see `ip link`).
+    #[arg(long)]
+    pub interface: String,
+    /// UDP port.
+    #[arg(long, default_value_t = groupcast::channel::DEFAULT_PORT)]
+    pub port: u16,
+    /// Sending rate in bits/s of UDP payload (e.g. 100M, 1G), or `max` for unpaced.
+    #[arg(long, default_value = "100M")]
+    pub rate: String,
+    /// Multicast hop limit: 1 stays on the link; more crosses multicast routers.
+    #[arg(long, default_value_t = 1)]
+    pub hops: u32,
+    /// Rounds of the carousel: the first sends source symbols plus --overhead repair, each
+    /// later one --round-repair fresh repair symbols per block.
+    #[arg(long, default_value_t = 3, conflicts_with = "forever")]
+    pub rounds: u32,
+    /// Loop and repeat until interrupted (SIGINT or SIGTERM, after which the stats are still
+    /// written), for receivers that join late.
+    #[arg(long)]
+    pub forever: bool,
+    /// Loss recovery: `hybrid` (source symbols, then fresh repair for what receivers report
+    /// missing), `nack` (no FEC: replays of the symbols receivers list), or `carousel` (rounds
+    /// of fresh repair, no back channel). In hybrid and nack modes the sender exits by itself
+    /// once every receiver it heard from is complete, and --rounds/--forever do not apply.
+    #[arg(long, value_enum, default_value = "hybrid")]
+    pub mode: crate::args::Mode,
+    /// First-round repair share per block (0.25 = 25% extra symbols) [default: 0.25 in carousel
+    /// mode, 0 in hybrid mode, where repair is sent on request].
+    #[arg(long)]
+    pub overhead: Option<f64>,
+    /// Repair share of each later round.
+    #[arg(long, default_value_t = 0.25)]
+    pub round_repair: f64,
+    /// Worker threads that build RaptorQ encoders ahead of the send loop (0 = build them on
+    /// the sending thread). The packets sent are the same either way.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub encoder_threads: usize,
+    /// Send from one fixed source address, and print it, so that receivers can
+    /// join source-specifically with `recv --source ADDR`.
+    #[arg(long)]
+    pub source_specific: bool,
+    /// Do not deliver the sender's packets to receivers on this same host.
+    #[arg(long)]
+    pub no_loop: bool,
+    /// Hand each datagram to the kernel separately, without UDP segmentation offload (GSO).
+    /// GSO changes nothing on the wire and turns itself off where the path cannot segment.
+    #[arg(long)]
+    pub no_gso: bool,
+    /// Flow control (hybrid, nack): `min` never runs further ahead than the slowest receiver
+    /// that reports, `max` follows the fastest, `quorum:N` the N-th fastest.
+    #[arg(long, default_value = "min", value_parser = parse_policy)]
+    pub policy: FlowPolicy,
+    /// Flow control (hybrid, nack): how many blocks the first pass may run ahead of the
+    /// window edge the policy follows.
+    #[arg(long, default_value_t = 48, value_name = "BLOCKS")]
+    pub flow_window: u32,
+    /// Hybrid, nack: receivers tracked at once; reports from more are dropped and counted.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_receivers: usize,
+    /// Hybrid, nack: NACK packets processed per second at most; the excess is dropped and
+    /// counted.
+    #[arg(long, default_value_t = 20_000)]
+    pub max_nack_rate: u32,
+    /// Hybrid, nack: do not finish before this many receivers have reported, so that the sender
+    /// can start before its receivers (it then answers them as they join).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub min_receivers: u32,
+    /// A receiver silent for this many seconds stops counting for flow control and completion.
+    #[arg(long, default_value_t = 5.0)]
+    pub receiver_timeout: f64,
+    /// A receiver that keeps reporting but makes no progress for this many seconds stops
+    /// holding back flow control and completion (a wedged receiver, or a forged one).
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    pub stall_timeout: f64,
+    /// Repair may use at most this share of the sending rate (of the measured rate with
+    /// --rate max), so forged NACKs cannot amplify traffic.
+    #[arg(long, default_value_t = 0.5)]
+    pub repair_share: f64,
+    /// Congestion control (hybrid, nack, with a --rate): a receiver reporting more loss than
+    /// this share cuts the rate by 1/8, at most once per round-trip time; loss-free reports add
+    /// back 1/50 of --rate per round trip (AIMD). 0 turns it off.
+    #[arg(long, default_value_t = 0.3, value_name = "SHARE")]
+    pub congestion_loss: f64,
+    /// The floor congestion control never goes below, bits/s [default: --rate / 16].
+    #[arg(long)]
+    pub min_rate: Option<String>,
+    /// Stop after this many seconds, finished or not (the stats are still written).
+    #[arg(long)]
+    pub timeout: Option<f64>,
+    /// Write one JSON object of statistics to this file at the end.
+    #[arg(long)]
+    pub stats_json: Option<PathBuf>,
+}
+
+fn parse_policy(s: &str) -> Result<FlowPolicy, String> {
+    match s {
+        "min" => Ok(FlowPolicy::Min),
+        "max" => Ok(FlowPolicy::Max),
+        q => match q.strip_prefix("quorum:").map(str::parse::<u32>) {
+            Some(Ok(n)) if n > 0 => Ok(FlowPolicy::Quorum(n)),
+            _ => Err(format!("'{s}' is not min, max or quorum:N (N at least 1)")),
+        },
+    }
+}
+
+/// Flags of `groupcast recv`.
+#[derive(Debug, Clone, Args)]
+pub struct RecvArgs {
+    /// Channel name.
+    #[arg(long)]
+    pub channel: String,
+    /// Network interface to join the channel on.
+    #[arg(long)]
+    pub interface: String,
+    /// Directory to write the received files into (must exist).
+    #[arg(long)]
+    pub output: PathBuf,
+    /// UDP port.
+    #[arg(long, default_value_t = groupcast::channel::DEFAULT_PORT)]
+    pub port: u16,
+    /// Accept packets only from this sender address (source-specific join); feedback from
+    /// other receivers is still heard on the feedback group.
+    #[arg(long)]
+    pub source: Option<Ipv6Addr>,
+    /// Accept only the transfer with this id (64 hex digits, as `groupcast id PATH` or
+    /// `groupcast send` print it) and ignore every other: without it, any host on the group
+    /// can impersonate the sender.
+    #[arg(long, value_name = "ID")]
+    pub expect: Option<TransferId>,
+    /// Replace files that already exist in --output (without it, such a file is refused and
+    /// the receiver exits non-zero naming it).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Apply the manifest's permission bits as they are (without it, they are masked by the
+    /// umask and never world-writable).
+    #[arg(long)]
+    pub keep_modes: bool,
+    /// Give up after this many seconds (exit non-zero; no partial file is left under its final name).
+    #[arg(long)]
+    pub timeout: Option<f64>,
+    /// Largest object accepted (a file, or the manifest), e.g. 4GiB; larger claims are refused
+    /// before anything is allocated.
+    #[arg(long, default_value = "4GiB", value_parser = parse_size)]
+    pub max_object_size: u64,
+    /// Objects decoded at once, over all sessions.
+    #[arg(long, default_value_t = 16)]
+    pub max_objects: usize,
+    /// Blocks being decoded at once; bounds memory (see docs/protocol.md §8.2).
+    #[arg(long, default_value_t = 64)]
+    pub max_blocks_in_flight: usize,
+    /// Hop limit of this receiver's NACKs to the feedback group (hybrid, nack); more than 1
+    /// to reach a sender beyond multicast routers.
+    #[arg(long, default_value_t = 1)]
+    pub hops: u32,
+    /// Stay silent even to a hybrid or nack sender (no NACK, no STATUS): like a carousel receiver.
+    #[arg(long)]
+    pub no_feedback: bool,
+    /// Send NACKs to the sender alone rather than to the channel's feedback group (no
+    /// suppression among receivers then).
+    #[arg(long)]
+    pub nack_unicast: bool,
+    /// Write one JSON object of statistics to this file at the end.
+    #[arg(long)]
+    pub stats_json: Option<PathBuf>,
 }
 
 impl SimArgs {

@@ -49,7 +49,7 @@ enum Command {
     /// each block's source symbols, then fresh RaptorQ repair for what receivers report
     /// missing, and exits once every receiver is complete; `--mode carousel` loops with no back
     /// channel instead.
-    Send(net::SendArgs),
+    Send(args::SendArgs),
     /// Receive the files sent to a channel, verified, into a directory.
     ///
     /// Takes nothing but a manifest until one verifies (with --expect, only the one with that
@@ -57,7 +57,7 @@ enum Command {
     /// file and renamed into place, without following links or replacing anything, once its
     /// size and BLAKE3 hash match the manifest. Exits 0 once every file of the manifest is in
     /// place; non-zero, naming them, if some were refused.
-    Recv(net::RecvArgs),
+    Recv(args::RecvArgs),
     /// Print the transfer id of a file or directory, without sending anything.
     ///
     /// The id is the BLAKE3 hash of the manifest `groupcast send PATH` would send: it depends
