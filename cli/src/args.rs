@@ -156,6 +156,11 @@ pub struct SimArgs {
     /// Largest blocks each receiver decodes at once (memory per receiver).
     #[arg(long, default_value_t = 64)]
     pub max_blocks_in_flight: usize,
+    /// Split the object into objects of at most N blocks of --block-symbols each, so that
+    /// blocks keep K symbols however large the object (one object has at most 256 blocks;
+    /// beyond 255 × K symbols its blocks grow instead).
+    #[arg(long, value_name = "N")]
+    pub split_blocks: Option<u32>,
     /// Run every scenario of a TOML suite file instead (see docs/cli.md): each [[run]] table
     /// sets flags of this command by their long names, and array values expand into one run
     /// per combination. Flags given on the command line are the defaults.
@@ -215,6 +220,7 @@ impl From<&DemoArgs> for SimArgs {
             join: None,
             leave: None,
             max_blocks_in_flight: 64,
+            split_blocks: None,
             repair_margin: 2,
             scenario: None,
             json: false,
@@ -435,6 +441,7 @@ impl SimArgs {
             leave: self.leave,
             repair_margin: self.repair_margin,
             max_blocks_in_flight: self.max_blocks_in_flight,
+            split_blocks: self.split_blocks,
         }
     }
 }

@@ -190,3 +190,32 @@ fn json_reports_match_the_recorded_ones() {
         assert_eq!(got, want["report"], "sim {}", want["args"]);
     }
 }
+
+/// `--split-blocks`: data larger than 255 blocks of K is carried as several
+/// objects whose blocks keep K symbols, and every copy still completes.
+#[test]
+fn split_blocks_carries_the_data_as_several_objects() {
+    let v = json(&[
+        "--receivers",
+        "5",
+        "--size",
+        "64000",
+        "--symbol-size",
+        "64",
+        "--block-symbols",
+        "10",
+        "--split-blocks",
+        "20",
+        "--loss",
+        "0.05",
+    ]);
+    assert_eq!(v["completed_receivers"], 5);
+    assert_eq!(v["identical_receivers"], 5);
+    // 1000 symbols in blocks of 10: objects of 20 blocks, 100 blocks in all.
+    assert_eq!(v["source_symbols"], 1000);
+    let out = sim(&["--split-blocks", "0"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--split-blocks must lie between 1 and 256")
+    );
+}

@@ -181,6 +181,12 @@ pub struct Scenario {
     pub repair_margin: u32,
     /// Largest blocks each receiver decodes at once.
     pub max_blocks_in_flight: usize,
+    /// Split the data into objects of at most this many blocks of K symbols
+    /// each, so that blocks keep K symbols however large the data (one
+    /// object has at most 256 blocks; beyond 255 × K symbols its OTI makes
+    /// larger blocks instead).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split_blocks: Option<u32>,
 }
 
 impl Default for Scenario {
@@ -214,6 +220,7 @@ impl Default for Scenario {
             leave: None,
             repair_margin: 2,
             max_blocks_in_flight: 64,
+            split_blocks: None,
         }
     }
 }
@@ -263,6 +270,9 @@ impl Scenario {
         }
         if self.max_blocks_in_flight == 0 {
             return Err("--max-blocks-in-flight must be at least 1".into());
+        }
+        if self.split_blocks.is_some_and(|b| !(1..=256).contains(&b)) {
+            return Err("--split-blocks must lie between 1 and 256".into());
         }
         Ok(())
     }
@@ -374,7 +384,15 @@ impl Scenario {
         let symbol_size = config.sender.effective_symbol_size();
         let codecs = config.codecs;
         let mut sim = Simulation::new(config).map_err(|e| e.to_string())?;
-        sim.add_object(self.object(), "demo.bin");
+        let data = self.object();
+        match self.piece_bytes(symbol_size) {
+            Some(piece) if (data.len() as u64) > piece => {
+                for (n, chunk) in data.chunks(piece as usize).enumerate() {
+                    sim.add_object(chunk.to_vec(), &format!("demo{n}.bin"));
+                }
+            }
+            _ => sim.add_object(data, "demo.bin"),
+        }
         let started = Instant::now();
         let report = sim.run(progress).map_err(|e| e.to_string())?;
         Ok(Outcome {
@@ -416,16 +434,31 @@ impl Scenario {
         }
     }
 
-    /// Source blocks of the simulated object, as its OTI partitions it: at
-    /// most 255, larger than K beyond that (RFC 6330 §4.4.1.2).
+    /// Bytes of each object when the data is split ([`Scenario::split_blocks`]).
+    fn piece_bytes(&self, symbol_size: u16) -> Option<u64> {
+        self.split_blocks
+            .map(|b| (b as u64 * self.effective_block_symbols() as u64 * symbol_size as u64).max(1))
+    }
+
+    /// Source blocks of the simulated objects, as their OTIs partition them:
+    /// at most 255 per object, larger than K beyond that (RFC 6330 §4.4.1.2).
     pub fn blocks(&self, o: &Outcome) -> u64 {
-        groupcast_fec::Oti::for_object(
-            self.size,
-            o.symbol_size,
-            o.block_symbols,
-            groupcast::wire::SYMBOL_ALIGNMENT,
-        )
-        .map_or(0, |oti| oti.source_blocks() as u64)
+        let blocks_of = |size: u64| {
+            groupcast_fec::Oti::for_object(
+                size,
+                o.symbol_size,
+                o.block_symbols,
+                groupcast::wire::SYMBOL_ALIGNMENT,
+            )
+            .map_or(0, |oti| oti.source_blocks() as u64)
+        };
+        match self.piece_bytes(o.symbol_size) {
+            Some(piece) if self.size > piece => {
+                let (whole, rest) = (self.size / piece, self.size % piece);
+                whole * blocks_of(piece) + if rest > 0 { blocks_of(rest) } else { 0 }
+            }
+            _ => blocks_of(self.size),
+        }
     }
 
     /// The run's report row (the keys of `groupcast sim --json`).

@@ -13,9 +13,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use groupcast::{CodecSet, FecId, Mode, Rounds, SenderConfig};
+use groupcast::Mode;
 use groupcast_sim::analytic::{arq, ideal_fec};
-use groupcast_sim::{Burst, LinkConfig, SimConfig, SimReport, Simulation, carousel_overhead};
+use groupcast_sim::{Burst, Scenario, SimReport, scenario};
 use plotters::prelude::*;
 
 /// Symbol size of every run: small, since E[M] does not depend on it and the
@@ -63,67 +63,37 @@ fn symbols_for(receivers: usize, quick: bool) -> usize {
     if quick { s / 4 } else { s }
 }
 
-fn run(c: Case) -> Row {
+/// The run a case stands for, as a simulator scenario: T = 64, 80 Mbit/s,
+/// 10 ms links, the model codec, and the data split into objects of 200
+/// blocks so that every block keeps K symbols.
+fn scenario(c: &Case) -> Scenario {
     let blocks = c.symbols.div_ceil(c.k as usize).max(1);
-    let loss_for_overhead = match c.burst {
-        Some(b) => b.mean_loss(c.loss),
-        None => c.loss,
-    };
-    let sender = SenderConfig {
-        mode: c.mode,
-        fec: if c.mode == Mode::Nack {
-            FecId::NoCode
-        } else {
-            FecId::RaptorQ
+    Scenario {
+        mode: match c.mode {
+            Mode::Carousel => scenario::Mode::Carousel,
+            Mode::Nack => scenario::Mode::Nack,
+            Mode::Hybrid => scenario::Mode::Hybrid,
         },
-        rate: Some(10_000_000),
-        max_datagram: groupcast::wire::DATA_OVERHEAD + T,
-        block_symbols: c.k,
-        repair_overhead: match c.mode {
-            Mode::Carousel => carousel_overhead(loss_for_overhead, c.k),
-            _ => 0.0,
-        },
-        round_repair: 0.05,
-        rounds: Rounds::Unlimited,
-        interleave: c.interleave,
-        ..SenderConfig::default()
-    };
-    let cfg = SimConfig {
         receivers: c.receivers,
-        link: LinkConfig {
-            loss: c.loss,
-            burst: c.burst,
-            delay: Duration::from_millis(10),
-            ..LinkConfig::default()
-        },
+        loss: c.loss,
+        size: (blocks * c.k as usize * T) as u64,
+        symbol_size: Some(T as u16),
+        block_symbols: c.k,
+        rate: 80_000_000,
         seed: c.seed,
-        sender,
-        codecs: CodecSet::Model,
-        time_limit: Duration::from_secs(3600),
-        ..SimConfig::default()
-    };
-    let mut sim = Simulation::new(cfg).expect("valid scenario");
-    // An object holds at most 256 blocks (the SBN is 8 bits), and asking for
-    // more would make its blocks larger than k: split into objects of 200.
-    let mut left = blocks;
-    let mut n = 0;
-    while left > 0 {
-        let here = left.min(200);
-        let mut data = vec![0u8; here * c.k as usize * T];
-        for (i, b) in data.iter_mut().enumerate() {
-            *b = (i as u64 ^ n)
-                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-                .to_le_bytes()[7];
-        }
-        sim.add_object(data, &format!("suite{n}.bin"));
-        left -= here;
-        n += 1;
+        interleave: c.interleave,
+        delay_ms: 10.0,
+        codec: scenario::CodecChoice::Model,
+        burst: c.burst.map(|b| (b.p_enter, b.p_leave)),
+        split_blocks: Some(200),
+        ..Scenario::default()
     }
-    let started = Instant::now();
-    let report = sim.run(|_, _, _| {}).expect("runs");
-    let wall = started.elapsed();
+}
+
+fn run(c: Case) -> Row {
+    let o = scenario(&c).run(|_, _, _| {}).expect("runs");
     assert_eq!(
-        report.completed_receivers,
+        o.report.completed_receivers,
         c.receivers,
         "{} R={} p={} k={}: not every receiver completed",
         mode_name(c.mode),
@@ -133,8 +103,8 @@ fn run(c: Case) -> Row {
     );
     Row {
         case: c,
-        report,
-        wall,
+        report: o.report,
+        wall: o.wall,
     }
 }
 
