@@ -261,14 +261,21 @@ fn pacing_follows_the_token_bucket_in_virtual_time() {
     assert!(wakes > 1000, "paced sending wakes often: {wakes}");
 }
 
+/// `None` means idle and nothing else: an unpaced sender with data is due at
+/// once (its deadline is the last time it was given), and one that is done
+/// has no deadline.
 #[test]
-fn unpaced_sender_has_no_deadline() {
+fn unpaced_sender_is_due_at_once_and_idle_only_when_done() {
     let mut s = Sender::new(SenderConfig::default()).unwrap();
-    assert_eq!(s.poll_timeout(), None);
+    assert_eq!(s.poll_timeout(), None, "no object");
     s.add_object(vec![1u8; 10], "u").unwrap();
-    assert_eq!(s.poll_timeout(), None);
-    assert!(drain(&mut s, Instant::now()).len() >= 2);
+    assert_eq!(s.poll_timeout(), None, "never given a time");
+    let t0 = Instant::now();
+    s.handle_timeout(t0);
+    assert_eq!(s.poll_timeout(), Some(t0), "due at once");
+    assert!(drain(&mut s, t0).len() >= 2);
     assert!(s.is_finished());
+    assert_eq!(s.poll_timeout(), None, "done");
 }
 
 #[test]

@@ -592,11 +592,15 @@ impl Sender {
     }
 
     /// When the sender next wants `handle_timeout` or `poll_transmit` called.
-    /// `None` if unpaced with data ready (call `poll_transmit` at once), or idle.
+    /// A deadline at or before now means at once (an unpaced sender with data
+    /// is always due: its deadline is the last time it was given). `None`
+    /// means idle: finished, no object, or never given a time yet.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.finished || self.objects.is_empty() {
             return None;
         }
+        // The latest time the sender was given: a deadline there is due now.
+        let due = self.last.or(self.epoch);
         let pacing = match (self.config.rate.map(|_| self.rate_now()), self.last) {
             (Some(rate), Some(last)) if !self.pacing.has_any() => {
                 Some(last + Duration::from_secs_f64(self.pacing.debt() / rate as f64 + 1e-9))
@@ -605,7 +609,8 @@ impl Sender {
             _ => None,
         };
         if !self.feedback() {
-            return pacing;
+            // A carousel always has data: paced, or due at once.
+            return pacing.or(due);
         }
         let mut t: Option<Instant> = None;
         let mut at = |x: Option<Instant>| {
@@ -614,7 +619,7 @@ impl Sender {
             }
         };
         if self.has_data_ready() {
-            at(pacing.or(self.last));
+            at(pacing.or(due));
         }
         if let Some((o, sbn, esi)) = self.repair.front() {
             // Wait for the repair budget (and the build budget, if this symbol
