@@ -232,10 +232,15 @@ fn idle_objects_are_abandoned() {
     r.handle_datagram(t0, &forged_data(oti, 0));
     assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(5)));
     assert!(r.stats().buffered_bytes > 0);
-    r.handle_timeout(t0 + Duration::from_secs(4));
+    // A later packet of the object moves its idle deadline on.
+    let t3 = t0 + Duration::from_secs(3);
+    r.handle_datagram(t3, &forged_data(oti, 0));
+    assert_eq!(r.poll_timeout(), Some(t3 + Duration::from_secs(5)));
+    r.handle_timeout(t0 + Duration::from_secs(7));
     assert_eq!(r.objects_in_progress(), 1);
-    r.handle_timeout(t0 + Duration::from_secs(5));
+    r.handle_timeout(t3 + Duration::from_secs(5));
     assert_eq!(r.objects_in_progress(), 0);
+    assert_eq!(r.poll_timeout(), None, "no timer left behind");
     assert_eq!(r.stats().buffered_bytes, 0);
     assert_eq!(
         r.poll_event(),

@@ -1,7 +1,7 @@
 //! The receiving side: decodes, verifies and hands out objects.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::ops::Bound;
 use std::time::{Duration, Instant};
 
@@ -732,12 +732,12 @@ impl Receiver {
     /// The next deadline: a NACK or STATUS to send, or an unfinished object to
     /// abandon.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        // The object heard from longest ago is the first to go idle.
         let idle = self
             .table
-            .objects
-            .values()
-            .map(|o| o.last_activity + self.config.idle_timeout)
-            .min();
+            .idle
+            .first()
+            .map(|(at, _)| *at + self.config.idle_timeout);
         let fb = self.fb.values().flat_map(|f| {
             let status = if f.final_statuses > 0 {
                 Some(f.probe_at.min(f.last_status.unwrap_or(f.probe_at)))
@@ -768,10 +768,10 @@ impl Receiver {
         self.stats.feedback_expired += (before - self.fb.len()) as u64;
         let expired: Vec<Key> = self
             .table
-            .objects
+            .idle
             .iter()
-            .filter(|(_, o)| now.saturating_duration_since(o.last_activity) >= timeout)
-            .map(|(k, _)| *k)
+            .take_while(|(at, _)| now.saturating_duration_since(*at) >= timeout)
+            .map(|(_, k)| *k)
             .collect();
         for key in expired {
             self.fail(key, FailReason::Idle);
@@ -1042,7 +1042,7 @@ impl Receiver {
             });
         self.created += 1;
         object_state(
-            &mut self.table.objects,
+            &mut self.table,
             &self.config,
             now,
             key,
@@ -1141,6 +1141,7 @@ impl Receiver {
 
     fn remove(&mut self, key: Key) -> Option<ObjectState> {
         let o = self.table.objects.remove(&key)?;
+        self.table.idle.remove(&(o.last_activity, key));
         let mut freed = o.hasher.buffered_bytes() as u64;
         for (sbn, slot) in o.slots.iter().enumerate() {
             if let Slot::Active(d) = slot {
@@ -1559,6 +1560,9 @@ struct ObjectTable {
     completed: HashSet<Key>,
     /// The objects of the bound manifest, once [`Receiver::bind`] was called.
     bound: Option<HashMap<ObjectId, BoundObject>>,
+    /// Each object in progress by when it was last heard from: the first
+    /// goes idle first (a timer per object, kept in order).
+    idle: BTreeSet<(Instant, Key)>,
 }
 
 impl ObjectTable {
@@ -1777,7 +1781,7 @@ fn covers(theirs: &[(u32, u32)], mine: &[(u32, u32)]) -> bool {
 /// Finds or opens the state of an object, enforcing the limits.
 #[allow(clippy::too_many_arguments)]
 fn object_state<'a>(
-    objects: &'a mut HashMap<Key, ObjectState>,
+    table: &'a mut ObjectTable,
     config: &ReceiverConfig,
     now: Instant,
     key: Key,
@@ -1786,9 +1790,11 @@ fn object_state<'a>(
     info: Option<Info>,
     created: u64,
 ) -> Result<&'a mut ObjectState, RejectReason> {
+    let ObjectTable { objects, idle, .. } = table;
     let o = match objects.entry(key) {
         Entry::Occupied(e) => e.into_mut(),
         Entry::Vacant(v) => {
+            idle.insert((now, key));
             let verify = config.codecs.codec(fec).carries_data();
             v.insert(ObjectState {
                 fec,
@@ -1807,6 +1813,10 @@ fn object_state<'a>(
     if o.oti != oti || o.fec != fec {
         return Err(RejectReason::OtiMismatch);
     }
-    o.last_activity = now;
+    if o.last_activity != now {
+        idle.remove(&(o.last_activity, key));
+        idle.insert((now, key));
+        o.last_activity = now;
+    }
     Ok(o)
 }
