@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
-use groupcast::{Mode, Receiver, ReceiverConfig, ReceiverEvent, Rounds, Sender, SenderConfig};
+use groupcast::{Mode, Receiver, ReceiverConfig, ReceiverEvent, Rounds, SenderConfig};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, Arbitrary)]
@@ -41,9 +41,14 @@ fn transfer() -> &'static Transfer {
             (0..700u32).map(|i| (i * 13 % 241) as u8).collect(),
             Vec::new(),
         ];
+        let names: Vec<String> = (0..objects.len()).map(|i| format!("o{i}")).collect();
+        let named: Vec<(&[u8], &str)> =
+            objects.iter().zip(&names).map(|(o, n)| (&o[..], n.as_str())).collect();
         let mut packets = Vec::new();
+        // A carousel's two rounds and a hybrid sender's first pass (as far
+        // as it goes before any STATUS), through the shared test driver.
         for mode in [Mode::Carousel, Mode::Hybrid] {
-            let mut s = Sender::new(SenderConfig {
+            let config = SenderConfig {
                 max_datagram: 200,
                 block_symbols: 8,
                 interleave: 2,
@@ -52,20 +57,10 @@ fn transfer() -> &'static Transfer {
                 rounds: Rounds::Fixed(2),
                 mode,
                 ..SenderConfig::default()
-            })
-            .unwrap();
-            for (i, o) in objects.iter().enumerate() {
-                s.add_object(o.clone(), &format!("o{i}")).unwrap();
-            }
-            let now = Instant::now();
-            let mut buf = vec![0u8; 200];
-            while let Some(n) = s.poll_transmit(now, &mut buf) {
-                packets.push(buf[..n].to_vec());
-                if packets.len() > 4000 {
-                    break;
-                }
-            }
+            };
+            packets.extend(groupcast_testing::datagrams_of(config, &named));
         }
+        packets.truncate(4001);
         Transfer { objects, packets }
     })
 }

@@ -1,11 +1,9 @@
 //! The whole core end to end, without the simulator: a sender and receivers
-//! in the shared driver (support/mod.rs), every mode, with loss.
-
-mod support;
+//! in the shared driver (groupcast-testing), every mode, with loss.
 
 use groupcast::{Mode, Rounds, SenderConfig};
 use groupcast_fec::{pseudo_random_bytes, splitmix64};
-use support::Pair;
+use groupcast_testing::Pair;
 
 fn config(mode: Mode) -> SenderConfig {
     SenderConfig {

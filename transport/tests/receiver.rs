@@ -9,8 +9,7 @@ use groupcast::{
 use groupcast_fec::{FecId, Oti};
 use proptest::prelude::*;
 
-mod support;
-use support::{receive, transfer};
+use groupcast_testing::{receive, transfer};
 
 /// A reproducible pseudo-random object: the workspace's one generator.
 use groupcast_fec::pseudo_random_bytes as object;

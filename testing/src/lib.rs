@@ -1,10 +1,10 @@
-//! The transport tests' one driver, after quinn's `tests/util.rs`: a sender,
-//! N receivers, a virtual clock that jumps to the next deadline, a loss
-//! rule, and a step bound. Feedback goes where the receiver addresses it
-//! (the sender, and the other receivers for multicast NACKs); decoded
-//! objects are reassembled per receiver.
-
-#![allow(dead_code)]
+//! groupcast-testing: the one driver of groupcast's tests and fuzz targets,
+//! after quinn's `tests/util.rs`. [`Pair`] holds a sender, N receivers, a
+//! virtual clock that jumps to the next deadline, a loss rule, and a step
+//! bound; feedback goes where the receiver addresses it (the sender, and the
+//! other receivers for multicast NACKs), and decoded objects are reassembled
+//! per receiver. [`drain`], [`transfer`] and [`receive`] build and feed the
+//! datagrams of whole transfers for tests that work packet by packet.
 
 use std::time::{Duration, Instant};
 
@@ -17,9 +17,13 @@ use groupcast::{
 /// stops by itself).
 const BURST: usize = 1_000;
 
+/// A sender and receivers on a virtual clock.
 pub struct Pair {
+    /// The sender.
     pub sender: Sender,
+    /// The receivers, in order.
     pub receivers: Vec<Receiver>,
+    /// The virtual clock.
     pub now: Instant,
     start: Instant,
     /// Objects each receiver completed, in order.
@@ -165,39 +169,55 @@ impl Pair {
     }
 }
 
-/// Every datagram a sender emits for `objects`, over `rounds` rounds.
-pub fn transfer(session: u64, objects: &[(&[u8], &str)], rounds: u32) -> Vec<Vec<u8>> {
-    let mut s = Sender::new(SenderConfig {
-        session: SessionId(session),
-        max_datagram: 300,
-        block_symbols: 40,
-        interleave: 4,
-        repair_overhead: 0.2,
-        round_repair: 0.2,
-        rounds: Rounds::Fixed(rounds),
-        ..SenderConfig::default()
-    })
-    .unwrap();
-    for (data, name) in objects {
-        s.add_object(data.to_vec(), name).unwrap();
-    }
-    let now = Instant::now();
-    let mut buf = vec![0u8; 300];
+/// Every datagram `sender` emits at `now`, until it has nothing more.
+pub fn drain(sender: &mut Sender, now: Instant) -> Vec<Vec<u8>> {
+    let mut buf = vec![0u8; groupcast::wire::MAX_DATAGRAM];
     let mut out = Vec::new();
-    while let Some(n) = s.poll_transmit(now, &mut buf) {
+    while let Some(n) = sender.poll_transmit(now, &mut buf) {
         out.push(buf[..n].to_vec());
     }
-    assert!(s.is_finished());
     out
 }
 
-/// Feeds datagrams and rebuilds each completed object (the core's Reassembler).
+/// Every datagram a sender of `config` emits for `objects` (data, name),
+/// all at one instant: for a bounded number of rounds, or one first pass.
+pub fn datagrams_of(config: SenderConfig, objects: &[(&[u8], &str)]) -> Vec<Vec<u8>> {
+    let mut s = Sender::new(config).expect("valid sender configuration");
+    for (data, name) in objects {
+        s.add_object(data.to_vec(), name).expect("a valid object");
+    }
+    drain(&mut s, Instant::now())
+}
+
+/// Every datagram of a small carousel (300-byte datagrams, blocks of 40
+/// symbols, 20% repair) for `objects` in session `session`, over `rounds`
+/// rounds.
+pub fn transfer(session: u64, objects: &[(&[u8], &str)], rounds: u32) -> Vec<Vec<u8>> {
+    let out = datagrams_of(
+        SenderConfig {
+            session: SessionId(session),
+            max_datagram: 300,
+            block_symbols: 40,
+            interleave: 4,
+            repair_overhead: 0.2,
+            round_repair: 0.2,
+            rounds: Rounds::Fixed(rounds),
+            ..SenderConfig::default()
+        },
+        objects,
+    );
+    assert!(!out.is_empty(), "a transfer sends something");
+    out
+}
+
+/// Feeds `packets` to `r` and returns each object it completes (the core's
+/// [`Reassembler`]), with its session and id, name and bytes.
 pub fn receive(
     r: &mut Receiver,
     packets: impl IntoIterator<Item = Vec<u8>>,
 ) -> Vec<((SessionId, ObjectId), String, Vec<u8>)> {
     let now = Instant::now();
-    let mut objects = groupcast::Reassembler::new();
+    let mut objects = Reassembler::new();
     let mut done = Vec::new();
     for p in packets {
         r.handle_datagram(now, &p);
