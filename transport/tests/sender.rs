@@ -7,14 +7,7 @@ use std::time::{Duration, Instant};
 use groupcast::wire::{DataRepr, Repr};
 use groupcast::{FecId, Rounds, Sender, SenderConfig, SenderError, SenderEvent};
 
-fn drain(s: &mut Sender, now: Instant) -> Vec<Vec<u8>> {
-    let mut buf = vec![0u8; s.config().max_datagram];
-    let mut out = Vec::new();
-    while let Some(n) = s.poll_transmit(now, &mut buf) {
-        out.push(buf[..n].to_vec());
-    }
-    out
-}
+use groupcast_testing::drain;
 
 fn data(p: &[u8]) -> Option<DataRepr<'_>> {
     match Repr::parse(p).expect("sender emits valid packets") {
