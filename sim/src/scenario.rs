@@ -369,11 +369,20 @@ impl Scenario {
         self.codec.resolve(self.receivers, self.size)
     }
 
-    /// The object: `size` bytes drawn from `seed`.
-    pub fn object(&self) -> Vec<u8> {
-        let mut data = vec![0u8; self.size as usize];
-        rand_chacha::ChaCha8Rng::seed_from_u64(self.seed).fill(&mut data[..]);
-        data
+    /// The data: `size` bytes drawn from `seed`, as the objects it is sent
+    /// in ([`Scenario::split_blocks`]), each filled straight from the one
+    /// stream (the pieces are whole 4-byte words but the last, so they are
+    /// the bytes of one unsplit fill), without a second copy of the data.
+    pub fn objects(&self, symbol_size: u16) -> Vec<Vec<u8>> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed);
+        self.piece_sizes(symbol_size)
+            .into_iter()
+            .map(|len| {
+                let mut data = vec![0u8; len as usize];
+                rng.fill(&mut data[..]);
+                data
+            })
+            .collect()
     }
 
     /// Runs the scenario; `progress(simulated seconds, receivers complete,
@@ -384,14 +393,15 @@ impl Scenario {
         let symbol_size = config.sender.effective_symbol_size();
         let codecs = config.codecs;
         let mut sim = Simulation::new(config).map_err(|e| e.to_string())?;
-        let data = self.object();
-        match self.piece_bytes(symbol_size) {
-            Some(piece) if (data.len() as u64) > piece => {
-                for (n, chunk) in data.chunks(piece as usize).enumerate() {
-                    sim.add_object(chunk.to_vec(), &format!("demo{n}.bin"));
-                }
-            }
-            _ => sim.add_object(data, "demo.bin"),
+        let objects = self.objects(symbol_size);
+        let single = objects.len() == 1;
+        for (n, data) in objects.into_iter().enumerate() {
+            let name = if single {
+                "demo.bin".to_string()
+            } else {
+                format!("demo{n}.bin")
+            };
+            sim.add_object(data, &name);
         }
         let started = Instant::now();
         let report = sim.run(progress).map_err(|e| e.to_string())?;
@@ -434,31 +444,39 @@ impl Scenario {
         }
     }
 
-    /// Bytes of each object when the data is split ([`Scenario::split_blocks`]).
-    fn piece_bytes(&self, symbol_size: u16) -> Option<u64> {
-        self.split_blocks
-            .map(|b| (b as u64 * self.effective_block_symbols() as u64 * symbol_size as u64).max(1))
+    /// The size of each object the data is sent in: one of `size` bytes, or
+    /// pieces of [`Scenario::split_blocks`] blocks of K symbols and the rest.
+    fn piece_sizes(&self, symbol_size: u16) -> Vec<u64> {
+        let piece = self.split_blocks.map(|b| {
+            (b as u64 * self.effective_block_symbols() as u64 * symbol_size as u64).max(1)
+        });
+        match piece {
+            Some(piece) if self.size > piece => {
+                let mut sizes = vec![piece; (self.size / piece) as usize];
+                if !self.size.is_multiple_of(piece) {
+                    sizes.push(self.size % piece);
+                }
+                sizes
+            }
+            _ => vec![self.size],
+        }
     }
 
     /// Source blocks of the simulated objects, as their OTIs partition them:
     /// at most 255 per object, larger than K beyond that (RFC 6330 §4.4.1.2).
     pub fn blocks(&self, o: &Outcome) -> u64 {
-        let blocks_of = |size: u64| {
-            groupcast_fec::Oti::for_object(
-                size,
-                o.symbol_size,
-                o.block_symbols,
-                groupcast::wire::SYMBOL_ALIGNMENT,
-            )
-            .map_or(0, |oti| oti.source_blocks() as u64)
-        };
-        match self.piece_bytes(o.symbol_size) {
-            Some(piece) if self.size > piece => {
-                let (whole, rest) = (self.size / piece, self.size % piece);
-                whole * blocks_of(piece) + if rest > 0 { blocks_of(rest) } else { 0 }
-            }
-            _ => blocks_of(self.size),
-        }
+        self.piece_sizes(o.symbol_size)
+            .into_iter()
+            .map(|size| {
+                groupcast_fec::Oti::for_object(
+                    size,
+                    o.symbol_size,
+                    o.block_symbols,
+                    groupcast::wire::SYMBOL_ALIGNMENT,
+                )
+                .map_or(0, |oti| oti.source_blocks() as u64)
+            })
+            .sum()
     }
 
     /// The run's report row (the keys of `groupcast sim --json`).
@@ -721,6 +739,25 @@ mod tests {
         // And what serialises comes back the same.
         let value = toml::Value::try_from(&s).unwrap();
         assert_eq!(value.try_into::<Scenario>().unwrap(), s);
+    }
+
+    #[test]
+    fn split_objects_are_the_bytes_of_one_unsplit_fill() {
+        let s = Scenario {
+            size: 10_000 + 3,
+            block_symbols: 10,
+            split_blocks: Some(2),
+            ..Scenario::default()
+        };
+        let pieces = s.objects(64);
+        assert_eq!(pieces.len(), 8, "7 pieces of 1280 bytes and the rest");
+        let whole = Scenario {
+            split_blocks: None,
+            ..s.clone()
+        }
+        .objects(64);
+        assert_eq!(whole.len(), 1);
+        assert_eq!(pieces.concat(), whole[0]);
     }
 
     #[test]
