@@ -666,12 +666,9 @@ fn candidate_manifests_beyond_the_limit_evict_the_oldest() {
     assert_eq!(r.stats().rejected(RejectReason::ObjectTooLarge), 1);
 }
 
-/// A forged NACK can hold a receiver's own NACK back once; if no repair for
-/// the block follows, the next peer NACK is doubted and the receiver asks.
-#[test]
-fn suppression_that_brings_no_repair_is_doubted() {
-    use groupcast::wire::feedback::PROBE_END;
-    use groupcast::wire::{NackEntry, NackRepr, ProbeRepr, WireMode};
+/// A receiver of session 10 that has the OBJECT_INFO and a few symbols of a
+/// 9,000-byte object: the object is known, its blocks lack.
+fn lacking_receiver() -> (Receiver, Instant) {
     let file = object(9_000, 5);
     let packets = transfer(10, &[(&file, "f")], 1);
     let mut r = Receiver::new(ReceiverConfig {
@@ -679,28 +676,44 @@ fn suppression_that_brings_no_repair_is_doubted() {
         ..ReceiverConfig::default()
     });
     let t0 = Instant::now();
-    // The OBJECT_INFO and a few symbols: the object is known, its blocks lack.
     for p in &packets[..4] {
         r.handle_datagram(t0, p);
     }
+    (r, t0)
+}
+
+/// A hybrid PROBE of session 10 after its first pass (END), at `ts`.
+fn end_probe(ts: u64, grtt_us: u32, group_log2: u8) -> Vec<u8> {
+    use groupcast::wire::feedback::PROBE_END;
+    use groupcast::wire::{ProbeRepr, WireMode};
+    let repr = Repr::Probe(ProbeRepr {
+        session: 10,
+        timestamp_us: ts,
+        sent: 4,
+        grtt_us,
+        objects: 1,
+        progress: (1, 0),
+        mode: WireMode::Hybrid,
+        flags: PROBE_END,
+        group_log2,
+    });
+    let mut buf = vec![0; repr.buffer_len()];
+    repr.emit(&mut buf).unwrap();
+    buf
+}
+
+/// A forged NACK can hold a receiver's own NACK back once; if no repair for
+/// the block follows, the next peer NACK is doubted and the receiver asks.
+#[test]
+fn suppression_that_brings_no_repair_is_doubted() {
+    use groupcast::wire::{NackEntry, NackRepr};
+    let (mut r, t0) = lacking_receiver();
     let emit = |repr: Repr| {
         let mut buf = vec![0; repr.buffer_len()];
         repr.emit(&mut buf).unwrap();
         buf
     };
-    let probe = |ts: u64| {
-        emit(Repr::Probe(ProbeRepr {
-            session: 10,
-            timestamp_us: ts,
-            sent: 4,
-            grtt_us: 10_000,
-            objects: 1,
-            progress: (1, 0),
-            mode: WireMode::Hybrid,
-            flags: PROBE_END,
-            group_log2: 10,
-        }))
-    };
+    let probe = |ts: u64| end_probe(ts, 10_000, 10);
     let forged = emit(Repr::Nack(NackRepr {
         session: 10,
         receiver: 666,
@@ -746,35 +759,8 @@ fn suppression_that_brings_no_repair_is_doubted() {
 /// the receiver must still NACK within the sender's GRTT, not the forger's.
 #[test]
 fn forged_probes_cannot_push_nacks_out_of_reach() {
-    use groupcast::wire::feedback::PROBE_END;
-    use groupcast::wire::{ProbeRepr, WireMode};
-    let file = object(9_000, 5);
-    let packets = transfer(10, &[(&file, "f")], 1);
-    let mut r = Receiver::new(ReceiverConfig {
-        id: 1,
-        ..ReceiverConfig::default()
-    });
-    let t0 = Instant::now();
-    // The OBJECT_INFO and a few symbols: the object is known, its blocks lack.
-    for p in &packets[..4] {
-        r.handle_datagram(t0, p);
-    }
-    let probe = |ts: u64, grtt_us: u32| {
-        let repr = Repr::Probe(ProbeRepr {
-            session: 10,
-            timestamp_us: ts,
-            sent: 4,
-            grtt_us,
-            objects: 1,
-            progress: (1, 0),
-            mode: WireMode::Hybrid,
-            flags: PROBE_END,
-            group_log2: 1,
-        });
-        let mut buf = vec![0; repr.buffer_len()];
-        repr.emit(&mut buf).unwrap();
-        buf
-    };
+    let (mut r, t0) = lacking_receiver();
+    let probe = |ts: u64, grtt_us: u32| end_probe(ts, grtt_us, 1);
     let mut out = vec![0u8; 1232];
     let mut t = t0;
     // The forger's PROBE first; its NACK timers are drawn over seconds.
