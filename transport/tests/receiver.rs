@@ -795,3 +795,58 @@ fn forged_probes_cannot_push_nacks_out_of_reach() {
         r.stats()
     );
 }
+
+/// A PROBE of session 10 with the sender's DATA counter at `sent`.
+fn counter_probe(ts: u64, sent: u64) -> Vec<u8> {
+    use groupcast::wire::{ProbeRepr, WireMode};
+    let repr = Repr::Probe(ProbeRepr {
+        session: 10,
+        timestamp_us: ts,
+        sent,
+        grtt_us: 10_000,
+        objects: 1,
+        progress: (0, 0),
+        mode: WireMode::Hybrid,
+        flags: 0,
+        group_log2: 3,
+    });
+    let mut buf = vec![0; repr.buffer_len()];
+    repr.emit(&mut buf).unwrap();
+    buf
+}
+
+/// A forger reads the session off the sender's first DATA and can PROBE it
+/// before the sender does, with an impossible DATA counter. That first PROBE
+/// must not become the baseline that every later counter is measured from:
+/// the sender's own would then seem to run behind it, freezing the loss
+/// estimate, and the forger's next ones would pass. A baseline that does go
+/// wrong (taken as it came after an outage) heals within two seconds.
+#[test]
+fn a_forged_first_probe_sets_no_counter_baseline() {
+    let (mut r, t0) = lacking_receiver();
+    let implausible = |r: &Receiver| r.stats().rejected(RejectReason::Implausible);
+    let forged = |ts| counter_probe(ts, 1 << 60);
+    r.handle_datagram(t0, &forged(0));
+    assert_eq!(implausible(&r), 1, "the forger's first PROBE was believed");
+    r.handle_datagram(t0 + Duration::from_millis(5), &counter_probe(1, 4));
+    r.handle_datagram(t0 + Duration::from_millis(10), &forged(2));
+    assert_eq!(implausible(&r), 2, "{:?}", r.stats());
+    // The sender's own counter moves on, and is believed.
+    r.handle_datagram(t0 + Duration::from_millis(30), &counter_probe(3, 60));
+    assert_eq!(implausible(&r), 2);
+
+    // Three silent seconds (an outage): the forger's counter is taken as it
+    // comes, and the sender's own then runs behind it...
+    let t1 = t0 + Duration::from_secs(3);
+    r.handle_datagram(t1, &forged(4));
+    assert_eq!(implausible(&r), 2);
+    let mut t = t1;
+    for ts in 5..100 {
+        t += Duration::from_millis(25);
+        r.handle_datagram(t, &counter_probe(ts, 60 + ts));
+    }
+    // ...until, two seconds on, the baseline is stale and is taken afresh
+    // from the sender's own: the forger's counter is refused again.
+    r.handle_datagram(t + Duration::from_millis(1), &forged(100));
+    assert_eq!(implausible(&r), 3, "{:?}", r.stats());
+}

@@ -474,7 +474,11 @@ struct SessionFb {
     progress: (u32, u8),
     probe_ts: u64,
     probe_at: Instant,
-    probe_sent: u64,
+    /// The sender's DATA counter at the last accepted PROBE; none before the
+    /// first plausible one.
+    probe_sent: Option<u64>,
+    /// When `probe_sent` was last accepted (or the session first heard).
+    counter_at: Instant,
     data_at_probe: u64,
     bytes_at_probe: u64,
     data: u64,
@@ -1195,7 +1199,8 @@ impl Receiver {
             progress: (0, 0),
             probe_ts: p.timestamp_us,
             probe_at: now,
-            probe_sent: p.sent,
+            probe_sent: None,
+            counter_at: now,
             data_at_probe: 0,
             bytes_at_probe: 0,
             data: 0,
@@ -1211,27 +1216,40 @@ impl Receiver {
             doubt: HashSet::new(),
             complete: false,
         });
+        // The sender's counter starts at 0 with its session and grows by one
+        // per DATA packet; anyone can forge it. So it may run ahead of the
+        // DATA heard since the last accepted one (or since the session's first
+        // PROBE) by at most 64 × (DATA + 16), or FIRST_PROBE_SLACK before any
+        // was accepted. A first PROBE therefore sets no baseline that real
+        // PROBEs would then seem to run behind. After two seconds without an
+        // accepted counter (an outage, a late join, or a forged baseline that
+        // the sender's own PROBEs run behind), the counter is taken as it comes.
         let got = f.data.saturating_sub(f.data_at_probe);
-        if p.sent > f.probe_sent
-            && p.sent - f.probe_sent > 64 * (got + 16)
-            && now.saturating_duration_since(f.probe_at) < Duration::from_secs(2)
-        {
+        let fresh = now.saturating_duration_since(f.counter_at) < Duration::from_secs(2);
+        let (from, slack) = match f.probe_sent {
+            Some(b) => (b, 64 * (got + 16)),
+            None => (0, FIRST_PROBE_SLACK + 64 * got),
+        };
+        if fresh && p.sent > from && p.sent - from > slack {
             // Far more DATA claimed than could have gone by: a forged counter
-            // would freeze or poison the loss estimate. (After two silent
-            // seconds, an outage, the counter is taken as it comes.)
+            // would freeze or poison the loss estimate.
             return Err(RejectReason::Implausible);
         }
-        if p.sent > f.probe_sent {
-            let sent = (p.sent - f.probe_sent) as f64;
-            let got = got as f64;
-            let sample = (1.0 - got / sent).clamp(0.0, 1.0);
+        // Behind the baseline (reordered, or forged low), a PROBE gives no
+        // sample; the baseline stays, unless it is stale.
+        if let Some(b) = f.probe_sent.filter(|&b| p.sent > b) {
+            let sent = (p.sent - b) as f64;
+            let sample = (1.0 - got as f64 / sent).clamp(0.0, 1.0);
             f.loss = 0.75 * f.loss + 0.25 * sample;
-            let dt = now.saturating_duration_since(f.probe_at).as_secs_f64();
+            let dt = now.saturating_duration_since(f.counter_at).as_secs_f64();
             if dt > 0.0 {
                 let r = f.bytes.saturating_sub(f.bytes_at_probe) as f64 / dt;
                 f.rate = 0.75 * f.rate + 0.25 * r;
             }
-            f.probe_sent = p.sent;
+        }
+        if f.probe_sent.is_none_or(|b| p.sent > b || !fresh) {
+            f.probe_sent = Some(p.sent);
+            f.counter_at = now;
             f.data_at_probe = f.data;
             f.bytes_at_probe = f.bytes;
         }
@@ -1712,6 +1730,11 @@ const MAX_PROBE_GRTT: Duration = Duration::from_secs(10);
 /// How often the GRTT may rise (at most twofold): a little less than the
 /// sender's default `probe_interval` (25 ms).
 const GRTT_RISE: Duration = Duration::from_millis(20);
+
+/// How far the sender's DATA counter may run ahead of the DATA heard, in its
+/// session's first accepted PROBE: DATA sent before this receiver created its
+/// feedback state (25 ms at 10 Gbit/s is about 26,000 packets).
+const FIRST_PROBE_SLACK: u64 = 1 << 16;
 
 /// Bytes a block in flight may hold at most: its source symbols in place,
 /// fewer than K repair symbols beside them, and two partial hash units.
