@@ -311,8 +311,9 @@ pub struct SendArgs {
     /// holding back flow control and completion (a wedged receiver, or a forged one).
     #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
     pub stall_timeout: f64,
-    /// Repair may use at most this share of the sending rate (of the measured rate with
-    /// --rate max), so forged NACKs cannot amplify traffic.
+    /// During the first pass, repair may use at most this share of the sending rate (of the
+    /// measured rate with --rate max), so forged NACKs cannot amplify traffic or starve the
+    /// first pass; after it, repair may use the whole rate.
     #[arg(long, default_value_t = 0.5)]
     pub repair_share: f64,
     /// Congestion control (hybrid, nack, with a --rate): a receiver reporting more loss than

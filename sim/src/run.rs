@@ -191,6 +191,8 @@ pub struct SimReport {
     pub nacks_received: u64,
     /// STATUS packets the receivers sent.
     pub status_sent: u64,
+    /// The sender's GRTT estimate when the run ended, microseconds.
+    pub sender_grtt_us: u64,
     /// Per-receiver outcomes.
     pub per_receiver: Vec<ReceiverReport>,
 }
@@ -1033,6 +1035,7 @@ impl Simulation {
             nacks_suppressed,
             nacks_received: stats.nacks_received,
             status_sent,
+            sender_grtt_us: stats.grtt_us,
             per_receiver,
         })
     }

@@ -82,8 +82,8 @@ fn hybrid_mode_stays_near_the_ideal_code_with_few_nacks() {
     let m = per_source(&r);
     let per_block = r.nacks_sent as f64 / blocks as f64;
     eprintln!(
-        "hybrid: E[M] {m:.4} (ideal 1.056), {} NACKs = {per_block:.2} per block, {} suppressed",
-        r.nacks_sent, r.nacks_suppressed
+        "hybrid: E[M] {m:.4} (ideal 1.056), {} NACKs = {per_block:.2} per block, {} suppressed, GRTT {} us",
+        r.nacks_sent, r.nacks_suppressed, r.sender_grtt_us
     );
     assert!((m / 1.056 - 1.0).abs() < 0.05, "E[M] {m}");
     assert!(per_block < 3.0, "{per_block} NACKs per block");
@@ -112,4 +112,22 @@ fn feedback_runs_are_deterministic() {
     let b = run(config(Mode::Hybrid, 30, 0.05, 50, 11), 8);
     assert_eq!(a.trace_hash, b.trace_hash);
     assert_eq!(a.symbols_sent, b.symbols_sent);
+}
+
+/// The sender's GRTT measures the path: within 2 × the round trip + 1 ms at
+/// round trips of 1, 10 and 100 ms, with 10% loss (the repair, NACKs and
+/// decodes that come with it), and never below the round trip itself.
+#[test]
+fn grtt_measures_the_path() {
+    for rtt_ms in [1.0f64, 10.0, 100.0] {
+        let mut cfg = config(Mode::Hybrid, 20, 0.1, 100, 3);
+        cfg.link.delay = Duration::from_secs_f64(rtt_ms / 2000.0);
+        let r = run(cfg, 400);
+        let grtt_ms = r.sender_grtt_us as f64 / 1000.0;
+        eprintln!("GRTT {grtt_ms} ms on a {rtt_ms} ms round trip");
+        assert!(
+            grtt_ms <= 2.0 * rtt_ms + 1.0 && grtt_ms >= rtt_ms * 0.99,
+            "GRTT {grtt_ms} ms on a {rtt_ms} ms round trip"
+        );
+    }
 }

@@ -533,17 +533,39 @@ mod feedback {
         assert_eq!(s.stats().receivers_heard, 1);
     }
 
+    /// A hybrid sender of 200 blocks of 100 symbols of 100 bytes, paced at
+    /// `rate` bytes per second, that follows the fastest receiver.
+    fn big_sender(rate: u64) -> Sender {
+        let mut s = Sender::new(SenderConfig {
+            mode: Mode::Hybrid,
+            max_datagram: 144,
+            block_symbols: 100,
+            repair_overhead: 0.0,
+            rate: Some(rate),
+            feedback: FeedbackConfig {
+                policy: FlowPolicy::Max,
+                ..FeedbackConfig::default()
+            },
+            ..SenderConfig::default()
+        })
+        .unwrap();
+        s.add_object(vec![3u8; 2_000_000], "o").unwrap();
+        s
+    }
+
+    /// After the first pass repair is all that is left and may use the whole
+    /// rate, but a flood of forged NACKs cannot push the total beyond it.
     #[test]
-    fn forged_nack_floods_get_no_more_than_the_repair_share() {
+    fn forged_nack_floods_get_no_more_than_the_rate() {
         let t0 = Instant::now();
         let rate = 1_000_000; // bytes/s
-        let mut s = sender(FlowPolicy::Max, Some(rate));
+        let mut s = big_sender(rate);
         // A real receiver that is not complete keeps the sender going.
-        s.handle_datagram(t0, &status(1, (0, 20), false));
+        s.handle_datagram(t0, &status(1, (0, 200), false));
         let mut buf = vec![0u8; 144];
         // The first pass, in virtual time.
         let mut now = t0;
-        while s.stats().source_symbols_sent < 200 {
+        while s.stats().source_symbols_sent < 20_000 {
             if s.poll_transmit(now, &mut buf).is_none() {
                 now += Duration::from_micros(100);
             }
@@ -561,16 +583,16 @@ mod feedback {
                 receiver: 1000 + i,
                 entries: vec![NackEntry {
                     object: 0,
-                    sbn: (i % 20) as u8,
+                    sbn: (i % 200) as u8,
                     flags: 0,
-                    need: 10,
+                    need: 100,
                     ranges: vec![],
                 }],
             };
             let n = nack.write(&mut nack_buf).unwrap();
             s.handle_datagram(t, &nack_buf[..n]);
             if i.is_multiple_of(1000) {
-                s.handle_datagram(t, &status(1, (0, 20), false));
+                s.handle_datagram(t, &status(1, (0, 200), false));
             }
             while s.poll_transmit(t, &mut buf).is_some() {}
             t += Duration::from_micros(100);
@@ -578,14 +600,59 @@ mod feedback {
         }
         let after = s.stats();
         let repair_bytes = (after.repair_symbols_sent - before.repair_symbols_sent) * 144;
-        let cap = 0.5 * rate as f64 * 2.0 + 64.0 * 1024.0 + 144.0;
-        assert!(after.repair_symbols_sent > before.repair_symbols_sent);
+        let all = after.bytes_sent - before.bytes_sent;
+        // The rate for 2 s, and the pacing bucket (16 KiB) full at the start.
+        let cap = rate as f64 * 2.0 + 16.0 * 1024.0 + 144.0;
         assert!(
-            (repair_bytes as f64) <= cap,
-            "{repair_bytes} bytes of repair in 2 s against a cap of {cap}"
+            repair_bytes as f64 > 0.8 * rate as f64 * 2.0,
+            "repair held to a share after the first pass: {repair_bytes} bytes"
+        );
+        assert!(
+            (all as f64) <= cap,
+            "{all} bytes in 2 s against a cap of {cap}"
         );
         assert!(after.nacks_received + after.nacks_dropped >= 19_999);
         let _ = STATUS_ECHO;
+    }
+
+    /// While the first pass lasts, forged NACKs get at most the repair share,
+    /// and the first pass keeps the rest of the rate.
+    #[test]
+    fn forged_nacks_cannot_starve_the_first_pass() {
+        let t0 = Instant::now();
+        let rate = 1_000_000; // bytes/s: the first pass takes 2.9 s at the full rate
+        let mut s = big_sender(rate);
+        s.handle_datagram(t0, &status(1, (0, 200), false));
+        let mut buf = vec![0u8; 144];
+        let mut nack_buf = vec![0u8; 1232];
+        let mut t = t0;
+        let end = t0 + Duration::from_secs(1);
+        let mut i = 0u64;
+        while t < end {
+            let nack = NackRepr {
+                session: SESSION,
+                receiver: 1000 + i,
+                entries: vec![NackEntry {
+                    object: 0,
+                    sbn: 0,
+                    flags: 0,
+                    need: 10,
+                    ranges: vec![],
+                }],
+            };
+            let n = nack.write(&mut nack_buf).unwrap();
+            s.handle_datagram(t, &nack_buf[..n]);
+            while s.poll_transmit(t, &mut buf).is_some() {}
+            t += Duration::from_micros(100);
+            i += 1;
+        }
+        let st = s.stats();
+        let repair = st.repair_symbols_sent as f64 * 144.0;
+        let source = st.source_symbols_sent as f64 * 144.0;
+        assert!(st.repair_symbols_sent > 0, "{st:?}");
+        // Half the rate for 1 s, and the repair bucket full at the start.
+        assert!(repair <= 0.5 * rate as f64 + 64.0 * 1024.0, "{st:?}");
+        assert!(source >= 0.4 * rate as f64, "{st:?}");
     }
 
     /// NACKs asking for one symbol each of ever different blocks: every answer
@@ -654,7 +721,8 @@ mod feedback {
         let builds = after.encoders_built_for_repair - before.encoders_built_for_repair;
         let repair = (after.repair_symbols_sent - before.repair_symbols_sent) * 144;
         let built = builds as f64 * 1000.0 / 8.0;
-        let cap = 0.5 * rate as f64 * (now - start).as_secs_f64() + 64.0 * 1024.0 + 1000.0;
+        // After the first pass, repair may use the whole rate.
+        let cap = rate as f64 * (now - start).as_secs_f64() + 64.0 * 1024.0 + 1000.0;
         assert!(builds > 0);
         // Repair bytes and encoder builds each stay within their budget.
         assert!(

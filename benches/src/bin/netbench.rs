@@ -6,9 +6,13 @@
 //! ```sh
 //! cargo build --release
 //! cargo run --release -p groupcast-benches --bin netbench
+//! cargo run --release -p groupcast-benches --bin netbench -- pacing
 //! ```
 //!
-//! It runs:
+//! `netbench pacing` measures raw UDP, then the rate `groupcast send --rate R`
+//! puts on the wire at 10M, 100M, 500M, 1G and 2G, against R.
+//!
+//! Without an argument it runs:
 //! 1. raw UDP: a minimal blaster sends 1232-byte datagrams to the group as fast
 //!    as it can; a minimal sink counts what arrives;
 //! 2. `groupcast send --rate max` of a 256 MiB random file to `groupcast recv`,
@@ -104,13 +108,13 @@ fn blast(iface: &str, bytes: u64) {
     }
 }
 
-/// Raw sink: `netbench sink IFACE`; prints "bytes seconds" of what arrived.
-fn sink(iface: &str) {
+/// Raw sink: `netbench sink IFACE [GROUP PORT]`; prints "bytes seconds" of
+/// what arrived, from the first datagram to the last.
+fn sink(iface: &str, group: Ipv6Addr, port: u16) {
     let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)).unwrap();
     s.set_reuse_address(true).unwrap();
     let _ = s.set_recv_buffer_size(8 << 20);
-    let group: Ipv6Addr = GROUP.parse().unwrap();
-    s.bind(&SocketAddrV6::new(group, PORT, 0, 0).into())
+    s.bind(&SocketAddrV6::new(group, port, 0, 0).into())
         .unwrap();
     s.join_multicast_v6(&group, ifindex(iface)).unwrap();
     let sock: UdpSocket = s.into();
@@ -140,13 +144,99 @@ fn spawn(ns: &str, args: &[&str], log: &Path) -> Child {
         .unwrap()
 }
 
+/// The rates `netbench pacing` asks for, bits per second.
+const PACED: [(&str, u64); 5] = [
+    ("10M", 10_000_000),
+    ("100M", 100_000_000),
+    ("500M", 500_000_000),
+    ("1G", 1_000_000_000),
+    ("2G", 2_000_000_000),
+];
+
+/// `netbench pacing`: for each rate of `PACED`, one carousel pass of about
+/// 1.5 s of data (2 to 192 MiB) from `groupcast send --rate R` in `a` to a raw
+/// sink in `b`, which times the datagrams from the first to the last. Prints
+/// the rate on the wire (UDP payload) against the asked one, and against what
+/// raw UDP carried on the same link in the same run.
+fn pacing_table(a: &str, b: &str, me: &Path, groupcast: &Path, dir: &Path, raw: f64) {
+    let channel = groupcast::channel::Channel::new("netbench-pacing");
+    let (group, port) = (channel.group().to_string(), channel.port().to_string());
+    let mut rows = Vec::new();
+    for (name, bits) in PACED {
+        let size = (bits / 8 * 3 / 2).clamp(2 << 20, 192 << 20);
+        let file = dir.join(format!("pace-{name}.bin"));
+        std::fs::write(
+            &file,
+            groupcast_fec::pseudo_random_bytes(size as usize, bits),
+        )
+        .unwrap();
+        let log = dir.join(format!("pace-sink-{name}.log"));
+        let sink_child = spawn(
+            b,
+            &[me.to_str().unwrap(), "sink", "e0", &group, &port],
+            &log,
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        let stats = dir.join(format!("pace-send-{name}.json"));
+        let st = Command::new("ip")
+            .args(["netns", "exec", a])
+            .arg(groupcast)
+            .args(["send"])
+            .arg(&file)
+            .args([
+                "--channel",
+                "netbench-pacing",
+                "--interface",
+                "e0",
+                "--rate",
+                name,
+                "--mode",
+                "carousel",
+                "--rounds",
+                "1",
+                "--overhead",
+                "0",
+                "--stats-json",
+            ])
+            .arg(&stats)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "groupcast send --rate {name} failed");
+        let out = sink_child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut it = text.split_whitespace();
+        let bytes: f64 = it.next().unwrap().parse().unwrap();
+        let secs: f64 = it.next().unwrap().parse().unwrap();
+        let wire = bytes * 8.0 / secs;
+        rows.push((name, bits, wire, bytes, secs));
+        let _ = std::fs::remove_file(&file);
+    }
+    println!();
+    println!("| --rate | on the wire | wire / rate | wire / raw UDP | bytes | time |");
+    println!("|---|---|---|---|---|---|");
+    for (name, bits, wire, bytes, secs) in rows {
+        println!(
+            "| {name} | {:.1} Mbit/s | {:.3} | {:.2} | {bytes:.0} | {secs:.2} s |",
+            wire / 1e6,
+            wire / bits as f64,
+            wire / (raw * 8.0),
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("blast") => return blast(&args[2], args[3].parse().unwrap()),
-        Some("sink") => return sink(&args[2]),
+        Some("sink") => {
+            let group = args.get(3).map_or(GROUP, |g| g.as_str());
+            let port = args.get(4).map_or(PORT, |p| p.parse().unwrap());
+            return sink(&args[2], group.parse().unwrap(), port);
+        }
         _ => {}
     }
+    let pacing = args.get(1).map(String::as_str) == Some("pacing");
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let groupcast = std::env::var("GROUPCAST_BIN")
         .map(PathBuf::from)
@@ -218,6 +308,12 @@ fn main() {
         raw_bytes,
         size
     );
+
+    if pacing {
+        pacing_table(&a, &b, &me, &groupcast, &dir, raw);
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
 
     // 2. groupcast.
     let file = dir.join("payload.bin");

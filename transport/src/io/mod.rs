@@ -606,8 +606,13 @@ fn send_loop(
             }
         };
         let wait = wait.min(Duration::from_millis(100));
-        if !wait.is_zero() {
+        if wait >= Duration::from_millis(1) {
             wait_for(&mut poll, &mut events, wait)?;
+        } else if !wait.is_zero() {
+            // epoll counts whole milliseconds, rounded up: a pacing deadline
+            // a few hundred microseconds away would cost a millisecond.
+            // Feedback waits in the socket meanwhile.
+            std::thread::sleep(wait);
         }
     }
     progress(sender.stats());

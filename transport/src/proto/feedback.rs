@@ -100,8 +100,9 @@ pub struct FeedbackConfig {
     /// NACKs for a block are gathered for this share of the GRTT before the
     /// sender replies. Default 0.5.
     pub aggregation: f64,
-    /// After everyone tracked is complete, the sender waits this long (for late
-    /// NACKs) before it finishes. Default 500 ms.
+    /// After everyone tracked is complete, the sender waits for late NACKs
+    /// for four GRTTs (at least two `probe_interval`s), but at most this long,
+    /// before it finishes. Default 500 ms.
     pub linger: Duration,
     /// The sender does not finish before this many receivers have reported
     /// (ever), so that it can be started before its receivers. Default 0.
@@ -124,9 +125,10 @@ pub struct FeedbackConfig {
     /// first STATUS of any receiver before going on without flow control.
     /// Default 250 ms (five initial GRTTs).
     pub first_status_wait: Duration,
-    /// Repair is capped at this share of the sending rate (unpaced senders: of
-    /// their measured rate), so forged or buggy NACKs cannot amplify traffic.
-    /// Default 0.5.
+    /// While the first pass lasts, repair is capped at this share of the
+    /// sending rate (unpaced senders: of their measured rate), so forged or
+    /// buggy NACKs cannot amplify traffic or starve first-pass data. After
+    /// it, repair may use the whole rate. Default 0.5.
     pub repair_share: f64,
     /// Hybrid mode: spare fresh repair symbols sent beyond the largest need
     /// reported for a block, for the repair's own loss and RaptorQ's rare

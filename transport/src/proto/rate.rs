@@ -96,10 +96,16 @@ impl RateControl {
         false
     }
 
-    /// A PROBE goes out: the GRTT decays slowly towards the largest sample
-    /// since the last one, and AIMD adds a step. Whether the rate changed.
+    /// A PROBE goes out: the GRTT moves a quarter of the way down towards the
+    /// largest sample since the last one (it rose to any larger one at once;
+    /// with no sample it stays), and AIMD adds a step. Whether the rate
+    /// changed.
     pub(crate) fn on_probe(&mut self, now: Instant) -> bool {
-        let decayed = self.grtt.mul_f64(0.98).max(self.window_max);
+        let decayed = if self.window_max.is_zero() {
+            self.grtt
+        } else {
+            (self.grtt.mul_f64(0.75) + self.window_max.mul_f64(0.25)).max(self.window_max)
+        };
         self.grtt = decayed.clamp(self.min_grtt, self.max_grtt);
         self.window_max = Duration::ZERO;
         self.at_probe = self.grtt;
@@ -118,6 +124,37 @@ impl RateControl {
     /// At most one cut per GRTT, and no step up within a GRTT of one.
     fn may_change(&self, now: Instant) -> bool {
         self.last_decrease.is_none_or(|d| now >= d + self.grtt)
+    }
+}
+
+/// One receiver's round trips, filtered: the least sample of its current
+/// window of `RTT_WINDOW` samples and of the window before. Queueing only
+/// ever adds to a sample, so the least is its path (and what queueing lasts
+/// longer than two windows).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RttFilter {
+    current: Option<Duration>,
+    previous: Option<Duration>,
+    samples: u8,
+}
+
+/// Samples per window of [`RttFilter`].
+pub(crate) const RTT_WINDOW: u8 = 8;
+
+impl RttFilter {
+    /// Takes a sample; gives the filtered round trip.
+    pub(crate) fn sample(&mut self, rtt: Duration) -> Duration {
+        let current = self.current.map_or(rtt, |c| c.min(rtt));
+        let least = self.previous.map_or(current, |p| p.min(current));
+        self.samples += 1;
+        if self.samples >= RTT_WINDOW {
+            self.previous = Some(current);
+            self.current = None;
+            self.samples = 0;
+        } else {
+            self.current = Some(current);
+        }
+        least
     }
 }
 
@@ -143,7 +180,33 @@ mod tests {
         rc.on_probe(Instant::now());
         assert_eq!(rc.grtt(), start * 2, "the window's largest sample holds");
         rc.on_probe(Instant::now());
-        assert!(rc.grtt() < start * 2, "then it decays");
+        assert_eq!(rc.grtt(), start * 2, "with no sample, it stays");
+        rc.on_rtt_sample(start / 2);
+        rc.on_probe(Instant::now());
+        assert!(rc.grtt() < start * 2, "a lower sample brings it down");
+        for _ in 0..40 {
+            rc.on_rtt_sample(start / 2);
+            rc.on_probe(Instant::now());
+        }
+        assert!(rc.grtt() < start / 2 + Duration::from_micros(10));
+    }
+
+    #[test]
+    fn the_filter_keeps_the_least_of_two_windows() {
+        let ms = Duration::from_millis;
+        let mut f = RttFilter::default();
+        assert_eq!(f.sample(ms(10)), ms(10));
+        assert_eq!(f.sample(ms(3)), ms(3));
+        assert_eq!(f.sample(ms(30)), ms(3), "queueing does not count");
+        for _ in 3..RTT_WINDOW {
+            f.sample(ms(20));
+        }
+        // The window before still holds the 3 ms.
+        for _ in 0..RTT_WINDOW {
+            assert_eq!(f.sample(ms(20)), ms(3));
+        }
+        // Two windows on, the path is what the samples say.
+        assert_eq!(f.sample(ms(20)), ms(20));
     }
 
     #[test]

@@ -43,7 +43,9 @@ pub struct ReceiverConfig {
     /// packets. Default true. Carousel senders send no PROBE, so receivers of
     /// a carousel stay silent either way.
     pub feedback: bool,
-    /// Longest NACK backoff, as a multiple of the sender's GRTT. Default 4.
+    /// Longest NACK backoff, as a multiple of the sender's GRTT. Default 6:
+    /// the GRTT measures the path, and the window must cover a peer's NACK
+    /// reaching the others as well.
     pub nack_backoff: f64,
     /// Least group size assumed when drawing NACK backoffs; the sender's own
     /// count (in its PROBEs) is used when larger. Larger values hold more
@@ -90,7 +92,7 @@ impl Default for ReceiverConfig {
             completed_history: 4096,
             id: 0,
             feedback: true,
-            nack_backoff: 4.0,
+            nack_backoff: 6.0,
             group_size: 1,
             status_interval: Duration::from_millis(50),
             nack_unicast: false,

@@ -10,7 +10,7 @@ use super::encoders::Encoders;
 pub use super::encoders::{BuiltEncoder, EncoderRequest};
 use super::feedback::{FeedbackConfig, FlowPolicy, Mode};
 use super::pacing::TokenBucket;
-use super::rate::RateControl;
+use super::rate::{RateControl, RttFilter};
 use super::repair::RepairScheduler;
 use super::schedule::{Cursor, InfoSchedule, Lead, LeadRepeat, Step};
 use super::timer::{Timer, TimerTable};
@@ -53,8 +53,14 @@ pub struct SenderConfig {
     pub rounds: Rounds,
     /// Pacing rate in bytes of UDP payload per second; `None` sends unpaced.
     pub rate: Option<u64>,
-    /// Token bucket depth in bytes: how far a paced sender may burst. Default 16 KiB.
+    /// Token bucket depth in bytes: how far a paced sender may burst, at
+    /// least. Default 16 KiB.
     pub burst: u64,
+    /// How late the driver may wake for a pacing deadline. The bucket holds
+    /// at least `rate` × this, so that a late wake-up is made up for, not
+    /// lost. Default 1 ms (the io driver sleeps for sub-millisecond waits,
+    /// and is rarely later than that).
+    pub pacing_granularity: Duration,
     /// Blocks interleaved together, so a burst of loss is spread over this many
     /// blocks. Receivers buffer about this many blocks at once. Default 16.
     pub interleave: u32,
@@ -109,6 +115,7 @@ impl Default for SenderConfig {
             rounds: Rounds::Fixed(1),
             rate: None,
             burst: 16 * 1024,
+            pacing_granularity: Duration::from_millis(1),
             interleave: 16,
             info_interval: 64,
             encoder_threads: 0,
@@ -165,6 +172,11 @@ impl SenderConfig {
         }
         if self.rate == Some(0) {
             return Err(SenderError::Config("rate must be above 0"));
+        }
+        if self.pacing_granularity > Duration::from_secs(1) {
+            return Err(SenderError::Config(
+                "pacing_granularity must be at most 1 s",
+            ));
         }
         let fb = &self.feedback;
         if !(fb.repair_share > 0.0 && fb.repair_share <= MAX_REPAIR_SHARE) {
@@ -341,6 +353,8 @@ struct Tracked {
     stalled: bool,
     /// The address its first STATUS came from, if the driver said.
     source: Option<std::net::IpAddr>,
+    /// Its least recent round trips.
+    rtt: RttFilter,
 }
 
 /// A token bucket for one NACK source.
@@ -690,8 +704,7 @@ impl Sender {
         if let (Some(_), Some(last)) = (self.config.rate, self.last) {
             let rate = self.rate_now();
             let dt = now.saturating_duration_since(last).as_secs_f64();
-            let cap = self.config.burst.max(self.config.max_datagram as u64) as f64;
-            self.pacing.refill(dt, rate as f64, cap);
+            self.pacing.refill(dt, rate as f64, self.burst_cap(rate));
         }
         if self.feedback() {
             let last = self.feedback_last.unwrap_or(now);
@@ -712,10 +725,25 @@ impl Sender {
         }
     }
 
+    /// How many bytes the pacing bucket may hold at `rate`: `burst`, one
+    /// datagram, or what `rate` sends in `pacing_granularity`, whichever is
+    /// the most.
+    fn burst_cap(&self, rate: u64) -> f64 {
+        let late = rate as f64 * self.config.pacing_granularity.as_secs_f64();
+        (self.config.burst.max(self.config.max_datagram as u64) as f64).max(late)
+    }
+
     /// Bytes per second repair may use: a share of the pacing rate, or of the
     /// measured rate when unpaced.
     fn repair_rate(&self) -> f64 {
-        let share = self.config.feedback.repair_share;
+        // Once the first pass is out, repair is all that is left to send: it
+        // may use the whole rate (pacing still caps the total, so forged
+        // NACKs cannot push past it). Before, it leaves first-pass data the
+        // rest.
+        let share = match self.first_pass_done {
+            false => self.config.feedback.repair_share,
+            true => self.config.feedback.repair_share.max(1.0),
+        };
         let base = match self.config.rate {
             Some(_) => self.rate_now() as f64,
             None => {
@@ -992,6 +1020,7 @@ impl Sender {
             ),
         };
         let source = known.map_or(source, |r| r.source);
+        let mut rtt = known.map_or(RttFilter::default(), |r| r.rtt);
         self.receivers.insert(
             st.receiver,
             Tracked {
@@ -1001,6 +1030,7 @@ impl Sender {
                 last_progress,
                 stalled,
                 source,
+                rtt,
             },
         );
         self.stats.receivers_tracked = self.receivers.len() as u64;
@@ -1014,8 +1044,15 @@ impl Sender {
             {
                 self.stats.echoes_refused += 1;
             } else if let Some(since) = since {
-                let rtt = Duration::from_micros(since - st.hold_us as u64);
-                if self.rc.on_rtt_sample(rtt) {
+                // Queueing (in sockets, behind a decode) only adds to a
+                // sample: the receiver's least over its last samples is its
+                // path, and the GRTT follows the largest of those.
+                let sample = Duration::from_micros(since - st.hold_us as u64);
+                let least = rtt.sample(sample);
+                if let Some(r) = self.receivers.get_mut(&st.receiver) {
+                    r.rtt = rtt;
+                }
+                if self.rc.on_rtt_sample(least) {
                     self.stats.grtt_us = self.rc.grtt().as_micros() as u64;
                 }
             }
@@ -1114,14 +1151,24 @@ impl Sender {
             self.stop_linger();
         } else {
             if self.timers.get(Timer::Linger).is_none() {
-                self.timers
-                    .set(Timer::Linger, now + self.config.feedback.linger);
+                let linger = self.linger();
+                self.timers.set(Timer::Linger, now + linger);
             }
             if self.timers.is_expired(Timer::Linger, now) {
                 self.finished = true;
                 self.events.push_back(SenderEvent::Finished);
             }
         }
+    }
+
+    /// How long the sender waits for late NACKs once everyone tracked is
+    /// done: four GRTTs (a late receiver's NACK backoff and its repair's
+    /// round trip), at least two PROBE intervals, at most `linger`.
+    fn linger(&self) -> Duration {
+        let fb = &self.config.feedback;
+        (self.rc.grtt() * 4)
+            .max(fb.probe_interval * 2)
+            .min(fb.linger)
     }
 
     /// Whether sending this symbol means building the block's encoder first.
