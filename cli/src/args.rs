@@ -247,7 +247,7 @@ pub struct SendArgs {
     #[arg(long, default_value = "100M")]
     pub rate: String,
     /// Multicast hop limit: 1 stays on the link; more crosses multicast routers.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=255))]
     pub hops: u32,
     /// Rounds of the carousel: the first sends source symbols plus --overhead repair, each
     /// later one --round-repair fresh repair symbols per block.
@@ -388,10 +388,11 @@ pub struct RecvArgs {
     /// Blocks being decoded at once; bounds memory (see docs/protocol.md §8.2).
     #[arg(long, default_value_t = 64)]
     pub max_blocks_in_flight: usize,
-    /// Hop limit of this receiver's NACKs to the feedback group (hybrid, nack); more than 1
-    /// to reach a sender beyond multicast routers.
-    #[arg(long, default_value_t = 1)]
-    pub hops: u32,
+    /// Hop limit of this receiver's NACKs to the feedback group (hybrid, nack) [default: as far
+    /// as the sender's PROBEs came: the hop limit they announce, less the one they arrive
+    /// with, plus 1; at most 32]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=255))]
+    pub hops: Option<u32>,
     /// Stay silent even to a hybrid or nack sender (no NACK, no STATUS): like a carousel receiver.
     #[arg(long)]
     pub no_feedback: bool,

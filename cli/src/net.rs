@@ -89,6 +89,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
         .map_or(0, |d| d.as_nanos() as u64);
     let config = SenderConfig {
         session: SessionId::from_seed(nanos ^ u64::from(std::process::id()) << 32),
+        hops: args.hops.clamp(1, 255) as u8,
         rate,
         rounds: if args.forever {
             Rounds::Unlimited
@@ -268,7 +269,7 @@ pub fn recv(args: &RecvArgs) -> Result<(), String> {
     let pb = bar("{spinner} {msg} [{elapsed}]");
     crate::log::show(&pb);
     net.feedback = !args.no_feedback;
-    net.hops = args.hops;
+    net.feedback_hops = args.hops;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);

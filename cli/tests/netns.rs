@@ -1091,9 +1091,10 @@ fn injected_garbage_is_counted_and_the_transfer_survives() {
     }
 }
 
-/// Hybrid through the router: NACKs travel up the routed feedback group and
-/// STATUS by unicast through the router, so the sender repairs and exits by
-/// itself; receivers send feedback with `--hops 4`.
+/// Hybrid through the router with the receivers' default flags: their NACKs
+/// take the hop limit the sender's PROBEs need (announced 4, arrived with 3:
+/// 2 hops), up the routed feedback group, and STATUS goes by unicast through
+/// the router, so the sender repairs and exits by itself.
 #[test]
 fn hybrid_through_smcroute_with_feedback_routed_upstream() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -1105,7 +1106,7 @@ fn hybrid_through_smcroute_with_feedback_routed_upstream() {
     let file = lab.dir.join("routed.bin");
     random_file(&file, 8 << 20, 9);
     let outs: Vec<PathBuf> = (0..3)
-        .map(|i| lab.recv_with(&format!("h{i}"), &rx[i].clone(), channel, &["--hops", "4"]))
+        .map(|i| lab.recv_with(&format!("h{i}"), &rx[i].clone(), channel, &[]))
         .collect();
     std::thread::sleep(Duration::from_millis(300));
     lab.send_args(

@@ -41,6 +41,7 @@ enum Input {
         nack: bool,
         end: bool,
         group_log2: u8,
+        hops: u8,
     },
     Nack {
         session: u64,
@@ -85,7 +86,7 @@ fuzz_target!(|input: Input| {
             }
             check(Repr::ObjectInfo(InfoRepr { session, object, fec: FecId::RaptorQ, oti, hash, name: &name }));
         }
-        Input::Probe { session, timestamp_us, sent, grtt_us, objects, progress, nack, end, group_log2 } => {
+        Input::Probe { session, timestamp_us, sent, grtt_us, objects, progress, nack, end, group_log2, hops } => {
             check(Repr::Probe(ProbeRepr {
                 session,
                 timestamp_us,
@@ -96,6 +97,7 @@ fuzz_target!(|input: Input| {
                 mode: if nack { WireMode::Nack } else { WireMode::Hybrid },
                 flags: end as u8,
                 group_log2: group_log2 % 33,
+                hops: hops.max(1),
             }));
         }
         Input::Nack { session, receiver, entries } => {

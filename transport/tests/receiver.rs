@@ -385,6 +385,7 @@ mod feedback {
             mode: WireMode::Hybrid,
             flags: if end { 1 } else { 0 },
             group_log2: 1,
+            hops: 1,
         };
         let mut b = vec![0; 64];
         let n = p.write(&mut b).unwrap();
@@ -696,6 +697,7 @@ fn end_probe(ts: u64, grtt_us: u32, group_log2: u8) -> Vec<u8> {
         mode: WireMode::Hybrid,
         flags: PROBE_END,
         group_log2,
+        hops: 1,
     });
     let mut buf = vec![0; repr.buffer_len()];
     repr.emit(&mut buf).unwrap();
@@ -809,6 +811,7 @@ fn counter_probe(ts: u64, sent: u64) -> Vec<u8> {
         mode: WireMode::Hybrid,
         flags: 0,
         group_log2: 3,
+        hops: 1,
     });
     let mut buf = vec![0; repr.buffer_len()];
     repr.emit(&mut buf).unwrap();

@@ -115,6 +115,7 @@ fn example_probe() -> wire::ProbeRepr {
         mode: wire::WireMode::Hybrid,
         flags: 0,
         group_log2: 10,
+        hops: 4,
     }
 }
 
@@ -606,7 +607,16 @@ fn views_read_and_write_the_examples_field_by_field() {
         ),
         (e.timestamp_us, e.sent, e.grtt_us, e.objects, e.progress)
     );
-    assert_eq!((p.mode(), p.flags(), p.group_log2()), (3, 0, 10));
+    assert_eq!(
+        (
+            p.mode(),
+            p.flags(),
+            p.group_log2(),
+            p.hops(),
+            p.reserved_zero()
+        ),
+        (3, 0, 10, 4, true)
+    );
     let mut b = vec![0u8; bytes.len()];
     let mut v = ProbePacket::new_unchecked(&mut b[..]);
     v.set_timestamp_us(e.timestamp_us);
@@ -617,6 +627,7 @@ fn views_read_and_write_the_examples_field_by_field() {
     v.set_mode(e.mode);
     v.set_flags(e.flags);
     v.set_group_log2(e.group_log2);
+    v.set_hops(e.hops);
     assert_eq!(seal(b, PacketType::Probe, session), bytes);
 
     // STATUS.
@@ -668,6 +679,12 @@ fn emit_refuses_what_parse_rejects() {
     let mut buf = vec![0u8; wire::MAX_DATAGRAM];
     let mut probe = example_probe();
     probe.group_log2 = 33;
+    assert_eq!(
+        Repr::Probe(probe).emit(&mut buf),
+        Err(WireError::OutOfRange)
+    );
+    let mut probe = example_probe();
+    probe.hops = 0;
     assert_eq!(
         Repr::Probe(probe).emit(&mut buf),
         Err(WireError::OutOfRange)

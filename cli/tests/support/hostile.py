@@ -80,7 +80,7 @@ def small_object(session, obj, content, digest, name):
 
 def probe(session, ts, sent, grtt, objects, pobj, psbn, flags=0, group=3):
     body = header(PROBE, session) + struct.pack(
-        ">QQIIIBBBB", ts, sent, grtt, objects, pobj, psbn, 3, flags, group
+        ">QQIIIBBBBB3x", ts, sent, grtt, objects, pobj, psbn, 3, flags, group, 1
     )
     return gcnet.seal(body)
 
@@ -161,7 +161,7 @@ while time.monotonic() < end and sent < 400_000:
                 real_session, sender_addr = session, addr
                 if len(captured) < 200:
                     captured.append(pkt)
-                if pkt[3] == PROBE and len(pkt) == 52:
+                if pkt[3] == PROBE and len(pkt) == 56:
                     progress = struct.unpack(">IB", pkt[40:45])
         r, _, _ = select.select([rx], [], [], 0)
     while True:

@@ -145,6 +145,11 @@ pub struct NetConfig {
     pub interface: String,
     /// IPV6_MULTICAST_HOPS. Default 1 (the link); more to cross multicast routers.
     pub hops: u32,
+    /// Receivers: the hop limit of their NACKs. `None` (the default): as far
+    /// as the sender's PROBEs came, from the hop limit they announce and the
+    /// one they arrive with (announced − arrived + 1, at most
+    /// [`MAX_FEEDBACK_HOPS`]).
+    pub feedback_hops: Option<u32>,
     /// IPV6_MULTICAST_LOOP: whether this host's own sockets hear what it sends. Default true.
     pub multicast_loop: bool,
     /// Requested socket buffer size in bytes. Forced where the process may
@@ -196,6 +201,7 @@ impl NetConfig {
             channel,
             interface: interface.to_owned(),
             hops: 1,
+            feedback_hops: None,
             multicast_loop: true,
             buffer_size: 32 << 20,
             source: None,
@@ -219,7 +225,14 @@ pub struct McastSocket {
     /// Where each session's accepted packets came from, for unicast STATUS
     /// (a few sessions at most: the locked one, or candidates before).
     sender_addrs: Vec<(u64, SocketAddrV6)>,
+    /// The NACKs' hop limit: fixed, or `None` to follow the PROBEs.
+    feedback_hops_fixed: Option<u32>,
+    /// The NACKs' hop limit in force.
+    feedback_hops: u32,
 }
+
+/// The most hops a receiver's NACKs take when the PROBEs size them.
+pub const MAX_FEEDBACK_HOPS: u32 = 32;
 
 /// Sessions whose sender address a receiving socket remembers at once.
 const MAX_SENDER_ADDRS: usize = 8;
@@ -276,7 +289,27 @@ impl McastSocket {
             feedback_dest: SocketAddrV6::new(cfg.channel.feedback_group(), port, 0, 0),
             ifindex,
             sender_addrs: Vec::new(),
+            feedback_hops_fixed: cfg.feedback_hops,
+            feedback_hops: cfg.feedback_hops.unwrap_or(cfg.hops),
         })
+    }
+
+    /// A PROBE announcing `announced` hops arrived with `arrived` left: unless
+    /// fixed, NACKs now leave with enough to go back as far. Returns the new
+    /// hop limit if it changed.
+    fn follow_probe_hops(&mut self, announced: u8, arrived: u8) -> Option<u32> {
+        if self.feedback_hops_fixed.is_some() {
+            return None;
+        }
+        let fb = self.feedback.as_ref()?;
+        let want = (announced.saturating_sub(arrived) as u32 + 1).min(MAX_FEEDBACK_HOPS);
+        if want == self.feedback_hops {
+            return None;
+        }
+        let s = socket2::SockRef::from(fb);
+        s.set_multicast_hops_v6(want).ok()?;
+        self.feedback_hops = want;
+        Some(want)
     }
 
     /// A socket bound to the channel's group and port, joined on `cfg.interface`.
@@ -299,6 +332,7 @@ impl McastSocket {
                 .join_multicast_v6(&group, ifindex)
                 .map_err(sock_err(format!("joining {group} on {}", cfg.interface)))?,
         }
+        sys::recv_hop_limit(&s).map_err(sock_err("IPV6_RECVHOPLIMIT"))?;
         Self::assemble(s, addr, cfg.source, false, cfg, ifindex)
     }
 
@@ -328,7 +362,7 @@ impl McastSocket {
             )))?;
         s.set_multicast_if_v6(ifindex)
             .map_err(sock_err(format!("IPV6_MULTICAST_IF {}", cfg.interface)))?;
-        s.set_multicast_hops_v6(cfg.hops)
+        s.set_multicast_hops_v6(cfg.feedback_hops.unwrap_or(cfg.hops))
             .map_err(sock_err("IPV6_MULTICAST_HOPS"))?;
         s.set_multicast_loop_v6(true)
             .map_err(sock_err("IPV6_MULTICAST_LOOP"))?;
@@ -647,13 +681,14 @@ pub fn run_receiver(
     let mut bufs = vec![vec![0u8; MAX_DATAGRAM + 1]; RECV_BATCH];
     let mut lens = [0usize; RECV_BATCH];
     let mut sources = [None; RECV_BATCH];
+    let mut hops = [None; RECV_BATCH];
     let mut stats = DriverStats::default();
     let mut fbuf = vec![0u8; MAX_DATAGRAM + 1];
     let mut out = vec![0u8; crate::wire::DEFAULT_MAX_DATAGRAM];
     loop {
         // Drain the socket (mio is edge-triggered), up to RECV_BATCH datagrams a call.
         loop {
-            match sys::recv_batch(&sock.socket, &mut bufs, &mut lens, &mut sources) {
+            match sys::recv_batch(&sock.socket, &mut bufs, &mut lens, &mut sources, &mut hops) {
                 Ok(n) => {
                     // One clock read per batch: the datagrams arrived together.
                     let now = Instant::now();
@@ -686,6 +721,18 @@ pub fn run_receiver(
                             && receiver.config().session.is_none_or(|s| s.0 == session)
                         {
                             sock.learn_sender(session, from);
+                            if let (Some(PROBE), Some(arrived)) = (packet_type(d), hops[i])
+                                && d.len() == crate::wire::feedback::PROBE_LEN
+                                && let Some(h) = sock.follow_probe_hops(
+                                    d[crate::wire::feedback::probe::HOPS],
+                                    arrived,
+                                )
+                            {
+                                tracing::info!(
+                                    hops = h,
+                                    "NACKs now leave with the hop limit the sender's PROBEs need"
+                                );
+                            }
                         }
                         while let Some(e) = receiver.poll_event() {
                             if on_event(receiver, e)?.is_break() {

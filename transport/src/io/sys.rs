@@ -196,16 +196,54 @@ pub fn gso_unsupported(e: &io::Error) -> bool {
     )
 }
 
+/// Asks the kernel to report each datagram's hop limit on arrival
+/// (IPV6_RECVHOPLIMIT), for [`recv_batch`].
+pub fn recv_hop_limit(fd: &impl AsRawFd) -> io::Result<()> {
+    setsockopt(
+        fd,
+        libc::IPPROTO_IPV6,
+        libc::IPV6_RECVHOPLIMIT,
+        &(1 as libc::c_int),
+    )
+}
+
+/// Control bytes per message: room for one IPV6_HOPLIMIT (an int).
+const CONTROL_LEN: usize = 64;
+
+/// The IPV6_HOPLIMIT control message of a received datagram, if any.
+fn hop_limit(hdr: &libc::msghdr) -> Option<u8> {
+    // SAFETY: the kernel filled `hdr`'s control buffer (still alive) and set
+    // msg_controllen to what it wrote; CMSG_FIRSTHDR/CMSG_NXTHDR stay within
+    // it, and CMSG_DATA of an IPV6_HOPLIMIT message holds one int.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(hdr);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::IPPROTO_IPV6 && (*c).cmsg_type == libc::IPV6_HOPLIMIT {
+                let v = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::c_int);
+                return u8::try_from(v).ok();
+            }
+            c = libc::CMSG_NXTHDR(hdr, c);
+        }
+    }
+    None
+}
+
 /// Receives up to `bufs.len()` datagrams with one `recvmmsg` call, without
-/// blocking. Fills `lens[i]` and `sources[i]` for each datagram received and
-/// returns how many; `WouldBlock` if none was waiting.
+/// blocking. Fills `lens[i]`, `sources[i]` and `hops[i]` (the hop limit it
+/// arrived with, if [`recv_hop_limit`] asked for it) for each datagram
+/// received and returns how many; `WouldBlock` if none was waiting.
 pub fn recv_batch(
     fd: &impl AsRawFd,
     bufs: &mut [Vec<u8>],
     lens: &mut [usize],
     sources: &mut [Option<SocketAddrV6>],
+    hops: &mut [Option<u8>],
 ) -> io::Result<usize> {
-    let n = bufs.len().min(lens.len()).min(sources.len());
+    let n = bufs
+        .len()
+        .min(lens.len())
+        .min(sources.len())
+        .min(hops.len());
     if n == 0 {
         return Ok(0);
     }
@@ -219,14 +257,23 @@ pub fn recv_batch(
         })
         .collect();
     let namelen = size_of::<libc::sockaddr_storage>();
+    // u64s, so that the control buffers are aligned for cmsghdr.
+    let mut control = vec![0u64; n * CONTROL_LEN / 8];
     let mut msgs: Vec<libc::mmsghdr> = iovs
         .iter_mut()
         .zip(addrs.iter_mut())
-        .map(|(iov, addr)| mmsg(addr, namelen, iov))
+        .zip(control.chunks_mut(CONTROL_LEN / 8))
+        .map(|((iov, addr), c)| {
+            let mut m = mmsg(addr, namelen, iov);
+            m.msg_hdr.msg_control = c.as_mut_ptr() as *mut libc::c_void;
+            m.msg_hdr.msg_controllen = CONTROL_LEN as _;
+            m
+        })
         .collect();
     // SAFETY: every header points at a live iovec over a live, writable buffer
-    // of the stated length, and at a live sockaddr_storage of the stated size;
-    // all outlive the call. MSG_DONTWAIT makes it non-blocking.
+    // of the stated length, at a live sockaddr_storage of the stated size, and
+    // at a live, aligned control buffer of CONTROL_LEN bytes; all outlive the
+    // call. MSG_DONTWAIT makes it non-blocking.
     let rc = unsafe {
         libc::recvmmsg(
             fd.as_raw_fd(),
@@ -249,6 +296,7 @@ pub fn recv_batch(
         } else {
             msgs[i].msg_len as usize
         };
+        hops[i] = hop_limit(&msgs[i].msg_hdr);
         sources[i] = if addrs[i].ss_family == libc::AF_INET6 as libc::sa_family_t {
             // SAFETY: the kernel wrote a sockaddr_in6 here (family AF_INET6);
             // storage is large and aligned enough.

@@ -61,6 +61,9 @@ pub struct SenderConfig {
     /// lost. Default 1 ms (the io driver sleeps for sub-millisecond waits,
     /// and is rarely later than that).
     pub pacing_granularity: Duration,
+    /// The hop limit the driver sends multicast with, announced in PROBEs so
+    /// that receivers send their feedback as far. Default 1.
+    pub hops: u8,
     /// Blocks interleaved together, so a burst of loss is spread over this many
     /// blocks. Receivers buffer about this many blocks at once. Default 16.
     pub interleave: u32,
@@ -116,6 +119,7 @@ impl Default for SenderConfig {
             rate: None,
             burst: 16 * 1024,
             pacing_granularity: Duration::from_millis(1),
+            hops: 1,
             interleave: 16,
             info_interval: 64,
             encoder_threads: 0,
@@ -1263,6 +1267,7 @@ impl Sender {
             },
             group_log2: ((u64::BITS - (self.receivers.len() as u64).leading_zeros()) as u8)
                 .min(wire::feedback::MAX_GROUP_LOG2),
+            hops: self.config.hops.max(1),
         };
         self.stats.probes_sent += 1;
         if self.probe_times.len() >= PROBE_HISTORY {

@@ -8,7 +8,7 @@ use super::{
 };
 
 /// Length of a PROBE packet.
-pub const PROBE_LEN: usize = HEADER_LEN + 32 + CRC_LEN;
+pub const PROBE_LEN: usize = HEADER_LEN + 36 + CRC_LEN;
 /// Length of a STATUS packet.
 pub const STATUS_LEN: usize = HEADER_LEN + 40 + CRC_LEN;
 /// Bytes of a NACK before its entries.
@@ -54,6 +54,10 @@ pub mod probe {
     pub const FLAGS: usize = 46;
     /// Group size, as ceil(log2(receivers + 1)).
     pub const GROUP_LOG2: usize = 47;
+    /// The hop limit the sender's multicast leaves with.
+    pub const HOPS: usize = 48;
+    /// Reserved, zero.
+    pub const RESERVED: Range<usize> = 49..52;
 }
 
 /// STATUS field offsets, from the start of the datagram.
@@ -188,6 +192,16 @@ impl<T: AsRef<[u8]>> ProbePacket<T> {
     pub fn group_log2(&self) -> u8 {
         self.buffer.as_ref()[probe::GROUP_LOG2]
     }
+    /// The hop limit the sender's multicast leaves with.
+    pub fn hops(&self) -> u8 {
+        self.buffer.as_ref()[probe::HOPS]
+    }
+    /// Whether the reserved bytes are zero, as they must be.
+    pub fn reserved_zero(&self) -> bool {
+        self.buffer.as_ref()[probe::RESERVED]
+            .iter()
+            .all(|&b| b == 0)
+    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> ProbePacket<T> {
@@ -225,6 +239,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> ProbePacket<T> {
     pub fn set_group_log2(&mut self, v: u8) {
         self.buffer.as_mut()[probe::GROUP_LOG2] = v;
     }
+    /// Sets the hop limit and clears the reserved bytes.
+    pub fn set_hops(&mut self, v: u8) {
+        let b = self.buffer.as_mut();
+        b[probe::HOPS] = v;
+        b[probe::RESERVED].fill(0);
+    }
 }
 
 /// A PROBE: the sender's clock, progress and GRTT estimate.
@@ -249,6 +269,9 @@ pub struct ProbeRepr {
     /// The sender's group size estimate, as ceil(log2(receivers + 1)), at most
     /// [`MAX_GROUP_LOG2`].
     pub group_log2: u8,
+    /// The hop limit the sender's multicast leaves with (at least 1), so
+    /// that receivers can send feedback as far as it came.
+    pub hops: u8,
 }
 
 impl ProbeRepr {
@@ -258,6 +281,9 @@ impl ProbeRepr {
         p: &ProbePacket<&T>,
     ) -> Result<Self, WireError> {
         let mode = WireMode::from_u8(p.mode()).ok_or(WireError::UnknownMode)?;
+        if !p.reserved_zero() {
+            return Err(WireError::Reserved);
+        }
         let r = Self {
             session,
             timestamp_us: p.timestamp_us(),
@@ -268,6 +294,7 @@ impl ProbeRepr {
             mode,
             flags: p.flags(),
             group_log2: p.group_log2(),
+            hops: p.hops(),
         };
         r.check()?;
         Ok(r)
@@ -277,7 +304,7 @@ impl ProbeRepr {
         if self.flags & !PROBE_END != 0 {
             return Err(WireError::UnknownFlags);
         }
-        if self.group_log2 > MAX_GROUP_LOG2 {
+        if self.group_log2 > MAX_GROUP_LOG2 || self.hops == 0 {
             return Err(WireError::OutOfRange);
         }
         Ok(())
@@ -298,6 +325,7 @@ impl ProbeRepr {
         p.set_mode(self.mode);
         p.set_flags(self.flags);
         p.set_group_log2(self.group_log2);
+        p.set_hops(self.hops);
         Ok(())
     }
 
