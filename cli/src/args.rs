@@ -316,6 +316,10 @@ pub struct SendArgs {
     /// first pass; after it, repair may use the whole rate.
     #[arg(long, default_value_t = 0.5)]
     pub repair_share: f64,
+    /// Hybrid: no proactive repair sized from the receivers' loss reports; the first pass
+    /// carries only --overhead, and NACKs ask for the rest.
+    #[arg(long)]
+    pub no_proactive: bool,
     /// Congestion control (hybrid, nack, with a --rate): a receiver reporting more loss than
     /// this share cuts the rate by 1/8, at most once per round-trip time; loss-free reports add
     /// back 1/50 of --rate per round trip (AIMD). 0 turns it off.

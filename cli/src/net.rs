@@ -108,6 +108,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
             receiver_timeout: Duration::from_secs_f64(args.receiver_timeout),
             stall_timeout: Duration::from_secs_f64(args.stall_timeout),
             repair_share: args.repair_share,
+            proactive: !args.no_proactive,
             aimd,
             ..FeedbackConfig::default()
         },

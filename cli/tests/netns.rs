@@ -909,8 +909,8 @@ fn hybrid_transfer_sender_exits_by_itself_within_the_byte_bound() {
             st["suppressions_doubted"]
         );
     }
+    // Proactive repair, sized for the 25% receiver, may leave nothing to NACK.
     assert!(bytes <= bound, "{bytes} bytes sent, bound {bound}");
-    assert!(sent["nacks_received"].as_u64().unwrap() > 0);
     assert!(
         lab.dropped(&hosts[3]) > 1000,
         "the 25% rule dropped too little"
@@ -1113,7 +1113,8 @@ fn hybrid_through_smcroute_with_feedback_routed_upstream() {
         &snd.clone(),
         &file,
         channel,
-        &["--hops", "4", "--rate", "100M"],
+        // Without proactive repair, so that repair must come through NACKs.
+        &["--hops", "4", "--rate", "100M", "--no-proactive"],
     );
     for i in 0..3 {
         let label = format!("h{i}");

@@ -343,6 +343,10 @@ struct Object {
 struct Window {
     first: u32,
     plan: VecDeque<(u8, u32)>,
+    /// Hybrid first pass: the proactive repair is still to be sized (from
+    /// the reports in by the time the window's planned symbols are out) and
+    /// planned.
+    proactive_due: bool,
 }
 
 /// What the sender knows of a receiver that reports (nack, hybrid).
@@ -359,6 +363,8 @@ struct Tracked {
     source: Option<std::net::IpAddr>,
     /// Its least recent round trips.
     rtt: RttFilter,
+    /// The loss it last reported, 0..=0.5.
+    loss: f64,
 }
 
 /// A token bucket for one NACK source.
@@ -1035,6 +1041,7 @@ impl Sender {
                 stalled,
                 source,
                 rtt,
+                loss: (st.loss_ppm as f64 / 1e6).min(0.5),
             },
         );
         self.stats.receivers_tracked = self.receivers.len() as u64;
@@ -1377,6 +1384,13 @@ impl Sender {
                 }
                 self.window = Some(self.build_window(self.cursor.next_first));
             }
+            if self
+                .window
+                .as_ref()
+                .is_some_and(|w| w.plan.is_empty() && w.proactive_due)
+            {
+                self.plan_proactive();
+            }
             let front = self.window.as_ref().and_then(|w| w.plan.front().copied());
             if let Some((sbn, esi)) = front {
                 if self.wants_info(self.cursor.object) {
@@ -1448,6 +1462,23 @@ impl Sender {
         true
     }
 
+    /// The loss the first pass's proactive repair is sized for (hybrid mode,
+    /// round 0): the largest any tracked receiver that still counts reports,
+    /// or the prior before any has.
+    fn proactive_loss(&self, round: u32) -> Option<f64> {
+        let fb = &self.config.feedback;
+        if self.config.mode != Mode::Hybrid || round != 0 || !fb.proactive {
+            return None;
+        }
+        let reported = self
+            .receivers
+            .values()
+            .filter(|r| !r.stalled && !r.complete)
+            .map(|r| r.loss)
+            .fold(None, |m: Option<f64>, l| Some(m.map_or(l, |m| m.max(l))));
+        Some(reported.unwrap_or(fb.loss_prior))
+    }
+
     fn build_window(&mut self, first: u32) -> Window {
         let round = self.cursor.round;
         let share = if round == 0 {
@@ -1460,11 +1491,13 @@ impl Sender {
         } else {
             share
         };
+        let proactive = self.proactive_loss(round);
         let o = &mut self.objects[self.cursor.object];
         let z = o.oti.source_blocks();
         let last = (first + self.config.interleave).min(z);
         let blocks: Vec<_> = (first..last).filter_map(|s| o.oti.block(s)).collect();
         let mut plan = VecDeque::new();
+        let mut sized_repair = false;
         // Without repair symbols, every round sends the source symbols again.
         let repairs = self.repairs;
         let send_source = round == 0 || !repairs;
@@ -1495,6 +1528,7 @@ impl Sender {
                 })
                 .collect();
             let max_n = counts.iter().copied().max().unwrap_or(0);
+            sized_repair = max_n > 0;
             for i in 0..max_n {
                 for (b, &n) in blocks.iter().zip(&counts) {
                     if i < n {
@@ -1504,7 +1538,9 @@ impl Sender {
                 }
             }
         }
-        if repairs && share > 0.0 {
+        // Encoders ahead for the proactive repair too, once losses are known.
+        let lossy = proactive.is_some_and(|p| p > 0.0);
+        if repairs && (share > 0.0 || sized_repair || lossy) {
             let object = o.id.0;
             let ahead = if send_source {
                 last
@@ -1517,7 +1553,51 @@ impl Sender {
                 }
             }
         }
-        Window { first, plan }
+        Window {
+            first,
+            plan,
+            proactive_due: repairs && proactive.is_some(),
+        }
+    }
+
+    /// Plans the current window's proactive repair: for each block, what
+    /// [`super::feedback::proactive_repair`] gives for the loss now reported,
+    /// less the share-based repair already sent, as fresh symbols.
+    fn plan_proactive(&mut self) {
+        let Some(w) = self.window.as_mut() else {
+            return;
+        };
+        w.proactive_due = false;
+        let first = w.first;
+        let Some(loss) = self.proactive_loss(self.cursor.round) else {
+            return;
+        };
+        let group = self.receivers.len().max(1);
+        let share = self.config.repair_overhead;
+        let o = &self.objects[self.cursor.object];
+        let last = (first + self.config.interleave).min(o.oti.source_blocks());
+        let blocks: Vec<_> = (first..last).filter_map(|s| o.oti.block(s)).collect();
+        let counts: Vec<u32> = blocks
+            .iter()
+            .map(|b| {
+                let k = b.source_symbols;
+                let sent = (k as f64 * share).ceil() as u32;
+                super::feedback::proactive_repair(k, loss, group).saturating_sub(sent)
+            })
+            .collect();
+        let id = o.id.0;
+        let mut plan = VecDeque::new();
+        for i in 0..counts.iter().copied().max().unwrap_or(0) {
+            for (b, &n) in blocks.iter().zip(&counts) {
+                if i < n {
+                    let esi = self.repair.fresh_esi((id, b.sbn), b.source_symbols);
+                    plan.push_back((b.sbn, esi));
+                }
+            }
+        }
+        if let Some(w) = self.window.as_mut() {
+            w.plan = plan;
+        }
     }
 
     fn emit_data(
