@@ -939,6 +939,10 @@ fn hybrid_transfer_sender_exits_by_itself_within_the_byte_bound() {
     }
     // Proactive repair, sized for the 25% receiver, may leave nothing to NACK.
     assert!(bytes <= bound, "{bytes} bytes sent, bound {bound}");
+    // Issue 13: the GRTT measures the path, within 2 × its round trip (well
+    // under 0.1 ms on a veth bridge) + 1 ms, at 200 Mbit/s and 25% loss.
+    let grtt = sent["grtt_us"].as_u64().unwrap();
+    assert!(grtt <= 1200, "GRTT {grtt} µs on a bridge");
     assert!(
         lab.dropped(&hosts[3]) > 1000,
         "the 25% rule dropped too little"
@@ -948,10 +952,9 @@ fn hybrid_transfer_sender_exits_by_itself_within_the_byte_bound() {
         assert_eq!(rx["complete"], true);
         assert!(rx["status_sent"].as_u64().unwrap() > 0);
     }
-    let lossy = lab.stats("rx2");
-    assert!(
-        lossy["nacks_sent"].as_u64().unwrap() + lossy["nacks_suppressed"].as_u64().unwrap() > 0
-    );
+    // (Whether the 25% receiver NACKs depends on how the proactive repair
+    // fell; hybrid_through_smcroute_with_feedback_routed_upstream proves the
+    // NACK path with --no-proactive.)
 }
 
 /// Feedback issue, acceptance 5: under the `min` policy a receiver that stops
@@ -1523,7 +1526,23 @@ fn completion_against_the_bound() {
             for out in &outs {
                 assert_identical(&file, out);
             }
-            let sent = lab.stats("sender")["bytes_sent"].as_u64().unwrap_or(0);
+            let st = lab.stats("sender");
+            let sent = st["bytes_sent"].as_u64().unwrap_or(0);
+            let rx: Vec<String> = labels
+                .iter()
+                .map(|l| {
+                    let r = lab.stats(l);
+                    format!("{}: {} s, {} NACKs", l, r["duration_s"], r["nacks_sent"])
+                })
+                .collect();
+            eprintln!(
+                "  sender: {} s, GRTT {} us, {} NACKs heard, {} repair symbols; {}",
+                st["duration_s"],
+                st["grtt_us"],
+                st["nacks_received"],
+                st["repair_symbols_sent"],
+                rx.join("; ")
+            );
             ratios.push(last.as_secs_f64() / bound);
             bytes.push(sent as f64 / (size as f64 / (1.0 - worst)));
             eprintln!(
