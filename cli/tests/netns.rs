@@ -1489,6 +1489,38 @@ pinned {:.2} s, rejected {}; source {:.2} s, wrong socket {}; unpinned exit {:?}
 #[test]
 #[ignore = "a benchmark: run it by name"]
 fn completion_against_the_bound() {
+    bound_bench(
+        false,
+        &[
+            ("S1", 5_000_000, "50M", 50e6, [10, 10, 10]),
+            ("S2", 5_000_000, "50M", 50e6, [0, 10, 25]),
+            ("S3", 50_000_000, "500M", 500e6, [10, 10, 10]),
+        ],
+    );
+}
+
+/// Issue 13, acceptance 3, as a benchmark: through the smcroute router with
+/// default `recv` flags (the sender `--hops 4 --rate R`): R1, 20 MiB at
+/// 200 Mbit/s to receivers dropping 0/10/25% (target 1.20 × the bound), and
+/// R2, 5 MB at 50 Mbit/s at 10/10/10% (target 1.15 ×). Run it as
+/// `completion_against_the_bound`, by the name
+/// `routed_completion_against_the_bound`.
+#[test]
+#[ignore = "a benchmark: run it by name"]
+fn routed_completion_against_the_bound() {
+    bound_bench(
+        true,
+        &[
+            ("R1", 20 << 20, "200M", 200e6, [0, 10, 25]),
+            ("R2", 5_000_000, "50M", 50e6, [10, 10, 10]),
+        ],
+    );
+}
+
+/// Runs each scenario (name, size, --rate, rate in bit/s, drops) on the
+/// bridge or through the router, `GROUPCAST_BOUND_RUNS` times (default 5),
+/// and prints each run and the medians.
+fn bound_bench(routed: bool, scenarios: &[(&str, usize, &str, f64, [u32; 3])]) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !prerequisites("completion bench") {
         return;
@@ -1497,28 +1529,33 @@ fn completion_against_the_bound() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
-    let scenarios: [(&str, usize, &str, f64, [u32; 3]); 3] = [
-        ("S1", 5_000_000, "50M", 50e6, [10, 10, 10]),
-        ("S2", 5_000_000, "50M", 50e6, [0, 10, 25]),
-        ("S3", 50_000_000, "500M", 500e6, [10, 10, 10]),
-    ];
     let mut table = Vec::new();
-    for (name, size, rate, bits, drops) in scenarios {
+    for &(name, size, rate, bits, drops) in scenarios {
         let worst = *drops.iter().max().unwrap() as f64 / 100.0;
         let bound = size as f64 * 8.0 / bits / (1.0 - worst);
         let mut ratios = Vec::new();
         let mut bytes = Vec::new();
         for run_no in 0..runs {
-            let (mut lab, hosts) = bridge_lab(&format!("b{}{run_no}", &name[1..]), &drops);
+            let channel = format!("gc-bench-{name}");
+            let tag = format!("b{}{run_no}", name.to_lowercase());
+            let (mut lab, hosts) = if routed {
+                let (lab, snd, rx) = router_lab(&tag, &channel, drops, true);
+                (lab, [vec![snd], rx].concat())
+            } else {
+                bridge_lab(&tag, &drops)
+            };
             let file = lab.dir.join("payload.bin");
             random_file(&file, size, run_no as u64 + 1);
-            let channel = format!("gc-bench-{name}");
             let outs: Vec<PathBuf> = (0..3)
                 .map(|i| lab.recv(&format!("rx{i}"), &hosts[i + 1].clone(), &channel))
                 .collect();
             std::thread::sleep(Duration::from_millis(500));
             let start = Instant::now();
-            lab.send_args(&hosts[0].clone(), &file, &channel, &["--rate", rate]);
+            let mut args = vec!["--rate", rate];
+            if routed {
+                args.extend_from_slice(&["--hops", "4"]);
+            }
+            lab.send_args(&hosts[0].clone(), &file, &channel, &args);
             let labels = ["rx0", "rx1", "rx2"];
             let last = lab.wait_all(&labels, Duration::from_secs(120), start);
             let status = lab.wait("sender", Duration::from_secs(30));
