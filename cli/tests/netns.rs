@@ -1168,6 +1168,76 @@ fn hybrid_through_smcroute_with_feedback_routed_upstream() {
     assert!(sent["nacks_received"].as_u64().unwrap() > 0, "{sent}");
 }
 
+/// Issue 13, acceptance 4: the router forwards nothing from the receivers
+/// (nftables in its forward hook), so neither NACK nor STATUS reaches the
+/// sender. The sender falls back to repair rounds and says why; the lossy
+/// receivers say their NACKs go unanswered; every copy still completes.
+#[test]
+fn feedback_blocked_at_the_router_falls_back_to_repair_rounds() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !prerequisites("feedback blocked") {
+        return;
+    }
+    let channel = "gc-test-blocked";
+    let (mut lab, snd, rx) = router_lab("fb", channel, [0, 10, 25], true);
+    let rtr = format!("{}-rtr", lab.tag);
+    lab.exec(&rtr, &["nft", "add", "table", "ip6", "gcblock"]);
+    lab.exec(
+        &rtr,
+        &[
+            "nft",
+            "add chain ip6 gcblock relay { type filter hook forward priority 0; }",
+        ],
+    );
+    lab.exec(
+        &rtr,
+        &[
+            "nft",
+            "add rule ip6 gcblock relay iifname down0 counter drop",
+        ],
+    );
+    let file = lab.dir.join("blocked.bin");
+    random_file(&file, 4 << 20, 13);
+    let outs: Vec<PathBuf> = (0..3)
+        .map(|i| lab.recv(&format!("h{i}"), &rx[i].clone(), channel))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    lab.send_args(
+        &snd.clone(),
+        &file,
+        channel,
+        &["--hops", "4", "--rate", "100M"],
+    );
+    for i in 0..3 {
+        let label = format!("h{i}");
+        let status = lab.wait(&label, Duration::from_secs(60));
+        assert!(status.success(), "{label}: {}", lab.log(&label));
+    }
+    for out in &outs {
+        assert_identical(&file, out);
+    }
+    let status = lab.wait("sender", Duration::from_secs(60));
+    assert!(status.success(), "sender: {}", lab.log("sender"));
+    let sent = lab.stats("sender");
+    assert_eq!(sent["receivers_heard"], 0, "feedback got through: {sent}");
+    assert!(sent["fallback_rounds"].as_u64().unwrap() > 0, "{sent}");
+    assert!(
+        lab.log("sender")
+            .contains("no feedback since the first pass"),
+        "{}",
+        lab.log("sender")
+    );
+    for i in 1..3 {
+        let label = format!("h{i}");
+        assert!(
+            lab.log(&label).contains("NACKs unanswered"),
+            "{label}: {}",
+            lab.log(&label)
+        );
+        assert_eq!(lab.stats(&label)["nacks_unanswered"], 1);
+    }
+}
+
 /// The link-local address of `ifname` in `ns`.
 fn link_local(ns: &str, ifname: &str) -> String {
     let out = Command::new("ip")

@@ -853,3 +853,30 @@ fn a_forged_first_probe_sets_no_counter_baseline() {
     r.handle_datagram(t + Duration::from_millis(1), &forged(100));
     assert_eq!(implausible(&r), 3, "{:?}", r.stats());
 }
+
+/// Issue 13: a receiver whose NACKs bring no repair says so once (a stat and
+/// a warning); one whose NACKs are answered does not.
+#[test]
+fn unanswered_nacks_are_noticed_once() {
+    let mut out = vec![0u8; 1232];
+    let mut run = |answer: bool| {
+        let (mut r, t0) = lacking_receiver();
+        let repair = transfer(10, &[(&object(9_000, 5), "f")], 1);
+        let mut t = t0;
+        for round in 0..40u64 {
+            r.handle_datagram(t, &end_probe(round * 50_000, 10_000, 1));
+            for _ in 0..10 {
+                t += Duration::from_millis(5);
+                r.handle_timeout(t);
+                while r.poll_transmit(t, &mut out).is_some() {}
+            }
+            if answer {
+                // A DATA packet behind the progress point: repair.
+                r.handle_datagram(t, &repair[5 + round as usize % 4]);
+            }
+        }
+        r.stats().nacks_unanswered
+    };
+    assert_eq!(run(false), 1, "unanswered NACKs went unnoticed");
+    assert_eq!(run(true), 0);
+}

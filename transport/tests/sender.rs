@@ -442,6 +442,91 @@ mod feedback {
         top
     }
 
+    /// Sends everything due over `span`, in 1 ms steps from `from`; returns
+    /// the time reached and the repair symbols sent.
+    fn run_for(s: &mut Sender, from: Instant, span: Duration) -> (Instant, u64) {
+        let before = s.stats().repair_symbols_sent;
+        let mut t = from;
+        while t < from + span && !s.is_finished() {
+            s.handle_timeout(t);
+            send_all(s, t);
+            t += Duration::from_millis(1);
+        }
+        (t, s.stats().repair_symbols_sent - before)
+    }
+
+    fn fallback_rounds(s: &mut Sender) -> Vec<u32> {
+        std::iter::from_fn(|| s.poll_event())
+            .filter_map(|e| match e {
+                SenderEvent::FallbackRound { round } => Some(round),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Issue 13: a hybrid sender that hears nothing after its first pass
+    /// (feedback blocked at a router, say) sends fallback repair rounds, up to
+    /// `fallback_rounds`, and only then finishes.
+    #[test]
+    fn a_sender_heard_by_nobody_falls_back_to_repair_rounds() {
+        let t0 = Instant::now();
+        let mut s = sender(FlowPolicy::Min, Some(1_000_000));
+        let (t, first_pass_repair) = run_for(&mut s, t0, Duration::from_millis(400));
+        assert_eq!(first_pass_repair, 0);
+        assert!(
+            !s.is_finished(),
+            "finished with nobody heard and no fallback"
+        );
+        let (_, repair) = run_for(&mut s, t, Duration::from_secs(30));
+        assert!(s.is_finished());
+        assert_eq!(fallback_rounds(&mut s), (1..=10).collect::<Vec<_>>());
+        assert_eq!(s.stats().fallback_rounds, 10);
+        // Each round: 10% of each of the 20 blocks of 10 symbols, at least one.
+        assert!(repair >= 10 * 20, "{repair} repair symbols");
+    }
+
+    /// A receiver whose STATUS came once but whose NACKs never arrive, left
+    /// unfinished: fallback rounds; its NACK then ends them.
+    #[test]
+    fn fallback_rounds_end_when_feedback_comes() {
+        let t0 = Instant::now();
+        let mut s = sender(FlowPolicy::Max, Some(1_000_000));
+        // Its STATUS keeps coming (unicast gets through), its window stuck.
+        let mut t = t0;
+        let mut repair = 0;
+        for _ in 0..15 {
+            s.handle_datagram(t, &status(1, (0, 15), false));
+            let (next, r) = run_for(&mut s, t, Duration::from_millis(100));
+            (t, repair) = (next, repair + r);
+        }
+        assert!(!fallback_rounds(&mut s).is_empty(), "{:?}", s.stats());
+        assert!(repair >= 5, "blocks 15 to 19 each get repair: {repair}");
+        let nack = NackRepr {
+            session: SESSION,
+            receiver: 1,
+            entries: vec![NackEntry {
+                object: 0,
+                sbn: 7,
+                flags: 0,
+                need: 3,
+                ranges: vec![],
+            }],
+        };
+        let mut buf = vec![0u8; 1232];
+        let n = nack.write(&mut buf).unwrap();
+        s.handle_datagram(t, &buf[..n]);
+        s.handle_datagram(t, &status(1, (0, 16), false));
+        let (t, _) = run_for(&mut s, t, Duration::from_millis(400));
+        assert!(
+            fallback_rounds(&mut s).is_empty(),
+            "a round right after a NACK"
+        );
+        // Complete: the sender finishes.
+        s.handle_datagram(t, &status(1, (0, 20), true));
+        run_for(&mut s, t, Duration::from_secs(2));
+        assert!(s.is_finished());
+    }
+
     #[test]
     fn min_policy_holds_the_first_pass_to_the_slowest_window() {
         let t0 = Instant::now();

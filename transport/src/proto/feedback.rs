@@ -148,6 +148,12 @@ pub struct FeedbackConfig {
     /// The loss assumed for proactive repair before any receiver has
     /// reported. Default 0.
     pub loss_prior: f64,
+    /// After the first pass, with no feedback that moves anything for 20
+    /// GRTTs (at least 500 ms) while receivers are unfinished or none was ever
+    /// heard, the sender sends a round of fresh repair (`round_repair` × K of
+    /// each block) at half the rate; at most this many. Default 10; 0 turns
+    /// the fallback off.
+    pub fallback_rounds: u32,
     /// Rate adaptation; `None` keeps the configured rate. Default `None`.
     pub aimd: Option<Aimd>,
     /// Receivers tracked at once; reports from further receivers are dropped
@@ -180,6 +186,7 @@ impl Default for FeedbackConfig {
             repair_share: 0.5,
             repair_margin: 2,
             proactive: true,
+            fallback_rounds: 10,
             loss_prior: 0.0,
             aimd: None,
             max_receivers: 10_000,

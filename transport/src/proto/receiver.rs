@@ -453,6 +453,9 @@ pub struct ReceiverStats {
     /// Peers' NACKs not allowed to hold this receiver back, because the last
     /// one that did was followed by no repair.
     pub suppressions_doubted: u64,
+    /// Sessions whose sender answered none of this receiver's NACKs for 4
+    /// GRTTs (at least 200 ms): it may not hear them. Warned once each.
+    pub nacks_unanswered: u64,
 }
 
 /// Where a receiver's feedback datagram goes.
@@ -501,6 +504,10 @@ struct SessionFb {
     /// drop) cannot silence a receiver.
     doubt: HashSet<(u32, u8)>,
     complete: bool,
+    /// When the first of our NACKs that no repair has followed yet went out.
+    unanswered: Option<Instant>,
+    /// Whether we warned that NACKs go unanswered.
+    warned_unanswered: bool,
 }
 
 /// One block's request, before it goes into a NACK.
@@ -951,6 +958,10 @@ impl Receiver {
         if f.suppressed.remove(&(d.object, d.sbn)).is_some() {
             f.doubt.remove(&(d.object, d.sbn));
         }
+        if (d.object, d.sbn) < f.progress {
+            // Repair (DATA behind the first pass): NACKs are heard.
+            f.unanswered = None;
+        }
         if known && (d.object, d.sbn) < f.progress {
             // Bounded: only objects in progress, and at most MAX_HOLDOFFS.
             if f.holdoff.len() >= MAX_HOLDOFFS {
@@ -1217,6 +1228,8 @@ impl Receiver {
             suppressed: HashMap::new(),
             doubt: HashSet::new(),
             complete: false,
+            unanswered: None,
+            warned_unanswered: false,
         });
         // The sender's counter starts at 0 with its session and grows by one
         // per DATA packet; anyone can forge it. So it may run ahead of the
@@ -1373,9 +1386,39 @@ impl Receiver {
                 }
                 *h = (*h).max(until);
                 f.timers.remove(key);
+                // A peer asked for us: unanswered too, until repair comes.
+                f.unanswered.get_or_insert(now);
             }
         }
+        self.check_unanswered(now, session);
         Ok(())
+    }
+
+    /// Warns once per session (and counts `nacks_unanswered`) when no repair
+    /// has come for 4 GRTTs, at least 200 ms, since the first NACK (ours, or
+    /// a peer's that covered us) that none has followed.
+    fn check_unanswered(&mut self, now: Instant, session: SessionId) {
+        let Some(f) = self.fb.get_mut(&session) else {
+            return;
+        };
+        let Some(since) = f.unanswered else {
+            return;
+        };
+        let wait = (f.grtt * 4).max(Duration::from_millis(200));
+        let waited = now.saturating_duration_since(since);
+        if f.warned_unanswered || waited < wait {
+            return;
+        }
+        f.warned_unanswered = true;
+        self.stats.nacks_unanswered += 1;
+        tracing::warn!(
+            session = %format_args!("{:016x}", session.0),
+            waited_ms = waited.as_millis() as u64,
+            "NACKs unanswered: the sender may not hear this receiver. Likely causes: \
+             the hop limit of its feedback (recv --hops; by default what the \
+             sender's PROBEs need), a router that does not forward the channel's \
+             feedback group towards the sender, or a firewall"
+        );
     }
 
     /// Starts a backoff timer for the blocks that need asking about and have
@@ -1556,6 +1599,10 @@ impl Receiver {
         }
         let len = nack.write(buf).ok()?;
         self.stats.nacks_sent += 1;
+        if let Some(f) = self.fb.get_mut(&session) {
+            f.unanswered.get_or_insert(now);
+        }
+        self.check_unanswered(now, session);
         tracing::trace!(
             session = %format_args!("{:016x}", session.0),
             entries = nack.entries.len(),

@@ -266,6 +266,17 @@ pub enum SenderEvent {
         /// The receiver's id.
         id: u64,
     },
+    /// After the first pass the sender heard no feedback that moves anything
+    /// (no NACK, no STATUS with progress) for a while, with receivers
+    /// unfinished or none heard at all: it sends a carousel-like round of
+    /// fresh repair for every block not known to be complete everywhere, at
+    /// half the rate (numbered from 1; at most `fallback_rounds`). Feedback
+    /// may not reach it: the receivers' hop limit, the feedback group's
+    /// routing, a firewall.
+    FallbackRound {
+        /// The round, from 1.
+        round: u32,
+    },
     /// A tracked receiver reported no progress for `stall_timeout`: it no
     /// longer holds back flow control or completion, until it moves again.
     ReceiverStalled {
@@ -325,6 +336,9 @@ pub struct SenderStats {
     pub rate: u64,
     /// Receivers declared stalled (see `stall_timeout`), counted each time.
     pub receivers_stalled: u64,
+    /// Fallback repair rounds sent for want of feedback (see
+    /// [`SenderEvent::FallbackRound`]).
+    pub fallback_rounds: u64,
     /// NACK packets dropped by the per-source rate limit.
     pub nacks_dropped_per_source: u64,
     /// STATUS echoes that matched no recent PROBE, or whose round trip was
@@ -419,6 +433,13 @@ pub struct Sender {
     /// GRTT, AIMD and the receivers' average loss.
     rc: RateControl,
     first_pass_done: bool,
+    /// When the first pass ended.
+    first_pass_at: Option<Instant>,
+    /// When feedback that moves something (an accepted NACK, a STATUS whose
+    /// window moved or that completed) last came.
+    feedback_at: Option<Instant>,
+    /// When the last fallback round was queued.
+    fallback_at: Option<Instant>,
     receivers: HashMap<u64, Tracked>,
     /// PROBE, receiver expiry and linger deadlines.
     timers: TimerTable,
@@ -490,6 +511,9 @@ impl Sender {
             epoch: None,
             rc: RateControl::new(fb, config.rate),
             first_pass_done: false,
+            first_pass_at: None,
+            feedback_at: None,
+            fallback_at: None,
             receivers: HashMap::new(),
             timers: TimerTable::default(),
             repair: RepairScheduler::new(
@@ -752,6 +776,7 @@ impl Sender {
         // rest.
         let share = match self.first_pass_done {
             false => self.config.feedback.repair_share,
+            true if self.in_fallback() => 0.5,
             true => self.config.feedback.repair_share.max(1.0),
         };
         let base = match self.config.rate {
@@ -843,6 +868,7 @@ impl Sender {
                 }
                 self.nack_tokens.spend(1.0);
                 self.stats.nacks_received += 1;
+                self.feedback_at = Some(now);
                 if let Some(src) = source {
                     self.note_nack_source(n.receiver, src);
                 }
@@ -1018,6 +1044,9 @@ impl Sender {
             return;
         }
         self.stats.status_received += 1;
+        if known.is_none_or(|r| edge > r.edge || (complete && !r.complete)) {
+            self.feedback_at = Some(now);
+        }
         let (last_progress, stalled) = match known {
             Some(r) if edge > r.edge || (complete && !r.complete) => (now, false),
             Some(r) => (r.last_progress, r.stalled),
@@ -1152,8 +1181,15 @@ impl Sender {
                 }
             }
         }
+        self.maybe_fallback(now);
         let idle = self.first_pass_done
             && self.stats.receivers_heard >= self.config.feedback.min_receivers as u64
+            // Nobody ever heard: the fallback rounds go out first.
+            && (self.stats.receivers_heard > 0
+                || self.stats.fallback_rounds >= self.config.feedback.fallback_rounds as u64)
+            // The last fallback round goes out whole. (Any accepted NACK ends
+            // the fallback, so forged ones cannot hold the sender here.)
+            && !(self.in_fallback() && self.repair.front().is_some())
             // Repair still queued is for nobody who counts: every tracked
             // receiver is complete or stalled. (So NACKs, which anyone can
             // forge, cannot keep the sender from finishing.)
@@ -1170,6 +1206,76 @@ impl Sender {
                 self.events.push_back(SenderEvent::Finished);
             }
         }
+    }
+
+    /// After the first pass, with no feedback that moves anything for
+    /// [`Sender::fallback_delay`] while receivers are unfinished (or none was
+    /// ever heard), queues a fallback round: fresh repair (nack mode: the
+    /// source symbols again) for every block beyond the lowest unfinished
+    /// receiver's window, `round_repair` × K of each (at least one symbol).
+    fn maybe_fallback(&mut self, now: Instant) {
+        let limit = self.config.feedback.fallback_rounds as u64;
+        if !self.first_pass_done || self.stats.fallback_rounds >= limit {
+            return;
+        }
+        let unfinished = self.receivers.values().any(|r| !r.complete && !r.stalled);
+        if !(unfinished || self.stats.receivers_heard == 0) || self.repair.front().is_some() {
+            return;
+        }
+        let quiet_since = [self.first_pass_at, self.feedback_at, self.fallback_at]
+            .into_iter()
+            .flatten()
+            .max();
+        if quiet_since.is_none_or(|q| now < q + self.fallback_delay()) {
+            return;
+        }
+        self.fallback_at = Some(now);
+        self.stats.fallback_rounds += 1;
+        let round = self.stats.fallback_rounds as u32;
+        if round == 1 {
+            tracing::warn!(
+                "no feedback since the first pass: sending fallback repair rounds at half the \
+                 rate (at most {limit}). The receivers' NACKs and STATUS may not reach this \
+                 sender: their hop limit (recv --hops), a router that does not forward the \
+                 channel's feedback group upstream or unicast back, or a firewall"
+            );
+        } else {
+            tracing::info!(round, "fallback repair round");
+        }
+        self.events.push_back(SenderEvent::FallbackRound { round });
+        let floor = self
+            .receivers
+            .values()
+            .filter(|r| !r.complete && !r.stalled)
+            .map(|r| r.edge)
+            .min()
+            .unwrap_or(0);
+        let share = self.config.round_repair.max(0.05);
+        for (i, o) in self.objects.iter().enumerate() {
+            for sbn in 0..o.oti.source_blocks() {
+                if self.prefix[i] + (sbn as u64) < floor {
+                    continue;
+                }
+                let Some(b) = o.oti.block(sbn) else { continue };
+                let k = b.source_symbols;
+                let need = ((k as f64 * share).ceil() as u32).clamp(1, k);
+                self.repair
+                    .request((o.id.0, b.sbn), k, now, need, &[(0, k)]);
+            }
+        }
+    }
+
+    /// How long the sender waits, quiet, before a fallback round: 20 GRTTs,
+    /// at least 500 ms.
+    fn fallback_delay(&self) -> Duration {
+        (self.rc.grtt() * 20).max(Duration::from_millis(500))
+    }
+
+    /// Whether the sender is in a fallback round: repair then goes at half
+    /// the rate.
+    fn in_fallback(&self) -> bool {
+        self.fallback_at
+            .is_some_and(|f| self.feedback_at.is_none_or(|h| h < f))
     }
 
     /// How long the sender waits for late NACKs once everyone tracked is
@@ -1438,6 +1544,7 @@ impl Sender {
             if self.feedback() {
                 self.cursor.stay_at_last();
                 self.first_pass_done = true;
+                self.first_pass_at = self.last;
                 self.info.close();
                 self.stats.rounds_completed = 1;
                 // Tell receivers at once that the pass is over.
