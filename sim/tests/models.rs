@@ -226,3 +226,51 @@ fn hybrid_matches_the_ideal_code_for_small_blocks_and_nack_matches_arq() {
     eprintln!("nack: E[M] {m:.4}, ARQ {a:.4}");
     assert!((m / a - 1.0).abs() < 0.03, "{m} vs {a}");
 }
+
+/// Issue 13, acceptance 5: 1000 receivers at 10%, 20 MB at 100 Mbit/s over
+/// 10 ms links, in hybrid mode with the defaults (K about 1000, T 1188):
+/// the last receiver completes within 1.15 × the bound size × 8 / rate /
+/// (1 − p), at E[M] within 5% of the ideal code for its K, with fewer than 2
+/// NACK packets per block. And item 6: at 1% loss, transfers of 2 MiB and
+/// 50 MiB in blocks of 100 also see fewer than 2 NACKs per block.
+#[test]
+fn hybrid_at_the_loss_bound_with_a_thousand_receivers() {
+    let run = |loss: f64, size: usize, k: u32| {
+        let mut cfg = config(Mode::Hybrid, 1000, loss);
+        cfg.sender = SenderConfig {
+            mode: Mode::Hybrid,
+            rate: Some(12_500_000),
+            block_symbols: k,
+            repair_overhead: 0.0,
+            ..SenderConfig::default()
+        };
+        cfg.codecs = CodecSet::Model;
+        let mut sim = Simulation::new(cfg).unwrap();
+        sim.add_object(object(size, 9), "o");
+        let r = sim.run(|_, _, _| {}).unwrap();
+        assert_eq!(r.completed_receivers, 1000);
+        r
+    };
+    let r = run(0.1, 20_000_000, 1000);
+    let t = groupcast::wire::DEFAULT_MAX_DATAGRAM - groupcast::wire::DATA_OVERHEAD;
+    let blocks = r.source_symbols.div_ceil(1000);
+    let k = r.source_symbols.div_ceil(blocks) as u32;
+    let bound = 20e6 * 8.0 / 100e6 / 0.9;
+    let last = r.completion_quantile(1.0).unwrap();
+    let m = r.transmissions_per_symbol();
+    let ideal = ideal_fec(1000, 0.1, k);
+    let per_block = r.nacks_sent as f64 / blocks as f64;
+    eprintln!(
+        "20 MB, T {t}: {last:.3} s = {:.3} × the bound, E[M] {m:.4} (ideal {ideal:.4} for K {k}), {per_block:.2} NACKs per block",
+        last / bound
+    );
+    assert!(last <= 1.15 * bound, "{last} s against a bound of {bound} s");
+    assert!((m / ideal - 1.0).abs() < 0.05, "E[M] {m} vs {ideal}");
+    assert!(per_block < 2.0, "{per_block} NACKs per block");
+    for size in [2 << 20, 50 << 20] {
+        let r = run(0.01, size, 100);
+        let per_block = r.nacks_sent as f64 / r.source_symbols.div_ceil(100) as f64;
+        eprintln!("{size} bytes at 1%: {per_block:.2} NACKs per block");
+        assert!(per_block < 2.0, "{size} bytes: {per_block} NACKs per block");
+    }
+}
