@@ -264,7 +264,10 @@ fn hybrid_at_the_loss_bound_with_a_thousand_receivers() {
         "20 MB, T {t}: {last:.3} s = {:.3} × the bound, E[M] {m:.4} (ideal {ideal:.4} for K {k}), {per_block:.2} NACKs per block",
         last / bound
     );
-    assert!(last <= 1.15 * bound, "{last} s against a bound of {bound} s");
+    assert!(
+        last <= 1.15 * bound,
+        "{last} s against a bound of {bound} s"
+    );
     assert!((m / ideal - 1.0).abs() < 0.05, "E[M] {m} vs {ideal}");
     assert!(per_block < 2.0, "{per_block} NACKs per block");
     for size in [2 << 20, 50 << 20] {

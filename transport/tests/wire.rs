@@ -138,6 +138,13 @@ fn example_nack() -> wire::NackRepr {
                 need: 3,
                 ranges: vec![(10, 2), (700, 1)],
             },
+            wire::NackEntry {
+                object: 2,
+                sbn: 0,
+                flags: 0,
+                need: 5,
+                ranges: vec![(0, 1), (2, 1), (4, 1), (6, 1), (9, 1)],
+            },
         ],
     }
 }
@@ -191,7 +198,7 @@ fn feedback_packets_refuse_bad_fields() {
     b[16 + 12 + 12 + 12 + 4..][..4].copy_from_slice(&0u32.to_be_bytes());
     assert_eq!(Repr::parse(&reseal(b)), Err(WireError::BadRange));
     let mut b = good.clone();
-    b[16 + 8..][..2].copy_from_slice(&3u16.to_be_bytes());
+    b[16 + 8..][..2].copy_from_slice(&4u16.to_be_bytes());
     assert_eq!(Repr::parse(&reseal(b)), Err(WireError::Truncated));
     let mut b = good.clone();
     b[16 + 12 + 12 + 8..][..4].copy_from_slice(&4u32.to_be_bytes());
@@ -270,6 +277,7 @@ fn constants_table_matches_code() {
         ("NACK_ENTRY_LEN", wire::feedback::NACK_ENTRY_LEN as u64),
         ("NACK_RANGE_LEN", wire::feedback::NACK_RANGE_LEN as u64),
         ("MAX_NACK_ENTRIES", wire::feedback::MAX_NACK_ENTRIES as u64),
+        ("MAX_NACK_BITMAP", wire::feedback::MAX_NACK_BITMAP as u64),
     ];
     for (name, value) in table {
         let row = PROTOCOL_MD
@@ -665,8 +673,9 @@ fn views_read_and_write_the_examples_field_by_field() {
     // emit into the view.
     let bytes = doc_example("nack");
     let (e, p) = (example_nack(), NackPacket::new_checked(&bytes[..]).unwrap());
-    assert_eq!((p.receiver(), p.count(), p.reserved()), (e.receiver, 2, 0));
-    assert_eq!(p.entries().len(), 12 + 12 + 2 * 8);
+    assert_eq!((p.receiver(), p.count(), p.reserved()), (e.receiver, 3, 0));
+    // The third entry's scattered ESIs go as a bitmap: 4 + 2 bytes, not 5 ranges.
+    assert_eq!(p.entries().len(), 12 + 12 + 2 * 8 + 12 + 4 + 2);
     let mut b = vec![0u8; bytes.len()];
     e.emit(&mut NackPacket::new_unchecked(&mut b[..])).unwrap();
     assert_eq!(seal(b, PacketType::Nack, session), bytes);
@@ -763,4 +772,82 @@ fn reader_never_reads_past_the_end() {
     assert_eq!(r.take(1), Ok(&[3u8][..]));
     assert!(r.is_empty());
     assert_eq!(r.take(usize::MAX), Err(WireError::Truncated));
+}
+
+/// Issue 13: scattered losses in nack mode go as a bitmap where it is
+/// smaller than ranges, and read back as the same runs; only the canonical
+/// bitmap parses.
+#[test]
+fn nack_bitmaps_are_smaller_and_read_back_as_the_same_runs() {
+    use groupcast::wire::feedback::{NACK_BITMAP, NACK_ENTRY_LEN, NACK_HEADER_LEN};
+    // Every third ESI of 300 lacking: 100 ranges (800 bytes) or a bitmap (4 + 38).
+    let ranges: Vec<(u32, u32)> = (0..100).map(|i| (5 + 3 * i, 1)).collect();
+    let nack = wire::NackRepr {
+        session: 7,
+        receiver: 9,
+        entries: vec![wire::NackEntry {
+            object: 0,
+            sbn: 1,
+            flags: 0,
+            need: 100,
+            ranges: ranges.clone(),
+        }],
+    };
+    let mut buf = vec![0u8; wire::MAX_DATAGRAM];
+    let n = nack.write(&mut buf).unwrap();
+    assert_eq!(n, NACK_HEADER_LEN + NACK_ENTRY_LEN + 4 + 38 + 4);
+    assert_eq!(buf[NACK_HEADER_LEN + 5], NACK_BITMAP);
+    match Repr::parse(&buf[..n]).unwrap() {
+        Repr::Nack(back) => assert_eq!(back, nack),
+        other => panic!("{other:?}"),
+    }
+    // Adjacent ranges are not canonical: they go as ranges, and read back so.
+    let mut loose = nack.clone();
+    loose.entries[0].ranges = vec![(1, 1), (2, 1), (9, 1), (20, 1), (30, 1)];
+    loose.entries[0].need = 5;
+    let m = loose.write(&mut buf).unwrap();
+    assert_eq!(buf[NACK_HEADER_LEN + 5], 0);
+    assert!(matches!(Repr::parse(&buf[..m]).unwrap(), Repr::Nack(back) if back == loose));
+    // A bitmap whose bit 0 is clear, or whose last byte is zero, is refused.
+    let n = nack.write(&mut buf).unwrap();
+    let body = NACK_HEADER_LEN + NACK_ENTRY_LEN + 4;
+    for (at, byte) in [(body, buf[body] & !1), (body + 37, 0)] {
+        let mut bad = buf[..n].to_vec();
+        bad[at] = byte;
+        let len = bad.len();
+        let crc = crc32fast::hash(&bad[..len - 4]);
+        bad[len - 4..].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(Repr::parse(&bad), Err(WireError::BadRange), "byte {at}");
+    }
+}
+
+/// A bitmap beyond MAX_NACK_BITMAP is refused, and never emitted: the
+/// entry goes as ranges instead.
+#[test]
+fn nack_bitmaps_are_bounded() {
+    use groupcast::wire::feedback::{MAX_NACK_BITMAP, NACK_BITMAP, NACK_HEADER_LEN};
+    // Every other ESI over a span of 9000: a bitmap would take 1125 bytes.
+    let ranges: Vec<(u32, u32)> = (0..4500).map(|i| (2 * i, 1)).collect();
+    let entry = wire::NackEntry {
+        object: 0,
+        sbn: 0,
+        flags: 0,
+        need: 4500,
+        ranges,
+    };
+    assert_eq!(entry.wire_len(), 12 + 4500 * 8, "ranges, not a bitmap");
+    // A hand-made bitmap entry of MAX_NACK_BITMAP + 1 bytes.
+    let n = MAX_NACK_BITMAP + 1;
+    let mut d = vec![0u8; NACK_HEADER_LEN + 12 + 4 + n + 4];
+    d[24..26].copy_from_slice(&1u16.to_be_bytes());
+    let e = NACK_HEADER_LEN;
+    d[e + 5] = NACK_BITMAP;
+    d[e + 6..e + 8].copy_from_slice(&(n as u16).to_be_bytes());
+    d[e + 8..e + 12].copy_from_slice(&(n as u32 * 8).to_be_bytes());
+    d[e + 16..e + 16 + n].fill(0xff);
+    d[..4].copy_from_slice(b"GC\x01\x04");
+    let len = d.len();
+    let crc = crc32fast::hash(&d[..len - 4]);
+    d[len - 4..].copy_from_slice(&crc.to_be_bytes());
+    assert_eq!(Repr::parse(&d), Err(WireError::TooManyEntries));
 }

@@ -1563,33 +1563,33 @@ impl Receiver {
         };
         let mut len = crate::wire::feedback::NACK_HEADER_LEN + crate::wire::CRC_LEN;
         for n in needs {
-            let mut ranges = n.ranges;
-            let mut need = n.need;
-            // Long range lists are cut to fit, and blocks that do not fit
+            let mut entry = NackEntry {
+                object: n.object,
+                sbn: n.sbn,
+                flags: if n.info { NACK_NEED_INFO } else { 0 },
+                need: n.need,
+                ranges: n.ranges,
+            };
+            // Scattered ESIs go as a bitmap where smaller (wire_len says);
+            // long range lists are cut to fit, and blocks that do not fit
             // wait: their timers are gone, so the next PROBE draws new ones.
-            let fixed = crate::wire::feedback::NACK_ENTRY_LEN;
-            let per = crate::wire::feedback::NACK_RANGE_LEN;
-            if len + fixed + ranges.len() * per > room {
+            if len + entry.wire_len() > room {
+                let fixed = crate::wire::feedback::NACK_ENTRY_LEN;
+                let per = crate::wire::feedback::NACK_RANGE_LEN;
                 let fit = room.saturating_sub(len + fixed) / per;
-                if fit == 0 || ranges.is_empty() {
+                if fit == 0 || entry.ranges.is_empty() {
                     break;
                 }
-                ranges.truncate(fit);
-                need = ranges.iter().map(|r| r.1).sum();
+                entry.ranges.truncate(fit);
+                entry.need = entry.ranges.iter().map(|r| r.1).sum();
             }
-            len += fixed + ranges.len() * per;
+            len += entry.wire_len();
             f.doubt.remove(&(n.object, n.sbn));
             f.holdoff.insert(
                 (n.object, n.sbn),
                 now + holdoff(f, &self.config) + Duration::from_millis(1),
             );
-            nack.entries.push(NackEntry {
-                object: n.object,
-                sbn: n.sbn,
-                flags: if n.info { NACK_NEED_INFO } else { 0 },
-                need,
-                ranges,
-            });
+            nack.entries.push(entry);
             if nack.entries.len() >= crate::wire::feedback::MAX_NACK_ENTRIES {
                 break;
             }

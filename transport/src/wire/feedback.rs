@@ -2,6 +2,8 @@
 //! (sender → group), NACK (receiver → feedback group) and STATUS (receiver →
 //! sender).
 
+use bitvec::prelude::{BitSlice, Lsb0};
+
 use super::{
     CRC_LEN, HEADER_LEN, MAX_DATAGRAM, Packet, PacketType, Reader, WireError, put, read_u16,
     read_u32, read_u64,
@@ -28,6 +30,14 @@ pub const MAX_LOSS_PPM: u32 = 1_000_000;
 pub const PROBE_END: u8 = 0x01;
 /// NACK entry flag: the receiver lacks the object's OBJECT_INFO.
 pub const NACK_NEED_INFO: u8 = 0x01;
+/// NACK entry flag, on the wire only: the entry's ESIs follow as a first
+/// ESI and a bitmap, not as ranges. Emitters choose it where it is smaller;
+/// [`NackEntry::ranges`] holds the ESIs as runs either way.
+pub const NACK_BITMAP: u8 = 0x02;
+/// Longest NACK bitmap, in bytes (8192 ESIs, at most 4096 runs: fewer than
+/// the ranges one datagram can hold, so the sender's cost per NACK stays
+/// bounded as before).
+pub const MAX_NACK_BITMAP: usize = 1024;
 /// STATUS flag: every object the sender announced is complete here.
 pub const STATUS_COMPLETE: u8 = 0x01;
 /// STATUS flag: `echo_us` and `hold_us` carry a PROBE timestamp.
@@ -109,6 +119,8 @@ pub mod nack {
     pub const RANGE_FIRST: Range<usize> = 0..4;
     /// Within a range: count.
     pub const RANGE_COUNT: Range<usize> = 4..8;
+    /// A bitmap entry (flag `NACK_BITMAP`): first ESI, then the bitmap.
+    pub const BITMAP_FIRST: Range<usize> = 0..4;
 }
 
 /// How the sender recovers loss, as announced in PROBE packets.
@@ -533,7 +545,25 @@ pub struct NackEntry {
 impl NackEntry {
     /// Bytes this entry takes on the wire.
     pub fn wire_len(&self) -> usize {
-        NACK_ENTRY_LEN + self.ranges.len() * NACK_RANGE_LEN
+        NACK_ENTRY_LEN
+            + self
+                .bitmap_bytes()
+                .map_or(self.ranges.len() * NACK_RANGE_LEN, |b| 4 + b)
+    }
+
+    /// The bitmap's length in bytes, if the entry goes out as a bitmap: its
+    /// ranges are canonical (sorted, with a gap between any two, so that the
+    /// bitmap reads back as the same runs) and the bitmap form is smaller.
+    fn bitmap_bytes(&self) -> Option<usize> {
+        let (&(first, _), &(last, n)) = (self.ranges.first()?, self.ranges.last()?);
+        let canonical = self
+            .ranges
+            .windows(2)
+            .all(|w| (w[0].0 as u64 + w[0].1 as u64) < w[1].0 as u64);
+        let span = (last as u64 + n as u64).checked_sub(first as u64)?;
+        let bytes = span.div_ceil(8) as usize;
+        (canonical && bytes <= MAX_NACK_BITMAP && 4 + bytes < self.ranges.len() * NACK_RANGE_LEN)
+            .then_some(bytes)
     }
 
     /// What parse refuses: unknown flags, more ranges than the count field
@@ -558,6 +588,26 @@ impl NackEntry {
         }
         Ok(())
     }
+}
+
+/// The ESIs of a bitmap entry, as runs: bit i (least significant first in
+/// each byte) set means ESI `first` + i. Only the canonical form passes: bit
+/// 0 set, the last byte not zero, and every ESI below 2^24 (`bad_range`).
+fn read_bitmap(first: u32, bitmap: &[u8]) -> Result<Vec<(u32, u32)>, WireError> {
+    let bits = BitSlice::<u8, Lsb0>::from_slice(bitmap);
+    let last = bits.last_one().ok_or(WireError::BadRange)?;
+    if !bits[0] || bitmap[bitmap.len() - 1] == 0 || first as u64 + last as u64 >= ESI_LIMIT {
+        return Err(WireError::BadRange);
+    }
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for i in bits.iter_ones() {
+        let esi = first + i as u32;
+        match runs.last_mut() {
+            Some((f, n)) if *f + *n == esi => *n += 1,
+            _ => runs.push((esi, 1)),
+        }
+    }
+    Ok(runs)
 }
 
 /// A view of a NACK datagram's fixed part; its entries are read through a
@@ -655,14 +705,17 @@ impl NackRepr {
         let mut entries = Vec::with_capacity(count);
         for _ in 0..count {
             let e = r.take(NACK_ENTRY_LEN)?;
-            let nranges = read_u16(e, nack::ENTRY_RANGES) as usize;
-            let runs = r.take(nranges * NACK_RANGE_LEN)?;
-            let entry = NackEntry {
-                object: read_u32(e, nack::ENTRY_OBJECT),
-                sbn: e[nack::ENTRY_SBN],
-                flags: e[nack::ENTRY_FLAGS],
-                need: read_u32(e, nack::ENTRY_NEED),
-                ranges: runs
+            let n = read_u16(e, nack::ENTRY_RANGES) as usize;
+            let flags = e[nack::ENTRY_FLAGS];
+            let ranges = if flags & NACK_BITMAP != 0 {
+                // n bitmap bytes after the first ESI.
+                if n > MAX_NACK_BITMAP {
+                    return Err(WireError::TooManyEntries);
+                }
+                let body = r.take(4 + n)?;
+                read_bitmap(read_u32(body, nack::BITMAP_FIRST), &body[4..])?
+            } else {
+                r.take(n * NACK_RANGE_LEN)?
                     .chunks_exact(NACK_RANGE_LEN)
                     .map(|c| {
                         (
@@ -670,7 +723,14 @@ impl NackRepr {
                             read_u32(c, nack::RANGE_COUNT),
                         )
                     })
-                    .collect(),
+                    .collect()
+            };
+            let entry = NackEntry {
+                object: read_u32(e, nack::ENTRY_OBJECT),
+                sbn: e[nack::ENTRY_SBN],
+                flags: flags & !NACK_BITMAP,
+                need: read_u32(e, nack::ENTRY_NEED),
+                ranges,
             };
             entry.check()?;
             entries.push(entry);
@@ -712,14 +772,29 @@ impl NackRepr {
             let (head, rest) = out.split_at_mut(NACK_ENTRY_LEN);
             put(head, nack::ENTRY_OBJECT, &e.object.to_be_bytes());
             head[nack::ENTRY_SBN] = e.sbn;
+            put(head, nack::ENTRY_NEED, &e.need.to_be_bytes());
+            out = rest;
+            if let Some(bytes) = e.bitmap_bytes() {
+                head[nack::ENTRY_FLAGS] = e.flags | NACK_BITMAP;
+                put(head, nack::ENTRY_RANGES, &(bytes as u16).to_be_bytes());
+                let (body, rest) = out.split_at_mut(4 + bytes);
+                let first = e.ranges[0].0;
+                put(body, nack::BITMAP_FIRST, &first.to_be_bytes());
+                let bits = BitSlice::<u8, Lsb0>::from_slice_mut(&mut body[4..]);
+                bits.fill(false);
+                for &(f, n) in &e.ranges {
+                    let at = (f - first) as usize;
+                    bits[at..at + n as usize].fill(true);
+                }
+                out = rest;
+                continue;
+            }
             head[nack::ENTRY_FLAGS] = e.flags;
             put(
                 head,
                 nack::ENTRY_RANGES,
                 &(e.ranges.len() as u16).to_be_bytes(),
             );
-            put(head, nack::ENTRY_NEED, &e.need.to_be_bytes());
-            out = rest;
             for &(first, n) in &e.ranges {
                 let (run, rest) = out.split_at_mut(NACK_RANGE_LEN);
                 put(run, nack::RANGE_FIRST, &first.to_be_bytes());
