@@ -697,6 +697,7 @@ impl Sender {
         }
         at(self.timers.next_timeout());
         at(self.repair.next_deadline());
+        at(self.fallback_due());
         t
     }
 
@@ -1214,21 +1215,10 @@ impl Sender {
     /// source symbols again) for every block beyond the lowest unfinished
     /// receiver's window, `round_repair` × K of each (at least one symbol).
     fn maybe_fallback(&mut self, now: Instant) {
-        let limit = self.config.feedback.fallback_rounds as u64;
-        if !self.first_pass_done || self.stats.fallback_rounds >= limit {
+        if self.fallback_due().is_none_or(|due| now < due) {
             return;
         }
-        let unfinished = self.receivers.values().any(|r| !r.complete && !r.stalled);
-        if !(unfinished || self.stats.receivers_heard == 0) || self.repair.front().is_some() {
-            return;
-        }
-        let quiet_since = [self.first_pass_at, self.feedback_at, self.fallback_at]
-            .into_iter()
-            .flatten()
-            .max();
-        if quiet_since.is_none_or(|q| now < q + self.fallback_delay()) {
-            return;
-        }
+        let limit = self.config.feedback.fallback_rounds;
         self.fallback_at = Some(now);
         self.stats.fallback_rounds += 1;
         let round = self.stats.fallback_rounds as u32;
@@ -1263,6 +1253,25 @@ impl Sender {
                     .request((o.id.0, b.sbn), k, now, need, &[(0, k)]);
             }
         }
+    }
+
+    /// When the next fallback round is due, if one may come: after the first
+    /// pass, rounds left, receivers unfinished (or none ever heard), no
+    /// repair queued, and 20 GRTTs of quiet.
+    fn fallback_due(&self) -> Option<Instant> {
+        let limit = self.config.feedback.fallback_rounds as u64;
+        if !self.first_pass_done || self.stats.fallback_rounds >= limit {
+            return None;
+        }
+        let unfinished = self.receivers.values().any(|r| !r.complete && !r.stalled);
+        if !(unfinished || self.stats.receivers_heard == 0) || self.repair.front().is_some() {
+            return None;
+        }
+        let quiet_since = [self.first_pass_at, self.feedback_at, self.fallback_at]
+            .into_iter()
+            .flatten()
+            .max()?;
+        Some(quiet_since + self.fallback_delay())
     }
 
     /// How long the sender waits, quiet, before a fallback round: 20 GRTTs,
