@@ -142,8 +142,8 @@ pub struct FeedbackConfig {
     /// 1.073 (ideal code: 1.056) and 8.7, 4.0, 2.7, 1.5 NACKs per block.
     pub repair_margin: u32,
     /// Hybrid mode: size each block's first-pass repair from the loss that
-    /// receivers report, so that the neediest probably needs no NACK (see
-    /// [`proactive_repair`]). Default true.
+    /// receivers report, so that the neediest probably needs no NACK (the
+    /// rule is in protocol.md §13.4). Default true.
     pub proactive: bool,
     /// The loss assumed for proactive repair before any receiver has
     /// reported. Default 0.
@@ -193,52 +193,5 @@ impl Default for FeedbackConfig {
             max_nack_rate: 20_000,
             max_nack_rate_per_source: 2_000,
         }
-    }
-}
-
-/// Repair symbols the first pass of a block of `k` source symbols carries,
-/// so that a receiver losing a share `loss` of them probably decodes without
-/// a NACK, in a group of `group` such receivers: the fewest that make
-/// N = k + repair symbols leave at least k + 1 received, z standard
-/// deviations below the mean, with z = √(2 ln(group + 1)) within [1, 4] (about
-/// the worst of `group` draws). None at zero loss, and none for blocks of
-/// fewer than [`PROACTIVE_MIN_K`] symbols, where the normal approximation
-/// fails and one symbol too many is a large share: NACKs size their repair.
-pub fn proactive_repair(k: u32, loss: f64, group: usize) -> u32 {
-    let p = loss.clamp(0.0, 0.5);
-    if p <= 0.0 || k < PROACTIVE_MIN_K {
-        return 0;
-    }
-    let z = (2.0 * ((group as f64) + 1.0).ln()).sqrt().clamp(1.0, 4.0);
-    let q = 1.0 - p;
-    let need = k as f64 + 1.0;
-    // N·q − z·√(N·p·q) ≥ need, as a quadratic in x = √N.
-    let b = z * (p * q).sqrt();
-    let x = (b + (b * b + 4.0 * q * need).sqrt()) / (2.0 * q);
-    ((x * x).ceil() as u32).saturating_sub(k)
-}
-
-/// The smallest block [`proactive_repair`] sizes repair for.
-pub const PROACTIVE_MIN_K: u32 = 50;
-
-#[cfg(test)]
-mod proactive_tests {
-    use super::proactive_repair;
-
-    #[test]
-    fn repair_grows_with_loss_and_group_and_is_none_without_loss() {
-        assert_eq!(proactive_repair(1000, 0.0, 1000), 0);
-        let one = proactive_repair(1000, 0.1, 1);
-        let many = proactive_repair(1000, 0.1, 1000);
-        assert!(one > 111 && one < 160, "{one}");
-        assert!(many > one && many < 200, "{many}");
-        assert!(proactive_repair(1000, 0.25, 3) > proactive_repair(1000, 0.1, 3));
-        // The neediest of 1000 at 10% loss lacks about 100 + 3.7 × 9.5 of
-        // 1000: the count covers it.
-        let n = 1000 + many;
-        let mean = n as f64 * 0.9;
-        let sd = (n as f64 * 0.9 * 0.1).sqrt();
-        assert!(mean - 3.7 * sd >= 1001.0, "{many}");
-        assert_eq!(proactive_repair(49, 0.1, 1000), 0, "small blocks: NACKs");
     }
 }

@@ -1677,7 +1677,7 @@ impl Sender {
     }
 
     /// Plans the current window's proactive repair: for each block, what
-    /// [`super::feedback::proactive_repair`] gives for the loss now reported,
+    /// [`super::repair::proactive_repair`] gives for the loss now reported,
     /// less the share-based repair already sent, as fresh symbols.
     fn plan_proactive(&mut self) {
         let Some(w) = self.window.as_mut() else {
@@ -1698,7 +1698,7 @@ impl Sender {
             .map(|b| {
                 let k = b.source_symbols;
                 let sent = (k as f64 * share).ceil() as u32;
-                super::feedback::proactive_repair(k, loss, group).saturating_sub(sent)
+                super::repair::proactive_repair(k, loss, group).saturating_sub(sent)
             })
             .collect();
         let id = o.id.0;
