@@ -246,7 +246,8 @@ pub struct SendArgs {
     /// Sending rate in bits/s of UDP payload (e.g. 100M, 1G), or `max` for unpaced.
     #[arg(long, default_value = "100M")]
     pub rate: String,
-    /// Multicast hop limit: 1 stays on the link; more crosses multicast routers.
+    /// Multicast hop limit: 1 stays on the link; more crosses multicast routers. PROBEs announce
+    /// it, so receivers send their NACKs back as far without a flag of their own.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=255))]
     pub hops: u32,
     /// Rounds of the carousel: the first sends source symbols plus --overhead repair, each
