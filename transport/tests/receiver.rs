@@ -683,25 +683,40 @@ fn lacking_receiver() -> (Receiver, Instant) {
     (r, t0)
 }
 
-/// A hybrid PROBE of session 10 after its first pass (END), at `ts`.
-fn end_probe(ts: u64, grtt_us: u32, group_log2: u8) -> Vec<u8> {
-    use groupcast::wire::feedback::PROBE_END;
-    use groupcast::wire::{ProbeRepr, WireMode};
-    let repr = Repr::Probe(ProbeRepr {
+/// A hybrid PROBE of session 10 at `ts`: 1 object, 4 DATA sent, a GRTT of
+/// 10 ms, a group of 8, hop limit 1; the callers change what they test.
+fn probe_of_session_10(ts: u64) -> groupcast::wire::ProbeRepr {
+    groupcast::wire::ProbeRepr {
         session: 10,
         timestamp_us: ts,
         sent: 4,
-        grtt_us,
+        grtt_us: 10_000,
         objects: 1,
-        progress: (1, 0),
-        mode: WireMode::Hybrid,
-        flags: PROBE_END,
-        group_log2,
+        progress: (0, 0),
+        mode: groupcast::wire::WireMode::Hybrid,
+        flags: 0,
+        group_log2: 3,
         hops: 1,
-    });
+    }
+}
+
+/// `p` as a datagram.
+fn emit_probe(p: groupcast::wire::ProbeRepr) -> Vec<u8> {
+    let repr = Repr::Probe(p);
     let mut buf = vec![0; repr.buffer_len()];
     repr.emit(&mut buf).unwrap();
     buf
+}
+
+/// A hybrid PROBE of session 10 after its first pass (END), at `ts`.
+fn end_probe(ts: u64, grtt_us: u32, group_log2: u8) -> Vec<u8> {
+    emit_probe(groupcast::wire::ProbeRepr {
+        grtt_us,
+        progress: (1, 0),
+        flags: groupcast::wire::feedback::PROBE_END,
+        group_log2,
+        ..probe_of_session_10(ts)
+    })
 }
 
 /// A forged NACK can hold a receiver's own NACK back once; if no repair for
@@ -800,22 +815,10 @@ fn forged_probes_cannot_push_nacks_out_of_reach() {
 
 /// A PROBE of session 10 with the sender's DATA counter at `sent`.
 fn counter_probe(ts: u64, sent: u64) -> Vec<u8> {
-    use groupcast::wire::{ProbeRepr, WireMode};
-    let repr = Repr::Probe(ProbeRepr {
-        session: 10,
-        timestamp_us: ts,
+    emit_probe(groupcast::wire::ProbeRepr {
         sent,
-        grtt_us: 10_000,
-        objects: 1,
-        progress: (0, 0),
-        mode: WireMode::Hybrid,
-        flags: 0,
-        group_log2: 3,
-        hops: 1,
-    });
-    let mut buf = vec![0; repr.buffer_len()];
-    repr.emit(&mut buf).unwrap();
-    buf
+        ..probe_of_session_10(ts)
+    })
 }
 
 /// A forger reads the session off the sender's first DATA and can PROBE it

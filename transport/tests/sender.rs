@@ -501,20 +501,7 @@ mod feedback {
         }
         assert!(!fallback_rounds(&mut s).is_empty(), "{:?}", s.stats());
         assert!(repair >= 5, "blocks 15 to 19 each get repair: {repair}");
-        let nack = NackRepr {
-            session: SESSION,
-            receiver: 1,
-            entries: vec![NackEntry {
-                object: 0,
-                sbn: 7,
-                flags: 0,
-                need: 3,
-                ranges: vec![],
-            }],
-        };
-        let mut buf = vec![0u8; 1232];
-        let n = nack.write(&mut buf).unwrap();
-        s.handle_datagram(t, &buf[..n]);
+        s.handle_datagram(t, &nack_for(1, 7, 3));
         s.handle_datagram(t, &status(1, (0, 16), false));
         let (t, _) = run_for(&mut s, t, Duration::from_millis(400));
         assert!(
@@ -658,24 +645,11 @@ mod feedback {
         assert!(!s.is_finished());
         let before = s.stats().clone();
         // 10,000 forged NACKs per second, each asking for a whole block, for 2 s.
-        let mut nack_buf = vec![0u8; 1232];
         let mut t = now;
         let end = now + Duration::from_secs(2);
         let mut i = 0u64;
         while t < end {
-            let nack = NackRepr {
-                session: SESSION,
-                receiver: 1000 + i,
-                entries: vec![NackEntry {
-                    object: 0,
-                    sbn: (i % 200) as u8,
-                    flags: 0,
-                    need: 100,
-                    ranges: vec![],
-                }],
-            };
-            let n = nack.write(&mut nack_buf).unwrap();
-            s.handle_datagram(t, &nack_buf[..n]);
+            s.handle_datagram(t, &nack_for(1000 + i, (i % 200) as u8, 100));
             if i.is_multiple_of(1000) {
                 s.handle_datagram(t, &status(1, (0, 200), false));
             }
@@ -709,24 +683,11 @@ mod feedback {
         let mut s = big_sender(rate);
         s.handle_datagram(t0, &status(1, (0, 200), false));
         let mut buf = vec![0u8; 144];
-        let mut nack_buf = vec![0u8; 1232];
         let mut t = t0;
         let end = t0 + Duration::from_secs(1);
         let mut i = 0u64;
         while t < end {
-            let nack = NackRepr {
-                session: SESSION,
-                receiver: 1000 + i,
-                entries: vec![NackEntry {
-                    object: 0,
-                    sbn: 0,
-                    flags: 0,
-                    need: 10,
-                    ranges: vec![],
-                }],
-            };
-            let n = nack.write(&mut nack_buf).unwrap();
-            s.handle_datagram(t, &nack_buf[..n]);
+            s.handle_datagram(t, &nack_for(1000 + i, 0, 10));
             while s.poll_transmit(t, &mut buf).is_some() {}
             t += Duration::from_micros(100);
             i += 1;
@@ -777,24 +738,11 @@ mod feedback {
             }
         }
         let before = s.stats().clone();
-        let mut nack_buf = vec![0u8; 1232];
         let start = now;
         let end = now + Duration::from_secs(2);
         let mut i = 0u64;
         while now < end {
-            let nack = NackRepr {
-                session: SESSION,
-                receiver: 5000 + i,
-                entries: vec![NackEntry {
-                    object: 0,
-                    sbn: (i % 250) as u8,
-                    flags: 0,
-                    need: 1,
-                    ranges: vec![],
-                }],
-            };
-            let n = nack.write(&mut nack_buf).unwrap();
-            s.handle_datagram(now, &nack_buf[..n]);
+            s.handle_datagram(now, &nack_for(5000 + i, (i % 250) as u8, 1));
             if i.is_multiple_of(500) {
                 s.handle_datagram(now, &status(1, (0, 0), false));
             }
@@ -990,6 +938,11 @@ mod feedback {
     }
 
     fn nack(receiver: u64, sbn: u8) -> Vec<u8> {
+        nack_for(receiver, sbn, 2)
+    }
+
+    /// A hybrid NACK of `receiver` for `need` symbols of object 0's block `sbn`.
+    fn nack_for(receiver: u64, sbn: u8, need: u32) -> Vec<u8> {
         let n = NackRepr {
             session: SESSION,
             receiver,
@@ -997,7 +950,7 @@ mod feedback {
                 object: 0,
                 sbn,
                 flags: 0,
-                need: 2,
+                need,
                 ranges: vec![],
             }],
         };
