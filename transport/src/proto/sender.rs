@@ -4,7 +4,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use groupcast_fec::{CodecSet, FecId, Oti, OtiError, codec_for, copy_source_symbol};
+use groupcast_fec::{BlockInfo, CodecSet, FecId, Oti, OtiError, codec_for, copy_source_symbol};
 
 use super::encoders::Encoders;
 pub use super::encoders::{BuiltEncoder, EncoderRequest};
@@ -1263,8 +1263,12 @@ impl Sender {
         if !self.first_pass_done || self.stats.fallback_rounds >= limit {
             return None;
         }
-        let unfinished = self.receivers.values().any(|r| !r.complete && !r.stalled);
-        if !(unfinished || self.stats.receivers_heard == 0) || self.repair.front().is_some() {
+        // The cheap checks first: this is asked on every poll.
+        if self.repair.front().is_some() {
+            return None;
+        }
+        let unfinished = || self.receivers.values().any(|r| !r.complete && !r.stalled);
+        if self.stats.receivers_heard > 0 && !unfinished() {
             return None;
         }
         let quiet_since = [self.first_pass_at, self.feedback_at, self.fallback_at]
@@ -1591,7 +1595,7 @@ impl Sender {
             .values()
             .filter(|r| !r.stalled && !r.complete)
             .map(|r| r.loss)
-            .fold(None, |m: Option<f64>, l| Some(m.map_or(l, |m| m.max(l))));
+            .reduce(f64::max);
         Some(reported.unwrap_or(fb.loss_prior))
     }
 
@@ -1643,16 +1647,8 @@ impl Sender {
                     (k as f64 * share).ceil() as u32 + if lead { k.div_ceil(2) + 3 } else { 0 }
                 })
                 .collect();
-            let max_n = counts.iter().copied().max().unwrap_or(0);
-            sized_repair = max_n > 0;
-            for i in 0..max_n {
-                for (b, &n) in blocks.iter().zip(&counts) {
-                    if i < n {
-                        let esi = self.repair.fresh_esi((o.id.0, b.sbn), b.source_symbols);
-                        plan.push_back((b.sbn, esi));
-                    }
-                }
-            }
+            sized_repair = counts.iter().any(|&n| n > 0);
+            plan_fresh_repair(&mut self.repair, o.id.0, &blocks, &counts, &mut plan);
         }
         // Encoders ahead for the proactive repair too, once losses are known.
         let lossy = proactive.is_some_and(|p| p > 0.0);
@@ -1701,16 +1697,8 @@ impl Sender {
                 super::repair::proactive_repair(k, loss, group).saturating_sub(sent)
             })
             .collect();
-        let id = o.id.0;
         let mut plan = VecDeque::new();
-        for i in 0..counts.iter().copied().max().unwrap_or(0) {
-            for (b, &n) in blocks.iter().zip(&counts) {
-                if i < n {
-                    let esi = self.repair.fresh_esi((id, b.sbn), b.source_symbols);
-                    plan.push_back((b.sbn, esi));
-                }
-            }
-        }
+        plan_fresh_repair(&mut self.repair, o.id.0, &blocks, &counts, &mut plan);
         if let Some(w) = self.window.as_mut() {
             w.plan = plan;
         }
@@ -1753,5 +1741,24 @@ impl Sender {
             self.stats.repair_symbols_sent += 1;
         }
         wire::data::finish_data(packet)
+    }
+}
+
+/// Plans `counts[i]` fresh repair symbols of each of `blocks` (of `object`)
+/// onto `plan`, round-robin over the blocks, so that a burst of loss is
+/// spread over them: a window's share-based repair and its proactive repair.
+fn plan_fresh_repair(
+    repair: &mut RepairScheduler,
+    object: u32,
+    blocks: &[BlockInfo],
+    counts: &[u32],
+    plan: &mut VecDeque<(u8, u32)>,
+) {
+    for i in 0..counts.iter().copied().max().unwrap_or(0) {
+        for (b, &n) in blocks.iter().zip(counts) {
+            if i < n {
+                plan.push_back((b.sbn, repair.fresh_esi((object, b.sbn), b.source_symbols)));
+            }
+        }
     }
 }
