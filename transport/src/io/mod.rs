@@ -234,6 +234,13 @@ pub struct McastSocket {
 /// The most hops a receiver's NACKs take when the PROBEs size them.
 pub const MAX_FEEDBACK_HOPS: u32 = 32;
 
+/// The hop limit NACKs need to go back as far as a PROBE came: the routers
+/// it crossed (`announced` − `arrived`) and one to spare, within
+/// 1..=[`MAX_FEEDBACK_HOPS`], whatever a forged PROBE announces.
+fn feedback_hops_for(announced: u8, arrived: u8) -> u32 {
+    (announced.saturating_sub(arrived) as u32 + 1).min(MAX_FEEDBACK_HOPS)
+}
+
 /// Sessions whose sender address a receiving socket remembers at once.
 const MAX_SENDER_ADDRS: usize = 8;
 
@@ -302,7 +309,7 @@ impl McastSocket {
             return None;
         }
         let fb = self.feedback.as_ref()?;
-        let want = (announced.saturating_sub(arrived) as u32 + 1).min(MAX_FEEDBACK_HOPS);
+        let want = feedback_hops_for(announced, arrived);
         if want == self.feedback_hops {
             return None;
         }
@@ -722,11 +729,8 @@ pub fn run_receiver(
                         {
                             sock.learn_sender(session, from);
                             if let (Some(PROBE), Some(arrived)) = (packet_type(d), hops[i])
-                                && d.len() == crate::wire::feedback::PROBE_LEN
-                                && let Some(h) = sock.follow_probe_hops(
-                                    d[crate::wire::feedback::probe::HOPS],
-                                    arrived,
-                                )
+                                && let Ok(p) = crate::wire::ProbePacket::new_checked(d)
+                                && let Some(h) = sock.follow_probe_hops(p.hops(), arrived)
                             {
                                 tracing::info!(
                                     hops = h,
@@ -837,5 +841,21 @@ fn wait_for(poll: &mut Poll, events: &mut Events, wait: Duration) -> Result<(), 
     match poll.poll(events, Some(wait)) {
         Err(e) if e.kind() != ErrorKind::Interrupted => Err(sock_err("waiting for the socket")(e)),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_FEEDBACK_HOPS, feedback_hops_for};
+
+    /// What a PROBE's Hops field, real or forged, makes of the NACKs' hop
+    /// limit: never 0, never beyond MAX_FEEDBACK_HOPS.
+    #[test]
+    fn probe_hops_size_the_nacks_within_bounds() {
+        assert_eq!(feedback_hops_for(1, 1), 1, "same link");
+        assert_eq!(feedback_hops_for(4, 3), 2, "one router");
+        assert_eq!(feedback_hops_for(255, 1), MAX_FEEDBACK_HOPS, "forged high");
+        assert_eq!(feedback_hops_for(1, 64), 1, "forged below the arrival");
+        assert_eq!(feedback_hops_for(0, 0), 1);
     }
 }
