@@ -393,6 +393,11 @@ pub struct RecvArgs {
     /// Blocks being decoded at once; bounds memory (see docs/protocol.md §8.2).
     #[arg(long, default_value_t = 64)]
     pub max_blocks_in_flight: usize,
+    /// Worker threads that solve RaptorQ blocks, so that the receiving thread keeps draining
+    /// the socket meanwhile (0 = decode on the receiving thread) [default: the available
+    /// parallelism, at most 8]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=64))]
+    pub decode_threads: Option<u32>,
     /// Hop limit of this receiver's NACKs to the feedback group (hybrid, nack) [default: as far
     /// as the sender's PROBEs came: the hop limit they announce, less the one they arrive
     /// with, plus 1; at most 32]

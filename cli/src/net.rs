@@ -295,6 +295,9 @@ sender; pin the transfer with the id `groupcast id PATH` prints"
         max_object_size: args.max_object_size,
         max_objects: args.max_objects.max(1),
         max_blocks_in_flight: args.max_blocks_in_flight.max(1),
+        decode_threads: args
+            .decode_threads
+            .map_or_else(default_decode_threads, |n| n as usize),
         ..ReceiverConfig::default()
     };
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -397,4 +400,9 @@ pub fn id(path: &std::path::Path) -> Result<(), String> {
     let id = groupcast::io::files::transfer_id(path).map_err(|e| e.to_string())?;
     println!("{id}");
     Ok(())
+}
+
+/// `recv --decode-threads` by default: the available parallelism, at most 8.
+fn default_decode_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
 }

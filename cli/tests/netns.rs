@@ -1555,7 +1555,8 @@ pinned {:.2} s, rejected {}; source {:.2} s, wrong socket {}; unpinned exit {:?}
 /// receiver has exited with the verified file, against the bound
 /// size × 8 / rate / (1 − worst loss). Run it with
 /// `GROUPCAST_REQUIRE_NETNS=1 cargo test --release -p groupcast-cli --test netns -- --ignored --nocapture completion_against_the_bound`
-/// (`GROUPCAST_BOUND_RUNS`, default 5, runs per scenario; the median counts).
+/// (`GROUPCAST_BOUND_RUNS`, default 5, runs per scenario; the median counts;
+/// `GROUPCAST_BOUND_ONLY=S1,S3` runs only the scenarios named).
 #[test]
 #[ignore = "a benchmark: run it by name"]
 fn completion_against_the_bound() {
@@ -1600,7 +1601,14 @@ fn bound_bench(routed: bool, scenarios: &[(&str, usize, &str, f64, [u32; 3])]) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
     let mut table = Vec::new();
+    let only = std::env::var("GROUPCAST_BOUND_ONLY").ok();
     for &(name, size, rate, bits, drops) in scenarios {
+        if only
+            .as_deref()
+            .is_some_and(|o| !o.split(',').any(|n| n == name))
+        {
+            continue;
+        }
         let worst = *drops.iter().max().unwrap() as f64 / 100.0;
         let bound = size as f64 * 8.0 / bits / (1.0 - worst);
         let mut ratios = Vec::new();

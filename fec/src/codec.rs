@@ -71,6 +71,10 @@ pub enum Push {
     Decoded,
     /// The block was decoded earlier, so the symbol was not needed.
     AlreadyDecoded,
+    /// From [`BlockDecoder::store`] only: the symbol is buffered, and enough
+    /// are held for a decoding attempt, which [`BlockDecoder::attempt`] makes
+    /// (on any thread: the decoder is `Send`).
+    Ready,
 }
 
 /// A FEC scheme: makes per-block encoders and decoders. Object safe.
@@ -114,6 +118,22 @@ pub trait BlockDecoder: Send {
     /// Offers one symbol. Wrong lengths and ESIs are refused before any decoding
     /// work; duplicates are ignored.
     fn push(&mut self, esi: u32, symbol: &[u8]) -> Result<Push, FecError>;
+
+    /// Offers one symbol like [`push`](Self::push), but leaves costly
+    /// decoding work to [`attempt`](Self::attempt): where `push` would solve,
+    /// this returns [`Push::Ready`]. Cheap completions (every source symbol
+    /// present, a codec without solving) still return [`Push::Decoded`]. By
+    /// default, `push`.
+    fn store(&mut self, esi: u32, symbol: &[u8]) -> Result<Push, FecError> {
+        self.push(esi, symbol)
+    }
+
+    /// Attempts to decode from the symbols held (after [`Push::Ready`]), and
+    /// says whether the block is decoded. A failed attempt keeps what it
+    /// learnt: more symbols, then another attempt, finish the job.
+    fn attempt(&mut self) -> bool {
+        self.is_decoded()
+    }
 
     /// How many more symbols the decoder needs before its next decoding attempt
     /// (0 once decoded).

@@ -130,6 +130,14 @@ impl RaptorQDecoder {
 
 impl BlockDecoder for RaptorQDecoder {
     fn push(&mut self, esi: u32, symbol: &[u8]) -> Result<Push, FecError> {
+        Ok(match self.store(esi, symbol)? {
+            Push::Ready if self.attempt() => Push::Decoded,
+            Push::Ready => Push::Stored,
+            other => other,
+        })
+    }
+
+    fn store(&mut self, esi: u32, symbol: &[u8]) -> Result<Push, FecError> {
         check_symbol(&self.oti, symbol)?;
         if esi > MAX_ESI {
             return Err(FecError::EsiOutOfRange {
@@ -142,7 +150,7 @@ impl BlockDecoder for RaptorQDecoder {
         }
         let k = self.block.source_symbols;
         let t = symbol.len();
-        let packet = if esi < k {
+        if esi < k {
             if self.have_source.is_empty() {
                 self.have_source = vec![false; k as usize];
                 self.source = vec![0; k as usize * t];
@@ -157,34 +165,49 @@ impl BlockDecoder for RaptorQDecoder {
                 let data = std::mem::take(&mut self.source);
                 return Ok(self.finish(data));
             }
-            // Only needed once a decoder exists (after a failed attempt).
-            self.inner
-                .is_some()
-                .then(|| EncodingPacket::new(PayloadId::new(self.block.sbn, esi), symbol.to_vec()))
+            // Only needed once a decoder exists (after a failed attempt):
+            // the next attempt feeds it.
+            if self.inner.is_some() {
+                self.repair.push(EncodingPacket::new(
+                    PayloadId::new(self.block.sbn, esi),
+                    symbol.to_vec(),
+                ));
+            }
         } else {
             if !self.repair_seen.insert(esi) {
                 return Ok(Push::Duplicate);
             }
-            let packet = EncodingPacket::new(PayloadId::new(self.block.sbn, esi), symbol.to_vec());
-            if self.inner.is_none() {
-                self.repair.push(packet);
-                None
-            } else {
-                Some(packet)
-            }
-        };
-        if self.received_count() < k {
-            return Ok(Push::Stored);
+            self.repair.push(EncodingPacket::new(
+                PayloadId::new(self.block.sbn, esi),
+                symbol.to_vec(),
+            ));
         }
-        let result = match (self.inner.as_mut(), packet) {
-            // A decoder from an earlier, failed attempt takes just the new symbol.
-            (Some(inner), Some(packet)) => inner.decode([packet]),
-            (Some(_), None) => None,
-            (None, _) => {
+        Ok(if self.received_count() < k {
+            Push::Stored
+        } else {
+            Push::Ready
+        })
+    }
+
+    fn attempt(&mut self) -> bool {
+        if self.done {
+            return true;
+        }
+        let k = self.block.source_symbols;
+        if self.received_count() < k || (self.inner.is_some() && self.repair.is_empty()) {
+            return false;
+        }
+        let t = self.oti.symbol_size() as usize;
+        let result = match self.inner.as_mut() {
+            // A decoder from an earlier, failed attempt takes just the new symbols.
+            Some(inner) => inner.decode(self.repair.drain(..)),
+            None => {
                 // First attempt: every symbol so far, in one batch.
-                let t64 = t as u64;
-                let mut inner =
-                    SourceBlockDecoder::new(self.block.sbn, &self.oti.to_raptorq(), k as u64 * t64);
+                let mut inner = SourceBlockDecoder::new(
+                    self.block.sbn,
+                    &self.oti.to_raptorq(),
+                    k as u64 * t as u64,
+                );
                 let sbn = self.block.sbn;
                 let sources = self
                     .have_source
@@ -204,10 +227,13 @@ impl BlockDecoder for RaptorQDecoder {
                 r
             }
         };
-        Ok(match result {
-            Some(data) => self.finish(data),
-            None => Push::Stored,
-        })
+        match result {
+            Some(data) => {
+                self.finish(data);
+                true
+            }
+            None => false,
+        }
     }
 
     fn needed(&self) -> u32 {

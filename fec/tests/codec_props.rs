@@ -53,6 +53,49 @@ proptest! {
         prop_assert_eq!(out, data);
     }
 
+    /// `store` then `attempt` (decoding left to the caller, as the receiver
+    /// does on its decode workers) decodes exactly what `push` decodes, from
+    /// the same symbols in the same order, failed attempts included: `store`
+    /// never solves, and says `Ready` whenever `push` would have tried.
+    #[test]
+    fn raptorq_store_then_attempt_matches_push(
+        len in 1usize..400_000,
+        block_symbols in 1u32..600,
+        seed in any::<u64>(),
+    ) {
+        let t = 64u16;
+        let data = object(len, seed);
+        let oti = Oti::for_object(len as u64, t, block_symbols, 4).unwrap();
+        let codec = codec_for(FecId::RaptorQ);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xa77e);
+        for block in oti.blocks() {
+            let k = block.source_symbols;
+            let mut enc = codec.encoder(&oti, &block, &data[block.range()]).unwrap();
+            let mut pushed = codec.decoder(&oti, &block).unwrap();
+            let mut stored = codec.decoder(&oti, &block).unwrap();
+            // Exactly K first (a failed attempt is likely at small K), then more.
+            let mut esis: Vec<u32> = (0..3 * k + 8).collect();
+            esis.shuffle(&mut rng);
+            let mut sym = vec![0u8; t as usize];
+            for &esi in &esis {
+                enc.write_symbol(esi, &mut sym).unwrap();
+                let p = pushed.push(esi, &sym).unwrap();
+                let got = match stored.store(esi, &sym).unwrap() {
+                    Push::Ready => {
+                        if stored.attempt() { Push::Decoded } else { Push::Stored }
+                    }
+                    other => other,
+                };
+                prop_assert_eq!(p, got);
+                if p == Push::Decoded {
+                    break;
+                }
+            }
+            prop_assert!(stored.is_decoded());
+            prop_assert_eq!(stored.take_decoded().unwrap(), &data[block.range()]);
+        }
+    }
+
     /// Replication decodes exactly when every source symbol is present.
     #[test]
     fn nocode_needs_every_source_symbol(
@@ -211,6 +254,7 @@ fn raptorq_mixes_in_place_source_with_repair() {
             Push::AlreadyDecoded => assert!(decoded),
             Push::Stored => assert!(!decoded),
             Push::Duplicate => panic!("no duplicates were sent"),
+            Push::Ready => panic!("push never leaves the solving to the caller"),
         }
     }
     assert!(decoded);

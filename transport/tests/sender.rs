@@ -1020,6 +1020,7 @@ mod congestion {
     use groupcast::wire::StatusRepr;
     use groupcast::{Aimd, FeedbackConfig, Mode, Sender, SenderConfig};
 
+    // (Also the hybrid first pass's encoder requests, sized by reported loss.)
     fn status(loss_ppm: u32) -> Vec<u8> {
         let st = StatusRepr {
             session: 1,
@@ -1035,6 +1036,51 @@ mod congestion {
         let n = st.write(&mut buf).unwrap();
         buf.truncate(n);
         buf
+    }
+
+    /// A hybrid first pass that starts with no reported loss asks for no
+    /// encoder; the first STATUS that reports loss asks at once for the
+    /// current window's, while its source symbols are still going out, so
+    /// that the proactive repair sized at the window's end does not wait on
+    /// builds on the sending thread.
+    #[test]
+    fn the_first_reported_loss_asks_for_the_window_s_encoders() {
+        let mut s = Sender::new(SenderConfig {
+            mode: Mode::Hybrid,
+            max_datagram: 244, // T = 200
+            block_symbols: 600,
+            interleave: 2,
+            encoder_threads: 1,
+            // (The first object's lead protection would ask for encoders anyway.)
+            lead_protection: false,
+            repair_overhead: Mode::Hybrid.default_repair_overhead(),
+            ..SenderConfig::default()
+        })
+        .unwrap();
+        s.add_object(vec![7u8; 600 * 200 * 6], "o").unwrap(); // 6 blocks
+        let mut buf = vec![0u8; 244];
+        let now = Instant::now();
+        s.handle_timeout(now);
+        // The receiver is heard (at no loss) before the first window opens.
+        s.handle_datagram(now, &status(0));
+        for _ in 0..300 {
+            s.poll_transmit(now, &mut buf).unwrap();
+        }
+        assert!(
+            s.poll_encoder_request().is_none(),
+            "no loss reported: no encoder asked for"
+        );
+        s.handle_datagram(now, &status(100_000));
+        let mut asked = Vec::new();
+        while let Some(r) = s.poll_encoder_request() {
+            asked.push(format!("{r:?}"));
+        }
+        assert_eq!(asked.len(), 2, "the window's two blocks: {asked:?}");
+        // Later windows ask as they open.
+        for _ in 0..3000 {
+            s.poll_transmit(now, &mut buf).unwrap();
+        }
+        assert!(s.poll_encoder_request().is_some());
     }
 
     /// Reported loss above the threshold cuts the rate (at most once per GRTT)

@@ -431,6 +431,9 @@ const SOCKET: Token = Token(0);
 
 const FEEDBACK: Token = Token(1);
 
+/// Decode workers wake the receiving loop through this.
+const WAKE: Token = Token(2);
+
 fn poll_for(sock: &mut McastSocket) -> Result<Poll, IoError> {
     let poll = Poll::new().map_err(sock_err("creating the event loop"))?;
     poll.registry()
@@ -679,10 +682,81 @@ pub fn run_receiver(
     receiver: &mut Receiver,
     sock: &mut McastSocket,
     deadline: Option<Instant>,
+    stop: impl FnMut() -> bool,
+    on_event: impl FnMut(&mut Receiver, ReceiverEvent) -> Result<ControlFlow<()>, IoError>,
+) -> Result<(RecvOutcome, DriverStats), IoError> {
+    let threads = receiver.config().decode_threads.min(MAX_DECODE_THREADS);
+    let poll = poll_for(sock)?;
+    if threads == 0 {
+        return recv_loop(receiver, sock, poll, None, deadline, stop, on_event);
+    }
+    // The decode workers: the loop hands out jobs, they solve them and wake
+    // the loop, which takes the results back. They end with the loop (the
+    // job channel closes).
+    let waker = std::sync::Arc::new(
+        mio::Waker::new(poll.registry(), WAKE).map_err(sock_err("creating the decode waker"))?,
+    );
+    std::thread::scope(|scope| {
+        let (jobs, job_rx) = std::sync::mpsc::channel::<crate::proto::DecodeJob>();
+        let (done, done_rx) = std::sync::mpsc::channel();
+        let job_rx = std::sync::Arc::new(std::sync::Mutex::new(job_rx));
+        for i in 0..threads {
+            let (job_rx, done) = (std::sync::Arc::clone(&job_rx), done.clone());
+            let waker = std::sync::Arc::clone(&waker);
+            std::thread::Builder::new()
+                .name(format!("groupcast-dec{i}"))
+                .spawn_scoped(scope, move || {
+                    sys::lower_thread_priority();
+                    loop {
+                        // The lock is held only while waiting for a job.
+                        let job = match job_rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(job) = job else { return };
+                        if done.send(job.run()).is_err() {
+                            return;
+                        }
+                        let _ = waker.wake();
+                    }
+                })
+                .map_err(|e| IoError::Socket {
+                    context: "starting a decode worker".into(),
+                    source: e,
+                })?;
+        }
+        let result = recv_loop(
+            receiver,
+            sock,
+            poll,
+            Some((&jobs, &done_rx)),
+            deadline,
+            stop,
+            on_event,
+        );
+        drop(jobs);
+        result
+    })
+}
+
+/// The most decode workers [`run_receiver`] starts.
+pub const MAX_DECODE_THREADS: usize = 64;
+
+/// Decode jobs for the workers, and the blocks they solved.
+type DecodeWorkers<'a> = (
+    &'a std::sync::mpsc::Sender<crate::proto::DecodeJob>,
+    &'a std::sync::mpsc::Receiver<crate::proto::DecodedBlock>,
+);
+
+fn recv_loop(
+    receiver: &mut Receiver,
+    sock: &mut McastSocket,
+    mut poll: Poll,
+    workers: Option<DecodeWorkers<'_>>,
+    deadline: Option<Instant>,
     mut stop: impl FnMut() -> bool,
     mut on_event: impl FnMut(&mut Receiver, ReceiverEvent) -> Result<ControlFlow<()>, IoError>,
 ) -> Result<(RecvOutcome, DriverStats), IoError> {
-    let mut poll = poll_for(sock)?;
     let mut events = Events::with_capacity(16);
     // One byte more than the largest datagram, so an oversized one shows as such.
     let mut bufs = vec![vec![0u8; MAX_DATAGRAM + 1]; RECV_BATCH];
@@ -745,6 +819,7 @@ pub fn run_receiver(
                             }
                         }
                     }
+                    hand_out_decodes(receiver, workers);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -752,6 +827,19 @@ pub fn run_receiver(
             }
         }
         let now = Instant::now();
+        if let Some((_, solved)) = workers {
+            while let Ok(block) = solved.try_recv() {
+                receiver.handle_decoded(now, block);
+                while let Some(e) = receiver.poll_event() {
+                    if on_event(receiver, e)?.is_break() {
+                        flush_feedback(receiver, sock, &mut out, now, &mut stats);
+                        return Ok((RecvOutcome::Done, stats));
+                    }
+                }
+            }
+            // A failed attempt may go out again with the symbols that came meanwhile.
+            hand_out_decodes(receiver, workers);
+        }
         if let Some(fb) = sock.feedback.as_ref() {
             // Only other receivers' NACKs belong on the feedback group.
             drain_socket(fb, &mut fbuf, |d, _| {
@@ -783,6 +871,18 @@ pub fn run_receiver(
             wait = wait.min(t.saturating_duration_since(now));
         }
         wait_for(&mut poll, &mut events, wait)?;
+    }
+}
+
+/// Hands the receiver's decode jobs to the workers.
+fn hand_out_decodes(receiver: &mut Receiver, workers: Option<DecodeWorkers<'_>>) {
+    let Some((jobs, _)) = workers else {
+        return;
+    };
+    while let Some(job) = receiver.poll_decode() {
+        // A closed channel (no worker left) cannot happen while the loop runs:
+        // the workers end only when it does.
+        let _ = jobs.send(job);
     }
 }
 

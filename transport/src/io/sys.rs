@@ -315,3 +315,15 @@ pub fn recv_batch(
     }
     Ok(got)
 }
+
+/// Lowers the calling thread's scheduling priority (nice 10), for bulk work
+/// that must not hold the receiving thread off a core: solving blocks can wait
+/// a little, a full socket buffer loses packets. Best effort: a refusal
+/// leaves the priority as it was.
+pub(super) fn lower_thread_priority() {
+    // SAFETY: gettid takes no argument and cannot fail.
+    let tid = unsafe { libc::gettid() };
+    // SAFETY: setpriority only reads its arguments; on Linux, PRIO_PROCESS
+    // with a thread id sets that thread's nice value alone.
+    let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10) };
+}

@@ -30,8 +30,8 @@ pub use feedback::{Aimd, FeedbackConfig, FlowPolicy, Mode};
 pub use hash::UNIT as HASH_UNIT;
 pub use reassemble::{Reassembled, Reassembler};
 pub use receiver::{
-    Admission, BoundObject, Destination, FailReason, Receiver, ReceiverConfig, ReceiverEvent,
-    ReceiverStats, RejectReason,
+    Admission, BoundObject, DecodeJob, DecodedBlock, Destination, FailReason, Receiver,
+    ReceiverConfig, ReceiverEvent, ReceiverStats, RejectReason,
 };
 pub use sender::{
     BuiltEncoder, EncoderRequest, MAX_REPAIR_OVERHEAD, MAX_REPAIR_SHARE, Rounds, Sender,

@@ -78,6 +78,14 @@ pub struct ReceiverConfig {
     /// [`ReceiverEvent::BlockDecoded`] carries no bytes, and objects complete
     /// without their hash being checked.
     pub codecs: CodecSet,
+    /// Threads that solve blocks, for the driver to start (the core starts
+    /// none). Above 0, a block that holds enough symbols becomes a
+    /// [`DecodeJob`] (from [`Receiver::poll_decode`]), which the driver runs
+    /// where it likes and hands back ([`Receiver::handle_decoded`]), while
+    /// its receiving thread goes on draining the socket; blocks may then
+    /// decode out of order. Blocks whose source symbols all arrived complete
+    /// at once either way. Default 0: the receiver decodes inline.
+    pub decode_threads: usize,
 }
 
 impl Default for ReceiverConfig {
@@ -101,6 +109,7 @@ impl Default for ReceiverConfig {
             max_block_bytes: 64 << 20,
             max_buffered_bytes: 256 << 20,
             codecs: CodecSet::Real,
+            decode_threads: 0,
         }
     }
 }
@@ -419,6 +428,9 @@ pub struct ReceiverStats {
     pub info_received: u64,
     /// Blocks decoded.
     pub blocks_decoded: u64,
+    /// Decode jobs ([`ReceiverConfig::decode_threads`]) that came back still
+    /// short of symbols (about 1 in 100 from exactly K), and took more.
+    pub decode_retries: u64,
     /// Objects completed and verified.
     pub objects_completed: u64,
     /// Objects that failed verification or went idle.
@@ -561,7 +573,54 @@ impl ReceiverStats {
 enum Slot {
     Idle,
     Active(Box<dyn BlockDecoder>),
+    /// Out as the [`DecodeJob`] of this ticket. `bytes` is what its decoder
+    /// held when it left (still counted as buffered); `held` are symbols that
+    /// arrived meanwhile, kept for a failed attempt (at most
+    /// [`DECODING_HOLD`]).
+    Decoding {
+        ticket: u64,
+        bytes: u64,
+        held: Vec<(u32, Vec<u8>)>,
+    },
     Done,
+}
+
+/// Symbols kept for a block while its decode job is out: a failed attempt
+/// (about 1 in 100 from exactly K symbols) needs one or two more.
+const DECODING_HOLD: usize = 16;
+
+/// A block that holds enough symbols to be solved, for the driver to run
+/// ([`DecodeJob::run`], on any thread) and hand back to
+/// [`Receiver::handle_decoded`]. See [`ReceiverConfig::decode_threads`].
+pub struct DecodeJob {
+    key: Key,
+    sbn: u8,
+    ticket: u64,
+    decoder: Box<dyn BlockDecoder>,
+}
+
+impl DecodeJob {
+    /// Solves the block: CPU work (a RaptorQ decode), fit for any thread.
+    pub fn run(mut self) -> DecodedBlock {
+        let decoded = self.decoder.attempt();
+        DecodedBlock { job: self, decoded }
+    }
+}
+
+impl std::fmt::Debug for DecodeJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecodeJob")
+            .field("object", &self.key.1.0)
+            .field("sbn", &self.sbn)
+            .finish()
+    }
+}
+
+/// A [`DecodeJob`] that ran: decoded, or (rarely) still short of symbols.
+#[derive(Debug)]
+pub struct DecodedBlock {
+    job: DecodeJob,
+    decoded: bool,
 }
 
 struct Info {
@@ -609,6 +668,9 @@ pub struct Receiver {
     stats: ReceiverStats,
     fb: BTreeMap<SessionId, SessionFb>,
     rng: u64,
+    /// Decode jobs for the driver, and the last ticket given out.
+    jobs: VecDeque<DecodeJob>,
+    tickets: u64,
 }
 
 impl Receiver {
@@ -625,6 +687,53 @@ impl Receiver {
             created: 0,
             events: VecDeque::new(),
             stats: ReceiverStats::default(),
+            jobs: VecDeque::new(),
+            tickets: 0,
+        }
+    }
+
+    /// The next block to solve, with [`ReceiverConfig::decode_threads`] above 0.
+    /// Hand what [`DecodeJob::run`] gives to [`Receiver::handle_decoded`].
+    pub fn poll_decode(&mut self) -> Option<DecodeJob> {
+        self.jobs.pop_front()
+    }
+
+    /// Takes back a decode job. A decoded block is handed out and verified as
+    /// if it had decoded inline; a failed attempt takes the symbols that came
+    /// meanwhile and, with them, may go out again. A job whose object is gone
+    /// (failed, evicted, dropped by a session lock) is dropped.
+    pub fn handle_decoded(&mut self, now: Instant, done: DecodedBlock) {
+        let DecodedBlock { job, decoded } = done;
+        let (key, sbn) = (job.key, job.sbn);
+        let Some(o) = self.table.objects.get_mut(&key) else {
+            return;
+        };
+        let slot = &mut o.slots[sbn as usize];
+        let held = match slot {
+            Slot::Decoding {
+                ticket,
+                bytes,
+                held,
+            } if *ticket == job.ticket => {
+                let held = std::mem::take(held);
+                let out = *bytes + held.iter().map(|h| h.1.len() as u64).sum::<u64>();
+                self.stats.buffered_bytes -= out.min(self.stats.buffered_bytes);
+                held
+            }
+            _ => return,
+        };
+        let decoder = job.decoder;
+        self.stats.buffered_bytes += decoder.buffered_bytes() as u64;
+        *slot = Slot::Active(decoder);
+        if decoded {
+            self.block_decoded(now, key, sbn);
+            return;
+        }
+        self.stats.decode_retries += 1;
+        for (esi, symbol) in held {
+            // Refusals were counted when these symbols arrived; one that
+            // sends the block out again leaves the rest to be held anew.
+            let _ = self.offer(now, key, sbn, esi, &symbol);
         }
     }
 
@@ -729,7 +838,7 @@ impl Receiver {
                 n += match slot {
                     Slot::Idle => o.oti.block(sbn as u32).map_or(0, |b| b.source_symbols) as u64,
                     Slot::Active(d) => d.needed() as u64,
-                    Slot::Done => 0,
+                    Slot::Decoding { .. } | Slot::Done => 0,
                 }
             }
         }
@@ -863,7 +972,6 @@ impl Receiver {
             table: ObjectTable { objects, .. },
             in_flight,
             reserved,
-            events,
             stats,
             ..
         } = self;
@@ -897,11 +1005,58 @@ impl Receiver {
             *in_flight += 1;
             *reserved += reserve;
         }
-        let Slot::Active(decoder) = slot else {
-            unreachable!("slot is active here")
+        self.offer(now, key, d.sbn, d.esi, d.symbol)
+    }
+
+    /// Offers one symbol to a block that is active (or out to decode).
+    fn offer(
+        &mut self,
+        now: Instant,
+        key: Key,
+        sbn: u8,
+        esi: u32,
+        symbol: &[u8],
+    ) -> Result<(), RejectReason> {
+        let offload = self.config.decode_threads > 0;
+        let Self {
+            table: ObjectTable { objects, .. },
+            stats,
+            jobs,
+            tickets,
+            ..
+        } = self;
+        let Some(o) = objects.get_mut(&key) else {
+            return Ok(());
+        };
+        let t = o.oti.symbol_size() as usize;
+        let slot = &mut o.slots[sbn as usize];
+        let decoder = match slot {
+            Slot::Active(decoder) => decoder,
+            Slot::Decoding { held, .. } => {
+                if symbol.len() != t {
+                    return Err(RejectReason::SymbolLength);
+                }
+                if held.len() < DECODING_HOLD && held.iter().all(|h| h.0 != esi) {
+                    held.push((esi, symbol.to_vec()));
+                    stats.buffered_bytes += t as u64;
+                    stats.symbols_accepted += 1;
+                } else {
+                    stats.duplicates += 1;
+                }
+                return Ok(());
+            }
+            Slot::Idle | Slot::Done => {
+                stats.duplicates += 1;
+                return Ok(());
+            }
         };
         let before = decoder.buffered_bytes() as u64;
-        let push = decoder.push(d.esi, d.symbol).map_err(|e| match e {
+        let pushed = if offload {
+            decoder.store(esi, symbol)
+        } else {
+            decoder.push(esi, symbol)
+        };
+        let push = pushed.map_err(|e| match e {
             groupcast_fec::FecError::SymbolLength { .. } => RejectReason::SymbolLength,
             _ => RejectReason::EsiOutOfRange,
         })?;
@@ -910,38 +1065,80 @@ impl Receiver {
         match push {
             Push::Stored => stats.symbols_accepted += 1,
             Push::Duplicate | Push::AlreadyDecoded => stats.duplicates += 1,
-            Push::Decoded => {
+            Push::Ready => {
                 stats.symbols_accepted += 1;
-                let data = decoder.take_decoded().expect("decoded just now");
-                // The decoder is released; only its output lives on, in the event.
-                stats.buffered_bytes -= after;
-                *slot = Slot::Done;
-                *in_flight -= 1;
-                *reserved -= reserve_of(&o.oti, d.sbn);
-                stats.blocks_decoded += 1;
-                o.decoded_blocks += 1;
-                let block = o
-                    .oti
-                    .block(d.sbn as u32)
-                    .expect("SBN validated by the parser");
-                if o.verify {
-                    let hb = o.hasher.buffered_bytes() as u64;
-                    o.hasher.write(block.offset, &data);
-                    let ha = o.hasher.buffered_bytes() as u64;
-                    stats.buffered_bytes = stats.buffered_bytes - hb + ha;
-                }
-                events.push_back(ReceiverEvent::BlockDecoded {
-                    session: key.0,
-                    object: key.1,
-                    offset: block.offset,
-                    data,
+                *tickets += 1;
+                let ticket = *tickets;
+                let Slot::Active(decoder) = std::mem::replace(
+                    slot,
+                    Slot::Decoding {
+                        ticket,
+                        bytes: after,
+                        held: Vec::new(),
+                    },
+                ) else {
+                    unreachable!("slot is active here")
+                };
+                jobs.push_back(DecodeJob {
+                    key,
+                    sbn,
+                    ticket,
+                    decoder,
                 });
             }
-        }
-        if matches!(push, Push::Decoded) {
-            self.try_complete(key);
+            Push::Decoded => {
+                stats.symbols_accepted += 1;
+                self.block_decoded(now, key, sbn);
+            }
         }
         Ok(())
+    }
+
+    /// A block's decoder (active in its slot) has decoded: hands the block
+    /// out, hashes it, releases the decoder, and completes the object if it
+    /// was the last.
+    fn block_decoded(&mut self, _now: Instant, key: Key, sbn: u8) {
+        let Self {
+            table: ObjectTable { objects, .. },
+            in_flight,
+            reserved,
+            events,
+            stats,
+            ..
+        } = self;
+        let Some(o) = objects.get_mut(&key) else {
+            return;
+        };
+        let slot = &mut o.slots[sbn as usize];
+        let Slot::Active(decoder) = slot else {
+            return;
+        };
+        let held = decoder.buffered_bytes() as u64;
+        let data = decoder.take_decoded().expect("decoded just now");
+        // The decoder is released; only its output lives on, in the event.
+        stats.buffered_bytes -= held.min(stats.buffered_bytes);
+        *slot = Slot::Done;
+        *in_flight -= 1;
+        *reserved -= reserve_of(&o.oti, sbn);
+        stats.blocks_decoded += 1;
+        o.decoded_blocks += 1;
+        let block = o
+            .oti
+            .block(sbn as u32)
+            .expect("SBN validated by the parser");
+        if o.verify {
+            let hb = o.hasher.buffered_bytes() as u64;
+            o.hasher.write(block.offset, &data);
+            let ha = o.hasher.buffered_bytes() as u64;
+            stats.buffered_bytes = stats.buffered_bytes - hb + ha;
+        }
+        events.push_back(ReceiverEvent::BlockDecoded {
+            session: key.0,
+            object: key.1,
+            offset: block.offset,
+            data,
+        });
+        self.try_complete(key);
     }
 
     /// Counts an accepted DATA packet for its session's loss estimate, and
@@ -1161,11 +1358,17 @@ impl Receiver {
         self.table.idle.remove(&(o.last_activity, key));
         let mut freed = o.hasher.buffered_bytes() as u64;
         for (sbn, slot) in o.slots.iter().enumerate() {
-            if let Slot::Active(d) = slot {
-                freed += d.buffered_bytes() as u64;
-                self.in_flight -= 1;
-                self.reserved -= reserve_of(&o.oti, sbn as u8);
-            }
+            let held = match slot {
+                Slot::Active(d) => d.buffered_bytes() as u64,
+                // Its job comes back to no object, and is dropped.
+                Slot::Decoding { bytes, held, .. } => {
+                    bytes + held.iter().map(|h| h.1.len() as u64).sum::<u64>()
+                }
+                Slot::Idle | Slot::Done => continue,
+            };
+            freed += held;
+            self.in_flight -= 1;
+            self.reserved -= reserve_of(&o.oti, sbn as u8);
         }
         self.stats.buffered_bytes -= freed.min(self.stats.buffered_bytes);
         Some(o)
@@ -1649,7 +1852,8 @@ impl ObjectTable {
         let block = o.oti.block(sbn as u32)?;
         let k = block.source_symbols;
         let (need, ranges) = match &o.slots[sbn as usize] {
-            Slot::Done => return None,
+            // Out to decode: it holds enough, and says so if it did not.
+            Slot::Done | Slot::Decoding { .. } => return None,
             Slot::Idle => (
                 k,
                 if o.fec == FecId::NoCode {

@@ -361,6 +361,11 @@ struct Window {
     /// the reports in by the time the window's planned symbols are out) and
     /// planned.
     proactive_due: bool,
+    /// The encoders its repair needs have been asked for. A hybrid first
+    /// pass at zero reported loss asks for none; the first report of loss
+    /// asks for them at once, while the window's source symbols go out, so
+    /// that its proactive repair does not wait on builds.
+    encoders_asked: bool,
 }
 
 /// What the sender knows of a receiver that reports (nack, hybrid).
@@ -1074,6 +1079,9 @@ impl Sender {
                 loss: (st.loss_ppm as f64 / 1e6).min(0.5),
             },
         );
+        if st.loss_ppm > 0 && self.window.as_ref().is_some_and(|w| !w.encoders_asked) {
+            self.prepare_window_encoders();
+        }
         self.stats.receivers_tracked = self.receivers.len() as u64;
         if st.flags & STATUS_ECHO != 0 {
             let now_us = self.micros(now);
@@ -1650,25 +1658,50 @@ impl Sender {
             sized_repair = counts.iter().any(|&n| n > 0);
             plan_fresh_repair(&mut self.repair, o.id.0, &blocks, &counts, &mut plan);
         }
-        // Encoders ahead for the proactive repair too, once losses are known.
+        // Encoders ahead for the proactive repair too, once losses are known
+        // (or, failing that, as soon as they are: see `handle_status`).
         let lossy = proactive.is_some_and(|p| p > 0.0);
-        if repairs && (share > 0.0 || sized_repair || lossy) {
-            let object = o.id.0;
-            let ahead = if send_source {
-                last
-            } else {
-                (last + self.config.interleave).min(z)
-            };
-            for sbn in first..ahead {
-                if let Some(b) = o.oti.block(sbn) {
-                    self.encoders.prepare((object, b.sbn), &o.oti, &b, &o.data);
-                }
-            }
-        }
-        Window {
+        let mut window = Window {
             first,
             plan,
             proactive_due: repairs && proactive.is_some(),
+            encoders_asked: !repairs,
+        };
+        if repairs && (share > 0.0 || sized_repair || lossy) {
+            window.encoders_asked = true;
+            self.prepare_encoders(first, send_source);
+        }
+        window
+    }
+
+    /// Asks for the encoders of the current window's blocks (see
+    /// [`Window::encoders_asked`]).
+    fn prepare_window_encoders(&mut self) {
+        let Some(w) = self.window.as_mut() else {
+            return;
+        };
+        w.encoders_asked = true;
+        let first = w.first;
+        let send_source = self.cursor.round == 0 || !self.repairs;
+        self.prepare_encoders(first, send_source);
+    }
+
+    /// Asks for the encoders of the blocks of the window that starts at
+    /// `first` of the current object, and of the next window too when this one
+    /// sends repair only (its symbols go out faster than a build).
+    fn prepare_encoders(&mut self, first: u32, send_source: bool) {
+        let o = &self.objects[self.cursor.object];
+        let z = o.oti.source_blocks();
+        let last = (first + self.config.interleave).min(z);
+        let ahead = if send_source {
+            last
+        } else {
+            (last + self.config.interleave).min(z)
+        };
+        for sbn in first..ahead {
+            if let Some(b) = o.oti.block(sbn) {
+                self.encoders.prepare((o.id.0, b.sbn), &o.oti, &b, &o.data);
+            }
         }
     }
 
