@@ -102,6 +102,12 @@ pub fn process_status(field: &str) -> Option<String> {
     })
 }
 
+/// CPU seconds (user and system) this process has used so far, over all its
+/// threads; 0 if unknown.
+pub fn cpu_seconds() -> f64 {
+    sys::cpu_seconds()
+}
+
 /// Looks up an interface's index, and checks that it is up to IPv6 multicast.
 pub fn interface_index(name: &str) -> Result<u32, IoError> {
     if name.is_empty() || name.contains('/') || name.contains("..") {
