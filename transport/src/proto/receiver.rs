@@ -487,6 +487,9 @@ struct SessionFb {
     grtt_at: Instant,
     /// The sender's group size estimate (receivers it tracks), at least 1.
     group: f64,
+    /// Whether `group` is the sender's count (its PROBEs' Group field), not
+    /// the guess while it has heard nobody.
+    group_counted: bool,
     objects: u32,
     progress: (u32, u8),
     probe_ts: u64,
@@ -500,7 +503,22 @@ struct SessionFb {
     bytes_at_probe: u64,
     data: u64,
     bytes: u64,
+    /// The loss reported in STATUS: a moving average of the PROBE samples,
+    /// from 0.
     loss: f64,
+    /// The loss NACK backoffs rank needs by (`need_rank`): the ratio of the
+    /// DATA counted to the DATA the sender's counter says went out
+    /// (`loss_got`, `loss_sent`) until [`LOSS_WARMUP`] went out, the same
+    /// moving average after. (`loss`, from 0, says a quarter of the loss
+    /// after one sample: ranks drawn from it put most of a group first.)
+    rank_loss: f64,
+    /// The PROBE loss samples' variance over what independent loss at
+    /// `rank_loss` would give them, a moving average from 1 (each sample's
+    /// share at most 10): bursty loss makes it larger, and above
+    /// [`DISPERSION_LIMIT`] `need_rank` gives up its binomial model.
+    dispersion: f64,
+    loss_got: u64,
+    loss_sent: u64,
     rate: f64,
     status_due: bool,
     final_statuses: u8,
@@ -529,6 +547,11 @@ struct Need {
     need: u32,
     ranges: Vec<(u32, u32)>,
     info: bool,
+    /// The block's K, and how many of its symbols the sender has sent as far
+    /// as this receiver can tell (the highest ESI seen, plus one; fresh
+    /// repair ESIs go out in order). 0 when unknown.
+    k: u32,
+    sent: u32,
 }
 
 impl Need {
@@ -540,6 +563,8 @@ impl Need {
             need: 0,
             ranges: Vec::new(),
             info: true,
+            k: 0,
+            sent: 0,
         }
     }
 }
@@ -633,6 +658,8 @@ struct ObjectState {
     oti: Oti,
     info: Option<Info>,
     slots: Vec<Slot>,
+    /// Per block, the highest ESI seen plus one (0: none yet).
+    top_esi: Vec<u32>,
     decoded_blocks: u32,
     hasher: TreeHasher,
     /// Whether the codec carries data, so the object can be hashed (false
@@ -976,6 +1003,8 @@ impl Receiver {
             ..
         } = self;
         let o = objects.get_mut(&key).expect("opened above");
+        let top = &mut o.top_esi[d.sbn as usize];
+        *top = (*top).max(d.esi.saturating_add(1));
         let slot = &mut o.slots[d.sbn as usize];
         if matches!(slot, Slot::Done) {
             stats.duplicates += 1;
@@ -1411,6 +1440,7 @@ impl Receiver {
             grtt: Duration::ZERO,
             grtt_at: now,
             group: 1.0,
+            group_counted: false,
             objects: 0,
             progress: (0, 0),
             probe_ts: p.timestamp_us,
@@ -1422,6 +1452,10 @@ impl Receiver {
             data: 0,
             bytes: 0,
             loss: 0.0,
+            rank_loss: 0.0,
+            dispersion: 1.0,
+            loss_got: 0,
+            loss_sent: 0,
             rate: 0.0,
             status_due: false,
             final_statuses: 0,
@@ -1459,6 +1493,20 @@ impl Receiver {
             let sent = (p.sent - b) as f64;
             let sample = (1.0 - got as f64 / sent).clamp(0.0, 1.0);
             f.loss = 0.75 * f.loss + 0.25 * sample;
+            // How much more the samples vary than independent loss would make
+            // them (bursts), for need_rank.
+            let p0 = f.rank_loss;
+            if f.loss_sent > 0 && p0 > 0.0 && p0 < 1.0 {
+                let ratio = (sample - p0).powi(2) * sent / (p0 * (1.0 - p0));
+                f.dispersion = 0.9 * f.dispersion + 0.1 * ratio.min(10.0);
+            }
+            if f.loss_sent < LOSS_WARMUP {
+                f.loss_sent += p.sent - b;
+                f.loss_got += got.min(p.sent - b);
+                f.rank_loss = 1.0 - f.loss_got as f64 / f.loss_sent as f64;
+            } else {
+                f.rank_loss = 0.75 * f.rank_loss + 0.25 * sample;
+            }
             let dt = now.saturating_duration_since(f.counter_at).as_secs_f64();
             if dt > 0.0 {
                 let r = f.bytes.saturating_sub(f.bytes_at_probe) as f64 / dt;
@@ -1507,6 +1555,7 @@ impl Receiver {
             0 => UNKNOWN_GROUP,
             g => (2f64).powi(g as i32),
         };
+        f.group_counted = p.group_log2 > 0;
         // Never more objects than the bound manifest has.
         f.objects = match &self.table.bound {
             Some(b) => p.objects.min(b.keys().map(|o| o.0 + 1).max().unwrap_or(0)),
@@ -1654,19 +1703,34 @@ impl Receiver {
         if needs.is_empty() {
             return;
         }
-        // One draw for every block that needs a timer now: the NACK that
-        // fires carries them all.
+        // One draw for every block that needs a timer now. Where a block's
+        // need ranks in the group's (`need_rank`), its timer sits at the
+        // draw's place within that rank: per block, the neediest first, and
+        // blocks of one rank share a time, so one NACK carries them all.
+        // Without a rank, every block takes the draw itself.
+        let v = draw(&mut self.rng);
         let max_need = needs.iter().map(|n| n.need.max(1)).max().unwrap_or(1);
-        let u = draw(&mut self.rng) * (0.5 + 0.5 / max_need as f64);
+        let plain = v * (0.5 + 0.5 / max_need as f64);
         // The group as the sender counts it, or as configured if larger. A
         // small group needs little room for suppression: the window shrinks
         // with log10(group) / 3 (full size from 1000 receivers up).
         let group = f.group.max(self.config.group_size as f64);
         let window = backoff_window(f, &self.config);
-        let delay = nack_backoff(u, f.grtt.as_secs_f64() * window, group);
-
-        let at = now + Duration::from_secs_f64(delay.max(0.0));
+        let loss = f.rank_loss;
+        let dispersion = f.dispersion;
+        let grtt = f.grtt.as_secs_f64();
+        let counted = f.group_counted;
         for n in needs {
+            let delay = match need_rank(&n, loss, dispersion) {
+                // With a group the sender has counted, the neediest few go first.
+                Some((lo, hi, lacking)) if counted => {
+                    ranked_backoff(lo + (hi - lo) * v, grtt * window, group * lacking)
+                }
+                // With none (it has heard nobody), ordered all the same.
+                Some((lo, hi, _)) => nack_backoff(lo + (hi - lo) * v, grtt * window, group),
+                None => nack_backoff(plain, grtt * window, group),
+            };
+            let at = now + Duration::from_secs_f64(delay.max(0.0));
             f.timers.insert((n.object, n.sbn), at);
         }
     }
@@ -1873,6 +1937,8 @@ impl ObjectTable {
             need,
             ranges,
             info: false,
+            k,
+            sent: o.top_esi[sbn as usize],
         })
     }
 
@@ -1968,6 +2034,75 @@ fn draw(rng: &mut u64) -> f64 {
     *rng = rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
     (z >> 11) as f64 / (1u64 << 53) as f64
 }
+
+/// Where a block's need ranks among the receivers of a group that lack any
+/// of it, when each loses a share `loss` of the sender's symbols
+/// independently: (P(need > n), P(need ≥ n)), given need ≥ 1, for this need
+/// n, with need = K − received, received ~ Binomial(sent,
+/// 1 − loss), in the normal approximation (a logistic Φ, within 0.01). A
+/// draw uniform between the two is uniform over the group, yet orders its
+/// members by need, so that the first NACK of a round tends to come from the
+/// neediest and covers the rest. `None` with too little to go on (no loss
+/// estimate, ESI ranges of No-Code).
+fn need_rank(n: &Need, loss: f64, dispersion: f64) -> Option<(f64, f64, f64)> {
+    if n.info || !n.ranges.is_empty() || n.k == 0 || !(0.0..0.5).contains(&loss) {
+        return None;
+    }
+    // A block is asked for once the first pass is past it: all K went out.
+    let (sent, q) = (n.sent.max(n.k) as f64, 1.0 - loss);
+    if dispersion > DISPERSION_LIMIT {
+        return None;
+    }
+    let sd = (sent * loss * q).sqrt();
+    if sd < 0.5 {
+        return None;
+    }
+    let mean = sent * q;
+    // P(need ≥ m) = P(received ≤ K − m).
+    let at_least = |m: f64| {
+        let x = (n.k as f64 - m + 0.5 - mean) / sd;
+        1.0 / (1.0 + (-1.702 * x).exp())
+    };
+    // Among those who lack anything (need ≥ 1), who alone draw.
+    let any = at_least(1.0);
+    if any <= 0.0 {
+        return None;
+    }
+    let need = n.need.max(1) as f64;
+    Some((
+        at_least(need + 1.0) / any,
+        (at_least(need) / any).min(1.0),
+        any,
+    ))
+}
+
+/// Above this dispersion of its loss samples (see `SessionFb::dispersion`),
+/// a receiver's loss is too bursty for the binomial model of `need_rank`.
+const DISPERSION_LIMIT: f64 = 4.0;
+
+/// The receivers a round's first NACKs are meant to come from: the
+/// neediest this many of a block's lacking receivers (see [`ranked_backoff`]).
+const FIRST_RANKS: f64 = 4.0;
+
+/// The backoff of a block whose need ranks `u` (uniform in [0, 1) over the
+/// about `lacking` receivers that lack it, the neediest first): the neediest
+/// [`FIRST_RANKS`] or so draw NORM's truncated exponential over the first
+/// window `max`, as a group of that size, and the rest theirs over a second
+/// window after it, by when the first's NACKs, which ask for more than they
+/// lack, have held them off. Only about `FIRST_RANKS`, not all who lack the
+/// block, compete to be first: fewer NACKs cross before the first is heard.
+fn ranked_backoff(u: f64, max: f64, lacking: f64) -> f64 {
+    let first = (FIRST_RANKS / lacking.max(1.0)).min(1.0);
+    if u < first || first >= 1.0 {
+        nack_backoff((u / first).min(1.0), max, FIRST_RANKS.min(lacking))
+    } else {
+        max + nack_backoff((u - first) / (1.0 - first), max, lacking - FIRST_RANKS)
+    }
+}
+
+/// DATA packets over which a session's first loss estimate is a plain ratio
+/// (see `SessionFb::loss_got`).
+const LOSS_WARMUP: u64 = 2000;
 
 /// Group size assumed while the sender tracks no receiver yet.
 const UNKNOWN_GROUP: f64 = 1000.0;
@@ -2078,6 +2213,7 @@ fn object_state<'a>(
                 created,
                 info,
                 slots: (0..oti.source_blocks()).map(|_| Slot::Idle).collect(),
+                top_esi: vec![0; oti.source_blocks() as usize],
                 decoded_blocks: 0,
                 // Without data there is nothing to hash, and no per-unit state to hold.
                 hasher: TreeHasher::new(if verify { oti.transfer_length() } else { 0 }),
@@ -2095,4 +2231,62 @@ fn object_state<'a>(
         o.last_activity = now;
     }
     Ok(o)
+}
+
+#[cfg(test)]
+mod rank_tests {
+    use super::{Need, need_rank, ranked_backoff};
+
+    fn need(need: u32, k: u32, sent: u32) -> Need {
+        Need {
+            object: 1,
+            sbn: 0,
+            need,
+            ranges: Vec::new(),
+            info: false,
+            k,
+            sent,
+        }
+    }
+
+    /// Ranks run from the neediest (near 0) to need 1 (up to 1), each need's
+    /// band next to the next one's: a draw within its band is uniform over
+    /// the lacking receivers, and the needier always draw earlier.
+    #[test]
+    fn ranks_order_needs_and_tile_the_unit_interval() {
+        let mut top = 1.0;
+        for n in 1..=30 {
+            let (lo, hi, lacking) = need_rank(&need(n, 100, 112), 0.1, 1.0).unwrap();
+            assert!(
+                lo <= hi && (hi - top).abs() < 1e-12,
+                "need {n}: [{lo}, {hi}) after {top}"
+            );
+            assert!((0.0..=1.0).contains(&lacking));
+            top = lo;
+        }
+        assert!(top < 1e-3, "need 30 of 100 at 10% is rare: {top}");
+        // No rank without a loss estimate, for No-Code ranges, for bursty loss.
+        assert!(need_rank(&need(3, 100, 100), 0.0, 1.0).is_none());
+        let mut ranged = need(3, 100, 100);
+        ranged.ranges = vec![(0, 3)];
+        assert!(need_rank(&ranged, 0.1, 1.0).is_none());
+        assert!(need_rank(&need(3, 100, 100), 0.1, 9.0).is_none());
+    }
+
+    /// The first few ranks draw over the first window; the rest after it.
+    #[test]
+    fn only_the_first_ranks_draw_in_the_first_window() {
+        let max = 0.1;
+        for i in 0..100 {
+            let u = i as f64 / 100.0;
+            let d = ranked_backoff(u, max, 1000.0);
+            if u < 4.0 / 1000.0 {
+                assert!(d <= max, "{u}: {d}");
+            } else {
+                assert!(d >= max && d <= 2.0 * max, "{u}: {d}");
+            }
+            // A group of four or fewer: all in the first window.
+            assert!(ranked_backoff(u, max, 3.0) <= max);
+        }
+    }
 }
