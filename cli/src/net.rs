@@ -214,6 +214,8 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
             "goodput_bytes_per_s": report.file_bytes as f64 / report.duration_s.max(1e-9),
             "peak_rss_bytes": peak_rss_bytes(),
             "cpu_s": groupcast::io::cpu_seconds(),
+            "blocks_loaded": stats.blocks_loaded,
+            "peak_loaded_bytes": stats.peak_loaded_bytes,
             "send_backoffs": report.driver.send_backoffs,
             "gso": report.driver.gso,
             "mode": mode.name(),

@@ -50,6 +50,13 @@ pub enum FecError {
         /// Exclusive upper bound for the block.
         limit: u32,
     },
+    /// A repair-only encoder ([`Codec::repair_encoder`]) was asked for a
+    /// source symbol: copy it from the block.
+    #[error("source symbol {esi} is not held by a repair-only encoder")]
+    SourceNotHeld {
+        /// ESI asked for.
+        esi: u32,
+    },
     /// The block data handed to an encoder did not match the block's length.
     #[error("block data is {got} bytes, expected {expected}")]
     BlockLength {
@@ -102,6 +109,19 @@ pub trait Codec: Send + Sync + std::fmt::Debug {
         block: &BlockInfo,
         data: &[u8],
     ) -> Result<Box<dyn BlockEncoder>, FecError>;
+
+    /// An encoder for one block's repair symbols only, which may hold less:
+    /// its `write_symbol` may refuse source ESIs ([`FecError::SourceNotHeld`]),
+    /// which callers copy from the block themselves
+    /// ([`crate::copy_source_symbol`]). By default, [`Codec::encoder`].
+    fn repair_encoder(
+        &self,
+        oti: &Oti,
+        block: &BlockInfo,
+        data: &[u8],
+    ) -> Result<Box<dyn BlockEncoder>, FecError> {
+        self.encoder(oti, block, data)
+    }
 
     /// A decoder for one block.
     fn decoder(&self, oti: &Oti, block: &BlockInfo) -> Result<Box<dyn BlockDecoder>, FecError>;

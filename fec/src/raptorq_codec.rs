@@ -25,24 +25,18 @@ impl Codec for RaptorQ {
         block: &BlockInfo,
         data: &[u8],
     ) -> Result<Box<dyn BlockEncoder>, FecError> {
-        check_block_data(block, data)?;
-        let t = oti.symbol_size() as usize;
-        let padded_len = block.source_symbols as usize * t;
-        let inner = if data.len() == padded_len {
-            SourceBlockEncoder::new(block.sbn, &oti.to_raptorq(), data)
-        } else {
-            let mut padded = vec![0; padded_len];
-            padded[..data.len()].copy_from_slice(data);
-            SourceBlockEncoder::new(block.sbn, &oti.to_raptorq(), &padded)
-        };
-        // Source symbols are the block's own bytes (N = 1), so keep a copy to
-        // serve them without going through the encoder.
-        Ok(Box::new(RaptorQEncoder {
-            inner,
-            data: data.to_vec(),
-            k: block.source_symbols,
-            t,
-        }))
+        self.build(oti, block, data, true)
+    }
+
+    /// Without its own copy of the block (a third of an encoder's memory:
+    /// raptorq keeps the source symbols and the intermediate ones besides).
+    fn repair_encoder(
+        &self,
+        oti: &Oti,
+        block: &BlockInfo,
+        data: &[u8],
+    ) -> Result<Box<dyn BlockEncoder>, FecError> {
+        self.build(oti, block, data, false)
     }
 
     fn decoder(&self, oti: &Oti, block: &BlockInfo) -> Result<Box<dyn BlockDecoder>, FecError> {
@@ -61,9 +55,39 @@ impl Codec for RaptorQ {
     }
 }
 
+impl RaptorQ {
+    fn build(
+        &self,
+        oti: &Oti,
+        block: &BlockInfo,
+        data: &[u8],
+        keep_source: bool,
+    ) -> Result<Box<dyn BlockEncoder>, FecError> {
+        check_block_data(block, data)?;
+        let t = oti.symbol_size() as usize;
+        let padded_len = block.source_symbols as usize * t;
+        let inner = if data.len() == padded_len {
+            SourceBlockEncoder::new(block.sbn, &oti.to_raptorq(), data)
+        } else {
+            let mut padded = vec![0; padded_len];
+            padded[..data.len()].copy_from_slice(data);
+            SourceBlockEncoder::new(block.sbn, &oti.to_raptorq(), &padded)
+        };
+        // Source symbols are the block's own bytes (N = 1), so keep a copy to
+        // serve them without going through the encoder.
+        Ok(Box::new(RaptorQEncoder {
+            inner,
+            data: keep_source.then(|| data.to_vec()),
+            k: block.source_symbols,
+            t,
+        }))
+    }
+}
+
 struct RaptorQEncoder {
     inner: SourceBlockEncoder,
-    data: Vec<u8>,
+    /// The block, to serve source symbols; `None` for a repair-only encoder.
+    data: Option<Vec<u8>>,
     k: u32,
     t: usize,
 }
@@ -83,7 +107,10 @@ impl BlockEncoder for RaptorQEncoder {
             });
         }
         if esi < self.k {
-            copy_source_symbol(&self.data, esi, out);
+            let Some(data) = &self.data else {
+                return Err(FecError::SourceNotHeld { esi });
+            };
+            copy_source_symbol(data, esi, out);
         } else {
             let packet = self.inner.repair_packets(esi - self.k, 1);
             out.copy_from_slice(packet[0].data());

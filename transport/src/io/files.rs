@@ -12,6 +12,7 @@
 //! temporary file that is renamed into place only after the object's hash
 //! matched the manifest's.
 
+use std::collections::VecDeque;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -123,15 +124,7 @@ pub fn transfer_id(path: &Path) -> Result<TransferId, IoError> {
             path: s.file.display().to_string(),
             source,
         };
-        let mut file = fs::File::open(&s.file).map_err(ferr)?;
-        let mut h = blake3::Hasher::new();
-        let n = std::io::copy(&mut file, &mut h).map_err(ferr)?;
-        if n != s.size {
-            return Err(ferr(std::io::Error::other(
-                "file changed while it was read",
-            )));
-        }
-        hashes.push(*h.finalize().as_bytes());
+        hashes.push(hash_file(&s.file, s.size).map_err(ferr)?);
     }
     Ok(manifest_of(&sources, &hashes).transfer_id())
 }
@@ -155,42 +148,112 @@ pub struct TransferReport {
     pub refused_files: Vec<(String, String)>,
 }
 
-/// Reads a whole file and hashes it with BLAKE3, the hashing on a second
-/// thread a chunk behind the reading, so that it costs almost no extra time.
-pub fn read_and_hash(path: &Path) -> std::io::Result<(Vec<u8>, [u8; 32])> {
+/// BLAKE3 of a file that must be `size` bytes long, read in 1 MiB chunks and
+/// hashed on a second thread a chunk behind the reading; memory stays at a
+/// few chunks whatever the size. A file that is not `size` bytes long when
+/// read (it changed since it was listed) is an error.
+pub fn hash_file(path: &Path, size: u64) -> std::io::Result<[u8; 32]> {
     use std::io::Read;
-    const CHUNK: usize = 4 << 20;
+    const CHUNK: usize = 1 << 20;
     let mut file = fs::File::open(path)?;
-    let len = usize::try_from(file.metadata()?.len())
-        .map_err(|_| std::io::Error::other("file too large for memory"))?;
-    let mut data = vec![0u8; len];
-    let hash = std::thread::scope(|scope| -> std::io::Result<blake3::Hash> {
-        let (tx, rx) = std::sync::mpsc::channel::<&[u8]>();
+    let (full, filled) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+    let (empty, spare) = std::sync::mpsc::channel::<Vec<u8>>();
+    let (read, hash) = std::thread::scope(|scope| {
         let hasher = scope.spawn(move || {
             let mut h = blake3::Hasher::new();
-            for chunk in rx {
-                h.update(chunk);
+            for chunk in filled {
+                h.update(&chunk);
+                // The reader may have gone: the buffer is then dropped.
+                let _ = empty.send(chunk);
             }
-            h.finalize()
+            *h.finalize().as_bytes()
         });
-        for chunk in data.chunks_mut(CHUNK) {
-            file.read_exact(chunk)?;
-            let chunk: &[u8] = chunk;
-            if tx.send(chunk).is_err() {
-                break;
+        let mut total = 0u64;
+        let result = (|| -> std::io::Result<()> {
+            loop {
+                let mut buf = spare.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
+                buf.resize(CHUNK, 0);
+                let mut n = 0;
+                while n < CHUNK {
+                    match file.read(&mut buf[n..])? {
+                        0 => break,
+                        m => n += m,
+                    }
+                }
+                if n == 0 {
+                    return Ok(());
+                }
+                buf.truncate(n);
+                total += n as u64;
+                if total > size || full.send(buf).is_err() {
+                    return Ok(());
+                }
             }
-        }
-        drop(tx);
-        hasher
+        })();
+        drop(full);
+        let hash = hasher
             .join()
-            .map_err(|_| std::io::Error::other("hashing thread failed"))
-    })?;
-    // The file may have grown since its length was read: refuse a moving target.
-    let mut probe = [0u8; 1];
-    if file.read(&mut probe)? != 0 {
+            .map_err(|_| std::io::Error::other("hashing thread failed"));
+        (result.map(|()| total), hash)
+    });
+    let (read, hash) = (read?, hash?);
+    if read != size {
         return Err(std::io::Error::other("file changed while it was read"));
     }
-    Ok((data, *hash.as_bytes()))
+    Ok(hash)
+}
+
+/// Reads the blocks a sender asks for from its files, keeping a few open.
+struct BlockReader<'a> {
+    /// Each file object's path (object i + 1: object 0 is the manifest).
+    files: &'a [Source],
+    open: VecDeque<(u32, fs::File)>,
+}
+
+impl BlockReader<'_> {
+    /// Open files kept (the least recently used closed first).
+    const OPEN: usize = 16;
+
+    fn read(&mut self, req: crate::proto::BlockRequest) -> Result<Vec<u8>, IoError> {
+        use std::os::unix::fs::FileExt;
+        let Some(s) = (req.object.0 as usize)
+            .checked_sub(1)
+            .and_then(|i| self.files.get(i))
+        else {
+            return Err(IoError::Invalid(format!(
+                "the sender asked for object {}, which is no file",
+                req.object.0
+            )));
+        };
+        let ferr = |source| IoError::File {
+            path: s.file.display().to_string(),
+            source,
+        };
+        let at = match self.open.iter().position(|(o, _)| *o == req.object.0) {
+            Some(at) => at,
+            None => {
+                if self.open.len() >= Self::OPEN {
+                    self.open.pop_front();
+                }
+                self.open
+                    .push_back((req.object.0, fs::File::open(&s.file).map_err(ferr)?));
+                self.open.len() - 1
+            }
+        };
+        let mut buf = vec![0u8; req.len];
+        let read = self.open[at].1.read_exact_at(&mut buf, req.offset);
+        if let Some(entry) = self.open.remove(at) {
+            self.open.push_back(entry);
+        }
+        read.map_err(|e| {
+            ferr(if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                std::io::Error::other("file shrank while it was sent")
+            } else {
+                e
+            })
+        })?;
+        Ok(buf)
+    }
 }
 
 /// Sends `path` (a file, or every file beneath a directory) with a manifest,
@@ -204,18 +267,17 @@ pub fn send_path(
     progress: impl FnMut(&crate::proto::SenderStats),
     stop: impl FnMut(&crate::proto::SenderStats) -> bool,
 ) -> Result<(crate::proto::SenderStats, TransferReport), IoError> {
-    let mut sources = collect(path)?;
-    let mut loaded = Vec::with_capacity(sources.len());
-    for s in &mut sources {
-        let (data, hash) = read_and_hash(&s.file).map_err(|source| IoError::File {
+    let sources = collect(path)?;
+    // A first pass hashes every file, streaming; the sender then reads each
+    // block when it needs it (`Sender::add_object_blocks`), so memory is
+    // bounded by its window, not by the files.
+    let mut hashes = Vec::with_capacity(sources.len());
+    for s in &sources {
+        hashes.push(hash_file(&s.file, s.size).map_err(|source| IoError::File {
             path: s.file.display().to_string(),
             source,
-        })?;
-        // The manifest says what was read.
-        s.size = data.len() as u64;
-        loaded.push((data, hash));
+        })?);
     }
-    let hashes: Vec<[u8; 32]> = loaded.iter().map(|(_, h)| *h).collect();
     let manifest = manifest_of(&sources, &hashes);
     let bytes = manifest.encode();
     let id = TransferId::of(&bytes);
@@ -226,14 +288,24 @@ pub fn send_path(
     })?;
     sender.add_object_hashed(bytes, id.0, MANIFEST_NAME)?;
     let mut file_bytes = 0;
-    for ((data, hash), s) in loaded.into_iter().zip(&sources) {
-        file_bytes += data.len() as u64;
-        sender.add_object_hashed(data, hash, &s.path)?;
+    for (hash, s) in hashes.into_iter().zip(&sources) {
+        file_bytes += s.size;
+        sender.add_object_blocks(s.size, hash, &s.path)?;
     }
     let mut sock = super::McastSocket::sender(net)?;
     ready(id);
     let started = std::time::Instant::now();
-    let driver = super::run_sender(&mut sender, &mut sock, progress, stop)?;
+    let mut reader = BlockReader {
+        files: &sources,
+        open: VecDeque::new(),
+    };
+    let driver = super::run_sender_from(
+        &mut sender,
+        &mut sock,
+        &mut |req| reader.read(req),
+        progress,
+        stop,
+    )?;
     Ok((
         sender.stats().clone(),
         TransferReport {
@@ -348,27 +420,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn read_and_hash_matches_a_plain_read_across_chunks() {
+    fn hash_file_matches_a_plain_hash_across_chunks() {
         let dir = std::env::temp_dir().join(format!("gc-rah-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
-        for len in [0usize, 1, (4 << 20) - 1, (9 << 20) + 3] {
+        for len in [0usize, 1, (1 << 20) - 1, 1 << 20, (9 << 20) + 3] {
             let p = dir.join(format!("f{len}"));
             let data: Vec<u8> = (0..len).map(|i| (i * 31 % 253) as u8).collect();
             fs::write(&p, &data).unwrap();
-            let (got, hash) = read_and_hash(&p).unwrap();
-            assert!(got == data, "contents differ at length {len}");
             assert_eq!(
-                hash,
+                hash_file(&p, len as u64).unwrap(),
                 *blake3::hash(&data).as_bytes(),
                 "hash at length {len}"
             );
+            // A file not of the size listed changed since: refused.
+            assert!(hash_file(&p, len as u64 + 1).is_err());
+            if len > 0 {
+                assert!(hash_file(&p, len as u64 - 1).is_err());
+            }
         }
-        assert!(read_and_hash(&dir.join("missing")).is_err());
-        // The streaming id equals the id of the manifest built from full reads.
+        assert!(hash_file(&dir.join("missing"), 0).is_err());
+        // The id is that of the manifest of the files' plain hashes.
         let sources = collect(&dir).unwrap();
         let hashes: Vec<_> = sources
             .iter()
-            .map(|s| read_and_hash(&s.file).unwrap().1)
+            .map(|s| *blake3::hash(&fs::read(&s.file).unwrap()).as_bytes())
             .collect();
         assert_eq!(
             transfer_id(&dir).unwrap(),

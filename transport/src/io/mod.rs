@@ -8,6 +8,7 @@
 //!
 //! Users who bring their own event loop use [`crate::proto`] directly.
 
+pub mod decode;
 pub mod files;
 pub mod manifest;
 pub mod sink;
@@ -433,6 +434,8 @@ pub struct DriverStats {
     pub status_unaddressed: u64,
 }
 
+pub use decode::{DecodePool, WorkerPool};
+
 const SOCKET: Token = Token(0);
 
 const FEEDBACK: Token = Token(1);
@@ -492,69 +495,72 @@ pub fn run_sender(
     progress: impl FnMut(&SenderStats),
     stop: impl FnMut(&SenderStats) -> bool,
 ) -> Result<DriverStats, IoError> {
+    let mut none = |req: crate::proto::BlockRequest| {
+        Err(IoError::Invalid(format!(
+            "the sender asked for block {} of object {}, and no block source was given \
+             (use run_sender_from for objects added with add_object_blocks)",
+            req.sbn, req.object.0
+        )))
+    };
+    run_sender_from(sender, sock, &mut none, progress, stop)
+}
+
+/// Reads the bytes of a block a sender asks for.
+pub type BlockSource<'a> = dyn FnMut(crate::proto::BlockRequest) -> Result<Vec<u8>, IoError> + 'a;
+
+/// [`run_sender`] for a sender with objects added with
+/// [`Sender::add_object_blocks`]: `source` reads each block it asks for, on
+/// the sending thread, a window or so before it is due. An error from
+/// `source` ends the transfer with that error.
+pub fn run_sender_from(
+    sender: &mut Sender,
+    sock: &mut McastSocket,
+    source: &mut BlockSource<'_>,
+    progress: impl FnMut(&SenderStats),
+    stop: impl FnMut(&SenderStats) -> bool,
+) -> Result<DriverStats, IoError> {
     let threads = sender.config().encoder_threads;
     if threads == 0 {
-        return send_loop(sender, sock, None, progress, stop);
+        return send_loop(sender, sock, None, source, progress, stop);
     }
     // The encoder workers: the sender asks for builds, they build, the loop
-    // hands the encoders back. They end with the loop (the job channel closes).
-    std::thread::scope(|scope| {
-        let (jobs, job_rx) = std::sync::mpsc::channel::<crate::proto::EncoderRequest>();
-        let (done, done_rx) = std::sync::mpsc::channel();
-        let job_rx = std::sync::Arc::new(std::sync::Mutex::new(job_rx));
-        for i in 0..threads {
-            let (job_rx, done) = (std::sync::Arc::clone(&job_rx), done.clone());
-            std::thread::Builder::new()
-                .name(format!("groupcast-enc{i}"))
-                .spawn_scoped(scope, move || {
-                    loop {
-                        // The lock is held only while waiting for a job.
-                        let job = match job_rx.lock() {
-                            Ok(rx) => rx.recv(),
-                            Err(_) => return,
-                        };
-                        let Ok(job) = job else { return };
-                        if done.send(job.build()).is_err() {
-                            return;
-                        }
-                    }
-                })
-                .map_err(|e| IoError::Socket {
-                    context: "starting an encoder worker".into(),
-                    source: e,
-                })?;
-        }
-        let result = send_loop(sender, sock, Some((&jobs, &done_rx)), progress, stop);
-        drop(jobs);
-        result
-    })
+    // hands the encoders back. They end with the loop.
+    let mut pool = WorkerPool::new(
+        threads,
+        "groupcast-enc",
+        false,
+        crate::proto::EncoderRequest::build,
+        None,
+    )
+    .map_err(|e| IoError::Socket {
+        context: "starting the encoder workers".into(),
+        source: e,
+    })?;
+    send_loop(sender, sock, Some(&mut pool), source, progress, stop)
 }
 
 /// Encoder builds asked of the workers, and the encoders they built.
-type Workers<'a> = (
-    &'a std::sync::mpsc::Sender<crate::proto::EncoderRequest>,
-    &'a std::sync::mpsc::Receiver<crate::proto::BuiltEncoder>,
-);
+type Workers = WorkerPool<crate::proto::EncoderRequest, crate::proto::BuiltEncoder>;
 
 /// Hands the sender's encoder requests to the workers, and the encoders they
 /// built to the sender.
-fn exchange_encoders(sender: &mut Sender, workers: Option<Workers<'_>>) {
-    let Some((jobs, built)) = workers else {
+fn exchange_encoders(sender: &mut Sender, workers: Option<&mut Workers>) {
+    let Some(pool) = workers else {
         return;
     };
-    while let Ok(b) = built.try_recv() {
+    while let Some(b) = pool.try_take() {
         sender.handle_encoder(b);
     }
     while let Some(req) = sender.poll_encoder_request() {
-        // A closed channel (no worker left) leaves the build to the sender.
-        let _ = jobs.send(req);
+        pool.submit(req);
     }
 }
 
 fn send_loop(
     sender: &mut Sender,
     sock: &mut McastSocket,
-    workers: Option<Workers<'_>>,
+    mut workers: Option<&mut Workers>,
+    source: &mut BlockSource<'_>,
     mut progress: impl FnMut(&SenderStats),
     mut stop: impl FnMut(&SenderStats) -> bool,
 ) -> Result<DriverStats, IoError> {
@@ -592,8 +598,9 @@ fn send_loop(
         // Events are for library users who drive the core themselves.
         while sender.poll_event().is_some() {}
         sender.handle_timeout(now);
-        exchange_encoders(sender, workers);
+        exchange_encoders(sender, workers.as_deref_mut());
         let mut blocked = false;
+        let mut served = false;
         // Bounded, so progress and `stop` are checked regularly.
         for _ in 0..64 {
             if first == filled {
@@ -609,8 +616,18 @@ fn send_loop(
                     }
                 }
                 // Builds asked for by this batch go out at once; built ones come in.
-                exchange_encoders(sender, workers);
+                exchange_encoders(sender, workers.as_deref_mut());
+                // Blocks it asked for, read now: it waits for them.
+                while let Some(req) = sender.poll_block_request() {
+                    let data = source(req)?;
+                    sender.handle_block(req.object, req.sbn, data)?;
+                    served = true;
+                }
                 if filled == 0 {
+                    if served {
+                        served = false;
+                        continue;
+                    }
                     break;
                 }
             }
@@ -697,68 +714,36 @@ pub fn run_receiver(
         return recv_loop(receiver, sock, poll, None, deadline, stop, on_event);
     }
     // The decode workers: the loop hands out jobs, they solve them and wake
-    // the loop, which takes the results back. They end with the loop (the
-    // job channel closes).
+    // the loop, which takes the results back. They end with the loop.
     let waker = std::sync::Arc::new(
         mio::Waker::new(poll.registry(), WAKE).map_err(sock_err("creating the decode waker"))?,
     );
-    std::thread::scope(|scope| {
-        let (jobs, job_rx) = std::sync::mpsc::channel::<crate::proto::DecodeJob>();
-        let (done, done_rx) = std::sync::mpsc::channel();
-        let job_rx = std::sync::Arc::new(std::sync::Mutex::new(job_rx));
-        for i in 0..threads {
-            let (job_rx, done) = (std::sync::Arc::clone(&job_rx), done.clone());
-            let waker = std::sync::Arc::clone(&waker);
-            std::thread::Builder::new()
-                .name(format!("groupcast-dec{i}"))
-                .spawn_scoped(scope, move || {
-                    sys::lower_thread_priority();
-                    loop {
-                        // The lock is held only while waiting for a job.
-                        let job = match job_rx.lock() {
-                            Ok(rx) => rx.recv(),
-                            Err(_) => return,
-                        };
-                        let Ok(job) = job else { return };
-                        if done.send(job.run()).is_err() {
-                            return;
-                        }
-                        let _ = waker.wake();
-                    }
-                })
-                .map_err(|e| IoError::Socket {
-                    context: "starting a decode worker".into(),
-                    source: e,
-                })?;
-        }
-        let result = recv_loop(
-            receiver,
-            sock,
-            poll,
-            Some((&jobs, &done_rx)),
-            deadline,
-            stop,
-            on_event,
-        );
-        drop(jobs);
-        result
-    })
+    let wake: decode::Wake = std::sync::Arc::new(move || {
+        let _ = waker.wake();
+    });
+    let mut pool = DecodePool::decoders(threads, Some(wake)).map_err(|e| IoError::Socket {
+        context: "starting the decode workers".into(),
+        source: e,
+    })?;
+    recv_loop(
+        receiver,
+        sock,
+        poll,
+        Some(&mut pool),
+        deadline,
+        stop,
+        on_event,
+    )
 }
 
 /// The most decode workers [`run_receiver`] starts.
 pub const MAX_DECODE_THREADS: usize = 64;
 
-/// Decode jobs for the workers, and the blocks they solved.
-type DecodeWorkers<'a> = (
-    &'a std::sync::mpsc::Sender<crate::proto::DecodeJob>,
-    &'a std::sync::mpsc::Receiver<crate::proto::DecodedBlock>,
-);
-
 fn recv_loop(
     receiver: &mut Receiver,
     sock: &mut McastSocket,
     mut poll: Poll,
-    workers: Option<DecodeWorkers<'_>>,
+    mut workers: Option<&mut DecodePool>,
     deadline: Option<Instant>,
     mut stop: impl FnMut() -> bool,
     mut on_event: impl FnMut(&mut Receiver, ReceiverEvent) -> Result<ControlFlow<()>, IoError>,
@@ -825,7 +810,9 @@ fn recv_loop(
                             }
                         }
                     }
-                    hand_out_decodes(receiver, workers);
+                    if let Some(pool) = workers.as_deref_mut() {
+                        pool.submit_all(receiver);
+                    }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -833,8 +820,8 @@ fn recv_loop(
             }
         }
         let now = Instant::now();
-        if let Some((_, solved)) = workers {
-            while let Ok(block) = solved.try_recv() {
+        if let Some(pool) = workers.as_deref_mut() {
+            while let Some(block) = pool.try_take() {
                 receiver.handle_decoded(now, block);
                 while let Some(e) = receiver.poll_event() {
                     if on_event(receiver, e)?.is_break() {
@@ -844,7 +831,7 @@ fn recv_loop(
                 }
             }
             // A failed attempt may go out again with the symbols that came meanwhile.
-            hand_out_decodes(receiver, workers);
+            pool.submit_all(receiver);
         }
         if let Some(fb) = sock.feedback.as_ref() {
             // Only other receivers' NACKs belong on the feedback group.
@@ -877,18 +864,6 @@ fn recv_loop(
             wait = wait.min(t.saturating_duration_since(now));
         }
         wait_for(&mut poll, &mut events, wait)?;
-    }
-}
-
-/// Hands the receiver's decode jobs to the workers.
-fn hand_out_decodes(receiver: &mut Receiver, workers: Option<DecodeWorkers<'_>>) {
-    let Some((jobs, _)) = workers else {
-        return;
-    };
-    while let Some(job) = receiver.poll_decode() {
-        // A closed channel (no worker left) cannot happen while the loop runs:
-        // the workers end only when it does.
-        let _ = jobs.send(job);
     }
 }
 

@@ -27,7 +27,28 @@ pub struct EncoderRequest {
     key: Key,
     oti: Oti,
     block: BlockInfo,
-    data: Arc<Vec<u8>>,
+    data: BlockBytes,
+}
+
+/// A block's bytes, shared: a range of an object held whole, or a block read
+/// on its own.
+#[derive(Clone)]
+pub(crate) struct BlockBytes {
+    buf: Arc<Vec<u8>>,
+    start: usize,
+    len: usize,
+}
+
+impl BlockBytes {
+    /// `len` bytes of `buf` from `start` (within it).
+    pub(crate) fn new(buf: Arc<Vec<u8>>, start: usize, len: usize) -> Self {
+        debug_assert!(start + len <= buf.len());
+        Self { buf, start, len }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.buf[self.start..self.start + self.len]
+    }
 }
 
 impl std::fmt::Debug for EncoderRequest {
@@ -46,7 +67,7 @@ impl EncoderRequest {
         BuiltEncoder {
             key: self.key,
             oti: self.oti,
-            encoder: build(self.codec, &self.oti, &self.block, &self.data),
+            encoder: build(self.codec, &self.oti, &self.block, self.data.as_slice()),
         }
     }
 }
@@ -80,8 +101,9 @@ fn build(
     block: &BlockInfo,
     data: &[u8],
 ) -> Box<dyn BlockEncoder> {
+    // Source symbols the sender copies from the block itself.
     codec
-        .encoder(oti, block, &data[block.range()])
+        .repair_encoder(oti, block, data)
         .expect("block data matches its OTI")
 }
 
@@ -130,7 +152,7 @@ impl Encoders {
 
     /// Asks the driver for a block's encoder, if builds are handed out and the
     /// encoder is neither built nor asked for.
-    pub(crate) fn prepare(&mut self, key: Key, oti: &Oti, block: &BlockInfo, data: &Arc<Vec<u8>>) {
+    pub(crate) fn prepare(&mut self, key: Key, oti: &Oti, block: &BlockInfo, data: &BlockBytes) {
         if !self.offload || self.position(key).is_some() {
             return;
         }
@@ -139,7 +161,7 @@ impl Encoders {
             key,
             oti: *oti,
             block: *block,
-            data: Arc::clone(data),
+            data: data.clone(),
         });
         self.insert(key, Slot::Requested);
     }

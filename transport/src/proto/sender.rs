@@ -1,12 +1,12 @@
 //! The sending side of the carousel.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use groupcast_fec::{BlockInfo, CodecSet, FecId, Oti, OtiError, codec_for, copy_source_symbol};
 
-use super::encoders::Encoders;
+use super::encoders::{BlockBytes, Encoders};
 pub use super::encoders::{BuiltEncoder, EncoderRequest};
 use super::feedback::{FeedbackConfig, FlowPolicy, Mode};
 use super::pacing::TokenBucket;
@@ -330,6 +330,12 @@ pub struct SenderStats {
     /// RaptorQ encoders built to answer NACKs (each charged an eighth of its
     /// block's bytes to the build budget, refilled at the repair rate).
     pub encoders_built_for_repair: u64,
+    /// Blocks handed over by the driver ([`Sender::handle_block`]).
+    pub blocks_loaded: u64,
+    /// Bytes of handed-over blocks held now.
+    pub loaded_bytes: u64,
+    /// The most bytes of handed-over blocks held at once.
+    pub peak_loaded_bytes: u64,
     /// The current GRTT estimate, microseconds.
     pub grtt_us: u64,
     /// The current pacing rate in bytes per second (0 if unpaced).
@@ -348,10 +354,40 @@ pub struct SenderStats {
 
 struct Object {
     id: ObjectId,
-    data: Arc<Vec<u8>>,
+    /// The whole object, or `None` when the driver supplies it block by
+    /// block ([`Sender::add_object_blocks`]).
+    data: Option<Arc<Vec<u8>>>,
     oti: Oti,
     hash: [u8; 32],
     name: String,
+}
+
+/// A block of an object added with [`Sender::add_object_blocks`] that the
+/// sender needs: read `len` bytes at `offset` of the object and hand them to
+/// [`Sender::handle_block`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockRequest {
+    /// The object.
+    pub object: ObjectId,
+    /// Its block.
+    pub sbn: u8,
+    /// The block's first byte within the object.
+    pub offset: u64,
+    /// The block's length in bytes.
+    pub len: usize,
+}
+
+/// Blocks of block-supplied objects the sender holds: those it was handed,
+/// at most `capacity`, the least recently used evicted first, and those
+/// asked for and not yet handed.
+struct LoadedBlocks {
+    blocks: HashMap<(u32, u8), Arc<Vec<u8>>>,
+    /// Least recently used first.
+    order: VecDeque<(u32, u8)>,
+    asked: HashSet<(u32, u8)>,
+    requests: VecDeque<BlockRequest>,
+    capacity: usize,
+    bytes: u64,
 }
 
 struct Window {
@@ -422,6 +458,7 @@ pub struct Sender {
     cursor: Cursor,
     window: Option<Window>,
     encoders: Encoders,
+    loaded: LoadedBlocks,
     /// When the object being sent repeats its OBJECT_INFO.
     info: InfoSchedule,
     /// The first object's repeats amid later ones
@@ -483,8 +520,11 @@ impl Sender {
         // window's are in use.
         let cached = config.interleave as usize * if config.encoder_threads > 0 { 2 } else { 1 };
         // Repair answers may touch any block: keep a few more encoders then.
+        // (Its first pass asks for a window's encoders only as the window
+        // opens, so the next window's need no room. Each encoder holds about
+        // twice its block.)
         let cached = if config.mode == Mode::Hybrid {
-            cached.max(64)
+            config.interleave as usize + 4
         } else {
             cached
         };
@@ -496,6 +536,14 @@ impl Sender {
                 config.encoder_threads > 0,
                 cached,
             ),
+            loaded: LoadedBlocks {
+                blocks: HashMap::new(),
+                order: VecDeque::new(),
+                asked: HashSet::new(),
+                requests: VecDeque::new(),
+                capacity: config.interleave as usize + 8,
+                bytes: 0,
+            },
             t,
             repairs: codec_for(config.fec).makes_repair(),
             objects: Vec::new(),
@@ -571,6 +619,123 @@ impl Sender {
         name: &str,
     ) -> Result<ObjectId, SenderError> {
         let data = data.into();
+        let len = data.len() as u64;
+        self.add(Some(data), len, hash, name)
+    }
+
+    /// Queues an object of `len` bytes whose BLAKE3 hash is `hash`, without
+    /// its bytes: the sender asks for each block when it needs it
+    /// ([`Sender::poll_block_request`]), a window and 4 blocks ahead, and
+    /// holds at most `interleave` + 8 blocks at once, so that memory is bounded by
+    /// the window, not by the object. Until a block it asked for is handed
+    /// over ([`Sender::handle_block`]) the sender sends nothing of it (and
+    /// waits, if nothing else is due). The bytes handed over must be those
+    /// hashed: receivers verify them, and a changed block fails the object
+    /// at every receiver.
+    pub fn add_object_blocks(
+        &mut self,
+        len: u64,
+        hash: [u8; 32],
+        name: &str,
+    ) -> Result<ObjectId, SenderError> {
+        self.add(None, len, hash, name)
+    }
+
+    /// The next block the sender needs of an object added with
+    /// [`Sender::add_object_blocks`]. Poll after each `poll_transmit` that
+    /// returned `None`, and hand each over before the next.
+    pub fn poll_block_request(&mut self) -> Option<BlockRequest> {
+        self.loaded.requests.pop_front()
+    }
+
+    /// Hands over a block the sender asked for. Refused (and not held) if it
+    /// was not asked for or its length is not the block's.
+    pub fn handle_block(
+        &mut self,
+        object: ObjectId,
+        sbn: u8,
+        data: Vec<u8>,
+    ) -> Result<(), SenderError> {
+        let key = (object.0, sbn);
+        let want = self
+            .objects
+            .get(object.0 as usize)
+            .and_then(|o| o.oti.block(sbn as u32))
+            .map(|b| b.len as usize);
+        if !self.loaded.asked.contains(&key) || want != Some(data.len()) {
+            return Err(SenderError::Config(
+                "a block handed over that was not asked for, or of the wrong length",
+            ));
+        }
+        self.loaded.asked.remove(&key);
+        while self.loaded.blocks.len() >= self.loaded.capacity {
+            let Some(old) = self.loaded.order.pop_front() else {
+                break;
+            };
+            if let Some(b) = self.loaded.blocks.remove(&old) {
+                self.loaded.bytes -= b.len() as u64;
+            }
+        }
+        self.loaded.bytes += data.len() as u64;
+        self.stats.loaded_bytes = self.loaded.bytes;
+        self.stats.peak_loaded_bytes = self.stats.peak_loaded_bytes.max(self.loaded.bytes);
+        self.stats.blocks_loaded += 1;
+        self.loaded.blocks.insert(key, Arc::new(data));
+        self.loaded.order.push_back(key);
+        // A window that wants its encoders asks for this one now.
+        if self.window.as_ref().is_some_and(|w| {
+            w.encoders_asked && (w.first..w.first + self.config.interleave).contains(&(sbn as u32))
+        }) && self.cursor.object == object.0 as usize
+            && let Some(bytes) = self.block_bytes(object.0, sbn)
+        {
+            let o = &self.objects[object.0 as usize];
+            if let Some(b) = o.oti.block(sbn as u32) {
+                self.encoders.prepare(key, &o.oti, &b, &bytes);
+            }
+        }
+        Ok(())
+    }
+
+    /// A block's bytes if the sender holds them (touching it in the cache of
+    /// loaded blocks); if not, asks the driver for them, once.
+    fn block_bytes(&mut self, object: u32, sbn: u8) -> Option<BlockBytes> {
+        let o = self.objects.get(object as usize)?;
+        let block = o.oti.block(sbn as u32)?;
+        if let Some(d) = &o.data {
+            return Some(BlockBytes::new(
+                Arc::clone(d),
+                block.offset as usize,
+                block.len as usize,
+            ));
+        }
+        let key = (object, sbn);
+        if let Some(b) = self.loaded.blocks.get(&key) {
+            if let Some(i) = self.loaded.order.iter().rposition(|k| *k == key)
+                && i + 1 != self.loaded.order.len()
+            {
+                self.loaded.order.remove(i);
+                self.loaded.order.push_back(key);
+            }
+            return Some(BlockBytes::new(Arc::clone(b), 0, b.len()));
+        }
+        if self.loaded.asked.insert(key) {
+            self.loaded.requests.push_back(BlockRequest {
+                object: ObjectId(object),
+                sbn,
+                offset: block.offset,
+                len: block.len as usize,
+            });
+        }
+        None
+    }
+
+    fn add(
+        &mut self,
+        data: Option<Arc<Vec<u8>>>,
+        len: u64,
+        hash: [u8; 32],
+        name: &str,
+    ) -> Result<ObjectId, SenderError> {
         let max_name =
             (self.config.max_datagram - INFO_HEADER_LEN - wire::CRC_LEN).min(MAX_NAME_LEN);
         if name.len() > max_name {
@@ -580,12 +745,7 @@ impl Sender {
             });
         }
         let id = u32::try_from(self.objects.len()).map_err(|_| SenderError::TooManyObjects)?;
-        let oti = Oti::for_object(
-            data.len() as u64,
-            self.t,
-            self.config.block_symbols,
-            SYMBOL_ALIGNMENT,
-        )?;
+        let oti = Oti::for_object(len, self.t, self.config.block_symbols, SYMBOL_ALIGNMENT)?;
         let start = self.prefix.last().copied().unwrap_or(0)
             + self
                 .objects
@@ -980,9 +1140,16 @@ impl Sender {
                 && self.build_tokens.has_any()
             {
                 // A worker builds the encoder while NACKs gather; the build is
-                // charged as one on the sending thread would be.
-                self.encoders.prepare(key, &o.oti, &block, &o.data);
-                self.charge_build(e.object, e.sbn);
+                // charged as one on the sending thread would be. (A block not
+                // handed over yet is asked for now, and built when sent.)
+                if let Some(bytes) = self.block_bytes(e.object, e.sbn) {
+                    let o = &self.objects[e.object as usize];
+                    self.encoders.prepare(key, &o.oti, &block, &bytes);
+                    self.charge_build(e.object, e.sbn);
+                }
+            } else if self.objects[e.object as usize].data.is_none() {
+                // Its bytes, asked for while NACKs gather.
+                let _ = self.block_bytes(e.object, e.sbn);
             }
             self.repair.request(key, k, now + agg, e.need, &e.ranges);
         }
@@ -1432,7 +1599,17 @@ impl Sender {
                     esi -= b.source_symbols as u64;
                     sbn += 1;
                 }
-                self.emit_data(0, sbn as u8, esi as u32, true, buf)
+                match self.block_bytes(0, sbn as u8) {
+                    Some(bytes) => self.emit_data(0, sbn as u8, esi as u32, true, &bytes, buf),
+                    // Not handed over yet (a block-supplied first object):
+                    // its OBJECT_INFO repeats instead.
+                    None => {
+                        let info = self.info;
+                        let len = self.emit_info(0, buf);
+                        self.info = info;
+                        len
+                    }
+                }
             }
         }
     }
@@ -1480,6 +1657,7 @@ impl Sender {
             if let Some((o, sbn, esi)) = self.repair.front()
                 && self.repair_tokens.has_any()
                 && (self.build_tokens.has_any() || !self.needs_build(o, sbn, esi))
+                && let Some(bytes) = self.block_bytes(o, sbn)
             {
                 if self.wants_info(o as usize) {
                     return Some(self.emit_info(o as usize, buf));
@@ -1487,7 +1665,7 @@ impl Sender {
                 if self.needs_build(o, sbn, esi) {
                     self.charge_build(o, sbn);
                 }
-                let len = self.emit_data(o as usize, sbn, esi, true, buf);
+                let len = self.emit_data(o as usize, sbn, esi, true, &bytes, buf);
                 self.info.sent_data();
                 self.repair_tokens.spend(len as f64);
                 self.repair.sent_front(now, self.rc.grtt());
@@ -1510,6 +1688,7 @@ impl Sender {
                     return None;
                 }
                 self.window = Some(self.build_window(self.cursor.next_first));
+                self.prefetch_blocks();
             }
             if self
                 .window
@@ -1520,6 +1699,8 @@ impl Sender {
             }
             let front = self.window.as_ref().and_then(|w| w.plan.front().copied());
             if let Some((sbn, esi)) = front {
+                // A block the driver has not handed over yet: wait for it.
+                let bytes = self.block_bytes(self.cursor.object as u32, sbn)?;
                 if self.wants_info(self.cursor.object) {
                     return Some(self.emit_info(self.cursor.object, buf));
                 }
@@ -1536,7 +1717,7 @@ impl Sender {
                     w.plan.pop_front();
                 }
                 let replay = self.cursor.round > 0;
-                let len = self.emit_data(self.cursor.object, sbn, esi, replay, buf);
+                let len = self.emit_data(self.cursor.object, sbn, esi, replay, &bytes, buf);
                 self.info.sent_data();
                 return Some(len);
             }
@@ -1690,8 +1871,8 @@ impl Sender {
     /// `first` of the current object, and of the next window too when this one
     /// sends repair only (its symbols go out faster than a build).
     fn prepare_encoders(&mut self, first: u32, send_source: bool) {
-        let o = &self.objects[self.cursor.object];
-        let z = o.oti.source_blocks();
+        let object = self.cursor.object;
+        let z = self.objects[object].oti.source_blocks();
         let last = (first + self.config.interleave).min(z);
         let ahead = if send_source {
             last
@@ -1699,9 +1880,31 @@ impl Sender {
             (last + self.config.interleave).min(z)
         };
         for sbn in first..ahead {
-            if let Some(b) = o.oti.block(sbn) {
-                self.encoders.prepare((o.id.0, b.sbn), &o.oti, &b, &o.data);
+            // A block not handed over yet asks for its encoder on arrival.
+            if let Some(bytes) = self.block_bytes(object as u32, sbn as u8) {
+                let o = &self.objects[object];
+                if let Some(b) = o.oti.block(sbn) {
+                    self.encoders.prepare((o.id.0, b.sbn), &o.oti, &b, &bytes);
+                }
             }
+        }
+    }
+
+    /// Asks for the blocks of the current window and the first 4 of the next
+    /// (for objects the driver supplies block by block), so that they are in
+    /// by the time they are sent.
+    fn prefetch_blocks(&mut self) {
+        let Some(first) = self.window.as_ref().map(|w| w.first) else {
+            return;
+        };
+        let object = self.cursor.object;
+        if self.objects[object].data.is_some() {
+            return;
+        }
+        let z = self.objects[object].oti.source_blocks();
+        let end = (first + self.config.interleave + 4).min(z);
+        for sbn in first..end {
+            let _ = self.block_bytes(object as u32, sbn as u8);
         }
     }
 
@@ -1737,12 +1940,14 @@ impl Sender {
         }
     }
 
+    /// Writes a DATA packet of `bytes`, block `sbn` of `object`.
     fn emit_data(
         &mut self,
         object: usize,
         sbn: u8,
         esi: u32,
         replay: bool,
+        bytes: &BlockBytes,
         buf: &mut [u8],
     ) -> usize {
         let o = &self.objects[object];
@@ -1757,12 +1962,12 @@ impl Sender {
             esi,
         );
         let out = packet.symbol_mut();
-        let data = &o.data[block.range()];
+        let data = bytes.as_slice();
         if esi < block.source_symbols {
             copy_source_symbol(data, esi, out);
         } else {
             self.encoders
-                .get((o.id.0, sbn), &o.oti, &block, &o.data)
+                .get((o.id.0, sbn), &o.oti, &block, data)
                 .write_symbol(esi, out)
                 .expect("ESI and length are in range");
         }
