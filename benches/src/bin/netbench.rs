@@ -5,7 +5,7 @@
 //!
 //! ```sh
 //! cargo build --release
-//! cargo run --release -p groupcast-benches --bin netbench
+//! cargo run --release -p groupcast-benches --bin netbench -- [--size 256MiB]
 //! cargo run --release -p groupcast-benches --bin netbench -- pacing
 //! ```
 //!
@@ -20,7 +20,10 @@
 //!    sender paced by the receiver's window, repair on request) and in
 //!    carousel mode (`--forever`, no back channel);
 //!
-//! and prints goodput / raw and goodput / (raw × (1 − p)).
+//! and prints goodput / raw and goodput / (raw × (1 − p)), with each end's peak
+//! RSS and CPU seconds per GB delivered (from `--stats-json`, and the raw
+//! blaster's and sink's own). `--size` (bytes, or KiB, MiB, GiB; default
+//! 256 MiB, or NETBENCH_SIZE) sets how much.
 
 use std::net::{Ipv6Addr, SocketAddrV6, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -32,6 +35,16 @@ use socket2::{Domain, Protocol, Socket, Type};
 const GROUP: &str = "ff1e::6263:6e65"; // arbitrary, inside the namespaces only
 const PORT: u16 = 4243;
 const DATAGRAM: usize = 1232;
+const MIB: f64 = (1 << 20) as f64;
+
+/// "4096", "64KiB", "256MiB" or "4GiB" in bytes.
+fn parse_size(v: &str) -> Option<u64> {
+    let (num, mult) = [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)]
+        .iter()
+        .find_map(|(suffix, m)| v.strip_suffix(suffix).map(|n| (n, *m)))
+        .unwrap_or((v, 1));
+    num.trim().parse::<u64>().ok()?.checked_mul(mult)
+}
 
 fn sh(args: &[&str]) {
     let st = Command::new(args[0])
@@ -86,6 +99,24 @@ fn ifindex(name: &str) -> u32 {
         .unwrap()
 }
 
+/// This process's peak RSS (VmHWM, bytes) and CPU seconds so far, as the
+/// `groupcast` stats report them.
+fn resources() -> (u64, f64) {
+    (
+        groupcast::io::process_status("VmHWM")
+            .and_then(|v| v.trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024),
+        groupcast::io::cpu_seconds(),
+    )
+}
+
+/// Raw blaster: `netbench blast IFACE BYTES`; prints "rss_bytes cpu_seconds".
+fn blast_and_report(iface: &str, bytes: u64) {
+    blast(iface, bytes);
+    let (rss, cpu) = resources();
+    println!("{rss} {cpu}");
+}
+
 /// Raw blaster: `netbench blast IFACE BYTES`.
 fn blast(iface: &str, bytes: u64) {
     let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)).unwrap();
@@ -131,7 +162,8 @@ fn sink(iface: &str, group: Ipv6Addr, port: u16) {
         sock.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
     }
     let secs = first.map_or(0.0, |f| (last - f).as_secs_f64());
-    println!("{bytes} {secs}");
+    let (rss, cpu) = resources();
+    println!("{bytes} {secs} {rss} {cpu}");
 }
 
 fn spawn(ns: &str, args: &[&str], log: &Path) -> Child {
@@ -228,7 +260,7 @@ fn pacing_table(a: &str, b: &str, me: &Path, groupcast: &Path, dir: &Path, raw: 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
-        Some("blast") => return blast(&args[2], args[3].parse().unwrap()),
+        Some("blast") => return blast_and_report(&args[2], args[3].parse().unwrap()),
         Some("sink") => {
             let group = args.get(3).map_or(GROUP, |g| g.as_str());
             let port = args.get(4).map_or(PORT, |p| p.parse().unwrap());
@@ -236,7 +268,7 @@ fn main() {
         }
         _ => {}
     }
-    let pacing = args.get(1).map(String::as_str) == Some("pacing");
+    let pacing = args.iter().any(|a| a == "pacing");
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let groupcast = std::env::var("GROUPCAST_BIN")
         .map(PathBuf::from)
@@ -247,10 +279,20 @@ fn main() {
         groupcast.display()
     );
     let me = std::env::current_exe().unwrap();
-    let size: u64 = std::env::var("NETBENCH_SIZE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(256 << 20);
+    // `--size BYTES` (or with a KiB, MiB or GiB suffix), else NETBENCH_SIZE, else 256 MiB.
+    let size_arg = args
+        .iter()
+        .position(|a| a == "--size")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .or_else(|| std::env::var("NETBENCH_SIZE").ok());
+    let size: u64 = match size_arg {
+        Some(v) => parse_size(&v).unwrap_or_else(|| {
+            eprintln!("netbench: --size {v}: give bytes, or a number with KiB, MiB or GiB");
+            std::process::exit(2);
+        }),
+        None => 256 << 20,
+    };
 
     let tag = format!("gcbench{}", std::process::id() % 100_000);
     let (a, b) = (format!("{tag}-a"), format!("{tag}-b"));
@@ -295,18 +337,33 @@ fn main() {
     let me_s = me.to_str().unwrap();
     let sink_child = spawn(&b, &[me_s, "sink", "e0"], &dir.join("sink.log"));
     std::thread::sleep(Duration::from_millis(300));
-    sh_in(&a, &[me_s, "blast", "e0", &size.to_string()]);
+    let blasted = Command::new("ip")
+        .args(["netns", "exec", &a, me_s, "blast", "e0", &size.to_string()])
+        .output()
+        .expect("the blaster runs");
+    assert!(blasted.status.success(), "the blaster failed");
+    let text = String::from_utf8_lossy(&blasted.stdout).to_string();
+    let mut it = text.split_whitespace();
+    let blast_rss: f64 = it.next().unwrap().parse().unwrap();
+    let blast_cpu: f64 = it.next().unwrap().parse().unwrap();
     let out = sink_child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let mut it = text.split_whitespace();
     let raw_bytes: f64 = it.next().unwrap().parse().unwrap();
     let raw_secs: f64 = it.next().unwrap().parse().unwrap();
+    let sink_rss: f64 = it.next().unwrap().parse().unwrap();
+    let sink_cpu: f64 = it.next().unwrap().parse().unwrap();
     let raw = raw_bytes / raw_secs;
     println!(
-        "raw UDP, {DATAGRAM}-byte datagrams: {:.1} MB/s ({:.0} of {} bytes arrived)",
+        "raw UDP, {DATAGRAM}-byte datagrams: {:.1} MB/s ({:.0} of {} bytes arrived); \
+         blaster {:.1} MiB peak RSS, {:.2} CPU s; sink {:.1} MiB, {:.2} CPU s",
         raw / 1e6,
         raw_bytes,
-        size
+        size,
+        blast_rss / MIB,
+        blast_cpu,
+        sink_rss / MIB,
+        sink_cpu
     );
 
     if pacing {
@@ -355,9 +412,12 @@ fn main() {
             std::thread::sleep(Duration::from_millis(300));
             let started = Instant::now();
             let overhead = format!("{}", 0.05 + loss as f64 / 100.0 * 1.3);
+            let send_stats = dir.join(format!("send-{mode}{loss}.json"));
             let mut args = vec![
                 gc,
                 "send",
+                "--stats-json",
+                send_stats.to_str().unwrap(),
                 file.to_str().unwrap(),
                 "--channel",
                 "netbench",
@@ -382,7 +442,10 @@ fn main() {
             let status = rx.wait().unwrap();
             let secs = started.elapsed().as_secs_f64();
             if mode == "carousel" {
-                let _ = tx.kill();
+                // SIGINT: it stops and writes its stats (`ip netns exec` execs it).
+                let _ = Command::new("kill")
+                    .args(["-INT", &tx.id().to_string()])
+                    .status();
             }
             let _ = tx.wait();
             assert!(
@@ -394,7 +457,17 @@ fn main() {
                 std::fs::read(out.join("payload.bin")).unwrap() == std::fs::read(&file).unwrap();
             assert!(same, "received file differs");
             let goodput = size as f64 / secs;
-            rows.push((mode, loss, goodput, secs));
+            let of = |path: &Path| -> (f64, f64) {
+                let v: serde_json::Value = std::fs::read_to_string(path)
+                    .ok()
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or_default();
+                (
+                    v["peak_rss_bytes"].as_f64().unwrap_or(0.0),
+                    v["cpu_s"].as_f64().unwrap_or(0.0),
+                )
+            };
+            rows.push((mode, loss, goodput, secs, of(&send_stats), of(&stats)));
             std::fs::remove_dir_all(&out).unwrap();
             if loss > 0 {
                 sh_in(&b, &["nft", "delete", "table", "ip6", "gcbench"]);
@@ -403,18 +476,29 @@ fn main() {
     }
     println!();
     println!(
-        "| mode | drop | groupcast goodput | time | goodput / raw | goodput / (raw × (1 − p)) |"
+        "| mode | drop | groupcast goodput | time | goodput / raw | goodput / (raw × (1 − p)) \
+         | sender peak RSS | sender CPU s/GB | receiver peak RSS | receiver CPU s/GB |"
     );
-    println!("|---|---|---|---|---|---|");
-    for (mode, loss, goodput, secs) in rows {
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let gb = size as f64 / 1e9;
+    for (mode, loss, goodput, secs, (s_rss, s_cpu), (r_rss, r_cpu)) in rows {
         let p = loss as f64 / 100.0;
         println!(
-            "| {mode} | {loss}% | {:.1} MB/s | {secs:.2} s | {:.2} | {:.2} |",
+            "| {mode} | {loss}% | {:.1} MB/s | {secs:.2} s | {:.2} | {:.2} | {:.1} MiB | {:.2} | {:.1} MiB | {:.2} |",
             goodput / 1e6,
             goodput / raw,
-            goodput / (raw * (1.0 - p))
+            goodput / (raw * (1.0 - p)),
+            s_rss / MIB,
+            s_cpu / gb,
+            r_rss / MIB,
+            r_cpu / gb,
         );
     }
+    println!(
+        "raw UDP: blaster {:.2} CPU s/GB, sink {:.2} CPU s/GB",
+        blast_cpu / gb,
+        sink_cpu / gb
+    );
     let _ = std::fs::remove_dir_all(&dir);
     drop(guard);
 }
