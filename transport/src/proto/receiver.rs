@@ -728,8 +728,9 @@ impl Receiver {
     /// Takes back a decode job. A decoded block is handed out and verified as
     /// if it had decoded inline; a failed attempt takes the symbols that came
     /// meanwhile and, with them, may go out again. A job whose object is gone
-    /// (failed, evicted, dropped by a session lock) is dropped.
-    pub fn handle_decoded(&mut self, now: Instant, done: DecodedBlock) {
+    /// (failed, evicted, dropped by a session lock) is dropped. `now` is taken
+    /// like every `handle_*` call's, though nothing here depends on it yet.
+    pub fn handle_decoded(&mut self, _now: Instant, done: DecodedBlock) {
         let DecodedBlock { job, decoded } = done;
         let (key, sbn) = (job.key, job.sbn);
         let Some(o) = self.table.objects.get_mut(&key) else {
@@ -753,14 +754,14 @@ impl Receiver {
         self.stats.buffered_bytes += decoder.buffered_bytes() as u64;
         *slot = Slot::Active(decoder);
         if decoded {
-            self.block_decoded(now, key, sbn);
+            self.block_decoded(key, sbn);
             return;
         }
         self.stats.decode_retries += 1;
         for (esi, symbol) in held {
             // Refusals were counted when these symbols arrived; one that
             // sends the block out again leaves the rest to be held anew.
-            let _ = self.offer(now, key, sbn, esi, &symbol);
+            let _ = self.offer(key, sbn, esi, &symbol);
         }
     }
 
@@ -1034,18 +1035,11 @@ impl Receiver {
             *in_flight += 1;
             *reserved += reserve;
         }
-        self.offer(now, key, d.sbn, d.esi, d.symbol)
+        self.offer(key, d.sbn, d.esi, d.symbol)
     }
 
     /// Offers one symbol to a block that is active (or out to decode).
-    fn offer(
-        &mut self,
-        now: Instant,
-        key: Key,
-        sbn: u8,
-        esi: u32,
-        symbol: &[u8],
-    ) -> Result<(), RejectReason> {
+    fn offer(&mut self, key: Key, sbn: u8, esi: u32, symbol: &[u8]) -> Result<(), RejectReason> {
         let offload = self.config.decode_threads > 0;
         let Self {
             table: ObjectTable { objects, .. },
@@ -1117,7 +1111,7 @@ impl Receiver {
             }
             Push::Decoded => {
                 stats.symbols_accepted += 1;
-                self.block_decoded(now, key, sbn);
+                self.block_decoded(key, sbn);
             }
         }
         Ok(())
@@ -1126,7 +1120,7 @@ impl Receiver {
     /// A block's decoder (active in its slot) has decoded: hands the block
     /// out, hashes it, releases the decoder, and completes the object if it
     /// was the last.
-    fn block_decoded(&mut self, _now: Instant, key: Key, sbn: u8) {
+    fn block_decoded(&mut self, key: Key, sbn: u8) {
         let Self {
             table: ObjectTable { objects, .. },
             in_flight,
