@@ -419,6 +419,52 @@ pub fn receive_into(
 mod tests {
     use super::*;
 
+    /// Blocks come from the right file at the right offset, through a few
+    /// open files; a file that shrank since it was hashed, or an object that
+    /// is no file, is an error that names the problem.
+    #[test]
+    fn block_reads_come_from_the_right_file_and_refuse_a_shrunk_one() {
+        let dir = std::env::temp_dir().join(format!("gc-blocks-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let mut files = Vec::new();
+        for i in 0..20u8 {
+            let p = dir.join(format!("f{i:02}"));
+            fs::write(&p, vec![i; 1000]).unwrap();
+            files.push(Source {
+                file: p,
+                path: format!("f{i:02}"),
+                size: 1000,
+                mode: 0o644,
+            });
+        }
+        let mut reader = BlockReader {
+            files: &files,
+            open: VecDeque::new(),
+        };
+        let req = |object: u32, offset: u64, len: usize| crate::proto::BlockRequest {
+            object: ObjectId(object),
+            sbn: 0,
+            offset,
+            len,
+        };
+        for round in 0..2 {
+            for i in 0..20u32 {
+                let got = reader.read(req(i + 1, 100 * round, 10)).unwrap();
+                assert_eq!(got, vec![i as u8; 10]);
+            }
+        }
+        assert!(reader.open.len() <= BlockReader::OPEN);
+        fs::write(&files[3].file, vec![3u8; 500]).unwrap();
+        let err = reader.read(req(4, 600, 100)).unwrap_err().to_string();
+        assert!(err.contains("shrank") && err.contains("f03"), "{err}");
+        assert!(
+            reader.read(req(0, 0, 1)).is_err(),
+            "object 0 is the manifest"
+        );
+        assert!(reader.read(req(99, 0, 1)).is_err());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn hash_file_matches_a_plain_hash_across_chunks() {
         let dir = std::env::temp_dir().join(format!("gc-rah-{}", std::process::id()));
