@@ -373,9 +373,22 @@ pub struct RecvArgs {
     #[arg(long, value_name = "ID")]
     pub expect: Option<TransferId>,
     /// Replace files that already exist in --output (without it, such a file is refused and
-    /// the receiver exits non-zero naming it).
+    /// the receiver exits non-zero naming it). A file identical to the manifest's (same size
+    /// and BLAKE3) is kept as it is and not received, either way.
     #[arg(long)]
     pub overwrite: bool,
+    /// Keep receiving: after each verified transfer, wait for the next one on the channel
+    /// (the sessions already received are ignored). Files whose hash already matches are
+    /// kept as they are and not received, so an update costs only what changed, and the same
+    /// content sent again completes at once. Implies --overwrite for files that changed.
+    /// Stops at SIGINT or SIGTERM (exit 0); --timeout then bounds the wait for each transfer.
+    #[arg(long)]
+    pub follow: bool,
+    /// Run this shell command after each verified transfer (under --follow, each that changed
+    /// a file), with GROUPCAST_TRANSFER_ID, GROUPCAST_OUTPUT, GROUPCAST_FILES and
+    /// GROUPCAST_FILES_KEPT in its environment. A failing command is reported, not fatal.
+    #[arg(long, value_name = "CMD")]
+    pub exec: Option<String>,
     /// Apply the manifest's permission bits as they are (without it, they are masked by the
     /// umask and never world-writable).
     #[arg(long)]

@@ -285,8 +285,44 @@ pub fn recv(args: &RecvArgs) -> Result<(), String> {
 sender; pin the transfer with the id `groupcast id PATH` prints"
         );
     }
+    let mut seen = Vec::new();
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, &INTERRUPTED)
+            .map_err(|e| format!("installing a signal handler: {e}"))?;
+    }
+    loop {
+        let outcome = recv_one(args, &net, &pb, timeout, nanos, &seen);
+        if !args.follow {
+            return outcome.map(|_| ());
+        }
+        if INTERRUPTED.load(Ordering::Relaxed) {
+            eprintln!("stopped following the channel");
+            return Ok(());
+        }
+        match outcome {
+            // Its session's late packets are ignored from now on; the same
+            // content sent again completes at once, every file kept.
+            Ok(done) => seen.extend(done.map(|(session, _)| session)),
+            // Under --follow a transfer that fails is reported and the wait goes on.
+            Err(e) => eprintln!("groupcast: {e}; waiting for the next transfer"),
+        }
+        if seen.len() > 1024 {
+            seen.remove(0);
+        }
+    }
+}
+
+/// One transfer of `groupcast recv`: the id of the transfer received, if any.
+fn recv_one(
+    args: &RecvArgs,
+    net: &NetConfig,
+    pb: &indicatif::ProgressBar,
+    timeout: Option<Duration>,
+    nanos: u64,
+    seen: &[SessionId],
+) -> Result<Option<(SessionId, groupcast::io::manifest::TransferId)>, String> {
     let sink_config = SinkConfig {
-        overwrite: args.overwrite,
+        overwrite: args.overwrite || args.follow,
         keep_modes: args.keep_modes,
         expect: args.expect,
         max_file_size: args.max_object_size,
@@ -302,15 +338,12 @@ sender; pin the transfer with the id `groupcast id PATH` prints"
         decode_threads: args
             .decode_threads
             .map_or_else(default_decode_threads, |n| n as usize),
+        refused_sessions: seen.to_vec(),
         ..ReceiverConfig::default()
     };
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, &INTERRUPTED)
-            .map_err(|e| format!("installing a signal handler: {e}"))?;
-    }
     let stop = || INTERRUPTED.load(Ordering::Relaxed);
     let result = receive_into(
-        &net,
+        net,
         receiver_config,
         sink_config,
         &args.output,
@@ -332,14 +365,29 @@ sender; pin the transfer with the id `groupcast id PATH` prints"
             pb.tick();
         },
     );
-    pb.finish_and_clear();
-    crate::log::hide();
+    if !args.follow {
+        pb.finish_and_clear();
+        crate::log::hide();
+    }
     let (stats, report, outcome) = result.map_err(|e| e.to_string())?;
     if outcome.is_ok() {
         eprintln!(
-            "received {} file(s), {} bytes, verified, in {:.2} s",
-            report.files, report.file_bytes, report.duration_s
+            "received {} file(s), {} bytes, verified, in {:.2} s{}",
+            report.files,
+            report.file_bytes,
+            report.duration_s,
+            if report.files_kept > 0 {
+                format!(" ({} identical already, kept)", report.files_kept)
+            } else {
+                String::new()
+            }
         );
+        // (Under --follow, a transfer that changed nothing runs no command.)
+        if let (Some(cmd), Some(id)) = (&args.exec, report.transfer_id)
+            && !(args.follow && report.files_kept == report.files)
+        {
+            run_exec(cmd, id, &args.output, report.files, report.files_kept);
+        }
     }
     let refused: serde_json::Map<String, serde_json::Value> = report
         .refused
@@ -381,6 +429,7 @@ sender; pin the transfer with the id `groupcast id PATH` prints"
             "blocks_decoded": stats.blocks_decoded,
             "decode_retries": stats.decode_retries,
             "files": report.files,
+            "files_kept": report.files_kept,
             "file_bytes": report.file_bytes,
             "duration_s": report.duration_s,
             "complete": outcome.is_ok(),
@@ -392,7 +441,31 @@ sender; pin the transfer with the id `groupcast id PATH` prints"
             "feedback_dropped": report.driver.feedback_dropped,
         }),
     )?;
-    outcome
+    outcome.map(|()| report.session.zip(report.transfer_id))
+}
+
+/// `recv --exec CMD`: runs CMD with `sh -c` after a verified transfer, with
+/// the transfer in its environment; a failure is reported, not fatal.
+fn run_exec(
+    cmd: &str,
+    id: groupcast::io::manifest::TransferId,
+    output: &std::path::Path,
+    files: usize,
+    kept: usize,
+) {
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .env("GROUPCAST_TRANSFER_ID", id.to_string())
+        .env("GROUPCAST_OUTPUT", output)
+        .env("GROUPCAST_FILES", files.to_string())
+        .env("GROUPCAST_FILES_KEPT", kept.to_string())
+        .status();
+    match status {
+        Ok(s) if s.success() => {}
+        Ok(s) => eprintln!("warning: --exec '{cmd}' exited with {s}"),
+        Err(e) => eprintln!("warning: --exec '{cmd}' could not run: {e}"),
+    }
 }
 
 /// This process's peak resident set (VmHWM), in bytes, or 0 if unknown.

@@ -921,6 +921,112 @@ fn a_file_larger_than_the_memory_cap_is_sent_in_bounded_memory() {
     }
 }
 
+/// Issue 14, item 6: `recv --follow --exec CMD` takes one transfer after
+/// another on the channel. The second, of the same tree with one file changed,
+/// receives only that file: the unchanged one is kept as it is (same inode).
+/// CMD runs after each verified transfer with the transfer in its
+/// environment, and SIGTERM ends the receiver with status 0.
+#[test]
+fn a_following_receiver_takes_each_update_and_keeps_identical_files() {
+    use std::os::unix::fs::MetadataExt;
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !prerequisites("follow") {
+        return;
+    }
+    let (mut lab, hosts) = bridge_lab("fo", &[0]);
+    let src = lab.dir.join("tree");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    random_file(&src.join("same.bin"), 300_000, 21);
+    random_file(&src.join("sub/changes.bin"), 200_000, 22);
+    let channel = "gc-test-follow";
+    let marks = lab.dir.join("exec.log");
+    let exec = format!(
+        "echo \"$GROUPCAST_TRANSFER_ID $GROUPCAST_FILES $GROUPCAST_FILES_KEPT\" >> {}",
+        marks.display()
+    );
+    let out = lab.recv_with(
+        "follow",
+        &hosts[1].clone(),
+        channel,
+        &["--follow", "--exec", &exec],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let wait_marks = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let lines: Vec<String> = std::fs::read_to_string(&marks)
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_owned)
+                .collect();
+            if lines.len() >= n || Instant::now() > deadline {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let snd = hosts[0].clone();
+    let send = |lab: &mut Lab, label: &str| {
+        let src = src.to_str().unwrap().to_owned();
+        lab.spawn(
+            label,
+            &snd,
+            &[
+                BIN,
+                "send",
+                &src,
+                "--channel",
+                channel,
+                "--interface",
+                "e0",
+                "--rate",
+                "100M",
+            ],
+        );
+        let status = lab.wait(label, Duration::from_secs(30));
+        assert!(status.success(), "{label}: {}", lab.log(label));
+    };
+    send(&mut lab, "send1");
+    let first = wait_marks(1);
+    assert_eq!(
+        first.len(),
+        1,
+        "no --exec after the first transfer: {}",
+        lab.log("follow")
+    );
+    assert_identical(&src, &out);
+    let inode = std::fs::metadata(out.join("same.bin")).unwrap().ino();
+    random_file(&src.join("sub/changes.bin"), 250_000, 23);
+    send(&mut lab, "send2");
+    let both = wait_marks(2);
+    assert_eq!(
+        both.len(),
+        2,
+        "no --exec after the update: {}",
+        lab.log("follow")
+    );
+    assert_identical(&src, &out);
+    assert_eq!(
+        std::fs::metadata(out.join("same.bin")).unwrap().ino(),
+        inode,
+        "the unchanged file was written again"
+    );
+    let fields: Vec<&str> = both[1].split(' ').collect();
+    assert_eq!(fields.len(), 3, "{both:?}");
+    assert_ne!(
+        fields[0],
+        first[0].split(' ').next().unwrap(),
+        "the same transfer twice"
+    );
+    assert_eq!((fields[1], fields[2]), ("2", "1"), "files, kept: {both:?}");
+    assert_eq!(lab.stats("follow")["files_kept"], 1);
+    let status = lab.terminate("follow");
+    assert!(
+        status.success(),
+        "a following receiver stopped by SIGTERM: {status:?}"
+    );
+}
+
 /// Feedback issue, acceptance 4: hybrid mode (the default) moves a 20 MiB file
 /// to receivers dropping 0%, 10% and 25%; every copy is identical, the sender
 /// exits by itself, and it sends at most 1.05 × size / (1 − 0.25) bytes plus

@@ -279,6 +279,45 @@ fn existing_files_are_kept_unless_overwrite_and_names_the_fs_refuses_refuse_one_
     );
 }
 
+/// A file that is in place already with the manifest's size and hash is kept
+/// as it is and not received (nothing is bound for it), with or without
+/// --overwrite; one that differs is refused (or, with --overwrite, received);
+/// a link to an identical file is not taken for it.
+#[test]
+fn identical_files_in_place_are_kept_and_not_received_again() {
+    let d = Dir::new("same");
+    fs::write(d.out().join("same"), b"the same bytes").unwrap();
+    fs::write(d.out().join("other"), b"other bytes").unwrap();
+    fs::write(d.out().join("target"), b"linked").unwrap();
+    std::os::unix::fs::symlink(d.out().join("target"), d.out().join("link")).unwrap();
+    for overwrite in [false, true] {
+        let mut sink = FileSink::new(
+            &d.out(),
+            SinkConfig {
+                overwrite,
+                ..SinkConfig::default()
+            },
+        )
+        .unwrap();
+        let m = manifest(&[
+            ("link", b"linked", 0o644),
+            ("other", b"their bytes", 0o644),
+            ("same", b"the same bytes", 0o644),
+        ]);
+        deliver_manifest(&mut sink, 1, &m);
+        let (_, objects) = sink.take_binding().unwrap();
+        let names: Vec<_> = objects.iter().map(|b| b.name.as_str()).collect();
+        if overwrite {
+            assert_eq!(names, vec!["link", "other"]);
+        } else {
+            assert!(names.is_empty(), "{names:?}");
+            assert_eq!(count(&sink, Refusal::Exists), 2);
+        }
+        assert_eq!((sink.kept(), sink.completed()), (1, 1));
+        assert_eq!(fs::read(d.out().join("same")).unwrap(), b"the same bytes");
+    }
+}
+
 #[test]
 fn an_expected_id_admits_only_its_manifest_and_space_is_checked_first() {
     let d = Dir::new("expect");

@@ -142,10 +142,15 @@ pub struct TransferReport {
     pub driver: super::DriverStats,
     /// The transfer id (receivers: of the bound manifest, if any).
     pub transfer_id: Option<TransferId>,
+    /// Receivers: the session of the bound manifest, if any.
+    pub session: Option<crate::proto::SessionId>,
     /// Objects and files the file sink refused, by reason.
     pub refused: Vec<(Refusal, u64)>,
     /// Files of the manifest that were refused, with why.
     pub refused_files: Vec<(String, String)>,
+    /// Files of the manifest in place already, identical, and kept as they
+    /// were (counted in `files` too).
+    pub files_kept: usize,
 }
 
 /// BLAKE3 of a file that must be `size` bytes long, read in 1 MiB chunks and
@@ -374,9 +379,11 @@ pub fn receive_into(
     let report = TransferReport {
         duration_s: started.elapsed().as_secs_f64(),
         files: sink.completed(),
+        files_kept: sink.kept(),
         file_bytes: sink.bytes_written,
         driver,
         transfer_id: sink.bound().map(|b| b.1),
+        session: sink.bound().map(|b| b.0),
         refused: sink.refused_by_reason().collect(),
         refused_files: sink.refused_files().to_vec(),
     };

@@ -12,6 +12,9 @@
 //! - data goes to a temporary file created with `O_CREAT | O_EXCL |
 //!   O_NOFOLLOW` under a random name, which is renamed into place, without
 //!   replacing anything unless asked to (`RENAME_NOREPLACE`);
+//! - a regular file already in place with the manifest's size and BLAKE3
+//!   hash (opened without following links, hashed in chunks) is kept as it
+//!   is and not received at all (`kept`): an update sends what changed;
 //! - modes are masked by the umask and never world-writable, unless asked;
 //! - a file-system failure caused by a name or size refuses that one file:
 //!   it is counted, reported, and the rest of the transfer goes on.
@@ -140,6 +143,7 @@ pub struct FileSink {
     refused: HashMap<Refusal, u64>,
     refused_files: Vec<(String, String)>,
     done: usize,
+    kept: usize,
     /// Bytes written into files so far.
     pub bytes_written: u64,
 }
@@ -179,6 +183,7 @@ impl FileSink {
             refused: HashMap::new(),
             refused_files: Vec::new(),
             done: 0,
+            kept: 0,
             bytes_written: 0,
         })
     }
@@ -442,6 +447,16 @@ impl FileSink {
                 );
                 continue;
             }
+            // The very file is there already: kept as it is, not received.
+            let hash = self.slots[&object].entry.hash;
+            if self.holds(&path, size, &hash) {
+                if let Some(slot) = self.slots.get_mut(&object) {
+                    slot.state = State::Done;
+                }
+                self.done += 1;
+                self.kept += 1;
+                continue;
+            }
             if !self.config.overwrite && self.exists(&path) {
                 self.refuse_file(
                     object,
@@ -467,7 +482,7 @@ impl FileSink {
         self.binding = Some(
             ids.iter()
                 .filter_map(|o| self.slots.get(o))
-                .filter(|s| !matches!(s.state, State::Refused))
+                .filter(|s| matches!(s.state, State::Waiting))
                 .map(|s| BoundObject {
                     object: s.entry.object,
                     size: s.entry.size,
@@ -477,6 +492,51 @@ impl FileSink {
                 .collect(),
         );
         Ok(())
+    }
+
+    /// Whether a regular file of `size` bytes whose BLAKE3 hash is `hash` is
+    /// at `path` already (looked up without following any link, and read in
+    /// chunks).
+    fn holds(&self, path: &str, size: u64, hash: &[u8; 32]) -> bool {
+        use std::io::Read;
+        let (parent, base) = split(path);
+        let Ok(Some(dir)) = open_dir_beneath(&self.root, parent, false) else {
+            return false;
+        };
+        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        let Ok(fd) = rustix::fs::openat(&dir, base, flags, Mode::empty()) else {
+            return false;
+        };
+        match rustix::fs::fstat(&fd) {
+            Ok(st)
+                if rustix::fs::FileType::from_raw_mode(st.st_mode).is_file()
+                    && st.st_size as u64 == size => {}
+            _ => return false,
+        }
+        let mut file = File::from(fd);
+        let mut h = blake3::Hasher::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    total += n as u64;
+                    if total > size {
+                        return false;
+                    }
+                    h.update(&buf[..n]);
+                }
+                Err(_) => return false,
+            }
+        }
+        total == size && h.finalize().as_bytes() == hash
+    }
+
+    /// Files of the bound manifest that were in place already, identical,
+    /// and kept as they were (counted in [`FileSink::completed`] too).
+    pub fn kept(&self) -> usize {
+        self.kept
     }
 
     /// Whether something (a file, a directory, a link) is at `path` already,

@@ -20,6 +20,9 @@ use crate::wire::{
 pub struct ReceiverConfig {
     /// Accept only this session; `None` accepts every session (each kept apart).
     pub session: Option<SessionId>,
+    /// Sessions to refuse (`foreign_session`), with no feedback to them: for
+    /// a driver that has finished with them (`recv --follow`).
+    pub refused_sessions: Vec<SessionId>,
     /// Largest object accepted, in bytes. Default 4 GiB.
     pub max_object_size: u64,
     /// Objects decoded at once. Default 16.
@@ -92,6 +95,7 @@ impl Default for ReceiverConfig {
     fn default() -> Self {
         Self {
             session: None,
+            refused_sessions: Vec::new(),
             max_object_size: 4 << 30,
             max_objects: 16,
             max_blocks_in_flight: 64,
@@ -971,6 +975,9 @@ impl Receiver {
     fn accept_session(&self, session: u64) -> Result<(), RejectReason> {
         match self.config.session {
             Some(s) if s.0 != session => Err(RejectReason::ForeignSession),
+            _ if self.config.refused_sessions.contains(&SessionId(session)) => {
+                Err(RejectReason::ForeignSession)
+            }
             _ => Ok(()),
         }
     }
