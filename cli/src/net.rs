@@ -279,6 +279,12 @@ pub fn recv(args: &RecvArgs) -> Result<(), String> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
+    if args.follow {
+        eprintln!(
+            "warning: --follow replaces files with whatever later transfers on the group carry; \
+until signed channels, use it only on a group that only the sender reaches (see docs/security.md)"
+        );
+    }
     if args.expect.is_none() {
         eprintln!(
             "warning: no --expect ID: any host that can send to the group can impersonate the \
