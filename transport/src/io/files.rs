@@ -158,9 +158,14 @@ pub struct TransferReport {
 /// few chunks whatever the size. A file that is not `size` bytes long when
 /// read (it changed since it was listed) is an error.
 pub fn hash_file(path: &Path, size: u64) -> std::io::Result<[u8; 32]> {
+    hash_open_file(fs::File::open(path)?, size)
+}
+
+/// [`hash_file`] for a file already open (for example one opened beneath a
+/// directory without following links), read from where it stands.
+pub fn hash_open_file(mut file: fs::File, size: u64) -> std::io::Result<[u8; 32]> {
     use std::io::Read;
     const CHUNK: usize = 1 << 20;
-    let mut file = fs::File::open(path)?;
     let (full, filled) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
     let (empty, spare) = std::sync::mpsc::channel::<Vec<u8>>();
     let (read, hash) = std::thread::scope(|scope| {

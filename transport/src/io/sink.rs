@@ -495,10 +495,9 @@ impl FileSink {
     }
 
     /// Whether a regular file of `size` bytes whose BLAKE3 hash is `hash` is
-    /// at `path` already (looked up without following any link, and read in
-    /// chunks).
+    /// at `path` already (looked up without following any link, and hashed
+    /// as `files::hash_file` does).
     fn holds(&self, path: &str, size: u64, hash: &[u8; 32]) -> bool {
-        use std::io::Read;
         let (parent, base) = split(path);
         let Ok(Some(dir)) = open_dir_beneath(&self.root, parent, false) else {
             return false;
@@ -513,24 +512,7 @@ impl FileSink {
                     && st.st_size as u64 == size => {}
             _ => return false,
         }
-        let mut file = File::from(fd);
-        let mut h = blake3::Hasher::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut total = 0u64;
-        loop {
-            match file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    total += n as u64;
-                    if total > size {
-                        return false;
-                    }
-                    h.update(&buf[..n]);
-                }
-                Err(_) => return false,
-            }
-        }
-        total == size && h.finalize().as_bytes() == hash
+        super::files::hash_open_file(File::from(fd), size).is_ok_and(|h| &h == hash)
     }
 
     /// Files of the bound manifest that were in place already, identical,
