@@ -1727,9 +1727,10 @@ impl Receiver {
                 Some((lo, hi, lacking)) if counted => {
                     ranked_backoff(lo + (hi - lo) * v, grtt * window, group * lacking)
                 }
-                // With none (it has heard nobody), ordered all the same.
-                Some((lo, hi, _)) => nack_backoff(lo + (hi - lo) * v, grtt * window, group),
-                None => nack_backoff(plain, grtt * window, group),
+                // With none (it has heard nobody, perhaps none of it reaches
+                // the sender), the plain draw: ranks would push most NACKs to
+                // the end of the window, and the unanswered ones warn later.
+                _ => nack_backoff(plain, grtt * window, group),
             };
             let at = now + Duration::from_secs_f64(delay.max(0.0));
             f.timers.insert((n.object, n.sbn), at);
