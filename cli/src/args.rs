@@ -234,6 +234,11 @@ impl From<&DemoArgs> for SimArgs {
 pub struct SendArgs {
     /// The file to send, or a directory: every file beneath it is sent, with its relative path.
     pub path: PathBuf,
+    /// A file larger than this travels as several objects of this size (its parts), each
+    /// verified on its own and written at its offset; the transfer id depends on it
+    /// (`groupcast id --part-size`). 4KiB to 1GiB.
+    #[arg(long, default_value = "256MiB", value_parser = parse_size, value_name = "SIZE")]
+    pub part_size: u64,
     /// Channel name; its group address is ff1e:: followed by BLAKE3(name) (see `groupcast channel`).
     #[arg(long)]
     pub channel: String,

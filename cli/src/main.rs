@@ -66,6 +66,9 @@ enum Command {
     Id {
         /// The file or directory.
         path: std::path::PathBuf,
+        /// The part size the sender uses (`send --part-size`).
+        #[arg(long, default_value = "256MiB", value_parser = groupcast_sim::units::parse_size, value_name = "SIZE")]
+        part_size: u64,
     },
     /// Print the IPv6 multicast group of a channel name.
     ///
@@ -85,7 +88,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => scenario::sim(&args),
         Command::Send(args) => net::send(&args),
         Command::Recv(args) => net::recv(&args),
-        Command::Id { path } => net::id(&path),
+        Command::Id { path, part_size } => net::id(&path, part_size),
         Command::Channel { name } => {
             let verbose = cli.verbose > 0;
             let ch = groupcast::Channel::new(&name);

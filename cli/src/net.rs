@@ -142,6 +142,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
         &net,
         config,
         &args.path,
+        args.part_size,
         |id| {
             eprintln!("transfer id {id} (receivers can pin it: recv --expect {id})");
         },
@@ -482,8 +483,8 @@ fn peak_rss_bytes() -> u64 {
 }
 
 /// `groupcast id`: the transfer id `groupcast send PATH` would announce.
-pub fn id(path: &std::path::Path) -> Result<(), String> {
-    let id = groupcast::io::files::transfer_id(path).map_err(|e| e.to_string())?;
+pub fn id(path: &std::path::Path, part_size: u64) -> Result<(), String> {
+    let id = groupcast::io::files::transfer_id(path, part_size).map_err(|e| e.to_string())?;
     println!("{id}");
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Drives the file sink with arbitrary receiver events (manifests valid or
 //! not, with hostile names; blocks at any offset; completions with right or
-//! wrong hashes; failures) over a temporary output directory in which a link
+//! wrong hashes; failures; files in parts) over a temporary output directory in which a link
 //! to a directory outside, a file and a directory were planted. It binds as
 //! the driver does. Whatever happens, nothing outside the output directory is
 //! created or changed, the planted entries stay as they are, every file
@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arbitrary::Arbitrary;
-use groupcast::io::files::{Entry, FileSink, MANIFEST_NAME, Manifest, SinkConfig, TransferId};
+use groupcast::io::files::{
+    Entry, FileSink, MANIFEST_NAME, Manifest, Part, SinkConfig, TransferId, part_ranges,
+};
 use groupcast::{ObjectId, ReceiverEvent, SessionId};
 use libfuzzer_sys::fuzz_target;
 
@@ -59,7 +61,7 @@ enum Op {
 
 /// The content of file `i` of a manifest: the same for its entry and its data.
 fn content(seed: u8, len: u16) -> Vec<u8> {
-    (0..len as u32 % 3000).map(|j| (j as u8).wrapping_mul(31) ^ seed).collect()
+    (0..len as u32 % 10_000).map(|j| (j as u8).wrapping_mul(31) ^ seed).collect()
 }
 
 fn walk(dir: &Path, out: &mut Vec<(String, bool)>) {
@@ -109,28 +111,32 @@ fuzz_target!(|ops: Vec<Op>| {
     for op in ops.into_iter().take(64) {
         let events = match op {
             Op::Manifest { session, files, split, right_hash } => {
-                let m = Manifest {
-                    entries: files
-                        .iter()
-                        .take(8)
-                        .enumerate()
-                        .map(|(i, (name, seed, len))| {
-                            let c = content(*seed, *len);
-                            Entry {
-                                object: ObjectId(i as u32 + 1),
-                                path: name.get(),
-                                size: c.len() as u64,
-                                mode: 0o644,
-                                hash: TransferId::of(&c).0,
-                            }
-                        })
-                        .collect(),
-                };
-                for (i, (_, seed, len)) in files.iter().take(8).enumerate() {
+                // Files over 4 KiB are in parts, one object each.
+                const PART: u64 = 4096;
+                let mut object = 1u32;
+                let mut entries = Vec::new();
+                for (name, seed, len) in files.iter().take(8) {
                     let c = content(*seed, *len);
-                    let h = TransferId::of(&c).0;
-                    contents.push(((SessionId(session as u64), i as u32 + 1), (c, h)));
+                    let ranges = part_ranges(c.len() as u64, PART);
+                    let mut parts = Vec::new();
+                    for (i, &(offset, size)) in ranges.iter().enumerate() {
+                        let bytes = c[offset as usize..(offset + size) as usize].to_vec();
+                        let h = TransferId::of(&bytes).0;
+                        let o = object + i as u32;
+                        contents.push(((SessionId(session as u64), o), (bytes, h)));
+                        parts.push(Part { object: ObjectId(o), offset, size, hash: h });
+                    }
+                    entries.push(Entry {
+                        object: ObjectId(object),
+                        path: name.get(),
+                        size: c.len() as u64,
+                        mode: 0o644,
+                        hash: TransferId::of(&c).0,
+                        parts: if parts.len() > 1 { parts } else { Vec::new() },
+                    });
+                    object += ranges.len() as u32;
                 }
+                let m = Manifest { part_size: PART, entries };
                 let bytes = m.encode();
                 let at = split as usize % (bytes.len() + 1);
                 let hash = if right_hash { TransferId::of(&bytes).0 } else { [1; 32] };
@@ -189,7 +195,7 @@ fuzz_target!(|ops: Vec<Op>| {
             sink.handle(e).unwrap();
             if sink.take_binding().is_some() && bound.is_none() {
                 // The bytes of the bound manifest, as the sink decoded them.
-                bound = Some(Manifest { entries: sink.entries().cloned().collect() });
+                bound = Some(Manifest { entries: sink.entries().cloned().collect(), ..Manifest::default() });
             }
         }
     }

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use groupcast::io::IoError;
 use groupcast::io::files::{
-    Entry, FileSink, MANIFEST_NAME, Manifest, Refusal, SinkConfig, TransferId,
+    DEFAULT_PART_SIZE, Entry, FileSink, MANIFEST_NAME, Manifest, Part, Refusal, SinkConfig,
+    TransferId, part_ranges,
 };
 use groupcast::{ObjectId, ReceiverEvent, SessionId};
 
@@ -33,19 +34,41 @@ impl Drop for Dir {
 }
 
 fn manifest(files: &[(&str, &[u8], u32)]) -> Manifest {
-    Manifest {
-        entries: files
-            .iter()
-            .enumerate()
-            .map(|(i, (path, data, mode))| Entry {
-                object: ObjectId(i as u32 + 1),
-                path: (*path).into(),
-                size: data.len() as u64,
-                mode: *mode,
-                hash: *blake3::hash(data).as_bytes(),
-            })
-            .collect(),
+    manifest_in_parts(files, DEFAULT_PART_SIZE)
+}
+
+/// The manifest of `files`, those larger than `part_size` in parts.
+fn manifest_in_parts(files: &[(&str, &[u8], u32)], part_size: u64) -> Manifest {
+    let mut object = 1;
+    let mut entries = Vec::new();
+    for (path, data, mode) in files {
+        let ranges = part_ranges(data.len() as u64, part_size);
+        let parts = if ranges.len() > 1 {
+            ranges
+                .iter()
+                .enumerate()
+                .map(|(i, &(offset, size))| Part {
+                    object: ObjectId(object + i as u32),
+                    offset,
+                    size,
+                    hash: *blake3::hash(&data[offset as usize..(offset + size) as usize])
+                        .as_bytes(),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        entries.push(Entry {
+            object: ObjectId(object),
+            path: (*path).into(),
+            size: data.len() as u64,
+            mode: *mode,
+            hash: *blake3::hash(data).as_bytes(),
+            parts,
+        });
+        object += ranges.len() as u32;
     }
+    Manifest { part_size, entries }
 }
 
 fn block(session: u64, object: u32, offset: u64, data: &[u8]) -> ReceiverEvent {
@@ -339,14 +362,26 @@ fn an_expected_id_admits_only_its_manifest_and_space_is_checked_first() {
     drop(sink);
 
     // A manifest whose files cannot fit fails at once, naming the problem.
+    let size = 1u64 << 39;
     let huge = Manifest {
         entries: vec![Entry {
             object: ObjectId(1),
             path: "huge".into(),
-            size: 1 << 39,
+            size,
             mode: 0o644,
             hash: [7; 32],
+            parts: part_ranges(size, DEFAULT_PART_SIZE)
+                .into_iter()
+                .enumerate()
+                .map(|(i, (offset, size))| Part {
+                    object: ObjectId(1 + i as u32),
+                    offset,
+                    size,
+                    hash: [7; 32],
+                })
+                .collect(),
         }],
+        ..Manifest::default()
     };
     let mut sink = FileSink::new(&d.out(), SinkConfig::default()).unwrap();
     let bytes = huge.encode();
@@ -382,4 +417,87 @@ fn a_failure_reported_after_a_file_is_placed_or_refused_changes_nothing() {
     assert_eq!(sink.completed(), 1, "a placed file was counted twice");
     assert!(sink.is_settled() && !sink.is_done());
     assert!(!d.out().join("b").exists(), "a refused file was written");
+}
+
+/// A file in parts is written part by part at each part's offset, in any
+/// order, and placed only once every part verified; a part that fails keeps
+/// the others, and a part whose size or hash lies refuses the file.
+#[test]
+fn a_file_in_parts_is_assembled_at_the_offsets_and_placed_once_whole() {
+    let d = Dir::new("parts");
+    let big: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let other: Vec<u8> = big.iter().rev().copied().collect();
+    let m = manifest_in_parts(
+        &[
+            ("a", b"small", 0o644),
+            ("big", &big, 0o644),
+            ("z", &other, 0o644),
+        ],
+        4096,
+    );
+    // a is object 1; big objects 2, 3, 4; z objects 5, 6, 7.
+    assert_eq!(m.entries[2].object, ObjectId(5));
+    let mut sink = FileSink::new(&d.out(), SinkConfig::default()).unwrap();
+    deliver_manifest(&mut sink, 1, &m);
+    let (session, binding) = sink.take_binding().unwrap();
+    assert_eq!(session, SessionId(1));
+    let bound: Vec<(u32, u64, &str)> = binding
+        .iter()
+        .map(|b| (b.object.0, b.size, b.name.as_str()))
+        .collect();
+    assert_eq!(
+        bound,
+        [
+            (1, 5, "a"),
+            (2, 4096, "big"),
+            (3, 4096, "big"),
+            (4, 1808, "big"),
+            (5, 4096, "z"),
+            (6, 4096, "z"),
+            (7, 1808, "z"),
+        ]
+    );
+    let part = |data: &[u8], i: usize| data[i * 4096..((i + 1) * 4096).min(data.len())].to_vec();
+    deliver_file(&mut sink, 1, 1, b"small", "a");
+    // big's last part first, in two blocks, then its first part.
+    let p2 = part(&big, 2);
+    sink.handle(block(1, 4, 1000, &p2[1000..])).unwrap();
+    sink.handle(block(1, 4, 0, &p2[..1000])).unwrap();
+    sink.handle(complete(1, 4, &p2, "big")).unwrap();
+    deliver_file(&mut sink, 1, 2, &part(&big, 0), "big");
+    assert!(!d.out().join("big").exists(), "placed before every part");
+    // The middle part fails once (the receiver starts it over), then
+    // arrives: the other parts stay.
+    sink.handle(block(1, 3, 0, &[0xee; 4096])).unwrap();
+    sink.handle(ReceiverEvent::ObjectFailed {
+        session: SessionId(1),
+        object: ObjectId(3),
+        reason: groupcast::FailReason::HashMismatch,
+    })
+    .unwrap();
+    deliver_file(&mut sink, 1, 3, &part(&big, 1), "big");
+    assert_eq!(fs::read(d.out().join("big")).unwrap(), big);
+    // A part of z longer than the manifest says refuses z, and its bytes
+    // never land.
+    deliver_file(&mut sink, 1, 5, &part(&other, 0), "z");
+    sink.handle(block(1, 7, 0, &[1; 1809])).unwrap();
+    assert_eq!(count(&sink, Refusal::ManifestMismatch), 1);
+    deliver_file(&mut sink, 1, 6, &part(&other, 1), "z");
+    deliver_file(&mut sink, 1, 7, &part(&other, 2), "z");
+    assert!(sink.is_settled() && !sink.is_done());
+    assert_eq!(sink.completed(), 2);
+    assert_eq!(listing(&d.out()), ["a", "big"]);
+    drop(sink);
+
+    // A part whose completion gives another hash than its line refuses the file.
+    let d = Dir::new("parts-hash");
+    let mut sink = FileSink::new(&d.out(), SinkConfig::default()).unwrap();
+    let m = manifest_in_parts(&[("big", &big, 0o600)], 4096);
+    deliver_manifest(&mut sink, 2, &m);
+    deliver_file(&mut sink, 2, 1, &part(&big, 0), "big");
+    deliver_file(&mut sink, 2, 2, &part(&other, 1), "big");
+    deliver_file(&mut sink, 2, 3, &part(&big, 2), "big");
+    assert_eq!(count(&sink, Refusal::ManifestMismatch), 1);
+    assert!(sink.is_settled() && !sink.is_done());
+    assert_eq!(listing(&d.out()), Vec::<String>::new());
 }

@@ -520,26 +520,53 @@ fn write_fuzz_corpus() {
 }
 
 /// protocol.md §11.1: the manifest example is what the encoder writes for its
-/// two files, byte for byte, and its transfer id is BLAKE3 of those bytes.
+/// three files, byte for byte (the third in two parts), and its transfer id is
+/// BLAKE3 of those bytes.
 #[test]
 fn manifest_example_matches_protocol_md() {
-    use groupcast::io::files::{Entry, Manifest, TransferId};
+    use groupcast::io::files::{Entry, Manifest, Part, TransferId};
     let hello = b"hello, multicast\n";
+    let zeros = vec![0u8; 5000];
+    let hash = |b: &[u8]| *blake3::hash(b).as_bytes();
     let m = Manifest {
+        part_size: 4096,
         entries: vec![
             Entry {
                 object: groupcast::ObjectId(1),
                 path: "docs/empty".into(),
                 size: 0,
                 mode: 0o600,
-                hash: *blake3::hash(b"").as_bytes(),
+                hash: hash(b""),
+                parts: Vec::new(),
             },
             Entry {
                 object: groupcast::ObjectId(2),
                 path: "hello.txt".into(),
                 size: hello.len() as u64,
                 mode: 0o644,
-                hash: *blake3::hash(hello).as_bytes(),
+                hash: hash(hello),
+                parts: Vec::new(),
+            },
+            Entry {
+                object: groupcast::ObjectId(3),
+                path: "zeros.bin".into(),
+                size: 5000,
+                mode: 0o644,
+                hash: hash(&zeros),
+                parts: vec![
+                    Part {
+                        object: groupcast::ObjectId(3),
+                        offset: 0,
+                        size: 4096,
+                        hash: hash(&zeros[..4096]),
+                    },
+                    Part {
+                        object: groupcast::ObjectId(4),
+                        offset: 4096,
+                        size: 904,
+                        hash: hash(&zeros[4096..]),
+                    },
+                ],
             },
         ],
     };

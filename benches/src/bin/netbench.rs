@@ -23,7 +23,18 @@
 //! and prints goodput / raw and goodput / (raw × (1 − p)), with each end's peak
 //! RSS and CPU seconds per GB delivered (from `--stats-json`, and the raw
 //! blaster's and sink's own). `--size` (bytes, or KiB, MiB, GiB; default
-//! 256 MiB, or NETBENCH_SIZE) sets how much.
+//! 256 MiB, or NETBENCH_SIZE) sets how much; a comma-separated list
+//! (`--size 256MiB,4GiB`) runs each size in turn, and prints each size's
+//! goodput at 0% drop as a ratio of the first's. `--modes hybrid` runs only
+//! the modes listed. Files are written, and the copies compared, in chunks:
+//! nothing holds a whole file.
+//!
+//! Issue 14's large-file runs (4 GiB and 20 GiB, beside 256 MiB):
+//!
+//! ```sh
+//! cargo run --release -p groupcast-benches --bin netbench -- --size 256MiB,4GiB --modes hybrid
+//! cargo run --release -p groupcast-benches --bin netbench -- --size 256MiB,20GiB --modes hybrid
+//! ```
 
 use std::net::{Ipv6Addr, SocketAddrV6, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -279,20 +290,35 @@ fn main() {
         groupcast.display()
     );
     let me = std::env::current_exe().unwrap();
-    // `--size BYTES` (or with a KiB, MiB or GiB suffix), else NETBENCH_SIZE, else 256 MiB.
+    // `--size BYTES[,BYTES...]` (or with a KiB, MiB or GiB suffix), else
+    // NETBENCH_SIZE, else 256 MiB.
+    let modes: Vec<String> = args
+        .iter()
+        .position(|a| a == "--modes")
+        .and_then(|i| args.get(i + 1))
+        .map_or_else(
+            || vec!["hybrid".into(), "carousel".into()],
+            |m| m.split(',').map(str::to_owned).collect(),
+        );
     let size_arg = args
         .iter()
         .position(|a| a == "--size")
         .and_then(|i| args.get(i + 1))
         .cloned()
         .or_else(|| std::env::var("NETBENCH_SIZE").ok());
-    let size: u64 = match size_arg {
-        Some(v) => parse_size(&v).unwrap_or_else(|| {
-            eprintln!("netbench: --size {v}: give bytes, or a number with KiB, MiB or GiB");
-            std::process::exit(2);
-        }),
-        None => 256 << 20,
+    let sizes: Vec<u64> = match size_arg {
+        Some(v) => v
+            .split(',')
+            .map(|s| {
+                parse_size(s).unwrap_or_else(|| {
+                    eprintln!("netbench: --size {s}: give bytes, or a number with KiB, MiB or GiB");
+                    std::process::exit(2);
+                })
+            })
+            .collect(),
+        None => vec![256 << 20],
     };
+    let size = *sizes.iter().max().expect("one size at least");
 
     let tag = format!("gcbench{}", std::process::id() % 100_000);
     let (a, b) = (format!("{tag}-a"), format!("{tag}-b"));
@@ -372,119 +398,123 @@ fn main() {
         return;
     }
 
-    // 2. groupcast.
-    let file = dir.join("payload.bin");
-    {
-        use rand::{Rng, SeedableRng};
-        let mut data = vec![0u8; size as usize];
-        rand_chacha::ChaCha8Rng::seed_from_u64(7).fill(&mut data[..]);
-        std::fs::write(&file, data).unwrap();
-    }
+    // 2. groupcast, each size in turn.
     let gc = groupcast.to_str().unwrap();
     let mut rows = Vec::new();
-    for mode in ["hybrid", "carousel"] {
-        for loss in [0u32, 10] {
-            if loss > 0 {
-                drop_in(&b, loss);
-            }
-            let out = dir.join(format!("out-{mode}{loss}"));
-            std::fs::create_dir_all(&out).unwrap();
-            let stats = dir.join(format!("recv-{mode}{loss}.json"));
-            let log = |who: &str| dir.join(format!("{who}-{mode}{loss}.log"));
-            let mut rx = spawn(
-                &b,
-                &[
+    for &size in &sizes {
+        let file = dir.join("payload.bin");
+        write_payload(&file, size);
+        let max_size = format!("{}", size.max(1 << 30));
+        for mode in &modes {
+            let mode = mode.as_str();
+            for loss in [0u32, 10] {
+                if loss > 0 {
+                    drop_in(&b, loss);
+                }
+                let out = dir.join(format!("out-{mode}{loss}"));
+                std::fs::create_dir_all(&out).unwrap();
+                let stats = dir.join(format!("recv-{mode}{loss}.json"));
+                let log = |who: &str| dir.join(format!("{who}-{mode}{loss}.log"));
+                let mut rx = spawn(
+                    &b,
+                    &[
+                        gc,
+                        "recv",
+                        "--channel",
+                        "netbench",
+                        "--interface",
+                        "e0",
+                        "--output",
+                        out.to_str().unwrap(),
+                        "--timeout",
+                        "900",
+                        "--max-object-size",
+                        &max_size,
+                        "--stats-json",
+                        stats.to_str().unwrap(),
+                    ],
+                    &log("recv"),
+                );
+                std::thread::sleep(Duration::from_millis(300));
+                let started = Instant::now();
+                let overhead = format!("{}", 0.05 + loss as f64 / 100.0 * 1.3);
+                let send_stats = dir.join(format!("send-{mode}{loss}.json"));
+                let mut args = vec![
                     gc,
-                    "recv",
+                    "send",
+                    "--stats-json",
+                    send_stats.to_str().unwrap(),
+                    file.to_str().unwrap(),
                     "--channel",
                     "netbench",
                     "--interface",
                     "e0",
-                    "--output",
-                    out.to_str().unwrap(),
-                    "--timeout",
-                    "300",
-                    "--stats-json",
-                    stats.to_str().unwrap(),
-                ],
-                &log("recv"),
-            );
-            std::thread::sleep(Duration::from_millis(300));
-            let started = Instant::now();
-            let overhead = format!("{}", 0.05 + loss as f64 / 100.0 * 1.3);
-            let send_stats = dir.join(format!("send-{mode}{loss}.json"));
-            let mut args = vec![
-                gc,
-                "send",
-                "--stats-json",
-                send_stats.to_str().unwrap(),
-                file.to_str().unwrap(),
-                "--channel",
-                "netbench",
-                "--interface",
-                "e0",
-                "--rate",
-                "max",
-                "--mode",
-                mode,
-            ];
-            if mode == "carousel" {
-                // Loop until the receiver is done; first-round repair for the loss.
-                args.extend_from_slice(&[
-                    "--forever",
-                    "--overhead",
-                    &overhead,
-                    "--round-repair",
-                    "0.1",
-                ]);
-            }
-            let mut tx = spawn(&a, &args, &log("send"));
-            let status = rx.wait().unwrap();
-            let secs = started.elapsed().as_secs_f64();
-            if mode == "carousel" {
-                // SIGINT: it stops and writes its stats (`ip netns exec` execs it).
-                let _ = Command::new("kill")
-                    .args(["-INT", &tx.id().to_string()])
-                    .status();
-            }
-            let _ = tx.wait();
-            assert!(
-                status.success(),
-                "receiver failed: {}",
-                std::fs::read_to_string(log("recv")).unwrap_or_default()
-            );
-            let same =
-                std::fs::read(out.join("payload.bin")).unwrap() == std::fs::read(&file).unwrap();
-            assert!(same, "received file differs");
-            let goodput = size as f64 / secs;
-            let of = |path: &Path| -> (f64, f64) {
-                let v: serde_json::Value = std::fs::read_to_string(path)
-                    .ok()
-                    .and_then(|t| serde_json::from_str(&t).ok())
-                    .unwrap_or_default();
-                (
-                    v["peak_rss_bytes"].as_f64().unwrap_or(0.0),
-                    v["cpu_s"].as_f64().unwrap_or(0.0),
-                )
-            };
-            rows.push((mode, loss, goodput, secs, of(&send_stats), of(&stats)));
-            std::fs::remove_dir_all(&out).unwrap();
-            if loss > 0 {
-                sh_in(&b, &["nft", "delete", "table", "ip6", "gcbench"]);
+                    "--rate",
+                    "max",
+                    "--mode",
+                    mode,
+                ];
+                if mode == "carousel" {
+                    // Loop until the receiver is done; first-round repair for the loss.
+                    args.extend_from_slice(&[
+                        "--forever",
+                        "--overhead",
+                        &overhead,
+                        "--round-repair",
+                        "0.1",
+                    ]);
+                }
+                let mut tx = spawn(&a, &args, &log("send"));
+                let status = rx.wait().unwrap();
+                let secs = started.elapsed().as_secs_f64();
+                if mode == "carousel" {
+                    // SIGINT: it stops and writes its stats (`ip netns exec` execs it).
+                    let _ = Command::new("kill")
+                        .args(["-INT", &tx.id().to_string()])
+                        .status();
+                }
+                let _ = tx.wait();
+                assert!(
+                    status.success(),
+                    "receiver failed: {}",
+                    std::fs::read_to_string(log("recv")).unwrap_or_default()
+                );
+                assert!(
+                    same_bytes(&out.join("payload.bin"), &file),
+                    "received file differs"
+                );
+                let goodput = size as f64 / secs;
+                let of = |path: &Path| -> (f64, f64) {
+                    let v: serde_json::Value = std::fs::read_to_string(path)
+                        .ok()
+                        .and_then(|t| serde_json::from_str(&t).ok())
+                        .unwrap_or_default();
+                    (
+                        v["peak_rss_bytes"].as_f64().unwrap_or(0.0),
+                        v["cpu_s"].as_f64().unwrap_or(0.0),
+                    )
+                };
+                rows.push((size, mode, loss, goodput, secs, of(&send_stats), of(&stats)));
+                std::fs::remove_dir_all(&out).unwrap();
+                if loss > 0 {
+                    sh_in(&b, &["nft", "delete", "table", "ip6", "gcbench"]);
+                }
             }
         }
+        std::fs::remove_file(&file).unwrap();
     }
     println!();
     println!(
-        "| mode | drop | groupcast goodput | time | goodput / raw | goodput / (raw × (1 − p)) \
+        "| size | mode | drop | groupcast goodput | time | goodput / raw | goodput / (raw × (1 − p)) \
          | sender peak RSS | sender CPU s/GB | receiver peak RSS | receiver CPU s/GB |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
-    let gb = size as f64 / 1e9;
-    for (mode, loss, goodput, secs, (s_rss, s_cpu), (r_rss, r_cpu)) in rows {
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for &(size, mode, loss, goodput, secs, (s_rss, s_cpu), (r_rss, r_cpu)) in &rows {
         let p = loss as f64 / 100.0;
+        let gb = size as f64 / 1e9;
         println!(
-            "| {mode} | {loss}% | {:.1} MB/s | {secs:.2} s | {:.2} | {:.2} | {:.1} MiB | {:.2} | {:.1} MiB | {:.2} |",
+            "| {} | {mode} | {loss}% | {:.1} MB/s | {secs:.2} s | {:.2} | {:.2} | {:.1} MiB | {:.2} | {:.1} MiB | {:.2} |",
+            shown_size(size),
             goodput / 1e6,
             goodput / raw,
             goodput / (raw * (1.0 - p)),
@@ -494,6 +524,29 @@ fn main() {
             r_cpu / gb,
         );
     }
+    // Each size's goodput at 0% drop against the first size's, per mode.
+    if sizes.len() > 1 {
+        for mode in &modes {
+            let at = |size: u64| {
+                rows.iter()
+                    .find(|r| r.0 == size && r.1 == mode.as_str() && r.2 == 0)
+                    .map(|r| r.3)
+            };
+            if let Some(base) = at(sizes[0]) {
+                for &size in &sizes[1..] {
+                    if let Some(g) = at(size) {
+                        println!(
+                            "{mode}, 0% drop: {} goes at {:.2} x the goodput of {}",
+                            shown_size(size),
+                            g / base,
+                            shown_size(sizes[0])
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let gb = size as f64 / 1e9;
     println!(
         "raw UDP: blaster {:.2} CPU s/GB, sink {:.2} CPU s/GB",
         blast_cpu / gb,
@@ -501,4 +554,63 @@ fn main() {
     );
     let _ = std::fs::remove_dir_all(&dir);
     drop(guard);
+}
+
+/// "256 MiB", "4 GiB", or bytes.
+fn shown_size(size: u64) -> String {
+    if size >= 1 << 30 && size.is_multiple_of(1 << 30) {
+        format!("{} GiB", size >> 30)
+    } else if size >= 1 << 20 && size.is_multiple_of(1 << 20) {
+        format!("{} MiB", size >> 20)
+    } else {
+        format!("{size} B")
+    }
+}
+
+/// Writes `size` pseudo-random bytes (ChaCha8, seed 7) to `path`, 8 MiB at a time.
+fn write_payload(path: &Path, size: u64) {
+    use rand::{Rng, SeedableRng};
+    use std::io::Write;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut chunk = vec![0u8; 8 << 20];
+    let mut left = size;
+    while left > 0 {
+        let n = (chunk.len() as u64).min(left) as usize;
+        rng.fill(&mut chunk[..n]);
+        f.write_all(&chunk[..n]).unwrap();
+        left -= n as u64;
+    }
+    f.flush().unwrap();
+}
+
+/// Whether two files hold the same bytes, compared 8 MiB at a time.
+fn same_bytes(a: &Path, b: &Path) -> bool {
+    let (Ok(mut a), Ok(mut b)) = (std::fs::File::open(a), std::fs::File::open(b)) else {
+        return false;
+    };
+    let (mut x, mut y) = (vec![0u8; 8 << 20], vec![0u8; 8 << 20]);
+    loop {
+        let n = read_full(&mut a, &mut x);
+        let m = read_full(&mut b, &mut y);
+        if n != m || x[..n] != y[..m] {
+            return false;
+        }
+        if n == 0 {
+            return true;
+        }
+    }
+}
+
+fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> usize {
+    use std::io::Read;
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(m) => n += m,
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    n
 }

@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 
 use super::IoError;
 pub use super::manifest::{
-    Entry, MANIFEST_HEADER, MANIFEST_NAME, MAX_MANIFEST_BYTES, Manifest, TEMP_PREFIX, TransferId,
-    safe_relative_path,
+    DEFAULT_PART_SIZE, Entry, MANIFEST_HEADER, MANIFEST_NAME, MAX_MANIFEST_BYTES, Manifest,
+    PART_SIZE_RANGE, Part, TEMP_PREFIX, TransferId, part_ranges, safe_relative_path,
 };
 pub use super::sink::{FileSink, Refusal, SinkConfig};
 use crate::proto::{Admission, ObjectId};
@@ -95,38 +95,84 @@ pub fn collect(path: &Path) -> Result<Vec<Source>, IoError> {
     Ok(out)
 }
 
-/// The manifest of `sources`, given each file's hash, in order.
-pub fn manifest_of(sources: &[Source], hashes: &[[u8; 32]]) -> Manifest {
-    Manifest {
-        entries: sources
-            .iter()
-            .zip(hashes)
-            .enumerate()
-            .map(|(i, (s, h))| Entry {
-                object: ObjectId(i as u32 + 1),
-                path: s.path.clone(),
-                size: s.size,
-                mode: s.mode,
-                hash: *h,
+/// A file's BLAKE3 hash, and its parts' when it is larger than the part
+/// size ([`hash_file_parts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileHash {
+    /// The whole file's hash.
+    pub hash: [u8; 32],
+    /// Each part's hash, in order; empty for a file no larger than a part.
+    pub parts: Vec<[u8; 32]>,
+}
+
+/// The manifest of `sources`, given each file's hashes, in order: a file
+/// larger than `part_size` is listed in parts, one object each.
+pub fn manifest_of(sources: &[Source], hashes: &[FileHash], part_size: u64) -> Manifest {
+    let mut object = 1u32;
+    let mut entries = Vec::with_capacity(sources.len());
+    for (s, h) in sources.iter().zip(hashes) {
+        let parts: Vec<Part> = if h.parts.is_empty() {
+            Vec::new()
+        } else {
+            part_ranges(s.size, part_size)
+                .into_iter()
+                .zip(&h.parts)
+                .enumerate()
+                .map(|(i, ((offset, size), hash))| Part {
+                    object: ObjectId(object + i as u32),
+                    offset,
+                    size,
+                    hash: *hash,
+                })
+                .collect()
+        };
+        entries.push(Entry {
+            object: ObjectId(object),
+            path: s.path.clone(),
+            size: s.size,
+            mode: s.mode,
+            hash: h.hash,
+            parts,
+        });
+        object += h.parts.len().max(1) as u32;
+    }
+    Manifest { part_size, entries }
+}
+
+/// Hashes every file of `sources` (and its parts), streaming.
+fn hash_sources(sources: &[Source], part_size: u64) -> Result<Vec<FileHash>, IoError> {
+    sources
+        .iter()
+        .map(|s| {
+            hash_file_parts(&s.file, s.size, part_size).map_err(|source| IoError::File {
+                path: s.file.display().to_string(),
+                source,
             })
-            .collect(),
+        })
+        .collect()
+}
+
+/// Checks a part size given by the user.
+pub fn check_part_size(part_size: u64) -> Result<(), IoError> {
+    if PART_SIZE_RANGE.contains(&part_size) {
+        Ok(())
+    } else {
+        Err(IoError::Invalid(format!(
+            "a part size of {part_size} bytes is outside {}..={} bytes",
+            PART_SIZE_RANGE.start(),
+            PART_SIZE_RANGE.end()
+        )))
     }
 }
 
-/// The transfer id `send_path` would announce for `path`, computed by
-/// streaming every file through BLAKE3 once, without sending or loading
-/// anything. Files that change size meanwhile are an error.
-pub fn transfer_id(path: &Path) -> Result<TransferId, IoError> {
+/// The transfer id `send_path` would announce for `path` at `part_size`,
+/// computed by streaming every file through BLAKE3 once, without sending or
+/// loading anything. Files that change size meanwhile are an error.
+pub fn transfer_id(path: &Path, part_size: u64) -> Result<TransferId, IoError> {
+    check_part_size(part_size)?;
     let sources = collect(path)?;
-    let mut hashes = Vec::with_capacity(sources.len());
-    for s in &sources {
-        let ferr = |source| IoError::File {
-            path: s.file.display().to_string(),
-            source,
-        };
-        hashes.push(hash_file(&s.file, s.size).map_err(ferr)?);
-    }
-    Ok(manifest_of(&sources, &hashes).transfer_id())
+    let hashes = hash_sources(&sources, part_size)?;
+    Ok(manifest_of(&sources, &hashes, part_size).transfer_id())
 }
 
 /// What a file transfer did, for `--stats-json`.
@@ -163,21 +209,81 @@ pub fn hash_file(path: &Path, size: u64) -> std::io::Result<[u8; 32]> {
 
 /// [`hash_file`] for a file already open (for example one opened beneath a
 /// directory without following links), read from where it stands.
-pub fn hash_open_file(mut file: fs::File, size: u64) -> std::io::Result<[u8; 32]> {
+pub fn hash_open_file(file: fs::File, size: u64) -> std::io::Result<[u8; 32]> {
+    hash_stream(file, size, None).map(|h| h.hash)
+}
+
+/// [`hash_file`], and when the file is larger than `part_size` the hash of
+/// each part of it ([`part_ranges`]) too, in the same pass: the parts are
+/// hashed on a third thread beside the whole.
+pub fn hash_file_parts(path: &Path, size: u64, part_size: u64) -> std::io::Result<FileHash> {
+    let parts = (size > part_size).then_some(part_size);
+    hash_stream(fs::File::open(path)?, size, parts)
+}
+
+fn hash_stream(mut file: fs::File, size: u64, part_size: Option<u64>) -> std::io::Result<FileHash> {
     use std::io::Read;
+    use std::sync::Arc;
+    use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
     const CHUNK: usize = 1 << 20;
-    let (full, filled) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
-    let (empty, spare) = std::sync::mpsc::channel::<Vec<u8>>();
-    let (read, hash) = std::thread::scope(|scope| {
-        let hasher = scope.spawn(move || {
-            let mut h = blake3::Hasher::new();
-            for chunk in filled {
-                h.update(&chunk);
-                // The reader may have gone: the buffer is then dropped.
-                let _ = empty.send(chunk);
-            }
-            *h.finalize().as_bytes()
+    // Each chunk goes to one or two hashing threads, and comes back for
+    // reuse once none holds it.
+    let lanes = 1 + usize::from(part_size.is_some());
+    let mut sends: Vec<SyncSender<Arc<Vec<u8>>>> = Vec::new();
+    let mut recvs: Vec<Receiver<Arc<Vec<u8>>>> = Vec::new();
+    for _ in 0..lanes {
+        let (tx, rx) = sync_channel(2);
+        sends.push(tx);
+        recvs.push(rx);
+    }
+    let (empty, spare) = channel::<Vec<u8>>();
+    let (read, hashes) = std::thread::scope(|scope| {
+        let mut lanes = recvs.into_iter();
+        let whole = {
+            let filled = lanes.next().expect("one lane at least");
+            let empty = empty.clone();
+            scope.spawn(move || {
+                let mut h = blake3::Hasher::new();
+                for chunk in filled {
+                    h.update(&chunk);
+                    // The last lane to let go returns the buffer; the reader
+                    // may have gone, and it is then dropped.
+                    if let Some(buf) = Arc::into_inner(chunk) {
+                        let _ = empty.send(buf);
+                    }
+                }
+                vec![*h.finalize().as_bytes()]
+            })
+        };
+        let parts = lanes.next().zip(part_size).map(|(filled, part)| {
+            let empty = empty.clone();
+            scope.spawn(move || {
+                let mut out = Vec::new();
+                let (mut h, mut at) = (blake3::Hasher::new(), 0u64);
+                for chunk in filled {
+                    let mut bytes = &chunk[..];
+                    while !bytes.is_empty() {
+                        let room = (part - at % part) as usize;
+                        let n = room.min(bytes.len());
+                        h.update(&bytes[..n]);
+                        at += n as u64;
+                        bytes = &bytes[n..];
+                        if at % part == 0 {
+                            out.push(*h.finalize().as_bytes());
+                            h = blake3::Hasher::new();
+                        }
+                    }
+                    if let Some(buf) = Arc::into_inner(chunk) {
+                        let _ = empty.send(buf);
+                    }
+                }
+                if at % part != 0 {
+                    out.push(*h.finalize().as_bytes());
+                }
+                out
+            })
         });
+        drop(empty);
         let mut total = 0u64;
         let result = (|| -> std::io::Result<()> {
             loop {
@@ -195,29 +301,46 @@ pub fn hash_open_file(mut file: fs::File, size: u64) -> std::io::Result<[u8; 32]
                 }
                 buf.truncate(n);
                 total += n as u64;
-                if total > size || full.send(buf).is_err() {
+                if total > size {
                     return Ok(());
+                }
+                let buf = Arc::new(buf);
+                for s in &sends {
+                    if s.send(buf.clone()).is_err() {
+                        return Ok(());
+                    }
                 }
             }
         })();
-        drop(full);
-        let hash = hasher
-            .join()
-            .map_err(|_| std::io::Error::other("hashing thread failed"));
-        (result.map(|()| total), hash)
+        drop(sends);
+        let join = |h: std::thread::ScopedJoinHandle<'_, Vec<[u8; 32]>>| {
+            h.join()
+                .map_err(|_| std::io::Error::other("hashing thread failed"))
+        };
+        let hashes = join(whole).and_then(|w| {
+            let p = parts.map(join).transpose()?.unwrap_or_default();
+            Ok(FileHash {
+                hash: w[0],
+                parts: p,
+            })
+        });
+        (result.map(|()| total), hashes)
     });
-    let (read, hash) = (read?, hash?);
+    let (read, hashes) = (read?, hashes?);
     if read != size {
         return Err(std::io::Error::other("file changed while it was read"));
     }
-    Ok(hash)
+    Ok(hashes)
 }
 
 /// Reads the blocks a sender asks for from its files, keeping a few open.
 struct BlockReader<'a> {
-    /// Each file object's path (object i + 1: object 0 is the manifest).
     files: &'a [Source],
-    open: VecDeque<(u32, fs::File)>,
+    /// Each file object's file (an index in `files`) and where its bytes
+    /// start in it (object i + 1: object 0 is the manifest).
+    objects: Vec<(usize, u64)>,
+    /// Open files, by index in `files`, the most recently used last.
+    open: VecDeque<(usize, fs::File)>,
 }
 
 impl BlockReader<'_> {
@@ -226,32 +349,33 @@ impl BlockReader<'_> {
 
     fn read(&mut self, req: crate::proto::BlockRequest) -> Result<Vec<u8>, IoError> {
         use std::os::unix::fs::FileExt;
-        let Some(s) = (req.object.0 as usize)
+        let Some(&(file, base)) = (req.object.0 as usize)
             .checked_sub(1)
-            .and_then(|i| self.files.get(i))
+            .and_then(|i| self.objects.get(i))
         else {
             return Err(IoError::Invalid(format!(
                 "the sender asked for object {}, which is no file",
                 req.object.0
             )));
         };
+        let s = &self.files[file];
         let ferr = |source| IoError::File {
             path: s.file.display().to_string(),
             source,
         };
-        let at = match self.open.iter().position(|(o, _)| *o == req.object.0) {
+        let at = match self.open.iter().position(|(f, _)| *f == file) {
             Some(at) => at,
             None => {
                 if self.open.len() >= Self::OPEN {
                     self.open.pop_front();
                 }
                 self.open
-                    .push_back((req.object.0, fs::File::open(&s.file).map_err(ferr)?));
+                    .push_back((file, fs::File::open(&s.file).map_err(ferr)?));
                 self.open.len() - 1
             }
         };
         let mut buf = vec![0u8; req.len];
-        let read = self.open[at].1.read_exact_at(&mut buf, req.offset);
+        let read = self.open[at].1.read_exact_at(&mut buf, base + req.offset);
         if let Some(entry) = self.open.remove(at) {
             self.open.push_back(entry);
         }
@@ -267,28 +391,26 @@ impl BlockReader<'_> {
 }
 
 /// Sends `path` (a file, or every file beneath a directory) with a manifest,
-/// until the sender finishes or `stop` returns true. `ready` is called once
-/// with the transfer id, before the first packet goes out.
+/// until the sender finishes or `stop` returns true. A file larger than
+/// `part_size` goes as several objects of that size (its parts, §11).
+/// `ready` is called once with the transfer id, before the first packet goes
+/// out.
 pub fn send_path(
     net: &super::NetConfig,
     sender_config: crate::proto::SenderConfig,
     path: &Path,
+    part_size: u64,
     ready: impl FnOnce(TransferId),
     progress: impl FnMut(&crate::proto::SenderStats),
     stop: impl FnMut(&crate::proto::SenderStats) -> bool,
 ) -> Result<(crate::proto::SenderStats, TransferReport), IoError> {
+    check_part_size(part_size)?;
     let sources = collect(path)?;
     // A first pass hashes every file, streaming; the sender then reads each
     // block when it needs it (`Sender::add_object_blocks`), so memory is
     // bounded by its window, not by the files.
-    let mut hashes = Vec::with_capacity(sources.len());
-    for s in &sources {
-        hashes.push(hash_file(&s.file, s.size).map_err(|source| IoError::File {
-            path: s.file.display().to_string(),
-            source,
-        })?);
-    }
-    let manifest = manifest_of(&sources, &hashes);
+    let hashes = hash_sources(&sources, part_size)?;
+    let manifest = manifest_of(&sources, &hashes, part_size);
     let bytes = manifest.encode();
     let id = TransferId::of(&bytes);
     // Receivers take nothing before the manifest: protect it.
@@ -298,15 +420,21 @@ pub fn send_path(
     })?;
     sender.add_object_hashed(bytes, id.0, MANIFEST_NAME)?;
     let mut file_bytes = 0;
-    for (hash, s) in hashes.into_iter().zip(&sources) {
-        file_bytes += s.size;
-        sender.add_object_blocks(s.size, hash, &s.path)?;
+    let mut objects = Vec::new();
+    for (i, e) in manifest.entries.iter().enumerate() {
+        file_bytes += e.size;
+        for p in e.objects() {
+            objects.push((i, p.offset));
+            sender.add_object_blocks(p.size, p.hash, &e.path)?;
+        }
     }
+
     let mut sock = super::McastSocket::sender(net)?;
     ready(id);
     let started = std::time::Instant::now();
     let mut reader = BlockReader {
         files: &sources,
+        objects,
         open: VecDeque::new(),
     };
     let driver = super::run_sender_from(
@@ -449,8 +577,21 @@ mod tests {
                 mode: 0o644,
             });
         }
+        // A last file in two parts, objects 21 and 22, the second from 3000.
+        let big = dir.join("big");
+        let data: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        fs::write(&big, &data).unwrap();
+        files.push(Source {
+            file: big,
+            path: "big".into(),
+            size: 5000,
+            mode: 0o644,
+        });
+        let mut objects: Vec<(usize, u64)> = (0..20).map(|i| (i, 0)).collect();
+        objects.extend([(20, 0), (20, 3000)]);
         let mut reader = BlockReader {
             files: &files,
+            objects,
             open: VecDeque::new(),
         };
         let req = |object: u32, offset: u64, len: usize| crate::proto::BlockRequest {
@@ -466,6 +607,12 @@ mod tests {
             }
         }
         assert!(reader.open.len() <= BlockReader::OPEN);
+        assert_eq!(reader.read(req(21, 10, 20)).unwrap(), &data[10..30]);
+        assert_eq!(reader.read(req(22, 10, 20)).unwrap(), &data[3010..3030]);
+        assert!(
+            reader.read(req(22, 1990, 20)).is_err(),
+            "past the file's end"
+        );
         fs::write(&files[3].file, vec![3u8; 500]).unwrap();
         let err = reader.read(req(4, 600, 100)).unwrap_err().to_string();
         assert!(err.contains("shrank") && err.contains("f03"), "{err}");
@@ -499,14 +646,54 @@ mod tests {
         assert!(hash_file(&dir.join("missing"), 0).is_err());
         // The id is that of the manifest of the files' plain hashes.
         let sources = collect(&dir).unwrap();
+        let part = 3 << 20;
         let hashes: Vec<_> = sources
             .iter()
-            .map(|s| *blake3::hash(&fs::read(&s.file).unwrap()).as_bytes())
+            .map(|s| {
+                let data = fs::read(&s.file).unwrap();
+                let parts = if data.len() as u64 > part {
+                    data.chunks(part as usize)
+                        .map(|c| *blake3::hash(c).as_bytes())
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                FileHash {
+                    hash: *blake3::hash(&data).as_bytes(),
+                    parts,
+                }
+            })
             .collect();
-        assert_eq!(
-            transfer_id(&dir).unwrap(),
-            manifest_of(&sources, &hashes).transfer_id()
-        );
+        assert_eq!(hashes.iter().filter(|h| h.parts.len() == 4).count(), 1);
+        let m = manifest_of(&sources, &hashes, part);
+        assert_eq!(transfer_id(&dir, part).unwrap(), m.transfer_id());
+        assert_ne!(transfer_id(&dir, part * 4).unwrap(), m.transfer_id());
+        assert!(transfer_id(&dir, 100).is_err(), "a part size below 4 KiB");
+        // The file in parts (the last) is objects 5..=8.
+        let objects: Vec<u32> = m.entries.iter().map(|e| e.object.0).collect();
+        assert_eq!(objects, [1, 2, 3, 4, 5]);
+        let parts: Vec<(u32, u64)> = m.entries[4]
+            .parts
+            .iter()
+            .map(|p| (p.object.0, p.offset))
+            .collect();
+        assert_eq!(parts, [(5, 0), (6, 3 << 20), (7, 6 << 20), (8, 9 << 20)]);
+        // Parts hashed in one pass, at part sizes that do and do not meet
+        // the 1 MiB read chunks.
+        let p = dir.join(format!("f{}", (9 << 20) + 3));
+        let data = fs::read(&p).unwrap();
+        for part in [4096u64, 1 << 20, (1 << 20) + 7, 9 << 20, 10 << 20] {
+            let h = hash_file_parts(&p, data.len() as u64, part).unwrap();
+            let want: Vec<[u8; 32]> = if data.len() as u64 > part {
+                data.chunks(part as usize)
+                    .map(|c| *blake3::hash(c).as_bytes())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            assert_eq!(h.hash, *blake3::hash(&data).as_bytes());
+            assert!(h.parts == want, "parts of {part}");
+        }
         fs::remove_dir_all(&dir).unwrap();
         fs::create_dir_all(&dir).unwrap();
         assert!(

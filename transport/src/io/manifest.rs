@@ -24,15 +24,22 @@ pub const MANIFEST_NAME: &str = ".groupcast-manifest";
 pub const TEMP_PREFIX: &str = ".groupcast-tmp-";
 /// Largest manifest a receiver buffers; a larger object 0 is refused.
 pub const MAX_MANIFEST_BYTES: usize = 16 << 20;
-/// The manifest's first line.
-pub const MANIFEST_HEADER: &str = "groupcast-manifest 2";
+/// The manifest's first line begins with this, then a space and the part size.
+pub const MANIFEST_HEADER: &str = "groupcast-manifest 3";
+/// The part size senders use unless told otherwise: a file larger than this
+/// travels as a sequence of objects of this size (the last one shorter).
+/// 256 MiB keeps an object within 255 blocks of 1000 symbols of 1188 bytes.
+pub const DEFAULT_PART_SIZE: u64 = 256 << 20;
+/// The smallest and largest part size a manifest may give.
+pub const PART_SIZE_RANGE: std::ops::RangeInclusive<u64> = 4096..=(1 << 30);
 /// Longest path component (Linux's NAME_MAX).
 pub const MAX_COMPONENT_LEN: usize = 255;
 
-/// One file of a transfer, as its manifest line gives it.
+/// One file of a transfer, as its manifest lines give it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// The object that carries it (1, 2, ... in manifest order).
+    /// The object that carries it (1, 2, ... in manifest order); for a file
+    /// in parts, the object of its first part.
     pub object: ObjectId,
     /// Relative path, `/`-separated.
     pub path: String,
@@ -42,13 +49,72 @@ pub struct Entry {
     pub mode: u32,
     /// BLAKE3 hash of the file's bytes.
     pub hash: [u8; 32],
+    /// A file larger than the manifest's part size travels as these objects,
+    /// in order: every one the part size long but the last. Empty for a file
+    /// carried whole by `object`.
+    pub parts: Vec<Part>,
+}
+
+/// One object of a file in parts (§11): its bytes at `offset` in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    /// The object that carries it.
+    pub object: ObjectId,
+    /// Where its bytes go in the file.
+    pub offset: u64,
+    /// Its size in bytes.
+    pub size: u64,
+    /// BLAKE3 hash of its bytes (the object's hash).
+    pub hash: [u8; 32],
+}
+
+impl Entry {
+    /// Every object of the file with its offset in it: the parts, or the
+    /// one object that carries it whole.
+    pub fn objects(&self) -> Vec<Part> {
+        if self.parts.is_empty() {
+            vec![Part {
+                object: self.object,
+                offset: 0,
+                size: self.size,
+                hash: self.hash,
+            }]
+        } else {
+            self.parts.clone()
+        }
+    }
+}
+
+/// The byte ranges `(offset, size)` a file of `size` bytes is cut into at
+/// `part_size`: one range (the whole file) when it is no larger.
+pub fn part_ranges(size: u64, part_size: u64) -> Vec<(u64, u64)> {
+    if size <= part_size {
+        return vec![(0, size)];
+    }
+    (0..size.div_ceil(part_size))
+        .map(|i| {
+            let at = i * part_size;
+            (at, part_size.min(size - at))
+        })
+        .collect()
 }
 
 /// A transfer's manifest: its entries in object order.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
+    /// Files larger than this are in parts of this size.
+    pub part_size: u64,
     /// The files, object 1 first.
     pub entries: Vec<Entry>,
+}
+
+impl Default for Manifest {
+    fn default() -> Self {
+        Self {
+            part_size: DEFAULT_PART_SIZE,
+            entries: Vec::new(),
+        }
+    }
 }
 
 /// The BLAKE3 hash of a manifest's bytes: names a transfer by its content.
@@ -104,8 +170,7 @@ impl Manifest {
     /// The manifest's bytes, in the one form receivers accept.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = String::with_capacity(32 + self.entries.len() * 100);
-        out.push_str(MANIFEST_HEADER);
-        out.push('\n');
+        out.push_str(&format!("{MANIFEST_HEADER} {}\n", self.part_size));
         for e in &self.entries {
             out.push_str(&format!(
                 "{} {:o} {} {} {}\n",
@@ -115,6 +180,15 @@ impl Manifest {
                 hex(&e.hash),
                 e.path
             ));
+            for p in &e.parts {
+                out.push_str(&format!(
+                    "part {} {} {} {}\n",
+                    p.object.0,
+                    p.offset,
+                    p.size,
+                    hex(&p.hash)
+                ));
+            }
         }
         out.into_bytes()
     }
@@ -125,24 +199,34 @@ impl Manifest {
     }
 
     /// Parses a manifest from the network, refusing anything but the
-    /// canonical form of a valid manifest: the header, then at least one
-    /// entry, objects numbered 1, 2, ... in order, safe paths (§11) listed
-    /// once, no path beneath another's file, and the hash of an empty file
-    /// equal to BLAKE3 of nothing.
+    /// canonical form of a valid manifest: the header with a part size in
+    /// [`PART_SIZE_RANGE`], then at least one entry, objects numbered 1, 2,
+    /// ... in order, a file larger than the part size followed by exactly
+    /// its parts (and no other by any), safe paths (§11) listed once, no
+    /// path beneath another's file, and the hash of an empty file equal to
+    /// BLAKE3 of nothing.
     pub fn decode(bytes: &[u8]) -> Result<Self, IoError> {
         let bad = |why: String| IoError::Invalid(format!("invalid manifest: {why}"));
         if bytes.len() > MAX_MANIFEST_BYTES {
             return Err(bad(format!("larger than {MAX_MANIFEST_BYTES} bytes")));
         }
         let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8".into()))?;
-        let body = text
+        let (head, body) = text
             .strip_prefix(MANIFEST_HEADER)
-            .and_then(|t| t.strip_prefix('\n'))
-            .ok_or_else(|| bad(format!("does not start with '{MANIFEST_HEADER}'")))?;
-        let mut entries = Vec::new();
+            .and_then(|t| t.strip_prefix(' '))
+            .and_then(|t| t.split_once('\n'))
+            .ok_or_else(|| bad(format!("does not start with '{MANIFEST_HEADER} '")))?;
+        let part_size: u64 = head
+            .parse()
+            .ok()
+            .filter(|p| PART_SIZE_RANGE.contains(p))
+            .ok_or_else(|| bad(format!("bad part size '{}'", head.escape_debug())))?;
+        let mut entries: Vec<Entry> = Vec::new();
         let mut paths = HashSet::new();
         let empty_hash = *blake3::hash(b"").as_bytes();
-        for line in body.split_terminator('\n') {
+        let mut lines = body.split_terminator('\n');
+        let mut next_object = 1u32;
+        while let Some(line) = lines.next() {
             let mut f = line.splitn(5, ' ');
             let (Some(object), Some(mode), Some(size), Some(hash), Some(path)) =
                 (f.next(), f.next(), f.next(), f.next(), f.next())
@@ -151,14 +235,11 @@ impl Manifest {
             };
             let field = |what: &str| bad(format!("bad {what} in line '{}'", line.escape_debug()));
             let object: u32 = object.parse().map_err(|_| field("object id"))?;
-            if object as usize != entries.len() + 1 {
+            if object != next_object {
                 return Err(field("object id (not the next in order)"));
             }
             let mode = u32::from_str_radix(mode, 8).map_err(|_| field("mode"))?;
             let size: u64 = size.parse().map_err(|_| field("size"))?;
-            if size > groupcast_fec::MAX_TRANSFER_LENGTH {
-                return Err(field("size"));
-            }
             let hash = parse_hash(hash).ok_or_else(|| field("hash"))?;
             if size == 0 && hash != empty_hash {
                 return Err(field("hash (an empty file's must be BLAKE3 of nothing)"));
@@ -167,12 +248,49 @@ impl Manifest {
             if !paths.insert(path) {
                 return Err(bad(format!("'{}' is listed twice", path.escape_debug())));
             }
+            let ranges = part_ranges(size, part_size);
+            let mut parts = Vec::new();
+            if ranges.len() > 1 {
+                for (i, &(offset, part_len)) in ranges.iter().enumerate() {
+                    let line = lines.next().unwrap_or("");
+                    let pbad = |what: &str| {
+                        bad(format!(
+                            "{what} of '{}' in line '{}'",
+                            path.escape_debug(),
+                            line.escape_debug()
+                        ))
+                    };
+                    let f: Vec<&str> = line.split(' ').collect();
+                    let want = object
+                        .checked_add(i as u32)
+                        .ok_or_else(|| pbad("too many objects"))?;
+                    if f.len() != 5
+                        || f[0] != "part"
+                        || f[1].parse::<u32>().ok() != Some(want)
+                        || f[2].parse::<u64>().ok() != Some(offset)
+                        || f[3].parse::<u64>().ok() != Some(part_len)
+                    {
+                        return Err(pbad(&format!("not part {} of {}", i + 1, ranges.len())));
+                    }
+                    let hash = parse_hash(f[4]).ok_or_else(|| pbad("bad hash"))?;
+                    parts.push(Part {
+                        object: ObjectId(want),
+                        offset,
+                        size: part_len,
+                        hash,
+                    });
+                }
+            }
+            next_object = object
+                .checked_add(ranges.len() as u32)
+                .ok_or_else(|| field("object id (too many objects)"))?;
             entries.push(Entry {
                 object: ObjectId(object),
                 path: path.to_owned(),
                 size,
                 mode,
                 hash,
+                parts,
             });
         }
         if entries.is_empty() {
@@ -193,7 +311,7 @@ impl Manifest {
                 at += i + 1;
             }
         }
-        let m = Self { entries };
+        let m = Self { part_size, entries };
         if m.encode() != bytes {
             return Err(bad("not in canonical form".into()));
         }
@@ -247,6 +365,7 @@ mod tests {
             size: data.len() as u64,
             mode,
             hash: *blake3::hash(data).as_bytes(),
+            parts: Vec::new(),
         }
     }
 
@@ -257,6 +376,7 @@ mod tests {
                 entry(1, "a.txt", b"abc", 0o644),
                 entry(2, "dir/b c.bin", b"", 0o755),
             ],
+            ..Manifest::default()
         };
         let bytes = m.encode();
         assert_eq!(Manifest::decode(&bytes).unwrap(), m);
@@ -267,35 +387,111 @@ mod tests {
         assert!(id.to_uppercase().parse::<TransferId>().is_err());
     }
 
+    /// A file of 10,000 bytes at a part size of 4096: parts of 4096, 4096
+    /// and 1808 bytes, objects 2, 3 and 4, then the next file is object 5.
+    fn split_manifest() -> Manifest {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        let parts = part_ranges(data.len() as u64, 4096)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (offset, size))| Part {
+                object: ObjectId(2 + i as u32),
+                offset,
+                size,
+                hash: *blake3::hash(&data[offset as usize..(offset + size) as usize]).as_bytes(),
+            })
+            .collect();
+        Manifest {
+            part_size: 4096,
+            entries: vec![
+                entry(1, "small", b"abc", 0o644),
+                Entry {
+                    parts,
+                    ..entry(2, "big", &data, 0o600)
+                },
+                entry(5, "last", &data[..4096], 0o644),
+            ],
+        }
+    }
+
+    #[test]
+    fn a_file_larger_than_the_part_size_is_listed_with_its_parts() {
+        assert_eq!(part_ranges(0, 4096), vec![(0, 0)]);
+        assert_eq!(part_ranges(4096, 4096), vec![(0, 4096)]);
+        assert_eq!(part_ranges(4097, 4096), vec![(0, 4096), (4096, 1)]);
+        let m = split_manifest();
+        let bytes = m.encode();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.starts_with("groupcast-manifest 3 4096\n1 644 3 "));
+        assert!(text.contains("\npart 2 0 4096 "));
+        assert!(text.contains("\npart 4 8192 1808 "));
+        assert_eq!(Manifest::decode(&bytes).unwrap(), m);
+        let objects = m.entries[1].objects();
+        assert_eq!(objects.len(), 3);
+        assert_eq!(objects.iter().map(|p| p.size).sum::<u64>(), 10_000);
+        assert_eq!(m.entries[0].objects()[0].hash, m.entries[0].hash);
+
+        // Every way a part line can lie is refused.
+        let hostile: Vec<String> = vec![
+            // A part missing, or one too many.
+            text.replacen(&text[text.find("part 4").unwrap()..], "", 1),
+            text.replace(
+                "\n5 644",
+                &format!("\npart 5 10000 0 {}\n5 644", hex(&[0; 32])),
+            ),
+            // Parts out of order, overlapping, of the wrong size.
+            text.replace("part 3 4096", "part 3 4095"),
+            text.replace("part 3 4096 4096", "part 3 4096 4097"),
+            text.replace("part 2 0", "part 9 0"),
+            text.replace("part 2 0", "part  2 0"),
+            // The next file's object does not follow the parts.
+            text.replace("\n5 644", "\n3 644"),
+            // A part where no file is split.
+            text.replace("groupcast-manifest 3 4096", "groupcast-manifest 3 16384"),
+            text.replace("part 2", "part 2 extra"),
+        ];
+        for bad in hostile {
+            assert!(
+                Manifest::decode(bad.as_bytes()).is_err(),
+                "accepted {bad:?}"
+            );
+        }
+    }
+
     #[test]
     fn refuses_hostile_and_non_canonical_manifests() {
         let good = Manifest {
             entries: vec![entry(1, "a", b"x", 0o644)],
+            ..Manifest::default()
         }
         .encode();
         let text = String::from_utf8(good.clone()).unwrap();
         let h = hex(blake3::hash(b"x").as_bytes());
         let e = hex(blake3::hash(b"").as_bytes());
         let long = "x".repeat(256);
+        let hd = format!("{MANIFEST_HEADER} 268435456");
         let cases: Vec<String> = vec![
             String::new(),
-            format!("{MANIFEST_HEADER}\n"),
-            text.replace("groupcast-manifest 2", "groupcast-manifest 1"),
+            format!("{MANIFEST_HEADER} 268435456\n"),
+            text.replace("groupcast-manifest 3", "groupcast-manifest 2"),
+            text.replace(" 268435456\n", " 4095\n"),
+            text.replace(" 268435456\n", " 0268435456\n"),
+            text.replace(" 268435456\n", "\n"),
             text.replace("1 644", "2 644"),
             text.replace("1 644", "01 644"),
             text.replace(" 644 ", " 0644 "),
             text.replace(" 644 ", " 7777 "),
             text.trim_end().to_owned(),
-            format!("{MANIFEST_HEADER}\n1 644 1 {h} a\n2 644 1 {h} a\n"),
-            format!("{MANIFEST_HEADER}\n1 644 1 {h} x\n2 644 1 {h} x/y\n"),
-            format!("{MANIFEST_HEADER}\n1 644 0 {h} a\n"),
-            format!("{MANIFEST_HEADER}\n1 644 1 {} a\n", h.to_uppercase()),
-            format!("{MANIFEST_HEADER}\n1 644 1 {h} {long}\n"),
-            format!("{MANIFEST_HEADER}\n1 644 0 {e} ../a\n"),
-            format!("{MANIFEST_HEADER}\n1 644 0 {e} /etc/passwd\n"),
-            format!("{MANIFEST_HEADER}\n1 644 0 {e} .groupcast-tmp-1\n"),
-            format!("{MANIFEST_HEADER}\n1 644 0 {e} a\r\n"),
-            format!("{MANIFEST_HEADER}\n1 644 99999999999999999999 {h} a\n"),
+            format!("{hd}\n1 644 1 {h} a\n2 644 1 {h} a\n"),
+            format!("{hd}\n1 644 1 {h} x\n2 644 1 {h} x/y\n"),
+            format!("{hd}\n1 644 0 {h} a\n"),
+            format!("{hd}\n1 644 1 {} a\n", h.to_uppercase()),
+            format!("{hd}\n1 644 1 {h} {long}\n"),
+            format!("{hd}\n1 644 0 {e} ../a\n"),
+            format!("{hd}\n1 644 0 {e} /etc/passwd\n"),
+            format!("{hd}\n1 644 0 {e} .groupcast-tmp-1\n"),
+            format!("{hd}\n1 644 0 {e} a\r\n"),
+            format!("{hd}\n1 644 99999999999999999999 {h} a\n"),
         ];
         for bad in cases {
             assert!(

@@ -19,7 +19,7 @@
 //! - a file-system failure caused by a name or size refuses that one file:
 //!   it is counted, reported, and the rest of the transfer goes on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
@@ -121,9 +121,12 @@ enum State {
     Refused,
 }
 
+/// One file of the bound manifest, keyed by its first object.
 struct Slot {
     entry: super::manifest::Entry,
     state: State,
+    /// Its objects (parts) verified and written so far.
+    parts_done: HashSet<ObjectId>,
 }
 
 /// Most sessions whose manifest is buffered at once, before one is bound.
@@ -140,6 +143,9 @@ pub struct FileSink {
     bound: Option<(SessionId, TransferId)>,
     binding: Option<Vec<BoundObject>>,
     slots: HashMap<ObjectId, Slot>,
+    /// Every object of the bound manifest: the file it belongs to (its
+    /// slot's key) and where it goes in it.
+    parts: HashMap<ObjectId, (ObjectId, super::manifest::Part)>,
     refused: HashMap<Refusal, u64>,
     refused_files: Vec<(String, String)>,
     done: usize,
@@ -180,6 +186,7 @@ impl FileSink {
             bound: None,
             binding: None,
             slots: HashMap::new(),
+            parts: HashMap::new(),
             refused: HashMap::new(),
             refused_files: Vec::new(),
             done: 0,
@@ -256,6 +263,7 @@ impl FileSink {
 
     /// A file being written goes back to waiting, its temporary file removed.
     /// A file that waits, is in place or was refused stays as it is.
+    /// `object` is the file's key (its first object).
     fn drop_temp(&mut self, object: ObjectId) {
         if let Some(slot) = self.slots.get_mut(&object)
             && matches!(slot.state, State::Writing { .. })
@@ -304,7 +312,7 @@ impl FileSink {
                 session, object, ..
             } => {
                 if self.bound.is_some_and(|b| b.0 == session) {
-                    self.drop_temp(object);
+                    self.part_failed(object);
                 } else if object == ObjectId(0) {
                     self.manifest_bufs.remove(&session);
                 }
@@ -343,19 +351,18 @@ impl FileSink {
                 Ok(())
             }
             Some((s, _)) if s == session => {
-                let Some(slot) = self.slots.get_mut(&object) else {
+                let Some(&(key, part)) = self.parts.get(&object) else {
                     self.count(Refusal::NotInManifest);
                     return Ok(());
                 };
-                if matches!(slot.state, State::Done | State::Refused) {
+                let slot = self.slots.get_mut(&key).expect("every part has its file");
+                if matches!(slot.state, State::Done | State::Refused)
+                    || slot.parts_done.contains(&object)
+                {
                     return Ok(());
                 }
-                if end > slot.entry.size {
-                    self.refuse_file(
-                        object,
-                        Refusal::ManifestMismatch,
-                        "data past its size".into(),
-                    );
+                if end > part.size {
+                    self.refuse_file(key, Refusal::ManifestMismatch, "data past its size".into());
                     return Ok(());
                 }
                 if let Err(e) = begin(&self.root, slot) {
@@ -367,10 +374,10 @@ impl FileSink {
                 let State::Writing { file, .. } = &slot.state else {
                     unreachable!("writing here")
                 };
-                if let Err(e) = file.write_all_at(data, offset) {
+                if let Err(e) = file.write_all_at(data, part.offset + offset) {
                     let path = slot.entry.path.clone();
                     // A full disk, a size the file system refuses: this file only.
-                    self.refuse_file(object, Refusal::FileSystem, format!("{path}: {e}"));
+                    self.refuse_file(key, Refusal::FileSystem, format!("{path}: {e}"));
                     return Ok(());
                 }
                 self.bytes_written += data.len() as u64;
@@ -424,11 +431,15 @@ impl FileSink {
         self.bound = Some((session, id));
         self.manifest_bufs.clear();
         for e in manifest.entries {
+            for p in e.objects() {
+                self.parts.insert(p.object, (e.object, p));
+            }
             self.slots.insert(
                 e.object,
                 Slot {
                     entry: e,
                     state: State::Waiting,
+                    parts_done: HashSet::new(),
                 },
             );
         }
@@ -483,11 +494,13 @@ impl FileSink {
             ids.iter()
                 .filter_map(|o| self.slots.get(o))
                 .filter(|s| matches!(s.state, State::Waiting))
-                .map(|s| BoundObject {
-                    object: s.entry.object,
-                    size: s.entry.size,
-                    hash: s.entry.hash,
-                    name: s.entry.path.clone(),
+                .flat_map(|s| {
+                    s.entry.objects().into_iter().map(|p| BoundObject {
+                        object: p.object,
+                        size: p.size,
+                        hash: p.hash,
+                        name: s.entry.path.clone(),
+                    })
                 })
                 .collect(),
         );
@@ -534,22 +547,39 @@ impl FileSink {
         }
     }
 
+    /// One object of a file failed at the receiver, which starts it over:
+    /// its bytes will be written again. A file in one object drops its
+    /// temporary file; a file in parts keeps it, and its other parts.
+    fn part_failed(&mut self, object: ObjectId) {
+        let Some(&(key, _)) = self.parts.get(&object) else {
+            return;
+        };
+        let slot = self.slots.get_mut(&key).expect("every part has its file");
+        slot.parts_done.remove(&object);
+        // Never for a file in parts: its other parts' blocks, handed out
+        // already, are in the temporary file and would not come again.
+        if slot.entry.parts.is_empty() {
+            self.drop_temp(key);
+        }
+    }
+
     fn complete(&mut self, session: SessionId, object: ObjectId, size: u64, hash: [u8; 32]) {
         if self.bound.is_none_or(|b| b.0 != session) {
             self.count(Refusal::NotInManifest);
             return;
         }
-        let Some(slot) = self.slots.get_mut(&object) else {
+        let Some(&(key, part)) = self.parts.get(&object) else {
             self.count(Refusal::NotInManifest);
             return;
         };
+        let slot = self.slots.get_mut(&key).expect("every part has its file");
         match slot.state {
             State::Done | State::Refused => return,
             State::Waiting | State::Writing { .. } => {}
         }
-        if slot.entry.size != size || slot.entry.hash != hash {
+        if part.size != size || part.hash != hash {
             self.refuse_file(
-                object,
+                key,
                 Refusal::ManifestMismatch,
                 "size or hash differ from the manifest".into(),
             );
@@ -558,9 +588,15 @@ impl FileSink {
         // An empty file decodes no block, so may have no temporary file yet.
         if let Err(e) = begin(&self.root, slot) {
             let path = slot.entry.path.clone();
-            self.refuse_file(object, Refusal::FileSystem, format!("{path}: {e}"));
+            self.refuse_file(key, Refusal::FileSystem, format!("{path}: {e}"));
             return;
         }
+        slot.parts_done.insert(object);
+        if slot.parts_done.len() < slot.entry.parts.len().max(1) {
+            // More parts to come.
+            return;
+        }
+        let (object, size) = (key, slot.entry.size);
         let State::Writing { tmp, file } = std::mem::replace(&mut slot.state, State::Waiting)
         else {
             unreachable!("writing here")
