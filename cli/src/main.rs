@@ -86,8 +86,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => scenario::demo(&args),
         Command::Sim(args) => scenario::sim(&args),
-        Command::Send(args) => net::send(&args),
-        Command::Recv(args) => net::recv(&args),
+        Command::Send(args) => {
+            groupcast::io::release_large_buffers();
+            net::send(&args)
+        }
+        Command::Recv(args) => {
+            groupcast::io::release_large_buffers();
+            net::recv(&args)
+        }
         Command::Id { path, part_size } => net::id(&path, part_size),
         Command::Channel { name } => {
             let verbose = cli.verbose > 0;

@@ -435,6 +435,8 @@ fn main() {
                     ],
                     &log("recv"),
                 );
+                // Whatever an earlier run wrote is on disk first.
+                sh(&["sync"]);
                 std::thread::sleep(Duration::from_millis(300));
                 let started = Instant::now();
                 let overhead = format!("{}", 0.05 + loss as f64 / 100.0 * 1.3);
@@ -582,6 +584,9 @@ fn write_payload(path: &Path, size: u64) {
         left -= n as u64;
     }
     f.flush().unwrap();
+    // On disk before any run, so that its write-back does not compete with
+    // the receiver's writes.
+    f.get_ref().sync_all().unwrap();
 }
 
 /// Whether two files hold the same bytes, compared 8 MiB at a time.

@@ -109,6 +109,14 @@ pub fn cpu_seconds() -> f64 {
     sys::cpu_seconds()
 }
 
+/// Tunes the C allocator so that large freed buffers (blocks, encoders,
+/// decoders) go back to the system at once, and RSS follows what a sender or
+/// receiver holds (glibc; elsewhere nothing). Call it first thing in `main`,
+/// before any thread starts: `groupcast send` and `recv` do.
+pub fn release_large_buffers() {
+    sys::release_large_buffers()
+}
+
 /// Looks up an interface's index, and checks that it is up to IPv6 multicast.
 pub fn interface_index(name: &str) -> Result<u32, IoError> {
     if name.is_empty() || name.contains('/') || name.contains("..") {

@@ -339,3 +339,21 @@ pub(super) fn cpu_seconds() -> f64 {
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     secs(ru.ru_utime) + secs(ru.ru_stime)
 }
+
+/// Makes the C allocator give large freed buffers back to the system at once
+/// (glibc only; elsewhere nothing): buffers of 256 KiB and more (blocks,
+/// encoders, decoders) are mapped and unmapped one by one, instead of glibc's
+/// default of raising that threshold to the largest buffer freed so far and
+/// then serving blocks from heaps that never shrink; and one heap serves all
+/// threads, so that an encoder built on a worker and dropped on the sending
+/// thread (its symbols are small allocations) leaves no second heap
+/// fragmented. A sender or receiver's RSS then follows what it holds.
+pub fn release_large_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; both values are valid
+    // for these options, and it is called before other threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
