@@ -237,7 +237,7 @@ pub struct SendArgs {
     /// A file larger than this travels as several objects of this size (its parts), each
     /// verified on its own and written at its offset; the transfer id depends on it
     /// (`groupcast id --part-size`). 4KiB to 1GiB.
-    #[arg(long, default_value = "256MiB", value_parser = parse_size, value_name = "SIZE")]
+    #[arg(long, default_value = "64MiB", value_parser = parse_size, value_name = "SIZE")]
     pub part_size: u64,
     /// Channel name; its group address is ff1e:: followed by BLAKE3(name) (see `groupcast channel`).
     #[arg(long)]

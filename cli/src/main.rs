@@ -67,7 +67,7 @@ enum Command {
         /// The file or directory.
         path: std::path::PathBuf,
         /// The part size the sender uses (`send --part-size`).
-        #[arg(long, default_value = "256MiB", value_parser = groupcast_sim::units::parse_size, value_name = "SIZE")]
+        #[arg(long, default_value = "64MiB", value_parser = groupcast_sim::units::parse_size, value_name = "SIZE")]
         part_size: u64,
     },
     /// Print the IPv6 multicast group of a channel name.

@@ -387,8 +387,14 @@ fn recv_one(
                 format!(" ({} identical already, kept)", report.files_kept)
             } else {
                 String::new()
-            }
+            },
         );
+        if report.parts_resumed > 0 {
+            eprintln!(
+                "resumed {} part(s), {} bytes, verified from an earlier run: not received again",
+                report.parts_resumed, report.bytes_resumed
+            );
+        }
         // (Under --follow, a transfer that changed nothing runs no command.)
         if let (Some(cmd), Some(id)) = (&args.exec, report.transfer_id)
             && !(args.follow && report.files_kept == report.files)
@@ -437,6 +443,8 @@ fn recv_one(
             "decode_retries": stats.decode_retries,
             "files": report.files,
             "files_kept": report.files_kept,
+            "parts_resumed": report.parts_resumed,
+            "bytes_resumed": report.bytes_resumed,
             "file_bytes": report.file_bytes,
             "duration_s": report.duration_s,
             "complete": outcome.is_ok(),

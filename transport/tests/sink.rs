@@ -501,3 +501,96 @@ fn a_file_in_parts_is_assembled_at_the_offsets_and_placed_once_whole() {
     assert!(sink.is_settled() && !sink.is_done());
     assert_eq!(listing(&d.out()), Vec::<String>::new());
 }
+
+/// Issue 14, item 5: a sink that stops with parts of a file verified leaves
+/// that file's temporary file; a later sink bound to a manifest listing the
+/// same file finds it, hashes each part against its line, and is bound only
+/// to the rest. A part whose bytes changed meanwhile is received again, and
+/// a link planted under the temporary name is never followed.
+#[test]
+fn a_file_in_parts_resumes_from_the_parts_a_stopped_sink_verified() {
+    let d = Dir::new("resume");
+    let big: Vec<u8> = (0..20_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let m = manifest_in_parts(&[("small", b"tiny", 0o644), ("big", &big, 0o644)], 4096);
+    // small is object 1; big objects 2..=6, of 4096 bytes but the last (3616).
+    let part = |i: usize| big[i * 4096..((i + 1) * 4096).min(big.len())].to_vec();
+    let temps = |dir: &Path| -> Vec<String> {
+        listing(dir)
+            .into_iter()
+            .filter(|n| n.starts_with(".groupcast-tmp-"))
+            .collect()
+    };
+    let mut sink = FileSink::new(&d.out(), SinkConfig::default()).unwrap();
+    deliver_manifest(&mut sink, 1, &m);
+    assert_eq!(sink.take_binding().unwrap().1.len(), 6);
+    assert_eq!(sink.resumed(), (0, 0));
+    sink.handle(block(1, 1, 0, b"ti")).unwrap();
+    deliver_file(&mut sink, 1, 2, &part(0), "big");
+    deliver_file(&mut sink, 1, 4, &part(2), "big");
+    deliver_file(&mut sink, 1, 6, &part(4), "big");
+    // Part 1 half written, unverified, when the sink stops.
+    sink.handle(block(1, 3, 0, &part(1)[..2000])).unwrap();
+    drop(sink);
+    let left = temps(&d.out());
+    assert_eq!(left.len(), 1, "only big's temporary file stays: {left:?}");
+
+    // Another session of the same transfer: parts 0, 2 and 4 are resumed.
+    let mut sink = FileSink::new(&d.out(), SinkConfig::default()).unwrap();
+    deliver_manifest(&mut sink, 2, &m);
+    let bound: Vec<u32> = sink
+        .take_binding()
+        .unwrap()
+        .1
+        .iter()
+        .map(|b| b.object.0)
+        .collect();
+    assert_eq!(bound, [1, 3, 5]);
+    assert_eq!(sink.resumed(), (3, 3 * 4096 - 4096 + 3616));
+    deliver_file(&mut sink, 2, 1, b"tiny", "small");
+    deliver_file(&mut sink, 2, 3, &part(1), "big");
+    deliver_file(&mut sink, 2, 5, &part(3), "big");
+    assert!(sink.is_done());
+    assert_eq!(fs::read(d.out().join("big")).unwrap(), big);
+    drop(sink);
+    assert!(temps(&d.out()).is_empty());
+
+    // A changed part is received again; the others are still resumed.
+    fs::remove_file(d.out().join("big")).unwrap();
+    fs::remove_file(d.out().join("small")).unwrap();
+    let mut sink = FileSink::new(&d.out(), SinkConfig::default()).unwrap();
+    deliver_manifest(&mut sink, 3, &m);
+    sink.take_binding().unwrap();
+    deliver_file(&mut sink, 3, 2, &part(0), "big");
+    deliver_file(&mut sink, 3, 3, &part(1), "big");
+    drop(sink);
+    let tmp = d.out().join(&temps(&d.out())[0]);
+    let f = fs::OpenOptions::new().write(true).open(&tmp).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, b"XX", 5000).unwrap();
+    drop(f);
+    let mut sink = FileSink::new(&d.out(), SinkConfig::default()).unwrap();
+    deliver_manifest(&mut sink, 4, &m);
+    let bound: Vec<u32> = sink
+        .take_binding()
+        .unwrap()
+        .1
+        .iter()
+        .map(|b| b.object.0)
+        .collect();
+    assert_eq!(bound, [1, 3, 4, 5, 6], "part 1 changed on disk");
+    assert_eq!(sink.resumed(), (1, 4096));
+    drop(sink);
+
+    // A link planted under the temporary name refuses the file, unfollowed.
+    let name = temps(&d.out())[0].clone();
+    fs::remove_file(d.out().join(&name)).unwrap();
+    let target = d.0.join("target");
+    fs::write(&target, b"precious").unwrap();
+    std::os::unix::fs::symlink(&target, d.out().join(&name)).unwrap();
+    let mut sink = FileSink::new(&d.out(), SinkConfig::default()).unwrap();
+    deliver_manifest(&mut sink, 5, &m);
+    let bound = sink.take_binding().unwrap().1;
+    assert_eq!(bound.len(), 1, "only small: big is refused");
+    assert_eq!(count(&sink, Refusal::UnsafePath), 1);
+    drop(sink);
+    assert_eq!(fs::read(&target).unwrap(), b"precious");
+}

@@ -197,6 +197,11 @@ pub struct TransferReport {
     /// Files of the manifest in place already, identical, and kept as they
     /// were (counted in `files` too).
     pub files_kept: usize,
+    /// Parts of files found verified in resumable temporary files, and their
+    /// bytes: not received in this run.
+    pub parts_resumed: usize,
+    /// Bytes of those parts.
+    pub bytes_resumed: u64,
 }
 
 /// BLAKE3 of a file that must be `size` bytes long, read in 1 MiB chunks and
@@ -513,6 +518,8 @@ pub fn receive_into(
         duration_s: started.elapsed().as_secs_f64(),
         files: sink.completed(),
         files_kept: sink.kept(),
+        parts_resumed: sink.resumed().0,
+        bytes_resumed: sink.resumed().1,
         file_bytes: sink.bytes_written,
         driver,
         transfer_id: sink.bound().map(|b| b.1),

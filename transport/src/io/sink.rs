@@ -15,6 +15,11 @@
 //! - a regular file already in place with the manifest's size and BLAKE3
 //!   hash (opened without following links, hashed in chunks) is kept as it
 //!   is and not received at all (`kept`): an update sends what changed;
+//! - a file in parts goes into a temporary file named after its content and
+//!   path, which is kept when the sink stops with parts of it
+//!   verified; a later sink bound to a manifest listing the same file hashes
+//!   each part found there against its part line and receives only the rest
+//!   (`resumed`);
 //! - modes are masked by the umask and never world-writable, unless asked;
 //! - a file-system failure caused by a name or size refuses that one file:
 //!   it is counted, reported, and the rest of the transfer goes on.
@@ -150,6 +155,8 @@ pub struct FileSink {
     refused_files: Vec<(String, String)>,
     done: usize,
     kept: usize,
+    /// Parts found verified in a resumable temporary file, and their bytes.
+    resumed: (usize, u64),
     /// Bytes written into files so far.
     pub bytes_written: u64,
 }
@@ -191,6 +198,7 @@ impl FileSink {
             refused_files: Vec::new(),
             done: 0,
             kept: 0,
+            resumed: (0, 0),
             bytes_written: 0,
         })
     }
@@ -476,7 +484,15 @@ impl FileSink {
                 );
                 continue;
             }
-            need = need.saturating_add(size);
+            let resumed = match self.resume(object) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    let (why, detail) = classify(e);
+                    self.refuse_file(object, why, format!("{path}: {detail}"));
+                    continue;
+                }
+            };
+            need = need.saturating_add(size - resumed);
         }
         if self.config.check_space
             && let Ok(st) = rustix::fs::fstatvfs(&self.root)
@@ -493,14 +509,18 @@ impl FileSink {
         self.binding = Some(
             ids.iter()
                 .filter_map(|o| self.slots.get(o))
-                .filter(|s| matches!(s.state, State::Waiting))
+                .filter(|s| matches!(s.state, State::Waiting | State::Writing { .. }))
                 .flat_map(|s| {
-                    s.entry.objects().into_iter().map(|p| BoundObject {
-                        object: p.object,
-                        size: p.size,
-                        hash: p.hash,
-                        name: s.entry.path.clone(),
-                    })
+                    s.entry
+                        .objects()
+                        .into_iter()
+                        .filter(|p| !s.parts_done.contains(&p.object))
+                        .map(|p| BoundObject {
+                            object: p.object,
+                            size: p.size,
+                            hash: p.hash,
+                            name: s.entry.path.clone(),
+                        })
                 })
                 .collect(),
         );
@@ -532,6 +552,55 @@ impl FileSink {
     /// and kept as they were (counted in [`FileSink::completed`] too).
     pub fn kept(&self) -> usize {
         self.kept
+    }
+
+    /// Parts of files found verified in resumable temporary files at binding,
+    /// and their bytes: not received again.
+    pub fn resumed(&self) -> (usize, u64) {
+        self.resumed
+    }
+
+    /// A file in parts whose resumable temporary file is there already: its
+    /// parts whose bytes hash to their lines count as done, and the file is
+    /// being written. The bytes found; 0 if there is no such file. A link or
+    /// anything not a regular file under that name is an error.
+    fn resume(&mut self, object: ObjectId) -> Result<u64, Errno> {
+        let slot = self.slots.get_mut(&object).expect("present");
+        if slot.entry.parts.is_empty() {
+            return Ok(0);
+        }
+        let name = resume_name(&slot.entry);
+        let flags = OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        let fd = match rustix::fs::openat(&self.root, name.as_str(), flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let st = rustix::fs::fstat(&fd)?;
+        if !rustix::fs::FileType::from_raw_mode(st.st_mode).is_file() {
+            return Err(Errno::LOOP);
+        }
+        let file = File::from(fd);
+        let mut bytes = 0;
+        for p in &slot.entry.parts {
+            if p.offset + p.size <= st.st_size as u64
+                && hash_range(&file, p.offset, p.size).is_ok_and(|h| h == p.hash)
+            {
+                slot.parts_done.insert(p.object);
+                bytes += p.size;
+            }
+        }
+        slot.state = State::Writing { tmp: name, file };
+        self.resumed.0 += slot.parts_done.len();
+        self.resumed.1 += bytes;
+        if slot.parts_done.len() == slot.entry.parts.len() {
+            // Every part is there: it only needs placing.
+            let last = slot.entry.parts.last().expect("in parts");
+            let (session, p) = (self.bound.expect("bound").0, *last);
+            slot.parts_done.remove(&p.object);
+            self.complete(session, p.object, p.size, p.hash);
+        }
+        Ok(bytes)
     }
 
     /// Whether something (a file, a directory, a link) is at `path` already,
@@ -711,12 +780,63 @@ fn open_dir_beneath(root: &OwnedFd, parent: &str, create: bool) -> Result<Option
 }
 
 /// Starts a waiting file's temporary file; one being written already keeps its own.
+/// A file in parts gets its resumable name ([`resume_name`]), created if
+/// missing, refused if something not a regular file is there.
 fn begin(root: &OwnedFd, slot: &mut Slot) -> Result<(), Errno> {
     if matches!(slot.state, State::Waiting) {
-        let (tmp, file) = create_temp(root)?;
+        let (tmp, file) = if slot.entry.parts.is_empty() {
+            create_temp(root)?
+        } else {
+            let name = resume_name(&slot.entry);
+            let fd = rustix::fs::openat(
+                root,
+                name.as_str(),
+                OFlags::CREATE | OFlags::NOFOLLOW | OFlags::RDWR | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )?;
+            let st = rustix::fs::fstat(&fd)?;
+            if !rustix::fs::FileType::from_raw_mode(st.st_mode).is_file() {
+                return Err(Errno::LOOP);
+            }
+            (name, File::from(fd))
+        };
         slot.state = State::Writing { tmp, file };
     }
     Ok(())
+}
+
+/// The temporary name of a file in parts: `.groupcast-tmp-` and 32 hex
+/// digits of BLAKE3 of its hash, size and path, so that a later transfer of
+/// the same file to the same path finds it, whatever its session or
+/// transfer (and two paths of the same content do not share one).
+fn resume_name(entry: &super::manifest::Entry) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(b"groupcast resume 1");
+    h.update(&entry.hash);
+    h.update(&entry.size.to_le_bytes());
+    h.update(entry.path.as_bytes());
+    let d = h.finalize();
+    format!(
+        "{TEMP_PREFIX}{}",
+        d.as_bytes()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
+
+/// BLAKE3 of `len` bytes of `file` from `offset`, read 1 MiB at a time.
+fn hash_range(file: &File, offset: u64, len: u64) -> std::io::Result<[u8; 32]> {
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0;
+    while at < len {
+        let n = (buf.len() as u64).min(len - at) as usize;
+        file.read_exact_at(&mut buf[..n], offset + at)?;
+        h.update(&buf[..n]);
+        at += n as u64;
+    }
+    Ok(*h.finalize().as_bytes())
 }
 
 /// Removes one of our temporary files (best effort: it may be gone already).
@@ -756,10 +876,14 @@ fn umask() -> u32 {
 }
 
 impl Drop for FileSink {
-    /// Leaves no partial file behind: unfinished temporary files are removed.
+    /// Leaves no partial file behind but resumable ones: unfinished
+    /// temporary files are removed, except those of files in parts with a
+    /// part verified, which a later transfer of the same file resumes.
     fn drop(&mut self) {
         for slot in self.slots.values() {
-            if let State::Writing { tmp, .. } = &slot.state {
+            if let State::Writing { tmp, .. } = &slot.state
+                && slot.parts_done.is_empty()
+            {
                 remove_temp(&self.root, tmp);
             }
         }
