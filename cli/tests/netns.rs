@@ -938,6 +938,60 @@ fn a_file_larger_than_the_memory_cap_is_sent_in_bounded_memory() {
     );
 }
 
+/// Issue 14, item 4 (acceptance 3 at CI's scale): a tree of 1,500 small files
+/// (1-32 KiB, in 60 directories, modes 644, 600 and 755) and two larger ones
+/// arrives identical, paths, contents and modes, with the small files packed
+/// into a few objects: the receiver completes far fewer objects than files.
+#[test]
+fn a_tree_of_many_small_files_arrives_identical_in_packs() {
+    use std::os::unix::fs::PermissionsExt;
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !prerequisites("tree") {
+        return;
+    }
+    let (mut lab, hosts) = bridge_lab("tr", &[10]);
+    let src = lab.dir.join("tree");
+    for i in 0..1500u64 {
+        let d = src.join(format!("d{:02}/s{}", i % 20, i % 3));
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join(format!("f{i:04}"));
+        random_file(&p, 1024 + (i as usize * 7919) % (31 << 10), 100 + i);
+        let mode = [0o644, 0o600, 0o755][i as usize % 3];
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    random_file(&src.join("large-a"), 3 << 20, 1);
+    random_file(&src.join("large-b"), (2 << 20) + 5, 2);
+    let channel = "gc-test-tree";
+    let out = lab.recv("rx", &hosts[1].clone(), channel);
+    std::thread::sleep(Duration::from_millis(300));
+    lab.send_args(&hosts[0].clone(), &src, channel, &["--rate", "500M"]);
+    lab.receiver_and_sender_finish("rx", &src, &out);
+    let mut stack = vec![src.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                stack.push(e.path());
+                continue;
+            }
+            let rel = e.path().strip_prefix(&src).unwrap().to_owned();
+            let got = std::fs::metadata(out.join(&rel))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(got, m.permissions().mode() & 0o777, "{}", rel.display());
+        }
+    }
+    let st = lab.stats("rx");
+    assert_eq!(st["files"].as_u64(), Some(1502), "{st}");
+    let objects = st["objects_completed"].as_u64().unwrap();
+    assert!(
+        objects <= 10,
+        "{objects} objects for 1,502 files: not packed"
+    );
+}
+
 /// Issue 14, item 5 (acceptance 4 at CI's scale): a receiver killed with
 /// SIGKILL at about half of a 256 MiB transfer in parts of 8 MiB, and started
 /// again with the same --output beside a new sender of the same file,
@@ -1534,6 +1588,7 @@ fn forgeries(path: &Path) {
         mode: 0o777,
         hash: hash(&owned),
         parts: Vec::new(),
+        pack: None,
     };
     let long = "x".repeat(300);
     // A valid manifest that would overwrite .bashrc and write through the planted

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use groupcast::io::IoError;
 use groupcast::io::files::{
-    DEFAULT_PART_SIZE, Entry, FileSink, MANIFEST_NAME, Manifest, Part, Refusal, SinkConfig,
+    DEFAULT_PART_SIZE, Entry, FileSink, MANIFEST_NAME, Manifest, Pack, Part, Refusal, SinkConfig,
     TransferId, part_ranges,
 };
 use groupcast::{ObjectId, ReceiverEvent, SessionId};
@@ -65,6 +65,7 @@ fn manifest_in_parts(files: &[(&str, &[u8], u32)], part_size: u64) -> Manifest {
             mode: *mode,
             hash: *blake3::hash(data).as_bytes(),
             parts,
+            pack: None,
         });
         object += ranges.len() as u32;
     }
@@ -380,6 +381,7 @@ fn an_expected_id_admits_only_its_manifest_and_space_is_checked_first() {
                     hash: [7; 32],
                 })
                 .collect(),
+            pack: None,
         }],
         ..Manifest::default()
     };
@@ -593,4 +595,103 @@ fn a_file_in_parts_resumes_from_the_parts_a_stopped_sink_verified() {
     assert_eq!(count(&sink, Refusal::UnsafePath), 1);
     drop(sink);
     assert_eq!(fs::read(&target).unwrap(), b"precious");
+}
+
+/// Issue 14, item 4: small files packed into one object are each written
+/// from the pack's blocks (which cross their boundaries) and placed once the
+/// pack verified; one refused (it exists) does not hold back the others, and
+/// a pack whose hash is wrong refuses every file in it.
+#[test]
+fn files_packed_into_one_object_are_placed_when_the_pack_verifies() {
+    let d = Dir::new("pack");
+    let files: [(&str, &[u8]); 3] = [
+        ("a/one", b"first file"),
+        ("a/two", b"2"),
+        ("b/three", b"the third"),
+    ];
+    let mut pack = Vec::new();
+    for (_, data) in &files {
+        pack.extend_from_slice(data);
+    }
+    let ph = *blake3::hash(&pack).as_bytes();
+    let mut at = 0;
+    let mut entries = Vec::new();
+    for (path, data) in files {
+        entries.push(Entry {
+            object: ObjectId(1),
+            path: path.into(),
+            size: data.len() as u64,
+            mode: 0o640,
+            hash: *blake3::hash(data).as_bytes(),
+            parts: Vec::new(),
+            pack: Some(Pack {
+                offset: at,
+                size: pack.len() as u64,
+                hash: ph,
+            }),
+        });
+        at += data.len() as u64;
+    }
+    entries.push(Entry {
+        object: ObjectId(2),
+        path: "z".into(),
+        size: 3,
+        mode: 0o644,
+        hash: *blake3::hash(b"zzz").as_bytes(),
+        parts: Vec::new(),
+        pack: None,
+    });
+    let m = Manifest {
+        entries,
+        ..Manifest::default()
+    };
+    // b/three is there already: refused, and the pack still comes for the others.
+    fs::create_dir_all(d.out().join("b")).unwrap();
+    fs::write(d.out().join("b/three"), b"mine").unwrap();
+    let mut sink = FileSink::new(&d.out(), SinkConfig::default()).unwrap();
+    deliver_manifest(&mut sink, 1, &m);
+    let bound: Vec<(u32, u64, String)> = sink
+        .take_binding()
+        .unwrap()
+        .1
+        .into_iter()
+        .map(|b| (b.object.0, b.size, b.name))
+        .collect();
+    assert_eq!(bound, [(1, 20, String::new()), (2, 3, "z".into())]);
+    // Blocks across the files' boundaries, in any order.
+    sink.handle(block(1, 1, 7, &pack[7..15])).unwrap();
+    sink.handle(block(1, 1, 0, &pack[..7])).unwrap();
+    sink.handle(block(1, 1, 15, &pack[15..])).unwrap();
+    assert!(
+        !d.out().join("a/one").exists(),
+        "placed before the pack verified"
+    );
+    sink.handle(complete(1, 1, &pack, "")).unwrap();
+    deliver_file(&mut sink, 1, 2, b"zzz", "z");
+    assert_eq!(fs::read(d.out().join("a/one")).unwrap(), b"first file");
+    assert_eq!(fs::read(d.out().join("a/two")).unwrap(), b"2");
+    assert_eq!(fs::read(d.out().join("b/three")).unwrap(), b"mine");
+    assert_eq!(
+        fs::metadata(d.out().join("a/two"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o640 & !0o022
+    );
+    assert_eq!(sink.completed(), 3);
+    assert_eq!(count(&sink, Refusal::Exists), 1);
+    drop(sink);
+
+    // A pack whose completion gives another hash refuses all of its files.
+    let d = Dir::new("pack-hash");
+    let mut sink = FileSink::new(&d.out(), SinkConfig::default()).unwrap();
+    deliver_manifest(&mut sink, 2, &m);
+    let mut forged = pack.clone();
+    forged[3] ^= 1;
+    deliver_file(&mut sink, 2, 1, &forged, "");
+    assert_eq!(count(&sink, Refusal::ManifestMismatch), 3);
+    deliver_file(&mut sink, 2, 2, b"zzz", "z");
+    assert!(sink.is_settled() && !sink.is_done());
+    assert_eq!(listing(&d.out()), ["z"]);
 }

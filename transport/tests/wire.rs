@@ -538,6 +538,7 @@ fn manifest_example_matches_protocol_md() {
                 mode: 0o600,
                 hash: hash(b""),
                 parts: Vec::new(),
+                pack: None,
             },
             Entry {
                 object: groupcast::ObjectId(2),
@@ -546,6 +547,7 @@ fn manifest_example_matches_protocol_md() {
                 mode: 0o644,
                 hash: hash(hello),
                 parts: Vec::new(),
+                pack: None,
             },
             Entry {
                 object: groupcast::ObjectId(3),
@@ -567,6 +569,7 @@ fn manifest_example_matches_protocol_md() {
                         hash: hash(&zeros[4096..]),
                     },
                 ],
+                pack: None,
             },
         ],
     };

@@ -20,9 +20,10 @@ use std::path::{Path, PathBuf};
 use super::IoError;
 pub use super::manifest::{
     DEFAULT_PART_SIZE, Entry, MANIFEST_HEADER, MANIFEST_NAME, MAX_MANIFEST_BYTES, Manifest,
-    PART_SIZE_RANGE, Part, TEMP_PREFIX, TransferId, part_ranges, safe_relative_path,
+    PACK_BELOW, PACK_SIZE, PART_SIZE_RANGE, Pack, Part, TEMP_PREFIX, TransferId, part_ranges,
+    safe_relative_path,
 };
-pub use super::sink::{FileSink, Refusal, SinkConfig};
+pub use super::sink::{FileSink, Refusal, SinkConfig, resume_name};
 use crate::proto::{Admission, ObjectId};
 
 /// A file to send: where it is, and what the manifest will say of it.
@@ -103,14 +104,34 @@ pub struct FileHash {
     pub hash: [u8; 32],
     /// Each part's hash, in order; empty for a file no larger than a part.
     pub parts: Vec<[u8; 32]>,
+    /// A small file packed with its neighbours: where, in which pack.
+    pub pack: Option<Pack>,
 }
 
 /// The manifest of `sources`, given each file's hashes, in order: a file
-/// larger than `part_size` is listed in parts, one object each.
+/// larger than `part_size` is listed in parts, one object each; files packed
+/// together (`FileHash::pack`) share one object.
 pub fn manifest_of(sources: &[Source], hashes: &[FileHash], part_size: u64) -> Manifest {
     let mut object = 1u32;
+    let mut pack_object = 0;
     let mut entries = Vec::with_capacity(sources.len());
     for (s, h) in sources.iter().zip(hashes) {
+        if let Some(p) = h.pack {
+            if p.offset == 0 {
+                pack_object = object;
+                object += 1;
+            }
+            entries.push(Entry {
+                object: ObjectId(pack_object),
+                path: s.path.clone(),
+                size: s.size,
+                mode: s.mode,
+                hash: h.hash,
+                parts: Vec::new(),
+                pack: Some(p),
+            });
+            continue;
+        }
         let parts: Vec<Part> = if h.parts.is_empty() {
             Vec::new()
         } else {
@@ -133,23 +154,105 @@ pub fn manifest_of(sources: &[Source], hashes: &[FileHash], part_size: u64) -> M
             mode: s.mode,
             hash: h.hash,
             parts,
+            pack: None,
         });
         object += h.parts.len().max(1) as u32;
     }
     Manifest { part_size, entries }
 }
 
-/// Hashes every file of `sources` (and its parts), streaming.
+/// Which files `send_path` packs together: runs of two or more files, one
+/// after the other in path order, each non-empty and smaller than
+/// [`PACK_BELOW`], at most [`PACK_SIZE`] (or `part_size`) bytes a pack. Each
+/// file's pack (an index) and offset in it, if packed.
+pub fn packing(sources: &[Source], part_size: u64) -> Vec<Option<(usize, u64)>> {
+    let limit = PACK_SIZE.min(part_size);
+    let mut out = vec![None; sources.len()];
+    let mut run: Vec<usize> = Vec::new();
+    let mut bytes = 0u64;
+    let mut packs = 0;
+    let mut flush = |run: &mut Vec<usize>, out: &mut Vec<Option<(usize, u64)>>| {
+        if run.len() >= 2 {
+            let mut at = 0;
+            for &i in run.iter() {
+                out[i] = Some((packs, at));
+                at += sources[i].size;
+            }
+            packs += 1;
+        }
+        run.clear();
+    };
+    for (i, s) in sources.iter().enumerate() {
+        let small = s.size > 0 && s.size < PACK_BELOW;
+        if !small || bytes + s.size > limit {
+            flush(&mut run, &mut out);
+            bytes = 0;
+        }
+        if small {
+            run.push(i);
+            bytes += s.size;
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
+/// Hashes every file of `sources` (and its parts), streaming, and each pack
+/// of small files ([`packing`]) as it goes.
 fn hash_sources(sources: &[Source], part_size: u64) -> Result<Vec<FileHash>, IoError> {
-    sources
-        .iter()
-        .map(|s| {
-            hash_file_parts(&s.file, s.size, part_size).map_err(|source| IoError::File {
-                path: s.file.display().to_string(),
-                source,
-            })
-        })
-        .collect()
+    let plan = packing(sources, part_size);
+    let mut out = Vec::with_capacity(sources.len());
+    // The pack being hashed: its index, hasher and members so far.
+    let mut pack: Option<(usize, blake3::Hasher, Vec<usize>)> = None;
+    let finish = |pack: &mut Option<(usize, blake3::Hasher, Vec<usize>)>,
+                  out: &mut Vec<FileHash>| {
+        if let Some((_, h, members)) = pack.take() {
+            let hash = *h.finalize().as_bytes();
+            let size: u64 = members.iter().map(|&i| sources[i].size).sum();
+            for i in members {
+                if let Some(p) = out[i].pack.as_mut() {
+                    p.size = size;
+                    p.hash = hash;
+                }
+            }
+        }
+    };
+    for (i, s) in sources.iter().enumerate() {
+        let ferr = |source| IoError::File {
+            path: s.file.display().to_string(),
+            source,
+        };
+        let Some((index, offset)) = plan[i] else {
+            finish(&mut pack, &mut out);
+            out.push(hash_file_parts(&s.file, s.size, part_size).map_err(ferr)?);
+            continue;
+        };
+        if pack.as_ref().is_none_or(|p| p.0 != index) {
+            finish(&mut pack, &mut out);
+            pack = Some((index, blake3::Hasher::new(), Vec::new()));
+        }
+        // Small: read whole, once, for its own hash and its pack's.
+        let data = fs::read(&s.file).map_err(ferr)?;
+        if data.len() as u64 != s.size {
+            return Err(ferr(std::io::Error::other(
+                "file changed while it was read",
+            )));
+        }
+        let (_, h, members) = pack.as_mut().expect("just opened");
+        h.update(&data);
+        members.push(i);
+        out.push(FileHash {
+            hash: *blake3::hash(&data).as_bytes(),
+            parts: Vec::new(),
+            pack: Some(Pack {
+                offset,
+                size: 0,
+                hash: [0; 32],
+            }),
+        });
+    }
+    finish(&mut pack, &mut out);
+    Ok(out)
 }
 
 /// Checks a part size given by the user.
@@ -327,6 +430,7 @@ fn hash_stream(mut file: fs::File, size: u64, part_size: Option<u64>) -> std::io
             Ok(FileHash {
                 hash: w[0],
                 parts: p,
+                pack: None,
             })
         });
         (result.map(|()| total), hashes)
@@ -341,9 +445,10 @@ fn hash_stream(mut file: fs::File, size: u64, part_size: Option<u64>) -> std::io
 /// Reads the blocks a sender asks for from its files, keeping a few open.
 struct BlockReader<'a> {
     files: &'a [Source],
-    /// Each file object's file (an index in `files`) and where its bytes
-    /// start in it (object i + 1: object 0 is the manifest).
-    objects: Vec<(usize, u64)>,
+    /// Each file object's bytes (object i + 1: object 0 is the manifest), as
+    /// segments in order: a file (an index in `files`), where in it, and how
+    /// many bytes. One segment for a file or a part, one a file for a pack.
+    objects: Vec<Vec<(usize, u64, u64)>>,
     /// Open files, by index in `files`, the most recently used last.
     open: VecDeque<(usize, fs::File)>,
 }
@@ -353,8 +458,7 @@ impl BlockReader<'_> {
     const OPEN: usize = 16;
 
     fn read(&mut self, req: crate::proto::BlockRequest) -> Result<Vec<u8>, IoError> {
-        use std::os::unix::fs::FileExt;
-        let Some(&(file, base)) = (req.object.0 as usize)
+        let Some(segments) = (req.object.0 as usize)
             .checked_sub(1)
             .and_then(|i| self.objects.get(i))
         else {
@@ -363,26 +467,55 @@ impl BlockReader<'_> {
                 req.object.0
             )));
         };
-        let s = &self.files[file];
+        let mut buf = vec![0u8; req.len];
+        let (start, end) = (req.offset, req.offset + req.len as u64);
+        let mut at = 0u64;
+        let mut filled = 0u64;
+        for &(file, base, len) in segments {
+            let (from, to) = (start.max(at), end.min(at + len));
+            if from < to {
+                let dst = &mut buf[(from - start) as usize..(to - start) as usize];
+                Self::read_at(self.files, &mut self.open, file, base + from - at, dst)?;
+                filled += to - from;
+            }
+            at += len;
+        }
+        if filled != req.len as u64 {
+            return Err(IoError::Invalid(format!(
+                "the sender asked for bytes {start}..{end} of object {}, past its end",
+                req.object.0
+            )));
+        }
+        Ok(buf)
+    }
+
+    /// Fills `dst` from `files[file]` at `offset`, through the open files.
+    fn read_at(
+        files: &[Source],
+        open: &mut VecDeque<(usize, fs::File)>,
+        file: usize,
+        offset: u64,
+        dst: &mut [u8],
+    ) -> Result<(), IoError> {
+        use std::os::unix::fs::FileExt;
+        let s = &files[file];
         let ferr = |source| IoError::File {
             path: s.file.display().to_string(),
             source,
         };
-        let at = match self.open.iter().position(|(f, _)| *f == file) {
+        let at = match open.iter().position(|(f, _)| *f == file) {
             Some(at) => at,
             None => {
-                if self.open.len() >= Self::OPEN {
-                    self.open.pop_front();
+                if open.len() >= Self::OPEN {
+                    open.pop_front();
                 }
-                self.open
-                    .push_back((file, fs::File::open(&s.file).map_err(ferr)?));
-                self.open.len() - 1
+                open.push_back((file, fs::File::open(&s.file).map_err(ferr)?));
+                open.len() - 1
             }
         };
-        let mut buf = vec![0u8; req.len];
-        let read = self.open[at].1.read_exact_at(&mut buf, base + req.offset);
-        if let Some(entry) = self.open.remove(at) {
-            self.open.push_back(entry);
+        let read = open[at].1.read_exact_at(dst, offset);
+        if let Some(entry) = open.remove(at) {
+            open.push_back(entry);
         }
         read.map_err(|e| {
             ferr(if e.kind() == std::io::ErrorKind::UnexpectedEof {
@@ -390,8 +523,7 @@ impl BlockReader<'_> {
             } else {
                 e
             })
-        })?;
-        Ok(buf)
+        })
     }
 }
 
@@ -425,12 +557,22 @@ pub fn send_path(
     })?;
     sender.add_object_hashed(bytes, id.0, MANIFEST_NAME)?;
     let mut file_bytes = 0;
-    let mut objects = Vec::new();
+    let mut objects: Vec<Vec<(usize, u64, u64)>> = Vec::new();
     for (i, e) in manifest.entries.iter().enumerate() {
         file_bytes += e.size;
-        for p in e.objects() {
-            objects.push((i, p.offset));
-            sender.add_object_blocks(p.size, p.hash, &e.path)?;
+        match e.pack {
+            // A pack: one object, named by nothing, of its files in turn.
+            Some(p) if p.offset == 0 => {
+                objects.push(vec![(i, 0, e.size)]);
+                sender.add_object_blocks(p.size, p.hash, "")?;
+            }
+            Some(_) => objects.last_mut().expect("a pack").push((i, 0, e.size)),
+            None => {
+                for p in e.objects() {
+                    objects.push(vec![(i, p.offset, p.size)]);
+                    sender.add_object_blocks(p.size, p.hash, &e.path)?;
+                }
+            }
         }
     }
 
@@ -594,8 +736,11 @@ mod tests {
             size: 5000,
             mode: 0o644,
         });
-        let mut objects: Vec<(usize, u64)> = (0..20).map(|i| (i, 0)).collect();
-        objects.extend([(20, 0), (20, 3000)]);
+        let mut objects: Vec<Vec<(usize, u64, u64)>> =
+            (0..20).map(|i| vec![(i, 0, 1000)]).collect();
+        objects.extend([vec![(20, 0, 3000)], vec![(20, 3000, 2000)]]);
+        // Object 23 packs f00 and f01.
+        objects.push(vec![(0, 0, 1000), (1, 0, 1000)]);
         let mut reader = BlockReader {
             files: &files,
             objects,
@@ -619,6 +764,13 @@ mod tests {
         assert!(
             reader.read(req(22, 1990, 20)).is_err(),
             "past the file's end"
+        );
+        let mut across = vec![0u8; 10];
+        across.extend([1u8; 10]);
+        assert_eq!(reader.read(req(23, 990, 20)).unwrap(), across);
+        assert!(
+            reader.read(req(23, 1990, 20)).is_err(),
+            "past the pack's end"
         );
         fs::write(&files[3].file, vec![3u8; 500]).unwrap();
         let err = reader.read(req(4, 600, 100)).unwrap_err().to_string();
@@ -654,9 +806,19 @@ mod tests {
         // The id is that of the manifest of the files' plain hashes.
         let sources = collect(&dir).unwrap();
         let part = 3 << 20;
+        let plan = packing(&sources, part);
+        // f1 and f1048575 are small and neighbours: one pack.
+        assert_eq!(plan.iter().flatten().count(), 2, "{plan:?}");
+        let mut pack_data = Vec::new();
+        for (s, p) in sources.iter().zip(&plan) {
+            if p.is_some() {
+                pack_data.extend(fs::read(&s.file).unwrap());
+            }
+        }
         let hashes: Vec<_> = sources
             .iter()
-            .map(|s| {
+            .zip(&plan)
+            .map(|(s, plan)| {
                 let data = fs::read(&s.file).unwrap();
                 let parts = if data.len() as u64 > part {
                     data.chunks(part as usize)
@@ -668,6 +830,11 @@ mod tests {
                 FileHash {
                     hash: *blake3::hash(&data).as_bytes(),
                     parts,
+                    pack: plan.map(|(_, offset)| Pack {
+                        offset,
+                        size: pack_data.len() as u64,
+                        hash: *blake3::hash(&pack_data).as_bytes(),
+                    }),
                 }
             })
             .collect();
@@ -676,15 +843,15 @@ mod tests {
         assert_eq!(transfer_id(&dir, part).unwrap(), m.transfer_id());
         assert_ne!(transfer_id(&dir, part * 4).unwrap(), m.transfer_id());
         assert!(transfer_id(&dir, 100).is_err(), "a part size below 4 KiB");
-        // The file in parts (the last) is objects 5..=8.
+        // The file in parts (the last) is objects 4..=7.
         let objects: Vec<u32> = m.entries.iter().map(|e| e.object.0).collect();
-        assert_eq!(objects, [1, 2, 3, 4, 5]);
+        assert_eq!(objects, [1, 2, 2, 3, 4]);
         let parts: Vec<(u32, u64)> = m.entries[4]
             .parts
             .iter()
             .map(|p| (p.object.0, p.offset))
             .collect();
-        assert_eq!(parts, [(5, 0), (6, 3 << 20), (7, 6 << 20), (8, 9 << 20)]);
+        assert_eq!(parts, [(4, 0), (5, 3 << 20), (6, 6 << 20), (7, 9 << 20)]);
         // Parts hashed in one pass, at part sizes that do and do not meet
         // the 1 MiB read chunks.
         let p = dir.join(format!("f{}", (9 << 20) + 3));

@@ -55,7 +55,27 @@ pub struct Entry {
     /// in order: every one the part size long but the last. Empty for a file
     /// carried whole by `object`.
     pub parts: Vec<Part>,
+    /// A small file packed with others into one object (`object`): where.
+    pub pack: Option<Pack>,
 }
+
+/// Where a packed file is in its pack: an object that carries several small
+/// files back to back, in manifest order (§11.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pack {
+    /// The file's offset in the pack.
+    pub offset: u64,
+    /// The pack's size in bytes (the object's).
+    pub size: u64,
+    /// BLAKE3 hash of the pack's bytes (the object's).
+    pub hash: [u8; 32],
+}
+
+/// Files smaller than this are packed together (`send_path`), when two or
+/// more of them come one after the other in path order.
+pub const PACK_BELOW: u64 = 1 << 20;
+/// The largest pack a sender makes (or the part size, if smaller).
+pub const PACK_SIZE: u64 = 16 << 20;
 
 /// One object of a file in parts (§11): its bytes at `offset` in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +92,8 @@ pub struct Part {
 
 impl Entry {
     /// Every object of the file with its offset in it: the parts, or the
-    /// one object that carries it whole.
+    /// one object that carries it whole. (A packed file's object is its
+    /// pack, which carries other files too: see `pack`.)
     pub fn objects(&self) -> Vec<Part> {
         if self.parts.is_empty() {
             vec![Part {
@@ -174,6 +195,16 @@ impl Manifest {
         let mut out = String::with_capacity(32 + self.entries.len() * 100);
         out.push_str(&format!("{MANIFEST_HEADER} {}\n", self.part_size));
         for e in &self.entries {
+            if let Some(p) = e.pack
+                && p.offset == 0
+            {
+                out.push_str(&format!(
+                    "pack {} {} {}\n",
+                    e.object.0,
+                    p.size,
+                    hex(&p.hash)
+                ));
+            }
             out.push_str(&format!(
                 "{} {:o} {} {} {}\n",
                 e.object.0,
@@ -228,7 +259,45 @@ impl Manifest {
         let empty_hash = *blake3::hash(b"").as_bytes();
         let mut lines = body.split_terminator('\n');
         let mut next_object = 1u32;
+        // The pack being listed: its object, size, hash, members and bytes so far.
+        let mut open: Option<(u32, u64, [u8; 32], usize, u64)> = None;
+        let close = |open: &mut Option<(u32, u64, [u8; 32], usize, u64)>,
+                     next_object: &mut u32|
+         -> Result<(), IoError> {
+            if let Some((object, size, _, members, bytes)) = open.take() {
+                if members < 2 || bytes != size {
+                    return Err(bad(format!(
+                        "pack {object} lists {members} file(s) of {bytes} bytes, not two or \
+                         more of {size}"
+                    )));
+                }
+                *next_object = object + 1;
+            }
+            Ok(())
+        };
         while let Some(line) = lines.next() {
+            if let Some(rest) = line.strip_prefix("pack ") {
+                close(&mut open, &mut next_object)?;
+                let field =
+                    |what: &str| bad(format!("bad {what} in line '{}'", line.escape_debug()));
+                let f: Vec<&str> = rest.split(' ').collect();
+                let [object, size, hash] = f[..] else {
+                    return Err(field("pack line"));
+                };
+                if object.parse::<u32>().ok() != Some(next_object)
+                    || object.len() != next_object.to_string().len()
+                {
+                    return Err(field("object id (not the next in order)"));
+                }
+                let size: u64 = size
+                    .parse()
+                    .ok()
+                    .filter(|s| *s > 0)
+                    .ok_or_else(|| field("pack size"))?;
+                let hash = parse_hash(hash).ok_or_else(|| field("hash"))?;
+                open = Some((next_object, size, hash, 0, 0));
+                continue;
+            }
             let mut f = line.splitn(5, ' ');
             let (Some(object), Some(mode), Some(size), Some(hash), Some(path)) =
                 (f.next(), f.next(), f.next(), f.next(), f.next())
@@ -237,7 +306,10 @@ impl Manifest {
             };
             let field = |what: &str| bad(format!("bad {what} in line '{}'", line.escape_debug()));
             let object: u32 = object.parse().map_err(|_| field("object id"))?;
-            if object != next_object {
+            if open.is_some_and(|o| o.0 != object) {
+                close(&mut open, &mut next_object)?;
+            }
+            if open.is_none() && object != next_object {
                 return Err(field("object id (not the next in order)"));
             }
             let mode = u32::from_str_radix(mode, 8).map_err(|_| field("mode"))?;
@@ -249,6 +321,19 @@ impl Manifest {
             safe_relative_path(path)?;
             if !paths.insert(path) {
                 return Err(bad(format!("'{}' is listed twice", path.escape_debug())));
+            }
+            let mut pack = None;
+            if let Some(o) = open.as_mut() {
+                if size == 0 || size > part_size || o.4 + size > o.1 {
+                    return Err(field("size (of a packed file)"));
+                }
+                pack = Some(Pack {
+                    offset: o.4,
+                    size: o.1,
+                    hash: o.2,
+                });
+                o.3 += 1;
+                o.4 += size;
             }
             let ranges = part_ranges(size, part_size);
             let mut parts = Vec::new();
@@ -283,9 +368,11 @@ impl Manifest {
                     });
                 }
             }
-            next_object = object
-                .checked_add(ranges.len() as u32)
-                .ok_or_else(|| field("object id (too many objects)"))?;
+            if pack.is_none() {
+                next_object = object
+                    .checked_add(ranges.len() as u32)
+                    .ok_or_else(|| field("object id (too many objects)"))?;
+            }
             entries.push(Entry {
                 object: ObjectId(object),
                 path: path.to_owned(),
@@ -293,8 +380,10 @@ impl Manifest {
                 mode,
                 hash,
                 parts,
+                pack,
             });
         }
+        close(&mut open, &mut next_object)?;
         if entries.is_empty() {
             return Err(bad("lists no file".into()));
         }
@@ -368,6 +457,7 @@ mod tests {
             mode,
             hash: *blake3::hash(data).as_bytes(),
             parts: Vec::new(),
+            pack: None,
         }
     }
 
@@ -451,6 +541,67 @@ mod tests {
             // A part where no file is split.
             text.replace("groupcast-manifest 3 4096", "groupcast-manifest 3 16384"),
             text.replace("part 2", "part 2 extra"),
+        ];
+        for bad in hostile {
+            assert!(
+                Manifest::decode(bad.as_bytes()).is_err(),
+                "accepted {bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn small_files_packed_into_one_object_are_listed_under_a_pack_line() {
+        let (a, b, c) = (
+            b"first".as_slice(),
+            b"second".as_slice(),
+            b"third!".as_slice(),
+        );
+        let mut pack = a.to_vec();
+        pack.extend_from_slice(b);
+        pack.extend_from_slice(c);
+        let ph = *blake3::hash(&pack).as_bytes();
+        let member = |path: &str, data: &[u8], offset: u64| Entry {
+            pack: Some(Pack {
+                offset,
+                size: pack.len() as u64,
+                hash: ph,
+            }),
+            ..entry(2, path, data, 0o644)
+        };
+        let m = Manifest {
+            entries: vec![
+                entry(1, "0", b"alone", 0o644),
+                member("a", a, 0),
+                member("b", b, 5),
+                member("c", c, 11),
+                entry(3, "d", b"after", 0o600),
+            ],
+            ..Manifest::default()
+        };
+        let bytes = m.encode();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(
+            text.contains(&format!("\npack 2 17 {}\n2 644 5 ", hex(&ph))),
+            "{text}"
+        );
+        assert_eq!(Manifest::decode(&bytes).unwrap(), m);
+        let hostile: Vec<String> = vec![
+            // A pack of one file, a pack whose files do not fill it, or overfill it.
+            text.replace("pack 2 17", "pack 2 5").replace(
+                &text[text.find("2 644 6").unwrap()..text.find("3 600").unwrap()],
+                "",
+            ),
+            text.replace("pack 2 17", "pack 2 18"),
+            text.replace("pack 2 17", "pack 2 16"),
+            // Not the next object, or an empty pack.
+            text.replace("pack 2 17", "pack 3 17"),
+            text.replace("pack 2 17", "pack 2 0"),
+            text.replace("\npack 2 17", "\npack 2 17 extra"),
+            // The object after a pack is not the next.
+            text.replace("\n3 600", "\n4 600"),
+            // A packed file that is empty.
+            text.replace("2 644 5 ", "2 644 0 "),
         ];
         for bad in hostile {
             assert!(

@@ -115,6 +115,23 @@ impl Default for SinkConfig {
     }
 }
 
+/// An object of the bound manifest and the files its bytes go to.
+struct ObjectMap {
+    size: u64,
+    hash: [u8; 32],
+    pieces: Vec<Piece>,
+}
+
+/// Bytes `at_object..at_object + len` of an object are bytes `at_file..` of
+/// file `key`.
+#[derive(Clone, Copy)]
+struct Piece {
+    key: usize,
+    at_object: u64,
+    at_file: u64,
+    len: u64,
+}
+
 enum State {
     /// Nothing written yet.
     Waiting,
@@ -126,7 +143,7 @@ enum State {
     Refused,
 }
 
-/// One file of the bound manifest, keyed by its first object.
+/// One file of the bound manifest, keyed by its place in it.
 struct Slot {
     entry: super::manifest::Entry,
     state: State,
@@ -147,10 +164,10 @@ pub struct FileSink {
     manifest_bufs: HashMap<SessionId, Vec<u8>>,
     bound: Option<(SessionId, TransferId)>,
     binding: Option<Vec<BoundObject>>,
-    slots: HashMap<ObjectId, Slot>,
-    /// Every object of the bound manifest: the file it belongs to (its
-    /// slot's key) and where it goes in it.
-    parts: HashMap<ObjectId, (ObjectId, super::manifest::Part)>,
+    slots: HashMap<usize, Slot>,
+    /// Every object of the bound manifest: its size and hash, and where its
+    /// bytes go (one file, or the files of a pack).
+    objects: HashMap<ObjectId, ObjectMap>,
     refused: HashMap<Refusal, u64>,
     refused_files: Vec<(String, String)>,
     done: usize,
@@ -193,7 +210,7 @@ impl FileSink {
             bound: None,
             binding: None,
             slots: HashMap::new(),
-            parts: HashMap::new(),
+            objects: HashMap::new(),
             refused: HashMap::new(),
             refused_files: Vec::new(),
             done: 0,
@@ -218,9 +235,9 @@ impl FileSink {
 
     /// The bound manifest's entries.
     pub fn entries(&self) -> impl Iterator<Item = &super::manifest::Entry> + '_ {
-        let mut v: Vec<_> = self.slots.values().map(|s| &s.entry).collect();
-        v.sort_by_key(|e| e.object);
-        v.into_iter()
+        let mut v: Vec<_> = self.slots.iter().collect();
+        v.sort_by_key(|(k, _)| **k);
+        v.into_iter().map(|(_, s)| &s.entry)
     }
 
     /// Files in the bound manifest (0 before one is bound).
@@ -271,9 +288,9 @@ impl FileSink {
 
     /// A file being written goes back to waiting, its temporary file removed.
     /// A file that waits, is in place or was refused stays as it is.
-    /// `object` is the file's key (its first object).
-    fn drop_temp(&mut self, object: ObjectId) {
-        if let Some(slot) = self.slots.get_mut(&object)
+    /// `key` is the file's place in the manifest.
+    fn drop_temp(&mut self, key: usize) {
+        if let Some(slot) = self.slots.get_mut(&key)
             && matches!(slot.state, State::Writing { .. })
             && let State::Writing { tmp, .. } = std::mem::replace(&mut slot.state, State::Waiting)
         {
@@ -282,10 +299,10 @@ impl FileSink {
     }
 
     /// Refuses one file of the manifest, removing its temporary file.
-    fn refuse_file(&mut self, object: ObjectId, why: Refusal, detail: String) {
+    fn refuse_file(&mut self, key: usize, why: Refusal, detail: String) {
         self.count(why);
-        self.drop_temp(object);
-        if let Some(slot) = self.slots.get_mut(&object) {
+        self.drop_temp(key);
+        if let Some(slot) = self.slots.get_mut(&key) {
             slot.state = State::Refused;
             self.refused_files.push((slot.entry.path.clone(), detail));
         }
@@ -359,36 +376,53 @@ impl FileSink {
                 Ok(())
             }
             Some((s, _)) if s == session => {
-                let Some(&(key, part)) = self.parts.get(&object) else {
+                let Some(map) = self.objects.get(&object) else {
                     self.count(Refusal::NotInManifest);
                     return Ok(());
                 };
-                let slot = self.slots.get_mut(&key).expect("every part has its file");
-                if matches!(slot.state, State::Done | State::Refused)
-                    || slot.parts_done.contains(&object)
-                {
+                let (size, pieces) = (map.size, map.pieces.clone());
+                if end > size {
+                    for p in pieces {
+                        self.refuse_file(
+                            p.key,
+                            Refusal::ManifestMismatch,
+                            "data past its size".into(),
+                        );
+                    }
                     return Ok(());
                 }
-                if end > part.size {
-                    self.refuse_file(key, Refusal::ManifestMismatch, "data past its size".into());
-                    return Ok(());
+                for p in pieces {
+                    let (from, to) = (offset.max(p.at_object), end.min(p.at_object + p.len));
+                    if from >= to {
+                        continue;
+                    }
+                    let slot = self
+                        .slots
+                        .get_mut(&p.key)
+                        .expect("every piece has its file");
+                    if matches!(slot.state, State::Done | State::Refused)
+                        || slot.parts_done.contains(&object)
+                    {
+                        continue;
+                    }
+                    if let Err(e) = begin(&self.root, slot) {
+                        return Err(IoError::File {
+                            path: format!("{} (temporary file)", self.dir.display()),
+                            source: e.into(),
+                        });
+                    }
+                    let State::Writing { file, .. } = &slot.state else {
+                        unreachable!("writing here")
+                    };
+                    let bytes = &data[(from - offset) as usize..(to - offset) as usize];
+                    if let Err(e) = file.write_all_at(bytes, p.at_file + from - p.at_object) {
+                        let path = slot.entry.path.clone();
+                        // A full disk, a size the file system refuses: this file only.
+                        self.refuse_file(p.key, Refusal::FileSystem, format!("{path}: {e}"));
+                        continue;
+                    }
+                    self.bytes_written += bytes.len() as u64;
                 }
-                if let Err(e) = begin(&self.root, slot) {
-                    return Err(IoError::File {
-                        path: format!("{} (temporary file)", self.dir.display()),
-                        source: e.into(),
-                    });
-                }
-                let State::Writing { file, .. } = &slot.state else {
-                    unreachable!("writing here")
-                };
-                if let Err(e) = file.write_all_at(data, part.offset + offset) {
-                    let path = slot.entry.path.clone();
-                    // A full disk, a size the file system refuses: this file only.
-                    self.refuse_file(key, Refusal::FileSystem, format!("{path}: {e}"));
-                    return Ok(());
-                }
-                self.bytes_written += data.len() as u64;
                 Ok(())
             }
             _ => {
@@ -438,12 +472,41 @@ impl FileSink {
     ) -> Result<(), IoError> {
         self.bound = Some((session, id));
         self.manifest_bufs.clear();
-        for e in manifest.entries {
-            for p in e.objects() {
-                self.parts.insert(p.object, (e.object, p));
+        for (key, e) in manifest.entries.into_iter().enumerate() {
+            match e.pack {
+                Some(pack) => {
+                    let map = self.objects.entry(e.object).or_insert(ObjectMap {
+                        size: pack.size,
+                        hash: pack.hash,
+                        pieces: Vec::new(),
+                    });
+                    map.pieces.push(Piece {
+                        key,
+                        at_object: pack.offset,
+                        at_file: 0,
+                        len: e.size,
+                    });
+                }
+                None => {
+                    for p in e.objects() {
+                        self.objects.insert(
+                            p.object,
+                            ObjectMap {
+                                size: p.size,
+                                hash: p.hash,
+                                pieces: vec![Piece {
+                                    key,
+                                    at_object: 0,
+                                    at_file: p.offset,
+                                    len: p.size,
+                                }],
+                            },
+                        );
+                    }
+                }
             }
             self.slots.insert(
-                e.object,
+                key,
                 Slot {
                     entry: e,
                     state: State::Waiting,
@@ -451,7 +514,7 @@ impl FileSink {
                 },
             );
         }
-        let mut ids: Vec<ObjectId> = self.slots.keys().copied().collect();
+        let mut ids: Vec<usize> = self.slots.keys().copied().collect();
         ids.sort();
         // Refuse up front what cannot be written, so it is not received at all.
         let mut need = 0u64;
@@ -506,21 +569,32 @@ impl FileSink {
                 });
             }
         }
+        // Every object some file still waits for, once (a pack for any of its files).
+        let mut objects: Vec<(&ObjectId, &ObjectMap)> = self
+            .objects
+            .iter()
+            .filter(|(object, map)| {
+                map.pieces.iter().any(|p| {
+                    let s = &self.slots[&p.key];
+                    matches!(s.state, State::Waiting | State::Writing { .. })
+                        && !s.parts_done.contains(object)
+                })
+            })
+            .collect();
+        objects.sort_by_key(|(o, _)| **o);
         self.binding = Some(
-            ids.iter()
-                .filter_map(|o| self.slots.get(o))
-                .filter(|s| matches!(s.state, State::Waiting | State::Writing { .. }))
-                .flat_map(|s| {
-                    s.entry
-                        .objects()
-                        .into_iter()
-                        .filter(|p| !s.parts_done.contains(&p.object))
-                        .map(|p| BoundObject {
-                            object: p.object,
-                            size: p.size,
-                            hash: p.hash,
-                            name: s.entry.path.clone(),
-                        })
+            objects
+                .into_iter()
+                .map(|(object, map)| BoundObject {
+                    object: *object,
+                    size: map.size,
+                    hash: map.hash,
+                    // A pack's name is empty; a file's or a part's, the path.
+                    name: if self.slots[&map.pieces[0].key].entry.pack.is_some() {
+                        String::new()
+                    } else {
+                        self.slots[&map.pieces[0].key].entry.path.clone()
+                    },
                 })
                 .collect(),
         );
@@ -564,8 +638,8 @@ impl FileSink {
     /// parts whose bytes hash to their lines count as done, and the file is
     /// being written. The bytes found; 0 if there is no such file. A link or
     /// anything not a regular file under that name is an error.
-    fn resume(&mut self, object: ObjectId) -> Result<u64, Errno> {
-        let slot = self.slots.get_mut(&object).expect("present");
+    fn resume(&mut self, key: usize) -> Result<u64, Errno> {
+        let slot = self.slots.get_mut(&key).expect("present");
         if slot.entry.parts.is_empty() {
             return Ok(0);
         }
@@ -616,19 +690,21 @@ impl FileSink {
         }
     }
 
-    /// One object of a file failed at the receiver, which starts it over:
-    /// its bytes will be written again. A file in one object drops its
+    /// One object failed at the receiver, which starts it over: its bytes
+    /// will be written again. A file in one object (or packed) drops its
     /// temporary file; a file in parts keeps it, and its other parts.
     fn part_failed(&mut self, object: ObjectId) {
-        let Some(&(key, _)) = self.parts.get(&object) else {
+        let Some(map) = self.objects.get(&object) else {
             return;
         };
-        let slot = self.slots.get_mut(&key).expect("every part has its file");
-        slot.parts_done.remove(&object);
-        // Never for a file in parts: its other parts' blocks, handed out
-        // already, are in the temporary file and would not come again.
-        if slot.entry.parts.is_empty() {
-            self.drop_temp(key);
+        for key in map.pieces.iter().map(|p| p.key).collect::<Vec<_>>() {
+            let slot = self.slots.get_mut(&key).expect("every piece has its file");
+            slot.parts_done.remove(&object);
+            // Never for a file in parts: its other parts' blocks, handed out
+            // already, are in the temporary file and would not come again.
+            if slot.entry.parts.is_empty() {
+                self.drop_temp(key);
+            }
         }
     }
 
@@ -637,22 +713,31 @@ impl FileSink {
             self.count(Refusal::NotInManifest);
             return;
         }
-        let Some(&(key, part)) = self.parts.get(&object) else {
+        let Some(map) = self.objects.get(&object) else {
             self.count(Refusal::NotInManifest);
             return;
         };
-        let slot = self.slots.get_mut(&key).expect("every part has its file");
+        let matches = map.size == size && map.hash == hash;
+        for key in map.pieces.iter().map(|p| p.key).collect::<Vec<_>>() {
+            if matches {
+                self.piece_complete(key, object);
+            } else if !matches!(self.slots[&key].state, State::Done | State::Refused) {
+                self.refuse_file(
+                    key,
+                    Refusal::ManifestMismatch,
+                    "size or hash differ from the manifest".into(),
+                );
+            }
+        }
+    }
+
+    /// `object` verified, and its bytes for file `key` are written: the file
+    /// is placed if that was its last object.
+    fn piece_complete(&mut self, key: usize, object: ObjectId) {
+        let slot = self.slots.get_mut(&key).expect("every piece has its file");
         match slot.state {
             State::Done | State::Refused => return,
             State::Waiting | State::Writing { .. } => {}
-        }
-        if part.size != size || part.hash != hash {
-            self.refuse_file(
-                key,
-                Refusal::ManifestMismatch,
-                "size or hash differ from the manifest".into(),
-            );
-            return;
         }
         // An empty file decodes no block, so may have no temporary file yet.
         if let Err(e) = begin(&self.root, slot) {
@@ -665,7 +750,7 @@ impl FileSink {
             // More parts to come.
             return;
         }
-        let (object, size) = (key, slot.entry.size);
+        let size = slot.entry.size;
         let State::Writing { tmp, file } = std::mem::replace(&mut slot.state, State::Waiting)
         else {
             unreachable!("writing here")
@@ -685,7 +770,7 @@ impl FileSink {
             })
             .and_then(|()| self.place(&tmp, &entry.path));
         drop(file);
-        let slot = self.slots.get_mut(&object).expect("present");
+        let slot = self.slots.get_mut(&key).expect("present");
         match placed {
             Ok(()) => {
                 slot.state = State::Done;
@@ -693,7 +778,7 @@ impl FileSink {
             }
             Err((why, detail)) => {
                 remove_temp(&self.root, &tmp);
-                self.refuse_file(object, why, format!("{}: {detail}", entry.path));
+                self.refuse_file(key, why, format!("{}: {detail}", entry.path));
             }
         }
     }
@@ -809,7 +894,7 @@ fn begin(root: &OwnedFd, slot: &mut Slot) -> Result<(), Errno> {
 /// digits of BLAKE3 of its hash, size and path, so that a later transfer of
 /// the same file to the same path finds it, whatever its session or
 /// transfer (and two paths of the same content do not share one).
-fn resume_name(entry: &super::manifest::Entry) -> String {
+pub fn resume_name(entry: &super::manifest::Entry) -> String {
     let mut h = blake3::Hasher::new();
     h.update(b"groupcast resume 1");
     h.update(&entry.hash);
