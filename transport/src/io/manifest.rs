@@ -235,7 +235,8 @@ impl Manifest {
     /// canonical form of a valid manifest: the header with a part size in
     /// [`PART_SIZE_RANGE`], then at least one entry, objects numbered 1, 2,
     /// ... in order, a file larger than the part size followed by exactly
-    /// its parts (and no other by any), safe paths (§11) listed once, no
+    /// its parts (and no other by any), packs of two or more files that fill
+    /// them exactly, safe paths (§11) listed once, no
     /// path beneath another's file, and the hash of an empty file equal to
     /// BLAKE3 of nothing.
     pub fn decode(bytes: &[u8]) -> Result<Self, IoError> {
@@ -271,7 +272,9 @@ impl Manifest {
                          more of {size}"
                     )));
                 }
-                *next_object = object + 1;
+                *next_object = object
+                    .checked_add(1)
+                    .ok_or_else(|| bad("too many objects".into()))?;
             }
             Ok(())
         };
@@ -335,10 +338,14 @@ impl Manifest {
                 o.3 += 1;
                 o.4 += size;
             }
-            let ranges = part_ranges(size, part_size);
+            // As many part lines as `part_ranges` would give, read one by one: a
+            // forged size claims as many as it likes, and nothing is allocated
+            // for a part before its line is there.
+            let count = size.div_ceil(part_size).max(1);
             let mut parts = Vec::new();
-            if ranges.len() > 1 {
-                for (i, &(offset, part_len)) in ranges.iter().enumerate() {
+            if count > 1 {
+                for i in 0..count {
+                    let (offset, part_len) = (i * part_size, part_size.min(size - i * part_size));
                     let line = lines.next().unwrap_or("");
                     let pbad = |what: &str| {
                         bad(format!(
@@ -348,8 +355,9 @@ impl Manifest {
                         ))
                     };
                     let f: Vec<&str> = line.split(' ').collect();
-                    let want = object
-                        .checked_add(i as u32)
+                    let want = u32::try_from(i)
+                        .ok()
+                        .and_then(|i| object.checked_add(i))
                         .ok_or_else(|| pbad("too many objects"))?;
                     if f.len() != 5
                         || f[0] != "part"
@@ -357,7 +365,7 @@ impl Manifest {
                         || f[2].parse::<u64>().ok() != Some(offset)
                         || f[3].parse::<u64>().ok() != Some(part_len)
                     {
-                        return Err(pbad(&format!("not part {} of {}", i + 1, ranges.len())));
+                        return Err(pbad(&format!("not part {} of {count}", i + 1)));
                     }
                     let hash = parse_hash(f[4]).ok_or_else(|| pbad("bad hash"))?;
                     parts.push(Part {
@@ -369,8 +377,9 @@ impl Manifest {
                 }
             }
             if pack.is_none() {
-                next_object = object
-                    .checked_add(ranges.len() as u32)
+                next_object = u32::try_from(count)
+                    .ok()
+                    .and_then(|n| object.checked_add(n))
                     .ok_or_else(|| field("object id (too many objects)"))?;
             }
             entries.push(Entry {
@@ -548,6 +557,14 @@ mod tests {
                 "accepted {bad:?}"
             );
         }
+        // A size that claims 2^50 parts, with none listed, is refused at its
+        // first missing part line, allocating nothing for the rest.
+        let huge = format!(
+            "groupcast-manifest 3 4096\n1 644 {} {} big\n",
+            u64::MAX / 2,
+            hex(&[0; 32])
+        );
+        assert!(Manifest::decode(huge.as_bytes()).is_err());
     }
 
     #[test]
