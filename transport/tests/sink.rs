@@ -582,6 +582,26 @@ fn a_file_in_parts_resumes_from_the_parts_a_stopped_sink_verified() {
     assert_eq!(sink.resumed(), (1, 4096));
     drop(sink);
 
+    // Every part there already: the file is placed at binding, not received.
+    let name = temps(&d.out())[0].clone();
+    fs::write(d.out().join(&name), &big).unwrap();
+    let mut sink = FileSink::new(&d.out(), SinkConfig::default()).unwrap();
+    deliver_manifest(&mut sink, 6, &m);
+    let bound: Vec<u32> = sink
+        .take_binding()
+        .unwrap()
+        .1
+        .iter()
+        .map(|b| b.object.0)
+        .collect();
+    assert_eq!(bound, [1], "only small");
+    assert_eq!(sink.resumed(), (5, big.len() as u64));
+    assert_eq!(fs::read(d.out().join("big")).unwrap(), big);
+    assert!(temps(&d.out()).is_empty());
+    drop(sink);
+    fs::remove_file(d.out().join("big")).unwrap();
+    fs::write(d.out().join(&name), b"").unwrap();
+
     // A link planted under the temporary name refuses the file, unfollowed.
     let name = temps(&d.out())[0].clone();
     fs::remove_file(d.out().join(&name)).unwrap();

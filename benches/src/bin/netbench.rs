@@ -252,22 +252,7 @@ fn tree_table(a: &str, b: &str, groupcast: &Path, dir: &Path) {
             let out = outs.join(format!("out-{label}"));
             std::fs::create_dir_all(&out).unwrap();
             let log = |who: &str| dir.join(format!("{who}-{label}.log"));
-            let mut rx = spawn(
-                b,
-                &[
-                    gc,
-                    "recv",
-                    "--channel",
-                    "netbench",
-                    "--interface",
-                    "e0",
-                    "--output",
-                    out.to_str().unwrap(),
-                    "--timeout",
-                    "300",
-                ],
-                &log("recv"),
-            );
+            let mut rx = spawn_recv(b, gc, &out, &["--timeout", "300"], &log("recv"));
             std::thread::sleep(Duration::from_millis(300));
             let started = Instant::now();
             let send_path = if what == "tree" {
@@ -348,6 +333,22 @@ fn same_tree(a: &Path, b: &Path) -> bool {
         && la
             .iter()
             .all(|(rel, _)| same_bytes(&a.join(rel), &b.join(rel)))
+}
+
+/// `groupcast recv` on the benchmark's channel in `ns`, into `out`.
+fn spawn_recv(ns: &str, gc: &str, out: &Path, extra: &[&str], log: &Path) -> Child {
+    let mut args = vec![
+        gc,
+        "recv",
+        "--channel",
+        "netbench",
+        "--interface",
+        "e0",
+        "--output",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    spawn(ns, &args, log)
 }
 
 /// The rates `netbench pacing` asks for, bits per second.
@@ -583,17 +584,11 @@ fn main() {
                 std::fs::create_dir_all(&out).unwrap();
                 let stats = dir.join(format!("recv-{mode}{loss}.json"));
                 let log = |who: &str| dir.join(format!("{who}-{mode}{loss}.log"));
-                let mut rx = spawn(
+                let mut rx = spawn_recv(
                     &b,
+                    gc,
+                    &out,
                     &[
-                        gc,
-                        "recv",
-                        "--channel",
-                        "netbench",
-                        "--interface",
-                        "e0",
-                        "--output",
-                        out.to_str().unwrap(),
                         "--timeout",
                         "900",
                         "--max-object-size",

@@ -329,8 +329,21 @@ pub fn hash_file_parts(path: &Path, size: u64, part_size: u64) -> std::io::Resul
     hash_stream(fs::File::open(path)?, size, parts)
 }
 
-fn hash_stream(mut file: fs::File, size: u64, part_size: Option<u64>) -> std::io::Result<FileHash> {
-    use std::io::Read;
+/// BLAKE3 of `len` bytes of `file` from `offset`, as [`hash_file`] reads
+/// and hashes (through a second descriptor: `file`'s own offset is shared,
+/// and moved).
+pub fn hash_file_range(file: &fs::File, offset: u64, len: u64) -> std::io::Result<[u8; 32]> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = file.try_clone()?;
+    f.seek(SeekFrom::Start(offset))?;
+    hash_stream(f.take(len), len, None).map(|h| h.hash)
+}
+
+fn hash_stream(
+    mut file: impl std::io::Read,
+    size: u64,
+    part_size: Option<u64>,
+) -> std::io::Result<FileHash> {
     use std::sync::Arc;
     use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
     const CHUNK: usize = 1 << 20;

@@ -380,17 +380,25 @@ impl FileSink {
                     self.count(Refusal::NotInManifest);
                     return Ok(());
                 };
-                let (size, pieces) = (map.size, map.pieces.clone());
-                if end > size {
-                    for p in pieces {
+                if end > map.size {
+                    for key in map.pieces.iter().map(|p| p.key).collect::<Vec<_>>() {
                         self.refuse_file(
-                            p.key,
+                            key,
                             Refusal::ManifestMismatch,
                             "data past its size".into(),
                         );
                     }
                     return Ok(());
                 }
+                // Pieces are in object order: only those the block overlaps.
+                let first = map
+                    .pieces
+                    .partition_point(|p| p.at_object + p.len <= offset);
+                let pieces: Vec<Piece> = map.pieces[first..]
+                    .iter()
+                    .take_while(|p| p.at_object < end)
+                    .copied()
+                    .collect();
                 for p in pieces {
                     let (from, to) = (offset.max(p.at_object), end.min(p.at_object + p.len));
                     if from >= to {
@@ -658,7 +666,7 @@ impl FileSink {
         let mut bytes = 0;
         for p in &slot.entry.parts {
             if p.offset + p.size <= st.st_size as u64
-                && hash_range(&file, p.offset, p.size).is_ok_and(|h| h == p.hash)
+                && super::files::hash_file_range(&file, p.offset, p.size).is_ok_and(|h| h == p.hash)
             {
                 slot.parts_done.insert(p.object);
                 bytes += p.size;
@@ -669,10 +677,8 @@ impl FileSink {
         self.resumed.1 += bytes;
         if slot.parts_done.len() == slot.entry.parts.len() {
             // Every part is there: it only needs placing.
-            let last = slot.entry.parts.last().expect("in parts");
-            let (session, p) = (self.bound.expect("bound").0, *last);
-            slot.parts_done.remove(&p.object);
-            self.complete(session, p.object, p.size, p.hash);
+            let last = slot.entry.parts.last().expect("in parts").object;
+            self.piece_complete(key, last);
         }
         Ok(bytes)
     }
@@ -908,20 +914,6 @@ pub fn resume_name(entry: &super::manifest::Entry) -> String {
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     )
-}
-
-/// BLAKE3 of `len` bytes of `file` from `offset`, read 1 MiB at a time.
-fn hash_range(file: &File, offset: u64, len: u64) -> std::io::Result<[u8; 32]> {
-    let mut h = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut at = 0;
-    while at < len {
-        let n = (buf.len() as u64).min(len - at) as usize;
-        file.read_exact_at(&mut buf[..n], offset + at)?;
-        h.update(&buf[..n]);
-        at += n as u64;
-    }
-    Ok(*h.finalize().as_bytes())
 }
 
 /// Removes one of our temporary files (best effort: it may be gone already).
