@@ -520,7 +520,14 @@ fn main() {
         ]);
     }
     std::thread::sleep(Duration::from_secs(1));
-    let dir = std::env::temp_dir().join(&tag);
+    // `--dir DIR`: where the payloads and the received copies go (default
+    // the temporary directory). `/dev/shm` takes the disk out of the figures.
+    let base = args
+        .iter()
+        .position(|a| a == "--dir")
+        .and_then(|i| args.get(i + 1))
+        .map_or_else(std::env::temp_dir, PathBuf::from);
+    let dir = base.join(&tag);
     std::fs::create_dir_all(&dir).unwrap();
 
     // 1. Raw UDP.

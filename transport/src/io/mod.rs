@@ -13,6 +13,7 @@ pub mod files;
 pub mod manifest;
 pub mod sink;
 mod sys;
+pub mod writer;
 
 use std::io::ErrorKind;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};

@@ -27,14 +27,15 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, ResolveFlags};
 use rustix::io::Errno;
 
 use super::IoError;
 use super::manifest::{MANIFEST_NAME, MAX_MANIFEST_BYTES, Manifest, TEMP_PREFIX, TransferId};
+use super::writer::Writer;
 use crate::proto::{BoundObject, ObjectId, ReceiverEvent, SessionId};
 
 /// Why the sink refused an object or a file. Each is counted.
@@ -135,8 +136,9 @@ struct Piece {
 enum State {
     /// Nothing written yet.
     Waiting,
-    /// Blocks are being written into a temporary file.
-    Writing { tmp: String, file: File },
+    /// Blocks are being written into a temporary file (by the writer thread,
+    /// which holds the descriptor too while writes are queued).
+    Writing { tmp: String, file: Arc<File> },
     /// Renamed into place: never written again.
     Done,
     /// Refused: never written.
@@ -149,6 +151,8 @@ struct Slot {
     state: State,
     /// Its objects (parts) verified and written so far.
     parts_done: HashSet<ObjectId>,
+    /// The writer's sequence number of its last queued write.
+    last_write: u64,
 }
 
 /// Most sessions whose manifest is buffered at once, before one is bound.
@@ -174,8 +178,9 @@ pub struct FileSink {
     kept: usize,
     /// Parts found verified in a resumable temporary file, and their bytes.
     resumed: (usize, u64),
-    /// Bytes written into files so far.
+    /// Bytes written into files so far (queued for the writer thread).
     pub bytes_written: u64,
+    writer: Writer,
 }
 
 fn fs_err(path: &str) -> impl FnOnce(Errno) -> IoError + '_ {
@@ -217,6 +222,10 @@ impl FileSink {
             kept: 0,
             resumed: (0, 0),
             bytes_written: 0,
+            writer: Writer::new().map_err(|e| IoError::File {
+                path: format!("{shown} (starting the writer thread)"),
+                source: e,
+            })?,
         })
     }
 
@@ -286,6 +295,19 @@ impl FileSink {
         *self.refused.entry(why).or_default() += 1;
     }
 
+    /// Refuses the files whose queued writes failed (those not placed or
+    /// refused already).
+    fn take_write_failures(&mut self) {
+        for (key, e) in self.writer.take_failures() {
+            if let Some(slot) = self.slots.get(&key)
+                && matches!(slot.state, State::Writing { .. })
+            {
+                let path = slot.entry.path.clone();
+                self.refuse_file(key, Refusal::FileSystem, format!("{path}: {e}"));
+            }
+        }
+    }
+
     /// A file being written goes back to waiting, its temporary file removed.
     /// A file that waits, is in place or was refused stays as it is.
     /// `key` is the file's place in the manifest.
@@ -313,13 +335,14 @@ impl FileSink {
     /// for a verified manifest); everything the network can cause is a
     /// counted refusal.
     pub fn handle(&mut self, event: ReceiverEvent) -> Result<(), IoError> {
+        self.take_write_failures();
         match event {
             ReceiverEvent::BlockDecoded {
                 session,
                 object,
                 offset,
                 data,
-            } => self.block(session, object, offset, &data),
+            } => self.block(session, object, offset, data),
             ReceiverEvent::ObjectComplete {
                 session,
                 object,
@@ -352,7 +375,7 @@ impl FileSink {
         session: SessionId,
         object: ObjectId,
         offset: u64,
-        data: &[u8],
+        data: Vec<u8>,
     ) -> Result<(), IoError> {
         let end = offset.saturating_add(data.len() as u64);
         match self.bound {
@@ -372,7 +395,7 @@ impl FileSink {
                 if buf.len() < end as usize {
                     buf.resize(end as usize, 0);
                 }
-                buf[offset as usize..end as usize].copy_from_slice(data);
+                buf[offset as usize..end as usize].copy_from_slice(&data);
                 Ok(())
             }
             Some((s, _)) if s == session => {
@@ -399,6 +422,7 @@ impl FileSink {
                     .take_while(|p| p.at_object < end)
                     .copied()
                     .collect();
+                let data = Arc::new(data);
                 for p in pieces {
                     let (from, to) = (offset.max(p.at_object), end.min(p.at_object + p.len));
                     if from >= to {
@@ -422,14 +446,17 @@ impl FileSink {
                     let State::Writing { file, .. } = &slot.state else {
                         unreachable!("writing here")
                     };
-                    let bytes = &data[(from - offset) as usize..(to - offset) as usize];
-                    if let Err(e) = file.write_all_at(bytes, p.at_file + from - p.at_object) {
-                        let path = slot.entry.path.clone();
-                        // A full disk, a size the file system refuses: this file only.
-                        self.refuse_file(p.key, Refusal::FileSystem, format!("{path}: {e}"));
-                        continue;
-                    }
-                    self.bytes_written += bytes.len() as u64;
+                    // A failure (a full disk, a size the file system refuses)
+                    // comes back later and refuses this file only.
+                    let range = (from - offset) as usize..(to - offset) as usize;
+                    self.bytes_written += range.len() as u64;
+                    slot.last_write = self.writer.write(
+                        p.key,
+                        file,
+                        p.at_file + from - p.at_object,
+                        &data,
+                        range,
+                    );
                 }
                 Ok(())
             }
@@ -519,6 +546,7 @@ impl FileSink {
                     entry: e,
                     state: State::Waiting,
                     parts_done: HashSet::new(),
+                    last_write: 0,
                 },
             );
         }
@@ -672,7 +700,10 @@ impl FileSink {
                 bytes += p.size;
             }
         }
-        slot.state = State::Writing { tmp: name, file };
+        slot.state = State::Writing {
+            tmp: name,
+            file: Arc::new(file),
+        };
         self.resumed.0 += slot.parts_done.len();
         self.resumed.1 += bytes;
         if slot.parts_done.len() == slot.entry.parts.len() {
@@ -754,6 +785,14 @@ impl FileSink {
         slot.parts_done.insert(object);
         if slot.parts_done.len() < slot.entry.parts.len().max(1) {
             // More parts to come.
+            return;
+        }
+        // Its bytes must all be written before it is placed.
+        let last = slot.last_write;
+        self.writer.wait(last);
+        self.take_write_failures();
+        let slot = self.slots.get_mut(&key).expect("present");
+        if matches!(slot.state, State::Refused) {
             return;
         }
         let size = slot.entry.size;
@@ -891,7 +930,10 @@ fn begin(root: &OwnedFd, slot: &mut Slot) -> Result<(), Errno> {
             }
             (name, File::from(fd))
         };
-        slot.state = State::Writing { tmp, file };
+        slot.state = State::Writing {
+            tmp,
+            file: Arc::new(file),
+        };
     }
     Ok(())
 }
@@ -957,6 +999,8 @@ impl Drop for FileSink {
     /// temporary files are removed, except those of files in parts with a
     /// part verified, which a later transfer of the same file resumes.
     fn drop(&mut self) {
+        // Queued writes first: a resumable file keeps what was verified.
+        self.writer.finish();
         for slot in self.slots.values() {
             if let State::Writing { tmp, .. } = &slot.state
                 && slot.parts_done.is_empty()
