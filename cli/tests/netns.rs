@@ -492,6 +492,31 @@ fn random_file(path: &Path, len: usize, seed: u64) {
 }
 
 /// Asserts that `out` holds exactly the files under `src` (or the file `src`), byte for byte.
+/// Bytes of `path` in the page cache (util-linux `fincore`); `None` on a
+/// tmpfs, where the page cache is the file.
+fn page_cached_bytes(path: &Path) -> Option<u64> {
+    let fs = Command::new("stat")
+        .args(["-f", "-c", "%T"])
+        .arg(path)
+        .output()
+        .expect("stat runs");
+    if String::from_utf8_lossy(&fs.stdout).trim() == "tmpfs" {
+        return None;
+    }
+    let out = Command::new("fincore")
+        .args(["--bytes", "--noheadings", "--raw", "-o", "RES"])
+        .arg(path)
+        .output()
+        .expect("fincore (util-linux) runs");
+    assert!(out.status.success(), "fincore {}", path.display());
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("fincore prints a byte count"),
+    )
+}
+
 fn assert_identical(src: &Path, out: &Path) {
     let mut expected = Vec::new();
     if src.is_file() {
@@ -911,6 +936,20 @@ fn a_file_larger_than_the_memory_cap_is_sent_in_bounded_memory() {
     }
     let status = lab.wait("sender", Duration::from_secs(30));
     assert!(status.success(), "sender: {}", lab.log("sender"));
+    // The receivers wrote behind: what is on disk left the page cache as
+    // they went (all of it would be cached otherwise). Checked before the
+    // comparison reads the copies in again.
+    for out in &outs {
+        let copy = out.join("large.bin");
+        match page_cached_bytes(&copy) {
+            Some(cached) => assert!(
+                cached <= size as u64 / 4,
+                "{}: {cached} of {size} bytes still in the page cache",
+                copy.display()
+            ),
+            None => eprintln!("{}: on tmpfs, page cache not checked", copy.display()),
+        }
+    }
     for out in &outs {
         assert_identical(&file, out);
     }
