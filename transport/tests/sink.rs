@@ -478,6 +478,7 @@ fn a_file_in_parts_is_assembled_at_the_offsets_and_placed_once_whole() {
     })
     .unwrap();
     deliver_file(&mut sink, 1, 3, &part(&big, 1), "big");
+    sink.flush();
     assert_eq!(fs::read(d.out().join("big")).unwrap(), big);
     // A part of z longer than the manifest says refuses z, and its bytes
     // never land.

@@ -153,6 +153,8 @@ struct Slot {
     parts_done: HashSet<ObjectId>,
     /// The writer's sequence number of its last queued write.
     last_write: u64,
+    /// Verified whole, and waiting for its writes to be placed.
+    placing: bool,
 }
 
 /// Most sessions whose manifest is buffered at once, before one is bound.
@@ -181,6 +183,8 @@ pub struct FileSink {
     /// Bytes written into files so far (queued for the writer thread).
     pub bytes_written: u64,
     writer: Writer,
+    /// Files verified whole whose writes are still queued (`Slot::placing`).
+    placing: Vec<usize>,
 }
 
 fn fs_err(path: &str) -> impl FnOnce(Errno) -> IoError + '_ {
@@ -222,6 +226,7 @@ impl FileSink {
             kept: 0,
             resumed: (0, 0),
             bytes_written: 0,
+            placing: Vec::new(),
             writer: Writer::new().map_err(|e| IoError::File {
                 path: format!("{shown} (starting the writer thread)"),
                 source: e,
@@ -240,6 +245,13 @@ impl FileSink {
     pub fn take_binding(&mut self) -> Option<(SessionId, Vec<BoundObject>)> {
         let session = self.bound?.0;
         self.binding.take().map(|b| (session, b))
+    }
+
+    /// Waits for every queued write, and places the files verified whole
+    /// meanwhile. (The sink places them by itself at later events, and waits
+    /// by itself once nothing but them is left.)
+    pub fn flush(&mut self) {
+        self.place_ready(true);
     }
 
     /// The bound manifest's entries.
@@ -326,6 +338,7 @@ impl FileSink {
         self.drop_temp(key);
         if let Some(slot) = self.slots.get_mut(&key) {
             slot.state = State::Refused;
+            slot.placing = false;
             self.refused_files.push((slot.entry.path.clone(), detail));
         }
     }
@@ -335,7 +348,27 @@ impl FileSink {
     /// for a verified manifest); everything the network can cause is a
     /// counted refusal.
     pub fn handle(&mut self, event: ReceiverEvent) -> Result<(), IoError> {
-        self.take_write_failures();
+        self.place_ready(false);
+        let ends_object = matches!(
+            event,
+            ReceiverEvent::ObjectComplete { .. } | ReceiverEvent::ObjectFailed { .. }
+        );
+        self.handle_event(event)?;
+        // Files wait for their writes to be placed; once nothing else is
+        // left to receive, wait for the writer here, so the sink settles.
+        if ends_object
+            && !self.placing.is_empty()
+            && self
+                .slots
+                .values()
+                .all(|s| s.placing || matches!(s.state, State::Done | State::Refused))
+        {
+            self.place_ready(true);
+        }
+        Ok(())
+    }
+
+    fn handle_event(&mut self, event: ReceiverEvent) -> Result<(), IoError> {
         match event {
             ReceiverEvent::BlockDecoded {
                 session,
@@ -547,6 +580,7 @@ impl FileSink {
                     state: State::Waiting,
                     parts_done: HashSet::new(),
                     last_write: 0,
+                    placing: false,
                 },
             );
         }
@@ -758,7 +792,9 @@ impl FileSink {
         for key in map.pieces.iter().map(|p| p.key).collect::<Vec<_>>() {
             if matches {
                 self.piece_complete(key, object);
-            } else if !matches!(self.slots[&key].state, State::Done | State::Refused) {
+            } else if !self.slots[&key].placing
+                && !matches!(self.slots[&key].state, State::Done | State::Refused)
+            {
                 self.refuse_file(
                     key,
                     Refusal::ManifestMismatch,
@@ -787,14 +823,46 @@ impl FileSink {
             // More parts to come.
             return;
         }
-        // Its bytes must all be written before it is placed.
-        let last = slot.last_write;
-        self.writer.wait(last);
+        // Its bytes must all be written before it is placed: it is placed
+        // once the writer is past its last write (`place_ready`), without
+        // holding up the receiving thread meanwhile.
+        if !slot.placing {
+            slot.placing = true;
+            self.placing.push(key);
+        }
+        self.place_ready(false);
+    }
+
+    /// Places the files verified whole whose writes are done; with `wait`,
+    /// waits for the writer to finish every one of them first. Files whose
+    /// writes failed are refused instead.
+    fn place_ready(&mut self, wait: bool) {
+        if wait && let Some(last) = self.placing.iter().map(|k| self.slots[k].last_write).max() {
+            self.writer.wait(last);
+        }
         self.take_write_failures();
-        let slot = self.slots.get_mut(&key).expect("present");
-        if matches!(slot.state, State::Refused) {
+        if self.placing.is_empty() {
             return;
         }
+        let done = self.writer.done();
+        for key in std::mem::take(&mut self.placing) {
+            let slot = &self.slots[&key];
+            if !matches!(slot.state, State::Writing { .. }) {
+                // Refused meanwhile.
+                continue;
+            }
+            if slot.last_write > done {
+                self.placing.push(key);
+            } else {
+                self.place_file(key);
+            }
+        }
+    }
+
+    /// Sizes, chmods and renames a file verified whole and written.
+    fn place_file(&mut self, key: usize) {
+        let slot = self.slots.get_mut(&key).expect("present");
+        slot.placing = false;
         let size = slot.entry.size;
         let State::Writing { tmp, file } = std::mem::replace(&mut slot.state, State::Waiting)
         else {
@@ -999,8 +1067,10 @@ impl Drop for FileSink {
     /// temporary files are removed, except those of files in parts with a
     /// part verified, which a later transfer of the same file resumes.
     fn drop(&mut self) {
-        // Queued writes first: a resumable file keeps what was verified.
+        // Queued writes first: a resumable file keeps what was verified,
+        // and a file verified whole is placed.
         self.writer.finish();
+        self.place_ready(true);
         for slot in self.slots.values() {
             if let State::Writing { tmp, .. } = &slot.state
                 && slot.parts_done.is_empty()

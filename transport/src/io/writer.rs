@@ -125,6 +125,12 @@ impl Writer {
         }
     }
 
+    /// Every write up to this sequence number is done (or failed).
+    pub fn done(&self) -> u64 {
+        let (lock, _) = &*self.shared;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).done
+    }
+
     /// The writes that failed since the last call: each file's key and error.
     pub fn take_failures(&self) -> Vec<(usize, std::io::Error)> {
         let (lock, _) = &*self.shared;
