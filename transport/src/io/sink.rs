@@ -24,9 +24,10 @@
 //! - a file-system failure caused by a name or size refuses that one file:
 //!   it is counted, reported, and the rest of the transfer goes on.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -35,7 +36,7 @@ use rustix::io::Errno;
 
 use super::IoError;
 use super::manifest::{MANIFEST_NAME, MAX_MANIFEST_BYTES, Manifest, TEMP_PREFIX, TransferId};
-use super::writer::Writer;
+use super::writer::{Piece as WritePiece, Writer};
 use crate::proto::{BoundObject, ObjectId, ReceiverEvent, SessionId};
 
 /// Why the sink refused an object or a file. Each is counted.
@@ -185,6 +186,7 @@ pub struct FileSink {
     writer: Writer,
     /// Files verified whole whose writes are still queued (`Slot::placing`).
     placing: Vec<usize>,
+    dirs: RefCell<DirCache>,
 }
 
 fn fs_err(path: &str) -> impl FnOnce(Errno) -> IoError + '_ {
@@ -227,6 +229,7 @@ impl FileSink {
             resumed: (0, 0),
             bytes_written: 0,
             placing: Vec::new(),
+            dirs: RefCell::default(),
             writer: Writer::new().map_err(|e| IoError::File {
                 path: format!("{shown} (starting the writer thread)"),
                 source: e,
@@ -455,7 +458,7 @@ impl FileSink {
                     .take_while(|p| p.at_object < end)
                     .copied()
                     .collect();
-                let data = Arc::new(data);
+                let mut writes = Vec::new();
                 for p in pieces {
                     let (from, to) = (offset.max(p.at_object), end.min(p.at_object + p.len));
                     if from >= to {
@@ -479,17 +482,25 @@ impl FileSink {
                     let State::Writing { file, .. } = &slot.state else {
                         unreachable!("writing here")
                     };
-                    // A failure (a full disk, a size the file system refuses)
-                    // comes back later and refuses this file only.
                     let range = (from - offset) as usize..(to - offset) as usize;
                     self.bytes_written += range.len() as u64;
-                    slot.last_write = self.writer.write(
-                        p.key,
-                        file,
-                        p.at_file + from - p.at_object,
-                        &data,
+                    writes.push(WritePiece {
+                        key: p.key,
+                        file: Arc::clone(file),
+                        at: p.at_file + from - p.at_object,
                         range,
-                    );
+                    });
+                }
+                // One job for the block. A failure (a full disk, a size the
+                // file system refuses) comes back later and refuses that file only.
+                if !writes.is_empty() {
+                    let keys: Vec<usize> = writes.iter().map(|w| w.key).collect();
+                    let seq = self.writer.write(data, writes);
+                    for key in keys {
+                        if let Some(slot) = self.slots.get_mut(&key) {
+                            slot.last_write = seq;
+                        }
+                    }
                 }
                 Ok(())
             }
@@ -587,6 +598,8 @@ impl FileSink {
         let mut ids: Vec<usize> = self.slots.keys().copied().collect();
         ids.sort();
         // Refuse up front what cannot be written, so it is not received at all.
+        // (Nothing is created meanwhile: a directory found missing stays so.)
+        self.dirs.borrow_mut().absent = Some(HashSet::new());
         let mut need = 0u64;
         for &object in &ids {
             let e = &self.slots[&object].entry;
@@ -627,6 +640,7 @@ impl FileSink {
             };
             need = need.saturating_add(size - resumed);
         }
+        self.dirs.borrow_mut().absent = None;
         if self.config.check_space
             && let Ok(st) = rustix::fs::fstatvfs(&self.root)
         {
@@ -676,13 +690,15 @@ impl FileSink {
     /// as `files::hash_file` does).
     fn holds(&self, path: &str, size: u64, hash: &[u8; 32]) -> bool {
         let (parent, base) = split(path);
-        let Ok(Some(dir)) = open_dir_beneath(&self.root, parent, false) else {
+        let mut dirs = self.dirs.borrow_mut();
+        let Ok(Some(dir)) = dirs.open(&self.root, parent, false) else {
             return false;
         };
         let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
-        let Ok(fd) = rustix::fs::openat(&dir, base, flags, Mode::empty()) else {
+        let Ok(fd) = rustix::fs::openat(dir, base, flags, Mode::empty()) else {
             return false;
         };
+        drop(dirs);
         match rustix::fs::fstat(&fd) {
             Ok(st)
                 if rustix::fs::FileType::from_raw_mode(st.st_mode).is_file()
@@ -752,8 +768,8 @@ impl FileSink {
     /// looked up without following any link.
     fn exists(&self, path: &str) -> bool {
         let (parent, base) = split(path);
-        match open_dir_beneath(&self.root, parent, false) {
-            Ok(Some(dir)) => rustix::fs::statat(&dir, base, AtFlags::SYMLINK_NOFOLLOW).is_ok(),
+        match self.dirs.borrow_mut().open(&self.root, parent, false) {
+            Ok(Some(dir)) => rustix::fs::statat(dir, base, AtFlags::SYMLINK_NOFOLLOW).is_ok(),
             // A directory on the way is missing: nothing is there.
             Ok(None) => false,
             // A link or a file on the way: the path is taken by something.
@@ -900,7 +916,8 @@ impl FileSink {
     /// the way, following no link, replacing nothing unless `overwrite`.
     fn place(&self, tmp: &str, path: &str) -> Result<(), (Refusal, String)> {
         let (parent, base) = split(path);
-        let dir = match open_dir_beneath(&self.root, parent, true) {
+        let mut dirs = self.dirs.borrow_mut();
+        let dir = match dirs.open(&self.root, parent, true) {
             Ok(Some(d)) => d,
             Ok(None) => unreachable!("created on the way"),
             Err(e) => return Err(classify(e)),
@@ -910,12 +927,12 @@ impl FileSink {
         } else {
             RenameFlags::NOREPLACE
         };
-        match rustix::fs::renameat_with(&self.root, tmp, &dir, base, flags) {
+        match rustix::fs::renameat_with(&self.root, tmp, dir, base, flags) {
             Ok(()) => Ok(()),
             // A file system without RENAME_NOREPLACE: link (which never
             // replaces), then unlink the temporary name.
             Err(Errno::INVAL) if !self.config.overwrite => {
-                rustix::fs::linkat(&self.root, tmp, &dir, base, AtFlags::empty())
+                rustix::fs::linkat(&self.root, tmp, dir, base, AtFlags::empty())
                     .map_err(classify)?;
                 remove_temp(&self.root, tmp);
                 Ok(())
@@ -941,13 +958,74 @@ fn split(path: &str) -> (&str, &str) {
     }
 }
 
+/// Directories beneath the output directory opened lately, by path: the
+/// files of a tree come in path order, so most share one of the last few,
+/// and placing or looking one up costs no walk from the root.
+#[derive(Default)]
+struct DirCache {
+    recent: Vec<(String, OwnedFd)>,
+    /// While binding (nothing is created then): directories found missing.
+    absent: Option<HashSet<String>>,
+}
+
+/// Directories a [`DirCache`] keeps open.
+const DIR_CACHE: usize = 16;
+
+impl DirCache {
+    /// [`open_dir_beneath`] the root, from the cache when it holds `parent`
+    /// or a directory on the way.
+    fn open(
+        &mut self,
+        root: &OwnedFd,
+        parent: &str,
+        create: bool,
+    ) -> Result<Option<BorrowedFd<'_>>, Errno> {
+        if let Some(i) = self.recent.iter().position(|(p, _)| p == parent) {
+            let hit = self.recent.remove(i);
+            self.recent.insert(0, hit);
+        } else {
+            if !create && self.absent.as_ref().is_some_and(|a| a.contains(parent)) {
+                return Ok(None);
+            }
+            // From the deepest cached directory on the way, else the root.
+            let from = self
+                .recent
+                .iter()
+                .filter(|(p, _)| {
+                    p.is_empty()
+                        || parent
+                            .strip_prefix(p.as_str())
+                            .is_some_and(|rest| rest.starts_with('/'))
+                })
+                .max_by_key(|(p, _)| p.len());
+            let (start, rest) = match from {
+                Some((p, fd)) => (fd.as_fd(), parent[p.len()..].trim_start_matches('/')),
+                None => (root.as_fd(), parent),
+            };
+            let Some(fd) = open_dir_beneath(start, rest, create)? else {
+                if let Some(a) = self.absent.as_mut() {
+                    a.insert(parent.to_owned());
+                }
+                return Ok(None);
+            };
+            self.recent.insert(0, (parent.to_owned(), fd));
+            self.recent.truncate(DIR_CACHE);
+        }
+        Ok(Some(self.recent[0].1.as_fd()))
+    }
+}
+
 /// Opens the directory `parent` (`/`-separated, possibly empty) beneath
 /// `root`, one component at a time, following no link and never leaving
 /// `root`; with `create`, makes the missing ones. Without `create`, `None` if
 /// one is missing.
-fn open_dir_beneath(root: &OwnedFd, parent: &str, create: bool) -> Result<Option<OwnedFd>, Errno> {
+fn open_dir_beneath(
+    root: BorrowedFd<'_>,
+    parent: &str,
+    create: bool,
+) -> Result<Option<OwnedFd>, Errno> {
     let mut dir = root
-        .try_clone()
+        .try_clone_to_owned()
         .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?;
     for comp in parent.split('/').filter(|c| !c.is_empty()) {
         if create {

@@ -29,17 +29,27 @@ use std::thread::JoinHandle;
 /// Bytes of one file written between two write-back batches.
 pub const BATCH: u64 = 8 << 20;
 
-/// Writes queued at most: the receiving thread waits when so many are out
-/// (blocks of about 1.2 MB at the default K and T).
+/// Blocks queued at most: the receiving thread waits when so many are out
+/// (about 1.2 MB each at the default K and T).
 pub const QUEUE: usize = 16;
 
-/// One write: `data[range]` at `at` in `file`, for the sink's file `key`.
+/// Where a range of a block goes: `range` of its bytes at `at` in `file`,
+/// the sink's file `key`.
+pub struct Piece {
+    /// The sink's key of the file.
+    pub key: usize,
+    /// The file.
+    pub file: Arc<File>,
+    /// Offset in the file.
+    pub at: u64,
+    /// Bytes of the block.
+    pub range: Range<usize>,
+}
+
+/// One block's writes (one for a file's block, several for a pack's).
 struct Job {
-    key: usize,
-    file: Arc<File>,
-    at: u64,
-    data: Arc<Vec<u8>>,
-    range: Range<usize>,
+    data: Vec<u8>,
+    pieces: Vec<Piece>,
     seq: u64,
 }
 
@@ -79,24 +89,13 @@ impl Writer {
         })
     }
 
-    /// Queues `data[range]` for `at` in `file` (file `key` of the sink),
-    /// waiting while the queue is full. Its sequence number, for
-    /// [`Writer::wait`].
-    pub fn write(
-        &mut self,
-        key: usize,
-        file: &Arc<File>,
-        at: u64,
-        data: &Arc<Vec<u8>>,
-        range: Range<usize>,
-    ) -> u64 {
+    /// Queues a block's `pieces` of `data`, waiting while the queue is
+    /// full. Its sequence number, for [`Writer::wait`].
+    pub fn write(&mut self, data: Vec<u8>, pieces: Vec<Piece>) -> u64 {
         self.seq += 1;
         let job = Job {
-            key,
-            file: Arc::clone(file),
-            at,
-            data: Arc::clone(data),
-            range,
+            data,
+            pieces,
             seq: self.seq,
         };
         if let Some(jobs) = &self.jobs
@@ -104,11 +103,15 @@ impl Writer {
         {
             // The thread is gone (it cannot panic but by a bug): write here.
             let job = e.0;
-            let done = job.file.write_all_at(&job.data[job.range], job.at);
             let (lock, cv) = &*self.shared;
             let mut p = lock.lock().unwrap_or_else(|e| e.into_inner());
-            if let Err(e) = done {
-                p.failed.push((job.key, e));
+            for piece in &job.pieces {
+                if let Err(e) = piece
+                    .file
+                    .write_all_at(&job.data[piece.range.clone()], piece.at)
+                {
+                    p.failed.push((piece.key, e));
+                }
             }
             p.done = p.done.max(job.seq);
             cv.notify_all();
@@ -179,33 +182,34 @@ fn run(rx: Receiver<Job>, shared: Shared) {
     // Files by the address of their shared descriptor.
     let mut behind: HashMap<usize, Behind> = HashMap::new();
     while let Ok(job) = rx.recv() {
-        let bytes = &job.data[job.range.clone()];
-        let done = job.file.write_all_at(bytes, job.at);
-        let id = Arc::as_ptr(&job.file) as usize;
-        if done.is_ok() {
-            let b = behind.entry(id).or_default();
-            b.file.get_or_insert_with(|| Arc::clone(&job.file));
-            b.dirty.push((job.at, job.at + bytes.len() as u64));
+        let mut failed = Vec::new();
+        for piece in &job.pieces {
+            let bytes = &job.data[piece.range.clone()];
+            if let Err(e) = piece.file.write_all_at(bytes, piece.at) {
+                failed.push((piece.key, e));
+                continue;
+            }
+            let b = behind.entry(Arc::as_ptr(&piece.file) as usize).or_default();
+            b.file.get_or_insert_with(|| Arc::clone(&piece.file));
+            b.dirty.push((piece.at, piece.at + bytes.len() as u64));
             b.bytes += bytes.len() as u64;
             if b.bytes >= BATCH {
                 let batch = merge(std::mem::take(&mut b.dirty));
                 b.bytes = 0;
                 for &(lo, hi) in &batch {
-                    super::sys::start_write_back(&job.file, lo, hi - lo);
+                    super::sys::start_write_back(&piece.file, lo, hi - lo);
                 }
                 for (lo, hi) in std::mem::replace(&mut b.started, batch) {
-                    super::sys::drop_behind(&job.file, lo, hi - lo);
+                    super::sys::drop_behind(&piece.file, lo, hi - lo);
                 }
             }
         }
-        let (key, seq) = (job.key, job.seq);
+        let seq = job.seq;
         drop(job);
         {
             let (lock, cv) = &*shared;
             let mut p = lock.lock().unwrap_or_else(|e| e.into_inner());
-            if let Err(e) = done {
-                p.failed.push((key, e));
-            }
+            p.failed.append(&mut failed);
             p.done = seq;
             cv.notify_all();
         }
@@ -228,10 +232,16 @@ mod tests {
         let file = Arc::new(File::create(&path).unwrap());
         let mut w = Writer::new().unwrap();
         // 20 blocks of 1 MiB, written in reverse order, cross two batches.
-        let blocks: Vec<Arc<Vec<u8>>> = (0..20u8).map(|i| Arc::new(vec![i; 1 << 20])).collect();
+        let piece = |key, file: &Arc<File>, at, range| Piece {
+            key,
+            file: Arc::clone(file),
+            at,
+            range,
+        };
         let mut last = 0;
-        for i in (0..20).rev() {
-            last = w.write(7, &file, (i as u64) << 20, &blocks[i], 0..1 << 20);
+        for i in (0..20u8).rev() {
+            let at = u64::from(i) << 20;
+            last = w.write(vec![i; 1 << 20], vec![piece(7, &file, at, 0..1 << 20)]);
         }
         w.wait(last);
         assert!(w.take_failures().is_empty());
@@ -242,7 +252,7 @@ mod tests {
         }
         // A descriptor opened read-only cannot be written: key 9 fails.
         let ro = Arc::new(File::open(&path).unwrap());
-        let seq = w.write(9, &ro, 0, &blocks[1], 10..20);
+        let seq = w.write(vec![1; 100], vec![piece(9, &ro, 0, 10..20)]);
         w.wait(seq);
         let failed = w.take_failures();
         assert_eq!(failed.len(), 1);
