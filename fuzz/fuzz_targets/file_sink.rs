@@ -164,15 +164,15 @@ fuzz_target!(|ops: Vec<Op>| {
                 let hash = if right_hash { TransferId::of(&bytes).0 } else { [1; 32] };
                 let s = SessionId(session as u64);
                 vec![
-                    ReceiverEvent::BlockDecoded { session: s, object: ObjectId(0), offset: 0, data: bytes[..at].to_vec() },
-                    ReceiverEvent::BlockDecoded { session: s, object: ObjectId(0), offset: at as u64, data: bytes[at..].to_vec() },
+                    ReceiverEvent::BlockDecoded { session: s, object: ObjectId(0), offset: 0, sbn: 0, data: bytes[..at].to_vec() },
+                    ReceiverEvent::BlockDecoded { session: s, object: ObjectId(0), offset: at as u64, sbn: 0, data: bytes[at..].to_vec() },
                     ReceiverEvent::ObjectComplete { session: s, object: ObjectId(0), size: bytes.len() as u64, hash, name: MANIFEST_NAME.into() },
                 ]
             }
             Op::RawManifest { session, bytes } => {
                 let s = SessionId(session as u64);
                 vec![
-                    ReceiverEvent::BlockDecoded { session: s, object: ObjectId(0), offset: 0, data: bytes.clone() },
+                    ReceiverEvent::BlockDecoded { session: s, object: ObjectId(0), offset: 0, sbn: 0, data: bytes.clone() },
                     ReceiverEvent::ObjectComplete { session: s, object: ObjectId(0), size: bytes.len() as u64, hash: TransferId::of(&bytes).0, name: MANIFEST_NAME.into() },
                 ]
             }
@@ -180,6 +180,7 @@ fuzz_target!(|ops: Vec<Op>| {
                 session: SessionId(session as u64),
                 object: ObjectId(object as u32),
                 offset: (offset % (1 << 20)) as u64,
+                sbn: offset as u8,
                 data,
             }],
             Op::File { pick, split } => {
@@ -193,8 +194,8 @@ fuzz_target!(|ops: Vec<Op>| {
                     let (s, object) = (*s, ObjectId(*object));
                     let at = split as usize % (c.len() + 1);
                     vec![
-                        ReceiverEvent::BlockDecoded { session: s, object, offset: 0, data: c[..at].to_vec() },
-                        ReceiverEvent::BlockDecoded { session: s, object, offset: at as u64, data: c[at..].to_vec() },
+                        ReceiverEvent::BlockDecoded { session: s, object, offset: 0, sbn: 0, data: c[..at].to_vec() },
+                        ReceiverEvent::BlockDecoded { session: s, object, offset: at as u64, sbn: 0, data: c[at..].to_vec() },
                         ReceiverEvent::ObjectComplete { session: s, object, size: c.len() as u64, hash: *hash, name: String::new() },
                     ]
                 }

@@ -162,6 +162,7 @@ fuzz_target!(|ops: Vec<Op>| {
                     object,
                     offset,
                     data,
+                    ..
                 } => {
                     // Forged sessions may carry anything; only the real
                     // session's (1) deliveries are checked.

@@ -511,6 +511,61 @@ mod feedback {
         }
     }
 
+    /// An application that has not consumed block 2 yet (a write queued
+    /// behind a slow disk) holds the reported window there, though the
+    /// receiver decoded up to block 3: the sender is paced by what was
+    /// written. Released, the next STATUS reports the decoder's edge at once.
+    #[test]
+    fn a_held_window_paces_the_sender_by_what_the_application_consumed() {
+        let t0 = Instant::now();
+        let mut r = Receiver::new(ReceiverConfig {
+            id: 8,
+            ..ReceiverConfig::default()
+        });
+        for p in first_pass(Mode::Hybrid) {
+            match Repr::parse(&p) {
+                Ok(Repr::Data(d)) if d.sbn == 3 => continue,
+                Ok(Repr::Probe(_)) => continue,
+                _ => {}
+            }
+            r.handle_datagram(t0, &p);
+        }
+        r.handle_datagram(t0, &probe(false));
+        let windows = |sent: &[(Repr<'static>, Destination)]| -> Vec<(u32, u8)> {
+            sent.iter()
+                .filter_map(|(p, _)| match p {
+                    Repr::Status(s) => Some(s.window),
+                    _ => None,
+                })
+                .collect()
+        };
+        r.hold_window(SessionId(SESSION), Some((groupcast::ObjectId(0), 2)));
+        let held = windows(&drain(&mut r, t0, Duration::from_millis(5)));
+        assert_eq!(held, [(0, 2)]);
+        // A hold beyond the decoder's edge reports the edge: never forward.
+        r.hold_window(SessionId(SESSION), Some((groupcast::ObjectId(0), 9)));
+        let t1 = t0 + Duration::from_secs(1);
+        r.handle_datagram(t1, &probe(false));
+        assert_eq!(
+            windows(&drain(&mut r, t1, Duration::from_millis(5))),
+            [(0, 3)]
+        );
+        // Released after a hold: a STATUS is due without waiting for a PROBE.
+        r.hold_window(SessionId(SESSION), Some((groupcast::ObjectId(0), 1)));
+        let t2 = t1 + Duration::from_secs(1);
+        r.handle_datagram(t2, &probe(false));
+        assert_eq!(
+            windows(&drain(&mut r, t2, Duration::from_millis(5))),
+            [(0, 1)]
+        );
+        r.hold_window(SessionId(SESSION), None);
+        let t3 = t2 + Duration::from_secs(1);
+        assert_eq!(
+            windows(&drain(&mut r, t3, Duration::from_millis(5))),
+            [(0, 3)]
+        );
+    }
+
     #[test]
     fn completion_is_reported_three_times() {
         let t0 = Instant::now();

@@ -77,6 +77,7 @@ fn block(session: u64, object: u32, offset: u64, data: &[u8]) -> ReceiverEvent {
         session: SessionId(session),
         object: ObjectId(object),
         offset,
+        sbn: 0,
         data: data.to_vec(),
     }
 }

@@ -717,10 +717,27 @@ pub fn run_receiver(
     stop: impl FnMut() -> bool,
     on_event: impl FnMut(&mut Receiver, ReceiverEvent) -> Result<ControlFlow<()>, IoError>,
 ) -> Result<(RecvOutcome, DriverStats), IoError> {
+    run_receiver_with(receiver, sock, deadline, stop, on_event, |_| None)
+}
+
+/// [`run_receiver`], and `on_tick` on every turn of the loop, before the
+/// feedback goes out: it may change the receiver (for example
+/// [`Receiver::hold_window`] from what the application has consumed), and
+/// asks to be called again within the time it returns, if any.
+pub fn run_receiver_with(
+    receiver: &mut Receiver,
+    sock: &mut McastSocket,
+    deadline: Option<Instant>,
+    stop: impl FnMut() -> bool,
+    on_event: impl FnMut(&mut Receiver, ReceiverEvent) -> Result<ControlFlow<()>, IoError>,
+    on_tick: impl FnMut(&mut Receiver) -> Option<Duration>,
+) -> Result<(RecvOutcome, DriverStats), IoError> {
     let threads = receiver.config().decode_threads.min(MAX_DECODE_THREADS);
     let poll = poll_for(sock)?;
     if threads == 0 {
-        return recv_loop(receiver, sock, poll, None, deadline, stop, on_event);
+        return recv_loop(
+            receiver, sock, poll, None, deadline, stop, on_event, on_tick,
+        );
     }
     // The decode workers: the loop hands out jobs, they solve them and wake
     // the loop, which takes the results back. They end with the loop.
@@ -742,12 +759,14 @@ pub fn run_receiver(
         deadline,
         stop,
         on_event,
+        on_tick,
     )
 }
 
 /// The most decode workers [`run_receiver`] starts.
 pub const MAX_DECODE_THREADS: usize = 64;
 
+#[allow(clippy::too_many_arguments)]
 fn recv_loop(
     receiver: &mut Receiver,
     sock: &mut McastSocket,
@@ -756,6 +775,7 @@ fn recv_loop(
     deadline: Option<Instant>,
     mut stop: impl FnMut() -> bool,
     mut on_event: impl FnMut(&mut Receiver, ReceiverEvent) -> Result<ControlFlow<()>, IoError>,
+    mut on_tick: impl FnMut(&mut Receiver) -> Option<Duration>,
 ) -> Result<(RecvOutcome, DriverStats), IoError> {
     let mut events = Events::with_capacity(16);
     // One byte more than the largest datagram, so an oversized one shows as such.
@@ -852,6 +872,7 @@ fn recv_loop(
                 }
             })?;
         }
+        let tick = on_tick(receiver);
         if receiver.poll_timeout().is_some_and(|t| t <= now) {
             receiver.handle_timeout(now);
             while let Some(e) = receiver.poll_event() {
@@ -868,7 +889,7 @@ fn recv_loop(
         if stop() {
             return Ok((RecvOutcome::Stopped, stats));
         }
-        let mut wait = Duration::from_millis(200);
+        let mut wait = tick.unwrap_or(Duration::from_millis(200));
         for t in [receiver.poll_timeout(), deadline].into_iter().flatten() {
             wait = wait.min(t.saturating_duration_since(now));
         }

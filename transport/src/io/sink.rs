@@ -25,7 +25,7 @@
 //!   it is counted, reported, and the rest of the transfer goes on.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -186,6 +186,9 @@ pub struct FileSink {
     writer: Writer,
     /// Files verified whole whose writes are still queued (`Slot::placing`).
     placing: Vec<usize>,
+    /// The bound session's blocks queued for the writer: sequence number,
+    /// object and SBN, in queueing order.
+    queued: VecDeque<(u64, ObjectId, u8)>,
     dirs: RefCell<DirCache>,
 }
 
@@ -229,6 +232,7 @@ impl FileSink {
             resumed: (0, 0),
             bytes_written: 0,
             placing: Vec::new(),
+            queued: VecDeque::new(),
             dirs: RefCell::default(),
             writer: Writer::new().map_err(|e| IoError::File {
                 path: format!("{shown} (starting the writer thread)"),
@@ -248,6 +252,21 @@ impl FileSink {
     pub fn take_binding(&mut self) -> Option<(SessionId, Vec<BoundObject>)> {
         let session = self.bound?.0;
         self.binding.take().map(|b| (session, b))
+    }
+
+    /// The first block (session, object, SBN) of the bound transfer whose
+    /// bytes are still queued for the writer thread, if any: what the
+    /// receiver's reported window should be held at
+    /// ([`crate::Receiver::hold_window`]), so that a writer slower than the
+    /// network slows the sender instead of the receiving thread.
+    pub fn write_backlog(&mut self) -> Option<(SessionId, ObjectId, u8)> {
+        let done = self.writer.done();
+        while self.queued.front().is_some_and(|q| q.0 <= done) {
+            self.queued.pop_front();
+        }
+        let session = self.bound?.0;
+        let (_, object, sbn) = self.queued.iter().min_by_key(|q| (q.1, q.2))?;
+        Some((session, *object, *sbn))
     }
 
     /// Waits for every queued write, and places the files verified whole
@@ -377,8 +396,9 @@ impl FileSink {
                 session,
                 object,
                 offset,
+                sbn,
                 data,
-            } => self.block(session, object, offset, data),
+            } => self.block(session, object, offset, sbn, data),
             ReceiverEvent::ObjectComplete {
                 session,
                 object,
@@ -411,6 +431,7 @@ impl FileSink {
         session: SessionId,
         object: ObjectId,
         offset: u64,
+        sbn: u8,
         data: Vec<u8>,
     ) -> Result<(), IoError> {
         let end = offset.saturating_add(data.len() as u64);
@@ -496,6 +517,7 @@ impl FileSink {
                 if !writes.is_empty() {
                     let keys: Vec<usize> = writes.iter().map(|w| w.key).collect();
                     let seq = self.writer.write(data, writes);
+                    self.queued.push_back((seq, object, sbn));
                     for key in keys {
                         if let Some(slot) = self.slots.get_mut(&key) {
                             slot.last_write = seq;

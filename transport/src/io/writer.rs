@@ -30,8 +30,11 @@ use std::thread::JoinHandle;
 pub const BATCH: u64 = 8 << 20;
 
 /// Blocks queued at most: the receiving thread waits when so many are out
-/// (about 1.2 MB each at the default K and T).
-pub const QUEUE: usize = 16;
+/// (about 1.2 MB each at the default K and T). As many as the sender's
+/// default flow window: while the receiver holds its reported window at the
+/// first block still queued ([`super::sink::FileSink::write_backlog`]), the
+/// sender sends no more than that beyond it, so the queue does not fill.
+pub const QUEUE: usize = 48;
 
 /// Where a range of a block goes: `range` of its bytes at `at` in `file`,
 /// the sink's file `key`.

@@ -43,6 +43,7 @@ impl Reassembler {
                 object,
                 offset,
                 data,
+                ..
             } => {
                 let buf = self.partial.entry((session, object)).or_default();
                 let start = offset as usize;
@@ -95,6 +96,7 @@ mod tests {
             session: SessionId(1),
             object: ObjectId(object),
             offset,
+            sbn: 0,
             data: data.to_vec(),
         }
     }

@@ -385,6 +385,8 @@ pub enum ReceiverEvent {
         object: ObjectId,
         /// Byte offset of `data` in the object.
         offset: u64,
+        /// The block's number in the object (see [`Receiver::hold_window`]).
+        sbn: u8,
         /// The block's bytes.
         data: Vec<u8>,
     },
@@ -527,6 +529,8 @@ struct SessionFb {
     status_due: bool,
     final_statuses: u8,
     last_status: Option<Instant>,
+    /// The window edge the application holds STATUS at (`hold_window`).
+    hold: Option<(u32, u8)>,
     /// When each block's NACK is due.
     timers: BlockTimers,
     holdoff: HashMap<(u32, u8), Instant>,
@@ -791,6 +795,26 @@ impl Receiver {
             self.remove(key);
         }
         self.fb.retain(|s, _| *s == session);
+    }
+
+    /// Holds the window edge this receiver reports for `session` (STATUS's
+    /// Window, which paces the sender's first pass) at `at`: the first block
+    /// the application has not consumed yet, while that is behind the blocks
+    /// decoded; `None` releases it. A driver whose writes lag (a slow disk)
+    /// so slows the sender down instead of blocking its receiving thread on
+    /// them, and losing datagrams meanwhile. A hold never moves the reported
+    /// edge forward; moving it on or releasing it makes a STATUS due.
+    pub fn hold_window(&mut self, session: SessionId, at: Option<(ObjectId, u8)>) {
+        let Some(f) = self.fb.get_mut(&session) else {
+            return;
+        };
+        let at = at.map(|(o, s)| (o.0, s));
+        if f.hold != at {
+            if at.is_none() || f.hold.is_some_and(|h| at.is_some_and(|a| a > h)) {
+                f.status_due = true;
+            }
+            f.hold = at;
+        }
     }
 
     /// Binds the receiver to a verified manifest: it accepts only `session`
@@ -1166,6 +1190,7 @@ impl Receiver {
             session: key.0,
             object: key.1,
             offset: block.offset,
+            sbn,
             data,
         });
         self.try_complete(key);
@@ -1461,6 +1486,7 @@ impl Receiver {
             status_due: false,
             final_statuses: 0,
             last_status: None,
+            hold: None,
             timers: BlockTimers::default(),
             holdoff: HashMap::new(),
             suppressed: HashMap::new(),
@@ -1797,7 +1823,7 @@ impl Receiver {
             hold_us: hold.min(u32::MAX as u128) as u32,
             loss_ppm: ((f.loss * 1e6) as u32).min(crate::wire::feedback::MAX_LOSS_PPM),
             rate: f.rate as u64,
-            window: edge,
+            window: f.hold.map_or(edge, |h| h.min(edge)),
             flags: STATUS_ECHO | if complete { STATUS_COMPLETE } else { 0 },
         };
         let len = st.write(buf).ok()?;
