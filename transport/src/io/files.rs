@@ -644,14 +644,21 @@ pub fn receive_into(
         expect: sink_config.expect.map(|id| id.0),
         max_size: MAX_MANIFEST_BYTES as u64,
     };
-    let mut sink = FileSink::new(dir, sink_config)?;
+    let sink = FileSink::new(dir, sink_config)?;
     let mut receiver = crate::proto::Receiver::new(receiver_config);
     let mut sock = super::McastSocket::receiver(net)?;
     let started = std::time::Instant::now();
     let deadline = timeout.map(|t| started + t);
     let mut last = started;
-    let (outcome, driver) =
-        super::run_receiver(&mut receiver, &mut sock, deadline, stop, |r, event| {
+    // Both closures below use the sink, one at a time.
+    let sink = std::cell::RefCell::new(sink);
+    let (outcome, driver) = super::run_receiver_with(
+        &mut receiver,
+        &mut sock,
+        deadline,
+        stop,
+        |r, event| {
+            let mut sink = sink.borrow_mut();
             sink.handle(event)?;
             if let Some((session, objects)) = sink.take_binding() {
                 // The verified manifest names the transfer: from now on every
@@ -667,7 +674,22 @@ pub fn receive_into(
             } else {
                 std::ops::ControlFlow::Continue(())
             })
-        })?;
+        },
+        |r| {
+            // Blocks still queued for the writer hold the reported window:
+            // a slow disk slows the sender, not the receiving thread.
+            // Files verified whole are placed here too, a few a turn.
+            let mut sink = sink.borrow_mut();
+            let placing = sink.service();
+            let backlog = sink.write_backlog();
+            if let Some((session, _)) = sink.bound() {
+                r.hold_window(session, backlog.map(|(_, o, s)| (o, s)));
+            }
+            // While writes are queued, look again soon: they move the hold.
+            (placing || backlog.is_some()).then_some(std::time::Duration::from_millis(1))
+        },
+    )?;
+    let sink = sink.into_inner();
     progress(&receiver, &sink);
     let report = TransferReport {
         duration_s: started.elapsed().as_secs_f64(),

@@ -169,22 +169,35 @@ impl FromStr for TransferId {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Lower-case hex digits of `bytes`, appended to `out`.
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
 }
 
+fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(2 * bytes.len());
+    push_hex(&mut s, bytes);
+    s
+}
+
+/// 64 lower-case hex digits (no other form: the manifest is canonical).
 fn parse_hash(s: &str) -> Option<[u8; 32]> {
     let b = s.as_bytes();
-    if b.len() != 64
-        || !b
-            .iter()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
-    {
+    if b.len() != 64 {
         return None;
     }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
     let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+        *o = nibble(pair[0])? << 4 | nibble(pair[1])?;
     }
     Some(out)
 }
@@ -192,35 +205,27 @@ fn parse_hash(s: &str) -> Option<[u8; 32]> {
 impl Manifest {
     /// The manifest's bytes, in the one form receivers accept.
     pub fn encode(&self) -> Vec<u8> {
+        use std::fmt::Write;
+        // (Writing into a String cannot fail.)
         let mut out = String::with_capacity(32 + self.entries.len() * 100);
-        out.push_str(&format!("{MANIFEST_HEADER} {}\n", self.part_size));
+        let _ = writeln!(out, "{MANIFEST_HEADER} {}", self.part_size);
         for e in &self.entries {
             if let Some(p) = e.pack
                 && p.offset == 0
             {
-                out.push_str(&format!(
-                    "pack {} {} {}\n",
-                    e.object.0,
-                    p.size,
-                    hex(&p.hash)
-                ));
+                let _ = write!(out, "pack {} {} ", e.object.0, p.size);
+                push_hex(&mut out, &p.hash);
+                out.push('\n');
             }
-            out.push_str(&format!(
-                "{} {:o} {} {} {}\n",
-                e.object.0,
-                e.mode & 0o777,
-                e.size,
-                hex(&e.hash),
-                e.path
-            ));
+            let _ = write!(out, "{} {:o} {} ", e.object.0, e.mode & 0o777, e.size);
+            push_hex(&mut out, &e.hash);
+            out.push(' ');
+            out.push_str(&e.path);
+            out.push('\n');
             for p in &e.parts {
-                out.push_str(&format!(
-                    "part {} {} {} {}\n",
-                    p.object.0,
-                    p.offset,
-                    p.size,
-                    hex(&p.hash)
-                ));
+                let _ = write!(out, "part {} {} {} ", p.object.0, p.offset, p.size);
+                push_hex(&mut out, &p.hash);
+                out.push('\n');
             }
         }
         out.into_bytes()

@@ -122,6 +122,25 @@ struct ObjectMap {
     size: u64,
     hash: [u8; 32],
     pieces: Vec<Piece>,
+    /// A pack: its bytes go to a temporary file of its own ([`PackTemp`]).
+    packed: bool,
+}
+
+/// A pack's bytes, written into one temporary file of its own; once the
+/// pack verifies, each of its files is copied out of it and placed. (A
+/// temporary file per packed file would hold a descriptor per file: a pack of
+/// tiny files would run out of them.)
+struct PackTemp {
+    tmp: String,
+    file: Arc<File>,
+    /// The writer's sequence number of its last queued write.
+    last_write: u64,
+}
+
+/// The writer's key for a pack's temporary file: counted down from the top,
+/// apart from the files' keys (their places in the manifest).
+fn pack_key(object: ObjectId) -> usize {
+    usize::MAX - object.0 as usize
 }
 
 /// Bytes `at_object..at_object + len` of an object are bytes `at_file..` of
@@ -158,6 +177,10 @@ struct Slot {
     placing: bool,
 }
 
+/// Files placed at most per event or [`FileSink::service`] call (about 35
+/// µs each).
+const PLACE_BUDGET: usize = 16;
+
 /// Most sessions whose manifest is buffered at once, before one is bound.
 const MAX_MANIFEST_SESSIONS: usize = 8;
 
@@ -189,6 +212,8 @@ pub struct FileSink {
     /// The bound session's blocks queued for the writer: sequence number,
     /// object and SBN, in queueing order.
     queued: VecDeque<(u64, ObjectId, u8)>,
+    /// Packs being written, by object.
+    packs: HashMap<ObjectId, PackTemp>,
     dirs: RefCell<DirCache>,
 }
 
@@ -233,6 +258,7 @@ impl FileSink {
             bytes_written: 0,
             placing: Vec::new(),
             queued: VecDeque::new(),
+            packs: HashMap::new(),
             dirs: RefCell::default(),
             writer: Writer::new().map_err(|e| IoError::File {
                 path: format!("{shown} (starting the writer thread)"),
@@ -267,6 +293,14 @@ impl FileSink {
         let session = self.bound?.0;
         let (_, object, sbn) = self.queued.iter().min_by_key(|q| (q.1, q.2))?;
         Some((session, *object, *sbn))
+    }
+
+    /// Places some of the files verified whole whose writes are done (a few
+    /// at a time, so that the receiving thread can call it between
+    /// datagrams), and says whether more wait for it or for the writer.
+    pub fn service(&mut self) -> bool {
+        self.place_ready(false);
+        !self.placing.is_empty()
     }
 
     /// Waits for every queued write, and places the files verified whole
@@ -333,6 +367,23 @@ impl FileSink {
     /// refused already).
     fn take_write_failures(&mut self) {
         for (key, e) in self.writer.take_failures() {
+            let pack = self
+                .packs
+                .keys()
+                .copied()
+                .find(|&object| pack_key(object) == key);
+            if let Some(object) = pack {
+                // A pack's write failed: each of its files still waiting.
+                let keys: Vec<usize> = self.objects[&object].pieces.iter().map(|p| p.key).collect();
+                for key in keys {
+                    let slot = &self.slots[&key];
+                    if !matches!(slot.state, State::Done | State::Refused) {
+                        let path = slot.entry.path.clone();
+                        self.refuse_file(key, Refusal::FileSystem, format!("{path}: {e}"));
+                    }
+                }
+                continue;
+            }
             if let Some(slot) = self.slots.get(&key)
                 && matches!(slot.state, State::Writing { .. })
             {
@@ -470,6 +521,9 @@ impl FileSink {
                     }
                     return Ok(());
                 }
+                if map.packed {
+                    return self.pack_block(object, offset, sbn, data);
+                }
                 // Pieces are in object order: only those the block overlaps.
                 let first = map
                     .pieces
@@ -580,6 +634,7 @@ impl FileSink {
                         size: pack.size,
                         hash: pack.hash,
                         pieces: Vec::new(),
+                        packed: true,
                     });
                     map.pieces.push(Piece {
                         key,
@@ -601,6 +656,7 @@ impl FileSink {
                                     at_file: p.offset,
                                     len: p.size,
                                 }],
+                                packed: false,
                             },
                         );
                     }
@@ -850,8 +906,11 @@ impl FileSink {
             State::Done | State::Refused => return,
             State::Waiting | State::Writing { .. } => {}
         }
-        // An empty file decodes no block, so may have no temporary file yet.
-        if let Err(e) = begin(&self.root, slot) {
+        if slot.entry.pack.is_some() {
+            // Its bytes are in the pack's temporary file.
+            slot.last_write = self.packs.get(&object).map_or(0, |p| p.last_write);
+        } else if let Err(e) = begin(&self.root, slot) {
+            // (An empty file decodes no block, so may have no temporary file yet.)
             let path = slot.entry.path.clone();
             self.refuse_file(key, Refusal::FileSystem, format!("{path}: {e}"));
             return;
@@ -883,18 +942,97 @@ impl FileSink {
             return;
         }
         let done = self.writer.done();
+        // A pack's hundreds of files are placed a few at a time, between
+        // the receiving thread's other work, unless asked to finish.
+        let mut budget = if wait { usize::MAX } else { PLACE_BUDGET };
         for key in std::mem::take(&mut self.placing) {
             let slot = &self.slots[&key];
-            if !matches!(slot.state, State::Writing { .. }) {
+            if matches!(slot.state, State::Done | State::Refused) {
                 // Refused meanwhile.
                 continue;
             }
-            if slot.last_write > done {
+            if slot.last_write > done || budget == 0 {
                 self.placing.push(key);
             } else {
+                budget -= 1;
                 self.place_file(key);
             }
         }
+        // A pack whose files are all placed (or refused) is done with.
+        let finished: Vec<ObjectId> = self
+            .packs
+            .keys()
+            .copied()
+            .filter(|object| {
+                self.objects[object]
+                    .pieces
+                    .iter()
+                    .all(|p| matches!(self.slots[&p.key].state, State::Done | State::Refused))
+            })
+            .collect();
+        for object in finished {
+            if let Some(p) = self.packs.remove(&object) {
+                remove_temp(&self.root, &p.tmp);
+            }
+        }
+    }
+
+    /// A block of a pack: written whole into the pack's temporary file
+    /// (unless every file of the pack is placed or refused already).
+    fn pack_block(
+        &mut self,
+        object: ObjectId,
+        offset: u64,
+        sbn: u8,
+        data: Vec<u8>,
+    ) -> Result<(), IoError> {
+        let waiting = self.objects[&object].pieces.iter().any(|p| {
+            let s = &self.slots[&p.key];
+            !matches!(s.state, State::Done | State::Refused) && !s.parts_done.contains(&object)
+        });
+        if !waiting {
+            return Ok(());
+        }
+        if !self.packs.contains_key(&object) {
+            let (tmp, file) = create_temp(&self.root).map_err(|e| IoError::File {
+                path: format!("{} (temporary file)", self.dir.display()),
+                source: e.into(),
+            })?;
+            self.packs.insert(
+                object,
+                PackTemp {
+                    tmp,
+                    file: Arc::new(file),
+                    last_write: 0,
+                },
+            );
+        }
+        let pack = self.packs.get_mut(&object).expect("just made");
+        let len = data.len();
+        let piece = WritePiece {
+            key: pack_key(object),
+            file: Arc::clone(&pack.file),
+            at: offset,
+            range: 0..len,
+        };
+        pack.last_write = self.writer.write(data, vec![piece]);
+        self.queued.push_back((pack.last_write, object, sbn));
+        Ok(())
+    }
+
+    /// A packed file's own temporary file, copied out of its pack's.
+    fn copy_out_of_pack(&self, entry: &super::manifest::Entry) -> Result<(String, File), String> {
+        let pack = self
+            .packs
+            .get(&entry.object)
+            .ok_or_else(|| format!("{}: its pack was never written", entry.path))?;
+        let at = entry.pack.as_ref().map_or(0, |p| p.offset);
+        let (tmp, file) = create_temp(&self.root).map_err(|e| format!("{}: {e}", entry.path))?;
+        if let Err(e) = copy_range(&pack.file, at, &file, entry.size) {
+            remove_temp(&self.root, &tmp);
+            return Err(format!("{}: {e}", entry.path));
+        }
+        Ok((tmp, file))
     }
 
     /// Sizes, chmods and renames a file verified whole and written.
@@ -902,11 +1040,26 @@ impl FileSink {
         let slot = self.slots.get_mut(&key).expect("present");
         slot.placing = false;
         let size = slot.entry.size;
-        let State::Writing { tmp, file } = std::mem::replace(&mut slot.state, State::Waiting)
-        else {
-            unreachable!("writing here")
-        };
         let entry = slot.entry.clone();
+        let (tmp, file) = if entry.pack.is_some() {
+            match self.copy_out_of_pack(&entry) {
+                Ok((tmp, file)) => {
+                    self.bytes_written += size;
+                    (tmp, Arc::new(file))
+                }
+                Err(detail) => {
+                    self.refuse_file(key, Refusal::FileSystem, detail);
+                    return;
+                }
+            }
+        } else {
+            let slot = self.slots.get_mut(&key).expect("present");
+            let State::Writing { tmp, file } = std::mem::replace(&mut slot.state, State::Waiting)
+            else {
+                unreachable!("writing here")
+            };
+            (tmp, file)
+        };
         let mode = if self.config.keep_modes {
             entry.mode & 0o777
         } else {
@@ -1131,6 +1284,34 @@ fn remove_temp(root: &OwnedFd, name: &str) {
     let _ = rustix::fs::unlinkat(root, name, AtFlags::empty());
 }
 
+/// Copies `len` bytes at `from` in `src` to the start of `dst`: in the
+/// kernel where it can (`copy_file_range`, which file systems that share
+/// extents turn into a reflink), else through a buffer.
+fn copy_range(src: &File, from: u64, dst: &File, len: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let (mut off_in, mut off_out) = (from, 0u64);
+    while off_out < len {
+        let want = (len - off_out).min(1 << 30) as usize;
+        match rustix::fs::copy_file_range(src, Some(&mut off_in), dst, Some(&mut off_out), want) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) => {}
+            Err(Errno::INTR) => {}
+            Err(Errno::XDEV | Errno::NOSYS | Errno::INVAL | Errno::OPNOTSUPP) => {
+                let mut buf = vec![0u8; (len - off_out).min(1 << 16) as usize];
+                while off_out < len {
+                    let n = buf.len().min((len - off_out) as usize);
+                    src.read_exact_at(&mut buf[..n], off_in)?;
+                    dst.write_all_at(&buf[..n], off_out)?;
+                    off_in += n as u64;
+                    off_out += n as u64;
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 /// A new temporary file in `root` under a random name, created exclusively
 /// and without following a link, readable by the owner only until placed.
 fn create_temp(root: &OwnedFd) -> Result<(String, File), Errno> {
@@ -1171,6 +1352,9 @@ impl Drop for FileSink {
         // and a file verified whole is placed.
         self.writer.finish();
         self.place_ready(true);
+        for p in self.packs.values() {
+            remove_temp(&self.root, &p.tmp);
+        }
         for slot in self.slots.values() {
             if let State::Writing { tmp, .. } = &slot.state
                 && slot.parts_done.is_empty()

@@ -1823,7 +1823,11 @@ impl Receiver {
             hold_us: hold.min(u32::MAX as u128) as u32,
             loss_ppm: ((f.loss * 1e6) as u32).min(crate::wire::feedback::MAX_LOSS_PPM),
             rate: f.rate as u64,
-            window: f.hold.map_or(edge, |h| h.min(edge)),
+            // Complete, it says so whatever the application still holds.
+            window: match f.hold {
+                Some(h) if !complete => h.min(edge),
+                _ => edge,
+            },
             flags: STATUS_ECHO | if complete { STATUS_COMPLETE } else { 0 },
         };
         let len = st.write(buf).ok()?;
