@@ -564,6 +564,7 @@ impl FileSink {
                         file: Arc::clone(file),
                         at: p.at_file + from - p.at_object,
                         range,
+                        behind: true,
                     });
                 }
                 // One job for the block. A failure (a full disk, a size the
@@ -1014,6 +1015,7 @@ impl FileSink {
             file: Arc::clone(&pack.file),
             at: offset,
             range: 0..len,
+            behind: false,
         };
         pack.last_write = self.writer.write(data, vec![piece]);
         self.queued.push_back((pack.last_write, object, sbn));
@@ -1065,8 +1067,13 @@ impl FileSink {
         } else {
             entry.mode & 0o777 & !self.umask & !0o002
         };
-        let placed = file
-            .set_len(size)
+        // (A file copied out of its pack has its size already.)
+        let sized = if entry.pack.is_some() {
+            Ok(())
+        } else {
+            file.set_len(size)
+        };
+        let placed = sized
             .map_err(|e| (Refusal::FileSystem, e.to_string()))
             .and_then(|()| {
                 rustix::fs::fchmod(&file, Mode::from_raw_mode(mode))
@@ -1312,16 +1319,25 @@ fn copy_range(src: &File, from: u64, dst: &File, len: u64) -> std::io::Result<()
     Ok(())
 }
 
-/// A new temporary file in `root` under a random name, created exclusively
-/// and without following a link, readable by the owner only until placed.
+/// A new temporary file in `root` under a name of its own, created
+/// exclusively and without following a link, readable by the owner only
+/// until placed. Names are 16 random hex digits drawn once per process and a
+/// counter: unguessable before the first, and a name taken already (O_EXCL)
+/// moves on to the next.
 fn create_temp(root: &OwnedFd) -> Result<(String, File), Errno> {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: OnceLock<Option<u64>> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX
+        .get_or_init(|| {
+            let mut r = [0u8; 8];
+            getrandom::fill(&mut r).ok().map(|()| u64::from_le_bytes(r))
+        })
+        .ok_or(Errno::IO)?;
     for _ in 0..8 {
-        let mut r = [0u8; 16];
-        getrandom::fill(&mut r).map_err(|_| Errno::IO)?;
-        let name = format!(
-            "{TEMP_PREFIX}{}",
-            r.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        );
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{TEMP_PREFIX}{prefix:016x}{n:016x}");
         match rustix::fs::openat(
             root,
             name.as_str(),

@@ -47,6 +47,9 @@ pub struct Piece {
     pub at: u64,
     /// Bytes of the block.
     pub range: Range<usize>,
+    /// Whether its file is written behind (a pack's temporary file, removed
+    /// within a moment, is not: written back, it would reach the disk twice).
+    pub behind: bool,
 }
 
 /// One block's writes (one for a file's block, several for a pack's).
@@ -192,6 +195,9 @@ fn run(rx: Receiver<Job>, shared: Shared) {
                 failed.push((piece.key, e));
                 continue;
             }
+            if !piece.behind {
+                continue;
+            }
             let b = behind.entry(Arc::as_ptr(&piece.file) as usize).or_default();
             b.file.get_or_insert_with(|| Arc::clone(&piece.file));
             b.dirty.push((piece.at, piece.at + bytes.len() as u64));
@@ -240,6 +246,7 @@ mod tests {
             file: Arc::clone(file),
             at,
             range,
+            behind: true,
         };
         let mut last = 0;
         for i in (0..20u8).rev() {
