@@ -717,3 +717,80 @@ fn files_packed_into_one_object_are_placed_when_the_pack_verifies() {
     assert!(sink.is_settled() && !sink.is_done());
     assert_eq!(listing(&d.out()), ["z"]);
 }
+
+/// A pack of 5,000 tiny files arrives whole with the process limited to
+/// 1,024 descriptors: the pack is written into one temporary file and its
+/// files copied out of it when it verifies (a descriptor per packed file ran
+/// out of them, and the transfer failed).
+#[test]
+fn a_pack_of_thousands_of_tiny_files_needs_no_descriptor_per_file() {
+    let d = Dir::new("tiny-pack");
+    let n = 5000usize;
+    let data: Vec<Vec<u8>> = (0..n).map(|i| format!("{i:04}").into_bytes()).collect();
+    let pack: Vec<u8> = data.concat();
+    let ph = *blake3::hash(&pack).as_bytes();
+    let mut at = 0;
+    let entries: Vec<Entry> = data
+        .iter()
+        .enumerate()
+        .map(|(i, bytes)| {
+            let e = Entry {
+                object: ObjectId(1),
+                path: format!("d{:02}/f{i:04}", i / 100),
+                size: bytes.len() as u64,
+                mode: 0o644,
+                hash: *blake3::hash(bytes).as_bytes(),
+                parts: Vec::new(),
+                pack: Some(Pack {
+                    offset: at,
+                    size: pack.len() as u64,
+                    hash: ph,
+                }),
+            };
+            at += bytes.len() as u64;
+            e
+        })
+        .collect();
+    let m = Manifest {
+        entries,
+        ..Manifest::default()
+    };
+    // This process's own soft limit, lowered for the test (util-linux prlimit).
+    let pid = std::process::id().to_string();
+    let limit = |v: &str| {
+        let ok = std::process::Command::new("prlimit")
+            .args(["--pid", &pid, &format!("--nofile={v}")])
+            .status()
+            .expect("prlimit (util-linux) runs")
+            .success();
+        assert!(ok, "prlimit --nofile={v}");
+    };
+    let before = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let soft = before
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .unwrap()
+        .to_owned();
+    limit("1024:");
+    let mut sink = FileSink::new(&d.out(), SinkConfig::default()).unwrap();
+    deliver_manifest(&mut sink, 1, &m);
+    sink.take_binding().unwrap();
+    // Blocks of 1,000 bytes, crossing the files' boundaries.
+    let result = (|| {
+        for (i, chunk) in pack.chunks(1000).enumerate() {
+            sink.handle(block(1, 1, (i * 1000) as u64, chunk))?;
+        }
+        sink.handle(complete(1, 1, &pack, ""))
+    })();
+    limit(&format!("{soft}:"));
+    result.unwrap();
+    assert!(sink.is_done(), "{} of {n} placed", sink.completed());
+    for i in [0, 1234, n - 1] {
+        let got = fs::read(d.out().join(format!("d{:02}/f{i:04}", i / 100))).unwrap();
+        assert_eq!(got, data[i]);
+    }
+    drop(sink);
+    // Nothing temporary is left, the pack's file included.
+    assert_eq!(listing(&d.out()).len(), n + n / 100);
+}
