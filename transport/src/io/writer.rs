@@ -185,6 +185,10 @@ fn merge(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
 }
 
 fn run(rx: Receiver<Job>, shared: Shared) {
+    // Below the receiving thread, as the decode workers are: on a busy
+    // machine the socket must be drained first. A writer left behind holds
+    // the reported window back (`write_backlog`), which slows the sender.
+    super::sys::lower_thread_priority();
     // Files by the address of their shared descriptor.
     let mut behind: HashMap<usize, Behind> = HashMap::new();
     while let Ok(job) = rx.recv() {
