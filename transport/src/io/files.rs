@@ -198,60 +198,111 @@ pub fn packing(sources: &[Source], part_size: u64) -> Vec<Option<(usize, u64)>> 
 }
 
 /// Hashes every file of `sources` (and its parts), streaming, and each pack
-/// of small files ([`packing`]) as it goes.
+/// of small files ([`packing`]) as it goes. Packs are hashed on a few threads
+/// at once (a tree of ten thousand small files is mostly opening and reading
+/// them); a large file streams through its own two-lane pass.
 fn hash_sources(sources: &[Source], part_size: u64) -> Result<Vec<FileHash>, IoError> {
     let plan = packing(sources, part_size);
-    let mut out = Vec::with_capacity(sources.len());
-    // The pack being hashed: its index, hasher and members so far.
-    let mut pack: Option<(usize, blake3::Hasher, Vec<usize>)> = None;
-    let finish = |pack: &mut Option<(usize, blake3::Hasher, Vec<usize>)>,
-                  out: &mut Vec<FileHash>| {
-        if let Some((_, h, members)) = pack.take() {
-            let hash = *h.finalize().as_bytes();
-            let size: u64 = members.iter().map(|&i| sources[i].size).sum();
-            for i in members {
-                if let Some(p) = out[i].pack.as_mut() {
-                    p.size = size;
-                    p.hash = hash;
-                }
+    // Each pack's members, in order.
+    let mut packs: Vec<Vec<usize>> = Vec::new();
+    for (i, p) in plan.iter().enumerate() {
+        if let Some((index, _)) = p {
+            if packs.len() <= *index {
+                packs.resize_with(index + 1, Vec::new);
             }
+            packs[*index].push(i);
         }
-    };
+    }
+    let mut out: Vec<Option<FileHash>> = (0..sources.len()).map(|_| None).collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4)
+        .min(packs.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let hashed: Vec<Result<Vec<(usize, FileHash)>, IoError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| -> Result<Vec<(usize, FileHash)>, IoError> {
+                    let mut done = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(members) = packs.get(k) else {
+                            return Ok(done);
+                        };
+                        done.extend(hash_pack(sources, &plan, members)?);
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    for r in hashed {
+        for (i, h) in r? {
+            out[i] = Some(h);
+        }
+    }
     for (i, s) in sources.iter().enumerate() {
+        if plan[i].is_none() {
+            let h =
+                hash_file_parts(&s.file, s.size, part_size).map_err(|source| IoError::File {
+                    path: s.file.display().to_string(),
+                    source,
+                })?;
+            out[i] = Some(h);
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|h| h.expect("every file hashed"))
+        .collect())
+}
+
+/// One pack's files: each read whole, once, for its own hash and the pack's.
+fn hash_pack(
+    sources: &[Source],
+    plan: &[Option<(usize, u64)>],
+    members: &[usize],
+) -> Result<Vec<(usize, FileHash)>, IoError> {
+    let mut pack = blake3::Hasher::new();
+    let mut out = Vec::with_capacity(members.len());
+    let mut size = 0;
+    for &i in members {
+        let s = &sources[i];
         let ferr = |source| IoError::File {
             path: s.file.display().to_string(),
             source,
         };
-        let Some((index, offset)) = plan[i] else {
-            finish(&mut pack, &mut out);
-            out.push(hash_file_parts(&s.file, s.size, part_size).map_err(ferr)?);
-            continue;
-        };
-        if pack.as_ref().is_none_or(|p| p.0 != index) {
-            finish(&mut pack, &mut out);
-            pack = Some((index, blake3::Hasher::new(), Vec::new()));
-        }
-        // Small: read whole, once, for its own hash and its pack's.
         let data = fs::read(&s.file).map_err(ferr)?;
         if data.len() as u64 != s.size {
             return Err(ferr(std::io::Error::other(
                 "file changed while it was read",
             )));
         }
-        let (_, h, members) = pack.as_mut().expect("just opened");
-        h.update(&data);
-        members.push(i);
-        out.push(FileHash {
-            hash: *blake3::hash(&data).as_bytes(),
-            parts: Vec::new(),
-            pack: Some(Pack {
-                offset,
-                size: 0,
-                hash: [0; 32],
-            }),
-        });
+        pack.update(&data);
+        size += s.size;
+        out.push((
+            i,
+            FileHash {
+                hash: *blake3::hash(&data).as_bytes(),
+                parts: Vec::new(),
+                pack: Some(Pack {
+                    offset: plan[i].map_or(0, |p| p.1),
+                    size: 0,
+                    hash: [0; 32],
+                }),
+            },
+        ));
     }
-    finish(&mut pack, &mut out);
+    let hash = *pack.finalize().as_bytes();
+    for (_, h) in &mut out {
+        if let Some(p) = h.pack.as_mut() {
+            p.size = size;
+            p.hash = hash;
+        }
+    }
     Ok(out)
 }
 
