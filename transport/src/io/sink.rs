@@ -935,8 +935,25 @@ impl FileSink {
     /// waits for the writer to finish every one of them first. Files whose
     /// writes failed are refused instead.
     fn place_ready(&mut self, wait: bool) {
-        if wait && let Some(last) = self.placing.iter().map(|k| self.slots[k].last_write).max() {
-            self.writer.wait(last);
+        if wait
+            && let Some(last) = self.placing.iter().map(|k| self.slots[k].last_write).max()
+            && !self.writer.wait(last)
+        {
+            // The writer is gone with writes not done: those files cannot be
+            // placed, and nothing may wait for them.
+            let done = self.writer.done();
+            for key in std::mem::take(&mut self.placing) {
+                if self.slots[&key].last_write > done {
+                    let path = self.slots[&key].entry.path.clone();
+                    self.refuse_file(
+                        key,
+                        Refusal::FileSystem,
+                        format!("{path}: the writer thread stopped before writing it"),
+                    );
+                } else {
+                    self.placing.push(key);
+                }
+            }
         }
         self.take_write_failures();
         if self.placing.is_empty() {

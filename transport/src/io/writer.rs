@@ -126,11 +126,23 @@ impl Writer {
     }
 
     /// Waits until every write up to `seq` is done (or failed).
-    pub fn wait(&self, seq: u64) {
+    /// Whether they are: false if the thread is gone first (it stopped, or
+    /// died with writes queued, which only a bug could make it do), so that
+    /// nobody waits forever.
+    pub fn wait(&self, seq: u64) -> bool {
         let (lock, cv) = &*self.shared;
         let mut p = lock.lock().unwrap_or_else(|e| e.into_inner());
-        while p.done < seq {
-            p = cv.wait(p).unwrap_or_else(|e| e.into_inner());
+        loop {
+            if p.done >= seq {
+                return true;
+            }
+            if !self.thread.as_ref().is_some_and(|t| !t.is_finished()) {
+                return false;
+            }
+            p = cv
+                .wait_timeout(p, std::time::Duration::from_millis(100))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
@@ -271,6 +283,11 @@ mod tests {
         let failed = w.take_failures();
         assert_eq!(failed.len(), 1);
         assert_eq!(failed[0].0, 9);
+        // Stopped, it has nothing more to finish: waiting for a write that
+        // was never queued says so instead of waiting forever.
+        w.finish();
+        assert!(w.wait(seq));
+        assert!(!w.wait(seq + 1));
         drop(w);
         std::fs::remove_dir_all(&dir).unwrap();
     }
