@@ -136,7 +136,7 @@ impl Writer {
             if p.done >= seq {
                 return true;
             }
-            if !self.thread.as_ref().is_some_and(|t| !t.is_finished()) {
+            if self.thread.as_ref().is_none_or(|t| t.is_finished()) {
                 return false;
             }
             p = cv
