@@ -413,14 +413,8 @@ mod feedback {
         out
     }
 
-    #[test]
-    fn silent_without_probes_then_nacks_what_is_missing() {
-        let t0 = Instant::now();
-        let mut r = Receiver::new(ReceiverConfig {
-            id: 5,
-            ..ReceiverConfig::default()
-        });
-        // Every DATA packet of block 3 is lost, and the sender's PROBEs too.
+    /// The first pass, but for every DATA packet of block 3 and the PROBEs.
+    fn feed_all_but_block_3(r: &mut Receiver, t0: Instant) {
         for p in first_pass(Mode::Hybrid) {
             match Repr::parse(&p) {
                 Ok(Repr::Data(d)) if d.sbn == 3 => continue,
@@ -429,6 +423,17 @@ mod feedback {
             }
             r.handle_datagram(t0, &p);
         }
+    }
+
+    #[test]
+    fn silent_without_probes_then_nacks_what_is_missing() {
+        let t0 = Instant::now();
+        let mut r = Receiver::new(ReceiverConfig {
+            id: 5,
+            ..ReceiverConfig::default()
+        });
+        // Every DATA packet of block 3 is lost, and the sender's PROBEs too.
+        feed_all_but_block_3(&mut r, t0);
         // A carousel receiver's life: no PROBE, nothing to say.
         assert!(drain(&mut r, t0, Duration::from_millis(100)).is_empty());
         r.handle_datagram(t0, &probe(true));
@@ -522,14 +527,7 @@ mod feedback {
             id: 8,
             ..ReceiverConfig::default()
         });
-        for p in first_pass(Mode::Hybrid) {
-            match Repr::parse(&p) {
-                Ok(Repr::Data(d)) if d.sbn == 3 => continue,
-                Ok(Repr::Probe(_)) => continue,
-                _ => {}
-            }
-            r.handle_datagram(t0, &p);
-        }
+        feed_all_but_block_3(&mut r, t0);
         r.handle_datagram(t0, &probe(false));
         let windows = |sent: &[(Repr<'static>, Destination)]| -> Vec<(u32, u8)> {
             sent.iter()

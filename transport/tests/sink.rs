@@ -92,6 +92,35 @@ fn complete(session: u64, object: u32, data: &[u8], name: &str) -> ReceiverEvent
     }
 }
 
+/// `files` packed into `object`, in order, with `mode`: their entries and
+/// the pack's bytes.
+fn packed(object: u32, files: &[(String, &[u8])], mode: u32) -> (Vec<Entry>, Vec<u8>) {
+    let pack: Vec<u8> = files.iter().flat_map(|(_, d)| d.iter().copied()).collect();
+    let ph = *blake3::hash(&pack).as_bytes();
+    let mut at = 0;
+    let entries = files
+        .iter()
+        .map(|(path, data)| {
+            let e = Entry {
+                object: ObjectId(object),
+                path: path.clone(),
+                size: data.len() as u64,
+                mode,
+                hash: *blake3::hash(data).as_bytes(),
+                parts: Vec::new(),
+                pack: Some(Pack {
+                    offset: at,
+                    size: pack.len() as u64,
+                    hash: ph,
+                }),
+            };
+            at += data.len() as u64;
+            e
+        })
+        .collect();
+    (entries, pack)
+}
+
 /// Delivers a manifest as the receiver would: its block, then its completion.
 fn deliver_manifest(sink: &mut FileSink, session: u64, m: &Manifest) {
     let bytes = m.encode();
@@ -631,29 +660,8 @@ fn files_packed_into_one_object_are_placed_when_the_pack_verifies() {
         ("a/two", b"2"),
         ("b/three", b"the third"),
     ];
-    let mut pack = Vec::new();
-    for (_, data) in &files {
-        pack.extend_from_slice(data);
-    }
-    let ph = *blake3::hash(&pack).as_bytes();
-    let mut at = 0;
-    let mut entries = Vec::new();
-    for (path, data) in files {
-        entries.push(Entry {
-            object: ObjectId(1),
-            path: path.into(),
-            size: data.len() as u64,
-            mode: 0o640,
-            hash: *blake3::hash(data).as_bytes(),
-            parts: Vec::new(),
-            pack: Some(Pack {
-                offset: at,
-                size: pack.len() as u64,
-                hash: ph,
-            }),
-        });
-        at += data.len() as u64;
-    }
+    let named: Vec<(String, &[u8])> = files.iter().map(|(p, d)| (p.to_string(), *d)).collect();
+    let (mut entries, pack) = packed(1, &named, 0o640);
     entries.push(Entry {
         object: ObjectId(2),
         path: "z".into(),
@@ -727,30 +735,12 @@ fn a_pack_of_thousands_of_tiny_files_needs_no_descriptor_per_file() {
     let d = Dir::new("tiny-pack");
     let n = 5000usize;
     let data: Vec<Vec<u8>> = (0..n).map(|i| format!("{i:04}").into_bytes()).collect();
-    let pack: Vec<u8> = data.concat();
-    let ph = *blake3::hash(&pack).as_bytes();
-    let mut at = 0;
-    let entries: Vec<Entry> = data
+    let named: Vec<(String, &[u8])> = data
         .iter()
         .enumerate()
-        .map(|(i, bytes)| {
-            let e = Entry {
-                object: ObjectId(1),
-                path: format!("d{:02}/f{i:04}", i / 100),
-                size: bytes.len() as u64,
-                mode: 0o644,
-                hash: *blake3::hash(bytes).as_bytes(),
-                parts: Vec::new(),
-                pack: Some(Pack {
-                    offset: at,
-                    size: pack.len() as u64,
-                    hash: ph,
-                }),
-            };
-            at += bytes.len() as u64;
-            e
-        })
+        .map(|(i, d)| (format!("d{:02}/f{i:04}", i / 100), d.as_slice()))
         .collect();
+    let (entries, pack) = packed(1, &named, 0o644);
     let m = Manifest {
         entries,
         ..Manifest::default()

@@ -217,7 +217,7 @@ fn hash_sources(sources: &[Source], part_size: u64) -> Result<Vec<FileHash>, IoE
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 4)
-        .min(packs.len().max(1));
+        .min(packs.len());
     let next = std::sync::atomic::AtomicUsize::new(0);
     let hashed: Vec<Result<Vec<(usize, FileHash)>, IoError>> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)

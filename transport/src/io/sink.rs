@@ -364,9 +364,11 @@ impl FileSink {
     }
 
     /// Refuses the files whose queued writes failed (those not placed or
-    /// refused already).
-    fn take_write_failures(&mut self) {
-        for (key, e) in self.writer.take_failures() {
+    /// refused already); whether any write had failed.
+    fn take_write_failures(&mut self) -> bool {
+        let failures = self.writer.take_failures();
+        let any = !failures.is_empty();
+        for (key, e) in failures {
             let pack = self
                 .packs
                 .keys()
@@ -391,6 +393,7 @@ impl FileSink {
                 self.refuse_file(key, Refusal::FileSystem, format!("{path}: {e}"));
             }
         }
+        any
     }
 
     /// A file being written goes back to waiting, its temporary file removed.
@@ -955,14 +958,15 @@ impl FileSink {
                 }
             }
         }
-        self.take_write_failures();
+        let failed = self.take_write_failures();
         if self.placing.is_empty() {
             return;
         }
         let done = self.writer.done();
         // A pack's hundreds of files are placed a few at a time, between
         // the receiving thread's other work, unless asked to finish.
-        let mut budget = if wait { usize::MAX } else { PLACE_BUDGET };
+        let start = if wait { usize::MAX } else { PLACE_BUDGET };
+        let mut budget = start;
         for key in std::mem::take(&mut self.placing) {
             let slot = &self.slots[&key];
             if matches!(slot.state, State::Done | State::Refused) {
@@ -975,6 +979,11 @@ impl FileSink {
                 budget -= 1;
                 self.place_file(key);
             }
+        }
+        if budget == start && !failed {
+            // Nothing placed or refused: no pack can have finished. (This runs every
+            // turn of the receiving loop while files wait for the writer.)
+            return;
         }
         // A pack whose files are all placed (or refused) is done with.
         let finished: Vec<ObjectId> = self

@@ -358,22 +358,28 @@ pub fn release_large_buffers() {
     }
 }
 
-/// Starts write-back of bytes `offset..offset + len` of `file` without
-/// waiting for it (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, Linux). Errors
-/// are ignored: this only hints at the page cache, the data is written.
-pub(super) fn start_write_back(file: &std::fs::File, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd;
+/// `sync_file_range` of bytes `offset..offset + len` of `file` with `flags`
+/// (Linux; elsewhere nothing). Errors are ignored: it only hints at the page
+/// cache, the data is written either way.
+fn sync_range(file: &std::fs::File, offset: u64, len: u64, flags: std::ffi::c_uint) {
     #[cfg(target_os = "linux")]
     // SAFETY: sync_file_range reads nothing from memory; a bad range is an
     // error return, not undefined behaviour.
     unsafe {
+        use std::os::fd::AsRawFd;
         libc::sync_file_range(
             file.as_raw_fd(),
             offset as libc::off64_t,
             len as libc::off64_t,
-            libc::SYNC_FILE_RANGE_WRITE,
+            flags,
         );
     }
+}
+
+/// Starts write-back of bytes `offset..offset + len` of `file` without
+/// waiting for it (`SYNC_FILE_RANGE_WRITE`).
+pub(super) fn start_write_back(file: &std::fs::File, offset: u64, len: u64) {
+    sync_range(file, offset, len, libc::SYNC_FILE_RANGE_WRITE);
 }
 
 /// Waits for bytes `offset..offset + len` of `file` to be on disk, then
@@ -381,23 +387,23 @@ pub(super) fn start_write_back(file: &std::fs::File, offset: u64, len: u64) {
 /// (`sync_file_range` with both waits, then `posix_fadvise(DONTNEED)`).
 /// Best effort, as [`start_write_back`]; on tmpfs both do nothing.
 pub(super) fn drop_behind(file: &std::fs::File, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd;
+    sync_range(
+        file,
+        offset,
+        len,
+        libc::SYNC_FILE_RANGE_WAIT_BEFORE
+            | libc::SYNC_FILE_RANGE_WRITE
+            | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+    );
+    // Only pages wholly inside the range: the pages at its ends may hold
+    // bytes of a neighbour not written yet.
+    const PAGE: u64 = 4096;
+    let (lo, hi) = (offset.div_ceil(PAGE) * PAGE, (offset + len) / PAGE * PAGE);
     #[cfg(target_os = "linux")]
-    // SAFETY: as above; posix_fadvise only advises the kernel.
-    unsafe {
-        libc::sync_file_range(
-            file.as_raw_fd(),
-            offset as libc::off64_t,
-            len as libc::off64_t,
-            libc::SYNC_FILE_RANGE_WAIT_BEFORE
-                | libc::SYNC_FILE_RANGE_WRITE
-                | libc::SYNC_FILE_RANGE_WAIT_AFTER,
-        );
-        // Only pages wholly inside the range: the pages at its ends may hold
-        // bytes of a neighbour not written yet.
-        const PAGE: u64 = 4096;
-        let (lo, hi) = (offset.div_ceil(PAGE) * PAGE, (offset + len) / PAGE * PAGE);
-        if hi > lo {
+    if hi > lo {
+        use std::os::fd::AsRawFd;
+        // SAFETY: posix_fadvise only advises the kernel about a descriptor.
+        unsafe {
             libc::posix_fadvise(
                 file.as_raw_fd(),
                 lo as libc::off64_t,

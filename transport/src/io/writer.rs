@@ -69,6 +69,22 @@ struct Progress {
 
 type Shared = Arc<(Mutex<Progress>, Condvar)>;
 
+/// Says that every job up to `seq` is done, with the writes that failed.
+fn report(shared: &Shared, seq: u64, mut failed: Vec<(usize, std::io::Error)>) {
+    let (lock, cv) = &**shared;
+    let mut p = lock.lock().unwrap_or_else(|e| e.into_inner());
+    p.failed.append(&mut failed);
+    p.done = p.done.max(seq);
+    cv.notify_all();
+}
+
+/// Writes one piece of a job's block.
+fn write_piece(data: &[u8], piece: &Piece) -> std::io::Result<()> {
+    piece
+        .file
+        .write_all_at(&data[piece.range.clone()], piece.at)
+}
+
 /// A thread that writes queued blocks in order; dropping it writes what is
 /// queued and joins it.
 pub struct Writer {
@@ -109,18 +125,12 @@ impl Writer {
         {
             // The thread is gone (it cannot panic but by a bug): write here.
             let job = e.0;
-            let (lock, cv) = &*self.shared;
-            let mut p = lock.lock().unwrap_or_else(|e| e.into_inner());
-            for piece in &job.pieces {
-                if let Err(e) = piece
-                    .file
-                    .write_all_at(&job.data[piece.range.clone()], piece.at)
-                {
-                    p.failed.push((piece.key, e));
-                }
-            }
-            p.done = p.done.max(job.seq);
-            cv.notify_all();
+            let failed = job
+                .pieces
+                .iter()
+                .filter_map(|piece| write_piece(&job.data, piece).err().map(|e| (piece.key, e)))
+                .collect();
+            report(&self.shared, job.seq, failed);
         }
         self.seq
     }
@@ -175,9 +185,8 @@ impl Drop for Writer {
 
 /// A file's bytes written since its last batch, and the batch whose
 /// write-back was started last.
-#[derive(Default)]
 struct Behind {
-    file: Option<Arc<File>>,
+    file: Arc<File>,
     dirty: Vec<(u64, u64)>,
     bytes: u64,
     started: Vec<(u64, u64)>,
@@ -206,18 +215,24 @@ fn run(rx: Receiver<Job>, shared: Shared) {
     while let Ok(job) = rx.recv() {
         let mut failed = Vec::new();
         for piece in &job.pieces {
-            let bytes = &job.data[piece.range.clone()];
-            if let Err(e) = piece.file.write_all_at(bytes, piece.at) {
+            if let Err(e) = write_piece(&job.data, piece) {
                 failed.push((piece.key, e));
                 continue;
             }
             if !piece.behind {
                 continue;
             }
-            let b = behind.entry(Arc::as_ptr(&piece.file) as usize).or_default();
-            b.file.get_or_insert_with(|| Arc::clone(&piece.file));
-            b.dirty.push((piece.at, piece.at + bytes.len() as u64));
-            b.bytes += bytes.len() as u64;
+            let len = piece.range.len() as u64;
+            let b = behind
+                .entry(Arc::as_ptr(&piece.file) as usize)
+                .or_insert_with(|| Behind {
+                    file: Arc::clone(&piece.file),
+                    dirty: Vec::new(),
+                    bytes: 0,
+                    started: Vec::new(),
+                });
+            b.dirty.push((piece.at, piece.at + len));
+            b.bytes += len;
             if b.bytes >= BATCH {
                 let batch = merge(std::mem::take(&mut b.dirty));
                 b.bytes = 0;
@@ -231,15 +246,9 @@ fn run(rx: Receiver<Job>, shared: Shared) {
         }
         let seq = job.seq;
         drop(job);
-        {
-            let (lock, cv) = &*shared;
-            let mut p = lock.lock().unwrap_or_else(|e| e.into_inner());
-            p.failed.append(&mut failed);
-            p.done = seq;
-            cv.notify_all();
-        }
+        report(&shared, seq, failed);
         // Forget files the sink has let go of (placed or removed).
-        behind.retain(|_, b| b.file.as_ref().is_some_and(|f| Arc::strong_count(f) > 1));
+        behind.retain(|_, b| Arc::strong_count(&b.file) > 1);
     }
 }
 
