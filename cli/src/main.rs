@@ -87,11 +87,11 @@ fn main() -> ExitCode {
         Command::Demo(args) => scenario::demo(&args),
         Command::Sim(args) => scenario::sim(&args),
         Command::Send(args) => {
-            groupcast::io::release_large_buffers();
+            groupcast::io::tune_allocator();
             net::send(&args)
         }
         Command::Recv(args) => {
-            groupcast::io::release_large_buffers();
+            groupcast::io::tune_allocator();
             net::recv(&args)
         }
         Command::Id { path, part_size } => net::id(&path, part_size),

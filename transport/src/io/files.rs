@@ -531,20 +531,27 @@ impl BlockReader<'_> {
                 req.object.0
             )));
         };
-        let mut buf = vec![0u8; req.len];
+        // Filled from the files without being zeroed first.
+        let mut buf = Vec::with_capacity(req.len);
         let (start, end) = (req.offset, req.offset + req.len as u64);
         let mut at = 0u64;
-        let mut filled = 0u64;
         for &(file, base, len) in segments {
             let (from, to) = (start.max(at), end.min(at + len));
-            if from < to {
-                let dst = &mut buf[(from - start) as usize..(to - start) as usize];
-                Self::read_at(self.files, &mut self.open, file, base + from - at, dst)?;
-                filled += to - from;
+            // The segments are in order, so each continues the buffer.
+            if from < to && buf.len() as u64 == from - start {
+                let n = (to - from) as usize;
+                Self::read_at(
+                    self.files,
+                    &mut self.open,
+                    file,
+                    base + from - at,
+                    n,
+                    &mut buf,
+                )?;
             }
             at += len;
         }
-        if filled != req.len as u64 {
+        if buf.len() != req.len {
             return Err(IoError::Invalid(format!(
                 "the sender asked for bytes {start}..{end} of object {}, past its end",
                 req.object.0
@@ -553,15 +560,16 @@ impl BlockReader<'_> {
         Ok(buf)
     }
 
-    /// Fills `dst` from `files[file]` at `offset`, through the open files.
+    /// Appends `len` bytes of `files[file]` at `offset` to `buf`, through the
+    /// open files.
     fn read_at(
         files: &[Source],
         open: &mut VecDeque<(usize, fs::File)>,
         file: usize,
         offset: u64,
-        dst: &mut [u8],
+        len: usize,
+        buf: &mut Vec<u8>,
     ) -> Result<(), IoError> {
-        use std::os::unix::fs::FileExt;
         let s = &files[file];
         let ferr = |source| IoError::File {
             path: s.file.display().to_string(),
@@ -577,7 +585,7 @@ impl BlockReader<'_> {
                 open.len() - 1
             }
         };
-        let read = open[at].1.read_exact_at(dst, offset);
+        let read = super::sys::pread_append(&open[at].1, buf, len, offset);
         if let Some(entry) = open.remove(at) {
             open.push_back(entry);
         }

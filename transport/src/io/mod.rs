@@ -110,12 +110,13 @@ pub fn cpu_seconds() -> f64 {
     sys::cpu_seconds()
 }
 
-/// Tunes the C allocator so that large freed buffers (blocks, encoders,
-/// decoders) go back to the system at once, and RSS follows what a sender or
-/// receiver holds (glibc; elsewhere nothing). Call it first thing in `main`,
+/// Tunes the C allocator for the block-sized buffers a sender and a
+/// receiver take and free all the time: they are reused from the heap
+/// instead of being mapped, faulted in and unmapped one by one, and RSS
+/// stays bounded (glibc; elsewhere nothing). Call it first thing in `main`,
 /// before any thread starts: `groupcast send` and `recv` do.
-pub fn release_large_buffers() {
-    sys::release_large_buffers()
+pub fn tune_allocator() {
+    sys::tune_allocator()
 }
 
 /// Looks up an interface's index, and checks that it is up to IPv6 multicast.
