@@ -6,6 +6,8 @@
 //! per receiver. [`drain`], [`transfer`] and [`receive`] build and feed the
 //! datagrams of whole transfers for tests that work packet by packet.
 
+pub mod netns;
+
 use std::time::{Duration, Instant};
 
 use groupcast::{

@@ -11,6 +11,7 @@
 pub mod decode;
 pub mod files;
 pub mod manifest;
+pub mod pubsub;
 pub mod sink;
 mod sys;
 pub mod writer;
@@ -124,15 +125,8 @@ pub fn interface_index(name: &str) -> Result<u32, IoError> {
     if name.is_empty() || name.contains('/') || name.contains("..") {
         return Err(IoError::UnknownInterface(name.to_owned()));
     }
-    let dir = std::path::Path::new("/sys/class/net").join(name);
-    let index = std::fs::read_to_string(dir.join("ifindex"))
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok())
-        .ok_or_else(|| IoError::UnknownInterface(name.to_owned()))?;
-    let flags = std::fs::read_to_string(dir.join("flags"))
-        .ok()
-        .and_then(|s| u32::from_str_radix(s.trim().trim_start_matches("0x"), 16).ok())
-        .unwrap_or(0);
+    let (index, flags) =
+        sys::interface_info(name).ok_or_else(|| IoError::UnknownInterface(name.to_owned()))?;
     const IFF_UP: u32 = 0x1;
     const IFF_MULTICAST: u32 = 0x1000;
     const IFF_LOOPBACK: u32 = 0x8;
@@ -529,9 +523,47 @@ pub fn run_sender_from(
     progress: impl FnMut(&SenderStats),
     stop: impl FnMut(&SenderStats) -> bool,
 ) -> Result<DriverStats, IoError> {
+    let mut stop = stop;
+    let mut tick = |s: &mut Sender| SendTick {
+        stop: stop(s.stats()),
+        wait: None,
+    };
+    run_sender_with(sender, sock, source, progress, |_| {}, &mut tick)
+}
+
+/// What a [`run_sender_with`] hook says on each turn of the loop.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SendTick {
+    /// Stop now (what is built but unsent is dropped).
+    pub stop: bool,
+    /// Be called again within this long, if at all.
+    pub wait: Option<Duration>,
+}
+
+/// [`run_sender_from`] for a driver that feeds the sender while it runs (a
+/// [`pubsub::Publisher`]): `on_wake` is called once, before the first
+/// packet, with a handle that wakes the loop from any thread; `on_tick` is
+/// called on every turn of the loop with the sender itself, to add objects,
+/// retire them, or stop. The loop ends when `on_tick` says stop, or when the
+/// sender is finished.
+pub fn run_sender_with(
+    sender: &mut Sender,
+    sock: &mut McastSocket,
+    source: &mut BlockSource<'_>,
+    progress: impl FnMut(&SenderStats),
+    on_wake: impl FnOnce(decode::Wake),
+    on_tick: &mut dyn FnMut(&mut Sender) -> SendTick,
+) -> Result<DriverStats, IoError> {
+    let poll = poll_for(sock)?;
+    let waker = std::sync::Arc::new(
+        mio::Waker::new(poll.registry(), WAKE).map_err(sock_err("creating the sender's waker"))?,
+    );
+    on_wake(std::sync::Arc::new(move || {
+        let _ = waker.wake();
+    }));
     let threads = sender.config().encoder_threads;
     if threads == 0 {
-        return send_loop(sender, sock, None, source, progress, stop);
+        return send_loop(sender, sock, poll, None, source, progress, on_tick);
     }
     // The encoder workers: the sender asks for builds, they build, the loop
     // hands the encoders back. They end with the loop.
@@ -546,7 +578,15 @@ pub fn run_sender_from(
         context: "starting the encoder workers".into(),
         source: e,
     })?;
-    send_loop(sender, sock, Some(&mut pool), source, progress, stop)
+    send_loop(
+        sender,
+        sock,
+        poll,
+        Some(&mut pool),
+        source,
+        progress,
+        on_tick,
+    )
 }
 
 /// Encoder builds asked of the workers, and the encoders they built.
@@ -569,12 +609,12 @@ fn exchange_encoders(sender: &mut Sender, workers: Option<&mut Workers>) {
 fn send_loop(
     sender: &mut Sender,
     sock: &mut McastSocket,
+    mut poll: Poll,
     mut workers: Option<&mut Workers>,
     source: &mut BlockSource<'_>,
     mut progress: impl FnMut(&SenderStats),
-    mut stop: impl FnMut(&SenderStats) -> bool,
+    on_tick: &mut dyn FnMut(&mut Sender) -> SendTick,
 ) -> Result<DriverStats, IoError> {
-    let mut poll = poll_for(sock)?;
     let mut events = Events::with_capacity(16);
     let mut bufs = vec![vec![0u8; sender.config().max_datagram]; SEND_BATCH];
     let mut lens = [0usize; SEND_BATCH];
@@ -590,7 +630,8 @@ fn send_loop(
             progress(sender.stats());
             last_progress = now;
         }
-        if stop(sender.stats()) || (first == filled && sender.is_finished()) {
+        let tick = on_tick(sender);
+        if tick.stop || (first == filled && sender.is_finished()) {
             break;
         }
         // Feedback: STATUS (and unicast NACKs) on the sending socket, NACKs on
@@ -678,11 +719,15 @@ fn send_loop(
         } else {
             match sender.poll_timeout() {
                 Some(t) => t.saturating_duration_since(Instant::now()),
+                // Idle with a hook that feeds it: until the hook's time.
+                None if tick.wait.is_some() => Duration::from_millis(100),
                 // Unpaced: the loop above stopped at its bound; go straight on.
                 None => Duration::ZERO,
             }
         };
-        let wait = wait.min(Duration::from_millis(100));
+        let wait = wait
+            .min(tick.wait.unwrap_or(Duration::MAX))
+            .min(Duration::from_millis(100));
         if wait >= Duration::from_millis(1) {
             wait_for(&mut poll, &mut events, wait)?;
         } else if !wait.is_zero() {

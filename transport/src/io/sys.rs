@@ -459,3 +459,37 @@ pub(super) fn pread_append(
     }
     Ok(())
 }
+
+/// The index and flags (`IFF_*`) of interface `name` in the calling thread's
+/// network namespace, or `None` if it has no such interface. (Unlike
+/// /sys/class/net, which shows the namespace /sys was mounted in, this
+/// follows a thread that entered another namespace with setns.)
+pub(super) fn interface_info(name: &str) -> Option<(u32, u32)> {
+    let cname = std::ffi::CString::new(name).ok()?;
+    // SAFETY: if_nametoindex reads the NUL-terminated name it is given.
+    let index = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+    if index == 0 {
+        return None;
+    }
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes a list head into `list`, freed below.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return Some((index, 0));
+    }
+    let mut flags = 0;
+    let mut at = list;
+    while !at.is_null() {
+        // SAFETY: `at` is a node of the list getifaddrs returned, whose
+        // names are NUL-terminated C strings.
+        let entry = unsafe { &*at };
+        if !entry.ifa_name.is_null()
+            && unsafe { std::ffi::CStr::from_ptr(entry.ifa_name) } == cname.as_c_str()
+        {
+            flags |= entry.ifa_flags;
+        }
+        at = entry.ifa_next;
+    }
+    // SAFETY: `list` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(list) };
+    Some((index, flags))
+}

@@ -15,6 +15,7 @@
 //! 5. sleep until the next datagram or `poll_timeout()`.
 
 mod encoders;
+pub mod feed;
 mod feedback;
 mod hash;
 mod pacing;

@@ -817,6 +817,41 @@ impl Receiver {
         }
     }
 
+    /// Takes every object of `session` before `object` as done: the
+    /// receiver asks for none of them, drops what it holds of them (without
+    /// an event), reports its window from `object` on, and counts their
+    /// packets as duplicates. For a subscriber that joins a stream late and
+    /// starts where the sender is ([`Receiver::sender_progress`]), or moves
+    /// past a gap.
+    pub fn skip_before(&mut self, session: SessionId, object: ObjectId) {
+        if object.0 <= self.table.floor(session) {
+            return;
+        }
+        let drop: Vec<Key> = self
+            .table
+            .objects
+            .keys()
+            .filter(|k| k.0 == session && k.1 < object)
+            .copied()
+            .collect();
+        for key in drop {
+            self.remove(key);
+        }
+        self.table.raise_floor(session, object.0, self.created);
+        if let Some(f) = self.fb.get_mut(&session) {
+            f.status_due = true;
+        }
+    }
+
+    /// What the latest PROBE of `session` said: how many objects the session
+    /// has, and the first whose first pass is not finished (the sender's
+    /// progress). `None` before any PROBE (or without feedback).
+    pub fn sender_progress(&self, session: SessionId) -> Option<(u32, ObjectId)> {
+        self.fb
+            .get(&session)
+            .map(|f| (f.objects, ObjectId(f.progress.0)))
+    }
+
     /// Binds the receiver to a verified manifest: it accepts only `session`
     /// (as [`Receiver::lock_session`]), and of it only the objects listed, each
     /// only with the size, hash and name listed (anything else is refused as
@@ -868,7 +903,7 @@ impl Receiver {
         // there is to verify.
         for b in empty {
             let key = (session, b.object);
-            if !self.table.completed.contains(&key) {
+            if !self.table.is_done(key) {
                 self.remove(key);
                 self.record_complete(key, 0, b.hash, b.name);
             }
@@ -1009,7 +1044,7 @@ impl Receiver {
     fn handle_data(&mut self, now: Instant, d: DataRepr<'_>) -> Result<(), RejectReason> {
         self.accept_session(d.session)?;
         let key = (SessionId(d.session), ObjectId(d.object));
-        if self.table.completed.contains(&key) {
+        if self.table.is_done(key) {
             self.count_data(now, key, &d);
             self.stats.duplicates += 1;
             return Ok(());
@@ -1325,7 +1360,7 @@ impl Receiver {
     fn handle_info(&mut self, now: Instant, i: InfoRepr<'_>) -> Result<(), RejectReason> {
         self.accept_session(i.session)?;
         let key = (SessionId(i.session), ObjectId(i.object));
-        if self.table.completed.contains(&key) {
+        if self.table.is_done(key) {
             return Ok(());
         }
         self.admit(key, i.oti.transfer_length(), Some((&i.hash, i.name)))?;
@@ -1394,6 +1429,9 @@ impl Receiver {
         }
         self.table.completed.insert(key);
         self.completed_order.push_back(key);
+        if key.1.0 == self.table.floor(key.0) {
+            self.table.raise_floor(key.0, key.1.0, self.created);
+        }
         if let Some(f) = self.fb.get_mut(&key.0) {
             // Report progress at once; completion is said three times.
             f.status_due = true;
@@ -1924,6 +1962,10 @@ impl Receiver {
 struct ObjectTable {
     objects: HashMap<Key, ObjectState>,
     completed: HashSet<Key>,
+    /// Per session, the object before which every one is done: completed in
+    /// a row from object 0, or skipped ([`Receiver::skip_before`]). With the
+    /// stamp of its last move, to evict the stalest past [`MAX_FLOORS`].
+    floors: HashMap<SessionId, (u32, u64)>,
     /// The objects of the bound manifest, once [`Receiver::bind`] was called.
     bound: Option<HashMap<ObjectId, BoundObject>>,
     /// Each object in progress by when it was last heard from: the first
@@ -1931,12 +1973,42 @@ struct ObjectTable {
     idle: BTreeSet<(Instant, Key)>,
 }
 
+/// Sessions whose floor ([`ObjectTable::floors`]) is kept at once.
+const MAX_FLOORS: usize = 1024;
+
 impl ObjectTable {
+    /// Whether an object is done: completed, or below its session's floor.
+    fn is_done(&self, key: Key) -> bool {
+        self.floor(key.0) > key.1.0 || self.completed.contains(&key)
+    }
+
+    fn floor(&self, session: SessionId) -> u32 {
+        self.floors.get(&session).map_or(0, |f| f.0)
+    }
+
+    /// Raises `session`'s floor to at least `to`, then past every object
+    /// completed in a row from there (which `completed` then need not hold).
+    fn raise_floor(&mut self, session: SessionId, to: u32, stamp: u64) {
+        let mut at = self.floor(session).max(to);
+        while self.completed.remove(&(session, ObjectId(at))) {
+            at += 1;
+        }
+        if at == 0 {
+            return;
+        }
+        if !self.floors.contains_key(&session)
+            && self.floors.len() >= MAX_FLOORS
+            && let Some(stalest) = self.floors.iter().min_by_key(|(_, f)| f.1).map(|(s, _)| *s)
+        {
+            self.floors.remove(&stalest);
+        }
+        self.floors.insert(session, (at, stamp));
+    }
     /// What this receiver lacks of one block (or of an object's info), if
     /// anything, ignoring holdoffs.
     fn need_of(&self, session: SessionId, object: u32, sbn: u8) -> Option<Need> {
         let key = (session, ObjectId(object));
-        if self.completed.contains(&key) {
+        if self.is_done(key) {
             return None;
         }
         let Some(o) = self.objects.get(&key) else {
@@ -1981,11 +2053,9 @@ impl ObjectTable {
         // Objects wholly behind the progress point, and the one it is in.
         let upto = f.progress.0.saturating_add(1).min(f.objects);
         let mut missing_info = 0;
-        for object in 0..upto {
+        for object in self.floor(session)..upto {
             let key = (session, ObjectId(object));
-            if self.completed.contains(&key)
-                || self.bound.as_ref().is_some_and(|b| !b.contains_key(&key.1))
-            {
+            if self.is_done(key) || self.bound.as_ref().is_some_and(|b| !b.contains_key(&key.1)) {
                 continue;
             }
             let Some(o) = self.objects.get(&key) else {
@@ -2038,9 +2108,9 @@ impl ObjectTable {
     /// (object, SBN) of this receiver's window edge: the first block not yet
     /// decoded and handed out.
     fn edge(&self, session: SessionId, objects: u32) -> (u32, u8) {
-        for object in 0..objects {
+        for object in self.floor(session)..objects {
             let key = (session, ObjectId(object));
-            if self.completed.contains(&key) {
+            if self.is_done(key) {
                 continue;
             }
             return match self.objects.get(&key) {

@@ -97,6 +97,19 @@ impl RepairScheduler {
         esi
     }
 
+    /// Forgets everything about the blocks of objects before `object`: their
+    /// requests, queued repair, quiet times and ESI cursors (the sender no
+    /// longer holds them; see `Sender::retire_before`).
+    pub(crate) fn retire_before(&mut self, object: u32) {
+        let keep = |b: &BlockKey| b.0 >= object;
+        self.cursors.retain(|b, _| keep(b));
+        self.pending.retain(|b, _| keep(b));
+        self.order.retain(|(_, b)| keep(b));
+        self.queue.retain(|&(o, sbn, _)| keep(&(o, sbn)));
+        self.queued.retain(|b, _| keep(b));
+        self.quiet.retain(|b, _| keep(b));
+    }
+
     /// Whether a request for `block` is moot at `now`: its repair is queued,
     /// or has just gone out.
     pub(crate) fn answered(&self, block: BlockKey, now: Instant) -> bool {

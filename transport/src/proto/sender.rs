@@ -504,6 +504,10 @@ pub struct Sender {
     probe_times: VecDeque<u64>,
     /// The highest window edge at which a receiver was declared stalled.
     stall_floor: Option<u64>,
+    /// More objects may come ([`Sender::set_open`]): never finished.
+    open: bool,
+    /// Objects before this one are retired ([`Sender::retire_before`]).
+    retired: u32,
 }
 
 impl Sender {
@@ -584,6 +588,8 @@ impl Sender {
             nack_id_order: VecDeque::new(),
             probe_times: VecDeque::new(),
             stall_floor: None,
+            open: false,
+            retired: 0,
             config,
         })
     }
@@ -699,6 +705,9 @@ impl Sender {
     /// A block's bytes if the sender holds them (touching it in the cache of
     /// loaded blocks); if not, asks the driver for them, once.
     fn block_bytes(&mut self, object: u32, sbn: u8) -> Option<BlockBytes> {
+        if object < self.retired {
+            return None;
+        }
         let o = self.objects.get(object as usize)?;
         let block = o.oti.block(sbn as u32)?;
         if let Some(d) = &o.data {
@@ -760,6 +769,10 @@ impl Sender {
             name: name.to_owned(),
         });
         self.finished = false;
+        // Whoever was complete lacks this one now.
+        for r in self.receivers.values_mut() {
+            r.complete = false;
+        }
         if self.first_pass_done {
             // Resume the first pass at the new object.
             self.first_pass_done = false;
@@ -773,6 +786,84 @@ impl Sender {
     /// The OTI chosen for an object.
     pub fn object_oti(&self, id: ObjectId) -> Option<Oti> {
         self.objects.get(id.0 as usize).map(|o| o.oti)
+    }
+
+    /// Holds the sender open for objects still to come (a stream, a message
+    /// feed), or lets it finish. While open, a nack or hybrid sender whose
+    /// tracked receivers all have every object so far is idle, not
+    /// finished: it goes on sending PROBEs (so receivers that join still
+    /// learn where it is) and takes up the first pass again at the next
+    /// [`Sender::add_object`]. Closing it lets it finish as usual, once
+    /// every tracked receiver is complete and the linger has passed.
+    pub fn set_open(&mut self, open: bool) {
+        self.open = open;
+        if !open {
+            // Finishing is judged on the next tick.
+            self.timers.set_opt(Timer::Probe, self.last);
+        }
+    }
+
+    /// The first object not yet acknowledged by every tracked receiver that
+    /// counts (nack and hybrid modes): each has reported its window edge past
+    /// every object before it. `None` before any receiver is tracked, or in
+    /// carousel mode. Stalled receivers are not waited for, as in flow
+    /// control. A driver that bounds its memory retires what this passed
+    /// ([`Sender::retire_before`]).
+    pub fn acknowledged(&self) -> Option<ObjectId> {
+        if !self.feedback() {
+            return None;
+        }
+        let edge = self
+            .receivers
+            .values()
+            .filter(|r| !r.stalled)
+            .map(|r| r.edge)
+            .min()?;
+        // The first object whose blocks are not all below the edge.
+        let i = self.prefix.partition_point(|&p| p < edge);
+        // `prefix[i - 1] < edge <= prefix[i]`: object i - 1 is wholly below
+        // only if it ends at or before the edge.
+        let first = match i.checked_sub(1) {
+            Some(j) if self.prefix[j] + self.objects[j].oti.source_blocks() as u64 > edge => j,
+            _ => i,
+        };
+        Some(ObjectId(first as u32))
+    }
+
+    /// The first object whose first pass is not finished (all of them, once
+    /// it is).
+    pub fn first_pass_progress(&self) -> ObjectId {
+        ObjectId(self.progress().0)
+    }
+
+    /// Retires every object before `object`: the sender drops what it holds
+    /// of their bytes, answers no more NACKs for them (`nack_entries_ignored`)
+    /// and sends no more repair of them. Receivers that still lack them never
+    /// get them; call it with what [`Sender::acknowledged`] says, or past
+    /// that only to bound memory (a receiver behind then meets a gap).
+    pub fn retire_before(&mut self, object: ObjectId) {
+        let upto = object.0.min(self.objects.len() as u32);
+        if upto <= self.retired {
+            return;
+        }
+        for o in &mut self.objects[self.retired as usize..upto as usize] {
+            o.data = None;
+        }
+        self.retired = upto;
+        self.repair.retire_before(upto);
+        self.info_queue.retain(|&o| o >= upto);
+        let loaded = &mut self.loaded;
+        loaded.blocks.retain(|k, b| {
+            let keep = k.0 >= upto;
+            if !keep {
+                loaded.bytes -= b.len() as u64;
+            }
+            keep
+        });
+        loaded.order.retain(|k| k.0 >= upto);
+        loaded.asked.retain(|k| k.0 >= upto);
+        loaded.requests.retain(|r| r.object.0 >= upto);
+        self.stats.loaded_bytes = loaded.bytes;
     }
 
     /// Whether the sender is done: the last round sent (carousel), or every
@@ -1101,6 +1192,10 @@ impl Sender {
                 self.stats.nack_entries_invalid += 1;
                 continue;
             };
+            if e.object < self.retired {
+                self.stats.nack_entries_ignored += 1;
+                continue;
+            }
             if e.flags & wire::feedback::NACK_NEED_INFO != 0 {
                 if !self.info_queue.contains(&e.object) && self.info_queue.len() < 64 {
                     self.info_queue.push_back(e.object);
@@ -1359,6 +1454,7 @@ impl Sender {
         }
         self.maybe_fallback(now);
         let idle = self.first_pass_done
+            && !self.open
             && self.stats.receivers_heard >= self.config.feedback.min_receivers as u64
             // Nobody ever heard: the fallback rounds go out first.
             && (self.stats.receivers_heard > 0
@@ -1416,7 +1512,7 @@ impl Sender {
             .min()
             .unwrap_or(0);
         let share = self.config.round_repair.max(0.05);
-        for (i, o) in self.objects.iter().enumerate() {
+        for (i, o) in self.objects.iter().enumerate().skip(self.retired as usize) {
             for sbn in 0..o.oti.source_blocks() {
                 if self.prefix[i] + (sbn as u64) < floor {
                     continue;

@@ -1,0 +1,1177 @@
+//! Messages and streams for applications: [`Publisher`], [`Subscriber`] and
+//! [`Endpoint`], blocking handles over the sans-IO core.
+//!
+//! A publisher's session is a sequence of objects, each a frame of the
+//! [`crate::proto::feed`] format (protocol.md §14): a batch of messages, a
+//! piece of a byte stream, or the end. Each handle runs one driver thread
+//! that owns its socket and its [`Sender`] or [`Receiver`]; the handle
+//! talks to it through a lock and a wake-up, as quinn's endpoint drivers do.
+//!
+//! ```no_run
+//! use groupcast::io::pubsub::{Publisher, Subscriber};
+//!
+//! # fn main() -> Result<(), groupcast::io::IoError> {
+//! let publisher = Publisher::builder("news", "eth0").rate_bits(100_000_000).open()?;
+//! publisher.send(b"hello, group")?;
+//! publisher.close()?; // returns once every receiver heard from has it all
+//!
+//! let subscriber = Subscriber::builder("news", "eth0").open()?;
+//! let message = subscriber.recv()?;
+//! println!("{:016x} #{}: {:?}", message.sender.0, message.seq, message.data);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! What is guaranteed (protocol.md §14.3): per publisher, messages and stream
+//! bytes arrive in order and exactly once, each verified (BLAKE3) before it
+//! is handed out; what a subscriber could not get (it fell behind what the
+//! publisher retains, or joined after it) is reported as a gap, never
+//! skipped silently; the end of a publisher's session is reported. A
+//! subscriber that joins late starts at the object the publisher is sending
+//! when the subscriber first hears it.
+
+use std::collections::{HashSet, VecDeque};
+use std::io::{Read, Write};
+use std::net::Ipv6Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::{IoError, McastSocket, NetConfig, SendTick};
+use crate::Channel;
+use crate::proto::feed::{Batching, Delivery, Inbox, InboxStats, Message, Outbox};
+use crate::proto::{
+    FeedbackConfig, FlowPolicy, Mode, ObjectId, Reassembler, Receiver, ReceiverConfig,
+    ReceiverEvent, ReceiverStats, Sender, SenderConfig, SenderStats, SessionId,
+};
+
+/// A random 64-bit id (a session's, a receiver's), from the OS.
+fn random_id() -> u64 {
+    let mut r = [0u8; 8];
+    if getrandom::fill(&mut r).is_err() {
+        // No OS randomness: the clock and the process, hashed.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        return SessionId::from_seed(t ^ u64::from(std::process::id()) << 32).0;
+    }
+    u64::from_le_bytes(r)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Settings of a [`Publisher`]. Start from [`Publisher::builder`].
+#[derive(Debug, Clone)]
+pub struct PublisherBuilder {
+    net: NetConfig,
+    config: SenderConfig,
+    batching: Batching,
+    window: usize,
+    retain_bytes: usize,
+    retain_time: Duration,
+    close_timeout: Duration,
+}
+
+impl PublisherBuilder {
+    /// Recovery mode: [`Mode::Hybrid`] (the default) or [`Mode::Nack`].
+    /// Carousel mode has no acknowledgements to bound memory by, and is
+    /// refused by [`PublisherBuilder::open`].
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.config.mode = mode;
+        self.config.repair_overhead = mode.default_repair_overhead();
+        self
+    }
+
+    /// Pacing rate in bits per second (of UDP payload). Default: unpaced,
+    /// as fast as the receivers' windows let it.
+    pub fn rate_bits(mut self, bits_per_s: u64) -> Self {
+        self.config.rate = Some((bits_per_s / 8).max(1));
+        self
+    }
+
+    /// Whose window paces the publisher: the slowest receiver
+    /// ([`FlowPolicy::Min`], the default), the fastest, or a quorum.
+    pub fn policy(mut self, policy: FlowPolicy) -> Self {
+        self.config.feedback.policy = policy;
+        self
+    }
+
+    /// Longest a message waits for others to share its object. Default 5 ms.
+    pub fn flush_delay(mut self, delay: Duration) -> Self {
+        self.batching.flush_delay = delay;
+        self
+    }
+
+    /// Bytes sent and not yet acknowledged by every receiver that counts
+    /// before `send` and `write` block (backpressure). Default 16 MiB. Memory
+    /// is bounded by this and the retention.
+    pub fn window(mut self, bytes: usize) -> Self {
+        self.window = bytes.max(1);
+        self
+    }
+
+    /// What the publisher keeps after every receiver acknowledged it, for
+    /// receivers that ask late: at most `bytes`, and nothing older than
+    /// `time`. With no receiver heard at all, an object is kept `time`
+    /// after its first pass. Default 0 bytes and 250 ms.
+    pub fn retain(mut self, bytes: usize, time: Duration) -> Self {
+        self.retain_bytes = bytes;
+        self.retain_time = time;
+        self
+    }
+
+    /// The hop limit multicast leaves with (1, the default: this link; more
+    /// to cross routers).
+    pub fn hops(mut self, hops: u8) -> Self {
+        self.net.hops = hops.max(1) as u32;
+        self.config.hops = hops.max(1);
+        self
+    }
+
+    /// UDP port (default 4242).
+    pub fn port(mut self, port: u16) -> Self {
+        self.net.channel = self.net.channel.with_port(port);
+        self
+    }
+
+    /// The session id (default: random).
+    pub fn session(mut self, session: SessionId) -> Self {
+        self.config.session = session;
+        self
+    }
+
+    /// Longest [`Publisher::close`] waits for the receivers to confirm the end.
+    /// Default 60 s.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// Whether this host's own subscribers hear the publisher (default
+    /// true; an [`Endpoint`] ignores its own session either way).
+    pub fn multicast_loop(mut self, on: bool) -> Self {
+        self.net.multicast_loop = on;
+        self
+    }
+
+    /// The socket settings, for what the builder does not name.
+    pub fn net_config(&mut self) -> &mut NetConfig {
+        &mut self.net
+    }
+
+    /// The sender settings, for what the builder does not name.
+    pub fn sender_config(&mut self) -> &mut SenderConfig {
+        &mut self.config
+    }
+
+    /// Opens the socket and starts the driver thread.
+    pub fn open(self) -> Result<Publisher, IoError> {
+        if !self.config.mode.has_feedback() {
+            return Err(IoError::Invalid(
+                "a publisher needs a mode with feedback (hybrid or nack): in carousel mode \
+                 nothing says when the receivers have an object, so memory cannot be bounded"
+                    .into(),
+            ));
+        }
+        let mut sender = Sender::new(self.config.clone())?;
+        sender.set_open(true);
+        let mut net = self.net.clone();
+        net.feedback = true;
+        let mut sock = McastSocket::sender(&net)?;
+        let shared = Arc::new(PubShared {
+            state: Mutex::new(PubState {
+                outbox: Outbox::new(self.batching),
+                unacked: 0,
+                closing: false,
+                done: false,
+                error: None,
+                stats: SenderStats::default(),
+            }),
+            cond: Condvar::new(),
+            wake: Mutex::new(None),
+            abort: AtomicBool::new(false),
+        });
+        let session = sender.config().session;
+        let s = Arc::clone(&shared);
+        let (window, retain_bytes, retain_time, close_timeout) = (
+            self.window,
+            self.retain_bytes,
+            self.retain_time,
+            self.close_timeout,
+        );
+        let thread = std::thread::Builder::new()
+            .name("groupcast-pub".into())
+            .spawn(move || {
+                let r = drive_publisher(
+                    &mut sender,
+                    &mut sock,
+                    &s,
+                    Retention {
+                        bytes: retain_bytes,
+                        time: retain_time,
+                        close_timeout,
+                    },
+                );
+                let mut st = lock(&s.state);
+                st.stats = sender.stats().clone();
+                st.done = true;
+                if let Err(e) = &r {
+                    st.error = Some(e.to_string());
+                }
+                s.cond.notify_all();
+                r
+            })
+            .map_err(|e| IoError::Socket {
+                context: "starting the publisher's thread".into(),
+                source: e,
+            })?;
+        // The driver hands over its wake-up before it sends anything.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while lock(&shared.wake).is_none() && !thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(Publisher {
+            shared,
+            thread: Some(thread),
+            session,
+            window,
+        })
+    }
+}
+
+/// Least time an object sent while no receiver was heard is kept, for
+/// receivers whose first STATUS is still on its way.
+const UNHEARD_RETENTION: Duration = Duration::from_secs(2);
+
+struct Retention {
+    bytes: usize,
+    time: Duration,
+    close_timeout: Duration,
+}
+
+struct PubState {
+    outbox: Outbox,
+    /// Bytes added to the sender and not retired, with what the outbox holds.
+    unacked: usize,
+    closing: bool,
+    done: bool,
+    error: Option<String>,
+    stats: SenderStats,
+}
+
+struct PubShared {
+    state: Mutex<PubState>,
+    cond: Condvar,
+    wake: Mutex<Option<super::decode::Wake>>,
+    abort: AtomicBool,
+}
+
+impl PubShared {
+    fn wake(&self) {
+        if let Some(w) = lock(&self.wake).as_ref() {
+            w();
+        }
+    }
+}
+
+/// An object in the sender, not retired: its id, its bytes, and since when
+/// it is acknowledged by every receiver tracked (true) or was sent with
+/// nobody tracked (false).
+type Live = (ObjectId, usize, Option<(Instant, bool)>);
+
+/// The publisher's driver: moves framed objects from the outbox into the
+/// sender, retires what the receivers acknowledged, and closes.
+fn drive_publisher(
+    sender: &mut Sender,
+    sock: &mut McastSocket,
+    shared: &PubShared,
+    retention: Retention,
+) -> Result<(), IoError> {
+    let mut live: VecDeque<Live> = VecDeque::new();
+    let mut error: Option<IoError> = None;
+    let mut closed_at: Option<Instant> = None;
+    let mut tick = |sender: &mut Sender| {
+        let now = Instant::now();
+        let mut st = lock(&shared.state);
+        st.stats = sender.stats().clone();
+        st.outbox.handle_timeout(now);
+        while let Some(obj) = st.outbox.poll_object() {
+            let len = obj.len();
+            match sender.add_object(obj, "") {
+                Ok(id) => live.push_back((id, len, None)),
+                Err(e) => {
+                    error = Some(e.into());
+                    return SendTick {
+                        stop: true,
+                        wait: None,
+                    };
+                }
+            }
+        }
+        // What every receiver that counts has may go, after its retention.
+        // With nobody heard yet, what the first pass sent waits at least
+        // UNHEARD_RETENTION for receivers whose first STATUS is on its way.
+        let confirmed = sender.acknowledged();
+        let acked = confirmed.or_else(|| {
+            (sender.stats().receivers_tracked == 0).then(|| sender.first_pass_progress())
+        });
+        if let Some(acked) = acked {
+            for o in live.iter_mut().take_while(|o| o.0 < acked) {
+                if o.2.is_none() {
+                    o.2 = Some((now, confirmed.is_some()));
+                }
+            }
+        }
+        let mut kept: usize = live.iter().filter(|o| o.2.is_some()).map(|o| o.1).sum();
+        let mut retire = None;
+        while let Some(&(id, len, Some((at, by_all)))) = live.front() {
+            let age = now.saturating_duration_since(at);
+            let due = if by_all {
+                kept > retention.bytes || age >= retention.time
+            } else {
+                age >= retention.time.max(UNHEARD_RETENTION)
+            };
+            if !due {
+                break;
+            }
+            kept -= len;
+            live.pop_front();
+            st.unacked -= len;
+            retire = Some(ObjectId(id.0 + 1));
+        }
+        if let Some(upto) = retire {
+            sender.retire_before(upto);
+            shared.cond.notify_all();
+        }
+        if st.closing && st.outbox.is_ended() && st.outbox.poll_timeout().is_none() {
+            if closed_at.is_none() {
+                closed_at = Some(now);
+                sender.set_open(false);
+            }
+            if closed_at
+                .is_some_and(|c| now.saturating_duration_since(c) >= retention.close_timeout)
+            {
+                return SendTick {
+                    stop: true,
+                    wait: None,
+                };
+            }
+        }
+        let wait = st
+            .outbox
+            .poll_timeout()
+            .map(|t| t.saturating_duration_since(now))
+            .unwrap_or(Duration::from_millis(20))
+            .min(Duration::from_millis(20));
+        SendTick {
+            stop: shared.abort.load(Ordering::Relaxed),
+            wait: Some(wait),
+        }
+    };
+    let mut none = |req: crate::proto::BlockRequest| {
+        Err(IoError::Invalid(format!(
+            "the publisher was asked for block {} of object {}, which it holds whole",
+            req.sbn, req.object.0
+        )))
+    };
+    super::run_sender_with(
+        sender,
+        sock,
+        &mut none,
+        |_| {},
+        |w| *lock(&shared.wake) = Some(w),
+        &mut tick,
+    )?;
+    match error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Sends messages, or a byte stream, to everyone on a channel. See the
+/// module documentation.
+pub struct Publisher {
+    shared: Arc<PubShared>,
+    thread: Option<JoinHandle<Result<(), IoError>>>,
+    session: SessionId,
+    window: usize,
+}
+
+/// What [`Publisher::close`] reports.
+#[derive(Debug, Clone)]
+pub struct PublisherReport {
+    /// The sender's counters at the end.
+    pub stats: SenderStats,
+    /// Whether every receiver heard from confirmed the whole session (else
+    /// the close timeout passed first).
+    pub confirmed: bool,
+    /// Messages sent.
+    pub messages: u64,
+    /// Stream bytes sent.
+    pub stream_len: u64,
+}
+
+impl Publisher {
+    /// A builder for `channel` on `interface`, with defaults that work out
+    /// of the box: hybrid mode, unpaced within the receivers' windows, a
+    /// 16 MiB window, messages flushed after 5 ms.
+    pub fn builder(channel: &str, interface: &str) -> PublisherBuilder {
+        let net = NetConfig::new(Channel::new(channel), interface);
+        let config = SenderConfig {
+            session: SessionId(random_id()),
+            mode: Mode::Hybrid,
+            repair_overhead: Mode::Hybrid.default_repair_overhead(),
+            encoder_threads: 1,
+            feedback: FeedbackConfig::default(),
+            ..SenderConfig::default()
+        };
+        PublisherBuilder {
+            net,
+            config,
+            batching: Batching::default(),
+            window: 16 << 20,
+            retain_bytes: 0,
+            retain_time: Duration::from_millis(250),
+            close_timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// This publisher's session: what subscribers see as a message's sender.
+    pub fn session(&self) -> SessionId {
+        self.session
+    }
+
+    /// Waits for room in the window; then runs `f` on the outbox.
+    fn with_room<R>(
+        &self,
+        len: usize,
+        f: impl FnOnce(&mut Outbox, Instant) -> R,
+    ) -> Result<R, IoError> {
+        let mut st = lock(&self.shared.state);
+        loop {
+            if let Some(e) = &st.error {
+                return Err(IoError::Invalid(format!("the publisher stopped: {e}")));
+            }
+            if st.done {
+                return Err(IoError::Invalid("the publisher stopped".into()));
+            }
+            if st.outbox.is_ended() {
+                return Err(IoError::Invalid("the publisher is closed".into()));
+            }
+            // One item at least always fits: a message larger than the window
+            // waits for an empty window.
+            if st.unacked == 0 || st.unacked + len <= self.window {
+                break;
+            }
+            st = self
+                .shared
+                .cond
+                .wait_timeout(st, Duration::from_millis(100))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        let before = st.outbox.pending_bytes();
+        let r = f(&mut st.outbox, Instant::now());
+        st.unacked += st.outbox.pending_bytes().saturating_sub(before);
+        drop(st);
+        self.shared.wake();
+        Ok(r)
+    }
+
+    /// Sends one message (any size up to 4 GiB); returns its sequence
+    /// number. Blocks while the window is full. Small messages share objects
+    /// (batched for at most the flush delay); call [`Publisher::flush`] to
+    /// send what is batched at once.
+    pub fn send(&self, msg: &[u8]) -> Result<u64, IoError> {
+        self.with_room(msg.len() + 4, |o, now| o.push_message(now, msg))?
+            .ok_or_else(|| IoError::Invalid("a message of 4 GiB or more cannot be sent".into()))
+    }
+
+    /// Appends bytes to this publisher's stream. Blocks while the window is
+    /// full. See [`PublisherStream`] for `std::io::Write`.
+    pub fn write_stream(&self, bytes: &[u8]) -> Result<usize, IoError> {
+        // At most a window's worth at once, so that the wait is for room.
+        let n = bytes.len().min(self.window.max(1));
+        self.with_room(n, |o, now| o.push_stream(now, &bytes[..n]))
+    }
+
+    /// Sends what is batched now, without waiting for the flush delay.
+    pub fn flush(&self) {
+        lock(&self.shared.state).outbox.flush();
+        self.shared.wake();
+    }
+
+    /// The sender's counters so far.
+    pub fn stats(&self) -> SenderStats {
+        lock(&self.shared.state).stats.clone()
+    }
+
+    /// Ends the session: what is batched goes out, then the end, and this
+    /// returns once every receiver heard from has confirmed all of it (or
+    /// the close timeout passed: `confirmed` is then false).
+    pub fn close(mut self) -> Result<PublisherReport, IoError> {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Result<PublisherReport, IoError> {
+        {
+            let mut st = lock(&self.shared.state);
+            st.outbox.end();
+            st.closing = true;
+        }
+        self.shared.wake();
+        let result = match self.thread.take() {
+            Some(t) => t.join().unwrap_or_else(|_| {
+                Err(IoError::Invalid("the publisher's thread panicked".into()))
+            }),
+            None => Ok(()),
+        };
+        let st = lock(&self.shared.state);
+        result?;
+        let s = &st.stats;
+        Ok(PublisherReport {
+            stats: s.clone(),
+            confirmed: s.receivers_tracked == 0
+                || s.receivers_timed_out + s.receivers_stalled == 0 && st.error.is_none(),
+            messages: st.outbox.messages(),
+            stream_len: st.outbox.stream_len(),
+        })
+    }
+
+    /// This publisher as a `std::io::Write` stream.
+    pub fn into_stream(self) -> PublisherStream {
+        PublisherStream {
+            publisher: Some(self),
+        }
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            // Dropped without close: stop at once.
+            self.shared.abort.store(true, Ordering::Relaxed);
+            self.shared.wake();
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// A [`Publisher`]'s byte stream as `std::io::Write`: `write` blocks when the
+/// window is full, `flush` sends what is buffered, and
+/// [`PublisherStream::close`] marks the end and waits for the receivers.
+pub struct PublisherStream {
+    publisher: Option<Publisher>,
+}
+
+impl PublisherStream {
+    /// Ends the stream; see [`Publisher::close`].
+    pub fn close(mut self) -> Result<PublisherReport, IoError> {
+        self.publisher.take().expect("present until closed").close()
+    }
+
+    /// The publisher's counters so far.
+    pub fn stats(&self) -> SenderStats {
+        self.publisher
+            .as_ref()
+            .map(Publisher::stats)
+            .unwrap_or_default()
+    }
+
+    /// The publisher's session.
+    pub fn session(&self) -> SessionId {
+        self.publisher
+            .as_ref()
+            .map_or(SessionId(0), Publisher::session)
+    }
+}
+
+impl Write for PublisherStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let p = self
+            .publisher
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("the stream is closed"))?;
+        p.write_stream(buf).map_err(std::io::Error::other)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if let Some(p) = &self.publisher {
+            p.flush();
+        }
+        Ok(())
+    }
+}
+
+/// Settings of a [`Subscriber`]. Start from [`Subscriber::builder`].
+#[derive(Debug, Clone)]
+pub struct SubscriberBuilder {
+    net: NetConfig,
+    config: ReceiverConfig,
+    queue: usize,
+    gap_timeout: Duration,
+    max_publishers: usize,
+}
+
+impl SubscriberBuilder {
+    /// Accept only this sender's packets (a source-specific join).
+    pub fn source(mut self, source: Ipv6Addr) -> Self {
+        self.net.source = Some(source);
+        self
+    }
+
+    /// UDP port (default 4242).
+    pub fn port(mut self, port: u16) -> Self {
+        self.net.channel = self.net.channel.with_port(port);
+        self
+    }
+
+    /// Bytes delivered and not yet taken by the application before the
+    /// subscriber holds its window, so that the publisher waits (receiver-
+    /// paced flow control). Default 8 MiB.
+    pub fn queue(mut self, bytes: usize) -> Self {
+        self.queue = bytes.max(1);
+        self
+    }
+
+    /// How long a later object waits for a missing earlier one, or an
+    /// unfinished object hears nothing more of itself, before the missing
+    /// one is reported as a gap. Default 10 s.
+    pub fn gap_timeout(mut self, timeout: Duration) -> Self {
+        self.gap_timeout = timeout;
+        self.config.idle_timeout = timeout;
+        self
+    }
+
+    /// Publishers followed at once (default 16); more are ignored.
+    pub fn max_publishers(mut self, n: usize) -> Self {
+        self.max_publishers = n.max(1);
+        self
+    }
+
+    /// Ignore these sessions (an [`Endpoint`] ignores its own).
+    pub fn ignore(mut self, session: SessionId) -> Self {
+        self.config.refused_sessions.push(session);
+        self
+    }
+
+    /// The socket settings, for what the builder does not name.
+    pub fn net_config(&mut self) -> &mut NetConfig {
+        &mut self.net
+    }
+
+    /// The receiver settings, for what the builder does not name.
+    pub fn receiver_config(&mut self) -> &mut ReceiverConfig {
+        &mut self.config
+    }
+
+    /// Joins the channel and starts the driver thread.
+    pub fn open(self) -> Result<Subscriber, IoError> {
+        let mut net = self.net.clone();
+        net.feedback = true;
+        let mut sock = McastSocket::receiver(&net)?;
+        let shared = Arc::new(SubShared {
+            state: Mutex::new(SubState {
+                stats: Default::default(),
+                queue: VecDeque::new(),
+                queued: 0,
+                done: false,
+                error: None,
+            }),
+            cond: Condvar::new(),
+            stop: AtomicBool::new(false),
+        });
+        let s = Arc::clone(&shared);
+        let (config, queue, gap, max) = (
+            self.config.clone(),
+            self.queue,
+            self.gap_timeout,
+            self.max_publishers,
+        );
+        let thread = std::thread::Builder::new()
+            .name("groupcast-sub".into())
+            .spawn(move || {
+                let r = drive_subscriber(&mut sock, config, &s, queue, gap, max);
+                let mut st = lock(&s.state);
+                st.done = true;
+                if let Err(e) = &r {
+                    st.error = Some(e.to_string());
+                }
+                s.cond.notify_all();
+                r
+            })
+            .map_err(|e| IoError::Socket {
+                context: "starting the subscriber's thread".into(),
+                source: e,
+            })?;
+        Ok(Subscriber {
+            shared,
+            thread: Some(thread),
+        })
+    }
+}
+
+struct SubState {
+    /// The receiver's and the inbox's counters, as of the driver's last turn.
+    stats: (ReceiverStats, InboxStats),
+    queue: VecDeque<Delivery>,
+    /// Bytes of the deliveries queued.
+    queued: usize,
+    done: bool,
+    error: Option<String>,
+}
+
+struct SubShared {
+    state: Mutex<SubState>,
+    cond: Condvar,
+    stop: AtomicBool,
+}
+
+fn delivery_len(d: &Delivery) -> usize {
+    match d {
+        Delivery::Message(m) => m.data.len(),
+        Delivery::Stream { data, .. } => data.len(),
+        _ => 0,
+    }
+}
+
+fn drive_subscriber(
+    sock: &mut McastSocket,
+    config: ReceiverConfig,
+    shared: &SubShared,
+    queue: usize,
+    gap_timeout: Duration,
+    max_publishers: usize,
+) -> Result<(), IoError> {
+    let mut receiver = Receiver::new(config);
+    let mut objects = Reassembler::new();
+    let inbox = std::cell::RefCell::new(Inbox::new(gap_timeout, max_publishers));
+    // Sessions heard of whose start is not decided yet, and all seen.
+    let waiting = std::cell::RefCell::new(HashSet::<SessionId>::new());
+    let seen = std::cell::RefCell::new(HashSet::<SessionId>::new());
+    let hand_out = |inbox: &mut Inbox| {
+        if inbox.pending() == 0 {
+            return;
+        }
+        let mut st = lock(&shared.state);
+        while let Some(d) = inbox.poll() {
+            st.queued += delivery_len(&d);
+            st.queue.push_back(d);
+        }
+        shared.cond.notify_all();
+    };
+    let on_event = |rx: &mut Receiver, e: ReceiverEvent| {
+        let now = Instant::now();
+        let mut inbox = inbox.borrow_mut();
+        let session = match &e {
+            ReceiverEvent::ObjectAnnounced { session, .. }
+            | ReceiverEvent::BlockDecoded { session, .. }
+            | ReceiverEvent::ObjectComplete { session, .. }
+            | ReceiverEvent::ObjectFailed { session, .. } => *session,
+        };
+        if !inbox.follows(session) {
+            return Ok(std::ops::ControlFlow::Continue(()));
+        }
+        if seen.borrow_mut().insert(session) {
+            waiting.borrow_mut().insert(session);
+        }
+        match &e {
+            ReceiverEvent::ObjectAnnounced { object, .. } => inbox.heard(session, *object),
+            ReceiverEvent::ObjectFailed { object, .. } => inbox.handle_failed(session, *object),
+            _ => {}
+        }
+        if let Some(done) = objects.handle(e) {
+            inbox.handle_object(now, done.session, done.object, done.data);
+        }
+        let _ = rx;
+        hand_out(&mut inbox);
+        Ok(std::ops::ControlFlow::Continue(()))
+    };
+    let on_tick = |rx: &mut Receiver| {
+        let now = Instant::now();
+        let mut inbox = inbox.borrow_mut();
+        let mut waiting = waiting.borrow_mut();
+        waiting.retain(|&s| match rx.sender_progress(s) {
+            Some((_, progress)) => {
+                if let Some(start) = inbox.start_at(s, progress) {
+                    rx.skip_before(s, start);
+                }
+                false
+            }
+            None => true,
+        });
+        for (s, to) in inbox.handle_timeout(now) {
+            rx.skip_before(s, to);
+        }
+        hand_out(&mut inbox);
+        // Flow control: while the application lags, hold every session's
+        // window at the first object it has not been given.
+        let queued = {
+            let mut st = lock(&shared.state);
+            st.stats = (rx.stats().clone(), inbox.stats().clone());
+            st.queued
+        };
+        let full = queued + inbox.held_bytes() > queue;
+        for &s in seen.borrow().iter() {
+            let at = if full {
+                inbox.next_object(s).map(|o| (o, 0))
+            } else {
+                None
+            };
+            rx.hold_window(s, at);
+        }
+        let mut wait = Duration::from_millis(20);
+        if let Some(t) = inbox.poll_timeout() {
+            wait = wait.min(t.saturating_duration_since(now));
+        }
+        Some(wait)
+    };
+    let stop = || shared.stop.load(Ordering::Relaxed);
+    super::run_receiver_with(&mut receiver, sock, None, stop, on_event, on_tick)?;
+    Ok(())
+}
+
+/// What a [`Subscriber`] hands out besides messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A message.
+    Message(Message),
+    /// The next bytes of a publisher's stream, at `offset` in it.
+    Stream {
+        /// The publisher's session.
+        sender: SessionId,
+        /// Where they start in its stream.
+        offset: u64,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// Something of `sender` could not be received (the subscriber fell
+    /// behind what the publisher retains, or joined after it was sent):
+    /// objects `from..to` are lost, and delivery goes on after them.
+    Gap {
+        /// The publisher's session.
+        sender: SessionId,
+        /// The first object lost.
+        from: ObjectId,
+        /// The first object after the gap.
+        to: ObjectId,
+    },
+    /// `sender` closed its session: nothing more comes from it.
+    End {
+        /// The publisher's session.
+        sender: SessionId,
+        /// Its stream's length.
+        stream_len: u64,
+        /// Messages it sent.
+        messages: u64,
+    },
+}
+
+/// Why [`Subscriber::recv`] returned no message.
+#[derive(Debug, thiserror::Error)]
+pub enum RecvError {
+    /// Messages of `sender` were lost (see [`Event::Gap`]); the next call
+    /// goes on after them.
+    #[error("messages of sender {sender:016x} were lost (objects {from}..{to})")]
+    Gap {
+        /// The publisher's session id.
+        sender: u64,
+        /// The first object lost.
+        from: u32,
+        /// The first object after the gap.
+        to: u32,
+    },
+    /// Nothing came within the time asked ([`Subscriber::recv_timeout`]).
+    #[error("no message within the time asked")]
+    TimedOut,
+    /// The subscriber's driver stopped (an error, or [`Subscriber`] dropped).
+    #[error("the subscriber stopped: {0}")]
+    Stopped(String),
+}
+
+impl From<RecvError> for IoError {
+    fn from(e: RecvError) -> Self {
+        IoError::Invalid(e.to_string())
+    }
+}
+
+/// Receives messages and streams from everyone publishing on a channel.
+/// See the module documentation.
+pub struct Subscriber {
+    shared: Arc<SubShared>,
+    thread: Option<JoinHandle<Result<(), IoError>>>,
+}
+
+impl Subscriber {
+    /// A builder for `channel` on `interface`, with defaults that work out
+    /// of the box.
+    pub fn builder(channel: &str, interface: &str) -> SubscriberBuilder {
+        let net = NetConfig::new(Channel::new(channel), interface);
+        let config = ReceiverConfig {
+            id: random_id(),
+            // A window of 1 MiB objects in flight, from a few publishers.
+            max_objects: 64,
+            max_buffered_bytes: 64 << 20,
+            decode_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+            idle_timeout: Duration::from_secs(10),
+            ..ReceiverConfig::default()
+        };
+        SubscriberBuilder {
+            net,
+            config,
+            queue: 8 << 20,
+            gap_timeout: Duration::from_secs(10),
+            max_publishers: 16,
+        }
+    }
+
+    /// The receiver's counters (packets, symbols, objects, refusals) and the
+    /// inbox's (gaps, malformed or stale objects), as of the driver's last
+    /// turn (at most about 20 ms ago).
+    pub fn stats(&self) -> (ReceiverStats, InboxStats) {
+        lock(&self.shared.state).stats.clone()
+    }
+
+    /// The next event, waiting at most `timeout` (`None`: for ever).
+    pub fn next_event(&self, timeout: Option<Duration>) -> Result<Event, RecvError> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut st = lock(&self.shared.state);
+        loop {
+            if let Some(d) = st.queue.pop_front() {
+                st.queued -= delivery_len(&d);
+                return Ok(match d {
+                    Delivery::Message(m) => Event::Message(m),
+                    Delivery::Stream {
+                        sender,
+                        offset,
+                        data,
+                    } => Event::Stream {
+                        sender,
+                        offset,
+                        data,
+                    },
+                    Delivery::Gap { sender, from, to } => Event::Gap { sender, from, to },
+                    Delivery::End {
+                        sender,
+                        stream_len,
+                        messages,
+                    } => Event::End {
+                        sender,
+                        stream_len,
+                        messages,
+                    },
+                });
+            }
+            if st.done {
+                return Err(RecvError::Stopped(
+                    st.error.clone().unwrap_or_else(|| "stopped".into()),
+                ));
+            }
+            let wait = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(w) if !w.is_zero() => w,
+                    _ => return Err(RecvError::TimedOut),
+                },
+                None => Duration::from_millis(200),
+            };
+            st = self
+                .shared
+                .cond
+                .wait_timeout(st, wait)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// The next message, in order per publisher; waits for it. A gap is an
+    /// error (the next call goes on after it); stream bytes and the ends of
+    /// sessions are skipped (see [`Subscriber::next_event`]).
+    pub fn recv(&self) -> Result<Message, RecvError> {
+        self.recv_within(None)
+    }
+
+    /// [`Subscriber::recv`], waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Message, RecvError> {
+        self.recv_within(Some(timeout))
+    }
+
+    fn recv_within(&self, timeout: Option<Duration>) -> Result<Message, RecvError> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            match self.next_event(left)? {
+                Event::Message(m) => return Ok(m),
+                Event::Gap { sender, from, to } => {
+                    return Err(RecvError::Gap {
+                        sender: sender.0,
+                        from: from.0,
+                        to: to.0,
+                    });
+                }
+                Event::Stream { .. } | Event::End { .. } => {}
+            }
+        }
+    }
+
+    /// This subscriber as a `std::io::Read` of the first publisher's stream
+    /// it hears: `read` returns 0 at the end of that stream; a gap is an
+    /// error.
+    pub fn into_stream(self) -> SubscriberStream {
+        SubscriberStream {
+            subscriber: self,
+            from: None,
+            buf: Vec::new(),
+            at: 0,
+            ended: false,
+            expect: 0,
+        }
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A [`Subscriber`] reading one publisher's stream (`std::io::Read`).
+pub struct SubscriberStream {
+    subscriber: Subscriber,
+    from: Option<SessionId>,
+    buf: Vec<u8>,
+    at: usize,
+    ended: bool,
+    expect: u64,
+}
+
+impl SubscriberStream {
+    /// The publisher whose stream this reads, once heard.
+    pub fn sender(&self) -> Option<SessionId> {
+        self.from
+    }
+}
+
+impl Read for SubscriberStream {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.buf.len() {
+            if self.ended || out.is_empty() {
+                return Ok(0);
+            }
+            let e = self
+                .subscriber
+                .next_event(None)
+                .map_err(std::io::Error::other)?;
+            match e {
+                Event::Stream {
+                    sender,
+                    offset,
+                    data,
+                } if self.from.is_none_or(|f| f == sender) => {
+                    self.from = Some(sender);
+                    if offset != self.expect && self.expect != 0 {
+                        return Err(std::io::Error::other(format!(
+                            "the stream jumped from byte {} to {offset}",
+                            self.expect
+                        )));
+                    }
+                    self.expect = offset + data.len() as u64;
+                    self.buf = data;
+                    self.at = 0;
+                }
+                Event::Gap { sender, from, to } if self.from.is_none_or(|f| f == sender) => {
+                    return Err(std::io::Error::other(format!(
+                        "part of the stream was lost (objects {}..{} of sender {:016x}): the \
+                         subscriber fell behind what the publisher retains",
+                        from.0, to.0, sender.0
+                    )));
+                }
+                Event::End {
+                    sender, stream_len, ..
+                } if self.from.is_none_or(|f| f == sender) => {
+                    if self.from.is_some() && stream_len != self.expect {
+                        return Err(std::io::Error::other(format!(
+                            "the stream ended at byte {stream_len}, after {} were read",
+                            self.expect
+                        )));
+                    }
+                    self.from = Some(sender);
+                    self.ended = true;
+                }
+                _ => {}
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.at);
+        out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// A publisher and a subscriber on one channel, for groups where everyone
+/// speaks (chat): what it sends goes to everyone else, and it hears everyone
+/// else, not itself.
+pub struct Endpoint {
+    publisher: Publisher,
+    subscriber: Subscriber,
+}
+
+impl Endpoint {
+    /// Opens both on `channel` and `interface`, with the defaults.
+    pub fn open(channel: &str, interface: &str) -> Result<Self, IoError> {
+        Self::open_with(
+            Publisher::builder(channel, interface),
+            Subscriber::builder(channel, interface),
+        )
+    }
+
+    /// Opens both from builders for the same channel.
+    pub fn open_with(
+        publisher: PublisherBuilder,
+        subscriber: SubscriberBuilder,
+    ) -> Result<Self, IoError> {
+        let publisher = publisher.open()?;
+        let subscriber = subscriber.ignore(publisher.session()).open()?;
+        Ok(Self {
+            publisher,
+            subscriber,
+        })
+    }
+
+    /// Sends a message to everyone else; see [`Publisher::send`].
+    pub fn send(&self, msg: &[u8]) -> Result<u64, IoError> {
+        self.publisher.send(msg)
+    }
+
+    /// The next message from anyone else; see [`Subscriber::recv`].
+    pub fn recv(&self) -> Result<Message, RecvError> {
+        self.subscriber.recv()
+    }
+
+    /// The publishing half.
+    pub fn publisher(&self) -> &Publisher {
+        &self.publisher
+    }
+
+    /// The subscribing half.
+    pub fn subscriber(&self) -> &Subscriber {
+        &self.subscriber
+    }
+
+    /// Closes the publishing half (see [`Publisher::close`]) and leaves.
+    pub fn close(self) -> Result<PublisherReport, IoError> {
+        let Self {
+            publisher,
+            subscriber,
+        } = self;
+        drop(subscriber);
+        publisher.close()
+    }
+}

@@ -1,0 +1,836 @@
+//! Messages and streams over a session's objects (protocol.md §14), sans-IO.
+//!
+//! A publisher's session is a sequence of objects 0, 1, 2, ... Each carries
+//! a frame: a batch of messages, a piece of a byte stream, or the end. The
+//! [`Outbox`] turns what an application sends into such objects (batching
+//! small messages under a latency bound); the [`Inbox`] turns the objects a
+//! receiver completes, in any order and from any number of sessions, back
+//! into each session's messages and bytes, in order and exactly once, and
+//! says where it could not (a gap) and where a session ended.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use super::{ObjectId, SessionId};
+
+/// Frame kind: a batch of messages.
+pub const FRAME_MESSAGES: u8 = 1;
+/// Frame kind: a piece of the session's byte stream.
+pub const FRAME_STREAM: u8 = 2;
+/// Frame kind: the end of the session.
+pub const FRAME_END: u8 = 3;
+
+/// Bytes before a batch's first message: kind, first sequence number, count.
+pub const MESSAGES_HEADER: usize = 1 + 8 + 4;
+/// Bytes before each message of a batch: its length.
+pub const MESSAGE_HEADER: usize = 4;
+/// Bytes before a stream piece's data: kind, its offset in the stream.
+pub const STREAM_HEADER: usize = 1 + 8;
+/// An END frame's length: kind, the stream's length, the messages sent.
+pub const END_LEN: usize = 1 + 8 + 8;
+
+/// How an [`Outbox`] batches. Start from [`Batching::default`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    /// Longest a message waits for others to share its object. Default 5 ms.
+    pub flush_delay: Duration,
+    /// A batch of messages goes out once it holds this many bytes. Default
+    /// 1 MiB (about one block).
+    pub batch_bytes: usize,
+    /// A stream piece goes out once it holds this many bytes. Default 4 MiB.
+    pub stream_bytes: usize,
+}
+
+impl Default for Batching {
+    fn default() -> Self {
+        Self {
+            flush_delay: Duration::from_millis(5),
+            batch_bytes: 1 << 20,
+            stream_bytes: 4 << 20,
+        }
+    }
+}
+
+/// The publishing side: frames messages and stream bytes into objects.
+#[derive(Debug)]
+pub struct Outbox {
+    batching: Batching,
+    /// The batch or stream piece being filled, framed so far.
+    open: Vec<u8>,
+    /// What `open` is: `FRAME_MESSAGES` or `FRAME_STREAM`, or 0 if empty.
+    kind: u8,
+    /// Messages in the open batch.
+    count: u32,
+    /// When the open frame took its first byte.
+    since: Option<Instant>,
+    /// The next message's sequence number.
+    next_seq: u64,
+    /// Stream bytes framed so far.
+    stream_len: u64,
+    ready: VecDeque<Vec<u8>>,
+    ended: bool,
+}
+
+impl Outbox {
+    /// An empty outbox.
+    pub fn new(batching: Batching) -> Self {
+        Self {
+            batching,
+            open: Vec::new(),
+            kind: 0,
+            count: 0,
+            since: None,
+            next_seq: 0,
+            stream_len: 0,
+            ready: VecDeque::new(),
+            ended: false,
+        }
+    }
+
+    /// Queues one message and returns its sequence number. A message larger
+    /// than a batch (or than `u32::MAX` bytes: refused with `None`) goes in
+    /// an object of its own.
+    pub fn push_message(&mut self, now: Instant, msg: &[u8]) -> Option<u64> {
+        if self.ended || u32::try_from(msg.len()).is_err() {
+            return None;
+        }
+        if self.kind == FRAME_STREAM
+            || (self.kind == FRAME_MESSAGES
+                && self.open.len() + MESSAGE_HEADER + msg.len() > self.batching.batch_bytes)
+        {
+            self.flush();
+        }
+        if self.kind == 0 {
+            self.kind = FRAME_MESSAGES;
+            self.open
+                .reserve(MESSAGES_HEADER + MESSAGE_HEADER + msg.len());
+            self.open.push(FRAME_MESSAGES);
+            self.open.extend_from_slice(&self.next_seq.to_be_bytes());
+            self.open.extend_from_slice(&0u32.to_be_bytes());
+            self.since = Some(now);
+        }
+        self.open
+            .extend_from_slice(&(msg.len() as u32).to_be_bytes());
+        self.open.extend_from_slice(msg);
+        self.count += 1;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if self.open.len() >= self.batching.batch_bytes {
+            self.flush();
+        }
+        Some(seq)
+    }
+
+    /// Appends bytes to the session's stream; returns how many were taken
+    /// (all of them, unless the outbox has ended).
+    pub fn push_stream(&mut self, now: Instant, mut bytes: &[u8]) -> usize {
+        if self.ended {
+            return 0;
+        }
+        let taken = bytes.len();
+        while !bytes.is_empty() {
+            if self.kind == FRAME_MESSAGES {
+                self.flush();
+            }
+            if self.kind == 0 {
+                self.kind = FRAME_STREAM;
+                self.open.push(FRAME_STREAM);
+                self.open.extend_from_slice(&self.stream_len.to_be_bytes());
+                self.since = Some(now);
+            }
+            let room = self
+                .batching
+                .stream_bytes
+                .saturating_sub(self.open.len())
+                .max(1);
+            let n = room.min(bytes.len());
+            self.open.extend_from_slice(&bytes[..n]);
+            self.stream_len += n as u64;
+            bytes = &bytes[n..];
+            if self.open.len() >= self.batching.stream_bytes {
+                self.flush();
+            }
+        }
+        taken
+    }
+
+    /// Closes the frame being filled, if any, so that it goes out next.
+    pub fn flush(&mut self) {
+        if self.kind == 0 {
+            return;
+        }
+        if self.kind == FRAME_MESSAGES {
+            self.open[9..13].copy_from_slice(&self.count.to_be_bytes());
+        }
+        self.ready.push_back(std::mem::take(&mut self.open));
+        self.kind = 0;
+        self.count = 0;
+        self.since = None;
+    }
+
+    /// Ends the session: what is open goes out, then the END frame. Nothing
+    /// is taken after it.
+    pub fn end(&mut self) {
+        if self.ended {
+            return;
+        }
+        self.flush();
+        let mut end = Vec::with_capacity(END_LEN);
+        end.push(FRAME_END);
+        end.extend_from_slice(&self.stream_len.to_be_bytes());
+        end.extend_from_slice(&self.next_seq.to_be_bytes());
+        self.ready.push_back(end);
+        self.ended = true;
+    }
+
+    /// When the open frame is due to go out by itself ([`Outbox::handle_timeout`]).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.since.map(|s| s + self.batching.flush_delay)
+    }
+
+    /// Closes the open frame if its flush delay has passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.poll_timeout().is_some_and(|t| t <= now) {
+            self.flush();
+        }
+    }
+
+    /// The next object to send, framed, in order.
+    pub fn poll_object(&mut self) -> Option<Vec<u8>> {
+        self.ready.pop_front()
+    }
+
+    /// Bytes framed and not yet taken by [`Outbox::poll_object`], with the open frame.
+    pub fn pending_bytes(&self) -> usize {
+        self.open.len() + self.ready.iter().map(Vec::len).sum::<usize>()
+    }
+
+    /// Whether [`Outbox::end`] was called.
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Messages queued so far (the next sequence number).
+    pub fn messages(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Stream bytes queued so far.
+    pub fn stream_len(&self) -> u64 {
+        self.stream_len
+    }
+}
+
+/// One message, as a subscriber receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The publisher's session.
+    pub sender: SessionId,
+    /// Its sequence number in that session, from 0.
+    pub seq: u64,
+    /// Its bytes.
+    pub data: Vec<u8>,
+}
+
+/// What an [`Inbox`] hands out, per session in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// A message.
+    Message(Message),
+    /// The next bytes of a session's stream.
+    Stream {
+        /// The publisher's session.
+        sender: SessionId,
+        /// Where they start in the stream.
+        offset: u64,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// Objects the subscriber could not get (the sender no longer retains
+    /// them, or they never arrived): what they held is lost, and delivery
+    /// goes on after them.
+    Gap {
+        /// The publisher's session.
+        sender: SessionId,
+        /// The first object missed.
+        from: ObjectId,
+        /// The first object after the gap.
+        to: ObjectId,
+    },
+    /// The session ended: nothing more comes from it.
+    End {
+        /// The publisher's session.
+        sender: SessionId,
+        /// Its stream's length, as the publisher counted it.
+        stream_len: u64,
+        /// Messages it sent.
+        messages: u64,
+    },
+}
+
+/// Counters of an [`Inbox`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InboxStats {
+    /// Objects whose frame did not parse, dropped (and delivered as a gap).
+    pub malformed: u64,
+    /// Objects that came before the session's start or again, dropped.
+    pub stale: u64,
+    /// Gaps delivered.
+    pub gaps: u64,
+    /// Sessions refused beyond `max_sessions`.
+    pub sessions_refused: u64,
+}
+
+#[derive(Debug, Default)]
+struct Feed {
+    /// The first object delivered; `None` until it is known.
+    start: Option<u32>,
+    /// The lowest object heard of before the start was known.
+    lowest: Option<u32>,
+    /// The next object to deliver.
+    next: u32,
+    /// Objects complete and not yet delivered, by id.
+    ready: BTreeMap<u32, Vec<u8>>,
+    /// Objects failed, by id (delivered as a gap in turn).
+    failed: std::collections::BTreeSet<u32>,
+    /// Since when a later object waits for `next`.
+    stuck_since: Option<Instant>,
+    /// The next message's sequence number, once one was delivered.
+    seq: Option<u64>,
+    ended: bool,
+}
+
+/// The subscribing side: puts completed objects back in order, per session,
+/// and unframes them. It holds completed objects until those before them
+/// are delivered; its owner bounds that by holding the receiver's window
+/// ([`Inbox::held_bytes`], [`super::Receiver::hold_window`]).
+#[derive(Debug)]
+pub struct Inbox {
+    feeds: HashMap<SessionId, Feed>,
+    out: VecDeque<Delivery>,
+    /// How long a later object waits for a missing one before the missing
+    /// one is declared a gap.
+    gap_timeout: Duration,
+    max_sessions: usize,
+    held: usize,
+    stats: InboxStats,
+}
+
+impl Inbox {
+    /// An empty inbox: a missing object becomes a gap after `gap_timeout`,
+    /// and at most `max_sessions` publishers are followed at once.
+    pub fn new(gap_timeout: Duration, max_sessions: usize) -> Self {
+        Self {
+            feeds: HashMap::new(),
+            out: VecDeque::new(),
+            gap_timeout,
+            max_sessions,
+            held: 0,
+            stats: InboxStats::default(),
+        }
+    }
+
+    /// Whether the inbox follows `session` (it refuses sessions beyond
+    /// `max_sessions`).
+    pub fn follows(&self, session: SessionId) -> bool {
+        self.feeds.contains_key(&session) || self.feeds.len() < self.max_sessions
+    }
+
+    /// An object of `session` was heard of (announced, or its first symbol):
+    /// before the start is known, the lowest such is a candidate for it.
+    pub fn heard(&mut self, session: SessionId, object: ObjectId) {
+        if let Some(f) = feed_of(&mut self.feeds, &mut self.stats, self.max_sessions, session)
+            && f.start.is_none()
+        {
+            f.lowest = Some(f.lowest.map_or(object.0, |l| l.min(object.0)));
+        }
+    }
+
+    /// Where delivery of `session` starts, if not yet decided: at the
+    /// sender's progress (the first object its first pass has not finished,
+    /// from its PROBE) or at the lowest object heard of, whichever is first.
+    /// Returns the start once decided (the receiver then skips what is
+    /// before it).
+    pub fn start_at(&mut self, session: SessionId, progress: ObjectId) -> Option<ObjectId> {
+        let f = feed_of(&mut self.feeds, &mut self.stats, self.max_sessions, session)?;
+        if f.start.is_none() {
+            let start = f.lowest.map_or(progress.0, |l| l.min(progress.0));
+            f.start = Some(start);
+            f.next = start;
+            let stale: Vec<u32> = f.ready.range(..start).map(|(k, _)| *k).collect();
+            for k in stale {
+                if let Some(d) = f.ready.remove(&k) {
+                    self.held -= d.len();
+                    self.stats.stale += 1;
+                }
+            }
+            f.failed = f.failed.split_off(&start);
+        }
+        f.start.map(ObjectId)
+    }
+
+    /// The start of `session`, once decided.
+    pub fn start(&self, session: SessionId) -> Option<ObjectId> {
+        self.feeds.get(&session).and_then(|f| f.start).map(ObjectId)
+    }
+
+    /// A verified object of `session`.
+    pub fn handle_object(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        object: ObjectId,
+        data: Vec<u8>,
+    ) {
+        let Some(f) = feed_of(&mut self.feeds, &mut self.stats, self.max_sessions, session) else {
+            return;
+        };
+        if f.start.is_some_and(|s| object.0 < f.next.max(s))
+            || f.ready.contains_key(&object.0)
+            || f.ended
+        {
+            self.stats.stale += 1;
+            return;
+        }
+        if f.start.is_none() {
+            f.lowest = Some(f.lowest.map_or(object.0, |l| l.min(object.0)));
+        }
+        self.held += data.len();
+        f.ready.insert(object.0, data);
+        if f.stuck_since.is_none() {
+            f.stuck_since = Some(now);
+        }
+        self.deliver(session);
+    }
+
+    /// An object of `session` failed for good (the receiver gave up on it).
+    pub fn handle_failed(&mut self, session: SessionId, object: ObjectId) {
+        if let Some(f) = self.feeds.get_mut(&session)
+            && f.start.is_none_or(|s| object.0 >= s)
+            && object.0 >= f.next
+        {
+            f.failed.insert(object.0);
+            self.deliver(session);
+        }
+    }
+
+    /// Declares gaps where a later object has waited `gap_timeout` for an
+    /// earlier one. Returns the sessions whose delivery moved past a gap,
+    /// with the object it moved to (the receiver then skips what is before).
+    pub fn handle_timeout(&mut self, now: Instant) -> Vec<(SessionId, ObjectId)> {
+        let mut moved = Vec::new();
+        let sessions: Vec<SessionId> = self
+            .feeds
+            .iter()
+            .filter(|(_, f)| {
+                f.start.is_some()
+                    && f.stuck_since
+                        .is_some_and(|s| now.saturating_duration_since(s) >= self.gap_timeout)
+            })
+            .map(|(s, _)| *s)
+            .collect();
+        for s in sessions {
+            let f = self.feeds.get_mut(&s).expect("listed");
+            let Some((&first, _)) = f.ready.iter().next() else {
+                f.stuck_since = None;
+                continue;
+            };
+            if first > f.next {
+                self.out.push_back(Delivery::Gap {
+                    sender: s,
+                    from: ObjectId(f.next),
+                    to: ObjectId(first),
+                });
+                self.stats.gaps += 1;
+                f.next = first;
+                f.failed = f.failed.split_off(&first);
+                moved.push((s, ObjectId(first)));
+            }
+            f.stuck_since = None;
+            self.deliver(s);
+        }
+        moved
+    }
+
+    /// When [`Inbox::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.feeds
+            .values()
+            .filter(|f| f.start.is_some())
+            .filter_map(|f| f.stuck_since)
+            .min()
+            .map(|s| s + self.gap_timeout)
+    }
+
+    fn deliver(&mut self, session: SessionId) {
+        let Some(f) = self.feeds.get_mut(&session) else {
+            return;
+        };
+        if f.start.is_none() {
+            return;
+        }
+        loop {
+            if f.failed.remove(&f.next) {
+                let from = f.next;
+                while f.failed.remove(&(f.next + 1)) {
+                    f.next += 1;
+                }
+                f.next += 1;
+                self.out.push_back(Delivery::Gap {
+                    sender: session,
+                    from: ObjectId(from),
+                    to: ObjectId(f.next),
+                });
+                self.stats.gaps += 1;
+                continue;
+            }
+            let Some(data) = f.ready.remove(&f.next) else {
+                break;
+            };
+            self.held -= data.len();
+            let object = ObjectId(f.next);
+            f.next += 1;
+            if !unframe(session, data, f, &mut self.out) {
+                self.stats.malformed += 1;
+                self.stats.gaps += 1;
+                self.out.push_back(Delivery::Gap {
+                    sender: session,
+                    from: object,
+                    to: ObjectId(f.next),
+                });
+            }
+            if f.ended {
+                self.held -= f.ready.values().map(Vec::len).sum::<usize>();
+                self.stats.stale += f.ready.len() as u64;
+                f.ready.clear();
+                break;
+            }
+        }
+        f.stuck_since = if f.ready.is_empty() {
+            None
+        } else {
+            f.stuck_since
+        };
+    }
+
+    /// The next delivery, in order per session.
+    pub fn poll(&mut self) -> Option<Delivery> {
+        self.out.pop_front()
+    }
+
+    /// Deliveries waiting to be polled.
+    pub fn pending(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Bytes of completed objects held for order.
+    pub fn held_bytes(&self) -> usize {
+        self.held
+    }
+
+    /// The next object `session` delivers, once its start is known.
+    pub fn next_object(&self, session: SessionId) -> Option<ObjectId> {
+        self.feeds
+            .get(&session)
+            .filter(|f| f.start.is_some())
+            .map(|f| ObjectId(f.next))
+    }
+
+    /// Whether `session` has ended and delivered everything.
+    pub fn is_ended(&self, session: SessionId) -> bool {
+        self.feeds.get(&session).is_some_and(|f| f.ended)
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &InboxStats {
+        &self.stats
+    }
+}
+
+/// `session`'s feed, made if there is room (an ended session gives way).
+fn feed_of<'a>(
+    feeds: &'a mut HashMap<SessionId, Feed>,
+    stats: &mut InboxStats,
+    max: usize,
+    session: SessionId,
+) -> Option<&'a mut Feed> {
+    if !feeds.contains_key(&session) && feeds.len() >= max {
+        let ended = feeds
+            .iter()
+            .find(|(_, f)| f.ended && f.ready.is_empty())
+            .map(|(s, _)| *s);
+        match ended {
+            Some(s) => {
+                feeds.remove(&s);
+            }
+            None => {
+                stats.sessions_refused += 1;
+                return None;
+            }
+        }
+    }
+    Some(feeds.entry(session).or_default())
+}
+
+/// Unframes one object into `out`; false if it does not parse (nothing is
+/// then delivered of it).
+fn unframe(session: SessionId, data: Vec<u8>, f: &mut Feed, out: &mut VecDeque<Delivery>) -> bool {
+    let u64_at = |d: &[u8], at: usize| -> Option<u64> {
+        d.get(at..at + 8)
+            .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
+    };
+    match data.first() {
+        Some(&FRAME_MESSAGES) => {
+            let (Some(first), Some(count)) = (
+                u64_at(&data, 1),
+                data.get(9..13)
+                    .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes"))),
+            ) else {
+                return false;
+            };
+            // Check the whole batch before handing any of it out.
+            let mut at = MESSAGES_HEADER;
+            let mut spans = Vec::with_capacity((count as usize).min(data.len() / MESSAGE_HEADER));
+            for _ in 0..count {
+                let Some(len) = data
+                    .get(at..at + MESSAGE_HEADER)
+                    .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")) as usize)
+                else {
+                    return false;
+                };
+                let start = at + MESSAGE_HEADER;
+                let Some(end) = start.checked_add(len).filter(|&e| e <= data.len()) else {
+                    return false;
+                };
+                spans.push((start, end));
+                at = end;
+            }
+            // Sequence numbers only go forward (past a gap, they jump).
+            if at != data.len() || f.seq.is_some_and(|s| first < s) {
+                return false;
+            }
+            for (i, (start, end)) in spans.into_iter().enumerate() {
+                out.push_back(Delivery::Message(Message {
+                    sender: session,
+                    seq: first + i as u64,
+                    data: data[start..end].to_vec(),
+                }));
+            }
+            f.seq = Some(first + count as u64);
+            true
+        }
+        Some(&FRAME_STREAM) => {
+            let Some(offset) = u64_at(&data, 1) else {
+                return false;
+            };
+            let mut data = data;
+            data.drain(..STREAM_HEADER);
+            out.push_back(Delivery::Stream {
+                sender: session,
+                offset,
+                data,
+            });
+            true
+        }
+        Some(&FRAME_END) if data.len() == END_LEN => {
+            let (Some(stream_len), Some(messages)) = (u64_at(&data, 1), u64_at(&data, 9)) else {
+                return false;
+            };
+            f.ended = true;
+            out.push_back(Delivery::End {
+                sender: session,
+                stream_len,
+                messages,
+            });
+            true
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn objects(out: &mut Outbox) -> Vec<Vec<u8>> {
+        std::iter::from_fn(|| out.poll_object()).collect()
+    }
+
+    /// Messages batch under the flush delay and the batch size, a large one
+    /// goes alone, and the inbox gives them back in order, exactly once,
+    /// whatever order their objects complete in.
+    #[test]
+    fn messages_come_back_in_order_from_objects_in_any_order() {
+        let t0 = Instant::now();
+        let mut out = Outbox::new(Batching {
+            batch_bytes: 100,
+            ..Batching::default()
+        });
+        for i in 0..50u32 {
+            assert_eq!(out.push_message(t0, &i.to_be_bytes()), Some(i as u64));
+        }
+        assert_eq!(out.push_message(t0, &[7u8; 500]), Some(50));
+        assert!(objects(&mut out).len() >= 5, "batches of at most 100 bytes");
+        out.push_message(t0, b"late");
+        assert!(out.poll_object().is_none(), "waits for its flush delay");
+        out.handle_timeout(t0 + Duration::from_millis(5));
+        assert!(out.poll_object().is_some());
+        out.end();
+        let mut out2 = Outbox::new(Batching {
+            batch_bytes: 100,
+            ..Batching::default()
+        });
+        for i in 0..50u32 {
+            out2.push_message(t0, &i.to_be_bytes());
+        }
+        out2.push_message(t0, &[7u8; 500]);
+        out2.push_message(t0, b"late");
+        out2.end();
+        let all = objects(&mut out2);
+        let s = SessionId(9);
+        let mut inbox = Inbox::new(Duration::from_secs(1), 4);
+        // Completed backwards, after the start is known.
+        inbox.start_at(s, ObjectId(0));
+        for (i, o) in all.iter().enumerate().rev() {
+            inbox.handle_object(t0, s, ObjectId(i as u32), o.clone());
+        }
+        // A duplicate changes nothing.
+        inbox.handle_object(t0, s, ObjectId(0), all[0].clone());
+        let got: Vec<Delivery> = std::iter::from_fn(|| inbox.poll()).collect();
+        let msgs: Vec<&Message> = got
+            .iter()
+            .filter_map(|d| match d {
+                Delivery::Message(m) => Some(m),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(msgs.len(), 52);
+        for (i, m) in msgs.iter().enumerate() {
+            assert_eq!(m.seq, i as u64);
+            assert_eq!(m.sender, s);
+        }
+        assert_eq!(msgs[3].data, 3u32.to_be_bytes());
+        assert_eq!(msgs[50].data, vec![7u8; 500]);
+        assert_eq!(msgs[51].data, b"late");
+        assert!(matches!(
+            got.last(),
+            Some(Delivery::End { messages: 52, .. })
+        ));
+        assert_eq!(inbox.held_bytes(), 0);
+        assert!(inbox.is_ended(s));
+    }
+
+    /// A stream's bytes come back whole and in order; a missing object
+    /// becomes a gap after the timeout, and delivery goes on after it.
+    #[test]
+    fn a_stream_comes_back_whole_and_a_lost_object_is_a_gap() {
+        let t0 = Instant::now();
+        let mut out = Outbox::new(Batching {
+            stream_bytes: 1000,
+            ..Batching::default()
+        });
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7) as u8).collect();
+        assert_eq!(out.push_stream(t0, &data), data.len());
+        out.end();
+        let all = objects(&mut out);
+        assert!(all.len() >= 11);
+        let s = SessionId(1);
+        let mut inbox = Inbox::new(Duration::from_secs(1), 4);
+        inbox.start_at(s, ObjectId(0));
+        for (i, o) in all.iter().enumerate() {
+            if i != 3 {
+                inbox.handle_object(t0, s, ObjectId(i as u32), o.clone());
+            }
+        }
+        let mut got = Vec::new();
+        while let Some(d) = inbox.poll() {
+            if let Delivery::Stream { offset, data, .. } = d {
+                assert_eq!(offset as usize, got.len());
+                got.extend(data);
+            }
+        }
+        assert!(got.len() < data.len(), "object 3 holds it back");
+        assert!(
+            inbox
+                .handle_timeout(t0 + Duration::from_millis(900))
+                .is_empty()
+        );
+        let moved = inbox.handle_timeout(t0 + Duration::from_secs(1));
+        assert_eq!(moved, vec![(s, ObjectId(4))]);
+        let rest: Vec<Delivery> = std::iter::from_fn(|| inbox.poll()).collect();
+        assert!(matches!(
+            rest[0],
+            Delivery::Gap {
+                from: ObjectId(3),
+                to: ObjectId(4),
+                ..
+            }
+        ));
+        assert!(matches!(
+            rest.last(),
+            Some(Delivery::End {
+                stream_len: 10_000,
+                ..
+            })
+        ));
+    }
+
+    /// A late start skips what came before it; malformed frames are counted
+    /// and delivered as gaps, never as data; sessions beyond the limit are
+    /// refused.
+    #[test]
+    fn late_starts_malformed_frames_and_too_many_sessions() {
+        let t0 = Instant::now();
+        let s = SessionId(5);
+        let mut inbox = Inbox::new(Duration::from_secs(1), 2);
+        let mut out = Outbox::new(Batching::default());
+        let msgs: Vec<Vec<u8>> = (0..4u8)
+            .map(|i| {
+                out.push_message(t0, &[i]);
+                out.flush();
+                out.poll_object().unwrap()
+            })
+            .collect();
+        inbox.heard(s, ObjectId(2));
+        inbox.handle_object(t0, s, ObjectId(1), msgs[1].clone());
+        assert_eq!(inbox.start_at(s, ObjectId(3)), Some(ObjectId(1)));
+        assert_eq!(
+            inbox.start_at(s, ObjectId(0)),
+            Some(ObjectId(1)),
+            "decided once"
+        );
+        inbox.handle_object(t0, s, ObjectId(0), msgs[0].clone());
+        let mut bad = msgs[2].clone();
+        bad[10] = 0xff; // count far beyond the bytes
+        inbox.handle_object(t0, s, ObjectId(2), bad);
+        inbox.handle_object(t0, s, ObjectId(3), msgs[3].clone());
+        let got: Vec<Delivery> = std::iter::from_fn(|| inbox.poll()).collect();
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(matches!(&got[0], Delivery::Message(m) if m.seq == 1));
+        assert!(matches!(
+            got[1],
+            Delivery::Gap {
+                from: ObjectId(2),
+                ..
+            }
+        ));
+        assert!(matches!(&got[2], Delivery::Message(m) if m.seq == 3));
+        assert_eq!(inbox.stats().malformed, 1);
+        assert_eq!(inbox.stats().stale, 1);
+        for garbage in [
+            vec![],
+            vec![9u8],
+            vec![FRAME_END, 1],
+            vec![FRAME_MESSAGES, 0],
+        ] {
+            let mut i = Inbox::new(Duration::from_secs(1), 2);
+            i.start_at(s, ObjectId(0));
+            i.handle_object(t0, s, ObjectId(0), garbage);
+            assert!(matches!(i.poll(), Some(Delivery::Gap { .. })));
+        }
+        inbox.heard(SessionId(6), ObjectId(0));
+        inbox.heard(SessionId(7), ObjectId(0));
+        assert!(!inbox.follows(SessionId(7)));
+        assert_eq!(inbox.stats().sessions_refused, 1);
+    }
+}
