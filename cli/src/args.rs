@@ -233,7 +233,15 @@ impl From<&DemoArgs> for SimArgs {
 #[derive(Debug, Clone, Args)]
 pub struct SendArgs {
     /// The file to send, or a directory: every file beneath it is sent, with its relative path.
-    pub path: PathBuf,
+    #[arg(required_unless_present = "stream")]
+    pub path: Option<PathBuf>,
+    /// Send standard input as one ordered byte stream instead of files (hybrid or nack mode),
+    /// for `tar c dir | groupcast send --stream ...` and `groupcast recv --stream ... | tar x`.
+    /// The stream ends at the end of the input; `send` then exits 0 once every receiver heard
+    /// from has confirmed all of it (non-zero if --timeout passes first). Memory stays bounded
+    /// for a stream of any length: writing waits while the slowest receiver is a window behind.
+    #[arg(long, conflicts_with_all = ["path", "forever"])]
+    pub stream: bool,
     /// A file larger than this travels as several objects of this size (its parts), each
     /// verified on its own and written at its offset; the transfer id depends on it
     /// (`groupcast id --part-size`). 4KiB to 1GiB.
@@ -353,6 +361,26 @@ fn parse_policy(s: &str) -> Result<FlowPolicy, String> {
     }
 }
 
+/// Flags of `groupcast chat`.
+#[derive(Debug, Clone, Args)]
+pub struct ChatArgs {
+    /// Channel name: everyone on the same channel and interface chats together.
+    #[arg(long)]
+    pub channel: String,
+    /// Network interface to chat on, e.g. eth0 (see `ip link`).
+    #[arg(long)]
+    pub interface: String,
+    /// The name your lines go out under [default: a short id of your session].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// UDP port.
+    #[arg(long, default_value_t = groupcast::channel::DEFAULT_PORT)]
+    pub port: u16,
+    /// Multicast hop limit: 1 stays on the link; more crosses multicast routers.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=255))]
+    pub hops: u8,
+}
+
 /// Flags of `groupcast recv`.
 #[derive(Debug, Clone, Args)]
 pub struct RecvArgs {
@@ -363,8 +391,14 @@ pub struct RecvArgs {
     #[arg(long)]
     pub interface: String,
     /// Directory to write the received files into (must exist).
-    #[arg(long)]
-    pub output: PathBuf,
+    #[arg(long, required_unless_present = "stream")]
+    pub output: Option<PathBuf>,
+    /// Receive a `send --stream` instead of files: the first stream heard is written to
+    /// standard output, in order and verified; `recv` exits 0 at its end. Progress and logs go
+    /// to standard error. A part the receiver could not get (it joined too late, or fell
+    /// behind what the sender keeps) ends it non-zero, never silently.
+    #[arg(long, conflicts_with_all = ["output", "follow", "exec", "expect"])]
+    pub stream: bool,
     /// UDP port.
     #[arg(long, default_value_t = groupcast::channel::DEFAULT_PORT)]
     pub port: u16,

@@ -5,6 +5,7 @@ mod args;
 mod log;
 mod net;
 mod scenario;
+mod stream;
 
 use std::process::ExitCode;
 
@@ -58,6 +59,12 @@ enum Command {
     /// size and BLAKE3 hash match the manifest. Exits 0 once every file of the manifest is in
     /// place; non-zero, naming them, if some were refused.
     Recv(args::RecvArgs),
+    /// A line-based group chat: every participant both sends and receives.
+    ///
+    /// Lines typed go to everyone on the channel, in order and reliably (the message API,
+    /// `groupcast::io::pubsub::Endpoint`); everyone else's lines are printed as they come.
+    /// End of input (Ctrl-D) leaves.
+    Chat(args::ChatArgs),
     /// Print the transfer id of a file or directory, without sending anything.
     ///
     /// The id is the BLAKE3 hash of the manifest `groupcast send PATH` would send: it depends
@@ -94,6 +101,7 @@ fn main() -> ExitCode {
             groupcast::io::tune_allocator();
             net::recv(&args)
         }
+        Command::Chat(args) => stream::chat(&args),
         Command::Id { path, part_size } => net::id(&path, part_size),
         Command::Channel { name } => {
             let verbose = cli.verbose > 0;

@@ -13,13 +13,13 @@ use groupcast_sim::units::parse_rate;
 
 use crate::args::{RecvArgs, SendArgs};
 
-fn bar(template: &str) -> ProgressBar {
+pub(crate) fn bar(template: &str) -> ProgressBar {
     let bar = ProgressBar::new(0);
     bar.set_style(ProgressStyle::with_template(template).expect("valid template"));
     bar
 }
 
-fn write_json(path: &Option<PathBuf>, value: serde_json::Value) -> Result<(), String> {
+pub(crate) fn write_json(path: &Option<PathBuf>, value: serde_json::Value) -> Result<(), String> {
     if let Some(p) = path {
         std::fs::write(p, format!("{value}\n"))
             .map_err(|e| format!("writing --stats-json {}: {e}", p.display()))?;
@@ -35,6 +35,9 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, &INTERRUPTED)
             .map_err(|e| format!("installing a signal handler: {e}"))?;
+    }
+    if args.stream {
+        return crate::stream::send(args, &INTERRUPTED);
     }
     let rate = match args.rate.as_str() {
         "max" => None,
@@ -141,7 +144,9 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
     let (stats, report) = send_path(
         &net,
         config,
-        &args.path,
+        args.path
+            .as_deref()
+            .expect("clap requires it without --stream"),
         args.part_size,
         |id| {
             eprintln!("transfer id {id} (receivers can pin it: recv --expect {id})");
@@ -255,11 +260,19 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
 
 /// `groupcast recv`.
 pub fn recv(args: &RecvArgs) -> Result<(), String> {
-    if !args.output.is_dir() {
-        return Err(format!(
-            "--output {} is not a directory",
-            args.output.display()
-        ));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, &INTERRUPTED)
+            .map_err(|e| format!("installing a signal handler: {e}"))?;
+    }
+    if args.stream {
+        return crate::stream::recv(args, &INTERRUPTED);
+    }
+    let output = args
+        .output
+        .as_deref()
+        .expect("clap requires it without --stream");
+    if !output.is_dir() {
+        return Err(format!("--output {} is not a directory", output.display()));
     }
     let timeout = match args.timeout {
         Some(t) if !(t > 0.0 && t < 1e9) => {
@@ -293,10 +306,6 @@ sender; pin the transfer with the id `groupcast id PATH` prints"
         );
     }
     let mut seen = Vec::new();
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, &INTERRUPTED)
-            .map_err(|e| format!("installing a signal handler: {e}"))?;
-    }
     loop {
         let outcome = recv_one(args, &net, &pb, timeout, nanos, &seen);
         if !args.follow {
@@ -353,7 +362,7 @@ fn recv_one(
         net,
         receiver_config,
         sink_config,
-        &args.output,
+        args.output.as_deref().expect("checked in recv"),
         timeout,
         stop,
         |r, sink| {
@@ -399,7 +408,8 @@ fn recv_one(
         if let (Some(cmd), Some(id)) = (&args.exec, report.transfer_id)
             && !(args.follow && report.files_kept == report.files)
         {
-            run_exec(cmd, id, &args.output, report.files, report.files_kept);
+            let output = args.output.as_deref().expect("checked in recv");
+            run_exec(cmd, id, output, report.files, report.files_kept);
         }
     }
     let refused: serde_json::Map<String, serde_json::Value> = report

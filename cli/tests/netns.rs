@@ -217,13 +217,29 @@ impl Lab {
     }
 
     fn spawn(&mut self, label: &str, ns: &str, args: &[&str]) {
+        self.spawn_io(label, ns, args, None, None);
+    }
+
+    /// [`Lab::spawn`], with standard input from the file `stdin` and standard
+    /// output to the file `stdout` where given (the log takes the rest).
+    fn spawn_io(
+        &mut self,
+        label: &str,
+        ns: &str,
+        args: &[&str],
+        stdin: Option<&Path>,
+        stdout: Option<&Path>,
+    ) {
         let log = std::fs::File::create(self.dir.join(format!("{label}.log"))).unwrap();
         let child = Command::new("ip")
             .args(["netns", "exec", ns])
             .args(args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
+            .stdin(stdin.map_or_else(Stdio::null, |p| std::fs::File::open(p).unwrap().into()))
+            .stdout(match stdout {
+                Some(p) => std::fs::File::create(p).unwrap(),
+                None => log.try_clone().unwrap(),
+            })
             .stderr(log)
             .spawn()
             .unwrap();
@@ -881,6 +897,85 @@ fn routed_through_smcroute_with_loss() {
     assert!(
         lab.dropped(&rx[2]) > 1000,
         "the 25% rule dropped too little"
+    );
+}
+
+/// Issue 15, acceptance 1: 50 MiB of random bytes piped through `send
+/// --stream`, through the smcroute router, to three `recv --stream`
+/// receivers dropping 0%, 5% and 15%. Every output is identical, and every
+/// process exits 0 by itself: the receivers at the end of the stream, the
+/// sender once all three confirmed it.
+#[test]
+fn a_stream_through_the_router_reaches_three_lossy_receivers_whole() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !prerequisites("stream through the router") {
+        return;
+    }
+    let channel = "gc-test-stream";
+    let (mut lab, snd, rx) = router_lab("st", channel, [0, 5, 15], true);
+    lab.env.push(("RUST_LOG".into(), "groupcast=debug".into()));
+    let input = lab.dir.join("stream.bin");
+    random_file(&input, 50 << 20, 15);
+    let labels = ["s0", "s5", "s15"];
+    for (label, ns) in labels.iter().zip(&rx) {
+        let stats = lab.dir.join(format!("{label}.json"));
+        let out = lab.dir.join(format!("{label}.out"));
+        let args = [
+            BIN,
+            "recv",
+            "--stream",
+            "--channel",
+            channel,
+            "--interface",
+            "e0",
+            "--timeout",
+            "120",
+            "--stats-json",
+            stats.to_str().unwrap(),
+        ];
+        lab.spawn_io(label, &ns.clone(), &args, None, Some(&out));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let stats = lab.dir.join("sender.json");
+    let args = [
+        BIN,
+        "send",
+        "--stream",
+        "--channel",
+        channel,
+        "--interface",
+        "e0",
+        "--rate",
+        "200M",
+        "--hops",
+        "4",
+        "--timeout",
+        "120",
+        "--stats-json",
+        stats.to_str().unwrap(),
+    ];
+    lab.spawn_io("sender", &snd.clone(), &args, Some(&input), None);
+    let start = Instant::now();
+    let mut all = labels.to_vec();
+    all.push("sender");
+    lab.wait_all(&all, Duration::from_secs(150), start);
+    let want = std::fs::read(&input).unwrap();
+    for label in labels {
+        let got = std::fs::read(lab.dir.join(format!("{label}.out"))).unwrap();
+        assert!(
+            got == want,
+            "{label}'s stream differs ({} of {} bytes)",
+            got.len(),
+            want.len()
+        );
+        assert_eq!(lab.stats(label)["gaps"], 0, "{label}");
+    }
+    let s = lab.stats("sender");
+    assert_eq!(s["confirmed"], true, "{s}");
+    assert_eq!(s["receivers_tracked"], 3, "{s}");
+    assert!(
+        lab.dropped(&rx[2]) > 1000,
+        "the 15% rule dropped too little"
     );
 }
 

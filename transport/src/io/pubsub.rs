@@ -1029,6 +1029,7 @@ impl Subscriber {
             at: 0,
             ended: false,
             expect: 0,
+            timeout: None,
         }
     }
 }
@@ -1050,9 +1051,22 @@ pub struct SubscriberStream {
     at: usize,
     ended: bool,
     expect: u64,
+    timeout: Option<Duration>,
 }
 
 impl SubscriberStream {
+    /// Like `TcpStream::set_read_timeout`: a `read` that gets nothing for
+    /// this long fails with `ErrorKind::TimedOut` (and may be called again).
+    /// `None` (the default) waits for ever.
+    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeout = timeout;
+    }
+
+    /// The receiver's and the inbox's counters; see [`Subscriber::stats`].
+    pub fn stats(&self) -> (ReceiverStats, InboxStats) {
+        self.subscriber.stats()
+    }
+
     /// The publisher whose stream this reads, once heard.
     pub fn sender(&self) -> Option<SessionId> {
         self.from
@@ -1065,10 +1079,16 @@ impl Read for SubscriberStream {
             if self.ended || out.is_empty() {
                 return Ok(0);
             }
-            let e = self
-                .subscriber
-                .next_event(None)
-                .map_err(std::io::Error::other)?;
+            let e = match self.subscriber.next_event(self.timeout) {
+                Ok(e) => e,
+                Err(RecvError::TimedOut) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "nothing of the stream arrived within the read timeout",
+                    ));
+                }
+                Err(e) => return Err(std::io::Error::other(e)),
+            };
             match e {
                 Event::Stream {
                     sender,

@@ -1,0 +1,306 @@
+//! `groupcast send --stream`, `groupcast recv --stream` and `groupcast chat`:
+//! the message and stream API (`groupcast::io::pubsub`) on the command line.
+
+use std::io::{BufRead, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use groupcast::io::pubsub::{Endpoint, Publisher, Subscriber};
+
+use groupcast_sim::units::parse_rate;
+
+use crate::args::{ChatArgs, RecvArgs, SendArgs};
+use crate::net::{bar, write_json};
+
+fn positive_secs(t: Option<f64>, flag: &str) -> Result<Option<Duration>, String> {
+    match t {
+        Some(t) if !(t > 0.0 && t < 1e9) => {
+            Err(format!("{flag} must be a positive number of seconds"))
+        }
+        Some(t) => Ok(Some(Duration::from_secs_f64(t))),
+        None => Ok(None),
+    }
+}
+
+/// `groupcast send --stream`: standard input to the channel.
+pub fn send(args: &SendArgs, interrupted: &AtomicBool) -> Result<(), String> {
+    let mode = args.mode.core();
+    if !mode.has_feedback() {
+        return Err(
+            "--stream needs --mode hybrid or nack: without feedback nothing says when the \
+             receivers have the stream, so neither memory nor the exit can be bounded"
+                .into(),
+        );
+    }
+    let timeout = positive_secs(args.timeout, "--timeout")?;
+    let mut b = Publisher::builder(&args.channel, &args.interface)
+        .port(args.port)
+        .mode(mode)
+        .policy(args.policy)
+        .hops(args.hops.clamp(1, 255) as u8)
+        .multicast_loop(!args.no_loop)
+        .close_timeout(timeout.unwrap_or(Duration::from_secs(3600)));
+    if args.rate != "max" {
+        b = b.rate_bits(parse_rate(&args.rate)?.max(8));
+    }
+    {
+        let c = b.sender_config();
+        c.feedback.min_receivers = args.min_receivers;
+        c.feedback.max_receivers = args.max_receivers.max(1);
+        c.feedback.receiver_timeout =
+            Duration::from_secs_f64(args.receiver_timeout.clamp(0.01, 1e6));
+        c.feedback.stall_timeout = Duration::from_secs_f64(args.stall_timeout.clamp(0.01, 1e6));
+        c.encoder_threads = args.encoder_threads.min(64);
+    }
+    b.net_config().gso = !args.no_gso;
+    let started = Instant::now();
+    let publisher = b.open().map_err(|e| e.to_string())?;
+    eprintln!(
+        "streaming standard input as session {:016x} (receive it with recv --stream)",
+        publisher.session().0
+    );
+    let pb = bar("{spinner} {msg} [{elapsed}]");
+    crate::log::show(&pb);
+    let mut stream = publisher.into_stream();
+    let mut input = std::io::stdin().lock();
+    let mut buf = vec![0u8; 256 << 10];
+    let mut total = 0u64;
+    let mut last = Instant::now();
+    loop {
+        if interrupted.load(Ordering::Relaxed) {
+            return Err("interrupted: the stream was not ended".into());
+        }
+        if timeout.is_some_and(|t| started.elapsed() >= t) {
+            return Err("timed out before the end of the input".into());
+        }
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("reading standard input: {e}")),
+        };
+        stream
+            .write_all(&buf[..n])
+            .map_err(|e| format!("sending the stream: {e}"))?;
+        total += n as u64;
+        if last.elapsed() >= Duration::from_millis(100) {
+            let s = stream.stats();
+            pb.set_message(format!(
+                "{:.1} MB read · {:.1} MB sent · {} receivers · {} NACKs",
+                total as f64 / 1e6,
+                s.bytes_sent as f64 / 1e6,
+                s.receivers_tracked,
+                s.nacks_received
+            ));
+            pb.tick();
+            last = Instant::now();
+        }
+    }
+    pb.set_message(format!(
+        "{:.1} MB read · waiting for the receivers to confirm the end",
+        total as f64 / 1e6
+    ));
+    let report = stream.close().map_err(|e| e.to_string())?;
+    pb.finish_and_clear();
+    crate::log::hide();
+    let s = &report.stats;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "sent a stream of {total} bytes in {} packets ({} bytes) over {secs:.2} s; {} receiver(s) {}",
+        s.packets_sent,
+        s.bytes_sent,
+        s.receivers_tracked,
+        if report.confirmed {
+            "confirmed it all"
+        } else {
+            "did not all confirm it"
+        },
+    );
+    write_json(
+        &args.stats_json,
+        serde_json::json!({
+            "stream_bytes": total,
+            "bytes_sent": s.bytes_sent,
+            "packets_sent": s.packets_sent,
+            "repair_symbols_sent": s.repair_symbols_sent,
+            "receivers_tracked": s.receivers_tracked,
+            "receivers_heard": s.receivers_heard,
+            "receivers_timed_out": s.receivers_timed_out,
+            "receivers_stalled": s.receivers_stalled,
+            "nacks_received": s.nacks_received,
+            "confirmed": report.confirmed,
+            "duration_s": secs,
+            "peak_rss_bytes": groupcast::io::process_status("VmHWM")
+                .and_then(|v| v.strip_suffix(" kB").map(str::trim).and_then(|k| k.parse::<u64>().ok()))
+                .map_or(0, |k| k * 1024),
+            "cpu_s": groupcast::io::cpu_seconds(),
+        }),
+    )?;
+    if report.confirmed {
+        Ok(())
+    } else {
+        Err("not every receiver confirmed the end of the stream before --timeout".into())
+    }
+}
+
+/// `groupcast recv --stream`: the first stream heard to standard output.
+pub fn recv(args: &RecvArgs, interrupted: &AtomicBool) -> Result<(), String> {
+    let timeout = positive_secs(args.timeout, "--timeout")?;
+    let mut b = Subscriber::builder(&args.channel, &args.interface).port(args.port);
+    if let Some(src) = args.source {
+        b = b.source(src);
+    }
+    b.net_config().feedback_hops = args.hops;
+    {
+        let c = b.receiver_config();
+        c.max_object_size = args.max_object_size;
+        c.feedback = !args.no_feedback;
+        c.nack_unicast = args.nack_unicast;
+        if let Some(n) = args.decode_threads {
+            c.decode_threads = n as usize;
+        }
+    }
+    let started = Instant::now();
+    let mut stream = b.open().map_err(|e| e.to_string())?.into_stream();
+    stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let pb = bar("{spinner} {msg} [{elapsed}]");
+    crate::log::show(&pb);
+    let mut out = std::io::stdout().lock();
+    let mut buf = vec![0u8; 256 << 10];
+    let mut total = 0u64;
+    let mut last = Instant::now();
+    let result = loop {
+        if interrupted.load(Ordering::Relaxed) {
+            break Err("interrupted before the end of the stream".to_string());
+        }
+        if timeout.is_some_and(|t| started.elapsed() >= t) {
+            break Err(format!(
+                "timed out after {:.0} s, {total} bytes of the stream received",
+                started.elapsed().as_secs_f64()
+            ));
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => {
+                if let Err(e) = out.write_all(&buf[..n]) {
+                    break Err(format!("writing standard output: {e}"));
+                }
+                total += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => break Err(format!("receiving the stream: {e}")),
+        }
+        if last.elapsed() >= Duration::from_millis(100) {
+            let (r, _) = stream.stats();
+            pb.set_message(format!(
+                "{:.1} MB written · {} packets · {} NACKs sent",
+                total as f64 / 1e6,
+                r.packets_received,
+                r.nacks_sent
+            ));
+            pb.tick();
+            last = Instant::now();
+        }
+    };
+    let flushed = out.flush();
+    pb.finish_and_clear();
+    crate::log::hide();
+    let (r, inbox) = stream.stats();
+    let secs = started.elapsed().as_secs_f64();
+    write_json(
+        &args.stats_json,
+        serde_json::json!({
+            "stream_bytes": total,
+            "bytes_received": r.bytes_received,
+            "packets_received": r.packets_received,
+            "duplicates": r.duplicates,
+            "packets_rejected": r.packets_rejected,
+            "nacks_sent": r.nacks_sent,
+            "status_sent": r.status_sent,
+            "objects_completed": r.objects_completed,
+            "gaps": inbox.gaps,
+            "malformed": inbox.malformed,
+            "duration_s": secs,
+            "peak_rss_bytes": groupcast::io::process_status("VmHWM")
+                .and_then(|v| v.strip_suffix(" kB").map(str::trim).and_then(|k| k.parse::<u64>().ok()))
+                .map_or(0, |k| k * 1024),
+            "cpu_s": groupcast::io::cpu_seconds(),
+        }),
+    )?;
+    result?;
+    flushed.map_err(|e| format!("writing standard output: {e}"))?;
+    eprintln!(
+        "received a stream of {total} bytes, verified, in {secs:.2} s{}",
+        stream
+            .sender()
+            .map_or(String::new(), |s| format!(" from session {:016x}", s.0))
+    );
+    Ok(())
+}
+
+/// Control characters of a hostile peer's line, shown escaped.
+fn printable(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
+/// `groupcast chat`: lines from standard input to everyone on the channel,
+/// everyone else's lines to standard output.
+pub fn chat(args: &ChatArgs) -> Result<(), String> {
+    let endpoint = Endpoint::open_with(
+        Publisher::builder(&args.channel, &args.interface)
+            .port(args.port)
+            .hops(args.hops)
+            .rate_bits(10_000_000)
+            .close_timeout(Duration::from_secs(5)),
+        Subscriber::builder(&args.channel, &args.interface).port(args.port),
+    )
+    .map_err(|e| e.to_string())?;
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{:04x}", endpoint.publisher().session().0 & 0xffff));
+    eprintln!(
+        "chatting on '{}' as {name}: type a line and press enter; end of input (Ctrl-D) leaves",
+        args.channel
+    );
+    let leaving = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let (ep, leaving) = (&endpoint, &leaving);
+        scope.spawn(move || {
+            use groupcast::io::pubsub::RecvError;
+            while !leaving.load(Ordering::Relaxed) {
+                match ep.subscriber().recv_timeout(Duration::from_millis(200)) {
+                    Ok(m) => println!("{}", printable(&m.data)),
+                    Err(RecvError::Gap { sender, .. }) => {
+                        eprintln!("(some lines of {sender:016x} were lost)")
+                    }
+                    Err(RecvError::TimedOut) => {}
+                    Err(RecvError::Stopped(e)) => {
+                        eprintln!("groupcast: {e}");
+                        break;
+                    }
+                }
+            }
+        });
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if ep.send(format!("{name}: {line}").as_bytes()).is_err() {
+                break;
+            }
+            ep.publisher().flush();
+        }
+        leaving.store(true, Ordering::Relaxed);
+        Ok::<(), String>(())
+    })?;
+    endpoint.close().map_err(|e| e.to_string())?;
+    Ok(())
+}
