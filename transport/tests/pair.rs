@@ -53,3 +53,51 @@ fn every_mode_completes_through_loss() {
         );
     }
 }
+
+/// A feed: an open hybrid sender takes objects while it runs, retires
+/// each as soon as every receiver acknowledged it (as a publisher bounding
+/// its memory does), with first-pass repair that receivers often no longer
+/// need; every receiver still gets every object, and the sender finishes
+/// once closed. (Retiring an object whose first pass was still sending its
+/// repair used to stop the pass there for good.)
+#[test]
+fn an_open_sender_retiring_what_is_acknowledged_carries_a_feed_to_its_end() {
+    let mut pair = Pair::new(
+        SenderConfig {
+            repair_overhead: 2.0,
+            ..config(Mode::Hybrid)
+        },
+        3,
+    )
+    .losing(|i, n| i > 0 && splitmix64((i as u64) << 40 | n).is_multiple_of(10));
+    pair.sender.set_open(true);
+    let objects: Vec<Vec<u8>> = (0..12u64)
+        .map(|i| pseudo_random_bytes(30_000 + i as usize * 5000, i))
+        .collect();
+    let mut added = 0;
+    let mut retired = 0;
+    while !pair.all_have(objects.len()) {
+        if added < objects.len() && pair.steps().is_multiple_of(40) {
+            pair.sender.add_object(objects[added].clone(), "").unwrap();
+            added += 1;
+        }
+        if let Some(a) = pair.sender.acknowledged() {
+            retired = retired.max(a.0);
+            pair.sender.retire_before(a);
+        }
+        assert!(pair.steps() < 400_000, "stuck with {added} added");
+        assert!(pair.step(), "an open sender is never idle");
+        assert!(!pair.sender.is_finished(), "finished while open");
+    }
+    assert!(retired > 0, "nothing was ever acknowledged");
+    for got in &pair.objects {
+        let data: Vec<&Vec<u8>> = {
+            let mut g: Vec<_> = got.iter().collect();
+            g.sort_by_key(|o| o.object);
+            g.into_iter().map(|o| &o.data).collect()
+        };
+        assert_eq!(data, objects.iter().collect::<Vec<_>>());
+    }
+    pair.sender.set_open(false);
+    pair.drive(400_000, |p| p.sender.is_finished());
+}

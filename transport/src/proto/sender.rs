@@ -827,7 +827,9 @@ impl Sender {
             Some(j) if self.prefix[j] + self.objects[j].oti.source_blocks() as u64 > edge => j,
             _ => i,
         };
-        Some(ObjectId(first as u32))
+        // Receivers may have all of an object whose first pass still has
+        // repair to send: it is not done with until the pass is past it.
+        Some(ObjectId((first as u32).min(self.progress().0)))
     }
 
     /// The first object whose first pass is not finished (all of them, once
@@ -836,13 +838,15 @@ impl Sender {
         ObjectId(self.progress().0)
     }
 
-    /// Retires every object before `object`: the sender drops what it holds
-    /// of their bytes, answers no more NACKs for them (`nack_entries_ignored`)
+    /// Retires every object before `object` (and before the first object
+    /// whose first pass is not finished, whatever `object` says): the
+    /// sender drops what it holds of their bytes, answers no more NACKs for them (`nack_entries_ignored`)
     /// and sends no more repair of them. Receivers that still lack them never
     /// get them; call it with what [`Sender::acknowledged`] says, or past
     /// that only to bound memory (a receiver behind then meets a gap).
     pub fn retire_before(&mut self, object: ObjectId) {
-        let upto = object.0.min(self.objects.len() as u32);
+        // Never what the first pass is still sending.
+        let upto = object.0.min(self.progress().0);
         if upto <= self.retired {
             return;
         }
