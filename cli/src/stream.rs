@@ -260,7 +260,7 @@ pub fn chat(args: &ChatArgs) -> Result<(), String> {
             .port(args.port)
             .hops(args.hops)
             .rate_bits(10_000_000)
-            .close_timeout(Duration::from_secs(5)),
+            .close_timeout(Duration::from_secs(2)),
         Subscriber::builder(&args.channel, &args.interface).port(args.port),
     )
     .map_err(|e| e.to_string())?;

@@ -979,6 +979,44 @@ fn a_stream_through_the_router_reaches_three_lossy_receivers_whole() {
     );
 }
 
+/// `groupcast chat`: three participants behind a bridge (one losing 10%),
+/// each saying two lines; each prints everyone else's lines, in order, and
+/// never its own.
+#[test]
+fn chat_participants_hear_each_other_and_not_themselves() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !prerequisites("chat") {
+        return;
+    }
+    let (mut lab, hosts) = bridge_lab("chat", &[0, 10]);
+    let names = ["ann", "bob", "cat"];
+    for (name, ns) in names.iter().zip(&hosts) {
+        let out = lab.dir.join(format!("{name}.out"));
+        // Speak once everyone is there, then listen before leaving.
+        let script = format!(
+            "(sleep 1; echo 'hello from {name}'; echo '{name} again'; sleep 4) | {BIN} chat \
+             --channel gc-test-chat --interface e0 --name {name}"
+        );
+        lab.spawn_io(name, &ns.clone(), &["sh", "-c", &script], None, Some(&out));
+    }
+    lab.wait_all(&names, Duration::from_secs(60), Instant::now());
+    for name in names {
+        let got = std::fs::read_to_string(lab.dir.join(format!("{name}.out"))).unwrap();
+        for other in names.iter().filter(|o| **o != name) {
+            let first = got.find(&format!("{other}: hello from {other}"));
+            let second = got.find(&format!("{other}: {other} again"));
+            assert!(
+                first.is_some() && second.is_some() && first < second,
+                "{name} did not hear {other} in order:\n{got}"
+            );
+        }
+        assert!(
+            !got.contains(&format!("{name}: ")),
+            "{name} heard itself:\n{got}"
+        );
+    }
+}
+
 /// The bridge of topology (a): a sender and receivers dropping the given shares.
 fn bridge_lab(tag: &str, drops: &[u32]) -> (Lab, Vec<String>) {
     let mut lab = Lab::new(tag);

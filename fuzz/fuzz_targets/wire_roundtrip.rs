@@ -98,6 +98,7 @@ fuzz_target!(|input: Input| {
                 flags: end as u8,
                 group_log2: group_log2 % 33,
                 hops: hops.max(1),
+                retained: objects / 2,
             }));
         }
         Input::Nack { session, receiver, entries } => {

@@ -386,6 +386,7 @@ mod feedback {
             flags: if end { 1 } else { 0 },
             group_log2: 1,
             hops: 1,
+            retained: 0,
         };
         let mut b = vec![0; 64];
         let n = p.write(&mut b).unwrap();
@@ -750,6 +751,7 @@ fn probe_of_session_10(ts: u64) -> groupcast::wire::ProbeRepr {
         flags: 0,
         group_log2: 3,
         hops: 1,
+        retained: 0,
     }
 }
 

@@ -116,6 +116,7 @@ fn example_probe() -> wire::ProbeRepr {
         flags: 0,
         group_log2: 10,
         hops: 4,
+        retained: 1,
     }
 }
 
@@ -651,9 +652,10 @@ fn views_read_and_write_the_examples_field_by_field() {
             p.flags(),
             p.group_log2(),
             p.hops(),
-            p.reserved_zero()
+            p.reserved_zero(),
+            p.retained()
         ),
-        (3, 0, 10, 4, true)
+        (3, 0, 10, 4, true, 1)
     );
     let mut b = vec![0u8; bytes.len()];
     let mut v = ProbePacket::new_unchecked(&mut b[..]);
@@ -666,6 +668,7 @@ fn views_read_and_write_the_examples_field_by_field() {
     v.set_flags(e.flags);
     v.set_group_log2(e.group_log2);
     v.set_hops(e.hops);
+    v.set_retained(e.retained);
     assert_eq!(seal(b, PacketType::Probe, session), bytes);
 
     // STATUS.
@@ -880,4 +883,42 @@ fn nack_bitmaps_are_bounded() {
     let crc = crc32fast::hash(&d[..len - 4]);
     d[len - 4..].copy_from_slice(&crc.to_be_bytes());
     assert_eq!(Repr::parse(&d), Err(WireError::TooManyEntries));
+}
+
+/// protocol.md §14.1's frames are what the publisher's outbox cuts, byte for
+/// byte, and what the subscriber's inbox reads back.
+#[test]
+fn feed_frames_match_protocol_md() {
+    use groupcast::proto::feed::{Batching, Delivery, Inbox, Outbox};
+    let now = std::time::Instant::now();
+    let mut out = Outbox::new(Batching::default());
+    for i in 0..5u8 {
+        out.push_message(now, &[i]);
+    }
+    out.flush();
+    out.push_message(now, b"hi");
+    out.push_message(now, b"there");
+    out.flush();
+    out.end();
+    let frames: Vec<Vec<u8>> = std::iter::from_fn(|| out.poll_object()).collect();
+    assert_eq!(frames.len(), 3);
+    assert_eq!(frames[1], doc_example("frame-messages"));
+    assert_eq!(frames[2], doc_example("frame-end"));
+    let s = groupcast::SessionId(1);
+    let mut inbox = Inbox::new(std::time::Duration::from_secs(1), 1);
+    inbox.start_at(s, groupcast::ObjectId(1));
+    for (i, f) in frames.iter().enumerate().skip(1) {
+        inbox.handle_object(now, s, groupcast::ObjectId(i as u32), f.clone());
+    }
+    let got: Vec<Delivery> = std::iter::from_fn(|| inbox.poll()).collect();
+    assert!(matches!(&got[0], Delivery::Message(m) if m.seq == 5 && m.data == b"hi"));
+    assert!(matches!(&got[1], Delivery::Message(m) if m.seq == 6 && m.data == b"there"));
+    assert!(matches!(
+        got[2],
+        Delivery::End {
+            messages: 7,
+            stream_len: 0,
+            ..
+        }
+    ));
 }

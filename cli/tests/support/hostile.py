@@ -78,9 +78,9 @@ def small_object(session, obj, content, digest, name):
     return out
 
 
-def probe(session, ts, sent, grtt, objects, pobj, psbn, flags=0, group=3):
+def probe(session, ts, sent, grtt, objects, pobj, psbn, flags=0, group=3, retained=0):
     body = header(PROBE, session) + struct.pack(
-        ">QQIIIBBBBB3x", ts, sent, grtt, objects, pobj, psbn, 3, flags, group, 1
+        ">QQIIIBBBBB3xI", ts, sent, grtt, objects, pobj, psbn, 3, flags, group, 1, retained
     )
     return gcnet.seal(body)
 
@@ -161,7 +161,7 @@ while time.monotonic() < end and sent < 400_000:
                 real_session, sender_addr = session, addr
                 if len(captured) < 200:
                     captured.append(pkt)
-                if pkt[3] == PROBE and len(pkt) == 56:
+                if pkt[3] == PROBE and len(pkt) == 60:
                     progress = struct.unpack(">IB", pkt[40:45])
         r, _, _ = select.select([rx], [], [], 0)
     while True:

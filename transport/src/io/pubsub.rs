@@ -780,10 +780,8 @@ fn drive_subscriber(
         if seen.borrow_mut().insert(session) {
             waiting.borrow_mut().insert(session);
         }
-        match &e {
-            ReceiverEvent::ObjectAnnounced { object, .. } => inbox.heard(session, *object),
-            ReceiverEvent::ObjectFailed { object, .. } => inbox.handle_failed(session, *object),
-            _ => {}
+        if let ReceiverEvent::ObjectFailed { object, .. } = &e {
+            inbox.handle_failed(session, *object);
         }
         if let Some(done) = objects.handle(e) {
             inbox.handle_object(now, done.session, done.object, done.data);
@@ -797,14 +795,22 @@ fn drive_subscriber(
         let mut inbox = inbox.borrow_mut();
         let mut waiting = waiting.borrow_mut();
         waiting.retain(|&s| match rx.sender_progress(s) {
-            Some((_, progress)) => {
-                if let Some(start) = inbox.start_at(s, progress) {
+            Some(p) => {
+                if let Some(start) = inbox.start_at(s, p.retained) {
                     rx.skip_before(s, start);
                 }
                 false
             }
             None => true,
         });
+        // What the senders no longer hold cannot come: a gap at once.
+        for &s in seen.borrow().iter() {
+            if let Some(p) = rx.sender_progress(s)
+                && let Some(to) = inbox.sender_retains(s, p.retained)
+            {
+                rx.skip_before(s, to);
+            }
+        }
         for (s, to) in inbox.handle_timeout(now) {
             rx.skip_before(s, to);
         }

@@ -285,8 +285,6 @@ pub struct InboxStats {
 struct Feed {
     /// The first object delivered; `None` until it is known.
     start: Option<u32>,
-    /// The lowest object heard of before the start was known.
-    lowest: Option<u32>,
     /// The next object to deliver.
     next: u32,
     /// Objects complete and not yet delivered, by id.
@@ -336,25 +334,15 @@ impl Inbox {
         self.feeds.contains_key(&session) || self.feeds.len() < self.max_sessions
     }
 
-    /// An object of `session` was heard of (announced, or its first symbol):
-    /// before the start is known, the lowest such is a candidate for it.
-    pub fn heard(&mut self, session: SessionId, object: ObjectId) {
-        if let Some(f) = feed_of(&mut self.feeds, &mut self.stats, self.max_sessions, session)
-            && f.start.is_none()
-        {
-            f.lowest = Some(f.lowest.map_or(object.0, |l| l.min(object.0)));
-        }
-    }
-
-    /// Where delivery of `session` starts, if not yet decided: at the
-    /// sender's progress (the first object its first pass has not finished,
-    /// from its PROBE) or at the lowest object heard of, whichever is first.
-    /// Returns the start once decided (the receiver then skips what is
-    /// before it).
-    pub fn start_at(&mut self, session: SessionId, progress: ObjectId) -> Option<ObjectId> {
+    /// Where delivery of `session` starts, if not yet decided: at the first
+    /// object the sender still holds (PROBE's Retained, from its first
+    /// PROBE heard), so that a subscriber gets everything the publisher
+    /// retains and nothing it cannot. Returns the start once decided (the
+    /// receiver then skips what is before it).
+    pub fn start_at(&mut self, session: SessionId, retained: ObjectId) -> Option<ObjectId> {
         let f = feed_of(&mut self.feeds, &mut self.stats, self.max_sessions, session)?;
         if f.start.is_none() {
-            let start = f.lowest.map_or(progress.0, |l| l.min(progress.0));
+            let start = retained.0;
             f.start = Some(start);
             f.next = start;
             let stale: Vec<u32> = f.ready.range(..start).map(|(k, _)| *k).collect();
@@ -365,8 +353,39 @@ impl Inbox {
                 }
             }
             f.failed = f.failed.split_off(&start);
+            // What completed before the start was known goes out now.
+            self.deliver(session);
         }
-        f.start.map(ObjectId)
+        self.feeds.get(&session).and_then(|f| f.start).map(ObjectId)
+    }
+
+    /// The sender of `session` no longer holds the objects before
+    /// `retained`: those this subscriber has go out, the others are a gap
+    /// at once (no gap timeout: they cannot come). Returns where delivery
+    /// moved to past a gap, if it did.
+    pub fn sender_retains(&mut self, session: SessionId, retained: ObjectId) -> Option<ObjectId> {
+        let mut moved = None;
+        loop {
+            self.deliver(session);
+            let f = self.feeds.get_mut(&session)?;
+            if f.start.is_none() || f.ended || f.next >= retained.0 {
+                return moved;
+            }
+            let to = f
+                .ready
+                .range(f.next..)
+                .next()
+                .map_or(retained.0, |(k, _)| (*k).min(retained.0));
+            self.out.push_back(Delivery::Gap {
+                sender: session,
+                from: ObjectId(f.next),
+                to: ObjectId(to),
+            });
+            self.stats.gaps += 1;
+            f.next = to;
+            f.failed = f.failed.split_off(&to);
+            moved = Some(ObjectId(to));
+        }
     }
 
     /// The start of `session`, once decided.
@@ -391,9 +410,6 @@ impl Inbox {
         {
             self.stats.stale += 1;
             return;
-        }
-        if f.start.is_none() {
-            f.lowest = Some(f.lowest.map_or(object.0, |l| l.min(object.0)));
         }
         self.held += data.len();
         f.ready.insert(object.0, data);
@@ -689,10 +705,18 @@ mod tests {
         let all = objects(&mut out2);
         let s = SessionId(9);
         let mut inbox = Inbox::new(Duration::from_secs(1), 4);
-        // Completed backwards, after the start is known.
-        inbox.start_at(s, ObjectId(0));
+        // Completed backwards; the start (the sender holds everything) is
+        // known only after the last two.
         for (i, o) in all.iter().enumerate().rev() {
             inbox.handle_object(t0, s, ObjectId(i as u32), o.clone());
+            if i == all.len() - 2 {
+                assert!(inbox.poll().is_none(), "nothing before the start is known");
+                inbox.start_at(s, ObjectId(0));
+                assert!(inbox.pending() == 0, "object 0 is not there yet");
+            }
+            if i == 0 {
+                assert!(inbox.pending() > 0, "all out once object 0 is");
+            }
         }
         // A duplicate changes nothing.
         inbox.handle_object(t0, s, ObjectId(0), all[0].clone());
@@ -775,6 +799,42 @@ mod tests {
         ));
     }
 
+    /// What the sender says it no longer holds is a gap at once; what this
+    /// subscriber has of it still goes out first.
+    #[test]
+    fn what_the_sender_no_longer_holds_is_a_gap_at_once() {
+        let t0 = Instant::now();
+        let s = SessionId(3);
+        let mut out = Outbox::new(Batching::default());
+        let frames: Vec<Vec<u8>> = (0..6u8)
+            .map(|i| {
+                out.push_message(t0, &[i]);
+                out.flush();
+                out.poll_object().unwrap()
+            })
+            .collect();
+        let mut inbox = Inbox::new(Duration::from_secs(60), 2);
+        inbox.start_at(s, ObjectId(0));
+        for i in [1usize, 3, 5] {
+            inbox.handle_object(t0, s, ObjectId(i as u32), frames[i].clone());
+        }
+        assert!(inbox.poll().is_none(), "object 0 holds everything back");
+        assert_eq!(inbox.sender_retains(s, ObjectId(0)), None);
+        assert_eq!(inbox.sender_retains(s, ObjectId(4)), Some(ObjectId(3)));
+        let got: Vec<Delivery> = std::iter::from_fn(|| inbox.poll()).collect();
+        let seqs: Vec<String> = got
+            .iter()
+            .map(|d| match d {
+                Delivery::Message(m) => format!("m{}", m.seq),
+                Delivery::Gap { from, to, .. } => format!("gap{}-{}", from.0, to.0),
+                _ => "?".into(),
+            })
+            .collect();
+        // 4 is missing but the sender still holds it: it is waited for.
+        assert_eq!(seqs, ["gap0-1", "m1", "gap2-3", "m3"]);
+        assert_eq!(inbox.next_object(s), Some(ObjectId(4)));
+    }
+
     /// A late start skips what came before it; malformed frames are counted
     /// and delivered as gaps, never as data; sessions beyond the limit are
     /// refused.
@@ -791,9 +851,9 @@ mod tests {
                 out.poll_object().unwrap()
             })
             .collect();
-        inbox.heard(s, ObjectId(2));
         inbox.handle_object(t0, s, ObjectId(1), msgs[1].clone());
-        assert_eq!(inbox.start_at(s, ObjectId(3)), Some(ObjectId(1)));
+        // The sender holds objects 1 on: delivery starts there.
+        assert_eq!(inbox.start_at(s, ObjectId(1)), Some(ObjectId(1)));
         assert_eq!(
             inbox.start_at(s, ObjectId(0)),
             Some(ObjectId(1)),
@@ -828,8 +888,8 @@ mod tests {
             i.handle_object(t0, s, ObjectId(0), garbage);
             assert!(matches!(i.poll(), Some(Delivery::Gap { .. })));
         }
-        inbox.heard(SessionId(6), ObjectId(0));
-        inbox.heard(SessionId(7), ObjectId(0));
+        inbox.start_at(SessionId(6), ObjectId(0));
+        inbox.start_at(SessionId(7), ObjectId(0));
         assert!(!inbox.follows(SessionId(7)));
         assert_eq!(inbox.stats().sessions_refused, 1);
     }

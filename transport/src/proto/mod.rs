@@ -32,7 +32,7 @@ pub use hash::UNIT as HASH_UNIT;
 pub use reassemble::{Reassembled, Reassembler};
 pub use receiver::{
     Admission, BoundObject, DecodeJob, DecodedBlock, Destination, FailReason, Receiver,
-    ReceiverConfig, ReceiverEvent, ReceiverStats, RejectReason,
+    ReceiverConfig, ReceiverEvent, ReceiverStats, RejectReason, SenderProgress,
 };
 pub use sender::{
     BlockRequest, BuiltEncoder, EncoderRequest, MAX_REPAIR_OVERHEAD, MAX_REPAIR_SHARE, Rounds,

@@ -362,6 +362,18 @@ pub enum FailReason {
     Evicted,
 }
 
+/// Where a sender is, from its PROBEs ([`Receiver::sender_progress`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SenderProgress {
+    /// Objects in the session: ids 0 .. `objects`.
+    pub objects: u32,
+    /// The first object whose first pass is not finished.
+    pub progress: ObjectId,
+    /// The first object the sender still holds (the highest any PROBE
+    /// said): it answers nothing for those before.
+    pub retained: ObjectId,
+}
+
 /// Something the receiver hands to its application.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReceiverEvent {
@@ -498,6 +510,8 @@ struct SessionFb {
     group_counted: bool,
     objects: u32,
     progress: (u32, u8),
+    /// The first object the sender still holds (PROBE's Retained).
+    retained: u32,
     probe_ts: u64,
     probe_at: Instant,
     /// The sender's DATA counter at the last accepted PROBE; none before the
@@ -843,13 +857,14 @@ impl Receiver {
         }
     }
 
-    /// What the latest PROBE of `session` said: how many objects the session
-    /// has, and the first whose first pass is not finished (the sender's
-    /// progress). `None` before any PROBE (or without feedback).
-    pub fn sender_progress(&self, session: SessionId) -> Option<(u32, ObjectId)> {
-        self.fb
-            .get(&session)
-            .map(|f| (f.objects, ObjectId(f.progress.0)))
+    /// What the PROBEs of `session` said, as of the latest: see
+    /// [`SenderProgress`]. `None` before any PROBE (or without feedback).
+    pub fn sender_progress(&self, session: SessionId) -> Option<SenderProgress> {
+        self.fb.get(&session).map(|f| SenderProgress {
+            objects: f.objects,
+            progress: ObjectId(f.progress.0),
+            retained: ObjectId(f.retained),
+        })
     }
 
     /// Binds the receiver to a verified manifest: it accepts only `session`
@@ -1507,6 +1522,7 @@ impl Receiver {
             group_counted: false,
             objects: 0,
             progress: (0, 0),
+            retained: 0,
             probe_ts: p.timestamp_us,
             probe_at: now,
             probe_sent: None,
@@ -1631,6 +1647,8 @@ impl Receiver {
         } else {
             p.progress
         };
+        // It only grows (a reordered PROBE does not bring objects back).
+        f.retained = f.retained.max(p.retained);
         f.probe_ts = p.timestamp_us;
         f.probe_at = now;
         f.status_due = true;
@@ -2053,7 +2071,8 @@ impl ObjectTable {
         // Objects wholly behind the progress point, and the one it is in.
         let upto = f.progress.0.saturating_add(1).min(f.objects);
         let mut missing_info = 0;
-        for object in self.floor(session)..upto {
+        // Nothing before what the sender still holds: it would not answer.
+        for object in self.floor(session).max(f.retained)..upto {
             let key = (session, ObjectId(object));
             if self.is_done(key) || self.bound.as_ref().is_some_and(|b| !b.contains_key(&key.1)) {
                 continue;

@@ -1669,6 +1669,7 @@ impl Sender {
             group_log2: ((u64::BITS - (self.receivers.len() as u64).leading_zeros()) as u8)
                 .min(wire::feedback::MAX_GROUP_LOG2),
             hops: self.config.hops.max(1),
+            retained: self.retired,
         };
         self.stats.probes_sent += 1;
         if self.probe_times.len() >= PROBE_HISTORY {

@@ -10,7 +10,7 @@ use super::{
 };
 
 /// Length of a PROBE packet.
-pub const PROBE_LEN: usize = HEADER_LEN + 36 + CRC_LEN;
+pub const PROBE_LEN: usize = HEADER_LEN + 40 + CRC_LEN;
 /// Length of a STATUS packet.
 pub const STATUS_LEN: usize = HEADER_LEN + 40 + CRC_LEN;
 /// Bytes of a NACK before its entries.
@@ -68,6 +68,8 @@ pub mod probe {
     pub const HOPS: usize = 48;
     /// Reserved, zero.
     pub const RESERVED: Range<usize> = 49..52;
+    /// The first object the sender still holds (those before are retired).
+    pub const RETAINED: Range<usize> = 52..56;
 }
 
 /// STATUS field offsets, from the start of the datagram.
@@ -208,6 +210,10 @@ impl<T: AsRef<[u8]>> ProbePacket<T> {
     pub fn hops(&self) -> u8 {
         self.buffer.as_ref()[probe::HOPS]
     }
+    /// The first object the sender still holds.
+    pub fn retained(&self) -> u32 {
+        read_u32(self.buffer.as_ref(), probe::RETAINED)
+    }
     /// Whether the reserved bytes are zero, as they must be.
     pub fn reserved_zero(&self) -> bool {
         self.buffer.as_ref()[probe::RESERVED]
@@ -257,6 +263,10 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> ProbePacket<T> {
         b[probe::HOPS] = v;
         b[probe::RESERVED].fill(0);
     }
+    /// Sets the first object still held.
+    pub fn set_retained(&mut self, v: u32) {
+        put(self.buffer.as_mut(), probe::RETAINED, &v.to_be_bytes());
+    }
 }
 
 /// A PROBE: the sender's clock, progress and GRTT estimate.
@@ -284,6 +294,10 @@ pub struct ProbeRepr {
     /// The hop limit the sender's multicast leaves with (at least 1), so
     /// that receivers can send feedback as far as it came.
     pub hops: u8,
+    /// The first object the sender still holds, at most `objects`: it
+    /// answers nothing for the objects before (a feed's retired objects,
+    /// protocol.md §14.2; 0 in a file transfer).
+    pub retained: u32,
 }
 
 impl ProbeRepr {
@@ -307,6 +321,7 @@ impl ProbeRepr {
             flags: p.flags(),
             group_log2: p.group_log2(),
             hops: p.hops(),
+            retained: p.retained(),
         };
         r.check()?;
         Ok(r)
@@ -316,7 +331,7 @@ impl ProbeRepr {
         if self.flags & !PROBE_END != 0 {
             return Err(WireError::UnknownFlags);
         }
-        if self.group_log2 > MAX_GROUP_LOG2 || self.hops == 0 {
+        if self.group_log2 > MAX_GROUP_LOG2 || self.hops == 0 || self.retained > self.objects {
             return Err(WireError::OutOfRange);
         }
         Ok(())
@@ -338,6 +353,7 @@ impl ProbeRepr {
         p.set_flags(self.flags);
         p.set_group_log2(self.group_log2);
         p.set_hops(self.hops);
+        p.set_retained(self.retained);
         Ok(())
     }
 
