@@ -40,6 +40,23 @@ pub struct Pair {
     /// Steps in a row in which nothing happened.
     idle_steps: u32,
     buf: Vec<u8>,
+    /// One-way delay of every link, both ways ([`Pair::delayed`]).
+    delay: Duration,
+    /// Datagrams on their way: when they arrive, in what order they were
+    /// sent, where to, and their bytes.
+    flight: std::collections::BinaryHeap<std::cmp::Reverse<Flight>>,
+    flights: u64,
+}
+
+/// A datagram on its way: when it arrives, its number (so that ties keep
+/// the order sent), where to, and its bytes.
+type Flight = (Instant, u64, To, Vec<u8>);
+
+/// Where a datagram on its way goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum To {
+    Sender,
+    Receiver(usize),
 }
 
 impl Pair {
@@ -72,7 +89,41 @@ impl Pair {
             busy: false,
             idle_steps: 0,
             buf,
+            delay: Duration::ZERO,
+            flight: std::collections::BinaryHeap::new(),
+            flights: 0,
         }
+    }
+
+    /// Every datagram takes `one_way` to arrive, sender to receivers and
+    /// back (default: at once).
+    pub fn delayed(mut self, one_way: Duration) -> Self {
+        self.delay = one_way;
+        self
+    }
+
+    fn post(&mut self, to: To, data: &[u8]) {
+        self.flights += 1;
+        self.flight.push(std::cmp::Reverse((
+            self.now + self.delay,
+            self.flights,
+            to,
+            data.to_vec(),
+        )));
+    }
+
+    /// Hands over every datagram that has arrived by now.
+    fn land(&mut self) -> usize {
+        let mut n = 0;
+        while self.flight.peek().is_some_and(|f| f.0.0 <= self.now) {
+            let std::cmp::Reverse((_, _, to, data)) = self.flight.pop().expect("peeked");
+            match to {
+                To::Sender => self.sender.handle_datagram(self.now, &data),
+                To::Receiver(i) => self.receivers[i].handle_datagram(self.now, &data),
+            }
+            n += 1;
+        }
+        n
     }
 
     /// Receiver `i` loses the `n`-th datagram when `lose(i, n)`.
@@ -92,12 +143,20 @@ impl Pair {
     /// events are collected. False once nothing is left to do: nothing
     /// happened and no deadline.
     pub fn step(&mut self) -> bool {
+        self.step_within(None)
+    }
+
+    /// [`Pair::step`], with the clock jumping no further than `cap` (a
+    /// deadline of the test's own, such as when it next sends).
+    pub fn step_within(&mut self, cap: Option<Instant>) -> bool {
         self.steps += 1;
         let next = self
             .receivers
             .iter()
             .filter_map(Receiver::poll_timeout)
             .chain(self.sender.poll_timeout())
+            .chain(self.flight.peek().map(|f| f.0.0))
+            .chain(cap)
             .min();
         match next {
             Some(t) if t > self.now && !self.busy => self.now = t,
@@ -106,6 +165,7 @@ impl Pair {
             _ => {}
         }
         let now = self.now;
+        let landed = self.land();
         self.sender.handle_timeout(now);
         let mut emitted = 0;
         while emitted < BURST
@@ -113,9 +173,15 @@ impl Pair {
         {
             emitted += 1;
             self.sent += 1;
-            for (i, r) in self.receivers.iter_mut().enumerate() {
-                if !(self.lose)(i, self.sent) {
-                    r.handle_datagram(now, &self.buf[..len]);
+            for i in 0..self.receivers.len() {
+                if (self.lose)(i, self.sent) {
+                    continue;
+                }
+                if self.delay.is_zero() {
+                    self.receivers[i].handle_datagram(now, &self.buf[..len]);
+                } else {
+                    let d = self.buf[..len].to_vec();
+                    self.post(To::Receiver(i), &d);
                 }
             }
         }
@@ -124,6 +190,16 @@ impl Pair {
             self.receivers[i].handle_timeout(now);
             while let Some((len, to)) = self.receivers[i].poll_transmit(now, &mut self.buf) {
                 feedback += 1;
+                if !self.delay.is_zero() {
+                    let d = self.buf[..len].to_vec();
+                    self.post(To::Sender, &d);
+                    if to == Destination::Feedback {
+                        for j in (0..self.receivers.len()).filter(|&j| j != i) {
+                            self.post(To::Receiver(j), &d);
+                        }
+                    }
+                    continue;
+                }
                 self.sender.handle_datagram(now, &self.buf[..len]);
                 if to == Destination::Feedback {
                     for (j, peer) in self.receivers.iter_mut().enumerate() {
@@ -142,7 +218,7 @@ impl Pair {
         while self.sender.poll_event().is_some() {}
         // An unpaced sender may have more at once.
         self.busy = emitted == BURST;
-        let active = emitted > 0 || feedback > 0;
+        let active = emitted > 0 || feedback > 0 || landed > 0;
         self.idle_steps = if active { 0 } else { self.idle_steps + 1 };
         active || next.is_some()
     }

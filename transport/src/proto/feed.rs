@@ -69,6 +69,8 @@ pub struct Outbox {
     stream_len: u64,
     ready: VecDeque<Vec<u8>>,
     ended: bool,
+    /// When a frame was last cut.
+    cut_at: Option<Instant>,
 }
 
 impl Outbox {
@@ -84,6 +86,7 @@ impl Outbox {
             stream_len: 0,
             ready: VecDeque::new(),
             ended: false,
+            cut_at: None,
         }
     }
 
@@ -115,8 +118,14 @@ impl Outbox {
         self.count += 1;
         let seq = self.next_seq;
         self.next_seq += 1;
-        if self.open.len() >= self.batching.batch_bytes {
+        // Alone after a quiet flush delay, it goes at once: nothing is
+        // waiting to share its object, and batching would only delay it.
+        let quiet = self
+            .cut_at
+            .is_none_or(|t| now.saturating_duration_since(t) >= self.batching.flush_delay);
+        if self.open.len() >= self.batching.batch_bytes || (self.count == 1 && quiet) {
             self.flush();
+            self.cut_at = Some(now);
         }
         Some(seq)
     }
@@ -162,6 +171,7 @@ impl Outbox {
         if self.kind == FRAME_MESSAGES {
             self.open[9..13].copy_from_slice(&self.count.to_be_bytes());
         }
+        self.cut_at = self.since.max(self.cut_at);
         self.ready.push_back(std::mem::take(&mut self.open));
         self.kind = 0;
         self.count = 0;
@@ -192,6 +202,7 @@ impl Outbox {
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.poll_timeout().is_some_and(|t| t <= now) {
             self.flush();
+            self.cut_at = Some(now);
         }
     }
 
@@ -691,6 +702,13 @@ mod tests {
         assert!(out.poll_object().is_none(), "waits for its flush delay");
         out.handle_timeout(t0 + Duration::from_millis(5));
         assert!(out.poll_object().is_some());
+        // Alone after a quiet flush delay, a message goes at once; the next
+        // one, soon after, waits to be batched.
+        let t1 = t0 + Duration::from_millis(20);
+        out.push_message(t1, b"alone");
+        assert!(out.poll_object().is_some(), "nothing to wait for");
+        out.push_message(t1 + Duration::from_millis(1), b"soon after");
+        assert!(out.poll_object().is_none());
         out.end();
         let mut out2 = Outbox::new(Batching {
             batch_bytes: 100,
