@@ -94,14 +94,17 @@ fn main() -> ExitCode {
         Command::Demo(args) => scenario::demo(&args),
         Command::Sim(args) => scenario::sim(&args),
         Command::Send(args) => {
-            groupcast::io::tune_allocator();
+            groupcast::io::tune_allocator(groupcast::io::AllocatorRole::Sender);
             net::send(&args)
         }
         Command::Recv(args) => {
-            groupcast::io::tune_allocator();
+            groupcast::io::tune_allocator(groupcast::io::AllocatorRole::Receiver);
             net::recv(&args)
         }
-        Command::Chat(args) => stream::chat(&args),
+        Command::Chat(args) => {
+            groupcast::io::tune_allocator(groupcast::io::AllocatorRole::Sender);
+            stream::chat(&args)
+        }
         Command::Id { path, part_size } => net::id(&path, part_size),
         Command::Channel { name } => {
             let verbose = cli.verbose > 0;

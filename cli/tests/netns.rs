@@ -968,9 +968,15 @@ fn a_stream_through_the_router_reaches_three_lossy_receivers_whole() {
             got.len(),
             want.len()
         );
-        assert_eq!(lab.stats(label)["gaps"], 0, "{label}");
+        let r = lab.stats(label);
+        assert_eq!(r["gaps"], 0, "{label}");
+        assert!(
+            r["peak_rss_bytes"].as_u64().unwrap() < 128 << 20,
+            "{label}: {r}"
+        );
     }
     let s = lab.stats("sender");
+    assert!(s["peak_rss_bytes"].as_u64().unwrap() < 128 << 20, "{s}");
     assert_eq!(s["confirmed"], true, "{s}");
     assert_eq!(s["receivers_tracked"], 3, "{s}");
     assert!(

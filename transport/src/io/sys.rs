@@ -340,26 +340,21 @@ pub(super) fn cpu_seconds() -> f64 {
     secs(ru.ru_utime) + secs(ru.ru_stime)
 }
 
-/// Tunes the C allocator for blocks of a megabyte or so (glibc only;
-/// elsewhere nothing). Buffers up to 4 MiB (blocks, decoders' matrices and
-/// results) come from the heap, and up to 32 MiB of freed heap is kept for
-/// the next ones, so that each block no longer costs a fresh mapping, a page
-/// fault and a zeroed page per 4 KiB, and an unmapping with its TLB flush:
-/// with every buffer of 256 KiB and more mapped by itself, those took a
-/// quarter of a receiver's CPU at 10% loss. The threshold is fixed, not
-/// glibc's default that rises to the largest buffer freed so far and then
-/// serves everything from heaps that never shrink; and one heap serves all
-/// threads, so that an encoder built on a worker and dropped on the sending
-/// thread (its symbols are small allocations) leaves no second heap
-/// fragmented. Peak RSS stays what a sender or receiver holds, plus at most
-/// the kept 32 MiB.
-pub fn tune_allocator() {
+/// See [`super::tune_allocator`].
+pub fn tune_allocator(role: super::AllocatorRole) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters; the values are valid
     // for these options, and it is called before other threads start.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 32 << 20);
+        match role {
+            super::AllocatorRole::Receiver => {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+                libc::mallopt(libc::M_TRIM_THRESHOLD, 32 << 20);
+            }
+            super::AllocatorRole::Sender => {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+            }
+        }
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
