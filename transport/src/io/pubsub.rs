@@ -282,34 +282,41 @@ impl PubShared {
 /// nobody tracked (false).
 type Live = (ObjectId, usize, Option<(Instant, bool)>);
 
-/// The publisher's driver: moves framed objects from the outbox into the
-/// sender, retires what the receivers acknowledged, and closes.
-fn drive_publisher(
-    sender: &mut Sender,
-    sock: &mut McastSocket,
-    shared: &PubShared,
-    retention: Retention,
-) -> Result<(), IoError> {
-    let mut live: VecDeque<Live> = VecDeque::new();
-    let mut error: Option<IoError> = None;
-    let mut closed_at: Option<Instant> = None;
-    let mut tick = |sender: &mut Sender| {
-        let now = Instant::now();
-        let mut st = lock(&shared.state);
+/// What a publisher's driver keeps between turns of its loop.
+#[derive(Default)]
+struct PubTurns {
+    live: VecDeque<Live>,
+    closed_at: Option<Instant>,
+}
+
+/// What one turn decided.
+struct Turn {
+    /// Stop the loop: the close timeout passed.
+    stop: bool,
+    /// Room was made in the window: writers waiting may go on.
+    freed: bool,
+    /// When the outbox next wants a turn.
+    wait: Duration,
+}
+
+impl PubTurns {
+    /// One turn of a publisher's driver, blocking or async alike: moves the
+    /// frames cut so far into the sender, retires what the receivers
+    /// acknowledged (after its retention), and closes the sender once the
+    /// outbox has ended.
+    fn turn(
+        &mut self,
+        sender: &mut Sender,
+        st: &mut PubState,
+        retention: &Retention,
+        now: Instant,
+    ) -> Result<Turn, IoError> {
         st.stats = sender.stats().clone();
         st.outbox.handle_timeout(now);
         while let Some(obj) = st.outbox.poll_object() {
             let len = obj.len();
-            match sender.add_object(obj, "") {
-                Ok(id) => live.push_back((id, len, None)),
-                Err(e) => {
-                    error = Some(e.into());
-                    return SendTick {
-                        stop: true,
-                        wait: None,
-                    };
-                }
-            }
+            let id = sender.add_object(obj, "")?;
+            self.live.push_back((id, len, None));
         }
         // What every receiver that counts has may go, after its retention.
         // With nobody heard yet, what the first pass sent waits at least
@@ -319,15 +326,20 @@ fn drive_publisher(
             (sender.stats().receivers_tracked == 0).then(|| sender.first_pass_progress())
         });
         if let Some(acked) = acked {
-            for o in live.iter_mut().take_while(|o| o.0 < acked) {
+            for o in self.live.iter_mut().take_while(|o| o.0 < acked) {
                 if o.2.is_none() {
                     o.2 = Some((now, confirmed.is_some()));
                 }
             }
         }
-        let mut kept: usize = live.iter().filter(|o| o.2.is_some()).map(|o| o.1).sum();
+        let mut kept: usize = self
+            .live
+            .iter()
+            .filter(|o| o.2.is_some())
+            .map(|o| o.1)
+            .sum();
         let mut retire = None;
-        while let Some(&(id, len, Some((at, by_all)))) = live.front() {
+        while let Some(&(id, len, Some((at, by_all)))) = self.live.front() {
             let age = now.saturating_duration_since(at);
             let due = if by_all {
                 kept > retention.bytes || age >= retention.time
@@ -338,37 +350,68 @@ fn drive_publisher(
                 break;
             }
             kept -= len;
-            live.pop_front();
+            self.live.pop_front();
             st.unacked -= len;
             retire = Some(ObjectId(id.0 + 1));
         }
         if let Some(upto) = retire {
             sender.retire_before(upto);
-            shared.cond.notify_all();
         }
+        let mut stop = false;
         if st.closing && st.outbox.is_ended() && st.outbox.poll_timeout().is_none() {
-            if closed_at.is_none() {
-                closed_at = Some(now);
+            if self.closed_at.is_none() {
+                self.closed_at = Some(now);
                 sender.set_open(false);
             }
-            if closed_at
-                .is_some_and(|c| now.saturating_duration_since(c) >= retention.close_timeout)
-            {
-                return SendTick {
-                    stop: true,
-                    wait: None,
-                };
-            }
+            stop = self
+                .closed_at
+                .is_some_and(|c| now.saturating_duration_since(c) >= retention.close_timeout);
         }
         let wait = st
             .outbox
             .poll_timeout()
-            .map(|t| t.saturating_duration_since(now))
-            .unwrap_or(Duration::from_millis(20))
-            .min(Duration::from_millis(20));
-        SendTick {
-            stop: shared.abort.load(Ordering::Relaxed),
-            wait: Some(wait),
+            .map_or(TURN, |t| t.saturating_duration_since(now))
+            .min(TURN);
+        Ok(Turn {
+            stop,
+            freed: retire.is_some(),
+            wait,
+        })
+    }
+}
+
+/// Longest a driver goes without a turn.
+const TURN: Duration = Duration::from_millis(20);
+
+/// The publisher's driver: its loop, with a turn of [`PubTurns`] each time
+/// round.
+fn drive_publisher(
+    sender: &mut Sender,
+    sock: &mut McastSocket,
+    shared: &PubShared,
+    retention: Retention,
+) -> Result<(), IoError> {
+    let mut turns = PubTurns::default();
+    let mut error: Option<IoError> = None;
+    let mut tick = |sender: &mut Sender| {
+        let mut st = lock(&shared.state);
+        match turns.turn(sender, &mut st, &retention, Instant::now()) {
+            Ok(t) => {
+                if t.freed {
+                    shared.cond.notify_all();
+                }
+                SendTick {
+                    stop: t.stop || shared.abort.load(Ordering::Relaxed),
+                    wait: Some(t.wait),
+                }
+            }
+            Err(e) => {
+                error = Some(e);
+                SendTick {
+                    stop: true,
+                    wait: None,
+                }
+            }
         }
     };
     let mut none = |req: crate::proto::BlockRequest| {
@@ -740,61 +783,55 @@ fn delivery_len(d: &Delivery) -> usize {
     }
 }
 
-fn drive_subscriber(
-    sock: &mut McastSocket,
-    config: ReceiverConfig,
-    shared: &SubShared,
-    queue: usize,
-    gap_timeout: Duration,
-    max_publishers: usize,
-) -> Result<(), IoError> {
-    let mut receiver = Receiver::new(config);
-    let mut objects = Reassembler::new();
-    let inbox = std::cell::RefCell::new(Inbox::new(gap_timeout, max_publishers));
-    // Sessions heard of whose start is not decided yet, and all seen.
-    let waiting = std::cell::RefCell::new(HashSet::<SessionId>::new());
-    let seen = std::cell::RefCell::new(HashSet::<SessionId>::new());
-    let hand_out = |inbox: &mut Inbox| {
-        if inbox.pending() == 0 {
-            return;
+/// What a subscriber's driver keeps, blocking or async alike: objects
+/// being put back together, the inbox, and the sessions heard of.
+struct SubCore {
+    objects: Reassembler,
+    inbox: Inbox,
+    /// Sessions heard of whose start is not decided yet.
+    waiting: HashSet<SessionId>,
+    seen: HashSet<SessionId>,
+}
+
+impl SubCore {
+    fn new(gap_timeout: Duration, max_publishers: usize) -> Self {
+        Self {
+            objects: Reassembler::new(),
+            inbox: Inbox::new(gap_timeout, max_publishers),
+            waiting: HashSet::new(),
+            seen: HashSet::new(),
         }
-        let mut st = lock(&shared.state);
-        while let Some(d) = inbox.poll() {
-            st.queued += delivery_len(&d);
-            st.queue.push_back(d);
-        }
-        shared.cond.notify_all();
-    };
-    let on_event = |rx: &mut Receiver, e: ReceiverEvent| {
-        let now = Instant::now();
-        let mut inbox = inbox.borrow_mut();
+    }
+
+    /// One event of the receiver.
+    fn event(&mut self, e: ReceiverEvent, now: Instant) {
         let session = match &e {
             ReceiverEvent::ObjectAnnounced { session, .. }
             | ReceiverEvent::BlockDecoded { session, .. }
             | ReceiverEvent::ObjectComplete { session, .. }
             | ReceiverEvent::ObjectFailed { session, .. } => *session,
         };
-        if !inbox.follows(session) {
-            return Ok(std::ops::ControlFlow::Continue(()));
+        if !self.inbox.follows(session) {
+            return;
         }
-        if seen.borrow_mut().insert(session) {
-            waiting.borrow_mut().insert(session);
+        if self.seen.insert(session) {
+            self.waiting.insert(session);
         }
         if let ReceiverEvent::ObjectFailed { object, .. } = &e {
-            inbox.handle_failed(session, *object);
+            self.inbox.handle_failed(session, *object);
         }
-        if let Some(done) = objects.handle(e) {
-            inbox.handle_object(now, done.session, done.object, done.data);
+        if let Some(done) = self.objects.handle(e) {
+            self.inbox
+                .handle_object(now, done.session, done.object, done.data);
         }
-        let _ = rx;
-        hand_out(&mut inbox);
-        Ok(std::ops::ControlFlow::Continue(()))
-    };
-    let on_tick = |rx: &mut Receiver| {
-        let now = Instant::now();
-        let mut inbox = inbox.borrow_mut();
-        let mut waiting = waiting.borrow_mut();
-        waiting.retain(|&s| match rx.sender_progress(s) {
+    }
+
+    /// A turn of the driver: starts, gaps, and flow control while the
+    /// application has `queued` bytes it has not taken (more than `queue`:
+    /// hold every session's window). Returns when it wants the next turn.
+    fn tick(&mut self, rx: &mut Receiver, now: Instant, queued: usize, queue: usize) -> Duration {
+        let inbox = &mut self.inbox;
+        self.waiting.retain(|&s| match rx.sender_progress(s) {
             Some(p) => {
                 if let Some(start) = inbox.start_at(s, p.retained) {
                     rx.skip_before(s, start);
@@ -804,7 +841,7 @@ fn drive_subscriber(
             None => true,
         });
         // What the senders no longer hold cannot come: a gap at once.
-        for &s in seen.borrow().iter() {
+        for &s in &self.seen {
             if let Some(p) = rx.sender_progress(s)
                 && let Some(to) = inbox.sender_retains(s, p.retained)
             {
@@ -814,16 +851,8 @@ fn drive_subscriber(
         for (s, to) in inbox.handle_timeout(now) {
             rx.skip_before(s, to);
         }
-        hand_out(&mut inbox);
-        // Flow control: while the application lags, hold every session's
-        // window at the first object it has not been given.
-        let queued = {
-            let mut st = lock(&shared.state);
-            st.stats = (rx.stats().clone(), inbox.stats().clone());
-            st.queued
-        };
         let full = queued + inbox.held_bytes() > queue;
-        for &s in seen.borrow().iter() {
+        for &s in &self.seen {
             let at = if full {
                 inbox.next_object(s).map(|o| (o, 0))
             } else {
@@ -831,10 +860,58 @@ fn drive_subscriber(
             };
             rx.hold_window(s, at);
         }
-        let mut wait = Duration::from_millis(20);
+        let mut wait = TURN;
         if let Some(t) = inbox.poll_timeout() {
             wait = wait.min(t.saturating_duration_since(now));
         }
+        wait
+    }
+
+    /// Moves what the inbox has handed out into `st`'s queue; whether there
+    /// was any.
+    fn hand_out(&mut self, st: &mut SubState) -> bool {
+        if self.inbox.pending() == 0 {
+            return false;
+        }
+        while let Some(d) = self.inbox.poll() {
+            st.queued += delivery_len(&d);
+            st.queue.push_back(d);
+        }
+        true
+    }
+}
+
+fn drive_subscriber(
+    sock: &mut McastSocket,
+    config: ReceiverConfig,
+    shared: &SubShared,
+    queue: usize,
+    gap_timeout: Duration,
+    max_publishers: usize,
+) -> Result<(), IoError> {
+    let mut receiver = Receiver::new(config);
+    let core = std::cell::RefCell::new(SubCore::new(gap_timeout, max_publishers));
+    let hand_out = |core: &mut SubCore| {
+        if core.inbox.pending() > 0 {
+            core.hand_out(&mut lock(&shared.state));
+            shared.cond.notify_all();
+        }
+    };
+    let on_event = |_: &mut Receiver, e: ReceiverEvent| {
+        let mut core = core.borrow_mut();
+        core.event(e, Instant::now());
+        hand_out(&mut core);
+        Ok(std::ops::ControlFlow::Continue(()))
+    };
+    let on_tick = |rx: &mut Receiver| {
+        let mut core = core.borrow_mut();
+        let queued = {
+            let mut st = lock(&shared.state);
+            st.stats = (rx.stats().clone(), core.inbox.stats().clone());
+            st.queued
+        };
+        let wait = core.tick(rx, Instant::now(), queued, queue);
+        hand_out(&mut core);
         Some(wait)
     };
     let stop = || shared.stop.load(Ordering::Relaxed);
