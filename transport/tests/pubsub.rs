@@ -187,3 +187,150 @@ fn a_stream_and_large_messages_arrive_whole() {
     }
     assert!(publisher.close().unwrap().confirmed);
 }
+
+/// Acceptance 4 of the messages issue: the same message test under tokio,
+/// with the async handles (`send().await`, `recv().await`) and a stream
+/// through `AsyncWrite` and `AsyncRead`.
+#[test]
+fn the_async_handles_pass_the_message_test_under_tokio() {
+    use groupcast::io::pubsub::tokio as gt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if !available("the_async_handles") {
+        return;
+    }
+    let (_lab, ns) = lab(
+        "async",
+        &[("pa", 0), ("pb", 0), ("s0", 0), ("s5", 5), ("s15", 15)],
+    );
+    const EACH: u64 = 50_000;
+    // Each handle is opened on a thread that entered its namespace, and
+    // driven by that thread's runtime.
+    let run = |i: usize, ns: String| {
+        std::thread::spawn(move || {
+            enter(&ns);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                if i < 2 {
+                    let p = Publisher::builder("amsgs2", "e0")
+                        .rate_bits(200_000_000)
+                        .open_async()
+                        .unwrap();
+                    let me = p.session();
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    for seq in 0..EACH {
+                        let mut m = vec![i as u8];
+                        m.extend(message(i, seq));
+                        assert_eq!(p.send(&m).await.unwrap(), seq);
+                    }
+                    let report = p.close().await.unwrap();
+                    assert!(report.confirmed, "{report:?}");
+                    (Some(me), [0u64; 2], Vec::new())
+                } else {
+                    let s = Subscriber::builder("amsgs2", "e0").open_async().unwrap();
+                    let mut ids: Vec<SessionId> = Vec::new();
+                    let mut next = [0u64; 2];
+                    let mut ended = 0;
+                    while ended < 2 {
+                        let e = tokio::time::timeout(Duration::from_secs(120), s.next_event())
+                            .await
+                            .expect("events until both end")
+                            .unwrap();
+                        match e {
+                            Event::Message(m) => {
+                                // Its first byte names its publisher.
+                                let p = m.data[0] as usize;
+                                if ids.len() <= p {
+                                    ids.resize(p + 1, SessionId(0));
+                                }
+                                if ids[p] == SessionId(0) {
+                                    ids[p] = m.sender;
+                                }
+                                assert_eq!(ids[p], m.sender, "one publisher, one session");
+                                assert_eq!(m.seq, next[p], "in order, exactly once");
+                                assert_eq!(m.data[1..], message(p, m.seq));
+                                next[p] += 1;
+                            }
+                            Event::End { messages, .. } => {
+                                assert_eq!(messages, EACH);
+                                ended += 1;
+                            }
+                            e => panic!("unexpected {e:?}"),
+                        }
+                    }
+                    (None, next, ids)
+                }
+            })
+        })
+    };
+    let threads: Vec<_> = ns
+        .iter()
+        .enumerate()
+        .map(|(i, n)| run(i, n.clone()))
+        .collect();
+    let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let publishers: Vec<SessionId> = results.iter().filter_map(|r| r.0).collect();
+    for r in &results[2..] {
+        assert_eq!(r.1, [EACH, EACH]);
+        assert_eq!(
+            r.2, publishers,
+            "each publisher's messages under its own session"
+        );
+    }
+
+    // A stream through AsyncWrite and AsyncRead.
+    let data: Vec<u8> = (0..6_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let want = data.clone();
+    let reader = {
+        let n = ns[3].clone();
+        std::thread::spawn(move || {
+            enter(&n);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let mut r = Subscriber::builder("astream", "e0")
+                    .open_async()
+                    .unwrap()
+                    .into_stream();
+                let mut got = Vec::new();
+                tokio::time::timeout(Duration::from_secs(60), r.read_to_end(&mut got))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                got
+            })
+        })
+    };
+    let writer = {
+        let n = ns[0].clone();
+        std::thread::spawn(move || {
+            enter(&n);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let mut w = gt::Publisher::into_stream(
+                    Publisher::builder("astream", "e0")
+                        .rate_bits(200_000_000)
+                        .open_async()
+                        .unwrap(),
+                );
+                for chunk in data.chunks(70_001) {
+                    w.write_all(chunk).await.unwrap();
+                }
+                w.flush().await.unwrap();
+                w.close().await.unwrap()
+            })
+        })
+    };
+    assert!(writer.join().unwrap().confirmed);
+    assert!(reader.join().unwrap() == want, "the async stream differs");
+}

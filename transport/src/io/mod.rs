@@ -408,6 +408,24 @@ impl McastSocket {
         self.dest.into()
     }
 
+    /// Second handles on this socket and its feedback socket, as tokio
+    /// sockets (within a runtime), for the async drivers; this one keeps the
+    /// memberships.
+    #[cfg(feature = "tokio")]
+    fn tokio_sockets(
+        &self,
+    ) -> std::io::Result<(tokio::net::UdpSocket, Option<tokio::net::UdpSocket>)> {
+        use std::os::fd::AsFd;
+        let dup = |s: &UdpSocket| -> std::io::Result<tokio::net::UdpSocket> {
+            let std: std::net::UdpSocket = s.as_fd().try_clone_to_owned()?.into();
+            tokio::net::UdpSocket::from_std(std)
+        };
+        Ok((
+            dup(&self.socket)?,
+            self.feedback.as_ref().map(dup).transpose()?,
+        ))
+    }
+
     /// Remembers where `session`'s packets come from (the latest sessions only).
     fn learn_sender(&mut self, session: u64, mut from: SocketAddrV6) {
         if from.ip().is_unicast_link_local() {

@@ -40,6 +40,9 @@ use std::time::{Duration, Instant};
 
 use super::{IoError, McastSocket, NetConfig, SendTick};
 use crate::Channel;
+
+#[cfg(feature = "tokio")]
+pub mod tokio;
 use crate::proto::feed::{Batching, Delivery, Inbox, InboxStats, Message, Outbox};
 use crate::proto::{
     FeedbackConfig, FlowPolicy, Mode, ObjectId, Reassembler, Receiver, ReceiverConfig,
@@ -169,52 +172,18 @@ impl PublisherBuilder {
 
     /// Opens the socket and starts the driver thread.
     pub fn open(self) -> Result<Publisher, IoError> {
-        if !self.config.mode.has_feedback() {
-            return Err(IoError::Invalid(
-                "a publisher needs a mode with feedback (hybrid or nack): in carousel mode \
-                 nothing says when the receivers have an object, so memory cannot be bounded"
-                    .into(),
-            ));
-        }
-        let mut sender = Sender::new(self.config.clone())?;
-        sender.set_open(true);
-        let mut net = self.net.clone();
-        net.feedback = true;
-        let mut sock = McastSocket::sender(&net)?;
+        let (mut sender, mut sock, session, window, retention) = self.prepare()?;
         let shared = Arc::new(PubShared {
-            state: Mutex::new(PubState {
-                outbox: Outbox::new(self.batching),
-                unacked: 0,
-                closing: false,
-                done: false,
-                error: None,
-                stats: SenderStats::default(),
-            }),
+            state: Mutex::new(PubState::new(self.batching)),
             cond: Condvar::new(),
             wake: Mutex::new(None),
             abort: AtomicBool::new(false),
         });
-        let session = sender.config().session;
         let s = Arc::clone(&shared);
-        let (window, retain_bytes, retain_time, close_timeout) = (
-            self.window,
-            self.retain_bytes,
-            self.retain_time,
-            self.close_timeout,
-        );
         let thread = std::thread::Builder::new()
             .name("groupcast-pub".into())
             .spawn(move || {
-                let r = drive_publisher(
-                    &mut sender,
-                    &mut sock,
-                    &s,
-                    Retention {
-                        bytes: retain_bytes,
-                        time: retain_time,
-                        close_timeout,
-                    },
-                );
+                let r = drive_publisher(&mut sender, &mut sock, &s, retention);
                 let mut st = lock(&s.state);
                 st.stats = sender.stats().clone();
                 st.done = true;
@@ -240,6 +209,28 @@ impl PublisherBuilder {
             window,
         })
     }
+
+    /// The sender (open), its socket, and the settings a driver needs.
+    fn prepare(&self) -> Result<(Sender, McastSocket, SessionId, usize, Retention), IoError> {
+        if !self.config.mode.has_feedback() {
+            return Err(IoError::Invalid(
+                "a publisher needs a mode with feedback (hybrid or nack): in carousel mode \
+                 nothing says when the receivers have an object, so memory cannot be bounded"
+                    .into(),
+            ));
+        }
+        let mut sender = Sender::new(self.config.clone())?;
+        sender.set_open(true);
+        let mut net = self.net.clone();
+        net.feedback = true;
+        let sock = McastSocket::sender(&net)?;
+        let retention = Retention {
+            bytes: self.retain_bytes,
+            time: self.retain_time,
+            close_timeout: self.close_timeout,
+        };
+        Ok((sender, sock, self.config.session, self.window, retention))
+    }
 }
 
 /// Least time an object sent while no receiver was heard is kept, for
@@ -260,6 +251,59 @@ struct PubState {
     done: bool,
     error: Option<String>,
     stats: SenderStats,
+}
+
+impl PubState {
+    fn new(batching: Batching) -> Self {
+        Self {
+            outbox: Outbox::new(batching),
+            unacked: 0,
+            closing: false,
+            done: false,
+            error: None,
+            stats: SenderStats::default(),
+        }
+    }
+
+    /// Whether the application may still send, or why not.
+    fn check(&self) -> Result<(), IoError> {
+        if let Some(e) = &self.error {
+            return Err(IoError::Invalid(format!("the publisher stopped: {e}")));
+        }
+        if self.done {
+            return Err(IoError::Invalid("the publisher stopped".into()));
+        }
+        if self.outbox.is_ended() {
+            return Err(IoError::Invalid("the publisher is closed".into()));
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the outbox, counting what it framed as unacknowledged.
+    fn push<R>(&mut self, f: impl FnOnce(&mut Outbox, Instant) -> R) -> R {
+        let before = self.outbox.pending_bytes();
+        let r = f(&mut self.outbox, Instant::now());
+        self.unacked += self.outbox.pending_bytes().saturating_sub(before);
+        r
+    }
+
+    /// Ends the feed: what is batched goes out, then the end.
+    fn close(&mut self) {
+        self.outbox.end();
+        self.closing = true;
+    }
+
+    /// What `close` reports, once the driver is done.
+    fn report(&self) -> PublisherReport {
+        let s = &self.stats;
+        PublisherReport {
+            stats: s.clone(),
+            confirmed: s.receivers_tracked == 0
+                || s.receivers_timed_out + s.receivers_stalled == 0 && self.error.is_none(),
+            messages: self.outbox.messages(),
+            stream_len: self.outbox.stream_len(),
+        }
+    }
 }
 
 struct PubShared {
@@ -495,15 +539,7 @@ impl Publisher {
     ) -> Result<R, IoError> {
         let mut st = lock(&self.shared.state);
         loop {
-            if let Some(e) = &st.error {
-                return Err(IoError::Invalid(format!("the publisher stopped: {e}")));
-            }
-            if st.done {
-                return Err(IoError::Invalid("the publisher stopped".into()));
-            }
-            if st.outbox.is_ended() {
-                return Err(IoError::Invalid("the publisher is closed".into()));
-            }
+            st.check()?;
             // One item at least always fits: a message larger than the window
             // waits for an empty window.
             if st.unacked == 0 || st.unacked + len <= self.window {
@@ -516,9 +552,7 @@ impl Publisher {
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
-        let before = st.outbox.pending_bytes();
-        let r = f(&mut st.outbox, Instant::now());
-        st.unacked += st.outbox.pending_bytes().saturating_sub(before);
+        let r = st.push(f);
         drop(st);
         self.shared.wake();
         Ok(r)
@@ -560,11 +594,7 @@ impl Publisher {
     }
 
     fn finish(&mut self) -> Result<PublisherReport, IoError> {
-        {
-            let mut st = lock(&self.shared.state);
-            st.outbox.end();
-            st.closing = true;
-        }
+        lock(&self.shared.state).close();
         self.shared.wake();
         let result = match self.thread.take() {
             Some(t) => t.join().unwrap_or_else(|_| {
@@ -572,16 +602,8 @@ impl Publisher {
             }),
             None => Ok(()),
         };
-        let st = lock(&self.shared.state);
         result?;
-        let s = &st.stats;
-        Ok(PublisherReport {
-            stats: s.clone(),
-            confirmed: s.receivers_tracked == 0
-                || s.receivers_timed_out + s.receivers_stalled == 0 && st.error.is_none(),
-            messages: st.outbox.messages(),
-            stream_len: st.outbox.stream_len(),
-        })
+        Ok(lock(&self.shared.state).report())
     }
 
     /// This publisher as a `std::io::Write` stream.
@@ -715,27 +737,13 @@ impl SubscriberBuilder {
 
     /// Joins the channel and starts the driver thread.
     pub fn open(self) -> Result<Subscriber, IoError> {
-        let mut net = self.net.clone();
-        net.feedback = true;
-        let mut sock = McastSocket::receiver(&net)?;
+        let (mut sock, config, queue, gap, max) = self.prepare()?;
         let shared = Arc::new(SubShared {
-            state: Mutex::new(SubState {
-                stats: Default::default(),
-                queue: VecDeque::new(),
-                queued: 0,
-                done: false,
-                error: None,
-            }),
+            state: Mutex::new(SubState::default()),
             cond: Condvar::new(),
             stop: AtomicBool::new(false),
         });
         let s = Arc::clone(&shared);
-        let (config, queue, gap, max) = (
-            self.config.clone(),
-            self.queue,
-            self.gap_timeout,
-            self.max_publishers,
-        );
         let thread = std::thread::Builder::new()
             .name("groupcast-sub".into())
             .spawn(move || {
@@ -757,8 +765,23 @@ impl SubscriberBuilder {
             thread: Some(thread),
         })
     }
+
+    /// The joined socket and the settings a driver needs.
+    fn prepare(&self) -> Result<(McastSocket, ReceiverConfig, usize, Duration, usize), IoError> {
+        let mut net = self.net.clone();
+        net.feedback = true;
+        let sock = McastSocket::receiver(&net)?;
+        Ok((
+            sock,
+            self.config.clone(),
+            self.queue,
+            self.gap_timeout,
+            self.max_publishers,
+        ))
+    }
 }
 
+#[derive(Default)]
 struct SubState {
     /// The receiver's and the inbox's counters, as of the driver's last turn.
     stats: (ReceiverStats, InboxStats),
@@ -919,6 +942,102 @@ fn drive_subscriber(
     Ok(())
 }
 
+/// A delivery as the application sees it.
+fn event_of(d: Delivery) -> Event {
+    match d {
+        Delivery::Message(m) => Event::Message(m),
+        Delivery::Stream {
+            sender,
+            offset,
+            data,
+        } => Event::Stream {
+            sender,
+            offset,
+            data,
+        },
+        Delivery::Gap { sender, from, to } => Event::Gap { sender, from, to },
+        Delivery::End {
+            sender,
+            stream_len,
+            messages,
+        } => Event::End {
+            sender,
+            stream_len,
+            messages,
+        },
+    }
+}
+
+/// Where a stream reader is in the first publisher's stream it hears,
+/// blocking or async alike.
+#[derive(Debug, Default)]
+struct StreamState {
+    from: Option<SessionId>,
+    buf: Vec<u8>,
+    at: usize,
+    ended: bool,
+    expect: u64,
+}
+
+impl StreamState {
+    /// Copies what is buffered into `out`: `Some(n)` if there was something
+    /// to say (`Some(0)` at the end of the stream), `None` if an event is
+    /// needed first.
+    fn copy_out(&mut self, out: &mut [u8]) -> Option<usize> {
+        if self.at == self.buf.len() {
+            return (self.ended || out.is_empty()).then_some(0);
+        }
+        let n = out.len().min(self.buf.len() - self.at);
+        out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
+        self.at += n;
+        Some(n)
+    }
+
+    /// Takes one event: stream bytes of the publisher followed, a gap in
+    /// it (an error), or its end; others are ignored.
+    fn take(&mut self, e: Event) -> std::io::Result<()> {
+        match e {
+            Event::Stream {
+                sender,
+                offset,
+                data,
+            } if self.from.is_none_or(|f| f == sender) => {
+                self.from = Some(sender);
+                if offset != self.expect && self.expect != 0 {
+                    return Err(std::io::Error::other(format!(
+                        "the stream jumped from byte {} to {offset}",
+                        self.expect
+                    )));
+                }
+                self.expect = offset + data.len() as u64;
+                self.buf = data;
+                self.at = 0;
+            }
+            Event::Gap { sender, from, to } if self.from.is_none_or(|f| f == sender) => {
+                return Err(std::io::Error::other(format!(
+                    "part of the stream was lost (objects {}..{} of sender {:016x}): the \
+                     subscriber fell behind what the publisher retains",
+                    from.0, to.0, sender.0
+                )));
+            }
+            Event::End {
+                sender, stream_len, ..
+            } if self.from.is_none_or(|f| f == sender) => {
+                if self.from.is_some() && stream_len != self.expect {
+                    return Err(std::io::Error::other(format!(
+                        "the stream ended at byte {stream_len}, after {} were read",
+                        self.expect
+                    )));
+                }
+                self.from = Some(sender);
+                self.ended = true;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
 /// What a [`Subscriber`] hands out besides messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -1027,28 +1146,7 @@ impl Subscriber {
         loop {
             if let Some(d) = st.queue.pop_front() {
                 st.queued -= delivery_len(&d);
-                return Ok(match d {
-                    Delivery::Message(m) => Event::Message(m),
-                    Delivery::Stream {
-                        sender,
-                        offset,
-                        data,
-                    } => Event::Stream {
-                        sender,
-                        offset,
-                        data,
-                    },
-                    Delivery::Gap { sender, from, to } => Event::Gap { sender, from, to },
-                    Delivery::End {
-                        sender,
-                        stream_len,
-                        messages,
-                    } => Event::End {
-                        sender,
-                        stream_len,
-                        messages,
-                    },
-                });
+                return Ok(event_of(d));
             }
             if st.done {
                 return Err(RecvError::Stopped(
@@ -1107,11 +1205,7 @@ impl Subscriber {
     pub fn into_stream(self) -> SubscriberStream {
         SubscriberStream {
             subscriber: self,
-            from: None,
-            buf: Vec::new(),
-            at: 0,
-            ended: false,
-            expect: 0,
+            state: StreamState::default(),
             timeout: None,
         }
     }
@@ -1129,11 +1223,7 @@ impl Drop for Subscriber {
 /// A [`Subscriber`] reading one publisher's stream (`std::io::Read`).
 pub struct SubscriberStream {
     subscriber: Subscriber,
-    from: Option<SessionId>,
-    buf: Vec<u8>,
-    at: usize,
-    ended: bool,
-    expect: u64,
+    state: StreamState,
     timeout: Option<Duration>,
 }
 
@@ -1152,18 +1242,18 @@ impl SubscriberStream {
 
     /// The publisher whose stream this reads, once heard.
     pub fn sender(&self) -> Option<SessionId> {
-        self.from
+        self.state.from
     }
 }
 
 impl Read for SubscriberStream {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.at == self.buf.len() {
-            if self.ended || out.is_empty() {
-                return Ok(0);
+        loop {
+            if let Some(n) = self.state.copy_out(out) {
+                return Ok(n);
             }
-            let e = match self.subscriber.next_event(self.timeout) {
-                Ok(e) => e,
+            match self.subscriber.next_event(self.timeout) {
+                Ok(e) => self.state.take(e)?,
                 Err(RecvError::TimedOut) => {
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::TimedOut,
@@ -1171,50 +1261,8 @@ impl Read for SubscriberStream {
                     ));
                 }
                 Err(e) => return Err(std::io::Error::other(e)),
-            };
-            match e {
-                Event::Stream {
-                    sender,
-                    offset,
-                    data,
-                } if self.from.is_none_or(|f| f == sender) => {
-                    self.from = Some(sender);
-                    if offset != self.expect && self.expect != 0 {
-                        return Err(std::io::Error::other(format!(
-                            "the stream jumped from byte {} to {offset}",
-                            self.expect
-                        )));
-                    }
-                    self.expect = offset + data.len() as u64;
-                    self.buf = data;
-                    self.at = 0;
-                }
-                Event::Gap { sender, from, to } if self.from.is_none_or(|f| f == sender) => {
-                    return Err(std::io::Error::other(format!(
-                        "part of the stream was lost (objects {}..{} of sender {:016x}): the \
-                         subscriber fell behind what the publisher retains",
-                        from.0, to.0, sender.0
-                    )));
-                }
-                Event::End {
-                    sender, stream_len, ..
-                } if self.from.is_none_or(|f| f == sender) => {
-                    if self.from.is_some() && stream_len != self.expect {
-                        return Err(std::io::Error::other(format!(
-                            "the stream ended at byte {stream_len}, after {} were read",
-                            self.expect
-                        )));
-                    }
-                    self.from = Some(sender);
-                    self.ended = true;
-                }
-                _ => {}
             }
         }
-        let n = out.len().min(self.buf.len() - self.at);
-        out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
     }
 }
 

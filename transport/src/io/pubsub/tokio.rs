@@ -1,0 +1,650 @@
+//! The message and stream handles as async types (cargo feature `tokio`):
+//! [`Publisher`] and [`Subscriber`], with `send().await`, `recv().await`,
+//! and [`PublisherStream`] / [`SubscriberStream`] as `AsyncWrite` /
+//! `AsyncRead`. Each runs one tokio task that drives the same sans-IO core,
+//! and the same turns as the blocking handles, over tokio's UDP sockets, as
+//! quinn drives quinn-proto. Open them from within a runtime.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use groupcast::io::pubsub::{Publisher, Subscriber};
+//!
+//! let subscriber = Subscriber::builder("news", "eth0").open_async()?;
+//! let publisher = Publisher::builder("news", "eth0").open_async()?;
+//! publisher.send(b"hello, group").await?;
+//! let m = subscriber.recv().await?;
+//! assert_eq!(m.data, b"hello, group");
+//! publisher.close().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Unlike the blocking driver, the async one sends datagram by datagram
+//! (no `sendmmsg`, no UDP segmentation offload), decodes on its task, and
+//! sizes its feedback's hop limit from what the PROBEs announce (tokio's
+//! sockets give no arrival hop limit): use the blocking handles for the
+//! last bit of throughput.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use ::tokio::net::UdpSocket;
+use ::tokio::sync::Notify;
+use ::tokio::task::JoinHandle;
+
+use super::{
+    Event, PubState, PubTurns, PublisherBuilder, PublisherReport, RecvError, Retention, SubCore,
+    SubState, SubscriberBuilder, delivery_len, lock,
+};
+use crate::io::{IoError, MAX_FEEDBACK_HOPS, McastSocket};
+use crate::proto::feed::{Delivery, Message, Outbox};
+use crate::proto::{Receiver, Sender, SenderStats, SessionId};
+use crate::wire::MAX_DATAGRAM;
+
+struct Shared {
+    state: Mutex<PubState>,
+    /// Wakes the driver: something to send, or closing.
+    work: Notify,
+    /// Wakes writers: room in the window, or the driver stopped.
+    room: Notify,
+    /// `AsyncWrite` callers waiting for room.
+    wakers: Mutex<Vec<Waker>>,
+    abort: AtomicBool,
+}
+
+impl Shared {
+    fn wake_writers(&self) {
+        self.room.notify_waiters();
+        for w in lock(&self.wakers).drain(..) {
+            w.wake();
+        }
+    }
+}
+
+fn sock_err(context: &'static str) -> impl FnOnce(std::io::Error) -> IoError {
+    move |source| IoError::Socket {
+        context: context.into(),
+        source,
+    }
+}
+
+impl PublisherBuilder {
+    /// Opens the socket and starts the driver task on the current tokio
+    /// runtime (see [`crate::io::pubsub::tokio`]).
+    pub fn open_async(self) -> Result<Publisher, IoError> {
+        let (sender, sock, session, window, retention) = self.prepare()?;
+        let (udp, fb) = sock
+            .tokio_sockets()
+            .map_err(sock_err("handing the socket to tokio"))?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(PubState::new(self.batching)),
+            work: Notify::new(),
+            room: Notify::new(),
+            wakers: Mutex::new(Vec::new()),
+            abort: AtomicBool::new(false),
+        });
+        let s = Arc::clone(&shared);
+        let task = ::tokio::spawn(async move {
+            let r = drive_publisher(sender, sock, udp, fb, &s, retention).await;
+            let mut st = lock(&s.state);
+            st.done = true;
+            if let Err(e) = &r {
+                st.error = Some(e.to_string());
+            }
+            drop(st);
+            s.wake_writers();
+            r
+        });
+        Ok(Publisher {
+            shared,
+            task: Some(task),
+            session,
+            window,
+        })
+    }
+}
+
+async fn drive_publisher(
+    mut sender: Sender,
+    sock: McastSocket,
+    udp: UdpSocket,
+    fb: Option<UdpSocket>,
+    shared: &Shared,
+    retention: Retention,
+) -> Result<(), IoError> {
+    let dest: SocketAddr = sock.dest.into();
+    let mut turns = PubTurns::default();
+    let mut buf = vec![0u8; sender.config().max_datagram];
+    let mut fbuf = vec![0u8; MAX_DATAGRAM + 1];
+    loop {
+        let now = Instant::now();
+        // Feedback: STATUS on the sending socket, NACKs on the feedback group.
+        for s in std::iter::once(&udp).chain(fb.as_ref()) {
+            for _ in 0..1024 {
+                match s.try_recv_from(&mut fbuf) {
+                    Ok((n, from)) => sender.handle_feedback(now, Some(from.ip()), &fbuf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(sock_err("receiving feedback")(e)),
+                }
+            }
+        }
+        while sender.poll_event().is_some() {}
+        sender.handle_timeout(now);
+        let turn = {
+            let mut st = lock(&shared.state);
+            turns.turn(&mut sender, &mut st, &retention, now)?
+        };
+        if turn.freed {
+            shared.wake_writers();
+        }
+        if turn.stop || shared.abort.load(Ordering::Relaxed) || sender.is_finished() {
+            return Ok(());
+        }
+        // Everything due now, a datagram at a time.
+        let mut sent = 0;
+        while sent < 256
+            && let Some(len) = sender.poll_transmit(now, &mut buf)
+        {
+            match udp.send_to(&buf[..len], dest).await {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    ::tokio::time::sleep(Duration::from_micros(200)).await;
+                }
+                Err(e) => return Err(sock_err("sending")(e)),
+            }
+            sent += 1;
+        }
+        if sent == 256 {
+            ::tokio::task::yield_now().await;
+            continue;
+        }
+        let deadline = sender
+            .poll_timeout()
+            .map_or(now + turn.wait, |t| t.min(now + turn.wait))
+            .max(now);
+        let fb_ready = async {
+            match &fb {
+                Some(f) => f.readable().await,
+                None => std::future::pending().await,
+            }
+        };
+        ::tokio::select! {
+            _ = ::tokio::time::sleep_until(deadline.into()) => {}
+            _ = udp.readable() => {}
+            _ = fb_ready => {}
+            _ = shared.work.notified() => {}
+        }
+    }
+}
+
+/// A [`super::Publisher`] as an async type: see the module documentation.
+pub struct Publisher {
+    shared: Arc<Shared>,
+    task: Option<JoinHandle<Result<(), IoError>>>,
+    session: SessionId,
+    window: usize,
+}
+
+impl Publisher {
+    /// This publisher's session: what subscribers see as a message's sender.
+    pub fn session(&self) -> SessionId {
+        self.session
+    }
+
+    /// Room for `len` bytes now, or why not; with the outbox if there is.
+    fn try_room(&self, len: usize) -> Result<Option<std::sync::MutexGuard<'_, PubState>>, IoError> {
+        let st = lock(&self.shared.state);
+        st.check()?;
+        Ok((st.unacked == 0 || st.unacked + len <= self.window).then_some(st))
+    }
+
+    async fn with_room<R>(
+        &self,
+        len: usize,
+        f: impl FnOnce(&mut Outbox, Instant) -> R,
+    ) -> Result<R, IoError> {
+        loop {
+            let notified = self.shared.room.notified();
+            ::tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(mut st) = self.try_room(len)? {
+                let r = st.push(f);
+                drop(st);
+                self.shared.work.notify_one();
+                return Ok(r);
+            }
+            notified.await;
+        }
+    }
+
+    /// Sends one message; see [`super::Publisher::send`]. Waits while the
+    /// window is full.
+    pub async fn send(&self, msg: &[u8]) -> Result<u64, IoError> {
+        self.with_room(msg.len() + 4, |o, now| o.push_message(now, msg))
+            .await?
+            .ok_or_else(|| IoError::Invalid("a message of 4 GiB or more cannot be sent".into()))
+    }
+
+    /// Sends what is batched now.
+    pub fn flush(&self) {
+        lock(&self.shared.state).outbox.flush();
+        self.shared.work.notify_one();
+    }
+
+    /// The sender's counters so far.
+    pub fn stats(&self) -> SenderStats {
+        lock(&self.shared.state).stats.clone()
+    }
+
+    /// Ends the session; see [`super::Publisher::close`].
+    pub async fn close(mut self) -> Result<PublisherReport, IoError> {
+        lock(&self.shared.state).close();
+        self.shared.work.notify_one();
+        let result = match self.task.take() {
+            Some(t) => t
+                .await
+                .unwrap_or_else(|_| Err(IoError::Invalid("the publisher's task panicked".into()))),
+            None => Ok(()),
+        };
+        result?;
+        Ok(lock(&self.shared.state).report())
+    }
+
+    /// This publisher as an `AsyncWrite` stream.
+    pub fn into_stream(self) -> PublisherStream {
+        PublisherStream {
+            publisher: Some(self),
+        }
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            self.shared.abort.store(true, Ordering::Relaxed);
+            self.shared.work.notify_one();
+            t.abort();
+        }
+    }
+}
+
+/// A [`Publisher`]'s byte stream as `AsyncWrite`: `poll_write` is pending
+/// while the window is full; `poll_flush` sends what is buffered;
+/// `poll_shutdown` ends the stream (then [`PublisherStream::close`] waits
+/// for the receivers).
+pub struct PublisherStream {
+    publisher: Option<Publisher>,
+}
+
+impl PublisherStream {
+    /// Ends the stream and waits for every receiver heard from to confirm it.
+    pub async fn close(mut self) -> Result<PublisherReport, IoError> {
+        self.publisher
+            .take()
+            .expect("present until closed")
+            .close()
+            .await
+    }
+
+    /// The publisher's counters so far.
+    pub fn stats(&self) -> SenderStats {
+        self.publisher
+            .as_ref()
+            .map(Publisher::stats)
+            .unwrap_or_default()
+    }
+}
+
+impl AsyncWrite for PublisherStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let Some(p) = self.publisher.as_ref() else {
+            return Poll::Ready(Err(std::io::Error::other("the stream is closed")));
+        };
+        let n = buf.len().min(p.window.max(1));
+        // The waker goes in before the check, so that room made meanwhile wakes it.
+        lock(&p.shared.wakers).push(cx.waker().clone());
+        match p.try_room(n) {
+            Err(e) => Poll::Ready(Err(std::io::Error::other(e))),
+            Ok(None) => Poll::Pending,
+            Ok(Some(mut st)) => {
+                let taken = st.push(|o, now| o.push_stream(now, &buf[..n]));
+                drop(st);
+                p.shared.work.notify_one();
+                Poll::Ready(Ok(taken))
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if let Some(p) = &self.publisher {
+            p.flush();
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if let Some(p) = &self.publisher {
+            lock(&p.shared.state).close();
+            p.shared.work.notify_one();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+struct SubShared {
+    state: Mutex<SubState>,
+    /// Wakes `recv` callers: a delivery, or the driver stopped.
+    ready: Notify,
+    /// `AsyncRead` callers waiting.
+    wakers: Mutex<Vec<Waker>>,
+    /// Wakes the driver: the application took something (the window may
+    /// open again).
+    taken: Notify,
+    stop: AtomicBool,
+}
+
+impl SubShared {
+    fn wake_readers(&self) {
+        self.ready.notify_waiters();
+        for w in lock(&self.wakers).drain(..) {
+            w.wake();
+        }
+    }
+}
+
+impl SubscriberBuilder {
+    /// Joins the channel and starts the driver task on the current tokio
+    /// runtime (see [`crate::io::pubsub::tokio`]).
+    pub fn open_async(mut self) -> Result<Subscriber, IoError> {
+        // The task decodes: no worker threads to hand blocks to.
+        self.config.decode_threads = 0;
+        let (sock, config, queue, gap, max) = self.prepare()?;
+        let (udp, fb) = sock
+            .tokio_sockets()
+            .map_err(sock_err("handing the socket to tokio"))?;
+        let shared = Arc::new(SubShared {
+            state: Mutex::new(SubState::default()),
+            ready: Notify::new(),
+            wakers: Mutex::new(Vec::new()),
+            taken: Notify::new(),
+            stop: AtomicBool::new(false),
+        });
+        let s = Arc::clone(&shared);
+        let task = ::tokio::spawn(async move {
+            let r = drive_subscriber(sock, udp, fb, config, &s, queue, gap, max).await;
+            let mut st = lock(&s.state);
+            st.done = true;
+            if let Err(e) = &r {
+                st.error = Some(e.to_string());
+            }
+            drop(st);
+            s.wake_readers();
+            r
+        });
+        Ok(Subscriber {
+            shared,
+            task: Some(task),
+        })
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drive_subscriber(
+    mut sock: McastSocket,
+    udp: UdpSocket,
+    fb: Option<UdpSocket>,
+    config: crate::proto::ReceiverConfig,
+    shared: &SubShared,
+    queue: usize,
+    gap_timeout: Duration,
+    max_publishers: usize,
+) -> Result<(), IoError> {
+    use crate::io::{DATA, NACK, OBJECT_INFO, PROBE, packet_type, session_of};
+    let mut rx = Receiver::new(config);
+    let mut core = SubCore::new(gap_timeout, max_publishers);
+    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    let mut out = vec![0u8; crate::wire::DEFAULT_MAX_DATAGRAM];
+    let mut hops = 0u32;
+    let want_source = sock.source;
+    loop {
+        if shared.stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let now = Instant::now();
+        for _ in 0..1024 {
+            let (n, from) = match udp.try_recv_from(&mut buf) {
+                Ok(x) => x,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(sock_err("receiving")(e)),
+            };
+            let SocketAddr::V6(from) = from else { continue };
+            if want_source.is_some_and(|w| *from.ip() != w) {
+                continue;
+            }
+            let d = &buf[..n];
+            if packet_type(d).is_some_and(|t| !matches!(t, DATA | OBJECT_INFO | PROBE)) {
+                continue;
+            }
+            let rejected = rx.stats().packets_rejected;
+            rx.handle_datagram(now, d);
+            if let Some(session) = session_of(d)
+                && rx.stats().packets_rejected == rejected
+            {
+                sock.learn_sender(session, from);
+                // NACKs go as far as the PROBEs say they came from.
+                if packet_type(d) == Some(PROBE)
+                    && let Ok(p) = crate::wire::ProbePacket::new_checked(d)
+                    && let Some(f) = fb.as_ref()
+                {
+                    let want = (p.hops().max(1) as u32).min(MAX_FEEDBACK_HOPS);
+                    if want != hops
+                        && socket2::SockRef::from(f)
+                            .set_multicast_hops_v6(want)
+                            .is_ok()
+                    {
+                        hops = want;
+                    }
+                }
+            }
+            while let Some(e) = rx.poll_event() {
+                core.event(e, now);
+            }
+        }
+        if let Some(f) = fb.as_ref() {
+            for _ in 0..1024 {
+                match f.try_recv_from(&mut buf) {
+                    Ok((n, _)) if packet_type(&buf[..n]) == Some(NACK) => {
+                        rx.handle_datagram(now, &buf[..n]);
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(sock_err("receiving feedback")(e)),
+                }
+            }
+        }
+        if rx.poll_timeout().is_some_and(|t| t <= now) {
+            rx.handle_timeout(now);
+            while let Some(e) = rx.poll_event() {
+                core.event(e, now);
+            }
+        }
+        let queued = {
+            let mut st = lock(&shared.state);
+            st.stats = (rx.stats().clone(), core.inbox.stats().clone());
+            st.queued
+        };
+        let wait = core.tick(&mut rx, now, queued, queue);
+        if core.hand_out(&mut lock(&shared.state)) {
+            shared.wake_readers();
+        }
+        // Feedback: NACKs to the feedback group, STATUS to the sender.
+        if let Some(f) = fb.as_ref() {
+            while let Some((len, to)) = rx.poll_transmit(now, &mut out) {
+                let dest = match to {
+                    crate::proto::Destination::Feedback => Some(sock.feedback_dest),
+                    crate::proto::Destination::Sender => {
+                        session_of(&out[..len]).and_then(|s| sock.sender_of(s))
+                    }
+                };
+                if let Some(d) = dest {
+                    let _ = f.try_send_to(&out[..len], d.into());
+                }
+            }
+        }
+        let deadline = rx
+            .poll_timeout()
+            .map_or(now + wait, |t| t.min(now + wait))
+            .max(now);
+        let fb_ready = async {
+            match &fb {
+                Some(f) => f.readable().await,
+                None => std::future::pending().await,
+            }
+        };
+        ::tokio::select! {
+            _ = ::tokio::time::sleep_until(deadline.into()) => {}
+            _ = udp.readable() => {}
+            _ = fb_ready => {}
+            _ = shared.taken.notified() => {}
+        }
+    }
+}
+
+/// A [`super::Subscriber`] as an async type: see the module documentation.
+pub struct Subscriber {
+    shared: Arc<SubShared>,
+    task: Option<JoinHandle<Result<(), IoError>>>,
+}
+
+impl Subscriber {
+    fn take(&self) -> Result<Option<Event>, RecvError> {
+        let mut st = lock(&self.shared.state);
+        if let Some(d) = st.queue.pop_front() {
+            st.queued -= delivery_len(&d);
+            drop(st);
+            self.shared.taken.notify_one();
+            return Ok(Some(super::event_of(d)));
+        }
+        if st.done {
+            return Err(RecvError::Stopped(
+                st.error.clone().unwrap_or_else(|| "stopped".into()),
+            ));
+        }
+        Ok(None)
+    }
+
+    /// The next event; see [`super::Subscriber::next_event`].
+    pub async fn next_event(&self) -> Result<Event, RecvError> {
+        loop {
+            let ready = self.shared.ready.notified();
+            ::tokio::pin!(ready);
+            ready.as_mut().enable();
+            if let Some(e) = self.take()? {
+                return Ok(e);
+            }
+            ready.await;
+        }
+    }
+
+    /// The next message, in order per publisher; see
+    /// [`super::Subscriber::recv`].
+    pub async fn recv(&self) -> Result<Message, RecvError> {
+        loop {
+            match self.next_event().await? {
+                Event::Message(m) => return Ok(m),
+                Event::Gap { sender, from, to } => {
+                    return Err(RecvError::Gap {
+                        sender: sender.0,
+                        from: from.0,
+                        to: to.0,
+                    });
+                }
+                Event::Stream { .. } | Event::End { .. } => {}
+            }
+        }
+    }
+
+    /// The receiver's and the inbox's counters; see [`super::Subscriber::stats`].
+    pub fn stats(&self) -> (crate::proto::ReceiverStats, crate::proto::feed::InboxStats) {
+        lock(&self.shared.state).stats.clone()
+    }
+
+    /// This subscriber as an `AsyncRead` of the first publisher's stream it
+    /// hears: reads 0 at its end; a gap is an error.
+    pub fn into_stream(self) -> SubscriberStream {
+        SubscriberStream {
+            subscriber: self,
+            state: super::StreamState::default(),
+        }
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        self.shared.taken.notify_one();
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+/// A [`Subscriber`] reading one publisher's stream (`AsyncRead`).
+pub struct SubscriberStream {
+    subscriber: Subscriber,
+    state: super::StreamState,
+}
+
+impl SubscriberStream {
+    /// The publisher whose stream this reads, once heard.
+    pub fn sender(&self) -> Option<SessionId> {
+        self.state.from
+    }
+}
+
+impl AsyncRead for SubscriberStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if let Some(n) = this.state.copy_out(out.initialize_unfilled()) {
+                out.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            lock(&this.subscriber.shared.wakers).push(cx.waker().clone());
+            match this.subscriber.take() {
+                Ok(Some(e)) => {
+                    if let Err(e) = this.state.take(e) {
+                        return Poll::Ready(Err(e));
+                    }
+                }
+                Ok(None) => return Poll::Pending,
+                Err(e) => return Poll::Ready(Err(std::io::Error::other(e))),
+            }
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send() {
+    fn is_send<T: Send>() {}
+    is_send::<Publisher>();
+    is_send::<Subscriber>();
+    let _ = VecDeque::<Delivery>::new();
+}
