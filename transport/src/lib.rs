@@ -15,8 +15,10 @@
 //!   (`groupcast-sim`) and the tests.
 //! - [`channel`]: channel names hashed to `ff1e::/16` group addresses.
 //! - `io` (cargo feature `net`, on by default): the socket driver (mio,
-//!   socket2) and file transfer. Without it the crate builds as the sans-IO
-//!   core alone.
+//!   socket2), file transfer, and `io::pubsub`, the message and stream
+//!   handles for applications (`Publisher`, `Subscriber`, `Endpoint`; async
+//!   ones under the cargo feature `tokio`). Without it the crate builds as
+//!   the sans-IO core alone.
 //!
 //! # Example
 //!

@@ -1046,3 +1046,50 @@ fn decode_jobs_deliver_what_inline_decoding_does() {
         "no failed attempt in 12 seeds: the retry path went untested"
     );
 }
+
+/// PROBE's Retained (protocol.md §13.1): a receiver asks for nothing of the
+/// objects before it, which the sender would not answer, and for what it
+/// lacks of the others as before.
+#[test]
+fn a_receiver_asks_for_nothing_the_sender_no_longer_holds() {
+    let files: Vec<Vec<u8>> = (0..4).map(|i| object(9_000, 20 + i)).collect();
+    let refs: Vec<(&[u8], &str)> = files.iter().map(|f| (f.as_slice(), "")).collect();
+    let packets = transfer(10, &refs, 1);
+    let asked = |retained: u32| {
+        let mut r = Receiver::new(ReceiverConfig {
+            id: 1,
+            ..ReceiverConfig::default()
+        });
+        let mut t = Instant::now();
+        // Every third datagram lost: every object lacks something.
+        for (i, p) in packets.iter().enumerate() {
+            if i % 3 != 2 {
+                r.handle_datagram(t, p);
+            }
+        }
+        let mut objects = std::collections::BTreeSet::new();
+        let mut out = vec![0u8; 1232];
+        for round in 0..20u64 {
+            let probe = emit_probe(groupcast::wire::ProbeRepr {
+                objects: 4,
+                progress: (4, 0),
+                flags: groupcast::wire::feedback::PROBE_END,
+                retained,
+                ..probe_of_session_10(round * 50_000)
+            });
+            r.handle_datagram(t, &probe);
+            for _ in 0..10 {
+                t += Duration::from_millis(5);
+                r.handle_timeout(t);
+                while let Some((n, _)) = r.poll_transmit(t, &mut out) {
+                    if let Ok(Repr::Nack(nack)) = Repr::parse(&out[..n]) {
+                        objects.extend(nack.entries.iter().map(|e| e.object));
+                    }
+                }
+            }
+        }
+        objects.into_iter().collect::<Vec<u32>>()
+    };
+    assert_eq!(asked(0), [0, 1, 2, 3], "everything is asked for");
+    assert_eq!(asked(2), [2, 3], "nothing before Retained");
+}
