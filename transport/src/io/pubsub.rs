@@ -289,7 +289,8 @@ impl PubState {
 
     /// Ends the feed: what is batched goes out, then the end.
     fn close(&mut self) {
-        self.outbox.end();
+        // The END frame counts like any other until it is retired.
+        self.push(|o, _| o.end());
         self.closing = true;
     }
 
@@ -395,7 +396,8 @@ impl PubTurns {
             }
             kept -= len;
             self.live.pop_front();
-            st.unacked -= len;
+            debug_assert!(st.unacked >= len, "what is retired was counted");
+            st.unacked = st.unacked.saturating_sub(len);
             retire = Some(ObjectId(id.0 + 1));
         }
         if let Some(upto) = retire {
@@ -814,6 +816,7 @@ struct SubCore {
     /// Sessions heard of whose start is not decided yet.
     waiting: HashSet<SessionId>,
     seen: HashSet<SessionId>,
+    max_publishers: usize,
 }
 
 impl SubCore {
@@ -823,6 +826,7 @@ impl SubCore {
             inbox: Inbox::new(gap_timeout, max_publishers),
             waiting: HashSet::new(),
             seen: HashSet::new(),
+            max_publishers,
         }
     }
 
@@ -873,6 +877,13 @@ impl SubCore {
         }
         for (s, to) in inbox.handle_timeout(now) {
             rx.skip_before(s, to);
+        }
+        // Sessions the inbox gave up (ended, to make room for others) are
+        // forgotten once they are many, so that a long-lived subscriber's
+        // set stays bounded.
+        if self.seen.len() > 2 * self.max_publishers {
+            self.seen.retain(|s| inbox.knows(*s));
+            self.waiting.retain(|s| inbox.knows(*s));
         }
         let full = queued + inbox.held_bytes() > queue;
         for &s in &self.seen {

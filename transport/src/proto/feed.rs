@@ -399,6 +399,12 @@ impl Inbox {
         }
     }
 
+    /// Whether the inbox holds `session`'s state (it drops an ended one to
+    /// make room for another).
+    pub fn knows(&self, session: SessionId) -> bool {
+        self.feeds.contains_key(&session)
+    }
+
     /// The start of `session`, once decided.
     pub fn start(&self, session: SessionId) -> Option<ObjectId> {
         self.feeds.get(&session).and_then(|f| f.start).map(ObjectId)
