@@ -762,11 +762,7 @@ fn send_loop(
         let wait = wait
             .min(tick.wait.unwrap_or(Duration::MAX))
             .min(Duration::from_millis(100));
-        if wait >= Duration::from_millis(2) {
-            // epoll counts whole milliseconds, rounded up: wake a little
-            // early, and sleep the rest below, rather than late.
-            wait_for(&mut poll, &mut events, wait - Duration::from_millis(1))?;
-        } else if wait >= Duration::from_millis(1) {
+        if wait >= Duration::from_millis(1) {
             wait_for(&mut poll, &mut events, wait)?;
         } else if !wait.is_zero() {
             // epoll counts whole milliseconds, rounded up: a pacing deadline

@@ -413,10 +413,20 @@ impl PubTurns {
                 .closed_at
                 .is_some_and(|c| now.saturating_duration_since(c) >= retention.close_timeout);
         }
+        // A flush deadline in whole milliseconds, rounded down: the loop's
+        // epoll rounds its timeout up, and would cut the batch late; the
+        // rest, under a millisecond, it sleeps.
         let wait = st
             .outbox
             .poll_timeout()
-            .map_or(TURN, |t| t.saturating_duration_since(now))
+            .map_or(TURN, |t| {
+                let w = t.saturating_duration_since(now);
+                if w >= Duration::from_millis(1) {
+                    Duration::from_millis(w.as_millis() as u64)
+                } else {
+                    w
+                }
+            })
             .min(TURN);
         Ok(Turn {
             stop,
