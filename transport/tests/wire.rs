@@ -222,6 +222,10 @@ fn feedback_packets_refuse_bad_fields() {
     let mut b = good.clone();
     b[16 + 31] = 33;
     assert_eq!(Repr::parse(&reseal(b)), Err(WireError::OutOfRange));
+    // Retained beyond the session's objects (2): forged.
+    let mut b = good.clone();
+    b[wire::feedback::probe::RETAINED].copy_from_slice(&3u32.to_be_bytes());
+    assert_eq!(Repr::parse(&reseal(b)), Err(WireError::OutOfRange));
     let mut b = good.clone();
     b.splice(good.len() - 4..good.len() - 4, [0u8; 4]);
     assert_eq!(Repr::parse(&reseal(b)), Err(WireError::BadLength));
