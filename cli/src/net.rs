@@ -494,7 +494,7 @@ fn run_exec(
 }
 
 /// This process's peak resident set (VmHWM), in bytes, or 0 if unknown.
-fn peak_rss_bytes() -> u64 {
+pub(crate) fn peak_rss_bytes() -> u64 {
     groupcast::io::process_status("VmHWM")
         .and_then(|v| v.trim_end_matches("kB").trim().parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)

@@ -10,7 +10,7 @@ use groupcast::io::pubsub::{Endpoint, Publisher, Subscriber};
 use groupcast_sim::units::parse_rate;
 
 use crate::args::{ChatArgs, RecvArgs, SendArgs};
-use crate::net::{bar, write_json};
+use crate::net::{bar, peak_rss_bytes, write_json};
 
 fn positive_secs(t: Option<f64>, flag: &str) -> Result<Option<Duration>, String> {
     match t {
@@ -130,9 +130,7 @@ pub fn send(args: &SendArgs, interrupted: &AtomicBool) -> Result<(), String> {
             "nacks_received": s.nacks_received,
             "confirmed": report.confirmed,
             "duration_s": secs,
-            "peak_rss_bytes": groupcast::io::process_status("VmHWM")
-                .and_then(|v| v.strip_suffix(" kB").map(str::trim).and_then(|k| k.parse::<u64>().ok()))
-                .map_or(0, |k| k * 1024),
+            "peak_rss_bytes": peak_rss_bytes(),
             "cpu_s": groupcast::io::cpu_seconds(),
         }),
     )?;
@@ -221,9 +219,7 @@ pub fn recv(args: &RecvArgs, interrupted: &AtomicBool) -> Result<(), String> {
             "gaps": inbox.gaps,
             "malformed": inbox.malformed,
             "duration_s": secs,
-            "peak_rss_bytes": groupcast::io::process_status("VmHWM")
-                .and_then(|v| v.strip_suffix(" kB").map(str::trim).and_then(|k| k.parse::<u64>().ok()))
-                .map_or(0, |k| k * 1024),
+            "peak_rss_bytes": peak_rss_bytes(),
             "cpu_s": groupcast::io::cpu_seconds(),
         }),
     )?;

@@ -963,32 +963,6 @@ fn drive_subscriber(
     Ok(())
 }
 
-/// A delivery as the application sees it.
-fn event_of(d: Delivery) -> Event {
-    match d {
-        Delivery::Message(m) => Event::Message(m),
-        Delivery::Stream {
-            sender,
-            offset,
-            data,
-        } => Event::Stream {
-            sender,
-            offset,
-            data,
-        },
-        Delivery::Gap { sender, from, to } => Event::Gap { sender, from, to },
-        Delivery::End {
-            sender,
-            stream_len,
-            messages,
-        } => Event::End {
-            sender,
-            stream_len,
-            messages,
-        },
-    }
-}
-
 /// Where a stream reader is in the first publisher's stream it hears,
 /// blocking or async alike.
 #[derive(Debug, Default)]
@@ -1059,41 +1033,12 @@ impl StreamState {
     }
 }
 
-/// What a [`Subscriber`] hands out besides messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// A message.
-    Message(Message),
-    /// The next bytes of a publisher's stream, at `offset` in it.
-    Stream {
-        /// The publisher's session.
-        sender: SessionId,
-        /// Where they start in its stream.
-        offset: u64,
-        /// The bytes.
-        data: Vec<u8>,
-    },
-    /// Something of `sender` could not be received (the subscriber fell
-    /// behind what the publisher retains, or joined after it was sent):
-    /// objects `from..to` are lost, and delivery goes on after them.
-    Gap {
-        /// The publisher's session.
-        sender: SessionId,
-        /// The first object lost.
-        from: ObjectId,
-        /// The first object after the gap.
-        to: ObjectId,
-    },
-    /// `sender` closed its session: nothing more comes from it.
-    End {
-        /// The publisher's session.
-        sender: SessionId,
-        /// Its stream's length.
-        stream_len: u64,
-        /// Messages it sent.
-        messages: u64,
-    },
-}
+/// What a [`Subscriber`] hands out, in order per publisher: a message,
+/// the next bytes of its stream, a gap (objects `from..to` could not be
+/// received: the subscriber fell behind what the publisher retains, or
+/// joined after they were sent; delivery goes on after them), or the end
+/// of its session. The inbox's deliveries, as they are.
+pub use crate::proto::feed::Delivery as Event;
 
 /// Why [`Subscriber::recv`] returned no message.
 #[derive(Debug, thiserror::Error)]
@@ -1167,7 +1112,7 @@ impl Subscriber {
         loop {
             if let Some(d) = st.queue.pop_front() {
                 st.queued -= delivery_len(&d);
-                return Ok(event_of(d));
+                return Ok(d);
             }
             if st.done {
                 return Err(RecvError::Stopped(

@@ -309,6 +309,26 @@ struct Feed {
     ended: bool,
 }
 
+impl Feed {
+    /// Delivery moves on to `to` past what is missing from `next`: a gap.
+    fn jump(
+        &mut self,
+        session: SessionId,
+        to: u32,
+        out: &mut VecDeque<Delivery>,
+        stats: &mut InboxStats,
+    ) {
+        out.push_back(Delivery::Gap {
+            sender: session,
+            from: ObjectId(self.next),
+            to: ObjectId(to),
+        });
+        stats.gaps += 1;
+        self.next = to;
+        self.failed = self.failed.split_off(&to);
+    }
+}
+
 /// The subscribing side: puts completed objects back in order, per session,
 /// and unframes them. It holds completed objects until those before them
 /// are delivered; its owner bounds that by holding the receiver's window
@@ -387,14 +407,7 @@ impl Inbox {
                 .range(f.next..)
                 .next()
                 .map_or(retained.0, |(k, _)| (*k).min(retained.0));
-            self.out.push_back(Delivery::Gap {
-                sender: session,
-                from: ObjectId(f.next),
-                to: ObjectId(to),
-            });
-            self.stats.gaps += 1;
-            f.next = to;
-            f.failed = f.failed.split_off(&to);
+            f.jump(session, to, &mut self.out, &mut self.stats);
             moved = Some(ObjectId(to));
         }
     }
@@ -469,14 +482,7 @@ impl Inbox {
                 continue;
             };
             if first > f.next {
-                self.out.push_back(Delivery::Gap {
-                    sender: s,
-                    from: ObjectId(f.next),
-                    to: ObjectId(first),
-                });
-                self.stats.gaps += 1;
-                f.next = first;
-                f.failed = f.failed.split_off(&first);
+                f.jump(s, first, &mut self.out, &mut self.stats);
                 moved.push((s, ObjectId(first)));
             }
             f.stuck_since = None;

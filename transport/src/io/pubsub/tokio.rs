@@ -165,22 +165,38 @@ async fn drive_publisher(
             ::tokio::task::yield_now().await;
             continue;
         }
-        let deadline = sender
-            .poll_timeout()
-            .map_or(now + turn.wait, |t| t.min(now + turn.wait))
-            .max(now);
-        let fb_ready = async {
-            match &fb {
-                Some(f) => f.readable().await,
-                None => std::future::pending().await,
-            }
-        };
-        ::tokio::select! {
-            _ = ::tokio::time::sleep_until(deadline.into()) => {}
-            _ = udp.readable() => {}
-            _ = fb_ready => {}
-            _ = shared.work.notified() => {}
+        wait_for(
+            &udp,
+            fb.as_ref(),
+            sender.poll_timeout(),
+            now + turn.wait,
+            &shared.work,
+        )
+        .await;
+    }
+}
+
+/// Waits, in a driver's loop, until the core's deadline (or `by`, if
+/// sooner), a datagram on either socket, or a word from the application.
+async fn wait_for(
+    udp: &UdpSocket,
+    fb: Option<&UdpSocket>,
+    deadline: Option<Instant>,
+    by: Instant,
+    woken: &Notify,
+) {
+    let deadline = deadline.map_or(by, |t| t.min(by));
+    let fb_ready = async {
+        match fb {
+            Some(f) => f.readable().await,
+            None => std::future::pending().await,
         }
+    };
+    ::tokio::select! {
+        _ = ::tokio::time::sleep_until(deadline.into()) => {}
+        _ = udp.readable() => {}
+        _ = fb_ready => {}
+        _ = woken.notified() => {}
     }
 }
 
@@ -504,22 +520,14 @@ async fn drive_subscriber(
                 }
             }
         }
-        let deadline = rx
-            .poll_timeout()
-            .map_or(now + wait, |t| t.min(now + wait))
-            .max(now);
-        let fb_ready = async {
-            match &fb {
-                Some(f) => f.readable().await,
-                None => std::future::pending().await,
-            }
-        };
-        ::tokio::select! {
-            _ = ::tokio::time::sleep_until(deadline.into()) => {}
-            _ = udp.readable() => {}
-            _ = fb_ready => {}
-            _ = shared.taken.notified() => {}
-        }
+        wait_for(
+            &udp,
+            fb.as_ref(),
+            rx.poll_timeout(),
+            now + wait,
+            &shared.taken,
+        )
+        .await;
     }
 }
 
@@ -536,7 +544,7 @@ impl Subscriber {
             st.queued -= delivery_len(&d);
             drop(st);
             self.shared.taken.notify_one();
-            return Ok(Some(super::event_of(d)));
+            return Ok(Some(d));
         }
         if st.done {
             return Err(RecvError::Stopped(
