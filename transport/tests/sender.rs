@@ -412,11 +412,12 @@ fn block_supplied_objects_send_the_same_datagrams_in_bounded_memory() {
             while let Some(req) = s.poll_encoder_request() {
                 s.handle_encoder(req.build());
             }
-            if let Some(n) = s.poll_transmit(now, &mut buf) {
+            let sent = s.poll_transmit(now, &mut buf);
+            if let Some(n) = sent {
                 out.push(buf[..n].to_vec());
-                continue;
             }
-            let mut any = false;
+            // Every block asked for is handed over before the next poll.
+            let mut any = sent.is_some();
             while let Some(BlockRequest {
                 object,
                 sbn,
@@ -1260,4 +1261,96 @@ fn validate_is_the_one_range_check() {
         ..SenderConfig::default()
     };
     assert_eq!(tiny.validate(), Err(SenderError::MaxDatagram(10)));
+}
+
+/// A driver slow to hand blocks over does not idle the first pass: while it
+/// reads a window's blocks, one every 8 datagrams, the sender goes on from
+/// the blocks of the window it holds (those asked for a window ahead), and
+/// the datagrams are those of the same object added whole, in another order.
+/// The buffers of blocks it lets go come back for the next reads.
+#[test]
+fn a_slow_block_source_does_not_idle_the_pass() {
+    use groupcast::{BlockRequest, Mode};
+    let data: Vec<u8> = (0..400_000u32).map(|i| (i * 31 % 253) as u8).collect();
+    let config = SenderConfig {
+        mode: Mode::Carousel,
+        max_datagram: 244, // T = 200
+        block_symbols: 20,
+        interleave: 16,
+        repair_overhead: 0.0,
+        rounds: Rounds::Fixed(1),
+        encoder_threads: 0,
+        ..SenderConfig::default()
+    };
+    let now = Instant::now();
+    let mut buf = vec![0u8; 244];
+    let mut whole = Sender::new(config.clone()).unwrap();
+    whole.add_object(data.clone(), "big").unwrap();
+    let mut expect = Vec::new();
+    while let Some(n) = whole.poll_transmit(now, &mut buf) {
+        expect.push(buf[..n].to_vec());
+    }
+    let mut s = Sender::new(config).unwrap();
+    let hash = *blake3::hash(&data).as_bytes();
+    let id = s.add_object_blocks(data.len() as u64, hash, "big").unwrap();
+    let (mut out, mut idle, mut queue) = (Vec::new(), 0, std::collections::VecDeque::new());
+    let mut reused = 0;
+    for polls in 0u64.. {
+        let sent = s.poll_transmit(now, &mut buf);
+        if let Some(n) = sent {
+            out.push(buf[..n].to_vec());
+        }
+        queue.extend(std::iter::from_fn(|| s.poll_block_request()));
+        // One block handed over every 8 datagrams (a read takes as long as
+        // sending 8), or at once when nothing could go.
+        if sent.is_some() && polls % 8 != 0 {
+            continue;
+        }
+        let Some(BlockRequest {
+            object,
+            sbn,
+            offset,
+            len,
+        }) = queue.pop_front()
+        else {
+            if sent.is_none() {
+                break;
+            }
+            continue;
+        };
+        assert_eq!(object, id);
+        if sent.is_none() && !out.is_empty() {
+            idle += 1;
+        }
+        let at = offset as usize;
+        // Read into a buffer of a block the sender let go, when there is one.
+        let mut block = match s.take_block_buffer() {
+            Some(b) => {
+                assert!(
+                    b.is_empty() && b.capacity() >= len,
+                    "an empty buffer with room"
+                );
+                reused += 1;
+                b
+            }
+            None => Vec::new(),
+        };
+        block.extend_from_slice(&data[at..at + len]);
+        s.handle_block(object, sbn, block).unwrap();
+    }
+    assert!(
+        reused > 50,
+        "evicted blocks' buffers are handed back ({reused})"
+    );
+    assert_eq!(out.len(), expect.len());
+    let (mut a, mut b) = (out.clone(), expect.clone());
+    a.sort();
+    b.sort();
+    assert!(a == b, "the same datagrams");
+    assert!(
+        out != expect,
+        "in another order: blocks not held were passed over"
+    );
+    // Only the first window (nothing held yet) waits for its blocks.
+    assert!(idle <= 4, "the pass idled {idle} times waiting for a block");
 }

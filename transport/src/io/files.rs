@@ -521,7 +521,13 @@ impl BlockReader<'_> {
     /// Open files kept (the least recently used closed first).
     const OPEN: usize = 16;
 
-    fn read(&mut self, req: crate::proto::BlockRequest) -> Result<Vec<u8>, IoError> {
+    /// Reads the block `req` names into `buf` (emptied first; a buffer of
+    /// the block's size is reused without a new allocation).
+    fn read(
+        &mut self,
+        req: crate::proto::BlockRequest,
+        mut buf: Vec<u8>,
+    ) -> Result<Vec<u8>, IoError> {
         let Some(segments) = (req.object.0 as usize)
             .checked_sub(1)
             .and_then(|i| self.objects.get(i))
@@ -532,7 +538,8 @@ impl BlockReader<'_> {
             )));
         };
         // Filled from the files without being zeroed first.
-        let mut buf = Vec::with_capacity(req.len);
+        buf.clear();
+        buf.reserve_exact(req.len);
         let (start, end) = (req.offset, req.offset + req.len as u64);
         let mut at = 0u64;
         for &(file, base, len) in segments {
@@ -659,7 +666,7 @@ pub fn send_path(
     let driver = super::run_sender_from(
         &mut sender,
         &mut sock,
-        &mut |req| reader.read(req),
+        &mut |req, buf| reader.read(req, buf),
         progress,
         stop,
     )?;
@@ -848,32 +855,44 @@ mod tests {
         };
         for round in 0..2 {
             for i in 0..20u32 {
-                let got = reader.read(req(i + 1, 100 * round, 10)).unwrap();
+                // A buffer handed back dirty is emptied first.
+                let got = reader
+                    .read(req(i + 1, 100 * round, 10), vec![0xaa; 40])
+                    .unwrap();
                 assert_eq!(got, vec![i as u8; 10]);
             }
         }
         assert!(reader.open.len() <= BlockReader::OPEN);
-        assert_eq!(reader.read(req(21, 10, 20)).unwrap(), &data[10..30]);
-        assert_eq!(reader.read(req(22, 10, 20)).unwrap(), &data[3010..3030]);
+        assert_eq!(
+            reader.read(req(21, 10, 20), Vec::new()).unwrap(),
+            &data[10..30]
+        );
+        assert_eq!(
+            reader.read(req(22, 10, 20), Vec::new()).unwrap(),
+            &data[3010..3030]
+        );
         assert!(
-            reader.read(req(22, 1990, 20)).is_err(),
+            reader.read(req(22, 1990, 20), Vec::new()).is_err(),
             "past the file's end"
         );
         let mut across = vec![0u8; 10];
         across.extend([1u8; 10]);
-        assert_eq!(reader.read(req(23, 990, 20)).unwrap(), across);
+        assert_eq!(reader.read(req(23, 990, 20), Vec::new()).unwrap(), across);
         assert!(
-            reader.read(req(23, 1990, 20)).is_err(),
+            reader.read(req(23, 1990, 20), Vec::new()).is_err(),
             "past the pack's end"
         );
         fs::write(&files[3].file, vec![3u8; 500]).unwrap();
-        let err = reader.read(req(4, 600, 100)).unwrap_err().to_string();
+        let err = reader
+            .read(req(4, 600, 100), Vec::new())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("shrank") && err.contains("f03"), "{err}");
         assert!(
-            reader.read(req(0, 0, 1)).is_err(),
+            reader.read(req(0, 0, 1), Vec::new()).is_err(),
             "object 0 is the manifest"
         );
-        assert!(reader.read(req(99, 0, 1)).is_err());
+        assert!(reader.read(req(99, 0, 1), Vec::new()).is_err());
         fs::remove_dir_all(&dir).unwrap();
     }
 

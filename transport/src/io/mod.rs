@@ -16,6 +16,7 @@ pub mod sink;
 mod sys;
 pub mod writer;
 
+use std::collections::VecDeque;
 use std::io::ErrorKind;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::ops::ControlFlow;
@@ -533,7 +534,7 @@ pub fn run_sender(
     progress: impl FnMut(&SenderStats),
     stop: impl FnMut(&SenderStats) -> bool,
 ) -> Result<DriverStats, IoError> {
-    let mut none = |req: crate::proto::BlockRequest| {
+    let mut none = |req: crate::proto::BlockRequest, _: Vec<u8>| {
         Err(IoError::Invalid(format!(
             "the sender asked for block {} of object {}, and no block source was given \
              (use run_sender_from for objects added with add_object_blocks)",
@@ -543,8 +544,11 @@ pub fn run_sender(
     run_sender_from(sender, sock, &mut none, progress, stop)
 }
 
-/// Reads the bytes of a block a sender asks for.
-pub type BlockSource<'a> = dyn FnMut(crate::proto::BlockRequest) -> Result<Vec<u8>, IoError> + 'a;
+/// Reads the bytes of a block a sender asks for, into the buffer it is
+/// given (empty, perhaps with room: one the sender let go,
+/// [`Sender::take_block_buffer`]), and returns that buffer.
+pub type BlockSource<'a> =
+    dyn FnMut(crate::proto::BlockRequest, Vec<u8>) -> Result<Vec<u8>, IoError> + 'a;
 
 /// [`run_sender`] for a sender with objects added with
 /// [`Sender::add_object_blocks`]: `source` reads each block it asks for, on
@@ -658,6 +662,8 @@ fn send_loop(
     let mut fbuf = vec![0u8; MAX_DATAGRAM + 1];
     let mut backoff = Duration::from_micros(100);
     let mut last_progress = Instant::now();
+    // Blocks the sender asked for, not read yet.
+    let mut reads: VecDeque<crate::proto::BlockRequest> = VecDeque::new();
     loop {
         let now = Instant::now();
         if now >= last_progress + Duration::from_millis(100) {
@@ -702,17 +708,22 @@ fn send_loop(
                 }
                 // Builds asked for by this batch go out at once; built ones come in.
                 exchange_encoders(sender, workers.as_deref_mut());
-                // Blocks it asked for, read now: it waits for them.
-                while let Some(req) = sender.poll_block_request() {
-                    let data = source(req)?;
+                // Blocks it asked for: one read a batch, and only in time the
+                // pacing leaves (a batch cut short), so that reads never
+                // hold up a full batch; the sender goes on from the blocks
+                // it holds meanwhile.
+                reads.extend(std::iter::from_fn(|| sender.poll_block_request()));
+                if filled < SEND_BATCH
+                    && let Some(req) = reads.pop_front()
+                {
+                    let buf = sender.take_block_buffer().unwrap_or_default();
+                    let data = source(req, buf)?;
                     sender.handle_block(req.object, req.sbn, data)?;
                     served = true;
                 }
                 if filled == 0 {
-                    if served {
-                        served = false;
-                        continue;
-                    }
+                    // Nothing to send: with a block just read, try again at
+                    // once, with the time and the pacing brought up to date.
                     break;
                 }
             }
@@ -748,7 +759,7 @@ fn send_loop(
             let w = backoff;
             backoff = (backoff * 2).min(Duration::from_millis(20));
             w
-        } else if first < filled || sender.is_finished() {
+        } else if first < filled || sender.is_finished() || served || !reads.is_empty() {
             Duration::ZERO
         } else {
             match sender.poll_timeout() {

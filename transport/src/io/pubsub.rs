@@ -470,7 +470,7 @@ fn drive_publisher(
             }
         }
     };
-    let mut none = |req: crate::proto::BlockRequest| {
+    let mut none = |req: crate::proto::BlockRequest, _: Vec<u8>| {
         Err(IoError::Invalid(format!(
             "the publisher was asked for block {} of object {}, which it holds whole",
             req.sbn, req.object.0

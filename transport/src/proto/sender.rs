@@ -99,6 +99,9 @@ pub struct SenderConfig {
 /// [`SenderConfig::lead_protection`].
 pub const LEAD_INFO_INTERVAL: u32 = 2;
 
+/// Buffers of evicted blocks kept for the driver's next reads.
+const SPARE_BLOCK_BUFFERS: usize = 2;
+
 /// DATA packets of later objects between two repeats of the first one (its
 /// OBJECT_INFO, then one of its source symbols, in turn) under
 /// [`SenderConfig::lead_protection`]: a receiver that missed the manifest has
@@ -388,11 +391,19 @@ struct LoadedBlocks {
     requests: VecDeque<BlockRequest>,
     capacity: usize,
     bytes: u64,
+    /// Buffers of evicted blocks nobody else held, emptied, for the driver
+    /// to read the next blocks into ([`Sender::take_block_buffer`]).
+    spare: Vec<Vec<u8>>,
 }
 
 struct Window {
     first: u32,
     plan: VecDeque<(u8, u32)>,
+    /// Symbols of the plan passed over because the driver had not handed
+    /// their block over yet, by block (`sbn - first`), in plan order.
+    deferred: Vec<VecDeque<u32>>,
+    /// The slot of `deferred` looked at first next: the blocks take turns.
+    next_deferred: usize,
     /// Hybrid first pass: the proactive repair is still to be sized (from
     /// the reports in by the time the window's planned symbols are out) and
     /// planned.
@@ -402,6 +413,20 @@ struct Window {
     /// asks for them at once, while the window's source symbols go out, so
     /// that its proactive repair does not wait on builds.
     encoders_asked: bool,
+}
+
+impl Window {
+    /// Whether symbols are left to send, planned or passed over.
+    fn pending(&self) -> bool {
+        !self.plan.is_empty() || self.deferred.iter().any(|d| !d.is_empty())
+    }
+}
+
+/// Where [`Sender::front_held`] took a symbol from.
+#[derive(Debug, Clone, Copy)]
+enum Pick {
+    Plan,
+    Deferred(usize),
 }
 
 /// What the sender knows of a receiver that reports (nack, hybrid).
@@ -547,6 +572,7 @@ impl Sender {
                 requests: VecDeque::new(),
                 capacity: config.interleave as usize + 8,
                 bytes: 0,
+                spare: Vec::new(),
             },
             t,
             repairs: codec_for(config.fec).makes_repair(),
@@ -648,10 +674,22 @@ impl Sender {
     }
 
     /// The next block the sender needs of an object added with
-    /// [`Sender::add_object_blocks`]. Poll after each `poll_transmit` that
-    /// returned `None`, and hand each over before the next.
+    /// [`Sender::add_object_blocks`]. Poll after each `poll_transmit`, and hand
+    /// each over with [`Sender::handle_block`] when it is read: until then the
+    /// first pass goes on from the blocks of its window that the sender holds,
+    /// and `poll_transmit` returns `None` only once it holds none it can send
+    /// from. A driver that hands each over before the next `poll_transmit`
+    /// gets the datagrams, in the order, of the same object added whole.
     pub fn poll_block_request(&mut self) -> Option<BlockRequest> {
         self.loaded.requests.pop_front()
+    }
+
+    /// An empty buffer that held a block the sender has let go (and nothing
+    /// else holds), to read the next block asked for into: reusing it spares
+    /// an allocation of the block's size and its page faults. `None` if
+    /// there is none; allocate then.
+    pub fn take_block_buffer(&mut self) -> Option<Vec<u8>> {
+        self.loaded.spare.pop()
     }
 
     /// Hands over a block the sender asked for. Refused (and not held) if it
@@ -680,6 +718,12 @@ impl Sender {
             };
             if let Some(b) = self.loaded.blocks.remove(&old) {
                 self.loaded.bytes -= b.len() as u64;
+                if self.loaded.spare.len() < SPARE_BLOCK_BUFFERS
+                    && let Ok(mut buf) = Arc::try_unwrap(b)
+                {
+                    buf.clear();
+                    self.loaded.spare.push(buf);
+                }
             }
         }
         self.loaded.bytes += data.len() as u64;
@@ -1798,10 +1842,10 @@ impl Sender {
             {
                 self.plan_proactive();
             }
-            let front = self.window.as_ref().and_then(|w| w.plan.front().copied());
-            if let Some((sbn, esi)) = front {
-                // A block the driver has not handed over yet: wait for it.
-                let bytes = self.block_bytes(self.cursor.object as u32, sbn)?;
+            if self.window.as_ref().is_some_and(Window::pending) {
+                // Blocks the driver has not handed over yet are passed over;
+                // with none held, wait for them.
+                let (sbn, esi, bytes, pick) = self.front_held()?;
                 if self.wants_info(self.cursor.object) {
                     return Some(self.emit_info(self.cursor.object, buf));
                 }
@@ -1815,7 +1859,10 @@ impl Sender {
                     self.lead.sent_other();
                 }
                 if let Some(w) = self.window.as_mut() {
-                    w.plan.pop_front();
+                    match pick {
+                        Pick::Plan => w.plan.pop_front(),
+                        Pick::Deferred(slot) => w.deferred[slot].pop_front().map(|e| (sbn, e)),
+                    };
                 }
                 let replay = self.cursor.round > 0;
                 let len = self.emit_data(self.cursor.object, sbn, esi, replay, &bytes, buf);
@@ -1826,6 +1873,45 @@ impl Sender {
                 return None;
             }
         }
+    }
+
+    /// The window's next symbol whose block the sender holds, and where it
+    /// is taken from. Symbols of blocks the driver has not handed over yet
+    /// (they are asked for) are passed over into `deferred`, up to
+    /// `interleave` of them a call, so that the pass goes on from the blocks
+    /// held while the driver reads the rest, instead of idling, and losing
+    /// its pacing, for each read; once their block is in, passed-over symbols
+    /// go first, the blocks taking turns. `None` if nothing within reach is
+    /// held.
+    fn front_held(&mut self) -> Option<(u8, u32, BlockBytes, Pick)> {
+        let object = self.cursor.object as u32;
+        let (first, slots, start) = {
+            let w = self.window.as_ref()?;
+            (w.first, w.deferred.len(), w.next_deferred)
+        };
+        for k in 0..slots {
+            let slot = (start + k) % slots;
+            let Some(&esi) = self.window.as_ref()?.deferred[slot].front() else {
+                continue;
+            };
+            let sbn = (first as usize + slot) as u8;
+            if let Some(bytes) = self.block_bytes(object, sbn) {
+                self.window.as_mut()?.next_deferred = (slot + 1) % slots;
+                return Some((sbn, esi, bytes, Pick::Deferred(slot)));
+            }
+        }
+        for _ in 0..=self.config.interleave.max(1) {
+            let (sbn, esi) = *self.window.as_ref()?.plan.front()?;
+            if let Some(bytes) = self.block_bytes(object, sbn) {
+                return Some((sbn, esi, bytes, Pick::Plan));
+            }
+            let w = self.window.as_mut()?;
+            let slot = (sbn as u32).checked_sub(first)? as usize;
+            let deferred = w.deferred.get_mut(slot)?;
+            deferred.push_back(esi);
+            w.plan.pop_front();
+        }
+        None
     }
 
     /// Moves to the next window, object or round. Returns false once finished
@@ -1946,6 +2032,8 @@ impl Sender {
         let mut window = Window {
             first,
             plan,
+            deferred: vec![VecDeque::new(); blocks.len()],
+            next_deferred: 0,
             proactive_due: repairs && proactive.is_some(),
             encoders_asked: !repairs,
         };
