@@ -98,7 +98,9 @@ fn main() -> ExitCode {
             net::send(&args)
         }
         Command::Recv(args) => {
-            groupcast::io::tune_allocator(groupcast::io::AllocatorRole::Receiver);
+            groupcast::io::tune_allocator(groupcast::io::AllocatorRole::Receiver {
+                decode_threads: net::decode_threads(&args),
+            });
             net::recv(&args)
         }
         Command::Chat(args) => {

@@ -351,9 +351,7 @@ fn recv_one(
         max_object_size: args.max_object_size,
         max_objects: args.max_objects.max(1),
         max_blocks_in_flight: args.max_blocks_in_flight.max(1),
-        decode_threads: args
-            .decode_threads
-            .map_or_else(default_decode_threads, |n| n as usize),
+        decode_threads: decode_threads(args),
         refused_sessions: seen.to_vec(),
         ..ReceiverConfig::default()
     };
@@ -507,7 +505,10 @@ pub fn id(path: &std::path::Path, part_size: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// `recv --decode-threads` by default: the available parallelism, at most 8.
-fn default_decode_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+/// `recv --decode-threads`, by default the available parallelism, at most 8.
+pub fn decode_threads(args: &RecvArgs) -> usize {
+    args.decode_threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
+        |n| n as usize,
+    )
 }

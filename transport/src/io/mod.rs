@@ -120,16 +120,23 @@ pub enum AllocatorRole {
     /// encoders of every size; served from the heap they fragmented it: a
     /// 2 GiB stream's sender grew to 211 MB instead of 103.)
     Sender,
-    /// A receiver: buffers up to 4 MiB (blocks, the decoders' matrices and
-    /// results) come from the heap, and up to 32 MiB of freed heap is kept
-    /// for the next ones. Mapping each block by itself cost a fresh mapping,
-    /// a fault and a zeroed page per 4 KiB, and an unmapping with its TLB
-    /// flush: a quarter of a receiver's CPU at 10% loss.
-    Receiver,
+    /// A receiver with `decode_threads` decode workers: buffers up to 4 MiB
+    /// (blocks, the decoders' matrices and results) come from the heap, and
+    /// up to 8 MiB of freed heap is kept for the next ones. Mapping each
+    /// block by itself cost a fresh mapping, a fault and a zeroed page per
+    /// 4 KiB, and an unmapping with its TLB flush: a quarter of a receiver's
+    /// CPU at 10% loss. The receiving thread, the writer and each decode
+    /// worker have a heap of their own: RaptorQ's solver allocates all the
+    /// time, and two workers sharing one heap decoded at 1.35 × one worker
+    /// instead of 1.6 × (`decode-bench`, 2 cores).
+    Receiver {
+        /// The decode workers the receiver will run.
+        decode_threads: usize,
+    },
 }
 
-/// Tunes glibc's allocator for a sender or a receiver (elsewhere nothing),
-/// and makes one heap serve all threads, so that what a worker builds and
+/// Tunes glibc's allocator for a sender or a receiver (elsewhere nothing).
+/// A sender's threads share one heap, so that what a worker builds and
 /// another thread frees leaves no second heap fragmented. Call it first
 /// thing in `main`, before any thread starts: `groupcast send` and `chat`
 /// do as senders, `recv` as a receiver.

@@ -347,15 +347,17 @@ pub fn tune_allocator(role: super::AllocatorRole) {
     // for these options, and it is called before other threads start.
     unsafe {
         match role {
-            super::AllocatorRole::Receiver => {
+            super::AllocatorRole::Receiver { decode_threads } => {
                 libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
-                libc::mallopt(libc::M_TRIM_THRESHOLD, 32 << 20);
+                libc::mallopt(libc::M_TRIM_THRESHOLD, 8 << 20);
+                let arenas = decode_threads.saturating_add(2).min(64) as libc::c_int;
+                libc::mallopt(libc::M_ARENA_MAX, arenas);
             }
             super::AllocatorRole::Sender => {
                 libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+                libc::mallopt(libc::M_ARENA_MAX, 1);
             }
         }
-        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 
