@@ -62,8 +62,11 @@ impl TreeHasher {
     }
 
     /// Adds `data` found at `offset`. The caller guarantees each byte is written
-    /// once and lies within the object.
-    pub(crate) fn write(&mut self, offset: u64, data: &[u8]) {
+    /// once and lies within the object. `cvs` may hold the chaining values of
+    /// some of the units `data` holds whole, computed already ([`unit_cvs`],
+    /// for example on a decode worker): those are taken as they are, the
+    /// rest are hashed here.
+    pub(crate) fn write_with(&mut self, offset: u64, data: &[u8], cvs: &[UnitCv]) {
         debug_assert!(offset + data.len() as u64 <= self.len);
         if let Some(small) = self.small.as_mut() {
             if small.buf.is_empty() {
@@ -83,7 +86,8 @@ impl TreeHasher {
             let take_end = uend.min(end);
             let slice = &data[(pos - offset) as usize..(take_end - offset) as usize];
             if pos == ustart && take_end == uend {
-                self.cvs[unit as usize] = Some(unit_cv(ustart, slice));
+                let known = cvs.iter().find(|c| c.0 == unit).map(|c| c.1);
+                self.cvs[unit as usize] = Some(known.unwrap_or_else(|| unit_cv(ustart, slice)));
             } else {
                 let p = self.partial.entry(unit).or_insert_with(|| Partial {
                     buf: vec![0; (uend - ustart) as usize],
@@ -131,6 +135,34 @@ impl TreeHasher {
     }
 }
 
+/// A unit's index in its object and its chaining value.
+pub(crate) type UnitCv = (u64, ChainingValue);
+
+/// The chaining values of the units that `data`, found at `offset` of an
+/// object of `len` bytes, holds whole, for [`TreeHasher::write_with`]. None
+/// for an object of one unit, which BLAKE3 hashes without a tree.
+pub(crate) fn unit_cvs(len: u64, offset: u64, data: &[u8]) -> Vec<UnitCv> {
+    if len <= UNIT {
+        return Vec::new();
+    }
+    let end = (offset + data.len() as u64).min(len);
+    let mut out = Vec::new();
+    let mut unit = offset.div_ceil(UNIT);
+    while unit * UNIT < end {
+        let (ustart, uend) = (unit * UNIT, ((unit + 1) * UNIT).min(len));
+        if uend > end {
+            break;
+        }
+        let at = (ustart - offset) as usize;
+        out.push((
+            unit,
+            unit_cv(ustart, &data[at..at + (uend - ustart) as usize]),
+        ));
+        unit += 1;
+    }
+    out
+}
+
 fn unit_cv(offset: u64, data: &[u8]) -> ChainingValue {
     let mut h = blake3::Hasher::new();
     h.set_input_offset(offset);
@@ -148,7 +180,7 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
         #[test]
-        fn equals_blake3_in_any_order(
+        fn equals_blake3_in_any_order_with_cvs_computed_apart_or_not(
             len in prop_oneof![0u64..3000, 60_000u64..70_000, 0u64..1_500_000],
             piece in 1u64..200_000,
             seed in any::<u64>(),
@@ -165,12 +197,45 @@ mod tests {
                 if i + 1 < pieces.len() {
                     prop_assert!(h.finish().is_none());
                 }
-                h.write(a, &data[a as usize..b as usize]);
+                // Every other piece comes with its whole units' chaining
+                // values computed apart, as a decode worker does.
+                let bytes = &data[a as usize..b as usize];
+                if i % 2 == 0 {
+                    h.write_with(a, bytes, &unit_cvs(len, a, bytes));
+                } else {
+                    h.write_with(a, bytes, &[]);
+                }
             }
             prop_assert_eq!(h.finish(), Some(blake3::hash(&data)));
             if len > UNIT {
                 prop_assert_eq!(h.buffered_bytes(), 0);
             }
         }
+    }
+
+    /// Chaining values computed apart are the ones used: with them, a block
+    /// whose whole units are zeroed still hashes to the object's hash.
+    #[test]
+    fn chaining_values_computed_apart_stand_for_their_units() {
+        let len = 5 * UNIT + 777;
+        let data: Vec<u8> = (0..len).map(|i| (i * 131 % 251) as u8).collect();
+        let (a, b) = (UNIT / 2, 4 * UNIT + 100);
+        let cvs = unit_cvs(len, a, &data[a as usize..b as usize]);
+        assert_eq!(cvs.iter().map(|c| c.0).collect::<Vec<_>>(), vec![1, 2, 3]);
+        let mut blanked = data[a as usize..b as usize].to_vec();
+        blanked[(UNIT - a) as usize..(4 * UNIT - a) as usize].fill(0);
+        let mut h = TreeHasher::new(len);
+        h.write_with(0, &data[..a as usize], &[]);
+        h.write_with(a, &blanked, &cvs);
+        h.write_with(
+            b,
+            &data[b as usize..],
+            &unit_cvs(len, b, &data[b as usize..]),
+        );
+        assert_eq!(h.finish(), Some(blake3::hash(&data)));
+        assert!(
+            unit_cvs(UNIT, 0, &data[..UNIT as usize]).is_empty(),
+            "one unit: no tree"
+        );
     }
 }

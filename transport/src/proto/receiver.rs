@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use groupcast_fec::{BlockDecoder, CodecSet, FecId, Oti, Push};
 
-use super::hash::TreeHasher;
+use super::hash::{TreeHasher, UnitCv, unit_cvs};
 use super::timer::BlockTimers;
 use super::{ObjectId, SessionId};
 use crate::wire::feedback::{NACK_NEED_INFO, PROBE_END, STATUS_COMPLETE, STATUS_ECHO};
@@ -644,13 +644,30 @@ pub struct DecodeJob {
     sbn: u8,
     ticket: u64,
     decoder: Box<dyn BlockDecoder>,
+    /// The object's length and the block's offset in it, if the object is
+    /// verified: the job then hashes what it decoded too.
+    hash: Option<(u64, u64)>,
 }
 
 impl DecodeJob {
-    /// Solves the block: CPU work (a RaptorQ decode), fit for any thread.
+    /// Solves the block, and hashes it for the object's verification: CPU
+    /// work (a RaptorQ decode, BLAKE3 of the block's whole 64 KiB units),
+    /// fit for any thread, which the receiving thread is then spared.
     pub fn run(mut self) -> DecodedBlock {
         let decoded = self.decoder.attempt();
-        DecodedBlock { job: self, decoded }
+        let mut out = None;
+        if decoded
+            && let Some((len, offset)) = self.hash
+            && let Some(data) = self.decoder.take_decoded()
+        {
+            let cvs = unit_cvs(len, offset, &data);
+            out = Some((data, cvs));
+        }
+        DecodedBlock {
+            job: self,
+            decoded,
+            out,
+        }
     }
 }
 
@@ -668,7 +685,12 @@ impl std::fmt::Debug for DecodeJob {
 pub struct DecodedBlock {
     job: DecodeJob,
     decoded: bool,
+    /// The block, taken out of its decoder, and its units' chaining values.
+    out: Option<Decoded>,
 }
+
+/// A decoded block's bytes and the chaining values of its whole units.
+type Decoded = (Vec<u8>, Vec<UnitCv>);
 
 struct Info {
     hash: [u8; 32],
@@ -753,7 +775,7 @@ impl Receiver {
     /// (failed, evicted, dropped by a session lock) is dropped. `now` is taken
     /// like every `handle_*` call's, though nothing here depends on it yet.
     pub fn handle_decoded(&mut self, _now: Instant, done: DecodedBlock) {
-        let DecodedBlock { job, decoded } = done;
+        let DecodedBlock { job, decoded, out } = done;
         let (key, sbn) = (job.key, job.sbn);
         let Some(o) = self.table.objects.get_mut(&key) else {
             return;
@@ -776,7 +798,7 @@ impl Receiver {
         self.stats.buffered_bytes += decoder.buffered_bytes() as u64;
         *slot = Slot::Active(decoder);
         if decoded {
-            self.block_decoded(key, sbn);
+            self.block_decoded(key, sbn, out);
             return;
         }
         self.stats.decode_retries += 1;
@@ -1133,6 +1155,11 @@ impl Receiver {
             return Ok(());
         };
         let t = o.oti.symbol_size() as usize;
+        let hash = o
+            .verify
+            .then(|| o.oti.block(sbn as u32))
+            .flatten()
+            .map(|b| (o.oti.transfer_length(), b.offset));
         let slot = &mut o.slots[sbn as usize];
         let decoder = match slot {
             Slot::Active(decoder) => decoder,
@@ -1188,20 +1215,21 @@ impl Receiver {
                     sbn,
                     ticket,
                     decoder,
+                    hash,
                 });
             }
             Push::Decoded => {
                 stats.symbols_accepted += 1;
-                self.block_decoded(key, sbn);
+                self.block_decoded(key, sbn, None);
             }
         }
         Ok(())
     }
 
     /// A block's decoder (active in its slot) has decoded: hands the block
-    /// out, hashes it, releases the decoder, and completes the object if it
-    /// was the last.
-    fn block_decoded(&mut self, key: Key, sbn: u8) {
+    /// out, hashes it (with what a decode job computed of it, `out`),
+    /// releases the decoder, and completes the object if it was the last.
+    fn block_decoded(&mut self, key: Key, sbn: u8, out: Option<Decoded>) {
         let Self {
             table: ObjectTable { objects, .. },
             in_flight,
@@ -1218,7 +1246,13 @@ impl Receiver {
             return;
         };
         let held = decoder.buffered_bytes() as u64;
-        let data = decoder.take_decoded().expect("decoded just now");
+        let (data, cvs) = match out {
+            Some(out) => out,
+            None => (
+                decoder.take_decoded().expect("decoded just now"),
+                Vec::new(),
+            ),
+        };
         // The decoder is released; only its output lives on, in the event.
         stats.buffered_bytes -= held.min(stats.buffered_bytes);
         *slot = Slot::Done;
@@ -1232,7 +1266,7 @@ impl Receiver {
             .expect("SBN validated by the parser");
         if o.verify {
             let hb = o.hasher.buffered_bytes() as u64;
-            o.hasher.write(block.offset, &data);
+            o.hasher.write_with(block.offset, &data, &cvs);
             let ha = o.hasher.buffered_bytes() as u64;
             stats.buffered_bytes = stats.buffered_bytes - hb + ha;
         }
