@@ -14,25 +14,12 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use groupcast_testing::netns::{self, Netns, run};
+
 /// Namespace tests share the machine's two cores: run one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 const BIN: &str = env!("CARGO_BIN_EXE_groupcast");
-
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {cmd}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
 
 /// Returns false (after saying so loudly) if the tests cannot run here.
 fn prerequisites(test: &str) -> bool {
@@ -41,46 +28,15 @@ fn prerequisites(test: &str) -> bool {
 
 /// [`prerequisites`], also requiring the commands in `extra`.
 fn prerequisites_with(test: &str, extra: &[&'static str]) -> bool {
-    let mut missing = Vec::new();
-    if !is_root() {
-        missing.push("root");
-    }
-    for &cmd in ["ip", "nft", "smcrouted"].iter().chain(extra) {
-        if !have(cmd) {
-            missing.push(cmd);
-        }
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    let msg = format!(
-        "network namespace test {test} cannot run: missing {} (install iproute2, nftables, smcroute, python3; run as root)",
-        missing.join(", ")
-    );
-    if std::env::var("GROUPCAST_REQUIRE_NETNS").is_ok_and(|v| v == "1") {
-        panic!("{msg}; GROUPCAST_REQUIRE_NETNS=1 forbids skipping");
-    }
-    eprintln!("\n!!!!!!!! SKIPPED: {msg} !!!!!!!!\n");
-    false
-}
-
-fn run(args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e}", args.join(" ")));
-    assert!(
-        out.status.success(),
-        "`{}` failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut need = vec!["smcrouted"];
+    need.extend_from_slice(extra);
+    netns::available_with(test, &need)
 }
 
 /// A set of namespaces and processes, torn down on drop.
 struct Lab {
-    tag: String,
-    namespaces: Vec<String>,
+    /// The namespaces (and the links, bridges and loss rules in them).
+    net: Netns,
     children: Vec<(String, Child)>,
     dir: PathBuf,
     /// Environment given to every process spawned from now on.
@@ -89,131 +45,53 @@ struct Lab {
 
 impl Lab {
     fn new(name: &str) -> Self {
-        let tag = format!("gc{}{}", std::process::id() % 100_000, name);
-        let dir = std::env::temp_dir().join(format!("groupcast-{tag}"));
+        let net = Netns::new(name);
+        let dir = std::env::temp_dir().join(format!("groupcast-{}", net.tag()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Self {
-            tag,
-            namespaces: Vec::new(),
+            net,
             children: Vec::new(),
             dir,
             env: Vec::new(),
         }
     }
 
-    /// Creates a namespace with loopback up and duplicate address detection off.
+    /// A namespace with loopback up and duplicate address detection off.
     fn ns(&mut self, name: &str) -> String {
-        let ns = format!("{}-{name}", self.tag);
-        run(&["ip", "netns", "add", &ns]);
-        self.namespaces.push(ns.clone());
-        run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
-        for key in ["all", "default"] {
-            run(&[
-                "ip",
-                "netns",
-                "exec",
-                &ns,
-                "sysctl",
-                "-qw",
-                &format!("net.ipv6.conf.{key}.accept_dad=0"),
-            ]);
-        }
-        ns
+        self.net.ns(name)
     }
 
     fn exec(&self, ns: &str, args: &[&str]) {
-        let mut full = vec!["ip", "netns", "exec", ns];
-        full.extend_from_slice(args);
-        run(&full);
+        self.net.exec(ns, args);
     }
 
-    /// A veth pair between two namespaces, both ends up.
-    ///
-    /// A veth hands a UDP segmentation offload (GSO) send to its peer whole,
-    /// where a real NIC puts each datagram on the wire by itself. With
-    /// `gso_max_segs 1` the kernel segments before transmitting, so each
-    /// datagram crosses the link, and meets the nftables drop rules, on its own.
+    /// A veth pair between two namespaces, both ends up, with `gso_max_segs
+    /// 1`: a veth hands a UDP segmentation offload (GSO) send to its peer
+    /// whole, where a real NIC puts each datagram on the wire by itself, so
+    /// the kernel segments first and each datagram crosses the link, and
+    /// meets the nftables drop rules, on its own.
     fn link(&self, a: &str, a_if: &str, b: &str, b_if: &str) {
-        run(&[
-            "ip", "link", "add", a_if, "netns", a, "type", "veth", "peer", "name", b_if, "netns", b,
-        ]);
-        for (ns, ifname) in [(a, a_if), (b, b_if)] {
-            run(&[
-                "ip",
-                "-n",
-                ns,
-                "link",
-                "set",
-                ifname,
-                "gso_max_segs",
-                "1",
-                "up",
-            ]);
-        }
+        self.net.link(a, a_if, b, b_if);
     }
 
     /// A bridge in `ns` with multicast snooping off, so it floods the group.
     fn bridge(&self, ns: &str) {
-        run(&[
-            "ip",
-            "-n",
-            ns,
-            "link",
-            "add",
-            "br0",
-            "type",
-            "bridge",
-            "mcast_snooping",
-            "0",
-        ]);
-        run(&["ip", "-n", ns, "link", "set", "br0", "up"]);
+        self.net.bridge(ns, &[]);
     }
 
     fn attach(&self, ns: &str, port: &str) {
-        run(&["ip", "-n", ns, "link", "set", port, "master", "br0"]);
+        self.net.attach(ns, port);
     }
 
     /// Drops `percent`% of the group's UDP packets arriving in `ns` (nftables numgen).
     fn drop_percent(&self, ns: &str, percent: u32) {
-        if percent == 0 {
-            return;
-        }
-        self.exec(ns, &["nft", "add", "table", "ip6", "gcloss"]);
-        self.exec(
-            ns,
-            &[
-                "nft",
-                "add chain ip6 gcloss input { type filter hook input priority 0; }",
-            ],
-        );
-        self.exec(
-            ns,
-            &["nft", &format!("add rule ip6 gcloss input udp dport 4242 numgen random mod 100 < {percent} counter drop")],
-        );
+        self.net.drop_percent(ns, percent);
     }
 
     /// Waits until an interface in `ns` has carrier and a multicast route.
     fn wait_link(&self, ns: &str, ifname: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let out = Command::new("ip")
-                .args(["-n", ns, "-6", "route", "show", "table", "local"])
-                .output()
-                .unwrap();
-            let link = Command::new("ip")
-                .args(["-n", ns, "link", "show", ifname])
-                .output()
-                .unwrap();
-            let routes = String::from_utf8_lossy(&out.stdout);
-            if String::from_utf8_lossy(&link.stdout).contains("LOWER_UP")
-                && routes.contains(&format!("ff00::/8 dev {ifname}"))
-            {
-                return;
-            }
-            assert!(Instant::now() < deadline, "{ns}/{ifname} did not come up");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.net.wait_link(ns, ifname);
     }
 
     fn spawn(&mut self, label: &str, ns: &str, args: &[&str]) {
@@ -456,18 +334,7 @@ impl Lab {
 
     /// Packets the loss rule in `ns` has dropped so far.
     fn dropped(&self, ns: &str) -> u64 {
-        let out = Command::new("ip")
-            .args(["netns", "exec", ns, "nft", "list", "table", "ip6", "gcloss"])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        let mut words = text.split_whitespace();
-        while let Some(w) = words.next() {
-            if w == "packets" {
-                return words.next().and_then(|n| n.parse().ok()).unwrap_or(0);
-            }
-        }
-        0
+        self.net.dropped(ns)
     }
 
     fn log(&self, label: &str) -> String {
@@ -486,15 +353,7 @@ impl Drop for Lab {
             let _ = child.kill();
             let _ = child.wait();
         }
-        for ns in &self.namespaces {
-            // Kill anything still running inside (smcrouted), then the namespace.
-            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
-                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    let _ = Command::new("kill").args(["-9", pid]).status();
-                }
-            }
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
+        // The namespaces go when `net` drops, after this.
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         } else {
@@ -1655,7 +1514,7 @@ fn feedback_blocked_at_the_router_falls_back_to_repair_rounds() {
     }
     let channel = "gc-test-blocked";
     let (mut lab, snd, rx) = router_lab("fb", channel, [0, 10, 25], true);
-    let rtr = format!("{}-rtr", lab.tag);
+    let rtr = format!("{}-rtr", lab.net.tag());
     lab.exec(&rtr, &["nft", "add", "table", "ip6", "gcblock"]);
     lab.exec(
         &rtr,

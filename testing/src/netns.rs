@@ -39,11 +39,16 @@ fn have(cmd: &str) -> bool {
 /// loudly and returns false, or panics under `GROUPCAST_REQUIRE_NETNS=1`
 /// (CI), where a network test must not skip.
 pub fn available(test: &str) -> bool {
+    available_with(test, &[])
+}
+
+/// [`available`], also requiring the commands in `extra` (`smcrouted`, say).
+pub fn available_with(test: &str, extra: &[&str]) -> bool {
     let mut missing = Vec::new();
     if !is_root() {
         missing.push("root");
     }
-    for cmd in ["ip", "nft"] {
+    for &cmd in ["ip", "nft"].iter().chain(extra) {
         if !have(cmd) {
             missing.push(cmd);
         }
@@ -52,7 +57,8 @@ pub fn available(test: &str) -> bool {
         return true;
     }
     let msg = format!(
-        "network namespace test {test} cannot run: missing {}",
+        "network namespace test {test} cannot run: missing {} (install iproute2, nftables, \
+         smcroute, python3; run as root)",
         missing.join(", ")
     );
     if std::env::var("GROUPCAST_REQUIRE_NETNS").is_ok_and(|v| v == "1") {
@@ -62,7 +68,11 @@ pub fn available(test: &str) -> bool {
     false
 }
 
-/// Namespaces made for one test, deleted on drop.
+/// The nftables table of [`Netns::drop_percent`]'s rule.
+pub const LOSS_TABLE: &str = "gtloss";
+
+/// Namespaces made for one test, deleted on drop (with whatever still runs
+/// inside them).
 pub struct Netns {
     tag: String,
     names: Vec<String>,
@@ -75,6 +85,18 @@ impl Netns {
             tag: format!("gt{}{name}", std::process::id() % 100_000),
             names: Vec::new(),
         }
+    }
+
+    /// What every namespace's name starts with (then `-` and its own name).
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+
+    /// Runs a command inside `ns`, panicking with its output if it fails.
+    pub fn exec(&self, ns: &str, args: &[&str]) {
+        let mut full = vec!["ip", "netns", "exec", ns];
+        full.extend_from_slice(args);
+        run(&full);
     }
 
     /// A namespace with loopback up and duplicate address detection off.
@@ -134,21 +156,59 @@ impl Netns {
         ]);
         run(&["ip", "-n", ns, "link", "set", "br0", "up"]);
         for port in ports {
-            run(&["ip", "-n", ns, "link", "set", port, "master", "br0"]);
+            self.attach(ns, port);
         }
     }
 
-    /// Drops `percent`% of UDP packets to port 4242 arriving in `ns`.
+    /// Attaches `port` in `ns` to its bridge ([`Netns::bridge`]).
+    pub fn attach(&self, ns: &str, port: &str) {
+        run(&["ip", "-n", ns, "link", "set", port, "master", "br0"]);
+    }
+
+    /// Drops `percent`% of UDP packets to port 4242 arriving in `ns`
+    /// (nftables `numgen`, counted: [`Netns::dropped`]).
     pub fn drop_percent(&self, ns: &str, percent: u32) {
         if percent == 0 {
             return;
         }
-        let nft = |rule: &str| run(&["ip", "netns", "exec", ns, "nft", rule]);
-        nft("add table ip6 gtloss");
-        nft("add chain ip6 gtloss input { type filter hook input priority 0; }");
-        nft(&format!(
-            "add rule ip6 gtloss input udp dport 4242 numgen random mod 100 < {percent} drop"
-        ));
+        self.exec(ns, &["nft", &format!("add table ip6 {LOSS_TABLE}")]);
+        self.exec(
+            ns,
+            &[
+                "nft",
+                &format!(
+                    "add chain ip6 {LOSS_TABLE} input {{ type filter hook input priority 0; }}"
+                ),
+            ],
+        );
+        self.exec(
+            ns,
+            &[
+                "nft",
+                &format!(
+                    "add rule ip6 {LOSS_TABLE} input udp dport 4242 numgen random mod 100 < \
+                     {percent} counter drop"
+                ),
+            ],
+        );
+    }
+
+    /// Packets the loss rule in `ns` has dropped so far (0 without one).
+    pub fn dropped(&self, ns: &str) -> u64 {
+        let out = Command::new("ip")
+            .args([
+                "netns", "exec", ns, "nft", "list", "table", "ip6", LOSS_TABLE,
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut words = text.split_whitespace();
+        while let Some(w) = words.next() {
+            if w == "packets" {
+                return words.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            }
+        }
+        0
     }
 
     /// Waits until `ifname` in `ns` has carrier and a multicast route.
@@ -178,6 +238,12 @@ impl Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         for ns in &self.names {
+            // Whatever still runs inside (smcrouted, say) first, then the namespace.
+            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
+                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-9", pid]).status();
+                }
+            }
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
     }
