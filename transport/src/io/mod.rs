@@ -660,6 +660,7 @@ fn send_loop(
     mut progress: impl FnMut(&SenderStats),
     on_tick: &mut dyn FnMut(&mut Sender) -> SendTick,
 ) -> Result<DriverStats, IoError> {
+    sys::precise_timers();
     let mut events = Events::with_capacity(16);
     let mut bufs = vec![vec![0u8; sender.config().max_datagram]; SEND_BATCH];
     let mut lens = [0usize; SEND_BATCH];
@@ -785,14 +786,20 @@ fn send_loop(
         } else if !wait.is_zero() {
             // epoll counts whole milliseconds, rounded up: a pacing deadline
             // a few hundred microseconds away would cost a millisecond.
-            // Feedback waits in the socket meanwhile.
-            std::thread::sleep(wait);
+            // Feedback waits in the socket meanwhile. At least MIN_NAP: the
+            // timers are precise, and waking for every datagram's worth of
+            // tokens would cut the batches to a datagram or two.
+            std::thread::sleep(wait.max(MIN_NAP));
         }
     }
     progress(sender.stats());
     stats.gso = sock.gso;
     Ok(stats)
 }
+
+/// The shortest sleep of the send loop: the pacing bucket holds a millisecond
+/// of the rate, so a run of about a tenth of that goes out per wake-up.
+const MIN_NAP: Duration = Duration::from_micros(100);
 
 /// What ended [`run_receiver`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
