@@ -1155,11 +1155,7 @@ impl Receiver {
             return Ok(());
         };
         let t = o.oti.symbol_size() as usize;
-        let hash = o
-            .verify
-            .then(|| o.oti.block(sbn as u32))
-            .flatten()
-            .map(|b| (o.oti.transfer_length(), b.offset));
+        let (verify, oti) = (o.verify, o.oti);
         let slot = &mut o.slots[sbn as usize];
         let decoder = match slot {
             Slot::Active(decoder) => decoder,
@@ -1210,6 +1206,11 @@ impl Receiver {
                 ) else {
                     unreachable!("slot is active here")
                 };
+                // A verified object's block is hashed by its job too.
+                let hash = verify
+                    .then(|| oti.block(sbn as u32))
+                    .flatten()
+                    .map(|b| (oti.transfer_length(), b.offset));
                 jobs.push_back(DecodeJob {
                     key,
                     sbn,

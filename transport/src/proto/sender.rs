@@ -400,7 +400,8 @@ struct Window {
     first: u32,
     plan: VecDeque<(u8, u32)>,
     /// Symbols of the plan passed over because the driver had not handed
-    /// their block over yet, by block (`sbn - first`), in plan order.
+    /// their block over yet, by block (`sbn - first`), in plan order; no
+    /// slots for an object held whole.
     deferred: Vec<VecDeque<u32>>,
     /// The slot of `deferred` looked at first next: the blocks take turns.
     next_deferred: usize,
@@ -1992,6 +1993,8 @@ impl Sender {
         let z = o.oti.source_blocks();
         let last = (first + self.config.interleave).min(z);
         let blocks: Vec<_> = (first..last).filter_map(|s| o.oti.block(s)).collect();
+        // Only blocks the driver hands over can be passed over.
+        let supplied = o.data.is_none();
         let mut plan = VecDeque::new();
         let mut sized_repair = false;
         // Without repair symbols, every round sends the source symbols again.
@@ -2032,7 +2035,7 @@ impl Sender {
         let mut window = Window {
             first,
             plan,
-            deferred: vec![VecDeque::new(); blocks.len()],
+            deferred: vec![VecDeque::new(); if supplied { blocks.len() } else { 0 }],
             next_deferred: 0,
             proactive_due: repairs && proactive.is_some(),
             encoders_asked: !repairs,
