@@ -57,43 +57,6 @@ impl Lab {
         }
     }
 
-    /// A namespace with loopback up and duplicate address detection off.
-    fn ns(&mut self, name: &str) -> String {
-        self.net.ns(name)
-    }
-
-    fn exec(&self, ns: &str, args: &[&str]) {
-        self.net.exec(ns, args);
-    }
-
-    /// A veth pair between two namespaces, both ends up, with `gso_max_segs
-    /// 1`: a veth hands a UDP segmentation offload (GSO) send to its peer
-    /// whole, where a real NIC puts each datagram on the wire by itself, so
-    /// the kernel segments first and each datagram crosses the link, and
-    /// meets the nftables drop rules, on its own.
-    fn link(&self, a: &str, a_if: &str, b: &str, b_if: &str) {
-        self.net.link(a, a_if, b, b_if);
-    }
-
-    /// A bridge in `ns` with multicast snooping off, so it floods the group.
-    fn bridge(&self, ns: &str) {
-        self.net.bridge(ns, &[]);
-    }
-
-    fn attach(&self, ns: &str, port: &str) {
-        self.net.attach(ns, port);
-    }
-
-    /// Drops `percent`% of the group's UDP packets arriving in `ns` (nftables numgen).
-    fn drop_percent(&self, ns: &str, percent: u32) {
-        self.net.drop_percent(ns, percent);
-    }
-
-    /// Waits until an interface in `ns` has carrier and a multicast route.
-    fn wait_link(&self, ns: &str, ifname: &str) {
-        self.net.wait_link(ns, ifname);
-    }
-
     fn spawn(&mut self, label: &str, ns: &str, args: &[&str]) {
         self.spawn_io(label, ns, args, None, None);
     }
@@ -332,11 +295,6 @@ impl Lab {
         }
     }
 
-    /// Packets the loss rule in `ns` has dropped so far.
-    fn dropped(&self, ns: &str) -> u64 {
-        self.net.dropped(ns)
-    }
-
     fn log(&self, label: &str) -> String {
         std::fs::read_to_string(self.dir.join(format!("{label}.log"))).unwrap_or_default()
     }
@@ -433,20 +391,20 @@ fn bridge_three_receivers_with_loss_late_join_and_restart() {
         return;
     }
     let mut lab = Lab::new("b");
-    let hub = lab.ns("hub");
-    lab.bridge(&hub);
+    let hub = lab.net.ns("hub");
+    lab.net.bridge(&hub, &[]);
     let hosts: Vec<String> = ["snd", "rx0", "rx10", "rx25"]
         .iter()
-        .map(|h| lab.ns(h))
+        .map(|h| lab.net.ns(h))
         .collect();
     for (i, h) in hosts.iter().enumerate() {
-        lab.link(h, "e0", &hub, &format!("p{i}"));
-        lab.attach(&hub, &format!("p{i}"));
+        lab.net.link(h, "e0", &hub, &format!("p{i}"));
+        lab.net.attach(&hub, &format!("p{i}"));
     }
-    lab.drop_percent(&hosts[2], 10);
-    lab.drop_percent(&hosts[3], 25);
+    lab.net.drop_percent(&hosts[2], 10);
+    lab.net.drop_percent(&hosts[3], 25);
     for h in &hosts {
-        lab.wait_link(h, "e0");
+        lab.net.wait_link(h, "e0");
     }
 
     // A 20 MiB random file.
@@ -499,11 +457,11 @@ fn bridge_three_receivers_with_loss_late_join_and_restart() {
         assert_identical(&file, out);
     }
     assert!(
-        lab.dropped(&hosts[2]) > 500,
+        lab.net.dropped(&hosts[2]) > 500,
         "the 10% rule dropped too little"
     );
     assert!(
-        lab.dropped(&hosts[3]) > 1000,
+        lab.net.dropped(&hosts[3]) > 1000,
         "the 25% rule dropped too little"
     );
     let s25 = lab.stats("rx25");
@@ -552,13 +510,13 @@ fn router_lab(
     feedback: bool,
 ) -> (Lab, String, Vec<String>) {
     let mut lab = Lab::new(tag);
-    let snd = lab.ns("snd");
-    let rtr = lab.ns("rtr");
-    let hub = lab.ns("hub");
-    lab.bridge(&hub);
-    lab.link(&snd, "e0", &rtr, "up0");
-    lab.link(&rtr, "down0", &hub, "pr");
-    lab.attach(&hub, "pr");
+    let snd = lab.net.ns("snd");
+    let rtr = lab.net.ns("rtr");
+    let hub = lab.net.ns("hub");
+    lab.net.bridge(&hub, &[]);
+    lab.net.link(&snd, "e0", &rtr, "up0");
+    lab.net.link(&rtr, "down0", &hub, "pr");
+    lab.net.attach(&hub, "pr");
     run(&[
         "ip",
         "-n",
@@ -592,11 +550,15 @@ fn router_lab(
         "down0",
         "nodad",
     ]);
-    lab.exec(&rtr, &["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
-    let rx: Vec<String> = ["rx0", "rx10", "rx25"].iter().map(|h| lab.ns(h)).collect();
+    lab.net
+        .exec(&rtr, &["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+    let rx: Vec<String> = ["rx0", "rx10", "rx25"]
+        .iter()
+        .map(|h| lab.net.ns(h))
+        .collect();
     for (i, h) in rx.iter().enumerate() {
-        lab.link(h, "e0", &hub, &format!("p{i}"));
-        lab.attach(&hub, &format!("p{i}"));
+        lab.net.link(h, "e0", &hub, &format!("p{i}"));
+        lab.net.attach(&hub, &format!("p{i}"));
         run(&[
             "ip",
             "-n",
@@ -611,12 +573,12 @@ fn router_lab(
     }
     for (h, &d) in rx.iter().zip(&drops) {
         if d > 0 {
-            lab.drop_percent(h, d);
+            lab.net.drop_percent(h, d);
         }
     }
-    lab.wait_link(&snd, "e0");
+    lab.net.wait_link(&snd, "e0");
     for h in &rx {
-        lab.wait_link(h, "e0");
+        lab.net.wait_link(h, "e0");
     }
 
     let group = groupcast::Channel::new(channel).group();
@@ -752,9 +714,12 @@ fn routed_through_smcroute_with_loss() {
     }
     // The router forwarded, and the receivers behind it lost what they should.
     assert!(lab.stats("r25")["packets_received"].as_u64().unwrap() > 1000);
-    assert!(lab.dropped(&rx[1]) > 500, "the 10% rule dropped too little");
     assert!(
-        lab.dropped(&rx[2]) > 1000,
+        lab.net.dropped(&rx[1]) > 500,
+        "the 10% rule dropped too little"
+    );
+    assert!(
+        lab.net.dropped(&rx[2]) > 1000,
         "the 25% rule dropped too little"
     );
 }
@@ -839,7 +804,7 @@ fn a_stream_through_the_router_reaches_three_lossy_receivers_whole() {
     assert_eq!(s["confirmed"], true, "{s}");
     assert_eq!(s["receivers_tracked"], 3, "{s}");
     assert!(
-        lab.dropped(&rx[2]) > 1000,
+        lab.net.dropped(&rx[2]) > 1000,
         "the 15% rule dropped too little"
     );
 }
@@ -885,22 +850,22 @@ fn chat_participants_hear_each_other_and_not_themselves() {
 /// The bridge of topology (a): a sender and receivers dropping the given shares.
 fn bridge_lab(tag: &str, drops: &[u32]) -> (Lab, Vec<String>) {
     let mut lab = Lab::new(tag);
-    let hub = lab.ns("hub");
-    lab.bridge(&hub);
+    let hub = lab.net.ns("hub");
+    lab.net.bridge(&hub, &[]);
     let mut names = vec!["snd".to_owned()];
     names.extend((0..drops.len()).map(|i| format!("r{i}")));
-    let hosts: Vec<String> = names.iter().map(|h| lab.ns(h)).collect();
+    let hosts: Vec<String> = names.iter().map(|h| lab.net.ns(h)).collect();
     for (i, h) in hosts.iter().enumerate() {
-        lab.link(h, "e0", &hub, &format!("p{i}"));
-        lab.attach(&hub, &format!("p{i}"));
+        lab.net.link(h, "e0", &hub, &format!("p{i}"));
+        lab.net.attach(&hub, &format!("p{i}"));
     }
     for (h, &d) in hosts[1..].iter().zip(drops) {
         if d > 0 {
-            lab.drop_percent(h, d);
+            lab.net.drop_percent(h, d);
         }
     }
     for h in &hosts {
-        lab.wait_link(h, "e0");
+        lab.net.wait_link(h, "e0");
     }
     (lab, hosts)
 }
@@ -1278,7 +1243,7 @@ fn hybrid_transfer_sender_exits_by_itself_within_the_byte_bound() {
     let grtt = sent["grtt_us"].as_u64().unwrap();
     assert!(grtt <= 1200, "GRTT {grtt} µs on a bridge");
     assert!(
-        lab.dropped(&hosts[3]) > 1000,
+        lab.net.dropped(&hosts[3]) > 1000,
         "the 25% rule dropped too little"
     );
     for i in 0..3 {
@@ -1515,15 +1480,16 @@ fn feedback_blocked_at_the_router_falls_back_to_repair_rounds() {
     let channel = "gc-test-blocked";
     let (mut lab, snd, rx) = router_lab("fb", channel, [0, 10, 25], true);
     let rtr = format!("{}-rtr", lab.net.tag());
-    lab.exec(&rtr, &["nft", "add", "table", "ip6", "gcblock"]);
-    lab.exec(
+    lab.net
+        .exec(&rtr, &["nft", "add", "table", "ip6", "gcblock"]);
+    lab.net.exec(
         &rtr,
         &[
             "nft",
             "add chain ip6 gcblock relay { type filter hook forward priority 0; }",
         ],
     );
-    lab.exec(
+    lab.net.exec(
         &rtr,
         &[
             "nft",
