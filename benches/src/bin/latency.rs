@@ -7,7 +7,12 @@
 //! ```sh
 //! cargo run --release -p groupcast-benches --bin latency            # simulator and namespaces
 //! cargo run --release -p groupcast-benches --bin latency -- sim     # simulator only (no root)
+//! cargo run --release -p groupcast-benches --bin latency -- netns   # namespaces only
+//! cargo run --release -p groupcast-benches --bin latency -- netns steady 1%   # one row
 //! ```
+//!
+//! With `LATENCY_WORST=1` each namespace row also prints its eight slowest
+//! messages (sequence number, ms) and the publisher's repair and NACK counts.
 //!
 //! The simulator drives the real Sender and Receivers with the feed's real
 //! framing (`proto::feed`) over links of 5 ms one way (RTT 10 ms) on a
@@ -173,6 +178,13 @@ fn netns(pattern: (&str, usize, Duration), loss: f64) {
             publisher.send(&seq.to_be_bytes()).unwrap();
         }
         let grtt = publisher.stats().grtt_us;
+        if std::env::var_os("LATENCY_WORST").is_some() {
+            let st = publisher.stats();
+            eprintln!(
+                "publisher: grtt {} us, source {}, repair {}, nacks {}",
+                st.grtt_us, st.source_symbols_sent, st.repair_symbols_sent, st.nacks_received
+            );
+        }
         let report = publisher.close().unwrap();
         (sent_at, grtt, report)
     });
@@ -196,6 +208,11 @@ fn netns(pattern: (&str, usize, Duration), loss: f64) {
         .filter_map(|(a, s)| a.map(|a| (a - *s).as_secs_f64() * 1e3))
         .collect();
     let lost = count - lat.len();
+    if std::env::var_os("LATENCY_WORST").is_some() {
+        let mut worst: Vec<(usize, f64)> = lat.iter().copied().enumerate().collect();
+        worst.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap());
+        eprintln!("worst (seq, ms): {:?}", &worst[..worst.len().min(8)]);
+    }
     row("namespaces", pattern.0, loss, rtt_ms, lat, lost);
 }
 
@@ -252,7 +269,22 @@ fn udp_rtt_ms(
 }
 
 fn main() {
-    let only_sim = std::env::args().any(|a| a == "sim");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let only_sim = args.iter().any(|a| a == "sim");
+    let only_netns = args.iter().any(|a| a == "netns");
+    // Pattern names (single, steady) and losses (0%, 1%) pick rows.
+    let picked = |name: &str, loss: f64| {
+        let names: Vec<&String> = args
+            .iter()
+            .filter(|a| PATTERNS.iter().any(|p| p.0 == a.as_str()))
+            .collect();
+        let losses: Vec<&String> = args.iter().filter(|a| a.ends_with('%')).collect();
+        (names.is_empty() || names.iter().any(|n| n.as_str() == name))
+            && (losses.is_empty()
+                || losses
+                    .iter()
+                    .any(|l| **l == format!("{:.0}%", loss * 100.0)))
+    };
     println!(
         "| where | pattern | loss | RTT | messages | p50 ms | p90 ms | p99 ms | max ms | target ms (3 × RTT + {} ms) | |",
         FLUSH.as_millis()
@@ -260,7 +292,9 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for p in PATTERNS {
         for loss in [0.0, 0.01] {
-            sim(p, loss);
+            if !only_netns && picked(p.0, loss) {
+                sim(p, loss);
+            }
         }
     }
     let root = std::process::Command::new("id")
@@ -275,7 +309,9 @@ fn main() {
     }
     for p in PATTERNS {
         for loss in [0.0, 0.01] {
-            netns(p, loss);
+            if picked(p.0, loss) {
+                netns(p, loss);
+            }
         }
     }
 }
