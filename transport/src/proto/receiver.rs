@@ -523,17 +523,16 @@ struct SessionFb {
     bytes_at_probe: u64,
     data: u64,
     bytes: u64,
-    /// The loss reported in STATUS: a moving average of the PROBE samples,
-    /// from 0.
+    /// The loss reported in STATUS, which NACK backoffs also rank needs by
+    /// (`need_rank`): the ratio of the DATA counted to the DATA the sender's
+    /// counter says went out (`loss_got`, `loss_sent`) until [`LOSS_WARMUP`]
+    /// went out, then a moving average of the PROBE samples (weight 1/4).
+    /// (A moving average from 0 says a quarter of the loss after one sample:
+    /// ranks drawn from it put most of a group first, and the sender's
+    /// proactive repair, sized from the reports, fell short of the loss.)
     loss: f64,
-    /// The loss NACK backoffs rank needs by (`need_rank`): the ratio of the
-    /// DATA counted to the DATA the sender's counter says went out
-    /// (`loss_got`, `loss_sent`) until [`LOSS_WARMUP`] went out, the same
-    /// moving average after. (`loss`, from 0, says a quarter of the loss
-    /// after one sample: ranks drawn from it put most of a group first.)
-    rank_loss: f64,
     /// The PROBE loss samples' variance over what independent loss at
-    /// `rank_loss` would give them, a moving average from 1 (each sample's
+    /// `loss` would give them, a moving average from 1 (each sample's
     /// share at most 10): bursty loss makes it larger, and above
     /// [`DISPERSION_LIMIT`] `need_rank` gives up its binomial model.
     dispersion: f64,
@@ -1567,7 +1566,6 @@ impl Receiver {
             data: 0,
             bytes: 0,
             loss: 0.0,
-            rank_loss: 0.0,
             dispersion: 1.0,
             loss_got: 0,
             loss_sent: 0,
@@ -1608,10 +1606,9 @@ impl Receiver {
         if let Some(b) = f.probe_sent.filter(|&b| p.sent > b) {
             let sent = (p.sent - b) as f64;
             let sample = (1.0 - got as f64 / sent).clamp(0.0, 1.0);
-            f.loss = 0.75 * f.loss + 0.25 * sample;
             // How much more the samples vary than independent loss would make
             // them (bursts), for need_rank.
-            let p0 = f.rank_loss;
+            let p0 = f.loss;
             if f.loss_sent > 0 && p0 > 0.0 && p0 < 1.0 {
                 let ratio = (sample - p0).powi(2) * sent / (p0 * (1.0 - p0));
                 f.dispersion = 0.9 * f.dispersion + 0.1 * ratio.min(10.0);
@@ -1619,9 +1616,9 @@ impl Receiver {
             if f.loss_sent < LOSS_WARMUP {
                 f.loss_sent += p.sent - b;
                 f.loss_got += got.min(p.sent - b);
-                f.rank_loss = 1.0 - f.loss_got as f64 / f.loss_sent as f64;
+                f.loss = 1.0 - f.loss_got as f64 / f.loss_sent as f64;
             } else {
-                f.rank_loss = 0.75 * f.rank_loss + 0.25 * sample;
+                f.loss = 0.75 * f.loss + 0.25 * sample;
             }
             let dt = now.saturating_duration_since(f.counter_at).as_secs_f64();
             if dt > 0.0 {
@@ -1834,7 +1831,7 @@ impl Receiver {
         // with log10(group) / 3 (full size from 1000 receivers up).
         let group = f.group.max(self.config.group_size as f64);
         let window = backoff_window(f, &self.config);
-        let loss = f.rank_loss;
+        let loss = f.loss;
         let dispersion = f.dispersion;
         let grtt = f.grtt.as_secs_f64();
         let counted = f.group_counted;
