@@ -273,12 +273,12 @@ fn main() {
     let only_sim = args.iter().any(|a| a == "sim");
     let only_netns = args.iter().any(|a| a == "netns");
     // Pattern names (single, steady) and losses (0%, 1%) pick rows.
+    let names: Vec<&String> = args
+        .iter()
+        .filter(|a| PATTERNS.iter().any(|p| p.0 == a.as_str()))
+        .collect();
+    let losses: Vec<&String> = args.iter().filter(|a| a.ends_with('%')).collect();
     let picked = |name: &str, loss: f64| {
-        let names: Vec<&String> = args
-            .iter()
-            .filter(|a| PATTERNS.iter().any(|p| p.0 == a.as_str()))
-            .collect();
-        let losses: Vec<&String> = args.iter().filter(|a| a.ends_with('%')).collect();
         (names.is_empty() || names.iter().any(|n| n.as_str() == name))
             && (losses.is_empty()
                 || losses

@@ -2199,9 +2199,6 @@ impl Sender {
     }
 }
 
-/// Plans `counts[i]` fresh repair symbols of each of `blocks` (of `object`)
-/// onto `plan`, round-robin over the blocks, so that a burst of loss is
-/// spread over them: a window's share-based repair and its proactive repair.
 /// Queues `counts[i]` fresh repair symbols of each block, staggered: the
 /// i-th of the window's n blocks spreads its symbols evenly over the first
 /// (i + 1) / n of the repair, so that the blocks become decodable one after
@@ -2233,6 +2230,9 @@ fn plan_staggered_repair(
     plan.extend(slots.into_iter().map(|(_, _, sbn, esi)| (sbn, esi)));
 }
 
+/// Plans `counts[i]` fresh repair symbols of each of `blocks` (of `object`)
+/// onto `plan`, round-robin over the blocks, so that a burst of loss is
+/// spread over them: a window's share-based repair.
 fn plan_fresh_repair(
     repair: &mut RepairScheduler,
     object: u32,
