@@ -27,6 +27,19 @@ pub(crate) fn write_json(path: &Option<PathBuf>, value: serde_json::Value) -> Re
     Ok(())
 }
 
+/// Checks `--max-datagram` against the range the core accepts, naming the flag.
+pub(crate) fn check_max_datagram(n: usize) -> Result<usize, String> {
+    let least = groupcast::wire::DATA_OVERHEAD + groupcast::wire::SYMBOL_ALIGNMENT as usize;
+    let most = groupcast::wire::MAX_DATAGRAM;
+    if (least..=most).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "--max-datagram {n} is outside {least}..={most} (1232 fits any IPv6 path, 1452 a 1500-byte one)"
+        ))
+    }
+}
+
 /// Set by SIGINT or SIGTERM: stop sending, then report as usual.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -116,6 +129,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
             ..FeedbackConfig::default()
         },
         encoder_threads: args.encoder_threads.min(64),
+        max_datagram: check_max_datagram(args.max_datagram)?,
         ..SenderConfig::default()
     };
     let mut net = NetConfig::new(

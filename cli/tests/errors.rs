@@ -90,6 +90,11 @@ fn errors_name_the_problem() {
         &["--congestion-loss", "1.5"],
         "--congestion-loss must lie in 0",
     );
+    send_fails(
+        f,
+        &["--max-datagram", "40"],
+        "--max-datagram 40 is outside 48..=65527",
+    );
     fails_with(&["sim", "--mode", "arq"], "invalid value 'arq'");
     recv_fails(
         dir.to_str().unwrap(),

@@ -69,9 +69,9 @@ pub use channel::Channel;
 pub use groupcast_fec::{CodecSet, FecId};
 pub use proto::{
     Admission, Aimd, BlockRequest, BoundObject, DecodeJob, DecodedBlock, Destination, FailReason,
-    FeedbackConfig, FlowPolicy, MAX_REPAIR_OVERHEAD, MAX_REPAIR_SHARE, Mode, ObjectId, Reassembled,
-    Reassembler, Receiver, ReceiverConfig, ReceiverEvent, ReceiverStats, RejectReason, Rounds,
-    Sender, SenderConfig, SenderError, SenderEvent, SenderStats, SessionId,
+    FeedbackConfig, FlowPolicy, MAX_PACING_CATCH_UP, MAX_REPAIR_OVERHEAD, MAX_REPAIR_SHARE, Mode,
+    ObjectId, Reassembled, Reassembler, Receiver, ReceiverConfig, ReceiverEvent, ReceiverStats,
+    RejectReason, Rounds, Sender, SenderConfig, SenderError, SenderEvent, SenderStats, SessionId,
 };
 
 /// The README's examples, compiled and run as doctests.

@@ -254,6 +254,38 @@ fn pacing_follows_the_token_bucket_in_virtual_time() {
     assert!(wakes > 1000, "paced sending wakes often: {wakes}");
 }
 
+/// A driver on a busy machine wakes late: every wake-up here comes 6 ms
+/// after the deadline the sender asked for. The bucket holds 8 ms of the
+/// rate by default, so the sender makes each delay up and still holds the
+/// rate; with a 1 ms bucket it would send about a sixth of it.
+#[test]
+fn late_wake_ups_are_made_up_for() {
+    let rate = 62_500_000u64; // 500 Mbit/s
+    let mut s = Sender::new(SenderConfig {
+        rate: Some(rate),
+        rounds: Rounds::Unlimited,
+        ..SenderConfig::default()
+    })
+    .unwrap();
+    s.add_object(vec![9u8; 4_000_000], "late").unwrap();
+    let t0 = Instant::now();
+    let mut now = t0;
+    let mut buf = vec![0u8; 1232];
+    let mut bytes = 0u64;
+    let end = t0 + Duration::from_millis(500);
+    while now < end {
+        while let Some(n) = s.poll_transmit(now, &mut buf) {
+            bytes += n as u64;
+        }
+        let next = s.poll_timeout().expect("a paced sender has a deadline");
+        now = next.max(now) + Duration::from_millis(6);
+        s.handle_timeout(now);
+    }
+    let held = bytes as f64 / (rate as f64 * (now - t0).as_secs_f64());
+    assert!(held > 0.95, "held {held:.3} of the rate with late wake-ups");
+    assert!(held < 1.01, "sent {held:.3} of the rate: more than it allows");
+}
+
 /// `None` means idle and nothing else: an unpaced sender with data is due at
 /// once (its deadline is the last time it was given), and one that is done
 /// has no deadline.

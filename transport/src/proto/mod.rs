@@ -35,8 +35,8 @@ pub use receiver::{
     ReceiverConfig, ReceiverEvent, ReceiverStats, RejectReason, SenderProgress,
 };
 pub use sender::{
-    BlockRequest, BuiltEncoder, EncoderRequest, MAX_REPAIR_OVERHEAD, MAX_REPAIR_SHARE, Rounds,
-    Sender, SenderConfig, SenderError, SenderEvent, SenderStats,
+    BlockRequest, BuiltEncoder, EncoderRequest, MAX_PACING_CATCH_UP, MAX_REPAIR_OVERHEAD,
+    MAX_REPAIR_SHARE, Rounds, Sender, SenderConfig, SenderError, SenderEvent, SenderStats,
 };
 
 /// Identifies one run of a sender. Receivers never mix objects of different sessions.

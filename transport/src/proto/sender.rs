@@ -57,9 +57,11 @@ pub struct SenderConfig {
     /// least. Default 16 KiB.
     pub burst: u64,
     /// How late the driver may wake for a pacing deadline. The bucket holds
-    /// at least `rate` × this, so that a late wake-up is made up for, not
-    /// lost. Default 1 ms (the io driver sleeps for sub-millisecond waits,
-    /// and is rarely later than that).
+    /// at least `rate` × this (up to [`MAX_PACING_CATCH_UP`] bytes), so that
+    /// a late wake-up is made up for, not lost. Default 8 ms: an idle
+    /// machine wakes the io driver within a millisecond, but on a busy one
+    /// (receivers and their decoders sharing the cores) wake-ups several
+    /// milliseconds late are common, and each would lower the rate for good.
     pub pacing_granularity: Duration,
     /// The hop limit the driver sends multicast with, announced in PROBEs so
     /// that receivers send their feedback as far. Default 1.
@@ -121,7 +123,7 @@ impl Default for SenderConfig {
             rounds: Rounds::Fixed(1),
             rate: None,
             burst: 16 * 1024,
-            pacing_granularity: Duration::from_millis(1),
+            pacing_granularity: Duration::from_millis(8),
             hops: 1,
             interleave: 16,
             info_interval: 64,
@@ -133,6 +135,11 @@ impl Default for SenderConfig {
         }
     }
 }
+
+/// Most bytes a late wake-up lets a paced sender make up for at once (see
+/// [`SenderConfig::pacing_granularity`]): 1 MiB, 8 ms at 1 Gbit/s, so that
+/// above that rate a catch-up burst stays within a socket buffer.
+pub const MAX_PACING_CATCH_UP: u64 = 1 << 20;
 
 /// Largest first-round or later-round repair share (× K) a sender accepts.
 pub const MAX_REPAIR_OVERHEAD: f64 = 100.0;
@@ -1083,10 +1090,11 @@ impl Sender {
     }
 
     /// How many bytes the pacing bucket may hold at `rate`: `burst`, one
-    /// datagram, or what `rate` sends in `pacing_granularity`, whichever is
-    /// the most.
+    /// datagram, or what `rate` sends in `pacing_granularity` (at most
+    /// [`MAX_PACING_CATCH_UP`]), whichever is the most.
     fn burst_cap(&self, rate: u64) -> f64 {
-        let late = rate as f64 * self.config.pacing_granularity.as_secs_f64();
+        let late = (rate as f64 * self.config.pacing_granularity.as_secs_f64())
+            .min(MAX_PACING_CATCH_UP as f64);
         (self.config.burst.max(self.config.max_datagram as u64) as f64).max(late)
     }
 
