@@ -283,7 +283,10 @@ fn late_wake_ups_are_made_up_for() {
     }
     let held = bytes as f64 / (rate as f64 * (now - t0).as_secs_f64());
     assert!(held > 0.95, "held {held:.3} of the rate with late wake-ups");
-    assert!(held < 1.01, "sent {held:.3} of the rate: more than it allows");
+    assert!(
+        held < 1.01,
+        "sent {held:.3} of the rate: more than it allows"
+    );
 }
 
 /// `None` means idle and nothing else: an unpaced sender with data is due at
@@ -1138,7 +1141,7 @@ mod feedback {
 mod congestion {
     use std::time::{Duration, Instant};
 
-    use groupcast::wire::StatusRepr;
+    use groupcast::wire::{Repr, StatusRepr};
     use groupcast::{Aimd, FeedbackConfig, Mode, Sender, SenderConfig};
 
     // (Also the hybrid first pass's encoder requests, sized by reported loss.)
@@ -1202,6 +1205,63 @@ mod congestion {
             s.poll_transmit(now, &mut buf).unwrap();
         }
         assert!(s.poll_encoder_request().is_some());
+    }
+
+    /// With loss reported when a window opens, a hybrid first pass sends each
+    /// block's source symbols and proactive repair together, the blocks'
+    /// runs staggered: block i of 4 is complete at about 1/2 + (i + 1) / 8 of
+    /// the window, rather than every block at its end (where the receivers'
+    /// decoders would all start at once).
+    #[test]
+    fn a_lossy_window_completes_its_blocks_one_after_another() {
+        let mut s = Sender::new(SenderConfig {
+            mode: Mode::Hybrid,
+            max_datagram: 244, // T = 200
+            block_symbols: 600,
+            interleave: 4,
+            lead_protection: false,
+            ..SenderConfig::default()
+        })
+        .unwrap();
+        s.add_object(vec![7u8; 600 * 200 * 8], "o").unwrap(); // 8 blocks
+        let mut buf = vec![0u8; 244];
+        let now = Instant::now();
+        s.handle_timeout(now);
+        s.handle_datagram(now, &status(100_000));
+        let mut window = Vec::new();
+        while window.len() < 4 * 700 {
+            let n = s.poll_transmit(now, &mut buf).unwrap();
+            if let Ok(Repr::Data(d)) = Repr::parse(&buf[..n]) {
+                if d.sbn >= 4 {
+                    break;
+                }
+                window.push((d.sbn, d.esi));
+            }
+        }
+        let repair = window.iter().filter(|p| p.1 >= 600).count();
+        assert!(repair >= 4 * 60, "proactive repair at 10%: {repair}");
+        let last: Vec<usize> = (0..4u8)
+            .map(|sbn| window.iter().rposition(|p| p.0 == sbn).unwrap())
+            .collect();
+        for (i, &at) in last.iter().enumerate() {
+            let want = 0.5 + (i + 1) as f64 / 8.0;
+            let got = (at + 1) as f64 / window.len() as f64;
+            assert!(
+                (got - want).abs() < 0.01,
+                "block {i} complete at {got:.3} of the window, not {want}: {last:?}"
+            );
+        }
+        // Every block starts in the window's first packets, its source
+        // symbols in order before its repair.
+        for sbn in 0..4u8 {
+            assert!(window[..16].iter().any(|p| p.0 == sbn), "block {sbn} early");
+            let esis: Vec<u32> = window.iter().filter(|p| p.0 == sbn).map(|p| p.1).collect();
+            assert!(
+                esis.windows(2).all(|w| w[0] < w[1]),
+                "block {sbn} in ESI order"
+            );
+            assert_eq!(esis[..600], (0..600).collect::<Vec<_>>()[..]);
+        }
     }
 
     /// Reported loss above the threshold cuts the rate (at most once per GRTT)

@@ -416,6 +416,11 @@ struct Window {
     /// the reports in by the time the window's planned symbols are out) and
     /// planned.
     proactive_due: bool,
+    /// Proactive repair symbols already in `plan`, by block (`sbn - first`):
+    /// planned with the source symbols when the window opened with loss
+    /// reported, so that `plan_proactive` adds only what later reports ask
+    /// for beyond them.
+    proactive_planned: Vec<u32>,
     /// The encoders its repair needs have been asked for. A hybrid first
     /// pass at zero reported loss asks for none; the first report of loss
     /// asks for them at once, while the window's source symbols go out, so
@@ -2040,27 +2045,54 @@ impl Sender {
         } else {
             1
         };
-        if send_source {
-            let max_k = blocks.iter().map(|b| b.source_symbols).max().unwrap_or(0);
-            for i in (0..max_k).cycle().take(max_k as usize * copies) {
-                for b in &blocks {
-                    if i < b.source_symbols {
-                        plan.push_back((b.sbn, i));
+        // Share-based repair of each block (and the first object's lead
+        // protection), planned after the source symbols, round-robin.
+        let lead = self.cursor.object == 0 && self.config.lead_protection;
+        let shared: Vec<u32> = blocks
+            .iter()
+            .map(|b| {
+                let k = b.source_symbols;
+                (k as f64 * share).ceil() as u32 + if lead { k.div_ceil(2) + 3 } else { 0 }
+            })
+            .collect();
+        // A hybrid first pass with loss reported plans its proactive repair
+        // (and the share-based) with the source symbols, each block's whole
+        // run staggered (see `plan_staggered_window`).
+        let group = self.receivers.len().max(1);
+        let proactive_planned: Vec<u32> = match proactive {
+            Some(loss) if send_source && repairs && copies == 1 => blocks
+                .iter()
+                .zip(&shared)
+                .map(|(b, &sent)| {
+                    super::repair::proactive_repair(b.source_symbols, loss, group)
+                        .saturating_sub(sent)
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        if proactive_planned.iter().any(|&n| n > 0) {
+            let counts: Vec<u32> = shared
+                .iter()
+                .zip(&proactive_planned)
+                .map(|(a, b)| a + b)
+                .collect();
+            sized_repair = true;
+            plan_staggered_window(&mut self.repair, o.id.0, &blocks, &counts, &mut plan);
+        } else {
+            if send_source {
+                let max_k = blocks.iter().map(|b| b.source_symbols).max().unwrap_or(0);
+                for i in (0..max_k).cycle().take(max_k as usize * copies) {
+                    for b in &blocks {
+                        if i < b.source_symbols {
+                            plan.push_back((b.sbn, i));
+                        }
                     }
                 }
             }
-        }
-        if repairs {
-            let lead = self.cursor.object == 0 && self.config.lead_protection;
-            let counts: Vec<u32> = blocks
-                .iter()
-                .map(|b| {
-                    let k = b.source_symbols;
-                    (k as f64 * share).ceil() as u32 + if lead { k.div_ceil(2) + 3 } else { 0 }
-                })
-                .collect();
-            sized_repair = counts.iter().any(|&n| n > 0);
-            plan_fresh_repair(&mut self.repair, o.id.0, &blocks, &counts, &mut plan);
+            if repairs {
+                sized_repair = shared.iter().any(|&n| n > 0);
+                plan_fresh_repair(&mut self.repair, o.id.0, &blocks, &shared, &mut plan);
+            }
         }
         // Encoders ahead for the proactive repair too, once losses are known
         // (or, failing that, as soon as they are: see `handle_status`).
@@ -2071,6 +2103,7 @@ impl Sender {
             deferred: vec![VecDeque::new(); if supplied { blocks.len() } else { 0 }],
             next_deferred: 0,
             proactive_due: repairs && proactive.is_some(),
+            proactive_planned,
             encoders_asked: !repairs,
         };
         if repairs && (share > 0.0 || sized_repair || lossy) {
@@ -2150,11 +2183,17 @@ impl Sender {
         let o = &self.objects[self.cursor.object];
         let last = (first + self.config.interleave).min(o.oti.source_blocks());
         let blocks: Vec<_> = (first..last).filter_map(|s| o.oti.block(s)).collect();
+        let planned = self
+            .window
+            .as_ref()
+            .map(|w| w.proactive_planned.clone())
+            .unwrap_or_default();
         let counts: Vec<u32> = blocks
             .iter()
-            .map(|b| {
+            .enumerate()
+            .map(|(i, b)| {
                 let k = b.source_symbols;
-                let sent = (k as f64 * share).ceil() as u32;
+                let sent = (k as f64 * share).ceil() as u32 + planned.get(i).copied().unwrap_or(0);
                 super::repair::proactive_repair(k, loss, group).saturating_sub(sent)
             })
             .collect();
@@ -2236,6 +2275,49 @@ fn plan_staggered_repair(
     }
     slots.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     plan.extend(slots.into_iter().map(|(_, _, sbn, esi)| (sbn, esi)));
+}
+
+/// Plans a hybrid first pass's window with its repair: each block's run is
+/// its source symbols, then `counts[i]` fresh repair symbols. The first half
+/// of every run goes out interleaved over the blocks (the window's first
+/// half), then the blocks' second halves one block after another, so that
+/// block i of n becomes decodable at about 1/2 + (i + 1) / 2n of the window.
+/// (Source symbols interleaved over the whole window, with the repair after
+/// them, made every block decodable in the window's last few milliseconds:
+/// with three receivers on two shared cores, the last window's decodes were
+/// 50-80 ms of a 1 s transfer's tail.) A burst in the first half is spread
+/// over every block; one in the second falls on one or two, and NACKs
+/// repair what the proactive repair does not cover.
+fn plan_staggered_window(
+    repair: &mut RepairScheduler,
+    object: u32,
+    blocks: &[BlockInfo],
+    counts: &[u32],
+    plan: &mut VecDeque<(u8, u32)>,
+) {
+    let runs: Vec<Vec<u32>> = blocks
+        .iter()
+        .zip(counts)
+        .map(|(b, &count)| {
+            let k = b.source_symbols;
+            (0..k)
+                .chain((0..count).map(|_| repair.fresh_esi((object, b.sbn), k)))
+                .collect()
+        })
+        .collect();
+    let mut first: Vec<(f64, usize, u32)> = Vec::new();
+    for (i, run) in runs.iter().enumerate() {
+        let half = run.len().div_ceil(2);
+        for (j, &esi) in run[..half].iter().enumerate() {
+            first.push(((j + 1) as f64 / half as f64, i, esi));
+        }
+    }
+    first.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    plan.extend(first.into_iter().map(|(_, i, esi)| (blocks[i].sbn, esi)));
+    for (b, run) in blocks.iter().zip(&runs) {
+        let half = run.len().div_ceil(2);
+        plan.extend(run[half..].iter().map(|&esi| (b.sbn, esi)));
+    }
 }
 
 /// Plans `counts[i]` fresh repair symbols of each of `blocks` (of `object`)
