@@ -1264,6 +1264,44 @@ mod congestion {
         }
     }
 
+    /// A publisher's batch of one symbol goes out twice, OBJECT_INFO and
+    /// DATA, once a receiver reports loss: one lost packet then costs no NACK
+    /// round. Before any loss is reported it goes once.
+    #[test]
+    fn single_symbol_objects_are_copied_under_loss() {
+        let mut s = Sender::new(SenderConfig {
+            mode: Mode::Hybrid,
+            copy_single_symbol_objects: true,
+            repair_overhead: Mode::Hybrid.default_repair_overhead(),
+            ..SenderConfig::default()
+        })
+        .unwrap();
+        s.set_open(true);
+        let mut buf = vec![0u8; 1232];
+        let now = Instant::now();
+        s.handle_timeout(now);
+        let kinds = |s: &mut Sender, buf: &mut [u8]| {
+            let mut out = Vec::new();
+            while let Some(n) = s.poll_transmit(now, buf) {
+                match Repr::parse(&buf[..n]).unwrap() {
+                    Repr::ObjectInfo(_) => out.push('I'),
+                    Repr::Data(_) => out.push('D'),
+                    _ => {}
+                }
+            }
+            out.into_iter().collect::<String>()
+        };
+        s.handle_datagram(now, &status(0));
+        s.add_object(vec![1u8; 100], "a").unwrap();
+        assert_eq!(kinds(&mut s, &mut buf), "ID", "no loss reported: once");
+        s.handle_datagram(now, &status(10_000));
+        s.add_object(vec![2u8; 100], "b").unwrap();
+        assert_eq!(kinds(&mut s, &mut buf), "IDID", "loss reported: twice");
+        // Objects of more than one symbol are not copied.
+        s.add_object(vec![3u8; 3000], "c").unwrap();
+        assert_eq!(kinds(&mut s, &mut buf), "IDDD");
+    }
+
     /// Reported loss above the threshold cuts the rate (at most once per GRTT)
     /// down to the floor; loss-free reports let it climb back to the configured rate.
     #[test]

@@ -528,6 +528,7 @@ impl Publisher {
             repair_overhead: Mode::Hybrid.default_repair_overhead(),
             encoder_threads: 1,
             feedback: FeedbackConfig::default(),
+            copy_single_symbol_objects: true,
             ..SenderConfig::default()
         };
         PublisherBuilder {

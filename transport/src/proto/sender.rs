@@ -95,6 +95,14 @@ pub struct SenderConfig {
     /// [`LEAD_REPEAT_INTERVAL`] DATA packets, so that a receiver that lost it,
     /// or joined late, has it again without a round trip. Default false.
     pub lead_protection: bool,
+    /// Nack and hybrid first pass: an object of one source symbol (a batch of
+    /// messages that fits in one datagram) goes out twice, its OBJECT_INFO
+    /// and its DATA packet, while a tracked receiver reports loss, so that
+    /// one lost packet costs no NACK round: a lost batch otherwise waits a
+    /// NACK backoff and the repair, which on a LAN is more than its share of
+    /// a 5 ms flush delay. Both copies must be lost to cost a round
+    /// (about p² instead of 2p). The `Publisher` sets it. Default false.
+    pub copy_single_symbol_objects: bool,
 }
 
 /// DATA packets between two OBJECT_INFO of the first object under
@@ -129,6 +137,7 @@ impl Default for SenderConfig {
             info_interval: 64,
             encoder_threads: 0,
             lead_protection: false,
+            copy_single_symbol_objects: false,
             mode: Mode::Carousel,
             feedback: FeedbackConfig::default(),
             codecs: CodecSet::Real,
@@ -421,6 +430,9 @@ struct Window {
     /// reported, so that `plan_proactive` adds only what later reports ask
     /// for beyond them.
     proactive_planned: Vec<u32>,
+    /// How many times the plan holds each source symbol (more than once:
+    /// its OBJECT_INFO goes before each copy).
+    copies: usize,
     /// The encoders its repair needs have been asked for. A hybrid first
     /// pass at zero reported loss asks for none; the first report of loss
     /// asks for them at once, while the window's source symbols go out, so
@@ -1817,6 +1829,11 @@ impl Sender {
     fn wants_info(&self, object: usize) -> bool {
         let interval = if object == 0 && self.config.lead_protection {
             LEAD_INFO_INTERVAL.min(self.config.info_interval)
+        } else if object == self.cursor.object
+            && self.window.as_ref().is_some_and(|w| w.copies == 2)
+        {
+            // A copied single-symbol object: its OBJECT_INFO before each copy.
+            1
         } else {
             self.config.info_interval
         };
@@ -2005,13 +2022,24 @@ impl Sender {
         if self.config.mode != Mode::Hybrid || round != 0 || !fb.proactive {
             return None;
         }
-        let reported = self
-            .receivers
+        let reported = self.reported_loss();
+        Some(
+            if self.receivers.values().any(|r| !r.stalled && !r.complete) {
+                reported
+            } else {
+                fb.loss_prior
+            },
+        )
+    }
+
+    /// The largest average loss a tracked receiver that still counts (not
+    /// stalled, not complete) reports; 0 with none.
+    fn reported_loss(&self) -> f64 {
+        self.receivers
             .values()
             .filter(|r| !r.stalled && !r.complete)
             .map(|r| r.loss)
-            .reduce(f64::max);
-        Some(reported.unwrap_or(fb.loss_prior))
+            .fold(0.0, f64::max)
     }
 
     fn build_window(&mut self, first: u32) -> Window {
@@ -2027,6 +2055,7 @@ impl Sender {
             share
         };
         let proactive = self.proactive_loss(round);
+        let lossy_group = self.feedback() && self.reported_loss() > 0.0;
         let o = &mut self.objects[self.cursor.object];
         let z = o.oti.source_blocks();
         let last = (first + self.config.interleave).min(z);
@@ -2040,8 +2069,11 @@ impl Sender {
         let send_source = round == 0 || !repairs;
         // Without repair symbols, the first object's protection is two more
         // copies of its source symbols.
+        let single = z == 1 && blocks.first().is_some_and(|b| b.source_symbols == 1);
         let copies = if !repairs && self.cursor.object == 0 && self.config.lead_protection {
             3
+        } else if single && round == 0 && self.config.copy_single_symbol_objects && lossy_group {
+            2
         } else {
             1
         };
@@ -2104,6 +2136,7 @@ impl Sender {
             next_deferred: 0,
             proactive_due: repairs && proactive.is_some(),
             proactive_planned,
+            copies,
             encoders_asked: !repairs,
         };
         if repairs && (share > 0.0 || sized_repair || lossy) {
