@@ -2022,24 +2022,17 @@ impl Sender {
         if self.config.mode != Mode::Hybrid || round != 0 || !fb.proactive {
             return None;
         }
-        let reported = self.reported_loss();
-        Some(
-            if self.receivers.values().any(|r| !r.stalled && !r.complete) {
-                reported
-            } else {
-                fb.loss_prior
-            },
-        )
+        Some(self.reported_loss().unwrap_or(fb.loss_prior))
     }
 
     /// The largest average loss a tracked receiver that still counts (not
-    /// stalled, not complete) reports; 0 with none.
-    fn reported_loss(&self) -> f64 {
+    /// stalled, not complete) reports; `None` with none.
+    fn reported_loss(&self) -> Option<f64> {
         self.receivers
             .values()
             .filter(|r| !r.stalled && !r.complete)
             .map(|r| r.loss)
-            .fold(0.0, f64::max)
+            .reduce(f64::max)
     }
 
     fn build_window(&mut self, first: u32) -> Window {
@@ -2055,7 +2048,7 @@ impl Sender {
             share
         };
         let proactive = self.proactive_loss(round);
-        let lossy_group = self.feedback() && self.reported_loss() > 0.0;
+        let lossy_group = self.feedback() && self.reported_loss().is_some_and(|p| p > 0.0);
         let o = &mut self.objects[self.cursor.object];
         let z = o.oti.source_blocks();
         let last = (first + self.config.interleave).min(z);
@@ -2207,6 +2200,9 @@ impl Sender {
             return;
         };
         w.proactive_due = false;
+        // Planned once per window: what went with the source symbols is not
+        // needed after this.
+        let planned = std::mem::take(&mut w.proactive_planned);
         let first = w.first;
         let Some(loss) = self.proactive_loss(self.cursor.round) else {
             return;
@@ -2216,11 +2212,6 @@ impl Sender {
         let o = &self.objects[self.cursor.object];
         let last = (first + self.config.interleave).min(o.oti.source_blocks());
         let blocks: Vec<_> = (first..last).filter_map(|s| o.oti.block(s)).collect();
-        let planned = self
-            .window
-            .as_ref()
-            .map(|w| w.proactive_planned.clone())
-            .unwrap_or_default();
         let counts: Vec<u32> = blocks
             .iter()
             .enumerate()
