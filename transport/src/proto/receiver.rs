@@ -1080,6 +1080,12 @@ impl Receiver {
     fn handle_data(&mut self, now: Instant, d: DataRepr<'_>) -> Result<(), RejectReason> {
         self.accept_session(d.session)?;
         let key = (SessionId(d.session), ObjectId(d.object));
+        // Every DATA of the session is a packet the path delivered, whether
+        // or not it can be used yet: the loss estimate measures the path.
+        // (Left uncounted, the DATA heard while the manifest was still
+        // missing read as loss, and a 25% receiver that waited for it for
+        // 260 packets made the sender size its proactive repair for 28%.)
+        self.count_arrival(&d);
         if self.table.is_done(key) {
             self.count_data(now, key, &d);
             self.stats.duplicates += 1;
@@ -1280,15 +1286,22 @@ impl Receiver {
         self.try_complete(key);
     }
 
-    /// Counts an accepted DATA packet for its session's loss estimate, and
-    /// holds back our own request for a block behind the sender's progress
-    /// (repair: more may be coming) for a GRTT.
+    /// Counts a DATA packet of an accepted session for its loss and rate
+    /// estimates.
+    fn count_arrival(&mut self, d: &DataRepr<'_>) {
+        if let Some(f) = self.fb.get_mut(&SessionId(d.session)) {
+            f.data += 1;
+            f.bytes += d.symbol.len() as u64;
+        }
+    }
+
+    /// For a DATA packet of a known object: notes that repair answered a
+    /// request, and holds back our own request for a block behind the
+    /// sender's progress (repair: more may be coming) for a GRTT.
     fn count_data(&mut self, now: Instant, key: Key, d: &DataRepr<'_>) {
         let Some(f) = self.fb.get_mut(&key.0) else {
             return;
         };
-        f.data += 1;
-        f.bytes += d.symbol.len() as u64;
         let known = self.table.objects.contains_key(&key);
         // Repair for a block: whoever asked for it was answered.
         if f.suppressed.remove(&(d.object, d.sbn)).is_some() {

@@ -2208,6 +2208,7 @@ impl Sender {
             return;
         };
         let group = self.receivers.len().max(1);
+        tracing::debug!(first, loss, group, "proactive repair sized");
         let share = self.config.repair_overhead;
         let o = &self.objects[self.cursor.object];
         let last = (first + self.config.interleave).min(o.oti.source_blocks());
