@@ -33,6 +33,12 @@ fn prerequisites_with(test: &str, extra: &[&'static str]) -> bool {
     netns::available_with(test, &need)
 }
 
+/// [`prerequisites`], and a kernel that routes IPv6 multicast (the router
+/// tests' smcrouted).
+fn router_prerequisites(test: &str) -> bool {
+    prerequisites(test) && netns::multicast_routing(test)
+}
+
 /// A set of namespaces and processes, torn down on drop.
 struct Lab {
     /// The namespaces (and the links, bridges and loss rules in them).
@@ -659,7 +665,7 @@ fn router_lab(
 #[test]
 fn routed_through_smcroute_with_loss() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !prerequisites("router") {
+    if !router_prerequisites("router") {
         return;
     }
     let channel = "gc-test-routed";
@@ -732,7 +738,7 @@ fn routed_through_smcroute_with_loss() {
 #[test]
 fn a_stream_through_the_router_reaches_three_lossy_receivers_whole() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !prerequisites("stream through the router") {
+    if !router_prerequisites("stream through the router") {
         return;
     }
     let channel = "gc-test-stream";
@@ -1436,7 +1442,7 @@ fn injected_garbage_is_counted_and_the_transfer_survives() {
 #[test]
 fn hybrid_through_smcroute_with_feedback_routed_upstream() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !prerequisites("hybrid router") {
+    if !router_prerequisites("hybrid router") {
         return;
     }
     let channel = "gc-test-routed-hybrid";
@@ -1482,7 +1488,7 @@ fn hybrid_through_smcroute_with_feedback_routed_upstream() {
 #[test]
 fn feedback_blocked_at_the_router_falls_back_to_repair_rounds() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !prerequisites("feedback blocked") {
+    if !router_prerequisites("feedback blocked") {
         return;
     }
     let channel = "gc-test-blocked";
@@ -1906,7 +1912,8 @@ fn routed_completion_against_the_bound() {
 /// and prints each run and the medians.
 fn bound_bench(routed: bool, scenarios: &[(&str, usize, &str, f64, [u32; 3])]) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !prerequisites("completion bench") {
+    if !prerequisites("completion bench") || routed && !netns::multicast_routing("completion bench")
+    {
         return;
     }
     let runs: usize = std::env::var("GROUPCAST_BOUND_RUNS")

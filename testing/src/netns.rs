@@ -56,11 +56,31 @@ pub fn available_with(test: &str, extra: &[&str]) -> bool {
     if missing.is_empty() {
         return true;
     }
-    let msg = format!(
+    cannot_run(&format!(
         "network namespace test {test} cannot run: missing {} (install iproute2, nftables, \
          smcroute, python3; run as root)",
         missing.join(", ")
-    );
+    ))
+}
+
+/// Whether this kernel routes IPv6 multicast (`CONFIG_IPV6_MROUTE`, which
+/// smcrouted needs to install routes: without it smcrouted starts, says "No
+/// IPv6 multicast socket" and installs nothing). If not, says so loudly and
+/// returns false, or panics under `GROUPCAST_REQUIRE_NETNS=1`.
+pub fn multicast_routing(test: &str) -> bool {
+    if std::path::Path::new("/proc/net/ip6_mr_vif").exists() {
+        return true;
+    }
+    cannot_run(&format!(
+        "network namespace test {test} cannot run: this kernel does not route IPv6 multicast \
+         (no /proc/net/ip6_mr_vif: built without CONFIG_IPV6_MROUTE), so smcrouted cannot \
+         install routes"
+    ))
+}
+
+/// Skips loudly, or panics under `GROUPCAST_REQUIRE_NETNS=1` (CI), where a
+/// network test must not skip.
+fn cannot_run(msg: &str) -> bool {
     if std::env::var("GROUPCAST_REQUIRE_NETNS").is_ok_and(|v| v == "1") {
         panic!("{msg}; GROUPCAST_REQUIRE_NETNS=1 forbids skipping");
     }
