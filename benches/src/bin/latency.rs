@@ -202,6 +202,21 @@ fn netns(pattern: (&str, usize, Duration), loss: f64) {
         }
     }
     let (sent_at, _grtt_us, _) = sender.join().unwrap();
+    if std::env::var_os("LATENCY_WORST").is_some() {
+        let (rx, inbox) = sub.stats();
+        eprintln!(
+            "subscriber: nacks sent {}, suppressed {}, unanswered {}, doubted {}, info {}, \
+             probes {}, duplicates {}, gaps {:?}",
+            rx.nacks_sent,
+            rx.nacks_suppressed,
+            rx.nacks_unanswered,
+            rx.suppressions_doubted,
+            rx.info_received,
+            rx.probes_received,
+            rx.duplicates,
+            inbox
+        );
+    }
     let lat: Vec<f64> = arrived
         .iter()
         .zip(&sent_at)
