@@ -1186,3 +1186,90 @@ fn data_awaiting_the_manifest_is_not_reported_as_loss() {
     let loss = reported(&mut r, t1).expect("a STATUS after the PROBE");
     assert_eq!(loss, 0, "reported {loss} ppm with nothing lost");
 }
+
+/// A NACK that asks only for an OBJECT_INFO (NEED_INFO) is answered by that
+/// OBJECT_INFO, not by DATA: a receiver that lost a small object's INFO, got
+/// it back through NEED_INFO, and NACKs a block of a later object 300 ms
+/// later does not warn that its NACKs go unanswered (it did: the first NACK's
+/// time stayed, so any later NACK found it "unanswered" for 300 ms).
+#[test]
+fn a_need_info_answered_by_its_object_info_is_not_unanswered() {
+    let a = object(2_000, 7);
+    let b = object(9_000, 8);
+    let packets = transfer(10, &[(&a, "a"), (&b, "b")], 1);
+    let parsed = |p: &Vec<u8>| match Repr::parse(p) {
+        Ok(Repr::ObjectInfo(i)) => Some((true, i.object, 0)),
+        Ok(Repr::Data(d)) => Some((false, d.object, d.sbn)),
+        _ => None,
+    };
+    let info_a: Vec<u8> = packets
+        .iter()
+        .find(|p| parsed(p) == Some((true, 0, 0)))
+        .expect("a's OBJECT_INFO")
+        .clone();
+    let mut r = Receiver::new(ReceiverConfig {
+        id: 1,
+        ..ReceiverConfig::default()
+    });
+    let mut out = vec![0u8; 1232];
+    let mut t = Instant::now();
+    // Object a: every DATA, but its OBJECT_INFO is lost.
+    for p in packets
+        .iter()
+        .filter(|p| matches!(parsed(p), Some((false, 0, _))))
+    {
+        r.handle_datagram(t, p);
+    }
+    let probe = |ts: u64, objects: u32| {
+        emit_probe(groupcast::wire::ProbeRepr {
+            objects,
+            progress: (objects, 0),
+            grtt_us: 10_000,
+            group_log2: 1,
+            ..probe_of_session_10(ts)
+        })
+    };
+    // The sender is past a: the receiver asks for its OBJECT_INFO...
+    r.handle_datagram(t, &probe(0, 1));
+    let mut nacks = 0;
+    for _ in 0..20 {
+        t += Duration::from_millis(5);
+        r.handle_timeout(t);
+        while r.poll_transmit(t, &mut out).is_some() {}
+        nacks = r.stats().nacks_sent;
+        if nacks > 0 {
+            break;
+        }
+    }
+    assert_eq!(nacks, 1, "no NEED_INFO for a lost OBJECT_INFO");
+    // ...and the sender answers with it: a is complete.
+    t += Duration::from_millis(2);
+    r.handle_datagram(t, &info_a);
+    assert_eq!(r.stats().objects_completed, 1);
+    // 300 ms later, object b arrives with a block short, and the receiver
+    // NACKs it: its first NACK, answered, is not unanswered.
+    t += Duration::from_millis(300);
+    let mut dropped = 0;
+    for p in packets
+        .iter()
+        .filter(|p| matches!(parsed(p), Some((_, 1, _))))
+    {
+        if matches!(parsed(p), Some((false, 1, 0))) && dropped < 10 {
+            dropped += 1;
+            continue;
+        }
+        r.handle_datagram(t, p);
+    }
+    r.handle_datagram(t, &probe(300_000, 2));
+    for _ in 0..20 {
+        t += Duration::from_millis(5);
+        r.handle_timeout(t);
+        while r.poll_transmit(t, &mut out).is_some() {}
+    }
+    assert!(r.stats().nacks_sent >= 2, "no NACK for b's short block");
+    assert_eq!(
+        r.stats().nacks_unanswered,
+        0,
+        "a NEED_INFO answered by its OBJECT_INFO counted as unanswered"
+    );
+}

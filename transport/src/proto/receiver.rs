@@ -1443,6 +1443,14 @@ impl Receiver {
                     size: i.oti.transfer_length(),
                     name: i.name.to_owned(),
                 });
+                // The OBJECT_INFO we lacked, for an object the sender is past:
+                // the answer to a NEED_INFO, as repair DATA is to a NACK
+                // (`count_data`), so our NACKs are heard.
+                if let Some(f) = self.fb.get_mut(&key.0)
+                    && key.1.0 < f.progress.0
+                {
+                    f.unanswered = None;
+                }
             }
         }
         self.stats.info_received += 1;
