@@ -1094,6 +1094,19 @@ fn a_receiver_asks_for_nothing_the_sender_no_longer_holds() {
     assert_eq!(asked(2), [2, 3], "nothing before Retained");
 }
 
+/// Drains `r`'s feedback at `t` and returns the loss (ppm) its last STATUS
+/// reported, if it sent one.
+fn reported_loss(r: &mut Receiver, t: Instant) -> Option<u32> {
+    let mut out = vec![0u8; 1232];
+    let mut loss = None;
+    while let Some((n, _)) = r.poll_transmit(t, &mut out) {
+        if let Ok(Repr::Status(s)) = Repr::parse(&out[..n]) {
+            loss = Some(s.loss_ppm);
+        }
+    }
+    loss
+}
+
 /// The Loss a STATUS reports is the share of the sender's DATA that did not
 /// arrive, from the first PROBE sample on: over the session's first 2000
 /// DATA a plain ratio. (It was a moving average from 0, which said a quarter
@@ -1112,20 +1125,10 @@ fn reported_loss_is_the_ratio_from_the_first_sample() {
         ..ReceiverConfig::default()
     });
     let t0 = Instant::now();
-    let mut out = vec![0u8; 1232];
-    let mut reported = |r: &mut Receiver, t: Instant| {
-        let mut loss = None;
-        while let Some((n, _)) = r.poll_transmit(t, &mut out) {
-            if let Ok(Repr::Status(s)) = Repr::parse(&out[..n]) {
-                loss = Some(s.loss_ppm);
-            }
-        }
-        loss
-    };
     // The first PROBE sets the counter's baseline; 100 of the next 125 DATA
     // arrive, and the next PROBE's counter says 125 went: 20% lost.
     r.handle_datagram(t0, &counter_probe(0, 0));
-    reported(&mut r, t0);
+    reported_loss(&mut r, t0);
     for (i, p) in data.iter().take(125).enumerate() {
         if i % 5 != 4 {
             r.handle_datagram(t0, p);
@@ -1133,7 +1136,7 @@ fn reported_loss_is_the_ratio_from_the_first_sample() {
     }
     let t1 = t0 + Duration::from_millis(25);
     r.handle_datagram(t1, &counter_probe(1, 125));
-    let loss = reported(&mut r, t1).expect("a STATUS after the PROBE");
+    let loss = reported_loss(&mut r, t1).expect("a STATUS after the PROBE");
     assert!(
         (190_000..=210_000).contains(&loss),
         "reported {loss} ppm after one sample of 20% loss"
@@ -1164,18 +1167,8 @@ fn data_awaiting_the_manifest_is_not_reported_as_loss() {
         ..ReceiverConfig::default()
     });
     let t0 = Instant::now();
-    let mut out = vec![0u8; 1232];
-    let mut reported = |r: &mut Receiver, t: Instant| {
-        let mut loss = None;
-        while let Some((n, _)) = r.poll_transmit(t, &mut out) {
-            if let Ok(Repr::Status(s)) = Repr::parse(&out[..n]) {
-                loss = Some(s.loss_ppm);
-            }
-        }
-        loss
-    };
     r.handle_datagram(t0, &counter_probe(0, 0));
-    reported(&mut r, t0);
+    reported_loss(&mut r, t0);
     // All of the next 125 DATA arrive, every one the file's.
     for p in data.iter().take(125) {
         r.handle_datagram(t0, p);
@@ -1183,7 +1176,7 @@ fn data_awaiting_the_manifest_is_not_reported_as_loss() {
     assert_eq!(r.stats().awaiting_manifest, 125, "{:?}", r.stats());
     let t1 = t0 + Duration::from_millis(25);
     r.handle_datagram(t1, &counter_probe(1, 125));
-    let loss = reported(&mut r, t1).expect("a STATUS after the PROBE");
+    let loss = reported_loss(&mut r, t1).expect("a STATUS after the PROBE");
     assert_eq!(loss, 0, "reported {loss} ppm with nothing lost");
 }
 
