@@ -1912,8 +1912,12 @@ fn routed_completion_against_the_bound() {
 /// and prints each run and the medians.
 fn bound_bench(routed: bool, scenarios: &[(&str, usize, &str, f64, [u32; 3])]) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !prerequisites("completion bench") || routed && !netns::multicast_routing("completion bench")
-    {
+    let ready = if routed {
+        router_prerequisites("completion bench")
+    } else {
+        prerequisites("completion bench")
+    };
+    if !ready {
         return;
     }
     let runs: usize = std::env::var("GROUPCAST_BOUND_RUNS")
