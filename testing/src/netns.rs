@@ -65,17 +65,9 @@ pub fn available_with(test: &str, extra: &[&str]) -> bool {
 
 /// Whether this kernel routes IPv6 multicast (`CONFIG_IPV6_MROUTE`, which
 /// smcrouted needs to install routes: without it smcrouted starts, says "No
-/// IPv6 multicast socket" and installs nothing). If not, says so loudly and
-/// returns false, or panics under `GROUPCAST_REQUIRE_NETNS=1`.
-pub fn multicast_routing(test: &str) -> bool {
-    if std::path::Path::new("/proc/net/ip6_mr_vif").exists() {
-        return true;
-    }
-    cannot_run(&format!(
-        "network namespace test {test} cannot run: this kernel does not route IPv6 multicast \
-         (no /proc/net/ip6_mr_vif: built without CONFIG_IPV6_MROUTE), so smcrouted cannot \
-         install routes"
-    ))
+/// IPv6 multicast socket" and installs nothing).
+pub fn kernel_routes_multicast() -> bool {
+    std::path::Path::new("/proc/net/ip6_mr_vif").exists()
 }
 
 /// Skips loudly, or panics under `GROUPCAST_REQUIRE_NETNS=1` (CI), where a
@@ -90,6 +82,9 @@ fn cannot_run(msg: &str) -> bool {
 
 /// The nftables table of [`Netns::drop_percent`]'s rule.
 pub const LOSS_TABLE: &str = "gtloss";
+
+/// The nftables table of [`Netns::forward_multicast`]'s rules.
+pub const ROUTER_TABLE: &str = "gtrouter";
 
 /// Namespaces made for one test, deleted on drop (with whatever still runs
 /// inside them).
@@ -229,6 +224,47 @@ impl Netns {
             }
         }
         0
+    }
+
+    /// Makes `ns` a multicast router for one group without the kernel's
+    /// multicast routing: an nftables rule at prerouting copies each packet
+    /// that arrives on `from` for `group` (from `source` only, if given) out
+    /// of `to`, with its hop limit decreased by one (netfilter's
+    /// `nf_dup_ipv6`), and forwards none that arrive with a hop limit of 1,
+    /// as a router must not. For kernels built without `CONFIG_IPV6_MROUTE`,
+    /// where smcrouted cannot install routes (see [`kernel_routes_multicast`]).
+    pub fn forward_multicast(
+        &self,
+        ns: &str,
+        from: &str,
+        to: &str,
+        group: std::net::Ipv6Addr,
+        source: Option<std::net::Ipv6Addr>,
+    ) {
+        let source = source
+            .map(|s| format!("ip6 saddr {s} "))
+            .unwrap_or_default();
+        self.exec(ns, &["nft", &format!("add table ip6 {ROUTER_TABLE}")]);
+        self.exec(
+            ns,
+            &[
+                "nft",
+                &format!(
+                    "add chain ip6 {ROUTER_TABLE} prerouting \
+                     {{ type filter hook prerouting priority 0; }}"
+                ),
+            ],
+        );
+        self.exec(
+            ns,
+            &[
+                "nft",
+                &format!(
+                    "add rule ip6 {ROUTER_TABLE} prerouting iifname \"{from}\" {source}\
+                     ip6 daddr {group} ip6 hoplimit > 1 counter dup to {group} device \"{to}\""
+                ),
+            ],
+        );
     }
 
     /// Waits until `ifname` in `ns` has carrier and a multicast route.
