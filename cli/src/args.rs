@@ -313,6 +313,11 @@ pub struct SendArgs {
     /// window edge the policy follows.
     #[arg(long, default_value_t = 48, value_name = "BLOCKS")]
     pub flow_window: u32,
+    /// Flow control (hybrid, nack): the same bound in bytes of blocks; the smaller applies (at
+    /// least one block). The default keeps each receiver's blocks ahead of its edge near 52 MB
+    /// at the default block size.
+    #[arg(long, default_value = "32MiB", value_parser = parse_size, value_name = "SIZE")]
+    pub flow_window_bytes: u64,
     /// Hybrid, nack: receivers tracked at once; reports from more are dropped and counted.
     #[arg(long, default_value_t = 10_000)]
     pub max_receivers: usize,

@@ -118,6 +118,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
         feedback: FeedbackConfig {
             policy: args.policy,
             flow_window: args.flow_window.max(1),
+            flow_window_bytes: args.flow_window_bytes.max(1),
             min_receivers: args.min_receivers,
             max_receivers: args.max_receivers.max(1),
             max_nack_rate: args.max_nack_rate.max(1),

@@ -663,6 +663,43 @@ mod feedback {
         assert!(timed_out);
     }
 
+    /// `flow_window_bytes` bounds the window in bytes of K × T blocks when
+    /// it is the smaller: here 2,500 bytes are 2 blocks of 1,000 (K = 10,
+    /// T = 100) against a `flow_window` of 4, so that large blocks keep a
+    /// receiver's memory bounded.
+    #[test]
+    fn flow_window_bytes_bounds_the_window_of_large_blocks() {
+        let window = |bytes: u64| {
+            let t0 = Instant::now();
+            let mut s = Sender::new(SenderConfig {
+                mode: Mode::Hybrid,
+                max_datagram: 144, // T = 100
+                block_symbols: 10,
+                interleave: 2,
+                repair_overhead: 0.0,
+                feedback: FeedbackConfig {
+                    flow_window: 4,
+                    flow_window_bytes: bytes,
+                    ..FeedbackConfig::default()
+                },
+                ..SenderConfig::default()
+            })
+            .unwrap();
+            s.add_object(vec![3u8; 20_000], "o").unwrap();
+            s.handle_datagram(t0, &status(1, (0, 0), false));
+            send_all(&mut s, t0)
+        };
+        // Edge 0 plus 2 blocks: one window of 2 blocks, 0 and 1.
+        assert_eq!(window(2_500), Some(1));
+        // Less than a block still lets one window out.
+        assert_eq!(window(1), Some(1));
+        // The block bound applies when it is the smaller.
+        assert_eq!(window(1 << 20), Some(3));
+        let mut bad = SenderConfig::default();
+        bad.feedback.flow_window_bytes = 0;
+        assert!(Sender::new(bad).is_err());
+    }
+
     #[test]
     fn quorum_and_max_follow_the_faster_receivers() {
         for policy in [FlowPolicy::Quorum(1), FlowPolicy::Max] {

@@ -210,6 +210,9 @@ impl SenderConfig {
                 "aggregation must lie in 0..=100 and flow_window be at least 1",
             ));
         }
+        if fb.flow_window_bytes == 0 {
+            return Err(SenderError::Config("flow_window_bytes must be at least 1"));
+        }
         if fb.probe_interval.is_zero() || fb.min_grtt.is_zero() || fb.min_grtt > fb.max_grtt {
             return Err(SenderError::Config(
                 "probe_interval and min_grtt must be above 0, and min_grtt at most max_grtt",
@@ -516,6 +519,9 @@ const PROBE_HISTORY: usize = 64;
 pub struct Sender {
     config: SenderConfig,
     t: u16,
+    /// Blocks the first pass may run ahead of the flow-control edge: the
+    /// smaller of `flow_window` and `flow_window_bytes` in blocks of K × T.
+    flow_blocks: u64,
     /// Whether the FEC scheme makes repair symbols (else rounds replay source).
     repairs: bool,
     objects: Vec<Object>,
@@ -601,7 +607,10 @@ impl Sender {
         };
         let grtt = fb.initial_grtt.clamp(fb.min_grtt, fb.max_grtt);
         let nack_tokens = (fb.max_nack_rate as f64 / 10.0).max(1.0);
+        let block_bytes = config.block_symbols as u64 * t as u64;
+        let flow_blocks = (fb.flow_window as u64).min((fb.flow_window_bytes / block_bytes).max(1));
         Ok(Self {
+            flow_blocks,
             encoders: Encoders::new(
                 config.codecs.codec(config.fec),
                 config.encoder_threads > 0,
@@ -1720,9 +1729,9 @@ impl Sender {
                 .map_or(Duration::ZERO, |(s, l)| l.saturating_duration_since(s));
             return self.stats.receivers_heard == 0
                 && waited < self.config.feedback.first_status_wait
-                && seq >= self.config.feedback.flow_window as u64;
+                && seq >= self.flow_blocks;
         };
-        seq >= edge + self.config.feedback.flow_window as u64
+        seq >= edge + self.flow_blocks
     }
 
     /// (object, SBN) of the first block whose first pass is not finished.
