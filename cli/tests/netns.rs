@@ -687,7 +687,7 @@ fn router_lab(
     (lab, snd, rx)
 }
 
-/// Topology (b): sender → router (smcroute) → bridge → three receivers
+/// Topology (b): sender → router (smcroute, or nftables) → bridge → three receivers
 /// dropping 0%, 10% and 25%, with a hop limit above 1.
 #[test]
 fn routed_through_smcroute_with_loss() {
