@@ -259,9 +259,10 @@ pub struct SendArgs {
     /// Sending rate in bits/s of UDP payload (e.g. 100M, 1G), or `max` for unpaced.
     #[arg(long, default_value = "100M")]
     pub rate: String,
-    /// Multicast hop limit: 1 stays on the link; more crosses multicast routers. PROBEs announce
-    /// it, so receivers send their NACKs back as far without a flag of their own.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=255))]
+    /// Multicast hop limit: the default crosses up to 7 multicast routers; 1 keeps the data on
+    /// the link. PROBEs announce it, so receivers send their NACKs back only as far as the
+    /// PROBEs really came, without a flag of their own.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=255))]
     pub hops: u32,
     /// Rounds of the carousel: the first sends source symbols plus --overhead repair, each
     /// later one --round-repair fresh repair symbols per block.
@@ -387,8 +388,9 @@ pub struct ChatArgs {
     /// UDP port.
     #[arg(long, default_value_t = groupcast::channel::DEFAULT_PORT)]
     pub port: u16,
-    /// Multicast hop limit: 1 stays on the link; more crosses multicast routers.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=255))]
+    /// Multicast hop limit: the default crosses up to 7 multicast routers; 1 keeps the lines on
+    /// the link.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(1..=255))]
     pub hops: u8,
 }
 

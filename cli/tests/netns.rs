@@ -1462,10 +1462,12 @@ fn injected_garbage_is_counted_and_the_transfer_survives() {
     }
 }
 
-/// Hybrid through the router with the receivers' default flags: their NACKs
-/// take the hop limit the sender's PROBEs need (announced 4, arrived with 3:
-/// 2 hops), up the routed feedback group, and STATUS goes by unicast through
-/// the router, so the sender repairs and exits by itself.
+/// Hybrid through the router with default flags at both ends: the sender's
+/// default hop limit (8) crosses the router, which forwards nothing that
+/// arrives with a hop limit of 1 (the default before); the receivers' NACKs
+/// take the hop limit the PROBEs need (announced 8, arrived with 7: 2 hops),
+/// up the routed feedback group, and STATUS goes by unicast through the
+/// router, so the sender repairs and exits by itself.
 #[test]
 fn hybrid_through_smcroute_with_feedback_routed_upstream() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -1485,7 +1487,7 @@ fn hybrid_through_smcroute_with_feedback_routed_upstream() {
         &file,
         channel,
         // Without proactive repair, so that repair must come through NACKs.
-        &["--hops", "4", "--rate", "100M", "--no-proactive"],
+        &["--rate", "100M", "--no-proactive"],
     );
     for i in 0..3 {
         let label = format!("h{i}");
@@ -1510,8 +1512,9 @@ fn hybrid_through_smcroute_with_feedback_routed_upstream() {
 
 /// Issue 13, acceptance 4: the router drops every datagram from the
 /// receivers as it arrives (nftables at prerouting, ahead of either kind of
-/// forwarding), so neither NACK nor STATUS reaches the sender. The sender falls back to repair rounds and says why; the lossy
-/// receivers say their NACKs go unanswered; every copy still completes.
+/// forwarding), so neither NACK nor STATUS reaches the sender. The sender
+/// falls back to repair rounds and says why; the lossy receivers say their
+/// NACKs go unanswered; every copy still completes.
 #[test]
 fn feedback_blocked_at_the_router_falls_back_to_repair_rounds() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -1916,8 +1919,8 @@ fn completion_against_the_bound() {
     );
 }
 
-/// Issue 13, acceptance 3, as a benchmark: through the smcroute router with
-/// default `recv` flags (the sender `--hops 4 --rate R`): R1, 20 MiB at
+/// Issue 13, acceptance 3, as a benchmark: through the router with default
+/// flags (the sender `--rate R` only): R1, 20 MiB at
 /// 200 Mbit/s to receivers dropping 0/10/25% (target 1.20 × the bound), and
 /// R2, 5 MB at 50 Mbit/s at 10/10/10% (target 1.15 ×). Run it as
 /// `completion_against_the_bound`, by the name
@@ -1980,11 +1983,8 @@ fn bound_bench(routed: bool, scenarios: &[(&str, usize, &str, f64, [u32; 3])]) {
                 .collect();
             std::thread::sleep(Duration::from_millis(500));
             let start = Instant::now();
-            let mut args = vec!["--rate", rate];
-            if routed {
-                args.extend_from_slice(&["--hops", "4"]);
-            }
-            lab.send_args(&hosts[0].clone(), &file, &channel, &args);
+            // Default flags but the rate, through the router as on the bridge.
+            lab.send_args(&hosts[0].clone(), &file, &channel, &["--rate", rate]);
             let labels = ["rx0", "rx1", "rx2"];
             let last = lab.wait_all(&labels, Duration::from_secs(120), start);
             let status = lab.wait("sender", Duration::from_secs(30));
