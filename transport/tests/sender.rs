@@ -510,6 +510,23 @@ mod feedback {
     const SESSION: u64 = 1;
 
     fn sender(policy: FlowPolicy, rate: Option<u64>) -> Sender {
+        sender_with(policy, rate, |_| {})
+    }
+
+    /// [`sender`], with its feedback settings changed by `tune`.
+    fn sender_with(
+        policy: FlowPolicy,
+        rate: Option<u64>,
+        tune: impl FnOnce(&mut FeedbackConfig),
+    ) -> Sender {
+        let mut feedback = FeedbackConfig {
+            policy,
+            flow_window: 4,
+            receiver_timeout: Duration::from_secs(1),
+            linger: Duration::from_millis(100),
+            ..FeedbackConfig::default()
+        };
+        tune(&mut feedback);
         let mut s = Sender::new(SenderConfig {
             mode: Mode::Hybrid,
             max_datagram: 144, // T = 100
@@ -517,13 +534,7 @@ mod feedback {
             interleave: 2,
             repair_overhead: 0.0,
             rate,
-            feedback: FeedbackConfig {
-                policy,
-                flow_window: 4,
-                receiver_timeout: Duration::from_secs(1),
-                linger: Duration::from_millis(100),
-                ..FeedbackConfig::default()
-            },
+            feedback,
             ..SenderConfig::default()
         })
         .unwrap();
@@ -671,21 +682,7 @@ mod feedback {
     fn flow_window_bytes_bounds_the_window_of_large_blocks() {
         let window = |bytes: u64| {
             let t0 = Instant::now();
-            let mut s = Sender::new(SenderConfig {
-                mode: Mode::Hybrid,
-                max_datagram: 144, // T = 100
-                block_symbols: 10,
-                interleave: 2,
-                repair_overhead: 0.0,
-                feedback: FeedbackConfig {
-                    flow_window: 4,
-                    flow_window_bytes: bytes,
-                    ..FeedbackConfig::default()
-                },
-                ..SenderConfig::default()
-            })
-            .unwrap();
-            s.add_object(vec![3u8; 20_000], "o").unwrap();
+            let mut s = sender_with(FlowPolicy::Min, None, |fb| fb.flow_window_bytes = bytes);
             s.handle_datagram(t0, &status(1, (0, 0), false));
             send_all(&mut s, t0)
         };
