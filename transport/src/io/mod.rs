@@ -178,7 +178,8 @@ pub struct NetConfig {
     pub channel: Channel,
     /// Interface to send on or join on, by name.
     pub interface: String,
-    /// IPV6_MULTICAST_HOPS. Default 1 (the link); more to cross multicast routers.
+    /// IPV6_MULTICAST_HOPS. Default 8: up to 7 multicast routers; 1 keeps
+    /// what is sent on the link.
     pub hops: u32,
     /// Receivers: the hop limit of their NACKs. `None` (the default): as far
     /// as the sender's PROBEs came, from the hop limit they announce and the
@@ -235,7 +236,7 @@ impl NetConfig {
         Self {
             channel,
             interface: interface.to_owned(),
-            hops: 1,
+            hops: 8,
             feedback_hops: None,
             multicast_loop: true,
             buffer_size: 32 << 20,

@@ -129,8 +129,8 @@ impl PublisherBuilder {
         self
     }
 
-    /// The hop limit multicast leaves with (1, the default: this link; more
-    /// to cross routers).
+    /// The hop limit multicast leaves with (default 8: up to 7 multicast
+    /// routers; 1 keeps it on this link).
     pub fn hops(mut self, hops: u8) -> Self {
         self.net.hops = hops.max(1) as u32;
         self.config.hops = hops.max(1);

@@ -64,7 +64,8 @@ pub struct SenderConfig {
     /// milliseconds late are common, and each would lower the rate for good.
     pub pacing_granularity: Duration,
     /// The hop limit the driver sends multicast with, announced in PROBEs so
-    /// that receivers send their feedback as far. Default 1.
+    /// that receivers send their feedback as far. Default 8, as the socket
+    /// driver's `NetConfig`: up to 7 multicast routers.
     pub hops: u8,
     /// Blocks interleaved together, so a burst of loss is spread over this many
     /// blocks. Receivers buffer about this many blocks at once. Default 16.
@@ -132,7 +133,7 @@ impl Default for SenderConfig {
             rate: None,
             burst: 16 * 1024,
             pacing_granularity: Duration::from_millis(8),
-            hops: 1,
+            hops: 8,
             interleave: 16,
             info_interval: 64,
             encoder_threads: 0,
