@@ -1524,21 +1524,12 @@ fn feedback_blocked_at_the_router_falls_back_to_repair_rounds() {
     let channel = "gc-test-blocked";
     let (mut lab, snd, rx) = router_lab("fb", channel, [0, 10, 25], true);
     let rtr = format!("{}-rtr", lab.net.tag());
-    lab.net
-        .exec(&rtr, &["nft", "add", "table", "ip6", "gcblock"]);
-    lab.net.exec(
+    lab.net.nft_rule(
         &rtr,
-        &[
-            "nft",
-            "add chain ip6 gcblock relay { type filter hook prerouting priority -10; }",
-        ],
-    );
-    lab.net.exec(
-        &rtr,
-        &[
-            "nft",
-            "add rule ip6 gcblock relay iifname down0 meta l4proto udp counter drop",
-        ],
+        "gcblock",
+        "prerouting",
+        -10,
+        "iifname down0 meta l4proto udp counter drop",
     );
     let file = lab.dir.join("blocked.bin");
     random_file(&file, 4 << 20, 13);

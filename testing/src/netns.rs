@@ -186,26 +186,31 @@ impl Netns {
         if percent == 0 {
             return;
         }
-        self.exec(ns, &["nft", &format!("add table ip6 {LOSS_TABLE}")]);
+        self.nft_rule(
+            ns,
+            LOSS_TABLE,
+            "input",
+            0,
+            &format!("udp dport 4242 numgen random mod 100 < {percent} counter drop"),
+        );
+    }
+
+    /// Adds `rule` to the ip6 table `table` in `ns`, in a base chain named
+    /// after `hook` (input, prerouting, ...) at `priority`; the table and
+    /// the chain are made if they do not exist yet.
+    pub fn nft_rule(&self, ns: &str, table: &str, hook: &str, priority: i32, rule: &str) {
+        self.exec(ns, &["nft", &format!("add table ip6 {table}")]);
         self.exec(
             ns,
             &[
                 "nft",
                 &format!(
-                    "add chain ip6 {LOSS_TABLE} input {{ type filter hook input priority 0; }}"
+                    "add chain ip6 {table} {hook} \
+                     {{ type filter hook {hook} priority {priority}; }}"
                 ),
             ],
         );
-        self.exec(
-            ns,
-            &[
-                "nft",
-                &format!(
-                    "add rule ip6 {LOSS_TABLE} input udp dport 4242 numgen random mod 100 < \
-                     {percent} counter drop"
-                ),
-            ],
-        );
+        self.exec(ns, &["nft", &format!("add rule ip6 {table} {hook} {rule}")]);
     }
 
     /// Packets the loss rule in `ns` has dropped so far (0 without one).
@@ -244,26 +249,15 @@ impl Netns {
         let source = source
             .map(|s| format!("ip6 saddr {s} "))
             .unwrap_or_default();
-        self.exec(ns, &["nft", &format!("add table ip6 {ROUTER_TABLE}")]);
-        self.exec(
+        self.nft_rule(
             ns,
-            &[
-                "nft",
-                &format!(
-                    "add chain ip6 {ROUTER_TABLE} prerouting \
-                     {{ type filter hook prerouting priority 0; }}"
-                ),
-            ],
-        );
-        self.exec(
-            ns,
-            &[
-                "nft",
-                &format!(
-                    "add rule ip6 {ROUTER_TABLE} prerouting iifname \"{from}\" {source}\
-                     ip6 daddr {group} ip6 hoplimit > 1 counter dup to {group} device \"{to}\""
-                ),
-            ],
+            ROUTER_TABLE,
+            "prerouting",
+            0,
+            &format!(
+                "iifname \"{from}\" {source}ip6 daddr {group} ip6 hoplimit > 1 counter \
+                 dup to {group} device \"{to}\""
+            ),
         );
     }
 

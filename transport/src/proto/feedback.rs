@@ -129,9 +129,10 @@ pub struct FeedbackConfig {
     /// at 10% loss reached 130-143 MiB for a 512 MiB file.) Small blocks keep
     /// `flow_window`, so that the window spans a round trip.
     pub flow_window_bytes: u64,
-    /// How long the first pass waits, after `flow_window` blocks, for the
-    /// first STATUS of any receiver before going on without flow control.
-    /// Default 250 ms (five initial GRTTs).
+    /// How long the first pass waits, after the flow window's blocks (the
+    /// smaller of `flow_window` and `flow_window_bytes`), for the first
+    /// STATUS of any receiver before going on without flow control. Default
+    /// 250 ms (five initial GRTTs).
     pub first_status_wait: Duration,
     /// While the first pass lasts, repair is capped at this share of the
     /// sending rate (unpaced senders: of their measured rate), so forged or
