@@ -253,6 +253,8 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
             "receivers_refused": stats.receivers_refused,
             "flow_blocked": stats.flow_blocked,
             "encoders_built_for_repair": stats.encoders_built_for_repair,
+            "encoders_built_inline": stats.encoders_built_inline,
+            "encoders_built_twice": stats.encoders_built_twice,
             "probes_sent": stats.probes_sent,
             "grtt_us": stats.grtt_us,
             "rate_bytes_per_s": stats.rate,

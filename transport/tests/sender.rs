@@ -388,13 +388,16 @@ fn encoder_threads_send_the_same_datagrams() {
         // answered (1: the sender builds it itself).
         let mut buf = vec![0u8; s.config().max_datagram];
         let mut out = Vec::new();
+        let mut unanswered = Vec::new();
         let mut asked = 0;
         loop {
             while let Some(req) = s.poll_encoder_request() {
                 asked += 1;
                 if threads > 1 {
                     let built = std::thread::spawn(move || req.build()).join().unwrap();
-                    s.handle_encoder(built);
+                    s.handle_encoder(built.expect("a request not built yet"));
+                } else {
+                    unanswered.push(req);
                 }
             }
             match s.poll_transmit(Instant::now(), &mut buf) {
@@ -403,12 +406,121 @@ fn encoder_threads_send_the_same_datagrams() {
             }
         }
         assert_eq!(asked > 0, threads > 0, "{asked} encoder requests");
-        out
+        // A worker that takes a request only after the sender built the
+        // encoder itself (or dropped it) skips the work.
+        for req in unanswered {
+            assert!(req.build().is_none(), "a request built twice");
+        }
+        let stats = s.stats();
+        assert_eq!(stats.encoders_built_twice, 0);
+        (out, stats.encoders_built_inline)
     };
-    let inline = run(0);
+    let (inline, all) = run(0);
     assert!(inline.len() > 1000);
-    assert_eq!(run(1), inline);
-    assert_eq!(run(3), inline);
+    let (unanswered, built_here) = run(1);
+    assert_eq!(unanswered, inline);
+    assert_eq!(built_here, all, "unanswered requests: every build inline");
+    let (answered, built_here) = run(3);
+    assert_eq!(answered, inline);
+    // Only the encoders built again after their eviction, never asked for.
+    assert!(built_here < all / 2, "{built_here} of {all} built inline");
+}
+
+/// A repair symbol whose encoder a worker has taken but not handed back
+/// waits for it, up to a bound, instead of the sending thread building the
+/// encoder a second time (on a busy host the workers fall behind, and the
+/// two then built nearly every encoder twice); once the encoder is back the
+/// datagrams are those of an inline run. A worker that never hands it back
+/// holds the sender up only for the bound.
+#[test]
+fn repair_waits_for_the_encoder_a_worker_is_building() {
+    let config = |threads: usize| SenderConfig {
+        max_datagram: 244, // T = 200
+        block_symbols: 50,
+        interleave: 4,
+        repair_overhead: 0.3,
+        rounds: Rounds::Fixed(1),
+        encoder_threads: threads,
+        ..SenderConfig::default()
+    };
+    let data: Vec<u8> = (0..60_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let now = Instant::now();
+    let mut buf = vec![0u8; 244];
+    let mut inline = Sender::new(config(0)).unwrap();
+    inline.add_object(data.clone(), "o").unwrap();
+    let expected: Vec<Vec<u8>> = std::iter::from_fn(|| {
+        inline
+            .poll_transmit(now, &mut buf)
+            .map(|n| buf[..n].to_vec())
+    })
+    .collect();
+    assert!(expected.len() > 300);
+
+    // A worker takes every request at once (the build is done: its claim is
+    // taken) and hands nothing back while the sender runs.
+    let mut s = Sender::new(config(1)).unwrap();
+    s.add_object(data.clone(), "o").unwrap();
+    let mut out = Vec::new();
+    let mut held = Vec::new();
+    loop {
+        while let Some(req) = s.poll_encoder_request() {
+            held.push(req.build().expect("a fresh request"));
+        }
+        match s.poll_transmit(now, &mut buf) {
+            Some(n) => out.push(buf[..n].to_vec()),
+            None => break,
+        }
+    }
+    assert!(
+        !held.is_empty() && out.len() < expected.len(),
+        "the sender stops at the first repair symbol: {} of {} sent",
+        out.len(),
+        expected.len()
+    );
+    assert_eq!(s.stats().encoders_built_inline, 0, "nothing built inline");
+    let wake = s.poll_timeout().expect("a deadline while waiting");
+    assert!(
+        wake > now && wake <= now + Duration::from_millis(50),
+        "{wake:?}"
+    );
+    // Handed back, they are used; later requests are answered at once.
+    for built in held.drain(..) {
+        s.handle_encoder(built);
+    }
+    loop {
+        while let Some(req) = s.poll_encoder_request() {
+            s.handle_encoder(req.build().expect("a fresh request"));
+        }
+        match s.poll_transmit(now, &mut buf) {
+            Some(n) => out.push(buf[..n].to_vec()),
+            None => break,
+        }
+    }
+    assert_eq!(out, expected);
+    assert_eq!(s.stats().encoders_built_twice, 0);
+
+    // A worker that never hands back: after the bound the sender builds the
+    // encoders itself, the same datagrams again.
+    let mut s = Sender::new(config(1)).unwrap();
+    s.add_object(data, "o").unwrap();
+    let mut out = Vec::new();
+    let mut t = now;
+    while out.len() < expected.len() {
+        while let Some(req) = s.poll_encoder_request() {
+            held.push(req.build().expect("a fresh request"));
+        }
+        match s.poll_transmit(t, &mut buf) {
+            Some(n) => out.push(buf[..n].to_vec()),
+            None => {
+                let wake = s.poll_timeout().expect("a deadline");
+                assert!(wake <= t + Duration::from_millis(50));
+                assert!(wake < now + Duration::from_secs(5), "stuck");
+                t = wake;
+            }
+        }
+    }
+    assert_eq!(out, expected);
+    assert!(s.stats().encoders_built_twice > 0);
 }
 
 /// An object whose blocks the driver hands over on request sends the very
@@ -445,7 +557,7 @@ fn block_supplied_objects_send_the_same_datagrams_in_bounded_memory() {
         let mut served = 0;
         loop {
             while let Some(req) = s.poll_encoder_request() {
-                s.handle_encoder(req.build());
+                s.handle_encoder(req.build().expect("a request not built yet"));
             }
             let sent = s.poll_transmit(now, &mut buf);
             if let Some(n) = sent {

@@ -604,21 +604,23 @@ pub fn run_sender_with(
     let waker = std::sync::Arc::new(
         mio::Waker::new(poll.registry(), WAKE).map_err(sock_err("creating the sender's waker"))?,
     );
-    on_wake(std::sync::Arc::new(move || {
+    let wake: decode::Wake = std::sync::Arc::new(move || {
         let _ = waker.wake();
-    }));
+    });
+    on_wake(wake.clone());
     let threads = sender.config().encoder_threads;
     if threads == 0 {
         return send_loop(sender, sock, poll, None, source, progress, on_tick);
     }
     // The encoder workers: the sender asks for builds, they build, the loop
-    // hands the encoders back. They end with the loop.
+    // hands the encoders back. They end with the loop. Each build wakes the
+    // loop: the sender may be waiting for it.
     let mut pool = WorkerPool::new(
         threads,
         "groupcast-enc",
         false,
         crate::proto::EncoderRequest::build,
-        None,
+        Some(wake),
     )
     .map_err(|e| IoError::Socket {
         context: "starting the encoder workers".into(),
@@ -636,7 +638,8 @@ pub fn run_sender_with(
 }
 
 /// Encoder builds asked of the workers, and the encoders they built.
-type Workers = WorkerPool<crate::proto::EncoderRequest, crate::proto::BuiltEncoder>;
+/// (`None`: a build the sender did itself meanwhile, skipped.)
+type Workers = WorkerPool<crate::proto::EncoderRequest, Option<crate::proto::BuiltEncoder>>;
 
 /// Hands the sender's encoder requests to the workers, and the encoders they
 /// built to the sender.
@@ -645,7 +648,9 @@ fn exchange_encoders(sender: &mut Sender, workers: Option<&mut Workers>) {
         return;
     };
     while let Some(b) = pool.try_take() {
-        sender.handle_encoder(b);
+        if let Some(b) = b {
+            sender.handle_encoder(b);
+        }
     }
     while let Some(req) = sender.poll_encoder_request() {
         pool.submit(req);

@@ -11,9 +11,17 @@
 //! time, the sender builds it itself. Encoding is deterministic, so the
 //! symbols are the same either way; only where the work is done differs. This
 //! module starts no thread and never waits.
+//!
+//! Each request carries a claim that whoever starts the build takes first: a
+//! request the sender has built itself meanwhile, or evicted, is skipped by
+//! the worker that takes it later ([`EncoderRequest::build`] gives `None`).
+//! On a busy host the workers fall behind the send loop, and without the
+//! claim both built the same blocks: about twice the encoding work.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use groupcast_fec::{BlockEncoder, BlockInfo, Codec, Oti};
 
@@ -28,6 +36,20 @@ pub struct EncoderRequest {
     oti: Oti,
     block: BlockInfo,
     data: BlockBytes,
+    claim: Claim,
+}
+
+/// Set by whoever starts a build (a worker or the sender), or by the sender
+/// when it no longer wants the encoder; a build is started only by the one
+/// that set it.
+#[derive(Clone, Default)]
+struct Claim(Arc<AtomicBool>);
+
+impl Claim {
+    /// Whether this call took the claim (it was free).
+    fn take(&self) -> bool {
+        !self.0.swap(true, Ordering::AcqRel)
+    }
 }
 
 /// A block's bytes, shared: a range of an object held whole, or a block read
@@ -62,13 +84,17 @@ impl std::fmt::Debug for EncoderRequest {
 
 impl EncoderRequest {
     /// Builds the encoder: CPU work (about as much as decoding the block),
-    /// fit for any thread.
-    pub fn build(self) -> BuiltEncoder {
-        BuiltEncoder {
+    /// fit for any thread. `None`, without any work, when the sender has
+    /// built it itself meanwhile or no longer wants it.
+    pub fn build(self) -> Option<BuiltEncoder> {
+        if !self.claim.take() {
+            return None;
+        }
+        Some(BuiltEncoder {
             key: self.key,
             oti: self.oti,
             encoder: build(self.codec, &self.oti, &self.block, self.data.as_slice()),
-        }
+        })
     }
 }
 
@@ -108,10 +134,25 @@ fn build(
 }
 
 enum Slot {
-    /// Asked of the driver, not back yet.
-    Requested,
+    /// Asked of the driver, not back yet; since when the sender has waited
+    /// for it, if it has.
+    Requested(Claim, Option<Instant>),
     Ready(Box<dyn BlockEncoder>),
 }
+
+impl Slot {
+    /// Tells a worker that has not started this build not to.
+    fn release(self) {
+        if let Slot::Requested(claim, _) = self {
+            claim.take();
+        }
+    }
+}
+
+/// How long the sender waits for a build a worker has started before it
+/// builds the encoder itself: a build takes a few milliseconds; a worker
+/// gone quiet must not stall the sender.
+pub(crate) const MAX_BUILD_WAIT: Duration = Duration::from_millis(50);
 
 /// Encoders by block, at most `capacity` of them, oldest evicted first.
 pub(crate) struct Encoders {
@@ -120,6 +161,10 @@ pub(crate) struct Encoders {
     slots: VecDeque<(Key, Slot)>,
     requests: VecDeque<EncoderRequest>,
     capacity: usize,
+    /// Encoders built on the sending thread ([`Encoders::get`]).
+    pub(crate) built_here: u64,
+    /// Of those, builds a worker had already started: done twice.
+    pub(crate) built_twice: u64,
 }
 
 impl Encoders {
@@ -130,6 +175,8 @@ impl Encoders {
             slots: VecDeque::new(),
             requests: VecDeque::new(),
             capacity: capacity.max(1),
+            built_here: 0,
+            built_twice: 0,
         }
     }
 
@@ -139,7 +186,9 @@ impl Encoders {
 
     fn insert(&mut self, key: Key, slot: Slot) -> usize {
         while self.slots.len() >= self.capacity {
-            self.slots.pop_front();
+            if let Some((_, slot)) = self.slots.pop_front() {
+                slot.release();
+            }
         }
         self.slots.push_back((key, slot));
         self.slots.len() - 1
@@ -156,19 +205,28 @@ impl Encoders {
         if !self.offload || self.position(key).is_some() {
             return;
         }
+        let claim = Claim::default();
         self.requests.push_back(EncoderRequest {
             codec: self.codec,
             key,
             oti: *oti,
             block: *block,
             data: data.clone(),
+            claim: claim.clone(),
         });
-        self.insert(key, Slot::Requested);
+        self.insert(key, Slot::Requested(claim, None));
     }
 
     /// The next build to hand to the driver.
+    /// (Requests whose encoder was evicted, or built here, before they went
+    /// out are not handed out at all.)
     pub(crate) fn poll_request(&mut self) -> Option<EncoderRequest> {
-        self.requests.pop_front()
+        while let Some(req) = self.requests.pop_front() {
+            if !req.claim.0.load(Ordering::Acquire) {
+                return Some(req);
+            }
+        }
+        None
     }
 
     /// An encoder the driver built. One that is no longer wanted (evicted, or
@@ -178,10 +236,27 @@ impl Encoders {
             return;
         }
         if let Some(i) = self.position(built.key)
-            && matches!(self.slots[i].1, Slot::Requested)
+            && matches!(self.slots[i].1, Slot::Requested(..))
         {
             self.slots[i].1 = Slot::Ready(built.encoder);
         }
+    }
+
+    /// Whether a worker is building the block's encoder now (it took the
+    /// request and has not handed the encoder back), and until when the
+    /// sender waits for it rather than build it a second time itself: at
+    /// most [`MAX_BUILD_WAIT`] from the first time it asked at or after
+    /// `now`. `None`: nobody is building it, or the wait is over.
+    pub(crate) fn building_elsewhere(&mut self, key: Key, now: Instant) -> Option<Instant> {
+        let i = self.position(key)?;
+        let Slot::Requested(claim, waited) = &mut self.slots[i].1 else {
+            return None;
+        };
+        if !claim.0.load(Ordering::Acquire) {
+            return None;
+        }
+        let until = *waited.get_or_insert(now) + MAX_BUILD_WAIT;
+        (now < until).then_some(until)
     }
 
     /// The block's encoder: the one the driver built, or one built here now.
@@ -194,16 +269,24 @@ impl Encoders {
     ) -> &mut dyn BlockEncoder {
         let i = match self.position(key) {
             Some(i) => i,
-            None => self.insert(key, Slot::Ready(build(self.codec, oti, block, data))),
+            None => {
+                self.built_here += 1;
+                self.insert(key, Slot::Ready(build(self.codec, oti, block, data)))
+            }
         };
         let slot = &mut self.slots[i].1;
-        if matches!(slot, Slot::Requested) {
-            // Not back in time: build it here (the driver's copy is dropped).
+        if let Slot::Requested(claim, _) = slot {
+            // Not back in time: build it here. A worker that has not started
+            // it skips it; one that has builds it for nothing.
+            self.built_here += 1;
+            if !claim.take() {
+                self.built_twice += 1;
+            }
             *slot = Slot::Ready(build(self.codec, oti, block, data));
         }
         match slot {
             Slot::Ready(enc) => enc.as_mut(),
-            Slot::Requested => unreachable!("built above"),
+            Slot::Requested(..) => unreachable!("built above"),
         }
     }
 }

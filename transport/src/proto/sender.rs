@@ -353,6 +353,11 @@ pub struct SenderStats {
     /// RaptorQ encoders built to answer NACKs (each charged an eighth of its
     /// block's bytes to the build budget, refilled at the repair rate).
     pub encoders_built_for_repair: u64,
+    /// RaptorQ encoders built on the sending thread: with encoder workers,
+    /// those not back in time (0 when the workers keep up).
+    pub encoders_built_inline: u64,
+    /// Of those, builds a worker had started too, so done twice.
+    pub encoders_built_twice: u64,
     /// Blocks handed over by the driver ([`Sender::handle_block`]).
     pub blocks_loaded: u64,
     /// Bytes of handed-over blocks held now.
@@ -539,6 +544,10 @@ pub struct Sender {
     /// ([`SenderConfig::lead_protection`]).
     lead: LeadRepeat,
     finished: bool,
+    /// Until when the next datagram waits for an encoder a worker is
+    /// building (see `Encoders::building_elsewhere`), rather than build it
+    /// a second time here.
+    encoder_wait: Option<Instant>,
     /// Pacing: bytes the sender may send now.
     pacing: TokenBucket,
     last: Option<Instant>,
@@ -635,6 +644,7 @@ impl Sender {
             info: InfoSchedule::new(),
             lead: LeadRepeat::new(),
             finished: false,
+            encoder_wait: None,
             pacing: TokenBucket::new(tokens),
             last: None,
             events: VecDeque::new(),
@@ -1012,9 +1022,14 @@ impl Sender {
             (Some(_), Some(last)) => Some(last),
             _ => None,
         };
+        // Waiting for an encoder a worker is building: until it is back
+        // (`handle_encoder`), or the wait is over.
+        let waiting = self
+            .encoder_wait
+            .filter(|&until| due.is_some_and(|d| d < until));
         if !self.feedback() {
             // A carousel always has data: paced, or due at once.
-            return pacing.or(due);
+            return waiting.or(pacing).or(due);
         }
         let mut t: Option<Instant> = None;
         let mut at = |x: Option<Instant>| {
@@ -1022,10 +1037,14 @@ impl Sender {
                 t = Some(t.map_or(x, |t: Instant| t.min(x)));
             }
         };
-        if self.has_data_ready() {
+        if let Some(until) = waiting {
+            at(Some(until));
+        } else if self.has_data_ready() {
             at(pacing.or(due));
         }
-        if let Some((o, sbn, esi)) = self.repair.front() {
+        if let Some((o, sbn, esi)) = self.repair.front()
+            && waiting.is_none()
+        {
             // Wait for the repair budget (and the build budget, if this symbol
             // needs an encoder built), or for pacing.
             let rate = self.repair_rate();
@@ -1070,6 +1089,7 @@ impl Sender {
     pub fn handle_encoder(&mut self, built: BuiltEncoder) {
         let oti = self.objects.get(built.object() as usize).map(|o| o.oti);
         self.encoders.handle_built(built, oti);
+        self.encoder_wait = None;
     }
 
     /// The next event, if any.
@@ -1681,6 +1701,25 @@ impl Sender {
             .min(fb.linger)
     }
 
+    /// Whether sending this repair symbol waits for the block's encoder,
+    /// which a worker is building now: building it here too would double
+    /// the work (on a busy host the workers fall behind the sending thread,
+    /// and then the two built nearly every encoder twice). The wait ends
+    /// when the encoder is back, or after `MAX_BUILD_WAIT`.
+    fn waits_for_encoder(&mut self, object: u32, sbn: u8, esi: u32, now: Instant) -> bool {
+        let o = &self.objects[object as usize];
+        if !self.repairs
+            || o.oti
+                .block(sbn as u32)
+                .is_none_or(|b| esi < b.source_symbols)
+        {
+            return false;
+        }
+        let key = (o.id.0, sbn);
+        self.encoder_wait = self.encoders.building_elsewhere(key, now);
+        self.encoder_wait.is_some()
+    }
+
     /// Whether sending this symbol means building the block's encoder first.
     fn needs_build(&self, object: u32, sbn: u8, esi: u32) -> bool {
         let o = &self.objects[object as usize];
@@ -1851,6 +1890,7 @@ impl Sender {
     }
 
     fn next_packet(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        self.encoder_wait = None;
         if self.feedback() {
             if self.timers.is_expired(Timer::Probe, now) {
                 return Some(self.emit_probe(now, buf));
@@ -1869,6 +1909,7 @@ impl Sender {
                 && self.repair_tokens.has_any()
                 && (self.build_tokens.has_any() || !self.needs_build(o, sbn, esi))
                 && let Some(bytes) = self.block_bytes(o, sbn)
+                && !self.waits_for_encoder(o, sbn, esi, now)
             {
                 if self.wants_info(o as usize) {
                     return Some(self.emit_info(o as usize, buf));
@@ -1912,6 +1953,9 @@ impl Sender {
                 // Blocks the driver has not handed over yet are passed over;
                 // with none held, wait for them.
                 let (sbn, esi, bytes, pick) = self.front_held()?;
+                if self.waits_for_encoder(self.cursor.object as u32, sbn, esi, now) {
+                    return None;
+                }
                 if self.wants_info(self.cursor.object) {
                     return Some(self.emit_info(self.cursor.object, buf));
                 }
@@ -2269,6 +2313,8 @@ impl Sender {
                 .get((o.id.0, sbn), &o.oti, &block, data)
                 .write_symbol(esi, out)
                 .expect("ESI and length are in range");
+            self.stats.encoders_built_inline = self.encoders.built_here;
+            self.stats.encoders_built_twice = self.encoders.built_twice;
         }
         // A source symbol sent again (a no-code replay) repairs loss, so it
         // counts as repair.
