@@ -155,6 +155,16 @@ pub trait BlockDecoder: Send {
         self.is_decoded()
     }
 
+    /// Whether an [`attempt`](Self::attempt) now would take the codec's
+    /// cheapest way to decode, so that a caller who expects more symbols of
+    /// the block soon gains nothing by waiting for them. RaptorQ solves
+    /// without its GF(256) rows once it holds a few symbols beyond K + H
+    /// ([`raptorq_cheap_symbols`](crate::raptorq_cheap_symbols)), at about
+    /// two thirds of the work. By default, true.
+    fn cheap(&self) -> bool {
+        true
+    }
+
     /// How many more symbols the decoder needs before its next decoding attempt
     /// (0 once decoded).
     fn needed(&self) -> u32;

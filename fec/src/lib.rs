@@ -57,4 +57,4 @@ pub use oti::{
     BlockInfo, MAX_ESI, MAX_SOURCE_BLOCKS, MAX_SOURCE_SYMBOLS_PER_BLOCK, MAX_TRANSFER_LENGTH,
     OTI_LEN, Oti, OtiError,
 };
-pub use raptorq_codec::RaptorQ;
+pub use raptorq_codec::{CHEAP_MARGIN, RaptorQ, raptorq_cheap_symbols, raptorq_hdpc_symbols};

@@ -7,6 +7,30 @@ use raptorq::{EncodingPacket, PayloadId, SourceBlockDecoder, SourceBlockEncoder}
 use crate::codec::{check_block_data, check_symbol, copy_source_symbol};
 use crate::{BlockDecoder, BlockEncoder, BlockInfo, Codec, FecError, MAX_ESI, Oti, Push};
 
+/// H, the number of HDPC symbols of a block of `k` source symbols (RFC 6330
+/// §5.6, Table 2: the row of the smallest K' ≥ `k`), as a step function of
+/// `k`: 10 up to K' = 1032, one more at each of six later rows.
+pub fn raptorq_hdpc_symbols(k: u32) -> u32 {
+    // The last K' of Table 2 with each H from 10 to 15.
+    const LAST_K_PRIME: [u32; 6] = [1032, 10787, 20564, 30346, 39980, 49978];
+    10 + LAST_K_PRIME.iter().take_while(|&&last| k > last).count() as u32
+}
+
+/// Symbols beyond K + H that make a RaptorQ decoding cheap. With at least
+/// K + H distinct symbols, `raptorq` first solves without the HDPC rows
+/// (GF(2) only), about a third less work than the full solve, and falls back
+/// to the full solve when that system is short of rank: likely with exactly
+/// K + H, rare a few symbols beyond. So [`raptorq_cheap_symbols`] asks for
+/// this margin, and an attempt with fewer holds back the symbols beyond
+/// K + H − 1 rather than pay for both solves.
+pub const CHEAP_MARGIN: u32 = 3;
+
+/// The distinct symbols from which a RaptorQ block of `k` source symbols
+/// decodes cheaply (without GF(256) work): K + H + [`CHEAP_MARGIN`].
+pub fn raptorq_cheap_symbols(k: u32) -> u32 {
+    k + raptorq_hdpc_symbols(k) + CHEAP_MARGIN
+}
+
 /// RaptorQ: K source symbols, then up to 2^24 − K fresh repair symbols per block.
 ///
 /// Any K+2 distinct symbols decode with near certainty (failure about 6·10⁻⁸;
@@ -225,6 +249,18 @@ impl BlockDecoder for RaptorQDecoder {
             return false;
         }
         let t = self.oti.symbol_size() as usize;
+        // Between K + H and the cheap count, raptorq would try the GF(2)
+        // solve, likely fail, and solve again: hold back what lies beyond
+        // K + H − 1 (repair symbols, the last ones) for a later attempt.
+        let got = self.received_count();
+        let full_solve = k + raptorq_hdpc_symbols(k) - 1;
+        let keep_back =
+            if self.inner.is_none() && got > full_solve && got < raptorq_cheap_symbols(k) {
+                ((got - full_solve) as usize).min(self.repair.len())
+            } else {
+                0
+            };
+        let held_back = self.repair.split_off(self.repair.len() - keep_back);
         let result = match self.inner.as_mut() {
             // A decoder from an earlier, failed attempt takes just the new symbols.
             Some(inner) => inner.decode(self.repair.drain(..)),
@@ -254,6 +290,7 @@ impl BlockDecoder for RaptorQDecoder {
                 r
             }
         };
+        self.repair.extend(held_back);
         match result {
             Some(data) => {
                 self.finish(data);
@@ -261,6 +298,11 @@ impl BlockDecoder for RaptorQDecoder {
             }
             None => false,
         }
+    }
+
+    fn cheap(&self) -> bool {
+        let k = self.block.source_symbols;
+        self.done || self.source_count == k || self.received_count() >= raptorq_cheap_symbols(k)
     }
 
     fn needed(&self) -> u32 {

@@ -270,3 +270,59 @@ fn only_raptorq_makes_repair() {
     assert!(codec_for(FecId::RaptorQ).makes_repair());
     assert!(!codec_for(FecId::NoCode).makes_repair());
 }
+
+/// H follows RFC 6330's Table 2 (the row of the smallest K' ≥ K).
+#[test]
+fn raptorq_hdpc_symbols_follow_rfc_6330_table_2() {
+    use groupcast_fec::raptorq_hdpc_symbols as h;
+    for (k, expected) in [
+        (1, 10),
+        (1000, 10),
+        (1032, 10),
+        (1033, 11),
+        (10787, 11),
+        (10788, 12),
+        (20565, 13),
+        (30347, 14),
+        (39981, 15),
+        (49979, 16),
+        (56403, 16),
+    ] {
+        assert_eq!(h(k), expected, "K = {k}");
+    }
+}
+
+/// A block stored up to K symbols, then on to K + H + margin, says when an
+/// attempt is cheap; and every count from K up decodes it, including those
+/// between K + H and the cheap count, where the decoder holds symbols back.
+#[test]
+fn raptorq_says_when_decoding_is_cheap_and_decodes_at_every_count() {
+    use groupcast_fec::raptorq_cheap_symbols;
+    let len = 1000 * 1000;
+    let data = object(len, 9);
+    let oti = Oti::for_object(len as u64, 1000, 1000, 4).unwrap();
+    let codec = codec_for(FecId::RaptorQ);
+    let block = oti.block(0).unwrap();
+    let k = block.source_symbols;
+    let cheap_at = raptorq_cheap_symbols(k);
+    assert_eq!(cheap_at, k + 13);
+    let mut enc = codec.encoder(&oti, &block, &data[block.range()]).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let mut sym = vec![0u8; 1000];
+    for count in [k, k + 9, k + 10, k + 11, k + 12, k + 13, k + 20] {
+        // 10% of the source symbols lost, repair making up the count.
+        let mut esis: Vec<u32> = (0..k).filter(|_| rng.random_bool(0.9)).collect();
+        let repair = count - esis.len() as u32;
+        esis.extend(k..k + repair);
+        let mut dec = codec.decoder(&oti, &block).unwrap();
+        for (i, &esi) in esis.iter().enumerate() {
+            enc.write_symbol(esi, &mut sym).unwrap();
+            let push = dec.store(esi, &sym).unwrap();
+            let held = i as u32 + 1;
+            assert_eq!(push == Push::Ready, held >= k, "{held} held");
+            assert_eq!(dec.cheap(), held >= cheap_at, "{held} held");
+        }
+        assert!(dec.attempt(), "{count} symbols decode");
+        assert_eq!(dec.take_decoded().unwrap(), &data[block.range()]);
+    }
+}

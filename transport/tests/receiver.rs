@@ -1266,3 +1266,89 @@ fn a_need_info_answered_by_its_object_info_is_not_unanswered() {
         "a NEED_INFO answered by its OBJECT_INFO counted as unanswered"
     );
 }
+
+/// With decode workers, a block that holds K symbols waits (ripens) for the
+/// few more that make RaptorQ's solve the cheap one (K + H + 3: 1013 for
+/// K = 1000) before it goes out to solve; a PROBE, or RIPEN_LIMIT (5 ms)
+/// with nothing more, sends it out with what it has.
+#[test]
+fn solvable_blocks_ripen_for_a_cheaper_solve() {
+    use groupcast::{Mode, Rounds, SenderConfig};
+    use groupcast_testing::datagrams_of;
+    let data = object(200_000, 4);
+    let packets = datagrams_of(
+        SenderConfig {
+            session: SessionId(77),
+            mode: Mode::Carousel,
+            max_datagram: 244, // T = 200: one block of K = 1000
+            block_symbols: 1000,
+            repair_overhead: 0.1,
+            rounds: Rounds::Fixed(1),
+            ..SenderConfig::default()
+        },
+        &[(&data, "one block")],
+    );
+    // 60 source symbols lost: the 1000th symbol is the 1060th DATA.
+    let kept: Vec<&Vec<u8>> = packets
+        .iter()
+        .filter(|p| match Repr::parse(p) {
+            Ok(Repr::Data(d)) => !(2..62).contains(&d.esi),
+            _ => true,
+        })
+        .collect();
+    let receiver = || {
+        Receiver::new(ReceiverConfig {
+            decode_threads: 1,
+            ..ReceiverConfig::default()
+        })
+    };
+    let now = Instant::now();
+    // Feeds datagrams until `symbols` are held; says whether a job is out.
+    let feed = |r: &mut Receiver, symbols: u64| {
+        for p in &kept {
+            if r.stats().symbols_accepted == symbols {
+                break;
+            }
+            r.handle_datagram(now, p);
+        }
+        assert_eq!(r.stats().symbols_accepted, symbols);
+        r.poll_decode()
+    };
+
+    // Held at K and up to K + 12; out at K + 13, and it decodes.
+    let mut r = receiver();
+    assert!(feed(&mut r, 1000).is_none(), "solvable, held back");
+    let due = r.poll_timeout().expect("a deadline for the held block");
+    assert!(due <= now + Duration::from_millis(5), "{due:?}");
+    assert!(feed(&mut r, 1012).is_none(), "still held at K + 12");
+    let job = feed(&mut r, 1013).expect("out at K + 13");
+    r.handle_decoded(now, job.run());
+    let mut got = None;
+    while let Some(e) = r.poll_event() {
+        if let ReceiverEvent::BlockDecoded { data, .. } = e {
+            got = Some(data);
+        }
+    }
+    assert_eq!(got.as_deref(), Some(&data[..]));
+
+    // A PROBE ends the wait: the block goes out with its K symbols.
+    let mut r = receiver();
+    assert!(feed(&mut r, 1000).is_none());
+    r.handle_datagram(
+        now,
+        &emit_probe(groupcast::wire::ProbeRepr {
+            session: 77,
+            ..probe_of_session_10(1)
+        }),
+    );
+    assert!(r.poll_decode().is_some(), "out after a PROBE");
+
+    // So does the deadline, with nothing more arriving.
+    let mut r = receiver();
+    assert!(feed(&mut r, 1005).is_none());
+    r.handle_timeout(now + Duration::from_millis(4));
+    assert!(r.poll_decode().is_none(), "held before its deadline");
+    let due = r.poll_timeout().unwrap();
+    r.handle_timeout(due);
+    assert!(r.poll_decode().is_some(), "out at its deadline");
+}

@@ -992,6 +992,10 @@ fn recv_loop(
                     return Ok((RecvOutcome::Done, stats));
                 }
             }
+            // A block that ripened in vain goes out to solve now.
+            if let Some(pool) = workers.as_deref_mut() {
+                pool.submit_all(receiver);
+            }
         }
         flush_feedback(receiver, sock, &mut out, now, &mut stats);
         if deadline.is_some_and(|d| now >= d) {
