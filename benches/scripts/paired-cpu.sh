@@ -83,4 +83,6 @@ for k, name in (('A', '$A'), ('B', '$B')):
     print(f'| {name} | {$SIZE / col(0) / 1e6:.1f} | {med[k][0]:.2f} | {med[k][1]:.2f} '
           f'| {col(2) / 1024:.1f} | {col(4) / 1024:.1f} |')
 print(f'B / A: sender {med[\"B\"][0] / med[\"A\"][0]:.3f}, receiver {med[\"B\"][1] / med[\"A\"][1]:.3f}')
+for k in 'AB':
+    print(k, 'runs (sender, receiver CPU s/GB):', ' '.join(f'{r[1] / gb:.2f}/{r[3] / gb:.2f}' for r in runs[k]))
 "
