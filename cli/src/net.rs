@@ -130,6 +130,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
             ..FeedbackConfig::default()
         },
         encoder_threads: args.encoder_threads.min(64),
+        wait_for_encoders: true,
         max_datagram: check_max_datagram(args.max_datagram)?,
         ..SenderConfig::default()
     };
@@ -369,6 +370,7 @@ fn recv_one(
         max_objects: args.max_objects.max(1),
         max_blocks_in_flight: args.max_blocks_in_flight.max(1),
         decode_threads: decode_threads(args),
+        ripen: true,
         refused_sessions: seen.to_vec(),
         ..ReceiverConfig::default()
     };

@@ -290,7 +290,13 @@ impl BlockDecoder for RaptorQDecoder {
                 r
             }
         };
-        self.repair.extend(held_back);
+        // Rarely, K + H − 1 symbols do not decode: the held-back ones are
+        // then fed at once (with them the block may decode, and no further
+        // symbol need come).
+        let result = match (result, self.inner.as_mut()) {
+            (None, Some(inner)) if !held_back.is_empty() => inner.decode(held_back),
+            (result, _) => result,
+        };
         match result {
             Some(data) => {
                 self.finish(data);

@@ -1299,6 +1299,7 @@ fn solvable_blocks_ripen_for_a_cheaper_solve() {
     let receiver = || {
         Receiver::new(ReceiverConfig {
             decode_threads: 1,
+            ripen: true,
             ..ReceiverConfig::default()
         })
     };

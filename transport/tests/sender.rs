@@ -434,16 +434,19 @@ fn encoder_threads_send_the_same_datagrams() {
 /// holds the sender up only for the bound.
 #[test]
 fn repair_waits_for_the_encoder_a_worker_is_building() {
+    // Blocks of 500 symbols: smaller ones are built again rather than
+    // waited for.
     let config = |threads: usize| SenderConfig {
         max_datagram: 244, // T = 200
-        block_symbols: 50,
+        block_symbols: 500,
         interleave: 4,
         repair_overhead: 0.3,
         rounds: Rounds::Fixed(1),
         encoder_threads: threads,
+        wait_for_encoders: true,
         ..SenderConfig::default()
     };
-    let data: Vec<u8> = (0..60_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let now = Instant::now();
     let mut buf = vec![0u8; 244];
     let mut inline = Sender::new(config(0)).unwrap();

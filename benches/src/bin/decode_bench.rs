@@ -116,6 +116,8 @@ fn record(data: &[u8], loss: f64) -> Vec<Vec<u8>> {
 fn receive(stream: &[Vec<u8>], size: usize, threads: usize) -> f64 {
     let mut r = Receiver::new(ReceiverConfig {
         decode_threads: threads,
+        // As `groupcast recv` runs it.
+        ripen: true,
         max_object_size: size as u64 + 1,
         ..ReceiverConfig::default()
     });

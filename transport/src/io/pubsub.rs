@@ -122,7 +122,11 @@ impl PublisherBuilder {
     /// What the publisher keeps after every receiver acknowledged it, for
     /// receivers that ask late: at most `bytes`, and nothing older than
     /// `time`. With no receiver heard at all, an object is kept `time`
-    /// after its first pass. Default 0 bytes and 250 ms.
+    /// after its first pass. Default 1 MiB and 250 ms: a subscriber that was
+    /// there from the start but lost the first PROBEs, and so is not yet
+    /// tracked when the others acknowledge the first objects, still finds
+    /// them held when it hears the next PROBE (with 0 bytes it started past
+    /// them, and missed their messages).
     pub fn retain(mut self, bytes: usize, time: Duration) -> Self {
         self.retain_bytes = bytes;
         self.retain_time = time;
@@ -536,7 +540,7 @@ impl Publisher {
             config,
             batching: Batching::default(),
             window: 16 << 20,
-            retain_bytes: 0,
+            retain_bytes: 1 << 20,
             retain_time: Duration::from_millis(250),
             close_timeout: Duration::from_secs(60),
         }

@@ -89,6 +89,13 @@ pub struct ReceiverConfig {
     /// decode out of order. Blocks whose source symbols all arrived complete
     /// at once either way. Default 0: the receiver decodes inline.
     pub decode_threads: usize,
+    /// With decode workers, let a solvable block of 500 symbols or more
+    /// wait (ripen) up to 5 ms, or until the next PROBE, for the few more
+    /// symbols that make its solve the cheap one
+    /// ([`groupcast_fec::BlockDecoder::cheap`]). `groupcast recv` turns it
+    /// on; default off (the message layer keeps it off: see
+    /// docs/architecture.md).
+    pub ripen: bool,
 }
 
 impl Default for ReceiverConfig {
@@ -114,6 +121,7 @@ impl Default for ReceiverConfig {
             max_buffered_bytes: 256 << 20,
             codecs: CodecSet::Real,
             decode_threads: 0,
+            ripen: false,
         }
     }
 }
@@ -1183,6 +1191,7 @@ impl Receiver {
         symbol: &[u8],
     ) -> Result<(), RejectReason> {
         let offload = self.config.decode_threads > 0;
+        let ripen = self.config.ripen;
         let Self {
             table: ObjectTable { objects, .. },
             stats,
@@ -1237,7 +1246,8 @@ impl Receiver {
                     // every window and the first pass's end), or for
                     // RIPEN_LIMIT at most.
                     Some(now)
-                        if !decoder.cheap()
+                        if ripen
+                            && !decoder.cheap()
                             && o.oti
                                 .block(sbn as u32)
                                 .is_some_and(|b| b.source_symbols >= MIN_RIPEN_SYMBOLS) =>

@@ -78,6 +78,12 @@ pub struct SenderConfig {
     /// datagrams are the same either way; workers only take the encoding work
     /// off the sending thread. The sender itself never starts a thread.
     pub encoder_threads: usize,
+    /// With encoder workers, a repair symbol of a block of 500 symbols or
+    /// more whose encoder a worker is building waits for it (up to 50 ms)
+    /// instead of the sending thread building it a second time.
+    /// `groupcast send` turns it on; default off (the message layer keeps it
+    /// off: see docs/architecture.md).
+    pub wait_for_encoders: bool,
     /// How loss is recovered. Default [`Mode::Carousel`]. In nack mode the
     /// sender uses the Compact No-Code scheme whatever `fec` says; in nack and
     /// hybrid modes `rounds` is ignored: the sender makes one pass, then
@@ -137,6 +143,7 @@ impl Default for SenderConfig {
             interleave: 16,
             info_interval: 64,
             encoder_threads: 0,
+            wait_for_encoders: false,
             lead_protection: false,
             copy_single_symbol_objects: false,
             mode: Mode::Carousel,
@@ -150,6 +157,12 @@ impl Default for SenderConfig {
 /// [`SenderConfig::pacing_granularity`]): 1 MiB, 8 ms at 1 Gbit/s, so that
 /// above that rate a catch-up burst stays within a socket buffer.
 pub const MAX_PACING_CATCH_UP: u64 = 1 << 20;
+
+/// Blocks of fewer source symbols never wait for an encoder a worker is
+/// building (`Sender::waits_for_encoder`): their build is cheap, and the
+/// hand-over from the worker would delay small objects (messages) by a
+/// thread wake-up each.
+const MIN_WAIT_SYMBOLS: u32 = 500;
 
 /// Largest first-round or later-round repair share (× K) a sender accepts.
 pub const MAX_REPAIR_OVERHEAD: f64 = 100.0;
@@ -1204,6 +1217,9 @@ impl Sender {
             return None;
         }
         let len = self.next_packet(now, buf)?;
+        // Something went: a wait for an encoder noted on the way (for a
+        // repair symbol passed over) holds nothing back.
+        self.encoder_wait = None;
         self.stats.packets_sent += 1;
         self.stats.bytes_sent += len as u64;
         if self.config.rate.is_some() {
@@ -1701,17 +1717,21 @@ impl Sender {
             .min(fb.linger)
     }
 
-    /// Whether sending this repair symbol waits for the block's encoder,
+    /// Whether sending this repair symbol waits for the block's encoder (of
+    /// a block of at least `MIN_WAIT_SYMBOLS` source symbols),
     /// which a worker is building now: building it here too would double
     /// the work (on a busy host the workers fall behind the sending thread,
     /// and then the two built nearly every encoder twice). The wait ends
     /// when the encoder is back, or after `MAX_BUILD_WAIT`.
     fn waits_for_encoder(&mut self, object: u32, sbn: u8, esi: u32, now: Instant) -> bool {
         let o = &self.objects[object as usize];
+        // A small block builds in microseconds: building it again here
+        // costs less than the hand-over back from a worker.
         if !self.repairs
+            || !self.config.wait_for_encoders
             || o.oti
                 .block(sbn as u32)
-                .is_none_or(|b| esi < b.source_symbols)
+                .is_none_or(|b| esi < b.source_symbols || b.source_symbols < MIN_WAIT_SYMBOLS)
         {
             return false;
         }
