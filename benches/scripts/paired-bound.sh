@@ -11,38 +11,29 @@
 # Each pair runs A then B on the same file; completion is from the sender's
 # start to the last receiver's exit. Prints each build's median and runs.
 set -euo pipefail
+. "$(dirname "$0")/lab.sh"
 A=$1 B=$2 SIZE=$3 RATE=$4 PAIRS=$5 DROP=${6:-10}
 DIR=$(mktemp -d)
-teardown() {
-    for n in gcp-hub gcp-snd gcp-r0 gcp-r1 gcp-r2; do
-        ip netns pids "$n" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
-        ip netns del "$n" 2>/dev/null || true
-    done
-    rm -rf "$DIR"
-}
+NAMESPACES="gcp-hub gcp-snd gcp-r0 gcp-r1 gcp-r2"
+# shellcheck disable=SC2086
+teardown() { lab_teardown $NAMESPACES; rm -rf "$DIR"; }
 trap teardown EXIT
-teardown_quiet() { teardown; mkdir -p "$DIR"; }
-teardown_quiet
+# shellcheck disable=SC2086
+lab_teardown $NAMESPACES
 ip netns add gcp-hub
 ip -n gcp-hub link set lo up
 ip -n gcp-hub link add br0 type bridge mcast_snooping 0
 ip -n gcp-hub link set br0 up
 i=0
 for h in snd r0 r1 r2; do
-    ip netns add "gcp-$h"
-    ip -n "gcp-$h" link set lo up
-    for k in all default; do ip netns exec "gcp-$h" sysctl -qw "net.ipv6.conf.$k.accept_dad=0"; done
+    lab_ns "gcp-$h"
     ip link add e0 netns "gcp-$h" type veth peer name "p$i" netns gcp-hub
     ip -n "gcp-$h" link set e0 gso_max_segs 1 up
     ip -n gcp-hub link set "p$i" gso_max_segs 1 up
     ip -n gcp-hub link set "p$i" master br0
     i=$((i + 1))
 done
-for h in r0 r1 r2; do
-    ip netns exec "gcp-$h" nft add table ip6 gcploss
-    ip netns exec "gcp-$h" nft "add chain ip6 gcploss input { type filter hook input priority 0; }"
-    ip netns exec "gcp-$h" nft "add rule ip6 gcploss input udp dport 4242 numgen random mod 100 < $DROP drop"
-done
+for h in r0 r1 r2; do lab_drop "gcp-$h" "$DROP"; done
 sleep 2
 head -c "$SIZE" /dev/urandom > "$DIR/payload.bin"
 run() {

@@ -15,30 +15,15 @@
 # builds' own stats, so that builds without `cpu_s` compare too. Prints each
 # build's median sender and receiver CPU s/GB, peak RSS and goodput.
 set -euo pipefail
+. "$(dirname "$0")/lab.sh"
 A=$1 B=$2 SIZE=$3 PAIRS=$4 DROP=${5:-10} MODE=${6:-hybrid}
 DIR=$(mktemp -d)
-teardown() {
-    for n in gcc-snd gcc-rcv; do
-        ip netns pids "$n" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
-        ip netns del "$n" 2>/dev/null || true
-    done
-    rm -rf "$DIR"
-}
+teardown() { lab_teardown gcc-snd gcc-rcv; rm -rf "$DIR"; }
 trap teardown EXIT
-teardown
-mkdir -p "$DIR"
-for h in snd rcv; do
-    ip netns add "gcc-$h"
-    ip -n "gcc-$h" link set lo up
-    for k in all default; do ip netns exec "gcc-$h" sysctl -qw "net.ipv6.conf.$k.accept_dad=0"; done
-done
-ip link add e0 netns gcc-snd type veth peer name e0 netns gcc-rcv
-for h in snd rcv; do ip -n "gcc-$h" link set e0 gso_max_segs 1 up; done
-if [ "$DROP" != 0 ]; then
-    ip netns exec gcc-rcv nft add table ip6 gccloss
-    ip netns exec gcc-rcv nft "add chain ip6 gccloss input { type filter hook input priority 0; }"
-    ip netns exec gcc-rcv nft "add rule ip6 gccloss input udp dport 4242 numgen random mod 100 < $DROP drop"
-fi
+lab_teardown gcc-snd gcc-rcv
+lab_ns gcc-snd gcc-rcv
+lab_veth gcc-snd gcc-rcv
+lab_drop gcc-rcv "$DROP"
 sleep 2
 head -c "$SIZE" /dev/urandom > "$DIR/payload.bin"
 run() {

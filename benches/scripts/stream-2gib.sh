@@ -9,30 +9,17 @@
 # veth pair (gso_max_segs 1), deletes them on exit, sends nowhere else.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. benches/scripts/lab.sh
 BYTES=${1:-2147483648} DROP=${2:-10}
 BIN=$PWD/target/release/groupcast
 [ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 DIR=$(mktemp -d)
-teardown() {
-    for n in gcs-a gcs-b; do
-        ip netns pids "$n" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
-        ip netns del "$n" 2>/dev/null || true
-    done
-    rm -rf "$DIR"
-}
+teardown() { lab_teardown gcs-a gcs-b; rm -rf "$DIR"; }
 trap teardown EXIT
-teardown
-mkdir -p "$DIR"
-for n in gcs-a gcs-b; do
-    ip netns add "$n"
-    ip -n "$n" link set lo up
-    for k in all default; do ip netns exec "$n" sysctl -qw "net.ipv6.conf.$k.accept_dad=0"; done
-done
-ip link add e0 netns gcs-a type veth peer name e0 netns gcs-b
-for n in gcs-a gcs-b; do ip -n "$n" link set e0 gso_max_segs 1 up; done
-ip netns exec gcs-b nft add table ip6 gcsloss
-ip netns exec gcs-b nft "add chain ip6 gcsloss input { type filter hook input priority 0; }"
-ip netns exec gcs-b nft "add rule ip6 gcsloss input udp dport 4242 numgen random mod 100 < $DROP drop"
+lab_teardown gcs-a gcs-b
+lab_ns gcs-a gcs-b
+lab_veth gcs-a gcs-b
+lab_drop gcs-b "$DROP"
 sleep 2
 (timeout 600 ip netns exec gcs-b "$BIN" recv --stream --channel big --interface e0 -q \
     --stats-json "$DIR/r.json" | sha256sum > "$DIR/r.sum") &

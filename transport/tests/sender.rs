@@ -365,6 +365,27 @@ fn configuration_errors_name_the_problem() {
     assert!(msg.contains("1200") && msg.contains("1188"), "{msg}");
 }
 
+/// Sends until `s` has nothing more to send at `now`, into `out`, handing
+/// each encoder request it makes to `answer` first (a driver's part: build it
+/// and hand it back, or keep it).
+fn send_until_idle(
+    s: &mut Sender,
+    now: Instant,
+    out: &mut Vec<Vec<u8>>,
+    mut answer: impl FnMut(&mut Sender, groupcast::proto::EncoderRequest),
+) {
+    let mut buf = vec![0u8; s.config().max_datagram];
+    loop {
+        while let Some(req) = s.poll_encoder_request() {
+            answer(s, req);
+        }
+        match s.poll_transmit(now, &mut buf) {
+            Some(n) => out.push(buf[..n].to_vec()),
+            None => break,
+        }
+    }
+}
+
 /// Encoder worker threads change when encoders are built, never what is sent.
 #[test]
 fn encoder_threads_send_the_same_datagrams() {
@@ -386,25 +407,18 @@ fn encoder_threads_send_the_same_datagrams() {
         // A driver with workers: every request built on another thread and
         // handed back before the next datagram (`threads` > 1), or never
         // answered (1: the sender builds it itself).
-        let mut buf = vec![0u8; s.config().max_datagram];
         let mut out = Vec::new();
         let mut unanswered = Vec::new();
         let mut asked = 0;
-        loop {
-            while let Some(req) = s.poll_encoder_request() {
-                asked += 1;
-                if threads > 1 {
-                    let built = std::thread::spawn(move || req.build()).join().unwrap();
-                    s.handle_encoder(built.expect("a request not built yet"));
-                } else {
-                    unanswered.push(req);
-                }
+        send_until_idle(&mut s, Instant::now(), &mut out, |s, req| {
+            asked += 1;
+            if threads > 1 {
+                let built = std::thread::spawn(move || req.build()).join().unwrap();
+                s.handle_encoder(built.expect("a request not built yet"));
+            } else {
+                unanswered.push(req);
             }
-            match s.poll_transmit(Instant::now(), &mut buf) {
-                Some(n) => out.push(buf[..n].to_vec()),
-                None => break,
-            }
-        }
+        });
         assert_eq!(asked > 0, threads > 0, "{asked} encoder requests");
         // A worker that takes a request only after the sender built the
         // encoder itself (or dropped it) skips the work.
@@ -465,15 +479,9 @@ fn repair_waits_for_the_encoder_a_worker_is_building() {
     s.add_object(data.clone(), "o").unwrap();
     let mut out = Vec::new();
     let mut held = Vec::new();
-    loop {
-        while let Some(req) = s.poll_encoder_request() {
-            held.push(req.build().expect("a fresh request"));
-        }
-        match s.poll_transmit(now, &mut buf) {
-            Some(n) => out.push(buf[..n].to_vec()),
-            None => break,
-        }
-    }
+    send_until_idle(&mut s, now, &mut out, |_, req| {
+        held.push(req.build().expect("a fresh request"));
+    });
     assert!(
         !held.is_empty() && out.len() < expected.len(),
         "the sender stops at the first repair symbol: {} of {} sent",
@@ -490,15 +498,9 @@ fn repair_waits_for_the_encoder_a_worker_is_building() {
     for built in held.drain(..) {
         s.handle_encoder(built);
     }
-    loop {
-        while let Some(req) = s.poll_encoder_request() {
-            s.handle_encoder(req.build().expect("a fresh request"));
-        }
-        match s.poll_transmit(now, &mut buf) {
-            Some(n) => out.push(buf[..n].to_vec()),
-            None => break,
-        }
-    }
+    send_until_idle(&mut s, now, &mut out, |s, req| {
+        s.handle_encoder(req.build().expect("a fresh request"));
+    });
     assert_eq!(out, expected);
     assert_eq!(s.stats().encoders_built_twice, 0);
 

@@ -50,6 +50,12 @@ impl Claim {
     fn take(&self) -> bool {
         !self.0.swap(true, Ordering::AcqRel)
     }
+
+    /// Whether someone took the claim (a worker started the build, or the
+    /// sender built or gave up the encoder).
+    fn is_taken(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
 }
 
 /// A block's bytes, shared: a range of an object held whole, or a block read
@@ -222,7 +228,7 @@ impl Encoders {
     /// out are not handed out at all.)
     pub(crate) fn poll_request(&mut self) -> Option<EncoderRequest> {
         while let Some(req) = self.requests.pop_front() {
-            if !req.claim.0.load(Ordering::Acquire) {
+            if !req.claim.is_taken() {
                 return Some(req);
             }
         }
@@ -252,7 +258,7 @@ impl Encoders {
         let Slot::Requested(claim, waited) = &mut self.slots[i].1 else {
             return None;
         };
-        if !claim.0.load(Ordering::Acquire) {
+        if !claim.is_taken() {
             return None;
         }
         let until = *waited.get_or_insert(now) + MAX_BUILD_WAIT;

@@ -28,6 +28,13 @@ mod sender;
 mod timer;
 
 pub use feedback::{Aimd, FeedbackConfig, FlowPolicy, Mode};
+
+/// Blocks of fewer source symbols are cheap to build an encoder for and to
+/// solve (well under a millisecond), so the sender never waits for a worker's
+/// build of one (`SenderConfig::wait_for_encoders`) and a receiver never
+/// holds one back for a cheaper solve (`ReceiverConfig::ripen`): either
+/// wait would delay small objects, such as messages, for nothing.
+pub(crate) const COSTLY_BLOCK_SYMBOLS: u32 = 500;
 pub use hash::UNIT as HASH_UNIT;
 pub use reassemble::{Reassembled, Reassembler};
 pub use receiver::{

@@ -766,12 +766,6 @@ const RIPEN_LIMIT: Duration = Duration::from_millis(5);
 /// Blocks ripening at once, at most; more send the oldest to be solved.
 const MAX_RIPENING: usize = 64;
 
-/// Only blocks of this many source symbols or more ripen: a smaller block's
-/// solve costs little either way, and a message in it would wait for
-/// nothing. (Hybrid's proactive repair, which brings the symbols beyond K,
-/// starts at the same size.)
-const MIN_RIPEN_SYMBOLS: u32 = 500;
-
 impl Receiver {
     /// A receiver with no objects.
     pub fn new(config: ReceiverConfig) -> Self {
@@ -1248,9 +1242,9 @@ impl Receiver {
                     Some(now)
                         if ripen
                             && !decoder.cheap()
-                            && o.oti
-                                .block(sbn as u32)
-                                .is_some_and(|b| b.source_symbols >= MIN_RIPEN_SYMBOLS) =>
+                            && o.oti.block(sbn as u32).is_some_and(|b| {
+                                b.source_symbols >= super::COSTLY_BLOCK_SYMBOLS
+                            }) =>
                     {
                         if !self.ripening.iter().any(|r| (r.0, r.1) == (key, sbn)) {
                             if self.ripening.len() >= MAX_RIPENING {

@@ -158,12 +158,6 @@ impl Default for SenderConfig {
 /// above that rate a catch-up burst stays within a socket buffer.
 pub const MAX_PACING_CATCH_UP: u64 = 1 << 20;
 
-/// Blocks of fewer source symbols never wait for an encoder a worker is
-/// building (`Sender::waits_for_encoder`): their build is cheap, and the
-/// hand-over from the worker would delay small objects (messages) by a
-/// thread wake-up each.
-const MIN_WAIT_SYMBOLS: u32 = 500;
-
 /// Largest first-round or later-round repair share (× K) a sender accepts.
 pub const MAX_REPAIR_OVERHEAD: f64 = 100.0;
 /// Largest `repair_share` (a multiple of the rate) a sender accepts.
@@ -1718,7 +1712,7 @@ impl Sender {
     }
 
     /// Whether sending this repair symbol waits for the block's encoder (of
-    /// a block of at least `MIN_WAIT_SYMBOLS` source symbols),
+    /// a block of at least `COSTLY_BLOCK_SYMBOLS` source symbols),
     /// which a worker is building now: building it here too would double
     /// the work (on a busy host the workers fall behind the sending thread,
     /// and then the two built nearly every encoder twice). The wait ends
@@ -1729,9 +1723,9 @@ impl Sender {
         // costs less than the hand-over back from a worker.
         if !self.repairs
             || !self.config.wait_for_encoders
-            || o.oti
-                .block(sbn as u32)
-                .is_none_or(|b| esi < b.source_symbols || b.source_symbols < MIN_WAIT_SYMBOLS)
+            || o.oti.block(sbn as u32).is_none_or(|b| {
+                esi < b.source_symbols || b.source_symbols < super::COSTLY_BLOCK_SYMBOLS
+            })
         {
             return false;
         }
