@@ -334,6 +334,36 @@ impl PubShared {
 /// nobody tracked (false).
 type Live = (ObjectId, usize, Option<(Instant, bool)>);
 
+/// Marks since when each live object may go: acknowledged by every tracked
+/// receiver (objects before `confirmed`), or, with nobody tracked, passed by
+/// the first pass (objects before `unheard`). An object marked while nobody
+/// was tracked that a receiver heard since lacks waits for it again: that
+/// receiver's first STATUS came after the pass, and the object is its to
+/// lose only once it acknowledges it or the tracked set gives up on it.
+fn mark_acknowledged(
+    live: &mut VecDeque<Live>,
+    confirmed: Option<ObjectId>,
+    unheard: Option<ObjectId>,
+    now: Instant,
+) {
+    if let Some(acked) = confirmed {
+        for o in live.iter_mut() {
+            match o.2 {
+                None if o.0 < acked => o.2 = Some((now, true)),
+                Some((at, false)) if o.0 < acked => o.2 = Some((at, true)),
+                Some((_, false)) => o.2 = None,
+                _ => {}
+            }
+        }
+    } else if let Some(passed) = unheard {
+        for o in live.iter_mut().take_while(|o| o.0 < passed) {
+            if o.2.is_none() {
+                o.2 = Some((now, false));
+            }
+        }
+    }
+}
+
 /// What a publisher's driver keeps between turns of its loop.
 #[derive(Default)]
 struct PubTurns {
@@ -373,17 +403,8 @@ impl PubTurns {
         // What every receiver that counts has may go, after its retention.
         // With nobody heard yet, what the first pass sent waits at least
         // UNHEARD_RETENTION for receivers whose first STATUS is on its way.
-        let confirmed = sender.acknowledged();
-        let acked = confirmed.or_else(|| {
-            (sender.stats().receivers_tracked == 0).then(|| sender.first_pass_progress())
-        });
-        if let Some(acked) = acked {
-            for o in self.live.iter_mut().take_while(|o| o.0 < acked) {
-                if o.2.is_none() {
-                    o.2 = Some((now, confirmed.is_some()));
-                }
-            }
-        }
+        let unheard = (sender.stats().receivers_tracked == 0).then(|| sender.first_pass_progress());
+        mark_acknowledged(&mut self.live, sender.acknowledged(), unheard, now);
         let mut kept: usize = self
             .live
             .iter()
@@ -1298,5 +1319,56 @@ impl Endpoint {
         } = self;
         drop(subscriber);
         publisher.close()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Live, mark_acknowledged};
+    use crate::ObjectId;
+    use std::collections::VecDeque;
+    use std::time::{Duration, Instant};
+
+    fn live(n: u32) -> VecDeque<Live> {
+        (0..n).map(|i| (ObjectId(i), 100, None)).collect()
+    }
+
+    /// Objects the first pass sent while nobody was tracked are kept for
+    /// whoever is heard next: once a receiver is tracked, what it has not
+    /// acknowledged waits for it, however long ago it was sent.
+    #[test]
+    fn what_a_receiver_heard_late_lacks_waits_for_it() {
+        let t0 = Instant::now();
+        let mut l = live(4);
+        // Nobody tracked; the first pass is past objects 0..3.
+        mark_acknowledged(&mut l, None, Some(ObjectId(3)), t0);
+        assert_eq!(l[0].2, Some((t0, false)));
+        assert_eq!(l[2].2, Some((t0, false)));
+        assert_eq!(l[3].2, None);
+        // A receiver is heard: it has object 0 only.
+        let t1 = t0 + Duration::from_secs(1);
+        mark_acknowledged(&mut l, Some(ObjectId(1)), None, t1);
+        assert_eq!(l[0].2, Some((t0, true)), "acknowledged: since it was sent");
+        assert_eq!(l[1].2, None, "not acknowledged: kept for the receiver");
+        assert_eq!(l[2].2, None);
+        // It acknowledges the rest later.
+        let t2 = t0 + Duration::from_secs(3);
+        mark_acknowledged(&mut l, Some(ObjectId(4)), None, t2);
+        assert!(l.iter().skip(1).all(|o| o.2 == Some((t2, true))));
+    }
+
+    /// With receivers tracked, only what all of them acknowledged is marked;
+    /// marks are not moved by later turns.
+    #[test]
+    fn acknowledged_objects_keep_their_first_mark() {
+        let t0 = Instant::now();
+        let mut l = live(3);
+        mark_acknowledged(&mut l, Some(ObjectId(1)), None, t0);
+        let t1 = t0 + Duration::from_millis(100);
+        mark_acknowledged(&mut l, Some(ObjectId(2)), None, t1);
+        assert_eq!(
+            l.iter().map(|o| o.2).collect::<Vec<_>>(),
+            [Some((t0, true)), Some((t1, true)), None]
+        );
     }
 }
