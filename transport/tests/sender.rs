@@ -1358,6 +1358,124 @@ mod congestion {
         assert!(s.poll_encoder_request().is_some());
     }
 
+    /// A window whose blocks the driver hands over late (its symbols passed
+    /// over while they are read) sizes its proactive repair from the loss
+    /// reported by the time all its symbols are out, not when the plan alone
+    /// ran dry: sized then, before the first report of loss, the first
+    /// window of every large file went without repair and its blocks were
+    /// all repaired by NACKs.
+    #[test]
+    fn a_window_of_late_blocks_sizes_its_repair_when_its_symbols_are_out() {
+        let mut s = Sender::new(SenderConfig {
+            mode: Mode::Hybrid,
+            max_datagram: 244, // T = 200
+            block_symbols: 600,
+            interleave: 2,
+            lead_protection: false,
+            repair_overhead: 0.0,
+            ..SenderConfig::default()
+        })
+        .unwrap();
+        let data = vec![7u8; 600 * 200 * 2]; // 2 blocks: one window
+        let hash = *blake3::hash(&data).as_bytes();
+        s.add_object_blocks(data.len() as u64, hash, "o").unwrap();
+        let mut buf = vec![0u8; 244];
+        let now = Instant::now();
+        s.handle_timeout(now);
+        // Heard at no loss when the window opens; no block is in yet.
+        s.handle_datagram(now, &status(0));
+        let mut requests = Vec::new();
+        for _ in 0..2000 {
+            s.poll_transmit(now, &mut buf);
+            requests.extend(std::iter::from_fn(|| s.poll_block_request()));
+        }
+        assert_eq!(requests.len(), 2, "both blocks asked for");
+        // Loss is reported while the blocks are read (the sender averages
+        // what a receiver reports); then they come.
+        for _ in 0..4 {
+            s.handle_datagram(now, &status(100_000));
+        }
+        for r in requests {
+            let at = r.offset as usize;
+            s.handle_block(r.object, r.sbn, data[at..at + r.len].to_vec())
+                .unwrap();
+        }
+        let mut repair = 0;
+        for i in 0..20_000 {
+            // (Repair draws on its own budget, refilled as time goes.)
+            let t = now + Duration::from_micros(100 * i);
+            if s.stats().rounds_completed > 0 {
+                break; // the first pass only
+            }
+            let Some(n) = s.poll_transmit(t, &mut buf) else {
+                continue;
+            };
+            if let Ok(Repr::Data(d)) = Repr::parse(&buf[..n])
+                && d.esi >= 600
+            {
+                repair += 1;
+            }
+        }
+        assert!(repair >= 2 * 60, "proactive repair at 10%: {repair}");
+    }
+
+    /// A lossy window asks for each block's encoder half a window before the
+    /// block's first repair symbol, in the order needed, rather than all at
+    /// its opening: the window before keeps its encoders in the cache while
+    /// NACKs for its last blocks come in.
+    #[test]
+    fn a_lossy_window_asks_for_its_encoders_as_the_plan_gets_to_them() {
+        let mut s = Sender::new(SenderConfig {
+            mode: Mode::Hybrid,
+            max_datagram: 244, // T = 200
+            block_symbols: 600,
+            interleave: 4,
+            encoder_threads: 1,
+            lead_protection: false,
+            ..SenderConfig::default()
+        })
+        .unwrap();
+        s.add_object(vec![7u8; 600 * 200 * 8], "o").unwrap(); // 8 blocks
+        let mut buf = vec![0u8; 244];
+        let now = Instant::now();
+        s.handle_timeout(now);
+        s.handle_datagram(now, &status(100_000));
+        // (datagram index when asked, SBN) and each block's first repair.
+        let (mut asked, mut first_repair) = (Vec::new(), [None; 4]);
+        let mut i = 0usize;
+        while first_repair.iter().any(Option::is_none) {
+            let Some(n) = s.poll_transmit(now, &mut buf) else {
+                break;
+            };
+            while let Some(r) = s.poll_encoder_request() {
+                asked.push((i, r.block().1));
+                if let Some(b) = r.build() {
+                    s.handle_encoder(b);
+                }
+            }
+            if let Ok(Repr::Data(d)) = Repr::parse(&buf[..n])
+                && d.sbn < 4
+                && d.esi >= 600
+            {
+                first_repair[d.sbn as usize].get_or_insert(i);
+            }
+            i += 1;
+        }
+        let window: Vec<_> = asked.iter().filter(|a| a.1 < 4).collect();
+        let order: Vec<u8> = window.iter().map(|a| a.1).collect();
+        assert_eq!(order, [0, 1, 2, 3], "asked once each, in order: {asked:?}");
+        // The window's first half is about 4 × 700 / 2 datagrams.
+        let half = 1300;
+        for &&(at, sbn) in &window {
+            let repair = first_repair[sbn as usize].unwrap();
+            assert!(
+                at < repair && repair - at >= half,
+                "block {sbn} asked at {at}, its first repair at {repair}"
+            );
+        }
+        assert!(window[3].0 > window[0].0 + half / 2, "spread: {asked:?}");
+    }
+
     /// With loss reported when a window opens, a hybrid first pass sends each
     /// block's source symbols and proactive repair together, the blocks'
     /// runs staggered: block i of 4 is complete at about 1/2 + (i + 1) / 8 of

@@ -89,6 +89,11 @@ impl std::fmt::Debug for EncoderRequest {
 }
 
 impl EncoderRequest {
+    /// The block whose encoder this asks for: its object and SBN.
+    pub fn block(&self) -> (crate::ObjectId, u8) {
+        (crate::ObjectId(self.key.0), self.key.1)
+    }
+
     /// Builds the encoder: CPU work (about as much as decoding the block),
     /// fit for any thread. `None`, without any work, when the sender has
     /// built it itself meanwhile or no longer wants it.

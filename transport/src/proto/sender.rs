@@ -454,6 +454,13 @@ struct Window {
     /// asks for them at once, while the window's source symbols go out, so
     /// that its proactive repair does not wait on builds.
     encoders_asked: bool,
+    /// Blocks whose encoders are asked for later, as the plan gets to them:
+    /// (the plan's length at which to ask, SBN), latest-asked last. A
+    /// staggered window asks for each block's encoder half a window before
+    /// its first repair symbol rather than all at its opening, so that the
+    /// encoders of the window before stay in the cache while the NACKs for
+    /// its last blocks come in (see `encoder_requests`).
+    encoders_due: VecDeque<(usize, u8)>,
 }
 
 impl Window {
@@ -803,7 +810,9 @@ impl Sender {
         self.loaded.order.push_back(key);
         // A window that wants its encoders asks for this one now.
         if self.window.as_ref().is_some_and(|w| {
-            w.encoders_asked && (w.first..w.first + self.config.interleave).contains(&(sbn as u32))
+            w.encoders_asked
+                && (w.first..w.first + self.config.interleave).contains(&(sbn as u32))
+                && w.encoders_due.iter().all(|d| d.1 != sbn)
         }) && self.cursor.object == object.0 as usize
             && let Some(bytes) = self.block_bytes(object.0, sbn)
         {
@@ -1956,10 +1965,14 @@ impl Sender {
                 self.window = Some(self.build_window(self.cursor.next_first));
                 self.prefetch_blocks();
             }
+            // Sized once the window's symbols are all out, those passed
+            // over for blocks not yet handed over included: the plan alone
+            // empties early while a driver reads the first blocks, and
+            // sized then, the first window went without repair.
             if self
                 .window
                 .as_ref()
-                .is_some_and(|w| w.plan.is_empty() && w.proactive_due)
+                .is_some_and(|w| !w.pending() && w.proactive_due)
             {
                 self.plan_proactive();
             }
@@ -1988,6 +2001,7 @@ impl Sender {
                         Pick::Deferred(slot) => w.deferred[slot].pop_front().map(|e| (sbn, e)),
                     };
                 }
+                self.ask_due_encoders();
                 let replay = self.cursor.round > 0;
                 let len = self.emit_data(self.cursor.object, sbn, esi, replay, &bytes, buf);
                 self.info.sent_data();
@@ -2124,6 +2138,7 @@ impl Sender {
         // Only blocks the driver hands over can be passed over.
         let supplied = o.data.is_none();
         let mut plan = VecDeque::new();
+        let mut encoders_due = VecDeque::new();
         let mut sized_repair = false;
         // Without repair symbols, every round sends the source symbols again.
         let repairs = self.repairs;
@@ -2171,6 +2186,9 @@ impl Sender {
                 .collect();
             sized_repair = true;
             plan_staggered_window(&mut self.repair, o.id.0, &blocks, &counts, &mut plan);
+            if self.config.encoder_threads > 0 {
+                encoders_due = encoder_requests(&blocks, &plan);
+            }
         } else {
             if send_source {
                 let max_k = blocks.iter().map(|b| b.source_symbols).max().unwrap_or(0);
@@ -2199,12 +2217,45 @@ impl Sender {
             proactive_planned,
             copies,
             encoders_asked: !repairs,
+            encoders_due,
         };
         if repairs && (share > 0.0 || sized_repair || lossy) {
             window.encoders_asked = true;
-            self.prepare_encoders(first, send_source);
+            let len = window.plan.len();
+            while window.encoders_due.front().is_some_and(|d| d.0 >= len) {
+                window.encoders_due.pop_front();
+            }
+            let later: Vec<u8> = window.encoders_due.iter().map(|d| d.1).collect();
+            self.prepare_encoders(first, send_source, &later);
         }
         window
+    }
+
+    /// Asks for the encoders of the window's blocks that the plan has got to
+    /// (see [`Window::encoders_due`]).
+    fn ask_due_encoders(&mut self) {
+        let Some(w) = self.window.as_mut() else {
+            return;
+        };
+        let len = w.plan.len();
+        let mut due = Vec::new();
+        while let Some(&(at, sbn)) = w.encoders_due.front() {
+            if len > at {
+                break;
+            }
+            w.encoders_due.pop_front();
+            due.push(sbn);
+        }
+        let object = self.cursor.object;
+        for sbn in due {
+            // A block not handed over yet asks for its encoder on arrival.
+            if let Some(bytes) = self.block_bytes(object as u32, sbn) {
+                let o = &self.objects[object];
+                if let Some(b) = o.oti.block(sbn as u32) {
+                    self.encoders.prepare((o.id.0, sbn), &o.oti, &b, &bytes);
+                }
+            }
+        }
     }
 
     /// Asks for the encoders of the current window's blocks (see
@@ -2215,14 +2266,16 @@ impl Sender {
         };
         w.encoders_asked = true;
         let first = w.first;
+        let later: Vec<u8> = w.encoders_due.iter().map(|d| d.1).collect();
         let send_source = self.cursor.round == 0 || !self.repairs;
-        self.prepare_encoders(first, send_source);
+        self.prepare_encoders(first, send_source, &later);
     }
 
     /// Asks for the encoders of the blocks of the window that starts at
     /// `first` of the current object, and of the next window too when this one
-    /// sends repair only (its symbols go out faster than a build).
-    fn prepare_encoders(&mut self, first: u32, send_source: bool) {
+    /// sends repair only (its symbols go out faster than a build); but not
+    /// those of `later`, asked for as the plan gets to them.
+    fn prepare_encoders(&mut self, first: u32, send_source: bool, later: &[u8]) {
         let object = self.cursor.object;
         let z = self.objects[object].oti.source_blocks();
         let last = (first + self.config.interleave).min(z);
@@ -2232,6 +2285,9 @@ impl Sender {
             (last + self.config.interleave).min(z)
         };
         for sbn in first..ahead {
+            if later.contains(&(sbn as u8)) {
+                continue;
+            }
             // A block not handed over yet asks for its encoder on arrival.
             if let Some(bytes) = self.block_bytes(object as u32, sbn as u8) {
                 let o = &self.objects[object];
@@ -2413,6 +2469,47 @@ fn plan_staggered_window(
         let half = run.len().div_ceil(2);
         plan.extend(run[half..].iter().map(|&esi| (b.sbn, esi)));
     }
+}
+
+/// When to ask for each block's encoder in a staggered window's `plan`
+/// ([`plan_staggered_window`]): half a window (the first half's length)
+/// before the block's first repair symbol, as (the plan's length then, SBN),
+/// in the order asked. All at the window's opening, the window's requests
+/// evicted the window before's encoders from the cache (it holds one window
+/// and four blocks) while NACKs for its last blocks were still to come, and
+/// those were built again; asked this way, the blocks of the window before
+/// leave it one by one over the first half, and the one worker builds them
+/// in the order needed, each with half a window to spare.
+fn encoder_requests(blocks: &[BlockInfo], plan: &VecDeque<(u8, u32)>) -> VecDeque<(usize, u8)> {
+    let total = plan.len();
+    let base = blocks.first().map_or(0, |b| b.sbn as usize);
+    let mut runs = vec![0usize; blocks.len()];
+    let mut first_repair: Vec<Option<usize>> = vec![None; blocks.len()];
+    for (i, &(sbn, esi)) in plan.iter().enumerate() {
+        let Some(slot) = (sbn as usize).checked_sub(base) else {
+            continue;
+        };
+        let (Some(b), Some(run), Some(f)) = (
+            blocks.get(slot),
+            runs.get_mut(slot),
+            first_repair.get_mut(slot),
+        ) else {
+            continue;
+        };
+        *run += 1;
+        if f.is_none() && esi >= b.source_symbols {
+            *f = Some(i);
+        }
+    }
+    // The first half: half of every block's run.
+    let lead: usize = runs.iter().map(|r| r.div_ceil(2)).sum();
+    let mut due: Vec<(usize, u8)> = blocks
+        .iter()
+        .zip(first_repair)
+        .filter_map(|(b, f)| f.map(|at| (total - at.saturating_sub(lead), b.sbn)))
+        .collect();
+    due.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    due.into()
 }
 
 /// Plans `counts[i]` fresh repair symbols of each of `blocks` (of `object`)
