@@ -1143,6 +1143,51 @@ fn reported_loss_is_the_ratio_from_the_first_sample() {
     );
 }
 
+/// After the first 2000 DATA, each PROBE's sample moves the reported loss
+/// by a quarter only if it spans 500 DATA or more, and in proportion if
+/// fewer: PROBEs close together (a window's end, a flow-blocked pass) give
+/// samples of a few packets. (At a full quarter each, one of 11 packets with
+/// none lost took a 10% estimate to 7.5%, and the sender's proactive repair
+/// with it: its first windows went short and their blocks to NACKs.)
+#[test]
+fn short_loss_samples_move_the_reported_loss_little() {
+    let file = object(4_000_000, 6);
+    let packets = transfer(10, &[(&file, "f")], 1);
+    let data: Vec<&Vec<u8>> = packets
+        .iter()
+        .filter(|p| matches!(Repr::parse(p), Ok(Repr::Data(_))))
+        .collect();
+    assert!(data.len() >= 3100, "{} DATA", data.len());
+    let mut r = Receiver::new(ReceiverConfig {
+        id: 1,
+        ..ReceiverConfig::default()
+    });
+    let mut t = Instant::now();
+    r.handle_datagram(t, &counter_probe(0, 0));
+    reported_loss(&mut r, t);
+    let mut sent = 0u64;
+    let mut probe = |r: &mut Receiver, t: &mut Instant, seq: u64, n: u64, lose_every: u64| {
+        for (i, p) in data[sent as usize..(sent + n) as usize].iter().enumerate() {
+            if lose_every == 0 || i as u64 % lose_every != lose_every - 1 {
+                r.handle_datagram(*t, p);
+            }
+        }
+        sent += n;
+        *t += Duration::from_millis(25);
+        r.handle_datagram(*t, &counter_probe(seq, sent));
+        reported_loss(r, *t).expect("a STATUS after the PROBE")
+    };
+    // 2500 DATA at 10%: past the warm-up, the plain ratio.
+    let loss = probe(&mut r, &mut t, 1, 2500, 10);
+    assert!((99_000..=101_000).contains(&loss), "{loss} ppm");
+    // 11 DATA, none lost: the estimate hardly moves.
+    let loss = probe(&mut r, &mut t, 2, 11, 0);
+    assert!(loss >= 99_000, "{loss} ppm after a sample of 11 packets");
+    // 600 DATA at 20%: a full quarter of the way.
+    let loss = probe(&mut r, &mut t, 3, 600, 5);
+    assert!((120_000..=130_000).contains(&loss), "{loss} ppm");
+}
+
 /// DATA the receiver cannot use yet (a file's, while its manifest is still
 /// missing) was delivered all the same: the reported loss counts it as
 /// received. (It counted as lost: a receiver dropping 25% that waited 260

@@ -534,7 +534,8 @@ struct SessionFb {
     /// The loss reported in STATUS, which NACK backoffs also rank needs by
     /// (`need_rank`): the ratio of the DATA counted to the DATA the sender's
     /// counter says went out (`loss_got`, `loss_sent`) until [`LOSS_WARMUP`]
-    /// went out, then a moving average of the PROBE samples (weight 1/4).
+    /// went out, then a moving average of the PROBE samples (weight 1/4 for
+    /// a sample of [`LOSS_SAMPLE`] DATA or more, in proportion below).
     /// (A moving average from 0 says a quarter of the loss after one sample:
     /// ranks drawn from it put most of a group first, and the sender's
     /// proactive repair, sized from the reports, fell short of the loss.)
@@ -1735,7 +1736,13 @@ impl Receiver {
                 f.loss_got += got.min(p.sent - b);
                 f.loss = 1.0 - f.loss_got as f64 / f.loss_sent as f64;
             } else {
-                f.loss = 0.75 * f.loss + 0.25 * sample;
+                // Each sample weighs by the DATA it spans: PROBEs close
+                // together (a window's end, a flow-blocked pass) give samples
+                // of a few packets, and at a full quarter each, one sample of
+                // 11 packets with none lost took a 10% estimate to 7%, and
+                // the sender's proactive repair with it.
+                let weight = 0.25 * (sent / LOSS_SAMPLE as f64).min(1.0);
+                f.loss += weight * (sample - f.loss);
             }
             let dt = now.saturating_duration_since(f.counter_at).as_secs_f64();
             if dt > 0.0 {
@@ -2373,6 +2380,10 @@ fn ranked_backoff(u: f64, max: f64, lacking: f64) -> f64 {
 /// DATA packets over which a session's first loss estimate is a plain ratio
 /// (see `SessionFb::loss_got`).
 const LOSS_WARMUP: u64 = 2000;
+
+/// DATA packets a PROBE loss sample spans to weigh its full quarter in the
+/// moving average; a shorter one weighs in proportion.
+const LOSS_SAMPLE: u64 = 500;
 
 /// Group size assumed while the sender tracks no receiver yet.
 const UNKNOWN_GROUP: f64 = 1000.0;
