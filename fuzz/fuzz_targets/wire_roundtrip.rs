@@ -126,7 +126,7 @@ fuzz_target!(|input: Input| {
                 loss_ppm: loss_ppm % 1_000_001,
                 rate,
                 window,
-                flags: flags & 3,
+                flags: flags & 7,
             }));
         }
     }

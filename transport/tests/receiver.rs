@@ -1097,14 +1097,19 @@ fn a_receiver_asks_for_nothing_the_sender_no_longer_holds() {
 /// Drains `r`'s feedback at `t` and returns the loss (ppm) its last STATUS
 /// reported, if it sent one.
 fn reported_loss(r: &mut Receiver, t: Instant) -> Option<u32> {
+    last_status(r, t).map(|s| s.0)
+}
+
+/// Drains `r`'s feedback at `t`: the loss (ppm) and flags of its last STATUS.
+fn last_status(r: &mut Receiver, t: Instant) -> Option<(u32, u8)> {
     let mut out = vec![0u8; 1232];
-    let mut loss = None;
+    let mut last = None;
     while let Some((n, _)) = r.poll_transmit(t, &mut out) {
         if let Ok(Repr::Status(s)) = Repr::parse(&out[..n]) {
-            loss = Some(s.loss_ppm);
+            last = Some((s.loss_ppm, s.flags));
         }
     }
-    loss
+    last
 }
 
 /// The Loss a STATUS reports is the share of the sender's DATA that did not
@@ -1125,10 +1130,13 @@ fn reported_loss_is_the_ratio_from_the_first_sample() {
         ..ReceiverConfig::default()
     });
     let t0 = Instant::now();
-    // The first PROBE sets the counter's baseline; 100 of the next 125 DATA
-    // arrive, and the next PROBE's counter says 125 went: 20% lost.
+    // The first PROBE sets the counter's baseline: the STATUS after it has
+    // no loss measured yet, and says so (no LOSS flag); 100 of the next 125
+    // DATA arrive, and the next PROBE's counter says 125 went: 20% lost.
+    use groupcast::wire::feedback::STATUS_LOSS;
     r.handle_datagram(t0, &counter_probe(0, 0));
-    reported_loss(&mut r, t0);
+    let (loss, flags) = last_status(&mut r, t0).expect("a STATUS after the PROBE");
+    assert_eq!((loss, flags & STATUS_LOSS), (0, 0), "nothing measured yet");
     for (i, p) in data.iter().take(125).enumerate() {
         if i % 5 != 4 {
             r.handle_datagram(t0, p);
@@ -1136,11 +1144,12 @@ fn reported_loss_is_the_ratio_from_the_first_sample() {
     }
     let t1 = t0 + Duration::from_millis(25);
     r.handle_datagram(t1, &counter_probe(1, 125));
-    let loss = reported_loss(&mut r, t1).expect("a STATUS after the PROBE");
+    let (loss, flags) = last_status(&mut r, t1).expect("a STATUS after the PROBE");
     assert!(
         (190_000..=210_000).contains(&loss),
         "reported {loss} ppm after one sample of 20% loss"
     );
+    assert_ne!(flags & STATUS_LOSS, 0, "measured");
 }
 
 /// After the first 2000 DATA, each PROBE's sample moves the reported loss

@@ -1292,11 +1292,18 @@ mod feedback {
 mod congestion {
     use std::time::{Duration, Instant};
 
+    use groupcast::wire::feedback::STATUS_LOSS;
     use groupcast::wire::{Repr, StatusRepr};
     use groupcast::{Aimd, FeedbackConfig, Mode, Sender, SenderConfig};
 
     // (Also the hybrid first pass's encoder requests, sized by reported loss.)
+    /// A STATUS of receiver 3 with a measured loss.
     fn status(loss_ppm: u32) -> Vec<u8> {
+        report(loss_ppm, STATUS_LOSS)
+    }
+
+    /// A STATUS of receiver 3 with these flags.
+    fn report(loss_ppm: u32, flags: u8) -> Vec<u8> {
         let st = StatusRepr {
             session: 1,
             receiver: 3,
@@ -1305,7 +1312,7 @@ mod congestion {
             loss_ppm,
             rate: 0,
             window: (0, 0),
-            flags: 0,
+            flags,
         };
         let mut buf = vec![0; 64];
         let n = st.write(&mut buf).unwrap();
@@ -1356,6 +1363,51 @@ mod congestion {
             s.poll_transmit(now, &mut buf).unwrap();
         }
         assert!(s.poll_encoder_request().is_some());
+    }
+
+    /// A STATUS without LOSS says nothing of loss: a receiver's first ones,
+    /// sent before its first loss sample, leave the sender's average alone.
+    /// (Averaged in as 0, they had the first windows sized for a third to a
+    /// half of the loss, and their blocks went to NACKs.)
+    #[test]
+    fn unmeasured_loss_reports_leave_the_average_alone() {
+        let repair_in_first_window = |reports: &[Vec<u8>]| {
+            let mut s = Sender::new(SenderConfig {
+                mode: Mode::Hybrid,
+                max_datagram: 244, // T = 200
+                block_symbols: 600,
+                interleave: 4,
+                lead_protection: false,
+                repair_overhead: 0.0,
+                ..SenderConfig::default()
+            })
+            .unwrap();
+            s.add_object(vec![7u8; 600 * 200 * 8], "o").unwrap(); // 8 blocks
+            let mut buf = vec![0u8; 244];
+            let now = Instant::now();
+            s.handle_timeout(now);
+            for r in reports {
+                s.handle_datagram(now, r);
+            }
+            let mut repair = 0;
+            while let Some(n) = s.poll_transmit(now, &mut buf) {
+                if let Ok(Repr::Data(d)) = Repr::parse(&buf[..n]) {
+                    if d.sbn >= 4 {
+                        break;
+                    }
+                    repair += usize::from(d.esi >= 600);
+                }
+            }
+            repair
+        };
+        let unmeasured = report(0, 0);
+        let measured = repair_in_first_window(&[unmeasured.clone(), unmeasured, status(100_000)]);
+        assert!(measured >= 4 * 70, "sized for 10%: {measured}");
+        let zeros = repair_in_first_window(&[status(0), status(0), status(100_000)]);
+        assert!(
+            zeros < measured / 2,
+            "measured zeros do count: {zeros} of {measured}"
+        );
     }
 
     /// A window whose blocks the driver hands over late (its symbols passed

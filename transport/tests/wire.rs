@@ -234,7 +234,7 @@ fn feedback_packets_refuse_bad_fields() {
     b[16 + 20..][..4].copy_from_slice(&2_000_000u32.to_be_bytes());
     assert_eq!(Repr::parse(&reseal(b)), Err(WireError::OutOfRange));
     let mut b = status.clone();
-    b[16 + 37] = 0x04;
+    b[16 + 37] = 0x08;
     assert_eq!(Repr::parse(&reseal(b)), Err(WireError::UnknownFlags));
     let mut b = status.clone();
     b[16 + 39] = 1;

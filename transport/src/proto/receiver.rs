@@ -10,7 +10,7 @@ use groupcast_fec::{BlockDecoder, CodecSet, FecId, Oti, Push};
 use super::hash::{TreeHasher, UnitCv, unit_cvs};
 use super::timer::BlockTimers;
 use super::{ObjectId, SessionId};
-use crate::wire::feedback::{NACK_NEED_INFO, PROBE_END, STATUS_COMPLETE, STATUS_ECHO};
+use crate::wire::feedback::{NACK_NEED_INFO, PROBE_END, STATUS_COMPLETE, STATUS_ECHO, STATUS_LOSS};
 use crate::wire::{
     DataRepr, InfoRepr, MAX_DATAGRAM, NackEntry, NackRepr, ProbeRepr, Repr, StatusRepr, WireError,
 };
@@ -2040,7 +2040,9 @@ impl Receiver {
                 Some(h) if !complete => h.min(edge),
                 _ => edge,
             },
-            flags: STATUS_ECHO | if complete { STATUS_COMPLETE } else { 0 },
+            flags: STATUS_ECHO
+                | if complete { STATUS_COMPLETE } else { 0 }
+                | if f.loss_sent > 0 { STATUS_LOSS } else { 0 },
         };
         let len = st.write(buf).ok()?;
         self.stats.status_sent += 1;

@@ -493,7 +493,8 @@ struct Tracked {
     rtt: RttFilter,
     /// Its reported loss, averaged (0..=0.5): [`average_loss`].
     loss: f64,
-    /// Loss reports averaged into `loss`.
+    /// Measured loss reports (STATUS with LOSS) averaged into `loss`; none
+    /// yet, it does not count in [`Sender::reported_loss`].
     loss_reports: u32,
 }
 
@@ -1410,7 +1411,7 @@ impl Sender {
         source: Option<std::net::IpAddr>,
         st: &wire::StatusRepr,
     ) {
-        use wire::feedback::{STATUS_COMPLETE, STATUS_ECHO};
+        use wire::feedback::{STATUS_COMPLETE, STATUS_ECHO, STATUS_LOSS};
         let total: u64 = self.prefix.last().copied().unwrap_or(0)
             + self
                 .objects
@@ -1468,13 +1469,16 @@ impl Sender {
         };
         let source = known.map_or(source, |r| r.source);
         let mut rtt = known.map_or(RttFilter::default(), |r| r.rtt);
+        // Only a measured Loss counts: a receiver's first STATUS comes
+        // before its first loss sample and says 0, and averaged in, such
+        // reports had the sender size its first windows' proactive repair
+        // for a third to a half of the loss.
         let reported = (st.loss_ppm as f64 / 1e6).min(0.5);
-        let (loss, loss_reports) = known.map_or((reported, 1), |r| {
-            (
-                average_loss(r.loss, r.loss_reports, reported),
-                r.loss_reports.saturating_add(1),
-            )
-        });
+        let (mut loss, mut loss_reports) = known.map_or((0.0, 0), |r| (r.loss, r.loss_reports));
+        if st.flags & STATUS_LOSS != 0 {
+            loss = average_loss(loss, loss_reports, reported);
+            loss_reports = loss_reports.saturating_add(1);
+        }
         self.receivers.insert(
             st.receiver,
             Tracked {
@@ -1516,7 +1520,7 @@ impl Sender {
                 }
             }
         }
-        if self.rc.on_loss_report(now, st.loss_ppm) {
+        if st.flags & STATUS_LOSS != 0 && self.rc.on_loss_report(now, st.loss_ppm) {
             self.stats.rate = self.rc.rate();
         }
     }
@@ -2112,7 +2116,7 @@ impl Sender {
     fn reported_loss(&self) -> Option<f64> {
         self.receivers
             .values()
-            .filter(|r| !r.stalled && !r.complete)
+            .filter(|r| !r.stalled && !r.complete && r.loss_reports > 0)
             .map(|r| r.loss)
             .reduce(f64::max)
     }

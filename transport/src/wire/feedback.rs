@@ -42,6 +42,9 @@ pub const MAX_NACK_BITMAP: usize = 1024;
 pub const STATUS_COMPLETE: u8 = 0x01;
 /// STATUS flag: `echo_us` and `hold_us` carry a PROBE timestamp.
 pub const STATUS_ECHO: u8 = 0x02;
+/// STATUS flag: `loss_ppm` is measured (the receiver has a loss sample);
+/// without it, the STATUS says nothing of loss.
+pub const STATUS_LOSS: u8 = 0x04;
 
 /// PROBE field offsets, from the start of the datagram.
 pub mod probe {
@@ -500,7 +503,7 @@ impl StatusRepr {
     }
 
     fn check(&self) -> Result<(), WireError> {
-        if self.flags & !(STATUS_COMPLETE | STATUS_ECHO) != 0 {
+        if self.flags & !(STATUS_COMPLETE | STATUS_ECHO | STATUS_LOSS) != 0 {
             return Err(WireError::UnknownFlags);
         }
         if self.loss_ppm > MAX_LOSS_PPM {
