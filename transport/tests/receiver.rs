@@ -1149,7 +1149,11 @@ fn reported_loss_is_the_ratio_from_the_first_sample() {
         (190_000..=210_000).contains(&loss),
         "reported {loss} ppm after one sample of 20% loss"
     );
-    assert_ne!(flags & STATUS_LOSS, 0, "measured");
+    assert_eq!(
+        flags & STATUS_LOSS,
+        0,
+        "one sample of 125 DATA: not yet taken as measured"
+    );
 }
 
 /// After the first 2000 DATA, each PROBE's sample moves the reported loss
@@ -1184,7 +1188,13 @@ fn short_loss_samples_move_the_reported_loss_little() {
         sent += n;
         *t += Duration::from_millis(25);
         r.handle_datagram(*t, &counter_probe(seq, sent));
-        reported_loss(r, *t).expect("a STATUS after the PROBE")
+        let (loss, flags) = last_status(r, *t).expect("a STATUS after the PROBE");
+        assert_ne!(
+            flags & groupcast::wire::feedback::STATUS_LOSS,
+            0,
+            "{sent} DATA counted: measured"
+        );
+        loss
     };
     // 2500 DATA at 10%: past the warm-up, the plain ratio.
     let loss = probe(&mut r, &mut t, 1, 2500, 10);
