@@ -1320,6 +1320,26 @@ mod congestion {
         buf
     }
 
+    /// A hybrid sender (T = 200) of one object of 8 blocks of 600 symbols,
+    /// in windows of 4, without lead protection, started at the instant
+    /// returned; `tune` adjusts its configuration first.
+    fn eight_blocks(tune: impl FnOnce(&mut SenderConfig)) -> (Sender, Instant) {
+        let mut config = SenderConfig {
+            mode: Mode::Hybrid,
+            max_datagram: 244,
+            block_symbols: 600,
+            interleave: 4,
+            lead_protection: false,
+            ..SenderConfig::default()
+        };
+        tune(&mut config);
+        let mut s = Sender::new(config).unwrap();
+        s.add_object(vec![7u8; 600 * 200 * 8], "o").unwrap();
+        let now = Instant::now();
+        s.handle_timeout(now);
+        (s, now)
+    }
+
     /// A hybrid first pass that starts with no reported loss asks for no
     /// encoder; the first STATUS that reports loss asks at once for the
     /// current window's, while its source symbols are still going out, so
@@ -1372,20 +1392,8 @@ mod congestion {
     #[test]
     fn unmeasured_loss_reports_leave_the_average_alone() {
         let repair_in_first_window = |reports: &[Vec<u8>]| {
-            let mut s = Sender::new(SenderConfig {
-                mode: Mode::Hybrid,
-                max_datagram: 244, // T = 200
-                block_symbols: 600,
-                interleave: 4,
-                lead_protection: false,
-                repair_overhead: 0.0,
-                ..SenderConfig::default()
-            })
-            .unwrap();
-            s.add_object(vec![7u8; 600 * 200 * 8], "o").unwrap(); // 8 blocks
+            let (mut s, now) = eight_blocks(|c| c.repair_overhead = 0.0);
             let mut buf = vec![0u8; 244];
-            let now = Instant::now();
-            s.handle_timeout(now);
             for r in reports {
                 s.handle_datagram(now, r);
             }
@@ -1477,20 +1485,8 @@ mod congestion {
     /// NACKs for its last blocks come in.
     #[test]
     fn a_lossy_window_asks_for_its_encoders_as_the_plan_gets_to_them() {
-        let mut s = Sender::new(SenderConfig {
-            mode: Mode::Hybrid,
-            max_datagram: 244, // T = 200
-            block_symbols: 600,
-            interleave: 4,
-            encoder_threads: 1,
-            lead_protection: false,
-            ..SenderConfig::default()
-        })
-        .unwrap();
-        s.add_object(vec![7u8; 600 * 200 * 8], "o").unwrap(); // 8 blocks
+        let (mut s, now) = eight_blocks(|c| c.encoder_threads = 1);
         let mut buf = vec![0u8; 244];
-        let now = Instant::now();
-        s.handle_timeout(now);
         s.handle_datagram(now, &status(100_000));
         // (datagram index when asked, SBN) and each block's first repair.
         let (mut asked, mut first_repair) = (Vec::new(), [None; 4]);
@@ -1535,19 +1531,8 @@ mod congestion {
     /// decoders would all start at once).
     #[test]
     fn a_lossy_window_completes_its_blocks_one_after_another() {
-        let mut s = Sender::new(SenderConfig {
-            mode: Mode::Hybrid,
-            max_datagram: 244, // T = 200
-            block_symbols: 600,
-            interleave: 4,
-            lead_protection: false,
-            ..SenderConfig::default()
-        })
-        .unwrap();
-        s.add_object(vec![7u8; 600 * 200 * 8], "o").unwrap(); // 8 blocks
+        let (mut s, now) = eight_blocks(|_| {});
         let mut buf = vec![0u8; 244];
-        let now = Instant::now();
-        s.handle_timeout(now);
         s.handle_datagram(now, &status(100_000));
         let mut window = Vec::new();
         while window.len() < 4 * 700 {
