@@ -334,33 +334,29 @@ impl PubShared {
 /// nobody tracked (false).
 type Live = (ObjectId, usize, Option<(Instant, bool)>);
 
-/// Marks since when each live object may go: acknowledged by every tracked
-/// receiver (objects before `confirmed`), or, with nobody tracked, passed by
-/// the first pass (objects before `unheard`). An object marked while nobody
-/// was tracked that a receiver heard since lacks waits for it again: that
-/// receiver's first STATUS came after the pass, and the object is its to
-/// lose only once it acknowledges it or the tracked set gives up on it.
-fn mark_acknowledged(
-    live: &mut VecDeque<Live>,
-    confirmed: Option<ObjectId>,
-    unheard: Option<ObjectId>,
+/// Whether the front live object `o` may be retired at `now`, with `kept`
+/// bytes of acknowledged objects held: one every tracked receiver has
+/// acknowledged, after the retention (bytes or time); one sent while nobody
+/// was tracked, after `UNHEARD_RETENTION` at least, and not while a receiver
+/// tracked since (`confirmed`: the first object not acknowledged by every
+/// tracked receiver) lacks it. (Such an object was retired 2 s after its first
+/// pass even when a receiver heard later still lacked it, which then met a
+/// gap.)
+fn retire_due(
+    o: &Live,
     now: Instant,
-) {
-    if let Some(acked) = confirmed {
-        for o in live.iter_mut() {
-            match o.2 {
-                None if o.0 < acked => o.2 = Some((now, true)),
-                Some((at, false)) if o.0 < acked => o.2 = Some((at, true)),
-                Some((_, false)) => o.2 = None,
-                _ => {}
-            }
-        }
-    } else if let Some(passed) = unheard {
-        for o in live.iter_mut().take_while(|o| o.0 < passed) {
-            if o.2.is_none() {
-                o.2 = Some((now, false));
-            }
-        }
+    kept: usize,
+    retention: &Retention,
+    confirmed: Option<ObjectId>,
+) -> bool {
+    let Some((at, by_all)) = o.2 else {
+        return false;
+    };
+    let age = now.saturating_duration_since(at);
+    if by_all {
+        kept > retention.bytes || age >= retention.time
+    } else {
+        age >= retention.time.max(UNHEARD_RETENTION) && confirmed.is_none_or(|a| o.0 < a)
     }
 }
 
@@ -403,8 +399,17 @@ impl PubTurns {
         // What every receiver that counts has may go, after its retention.
         // With nobody heard yet, what the first pass sent waits at least
         // UNHEARD_RETENTION for receivers whose first STATUS is on its way.
-        let unheard = (sender.stats().receivers_tracked == 0).then(|| sender.first_pass_progress());
-        mark_acknowledged(&mut self.live, sender.acknowledged(), unheard, now);
+        let confirmed = sender.acknowledged();
+        let acked = confirmed.or_else(|| {
+            (sender.stats().receivers_tracked == 0).then(|| sender.first_pass_progress())
+        });
+        if let Some(acked) = acked {
+            for o in self.live.iter_mut().take_while(|o| o.0 < acked) {
+                if o.2.is_none() {
+                    o.2 = Some((now, confirmed.is_some()));
+                }
+            }
+        }
         let mut kept: usize = self
             .live
             .iter()
@@ -412,16 +417,11 @@ impl PubTurns {
             .map(|o| o.1)
             .sum();
         let mut retire = None;
-        while let Some(&(id, len, Some((at, by_all)))) = self.live.front() {
-            let age = now.saturating_duration_since(at);
-            let due = if by_all {
-                kept > retention.bytes || age >= retention.time
-            } else {
-                age >= retention.time.max(UNHEARD_RETENTION)
-            };
-            if !due {
+        while let Some(o) = self.live.front() {
+            if !retire_due(o, now, kept, retention, confirmed) {
                 break;
             }
+            let (id, len) = (o.0, o.1);
             kept -= len;
             self.live.pop_front();
             debug_assert!(st.unacked >= len, "what is retired was counted");
@@ -1324,51 +1324,46 @@ impl Endpoint {
 
 #[cfg(test)]
 mod tests {
-    use super::{Live, mark_acknowledged};
+    use super::{Live, Retention, UNHEARD_RETENTION, retire_due};
     use crate::ObjectId;
-    use std::collections::VecDeque;
     use std::time::{Duration, Instant};
 
-    fn live(n: u32) -> VecDeque<Live> {
-        (0..n).map(|i| (ObjectId(i), 100, None)).collect()
-    }
-
-    /// Objects the first pass sent while nobody was tracked are kept for
-    /// whoever is heard next: once a receiver is tracked, what it has not
-    /// acknowledged waits for it, however long ago it was sent.
+    /// An object sent while nobody was tracked stays for receivers heard
+    /// later: at least `UNHEARD_RETENTION`, and while a tracked receiver
+    /// lacks it, however long ago it was sent.
     #[test]
     fn what_a_receiver_heard_late_lacks_waits_for_it() {
         let t0 = Instant::now();
-        let mut l = live(4);
-        // Nobody tracked; the first pass is past objects 0..3.
-        mark_acknowledged(&mut l, None, Some(ObjectId(3)), t0);
-        assert_eq!(l[0].2, Some((t0, false)));
-        assert_eq!(l[2].2, Some((t0, false)));
-        assert_eq!(l[3].2, None);
-        // A receiver is heard: it has object 0 only.
-        let t1 = t0 + Duration::from_secs(1);
-        mark_acknowledged(&mut l, Some(ObjectId(1)), None, t1);
-        assert_eq!(l[0].2, Some((t0, true)), "acknowledged: since it was sent");
-        assert_eq!(l[1].2, None, "not acknowledged: kept for the receiver");
-        assert_eq!(l[2].2, None);
-        // It acknowledges the rest later.
-        let t2 = t0 + Duration::from_secs(3);
-        mark_acknowledged(&mut l, Some(ObjectId(4)), None, t2);
-        assert!(l.iter().skip(1).all(|o| o.2 == Some((t2, true))));
-    }
-
-    /// With receivers tracked, only what all of them acknowledged is marked;
-    /// marks are not moved by later turns.
-    #[test]
-    fn acknowledged_objects_keep_their_first_mark() {
-        let t0 = Instant::now();
-        let mut l = live(3);
-        mark_acknowledged(&mut l, Some(ObjectId(1)), None, t0);
-        let t1 = t0 + Duration::from_millis(100);
-        mark_acknowledged(&mut l, Some(ObjectId(2)), None, t1);
-        assert_eq!(
-            l.iter().map(|o| o.2).collect::<Vec<_>>(),
-            [Some((t0, true)), Some((t1, true)), None]
+        let r = Retention {
+            bytes: 1 << 20,
+            time: Duration::from_millis(250),
+            close_timeout: Duration::from_secs(1),
+        };
+        let sent_to_nobody: Live = (ObjectId(0), 100, Some((t0, false)));
+        let late = t0 + UNHEARD_RETENTION * 3;
+        // Nobody tracked yet: after the unheard retention.
+        assert!(!retire_due(
+            &sent_to_nobody,
+            t0 + Duration::from_secs(1),
+            0,
+            &r,
+            None
+        ));
+        assert!(retire_due(&sent_to_nobody, late, 0, &r, None));
+        // A receiver heard since lacks it: it stays.
+        assert!(!retire_due(&sent_to_nobody, late, 0, &r, Some(ObjectId(0))));
+        // Once acknowledged: it goes, but not before the unheard retention.
+        assert!(retire_due(&sent_to_nobody, late, 0, &r, Some(ObjectId(1))));
+        let soon = t0 + Duration::from_millis(300);
+        assert!(!retire_due(&sent_to_nobody, soon, 0, &r, Some(ObjectId(1))));
+        // Acknowledged by every tracked receiver: after the retention.
+        let acked: Live = (ObjectId(0), 100, Some((t0, true)));
+        assert!(retire_due(&acked, soon, 0, &r, Some(ObjectId(1))));
+        assert!(!retire_due(&acked, t0, 0, &r, Some(ObjectId(1))));
+        assert!(
+            retire_due(&acked, t0, 2 << 20, &r, Some(ObjectId(1))),
+            "over the bytes"
         );
+        assert!(!retire_due(&(ObjectId(0), 100, None), late, 0, &r, None));
     }
 }
