@@ -87,8 +87,8 @@ impl RateControl {
         // A mean at first: a running average from 0 said a third of the loss
         // after 6 reports, and the first NACKs' repair went short.
         let reported = (loss_ppm as f64 / 1e6).min(0.5);
+        self.loss = super::sender::average_loss(self.loss, self.loss_reports, reported);
         self.loss_reports = self.loss_reports.saturating_add(1);
-        self.loss += (reported - self.loss) / self.loss_reports.min(16) as f64;
         if let Some(a) = self.aimd
             && self.configured.is_some()
             && loss_ppm as f64 > a.loss_threshold * 1e6

@@ -508,7 +508,7 @@ const LOSS_REPORTS_AVERAGED: u32 = 16;
 /// which at 10% loss and a few hundred packets per interval still swings by a
 /// fifth either way; proactive repair sized from the largest of a group's
 /// reports paid for those swings (in S1, 2-3% more than the loss).
-fn average_loss(previous: f64, reports: u32, reported: f64) -> f64 {
+pub(super) fn average_loss(previous: f64, reports: u32, reported: f64) -> f64 {
     let n = reports.min(LOSS_REPORTS_AVERAGED - 1) as f64 + 1.0;
     previous + (reported - previous) / n
 }
@@ -2250,14 +2250,19 @@ impl Sender {
             w.encoders_due.pop_front();
             due.push(sbn);
         }
-        let object = self.cursor.object;
         for sbn in due {
-            // A block not handed over yet asks for its encoder on arrival.
-            if let Some(bytes) = self.block_bytes(object as u32, sbn) {
-                let o = &self.objects[object];
-                if let Some(b) = o.oti.block(sbn as u32) {
-                    self.encoders.prepare((o.id.0, sbn), &o.oti, &b, &bytes);
-                }
+            self.ask_encoder(sbn);
+        }
+    }
+
+    /// Asks for the encoder of block `sbn` of the current object. A block
+    /// not handed over yet asks for its encoder on arrival instead.
+    fn ask_encoder(&mut self, sbn: u8) {
+        let object = self.cursor.object;
+        if let Some(bytes) = self.block_bytes(object as u32, sbn) {
+            let o = &self.objects[object];
+            if let Some(b) = o.oti.block(sbn as u32) {
+                self.encoders.prepare((o.id.0, sbn), &o.oti, &b, &bytes);
             }
         }
     }
@@ -2289,15 +2294,8 @@ impl Sender {
             (last + self.config.interleave).min(z)
         };
         for sbn in first..ahead {
-            if later.contains(&(sbn as u8)) {
-                continue;
-            }
-            // A block not handed over yet asks for its encoder on arrival.
-            if let Some(bytes) = self.block_bytes(object as u32, sbn as u8) {
-                let o = &self.objects[object];
-                if let Some(b) = o.oti.block(sbn) {
-                    self.encoders.prepare((o.id.0, b.sbn), &o.oti, &b, &bytes);
-                }
+            if !later.contains(&(sbn as u8)) {
+                self.ask_encoder(sbn as u8);
             }
         }
     }
