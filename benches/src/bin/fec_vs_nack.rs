@@ -49,6 +49,74 @@ struct Row {
     wall: Duration,
 }
 
+/// A run's figures as the previous suite recorded them in its runs.csv.
+#[derive(Clone, Copy)]
+struct Before {
+    em: f64,
+    p99: Option<f64>,
+    nacks: u64,
+}
+
+/// The previous suite's runs, keyed by [`case_key`] and the source symbols: read from the runs.csv
+/// this run replaces, so that the tables can say what moved.
+type Previous = std::collections::HashMap<String, Before>;
+
+/// The columns of runs.csv that name a case: mode, receivers, loss, burst
+/// enter and leave, k and interleave.
+fn case_key(c: &Case) -> String {
+    format!(
+        "{},{},{},{},{},{},{}",
+        mode_name(c.mode),
+        c.receivers,
+        c.loss,
+        c.burst.map_or(String::new(), |b| b.p_enter.to_string()),
+        c.burst.map_or(String::new(), |b| b.p_leave.to_string()),
+        c.k,
+        c.interleave
+    )
+}
+
+/// Reads a runs.csv written by an earlier suite; an absent or unreadable file
+/// gives no previous figures (the tables then say so).
+fn read_previous(path: &Path) -> Previous {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Previous::new();
+    };
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            if f.len() < 15 {
+                return None;
+            }
+            let before = Before {
+                em: f[9].parse().ok()?,
+                p99: f[13].parse().ok(),
+                nacks: f[14].parse().ok()?,
+            };
+            Some((f[..8].join(","), before))
+        })
+        .collect()
+}
+
+/// The previous figures of the same case over the same number of source
+/// symbols (a `--quick` grid does not compare with a full one).
+fn before<'a>(previous: &'a Previous, row: &Row) -> Option<&'a Before> {
+    previous.get(&format!(
+        "{},{}",
+        case_key(&row.case),
+        row.report.source_symbols
+    ))
+}
+
+/// `now` against the previous figure, as a signed percentage.
+fn moved(now: Option<f64>, before: Option<f64>) -> String {
+    match (now, before) {
+        (Some(n), Some(b)) if b > 0.0 => format!("{:+.1}%", (n / b - 1.0) * 100.0),
+        _ => "-".into(),
+    }
+}
+
 fn mode_name(m: Mode) -> &'static str {
     m.name()
 }
@@ -136,6 +204,7 @@ fn main() {
         }
     }
     std::fs::create_dir_all(&opts.out).expect("create output directory");
+    let previous = read_previous(&opts.out.join("runs.csv"));
     let started = Instant::now();
     let receivers: Vec<usize> = if opts.quick {
         vec![1, 10, 100, 1000]
@@ -245,8 +314,8 @@ fn main() {
         &em,
         &receivers,
         &times,
-        &bursts,
-        burst,
+        (&bursts, burst),
+        &previous,
         started.elapsed(),
     );
     splice_results(&opts.results, &md);
@@ -274,8 +343,8 @@ fn tables(
     em: &[Row],
     receivers: &[usize],
     times: &[Row],
-    bursts: &[Row],
-    burst: Burst,
+    (bursts, burst): (&[Row], Burst),
+    previous: &Previous,
     elapsed: Duration,
 ) -> String {
     let mut md = String::new();
@@ -331,6 +400,7 @@ fn tables(
             let _ = writeln!(md, "{line}");
         }
         let _ = writeln!(md);
+        em_against_previous(&mut md, em, receivers, p, previous);
     }
     let group = times.first().map_or(0, |r| r.case.receivers);
     let _ = writeln!(
@@ -340,13 +410,13 @@ fn tables(
     );
     let _ = writeln!(
         md,
-        "| loss | mode | E[M] | p50 (s) | p99 (s) | max (s) | NACKs | STATUS |\n|---|---|---|---|---|---|---|---|"
+        "| loss | mode | E[M] | p50 (s) | p99 (s) | max (s) | NACKs | STATUS | previous E[M], p99, NACKs |\n|---|---|---|---|---|---|---|---|---|"
     );
     for row in times {
         let r = &row.report;
         let _ = writeln!(
             md,
-            "| {:.0}% | {} | {:.3} | {} | {} | {} | {} | {} |",
+            "| {:.0}% | {} | {:.3} | {} | {} | {} | {} | {} | {} |",
             row.case.loss * 100.0,
             mode_name(row.case.mode),
             r.transmissions_per_symbol(),
@@ -354,7 +424,8 @@ fn tables(
             fmt3(r.completion_quantile(0.99)),
             fmt3(r.completion_quantile(1.0)),
             r.nacks_sent,
-            r.status_sent
+            r.status_sent,
+            was(before(previous, row))
         );
     }
     let _ = writeln!(
@@ -370,21 +441,76 @@ fn tables(
     );
     let _ = writeln!(
         md,
-        "| interleave | mode | E[M] | p99 completion (s) | NACKs |\n|---|---|---|---|---|"
+        "| interleave | mode | E[M] | p99 completion (s) | NACKs | previous E[M], p99, NACKs |\n|---|---|---|---|---|---|"
     );
     for row in bursts {
         let r = &row.report;
         let _ = writeln!(
             md,
-            "| {} | {} | {:.3} | {} | {} |",
+            "| {} | {} | {:.3} | {} | {} | {} |",
             row.case.interleave,
             mode_name(row.case.mode),
             r.transmissions_per_symbol(),
             fmt3(r.completion_quantile(0.99)),
-            r.nacks_sent
+            r.nacks_sent,
+            was(before(previous, row))
         );
     }
     md
+}
+
+/// Below an E[M] table: each figure against the previous suite's, one line
+/// per group size.
+fn em_against_previous(
+    md: &mut String,
+    em: &[Row],
+    receivers: &[usize],
+    p: f64,
+    previous: &Previous,
+) {
+    if previous.is_empty() {
+        let _ = writeln!(md, "(No previous runs.csv to compare with.)\n");
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "Against the previous suite (the runs.csv this run replaced), each E[M] above moved by:\n"
+    );
+    let mut head = "| R | nack |".to_string();
+    let mut rule = "|---|---|".to_string();
+    for k in KS {
+        let _ = write!(head, " hybrid k={k} | carousel k={k} |");
+        rule.push_str("---|---|");
+    }
+    let _ = writeln!(md, "{head}\n{rule}");
+    let change = |mode, r, k| {
+        find(em, mode, r, p, k).map_or("-".into(), |row| {
+            moved(
+                Some(row.report.transmissions_per_symbol()),
+                before(previous, row).map(|b| b.em),
+            )
+        })
+    };
+    for &r in receivers {
+        let mut line = format!("| {r} | {} |", change(Mode::Nack, r, 0));
+        for k in KS {
+            let _ = write!(
+                line,
+                " {} | {} |",
+                change(Mode::Hybrid, r, k),
+                change(Mode::Carousel, r, k)
+            );
+        }
+        let _ = writeln!(md, "{line}");
+    }
+    let _ = writeln!(md);
+}
+
+/// The previous suite's figures for a run, for a table's last column.
+fn was(b: Option<&Before>) -> String {
+    b.map_or("-".into(), |b| {
+        format!("{:.3}, {}, {}", b.em, fmt3(b.p99), b.nacks)
+    })
 }
 
 fn fmt(v: Option<f64>) -> String {
@@ -412,14 +538,8 @@ fn write_csv(path: &Path, rows: &[&Row]) {
         let r = &row.report;
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{:.5},{:.5},{:.5},{},{},{},{},{},{},{},{:.3},{}",
-            mode_name(c.mode),
-            c.receivers,
-            c.loss,
-            c.burst.map_or(String::new(), |b| b.p_enter.to_string()),
-            c.burst.map_or(String::new(), |b| b.p_leave.to_string()),
-            c.k,
-            c.interleave,
+            "{},{},{},{:.5},{:.5},{:.5},{},{},{},{},{},{},{},{:.3},{}",
+            case_key(c),
             r.source_symbols,
             r.symbols_sent,
             r.transmissions_per_symbol(),
