@@ -397,12 +397,12 @@ impl PubTurns {
             self.live.push_back((id, len, None));
         }
         // What every receiver that counts has may go, after its retention.
-        // With nobody heard yet, what the first pass sent waits at least
-        // UNHEARD_RETENTION for receivers whose first STATUS is on its way.
+        // With nobody who counts (none heard yet, or every one stalled), what
+        // the first pass sent waits at least UNHEARD_RETENTION for receivers
+        // whose first STATUS is on its way.
         let confirmed = sender.acknowledged();
-        let acked = confirmed.or_else(|| {
-            (sender.stats().receivers_tracked == 0).then(|| sender.first_pass_progress())
-        });
+        let acked =
+            confirmed.or_else(|| sender.nobody_counts().then(|| sender.first_pass_progress()));
         if let Some(acked) = acked {
             for o in self.live.iter_mut().take_while(|o| o.0 < acked) {
                 if o.2.is_none() {
@@ -1324,9 +1324,74 @@ impl Endpoint {
 
 #[cfg(test)]
 mod tests {
-    use super::{Live, Retention, UNHEARD_RETENTION, retire_due};
-    use crate::ObjectId;
+    use super::{Live, PubState, PubTurns, Retention, UNHEARD_RETENTION, retire_due};
+    use crate::proto::feed::Batching;
+    use crate::wire::StatusRepr;
+    use crate::{FeedbackConfig, Mode, ObjectId, Sender, SenderConfig};
     use std::time::{Duration, Instant};
+
+    /// A publisher whose only receiver stopped moving (or a forged id that
+    /// never moved and keeps reporting) still retires what it sent, as if
+    /// sent to nobody: the stalled receiver no longer counts, and the window
+    /// frees for the writers. (It kept everything, and writers blocked for as
+    /// long as the stalled receiver reported.)
+    #[test]
+    fn a_publisher_whose_receivers_all_stalled_still_frees_its_window() {
+        let session = 9;
+        let mut sender = Sender::new(SenderConfig {
+            mode: Mode::Hybrid,
+            session: crate::proto::SessionId(session),
+            feedback: FeedbackConfig {
+                stall_timeout: Duration::from_secs(1),
+                receiver_timeout: Duration::from_secs(4),
+                ..FeedbackConfig::default()
+            },
+            ..SenderConfig::default()
+        })
+        .unwrap();
+        sender.set_open(true);
+        let mut st = PubState::new(Batching::default());
+        for i in 0..4u8 {
+            st.push(|o, now| o.push_message(now, &[i; 20_000]));
+            st.outbox.flush();
+        }
+        let pushed = st.unacked;
+        assert!(pushed >= 80_000);
+        let retention = Retention {
+            bytes: 1 << 20,
+            time: Duration::from_millis(250),
+            close_timeout: Duration::from_secs(60),
+        };
+        let stuck = StatusRepr {
+            session,
+            receiver: 666,
+            echo_us: 0,
+            hold_us: 0,
+            loss_ppm: 0,
+            rate: 0,
+            window: (0, 0),
+            flags: 0,
+        };
+        let mut status = vec![0; 64];
+        let n = stuck.write(&mut status).unwrap();
+        status.truncate(n);
+        let mut turns = PubTurns::default();
+        let mut buf = vec![0u8; 1500];
+        let t0 = Instant::now();
+        let mut t = t0;
+        while t < t0 + Duration::from_secs(8) {
+            if (t - t0).as_millis().is_multiple_of(200) {
+                sender.handle_datagram(t, &status);
+            }
+            sender.handle_timeout(t);
+            while sender.poll_transmit(t, &mut buf).is_some() {}
+            turns.turn(&mut sender, &mut st, &retention, t).unwrap();
+            t += Duration::from_millis(10);
+        }
+        assert_eq!(sender.stats().receivers_stalled, 1);
+        assert_eq!(sender.stats().receivers_tracked, 1);
+        assert_eq!(st.unacked, 0, "of {pushed} bytes pushed");
+    }
 
     /// An object sent while nobody was tracked stays for receivers heard
     /// later: at least `UNHEARD_RETENTION`, and while a tracked receiver

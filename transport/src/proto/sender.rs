@@ -955,6 +955,15 @@ impl Sender {
         Some(ObjectId((first as u32).min(self.progress().0)))
     }
 
+    /// Whether no tracked receiver counts: none is tracked, or every one is
+    /// stalled. [`Sender::acknowledged`] then says `None`, and a driver that
+    /// bounds its memory treats what it sent as sent to nobody (a receiver
+    /// that stopped moving, or a forged id that never moved, would otherwise
+    /// keep it from retiring anything).
+    pub fn nobody_counts(&self) -> bool {
+        self.receivers.values().all(|r| r.stalled)
+    }
+
     /// The first object whose first pass is not finished (all of them, once
     /// it is).
     pub fn first_pass_progress(&self) -> ObjectId {
@@ -1412,11 +1421,7 @@ impl Sender {
         st: &wire::StatusRepr,
     ) {
         use wire::feedback::{STATUS_COMPLETE, STATUS_ECHO, STATUS_LOSS};
-        let total: u64 = self.prefix.last().copied().unwrap_or(0)
-            + self
-                .objects
-                .last()
-                .map_or(0, |o| o.oti.source_blocks() as u64);
+        let total = self.total_blocks();
         let (wo, wsbn) = st.window;
         let edge = match self.prefix.get(wo as usize) {
             Some(&p) => p + (wsbn as u64).min(self.objects[wo as usize].oti.source_blocks() as u64),
@@ -1583,7 +1588,12 @@ impl Sender {
             let behind = if self.first_pass_done {
                 u64::MAX
             } else {
-                self.prefix.get(self.cursor.object).copied().unwrap_or(0) + self.progress().1 as u64
+                // An open sender that has sent all it holds is past every
+                // block of it. (Counted as 0 there, a receiver stuck at the
+                // start of an idle stream was never found stalled.)
+                self.prefix
+                    .get(self.cursor.object)
+                    .map_or(self.total_blocks(), |&p| p + self.progress().1 as u64)
             };
             for (&id, r) in self.receivers.iter_mut() {
                 if !r.stalled
@@ -1802,6 +1812,16 @@ impl Sender {
     }
 
     /// (object, SBN) of the first block whose first pass is not finished.
+    /// Source blocks of every object added, in the sequence STATUS windows
+    /// and flow control count in.
+    fn total_blocks(&self) -> u64 {
+        self.prefix.last().copied().unwrap_or(0)
+            + self
+                .objects
+                .last()
+                .map_or(0, |o| o.oti.source_blocks() as u64)
+    }
+
     fn progress(&self) -> (u32, u8) {
         if self.first_pass_done {
             return (self.objects.len() as u32, 0);
