@@ -322,6 +322,11 @@ pub struct SendArgs {
     /// Hybrid, nack: receivers tracked at once; reports from more are dropped and counted.
     #[arg(long, default_value_t = 10_000)]
     pub max_receivers: usize,
+    /// Hybrid, nack: receivers tracked at once from one source address, so that one host
+    /// reporting under made-up ids cannot fill --max-receivers and keep real receivers from
+    /// being waited for. Raise it to run more receivers than this on one host.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub max_receivers_per_source: usize,
     /// Hybrid, nack: NACK packets processed per second at most; the excess is dropped and
     /// counted.
     #[arg(long, default_value_t = 20_000)]

@@ -121,6 +121,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
             flow_window_bytes: args.flow_window_bytes.max(1),
             min_receivers: args.min_receivers,
             max_receivers: args.max_receivers.max(1),
+            max_receivers_per_source: args.max_receivers_per_source.max(1),
             max_nack_rate: args.max_nack_rate.max(1),
             receiver_timeout: Duration::from_secs_f64(args.receiver_timeout),
             stall_timeout: Duration::from_secs_f64(args.stall_timeout),

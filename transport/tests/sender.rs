@@ -1287,6 +1287,53 @@ mod feedback {
             "held by receiver 7's real window"
         );
     }
+
+    /// One host reporting under made-up ids, each complete, fills at most its
+    /// share of the receiver table: a real receiver from another address is
+    /// still tracked, and the sender waits for it instead of finishing as
+    /// if every receiver were done.
+    #[test]
+    fn one_host_cannot_fill_the_receiver_table_and_fake_the_end() {
+        let t0 = Instant::now();
+        let mut s = sender_with(FlowPolicy::Min, None, |f| {
+            f.max_receivers = 100;
+            f.max_receivers_per_source = 8;
+        });
+        s.handle_timeout(t0);
+        let forger = Some("fe80::666".parse().unwrap());
+        let honest = Some("fe80::1".parse().unwrap());
+        for id in 1000..1200 {
+            s.handle_feedback(t0, forger, &status(id, (1, 0), true));
+        }
+        assert_eq!(s.stats().receivers_tracked, 8);
+        assert_eq!(s.stats().receivers_refused, 192);
+        s.handle_feedback(t0, honest, &status(1, (0, 0), false));
+        assert_eq!(
+            s.stats().receivers_tracked,
+            9,
+            "the real receiver is tracked"
+        );
+        let mut t = t0;
+        while t < t0 + Duration::from_millis(500) {
+            s.handle_feedback(t, honest, &status(1, (0, 0), false));
+            s.handle_timeout(t);
+            send_all(&mut s, t);
+            t += Duration::from_millis(10);
+        }
+        assert!(!s.is_finished(), "waits for the real receiver");
+        s.handle_feedback(t, honest, &status(1, (1, 0), true));
+        for _ in 0..100 {
+            t += Duration::from_millis(10);
+            s.handle_timeout(t);
+            send_all(&mut s, t);
+        }
+        assert!(s.is_finished());
+        // Once the forged ids time out, their address may be heard again.
+        let later = t + Duration::from_secs(2);
+        s.handle_timeout(later);
+        s.handle_feedback(later, forger, &status(2000, (1, 0), true));
+        //Y
+    }
 }
 
 mod congestion {

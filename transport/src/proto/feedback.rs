@@ -168,6 +168,11 @@ pub struct FeedbackConfig {
     /// Receivers tracked at once; reports from further receivers are dropped
     /// and counted. Default 10 000.
     pub max_receivers: usize,
+    /// Receivers tracked at once from one source address (when the driver
+    /// gives addresses), so that one host sending STATUS under made-up ids
+    /// cannot fill `max_receivers` and keep real receivers from being
+    /// tracked, and so from being waited for. Default 64.
+    pub max_receivers_per_source: usize,
     /// NACK packets processed per second, at most; the excess is dropped and
     /// counted. Default 20 000.
     pub max_nack_rate: u32,
@@ -200,6 +205,7 @@ impl Default for FeedbackConfig {
             loss_prior: 0.0,
             aimd: None,
             max_receivers: 10_000,
+            max_receivers_per_source: 64,
             max_nack_rate: 20_000,
             max_nack_rate_per_source: 2_000,
         }

@@ -1,5 +1,6 @@
 //! The sending side of the carousel.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -598,6 +599,8 @@ pub struct Sender {
     /// `max_receivers`.
     nack_ids: HashMap<u64, std::net::IpAddr>,
     nack_id_order: VecDeque<u64>,
+    /// Tracked receivers per source address (of those heard with one).
+    receivers_per_source: HashMap<std::net::IpAddr, usize>,
     /// Timestamps of the latest PROBEs sent.
     probe_times: VecDeque<u64>,
     /// The highest window edge at which a receiver was declared stalled.
@@ -689,6 +692,7 @@ impl Sender {
             nack_sources: HashMap::new(),
             nack_ids: HashMap::new(),
             nack_id_order: VecDeque::new(),
+            receivers_per_source: HashMap::new(),
             probe_times: VecDeque::new(),
             stall_floor: None,
             open: false,
@@ -1437,9 +1441,18 @@ impl Sender {
             }
             // (Its entry in `nack_id_order` goes when it reaches the front.)
             self.nack_ids.remove(&st.receiver);
-            if self.receivers.len() >= self.config.feedback.max_receivers {
+            let fb = &self.config.feedback;
+            if self.receivers.len() >= fb.max_receivers
+                || source.is_some_and(|a| {
+                    self.receivers_per_source.get(&a).copied().unwrap_or(0)
+                        >= fb.max_receivers_per_source
+                })
+            {
                 self.stats.receivers_refused += 1;
                 return;
+            }
+            if let Some(a) = source {
+                *self.receivers_per_source.entry(a).or_default() += 1;
             }
             tracing::debug!(receiver = %format_args!("{:016x}", st.receiver), "receiver joined");
             self.events
@@ -1576,7 +1589,14 @@ impl Sender {
                 {
                     self.stall_floor = Some(self.stall_floor.map_or(r.edge, |f| f.max(r.edge)));
                 }
-                self.receivers.remove(&id);
+                if let Some(a) = self.receivers.remove(&id).and_then(|r| r.source)
+                    && let Entry::Occupied(mut n) = self.receivers_per_source.entry(a)
+                {
+                    *n.get_mut() -= 1;
+                    if *n.get() == 0 {
+                        n.remove();
+                    }
+                }
                 self.stats.receivers_timed_out += 1;
                 self.events.push_back(SenderEvent::ReceiverTimedOut { id });
             }
