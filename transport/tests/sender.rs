@@ -1288,6 +1288,36 @@ mod feedback {
         );
     }
 
+    /// A host NACKing under made-up ids binds at most its share of them to its
+    /// address: it cannot push out the binding of a real receiver's id, read
+    /// off that receiver's NACK, and then claim the id with a forged STATUS
+    /// of completion.
+    #[test]
+    fn a_nack_flood_cannot_unbind_a_real_receivers_id() {
+        let t0 = Instant::now();
+        let mut s = sender_with(FlowPolicy::Min, None, |f| {
+            f.max_receivers = 100;
+            f.max_receivers_per_source = 8;
+            f.receiver_timeout = Duration::from_secs(60);
+        });
+        s.handle_timeout(t0);
+        let honest = Some("fe80::1".parse().unwrap());
+        let forger = Some("fe80::666".parse().unwrap());
+        s.handle_feedback(t0, honest, &nack(7, 0));
+        let mut t = t0;
+        for id in 1000..1300 {
+            t += Duration::from_millis(1);
+            s.handle_feedback(t, forger, &nack(id, (id % 20) as u8));
+        }
+        assert!(s.stats().nacks_received >= 300);
+        let rejected = s.stats().feedback_rejected;
+        s.handle_feedback(t, forger, &status(7, (1, 0), true));
+        assert_eq!(s.stats().feedback_rejected, rejected + 1, "still bound");
+        assert_eq!(s.stats().receivers_heard, 0);
+        s.handle_feedback(t, honest, &status(7, (0, 0), false));
+        assert_eq!(s.stats().receivers_heard, 1);
+    }
+
     /// One host reporting under made-up ids, each complete, fills at most its
     /// share of the receiver table: a real receiver from another address is
     /// still tracked, and the sender waits for it instead of finishing as

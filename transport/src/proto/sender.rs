@@ -599,6 +599,8 @@ pub struct Sender {
     /// `max_receivers`.
     nack_ids: HashMap<u64, std::net::IpAddr>,
     nack_id_order: VecDeque<u64>,
+    /// Ids bound in `nack_ids` per address: at most `max_receivers_per_source`.
+    nack_ids_per_source: HashMap<std::net::IpAddr, usize>,
     /// Tracked receivers per source address (of those heard with one).
     receivers_per_source: HashMap<std::net::IpAddr, usize>,
     /// Timestamps of the latest PROBEs sent.
@@ -692,6 +694,7 @@ impl Sender {
             nack_sources: HashMap::new(),
             nack_ids: HashMap::new(),
             nack_id_order: VecDeque::new(),
+            nack_ids_per_source: HashMap::new(),
             receivers_per_source: HashMap::new(),
             probe_times: VecDeque::new(),
             stall_floor: None,
@@ -1300,13 +1303,33 @@ impl Sender {
         if self.receivers.contains_key(&receiver) || self.nack_ids.contains_key(&receiver) {
             return;
         }
+        // One address binds at most its share, so that a flood of NACKs
+        // under made-up ids cannot push the others' bindings out.
+        if self.nack_ids_per_source.get(&src).copied().unwrap_or(0)
+            >= self.config.feedback.max_receivers_per_source
+        {
+            return;
+        }
         if self.nack_id_order.len() >= self.config.feedback.max_receivers.max(1)
             && let Some(old) = self.nack_id_order.pop_front()
         {
-            self.nack_ids.remove(&old);
+            self.forget_nack_source(old);
         }
         self.nack_ids.insert(receiver, src);
+        *self.nack_ids_per_source.entry(src).or_default() += 1;
         self.nack_id_order.push_back(receiver);
+    }
+
+    /// Drops the address `receiver` was bound to by a NACK, if any.
+    fn forget_nack_source(&mut self, receiver: u64) {
+        if let Some(a) = self.nack_ids.remove(&receiver)
+            && let Entry::Occupied(mut n) = self.nack_ids_per_source.entry(a)
+        {
+            *n.get_mut() -= 1;
+            if *n.get() == 0 {
+                n.remove();
+            }
+        }
     }
 
     /// Takes one token from `src`'s NACK bucket, if it has one.
@@ -1440,7 +1463,7 @@ impl Sender {
                 return;
             }
             // (Its entry in `nack_id_order` goes when it reaches the front.)
-            self.nack_ids.remove(&st.receiver);
+            self.forget_nack_source(st.receiver);
             let fb = &self.config.feedback;
             if self.receivers.len() >= fb.max_receivers
                 || source.is_some_and(|a| {
