@@ -26,6 +26,7 @@ fuzz_target!(|data: &[u8]| {
         rate: Some(rate),
         feedback: FeedbackConfig {
             max_receivers: 16,
+            max_receivers_per_source: 4,
             ..FeedbackConfig::default()
         },
         ..SenderConfig::default()
@@ -37,6 +38,7 @@ fuzz_target!(|data: &[u8]| {
     let mut now = t0;
     let mut buf = vec![0u8; 144];
     let mut rest = data;
+    let mut i = 0u16;
     while !rest.is_empty() {
         let (chunk, tail) = if rest.len() >= 2 {
             let len = (u16::from_be_bytes([rest[0], rest[1]]) as usize).min(rest.len() - 2);
@@ -44,7 +46,10 @@ fuzz_target!(|data: &[u8]| {
         } else {
             (rest, &[][..])
         };
-        s.handle_datagram(now, chunk);
+        // From three hosts in turn, each with its share of the receiver table.
+        let host = std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1 + i % 3);
+        s.handle_feedback(now, Some(host.into()), chunk);
+        i = i.wrapping_add(1);
         s.handle_timeout(now);
         for _ in 0..64 {
             match s.poll_transmit(now, &mut buf) {
@@ -57,7 +62,7 @@ fuzz_target!(|data: &[u8]| {
         rest = tail;
     }
     let st = s.stats();
-    assert!(st.receivers_tracked <= 16);
+    assert!(st.receivers_tracked <= 12, "3 hosts, 4 receivers each at most");
     let elapsed = now.saturating_duration_since(t0).as_secs_f64();
     let repair_bytes = st.repair_symbols_sent as f64 * 144.0;
     assert!(repair_bytes <= 0.5 * rate as f64 * elapsed + 64.0 * 1024.0 + 144.0 * 2.0);
