@@ -244,7 +244,8 @@ pub struct SendArgs {
     pub stream: bool,
     /// A file larger than this travels as several objects of this size (its parts), each
     /// verified on its own and written at its offset; the transfer id depends on it
-    /// (`groupcast id --part-size`). 4KiB to 1GiB.
+    /// (`groupcast id --part-size`). A power of two from 4KiB to 1GiB, so that each part is a
+    /// subtree of the file's BLAKE3 tree: the file is hashed once, part by part.
     #[arg(long, default_value = "64MiB", value_parser = parse_size, value_name = "SIZE")]
     pub part_size: u64,
     /// Channel name; its group address is ff1e:: followed by BLAKE3(name) (see `groupcast channel`).

@@ -668,6 +668,7 @@ fn a_pinned_receiver_takes_only_its_manifest_then_only_what_it_lists() {
             size: file.len() as u64,
             hash: *blake3::hash(&file).as_bytes(),
             name: "f".into(),
+            hash_offset: None,
         }],
     );
     // A forged OBJECT_INFO for the listed object, and an unlisted object, are refused.

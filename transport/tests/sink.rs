@@ -11,6 +11,7 @@ use groupcast::io::files::{
     DEFAULT_PART_SIZE, Entry, FileSink, MANIFEST_NAME, Manifest, Pack, Part, Refusal, SinkConfig,
     TransferId, part_ranges,
 };
+use groupcast::proto::part_cv;
 use groupcast::{ObjectId, ReceiverEvent, SessionId};
 
 struct Dir(PathBuf);
@@ -51,8 +52,8 @@ fn manifest_in_parts(files: &[(&str, &[u8], u32)], part_size: u64) -> Manifest {
                     object: ObjectId(object + i as u32),
                     offset,
                     size,
-                    hash: *blake3::hash(&data[offset as usize..(offset + size) as usize])
-                        .as_bytes(),
+                    hash: part_cv(offset, &data[offset as usize..(offset + size) as usize])
+                        .unwrap(),
                 })
                 .collect()
         } else {
@@ -126,6 +127,32 @@ fn deliver_manifest(sink: &mut FileSink, session: u64, m: &Manifest) {
     let bytes = m.encode();
     sink.handle(block(session, 0, 0, &bytes)).unwrap();
     sink.handle(complete(session, 0, &bytes, MANIFEST_NAME))
+        .unwrap();
+}
+
+/// The completion of a part at `offset` of its file: its hash is its
+/// chaining value there (protocol.md §11.1), as the receiver verified it.
+fn complete_part(session: u64, object: u32, offset: u64, data: &[u8], name: &str) -> ReceiverEvent {
+    ReceiverEvent::ObjectComplete {
+        session: SessionId(session),
+        object: ObjectId(object),
+        size: data.len() as u64,
+        hash: part_cv(offset, data).unwrap(),
+        name: name.into(),
+    }
+}
+
+/// [`deliver_file`] for a part at `offset` of its file.
+fn deliver_part(
+    sink: &mut FileSink,
+    session: u64,
+    object: u32,
+    offset: u64,
+    data: &[u8],
+    name: &str,
+) {
+    sink.handle(block(session, object, 0, data)).unwrap();
+    sink.handle(complete_part(session, object, offset, data, name))
         .unwrap();
 }
 
@@ -400,7 +427,13 @@ fn an_expected_id_admits_only_its_manifest_and_space_is_checked_first() {
             path: "huge".into(),
             size,
             mode: 0o644,
-            hash: [7; 32],
+            // What parts of [7; 32] make up: a manifest's parts must.
+            hash: groupcast::proto::root_of_parts(
+                &vec![[7; 32]; size.div_ceil(DEFAULT_PART_SIZE) as usize],
+                DEFAULT_PART_SIZE,
+                size,
+            )
+            .unwrap(),
             parts: part_ranges(size, DEFAULT_PART_SIZE)
                 .into_iter()
                 .enumerate()
@@ -495,8 +528,8 @@ fn a_file_in_parts_is_assembled_at_the_offsets_and_placed_once_whole() {
     let p2 = part(&big, 2);
     sink.handle(block(1, 4, 1000, &p2[1000..])).unwrap();
     sink.handle(block(1, 4, 0, &p2[..1000])).unwrap();
-    sink.handle(complete(1, 4, &p2, "big")).unwrap();
-    deliver_file(&mut sink, 1, 2, &part(&big, 0), "big");
+    sink.handle(complete_part(1, 4, 8192, &p2, "big")).unwrap();
+    deliver_part(&mut sink, 1, 2, 0, &part(&big, 0), "big");
     assert!(!d.out().join("big").exists(), "placed before every part");
     // The middle part fails once (the receiver starts it over), then
     // arrives: the other parts stay.
@@ -507,16 +540,16 @@ fn a_file_in_parts_is_assembled_at_the_offsets_and_placed_once_whole() {
         reason: groupcast::FailReason::HashMismatch,
     })
     .unwrap();
-    deliver_file(&mut sink, 1, 3, &part(&big, 1), "big");
+    deliver_part(&mut sink, 1, 3, 4096, &part(&big, 1), "big");
     sink.flush();
     assert_eq!(fs::read(d.out().join("big")).unwrap(), big);
     // A part of z longer than the manifest says refuses z, and its bytes
     // never land.
-    deliver_file(&mut sink, 1, 5, &part(&other, 0), "z");
+    deliver_part(&mut sink, 1, 5, 0, &part(&other, 0), "z");
     sink.handle(block(1, 7, 0, &[1; 1809])).unwrap();
     assert_eq!(count(&sink, Refusal::ManifestMismatch), 1);
-    deliver_file(&mut sink, 1, 6, &part(&other, 1), "z");
-    deliver_file(&mut sink, 1, 7, &part(&other, 2), "z");
+    deliver_part(&mut sink, 1, 6, 4096, &part(&other, 1), "z");
+    deliver_part(&mut sink, 1, 7, 2 * 4096, &part(&other, 2), "z");
     assert!(sink.is_settled() && !sink.is_done());
     assert_eq!(sink.completed(), 2);
     assert_eq!(listing(&d.out()), ["a", "big"]);
@@ -527,9 +560,9 @@ fn a_file_in_parts_is_assembled_at_the_offsets_and_placed_once_whole() {
     let mut sink = FileSink::new(&d.out(), SinkConfig::default()).unwrap();
     let m = manifest_in_parts(&[("big", &big, 0o600)], 4096);
     deliver_manifest(&mut sink, 2, &m);
-    deliver_file(&mut sink, 2, 1, &part(&big, 0), "big");
-    deliver_file(&mut sink, 2, 2, &part(&other, 1), "big");
-    deliver_file(&mut sink, 2, 3, &part(&big, 2), "big");
+    deliver_part(&mut sink, 2, 1, 0, &part(&big, 0), "big");
+    deliver_part(&mut sink, 2, 2, 4096, &part(&other, 1), "big");
+    deliver_part(&mut sink, 2, 3, 2 * 4096, &part(&big, 2), "big");
     assert_eq!(count(&sink, Refusal::ManifestMismatch), 1);
     assert!(sink.is_settled() && !sink.is_done());
     assert_eq!(listing(&d.out()), Vec::<String>::new());
@@ -558,9 +591,9 @@ fn a_file_in_parts_resumes_from_the_parts_a_stopped_sink_verified() {
     assert_eq!(sink.take_binding().unwrap().1.len(), 6);
     assert_eq!(sink.resumed(), (0, 0));
     sink.handle(block(1, 1, 0, b"ti")).unwrap();
-    deliver_file(&mut sink, 1, 2, &part(0), "big");
-    deliver_file(&mut sink, 1, 4, &part(2), "big");
-    deliver_file(&mut sink, 1, 6, &part(4), "big");
+    deliver_part(&mut sink, 1, 2, 0, &part(0), "big");
+    deliver_part(&mut sink, 1, 4, 2 * 4096, &part(2), "big");
+    deliver_part(&mut sink, 1, 6, 4 * 4096, &part(4), "big");
     // Part 1 half written, unverified, when the sink stops.
     sink.handle(block(1, 3, 0, &part(1)[..2000])).unwrap();
     drop(sink);
@@ -580,8 +613,8 @@ fn a_file_in_parts_resumes_from_the_parts_a_stopped_sink_verified() {
     assert_eq!(bound, [1, 3, 5]);
     assert_eq!(sink.resumed(), (3, 3 * 4096 - 4096 + 3616));
     deliver_file(&mut sink, 2, 1, b"tiny", "small");
-    deliver_file(&mut sink, 2, 3, &part(1), "big");
-    deliver_file(&mut sink, 2, 5, &part(3), "big");
+    deliver_part(&mut sink, 2, 3, 4096, &part(1), "big");
+    deliver_part(&mut sink, 2, 5, 3 * 4096, &part(3), "big");
     assert!(sink.is_done());
     assert_eq!(fs::read(d.out().join("big")).unwrap(), big);
     drop(sink);
@@ -593,8 +626,8 @@ fn a_file_in_parts_resumes_from_the_parts_a_stopped_sink_verified() {
     let mut sink = FileSink::new(&d.out(), SinkConfig::default()).unwrap();
     deliver_manifest(&mut sink, 3, &m);
     sink.take_binding().unwrap();
-    deliver_file(&mut sink, 3, 2, &part(0), "big");
-    deliver_file(&mut sink, 3, 3, &part(1), "big");
+    deliver_part(&mut sink, 3, 2, 0, &part(0), "big");
+    deliver_part(&mut sink, 3, 3, 4096, &part(1), "big");
     drop(sink);
     let tmp = d.out().join(&temps(&d.out())[0]);
     let f = fs::OpenOptions::new().write(true).open(&tmp).unwrap();

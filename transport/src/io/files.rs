@@ -308,14 +308,22 @@ fn hash_pack(
 
 /// Checks a part size given by the user.
 pub fn check_part_size(part_size: u64) -> Result<(), IoError> {
-    if PART_SIZE_RANGE.contains(&part_size) {
-        Ok(())
-    } else {
+    if !PART_SIZE_RANGE.contains(&part_size) {
         Err(IoError::Invalid(format!(
             "a part size of {part_size} bytes is outside {}..={} bytes",
             PART_SIZE_RANGE.start(),
             PART_SIZE_RANGE.end()
         )))
+    } else if !part_size.is_power_of_two() {
+        // Each part is then a subtree of the file's BLAKE3 tree, hashed once
+        // for both the part and the file (protocol.md §11.1).
+        Err(IoError::Invalid(format!(
+            "a part size of {part_size} bytes is not a power of two (for example {} or {})",
+            part_size.next_power_of_two() / 2,
+            part_size.next_power_of_two()
+        )))
+    } else {
+        Ok(())
     }
 }
 
@@ -369,93 +377,102 @@ pub fn hash_file(path: &Path, size: u64) -> std::io::Result<[u8; 32]> {
 /// [`hash_file`] for a file already open (for example one opened beneath a
 /// directory without following links), read from where it stands.
 pub fn hash_open_file(file: fs::File, size: u64) -> std::io::Result<[u8; 32]> {
-    hash_stream(file, size, None).map(|h| h.hash)
+    hash_stream(file, size, Lane::Whole(blake3::Hasher::new())).map(|h| h.hash)
 }
 
-/// [`hash_file`], and when the file is larger than `part_size` the hash of
-/// each part of it ([`part_ranges`]) too, in the same pass: the parts are
-/// hashed on a third thread beside the whole.
+/// [`hash_file`], and when the file is larger than `part_size` (a power of
+/// two) the hash of each part of it ([`part_ranges`]) too, in the same
+/// pass: each part is hashed as the subtree it is of the file's BLAKE3 tree,
+/// to its chaining value (protocol.md §11.1), and the file's hash follows
+/// from those, so that the bytes are hashed once.
 pub fn hash_file_parts(path: &Path, size: u64, part_size: u64) -> std::io::Result<FileHash> {
-    let parts = (size > part_size).then_some(part_size);
-    hash_stream(fs::File::open(path)?, size, parts)
+    let lane = if size > part_size {
+        Lane::Parts(crate::proto::PartHasher::new(size, part_size))
+    } else {
+        Lane::Whole(blake3::Hasher::new())
+    };
+    hash_stream(fs::File::open(path)?, size, lane)
 }
 
-/// BLAKE3 of `len` bytes of `file` from `offset`, as [`hash_file`] reads
-/// and hashes (through a second descriptor: `file`'s own offset is shared,
-/// and moved).
-pub fn hash_file_range(file: &fs::File, offset: u64, len: u64) -> std::io::Result<[u8; 32]> {
+/// The hash a manifest gives the part of `len` bytes at `offset` of `file`
+/// (its chaining value there, §11.1), read as [`hash_file`] reads (through a
+/// second descriptor: `file`'s own offset is shared, and moved). An error if
+/// no part can be there (`offset` not on a 1 KiB chunk, or `len` too long
+/// for a subtree at it).
+pub fn hash_file_part(file: &fs::File, offset: u64, len: u64) -> std::io::Result<[u8; 32]> {
+    use blake3::hazmat::HasherExt;
     use std::io::{Read, Seek, SeekFrom};
+    if !crate::proto::subtree_fits(offset, len) {
+        return Err(std::io::Error::other(format!(
+            "no part of {len} bytes can start at {offset}"
+        )));
+    }
     let mut f = file.try_clone()?;
     f.seek(SeekFrom::Start(offset))?;
-    hash_stream(f.take(len), len, None).map(|h| h.hash)
+    let mut h = blake3::Hasher::new();
+    h.set_input_offset(offset);
+    hash_stream(f.take(len), len, Lane::Subtree(h)).map(|h| h.hash)
 }
 
+/// What the hashing thread of [`hash_stream`] computes.
+enum Lane {
+    /// The BLAKE3 hash of the whole.
+    Whole(blake3::Hasher),
+    /// The chaining value of a subtree (a part read alone).
+    Subtree(blake3::Hasher),
+    /// Parts' chaining values, and the whole's hash from them.
+    Parts(crate::proto::PartHasher),
+}
+
+impl Lane {
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Lane::Whole(h) | Lane::Subtree(h) => {
+                h.update(bytes);
+            }
+            Lane::Parts(p) => p.update(bytes),
+        }
+    }
+
+    fn finish(self) -> Option<FileHash> {
+        use blake3::hazmat::HasherExt;
+        let (hash, parts) = match self {
+            Lane::Whole(h) => (*h.finalize().as_bytes(), Vec::new()),
+            Lane::Subtree(h) => (h.finalize_non_root(), Vec::new()),
+            Lane::Parts(p) => {
+                let (parts, root) = p.finish()?;
+                (root, parts)
+            }
+        };
+        Some(FileHash {
+            hash,
+            parts,
+            pack: None,
+        })
+    }
+}
+
+/// Reads `size` bytes of `file` in 1 MiB chunks and hashes them on a second
+/// thread, a chunk behind the reading; memory stays at a few chunks.
 fn hash_stream(
     mut file: impl std::io::Read,
     size: u64,
-    part_size: Option<u64>,
+    mut lane: Lane,
 ) -> std::io::Result<FileHash> {
-    use std::sync::Arc;
-    use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
+    use std::sync::mpsc::{channel, sync_channel};
     const CHUNK: usize = 1 << 20;
-    // Each chunk goes to one or two hashing threads, and comes back for
-    // reuse once none holds it.
-    let lanes = 1 + usize::from(part_size.is_some());
-    let mut sends: Vec<SyncSender<Arc<Vec<u8>>>> = Vec::new();
-    let mut recvs: Vec<Receiver<Arc<Vec<u8>>>> = Vec::new();
-    for _ in 0..lanes {
-        let (tx, rx) = sync_channel(2);
-        sends.push(tx);
-        recvs.push(rx);
-    }
+    let (filled, chunks) = sync_channel::<Vec<u8>>(2);
+    // Hashed chunks come back for reuse.
     let (empty, spare) = channel::<Vec<u8>>();
-    let (read, hashes) = std::thread::scope(|scope| {
-        let mut lanes = recvs.into_iter();
-        let whole = {
-            let filled = lanes.next().expect("one lane at least");
-            let empty = empty.clone();
-            scope.spawn(move || {
-                let mut h = blake3::Hasher::new();
-                for chunk in filled {
-                    h.update(&chunk);
-                    // The last lane to let go returns the buffer; the reader
-                    // may have gone, and it is then dropped.
-                    if let Some(buf) = Arc::into_inner(chunk) {
-                        let _ = empty.send(buf);
-                    }
-                }
-                vec![*h.finalize().as_bytes()]
-            })
-        };
-        let parts = lanes.next().zip(part_size).map(|(filled, part)| {
-            let empty = empty.clone();
-            scope.spawn(move || {
-                let mut out = Vec::new();
-                let (mut h, mut at) = (blake3::Hasher::new(), 0u64);
-                for chunk in filled {
-                    let mut bytes = &chunk[..];
-                    while !bytes.is_empty() {
-                        let room = (part - at % part) as usize;
-                        let n = room.min(bytes.len());
-                        h.update(&bytes[..n]);
-                        at += n as u64;
-                        bytes = &bytes[n..];
-                        if at % part == 0 {
-                            out.push(*h.finalize().as_bytes());
-                            h = blake3::Hasher::new();
-                        }
-                    }
-                    if let Some(buf) = Arc::into_inner(chunk) {
-                        let _ = empty.send(buf);
-                    }
-                }
-                if at % part != 0 {
-                    out.push(*h.finalize().as_bytes());
-                }
-                out
-            })
+    let (read, hashed) = std::thread::scope(|scope| {
+        let hasher = scope.spawn(move || {
+            for chunk in chunks {
+                lane.update(&chunk);
+                // The reader may have gone: the buffer is then dropped.
+                let _ = empty.send(chunk);
+            }
+            lane
         });
-        drop(empty);
         let mut total = 0u64;
         let result = (|| -> std::io::Result<()> {
             loop {
@@ -473,37 +490,23 @@ fn hash_stream(
                 }
                 buf.truncate(n);
                 total += n as u64;
-                if total > size {
+                if total > size || filled.send(buf).is_err() {
                     return Ok(());
-                }
-                let buf = Arc::new(buf);
-                for s in &sends {
-                    if s.send(buf.clone()).is_err() {
-                        return Ok(());
-                    }
                 }
             }
         })();
-        drop(sends);
-        let join = |h: std::thread::ScopedJoinHandle<'_, Vec<[u8; 32]>>| {
-            h.join()
-                .map_err(|_| std::io::Error::other("hashing thread failed"))
-        };
-        let hashes = join(whole).and_then(|w| {
-            let p = parts.map(join).transpose()?.unwrap_or_default();
-            Ok(FileHash {
-                hash: w[0],
-                parts: p,
-                pack: None,
-            })
-        });
-        (result.map(|()| total), hashes)
+        drop(filled);
+        let lane = hasher
+            .join()
+            .map_err(|_| std::io::Error::other("hashing thread failed"));
+        (result.map(|()| total), lane)
     });
-    let (read, hashes) = (read?, hashes?);
+    let (read, lane) = (read?, hashed?);
     if read != size {
         return Err(std::io::Error::other("file changed while it was read"));
     }
-    Ok(hashes)
+    lane.finish()
+        .ok_or_else(|| std::io::Error::other("file changed while it was read"))
 }
 
 /// Reads the blocks a sender asks for from its files, keeping a few open.
@@ -918,7 +921,7 @@ mod tests {
         assert!(hash_file(&dir.join("missing"), 0).is_err());
         // The id is that of the manifest of the files' plain hashes.
         let sources = collect(&dir).unwrap();
-        let part = 3 << 20;
+        let part = 2 << 20;
         let plan = packing(&sources, part);
         // f1 and f1048575 are small and neighbours: one pack.
         assert_eq!(plan.iter().flatten().count(), 2, "{plan:?}");
@@ -935,7 +938,8 @@ mod tests {
                 let data = fs::read(&s.file).unwrap();
                 let parts = if data.len() as u64 > part {
                     data.chunks(part as usize)
-                        .map(|c| *blake3::hash(c).as_bytes())
+                        .enumerate()
+                        .map(|(i, c)| crate::proto::part_cv(i as u64 * part, c).unwrap())
                         .collect()
                 } else {
                     Vec::new()
@@ -951,11 +955,12 @@ mod tests {
                 }
             })
             .collect();
-        assert_eq!(hashes.iter().filter(|h| h.parts.len() == 4).count(), 1);
+        assert_eq!(hashes.iter().filter(|h| h.parts.len() == 5).count(), 1);
         let m = manifest_of(&sources, &hashes, part);
         assert_eq!(transfer_id(&dir, part).unwrap(), m.transfer_id());
         assert_ne!(transfer_id(&dir, part * 4).unwrap(), m.transfer_id());
         assert!(transfer_id(&dir, 100).is_err(), "a part size below 4 KiB");
+        assert!(transfer_id(&dir, 3 << 20).is_err(), "not a power of two");
         // The file in parts (the last) is objects 4..=7.
         let objects: Vec<u32> = m.entries.iter().map(|e| e.object.0).collect();
         assert_eq!(objects, [1, 2, 2, 3, 4]);
@@ -964,16 +969,26 @@ mod tests {
             .iter()
             .map(|p| (p.object.0, p.offset))
             .collect();
-        assert_eq!(parts, [(4, 0), (5, 3 << 20), (6, 6 << 20), (7, 9 << 20)]);
+        assert_eq!(
+            parts,
+            [
+                (4, 0),
+                (5, 2 << 20),
+                (6, 4 << 20),
+                (7, 6 << 20),
+                (8, 8 << 20)
+            ]
+        );
         // Parts hashed in one pass, at part sizes that do and do not meet
         // the 1 MiB read chunks.
         let p = dir.join(format!("f{}", (9 << 20) + 3));
         let data = fs::read(&p).unwrap();
-        for part in [4096u64, 1 << 20, (1 << 20) + 7, 9 << 20, 10 << 20] {
+        for part in [4096u64, 1 << 20, 8 << 20, 16 << 20] {
             let h = hash_file_parts(&p, data.len() as u64, part).unwrap();
             let want: Vec<[u8; 32]> = if data.len() as u64 > part {
                 data.chunks(part as usize)
-                    .map(|c| *blake3::hash(c).as_bytes())
+                    .enumerate()
+                    .map(|(i, c)| crate::proto::part_cv(i as u64 * part, c).unwrap())
                     .collect()
             } else {
                 Vec::new()

@@ -25,14 +25,15 @@ pub const TEMP_PREFIX: &str = ".groupcast-tmp-";
 /// Largest manifest a receiver buffers; a larger object 0 is refused.
 pub const MAX_MANIFEST_BYTES: usize = 16 << 20;
 /// The manifest's first line begins with this, then a space and the part size.
-pub const MANIFEST_HEADER: &str = "groupcast-manifest 3";
+pub const MANIFEST_HEADER: &str = "groupcast-manifest 4";
 /// The part size senders use unless told otherwise: a file larger than this
 /// travels as a sequence of objects of this size (the last one shorter).
 /// 64 MiB keeps an object within 255 blocks of 1000 symbols of 1188 bytes
 /// (to 56 blocks), and is how much a stopped receiver may have to receive
 /// again of a file when it resumes (`FileSink`).
 pub const DEFAULT_PART_SIZE: u64 = 64 << 20;
-/// The smallest and largest part size a manifest may give.
+/// The smallest and largest part size a manifest may give; it must also be
+/// a power of two, so that each part is a subtree of the file's BLAKE3 tree.
 pub const PART_SIZE_RANGE: std::ops::RangeInclusive<u64> = 4096..=(1 << 30);
 /// Longest path component (Linux's NAME_MAX).
 pub const MAX_COMPONENT_LEN: usize = 255;
@@ -258,7 +259,7 @@ impl Manifest {
         let part_size: u64 = head
             .parse()
             .ok()
-            .filter(|p| PART_SIZE_RANGE.contains(p))
+            .filter(|p| PART_SIZE_RANGE.contains(p) && p.is_power_of_two())
             .ok_or_else(|| bad(format!("bad part size '{}'", head.escape_debug())))?;
         let mut entries: Vec<Entry> = Vec::new();
         let mut paths = HashSet::new();
@@ -379,6 +380,15 @@ impl Manifest {
                         size: part_len,
                         hash,
                     });
+                }
+            }
+            // The parts' chaining values make up the file's tree: they must
+            // give the file's own hash, which then names it truly (a file in
+            // place with that hash is kept, §11.2).
+            if count > 1 {
+                let hashes: Vec<[u8; 32]> = parts.iter().map(|p| p.hash).collect();
+                if crate::proto::root_of_parts(&hashes, part_size, size) != Some(hash) {
+                    return Err(field("hash (its parts' do not make it up)"));
                 }
             }
             if pack.is_none() {
@@ -514,7 +524,11 @@ mod tests {
                 object: ObjectId(2 + i as u32),
                 offset,
                 size,
-                hash: *blake3::hash(&data[offset as usize..(offset + size) as usize]).as_bytes(),
+                hash: crate::proto::part_cv(
+                    offset,
+                    &data[offset as usize..(offset + size) as usize],
+                )
+                .unwrap(),
             })
             .collect();
         Manifest {
@@ -538,7 +552,7 @@ mod tests {
         let m = split_manifest();
         let bytes = m.encode();
         let text = String::from_utf8(bytes.clone()).unwrap();
-        assert!(text.starts_with("groupcast-manifest 3 4096\n1 644 3 "));
+        assert!(text.starts_with("groupcast-manifest 4 4096\n1 644 3 "));
         assert!(text.contains("\npart 2 0 4096 "));
         assert!(text.contains("\npart 4 8192 1808 "));
         assert_eq!(Manifest::decode(&bytes).unwrap(), m);
@@ -563,14 +577,30 @@ mod tests {
             // The next file's object does not follow the parts.
             text.replace("\n5 644", "\n3 644"),
             // A part where no file is split.
-            text.replace("groupcast-manifest 3 4096", "groupcast-manifest 3 16384"),
+            text.replace("groupcast-manifest 4 4096", "groupcast-manifest 4 16384"),
             text.replace("part 2", "part 2 extra"),
+            // A part size that is not a power of two.
+            text.replace("groupcast-manifest 4 4096", "groupcast-manifest 4 5000"),
+            // A part whose hash is not what, with the others', makes up the
+            // file's: swapped with its neighbour's, or the file's own.
+            {
+                let m = split_manifest();
+                let (a, b) = (
+                    hex(&m.entries[1].parts[0].hash),
+                    hex(&m.entries[1].parts[1].hash),
+                );
+                text.replace(&a, "A").replace(&b, &a).replace("A", &b)
+            },
+            {
+                let m = split_manifest();
+                text.replace(&hex(&m.entries[1].parts[2].hash), &hex(&m.entries[1].hash))
+            },
         ];
         assert_refused(hostile);
         // A size that claims 2^50 parts, with none listed, is refused at its
         // first missing part line, allocating nothing for the rest.
         let huge = format!(
-            "groupcast-manifest 3 4096\n1 644 {} {} big\n",
+            "groupcast-manifest 4 4096\n1 644 {} {} big\n",
             u64::MAX / 2,
             hex(&[0; 32])
         );
@@ -648,7 +678,9 @@ mod tests {
         let cases: Vec<String> = vec![
             String::new(),
             format!("{MANIFEST_HEADER} 67108864\n"),
-            text.replace("groupcast-manifest 3", "groupcast-manifest 2"),
+            text.replace("groupcast-manifest 4", "groupcast-manifest 2"),
+            // Version 3 gave parts their own plain hashes.
+            text.replace("groupcast-manifest 4", "groupcast-manifest 3"),
             text.replace(" 67108864\n", " 4095\n"),
             text.replace(" 67108864\n", " 067108864\n"),
             text.replace(" 67108864\n", "\n"),

@@ -755,6 +755,10 @@ impl FileSink {
                     object: *object,
                     size: map.size,
                     hash: map.hash,
+                    // A part's hash is its chaining value at its offset.
+                    hash_offset: (!map.packed
+                        && !self.slots[&map.pieces[0].key].entry.parts.is_empty())
+                    .then_some(map.pieces[0].at_file),
                     // A pack's name is empty; a file's or a part's, the path.
                     name: if self.slots[&map.pieces[0].key].entry.pack.is_some() {
                         String::new()
@@ -826,7 +830,7 @@ impl FileSink {
         let mut bytes = 0;
         for p in &slot.entry.parts {
             if p.offset + p.size <= st.st_size as u64
-                && super::files::hash_file_range(&file, p.offset, p.size).is_ok_and(|h| h == p.hash)
+                && super::files::hash_file_part(&file, p.offset, p.size).is_ok_and(|h| h == p.hash)
             {
                 slot.parts_done.insert(p.object);
                 bytes += p.size;

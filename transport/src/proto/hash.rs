@@ -6,6 +6,11 @@
 //! tree at the end. The result equals `blake3::hash(object)` (what `b3sum`
 //! prints), yet the verifier never holds the object: only the units that straddle
 //! a block boundary and have not been completed yet, plus 33 bytes per unit.
+//!
+//! An object that is a part of a larger file (protocol.md §11.1) is hashed as
+//! the subtree it is in the file's tree: its chaining value at its offset
+//! ([`TreeHasher::new_at`], [`part_cv`]), from which, part by part, the whole
+//! file's hash follows ([`root_of_parts`]) without hashing the file again.
 
 use std::collections::HashMap;
 
@@ -24,6 +29,9 @@ struct Partial {
 /// Hashes an object whose byte ranges arrive in any order, each exactly once.
 pub(crate) struct TreeHasher {
     len: u64,
+    /// Where the object starts in the file it is a part of: it is then
+    /// hashed as that subtree, to its chaining value.
+    base: Option<u64>,
     cvs: Vec<Option<ChainingValue>>,
     partial: HashMap<u64, Partial>,
     /// For objects of at most one unit, which BLAKE3 hashes without a tree.
@@ -33,10 +41,19 @@ pub(crate) struct TreeHasher {
 
 impl TreeHasher {
     pub(crate) fn new(len: u64) -> Self {
+        Self::new_at(len, None)
+    }
+
+    /// A hasher for an object of `len` bytes found at `base` in a larger
+    /// file ([`subtree_fits`] must hold): [`TreeHasher::finish`] gives its
+    /// chaining value there. `None` hashes the object alone.
+    pub(crate) fn new_at(len: u64, base: Option<u64>) -> Self {
+        debug_assert!(base.is_none_or(|b| subtree_fits(b, len)));
         let units = len.div_ceil(UNIT);
         if units <= 1 {
             Self {
                 len,
+                base,
                 cvs: Vec::new(),
                 partial: HashMap::new(),
                 small: Some(Partial {
@@ -48,6 +65,7 @@ impl TreeHasher {
         } else {
             Self {
                 len,
+                base,
                 cvs: vec![None; units as usize],
                 partial: HashMap::new(),
                 small: None,
@@ -87,7 +105,8 @@ impl TreeHasher {
             let slice = &data[(pos - offset) as usize..(take_end - offset) as usize];
             if pos == ustart && take_end == uend {
                 let known = cvs.iter().find(|c| c.0 == unit).map(|c| c.1);
-                self.cvs[unit as usize] = Some(known.unwrap_or_else(|| unit_cv(ustart, slice)));
+                let at = self.base.unwrap_or(0) + ustart;
+                self.cvs[unit as usize] = Some(known.unwrap_or_else(|| unit_cv(at, slice)));
             } else {
                 let p = self.partial.entry(unit).or_insert_with(|| Partial {
                     buf: vec![0; (uend - ustart) as usize],
@@ -101,25 +120,36 @@ impl TreeHasher {
                 if p.filled == uend - ustart {
                     let p = self.partial.remove(&unit).expect("present");
                     self.buffered -= p.buf.len();
-                    self.cvs[unit as usize] = Some(unit_cv(ustart, &p.buf));
+                    let at = self.base.unwrap_or(0) + ustart;
+                    self.cvs[unit as usize] = Some(unit_cv(at, &p.buf));
                 }
             }
             pos = take_end;
         }
     }
 
-    /// The object's BLAKE3 hash, once every byte has been written.
-    pub(crate) fn finish(&self) -> Option<blake3::Hash> {
+    /// The object's BLAKE3 hash (its chaining value at its base, for a
+    /// part), once every byte has been written.
+    pub(crate) fn finish(&self) -> Option<[u8; 32]> {
         if let Some(small) = &self.small {
-            return (small.filled == self.len).then(|| blake3::hash(&small.buf));
+            if small.filled != self.len {
+                return None;
+            }
+            return Some(match self.base {
+                None => *blake3::hash(&small.buf).as_bytes(),
+                Some(base) => unit_cv(base, &small.buf),
+            });
         }
         if self.cvs.iter().any(Option::is_none) {
             return None;
         }
+        if self.base.is_some() {
+            return Some(self.subtree(0, self.len));
+        }
         let split = blake3::hazmat::left_subtree_len(self.len);
         let left = self.subtree(0, split);
         let right = self.subtree(split, self.len);
-        Some(merge_subtrees_root(&left, &right, Mode::Hash))
+        Some(*merge_subtrees_root(&left, &right, Mode::Hash).as_bytes())
     }
 
     fn subtree(&self, start: u64, end: u64) -> ChainingValue {
@@ -139,9 +169,10 @@ impl TreeHasher {
 pub(crate) type UnitCv = (u64, ChainingValue);
 
 /// The chaining values of the units that `data`, found at `offset` of an
-/// object of `len` bytes, holds whole, for [`TreeHasher::write_with`]. None
-/// for an object of one unit, which BLAKE3 hashes without a tree.
-pub(crate) fn unit_cvs(len: u64, offset: u64, data: &[u8]) -> Vec<UnitCv> {
+/// object of `len` bytes (itself at `base` in a file, for a part), holds
+/// whole, for [`TreeHasher::write_with`]. None for an object of one unit,
+/// which BLAKE3 hashes without a tree.
+pub(crate) fn unit_cvs(len: u64, base: Option<u64>, offset: u64, data: &[u8]) -> Vec<UnitCv> {
     if len <= UNIT {
         return Vec::new();
     }
@@ -156,7 +187,10 @@ pub(crate) fn unit_cvs(len: u64, offset: u64, data: &[u8]) -> Vec<UnitCv> {
         let at = (ustart - offset) as usize;
         out.push((
             unit,
-            unit_cv(ustart, &data[at..at + (uend - ustart) as usize]),
+            unit_cv(
+                base.unwrap_or(0) + ustart,
+                &data[at..at + (uend - ustart) as usize],
+            ),
         ));
         unit += 1;
     }
@@ -168,6 +202,108 @@ fn unit_cv(offset: u64, data: &[u8]) -> ChainingValue {
     h.set_input_offset(offset);
     h.update(data);
     h.finalize_non_root()
+}
+
+/// Whether `len` bytes at `base` are a subtree of BLAKE3's tree that a
+/// chaining value can be taken of: not empty, starting on a chunk, and no
+/// longer than a subtree there may be. (blake3's `hazmat` panics otherwise.)
+/// Every part of a manifest whose part size is a power of two passes.
+pub fn subtree_fits(base: u64, len: u64) -> bool {
+    len > 0
+        && base.is_multiple_of(blake3::CHUNK_LEN as u64)
+        && blake3::hazmat::max_subtree_len(base).is_none_or(|max| len <= max)
+}
+
+/// Hashes the parts of a file one after another, each to its chaining value
+/// at its offset, as a manifest lists them (§11.1): feed the file's bytes in
+/// order, any slicing; [`PartHasher::finish`] gives the parts' chaining
+/// values and the whole file's BLAKE3 hash, from one pass over the bytes.
+pub struct PartHasher {
+    part_size: u64,
+    size: u64,
+    at: u64,
+    h: blake3::Hasher,
+    parts: Vec<[u8; 32]>,
+}
+
+impl PartHasher {
+    /// For a file of `size` bytes in parts of `part_size` (a power of two of
+    /// at least 1024 bytes), larger than one part.
+    pub fn new(size: u64, part_size: u64) -> Self {
+        assert!(part_size.is_power_of_two() && part_size >= blake3::CHUNK_LEN as u64);
+        assert!(size > part_size, "a file in parts is larger than one part");
+        Self {
+            part_size,
+            size,
+            at: 0,
+            h: blake3::Hasher::new(),
+            parts: Vec::with_capacity(size.div_ceil(part_size) as usize),
+        }
+    }
+
+    /// The next bytes of the file; past its size, they are ignored.
+    pub fn update(&mut self, mut bytes: &[u8]) {
+        let left = self.size.saturating_sub(self.at);
+        bytes = &bytes[..bytes.len().min(left.min(usize::MAX as u64) as usize)];
+        while !bytes.is_empty() {
+            let room = (self.part_size - self.at % self.part_size) as usize;
+            let n = room.min(bytes.len());
+            self.h.update(&bytes[..n]);
+            self.at += n as u64;
+            bytes = &bytes[n..];
+            if self.at.is_multiple_of(self.part_size) || self.at == self.size {
+                self.parts.push(self.h.finalize_non_root());
+                self.h = blake3::Hasher::new();
+                if self.at < self.size {
+                    self.h.set_input_offset(self.at);
+                }
+            }
+        }
+    }
+
+    /// The parts' chaining values and the file's hash; `None` if fewer than
+    /// `size` bytes were fed.
+    pub fn finish(self) -> Option<(Vec<[u8; 32]>, [u8; 32])> {
+        if self.at != self.size {
+            return None;
+        }
+        let root = root_of_parts(&self.parts, self.part_size, self.size)?;
+        Some((self.parts, root))
+    }
+}
+
+/// The BLAKE3 hash of a file of `size` bytes from the chaining values of its
+/// parts of `part_size` bytes (a power of two), in order: `None` if there are
+/// not exactly as many as the file has parts, or only one (a file of one
+/// part is hashed alone, not in parts).
+pub fn root_of_parts(parts: &[[u8; 32]], part_size: u64, size: u64) -> Option<[u8; 32]> {
+    if !part_size.is_power_of_two()
+        || size <= part_size
+        || parts.len() as u64 != size.div_ceil(part_size)
+    {
+        return None;
+    }
+    fn subtree(parts: &[[u8; 32]], part_size: u64, start: u64, end: u64) -> ChainingValue {
+        if end - start <= part_size {
+            return parts[(start / part_size) as usize];
+        }
+        let split = start + blake3::hazmat::left_subtree_len(end - start);
+        merge_subtrees_non_root(
+            &subtree(parts, part_size, start, split),
+            &subtree(parts, part_size, split, end),
+            Mode::Hash,
+        )
+    }
+    let split = blake3::hazmat::left_subtree_len(size);
+    let left = subtree(parts, part_size, 0, split);
+    let right = subtree(parts, part_size, split, size);
+    Some(*merge_subtrees_root(&left, &right, Mode::Hash).as_bytes())
+}
+
+/// The chaining value of `data` as the part at `base` of a file (protocol.md
+/// §11.1); `None` if it is no such subtree ([`subtree_fits`]).
+pub fn part_cv(base: u64, data: &[u8]) -> Option<[u8; 32]> {
+    subtree_fits(base, data.len() as u64).then(|| unit_cv(base, data))
 }
 
 #[cfg(test)]
@@ -201,16 +337,95 @@ mod tests {
                 // values computed apart, as a decode worker does.
                 let bytes = &data[a as usize..b as usize];
                 if i % 2 == 0 {
-                    h.write_with(a, bytes, &unit_cvs(len, a, bytes));
+                    h.write_with(a, bytes, &unit_cvs(len, None, a, bytes));
                 } else {
                     h.write_with(a, bytes, &[]);
                 }
             }
-            prop_assert_eq!(h.finish(), Some(blake3::hash(&data)));
+            prop_assert_eq!(h.finish(), Some(*blake3::hash(&data).as_bytes()));
             if len > UNIT {
                 prop_assert_eq!(h.buffered_bytes(), 0);
             }
         }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+        /// One pass over a file gives its parts' chaining values and its
+        /// plain BLAKE3 hash; each part, verified alone at its offset in any
+        /// order of pieces (as a receiver verifies a part's object), gives
+        /// the same chaining value.
+        #[test]
+        fn parts_hashed_once_make_up_the_file_and_verify_alone(
+            log2 in 12u32..19,
+            extra in 1u64..600_000,
+            slice in 1usize..300_000,
+            piece in 1u64..100_000,
+            seed in any::<u64>(),
+        ) {
+            let part = 1u64 << log2;
+            let len = part + extra;
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let mut data = vec![0u8; len as usize];
+            rng.fill(&mut data[..]);
+            let mut ph = PartHasher::new(len, part);
+            for c in data.chunks(slice) {
+                ph.update(c);
+            }
+            let (parts, root) = ph.finish().unwrap();
+            prop_assert_eq!(root, *blake3::hash(&data).as_bytes());
+            prop_assert_eq!(parts.len() as u64, len.div_ceil(part));
+            for (i, cv) in parts.iter().enumerate() {
+                let base = i as u64 * part;
+                let bytes = &data[base as usize..(base + part).min(len) as usize];
+                prop_assert_eq!(part_cv(base, bytes), Some(*cv));
+                let n = bytes.len() as u64;
+                let mut pieces: Vec<(u64, u64)> = (0..n.div_ceil(piece))
+                    .map(|j| (j * piece, ((j + 1) * piece).min(n)))
+                    .collect();
+                pieces.shuffle(&mut rng);
+                let mut h = TreeHasher::new_at(n, Some(base));
+                for (j, &(a, b)) in pieces.iter().enumerate() {
+                    let bytes = &bytes[a as usize..b as usize];
+                    let cvs = if j % 2 == 0 { unit_cvs(n, Some(base), a, bytes) } else { Vec::new() };
+                    h.write_with(a, bytes, &cvs);
+                }
+                prop_assert_eq!(h.finish(), Some(*cv));
+                // The same bytes hashed alone, or elsewhere, are not the part.
+                prop_assert_ne!(Some(*blake3::hash(bytes).as_bytes()), Some(*cv));
+            }
+            // Parts out of order, or one short, make up no such file.
+            let mut swapped = parts.clone();
+            swapped.swap(0, 1);
+            prop_assert_ne!(root_of_parts(&swapped, part, len), Some(root));
+            prop_assert_eq!(root_of_parts(&parts[1..], part, len), None);
+        }
+    }
+
+    /// What cannot be a subtree is refused before blake3's `hazmat` would
+    /// panic on it: an empty part, an offset off a chunk, a part longer
+    /// than the subtree at its offset.
+    #[test]
+    fn only_real_subtrees_are_hashed_as_parts() {
+        assert!(subtree_fits(0, 1));
+        assert!(subtree_fits(0, u64::MAX));
+        assert!(subtree_fits(4096, 4096));
+        assert!(!subtree_fits(4096, 4097));
+        assert!(!subtree_fits(1000, 10));
+        assert!(!subtree_fits(8192, 0));
+        assert_eq!(part_cv(4096, &[1; 4097]), None);
+        assert_eq!(part_cv(1, &[1; 3]), None);
+        assert!(part_cv(12288, &[1; 4096]).is_some());
+        assert_eq!(
+            root_of_parts(&[[0; 32]; 2], 3000, 5000),
+            None,
+            "not a power of two"
+        );
+        assert_eq!(
+            root_of_parts(&[[0; 32]], 4096, 4096),
+            None,
+            "one part is no parts"
+        );
     }
 
     /// Chaining values computed apart are the ones used: with them, a block
@@ -220,7 +435,7 @@ mod tests {
         let len = 5 * UNIT + 777;
         let data: Vec<u8> = (0..len).map(|i| (i * 131 % 251) as u8).collect();
         let (a, b) = (UNIT / 2, 4 * UNIT + 100);
-        let cvs = unit_cvs(len, a, &data[a as usize..b as usize]);
+        let cvs = unit_cvs(len, None, a, &data[a as usize..b as usize]);
         assert_eq!(cvs.iter().map(|c| c.0).collect::<Vec<_>>(), vec![1, 2, 3]);
         let mut blanked = data[a as usize..b as usize].to_vec();
         blanked[(UNIT - a) as usize..(4 * UNIT - a) as usize].fill(0);
@@ -230,11 +445,11 @@ mod tests {
         h.write_with(
             b,
             &data[b as usize..],
-            &unit_cvs(len, b, &data[b as usize..]),
+            &unit_cvs(len, None, b, &data[b as usize..]),
         );
-        assert_eq!(h.finish(), Some(blake3::hash(&data)));
+        assert_eq!(h.finish(), Some(*blake3::hash(&data).as_bytes()));
         assert!(
-            unit_cvs(UNIT, 0, &data[..UNIT as usize]).is_empty(),
+            unit_cvs(UNIT, None, 0, &data[..UNIT as usize]).is_empty(),
             "one unit: no tree"
         );
     }

@@ -36,6 +36,7 @@ pub use feedback::{Aimd, FeedbackConfig, FlowPolicy, Mode};
 /// wait would delay small objects, such as messages, for nothing.
 pub(crate) const COSTLY_BLOCK_SYMBOLS: u32 = 500;
 pub use hash::UNIT as HASH_UNIT;
+pub use hash::{PartHasher, part_cv, root_of_parts, subtree_fits};
 pub use reassemble::{Reassembled, Reassembler};
 pub use receiver::{
     Admission, BoundObject, DecodeJob, DecodedBlock, Destination, FailReason, Receiver,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use groupcast_fec::{BlockDecoder, CodecSet, FecId, Oti, Push};
 
-use super::hash::{TreeHasher, UnitCv, unit_cvs};
+use super::hash::{self, TreeHasher, UnitCv, unit_cvs};
 use super::timer::BlockTimers;
 use super::{ObjectId, SessionId};
 use crate::wire::feedback::{NACK_NEED_INFO, PROBE_END, STATUS_COMPLETE, STATUS_ECHO, STATUS_LOSS};
@@ -177,10 +177,15 @@ pub struct BoundObject {
     pub object: ObjectId,
     /// Its size in bytes.
     pub size: u64,
-    /// Its BLAKE3 hash.
+    /// Its BLAKE3 hash; for a part of a file, its chaining value at
+    /// `hash_offset`.
     pub hash: [u8; 32],
     /// Its name (the manifest path); OBJECT_INFO must carry the same.
     pub name: String,
+    /// For a part of a file (protocol.md §11.1), where it starts in the
+    /// file: its hash is then the chaining value of its bytes as that
+    /// subtree of the file's BLAKE3 tree. `None` for an object hashed alone.
+    pub hash_offset: Option<u64>,
 }
 
 /// Why a datagram was refused. Each is counted in [`ReceiverStats`].
@@ -654,9 +659,10 @@ pub struct DecodeJob {
     sbn: u8,
     ticket: u64,
     decoder: Box<dyn BlockDecoder>,
-    /// The object's length and the block's offset in it, if the object is
-    /// verified: the job then hashes what it decoded too.
-    hash: Option<(u64, u64)>,
+    /// The object's length, where it starts in its file (a part), and the
+    /// block's offset in it, if the object is verified: the job then hashes
+    /// what it decoded too.
+    hash: Option<(u64, Option<u64>, u64)>,
 }
 
 impl DecodeJob {
@@ -667,10 +673,10 @@ impl DecodeJob {
         let decoded = self.decoder.attempt();
         let mut out = None;
         if decoded
-            && let Some((len, offset)) = self.hash
+            && let Some((len, base, offset)) = self.hash
             && let Some(data) = self.decoder.take_decoded()
         {
-            let cvs = unit_cvs(len, offset, &data);
+            let cvs = unit_cvs(len, base, offset, &data);
             out = Some((data, cvs));
         }
         DecodedBlock {
@@ -716,6 +722,9 @@ struct ObjectState {
     top_esi: Vec<u32>,
     decoded_blocks: u32,
     hasher: TreeHasher,
+    /// Where the object starts in its file, for a part of one (its bound
+    /// manifest line says): it is hashed as that subtree.
+    hash_offset: Option<u64>,
     /// Whether the codec carries data, so the object can be hashed (false
     /// only for the model codec).
     verify: bool,
@@ -923,8 +932,14 @@ impl Receiver {
     /// no OBJECT_INFO of its own any more, and an empty one completes at once.
     pub fn bind(&mut self, session: SessionId, objects: impl IntoIterator<Item = BoundObject>) {
         self.lock_session(session);
-        let bound: HashMap<ObjectId, BoundObject> =
-            objects.into_iter().map(|b| (b.object, b)).collect();
+        // A part's hash can only be a subtree's chaining value where the
+        // tree has one; a line that could not be is not bound (and its
+        // packets are refused as unexpected), rather than verified wrongly.
+        let bound: HashMap<ObjectId, BoundObject> = objects
+            .into_iter()
+            .filter(|b| b.hash_offset.is_none_or(|o| hash::subtree_fits(o, b.size)))
+            .map(|b| (b.object, b))
+            .collect();
         tracing::info!(
             session = %format_args!("{:016x}", session.0),
             objects = bound.len(),
@@ -937,6 +952,7 @@ impl Receiver {
             .filter(|(k, o)| {
                 bound.get(&k.1).is_none_or(|b| {
                     b.size != o.oti.transfer_length()
+                        || b.hash_offset != o.hash_offset
                         || o.info
                             .as_ref()
                             .is_some_and(|i| i.hash != b.hash || i.name != b.name)
@@ -1294,7 +1310,7 @@ impl Receiver {
         let Some(o) = objects.get_mut(&key) else {
             return;
         };
-        let (verify, oti) = (o.verify, o.oti);
+        let (verify, oti, base) = (o.verify, o.oti, o.hash_offset);
         let Some(slot) = o.slots.get_mut(sbn as usize) else {
             return;
         };
@@ -1318,7 +1334,7 @@ impl Receiver {
         let hash = verify
             .then(|| oti.block(sbn as u32))
             .flatten()
-            .map(|b| (oti.transfer_length(), b.offset));
+            .map(|b| (oti.transfer_length(), base, b.offset));
         jobs.push_back(DecodeJob {
             key,
             sbn,
@@ -1568,7 +1584,7 @@ impl Receiver {
             let Some(hash) = o.hasher.finish() else {
                 return;
             };
-            if *hash.as_bytes() != info.hash {
+            if hash != info.hash {
                 self.fail(key, FailReason::HashMismatch);
                 return;
             }
@@ -2501,12 +2517,24 @@ fn object_state<'a>(
     info: Option<Info>,
     created: u64,
 ) -> Result<&'a mut ObjectState, RejectReason> {
-    let ObjectTable { objects, idle, .. } = table;
+    let ObjectTable {
+        objects,
+        idle,
+        bound,
+        ..
+    } = table;
     let o = match objects.entry(key) {
         Entry::Occupied(e) => e.into_mut(),
         Entry::Vacant(v) => {
             idle.insert((now, key));
             let verify = config.codecs.codec(fec).carries_data();
+            // (Bound lines passed `subtree_fits` for their size, which the
+            // OTI must match to get here.)
+            let hash_offset = bound
+                .as_ref()
+                .and_then(|b| b.get(&key.1))
+                .filter(|b| b.size == oti.transfer_length())
+                .and_then(|b| b.hash_offset);
             v.insert(ObjectState {
                 fec,
                 oti,
@@ -2516,7 +2544,12 @@ fn object_state<'a>(
                 top_esi: vec![0; oti.source_blocks() as usize],
                 decoded_blocks: 0,
                 // Without data there is nothing to hash, and no per-unit state to hold.
-                hasher: TreeHasher::new(if verify { oti.transfer_length() } else { 0 }),
+                hasher: if verify {
+                    TreeHasher::new_at(oti.transfer_length(), hash_offset)
+                } else {
+                    TreeHasher::new(0)
+                },
+                hash_offset,
                 verify,
                 last_activity: now,
             })
