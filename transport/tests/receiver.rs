@@ -1418,3 +1418,65 @@ fn solvable_blocks_ripen_for_a_cheaper_solve() {
     r.handle_timeout(due);
     assert!(r.poll_decode().is_some(), "out at its deadline");
 }
+
+/// A bound part of a file (protocol.md §11.1) is verified as the subtree it
+/// is at its offset: its chaining value there, which its OBJECT_INFO and
+/// manifest line carry, completes it; the same bytes bound at another
+/// offset fail their hash and are never handed out whole.
+#[test]
+fn a_bound_part_verifies_as_its_subtree_at_its_offset() {
+    use groupcast::proto::part_cv;
+    use groupcast::{BoundObject, FailReason, Rounds, SenderConfig};
+    let part = object(150_000, 7);
+    let base = 1u64 << 20;
+    let cv = part_cv(base, &part).unwrap();
+    let packets = || {
+        let mut s = groupcast::Sender::new(SenderConfig {
+            session: SessionId(12),
+            max_datagram: 1200,
+            block_symbols: 40,
+            repair_overhead: 0.2,
+            rounds: Rounds::Fixed(2),
+            ..SenderConfig::default()
+        })
+        .unwrap();
+        s.add_object_hashed(part.clone(), cv, "big").unwrap();
+        groupcast_testing::drain(&mut s, Instant::now())
+    };
+    let bound = |offset: u64| BoundObject {
+        object: ObjectId(0),
+        size: part.len() as u64,
+        hash: cv,
+        name: "big".into(),
+        hash_offset: Some(offset),
+    };
+    let mut r = Receiver::new(ReceiverConfig::default());
+    r.bind(SessionId(12), [bound(base)]);
+    let done = receive(&mut r, packets());
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].2, part);
+    // Bound at another offset, the same bytes are not that part.
+    let mut r = Receiver::new(ReceiverConfig::default());
+    r.bind(SessionId(12), [bound(2 * base)]);
+    let mut failed = false;
+    for p in packets() {
+        r.handle_datagram(Instant::now(), &p);
+        while let Some(e) = r.poll_event() {
+            assert!(!matches!(e, ReceiverEvent::ObjectComplete { .. }));
+            failed |= matches!(
+                e,
+                ReceiverEvent::ObjectFailed {
+                    reason: FailReason::HashMismatch,
+                    ..
+                }
+            );
+        }
+    }
+    assert!(failed);
+    // An offset no subtree can start at (off a 1 KiB chunk) is not bound at
+    // all: its packets are refused, and nothing reaches blake3's hazmat.
+    let mut r = Receiver::new(ReceiverConfig::default());
+    r.bind(SessionId(12), [bound(base + 1)]);
+    assert!(receive(&mut r, packets()).is_empty());
+    assert!(r.stats().rejected(RejectReason::UnexpectedObject) > 0);
+}
