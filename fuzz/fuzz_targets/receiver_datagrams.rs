@@ -24,8 +24,10 @@ enum Op {
     Advance(u16),
     Timeout,
     /// Bind to the real session's objects 1.. (as a file receiver does once
-    /// its manifest verified).
-    Bind,
+    /// its manifest verified); with a number, as parts of a file at that many
+    /// KiB (protocol.md §11.1), each hashed to its chaining value there (a
+    /// line no subtree can be is not bound).
+    Bind(Option<u16>),
 }
 
 struct Transfer {
@@ -103,6 +105,7 @@ fuzz_target!(|ops: Vec<Op>| {
     let pick = |i: u16| &t.packets[i as usize % t.packets.len()];
     let mut delivered: Vec<Vec<u8>> = t.objects.iter().map(|o| vec![0u8; o.len()]).collect();
     let mut bound = false;
+    let mut part_at: Option<u64> = None;
     for op in ops.iter().take(2000) {
         let datagram: Option<Vec<u8>> = match op {
             Op::Real(i) => Some(pick(*i).clone()),
@@ -137,15 +140,19 @@ fuzz_target!(|ops: Vec<Op>| {
                 r.handle_timeout(now);
                 None
             }
-            Op::Bind => {
+            Op::Bind(kib) => {
                 bound = true;
+                part_at = kib.map(|k| k as u64 * 1024);
                 r.bind(
                     groupcast::SessionId(1),
                     t.objects.iter().enumerate().skip(1).map(|(i, o)| groupcast::BoundObject {
                         object: groupcast::ObjectId(i as u32),
                         size: o.len() as u64,
-                        hash: *blake3::hash(o).as_bytes(),
+                        hash: part_at
+                            .and_then(|at| groupcast::proto::part_cv(at, o))
+                            .unwrap_or(*blake3::hash(o).as_bytes()),
                         name: format!("o{i}"),
+                        hash_offset: part_at,
                     }),
                 );
                 None
@@ -186,10 +193,13 @@ fuzz_target!(|ops: Vec<Op>| {
                         assert!(object.0 >= 1 && (object.0 as usize) < t.objects.len());
                         assert_eq!(size, t.objects[object.0 as usize].len() as u64);
                     }
-                    // A completed object always matches the hash it was announced with.
+                    // A completed object always matches the hash it was announced
+                    // with (or bound with, as a part).
                     if session.0 == 1
                         && let Some(src) = t.objects.get(object.0 as usize)
-                        && *blake3::hash(src).as_bytes() == hash
+                        && (*blake3::hash(src).as_bytes() == hash
+                            || part_at.and_then(|at| groupcast::proto::part_cv(at, src))
+                                == Some(hash))
                     {
                         assert_eq!(&delivered[object.0 as usize], src);
                     }
