@@ -143,26 +143,41 @@ impl TreeHasher {
         if self.cvs.iter().any(Option::is_none) {
             return None;
         }
-        if self.base.is_some() {
-            return Some(self.subtree(0, self.len));
-        }
-        let split = blake3::hazmat::left_subtree_len(self.len);
-        let left = self.subtree(0, split);
-        let right = self.subtree(split, self.len);
-        Some(*merge_subtrees_root(&left, &right, Mode::Hash).as_bytes())
+        let cv = |i: usize| self.cvs[i].expect("checked complete");
+        Some(match self.base {
+            Some(_) => merge_subtree(UNIT, 0, self.len, &cv),
+            None => merge_root(UNIT, self.len, &cv),
+        })
     }
+}
 
-    fn subtree(&self, start: u64, end: u64) -> ChainingValue {
-        if end - start <= UNIT {
-            return self.cvs[(start / UNIT) as usize].expect("checked complete");
-        }
-        let split = start + blake3::hazmat::left_subtree_len(end - start);
-        merge_subtrees_non_root(
-            &self.subtree(start, split),
-            &self.subtree(split, end),
-            Mode::Hash,
-        )
+/// The chaining value of bytes `start..end` of a tree whose aligned
+/// `unit`-byte subtrees (a power of two of chunks) have the chaining values
+/// `cv(i)`, merged along BLAKE3's left-balanced tree.
+fn merge_subtree(
+    unit: u64,
+    start: u64,
+    end: u64,
+    cv: &impl Fn(usize) -> ChainingValue,
+) -> ChainingValue {
+    if end - start <= unit {
+        return cv((start / unit) as usize);
     }
+    let split = start + blake3::hazmat::left_subtree_len(end - start);
+    merge_subtrees_non_root(
+        &merge_subtree(unit, start, split, cv),
+        &merge_subtree(unit, split, end, cv),
+        Mode::Hash,
+    )
+}
+
+/// The root hash of `len` bytes (more than one `unit`) from their units'
+/// chaining values, as [`merge_subtree`] merges them.
+fn merge_root(unit: u64, len: u64, cv: &impl Fn(usize) -> ChainingValue) -> [u8; 32] {
+    let split = blake3::hazmat::left_subtree_len(len);
+    let left = merge_subtree(unit, 0, split, cv);
+    let right = merge_subtree(unit, split, len, cv);
+    *merge_subtrees_root(&left, &right, Mode::Hash).as_bytes()
 }
 
 /// A unit's index in its object and its chaining value.
@@ -283,21 +298,7 @@ pub fn root_of_parts(parts: &[[u8; 32]], part_size: u64, size: u64) -> Option<[u
     {
         return None;
     }
-    fn subtree(parts: &[[u8; 32]], part_size: u64, start: u64, end: u64) -> ChainingValue {
-        if end - start <= part_size {
-            return parts[(start / part_size) as usize];
-        }
-        let split = start + blake3::hazmat::left_subtree_len(end - start);
-        merge_subtrees_non_root(
-            &subtree(parts, part_size, start, split),
-            &subtree(parts, part_size, split, end),
-            Mode::Hash,
-        )
-    }
-    let split = blake3::hazmat::left_subtree_len(size);
-    let left = subtree(parts, part_size, 0, split);
-    let right = subtree(parts, part_size, split, size);
-    Some(*merge_subtrees_root(&left, &right, Mode::Hash).as_bytes())
+    Some(merge_root(part_size, size, &|i| parts[i]))
 }
 
 /// The chaining value of `data` as the part at `base` of a file (protocol.md

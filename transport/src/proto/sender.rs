@@ -503,6 +503,17 @@ struct Tracked {
 /// of weight 1/`LOSS_REPORTS_AVERAGED`.
 const LOSS_REPORTS_AVERAGED: u32 = 16;
 
+/// One fewer of `counts[a]` (receivers or bindings of address `a`); the
+/// entry goes at zero, so that the map holds only addresses in use.
+fn uncount(counts: &mut HashMap<std::net::IpAddr, usize>, a: std::net::IpAddr) {
+    if let Entry::Occupied(mut n) = counts.entry(a) {
+        *n.get_mut() -= 1;
+        if *n.get() == 0 {
+            n.remove();
+        }
+    }
+}
+
 /// A receiver's loss from its reports: the mean of its first
 /// [`LOSS_REPORTS_AVERAGED`], then a running average of that weight. Each
 /// report is itself a receiver's running average over a few PROBE intervals,
@@ -1322,13 +1333,8 @@ impl Sender {
 
     /// Drops the address `receiver` was bound to by a NACK, if any.
     fn forget_nack_source(&mut self, receiver: u64) {
-        if let Some(a) = self.nack_ids.remove(&receiver)
-            && let Entry::Occupied(mut n) = self.nack_ids_per_source.entry(a)
-        {
-            *n.get_mut() -= 1;
-            if *n.get() == 0 {
-                n.remove();
-            }
+        if let Some(a) = self.nack_ids.remove(&receiver) {
+            uncount(&mut self.nack_ids_per_source, a);
         }
     }
 
@@ -1612,13 +1618,8 @@ impl Sender {
                 {
                     self.stall_floor = Some(self.stall_floor.map_or(r.edge, |f| f.max(r.edge)));
                 }
-                if let Some(a) = self.receivers.remove(&id).and_then(|r| r.source)
-                    && let Entry::Occupied(mut n) = self.receivers_per_source.entry(a)
-                {
-                    *n.get_mut() -= 1;
-                    if *n.get() == 0 {
-                        n.remove();
-                    }
+                if let Some(a) = self.receivers.remove(&id).and_then(|r| r.source) {
+                    uncount(&mut self.receivers_per_source, a);
                 }
                 self.stats.receivers_timed_out += 1;
                 self.events.push_back(SenderEvent::ReceiverTimedOut { id });
@@ -1854,7 +1855,6 @@ impl Sender {
         seq >= edge + self.flow_blocks
     }
 
-    /// (object, SBN) of the first block whose first pass is not finished.
     /// Source blocks of every object added, in the sequence STATUS windows
     /// and flow control count in.
     fn total_blocks(&self) -> u64 {
@@ -1865,6 +1865,7 @@ impl Sender {
                 .map_or(0, |o| o.oti.source_blocks() as u64)
     }
 
+    /// (object, SBN) of the first block whose first pass is not finished.
     fn progress(&self) -> (u32, u8) {
         if self.first_pass_done {
             return (self.objects.len() as u32, 0);
