@@ -54,6 +54,7 @@ enum Input {
         echo_us: u64,
         hold_us: u32,
         loss_ppm: u32,
+        loss_span: u16,
         rate: u64,
         window: (u32, u8),
         flags: u8,
@@ -117,13 +118,14 @@ fuzz_target!(|input: Input| {
                 .collect();
             check(Repr::Nack(NackRepr { session, receiver, entries }));
         }
-        Input::Status { session, receiver, echo_us, hold_us, loss_ppm, rate, window, flags } => {
+        Input::Status { session, receiver, echo_us, hold_us, loss_ppm, loss_span, rate, window, flags } => {
             check(Repr::Status(StatusRepr {
                 session,
                 receiver,
                 echo_us,
                 hold_us,
                 loss_ppm: loss_ppm % 1_000_001,
+                loss_span,
                 rate,
                 window,
                 flags: flags & 7,

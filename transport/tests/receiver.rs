@@ -1208,6 +1208,59 @@ fn short_loss_samples_move_the_reported_loss_little() {
     assert!((120_000..=130_000).contains(&loss), "{loss} ppm");
 }
 
+/// A STATUS's Loss span says how precise its Loss is: over the first 2000
+/// DATA the ratio's count, then carried through each moving-average step
+/// ((1 − w)²·V + w²/n). The sender takes the noise of a group's largest
+/// report off by it.
+#[test]
+fn the_loss_span_says_how_precise_the_reported_loss_is() {
+    let file = object(4_000_000, 6);
+    let packets = transfer(10, &[(&file, "f")], 1);
+    let data: Vec<&Vec<u8>> = packets
+        .iter()
+        .filter(|p| matches!(Repr::parse(p), Ok(Repr::Data(_))))
+        .collect();
+    let mut r = Receiver::new(ReceiverConfig {
+        id: 1,
+        ..ReceiverConfig::default()
+    });
+    let mut t = Instant::now();
+    let mut out = vec![0u8; 1232];
+    let mut span_after = |r: &mut Receiver, t: Instant| {
+        let mut last = None;
+        while let Some((n, _)) = r.poll_transmit(t, &mut out) {
+            if let Ok(Repr::Status(s)) = Repr::parse(&out[..n]) {
+                last = Some(s.loss_span);
+            }
+        }
+        last.expect("a STATUS after the PROBE")
+    };
+    r.handle_datagram(t, &counter_probe(0, 0));
+    assert_eq!(span_after(&mut r, t), 0, "nothing measured: no span");
+    let mut sent = 0usize;
+    for (seq, n) in [(1u64, 1200usize), (2, 1300), (3, 600), (4, 600)] {
+        for (i, p) in data[sent..sent + n].iter().enumerate() {
+            if i % 10 != 9 {
+                r.handle_datagram(t, p);
+            }
+        }
+        sent += n;
+        t += Duration::from_millis(25);
+        r.handle_datagram(t, &counter_probe(seq, sent as u64));
+        let span = span_after(&mut r, t);
+        let want = match seq {
+            1 => 1200.0,
+            2 => 2500.0,
+            3 => 1.0 / (0.5625 / 2500.0 + 0.0625 / 600.0),
+            _ => 1.0 / (0.5625 * 0.5625 / 2500.0 + 0.5625 * 0.0625 / 600.0 + 0.0625 / 600.0),
+        };
+        assert!(
+            (span as f64 - want).abs() <= 1.0,
+            "after {sent} DATA: span {span}, not {want:.0}"
+        );
+    }
+}
+
 /// DATA the receiver cannot use yet (a file's, while its manifest is still
 /// missing) was delivered all the same: the reported loss counts it as
 /// received. (It counted as lost: a receiver dropping 25% that waited 260

@@ -157,9 +157,10 @@ fn example_status() -> wire::StatusRepr {
         echo_us: 1_500_000,
         hold_us: 250,
         loss_ppm: 12_500,
+        loss_span: 3500,
         rate: 50_000_000,
         window: (1, 2),
-        flags: wire::feedback::STATUS_ECHO,
+        flags: wire::feedback::STATUS_ECHO | wire::feedback::STATUS_LOSS,
     }
 }
 
@@ -236,9 +237,10 @@ fn feedback_packets_refuse_bad_fields() {
     let mut b = status.clone();
     b[16 + 37] = 0x08;
     assert_eq!(Repr::parse(&reseal(b)), Err(WireError::UnknownFlags));
+    // Any Loss span parses: it only says how precise Loss is.
     let mut b = status.clone();
-    b[16 + 39] = 1;
-    assert_eq!(Repr::parse(&reseal(b)), Err(WireError::Reserved));
+    b[16 + 38..][..2].copy_from_slice(&u16::MAX.to_be_bytes());
+    assert!(matches!(Repr::parse(&reseal(b)), Ok(Repr::Status(s)) if s.loss_span == u16::MAX));
     // Truncated feedback of every type.
     for repr in [
         Repr::Probe(example_probe()),
@@ -692,8 +694,8 @@ fn views_read_and_write_the_examples_field_by_field() {
         (e.receiver, e.echo_us, e.hold_us, e.loss_ppm, e.rate)
     );
     assert_eq!(
-        (p.window(), p.flags(), p.reserved()),
-        (e.window, e.flags, 0)
+        (p.window(), p.flags(), p.loss_span()),
+        (e.window, e.flags, e.loss_span)
     );
     let mut b = vec![0u8; bytes.len()];
     let mut v = StatusPacket::new_unchecked(&mut b[..]);
@@ -704,6 +706,7 @@ fn views_read_and_write_the_examples_field_by_field() {
     v.set_rate(e.rate);
     v.set_window(e.window);
     v.set_flags(e.flags);
+    v.set_loss_span(e.loss_span);
     assert_eq!(seal(b, PacketType::Status, session), bytes);
 
     // NACK: the fixed part through the view, the entries through the repr's

@@ -1368,6 +1368,7 @@ mod tests {
             echo_us: 0,
             hold_us: 0,
             loss_ppm: 0,
+            loss_span: 0,
             rate: 0,
             window: (0, 0),
             flags: 0,

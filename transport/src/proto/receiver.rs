@@ -552,6 +552,12 @@ struct SessionFb {
     dispersion: f64,
     loss_got: u64,
     loss_sent: u64,
+    /// The variance of `loss` over p(1 − p), were loss independent at a
+    /// rate p: 1 / `loss_sent` while `loss` is a plain ratio, then carried
+    /// through each moving-average step (weight w over a sample of n DATA:
+    /// (1 − w)² V + w² / n). Its inverse is the Loss span STATUS reports,
+    /// from which the sender tells noise from need in a group's reports.
+    loss_var: f64,
     /// PROBE loss samples taken.
     loss_samples: u32,
     rate: f64,
@@ -1704,6 +1710,7 @@ impl Receiver {
             loss: 0.0,
             dispersion: 1.0,
             loss_got: 0,
+            loss_var: 0.0,
             loss_sent: 0,
             loss_samples: 0,
             rate: 0.0,
@@ -1755,6 +1762,7 @@ impl Receiver {
                 f.loss_sent += p.sent - b;
                 f.loss_got += got.min(p.sent - b);
                 f.loss = 1.0 - f.loss_got as f64 / f.loss_sent as f64;
+                f.loss_var = 1.0 / f.loss_sent as f64;
             } else {
                 // Each sample weighs by the DATA it spans: PROBEs close
                 // together (a window's end, a flow-blocked pass) give samples
@@ -1763,6 +1771,7 @@ impl Receiver {
                 // the sender's proactive repair with it.
                 let weight = 0.25 * (sent / LOSS_SAMPLE as f64).min(1.0);
                 f.loss += weight * (sample - f.loss);
+                f.loss_var = (1.0 - weight).powi(2) * f.loss_var + weight * weight / sent;
             }
             let dt = now.saturating_duration_since(f.counter_at).as_secs_f64();
             if dt > 0.0 {
@@ -2054,6 +2063,7 @@ impl Receiver {
             echo_us: f.probe_ts,
             hold_us: hold.min(u32::MAX as u128) as u32,
             loss_ppm: ((f.loss * 1e6) as u32).min(crate::wire::feedback::MAX_LOSS_PPM),
+            loss_span: loss_span(f),
             rate: f.rate as u64,
             // Complete, it says so whatever the application still holds.
             window: match f.hold {
@@ -2414,6 +2424,15 @@ const LOSS_MEASURED: (u64, u32) = (1000, 8);
 /// [`LOSS_MEASURED`]).
 fn loss_measured(f: &SessionFb) -> bool {
     f.loss_sent >= LOSS_MEASURED.0 || f.loss_samples >= LOSS_MEASURED.1
+}
+
+/// The Loss span a STATUS reports: 1 / `loss_var` in DATA packets,
+/// saturating; 0 before the loss is measured.
+fn loss_span(f: &SessionFb) -> u16 {
+    if !loss_measured(f) || f.loss_var <= 0.0 {
+        return 0;
+    }
+    (1.0 / f.loss_var).round().min(u16::MAX as f64) as u16
 }
 
 /// DATA packets a PROBE loss sample spans to weigh its full quarter in the

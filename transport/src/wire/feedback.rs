@@ -94,8 +94,8 @@ pub mod status {
     pub const WINDOW_SBN: usize = 52;
     /// Flags.
     pub const FLAGS: usize = 53;
-    /// Reserved, zero.
-    pub const RESERVED: Range<usize> = 54..56;
+    /// Loss span: the DATA packets a plain ratio as precise as Loss spans.
+    pub const SPAN: Range<usize> = 54..56;
 }
 
 /// NACK field offsets: the fixed part from the start of the datagram, then
@@ -417,9 +417,9 @@ impl<T: AsRef<[u8]>> StatusPacket<T> {
     pub fn flags(&self) -> u8 {
         self.buffer.as_ref()[status::FLAGS]
     }
-    /// The reserved bytes, which must be zero.
-    pub fn reserved(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), status::RESERVED)
+    /// Loss span.
+    pub fn loss_span(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), status::SPAN)
     }
 }
 
@@ -450,11 +450,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> StatusPacket<T> {
         put(b, status::WINDOW_OBJECT, &object.to_be_bytes());
         b[status::WINDOW_SBN] = sbn;
     }
-    /// Sets the flags and clears the reserved bytes.
+    /// Sets the flags.
     pub fn set_flags(&mut self, v: u8) {
-        let b = self.buffer.as_mut();
-        b[status::FLAGS] = v;
-        b[status::RESERVED].fill(0);
+        self.buffer.as_mut()[status::FLAGS] = v;
+    }
+    /// Sets the loss span.
+    pub fn set_loss_span(&mut self, v: u16) {
+        put(self.buffer.as_mut(), status::SPAN, &v.to_be_bytes());
     }
 }
 
@@ -471,6 +473,10 @@ pub struct StatusRepr {
     pub hold_us: u32,
     /// Observed loss, in parts per million, at most [`MAX_LOSS_PPM`].
     pub loss_ppm: u32,
+    /// How precise `loss_ppm` is (with [`STATUS_LOSS`]): the DATA packets
+    /// over which a plain ratio of lost to sent would be as precise (its
+    /// effective sample size), saturating; 0 when unknown.
+    pub loss_span: u16,
     /// Observed receive rate, bytes per second.
     pub rate: u64,
     /// First block not yet decoded and handed out: (object, SBN).
@@ -485,15 +491,13 @@ impl StatusRepr {
         session: u64,
         p: &StatusPacket<&T>,
     ) -> Result<Self, WireError> {
-        if p.reserved() != 0 {
-            return Err(WireError::Reserved);
-        }
         let r = Self {
             session,
             receiver: p.receiver(),
             echo_us: p.echo_us(),
             hold_us: p.hold_us(),
             loss_ppm: p.loss_ppm(),
+            loss_span: p.loss_span(),
             rate: p.rate(),
             window: p.window(),
             flags: p.flags(),
@@ -526,6 +530,7 @@ impl StatusRepr {
         p.set_rate(self.rate);
         p.set_window(self.window);
         p.set_flags(self.flags);
+        p.set_loss_span(self.loss_span);
         Ok(())
     }
 
