@@ -1103,14 +1103,34 @@ fn reported_loss(r: &mut Receiver, t: Instant) -> Option<u32> {
 
 /// Drains `r`'s feedback at `t`: the loss (ppm) and flags of its last STATUS.
 fn last_status(r: &mut Receiver, t: Instant) -> Option<(u32, u8)> {
+    last_report(r, t).map(|s| (s.loss_ppm, s.flags))
+}
+
+/// Drains `r`'s feedback at `t`: its last STATUS.
+fn last_report(r: &mut Receiver, t: Instant) -> Option<groupcast::wire::StatusRepr> {
     let mut out = vec![0u8; 1232];
     let mut last = None;
     while let Some((n, _)) = r.poll_transmit(t, &mut out) {
         if let Ok(Repr::Status(s)) = Repr::parse(&out[..n]) {
-            last = Some((s.loss_ppm, s.flags));
+            last = Some(s);
         }
     }
     last
+}
+
+/// The DATA datagrams of a transfer of one object of `size` bytes (seed
+/// `seed`), and a receiver (id 1) to feed them to.
+fn data_and_receiver(size: usize, seed: u64) -> (Vec<Vec<u8>>, Receiver) {
+    let file = object(size, seed);
+    let data = transfer(10, &[(&file, "f")], 1)
+        .into_iter()
+        .filter(|p| matches!(Repr::parse(p), Ok(Repr::Data(_))))
+        .collect();
+    let r = Receiver::new(ReceiverConfig {
+        id: 1,
+        ..ReceiverConfig::default()
+    });
+    (data, r)
 }
 
 /// The Loss a STATUS reports is the share of the sender's DATA that did not
@@ -1120,16 +1140,7 @@ fn last_status(r: &mut Receiver, t: Instant) -> Option<(u32, u8)> {
 /// from the reports, fell short while it climbed.)
 #[test]
 fn reported_loss_is_the_ratio_from_the_first_sample() {
-    let file = object(300_000, 5);
-    let packets = transfer(10, &[(&file, "f")], 1);
-    let data: Vec<&Vec<u8>> = packets
-        .iter()
-        .filter(|p| matches!(Repr::parse(p), Ok(Repr::Data(_))))
-        .collect();
-    let mut r = Receiver::new(ReceiverConfig {
-        id: 1,
-        ..ReceiverConfig::default()
-    });
+    let (data, mut r) = data_and_receiver(300_000, 5);
     let t0 = Instant::now();
     // The first PROBE sets the counter's baseline: the STATUS after it has
     // no loss measured yet, and says so (no LOSS flag); 100 of the next 125
@@ -1165,17 +1176,8 @@ fn reported_loss_is_the_ratio_from_the_first_sample() {
 /// with it: its first windows went short and their blocks to NACKs.)
 #[test]
 fn short_loss_samples_move_the_reported_loss_little() {
-    let file = object(4_000_000, 6);
-    let packets = transfer(10, &[(&file, "f")], 1);
-    let data: Vec<&Vec<u8>> = packets
-        .iter()
-        .filter(|p| matches!(Repr::parse(p), Ok(Repr::Data(_))))
-        .collect();
+    let (data, mut r) = data_and_receiver(4_000_000, 6);
     assert!(data.len() >= 3100, "{} DATA", data.len());
-    let mut r = Receiver::new(ReceiverConfig {
-        id: 1,
-        ..ReceiverConfig::default()
-    });
     let mut t = Instant::now();
     r.handle_datagram(t, &counter_probe(0, 0));
     reported_loss(&mut r, t);
@@ -1214,26 +1216,12 @@ fn short_loss_samples_move_the_reported_loss_little() {
 /// report off by it.
 #[test]
 fn the_loss_span_says_how_precise_the_reported_loss_is() {
-    let file = object(4_000_000, 6);
-    let packets = transfer(10, &[(&file, "f")], 1);
-    let data: Vec<&Vec<u8>> = packets
-        .iter()
-        .filter(|p| matches!(Repr::parse(p), Ok(Repr::Data(_))))
-        .collect();
-    let mut r = Receiver::new(ReceiverConfig {
-        id: 1,
-        ..ReceiverConfig::default()
-    });
+    let (data, mut r) = data_and_receiver(4_000_000, 6);
     let mut t = Instant::now();
-    let mut out = vec![0u8; 1232];
-    let mut span_after = |r: &mut Receiver, t: Instant| {
-        let mut last = None;
-        while let Some((n, _)) = r.poll_transmit(t, &mut out) {
-            if let Ok(Repr::Status(s)) = Repr::parse(&out[..n]) {
-                last = Some(s.loss_span);
-            }
-        }
-        last.expect("a STATUS after the PROBE")
+    let span_after = |r: &mut Receiver, t: Instant| {
+        last_report(r, t)
+            .expect("a STATUS after the PROBE")
+            .loss_span
     };
     r.handle_datagram(t, &counter_probe(0, 0));
     assert_eq!(span_after(&mut r, t), 0, "nothing measured: no span");

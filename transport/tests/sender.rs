@@ -1470,23 +1470,6 @@ mod congestion {
     /// half of the loss, and their blocks went to NACKs.)
     #[test]
     fn unmeasured_loss_reports_leave_the_average_alone() {
-        let repair_in_first_window = |reports: &[Vec<u8>]| {
-            let (mut s, now) = eight_blocks(|c| c.repair_overhead = 0.0);
-            let mut buf = vec![0u8; 244];
-            for r in reports {
-                s.handle_datagram(now, r);
-            }
-            let mut repair = 0;
-            while let Some(n) = s.poll_transmit(now, &mut buf) {
-                if let Ok(Repr::Data(d)) = Repr::parse(&buf[..n]) {
-                    if d.sbn >= 4 {
-                        break;
-                    }
-                    repair += usize::from(d.esi >= 600);
-                }
-            }
-            repair
-        };
         let unmeasured = report(0, 0);
         let measured = repair_in_first_window(&[unmeasured.clone(), unmeasured, status(100_000)]);
         assert!(measured >= 4 * 70, "sized for 10%: {measured}");
@@ -1500,22 +1483,37 @@ mod congestion {
     /// Repair symbols in the first window (blocks 0-3) of [`eight_blocks`]
     /// after these receivers' measured reports: (loss, Loss span).
     fn first_window_repair(reports: &[(f64, u16)]) -> usize {
+        let reports: Vec<Vec<u8>> = reports
+            .iter()
+            .enumerate()
+            .map(|(i, &(loss, span))| {
+                let st = StatusRepr {
+                    session: 1,
+                    receiver: 100 + i as u64,
+                    echo_us: 0,
+                    hold_us: 0,
+                    loss_ppm: (loss * 1e6) as u32,
+                    loss_span: span,
+                    rate: 0,
+                    window: (0, 0),
+                    flags: STATUS_LOSS,
+                };
+                let mut buf = vec![0u8; 64];
+                let n = st.write(&mut buf).unwrap();
+                buf.truncate(n);
+                buf
+            })
+            .collect();
+        repair_in_first_window(&reports)
+    }
+
+    /// Repair symbols in the first window (blocks 0-3) of [`eight_blocks`]
+    /// after these STATUS datagrams.
+    fn repair_in_first_window(reports: &[Vec<u8>]) -> usize {
         let (mut s, now) = eight_blocks(|c| c.repair_overhead = 0.0);
         let mut buf = vec![0u8; 244];
-        for (i, &(loss, span)) in reports.iter().enumerate() {
-            let st = StatusRepr {
-                session: 1,
-                receiver: 100 + i as u64,
-                echo_us: 0,
-                hold_us: 0,
-                loss_ppm: (loss * 1e6) as u32,
-                loss_span: span,
-                rate: 0,
-                window: (0, 0),
-                flags: STATUS_LOSS,
-            };
-            let n = st.write(&mut buf).unwrap();
-            s.handle_datagram(now, &buf[..n]);
+        for r in reports {
+            s.handle_datagram(now, r);
         }
         let mut repair = 0;
         while let Some(n) = s.poll_transmit(now, &mut buf) {
