@@ -357,7 +357,7 @@ fn tables(
          completed, per source symbol. nack mode replays the ESIs receivers report (no code); \
          carousel sends K × (1 + a 3σ first-round share) then 5% fresh repair per round with no \
          feedback; hybrid sends K plus, for blocks of 500 symbols or more, proactive repair \
-         sized from the largest loss receivers report (protocol.md §13.4), then as many fresh \
+         sized from the largest loss receivers report less the noise of the largest of many estimates (protocol.md §13.4), then as many fresh \
          repair symbols per block as the neediest receiver's NACK asks, plus a margin of 2 and \
          the expected loss of the repair. \
          The analytic columns are ARQ's Σ[1 − (1 − p^m)^R] and the ideal code's \
