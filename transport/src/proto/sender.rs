@@ -2249,22 +2249,22 @@ impl Sender {
         if self.config.mode != Mode::Hybrid || round != 0 || !fb.proactive {
             return None;
         }
-        let counted = self
-            .receivers
-            .values()
-            .filter(|r| !r.stalled && !r.complete && r.loss_reports > 0)
-            .map(|r| (r.loss, r.loss_sd));
+        let counted = self.loss_reporters().map(|r| (r.loss, r.loss_sd));
         Some(neediest_loss(counted).unwrap_or(fb.loss_prior))
     }
 
     /// The largest average loss a tracked receiver that still counts (not
     /// stalled, not complete) reports; `None` with none.
     fn reported_loss(&self) -> Option<f64> {
+        self.loss_reporters().map(|r| r.loss).reduce(f64::max)
+    }
+
+    /// The tracked receivers whose loss counts: neither stalled nor complete,
+    /// with a measured report.
+    fn loss_reporters(&self) -> impl Iterator<Item = &Tracked> {
         self.receivers
             .values()
             .filter(|r| !r.stalled && !r.complete && r.loss_reports > 0)
-            .map(|r| r.loss)
-            .reduce(f64::max)
     }
 
     fn build_window(&mut self, first: u32) -> Window {
