@@ -1568,6 +1568,17 @@ mod congestion {
             raw >= corrected + 40,
             "without spans the noise sizes it: {raw} against {corrected}"
         );
+        // Forged ids (from other addresses) reporting no loss with a span of
+        // 1 widen the spread and the group, but each real receiver's
+        // correction stays within what its own span allows: still sized for
+        // at least 25%.
+        let mut forged = with_span(2000);
+        forged.extend(std::iter::repeat_n((0.0, 1u16), 60));
+        let forged = first_window_repair(&forged);
+        assert!(
+            (at_loss..=raw).contains(&forged),
+            "with 60 forged reports: {forged} repair, not within {at_loss} to {raw}"
+        );
         // A receiver at 40% among them is need, not noise.
         let mut needy = with_span(2000);
         needy[0].0 = 0.40;
