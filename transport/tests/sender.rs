@@ -1480,6 +1480,59 @@ mod congestion {
         );
     }
 
+    /// A window that opens before any loss is measured sends its source
+    /// symbols interleaved and sized its repair at their end, so that every
+    /// block became decodable in its last symbols: in a transfer of one
+    /// window, the receivers' decodes then crowded into its tail. The first
+    /// measured report restages what is left: each block's remaining source
+    /// symbols with its proactive repair as one run, the runs staggered, so
+    /// that the blocks complete one after another.
+    #[test]
+    fn the_first_measured_loss_restages_the_open_window() {
+        let (mut s, now) = eight_blocks(|c| c.repair_overhead = 0.0);
+        let mut buf = vec![0u8; 244];
+        let mut first = Vec::new();
+        while first.len() < 600 {
+            let n = s.poll_transmit(now, &mut buf).expect("the window goes out");
+            if let Ok(Repr::Data(d)) = Repr::parse(&buf[..n]) {
+                assert!(d.esi < 600, "no repair before a report: {d:?}");
+                first.push((d.sbn, d.esi));
+            }
+        }
+        s.handle_datagram(now, &status(100_000));
+        let mut rest = Vec::new();
+        while let Some(n) = s.poll_transmit(now, &mut buf) {
+            if let Ok(Repr::Data(d)) = Repr::parse(&buf[..n]) {
+                if d.sbn >= 4 {
+                    break;
+                }
+                rest.push((d.sbn, d.esi));
+            }
+        }
+        // Every source symbol of the window once, and repair for 10%.
+        let mut source: Vec<_> = first.iter().chain(&rest).filter(|p| p.1 < 600).collect();
+        source.sort_unstable();
+        source.dedup();
+        assert_eq!(source.len(), 2400);
+        let repair = rest.iter().filter(|p| p.1 >= 600).count();
+        assert!(repair >= 4 * 67, "repair for 10%: {repair}");
+        // Each block's last symbol, in what followed the report: one block
+        // after another, the first well before the end.
+        let last: Vec<usize> = (0..4u8)
+            .map(|sbn| rest.iter().rposition(|p| p.0 == sbn).unwrap())
+            .collect();
+        assert!(last.windows(2).all(|w| w[0] < w[1]), "{last:?}");
+        assert!(
+            last[0] < rest.len() * 7 / 10,
+            "block 0 complete early: {last:?} of {}",
+            rest.len()
+        );
+        // Its repair came with its source symbols, not after all of them.
+        let first_repair = rest.iter().position(|p| p.0 == 0 && p.1 >= 600).unwrap();
+        let last_source = rest.iter().rposition(|p| p.1 < 600).unwrap();
+        assert!(first_repair < last_source, "{first_repair} {last_source}");
+    }
+
     /// Repair symbols in the first window (blocks 0-3) of [`eight_blocks`]
     /// after these receivers' measured reports: (loss, Loss span).
     fn first_window_repair(reports: &[(f64, u16)]) -> usize {
