@@ -547,19 +547,26 @@ pub(super) fn average_loss(previous: f64, reports: u32, reported: f64) -> f64 {
 /// DATA, the largest of the raw estimates runs 3.2 standard deviations (3
 /// points of loss) high, and proactive repair sized from it overshot the
 /// ideal code by 5%. The z of [`super::repair::proactive_repair`] then covers
-/// the worst of the group's draws of each block. `kept` is how many σ stay
-/// for the estimate's own error (1; 0 for a first sizing that a later one
-/// tops up, [`Sender::restage_window`]). `None` without receivers.
-pub(super) fn neediest_loss(counted: impl Iterator<Item = (f64, f64)>, kept: f64) -> Option<f64> {
+/// the worst of the group's draws of each block. `None` without receivers.
+///
+/// With `first` (a first sizing that a later one tops up, from receivers'
+/// first reports: [`Sender::restage_window`]), no σ stays, and σ is what
+/// the spans allow alone: for a report or two they are exact, and the
+/// spread of a few reports is itself noise (of three receivers at 10%, a
+/// close three had a window restaged for 11.4%).
+pub(super) fn neediest_loss(counted: impl Iterator<Item = (f64, f64)>, first: bool) -> Option<f64> {
     let all: Vec<(f64, f64)> = counted.collect();
     let g = all.len() as f64;
     let mean = all.iter().map(|r| r.0).sum::<f64>() / g;
-    let spread = if all.len() > 1 {
+    let spread = if first {
+        f64::INFINITY
+    } else if all.len() > 1 {
         (all.iter().map(|r| (r.0 - mean).powi(2)).sum::<f64>() / (g - 1.0)).sqrt()
     } else {
         0.0
     };
     // One standard deviation stays, for the estimate's own error.
+    let kept = if first { 0.0 } else { 1.0 };
     let e = (expected_max_normal(all.len()) - kept).max(0.0);
     all.iter()
         .map(|&(p, s)| {
@@ -2254,18 +2261,18 @@ impl Sender {
     /// report, less what the largest of their noise would add
     /// ([`neediest_loss`]), or the prior before any has reported.
     fn proactive_loss(&self, round: u32) -> Option<f64> {
-        self.proactive_loss_keeping(round, 1.0)
+        self.proactive_loss_from(round, false)
     }
 
-    /// [`Self::proactive_loss`], with `kept` σ left for the estimate's own
-    /// error (see [`neediest_loss`]).
-    fn proactive_loss_keeping(&self, round: u32, kept: f64) -> Option<f64> {
+    /// [`Self::proactive_loss`]; with `first`, for a first sizing from the
+    /// receivers' first reports (see [`neediest_loss`]).
+    fn proactive_loss_from(&self, round: u32, first: bool) -> Option<f64> {
         let fb = &self.config.feedback;
         if self.config.mode != Mode::Hybrid || round != 0 || !fb.proactive {
             return None;
         }
         let counted = self.loss_reporters().map(|r| (r.loss, r.loss_sd));
-        Some(neediest_loss(counted, kept).unwrap_or(fb.loss_prior))
+        Some(neediest_loss(counted, first).unwrap_or(fb.loss_prior))
     }
 
     /// The largest average loss a tracked receiver that still counts (not
@@ -2417,7 +2424,7 @@ impl Sender {
         // keeps for the estimate's error: these are the receivers' first
         // reports (about 1000 DATA each, one σ a point of loss at 10%), and
         // the end tops the repair up for what the reports say by then.
-        let Some(loss) = self.proactive_loss_keeping(round, 0.0).filter(|&p| p > 0.0) else {
+        let Some(loss) = self.proactive_loss_from(round, true).filter(|&p| p > 0.0) else {
             return;
         };
         // Once every receiver that counts has measured its loss, so that the
@@ -2828,8 +2835,24 @@ mod tests {
             last = expected_max_normal(n);
         }
         // No receivers, no loss to size for; a lone report is taken as is.
-        assert_eq!(neediest_loss(std::iter::empty(), 1.0), None);
-        assert_eq!(neediest_loss([(0.2, 0.05)].into_iter(), 1.0), Some(0.2));
+        assert_eq!(neediest_loss(std::iter::empty(), false), None);
+        assert_eq!(neediest_loss([(0.2, 0.05)].into_iter(), false), Some(0.2));
+    }
+
+    /// A first sizing (receivers' first reports, topped up later) keeps no
+    /// σ for the estimate's error and takes σ from the spans alone: three
+    /// reports that happen to lie close together are still each a ratio over
+    /// 1000 DATA, and their largest runs 0.85 σ high. The window's end keeps
+    /// the σ (for three receivers, E(3) − 1 < 0: the largest as it is).
+    #[test]
+    fn a_first_sizing_takes_the_noise_off_whatever_the_spread() {
+        let s = 1.0 / 1000f64.sqrt();
+        let close = [(0.100, s), (0.101, s), (0.102, s)];
+        let first = neediest_loss(close.into_iter(), true).unwrap();
+        let sd = s * (0.102f64 * 0.898).sqrt();
+        let e3 = expected_max_normal(3);
+        assert!((first - (0.102 - e3 * sd)).abs() < 1e-9, "{first}");
+        assert_eq!(neediest_loss(close.into_iter(), false), Some(0.102));
     }
 
     /// Staggered proactive repair: each block's symbols come in ESI order,
