@@ -914,12 +914,8 @@ impl Sender {
                 && (w.first..w.first + self.config.interleave).contains(&(sbn as u32))
                 && w.encoders_due.iter().all(|d| d.1 != sbn)
         }) && self.cursor.object == object.0 as usize
-            && let Some(bytes) = self.block_bytes(object.0, sbn)
         {
-            let o = &self.objects[object.0 as usize];
-            if let Some(b) = o.oti.block(sbn as u32) {
-                self.encoders.prepare(key, &o.oti, &b, &bytes);
-            }
+            self.ask_encoder(sbn);
         }
         Ok(())
     }
