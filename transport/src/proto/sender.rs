@@ -447,10 +447,6 @@ struct Window {
     /// reported, so that `plan_proactive` adds only what later reports ask
     /// for beyond them.
     proactive_planned: Vec<u32>,
-    /// Its blocks go as staggered runs, source and proactive repair
-    /// together: planned so when the window opened with loss reported, or
-    /// restaged so on the first report of it ([`Sender::restage_window`]).
-    staggered: bool,
     /// How many times the plan holds each source symbol (more than once:
     /// its OBJECT_INFO goes before each copy).
     copies: usize,
@@ -2346,8 +2342,7 @@ impl Sender {
                 .collect(),
             _ => Vec::new(),
         };
-        let staggered = proactive_planned.iter().any(|&n| n > 0);
-        if staggered {
+        if proactive_planned.iter().any(|&n| n > 0) {
             let counts: Vec<u32> = shared
                 .iter()
                 .zip(&proactive_planned)
@@ -2384,7 +2379,6 @@ impl Sender {
             next_deferred: 0,
             proactive_due: repairs && proactive.is_some(),
             proactive_planned,
-            staggered,
             copies,
             encoders_asked: !repairs,
             encoders_due,
@@ -2415,73 +2409,75 @@ impl Sender {
     /// Symbols passed over for blocks the driver has not handed over yet
     /// wait for a later report.
     fn restage_window(&mut self) {
-        let round = self.cursor.round;
-        // Sized for the neediest loss itself, without the σ the window's end
-        // keeps for the estimate's error: these are the receivers' first
-        // reports (about 1000 DATA each, one σ a point of loss at 10%), and
-        // the end tops the repair up for what the reports say by then.
-        let Some(loss) = self.proactive_loss_from(round, true).filter(|&p| p > 0.0) else {
+        // A window whose runs are staggered already (it opened with loss
+        // reported, or was restaged) plans its repair with them.
+        let Some(w) = self.window.as_ref() else {
             return;
         };
-        // Once every receiver that counts has measured its loss, so that the
-        // neediest of them is sized as a window opening later would be (the
-        // first report alone, one receiver's estimate over about 1000 DATA,
-        // sized 1000 simulated receivers' windows 0.2-0.3% above the ideal).
-        let measured = |r: &Tracked| r.stalled || r.complete || r.loss_reports > 0;
-        if round != 0
-            || !self.repairs
-            || self.loss_reporters().next().is_none()
-            || !self.receivers.values().all(measured)
-        {
-            return;
-        }
-        let group = self.receivers.len().max(1);
-        let share = self.config.repair_overhead;
-        let o = &self.objects[self.cursor.object];
-        let Some(w) = self.window.as_mut() else {
-            return;
-        };
-        if w.staggered
+        if !self.repairs
             || !w.proactive_due
+            || w.proactive_planned.iter().any(|&n| n > 0)
             || w.copies != 1
             || w.plan.is_empty()
             || w.deferred.iter().any(|d| !d.is_empty())
         {
             return;
         }
-        let last = (w.first + self.config.interleave).min(o.oti.source_blocks());
-        let blocks: Vec<_> = (w.first..last).filter_map(|s| o.oti.block(s)).collect();
+        // Once every receiver that counts has measured its loss, so that the
+        // neediest of them is sized as a window opening later would be (the
+        // first report alone, one receiver's estimate over about 1000 DATA,
+        // sized 1000 simulated receivers' windows 0.2-0.3% above the ideal).
+        let measured = |r: &Tracked| r.stalled || r.complete || r.loss_reports > 0;
+        if self.loss_reporters().next().is_none() || !self.receivers.values().all(measured) {
+            return;
+        }
+        // Sized for the neediest loss itself, without the σ the window's end
+        // keeps for the estimate's error: these are the receivers' first
+        // reports (about 1000 DATA each, one σ a point of loss at 10%), and
+        // the end tops the repair up for what the reports say by then.
+        let Some(loss) = self
+            .proactive_loss_from(self.cursor.round, true)
+            .filter(|&p| p > 0.0)
+        else {
+            return;
+        };
+        let group = self.receivers.len().max(1);
+        let first = w.first;
+        let blocks = self.window_blocks(first);
+        let counts = proactive_counts(&blocks, loss, group, self.config.repair_overhead, &[]);
+        if counts.iter().all(|&n| n == 0) {
+            return;
+        }
+        let object = self.objects[self.cursor.object].id.0;
+        let Some(w) = self.window.as_mut() else {
+            return;
+        };
         let mut runs = vec![Vec::new(); blocks.len()];
         for &(sbn, esi) in &w.plan {
             let Some(run) = (sbn as u32)
-                .checked_sub(w.first)
+                .checked_sub(first)
                 .and_then(|i| runs.get_mut(i as usize))
             else {
                 return;
             };
             run.push(esi);
         }
-        let counts: Vec<u32> = blocks
-            .iter()
-            .map(|b| {
-                let k = b.source_symbols;
-                let shared = (k as f64 * share).ceil() as u32;
-                super::repair::proactive_repair(k, loss, group).saturating_sub(shared)
-            })
-            .collect();
-        if counts.iter().all(|&n| n == 0) {
-            return;
-        }
         for ((run, b), &count) in runs.iter_mut().zip(&blocks).zip(&counts) {
             let k = b.source_symbols;
-            run.extend((0..count).map(|_| self.repair.fresh_esi((o.id.0, b.sbn), k)));
+            run.extend((0..count).map(|_| self.repair.fresh_esi((object, b.sbn), k)));
         }
-        tracing::debug!(first = w.first, loss, group, "window restaged");
+        tracing::debug!(first, loss, group, "window restaged");
         let mut plan = VecDeque::new();
         lay_out_staggered(&blocks, &runs, &mut plan);
         w.plan = plan;
         w.proactive_planned = counts;
-        w.staggered = true;
+    }
+
+    /// The blocks of the current object's window that starts at block `first`.
+    fn window_blocks(&self, first: u32) -> Vec<BlockInfo> {
+        let oti = &self.objects[self.cursor.object].oti;
+        let last = (first + self.config.interleave).min(oti.source_blocks());
+        (first..last).filter_map(|s| oti.block(s)).collect()
     }
 
     /// Asks for the encoders of the window's blocks that the plan has got to
@@ -2584,19 +2580,9 @@ impl Sender {
         };
         let group = self.receivers.len().max(1);
         tracing::debug!(first, loss, group, "proactive repair sized");
-        let share = self.config.repair_overhead;
+        let blocks = self.window_blocks(first);
+        let counts = proactive_counts(&blocks, loss, group, self.config.repair_overhead, &planned);
         let o = &self.objects[self.cursor.object];
-        let last = (first + self.config.interleave).min(o.oti.source_blocks());
-        let blocks: Vec<_> = (first..last).filter_map(|s| o.oti.block(s)).collect();
-        let counts: Vec<u32> = blocks
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                let k = b.source_symbols;
-                let sent = (k as f64 * share).ceil() as u32 + planned.get(i).copied().unwrap_or(0);
-                super::repair::proactive_repair(k, loss, group).saturating_sub(sent)
-            })
-            .collect();
         let mut plan = VecDeque::new();
         plan_staggered_repair(&mut self.repair, o.id.0, &blocks, &counts, &mut plan);
         if let Some(w) = self.window.as_mut() {
@@ -2708,6 +2694,28 @@ fn plan_staggered_window(
         })
         .collect();
     lay_out_staggered(blocks, &runs, plan);
+}
+
+/// The proactive repair each of `blocks` still needs for `loss` in a group of
+/// `group` ([`super::repair::proactive_repair`]), less what it was planned
+/// already: its share-based repair (`share` × K) and `planned[i]` (none
+/// where `planned` is shorter).
+fn proactive_counts(
+    blocks: &[BlockInfo],
+    loss: f64,
+    group: usize,
+    share: f64,
+    planned: &[u32],
+) -> Vec<u32> {
+    blocks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let k = b.source_symbols;
+            let sent = (k as f64 * share).ceil() as u32 + planned.get(i).copied().unwrap_or(0);
+            super::repair::proactive_repair(k, loss, group).saturating_sub(sent)
+        })
+        .collect()
 }
 
 /// Lays each block's run (`runs[i]`, the ESIs of `blocks[i]` in order) onto
