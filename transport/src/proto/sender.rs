@@ -1624,7 +1624,11 @@ impl Sender {
         if st.loss_ppm > 0 && self.window.as_ref().is_some_and(|w| !w.encoders_asked) {
             self.prepare_window_encoders();
         }
-        if st.flags & STATUS_LOSS != 0 {
+        // Only a receiver's first measured report can complete the set that
+        // restaging waits for: trying on every STATUS scanned every receiver
+        // per report while a first window of blocks too small for proactive
+        // repair went out (O(G) per STATUS, at 10,000 receivers).
+        if st.flags & STATUS_LOSS != 0 && loss_reports == 1 {
             self.restage_window();
         }
         self.stats.receivers_tracked = self.receivers.len() as u64;
@@ -2406,8 +2410,9 @@ impl Sender {
     /// window opens with loss reported), and the runs are laid out as
     /// [`plan_staggered_window`] does. The window's end still tops the
     /// repair up for the reports in by then ([`Self::plan_proactive`]).
-    /// Symbols passed over for blocks the driver has not handed over yet
-    /// wait for a later report.
+    /// It is tried on each receiver's first measured report; a window with
+    /// symbols passed over for blocks the driver has not handed over yet
+    /// then is not restaged, and sizes its repair at its end as before.
     fn restage_window(&mut self) {
         // A window whose runs are staggered already (it opened with loss
         // reported, or was restaged) plans its repair with them.
