@@ -27,6 +27,16 @@ pub(crate) fn write_json(path: &Option<PathBuf>, value: serde_json::Value) -> Re
     Ok(())
 }
 
+/// `--min-progress` in bytes per second: `None` for the core's default,
+/// `Some(0)` for "any step counts".
+pub(crate) fn min_progress(args: &SendArgs) -> Result<Option<u64>, String> {
+    Ok(match args.min_progress.as_deref().map(str::trim) {
+        None => None,
+        Some("0") => Some(0),
+        Some(r) => Some((parse_rate(r).map_err(|e| format!("--min-progress: {e}"))? / 8).max(1)),
+    })
+}
+
 /// Checks `--max-datagram` against the range the core accepts, naming the flag.
 pub(crate) fn check_max_datagram(n: usize) -> Result<usize, String> {
     let least = groupcast::wire::DATA_OVERHEAD + groupcast::wire::SYMBOL_ALIGNMENT as usize;
@@ -84,6 +94,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
         Some(r) => Some((parse_rate(r)? / 8).max(1)),
         None => rate.map(groupcast::Aimd::default_floor),
     };
+    let min_progress = min_progress(args)?;
     let aimd = match (rate, floor) {
         (Some(r), Some(floor)) if args.congestion_loss > 0.0 => {
             Some(groupcast::Aimd::for_rate(r, args.congestion_loss, floor))
@@ -125,6 +136,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
             max_nack_rate: args.max_nack_rate.max(1),
             receiver_timeout: Duration::from_secs_f64(args.receiver_timeout),
             stall_timeout: Duration::from_secs_f64(args.stall_timeout),
+            min_progress,
             repair_share: args.repair_share,
             proactive: !args.no_proactive,
             aimd,

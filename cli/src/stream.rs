@@ -51,6 +51,7 @@ pub fn send(args: &SendArgs, interrupted: &AtomicBool) -> Result<(), String> {
         c.feedback.receiver_timeout =
             Duration::from_secs_f64(args.receiver_timeout.clamp(0.01, 1e6));
         c.feedback.stall_timeout = Duration::from_secs_f64(args.stall_timeout.clamp(0.01, 1e6));
+        c.feedback.min_progress = crate::net::min_progress(args)?;
         c.encoder_threads = args.encoder_threads.min(64);
         c.max_datagram = crate::net::check_max_datagram(args.max_datagram)?;
     }

@@ -165,5 +165,10 @@ fn transfer_ids_are_printed_alone_and_bad_ones_are_named() {
         &["--stall-timeout", "0"],
         "--stall-timeout",
     );
+    send_fails(
+        tree.to_str().unwrap(),
+        &["--min-progress", "fast"],
+        "--min-progress",
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1094,6 +1094,70 @@ mod feedback {
         assert!(send_all(&mut s, t) <= Some(5));
     }
 
+    /// Runs a sender of 20 blocks of 1000 bytes (flow window 4, a minimum
+    /// progress of 100 bytes a second: 10 s of credit a block) beside
+    /// receiver 1, whose edge moves one block every `step`, and receiver 2,
+    /// which keeps up and completes. Returns when the first pass sent its
+    /// last block, and when the sender finished (at most 400 s).
+    fn held_by_a_stepping_receiver(step: Duration) -> (Option<Duration>, Option<Duration>) {
+        let t0 = Instant::now();
+        let mut s = sender_with(FlowPolicy::Min, None, |f| {
+            f.min_progress = Some(100);
+        });
+        let (mut t, mut edge, mut moved) = (t0, 0u8, t0);
+        let (mut last_block, mut finished) = (None, None);
+        while t < t0 + Duration::from_secs(400) && finished.is_none() {
+            if t - moved >= step && edge < 19 {
+                edge += 1;
+                moved = t;
+            }
+            s.handle_datagram(t, &status(1, (0, edge), false));
+            s.handle_datagram(t, &status(2, (0, 20), false));
+            s.handle_datagram(t, &status(2, (1, 0), true));
+            s.handle_timeout(t);
+            if send_all(&mut s, t) == Some(19) && last_block.is_none() {
+                last_block = Some(t - t0);
+            }
+            if s.is_finished() {
+                finished = Some(t - t0);
+            }
+            t += Duration::from_millis(200);
+        }
+        (last_block, finished)
+    }
+
+    #[test]
+    fn a_receiver_that_feigns_progress_slows_the_sender_only_to_the_minimum_progress() {
+        // One step every 20 s (below the 30 s stall timeout) earns 10 s of
+        // the 20 s it holds: its 30 s run out after about 50 s, and each
+        // later step holds the sender for its 10 s at most. (With every step
+        // restoring the whole credit, as before `min_progress`, the first
+        // pass ended after 300 s.)
+        let (last_block, finished) = held_by_a_stepping_receiver(Duration::from_secs(20));
+        let last_block = last_block.expect("the first pass ends");
+        assert!(
+            last_block < Duration::from_secs(60),
+            "first pass held {last_block:?}"
+        );
+        let finished = finished.expect("the sender finishes");
+        assert!(
+            finished < Duration::from_secs(90),
+            "finished after {finished:?}"
+        );
+    }
+
+    #[test]
+    fn a_receiver_moving_faster_than_the_minimum_progress_is_waited_for() {
+        // One step every 8 s earns 10 s: never stalled, it paces the first
+        // pass, a block per step (4 blocks ahead of its edge).
+        let (last_block, _) = held_by_a_stepping_receiver(Duration::from_secs(8));
+        let last_block = last_block.expect("the first pass ends");
+        assert!(
+            last_block >= Duration::from_secs(15 * 8),
+            "first pass done after {last_block:?}: not paced by the slow receiver"
+        );
+    }
+
     #[test]
     fn a_nack_flood_cannot_keep_the_sender_from_finishing() {
         let t0 = Instant::now();

@@ -109,12 +109,29 @@ pub struct FeedbackConfig {
     pub min_receivers: u32,
     /// A tracked receiver silent for this long stops counting. Default 5 s.
     pub receiver_timeout: Duration,
-    /// A tracked receiver that keeps reporting but whose window edge has not
-    /// moved for this long (and that is not complete) is *stalled*: it stops
-    /// holding back flow control and completion until its edge moves again.
-    /// A receiver first heard at or behind the edge where one stalled starts
-    /// stalled. Default 30 s.
+    /// A tracked receiver that is not complete and is left behind (the
+    /// sender has sent past its window edge) spends *hold credit*: it starts
+    /// with this much, loses it as time passes while it is behind, and earns
+    /// it back as its edge moves, at `min_progress` (never above this). With
+    /// none left it is *stalled*: it stops holding back flow control and
+    /// completion until its edge moves again. So a receiver whose edge does
+    /// not move for this long stalls, and so does one that moves slower than
+    /// `min_progress` on average, however it times its steps. A receiver first
+    /// heard at or behind the edge where one stalled starts stalled. Default
+    /// 30 s.
     pub stall_timeout: Duration,
+    /// The slowest progress, in bytes of blocks per second, that earns a
+    /// receiver left behind the time it takes: a block of B bytes earns
+    /// B / `min_progress` of hold credit (`stall_timeout`). So a receiver,
+    /// real or forged, that feigns progress (one step before each
+    /// `stall_timeout`) slows the sender to `min_progress` at worst, instead
+    /// of holding it `stall_timeout` per step. `None` (the default): a 32nd
+    /// of the pacing rate, and at most half congestion control's floor (so
+    /// that receivers keeping up with a sender at its floor earn more than
+    /// they spend), or 125,000 (1 Mbit/s) unpaced. `Some(0)`: any step
+    /// restores the whole credit (a receiver that moves at all is waited
+    /// for).
+    pub min_progress: Option<u64>,
     /// Flow-control policy. Default [`FlowPolicy::Min`].
     pub policy: FlowPolicy,
     /// How many blocks the sender may run ahead of the policy's window edge.
@@ -194,6 +211,7 @@ impl Default for FeedbackConfig {
             min_receivers: 0,
             receiver_timeout: Duration::from_secs(5),
             stall_timeout: Duration::from_secs(30),
+            min_progress: None,
             policy: FlowPolicy::Min,
             flow_window: 48,
             flow_window_bytes: 32 << 20,

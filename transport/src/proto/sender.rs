@@ -484,9 +484,11 @@ struct Tracked {
     /// Global block sequence number of the receiver's window edge.
     edge: u64,
     complete: bool,
-    /// When its edge last moved (or it was first heard).
-    last_progress: Instant,
-    /// No progress for `stall_timeout`: it holds nothing back.
+    /// Its hold credit as of `credit_at` (`FeedbackConfig::stall_timeout`):
+    /// spent while it is behind, earned back as its edge moves.
+    credit: Duration,
+    credit_at: Instant,
+    /// Out of credit: it holds nothing back.
     stalled: bool,
     /// The address its first STATUS came from, if the driver said.
     source: Option<std::net::IpAddr>,
@@ -1576,17 +1578,32 @@ impl Sender {
         if known.is_none_or(|r| edge > r.edge || (complete && !r.complete)) {
             self.feedback_at = Some(now);
         }
-        let (last_progress, stalled) = match known {
-            Some(r) if edge > r.edge || (complete && !r.complete) => (now, false),
-            Some(r) => (r.last_progress, r.stalled),
+        let full = self.config.feedback.stall_timeout;
+        let (credit, stalled) = match known {
+            Some(r) if edge > r.edge || (complete && !r.complete) => {
+                let credit = self
+                    .credit_now(r, now)
+                    .saturating_add(self.credit_earned(r.edge, edge))
+                    .min(full);
+                (credit, !complete && credit.is_zero())
+            }
+            Some(r) => (self.credit_now(r, now), r.stalled),
             // First heard at or behind the edge where a receiver stalled:
             // stalled from the start, until it moves (so that new ids
             // reporting the same stuck edge cannot hold the sender again).
-            None => (
-                now,
-                !complete && self.stall_floor.is_some_and(|f| edge <= f),
-            ),
+            None if !complete && self.stall_floor.is_some_and(|f| edge <= f) => {
+                (Duration::ZERO, true)
+            }
+            None => (full, false),
         };
+        // Unstalled with little credit: the check comes when it runs out,
+        // not at the next periodic one.
+        if known.is_some_and(|r| r.stalled) && !stalled && !complete {
+            let at = now + credit.max(self.config.feedback.probe_interval);
+            if self.timers.get(Timer::Expiry).is_none_or(|e| at < e) {
+                self.timers.set(Timer::Expiry, at);
+            }
+        }
         let source = known.map_or(source, |r| r.source);
         let mut rtt = known.map_or(RttFilter::default(), |r| r.rtt);
         // Only a measured Loss counts: a receiver's first STATUS comes
@@ -1612,7 +1629,8 @@ impl Sender {
                 last_heard: now,
                 edge,
                 complete,
-                last_progress,
+                credit,
+                credit_at: now,
                 stalled,
                 source,
                 rtt,
@@ -1714,25 +1732,14 @@ impl Sender {
             }
             self.stats.receivers_tracked = self.receivers.len() as u64;
             self.repair.expire_quiet(now);
-            let stall = self.config.feedback.stall_timeout;
-            // Stalled means left behind: the sender has sent past its edge (a
-            // receiver waiting at the sender's own progress is not stalled).
-            let behind = if self.first_pass_done {
-                u64::MAX
-            } else {
-                // An open sender that has sent all it holds is past every
-                // block of it. (Counted as 0 there, a receiver stuck at the
-                // start of an idle stream was never found stalled.)
-                self.prefix
-                    .get(self.cursor.object)
-                    .map_or(self.total_blocks(), |&p| p + self.progress().1 as u64)
-            };
+            let behind = self.behind_edge();
             for (&id, r) in self.receivers.iter_mut() {
-                if !r.stalled
-                    && !r.complete
-                    && (r.edge < behind || self.first_pass_done)
-                    && now.saturating_duration_since(r.last_progress) >= stall
-                {
+                if !r.complete && r.edge < behind {
+                    let spent = now.saturating_duration_since(r.credit_at);
+                    r.credit = r.credit.saturating_sub(spent);
+                }
+                r.credit_at = now;
+                if !r.stalled && !r.complete && r.credit.is_zero() {
                     r.stalled = true;
                     tracing::info!(
                         receiver = %format_args!("{id:016x}"),
@@ -1945,6 +1952,73 @@ impl Sender {
 
     /// Source blocks of every object added, in the sequence STATUS windows
     /// and flow control count in.
+    /// The global block sequence number the sender has sent past: a
+    /// receiver whose edge is below it is left behind (one waiting at the
+    /// sender's own progress is not). Every block once the first pass is
+    /// over; an open sender that has sent all it holds is past every block of
+    /// it. (Counted as 0 there, a receiver stuck at the start of an idle
+    /// stream was never found stalled.)
+    fn behind_edge(&self) -> u64 {
+        if self.first_pass_done {
+            return u64::MAX;
+        }
+        self.prefix
+            .get(self.cursor.object)
+            .map_or(self.total_blocks(), |&p| p + self.progress().1 as u64)
+    }
+
+    /// `r`'s hold credit at `now`: what it had, less the time since, if it
+    /// is left behind ([`Sender::behind_edge`]) and not complete.
+    fn credit_now(&self, r: &Tracked, now: Instant) -> Duration {
+        if r.complete || r.edge >= self.behind_edge() {
+            return r.credit;
+        }
+        r.credit
+            .saturating_sub(now.saturating_duration_since(r.credit_at))
+    }
+
+    /// The hold credit a receiver earns by moving its edge from block `from`
+    /// to block `to` (global sequence numbers): their bytes over
+    /// `min_progress`, or all of `stall_timeout` with `min_progress` 0.
+    fn credit_earned(&self, from: u64, to: u64) -> Duration {
+        let full = self.config.feedback.stall_timeout;
+        let floor = match self.config.feedback.min_progress {
+            Some(0) => return full,
+            Some(b) => b,
+            None => match (self.config.rate, &self.config.feedback.aimd) {
+                (Some(r), Some(a)) => (r / 32).min(a.floor / 2).max(1),
+                (Some(r), None) => (r / 32).max(1),
+                (None, _) => 125_000,
+            },
+        };
+        let secs = self.block_bytes_between(from, to) as f64 / floor as f64;
+        Duration::try_from_secs_f64(secs).map_or(full, |d| d.min(full))
+    }
+
+    /// The bytes of the blocks with global sequence numbers `from..to`, each
+    /// block of an object counted as its share of the object (F / Z).
+    fn block_bytes_between(&self, from: u64, to: u64) -> u64 {
+        let mut bytes = 0u64;
+        let mut i = self
+            .prefix
+            .partition_point(|&p| p <= from)
+            .saturating_sub(1);
+        while let (Some(&start), Some(o)) = (self.prefix.get(i), self.objects.get(i)) {
+            if start >= to {
+                break;
+            }
+            let z = o.oti.source_blocks() as u64;
+            let (a, b) = (from.max(start), to.min(start + z));
+            if b > a && z > 0 {
+                bytes = bytes.saturating_add(
+                    ((o.oti.transfer_length() as u128 * (b - a) as u128) / z as u128) as u64,
+                );
+            }
+            i += 1;
+        }
+        bytes
+    }
+
     fn total_blocks(&self) -> u64 {
         self.prefix.last().copied().unwrap_or(0)
             + self
