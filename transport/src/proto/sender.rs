@@ -1991,20 +1991,24 @@ impl Sender {
                 (None, _) => 125_000,
             },
         };
-        let secs = self.block_bytes_between(from, to) as f64 / floor as f64;
+        // Enough bytes for the whole credit: the count stops there, so that
+        // a jump over many small objects costs no more than that.
+        let cap = (floor as f64 * full.as_secs_f64()).min(u64::MAX as f64) as u64;
+        let secs = self.block_bytes_between(from, to, cap) as f64 / floor as f64;
         Duration::try_from_secs_f64(secs).map_or(full, |d| d.min(full))
     }
 
     /// The bytes of the blocks with global sequence numbers `from..to`, each
-    /// block of an object counted as its share of the object (F / Z).
-    fn block_bytes_between(&self, from: u64, to: u64) -> u64 {
+    /// block of an object counted as its share of the object (F / Z), or
+    /// some number of them at least `cap`.
+    fn block_bytes_between(&self, from: u64, to: u64, cap: u64) -> u64 {
         let mut bytes = 0u64;
         let mut i = self
             .prefix
             .partition_point(|&p| p <= from)
             .saturating_sub(1);
         while let (Some(&start), Some(o)) = (self.prefix.get(i), self.objects.get(i)) {
-            if start >= to {
+            if start >= to || bytes >= cap {
                 break;
             }
             let z = o.oti.source_blocks() as u64;
