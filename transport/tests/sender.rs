@@ -1095,11 +1095,15 @@ mod feedback {
     }
 
     /// Runs a sender of 20 blocks of 1000 bytes (flow window 4, a minimum
-    /// progress of 100 bytes a second: 10 s of credit a block) beside
-    /// receiver 1, whose edge moves one block every `step`, and receiver 2,
-    /// which keeps up and completes. Returns when the first pass sent its
-    /// last block, and when the sender finished (at most 400 s).
-    fn held_by_a_stepping_receiver(step: Duration) -> (Option<Duration>, Option<Duration>) {
+    /// progress of 100 bytes a second: 10 s of credit a block) beside a
+    /// receiver whose edge moves one block every `step` (under a new id at
+    /// each step with `fresh_ids`), and receiver 2, which keeps up and
+    /// completes. Returns when the first pass sent its last block, and when
+    /// the sender finished (at most 400 s).
+    fn held_by_a_stepping_receiver(
+        step: Duration,
+        fresh_ids: bool,
+    ) -> (Option<Duration>, Option<Duration>) {
         let t0 = Instant::now();
         let mut s = sender_with(FlowPolicy::Min, None, |f| {
             f.min_progress = Some(100);
@@ -1111,7 +1115,8 @@ mod feedback {
                 edge += 1;
                 moved = t;
             }
-            s.handle_datagram(t, &status(1, (0, edge), false));
+            let id = if fresh_ids { 100 + edge as u64 } else { 1 };
+            s.handle_datagram(t, &status(id, (0, edge), false));
             s.handle_datagram(t, &status(2, (0, 20), false));
             s.handle_datagram(t, &status(2, (1, 0), true));
             s.handle_timeout(t);
@@ -1133,7 +1138,7 @@ mod feedback {
         // later step holds the sender for its 10 s at most. (With every step
         // restoring the whole credit, as before `min_progress`, the first
         // pass ended after 300 s.)
-        let (last_block, finished) = held_by_a_stepping_receiver(Duration::from_secs(20));
+        let (last_block, finished) = held_by_a_stepping_receiver(Duration::from_secs(20), false);
         let last_block = last_block.expect("the first pass ends");
         assert!(
             last_block < Duration::from_secs(60),
@@ -1147,10 +1152,65 @@ mod feedback {
     }
 
     #[test]
+    fn fresh_ids_each_a_step_ahead_of_a_stall_slow_the_sender_only_to_the_minimum_progress() {
+        // A new id every 20 s, each a block ahead of the one before: the
+        // first holds its 30 s, each later one only the 10 s its lead over
+        // the stalled edge earns. (Each new id with the whole credit, as
+        // before, held the sender through every step: the first pass ended
+        // after 300 s.)
+        let (last_block, finished) = held_by_a_stepping_receiver(Duration::from_secs(20), true);
+        let last_block = last_block.expect("the first pass ends");
+        assert!(
+            last_block < Duration::from_secs(60),
+            "first pass held {last_block:?}"
+        );
+        let finished = finished.expect("the sender finishes");
+        assert!(
+            finished < Duration::from_secs(90),
+            "finished after {finished:?}"
+        );
+    }
+
+    #[test]
+    fn receivers_of_a_sender_started_long_before_them_start_with_the_whole_credit() {
+        let t0 = Instant::now();
+        let mut s = sender_with(FlowPolicy::Min, None, |f| {
+            f.min_receivers = 1;
+            f.receiver_timeout = Duration::from_secs(5);
+        });
+        // A minute with nobody to wait for.
+        let mut t = t0;
+        while t < t0 + Duration::from_secs(60) {
+            s.handle_timeout(t);
+            send_all(&mut s, t);
+            t += Duration::from_millis(200);
+        }
+        // The receiver that comes then is waited for while it stands still,
+        // for the whole stall timeout.
+        let joined = t;
+        while t < joined + Duration::from_secs(25) {
+            s.handle_datagram(t, &status(1, (0, 0), false));
+            s.handle_timeout(t);
+            send_all(&mut s, t);
+            t += Duration::from_millis(200);
+        }
+        assert_eq!(s.stats().receivers_stalled, 0);
+        assert!(!s.is_finished());
+        // One that joins when the first has held the sender that long starts
+        // with what is left of the newcomers' credit: it must move to count.
+        s.handle_datagram(t, &status(2, (0, 0), false));
+        t += Duration::from_secs(6);
+        s.handle_datagram(t, &status(1, (0, 0), false));
+        s.handle_datagram(t, &status(2, (0, 0), false));
+        s.handle_timeout(t);
+        assert_eq!(s.stats().receivers_stalled, 2);
+    }
+
+    #[test]
     fn a_receiver_moving_faster_than_the_minimum_progress_is_waited_for() {
         // One step every 8 s earns 10 s: never stalled, it paces the first
         // pass, a block per step (4 blocks ahead of its edge).
-        let (last_block, _) = held_by_a_stepping_receiver(Duration::from_secs(8));
+        let (last_block, _) = held_by_a_stepping_receiver(Duration::from_secs(8), false);
         let last_block = last_block.expect("the first pass ends");
         assert!(
             last_block >= Duration::from_secs(15 * 8),

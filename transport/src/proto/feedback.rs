@@ -117,8 +117,10 @@ pub struct FeedbackConfig {
     /// completion until its edge moves again. So a receiver whose edge does
     /// not move for this long stalls, and so does one that moves slower than
     /// `min_progress` on average, however it times its steps. A receiver first
-    /// heard at or behind the edge where one stalled starts stalled. Default
-    /// 30 s.
+    /// heard at or behind the edge where one stalled starts stalled; other
+    /// new ids start with what is left of a credit they share (the first
+    /// gets all of it), plus what their lead earns: protocol.md §13.4.
+    /// Default 30 s.
     pub stall_timeout: Duration,
     /// The slowest progress, in bytes of blocks per second, that earns a
     /// receiver left behind the time it takes: a block of B bytes earns

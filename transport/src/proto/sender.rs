@@ -506,6 +506,24 @@ struct Tracked {
     loss_sd: f64,
 }
 
+/// The hold credit that new receiver ids share: the first id heard gets all
+/// of `stall_timeout`; each later one what is left here, plus what its lead
+/// over the highest edge a new id was first heard at earns (at most all of
+/// it), and that becomes what is left. It runs down with time while some
+/// receiver that counts is left behind. So fresh ids, each a step ahead of
+/// the last, hold the sender no longer than one id's steps could (a forger's
+/// ids get little, and a receiver that joins late starts with what is left,
+/// often nothing: it holds the sender once it moves); and a sender started
+/// before its receivers, with nobody to wait for, keeps the whole of it for
+/// them.
+#[derive(Debug, Clone, Copy)]
+struct Newcomers {
+    edge: u64,
+    credit: Duration,
+    /// When it last ran down (the periodic check).
+    at: Instant,
+}
+
 /// Reports after which a receiver's average loss becomes a running average
 /// of weight 1/`LOSS_REPORTS_AVERAGED`.
 const LOSS_REPORTS_AVERAGED: u32 = 16;
@@ -697,6 +715,9 @@ pub struct Sender {
     probe_times: VecDeque<u64>,
     /// The highest window edge at which a receiver was declared stalled.
     stall_floor: Option<u64>,
+    /// The hold credit new receiver ids start from (`None` before the
+    /// first): [`Newcomers`].
+    newcomers: Option<Newcomers>,
     /// More objects may come ([`Sender::set_open`]): never finished.
     open: bool,
     /// Objects before this one are retired ([`Sender::retire_before`]).
@@ -788,6 +809,7 @@ impl Sender {
             receivers_per_source: HashMap::new(),
             probe_times: VecDeque::new(),
             stall_floor: None,
+            newcomers: None,
             open: false,
             retired: 0,
             config,
@@ -1591,14 +1613,30 @@ impl Sender {
             // First heard at or behind the edge where a receiver stalled:
             // stalled from the start, until it moves (so that new ids
             // reporting the same stuck edge cannot hold the sender again).
+            // Else a new id starts with the newcomers' credit ([`Newcomers`]).
             None if !complete && self.stall_floor.is_some_and(|f| edge <= f) => {
                 (Duration::ZERO, true)
             }
+            None if !complete => {
+                let credit = match self.newcomers {
+                    Some(n) => n
+                        .credit
+                        .saturating_add(self.credit_earned(n.edge, edge.max(n.edge)))
+                        .min(full),
+                    None => full,
+                };
+                self.newcomers = Some(Newcomers {
+                    edge: self.newcomers.map_or(edge, |n| n.edge.max(edge)),
+                    credit,
+                    at: self.newcomers.map_or(now, |n| n.at),
+                });
+                (credit, credit.is_zero())
+            }
             None => (full, false),
         };
-        // Unstalled with little credit: the check comes when it runs out,
-        // not at the next periodic one.
-        if known.is_some_and(|r| r.stalled) && !stalled && !complete {
+        // Little credit (unstalled by a step, or new ahead of a stall): the
+        // check comes when it runs out, not at the next periodic one.
+        if !stalled && !complete {
             let at = now + credit.max(self.config.feedback.probe_interval);
             if self.timers.get(Timer::Expiry).is_none_or(|e| at < e) {
                 self.timers.set(Timer::Expiry, at);
@@ -1733,10 +1771,12 @@ impl Sender {
             self.stats.receivers_tracked = self.receivers.len() as u64;
             self.repair.expire_quiet(now);
             let behind = self.behind_edge();
+            let mut held = false;
             for (&id, r) in self.receivers.iter_mut() {
                 if !r.complete && r.edge < behind {
                     let spent = now.saturating_duration_since(r.credit_at);
                     r.credit = r.credit.saturating_sub(spent);
+                    held |= !r.stalled;
                 }
                 r.credit_at = now;
                 if !r.stalled && !r.complete && r.credit.is_zero() {
@@ -1751,6 +1791,12 @@ impl Sender {
                     self.events
                         .push_back(SenderEvent::ReceiverStalled { id, edge: r.edge });
                 }
+            }
+            if let Some(n) = &mut self.newcomers {
+                if held {
+                    n.credit = n.credit.saturating_sub(now.saturating_duration_since(n.at));
+                }
+                n.at = now;
             }
         }
         self.maybe_fallback(now);
