@@ -1853,6 +1853,11 @@ fn hostile_host_cannot_write_fake_stall_or_exhaust() {
         "the --source receiver refused {refused}"
     );
     let sender = lab.stats("sender");
+    // The feigner (a block every 9 s under one id) is out of hold credit
+    // after its first --stall-timeout (10 s) and a few seconds of steps:
+    // before hold credit it held the sender about 38 s, step after step.
+    let held = sender["duration_s"].as_f64().unwrap_or(f64::MAX);
+    assert!(held < 25.0, "the sender was held {held:.1} s: {sender}");
     for key in [
         "receivers_stalled",
         "echoes_refused",

@@ -14,8 +14,10 @@ for a bounded time at a bounded rate tries every class of attack:
 - inject over the feedback group: the sender's packets, replayed and forged,
   sent where only NACKs belong (against a --source receiver);
 - stall the sender: STATUS under fresh receiver ids whose window never moves
-  (or stays just behind the sender's progress), echoes of 0 and of nothing;
-  PROBEs with impossible counters and GRTTs; a NACK flood;
+  (or stays just behind the sender's progress), under one id that feigns
+  progress (its window moves one block every 9 s, just inside the test's
+  --stall-timeout of 10 s), echoes of 0 and of nothing; PROBEs with
+  impossible counters and GRTTs; a NACK flood;
 - exhaust objects and sessions: candidate manifests that carry the real
   transfer id under made-up sessions, PROBEs of made-up sessions, claims of
   the largest blocks the format allows.
@@ -142,6 +144,9 @@ real_session = None
 sender_addr = None
 captured = []
 progress = (0, 0)
+# Every block position the sender's PROBEs named, in order: the feigner's steps.
+positions = [(0, 0)]
+feign_at = None
 own = {rng.getrandbits(64) for _ in range(64)}
 
 start = time.monotonic()
@@ -163,6 +168,8 @@ while time.monotonic() < end and sent < 400_000:
                     captured.append(pkt)
                 if pkt[3] == PROBE and len(pkt) == 60:
                     progress = struct.unpack(">IB", pkt[40:45])
+                    if progress > positions[-1]:
+                        positions.append(progress)
         r, _, _ = select.select([rx], [], [], 0)
     while True:
         try:
@@ -223,6 +230,12 @@ while time.monotonic() < end and sent < 400_000:
                 send(status(s, rid, (1 << 20, 0), flags=1), sender_addr, utx)
             behind = (progress[0], max(progress[1] - 1, 0))
             send(status(s, rng.getrandbits(64), behind, echo=rng.getrandbits(30), flags=2), sender_addr, utx)
+            # Feigned progress: a block every 9 s, never complete.
+            now = time.monotonic()
+            if feign_at is None:
+                feign_at = now
+            step = min(int((now - feign_at) / 9), len(positions) - 1)
+            send(status(s, 0xFEED, positions[step]), sender_addr, utx)
         for _ in range(60):
             send(nack(s, 0xBAD, [(progress[0], 0, 0, 5), (1, 0, 1, 0), (rng.randrange(1 << 20), 0, 0, 1)]), fb_dest)
     # Bounded rate: about 40 rounds a second.
