@@ -171,6 +171,26 @@ fn merge_subtree(
     )
 }
 
+/// The hash of a file of `size` bytes (more than one `stretch`, a power of
+/// two of chunks) from the chaining values `cv(i)` of its aligned stretches,
+/// and, with `part_size` (a power of two, at least `stretch`, below `size`),
+/// the chaining value of each of its parts: what [`PartHasher`] gives, from
+/// stretches hashed apart (on several threads).
+pub(crate) fn hash_from_stretches(
+    stretch: u64,
+    size: u64,
+    part_size: Option<u64>,
+    cv: &impl Fn(usize) -> ChainingValue,
+) -> ([u8; 32], Vec<[u8; 32]>) {
+    let parts = match part_size {
+        Some(p) if size > p => (0..size.div_ceil(p))
+            .map(|i| merge_subtree(stretch, i * p, ((i + 1) * p).min(size), cv))
+            .collect(),
+        _ => Vec::new(),
+    };
+    (merge_root(stretch, size, cv), parts)
+}
+
 /// The root hash of `len` bytes (more than one `unit`) from their units'
 /// chaining values, as [`merge_subtree`] merges them.
 fn merge_root(unit: u64, len: u64, cv: &impl Fn(usize) -> ChainingValue) -> [u8; 32] {
@@ -212,7 +232,9 @@ pub(crate) fn unit_cvs(len: u64, base: Option<u64>, offset: u64, data: &[u8]) ->
     out
 }
 
-fn unit_cv(offset: u64, data: &[u8]) -> ChainingValue {
+/// The chaining value of `data` as the subtree at `offset` of a larger tree
+/// (`offset` a multiple of a power of two of chunks at least `data`'s length).
+pub(crate) fn unit_cv(offset: u64, data: &[u8]) -> ChainingValue {
     let mut h = blake3::Hasher::new();
     h.set_input_offset(offset);
     h.update(data);
