@@ -1135,40 +1135,25 @@ mod feedback {
     fn a_receiver_that_feigns_progress_slows_the_sender_only_to_the_minimum_progress() {
         // One step every 20 s (below the 30 s stall timeout) earns 10 s of
         // the 20 s it holds: its 30 s run out after about 50 s, and each
-        // later step holds the sender for its 10 s at most. (With every step
-        // restoring the whole credit, as before `min_progress`, the first
-        // pass ended after 300 s.)
-        let (last_block, finished) = held_by_a_stepping_receiver(Duration::from_secs(20), false);
-        let last_block = last_block.expect("the first pass ends");
-        assert!(
-            last_block < Duration::from_secs(60),
-            "first pass held {last_block:?}"
-        );
-        let finished = finished.expect("the sender finishes");
-        assert!(
-            finished < Duration::from_secs(90),
-            "finished after {finished:?}"
-        );
-    }
-
-    #[test]
-    fn fresh_ids_each_a_step_ahead_of_a_stall_slow_the_sender_only_to_the_minimum_progress() {
-        // A new id every 20 s, each a block ahead of the one before: the
-        // first holds its 30 s, each later one only the 10 s its lead over
-        // the stalled edge earns. (Each new id with the whole credit, as
-        // before, held the sender through every step: the first pass ended
-        // after 300 s.)
-        let (last_block, finished) = held_by_a_stepping_receiver(Duration::from_secs(20), true);
-        let last_block = last_block.expect("the first pass ends");
-        assert!(
-            last_block < Duration::from_secs(60),
-            "first pass held {last_block:?}"
-        );
-        let finished = finished.expect("the sender finishes");
-        assert!(
-            finished < Duration::from_secs(90),
-            "finished after {finished:?}"
-        );
+        // later step holds the sender for its 10 s at most. Under a fresh id
+        // at each step, the ids share the newcomers' credit: its 30 s run
+        // out after about 30 s, and later ids start with nothing. (With every
+        // step, or every new id, given the whole credit, as before
+        // `min_progress`, the first pass ended after 300 s either way.)
+        for fresh_ids in [false, true] {
+            let (last_block, finished) =
+                held_by_a_stepping_receiver(Duration::from_secs(20), fresh_ids);
+            let last_block = last_block.expect("the first pass ends");
+            assert!(
+                last_block < Duration::from_secs(60),
+                "fresh ids {fresh_ids}: first pass held {last_block:?}"
+            );
+            let finished = finished.expect("the sender finishes");
+            assert!(
+                finished < Duration::from_secs(90),
+                "fresh ids {fresh_ids}: finished after {finished:?}"
+            );
+        }
     }
 
     #[test]
