@@ -343,10 +343,11 @@ pub struct SendArgs {
     /// holding back flow control and completion (a wedged receiver, or a forged one).
     #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
     pub stall_timeout: f64,
-    /// A receiver left behind must move its window at least this fast on average, bits/s of
-    /// blocks, or it stalls too (so one that feigns progress, a step before each
-    /// --stall-timeout, slows the sender to this at worst). 0: any step counts [default:
-    /// --rate / 32, at most half the congestion floor; 1M with --rate max].
+    /// A receiver holding the sender back (a flow window behind, or unfinished after the first
+    /// pass) must move its window at least this fast on average, bits/s of blocks, or it stalls
+    /// too (so one that feigns progress, a step before each --stall-timeout, slows the sender to
+    /// this at worst). 0: any step counts [default: --rate / 32, at most half the congestion
+    /// floor; 1M with --rate max].
     #[arg(long, value_name = "RATE")]
     pub min_progress: Option<String>,
     /// During the first pass, repair may use at most this share of the sending rate (of the

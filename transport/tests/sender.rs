@@ -1157,6 +1157,29 @@ mod feedback {
     }
 
     #[test]
+    fn a_receiver_keeping_up_with_a_feed_slower_than_the_minimum_progress_never_stalls() {
+        // A message of 100 bytes every 100 ms (1 kB/s, far below the
+        // minimum progress of 125 kB/s unpaced): the receiver is always a
+        // message behind, within the flow window, and so holds nothing back
+        // and spends no credit. (Spending it whenever behind, it stalled
+        // within a minute: it cannot move faster than the feed.)
+        let t0 = Instant::now();
+        let mut s = sender_with(FlowPolicy::Min, None, |_| {});
+        s.set_open(true);
+        let mut t = t0;
+        let mut n = 1u32;
+        while t < t0 + Duration::from_secs(120) {
+            s.add_object(vec![n as u8; 100], "m").unwrap();
+            send_all(&mut s, t);
+            s.handle_datagram(t, &status(1, (n, 0), false));
+            s.handle_timeout(t);
+            n += 1;
+            t += Duration::from_millis(100);
+        }
+        assert_eq!(s.stats().receivers_stalled, 0);
+    }
+
+    #[test]
     fn receivers_of_a_sender_started_long_before_them_start_with_the_whole_credit() {
         let t0 = Instant::now();
         let mut s = sender_with(FlowPolicy::Min, None, |f| {

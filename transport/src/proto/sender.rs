@@ -510,7 +510,7 @@ struct Tracked {
 /// of `stall_timeout`; each later one what is left here, plus what its lead
 /// over the highest edge a new id was first heard at earns (at most all of
 /// it), and that becomes what is left. It runs down with time while some
-/// receiver that counts is left behind. So fresh ids, each a step ahead of
+/// receiver that counts holds the sender back. So fresh ids, each a step ahead of
 /// the last, hold the sender no longer than one id's steps could (a forger's
 /// ids get little, and a receiver that joins late starts with what is left,
 /// often nothing: it holds the sender once it moves); and a sender started
@@ -1770,10 +1770,10 @@ impl Sender {
             }
             self.stats.receivers_tracked = self.receivers.len() as u64;
             self.repair.expire_quiet(now);
-            let behind = self.behind_edge();
+            let (behind, window) = (self.behind_edge(), self.flow_blocks);
             let mut held = false;
             for (&id, r) in self.receivers.iter_mut() {
-                if !r.complete && r.edge < behind {
+                if !r.complete && Self::holds_back(r.edge, behind, window) {
                     let spent = now.saturating_duration_since(r.credit_at);
                     r.credit = r.credit.saturating_sub(spent);
                     held |= !r.stalled;
@@ -1996,8 +1996,6 @@ impl Sender {
         seq >= edge + self.flow_blocks
     }
 
-    /// Source blocks of every object added, in the sequence STATUS windows
-    /// and flow control count in.
     /// The global block sequence number the sender has sent past: a
     /// receiver whose edge is below it is left behind (one waiting at the
     /// sender's own progress is not). Every block once the first pass is
@@ -2013,10 +2011,20 @@ impl Sender {
             .map_or(self.total_blocks(), |&p| p + self.progress().1 as u64)
     }
 
+    /// Whether a receiver whose edge is `edge` holds the sender back, given
+    /// [`Sender::behind_edge`]: a flow window or more behind its first pass
+    /// (where flow control stops it), or anywhere once the pass is over
+    /// (where the sender waits for it to complete). One that keeps within
+    /// the window, or a sender slower than `min_progress` (a quiet feed),
+    /// costs no credit.
+    fn holds_back(edge: u64, behind: u64, flow_blocks: u64) -> bool {
+        edge.saturating_add(flow_blocks) <= behind
+    }
+
     /// `r`'s hold credit at `now`: what it had, less the time since, if it
-    /// is left behind ([`Sender::behind_edge`]) and not complete.
+    /// holds the sender back ([`Sender::holds_back`]) and is not complete.
     fn credit_now(&self, r: &Tracked, now: Instant) -> Duration {
-        if r.complete || r.edge >= self.behind_edge() {
+        if r.complete || !Self::holds_back(r.edge, self.behind_edge(), self.flow_blocks) {
             return r.credit;
         }
         r.credit
@@ -2069,6 +2077,8 @@ impl Sender {
         bytes
     }
 
+    /// Source blocks of every object added, in the sequence STATUS windows
+    /// and flow control count in.
     fn total_blocks(&self) -> u64 {
         self.prefix.last().copied().unwrap_or(0)
             + self
