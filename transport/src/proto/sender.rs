@@ -485,7 +485,8 @@ struct Tracked {
     edge: u64,
     complete: bool,
     /// Its hold credit as of `credit_at` (`FeedbackConfig::stall_timeout`):
-    /// spent while it is behind, earned back as its edge moves.
+    /// spent while it holds the sender back ([`Sender::holds_back`]), earned
+    /// back as its edge moves.
     credit: Duration,
     credit_at: Instant,
     /// Out of credit: it holds nothing back.
@@ -510,12 +511,12 @@ struct Tracked {
 /// of `stall_timeout`; each later one what is left here, plus what its lead
 /// over the highest edge a new id was first heard at earns (at most all of
 /// it), and that becomes what is left. It runs down with time while some
-/// receiver that counts holds the sender back. So fresh ids, each a step ahead of
-/// the last, hold the sender no longer than one id's steps could (a forger's
-/// ids get little, and a receiver that joins late starts with what is left,
-/// often nothing: it holds the sender once it moves); and a sender started
-/// before its receivers, with nobody to wait for, keeps the whole of it for
-/// them.
+/// receiver that counts holds the sender back. So fresh ids, each a step
+/// ahead of the last, hold the sender no longer than one id's steps could (a
+/// forger's ids get little, and a receiver that joins late starts with what
+/// is left, often nothing: it holds the sender once it moves); and a sender
+/// started before its receivers, with nobody to wait for, keeps the whole of
+/// it for them.
 #[derive(Debug, Clone, Copy)]
 struct Newcomers {
     edge: u64,
