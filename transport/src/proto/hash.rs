@@ -176,6 +176,7 @@ fn merge_subtree(
 /// and, with `part_size` (a power of two, at least `stretch`, below `size`),
 /// the chaining value of each of its parts: what [`PartHasher`] gives, from
 /// stretches hashed apart (on several threads).
+#[cfg(feature = "net")]
 pub(crate) fn hash_from_stretches(
     stretch: u64,
     size: u64,

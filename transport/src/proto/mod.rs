@@ -37,6 +37,7 @@ pub use feedback::{Aimd, FeedbackConfig, FlowPolicy, Mode};
 pub(crate) const COSTLY_BLOCK_SYMBOLS: u32 = 500;
 pub use hash::UNIT as HASH_UNIT;
 pub use hash::{PartHasher, part_cv, root_of_parts, subtree_fits};
+#[cfg(feature = "net")]
 pub(crate) use hash::{hash_from_stretches, unit_cv};
 pub use reassemble::{Reassembled, Reassembler};
 pub use receiver::{
