@@ -216,10 +216,19 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
     let timed_out = deadline.is_some_and(|d| std::time::Instant::now() >= d);
     let finished = !INTERRUPTED.load(Ordering::Relaxed) && !timed_out;
     if mode.has_feedback() && finished {
-        eprintln!(
-            "every receiver heard from is complete ({} tracked, {} timed out)",
-            stats.receivers_tracked, stats.receivers_timed_out
-        );
+        if stats.receivers_left_stalled > 0 {
+            eprintln!(
+                "finished without {} stalled receiver(s) of {} tracked ({} timed out): they held \
+                 the sender back without moving, or slower than --min-progress, for \
+                 --stall-timeout; the others are complete",
+                stats.receivers_left_stalled, stats.receivers_tracked, stats.receivers_timed_out
+            );
+        } else {
+            eprintln!(
+                "every receiver heard from is complete ({} tracked, {} timed out)",
+                stats.receivers_tracked, stats.receivers_timed_out
+            );
+        }
     }
     eprintln!(
         "sent {} file(s), {} bytes, in {} packets ({} bytes) over {:.2} s{}",
@@ -234,9 +243,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
             ""
         }
     );
-    write_json(
-        &args.stats_json,
-        serde_json::json!({
+    let mut json = serde_json::json!({
             "bytes_sent": stats.bytes_sent,
             "packets_sent": stats.packets_sent,
             "source_symbols_sent": stats.source_symbols_sent,
@@ -278,8 +285,10 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
             "echoes_refused": stats.echoes_refused,
             "transfer_id": report.transfer_id.map(|i| i.to_string()),
             "finished": finished,
-        }),
-    )?;
+    });
+    // (Beyond the macro's recursion limit in one literal.)
+    json["receivers_left_stalled"] = stats.receivers_left_stalled.into();
+    write_json(&args.stats_json, json)?;
     if mode.has_feedback() && timed_out {
         return Err(format!(
             "--timeout: stopped before every receiver was complete ({} tracked)",

@@ -1858,6 +1858,16 @@ fn hostile_host_cannot_write_fake_stall_or_exhaust() {
     // before hold credit it held the sender about 38 s, step after step.
     let held = sender["duration_s"].as_f64().unwrap_or(f64::MAX);
     assert!(held < 25.0, "the sender was held {held:.1} s: {sender}");
+    // It says whom it did not wait for.
+    assert!(
+        sender["receivers_left_stalled"].as_u64().unwrap_or(0) > 0,
+        "{sender}"
+    );
+    assert!(
+        lab.log("sender").contains("finished without"),
+        "{}",
+        lab.log("sender")
+    );
     for key in [
         "receivers_stalled",
         "echoes_refused",

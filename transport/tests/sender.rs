@@ -1080,6 +1080,8 @@ mod feedback {
             send_all(&mut s, t);
         }
         assert!(s.is_finished());
+        // Receivers 1 and 3, stalled, were not waited for; the stats say so.
+        assert_eq!(s.stats().receivers_left_stalled, 2);
         // A stalled receiver that moves again counts again.
         let mut s = sender(FlowPolicy::Min, None);
         let mut t = t0;

@@ -378,6 +378,9 @@ pub struct SenderStats {
     pub rate: u64,
     /// Receivers declared stalled (see `stall_timeout`), counted each time.
     pub receivers_stalled: u64,
+    /// Tracked receivers stalled and not complete when the sender finished:
+    /// it did not wait for them.
+    pub receivers_left_stalled: u64,
     /// Fallback repair rounds sent for want of feedback (see
     /// [`SenderEvent::FallbackRound`]).
     pub fallback_rounds: u64,
@@ -1823,6 +1826,11 @@ impl Sender {
             }
             if self.timers.is_expired(Timer::Linger, now) {
                 self.finished = true;
+                self.stats.receivers_left_stalled = self
+                    .receivers
+                    .values()
+                    .filter(|r| r.stalled && !r.complete)
+                    .count() as u64;
                 self.events.push_back(SenderEvent::Finished);
             }
         }
