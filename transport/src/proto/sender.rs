@@ -516,10 +516,10 @@ struct Tracked {
 /// it), and that becomes what is left. It runs down with time while some
 /// receiver that counts holds the sender back. So fresh ids, each a step
 /// ahead of the last, hold the sender no longer than one id's steps could (a
-/// forger's ids get little, and a receiver that joins late starts with what
-/// is left, often nothing: it holds the sender once it moves); and a sender
-/// started before its receivers, with nobody to wait for, keeps the whole of
-/// it for them.
+/// forger's ids get little; a receiver that joins late starts with what is
+/// left, all of it if nobody held the sender back so far, and once it has
+/// none holds the sender only after it moves); and a sender started before
+/// its receivers, with nobody to wait for, keeps the whole of it for them.
 #[derive(Debug, Clone, Copy)]
 struct Newcomers {
     edge: u64,
