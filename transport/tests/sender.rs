@@ -1182,6 +1182,30 @@ mod feedback {
     }
 
     #[test]
+    fn under_policy_max_a_laggard_spends_no_credit_while_the_first_pass_goes_on() {
+        // 20 blocks of 1000 bytes at 500 bytes a second: a first pass of 40
+        // s, paced by receiver 2, which keeps up. Receiver 1 stays at block
+        // 0, a window behind from the 8th second: flow control does not wait
+        // for it, so it holds nothing back until the pass is over. (Spending
+        // whenever a window behind, it stalled after 38 s.)
+        let t0 = Instant::now();
+        let mut s = sender_with(FlowPolicy::Max, Some(500), |_| {});
+        let mut t = t0;
+        let mut top = 0u8;
+        while t < t0 + Duration::from_secs(39) {
+            if let Some(b) = send_all(&mut s, t) {
+                top = top.max(b);
+            }
+            s.handle_datagram(t, &status(1, (0, 0), false));
+            s.handle_datagram(t, &status(2, (0, top), false));
+            s.handle_timeout(t);
+            t += Duration::from_millis(100);
+        }
+        assert!(top < 19, "the first pass is still going on (block {top})");
+        assert_eq!(s.stats().receivers_stalled, 0);
+    }
+
+    #[test]
     fn receivers_of_a_sender_started_long_before_them_start_with_the_whole_credit() {
         let t0 = Instant::now();
         let mut s = sender_with(FlowPolicy::Min, None, |f| {

@@ -719,6 +719,10 @@ pub struct Sender {
     probe_times: VecDeque<u64>,
     /// The highest window edge at which a receiver was declared stalled.
     stall_floor: Option<u64>,
+    /// Whether, at the last periodic check, flow control's edge (by the
+    /// policy) was a flow window behind the first pass: receivers a window
+    /// behind then hold the sender back ([`Sender::holds_back`]).
+    flow_held: bool,
     /// The hold credit new receiver ids start from (`None` before the
     /// first): [`Newcomers`].
     newcomers: Option<Newcomers>,
@@ -813,6 +817,7 @@ impl Sender {
             receivers_per_source: HashMap::new(),
             probe_times: VecDeque::new(),
             stall_floor: None,
+            flow_held: false,
             newcomers: None,
             open: false,
             retired: 0,
@@ -1775,9 +1780,15 @@ impl Sender {
             self.stats.receivers_tracked = self.receivers.len() as u64;
             self.repair.expire_quiet(now);
             let (behind, window) = (self.behind_edge(), self.flow_blocks);
+            // Flow control's edge a window behind: the pass is held there.
+            // (Checked here, not per STATUS: the edge takes every receiver.)
+            self.flow_held = self
+                .flow_edge()
+                .is_some_and(|e| e.saturating_add(window) <= behind);
+            let flow_held = self.flow_held;
             let mut held = false;
             for (&id, r) in self.receivers.iter_mut() {
-                if !r.complete && Self::holds_back(r.edge, behind, window) {
+                if !r.complete && Self::holds_back(r.edge, behind, window, flow_held) {
                     let spent = now.saturating_duration_since(r.credit_at);
                     r.credit = r.credit.saturating_sub(spent);
                     held |= !r.stalled;
@@ -2021,19 +2032,22 @@ impl Sender {
     }
 
     /// Whether a receiver whose edge is `edge` holds the sender back, given
-    /// [`Sender::behind_edge`]: a flow window or more behind its first pass
-    /// (where flow control stops it), or anywhere once the pass is over
-    /// (where the sender waits for it to complete). One that keeps within
-    /// the window, or a sender slower than `min_progress` (a quiet feed),
-    /// costs no credit.
-    fn holds_back(edge: u64, behind: u64, flow_blocks: u64) -> bool {
-        edge.saturating_add(flow_blocks) <= behind
+    /// [`Sender::behind_edge`] and whether flow control's edge is a window
+    /// behind too (`held`, [`Sender::flow_held`]): a flow window or more
+    /// behind the first pass while flow control stops the pass there (under
+    /// `--policy max`, a laggard does not stop it), or anywhere once the pass
+    /// is over (where the sender waits for it to complete). One that keeps
+    /// within the window, or a sender slower than `min_progress` (a quiet
+    /// feed), costs no credit.
+    fn holds_back(edge: u64, behind: u64, flow_blocks: u64, held: bool) -> bool {
+        (held || behind == u64::MAX) && edge.saturating_add(flow_blocks) <= behind
     }
 
     /// `r`'s hold credit at `now`: what it had, less the time since, if it
     /// holds the sender back ([`Sender::holds_back`]) and is not complete.
     fn credit_now(&self, r: &Tracked, now: Instant) -> Duration {
-        if r.complete || !Self::holds_back(r.edge, self.behind_edge(), self.flow_blocks) {
+        let (behind, held) = (self.behind_edge(), self.flow_held);
+        if r.complete || !Self::holds_back(r.edge, behind, self.flow_blocks, held) {
             return r.credit;
         }
         r.credit
