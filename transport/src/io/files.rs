@@ -277,9 +277,7 @@ fn hash_pack(
         };
         let data = fs::read(&s.file).map_err(ferr)?;
         if data.len() as u64 != s.size {
-            return Err(ferr(std::io::Error::other(
-                "file changed while it was read",
-            )));
+            return Err(ferr(file_changed()));
         }
         pack.update(&data);
         size += s.size;
@@ -385,6 +383,11 @@ pub fn hash_open_file(mut file: fs::File, size: u64) -> std::io::Result<[u8; 32]
     hash_stream(file, size, Lane::Whole(blake3::Hasher::new())).map(|h| h.hash)
 }
 
+/// The error for a file whose length is not the one it was listed with.
+fn file_changed() -> std::io::Error {
+    std::io::Error::other("file changed while it was read")
+}
+
 /// Stretches that [`hash_in_stretches`] hashes apart: a power of two of
 /// BLAKE3 chunks, and at most the smallest part size.
 const STRETCH: u64 = 1 << 20;
@@ -418,7 +421,6 @@ fn hash_in_stretches(
     if size <= 2 * STRETCH || threads < 2 || part_size.is_some_and(|p| p < STRETCH) {
         return Ok(None);
     }
-    let changed = || std::io::Error::other("file changed while it was read");
     let stretches = size.div_ceil(STRETCH);
     let next = AtomicU64::new(0);
     let hashed: Vec<std::io::Result<Vec<(u64, blake3::hazmat::ChainingValue)>>> =
@@ -437,7 +439,7 @@ fn hash_in_stretches(
                             let len = STRETCH.min(size - at) as usize;
                             file.read_exact_at(&mut buf[..len], at).map_err(|e| {
                                 if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                                    changed()
+                                    file_changed()
                                 } else {
                                     e
                                 }
@@ -460,7 +462,7 @@ fn hash_in_stretches(
     }
     // Longer than listed: changed too.
     if file.read_at(&mut [0u8; 1], size)? != 0 {
-        return Err(changed());
+        return Err(file_changed());
     }
     let (hash, parts) = crate::proto::hash_from_stretches(STRETCH, size, part_size, &|i| cvs[i]);
     Ok(Some(FileHash {
@@ -597,10 +599,9 @@ fn hash_stream(
     });
     let (read, lane) = (read?, hashed?);
     if read != size {
-        return Err(std::io::Error::other("file changed while it was read"));
+        return Err(file_changed());
     }
-    lane.finish()
-        .ok_or_else(|| std::io::Error::other("file changed while it was read"))
+    lane.finish().ok_or_else(file_changed)
 }
 
 /// Reads the blocks a sender asks for from its files, keeping a few open.

@@ -112,8 +112,8 @@ pub struct FeedbackConfig {
     /// A tracked receiver that is not complete and holds the sender back (a
     /// flow window or more behind its first pass, or anywhere once the pass
     /// is over) spends *hold credit*: it starts with this much, loses it as
-    /// time passes while it holds the sender back, and earns
-    /// it back as its edge moves, at `min_progress` (never above this). With
+    /// time passes while it holds the sender back, and earns it back as its
+    /// edge moves, at `min_progress` (never above this). With
     /// none left it is *stalled*: it stops holding back flow control and
     /// completion until its edge moves again. So a receiver whose edge does
     /// not move for this long stalls, and so does one that moves slower than
@@ -124,8 +124,8 @@ pub struct FeedbackConfig {
     /// Default 30 s.
     pub stall_timeout: Duration,
     /// The slowest progress, in bytes of blocks per second, that earns a
-    /// receiver holding the sender back the time it takes: a block of B bytes earns
-    /// B / `min_progress` of hold credit (`stall_timeout`). So a receiver,
+    /// receiver holding the sender back the time it takes: a block of B bytes
+    /// earns B / `min_progress` of hold credit (`stall_timeout`). So a receiver,
     /// real or forged, that feigns progress (one step before each
     /// `stall_timeout`) slows the sender to `min_progress` at worst, instead
     /// of holding it `stall_timeout` per step. `None` (the default): a 32nd
