@@ -502,6 +502,7 @@ fn recv_one(
             "nacks_suppressed": stats.nacks_suppressed,
             "nacks_heard": stats.nacks_heard,
             "status_sent": stats.status_sent,
+            "status_withheld": stats.status_withheld,
             "feedback_dropped": report.driver.feedback_dropped,
         }),
     )?;

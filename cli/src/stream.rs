@@ -218,9 +218,20 @@ pub fn recv(args: &RecvArgs, interrupted: &AtomicBool) -> Result<(), String> {
             "packets_rejected": r.packets_rejected,
             "nacks_sent": r.nacks_sent,
             "status_sent": r.status_sent,
+            "status_withheld": r.status_withheld,
             "objects_completed": r.objects_completed,
+            "objects_failed": r.objects_failed,
+            "rejected_by_reason": r
+                .rejected_by_reason()
+                .map(|(reason, n)| (reason.name().to_owned(), serde_json::json!(n)))
+                .collect::<serde_json::Map<_, _>>(),
             "gaps": inbox.gaps,
             "malformed": inbox.malformed,
+            "stale": inbox.stale,
+            "sessions_refused": inbox.sessions_refused,
+            "sessions_expired": inbox.sessions_expired,
+            "unstarted_expired": inbox.unstarted_expired,
+            "over_budget": inbox.over_budget,
             "duration_s": secs,
             "peak_rss_bytes": peak_rss_bytes(),
             "cpu_s": groupcast::io::cpu_seconds(),

@@ -1147,9 +1147,17 @@ fn reported_loss_is_the_ratio_from_the_first_sample() {
     // DATA arrive, and the next PROBE's counter says 125 went: 20% lost.
     use groupcast::wire::feedback::STATUS_LOSS;
     r.handle_datagram(t0, &counter_probe(0, 0));
-    let (loss, flags) = last_status(&mut r, t0).expect("a STATUS after the PROBE");
+    // Nothing of the session heard but its PROBE: no reply (protocol.md
+    // §13.6); the STATUS it makes due goes with the first DATA.
+    assert_eq!(
+        last_status(&mut r, t0),
+        None,
+        "a PROBE alone earns no reply"
+    );
+    r.handle_datagram(t0, &data[0]);
+    let (loss, flags) = last_status(&mut r, t0).expect("a STATUS after the first DATA");
     assert_eq!((loss, flags & STATUS_LOSS), (0, 0), "nothing measured yet");
-    for (i, p) in data.iter().take(125).enumerate() {
+    for (i, p) in data.iter().skip(1).take(124).enumerate() {
         if i % 5 != 4 {
             r.handle_datagram(t0, p);
         }
@@ -1223,10 +1231,12 @@ fn the_loss_span_says_how_precise_the_reported_loss_is() {
             .expect("a STATUS after the PROBE")
             .loss_span
     };
+    // The PROBE's reply goes once the session's first DATA is heard.
     r.handle_datagram(t, &counter_probe(0, 0));
+    r.handle_datagram(t, &data[0]);
     assert_eq!(span_after(&mut r, t), 0, "nothing measured: no span");
-    let mut sent = 0usize;
-    for (seq, n) in [(1u64, 1200usize), (2, 1300), (3, 600), (4, 600)] {
+    let mut sent = 1usize;
+    for (seq, n) in [(1u64, 1199usize), (2, 1300), (3, 600), (4, 600)] {
         for (i, p) in data[sent..sent + n].iter().enumerate() {
             if i % 10 != 9 {
                 r.handle_datagram(t, p);

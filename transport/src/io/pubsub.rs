@@ -43,7 +43,7 @@ use crate::Channel;
 
 #[cfg(feature = "tokio")]
 pub mod tokio;
-use crate::proto::feed::{Batching, Delivery, Inbox, InboxStats, Message, Outbox};
+use crate::proto::feed::{Batching, Delivery, Inbox, InboxLimits, InboxStats, Message, Outbox};
 use crate::proto::{
     FeedbackConfig, FlowPolicy, Mode, ObjectId, Reassembler, Receiver, ReceiverConfig,
     ReceiverEvent, ReceiverStats, Sender, SenderConfig, SenderStats, SessionId,
@@ -722,6 +722,7 @@ pub struct SubscriberBuilder {
     queue: usize,
     gap_timeout: Duration,
     max_publishers: usize,
+    limits: InboxLimits,
 }
 
 impl SubscriberBuilder {
@@ -754,9 +755,28 @@ impl SubscriberBuilder {
         self
     }
 
-    /// Publishers followed at once (default 16); more are ignored.
+    /// Publishers followed at once (default 16). A publisher heard of last
+    /// 60 s ago or more gives its slot to a new one; with every slot taken by
+    /// publishers heard more recently, a new one is refused: the subscriber
+    /// logs it, counts it (`sessions_refused`) and sends it no feedback, so
+    /// that it never reports what it refused as received.
     pub fn max_publishers(mut self, n: usize) -> Self {
         self.max_publishers = n.max(1);
+        self
+    }
+
+    /// Bytes the subscriber holds of objects not yet delivered, over every
+    /// publisher: blocks decoded but not yet verified, and verified objects
+    /// waiting for an earlier one (default 64 MiB; protocol.md §14.3).
+    /// Publishers whose start is not known yet (no PROBE heard) share an
+    /// eighth of it. An object that would pass the bound is given up (a
+    /// gap), never confirmed to its publisher. Raise it with the
+    /// publishers' window: an honest publisher stays within one window plus
+    /// [`SubscriberBuilder::queue`].
+    pub fn max_pending(mut self, bytes: usize) -> Self {
+        let bytes = bytes.max(1);
+        self.limits.max_held = bytes;
+        self.limits.max_unstarted = (bytes / 8).max(1);
         self
     }
 
@@ -778,7 +798,7 @@ impl SubscriberBuilder {
 
     /// Joins the channel and starts the driver thread.
     pub fn open(self) -> Result<Subscriber, IoError> {
-        let (mut sock, config, queue, gap, max) = self.prepare()?;
+        let (mut sock, config, queue, core) = self.prepare()?;
         let shared = Arc::new(SubShared {
             state: Mutex::new(SubState::default()),
             cond: Condvar::new(),
@@ -788,7 +808,7 @@ impl SubscriberBuilder {
         let thread = std::thread::Builder::new()
             .name("groupcast-sub".into())
             .spawn(move || {
-                let r = drive_subscriber(&mut sock, config, &s, queue, gap, max);
+                let r = drive_subscriber(&mut sock, config, &s, queue, core);
                 let mut st = lock(&s.state);
                 st.done = true;
                 if let Err(e) = &r {
@@ -807,8 +827,8 @@ impl SubscriberBuilder {
         })
     }
 
-    /// The joined socket and the settings a driver needs.
-    fn prepare(&self) -> Result<(McastSocket, ReceiverConfig, usize, Duration, usize), IoError> {
+    /// The joined socket and what a driver needs.
+    fn prepare(&self) -> Result<(McastSocket, ReceiverConfig, usize, SubCore), IoError> {
         let mut net = self.net.clone();
         net.feedback = true;
         let sock = McastSocket::receiver(&net)?;
@@ -816,8 +836,7 @@ impl SubscriberBuilder {
             sock,
             self.config.clone(),
             self.queue,
-            self.gap_timeout,
-            self.max_publishers,
+            SubCore::new(self.gap_timeout, self.max_publishers, self.limits),
         ))
     }
 }
@@ -859,18 +878,20 @@ struct SubCore {
 }
 
 impl SubCore {
-    fn new(gap_timeout: Duration, max_publishers: usize) -> Self {
+    fn new(gap_timeout: Duration, max_publishers: usize, limits: InboxLimits) -> Self {
         Self {
             objects: Reassembler::new(),
-            inbox: Inbox::new(gap_timeout, max_publishers),
+            inbox: Inbox::new(gap_timeout, max_publishers).with_limits(limits),
             waiting: HashSet::new(),
             seen: HashSet::new(),
             max_publishers,
         }
     }
 
-    /// One event of the receiver.
-    fn event(&mut self, e: ReceiverEvent, now: Instant) {
+    /// One event of the receiver. A block that would take what the
+    /// subscriber holds past its limits gives its object up: the receiver
+    /// drops it and never confirms it, and the inbox delivers a gap.
+    fn event(&mut self, rx: &mut Receiver, e: ReceiverEvent, now: Instant) {
         let session = match &e {
             ReceiverEvent::ObjectAnnounced { session, .. }
             | ReceiverEvent::BlockDecoded { session, .. }
@@ -878,13 +899,33 @@ impl SubCore {
             | ReceiverEvent::ObjectFailed { session, .. } => *session,
         };
         if !self.inbox.follows(session) {
+            rx.refuse_session(session);
+            self.refused(session);
             return;
         }
         if self.seen.insert(session) {
             self.waiting.insert(session);
         }
+        // A session whose PROBE was heard starts before its first block is
+        // weighed: the share of sessions not started is for the others.
+        if self.waiting.contains(&session) && self.start(rx, session) {
+            self.waiting.remove(&session);
+        }
         if let ReceiverEvent::ObjectFailed { object, .. } = &e {
             self.inbox.handle_failed(session, *object);
+        }
+        if let ReceiverEvent::BlockDecoded { object, data, .. } = &e {
+            let pending_unstarted = self.waiting.iter().map(|s| self.objects.held_of(*s)).sum();
+            if !self.inbox.room_for(
+                session,
+                data.len(),
+                self.objects.held_bytes(),
+                pending_unstarted,
+            ) {
+                self.objects.drop_object(session, *object);
+                rx.abandon(session, *object);
+                return;
+            }
         }
         if let Some(done) = self.objects.handle(e) {
             self.inbox
@@ -892,20 +933,53 @@ impl SubCore {
         }
     }
 
+    /// Decides where `session`'s delivery starts, once a PROBE of it was
+    /// heard; whether it did.
+    fn start(&mut self, rx: &mut Receiver, session: SessionId) -> bool {
+        let Some(p) = rx.sender_progress(session) else {
+            return false;
+        };
+        if let Some(start) = self.inbox.start_at(session, p.retained) {
+            rx.skip_before(session, start);
+        }
+        true
+    }
+
+    /// Refuses, at the receiver, every session the inbox dropped.
+    fn refuse_dropped(&mut self, rx: &mut Receiver) {
+        while let Some(s) = self.inbox.poll_dropped() {
+            rx.refuse_session(s);
+            self.refused(s);
+        }
+    }
+
+    /// Forgets a refused session, and says so once.
+    fn refused(&mut self, session: SessionId) {
+        self.seen.remove(&session);
+        self.waiting.remove(&session);
+        let n = self.inbox.stats().sessions_refused + self.inbox.stats().sessions_expired;
+        if n.is_power_of_two() {
+            tracing::warn!(
+                session = %format_args!("{:016x}", session.0),
+                refused = n,
+                "a publisher was dropped: every slot is taken (max_publishers); nothing of it \
+                 is delivered or confirmed"
+            );
+        }
+    }
+
     /// A turn of the driver: starts, gaps, and flow control while the
     /// application has `queued` bytes it has not taken (more than `queue`:
     /// hold every session's window). Returns when it wants the next turn.
     fn tick(&mut self, rx: &mut Receiver, now: Instant, queued: usize, queue: usize) -> Duration {
-        let inbox = &mut self.inbox;
-        self.waiting.retain(|&s| match rx.sender_progress(s) {
-            Some(p) => {
-                if let Some(start) = inbox.start_at(s, p.retained) {
-                    rx.skip_before(s, start);
-                }
-                false
+        self.refuse_dropped(rx);
+        let waiting: Vec<SessionId> = self.waiting.iter().copied().collect();
+        for s in waiting {
+            if self.start(rx, s) {
+                self.waiting.remove(&s);
             }
-            None => true,
-        });
+        }
+        let inbox = &mut self.inbox;
         // What the senders no longer hold cannot come: a gap at once.
         for &s in &self.seen {
             if let Some(p) = rx.sender_progress(s)
@@ -917,6 +991,8 @@ impl SubCore {
         for (s, to) in inbox.handle_timeout(now) {
             rx.skip_before(s, to);
         }
+        self.refuse_dropped(rx);
+        let inbox = &mut self.inbox;
         // Sessions the inbox gave up (ended, to make room for others) are
         // forgotten once they are many, so that a long-lived subscriber's
         // set stays bounded.
@@ -924,7 +1000,9 @@ impl SubCore {
             self.seen.retain(|s| inbox.knows(*s));
             self.waiting.retain(|s| inbox.knows(*s));
         }
-        let full = queued + inbox.held_bytes() > queue;
+        // What waits for a session not yet started is bounded apart
+        // (`InboxLimits::max_unstarted`): it holds no real publisher back.
+        let full = queued + inbox.held_started_bytes() > queue;
         for &s in &self.seen {
             let at = if full {
                 inbox.next_object(s).map(|o| (o, 0))
@@ -959,20 +1037,19 @@ fn drive_subscriber(
     config: ReceiverConfig,
     shared: &SubShared,
     queue: usize,
-    gap_timeout: Duration,
-    max_publishers: usize,
+    core: SubCore,
 ) -> Result<(), IoError> {
     let mut receiver = Receiver::new(config);
-    let core = std::cell::RefCell::new(SubCore::new(gap_timeout, max_publishers));
+    let core = std::cell::RefCell::new(core);
     let hand_out = |core: &mut SubCore| {
         if core.inbox.pending() > 0 {
             core.hand_out(&mut lock(&shared.state));
             shared.cond.notify_all();
         }
     };
-    let on_event = |_: &mut Receiver, e: ReceiverEvent| {
+    let on_event = |rx: &mut Receiver, e: ReceiverEvent| {
         let mut core = core.borrow_mut();
-        core.event(e, Instant::now());
+        core.event(rx, e, Instant::now());
         hand_out(&mut core);
         Ok(std::ops::ControlFlow::Continue(()))
     };
@@ -1124,6 +1201,7 @@ impl Subscriber {
             queue: 8 << 20,
             gap_timeout: Duration::from_secs(10),
             max_publishers: 16,
+            limits: InboxLimits::default(),
         }
     }
 
@@ -1324,11 +1402,106 @@ impl Endpoint {
 
 #[cfg(test)]
 mod tests {
-    use super::{Live, PubState, PubTurns, Retention, UNHEARD_RETENTION, retire_due};
-    use crate::proto::feed::Batching;
-    use crate::wire::StatusRepr;
-    use crate::{FeedbackConfig, Mode, ObjectId, Sender, SenderConfig};
+    use super::{Live, PubState, PubTurns, Retention, SubCore, UNHEARD_RETENTION, retire_due};
+    use crate::proto::feed::{Batching, InboxLimits};
+    use crate::wire::{DataRepr, ProbeRepr, Repr, StatusRepr, WireMode};
+    use crate::{
+        FecId, FeedbackConfig, Mode, ObjectId, Receiver, ReceiverConfig, RejectReason, Sender,
+        SenderConfig, SessionId,
+    };
+    use groupcast_fec::Oti;
     use std::time::{Duration, Instant};
+
+    /// The DATA of the last block of object `object` of `session`, which
+    /// claims `size` bytes: zeros, every source symbol, no code.
+    fn last_block(session: u64, object: u32, size: u64) -> Vec<Vec<u8>> {
+        let oti = Oti::for_object(size, 1024, 1000, 4).unwrap();
+        let sbn = oti.source_blocks() - 1;
+        let k = oti.block(sbn).unwrap().source_symbols;
+        let symbol = vec![0u8; 1024];
+        (0..k)
+            .map(|esi| {
+                let repr = Repr::Data(DataRepr {
+                    session,
+                    object,
+                    fec: FecId::NoCode,
+                    oti,
+                    sbn: sbn as u8,
+                    esi,
+                    symbol: &symbol,
+                });
+                let mut buf = vec![0; repr.buffer_len()];
+                repr.emit(&mut buf).unwrap();
+                buf
+            })
+            .collect()
+    }
+
+    fn forged_probe(session: u64) -> Vec<u8> {
+        let p = ProbeRepr {
+            session,
+            timestamp_us: 1000,
+            sent: 0,
+            grtt_us: 10_000,
+            objects: 1,
+            progress: (0, 0),
+            mode: WireMode::Hybrid,
+            flags: 0,
+            group_log2: 0,
+            hops: 1,
+            retained: 0,
+        };
+        let mut b = vec![0; 64];
+        let n = p.write(&mut b).unwrap();
+        b.truncate(n);
+        b
+    }
+
+    /// A forger's objects that claim 1 GiB each cost a subscriber the blocks
+    /// that came, never the size claimed, and within its limits: a session
+    /// not started (no PROBE) gets the smaller share, and an object whose
+    /// block would pass the bound is given up, its later packets refused,
+    /// never confirmed.
+    #[test]
+    fn objects_that_claim_gigabytes_cost_what_came_within_the_limits() {
+        let t0 = Instant::now();
+        let mut rx = Receiver::new(ReceiverConfig::default());
+        let limits = InboxLimits {
+            max_held: 16 << 20,
+            max_unstarted: 2 << 20,
+            ..InboxLimits::default()
+        };
+        let mut core = SubCore::new(Duration::from_secs(10), 16, limits);
+        let feed = |rx: &mut Receiver, core: &mut SubCore, d: &[u8]| {
+            rx.handle_datagram(t0, d);
+            while let Some(e) = rx.poll_event() {
+                core.event(rx, e, t0);
+            }
+        };
+        // Unstarted: the last block (4 MiB) of a 1 GiB object is over its share.
+        let block = last_block(7, 0, 1 << 30);
+        let bytes = block.len() * 1024;
+        assert!(bytes > 4 << 20, "blocks of 4 MiB and more");
+        for d in &block {
+            feed(&mut rx, &mut core, d);
+        }
+        assert_eq!(core.objects.held_bytes(), 0);
+        assert_eq!(core.inbox.stats().over_budget, 1);
+        feed(&mut rx, &mut core, &block[0]);
+        assert_eq!(rx.stats().rejected(RejectReason::Abandoned), 1);
+        // Started: three such blocks are held (over 12 MiB); the fourth and
+        // fifth objects are given up.
+        feed(&mut rx, &mut core, &forged_probe(8));
+        for object in 1..=5 {
+            for d in last_block(8, object, 1 << 30) {
+                feed(&mut rx, &mut core, &d);
+            }
+        }
+        assert_eq!(core.inbox.start(SessionId(8)), Some(ObjectId(0)));
+        assert_eq!(core.objects.held_bytes(), 3 * bytes, "the blocks that came");
+        assert_eq!(core.inbox.stats().over_budget, 3);
+        assert_eq!(rx.stats().objects_completed, 0);
+    }
 
     /// A publisher whose only receiver stopped moving (or a forged id that
     /// never moved and keeps reporting) still retires what it sent, as if

@@ -294,20 +294,67 @@ pub enum Delivery {
 /// Counters of an [`Inbox`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InboxStats {
-    /// Objects whose frame did not parse, dropped (and delivered as a gap).
+    /// Objects whose frame did not parse or does not follow the session's
+    /// last (a sequence number or stream offset out of turn), dropped (and
+    /// delivered as a gap).
     pub malformed: u64,
     /// Objects that came before the session's start or again, dropped.
     pub stale: u64,
     /// Gaps delivered.
     pub gaps: u64,
-    /// Sessions refused beyond `max_sessions`.
+    /// Sessions refused beyond `max_sessions`, every slot taken by a
+    /// publisher heard within [`InboxLimits::publisher_idle`].
     pub sessions_refused: u64,
+    /// Sessions dropped to make room for another, idle for
+    /// [`InboxLimits::publisher_idle`].
+    pub sessions_expired: u64,
+    /// Sessions whose start never became known (no PROBE) within the gap
+    /// timeout of their first object, dropped with what they held.
+    pub unstarted_expired: u64,
+    /// Objects refused because holding them would pass
+    /// [`InboxLimits::max_held`] or [`InboxLimits::max_unstarted`].
+    pub over_budget: u64,
+}
+
+/// What an [`Inbox`] holds at most. Start from [`InboxLimits::default`];
+/// protocol.md's limits table lists each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboxLimits {
+    /// Bytes of completed objects held for order, over every session.
+    /// Default 64 MiB (four 16 MiB publisher windows).
+    pub max_held: usize,
+    /// Of those, bytes held for sessions whose start is not known yet (no
+    /// PROBE heard: anyone may claim such a session). Default 8 MiB.
+    pub max_unstarted: usize,
+    /// A session heard of for this long gives its slot to a new one when
+    /// every slot is taken. Default 60 s.
+    pub publisher_idle: Duration,
+}
+
+impl Default for InboxLimits {
+    fn default() -> Self {
+        Self {
+            max_held: 64 << 20,
+            max_unstarted: 8 << 20,
+            publisher_idle: Duration::from_secs(60),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
 struct Feed {
     /// The first object delivered; `None` until it is known.
     start: Option<u32>,
+    /// Bytes of `ready`.
+    held: usize,
+    /// When an object of the session was last handed in.
+    heard: Option<Instant>,
+    /// Where the next stream piece starts, once a piece was delivered.
+    stream_at: Option<u64>,
+    /// Whether a gap was delivered since the last message or stream piece:
+    /// the next may then start later than `seq` or `stream_at`, never
+    /// earlier.
+    after_gap: bool,
     /// The next object to deliver.
     next: u32,
     /// Objects complete and not yet delivered, by id.
@@ -338,13 +385,22 @@ impl Feed {
         stats.gaps += 1;
         self.next = to;
         self.failed = self.failed.split_off(&to);
+        self.after_gap = true;
     }
 }
 
 /// The subscribing side: puts completed objects back in order, per session,
 /// and unframes them. It holds completed objects until those before them
-/// are delivered; its owner bounds that by holding the receiver's window
-/// ([`Inbox::held_bytes`], [`super::Receiver::hold_window`]).
+/// are delivered, within [`InboxLimits`]: at most `max_held` bytes in all,
+/// of which at most `max_unstarted` for sessions whose start is not known
+/// (such a session is dropped if its start stays unknown for the gap
+/// timeout). Its owner keeps an honest publisher well inside that by
+/// holding the receiver's window ([`Inbox::held_started_bytes`],
+/// [`super::Receiver::hold_window`]).
+///
+/// Nothing in an object can make it panic or allocate beyond its limits:
+/// lengths, counts, sequence numbers and offsets are checked before they
+/// meet arithmetic (protocol.md §14).
 #[derive(Debug)]
 pub struct Inbox {
     feeds: HashMap<SessionId, Feed>,
@@ -353,28 +409,50 @@ pub struct Inbox {
     /// one is declared a gap.
     gap_timeout: Duration,
     max_sessions: usize,
+    limits: InboxLimits,
     held: usize,
+    /// The latest time handed in, for slot expiry where a call has none.
+    now: Option<Instant>,
+    /// Sessions dropped (expired or refused), for the owner to refuse too.
+    dropped: VecDeque<SessionId>,
     stats: InboxStats,
 }
 
 impl Inbox {
     /// An empty inbox: a missing object becomes a gap after `gap_timeout`,
-    /// and at most `max_sessions` publishers are followed at once.
+    /// and at most `max_sessions` publishers are followed at once, within
+    /// the default [`InboxLimits`].
     pub fn new(gap_timeout: Duration, max_sessions: usize) -> Self {
         Self {
             feeds: HashMap::new(),
             out: VecDeque::new(),
             gap_timeout,
-            max_sessions,
+            max_sessions: max_sessions.max(1),
+            limits: InboxLimits::default(),
             held: 0,
+            now: None,
+            dropped: VecDeque::new(),
             stats: InboxStats::default(),
         }
     }
 
-    /// Whether the inbox follows `session` (it refuses sessions beyond
-    /// `max_sessions`).
+    /// The same inbox within other limits.
+    pub fn with_limits(mut self, limits: InboxLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &InboxLimits {
+        &self.limits
+    }
+
+    /// Whether the inbox follows `session`, or would take it now (a free
+    /// slot, or one it may expire).
     pub fn follows(&self, session: SessionId) -> bool {
-        self.feeds.contains_key(&session) || self.feeds.len() < self.max_sessions
+        self.feeds.contains_key(&session)
+            || self.feeds.len() < self.max_sessions
+            || self.expirable().is_some()
     }
 
     /// Where delivery of `session` starts, if not yet decided: at the first
@@ -383,19 +461,18 @@ impl Inbox {
     /// retains and nothing it cannot. Returns the start once decided (the
     /// receiver then skips what is before it).
     pub fn start_at(&mut self, session: SessionId, retained: ObjectId) -> Option<ObjectId> {
-        let f = feed_of(&mut self.feeds, &mut self.stats, self.max_sessions, session)?;
+        let f = self.feed_of(session)?;
         if f.start.is_none() {
             let start = retained.0;
             f.start = Some(start);
             f.next = start;
-            let stale: Vec<u32> = f.ready.range(..start).map(|(k, _)| *k).collect();
-            for k in stale {
-                if let Some(d) = f.ready.remove(&k) {
-                    self.held -= d.len();
-                    self.stats.stale += 1;
-                }
-            }
+            let keep = f.ready.split_off(&start);
+            let stale = std::mem::replace(&mut f.ready, keep);
+            let bytes: usize = stale.values().map(Vec::len).sum();
+            f.held -= bytes;
             f.failed = f.failed.split_off(&start);
+            self.held -= bytes;
+            self.stats.stale += stale.len() as u64;
             // What completed before the start was known goes out now.
             self.deliver(session);
         }
@@ -435,30 +512,79 @@ impl Inbox {
         self.feeds.get(&session).and_then(|f| f.start).map(ObjectId)
     }
 
-    /// A verified object of `session`.
+    /// Whether `len` more bytes of `session` fit the limits, beside
+    /// `pending` bytes the owner holds of objects not yet complete (in all,
+    /// and of sessions whose start is unknown); a refusal is counted
+    /// (`over_budget`).
+    pub fn room_for(
+        &mut self,
+        session: SessionId,
+        len: usize,
+        pending: usize,
+        pending_unstarted: usize,
+    ) -> bool {
+        let room = self.has_room(session, len, pending, pending_unstarted);
+        if !room {
+            self.stats.over_budget += 1;
+        }
+        room
+    }
+
+    fn has_room(
+        &self,
+        session: SessionId,
+        len: usize,
+        pending: usize,
+        pending_unstarted: usize,
+    ) -> bool {
+        let total = self.held.saturating_add(pending).saturating_add(len);
+        if total > self.limits.max_held {
+            return false;
+        }
+        if self.start(session).is_some() {
+            return true;
+        }
+        let unstarted = self
+            .held_unstarted_bytes()
+            .saturating_add(pending_unstarted)
+            .saturating_add(len);
+        unstarted <= self.limits.max_unstarted
+    }
+
+    /// A verified object of `session`. Returns whether it was taken (not
+    /// stale, a duplicate, beyond the limits, or of a session refused).
     pub fn handle_object(
         &mut self,
         now: Instant,
         session: SessionId,
         object: ObjectId,
         data: Vec<u8>,
-    ) {
-        let Some(f) = feed_of(&mut self.feeds, &mut self.stats, self.max_sessions, session) else {
-            return;
+    ) -> bool {
+        self.now = Some(self.now.map_or(now, |t| t.max(now)));
+        if !self.has_room(session, data.len(), 0, 0) {
+            self.stats.over_budget += 1;
+            return false;
+        }
+        let Some(f) = self.feed_of(session) else {
+            return false;
         };
+        f.heard = Some(now);
         if f.start.is_some_and(|s| object.0 < f.next.max(s))
             || f.ready.contains_key(&object.0)
             || f.ended
         {
             self.stats.stale += 1;
-            return;
+            return false;
         }
-        self.held += data.len();
+        let len = data.len();
+        f.held += len;
         f.ready.insert(object.0, data);
         if f.stuck_since.is_none() {
             f.stuck_since = Some(now);
         }
+        self.held += len;
         self.deliver(session);
+        true
     }
 
     /// An object of `session` failed for good (the receiver gave up on it).
@@ -473,22 +599,30 @@ impl Inbox {
     }
 
     /// Declares gaps where a later object has waited `gap_timeout` for an
-    /// earlier one. Returns the sessions whose delivery moved past a gap,
-    /// with the object it moved to (the receiver then skips what is before).
+    /// earlier one, and drops sessions whose start stayed unknown that long.
+    /// Returns the sessions whose delivery moved past a gap, with the object
+    /// it moved to (the receiver then skips what is before).
     pub fn handle_timeout(&mut self, now: Instant) -> Vec<(SessionId, ObjectId)> {
+        self.now = Some(self.now.map_or(now, |t| t.max(now)));
         let mut moved = Vec::new();
-        let sessions: Vec<SessionId> = self
+        let due: Vec<SessionId> = self
             .feeds
             .iter()
             .filter(|(_, f)| {
-                f.start.is_some()
-                    && f.stuck_since
-                        .is_some_and(|s| now.saturating_duration_since(s) >= self.gap_timeout)
+                f.stuck_since
+                    .is_some_and(|s| now.saturating_duration_since(s) >= self.gap_timeout)
             })
             .map(|(s, _)| *s)
             .collect();
-        for s in sessions {
+        for s in due {
             let f = self.feeds.get_mut(&s).expect("listed");
+            if f.start.is_none() {
+                // Nothing was confirmed of it (the receiver reports only to
+                // sessions whose PROBE it heard): forgotten, not refused.
+                self.stats.unstarted_expired += 1;
+                self.drop_feed(s, false);
+                continue;
+            }
             let Some((&first, _)) = f.ready.iter().next() else {
                 f.stuck_since = None;
                 continue;
@@ -507,10 +641,16 @@ impl Inbox {
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.feeds
             .values()
-            .filter(|f| f.start.is_some())
             .filter_map(|f| f.stuck_since)
             .min()
             .map(|s| s + self.gap_timeout)
+    }
+
+    /// A session the inbox dropped (expired, or refused for want of a slot),
+    /// for its owner to stop receiving: its objects will not be delivered,
+    /// so they must not be confirmed either.
+    pub fn poll_dropped(&mut self) -> Option<SessionId> {
+        self.dropped.pop_front()
     }
 
     fn deliver(&mut self, session: SessionId) {
@@ -522,39 +662,61 @@ impl Inbox {
         }
         loop {
             if f.failed.remove(&f.next) {
+                // Objects failed in a row make one gap.
                 let from = f.next;
-                while f.failed.remove(&(f.next + 1)) {
-                    f.next += 1;
+                let mut to = from.checked_add(1);
+                while let Some(t) = to
+                    && f.failed.remove(&t)
+                {
+                    to = t.checked_add(1);
                 }
-                f.next += 1;
+                f.after_gap = true;
+                self.stats.gaps += 1;
                 self.out.push_back(Delivery::Gap {
                     sender: session,
                     from: ObjectId(from),
-                    to: ObjectId(f.next),
+                    to: ObjectId(to.unwrap_or(u32::MAX)),
                 });
-                self.stats.gaps += 1;
-                continue;
+                match to {
+                    Some(to) => {
+                        f.next = to;
+                        continue;
+                    }
+                    // Object ids end at u32::MAX: nothing can follow.
+                    None => {
+                        f.next = u32::MAX;
+                        f.ended = true;
+                    }
+                }
+            }
+            if f.ended {
+                self.held -= f.held;
+                f.held = 0;
+                self.stats.stale += f.ready.len() as u64;
+                f.ready.clear();
+                break;
             }
             let Some(data) = f.ready.remove(&f.next) else {
                 break;
             };
+            f.held -= data.len();
             self.held -= data.len();
             let object = ObjectId(f.next);
-            f.next += 1;
+            // The last object id there is ends the session whatever it holds.
+            let last = f.next == u32::MAX;
+            f.next = f.next.saturating_add(1);
             if !unframe(session, data, f, &mut self.out) {
                 self.stats.malformed += 1;
                 self.stats.gaps += 1;
+                f.after_gap = true;
                 self.out.push_back(Delivery::Gap {
                     sender: session,
                     from: object,
                     to: ObjectId(f.next),
                 });
             }
-            if f.ended {
-                self.held -= f.ready.values().map(Vec::len).sum::<usize>();
-                self.stats.stale += f.ready.len() as u64;
-                f.ready.clear();
-                break;
+            if last {
+                f.ended = true;
             }
         }
         f.stuck_since = if f.ready.is_empty() {
@@ -579,6 +741,21 @@ impl Inbox {
         self.held
     }
 
+    /// Bytes held for sessions whose start is known: what flow control
+    /// holds the window for.
+    pub fn held_started_bytes(&self) -> usize {
+        self.held - self.held_unstarted_bytes()
+    }
+
+    /// Bytes held for sessions whose start is not known yet.
+    pub fn held_unstarted_bytes(&self) -> usize {
+        self.feeds
+            .values()
+            .filter(|f| f.start.is_none())
+            .map(|f| f.held)
+            .sum()
+    }
+
     /// The next object `session` delivers, once its start is known.
     pub fn next_object(&self, session: SessionId) -> Option<ObjectId> {
         self.feeds
@@ -596,84 +773,137 @@ impl Inbox {
     pub fn stats(&self) -> &InboxStats {
         &self.stats
     }
-}
 
-/// `session`'s feed, made if there is room (an ended session gives way).
-fn feed_of<'a>(
-    feeds: &'a mut HashMap<SessionId, Feed>,
-    stats: &mut InboxStats,
-    max: usize,
-    session: SessionId,
-) -> Option<&'a mut Feed> {
-    if !feeds.contains_key(&session) && feeds.len() >= max {
-        let ended = feeds
+    /// A session whose slot may go to a new one: ended with nothing held,
+    /// or heard of last `publisher_idle` ago or more (the stalest).
+    fn expirable(&self) -> Option<(SessionId, bool)> {
+        if let Some((s, _)) = self
+            .feeds
             .iter()
             .find(|(_, f)| f.ended && f.ready.is_empty())
-            .map(|(s, _)| *s);
-        match ended {
-            Some(s) => {
-                feeds.remove(&s);
+        {
+            return Some((*s, true));
+        }
+        let now = self.now?;
+        self.feeds
+            .iter()
+            .filter(|(_, f)| {
+                f.heard
+                    .is_none_or(|h| now.saturating_duration_since(h) >= self.limits.publisher_idle)
+            })
+            .min_by_key(|(_, f)| f.heard)
+            .map(|(s, _)| (*s, false))
+    }
+
+    /// `session`'s feed, made if there is room (an ended or idle session
+    /// gives way; a refused one is reported by [`Inbox::poll_dropped`]).
+    fn feed_of(&mut self, session: SessionId) -> Option<&mut Feed> {
+        if !self.feeds.contains_key(&session) && self.feeds.len() >= self.max_sessions {
+            match self.expirable() {
+                Some((s, ended)) => {
+                    if !ended {
+                        self.stats.sessions_expired += 1;
+                    }
+                    self.drop_feed(s, !ended);
+                }
+                None => {
+                    self.stats.sessions_refused += 1;
+                    self.dropped.push_back(session);
+                    return None;
+                }
             }
-            None => {
-                stats.sessions_refused += 1;
-                return None;
+        }
+        let f = self.feeds.entry(session).or_default();
+        if f.heard.is_none() {
+            f.heard = self.now;
+        }
+        Some(f)
+    }
+
+    /// Forgets `session` and what it held; with `tell`, its owner hears of
+    /// it ([`Inbox::poll_dropped`]).
+    fn drop_feed(&mut self, session: SessionId, tell: bool) {
+        if let Some(f) = self.feeds.remove(&session) {
+            self.held -= f.held;
+            if tell {
+                self.dropped.push_back(session);
             }
         }
     }
-    Some(feeds.entry(session).or_default())
 }
 
-/// Unframes one object into `out`; false if it does not parse (nothing is
-/// then delivered of it).
+/// A big-endian u64 at `at`, if the bytes are there.
+fn u64_at(d: &[u8], at: usize) -> Option<u64> {
+    let b: [u8; 8] = d.get(at..at.checked_add(8)?)?.try_into().ok()?;
+    Some(u64::from_be_bytes(b))
+}
+
+/// A big-endian u32 at `at`, if the bytes are there.
+fn u32_at(d: &[u8], at: usize) -> Option<u32> {
+    let b: [u8; 4] = d.get(at..at.checked_add(4)?)?.try_into().ok()?;
+    Some(u32::from_be_bytes(b))
+}
+
+/// Unframes one object into `out`; false if it does not parse, or does not
+/// follow the session's last message or stream piece (nothing is then
+/// delivered of it). protocol.md §14.1.
 fn unframe(session: SessionId, data: Vec<u8>, f: &mut Feed, out: &mut VecDeque<Delivery>) -> bool {
-    let u64_at = |d: &[u8], at: usize| -> Option<u64> {
-        d.get(at..at + 8)
-            .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
-    };
     match data.first() {
         Some(&FRAME_MESSAGES) => {
-            let (Some(first), Some(count)) = (
-                u64_at(&data, 1),
-                data.get(9..13)
-                    .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes"))),
-            ) else {
+            let (Some(first), Some(count)) = (u64_at(&data, 1), u32_at(&data, 9)) else {
                 return false;
             };
+            // The batch's sequence numbers must exist, and follow the last
+            // batch's (past a gap, they may jump forward).
+            let Some(after) = first.checked_add(count as u64) else {
+                return false;
+            };
+            if let Some(s) = f.seq
+                && (first < s || (!f.after_gap && first != s))
+            {
+                return false;
+            }
             // Check the whole batch before handing any of it out.
             let mut at = MESSAGES_HEADER;
             let mut spans = Vec::with_capacity((count as usize).min(data.len() / MESSAGE_HEADER));
             for _ in 0..count {
-                let Some(len) = data
-                    .get(at..at + MESSAGE_HEADER)
-                    .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")) as usize)
-                else {
+                let Some(len) = u32_at(&data, at) else {
                     return false;
                 };
                 let start = at + MESSAGE_HEADER;
-                let Some(end) = start.checked_add(len).filter(|&e| e <= data.len()) else {
+                let Some(end) = start.checked_add(len as usize).filter(|&e| e <= data.len()) else {
                     return false;
                 };
                 spans.push((start, end));
                 at = end;
             }
-            // Sequence numbers only go forward (past a gap, they jump).
-            if at != data.len() || f.seq.is_some_and(|s| first < s) {
+            if at != data.len() {
                 return false;
             }
-            for (i, (start, end)) in spans.into_iter().enumerate() {
+            for ((start, end), seq) in spans.into_iter().zip(first..) {
                 out.push_back(Delivery::Message(Message {
                     sender: session,
-                    seq: first + i as u64,
+                    seq,
                     data: data[start..end].to_vec(),
                 }));
             }
-            f.seq = Some(first + count as u64);
+            f.seq = Some(after);
+            f.after_gap = false;
             true
         }
         Some(&FRAME_STREAM) => {
             let Some(offset) = u64_at(&data, 1) else {
                 return false;
             };
+            let Some(end) = offset.checked_add((data.len() - STREAM_HEADER) as u64) else {
+                return false;
+            };
+            // A piece starts where the last ended (past a gap, later).
+            if let Some(at) = f.stream_at
+                && (offset < at || (!f.after_gap && offset != at))
+            {
+                return false;
+            }
             let mut data = data;
             data.drain(..STREAM_HEADER);
             out.push_back(Delivery::Stream {
@@ -681,12 +911,19 @@ fn unframe(session: SessionId, data: Vec<u8>, f: &mut Feed, out: &mut VecDeque<D
                 offset,
                 data,
             });
+            f.stream_at = Some(end);
+            f.after_gap = false;
             true
         }
         Some(&FRAME_END) if data.len() == END_LEN => {
             let (Some(stream_len), Some(messages)) = (u64_at(&data, 1), u64_at(&data, 9)) else {
                 return false;
             };
+            // The end cannot say less than was delivered.
+            if f.stream_at.is_some_and(|at| stream_len < at) || f.seq.is_some_and(|s| messages < s)
+            {
+                return false;
+            }
             f.ended = true;
             out.push_back(Delivery::End {
                 sender: session,

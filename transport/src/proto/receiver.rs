@@ -258,11 +258,13 @@ pub enum RejectReason {
     /// A PROBE whose counters cannot be true (for example more DATA sent since
     /// the last PROBE than could be); its counters are ignored.
     Implausible,
+    /// Of an object its application gave up ([`Receiver::abandon`]).
+    Abandoned,
 }
 
 impl RejectReason {
     /// Every reason, in a stable order.
-    pub const ALL: [RejectReason; 31] = [
+    pub const ALL: [RejectReason; 32] = [
         Self::Truncated,
         Self::Oversized,
         Self::BadMagic,
@@ -294,6 +296,7 @@ impl RejectReason {
         Self::WrongTransfer,
         Self::BlockTooLarge,
         Self::Implausible,
+        Self::Abandoned,
     ];
 
     /// A stable snake_case name, as used in `rejected_by_reason`.
@@ -330,6 +333,7 @@ impl RejectReason {
             Self::WrongTransfer => "wrong_transfer",
             Self::BlockTooLarge => "block_too_large",
             Self::Implausible => "implausible",
+            Self::Abandoned => "abandoned",
             Self::AwaitingManifest => "awaiting_manifest",
         }
     }
@@ -373,6 +377,8 @@ pub enum FailReason {
     Idle,
     /// A candidate manifest evicted by a newer one ([`Admission::Manifest`]).
     Evicted,
+    /// Its application gave it up ([`Receiver::abandon`]).
+    Abandoned,
 }
 
 /// Where a sender is, from its PROBEs ([`Receiver::sender_progress`]).
@@ -480,6 +486,11 @@ pub struct ReceiverStats {
     pub nacks_heard: u64,
     /// STATUS packets sent.
     pub status_sent: u64,
+    /// STATUS packets not sent: due, but with nothing new to say and no
+    /// credit left, the session having sent no DATA or OBJECT_INFO since
+    /// (protocol.md §13.6). PROBEs of sessions that send nothing draw no
+    /// reply.
+    pub status_withheld: u64,
     /// Feedback packets that were not for a receiver (STATUS), or of sessions
     /// beyond `max_sessions`, ignored.
     pub feedback_ignored: u64,
@@ -581,7 +592,24 @@ struct SessionFb {
     unanswered: Option<Instant>,
     /// Whether we warned that NACKs go unanswered.
     warned_unanswered: bool,
+    /// Packets with nothing new this receiver may still send to the
+    /// session's sender (STATUS whose window did not move, and NACKs under
+    /// `nack_unicast`): one per DATA or OBJECT_INFO packet of the session
+    /// heard, at most [`MAX_SENDER_CREDIT`]; two to start with if some was
+    /// heard before its first PROBE. A PROBE earns none, so that PROBEs of a
+    /// session that sends nothing, from a spoofed source, draw no reply
+    /// (protocol.md §13.6).
+    sender_credit: u32,
+    /// The window the last STATUS reported.
+    last_window: Option<(u32, u8)>,
+    /// Whether a due STATUS waits for credit (counted once).
+    withheld: bool,
 }
+
+/// Packets to a session's sender a receiver may bank (`SessionFb::sender_credit`):
+/// enough for the STATUS of a quiet feed's idle minutes (at one every
+/// `status_interval`, it is spent only while something is due).
+const MAX_SENDER_CREDIT: u32 = 64;
 
 /// One block's request, before it goes into a NACK.
 struct Need {
@@ -874,6 +902,54 @@ impl Receiver {
         self.fb.retain(|s, _| *s == session);
     }
 
+    /// Gives up one object for good: what is held of it is dropped, an
+    /// [`ReceiverEvent::ObjectFailed`] (`Abandoned`) follows if it was in
+    /// progress, and its later packets are refused (`abandoned`), so that it
+    /// is never reported complete. For an application whose own budget for
+    /// the object is spent (a subscriber holds only so many unverified
+    /// bytes). The last `completed_history` abandoned objects are
+    /// remembered. Nothing happens to an object already complete.
+    pub fn abandon(&mut self, session: SessionId, object: ObjectId) {
+        let key = (session, object);
+        if self.table.completed.contains(&key) || self.table.abandoned.contains(&key) {
+            return;
+        }
+        self.fail(key, FailReason::Abandoned);
+        if self.table.abandoned_order.len() >= self.config.completed_history.max(1)
+            && let Some(old) = self.table.abandoned_order.pop_front()
+        {
+            self.table.abandoned.remove(&old);
+        }
+        self.table.abandoned.insert(key);
+        self.table.abandoned_order.push_back(key);
+    }
+
+    /// Refuses `session` from now on, as if it were in
+    /// [`ReceiverConfig::refused_sessions`]: its objects are dropped with no
+    /// event, its feedback state is forgotten, and this receiver never sends
+    /// it another packet. For a driver that cannot follow it (every
+    /// publisher slot taken). The list keeps the last 1,024 sessions refused.
+    pub fn refuse_session(&mut self, session: SessionId) {
+        if self.config.refused_sessions.contains(&session) {
+            return;
+        }
+        if self.config.refused_sessions.len() >= MAX_REFUSED {
+            self.config.refused_sessions.remove(0);
+        }
+        self.config.refused_sessions.push(session);
+        let keys: Vec<Key> = self
+            .table
+            .objects
+            .keys()
+            .filter(|k| k.0 == session)
+            .copied()
+            .collect();
+        for key in keys {
+            self.remove(key);
+        }
+        self.fb.remove(&session);
+    }
+
     /// Holds the window edge this receiver reports for `session` (STATUS's
     /// Window, which paces the sender's first pass) at `at`: the first block
     /// the application has not consumed yet, while that is behind the blocks
@@ -1038,7 +1114,10 @@ impl Receiver {
             .first()
             .map(|(at, _)| *at + self.config.idle_timeout);
         let fb = self.fb.values().flat_map(|f| {
-            let status = if f.final_statuses > 0 {
+            // A STATUS waiting for credit waits for a packet, not a time.
+            let status = if f.sender_credit == 0 {
+                None
+            } else if f.final_statuses > 0 {
                 Some(f.probe_at.min(f.last_status.unwrap_or(f.probe_at)))
             } else if f.status_due {
                 Some(
@@ -1132,6 +1211,9 @@ impl Receiver {
     fn handle_data(&mut self, now: Instant, d: DataRepr<'_>) -> Result<(), RejectReason> {
         self.accept_session(d.session)?;
         let key = (SessionId(d.session), ObjectId(d.object));
+        if self.table.abandoned.contains(&key) {
+            return Err(RejectReason::Abandoned);
+        }
         // Every DATA of the session is a packet the path delivered, whether
         // or not it can be used yet: the loss estimate measures the path.
         // (Left uncounted, the DATA heard while the manifest was still
@@ -1410,6 +1492,7 @@ impl Receiver {
         if let Some(f) = self.fb.get_mut(&SessionId(d.session)) {
             f.data += 1;
             f.bytes += d.symbol.len() as u64;
+            f.sender_credit = (f.sender_credit + 1).min(MAX_SENDER_CREDIT);
         }
     }
 
@@ -1540,6 +1623,12 @@ impl Receiver {
     fn handle_info(&mut self, now: Instant, i: InfoRepr<'_>) -> Result<(), RejectReason> {
         self.accept_session(i.session)?;
         let key = (SessionId(i.session), ObjectId(i.object));
+        if let Some(f) = self.fb.get_mut(&key.0) {
+            f.sender_credit = (f.sender_credit + 1).min(MAX_SENDER_CREDIT);
+        }
+        if self.table.abandoned.contains(&key) {
+            return Err(RejectReason::Abandoned);
+        }
         if self.table.is_done(key) {
             return Ok(());
         }
@@ -1691,6 +1780,12 @@ impl Receiver {
             self.stats.feedback_ignored += 1;
             return Ok(());
         }
+        // DATA heard before the session's first PROBE earns its first
+        // replies (the receiver holds or completed some of its objects).
+        let heard = !self.fb.contains_key(&session)
+            && (self.table.floor(session) > 0
+                || self.table.objects.keys().any(|k| k.0 == session)
+                || self.table.completed.iter().any(|k| k.0 == session));
         let f = self.fb.entry(session).or_insert_with(|| SessionFb {
             grtt: Duration::ZERO,
             grtt_at: now,
@@ -1725,6 +1820,9 @@ impl Receiver {
             complete: false,
             unanswered: None,
             warned_unanswered: false,
+            sender_credit: if heard { 2 } else { 0 },
+            last_window: None,
+            withheld: false,
         });
         // The sender's counter starts at 0 with its session and grows by one
         // per DATA packet; anyone can forge it. So it may run ahead of the
@@ -2049,6 +2147,27 @@ impl Receiver {
         }
         let edge = self.table.edge(session, f.objects);
         let complete = f.objects > 0 && edge == (f.objects, 0);
+        // Complete, it says so whatever the application still holds.
+        let window = match f.hold {
+            Some(h) if !complete => h.min(edge),
+            _ => edge,
+        };
+        // A STATUS that says nothing new spends the session's credit, which
+        // only its DATA and OBJECT_INFO earn (protocol.md §13.6); without
+        // credit it waits for the session's next packet. News (the window
+        // moved) is the session's own doing, and goes at once.
+        if f.last_window.is_none_or(|w| w == window) {
+            if f.sender_credit == 0 {
+                if !f.withheld {
+                    f.withheld = true;
+                    self.stats.status_withheld += 1;
+                }
+                return None;
+            }
+            f.sender_credit -= 1;
+        }
+        f.withheld = false;
+        f.last_window = Some(window);
         if complete && !f.complete {
             f.complete = true;
             f.final_statuses = 3;
@@ -2065,11 +2184,7 @@ impl Receiver {
             loss_ppm: ((f.loss * 1e6) as u32).min(crate::wire::feedback::MAX_LOSS_PPM),
             loss_span: loss_span(f),
             rate: f.rate as u64,
-            // Complete, it says so whatever the application still holds.
-            window: match f.hold {
-                Some(h) if !complete => h.min(edge),
-                _ => edge,
-            },
+            window,
             flags: STATUS_ECHO
                 | if complete { STATUS_COMPLETE } else { 0 }
                 | if loss_measured(f) { STATUS_LOSS } else { 0 },
@@ -2089,6 +2204,12 @@ impl Receiver {
         // due and that this receiver still lacks and holds no holdoff for.
         let f = self.fb.get_mut(&session)?;
         if f.timers.next().is_none_or(|t| t > now) {
+            return None;
+        }
+        // NACKs to the sender alone spend its credit, as STATUS does; the due
+        // timers go, and the next PROBE draws new ones.
+        if self.config.nack_unicast && f.sender_credit == 0 {
+            f.timers.remove_due(now);
             return None;
         }
         // Only blocks whose own timer is due: a block whose timer runs on is
@@ -2157,6 +2278,11 @@ impl Receiver {
         } else {
             Destination::Feedback
         };
+        if to == Destination::Sender
+            && let Some(f) = self.fb.get_mut(&session)
+        {
+            f.sender_credit = f.sender_credit.saturating_sub(1);
+        }
         Some((len, to))
     }
 }
@@ -2177,10 +2303,18 @@ struct ObjectTable {
     /// Each object in progress by when it was last heard from: the first
     /// goes idle first (a timer per object, kept in order).
     idle: BTreeSet<(Instant, Key)>,
+    /// Objects the application gave up ([`Receiver::abandon`]), oldest
+    /// first, at most `completed_history`: never taken again, never
+    /// reported complete.
+    abandoned: HashSet<Key>,
+    abandoned_order: VecDeque<Key>,
 }
 
 /// Sessions whose floor ([`ObjectTable::floors`]) is kept at once.
 const MAX_FLOORS: usize = 1024;
+
+/// Sessions [`Receiver::refuse_session`] remembers.
+const MAX_REFUSED: usize = 1024;
 
 impl ObjectTable {
     /// Whether an object is done: completed, or below its session's floor.

@@ -385,7 +385,7 @@ impl SubscriberBuilder {
     pub fn open_async(mut self) -> Result<Subscriber, IoError> {
         // The task decodes: no worker threads to hand blocks to.
         self.config.decode_threads = 0;
-        let (sock, config, queue, gap, max) = self.prepare()?;
+        let (sock, config, queue, core) = self.prepare()?;
         let (udp, fb) = sock
             .tokio_sockets()
             .map_err(sock_err("handing the socket to tokio"))?;
@@ -398,7 +398,7 @@ impl SubscriberBuilder {
         });
         let s = Arc::clone(&shared);
         let task = ::tokio::spawn(async move {
-            let r = drive_subscriber(sock, udp, fb, config, &s, queue, gap, max).await;
+            let r = drive_subscriber(sock, udp, fb, config, &s, queue, core).await;
             let mut st = lock(&s.state);
             st.done = true;
             if let Err(e) = &r {
@@ -423,12 +423,10 @@ async fn drive_subscriber(
     config: crate::proto::ReceiverConfig,
     shared: &SubShared,
     queue: usize,
-    gap_timeout: Duration,
-    max_publishers: usize,
+    mut core: SubCore,
 ) -> Result<(), IoError> {
     use crate::io::{DATA, NACK, OBJECT_INFO, PROBE, packet_type, session_of};
     let mut rx = Receiver::new(config);
-    let mut core = SubCore::new(gap_timeout, max_publishers);
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     let mut out = vec![0u8; crate::wire::DEFAULT_MAX_DATAGRAM];
     let mut hops = 0u32;
@@ -475,7 +473,7 @@ async fn drive_subscriber(
                 }
             }
             while let Some(e) = rx.poll_event() {
-                core.event(e, now);
+                core.event(&mut rx, e, now);
             }
         }
         if let Some(f) = fb.as_ref() {
@@ -494,7 +492,7 @@ async fn drive_subscriber(
         if rx.poll_timeout().is_some_and(|t| t <= now) {
             rx.handle_timeout(now);
             while let Some(e) = rx.poll_event() {
-                core.event(e, now);
+                core.event(&mut rx, e, now);
             }
         }
         let queued = {
