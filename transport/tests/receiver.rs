@@ -374,6 +374,19 @@ mod feedback {
         out
     }
 
+    /// A PROBE of `session` stamped `ts`, as `probe` builds it.
+    fn probe_of(session: u64, ts: u64) -> Vec<u8> {
+        let Ok(Repr::Probe(mut p)) = Repr::parse(&probe(false)) else {
+            unreachable!("a PROBE")
+        };
+        p.session = session;
+        p.timestamp_us = ts;
+        let mut b = vec![0; 64];
+        let n = p.write(&mut b).unwrap();
+        b.truncate(n);
+        b
+    }
+
     fn probe(end: bool) -> Vec<u8> {
         let p = ProbeRepr {
             session: SESSION,
@@ -563,6 +576,57 @@ mod feedback {
             windows(&drain(&mut r, t3, Duration::from_millis(5))),
             [(0, 3)]
         );
+    }
+
+    /// PROBEs of sessions that send nothing, from a spoofed source, draw no
+    /// reply at all; a session that sends DATA gets one packet with nothing
+    /// new per DATA or OBJECT_INFO heard, however many PROBEs it sends
+    /// (protocol.md §13.6).
+    #[test]
+    fn probes_alone_draw_no_reply_and_replies_follow_the_data() {
+        let t0 = Instant::now();
+        let mut r = Receiver::new(ReceiverConfig {
+            id: 3,
+            max_sessions: 64,
+            ..ReceiverConfig::default()
+        });
+        let mut buf = vec![0u8; 1232];
+        let mut sent = 0;
+        let mut t = t0;
+        for i in 0..1200u64 {
+            r.handle_datagram(t, &probe_of(1000 + i % 300, i));
+            r.handle_timeout(t);
+            while r.poll_transmit(t, &mut buf).is_some() {
+                sent += 1;
+            }
+            t += Duration::from_millis(10);
+        }
+        assert_eq!(sent, 0, "replies to PROBEs alone");
+        assert!(r.stats().status_withheld > 0);
+        // A session that sent three DATA, then PROBEs every 10 ms for 12 s:
+        // the first STATUS says where it is, then one more per DATA heard.
+        let data = first_pass(Mode::Hybrid);
+        let mut k = 0;
+        for p in &data {
+            if matches!(Repr::parse(p), Ok(Repr::Data(_))) && k < 3 {
+                r.handle_datagram(t, p);
+                k += 1;
+            }
+        }
+        let mut statuses = 0;
+        for i in 0..1200u64 {
+            r.handle_datagram(t, &probe_of(SESSION, 5000 + i));
+            r.handle_timeout(t);
+            while let Some((n, to)) = r.poll_transmit(t, &mut buf) {
+                assert_eq!(to, Destination::Sender);
+                assert!(matches!(Repr::parse(&buf[..n]), Ok(Repr::Status(_))));
+                statuses += 1;
+            }
+            t += Duration::from_millis(10);
+        }
+        // Two to start with (DATA came before the first PROBE), then none:
+        // the PROBEs after earned nothing.
+        assert_eq!(statuses, 2, "STATUS for three DATA and 1200 PROBEs");
     }
 
     #[test]

@@ -1176,4 +1176,148 @@ mod tests {
         assert!(!inbox.follows(SessionId(7)));
         assert_eq!(inbox.stats().sessions_refused, 1);
     }
+    fn frame_stream(offset: u64, data: &[u8]) -> Vec<u8> {
+        let mut v = vec![FRAME_STREAM];
+        v.extend_from_slice(&offset.to_be_bytes());
+        v.extend_from_slice(data);
+        v
+    }
+
+    fn frame_messages(first: u64, msgs: &[&[u8]]) -> Vec<u8> {
+        let mut v = vec![FRAME_MESSAGES];
+        v.extend_from_slice(&first.to_be_bytes());
+        v.extend_from_slice(&(msgs.len() as u32).to_be_bytes());
+        for m in msgs {
+            v.extend_from_slice(&(m.len() as u32).to_be_bytes());
+            v.extend_from_slice(m);
+        }
+        v
+    }
+
+    fn drain(inbox: &mut Inbox) -> Vec<String> {
+        std::iter::from_fn(|| inbox.poll())
+            .map(|d| match d {
+                Delivery::Message(m) => format!("m{}", m.seq),
+                Delivery::Stream { offset, data, .. } => format!("s{offset}+{}", data.len()),
+                Delivery::Gap { from, to, .. } => format!("gap{}-{}", from.0, to.0),
+                Delivery::End { .. } => "end".into(),
+            })
+            .collect()
+    }
+
+    /// A piece of stream must start where the last ended, and a batch's
+    /// first sequence number follow the last batch's: one that does not is
+    /// a gap, never data. Past a gap they may start later, never earlier.
+    /// Counts that overflow, and the last object id there is, are taken
+    /// without arithmetic that wraps or panics.
+    #[test]
+    fn frames_out_of_turn_are_gaps_and_no_field_overflows() {
+        let t0 = Instant::now();
+        let s = SessionId(1);
+        let mut inbox = Inbox::new(Duration::from_secs(1), 4);
+        inbox.start_at(s, ObjectId(0));
+        inbox.handle_object(t0, s, ObjectId(0), frame_stream(0, b"abc"));
+        // A forger's piece that skips ahead, then one that rewinds.
+        inbox.handle_object(t0, s, ObjectId(1), frame_stream(100, b"xyz"));
+        inbox.handle_object(t0, s, ObjectId(2), frame_stream(3, b"de"));
+        assert_eq!(drain(&mut inbox), ["s0+3", "gap1-2", "s3+2"]);
+        // Past the gap of object 3, a later offset is taken, an earlier not.
+        inbox.handle_failed(s, ObjectId(3));
+        inbox.handle_object(t0, s, ObjectId(4), frame_stream(9, b"f"));
+        inbox.handle_object(t0, s, ObjectId(5), frame_stream(2, b"g"));
+        inbox.handle_object(t0, s, ObjectId(6), frame_stream(u64::MAX, b"h"));
+        assert_eq!(drain(&mut inbox), ["gap3-4", "s9+1", "gap5-6", "gap6-7"]);
+        assert_eq!(inbox.stats().malformed, 3);
+
+        let m = SessionId(2);
+        inbox.start_at(m, ObjectId(0));
+        inbox.handle_object(t0, m, ObjectId(0), frame_messages(0, &[b"a", b"b"]));
+        inbox.handle_object(t0, m, ObjectId(1), frame_messages(5, &[b"c"]));
+        inbox.handle_object(t0, m, ObjectId(2), frame_messages(2, &[b"d"]));
+        let mut huge = frame_messages(u64::MAX, &[b"e"]);
+        inbox.handle_object(t0, m, ObjectId(3), huge.clone());
+        huge[9..13].copy_from_slice(&u32::MAX.to_be_bytes());
+        inbox.handle_object(t0, m, ObjectId(4), huge);
+        assert_eq!(
+            drain(&mut inbox),
+            ["m0", "m1", "gap1-2", "m2", "gap3-4", "gap4-5"]
+        );
+
+        // The last object id there is ends its session.
+        let e = SessionId(3);
+        inbox.start_at(e, ObjectId(u32::MAX));
+        inbox.handle_object(t0, e, ObjectId(u32::MAX), frame_messages(0, &[b"z"]));
+        assert_eq!(drain(&mut inbox), ["m0"]);
+        assert!(inbox.is_ended(e));
+        let f = SessionId(4);
+        inbox.start_at(f, ObjectId(u32::MAX));
+        inbox.handle_failed(f, ObjectId(u32::MAX));
+        assert_eq!(drain(&mut inbox), [format!("gap{}-{}", u32::MAX, u32::MAX)]);
+        assert!(inbox.is_ended(f));
+        assert_eq!(inbox.held_bytes(), 0);
+    }
+
+    /// Objects of a session whose start is unknown (no PROBE: anyone may
+    /// claim it) are held within their own share, hold no real publisher's
+    /// window, and go with their session if no start comes within the gap
+    /// timeout; beyond `max_held` in all, nothing more is taken.
+    #[test]
+    fn what_waits_for_a_start_is_bounded_apart_and_expires() {
+        let t0 = Instant::now();
+        let mut inbox = Inbox::new(Duration::from_secs(1), 8).with_limits(InboxLimits {
+            max_held: 1000,
+            max_unstarted: 300,
+            ..InboxLimits::default()
+        });
+        let forged = SessionId(66);
+        for i in 0..10u32 {
+            inbox.handle_object(t0, forged, ObjectId(i + 1), frame_messages(0, &[&[0; 90]]));
+        }
+        assert!(inbox.held_unstarted_bytes() <= 300);
+        assert_eq!(inbox.held_started_bytes(), 0, "holds no window");
+        assert_eq!(inbox.stats().over_budget, 8);
+        let real = SessionId(1);
+        inbox.start_at(real, ObjectId(0));
+        for i in 1..9u32 {
+            inbox.handle_object(t0, real, ObjectId(i), frame_messages(0, &[&[0; 90]]));
+        }
+        assert!(inbox.held_bytes() <= 1000);
+        assert_eq!(inbox.held_started_bytes(), 7 * 107, "object 0 holds them");
+        assert_eq!(inbox.stats().over_budget, 9);
+        let moved = inbox.handle_timeout(t0 + Duration::from_secs(1));
+        assert_eq!(moved, vec![(real, ObjectId(1))]);
+        assert!(!inbox.knows(forged), "no start within the gap timeout");
+        assert_eq!(inbox.stats().unstarted_expired, 1);
+        assert_eq!(inbox.poll_dropped(), None, "forgotten, not refused");
+        assert_eq!(inbox.held_bytes(), 0);
+    }
+
+    /// With every slot taken, a new session is refused and reported, until
+    /// one has been idle for `publisher_idle`: that one gives way, and is
+    /// reported (its owner stops confirming it).
+    #[test]
+    fn full_slots_refuse_and_say_so_and_idle_ones_expire() {
+        let t0 = Instant::now();
+        let mut inbox = Inbox::new(Duration::from_secs(1), 2).with_limits(InboxLimits {
+            publisher_idle: Duration::from_secs(60),
+            ..InboxLimits::default()
+        });
+        let obj = frame_messages(0, &[b"x"]);
+        for s in [1, 2] {
+            inbox.start_at(SessionId(s), ObjectId(0));
+            inbox.handle_object(t0, SessionId(s), ObjectId(0), obj.clone());
+        }
+        let t1 = t0 + Duration::from_secs(30);
+        inbox.handle_object(t1, SessionId(2), ObjectId(1), frame_messages(1, &[b"y"]));
+        assert!(!inbox.follows(SessionId(3)));
+        assert!(!inbox.handle_object(t1, SessionId(3), ObjectId(0), obj.clone()));
+        assert_eq!(inbox.poll_dropped(), Some(SessionId(3)));
+        assert_eq!(inbox.stats().sessions_refused, 1);
+        // Session 1 was last heard at t0: at t0 + 60 s it gives way.
+        let t2 = t0 + Duration::from_secs(60);
+        assert!(inbox.handle_object(t2, SessionId(3), ObjectId(0), obj));
+        assert_eq!(inbox.poll_dropped(), Some(SessionId(1)));
+        assert!(inbox.knows(SessionId(2)) && !inbox.knows(SessionId(1)));
+        assert_eq!(inbox.stats().sessions_expired, 1);
+    }
 }
