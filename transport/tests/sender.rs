@@ -1523,6 +1523,160 @@ mod feedback {
         s.handle_feedback(later, forger, &status(2000, (1, 0), true));
         //Y
     }
+
+    /// Address `i` of the forger's /64.
+    fn forged(i: u32) -> Option<std::net::IpAddr> {
+        Some(format!("2001:db8:666:1::{i:x}").parse().unwrap())
+    }
+
+    /// Issue 33: a host owns a /64, and STATUS needs no reply. Reporting
+    /// COMPLETE under made-up ids from 40 of its addresses (8 ids each, the
+    /// per-address cap) is more than the whole table, yet it fills no more
+    /// than its /64's share: a real receiver from another /64 that joins
+    /// later is tracked and waited for, and since ids were still refused
+    /// at the end the sender does not count itself confirmed.
+    #[test]
+    fn forged_ids_from_many_addresses_of_one_64_leave_room_for_a_real_receiver() {
+        let t0 = Instant::now();
+        // A first pass of 2 s, so that the real receiver comes before its end.
+        let mut s = sender_with(FlowPolicy::Min, Some(10_000), |f| {
+            f.max_receivers = 100;
+            f.max_receivers_per_source = 8;
+            f.max_receivers_per_prefix = 25;
+        });
+        s.handle_timeout(t0);
+        let honest = Some("2001:db8:1:1::1".parse().unwrap());
+        // The forger keeps its ids alive: every one reports every 100 ms.
+        let forge = |s: &mut Sender, t: Instant| {
+            for a in 0..40u32 {
+                for k in 0..8u64 {
+                    s.handle_feedback(
+                        t,
+                        forged(a),
+                        &status(1000 + (a as u64) * 8 + k, (1, 0), true),
+                    );
+                }
+            }
+        };
+        let mut t = t0;
+        for _ in 0..5 {
+            forge(&mut s, t);
+            s.handle_timeout(t);
+            send_all(&mut s, t);
+            t += Duration::from_millis(100);
+        }
+        assert_eq!(s.stats().receivers_tracked, 25, "the /64's share");
+        assert!(s.stats().receivers_refused_prefix > 0);
+        // The real receiver joins late, from another /64.
+        s.handle_feedback(t, honest, &status(1, (0, 0), false));
+        assert_eq!(
+            s.stats().receivers_tracked,
+            26,
+            "the real receiver is tracked"
+        );
+        let end = t + Duration::from_secs(3);
+        while t < end {
+            forge(&mut s, t);
+            s.handle_feedback(t, honest, &status(1, (0, 0), false));
+            s.handle_timeout(t);
+            send_all(&mut s, t);
+            t += Duration::from_millis(100);
+        }
+        assert!(!s.is_finished(), "waits for the real receiver");
+        s.handle_feedback(t, honest, &status(1, (1, 0), true));
+        for _ in 0..20 {
+            forge(&mut s, t);
+            s.handle_timeout(t);
+            send_all(&mut s, t);
+            t += Duration::from_millis(10);
+        }
+        assert!(s.is_finished());
+        let st = s.stats();
+        // (It remembers at most `max_receivers` refused ids.)
+        assert!(
+            (1..=40 * 8 - 25).contains(&st.receivers_left_refused),
+            "the forged ids still refused at the end are reported, not taken as complete: {}",
+            st.receivers_left_refused
+        );
+        assert_eq!(st.receiver_prefixes_heard, 2);
+    }
+
+    /// New ids from one /64 are admitted at most at `new_receivers_per_prefix`
+    /// a second (four seconds' worth at once): fresh ids cannot churn the
+    /// table. One refused for the rate gets in once the bucket allows, and
+    /// meanwhile keeps the address its NACK bound it to.
+    #[test]
+    fn new_ids_from_one_64_are_admitted_at_a_bounded_rate() {
+        let t0 = Instant::now();
+        let mut s = sender_with(FlowPolicy::Min, None, |f| {
+            f.max_receivers_per_source = 1;
+            f.new_receivers_per_prefix = 5;
+        });
+        s.handle_timeout(t0);
+        for i in 0..30u32 {
+            s.handle_feedback(t0, forged(i), &status(100 + i as u64, (0, 0), false));
+        }
+        assert_eq!(s.stats().receivers_tracked, 20, "a burst of 4 s × 5");
+        assert_eq!(s.stats().receivers_refused_rate, 10);
+        // A real receiver of that /64 is let in as the bucket refills: one a
+        // fifth of a second.
+        let real = Some("2001:db8:666:1::beef".parse().unwrap());
+        let t1 = t0 + Duration::from_millis(100);
+        s.handle_feedback(t1, real, &nack(7, 0));
+        s.handle_feedback(t1, real, &status(7, (0, 0), false));
+        assert_eq!(s.stats().receivers_tracked, 20);
+        // Refused for now, its id stays bound to the address of its NACK: a
+        // forger cannot claim it once the bucket has room.
+        let t2 = t0 + Duration::from_millis(250);
+        let rejected = s.stats().feedback_rejected;
+        s.handle_feedback(t2, forged(99), &status(7, (1, 0), true));
+        assert_eq!(s.stats().feedback_rejected, rejected + 1);
+        s.handle_feedback(t2, real, &status(7, (0, 0), false));
+        assert_eq!(s.stats().receivers_tracked, 21);
+        assert_eq!(s.stats().receivers_refused_rate, 11);
+    }
+
+    /// `min_receivers` counts /64s: two forged ids from one /64, however many
+    /// addresses they use, are one receiver, and the sender goes on waiting
+    /// for a second until one from another /64 reports.
+    #[test]
+    fn min_receivers_counts_distinct_64s() {
+        let t0 = Instant::now();
+        let mut s = Sender::new(SenderConfig {
+            mode: Mode::Hybrid,
+            max_datagram: 144,
+            block_symbols: 10,
+            feedback: FeedbackConfig {
+                min_receivers: 2,
+                linger: Duration::from_millis(100),
+                ..FeedbackConfig::default()
+            },
+            ..SenderConfig::default()
+        })
+        .unwrap();
+        s.add_object(vec![3u8; 2_000], "o").unwrap();
+        let mut t = t0;
+        while t < t0 + Duration::from_secs(10) {
+            s.handle_feedback(t, forged(1), &status(41, (1, 0), true));
+            s.handle_feedback(t, forged(2), &status(42, (1, 0), true));
+            s.handle_timeout(t);
+            send_all(&mut s, t);
+            t += Duration::from_millis(50);
+        }
+        assert_eq!(s.stats().receivers_heard, 2);
+        assert_eq!(s.stats().receiver_prefixes_heard, 1);
+        assert!(!s.is_finished(), "two ids of one /64 are one receiver");
+        let other = Some("2001:db8:2:2::2".parse().unwrap());
+        s.handle_feedback(t, other, &status(43, (1, 0), true));
+        for _ in 0..10 {
+            t += Duration::from_millis(50);
+            s.handle_feedback(t, forged(1), &status(41, (1, 0), true));
+            s.handle_timeout(t);
+            send_all(&mut s, t);
+        }
+        assert!(s.is_finished());
+        assert_eq!(s.stats().receivers_left_refused, 0);
+    }
 }
 
 mod congestion {
