@@ -1677,6 +1677,148 @@ mod feedback {
         assert!(s.is_finished());
         assert_eq!(s.stats().receivers_left_refused, 0);
     }
+
+    /// Runs a sender with one honest receiver that echoes each PROBE 1 ms
+    /// after it, for `span` from `t`, calling `forge` at each PROBE with its
+    /// timestamp and every timestamp sent so far. Returns the time reached
+    /// and the GRTT after each PROBE.
+    fn with_echoes(
+        s: &mut Sender,
+        t: Instant,
+        span: Duration,
+        probes: &mut Vec<u64>,
+        mut forge: impl FnMut(&mut Sender, Instant, &[u64]),
+    ) -> (Instant, Vec<Duration>) {
+        let honest = Some("2001:db8:1:1::1".parse().unwrap());
+        let mut buf = vec![0u8; 144];
+        let mut grtts = Vec::new();
+        let mut now = t;
+        let mut due: Option<u64> = None;
+        while now < t + span {
+            if let Some(ts) = due.take() {
+                s.handle_feedback(now, honest, &report(9, (0, 0), STATUS_ECHO, ts, 0));
+            }
+            s.handle_timeout(now);
+            while let Some(n) = s.poll_transmit(now, &mut buf) {
+                if let Ok(Repr::Probe(p)) = Repr::parse(&buf[..n]) {
+                    probes.push(p.timestamp_us);
+                    grtts.push(s.grtt());
+                    due = Some(p.timestamp_us);
+                    forge(s, now, probes);
+                }
+            }
+            now += Duration::from_millis(1);
+        }
+        (now, grtts)
+    }
+
+    /// Issue 33: forged echoes of old PROBE timestamps, from fresh ids, once
+    /// doubled the GRTT at every PROBE (1 ms became 1.5 s). A fresh id's
+    /// echo, and one of an id that holds nothing back (complete), only hold
+    /// the GRTT; an id that echoed two PROBEs and is not complete may raise
+    /// it, but by at most twice per PROBE and twice per its own value in
+    /// time, whatever the number of ids: from G, at most 2 (G + t) after t.
+    #[test]
+    fn forged_echoes_move_the_grtt_at_most_the_bound_per_probe() {
+        let t0 = Instant::now();
+        let mut s = sender_with(FlowPolicy::Min, Some(1_000_000), |f| {
+            f.receiver_timeout = Duration::from_secs(60);
+            f.stall_timeout = Duration::from_secs(60);
+        });
+        let mut probes = Vec::new();
+        let (t, _) = with_echoes(
+            &mut s,
+            t0,
+            Duration::from_secs(2),
+            &mut probes,
+            |_, _, _| {},
+        );
+        let honest = s.grtt();
+        assert!(honest < Duration::from_millis(3), "{honest:?}");
+        // Fresh ids, 50 a PROBE from 50 addresses, echo the oldest PROBE
+        // remembered with no hold (a 1.6 s sample), or report COMPLETE too.
+        let mut next = 10_000u64;
+        let (t, grtts) = with_echoes(
+            &mut s,
+            t,
+            Duration::from_secs(1),
+            &mut probes,
+            |s, now, p| {
+                let old = p[p.len() - 64];
+                for i in 0..50 {
+                    next += 1;
+                    let flags = STATUS_ECHO | if i % 2 == 0 { STATUS_COMPLETE } else { 0 };
+                    s.handle_feedback(now, forged(i), &report(next, (0, 0), flags, old, 0));
+                }
+            },
+        );
+        // (Within the rounding of the GRTT's decay.)
+        let held = honest + Duration::from_micros(1);
+        assert!(
+            grtts.iter().all(|&g| g <= held),
+            "fresh ids raised the GRTT: {grtts:?} above {honest:?}"
+        );
+        // Ids that complete echo old PROBEs, two each and in order: they
+        // hold nothing back, and raise nothing.
+        let (t, grtts) = with_echoes(
+            &mut s,
+            t,
+            Duration::from_secs(1),
+            &mut probes,
+            |s, now, p| {
+                for i in 0..20u32 {
+                    let id = 20_000 + i as u64;
+                    let old = p[p.len() - 64 + (i as usize % 8)];
+                    let flags = STATUS_ECHO | STATUS_COMPLETE;
+                    s.handle_feedback(now, forged(100 + i), &report(id, (1, 0), flags, old, 0));
+                }
+            },
+        );
+        assert!(grtts.iter().all(|&g| g <= held), "{grtts:?}");
+        // An echo older than the id's previous one is refused.
+        let refused = s.stats().echoes_refused;
+        let older = probes[probes.len() - 64];
+        s.handle_feedback(
+            t,
+            forged(107),
+            &report(20_007, (1, 0), STATUS_ECHO, older, 0),
+        );
+        assert_eq!(s.stats().echoes_refused, refused + 1);
+        // Ids that are not complete, each echoing two old PROBEs in order,
+        // raise it, within the bound.
+        let start = s.grtt();
+        let attack = t;
+        let mut at = Vec::new();
+        let (_, grtts) = with_echoes(
+            &mut s,
+            t,
+            Duration::from_secs(1),
+            &mut probes,
+            |s, now, p| {
+                at.push(now);
+                for i in 0..20u32 {
+                    let id = 30_000 + i as u64;
+                    let old = p[p.len() - 64];
+                    s.handle_feedback(
+                        now,
+                        forged(200 + i),
+                        &report(id, (0, 0), STATUS_ECHO, old, 0),
+                    );
+                }
+            },
+        );
+        assert!(
+            *grtts.last().unwrap() > start * 8,
+            "a far receiver is believed: {grtts:?}"
+        );
+        let mut last = start;
+        for (g, now) in grtts.iter().zip(&at) {
+            assert!(*g <= last * 2, "{g:?} after {last:?}");
+            let bound = (start + (*now - attack)) * 2;
+            assert!(*g <= bound, "{g:?} above {bound:?} at {:?}", *now - attack);
+            last = *g;
+        }
+    }
 }
 
 mod congestion {

@@ -526,6 +526,12 @@ struct Tracked {
     source: Option<std::net::IpAddr>,
     /// Its least recent round trips.
     rtt: RttFilter,
+    /// The Timestamp its latest accepted echo named: a later echo may not
+    /// name an earlier PROBE.
+    echo: Option<u64>,
+    /// Distinct PROBEs its accepted echoes named (at most 2): only from the
+    /// second on may its samples raise the GRTT.
+    echoed: u8,
     /// Its reported loss, averaged (0..=0.5): [`average_loss`].
     loss: f64,
     /// Measured loss reports (STATUS with LOSS) averaged into `loss`; none
@@ -1702,6 +1708,7 @@ impl Sender {
         }
         let source = known.map_or(source, |r| r.source);
         let mut rtt = known.map_or(RttFilter::default(), |r| r.rtt);
+        let (echo, echoed) = known.map_or((None, 0), |r| (r.echo, r.echoed));
         // Only a measured Loss counts: a receiver's first STATUS comes
         // before its first loss sample and says 0, and averaged in, such
         // reports had the sender size its first windows' proactive repair
@@ -1730,6 +1737,8 @@ impl Sender {
                 stalled,
                 source,
                 rtt,
+                echo,
+                echoed,
                 loss,
                 loss_reports,
                 loss_sd,
@@ -1748,10 +1757,12 @@ impl Sender {
         self.stats.receivers_tracked = self.receivers.len() as u64;
         if st.flags & STATUS_ECHO != 0 {
             let now_us = self.micros(now);
-            // The echo must name a PROBE actually sent lately, and the hold
+            // The echo must name a PROBE actually sent lately, no earlier
+            // than the one this receiver's last echo named, and the hold
             // must fit in the time since: anything else is forged or stale.
             let since = now_us.checked_sub(st.echo_us);
             if !self.probe_times.contains(&st.echo_us)
+                || echo.is_some_and(|e| st.echo_us < e)
                 || since.is_none_or(|d| (st.hold_us as u64) > d)
             {
                 self.stats.echoes_refused += 1;
@@ -1761,10 +1772,22 @@ impl Sender {
                 // path, and the GRTT follows the largest of those.
                 let sample = Duration::from_micros(since - st.hold_us as u64);
                 let least = rtt.sample(sample);
+                let echoed = if echo.is_some_and(|e| e == st.echo_us) {
+                    echoed
+                } else {
+                    echoed.saturating_add(1).min(2)
+                };
                 if let Some(r) = self.receivers.get_mut(&st.receiver) {
                     r.rtt = rtt;
+                    r.echo = Some(st.echo_us);
+                    r.echoed = echoed;
                 }
-                if self.rc.on_rtt_sample(least) {
+                // Only a receiver that echoed two PROBEs, and that counts
+                // (neither complete nor stalled), may raise the GRTT: a
+                // fresh id, or one that holds nothing back, may only hold
+                // it (protocol.md §13.4, "GRTT").
+                let may_raise = echoed >= 2 && !complete && !stalled;
+                if self.rc.on_rtt_sample(least, may_raise) {
                     self.stats.grtt_us = self.rc.grtt().as_micros() as u64;
                 }
             }
