@@ -22,11 +22,11 @@ use super::pacing::TokenBucket;
 /// Seconds' worth of new ids a /64's bucket holds.
 pub(crate) const NEW_RECEIVER_BURST_SECONDS: u32 = 4;
 
-/// The /64 of a source address, the unit a host owns; an IPv4 source is its
-/// own prefix. Link-local sources all share fe80::/64: any host on the link
+/// The /64 of a source address, the unit a host owns; an IPv4 source (or an
+/// IPv4-mapped one) is its own prefix. Link-local sources all share fe80::/64: any host on the link
 /// may use any of its addresses.
 pub(crate) fn prefix_of(a: IpAddr) -> Ipv6Addr {
-    match a {
+    match a.to_canonical() {
         IpAddr::V6(v6) => Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX)),
         IpAddr::V4(v4) => v4.to_ipv6_mapped(),
     }
@@ -72,6 +72,23 @@ pub(crate) struct Roster {
     refused: HashMap<u64, Instant>,
     /// When an id was last refused that `refused` had no room for.
     unremembered_at: Option<Instant>,
+    /// When `refused`, and when `per_prefix`, were last swept for room: a
+    /// full map is swept at most once per [`SWEEP_EVERY`], so that a flood
+    /// of new ids does not cost a sweep each.
+    refused_swept: Option<Instant>,
+    prefixes_swept: Option<Instant>,
+}
+
+/// How often a full map of [`Roster`] is swept for entries that may go.
+const SWEEP_EVERY: Duration = Duration::from_millis(100);
+
+/// Whether a sweep last done at `last` may be done again at `now`.
+fn may_sweep(last: &mut Option<Instant>, now: Instant) -> bool {
+    if last.is_some_and(|l| now < l + SWEEP_EVERY) {
+        return false;
+    }
+    *last = Some(now);
+    true
 }
 
 impl Roster {
@@ -132,7 +149,10 @@ impl Roster {
         let p = prefix_of(a);
         let rate = fb.new_receivers_per_prefix as f64;
         let cap = rate * NEW_RECEIVER_BURST_SECONDS as f64;
-        if !self.per_prefix.contains_key(&p) && self.per_prefix.len() >= fb.max_receivers.max(1) {
+        if !self.per_prefix.contains_key(&p)
+            && self.per_prefix.len() >= fb.max_receivers.max(1)
+            && may_sweep(&mut self.prefixes_swept, now)
+        {
             // Forget the /64s that track nobody and whose buckets are full
             // again: they cost nothing. (The others track someone, or
             // admitted someone within the bucket's span.)
@@ -142,9 +162,9 @@ impl Roster {
                         + now.saturating_duration_since(e.last).as_secs_f64() * rate
                         < cap
             });
-            if self.per_prefix.len() >= fb.max_receivers.max(1) {
-                return Err(Refusal::Table);
-            }
+        }
+        if !self.per_prefix.contains_key(&p) && self.per_prefix.len() >= fb.max_receivers.max(1) {
+            return Err(Refusal::Table);
         }
         let Some(e) = self.per_prefix.get_mut(&p) else {
             return Ok(());
@@ -168,8 +188,10 @@ impl Roster {
         let room = fb.max_receivers.max(1);
         if !self.refused.contains_key(&id) && self.refused.len() >= room {
             // Forget those not heard for a receiver timeout: they went away.
-            self.refused
-                .retain(|_, &mut at| now.saturating_duration_since(at) < fb.receiver_timeout);
+            if may_sweep(&mut self.refused_swept, now) {
+                self.refused
+                    .retain(|_, &mut at| now.saturating_duration_since(at) < fb.receiver_timeout);
+            }
             if self.refused.len() >= room {
                 self.unremembered_at = Some(now);
                 return;
@@ -246,6 +268,8 @@ mod tests {
         let v4: IpAddr = "192.0.2.1".parse().unwrap();
         let w4: IpAddr = "192.0.2.2".parse().unwrap();
         assert_ne!(prefix_of(v4), prefix_of(w4));
+        let mapped: IpAddr = "::ffff:192.0.2.2".parse().unwrap();
+        assert_eq!(prefix_of(mapped), prefix_of(w4));
     }
 
     #[test]
