@@ -328,12 +328,23 @@ pub struct SendArgs {
     /// being waited for. Raise it to run more receivers than this on one host.
     #[arg(long, default_value_t = 64, value_name = "N")]
     pub max_receivers_per_source: usize,
+    /// Hybrid, nack: receivers tracked at once from one /64 (all link-local addresses are one
+    /// /64), so that a host reporting from many addresses of the /64 it owns cannot fill
+    /// --max-receivers. Raise it to run more receivers than this on one subnet.
+    #[arg(long, default_value_t = 2_500, value_name = "N")]
+    pub max_receivers_per_prefix: usize,
+    /// Hybrid, nack: new receiver ids admitted per second from one /64, at most (with a burst
+    /// of four seconds' worth); the others are admitted as the rate allows.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub new_receivers_per_prefix: u32,
     /// Hybrid, nack: NACK packets processed per second at most; the excess is dropped and
     /// counted.
     #[arg(long, default_value_t = 20_000)]
     pub max_nack_rate: u32,
-    /// Hybrid, nack: do not finish before this many receivers have reported, so that the sender
-    /// can start before its receivers (it then answers them as they join).
+    /// Hybrid, nack: do not finish before receivers from this many distinct /64s have reported
+    /// (all of one link's link-local addresses are one /64), so that the sender can start before
+    /// its receivers (it then answers them as they join). Ids from one /64 count once: one host
+    /// can forge them.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub min_receivers: u32,
     /// A receiver silent for this many seconds stops counting for flow control and completion.

@@ -133,6 +133,8 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
             min_receivers: args.min_receivers,
             max_receivers: args.max_receivers.max(1),
             max_receivers_per_source: args.max_receivers_per_source.max(1),
+            max_receivers_per_prefix: args.max_receivers_per_prefix.max(1),
+            new_receivers_per_prefix: args.new_receivers_per_prefix.max(1),
             max_nack_rate: args.max_nack_rate.max(1),
             receiver_timeout: Duration::from_secs_f64(args.receiver_timeout),
             stall_timeout: Duration::from_secs_f64(args.stall_timeout),
@@ -215,13 +217,38 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
     crate::log::hide();
     let timed_out = deadline.is_some_and(|d| std::time::Instant::now() >= d);
     let finished = !INTERRUPTED.load(Ordering::Relaxed) && !timed_out;
-    if mode.has_feedback() && finished {
+    // Ids refused until the end may be receivers the sender never tracked:
+    // nothing says they are complete (protocol.md §13.4, "Finish").
+    let refused = mode.has_feedback() && finished && stats.receivers_left_refused > 0;
+    if refused {
+        eprintln!(
+            "not confirmed: {} receiver id(s) were still refused at the end ({} report(s) refused in \
+             all: {} with --max-receivers full, {} by --max-receivers-per-source, {} by \
+             --max-receivers-per-prefix, {} by --new-receivers-per-prefix); they may lack the \
+             transfer. Of those tracked ({}, {} timed out), {} stalled receiver(s) were left",
+            stats.receivers_left_refused,
+            stats.receivers_refused,
+            stats.receivers_refused_table,
+            stats.receivers_refused_source,
+            stats.receivers_refused_prefix,
+            stats.receivers_refused_rate,
+            stats.receivers_tracked,
+            stats.receivers_timed_out,
+            stats.receivers_left_stalled,
+        );
+    } else if mode.has_feedback() && finished {
         if stats.receivers_left_stalled > 0 {
             eprintln!(
                 "finished without {} stalled receiver(s) of {} tracked ({} timed out): they held \
                  the sender back without moving, or slower than --min-progress, for \
                  --stall-timeout; the others are complete",
                 stats.receivers_left_stalled, stats.receivers_tracked, stats.receivers_timed_out
+            );
+        } else if stats.receivers_refused > 0 {
+            eprintln!(
+                "every receiver tracked is complete ({} tracked, {} timed out); {} report(s) of \
+                 ids not tracked were refused for a while, and none was still refused at the end",
+                stats.receivers_tracked, stats.receivers_timed_out, stats.receivers_refused
             );
         } else {
             eprintln!(
@@ -288,7 +315,19 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
     });
     // (Beyond the macro's recursion limit in one literal.)
     json["receivers_left_stalled"] = stats.receivers_left_stalled.into();
+    json["receivers_refused_table"] = stats.receivers_refused_table.into();
+    json["receivers_refused_source"] = stats.receivers_refused_source.into();
+    json["receivers_refused_prefix"] = stats.receivers_refused_prefix.into();
+    json["receivers_refused_rate"] = stats.receivers_refused_rate.into();
+    json["receivers_left_refused"] = stats.receivers_left_refused.into();
+    json["receiver_prefixes_heard"] = stats.receiver_prefixes_heard.into();
     write_json(&args.stats_json, json)?;
+    if refused {
+        return Err(format!(
+            "{} receiver id(s) refused until the end: not every receiver is known to be complete",
+            stats.receivers_left_refused
+        ));
+    }
     if mode.has_feedback() && timed_out {
         return Err(format!(
             "--timeout: stopped before every receiver was complete ({} tracked)",

@@ -48,6 +48,8 @@ pub fn send(args: &SendArgs, interrupted: &AtomicBool) -> Result<(), String> {
         c.feedback.min_receivers = args.min_receivers;
         c.feedback.max_receivers = args.max_receivers.max(1);
         c.feedback.max_receivers_per_source = args.max_receivers_per_source.max(1);
+        c.feedback.max_receivers_per_prefix = args.max_receivers_per_prefix.max(1);
+        c.feedback.new_receivers_per_prefix = args.new_receivers_per_prefix.max(1);
         c.feedback.receiver_timeout =
             Duration::from_secs_f64(args.receiver_timeout.clamp(0.01, 1e6));
         c.feedback.stall_timeout = Duration::from_secs_f64(args.stall_timeout.clamp(0.01, 1e6));

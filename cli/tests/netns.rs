@@ -1590,6 +1590,129 @@ fn link_local(ns: &str, ifname: &str) -> String {
         .to_owned()
 }
 
+/// Issue 33, acceptance 2: a host that owns a /64 reports COMPLETE under 8
+/// made-up ids from each of 40 of its addresses (forge_ids.py), more than the
+/// sender's table of 100 holds. It fills only its /64's share
+/// (`--max-receivers-per-prefix`), so a real receiver from another /64 that
+/// starts late is tracked and gets the whole file; and since the forger's ids
+/// were still refused at the end, the sender says "not confirmed" and exits
+/// non-zero rather than "every receiver heard from is complete". Then a
+/// sender with `--min-receivers 2` and no real receiver does not finish on
+/// the forger's ids, which count as one receiver: `--timeout` stops it.
+#[test]
+fn forged_ids_from_one_64_neither_crowd_out_a_real_receiver_nor_count_twice() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !prerequisites_with("forged /64", &["python3"]) {
+        return;
+    }
+    let (mut lab, hosts) = bridge_lab("p", &[0, 0]);
+    let (snd, real, forger) = (hosts[0].clone(), hosts[1].clone(), hosts[2].clone());
+    // Global addresses, each host in a /64 of its own, all on the link.
+    let forged: Vec<String> = (1..=40).map(|i| format!("2001:db8:0:3::{i:x}")).collect();
+    for (ns, addrs) in [
+        (&snd, vec!["2001:db8:0:1::1".to_owned()]),
+        (&real, vec!["2001:db8:0:2::1".to_owned()]),
+        (&forger, forged.clone()),
+    ] {
+        for a in &addrs {
+            lab.net.exec(
+                ns,
+                &[
+                    "ip",
+                    "-6",
+                    "addr",
+                    "add",
+                    &format!("{a}/64"),
+                    "dev",
+                    "e0",
+                    "nodad",
+                ],
+            );
+        }
+        lab.net.exec(
+            ns,
+            &["ip", "-6", "route", "add", "2001:db8::/48", "dev", "e0"],
+        );
+    }
+    let channel = "gc-test-forged-prefix";
+    let ch = groupcast::Channel::new(channel);
+    let file = lab.dir.join("file.bin");
+    random_file(&file, 1 << 20, 33);
+    let script = format!("{}/tests/support/forge_ids.py", env!("CARGO_MANIFEST_DIR"));
+    let (port, group) = (ch.port().to_string(), ch.group().to_string());
+    let mut args = vec!["python3", &script, "e0", &port, &group, "8", "60"];
+    args.extend(forged.iter().map(String::as_str));
+    lab.spawn("forger", &forger, &args);
+    std::thread::sleep(Duration::from_millis(500));
+    // A first pass of about 4 s; the real receiver starts 1.5 s into it.
+    let caps = [
+        "--max-receivers",
+        "100",
+        "--max-receivers-per-source",
+        "8",
+        "--max-receivers-per-prefix",
+        "25",
+    ];
+    let mut extra = vec!["--rate", "2M"];
+    extra.extend_from_slice(&caps);
+    lab.send_args(&snd, &file, channel, &extra);
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = lab.recv("real", &real, channel);
+    let status = lab.wait("real", Duration::from_secs(60));
+    assert!(status.success(), "real: {}", lab.log("real"));
+    assert_identical(&file, &out);
+    let status = lab.wait("sender", Duration::from_secs(30));
+    let log = lab.log("sender");
+    assert!(!status.success(), "the sender claimed success: {log}");
+    assert!(log.contains("not confirmed"), "{log}");
+    assert!(
+        !log.contains("every receiver heard from is complete"),
+        "{log}"
+    );
+    let sender = lab.stats("sender");
+    assert_eq!(sender["finished"], true, "{sender}");
+    assert_eq!(sender["receiver_prefixes_heard"], 2, "{sender}");
+    for key in ["receivers_refused_prefix", "receivers_left_refused"] {
+        assert!(sender[key].as_u64().unwrap_or(0) > 0, "no {key}: {sender}");
+    }
+
+    // --min-receivers 2, the forger alone: its ids are one receiver.
+    let stats = lab.dir.join("sender2.json");
+    let mut args = vec![
+        BIN,
+        "send",
+        file.to_str().unwrap(),
+        "--channel",
+        channel,
+        "--interface",
+        "e0",
+        "--stats-json",
+        stats.to_str().unwrap(),
+        "--rate",
+        "20M",
+        "--min-receivers",
+        "2",
+        "--timeout",
+        "6",
+    ];
+    args.extend_from_slice(&caps);
+    lab.spawn("sender2", &snd, &args);
+    let status = lab.wait("sender2", Duration::from_secs(30));
+    let log = lab.log("sender2");
+    assert!(!status.success(), "finished on one /64's ids: {log}");
+    assert!(log.contains("--timeout"), "{log}");
+    let sender = lab.stats("sender2");
+    assert_eq!(sender["finished"], false, "{sender}");
+    assert_eq!(sender["receiver_prefixes_heard"], 1, "{sender}");
+    assert!(
+        sender["receivers_heard"].as_u64().unwrap_or(0) >= 2,
+        "the forger was heard: {sender}"
+    );
+    if lab.running("forger") {
+        lab.kill("forger");
+    }
+}
+
 /// Every path beneath `dir` (links not followed), relative, sorted.
 fn tree_listing(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();

@@ -1523,6 +1523,302 @@ mod feedback {
         s.handle_feedback(later, forger, &status(2000, (1, 0), true));
         //Y
     }
+
+    /// Address `i` of the forger's /64.
+    fn forged(i: u32) -> Option<std::net::IpAddr> {
+        Some(format!("2001:db8:666:1::{i:x}").parse().unwrap())
+    }
+
+    /// Issue 33: a host owns a /64, and STATUS needs no reply. Reporting
+    /// COMPLETE under made-up ids from 40 of its addresses (8 ids each, the
+    /// per-address cap) is more than the whole table, yet it fills no more
+    /// than its /64's share: a real receiver from another /64 that joins
+    /// later is tracked and waited for, and since ids were still refused
+    /// at the end the sender does not count itself confirmed.
+    #[test]
+    fn forged_ids_from_many_addresses_of_one_64_leave_room_for_a_real_receiver() {
+        let t0 = Instant::now();
+        // A first pass of 2 s, so that the real receiver comes before its end.
+        let mut s = sender_with(FlowPolicy::Min, Some(10_000), |f| {
+            f.max_receivers = 100;
+            f.max_receivers_per_source = 8;
+            f.max_receivers_per_prefix = 25;
+        });
+        s.handle_timeout(t0);
+        let honest = Some("2001:db8:1:1::1".parse().unwrap());
+        // The forger keeps its ids alive: every one reports every 100 ms.
+        let forge = |s: &mut Sender, t: Instant| {
+            for a in 0..40u32 {
+                for k in 0..8u64 {
+                    s.handle_feedback(
+                        t,
+                        forged(a),
+                        &status(1000 + (a as u64) * 8 + k, (1, 0), true),
+                    );
+                }
+            }
+        };
+        let mut t = t0;
+        for _ in 0..5 {
+            forge(&mut s, t);
+            s.handle_timeout(t);
+            send_all(&mut s, t);
+            t += Duration::from_millis(100);
+        }
+        assert_eq!(s.stats().receivers_tracked, 25, "the /64's share");
+        assert!(s.stats().receivers_refused_prefix > 0);
+        // The real receiver joins late, from another /64.
+        s.handle_feedback(t, honest, &status(1, (0, 0), false));
+        assert_eq!(
+            s.stats().receivers_tracked,
+            26,
+            "the real receiver is tracked"
+        );
+        let end = t + Duration::from_secs(3);
+        while t < end {
+            forge(&mut s, t);
+            s.handle_feedback(t, honest, &status(1, (0, 0), false));
+            s.handle_timeout(t);
+            send_all(&mut s, t);
+            t += Duration::from_millis(100);
+        }
+        assert!(!s.is_finished(), "waits for the real receiver");
+        s.handle_feedback(t, honest, &status(1, (1, 0), true));
+        for _ in 0..20 {
+            forge(&mut s, t);
+            s.handle_timeout(t);
+            send_all(&mut s, t);
+            t += Duration::from_millis(10);
+        }
+        assert!(s.is_finished());
+        let st = s.stats();
+        // (It remembers at most `max_receivers` refused ids.)
+        assert!(
+            (1..=40 * 8 - 25).contains(&st.receivers_left_refused),
+            "the forged ids still refused at the end are reported, not taken as complete: {}",
+            st.receivers_left_refused
+        );
+        assert_eq!(st.receiver_prefixes_heard, 2);
+    }
+
+    /// New ids from one /64 are admitted at most at `new_receivers_per_prefix`
+    /// a second (four seconds' worth at once): fresh ids cannot churn the
+    /// table. One refused for the rate gets in once the bucket allows, and
+    /// meanwhile keeps the address its NACK bound it to.
+    #[test]
+    fn new_ids_from_one_64_are_admitted_at_a_bounded_rate() {
+        let t0 = Instant::now();
+        let mut s = sender_with(FlowPolicy::Min, None, |f| {
+            f.max_receivers_per_source = 1;
+            f.new_receivers_per_prefix = 5;
+        });
+        s.handle_timeout(t0);
+        for i in 0..30u32 {
+            s.handle_feedback(t0, forged(i), &status(100 + i as u64, (0, 0), false));
+        }
+        assert_eq!(s.stats().receivers_tracked, 20, "a burst of 4 s × 5");
+        assert_eq!(s.stats().receivers_refused_rate, 10);
+        // A real receiver of that /64 is let in as the bucket refills: one a
+        // fifth of a second.
+        let real = Some("2001:db8:666:1::beef".parse().unwrap());
+        let t1 = t0 + Duration::from_millis(100);
+        s.handle_feedback(t1, real, &nack(7, 0));
+        s.handle_feedback(t1, real, &status(7, (0, 0), false));
+        assert_eq!(s.stats().receivers_tracked, 20);
+        // Refused for now, its id stays bound to the address of its NACK: a
+        // forger cannot claim it once the bucket has room.
+        let t2 = t0 + Duration::from_millis(250);
+        let rejected = s.stats().feedback_rejected;
+        s.handle_feedback(t2, forged(99), &status(7, (1, 0), true));
+        assert_eq!(s.stats().feedback_rejected, rejected + 1);
+        s.handle_feedback(t2, real, &status(7, (0, 0), false));
+        assert_eq!(s.stats().receivers_tracked, 21);
+        assert_eq!(s.stats().receivers_refused_rate, 11);
+    }
+
+    /// `min_receivers` counts /64s: two forged ids from one /64, however many
+    /// addresses they use, are one receiver, and the sender goes on waiting
+    /// for a second until one from another /64 reports.
+    #[test]
+    fn min_receivers_counts_distinct_64s() {
+        let t0 = Instant::now();
+        let mut s = Sender::new(SenderConfig {
+            mode: Mode::Hybrid,
+            max_datagram: 144,
+            block_symbols: 10,
+            feedback: FeedbackConfig {
+                min_receivers: 2,
+                linger: Duration::from_millis(100),
+                ..FeedbackConfig::default()
+            },
+            ..SenderConfig::default()
+        })
+        .unwrap();
+        s.add_object(vec![3u8; 2_000], "o").unwrap();
+        let mut t = t0;
+        while t < t0 + Duration::from_secs(10) {
+            s.handle_feedback(t, forged(1), &status(41, (1, 0), true));
+            s.handle_feedback(t, forged(2), &status(42, (1, 0), true));
+            s.handle_timeout(t);
+            send_all(&mut s, t);
+            t += Duration::from_millis(50);
+        }
+        assert_eq!(s.stats().receivers_heard, 2);
+        assert_eq!(s.stats().receiver_prefixes_heard, 1);
+        assert!(!s.is_finished(), "two ids of one /64 are one receiver");
+        let other = Some("2001:db8:2:2::2".parse().unwrap());
+        s.handle_feedback(t, other, &status(43, (1, 0), true));
+        for _ in 0..10 {
+            t += Duration::from_millis(50);
+            s.handle_feedback(t, forged(1), &status(41, (1, 0), true));
+            s.handle_timeout(t);
+            send_all(&mut s, t);
+        }
+        assert!(s.is_finished());
+        assert_eq!(s.stats().receivers_left_refused, 0);
+    }
+
+    /// Runs a sender with one honest receiver that echoes each PROBE 1 ms
+    /// after it, for `span` from `t`, calling `forge` at each PROBE with its
+    /// timestamp and every timestamp sent so far. Returns the time reached
+    /// and the GRTT after each PROBE.
+    fn with_echoes(
+        s: &mut Sender,
+        t: Instant,
+        span: Duration,
+        probes: &mut Vec<u64>,
+        mut forge: impl FnMut(&mut Sender, Instant, &[u64]),
+    ) -> (Instant, Vec<Duration>) {
+        let honest = Some("2001:db8:1:1::1".parse().unwrap());
+        let mut buf = vec![0u8; 144];
+        let mut grtts = Vec::new();
+        let mut now = t;
+        let mut due: Option<u64> = None;
+        while now < t + span {
+            if let Some(ts) = due.take() {
+                s.handle_feedback(now, honest, &report(9, (0, 0), STATUS_ECHO, ts, 0));
+            }
+            s.handle_timeout(now);
+            while let Some(n) = s.poll_transmit(now, &mut buf) {
+                if let Ok(Repr::Probe(p)) = Repr::parse(&buf[..n]) {
+                    probes.push(p.timestamp_us);
+                    grtts.push(s.grtt());
+                    due = Some(p.timestamp_us);
+                    forge(s, now, probes);
+                }
+            }
+            now += Duration::from_millis(1);
+        }
+        (now, grtts)
+    }
+
+    /// Issue 33: forged echoes of old PROBE timestamps, from fresh ids, once
+    /// doubled the GRTT at every PROBE (1 ms became 1.5 s). A fresh id's
+    /// echo, and one of an id that holds nothing back (complete), only hold
+    /// the GRTT; an id that echoed two PROBEs and is not complete may raise
+    /// it, but by at most twice per PROBE and twice per its own value in
+    /// time, whatever the number of ids: from G, at most 2 (G + t) after t.
+    #[test]
+    fn forged_echoes_move_the_grtt_at_most_the_bound_per_probe() {
+        let t0 = Instant::now();
+        let mut s = sender_with(FlowPolicy::Min, Some(1_000_000), |f| {
+            f.receiver_timeout = Duration::from_secs(60);
+            f.stall_timeout = Duration::from_secs(60);
+        });
+        let mut probes = Vec::new();
+        let (t, _) = with_echoes(
+            &mut s,
+            t0,
+            Duration::from_secs(2),
+            &mut probes,
+            |_, _, _| {},
+        );
+        let honest = s.grtt();
+        assert!(honest < Duration::from_millis(3), "{honest:?}");
+        // Fresh ids, 50 a PROBE from 50 addresses, echo the oldest PROBE
+        // remembered with no hold (a 1.6 s sample), or report COMPLETE too.
+        let mut next = 10_000u64;
+        let (t, grtts) = with_echoes(
+            &mut s,
+            t,
+            Duration::from_secs(1),
+            &mut probes,
+            |s, now, p| {
+                let old = p[p.len() - 64];
+                for i in 0..50 {
+                    next += 1;
+                    let flags = STATUS_ECHO | if i % 2 == 0 { STATUS_COMPLETE } else { 0 };
+                    s.handle_feedback(now, forged(i), &report(next, (0, 0), flags, old, 0));
+                }
+            },
+        );
+        // (Within the rounding of the GRTT's decay.)
+        let held = honest + Duration::from_micros(1);
+        assert!(
+            grtts.iter().all(|&g| g <= held),
+            "fresh ids raised the GRTT: {grtts:?} above {honest:?}"
+        );
+        // Ids that complete echo old PROBEs, two each and in order: they
+        // hold nothing back, and raise nothing.
+        let (t, grtts) = with_echoes(
+            &mut s,
+            t,
+            Duration::from_secs(1),
+            &mut probes,
+            |s, now, p| {
+                for i in 0..20u32 {
+                    let id = 20_000 + i as u64;
+                    let old = p[p.len() - 64 + (i as usize % 8)];
+                    let flags = STATUS_ECHO | STATUS_COMPLETE;
+                    s.handle_feedback(now, forged(100 + i), &report(id, (1, 0), flags, old, 0));
+                }
+            },
+        );
+        assert!(grtts.iter().all(|&g| g <= held), "{grtts:?}");
+        // An echo older than the id's previous one is refused.
+        let refused = s.stats().echoes_refused;
+        let older = probes[probes.len() - 64];
+        s.handle_feedback(
+            t,
+            forged(107),
+            &report(20_007, (1, 0), STATUS_ECHO, older, 0),
+        );
+        assert_eq!(s.stats().echoes_refused, refused + 1);
+        // Ids that are not complete, each echoing two old PROBEs in order,
+        // raise it, within the bound.
+        let start = s.grtt();
+        let attack = t;
+        let mut at = Vec::new();
+        let (_, grtts) = with_echoes(
+            &mut s,
+            t,
+            Duration::from_secs(1),
+            &mut probes,
+            |s, now, p| {
+                at.push(now);
+                for i in 0..20u32 {
+                    let id = 30_000 + i as u64;
+                    let old = p[p.len() - 64];
+                    s.handle_feedback(
+                        now,
+                        forged(200 + i),
+                        &report(id, (0, 0), STATUS_ECHO, old, 0),
+                    );
+                }
+            },
+        );
+        assert!(
+            *grtts.last().unwrap() > start * 8,
+            "a far receiver is believed: {grtts:?}"
+        );
+        let mut last = start;
+        for (g, now) in grtts.iter().zip(&at) {
+            assert!(*g <= last * 2, "{g:?} after {last:?}");
+            let bound = (start + (*now - attack)) * 2;
+            assert!(*g <= bound, "{g:?} above {bound:?} at {:?}", *now - attack);
+            last = *g;
+        }
+    }
 }
 
 mod congestion {

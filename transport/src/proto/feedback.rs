@@ -104,8 +104,10 @@ pub struct FeedbackConfig {
     /// for four GRTTs (at least two `probe_interval`s), but at most this long,
     /// before it finishes. Default 500 ms.
     pub linger: Duration,
-    /// The sender does not finish before this many receivers have reported
-    /// (ever), so that it can be started before its receivers. Default 0.
+    /// The sender does not finish before receivers from this many distinct
+    /// /64s have reported (ever), so that it can be started before its
+    /// receivers; ids from one /64, which one host can forge, count once
+    /// (receivers heard without a source address count one each). Default 0.
     pub min_receivers: u32,
     /// A tracked receiver silent for this long stops counting. Default 5 s.
     pub receiver_timeout: Duration,
@@ -193,6 +195,19 @@ pub struct FeedbackConfig {
     /// cannot fill `max_receivers` and keep real receivers from being
     /// tracked, and so from being waited for. Default 64.
     pub max_receivers_per_source: usize,
+    /// Receivers tracked at once from one /64 (when the driver gives
+    /// addresses; an IPv4 address is its own /64, and every link-local
+    /// address is in fe80::/64), so that a host sending STATUS from many
+    /// addresses of the /64 it owns holds at most this share of
+    /// `max_receivers`, and receivers from other /64s are still tracked.
+    /// Default 2 500, a quarter of `max_receivers`' default.
+    pub max_receivers_per_prefix: usize,
+    /// New receiver ids admitted per second from one /64, at most (a token
+    /// bucket holding four seconds' worth), so that ids that time out and
+    /// come back as new ones, or fresh ids each sent once, cannot churn the
+    /// table. Reports of ids beyond it are dropped and counted, and the ids
+    /// are admitted once the bucket allows. Default 256.
+    pub new_receivers_per_prefix: u32,
     /// NACK packets processed per second, at most; the excess is dropped and
     /// counted. Default 20 000.
     pub max_nack_rate: u32,
@@ -227,6 +242,8 @@ impl Default for FeedbackConfig {
             aimd: None,
             max_receivers: 10_000,
             max_receivers_per_source: 64,
+            max_receivers_per_prefix: 2_500,
+            new_receivers_per_prefix: 256,
             max_nack_rate: 20_000,
             max_nack_rate_per_source: 2_000,
         }

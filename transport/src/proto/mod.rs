@@ -23,6 +23,7 @@ mod rate;
 mod reassemble;
 mod receiver;
 mod repair;
+mod roster;
 mod schedule;
 mod sender;
 mod timer;

@@ -12,8 +12,14 @@ pub(crate) struct RateControl {
     grtt: Duration,
     /// The largest sample since the last PROBE.
     window_max: Duration,
-    /// The GRTT as of the last PROBE: one sample may at most double it.
-    at_probe: Duration,
+    /// The GRTT rises to at most twice this: the GRTT of a PROBE, moved to
+    /// the GRTT of a later PROBE only once this much time has passed since
+    /// (or at once when the GRTT is below it). So the GRTT at most doubles
+    /// per PROBE and per its own value in time, however many receivers
+    /// report (protocol.md §13.4, "GRTT").
+    base: Duration,
+    /// When `base` last moved.
+    base_at: Option<Instant>,
     min_grtt: Duration,
     max_grtt: Duration,
     probe_interval: Duration,
@@ -35,7 +41,8 @@ impl RateControl {
         Self {
             grtt,
             window_max: Duration::ZERO,
-            at_probe: grtt,
+            base: grtt,
+            base_at: None,
             min_grtt: fb.min_grtt,
             max_grtt: fb.max_grtt,
             probe_interval: fb.probe_interval,
@@ -63,12 +70,14 @@ impl RateControl {
         self.loss
     }
 
-    /// A round-trip sample from a STATUS echo. It may at most double the GRTT
-    /// of the last PROBE; the GRTT rises to it at once. Whether it rose.
-    pub(crate) fn on_rtt_sample(&mut self, rtt: Duration) -> bool {
-        let rtt = rtt
-            .min(self.at_probe * 2)
-            .clamp(self.min_grtt, self.max_grtt);
+    /// A round-trip sample from a STATUS echo. It may at most double the
+    /// base (`RateControl::base`); the GRTT rises to it at once. A sample of
+    /// a receiver that may not raise the GRTT (`may_raise` false: one not
+    /// yet consistent, or that counts for nothing) is taken up to the base
+    /// only: it holds the GRTT there, never above. Whether the GRTT rose.
+    pub(crate) fn on_rtt_sample(&mut self, rtt: Duration, may_raise: bool) -> bool {
+        let cap = if may_raise { self.base * 2 } else { self.base };
+        let rtt = rtt.min(cap).clamp(self.min_grtt, self.max_grtt);
         self.window_max = self.window_max.max(rtt);
         if rtt > self.grtt {
             self.grtt = rtt;
@@ -104,8 +113,9 @@ impl RateControl {
 
     /// A PROBE goes out: the GRTT moves a quarter of the way down towards the
     /// largest sample since the last one (it rose to any larger one at once;
-    /// with no sample it stays), and AIMD adds a step. Whether the rate
-    /// changed.
+    /// with no sample it stays), the base moves to it if a base's time has
+    /// passed (or it is below the base), and AIMD adds a step. Whether the
+    /// rate changed.
     pub(crate) fn on_probe(&mut self, now: Instant) -> bool {
         let decayed = if self.window_max.is_zero() {
             self.grtt
@@ -114,7 +124,10 @@ impl RateControl {
         };
         self.grtt = decayed.clamp(self.min_grtt, self.max_grtt);
         self.window_max = Duration::ZERO;
-        self.at_probe = self.grtt;
+        if self.grtt < self.base || self.base_at.is_none_or(|at| now >= at + self.base) {
+            self.base = self.grtt;
+            self.base_at = Some(now);
+        }
         if let Some(a) = self.aimd
             && let Some(max) = self.configured
             && self.may_change(now)
@@ -180,21 +193,54 @@ mod tests {
     fn a_sample_rises_at_once_but_at_most_twofold_and_decays_after() {
         let mut rc = control(None);
         let start = rc.grtt();
-        assert!(rc.on_rtt_sample(start * 10));
+        let t = Instant::now();
+        assert!(!rc.on_rtt_sample(start * 10, false), "may not raise it");
+        assert!(rc.on_rtt_sample(start * 10, true));
         assert_eq!(rc.grtt(), start * 2, "at most twice the last PROBE's");
-        assert!(!rc.on_rtt_sample(start), "a smaller one does not lower it");
-        rc.on_probe(Instant::now());
+        assert!(
+            !rc.on_rtt_sample(start, true),
+            "a smaller one does not lower it"
+        );
+        rc.on_probe(t);
         assert_eq!(rc.grtt(), start * 2, "the window's largest sample holds");
-        rc.on_probe(Instant::now());
+        rc.on_probe(t);
         assert_eq!(rc.grtt(), start * 2, "with no sample, it stays");
-        rc.on_rtt_sample(start / 2);
-        rc.on_probe(Instant::now());
+        rc.on_rtt_sample(start / 2, true);
+        rc.on_probe(t);
         assert!(rc.grtt() < start * 2, "a lower sample brings it down");
         for _ in 0..40 {
-            rc.on_rtt_sample(start / 2);
-            rc.on_probe(Instant::now());
+            rc.on_rtt_sample(start / 2, true);
+            rc.on_probe(t);
         }
         assert!(rc.grtt() < start / 2 + Duration::from_micros(10));
+    }
+
+    #[test]
+    fn the_grtt_at_most_doubles_per_probe_and_per_its_own_value_in_time() {
+        let ms = Duration::from_millis;
+        let mut rc = control(None);
+        let t0 = Instant::now();
+        rc.on_probe(t0);
+        let start = rc.grtt(); // 50 ms
+        // Samples of 10 s at every PROBE, 25 ms apart.
+        let mut t = t0;
+        let mut last = start;
+        while t < t0 + ms(1000) {
+            t += ms(25);
+            rc.on_rtt_sample(Duration::from_secs(10), true);
+            rc.on_probe(t);
+            assert!(rc.grtt() <= last * 2, "{:?} after {last:?}", rc.grtt());
+            last = rc.grtt();
+            // Doubling once per base's time: 50 → 100 → 200 → 400 → 800 ms
+            // at 0, 50, 150, 350 and 750 ms.
+            let elapsed = t - t0;
+            assert!(
+                rc.grtt() <= (start + elapsed) * 2,
+                "{:?} at {elapsed:?}",
+                rc.grtt()
+            );
+        }
+        assert_eq!(rc.grtt(), ms(1600), "800 ms, doubled, by 1 s");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::feedback::{FeedbackConfig, FlowPolicy, Mode};
 use super::pacing::TokenBucket;
 use super::rate::{RateControl, RttFilter};
 use super::repair::RepairScheduler;
+use super::roster::{Refusal, Roster, prefix_of};
 use super::schedule::{Cursor, InfoSchedule, Lead, LeadRepeat, Step};
 use super::timer::{Timer, TimerTable};
 use super::{ObjectId, SessionId};
@@ -227,6 +228,11 @@ impl SenderConfig {
                 "probe_interval and min_grtt must be above 0, and min_grtt at most max_grtt",
             ));
         }
+        if fb.max_receivers_per_prefix == 0 || fb.new_receivers_per_prefix == 0 {
+            return Err(SenderError::Config(
+                "max_receivers_per_prefix and new_receivers_per_prefix must be at least 1",
+            ));
+        }
         if let FlowPolicy::Quorum(0) = fb.policy {
             return Err(SenderError::Config("a quorum must be at least 1"));
         }
@@ -352,8 +358,30 @@ pub struct SenderStats {
     /// Receivers that ever started tracking (a receiver that times out and
     /// comes back counts again).
     pub receivers_heard: u64,
-    /// Reports from receivers beyond `max_receivers`, dropped.
+    /// STATUS reports of ids not tracked that were dropped because a cap on
+    /// new receivers was reached, whatever the cap (the four counters below
+    /// say which). An id keeps being refused until there is room for it.
     pub receivers_refused: u64,
+    /// Of those, refused because `max_receivers` are tracked.
+    pub receivers_refused_table: u64,
+    /// Of those, refused because their address has
+    /// `max_receivers_per_source` ids tracked.
+    pub receivers_refused_source: u64,
+    /// Of those, refused because their /64 has `max_receivers_per_prefix`
+    /// ids tracked.
+    pub receivers_refused_prefix: u64,
+    /// Of those, refused because their /64 admitted
+    /// `new_receivers_per_prefix` new ids a second lately.
+    pub receivers_refused_rate: u64,
+    /// When the sender finished: ids refused within `receiver_timeout`
+    /// before and never admitted since (at least 1 if there were more than
+    /// it could remember). They may be receivers that lack what was sent:
+    /// the sender cannot say that every receiver is complete.
+    pub receivers_left_refused: u64,
+    /// Distinct /64s (IPv4: addresses) receivers were ever admitted from:
+    /// what `min_receivers` counts (with receivers heard without an
+    /// address, one each). At most `max_receivers`.
+    pub receiver_prefixes_heard: u64,
     /// Tracked receivers dropped for silence.
     pub receivers_timed_out: u64,
     /// Times flow control held the first pass back.
@@ -498,6 +526,12 @@ struct Tracked {
     source: Option<std::net::IpAddr>,
     /// Its least recent round trips.
     rtt: RttFilter,
+    /// The Timestamp its latest accepted echo named: a later echo may not
+    /// name an earlier PROBE.
+    echo: Option<u64>,
+    /// Distinct PROBEs its accepted echoes named (at most 2): only from the
+    /// second on may its samples raise the GRTT.
+    echoed: u8,
     /// Its reported loss, averaged (0..=0.5): [`average_loss`].
     loss: f64,
     /// Measured loss reports (STATUS with LOSS) averaged into `loss`; none
@@ -713,8 +747,11 @@ pub struct Sender {
     nack_id_order: VecDeque<u64>,
     /// Ids bound in `nack_ids` per address: at most `max_receivers_per_source`.
     nack_ids_per_source: HashMap<std::net::IpAddr, usize>,
-    /// Tracked receivers per source address (of those heard with one).
-    receivers_per_source: HashMap<std::net::IpAddr, usize>,
+    /// Ids bound in `nack_ids` per /64: at most `max_receivers_per_prefix`.
+    nack_ids_per_prefix: HashMap<std::net::IpAddr, usize>,
+    /// Which new receiver ids are admitted: caps per address, per /64 and
+    /// over time, and the ids refused.
+    roster: Roster,
     /// Timestamps of the latest PROBEs sent.
     probe_times: VecDeque<u64>,
     /// The highest window edge at which a receiver was declared stalled.
@@ -814,7 +851,8 @@ impl Sender {
             nack_ids: HashMap::new(),
             nack_id_order: VecDeque::new(),
             nack_ids_per_source: HashMap::new(),
-            receivers_per_source: HashMap::new(),
+            nack_ids_per_prefix: HashMap::new(),
+            roster: Roster::default(),
             probe_times: VecDeque::new(),
             stall_floor: None,
             flow_held: false,
@@ -1422,8 +1460,11 @@ impl Sender {
         }
         // One address binds at most its share, so that a flood of NACKs
         // under made-up ids cannot push the others' bindings out.
+        let prefix = std::net::IpAddr::V6(prefix_of(src));
         if self.nack_ids_per_source.get(&src).copied().unwrap_or(0)
             >= self.config.feedback.max_receivers_per_source
+            || self.nack_ids_per_prefix.get(&prefix).copied().unwrap_or(0)
+                >= self.config.feedback.max_receivers_per_prefix
         {
             return;
         }
@@ -1434,6 +1475,7 @@ impl Sender {
         }
         self.nack_ids.insert(receiver, src);
         *self.nack_ids_per_source.entry(src).or_default() += 1;
+        *self.nack_ids_per_prefix.entry(prefix).or_default() += 1;
         self.nack_id_order.push_back(receiver);
     }
 
@@ -1441,6 +1483,10 @@ impl Sender {
     fn forget_nack_source(&mut self, receiver: u64) {
         if let Some(a) = self.nack_ids.remove(&receiver) {
             uncount(&mut self.nack_ids_per_source, a);
+            uncount(
+                &mut self.nack_ids_per_prefix,
+                std::net::IpAddr::V6(prefix_of(a)),
+            );
         }
     }
 
@@ -1574,21 +1620,30 @@ impl Sender {
                 self.stats.feedback_rejected += 1;
                 return;
             }
-            // (Its entry in `nack_id_order` goes when it reaches the front.)
-            self.forget_nack_source(st.receiver);
-            let fb = &self.config.feedback;
-            if self.receivers.len() >= fb.max_receivers
-                || source.is_some_and(|a| {
-                    self.receivers_per_source.get(&a).copied().unwrap_or(0)
-                        >= fb.max_receivers_per_source
-                })
-            {
+            // Caps per address, per /64 and over time (protocol.md §13.4,
+            // "Receivers admitted"): a host reporting under made-up ids
+            // from its /64 cannot fill the table.
+            let admitted = self.roster.admit(
+                &self.config.feedback,
+                now,
+                st.receiver,
+                source,
+                self.receivers.len(),
+            );
+            if let Err(why) = admitted {
                 self.stats.receivers_refused += 1;
+                match why {
+                    Refusal::Table => self.stats.receivers_refused_table += 1,
+                    Refusal::Source => self.stats.receivers_refused_source += 1,
+                    Refusal::Prefix => self.stats.receivers_refused_prefix += 1,
+                    Refusal::Rate => self.stats.receivers_refused_rate += 1,
+                }
+                // (It stays bound to its NACK's address, if any.)
                 return;
             }
-            if let Some(a) = source {
-                *self.receivers_per_source.entry(a).or_default() += 1;
-            }
+            // (Its entry in `nack_id_order` goes when it reaches the front.)
+            self.forget_nack_source(st.receiver);
+            self.stats.receiver_prefixes_heard = self.roster.prefixes_heard();
             tracing::debug!(receiver = %format_args!("{:016x}", st.receiver), "receiver joined");
             self.events
                 .push_back(SenderEvent::ReceiverJoined { id: st.receiver });
@@ -1653,6 +1708,7 @@ impl Sender {
         }
         let source = known.map_or(source, |r| r.source);
         let mut rtt = known.map_or(RttFilter::default(), |r| r.rtt);
+        let (echo, echoed) = known.map_or((None, 0), |r| (r.echo, r.echoed));
         // Only a measured Loss counts: a receiver's first STATUS comes
         // before its first loss sample and says 0, and averaged in, such
         // reports had the sender size its first windows' proactive repair
@@ -1681,6 +1737,8 @@ impl Sender {
                 stalled,
                 source,
                 rtt,
+                echo,
+                echoed,
                 loss,
                 loss_reports,
                 loss_sd,
@@ -1699,10 +1757,12 @@ impl Sender {
         self.stats.receivers_tracked = self.receivers.len() as u64;
         if st.flags & STATUS_ECHO != 0 {
             let now_us = self.micros(now);
-            // The echo must name a PROBE actually sent lately, and the hold
+            // The echo must name a PROBE actually sent lately, no earlier
+            // than the one this receiver's last echo named, and the hold
             // must fit in the time since: anything else is forged or stale.
             let since = now_us.checked_sub(st.echo_us);
             if !self.probe_times.contains(&st.echo_us)
+                || echo.is_some_and(|e| st.echo_us < e)
                 || since.is_none_or(|d| (st.hold_us as u64) > d)
             {
                 self.stats.echoes_refused += 1;
@@ -1712,10 +1772,22 @@ impl Sender {
                 // path, and the GRTT follows the largest of those.
                 let sample = Duration::from_micros(since - st.hold_us as u64);
                 let least = rtt.sample(sample);
+                let echoed = if echo.is_some_and(|e| e == st.echo_us) {
+                    echoed
+                } else {
+                    echoed.saturating_add(1).min(2)
+                };
                 if let Some(r) = self.receivers.get_mut(&st.receiver) {
                     r.rtt = rtt;
+                    r.echo = Some(st.echo_us);
+                    r.echoed = echoed;
                 }
-                if self.rc.on_rtt_sample(least) {
+                // Only a receiver that echoed two PROBEs, and that counts
+                // (neither complete nor stalled), may raise the GRTT: a
+                // fresh id, or one that holds nothing back, may only hold
+                // it (protocol.md §13.4, "GRTT").
+                let may_raise = echoed >= 2 && !complete && !stalled;
+                if self.rc.on_rtt_sample(least, may_raise) {
                     self.stats.grtt_us = self.rc.grtt().as_micros() as u64;
                 }
             }
@@ -1771,8 +1843,8 @@ impl Sender {
                 {
                     self.stall_floor = Some(self.stall_floor.map_or(r.edge, |f| f.max(r.edge)));
                 }
-                if let Some(a) = self.receivers.remove(&id).and_then(|r| r.source) {
-                    uncount(&mut self.receivers_per_source, a);
+                if let Some(r) = self.receivers.remove(&id) {
+                    self.roster.release(r.source);
                 }
                 self.stats.receivers_timed_out += 1;
                 self.events.push_back(SenderEvent::ReceiverTimedOut { id });
@@ -1817,7 +1889,8 @@ impl Sender {
         self.maybe_fallback(now);
         let idle = self.first_pass_done
             && !self.open
-            && self.stats.receivers_heard >= self.config.feedback.min_receivers as u64
+            // Receivers from distinct /64s: one host's forged ids count once.
+            && self.roster.distinct_heard() >= self.config.feedback.min_receivers as u64
             // Nobody ever heard: the fallback rounds go out first.
             && (self.stats.receivers_heard > 0
                 || self.stats.fallback_rounds >= self.config.feedback.fallback_rounds as u64)
@@ -1842,6 +1915,9 @@ impl Sender {
                     .values()
                     .filter(|r| r.stalled && !r.complete)
                     .count() as u64;
+                self.stats.receivers_left_refused = self
+                    .roster
+                    .left_refused(now, self.config.feedback.receiver_timeout);
                 self.events.push_back(SenderEvent::Finished);
             }
         }
