@@ -269,7 +269,11 @@ fn check(sent: &[Sent; 2], seen: &mut HashMap<SessionId, Seen>, d: Delivery) {
     let Some(p) = HONEST.iter().position(|&h| h == sender) else {
         return;
     };
-    let st = seen.entry(sender).or_default();
+    // Delivery may start anywhere the publisher retains (a late start).
+    let st = seen.entry(sender).or_insert(Seen {
+        gap: true,
+        ..Seen::default()
+    });
     assert!(!st.ended, "nothing after the end");
     match d {
         Delivery::Message(m) => {

@@ -8,7 +8,7 @@
 //! into each session's messages and bytes, in order and exactly once, and
 //! says where it could not (a gap) and where a session ended.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::{ObjectId, SessionId};
@@ -415,6 +415,10 @@ pub struct Inbox {
     now: Option<Instant>,
     /// Sessions dropped (expired or refused), for the owner to refuse too.
     dropped: VecDeque<SessionId>,
+    /// Sessions that ended and gave their slot up, the last
+    /// [`ENDED_HISTORY`]: nothing more of them is taken.
+    ended: HashSet<SessionId>,
+    ended_order: VecDeque<SessionId>,
     stats: InboxStats,
 }
 
@@ -432,6 +436,8 @@ impl Inbox {
             held: 0,
             now: None,
             dropped: VecDeque::new(),
+            ended: HashSet::new(),
+            ended_order: VecDeque::new(),
             stats: InboxStats::default(),
         }
     }
@@ -448,9 +454,10 @@ impl Inbox {
     }
 
     /// Whether the inbox follows `session`, or would take it now (a free
-    /// slot, or one it may expire).
+    /// slot, or one it may expire), or has followed it to its end.
     pub fn follows(&self, session: SessionId) -> bool {
         self.feeds.contains_key(&session)
+            || self.ended.contains(&session)
             || self.feeds.len() < self.max_sessions
             || self.expirable().is_some()
     }
@@ -798,6 +805,10 @@ impl Inbox {
     /// `session`'s feed, made if there is room (an ended or idle session
     /// gives way; a refused one is reported by [`Inbox::poll_dropped`]).
     fn feed_of(&mut self, session: SessionId) -> Option<&mut Feed> {
+        if self.ended.contains(&session) {
+            self.stats.stale += 1;
+            return None;
+        }
         if !self.feeds.contains_key(&session) && self.feeds.len() >= self.max_sessions {
             match self.expirable() {
                 Some((s, ended)) => {
@@ -825,12 +836,24 @@ impl Inbox {
     fn drop_feed(&mut self, session: SessionId, tell: bool) {
         if let Some(f) = self.feeds.remove(&session) {
             self.held -= f.held;
+            if f.ended {
+                if self.ended_order.len() >= ENDED_HISTORY
+                    && let Some(old) = self.ended_order.pop_front()
+                {
+                    self.ended.remove(&old);
+                }
+                self.ended.insert(session);
+                self.ended_order.push_back(session);
+            }
             if tell {
                 self.dropped.push_back(session);
             }
         }
     }
 }
+
+/// Ended sessions an [`Inbox`] remembers after they gave their slot up.
+pub const ENDED_HISTORY: usize = 1024;
 
 /// A big-endian u64 at `at`, if the bytes are there.
 fn u64_at(d: &[u8], at: usize) -> Option<u64> {
