@@ -10,7 +10,7 @@
 //! ended unless a gap was delivered between them. protocol.md §14.
 #![no_main]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
@@ -150,13 +150,19 @@ fuzz_target!(|input: Input| {
     let mut now = t0;
     let mut seen: HashMap<SessionId, Seen> = HashMap::new();
     let mut fed: HashMap<(SessionId, ObjectId), usize> = HashMap::new();
+    let mut handed: HashSet<(usize, usize)> = HashSet::new();
+    let mut refused: HashSet<SessionId> = HashSet::new();
     for op in input.ops.iter().take(512) {
         match op {
             Op::Honest { publisher, index } => {
                 let p = *publisher as usize;
                 let objs = &sent[p].objects;
                 let i = *index as usize % objs.len();
-                inbox.handle_object(now, HONEST[p], ObjectId(i as u32), objs[i].clone());
+                // The receiver completes an object once (it remembers what
+                // it completed), and nothing of a session refused.
+                if !refused.contains(&HONEST[p]) && handed.insert((p, i)) {
+                    inbox.handle_object(now, HONEST[p], ObjectId(i as u32), objs[i].clone());
+                }
             }
             Op::HonestFailed { publisher, index } => {
                 let p = *publisher as usize;
@@ -251,7 +257,9 @@ fuzz_target!(|input: Input| {
         assert!(objects.held_bytes() <= fed.values().sum::<usize>());
         assert!(inbox.held_bytes() <= limits.max_held);
         assert!(inbox.held_unstarted_bytes() <= limits.max_unstarted);
-        while inbox.poll_dropped().is_some() {}
+        while let Some(s) = inbox.poll_dropped() {
+            refused.insert(s);
+        }
         while let Some(d) = inbox.poll() {
             check(&sent, &mut seen, d);
         }
