@@ -76,9 +76,18 @@ pub struct PublisherBuilder {
     retain_bytes: usize,
     retain_time: Duration,
     close_timeout: Duration,
+    expect: u64,
 }
 
 impl PublisherBuilder {
+    /// Receivers that must confirm the whole session for
+    /// [`PublisherReport::confirmed`] (default 1). 0 says that nobody may be
+    /// listening: a close that heard nobody is then confirmed.
+    pub fn expect_receivers(mut self, n: u64) -> Self {
+        self.expect = n;
+        self
+    }
+
     /// Recovery mode: [`Mode::Hybrid`] (the default) or [`Mode::Nack`].
     /// Carousel mode has no acknowledgements to bound memory by, and is
     /// refused by [`PublisherBuilder::open`].
@@ -181,7 +190,7 @@ impl PublisherBuilder {
     pub fn open(self) -> Result<Publisher, IoError> {
         let (mut sender, mut sock, session, window, retention) = self.prepare()?;
         let shared = Arc::new(PubShared {
-            state: Mutex::new(PubState::new(self.batching)),
+            state: Mutex::new(PubState::new(self.batching, self.expect)),
             cond: Condvar::new(),
             wake: Mutex::new(None),
             abort: AtomicBool::new(false),
@@ -258,10 +267,16 @@ struct PubState {
     done: bool,
     error: Option<String>,
     stats: SenderStats,
+    /// Whether the sender finished: every receiver it tracks complete or
+    /// stalled (not the close timeout).
+    finished: bool,
+    /// Receivers that must confirm the whole session for `close` to say
+    /// it was confirmed.
+    expect: u64,
 }
 
 impl PubState {
-    fn new(batching: Batching) -> Self {
+    fn new(batching: Batching, expect: u64) -> Self {
         Self {
             outbox: Outbox::new(batching),
             unacked: 0,
@@ -269,6 +284,8 @@ impl PubState {
             done: false,
             error: None,
             stats: SenderStats::default(),
+            finished: false,
+            expect,
         }
     }
 
@@ -301,13 +318,21 @@ impl PubState {
         self.closing = true;
     }
 
-    /// What `close` reports, once the driver is done.
+    /// What `close` reports, once the driver is done. The session is
+    /// confirmed only if the sender finished, at least `expect` receivers
+    /// confirmed every object, and none it heard from was left behind:
+    /// timed out, stalled unfinished, or refused a place in its table.
     fn report(&self) -> PublisherReport {
         let s = &self.stats;
+        let confirmers = s.receivers_tracked.saturating_sub(s.receivers_left_stalled);
+        let left = s.receivers_timed_out + s.receivers_left_stalled + s.receivers_left_refused;
         PublisherReport {
             stats: s.clone(),
-            confirmed: s.receivers_tracked == 0
-                || s.receivers_timed_out + s.receivers_stalled == 0 && self.error.is_none(),
+            confirmed: self.error.is_none()
+                && self.finished
+                && left == 0
+                && confirmers >= self.expect,
+            receivers_confirmed: if self.finished { confirmers } else { 0 },
             messages: self.outbox.messages(),
             stream_len: self.outbox.stream_len(),
         }
@@ -390,6 +415,7 @@ impl PubTurns {
         now: Instant,
     ) -> Result<Turn, IoError> {
         st.stats = sender.stats().clone();
+        st.finished = sender.is_finished();
         st.outbox.handle_timeout(now);
         while let Some(obj) = st.outbox.poll_object() {
             let len = obj.len();
@@ -532,9 +558,16 @@ pub struct Publisher {
 pub struct PublisherReport {
     /// The sender's counters at the end.
     pub stats: SenderStats,
-    /// Whether every receiver heard from confirmed the whole session (else
-    /// the close timeout passed first).
+    /// Whether the whole session was confirmed: at least the receivers
+    /// expected ([`PublisherBuilder::expect_receivers`], default 1) confirmed
+    /// every object, and no receiver heard from was left behind (timed out,
+    /// stalled, refused a place in the sender's table, or the close timeout
+    /// passed first). A publisher that heard nobody is not confirmed unless
+    /// it expected nobody.
     pub confirmed: bool,
+    /// Receivers that confirmed every object (0 if the close timeout passed
+    /// first).
+    pub receivers_confirmed: u64,
     /// Messages sent.
     pub messages: u64,
     /// Stream bytes sent.
@@ -564,6 +597,7 @@ impl Publisher {
             retain_bytes: 1 << 20,
             retain_time: Duration::from_millis(250),
             close_timeout: Duration::from_secs(60),
+            expect: 1,
         }
     }
 
@@ -913,6 +947,12 @@ impl SubCore {
         }
         if let ReceiverEvent::ObjectFailed { object, .. } = &e {
             self.inbox.handle_failed(session, *object);
+            // Delivery went on past it: the receiver asks for none of it.
+            if let Some(next) = self.inbox.next_object(session)
+                && next > *object
+            {
+                rx.skip_lost(session, next);
+            }
         }
         if let ReceiverEvent::BlockDecoded { object, data, .. } = &e {
             let pending_unstarted = self.waiting.iter().map(|s| self.objects.held_of(*s)).sum();
@@ -985,11 +1025,11 @@ impl SubCore {
             if let Some(p) = rx.sender_progress(s)
                 && let Some(to) = inbox.sender_retains(s, p.retained)
             {
-                rx.skip_before(s, to);
+                rx.skip_lost(s, to);
             }
         }
         for (s, to) in inbox.handle_timeout(now) {
-            rx.skip_before(s, to);
+            rx.skip_lost(s, to);
         }
         self.refuse_dropped(rx);
         let inbox = &mut self.inbox;
@@ -1523,7 +1563,7 @@ mod tests {
         })
         .unwrap();
         sender.set_open(true);
-        let mut st = PubState::new(Batching::default());
+        let mut st = PubState::new(Batching::default(), 1);
         for i in 0..4u8 {
             st.push(|o, now| o.push_message(now, &[i; 20_000]));
             st.outbox.flush();
@@ -1565,6 +1605,41 @@ mod tests {
         assert_eq!(sender.stats().receivers_stalled, 1);
         assert_eq!(sender.stats().receivers_tracked, 1);
         assert_eq!(st.unacked, 0, "of {pushed} bytes pushed");
+    }
+
+    /// A close is confirmed only if the sender finished, the receivers
+    /// expected confirmed everything, and none heard from was left behind:
+    /// nobody listening is no confirmation, unless nobody was expected.
+    #[test]
+    fn confirmed_means_receivers_confirmed_everything() {
+        let report = |expect, finished, f: &dyn Fn(&mut crate::SenderStats)| {
+            let mut st = PubState::new(Batching::default(), expect);
+            st.finished = finished;
+            f(&mut st.stats);
+            st.report()
+        };
+        let nobody = |_: &mut crate::SenderStats| {};
+        assert!(!report(1, true, &nobody).confirmed, "nobody heard");
+        assert!(report(0, true, &nobody).confirmed, "nobody expected");
+        let two = |s: &mut crate::SenderStats| s.receivers_tracked = 2;
+        assert!(report(1, true, &two).confirmed);
+        assert_eq!(report(1, true, &two).receivers_confirmed, 2);
+        assert!(!report(3, true, &two).confirmed, "fewer than expected");
+        assert!(
+            !report(1, false, &two).confirmed,
+            "the close timeout passed"
+        );
+        for left in [
+            |s: &mut crate::SenderStats| s.receivers_timed_out = 1,
+            |s: &mut crate::SenderStats| s.receivers_left_stalled = 1,
+            |s: &mut crate::SenderStats| s.receivers_left_refused = 1,
+        ] {
+            let r = report(1, true, &|s: &mut crate::SenderStats| {
+                two(s);
+                left(s);
+            });
+            assert!(!r.confirmed, "{:?}", r.stats);
+        }
     }
 
     /// An object sent while nobody was tracked stays for receivers heard

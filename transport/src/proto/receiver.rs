@@ -996,6 +996,26 @@ impl Receiver {
         }
     }
 
+    /// As [`Receiver::skip_before`], for objects the application lost (a
+    /// gap): from then on this receiver never reports `session` complete,
+    /// so that its sender never counts it among the receivers that got
+    /// everything (it stalls it instead). The last 1,024 such sessions are
+    /// remembered.
+    pub fn skip_lost(&mut self, session: SessionId, object: ObjectId) {
+        if object.0 <= self.table.floor(session) {
+            return;
+        }
+        if self.table.lossy.insert(session) {
+            if self.table.lossy_order.len() >= MAX_REFUSED
+                && let Some(old) = self.table.lossy_order.pop_front()
+            {
+                self.table.lossy.remove(&old);
+            }
+            self.table.lossy_order.push_back(session);
+        }
+        self.skip_before(session, object);
+    }
+
     /// What the PROBEs of `session` said, as of the latest: see
     /// [`SenderProgress`]. `None` before any PROBE (or without feedback).
     pub fn sender_progress(&self, session: SessionId) -> Option<SenderProgress> {
@@ -2146,7 +2166,9 @@ impl Receiver {
             return None;
         }
         let edge = self.table.edge(session, f.objects);
-        let complete = f.objects > 0 && edge == (f.objects, 0);
+        // A receiver that lost objects is never complete (`skip_lost`).
+        let complete =
+            f.objects > 0 && edge == (f.objects, 0) && !self.table.lossy.contains(&session);
         // Complete, it says so whatever the application still holds.
         let window = match f.hold {
             Some(h) if !complete => h.min(edge),
@@ -2308,6 +2330,10 @@ struct ObjectTable {
     /// reported complete.
     abandoned: HashSet<Key>,
     abandoned_order: VecDeque<Key>,
+    /// Sessions with objects the application lost ([`Receiver::skip_lost`]):
+    /// never reported complete.
+    lossy: HashSet<SessionId>,
+    lossy_order: VecDeque<SessionId>,
 }
 
 /// Sessions whose floor ([`ObjectTable::floors`]) is kept at once.

@@ -83,7 +83,7 @@ impl PublisherBuilder {
             .tokio_sockets()
             .map_err(sock_err("handing the socket to tokio"))?;
         let shared = Arc::new(Shared {
-            state: Mutex::new(PubState::new(self.batching)),
+            state: Mutex::new(PubState::new(self.batching, self.expect)),
             work: Notify::new(),
             room: Notify::new(),
             wakers: Mutex::new(Vec::new()),
