@@ -897,3 +897,258 @@ fn a_pack_of_thousands_of_tiny_files_needs_no_descriptor_per_file() {
     // Nothing temporary is left, the pack's file included.
     assert_eq!(listing(&d.out()).len(), n + n / 100);
 }
+
+/// Issue 33, item 5: a forged manifest listing a file that is there and one
+/// that never comes replaces nothing (not even with `overwrite`, as under
+/// `--follow`): the verified file waits staged, and goes with the sink. The
+/// real transfer after it places every file at once, keeps the identical
+/// one, and lists what it changed.
+#[test]
+fn a_transfer_is_placed_only_whole_and_reports_what_changed() {
+    let d = Dir::new("whole");
+    fs::write(d.out().join("a.txt"), b"original").unwrap();
+    fs::write(d.out().join("keep.txt"), b"same").unwrap();
+    let config = SinkConfig {
+        overwrite: true,
+        ..SinkConfig::default()
+    };
+    let mut sink = FileSink::new(&d.out(), config.clone()).unwrap();
+    let forged = manifest(&[
+        ("a.txt", b"forged", 0o644),
+        ("b.txt", b"never sent", 0o644),
+        ("keep.txt", b"same", 0o644),
+    ]);
+    deliver_manifest(&mut sink, 1, &forged);
+    let bound: Vec<String> = sink
+        .take_binding()
+        .unwrap()
+        .1
+        .into_iter()
+        .map(|b| b.name)
+        .collect();
+    assert_eq!(bound, ["a.txt", "b.txt"], "keep.txt is kept, not received");
+    deliver_file(&mut sink, 1, 1, b"forged", "a.txt");
+    sink.flush();
+    assert_eq!((sink.verified(), sink.completed()), (2, 1));
+    assert!(!sink.is_settled() && !sink.is_done());
+    assert!(sink.changed().is_empty());
+    assert_eq!(fs::read(d.out().join("a.txt")).unwrap(), b"original");
+    assert_eq!(listing(&d.out()), ["a.txt", "keep.txt"]);
+    // The staged file is in the private staging directory, and goes with
+    // the sink (dropped idle, or stopped).
+    assert_eq!(staged(&d.out()).len(), 1);
+    drop(sink);
+    assert_eq!(fs::read(d.out().join("a.txt")).unwrap(), b"original");
+    assert_eq!(listing(&d.out()), ["a.txt", "keep.txt"]);
+    assert!(!d.out().join(STAGING_DIR).exists());
+
+    // The real transfer: nothing is placed until its last file verified.
+    let mut sink = FileSink::new(&d.out(), config).unwrap();
+    let real = manifest(&[
+        ("a.txt", b"new a", 0o644),
+        ("b.txt", b"new b", 0o644),
+        ("keep.txt", b"same", 0o644),
+    ]);
+    deliver_manifest(&mut sink, 2, &real);
+    sink.take_binding().unwrap();
+    deliver_file(&mut sink, 2, 2, b"new b", "b.txt");
+    sink.flush();
+    assert!(!d.out().join("b.txt").exists(), "placed before a.txt");
+    deliver_file(&mut sink, 2, 1, b"new a", "a.txt");
+    assert!(sink.is_done());
+    assert_eq!(sink.changed(), ["a.txt", "b.txt"]);
+    assert_eq!(sink.kept(), 1);
+    assert_eq!(fs::read(d.out().join("a.txt")).unwrap(), b"new a");
+    assert_eq!(fs::read(d.out().join("b.txt")).unwrap(), b"new b");
+    drop(sink);
+    assert_eq!(listing(&d.out()), ["a.txt", "b.txt", "keep.txt"]);
+    assert!(!d.out().join(STAGING_DIR).exists());
+}
+
+/// What a local attacker plants under a resumable file's name (which anyone
+/// can compute from the public manifest).
+#[derive(Debug, Clone, Copy)]
+enum Plant {
+    /// A file with the right bytes, owned by another user.
+    OtherOwner,
+    /// A hard link to a file elsewhere.
+    HardLink,
+    /// A symbolic link to a file elsewhere.
+    SymLink,
+    /// A FIFO.
+    Fifo,
+}
+
+fn plant(kind: Plant, at: &Path, victim: &Path, content: &[u8]) {
+    match kind {
+        Plant::OtherOwner => {
+            fs::write(at, content).unwrap();
+            std::os::unix::fs::chown(at, Some(65534), Some(65534)).unwrap();
+        }
+        Plant::HardLink => fs::hard_link(victim, at).unwrap(),
+        Plant::SymLink => std::os::unix::fs::symlink(victim, at).unwrap(),
+        Plant::Fifo => {
+            let ok = std::process::Command::new("mkfifo")
+                .arg(at)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "mkfifo {}", at.display());
+        }
+    }
+}
+
+/// Issue 33, item 6: a file planted under a resumable file's name (owned by
+/// another user, a hard link, a symbolic link, a FIFO), before the manifest
+/// binds or between binding and the first block, is removed with a note,
+/// never resumed from, never written through, and never becomes the output:
+/// the file is received from its start into a file of the receiver's own.
+#[test]
+fn planted_resume_files_are_refused_and_never_become_the_output() {
+    use std::os::unix::fs::MetadataExt;
+    let big: Vec<u8> = (0..10_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    let m = manifest_in_parts(&[("big", &big, 0o644)], 4096);
+    let name = groupcast::io::files::resume_name(&m.entries[0]);
+    let part = |i: usize| big[i * 4096..((i + 1) * 4096).min(big.len())].to_vec();
+    for kind in [
+        Plant::OtherOwner,
+        Plant::HardLink,
+        Plant::SymLink,
+        Plant::Fifo,
+    ] {
+        for after_binding in [false, true] {
+            let d = Dir::new(&format!("plant-{kind:?}-{after_binding}"));
+            // The victim holds the very bytes, so a trusted plant would pass
+            // every part's hash.
+            let victim = d.0.join("victim");
+            fs::write(&victim, &big).unwrap();
+            let victim_ino = fs::metadata(&victim).unwrap().ino();
+            let mut sink = FileSink::new(&d.out(), SinkConfig::default()).unwrap();
+            let at = d.out().join(STAGING_DIR).join(&name);
+            if !after_binding {
+                plant(kind, &at, &victim, &big);
+            }
+            deliver_manifest(&mut sink, 1, &m);
+            let bound = sink.take_binding().unwrap().1;
+            assert_eq!(bound.len(), 3, "{kind:?}: every part is received");
+            assert_eq!(sink.resumed(), (0, 0), "{kind:?}: resumed from a plant");
+            if after_binding {
+                plant(kind, &at, &victim, &big);
+            }
+            for i in 0..3 {
+                deliver_part(
+                    &mut sink,
+                    1,
+                    1 + i,
+                    i as u64 * 4096,
+                    &part(i as usize),
+                    "big",
+                );
+            }
+            sink.flush();
+            assert!(sink.is_done(), "{kind:?}: {:?}", sink.refused_files());
+            let notes = sink.notes().join("\n");
+            assert!(
+                notes.contains(&name) && notes.contains("untrusted"),
+                "{kind:?}, after binding {after_binding}: no note: {notes}"
+            );
+            drop(sink);
+            let out = fs::symlink_metadata(d.out().join("big")).unwrap();
+            assert!(out.file_type().is_file(), "{kind:?}");
+            assert_ne!(
+                out.ino(),
+                victim_ino,
+                "{kind:?}: the victim became the output"
+            );
+            assert_eq!(out.uid(), fs::metadata(&d.0).unwrap().uid(), "{kind:?}");
+            assert_eq!(out.nlink(), 1, "{kind:?}");
+            assert_eq!(fs::read(d.out().join("big")).unwrap(), big);
+            assert_eq!(fs::read(&victim).unwrap(), big, "{kind:?}: victim written");
+            assert_eq!(fs::metadata(&victim).unwrap().nlink(), 1, "{kind:?}");
+            assert!(!d.out().join(STAGING_DIR).exists(), "{kind:?}");
+        }
+    }
+}
+
+/// Issue 33, item 6: the staging directory is used only if it is a directory
+/// of the receiving user (not a link); one that others could write is made
+/// private.
+#[test]
+fn the_staging_directory_is_ours_and_private_or_refused() {
+    use std::os::unix::fs::MetadataExt;
+    let d = Dir::new("stage-owner");
+    let stage = d.out().join(STAGING_DIR);
+    fs::create_dir(&stage).unwrap();
+    std::os::unix::fs::chown(&stage, Some(65534), Some(65534)).unwrap();
+    let err = FileSink::new(&d.out(), SinkConfig::default()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(STAGING_DIR) && msg.contains("owned by uid 65534"),
+        "{msg}"
+    );
+    fs::remove_dir(&stage).unwrap();
+
+    let elsewhere = d.0.join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &stage).unwrap();
+    let msg = FileSink::new(&d.out(), SinkConfig::default())
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("not a directory"), "{msg}");
+    fs::remove_file(&stage).unwrap();
+
+    fs::create_dir(&stage).unwrap();
+    fs::set_permissions(&stage, fs::Permissions::from_mode(0o777)).unwrap();
+    fs::write(stage.join("fresh"), b"x").unwrap();
+    let sink = FileSink::new(&d.out(), SinkConfig::default()).unwrap();
+    assert_eq!(fs::metadata(&stage).unwrap().mode() & 0o777, 0o700);
+    drop(sink);
+}
+
+/// Issue 33, item 6: files in the staging directory older than
+/// `stale_after` (by modification time) are removed when a sink starts, with
+/// a note; newer ones stay.
+#[test]
+fn stale_staging_files_are_removed_when_a_sink_starts() {
+    let d = Dir::new("stale");
+    let stage = d.out().join(STAGING_DIR);
+    fs::create_dir(&stage).unwrap();
+    let old = stage.join(".groupcast-tmp-0123456789abcdef0123456789abcdef");
+    fs::write(&old, b"old").unwrap();
+    let eight_days = std::time::Duration::from_secs(8 * 86_400);
+    fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - eight_days)
+        .unwrap();
+    let fresh = stage.join(".groupcast-tmp-fedcba9876543210fedcba9876543210");
+    fs::write(&fresh, b"fresh").unwrap();
+    let sink = FileSink::new(&d.out(), SinkConfig::default()).unwrap();
+    assert!(!old.exists(), "a stale file stayed");
+    assert!(fresh.exists(), "a fresh file went");
+    assert_eq!(sink.notes().len(), 1, "{:?}", sink.notes());
+    assert!(sink.notes()[0].contains("7 days"), "{:?}", sink.notes());
+    drop(sink);
+    assert!(fresh.exists());
+}
+
+/// Issue 33, item 5: the idle watch `receive_into` drops a bound session by
+/// expires once the progress count stood still for its limit, and not while
+/// it moves.
+#[test]
+fn the_idle_watch_expires_only_without_progress() {
+    use groupcast::io::files::IdleWatch;
+    use std::time::{Duration, Instant};
+    let t0 = Instant::now();
+    let s = Duration::from_secs(1);
+    let mut w = IdleWatch::new(10 * s, t0);
+    assert!(!w.expired(t0, 0));
+    assert!(!w.expired(t0 + 9 * s, 0));
+    // Progress restarts the wait.
+    assert!(!w.expired(t0 + 9 * s, 1));
+    assert!(!w.expired(t0 + 18 * s, 1));
+    assert!(w.expired(t0 + 19 * s, 1));
+    assert!(!w.expired(t0 + 20 * s, 2));
+    assert!(w.expired(t0 + 30 * s, 2));
+}
