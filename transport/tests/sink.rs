@@ -1152,3 +1152,26 @@ fn the_idle_watch_expires_only_without_progress() {
     assert!(!w.expired(t0 + 20 * s, 2));
     assert!(w.expired(t0 + 30 * s, 2));
 }
+
+/// A transfer whose files are all there at binding, kept or resumed whole
+/// (in whatever order), is placed at once: nothing is left to receive, and
+/// no event would come to place it later.
+#[test]
+fn a_transfer_whole_at_binding_is_placed_at_once() {
+    let d = Dir::new("whole-at-bind");
+    let big: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    // big (resumed whole) comes before z.txt (kept) in the manifest.
+    let m = manifest_in_parts(&[("big", &big, 0o644), ("z.txt", b"zz", 0o644)], 4096);
+    fs::write(d.out().join("z.txt"), b"zz").unwrap();
+    let name = groupcast::io::files::resume_name(&m.entries[0]);
+    fs::create_dir(d.out().join(STAGING_DIR)).unwrap();
+    fs::write(d.out().join(STAGING_DIR).join(&name), &big).unwrap();
+    let mut sink = FileSink::new(&d.out(), SinkConfig::default()).unwrap();
+    deliver_manifest(&mut sink, 1, &m);
+    assert!(sink.take_binding().unwrap().1.is_empty());
+    assert!(sink.is_done(), "{:?}", sink.refused_files());
+    assert_eq!(sink.changed(), ["big"]);
+    assert_eq!(fs::read(d.out().join("big")).unwrap(), big);
+    drop(sink);
+    assert!(!d.out().join(STAGING_DIR).exists());
+}

@@ -886,6 +886,8 @@ impl FileSink {
                 })
                 .collect(),
         );
+        // Every file may be there already: kept, or resumed whole.
+        self.commit_if_whole();
         Ok(())
     }
 
