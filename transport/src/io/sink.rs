@@ -34,8 +34,10 @@
 //!   the staging directory not modified for [`STALE_STAGING_AGE`] are
 //!   removed when a sink starts;
 //! - modes are masked by the umask and never world-writable, unless asked;
-//! - a file-system failure caused by a name or size refuses that one file:
-//!   it is counted, reported, and the rest of the transfer goes on.
+//! - a file-system failure caused by a name or size refuses that file: it is
+//!   counted and reported, and the sink settles with nothing of the
+//!   transfer placed (a local failure of the output directory itself is an
+//!   error instead).
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet, VecDeque};
