@@ -453,23 +453,33 @@ pub struct RecvArgs {
     /// and BLAKE3) is kept as it is and not received, either way.
     #[arg(long)]
     pub overwrite: bool,
-    /// Keep receiving: after each verified transfer, wait for the next one on the channel
-    /// (the sessions already received are ignored). Files whose hash already matches are
-    /// kept as they are and not received, so an update costs only what changed, and the same
-    /// content sent again completes at once. Implies --overwrite for files that changed.
+    /// Keep receiving: after each transfer, wait for the next one on the channel (the sessions
+    /// already bound are ignored). Files whose hash already matches are kept as they are and
+    /// not received, so an update costs only what changed, and the same content sent again
+    /// completes at once. Implies --overwrite for files that changed. As without it, a
+    /// transfer is placed only whole; one refused, or idle for --idle-timeout, is dropped.
     /// Stops at SIGINT or SIGTERM (exit 0); --timeout then bounds the wait for each transfer.
     #[arg(long)]
     pub follow: bool,
-    /// Run this shell command after each verified transfer (under --follow, each that changed
-    /// a file), with GROUPCAST_TRANSFER_ID, GROUPCAST_OUTPUT, GROUPCAST_FILES and
-    /// GROUPCAST_FILES_KEPT in its environment. A failing command is reported, not fatal.
+    /// Run this shell command after each transfer placed whole (under --follow, each that
+    /// changed a file), with GROUPCAST_TRANSFER_ID, GROUPCAST_OUTPUT, GROUPCAST_FILES,
+    /// GROUPCAST_FILES_KEPT and GROUPCAST_CHANGED (a file listing the paths placed, relative to
+    /// --output, one a line; removed once CMD returns) in its environment. A failing command
+    /// is reported, not fatal.
     #[arg(long, value_name = "CMD")]
     pub exec: Option<String>,
+    /// Drop a transfer whose sender makes no progress for this many seconds (no new block, no
+    /// file verified), placing none of its files: plain recv exits non-zero, --follow waits for
+    /// the next transfer and ignores that session from then on.
+    #[arg(long, value_name = "SECS",
+          default_value_t = groupcast::io::files::DEFAULT_IDLE_TIMEOUT.as_secs_f64())]
+    pub idle_timeout: f64,
     /// Apply the manifest's permission bits as they are (without it, they are masked by the
     /// umask and never world-writable).
     #[arg(long)]
     pub keep_modes: bool,
-    /// Give up after this many seconds (exit non-zero; no partial file is left under its final name).
+    /// Give up after this many seconds (exit non-zero; a transfer is placed only whole, so
+    /// none of its files is placed).
     #[arg(long)]
     pub timeout: Option<f64>,
     /// Largest object accepted (a file, or the manifest), e.g. 4GiB; larger claims are refused

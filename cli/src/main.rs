@@ -55,9 +55,11 @@ enum Command {
     ///
     /// Takes nothing but a manifest until one verifies (with --expect, only the one with that
     /// transfer id); then only the files that manifest lists, each written through a temporary
-    /// file and renamed into place, without following links or replacing anything, once its
-    /// size and BLAKE3 hash match the manifest. Exits 0 once every file of the manifest is in
-    /// place; non-zero, naming them, if some were refused.
+    /// file in a private staging directory once its size and BLAKE3 hash match the manifest.
+    /// A transfer is placed whole or not at all: the files are renamed into place, without
+    /// following links or replacing anything, once every one of them has verified. Exits 0
+    /// once every file of the manifest is in place; non-zero, naming them, if some were
+    /// refused (and then none is placed).
     Recv(args::RecvArgs),
     /// A line-based group chat: every participant both sends and receives.
     ///

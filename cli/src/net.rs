@@ -360,6 +360,9 @@ pub fn recv(args: &RecvArgs) -> Result<(), String> {
         Some(t) => Some(Duration::from_secs_f64(t)),
         None => None,
     };
+    if !(args.idle_timeout > 0.0 && args.idle_timeout < 1e9) {
+        return Err("--idle-timeout must be a positive number of seconds".into());
+    }
     let mut net = NetConfig::new(
         Channel::new(&args.channel).with_port(args.port),
         &args.interface,
@@ -386,20 +389,22 @@ sender; pin the transfer with the id `groupcast id PATH` prints"
     }
     let mut seen = Vec::new();
     loop {
-        let outcome = recv_one(args, &net, &pb, timeout, nanos, &seen);
+        let (session, outcome) = recv_one(args, &net, &pb, timeout, nanos, &seen);
         if !args.follow {
-            return outcome.map(|_| ());
+            return outcome;
         }
         if INTERRUPTED.load(Ordering::Relaxed) {
             eprintln!("stopped following the channel");
             return Ok(());
         }
-        match outcome {
-            // Its session's late packets are ignored from now on; the same
-            // content sent again completes at once, every file kept.
-            Ok(done) => seen.extend(done.map(|(session, _)| session)),
+        // The session bound, whatever became of it, is ignored from now on:
+        // late packets of one received, and the manifest (repeated) of one
+        // refused or dropped idle. The same content sent again by a new
+        // session completes at once, every file kept.
+        seen.extend(session);
+        if let Err(e) = outcome {
             // Under --follow a transfer that fails is reported and the wait goes on.
-            Err(e) => eprintln!("groupcast: {e}; waiting for the next transfer"),
+            eprintln!("groupcast: {e}; waiting for the next transfer");
         }
         if seen.len() > 1024 {
             seen.remove(0);
@@ -407,7 +412,8 @@ sender; pin the transfer with the id `groupcast id PATH` prints"
     }
 }
 
-/// One transfer of `groupcast recv`: the id of the transfer received, if any.
+/// One transfer of `groupcast recv`: the session bound, if any, and whether
+/// its transfer was received and placed.
 fn recv_one(
     args: &RecvArgs,
     net: &NetConfig,
@@ -415,13 +421,31 @@ fn recv_one(
     timeout: Option<Duration>,
     nanos: u64,
     seen: &[SessionId],
-) -> Result<Option<(SessionId, groupcast::io::manifest::TransferId)>, String> {
+) -> (Option<SessionId>, Result<(), String>) {
+    match recv_transfer(args, net, pb, timeout, nanos, seen) {
+        Ok((session, outcome)) => (session, outcome),
+        Err(e) => (None, Err(e)),
+    }
+}
+
+/// [`recv_one`]; the error of the outer result is a local failure, before or
+/// after the transfer.
+fn recv_transfer(
+    args: &RecvArgs,
+    net: &NetConfig,
+    pb: &indicatif::ProgressBar,
+    timeout: Option<Duration>,
+    nanos: u64,
+    seen: &[SessionId],
+) -> Result<(Option<SessionId>, Result<(), String>), String> {
     let sink_config = SinkConfig {
         overwrite: args.overwrite || args.follow,
         keep_modes: args.keep_modes,
         expect: args.expect,
         max_file_size: args.max_object_size,
         check_space: true,
+        idle_timeout: Some(Duration::from_secs_f64(args.idle_timeout)),
+        ..SinkConfig::default()
     };
     let receiver_config = ReceiverConfig {
         id: SessionId::from_seed(nanos ^ u64::from(std::process::id()) << 40).0,
@@ -446,8 +470,8 @@ fn recv_one(
         |r, sink| {
             let s = r.stats();
             pb.set_message(format!(
-                "{} of {} files · {} packets · {:.1} MB written",
-                sink.completed(),
+                "{} of {} files verified · {} packets · {:.1} MB written",
+                sink.verified(),
                 if sink.bound().is_some() {
                     sink.files().to_string()
                 } else {
@@ -464,6 +488,9 @@ fn recv_one(
         crate::log::hide();
     }
     let (stats, report, outcome) = result.map_err(|e| e.to_string())?;
+    for note in &report.notes {
+        eprintln!("note: {note}");
+    }
     if outcome.is_ok() {
         eprintln!(
             "received {} file(s), {} bytes, verified, in {:.2} s{}",
@@ -484,10 +511,10 @@ fn recv_one(
         }
         // (Under --follow, a transfer that changed nothing runs no command.)
         if let (Some(cmd), Some(id)) = (&args.exec, report.transfer_id)
-            && !(args.follow && report.files_kept == report.files)
+            && !(args.follow && report.changed.is_empty())
         {
             let output = args.output.as_deref().expect("checked in recv");
-            run_exec(cmd, id, output, report.files, report.files_kept);
+            run_exec(cmd, id, output, &report);
         }
     }
     let refused: serde_json::Map<String, serde_json::Value> = report
@@ -499,9 +526,7 @@ fn recv_one(
         .rejected_by_reason()
         .map(|(r, n)| (r.name().to_string(), n.into()))
         .collect();
-    write_json(
-        &args.stats_json,
-        serde_json::json!({
+    let mut json = serde_json::json!({
             "bytes_received": stats.bytes_received,
             "packets_received": stats.packets_received,
             "duplicates": stats.duplicates,
@@ -543,33 +568,80 @@ fn recv_one(
             "status_sent": stats.status_sent,
             "status_withheld": stats.status_withheld,
             "feedback_dropped": report.driver.feedback_dropped,
-        }),
-    )?;
-    outcome.map(|()| report.session.zip(report.transfer_id))
+    });
+    // (Beyond the macro's recursion limit in one literal.)
+    json["files_changed"] = report.changed.len().into();
+    json["idle_dropped"] = report.idle_dropped.into();
+    write_json(&args.stats_json, json)?;
+    Ok((report.session, outcome))
 }
 
-/// `recv --exec CMD`: runs CMD with `sh -c` after a verified transfer, with
-/// the transfer in its environment; a failure is reported, not fatal.
+/// `recv --exec CMD`: runs CMD with `sh -c` after a transfer placed whole,
+/// with the transfer in its environment; GROUPCAST_CHANGED names a file
+/// (private, removed once CMD returns) listing the paths placed, relative to
+/// the output directory, one a line (a manifest's paths hold no control
+/// character). A failure is reported, not fatal.
 fn run_exec(
     cmd: &str,
     id: groupcast::io::manifest::TransferId,
     output: &std::path::Path,
-    files: usize,
-    kept: usize,
+    report: &groupcast::io::files::TransferReport,
 ) {
+    let list: String = report.changed.iter().map(|p| format!("{p}\n")).collect();
+    let changed = match changed_list(&list) {
+        Ok(path) => path,
+        Err(e) => {
+            eprintln!("warning: --exec '{cmd}' not run: writing the list of changed paths: {e}");
+            return;
+        }
+    };
     let status = std::process::Command::new("sh")
         .arg("-c")
         .arg(cmd)
         .env("GROUPCAST_TRANSFER_ID", id.to_string())
         .env("GROUPCAST_OUTPUT", output)
-        .env("GROUPCAST_FILES", files.to_string())
-        .env("GROUPCAST_FILES_KEPT", kept.to_string())
+        .env("GROUPCAST_FILES", report.files.to_string())
+        .env("GROUPCAST_FILES_KEPT", report.files_kept.to_string())
+        .env("GROUPCAST_CHANGED", &changed)
         .status();
+    let _ = std::fs::remove_file(&changed);
     match status {
         Ok(s) if s.success() => {}
         Ok(s) => eprintln!("warning: --exec '{cmd}' exited with {s}"),
         Err(e) => eprintln!("warning: --exec '{cmd}' could not run: {e}"),
     }
+}
+
+/// Writes `list` to a new file of the temporary directory, created
+/// exclusively (so never through a name someone else made), readable by
+/// this user only: its path.
+fn changed_list(list: &str) -> std::io::Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut last = None;
+    for attempt in 0..16u32 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path = std::env::temp_dir().join(format!(
+            "groupcast-changed-{}-{nanos:09}-{attempt}",
+            std::process::id()
+        ));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(mut f) => {
+                f.write_all(list.as_bytes())?;
+                return Ok(path);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.expect("an attempt was made"))
 }
 
 /// This process's peak resident set (VmHWM), in bytes, or 0 if unknown.

@@ -392,10 +392,18 @@ fn assert_identical(src: &Path, out: &Path) {
         let want = std::fs::read(path).unwrap();
         assert!(got == want, "{} differs from the source", rel.display());
     }
+    // (A following receiver's staging directory stays while it waits: empty.)
+    let stage = groupcast::io::files::STAGING_DIR;
     let leftovers: Vec<_> = std::fs::read_dir(out)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".groupcast-tmp-"))
+        .filter(|n| n.starts_with(".groupcast-tmp-") && n != stage)
+        .chain(
+            std::fs::read_dir(out.join(stage))
+                .into_iter()
+                .flatten()
+                .map(|e| format!("{stage}/{}", e.unwrap().file_name().to_string_lossy())),
+        )
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
@@ -1050,10 +1058,11 @@ fn a_receiver_killed_halfway_resumes_and_receives_only_the_rest() {
     std::thread::sleep(Duration::from_millis(300));
     lab.send_args(&hosts[0].clone(), &file, channel, &send);
     // The file's temporary file (its name is fixed: it is resumable) grows
-    // as blocks land; kill at a little over half.
+    // in the staging directory as blocks land; kill at a little over half.
+    let stage = out.join(groupcast::io::files::STAGING_DIR);
     let written = || -> u64 {
         use std::os::unix::fs::MetadataExt;
-        std::fs::read_dir(&out)
+        std::fs::read_dir(&stage)
             .into_iter()
             .flatten()
             .flatten()
@@ -1207,6 +1216,127 @@ fn a_following_receiver_takes_each_update_and_keeps_identical_files() {
         status.success(),
         "a following receiver stopped by SIGTERM: {status:?}"
     );
+}
+
+/// Issue 33, item 5: a forger binds a following receiver with a manifest
+/// that lists `a.txt` (which is in --output) and `b.txt`, and sends only
+/// `a.txt`. Nothing is replaced and the hook does not run; the session,
+/// idle for --idle-timeout, is dropped; and the real transfer after it is
+/// placed whole, the hook seeing both paths in GROUPCAST_CHANGED.
+#[test]
+fn a_follower_places_nothing_of_a_forged_half_transfer_and_takes_the_next() {
+    use groupcast::ObjectId;
+    use groupcast::io::files::{Entry, MANIFEST_NAME, Manifest, STAGING_DIR, TransferId};
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !prerequisites_with("follow forged half", &["python3"]) {
+        return;
+    }
+    let (mut lab, hosts) = bridge_lab("fh", &[0, 0]);
+    let channel = "gc-test-follow-half";
+    let ch = groupcast::Channel::new(channel);
+    let out = lab.dir.join("out-follow");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("a.txt"), b"original\n").unwrap();
+    let marks = lab.dir.join("exec.log");
+    let exec = format!(
+        "{{ cat \"$GROUPCAST_CHANGED\"; echo END; }} >> {}",
+        marks.display()
+    );
+    lab.recv_into(
+        "follow",
+        &hosts[1].clone(),
+        channel,
+        &out,
+        &["--follow", "--exec", &exec, "--idle-timeout", "3"],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+
+    // The forgery: a manifest of a.txt and b.txt, and a.txt alone.
+    let owned = b"owned by the attacker\n".to_vec();
+    let hash = |b: &[u8]| TransferId::of(b).0;
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let entry = |object: u32, path: &str, content: &[u8]| Entry {
+        object: ObjectId(object),
+        path: path.into(),
+        size: content.len() as u64,
+        mode: 0o644,
+        hash: hash(content),
+        parts: Vec::new(),
+        pack: None,
+    };
+    let manifest = Manifest {
+        entries: vec![
+            entry(1, "a.txt", &owned),
+            entry(2, "b.txt", b"never sent\n"),
+        ],
+        ..Manifest::default()
+    }
+    .encode();
+    let objects = serde_json::json!([
+        {"object": 0, "name": MANIFEST_NAME, "content": hex(&manifest), "hash": hex(&hash(&manifest))},
+        {"object": 1, "name": "a.txt", "content": hex(&owned), "hash": hex(&hash(&owned))},
+    ]);
+    let json = lab.dir.join("half.json");
+    std::fs::write(&json, objects.to_string()).unwrap();
+    let sent = lab.run_support(
+        "forger",
+        &hosts[2].clone(),
+        "forge_half.py",
+        &[
+            "e0",
+            &ch.port().to_string(),
+            &ch.group().to_string(),
+            "4242424242",
+            "2",
+            json.to_str().unwrap(),
+        ],
+    );
+    assert!(sent > 0);
+    // The follower bound the forged session, and drops it once idle.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !lab.log("follow").contains("idle") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = lab.log("follow");
+    assert!(log.contains("dropped the transfer, idle"), "{log}");
+    assert_eq!(std::fs::read(out.join("a.txt")).unwrap(), b"original\n");
+    assert!(!out.join("b.txt").exists());
+    assert!(!marks.exists(), "the hook ran for a half transfer");
+    // (The next transfer's sink has its staging directory already: empty.)
+    let staged: Vec<_> = std::fs::read_dir(out.join(STAGING_DIR))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(staged.is_empty(), "staged files left: {staged:?}");
+
+    // The real next version is taken, whole.
+    let src = lab.dir.join("tree");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a.txt"), b"real a\n").unwrap();
+    std::fs::write(src.join("b.txt"), b"real b\n").unwrap();
+    lab.send_args(&hosts[0].clone(), &src, channel, &["--rate", "100M"]);
+    let status = lab.wait("sender", Duration::from_secs(30));
+    assert!(status.success(), "sender: {}", lab.log("sender"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&marks)
+        .unwrap_or_default()
+        .contains("END")
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&marks).unwrap_or_default(),
+        "a.txt\nb.txt\nEND\n",
+        "{}",
+        lab.log("follow")
+    );
+    assert_identical(&src, &out);
+    assert_eq!(lab.stats("follow")["files_changed"], 2);
+    let status = lab.terminate("follow");
+    assert!(status.success(), "follower stopped by SIGTERM: {status:?}");
 }
 
 /// Feedback issue, acceptance 4: hybrid mode (the default) moves a 20 MiB file

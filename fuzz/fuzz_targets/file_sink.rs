@@ -5,9 +5,10 @@
 //! directory were planted. It binds as
 //! the driver does. Whatever happens, nothing outside the output directory is
 //! created or changed, the planted entries stay as they are, every file
-//! written is listed by the bound manifest with its content's hash, and no
-//! temporary file is left once the sink is dropped but the resumable ones of
-//! files in parts.
+//! written is listed by the bound manifest with its content's hash, a
+//! transfer is placed whole or not at all, and no temporary file is left
+//! once the sink is dropped but the resumable ones of files in parts (in the
+//! staging directory).
 #![no_main]
 
 use std::fs;
@@ -16,8 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arbitrary::Arbitrary;
 use groupcast::io::files::{
-    Entry, FileSink, MANIFEST_NAME, Manifest, Pack, Part, SinkConfig, TransferId, part_ranges,
-    resume_name,
+    Entry, FileSink, MANIFEST_NAME, Manifest, Pack, Part, STAGING_DIR, SinkConfig, TransferId,
+    part_ranges, resume_name,
 };
 use groupcast::{ObjectId, ReceiverEvent, SessionId};
 use libfuzzer_sys::fuzz_target;
@@ -222,6 +223,7 @@ fuzz_target!(|ops: Vec<Op>| {
             }
         }
     }
+    let whole = sink.is_done();
     drop(sink);
 
     // Nothing outside changed.
@@ -241,16 +243,24 @@ fuzz_target!(|ops: Vec<Op>| {
     let mut inside = Vec::new();
     walk(&out, &mut inside);
     for (rel, link) in &inside {
+        if rel == STAGING_DIR {
+            continue;
+        }
         // The only temporary files left are those a later run resumes: of
-        // files in parts of the bound manifest.
+        // files in parts of the bound manifest, in the staging directory.
         if rel.starts_with(".groupcast-tmp-") {
+            let name = rel
+                .strip_prefix(STAGING_DIR)
+                .and_then(|r| r.strip_prefix('/'))
+                .unwrap_or_else(|| panic!("left {rel} beside the staging directory"));
             let m = bound.as_ref().unwrap_or_else(|| panic!("left {rel} with no manifest bound"));
             assert!(
-                m.entries.iter().any(|e| !e.parts.is_empty() && resume_name(e) == *rel),
+                m.entries.iter().any(|e| !e.parts.is_empty() && resume_name(e) == name),
                 "left {rel}"
             );
             continue;
         }
+
         if *link || ["evil", "keep", "dir"].contains(&rel.as_str()) {
             assert!(["evil", "keep", "dir"].contains(&rel.as_str()), "a link was made: {rel}");
             continue;
@@ -261,6 +271,8 @@ fuzz_target!(|ops: Vec<Op>| {
         }
         let m = bound.as_ref().unwrap_or_else(|| panic!("{rel} written with no manifest bound"));
         let e = m.entries.iter().find(|e| &e.path == rel).unwrap_or_else(|| panic!("{rel} is not in the manifest"));
+        // All or nothing: a transfer not placed whole placed no file.
+        assert!(whole, "{rel} placed, but the transfer was not placed whole");
         let got = fs::read(&p).unwrap();
         assert_eq!(got.len() as u64, e.size, "{rel}");
         assert_eq!(TransferId::of(&got).0, e.hash, "{rel}: content is not what the manifest says");

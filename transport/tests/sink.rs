@@ -1,6 +1,7 @@
 //! The file sink against hostile events and a hostile output directory: it
 //! writes only what the verified manifest lists, beneath the output
-//! directory, following no link, replacing nothing unless told to.
+//! directory, following no link, replacing nothing unless told to, and
+//! places a transfer only whole.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -8,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use groupcast::io::IoError;
 use groupcast::io::files::{
-    DEFAULT_PART_SIZE, Entry, FileSink, MANIFEST_NAME, Manifest, Pack, Part, Refusal, SinkConfig,
-    TransferId, part_ranges,
+    DEFAULT_PART_SIZE, Entry, FileSink, MANIFEST_NAME, Manifest, Pack, Part, Refusal, STAGING_DIR,
+    SinkConfig, TransferId, part_ranges,
 };
 use groupcast::proto::part_cv;
 use groupcast::{ObjectId, ReceiverEvent, SessionId};
@@ -163,6 +164,7 @@ fn deliver_file(sink: &mut FileSink, session: u64, object: u32, data: &[u8], nam
     sink.handle(complete(session, object, data, name)).unwrap();
 }
 
+/// Every path beneath `dir`, but the staging directory (see [`staged`]).
 fn listing(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_owned()];
@@ -170,6 +172,9 @@ fn listing(dir: &Path) -> Vec<String> {
         for e in fs::read_dir(&d).unwrap() {
             let e = e.unwrap();
             let rel = e.path().strip_prefix(dir).unwrap().display().to_string();
+            if rel == STAGING_DIR {
+                continue;
+            }
             let t = e.file_type().unwrap();
             if t.is_dir() {
                 stack.push(e.path());
@@ -179,6 +184,19 @@ fn listing(dir: &Path) -> Vec<String> {
     }
     out.sort();
     out
+}
+
+/// The names in the staging directory of the output directory `out` (none
+/// if it is gone).
+fn staged(out: &Path) -> Vec<String> {
+    let Ok(dir) = fs::read_dir(out.join(STAGING_DIR)) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = dir
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }
 
 fn count(sink: &FileSink, why: Refusal) -> u64 {
@@ -212,18 +230,19 @@ fn only_the_verified_manifest_s_files_are_written() {
     deliver_manifest(&mut sink, 2, &manifest(&[("b", b"x", 0o644)]));
     deliver_file(&mut sink, 2, 1, b"x", "b");
     deliver_file(&mut sink, 1, 9, b"evil", ".bashrc");
-    // A listed object whose hash is not the manifest's is refused, not written.
+    // A listed object whose hash is not the manifest's is refused, not
+    // written; and the transfer can no longer be placed whole, so nothing is.
     deliver_file(&mut sink, 1, 1, b"omega", "a.txt");
     assert_eq!(count(&sink, Refusal::ManifestMismatch), 1);
     assert!(!d.out().join("a.txt").exists());
-    assert!(sink.is_settled() || !sink.is_done());
+    assert!(sink.is_settled(), "a.txt refused: nothing more can happen");
     deliver_file(&mut sink, 1, 2, b"", "d/e/empty");
-    assert_eq!(fs::read(d.out().join("d/e/empty")).unwrap(), b"");
     assert!(!sink.is_done());
-    assert!(sink.is_settled(), "a.txt refused, empty written");
+    assert_eq!(sink.completed(), 0);
     assert!(count(&sink, Refusal::NotInManifest) >= 3);
     drop(sink);
-    assert_eq!(listing(&d.out()), vec!["d", "d/e", "d/e/empty"]);
+    assert_eq!(listing(&d.out()), Vec::<String>::new());
+    assert!(!d.out().join(STAGING_DIR).exists(), "staging left behind");
 }
 
 #[test]
@@ -273,7 +292,8 @@ fn links_planted_in_the_output_are_never_followed() {
         assert!(!sink.is_done());
         assert_eq!(fs::read(target.join("x")).unwrap(), b"precious");
         assert!(!target.join("new").exists());
-        assert_eq!(fs::read(d.out().join("ok")).unwrap(), b"fine");
+        // Files refused: the transfer is not placed, "ok" included.
+        assert!(!d.out().join("ok").exists());
         assert!(
             count(&sink, Refusal::UnsafePath) + count(&sink, Refusal::Exists) >= 2,
             "{:?}",
@@ -281,13 +301,12 @@ fn links_planted_in_the_output_are_never_followed() {
         );
         // With --overwrite the link itself may be replaced by a file, never its target.
         let link = fs::symlink_metadata(d.out().join("link")).unwrap();
-        assert!(link.file_type().is_symlink() || overwrite);
-        fs::remove_file(d.out().join("ok")).unwrap();
+        assert!(link.file_type().is_symlink());
     }
 }
 
 #[test]
-fn existing_files_are_kept_unless_overwrite_and_names_the_fs_refuses_refuse_one_file() {
+fn existing_files_are_kept_unless_overwrite_and_names_the_fs_refuses_refuse_the_transfer() {
     let d = Dir::new("exists");
     fs::write(d.out().join("keep"), b"mine").unwrap();
     fs::create_dir_all(d.out().join("dir")).unwrap();
@@ -301,14 +320,21 @@ fn existing_files_are_kept_unless_overwrite_and_names_the_fs_refuses_refuse_one_
     ]);
     deliver_manifest(&mut sink, 1, &m);
     let (_, objects) = sink.take_binding().unwrap();
-    // Existing names are refused before anything is received.
-    let names: Vec<_> = objects.iter().map(|b| b.name.as_str()).collect();
-    assert_eq!(names, vec!["z"]);
+    // Existing names are refused before anything is received, and so the
+    // transfer (which cannot be placed whole) is not received at all.
+    assert!(objects.is_empty(), "{objects:?}");
     assert_eq!(count(&sink, Refusal::Exists), 3);
-    deliver_file(&mut sink, 1, 4, b"zz", "z");
     assert!(sink.is_settled() && !sink.is_done());
+    deliver_file(&mut sink, 1, 4, b"zz", "z");
+    assert!(!d.out().join("z").exists());
     assert_eq!(fs::read(d.out().join("keep")).unwrap(), b"mine");
+    drop(sink);
+
     // Modes: masked by the umask (022 here at least), never world-writable.
+    let mut sink = FileSink::new(&d.out(), SinkConfig::default()).unwrap();
+    deliver_manifest(&mut sink, 1, &manifest(&[("z", b"zz", 0o777)]));
+    deliver_file(&mut sink, 1, 1, b"zz", "z");
+    assert!(sink.is_done());
     let mode = fs::metadata(d.out().join("z"))
         .unwrap()
         .permissions()
@@ -317,7 +343,8 @@ fn existing_files_are_kept_unless_overwrite_and_names_the_fs_refuses_refuse_one_
     assert_eq!(mode & 0o002, 0, "world-writable: {mode:o}");
     drop(sink);
 
-    // With --overwrite the file is replaced; a directory or a file on the way still refuses that one file.
+    // With --overwrite, a directory or a file on the way still refuses its
+    // file, and so the transfer: "keep" is not replaced.
     let mut sink = FileSink::new(
         &d.out(),
         SinkConfig {
@@ -339,7 +366,32 @@ fn existing_files_are_kept_unless_overwrite_and_names_the_fs_refuses_refuse_one_
     deliver_file(&mut sink, 1, 2, b"beneath a file", "file/under");
     deliver_file(&mut sink, 1, 3, b"theirs", "keep");
     assert!(sink.is_settled());
-    assert_eq!(sink.completed(), 1);
+    assert_eq!(sink.completed(), 0);
+    assert_eq!(
+        count(&sink, Refusal::UnsafePath) + count(&sink, Refusal::FileSystem),
+        2,
+        "{:?}",
+        sink.refused_files()
+    );
+    assert_eq!(fs::read(d.out().join("keep")).unwrap(), b"mine");
+    assert!(d.out().join("dir").is_dir());
+    assert_eq!(fs::read(d.out().join("file")).unwrap(), b"a file");
+    drop(sink);
+
+    // The same with nothing in the way: "keep" is replaced, its mode kept.
+    let mut sink = FileSink::new(
+        &d.out(),
+        SinkConfig {
+            overwrite: true,
+            keep_modes: true,
+            ..SinkConfig::default()
+        },
+    )
+    .unwrap();
+    deliver_manifest(&mut sink, 2, &manifest(&[("keep", b"theirs", 0o777)]));
+    deliver_file(&mut sink, 2, 1, b"theirs", "keep");
+    assert!(sink.is_done());
+    assert_eq!(sink.changed(), ["keep"]);
     assert_eq!(fs::read(d.out().join("keep")).unwrap(), b"theirs");
     let mode = fs::metadata(d.out().join("keep"))
         .unwrap()
@@ -347,8 +399,6 @@ fn existing_files_are_kept_unless_overwrite_and_names_the_fs_refuses_refuse_one_
         .mode()
         & 0o777;
     assert_eq!(mode, 0o777, "--keep-modes keeps the mode");
-    assert!(d.out().join("dir").is_dir());
-    assert_eq!(fs::read(d.out().join("file")).unwrap(), b"a file");
     drop(sink);
     // No temporary file is left behind, whatever failed.
     assert!(
@@ -467,7 +517,8 @@ fn a_failure_reported_after_a_file_is_placed_or_refused_changes_nothing() {
     deliver_manifest(&mut sink, 1, &m);
     deliver_file(&mut sink, 1, 1, b"first", "a");
     deliver_file(&mut sink, 1, 2, b"other", "b"); // refused: not the manifest's hash
-    assert_eq!(sink.completed(), 1);
+    // a verified, but the transfer is not whole: a is not placed.
+    assert_eq!((sink.verified(), sink.completed()), (1, 0));
     for object in [1, 2] {
         sink.handle(ReceiverEvent::ObjectFailed {
             session: SessionId(1),
@@ -479,9 +530,14 @@ fn a_failure_reported_after_a_file_is_placed_or_refused_changes_nothing() {
     // Neither may be taken up again.
     deliver_file(&mut sink, 1, 1, b"first", "a");
     deliver_file(&mut sink, 1, 2, b"second", "b");
-    assert_eq!(sink.completed(), 1, "a placed file was counted twice");
+    assert_eq!(
+        sink.completed(),
+        0,
+        "a file of a refused transfer was placed"
+    );
     assert!(sink.is_settled() && !sink.is_done());
     assert!(!d.out().join("b").exists(), "a refused file was written");
+    assert!(!d.out().join("a").exists(), "a half transfer was placed");
 }
 
 /// A file in parts is written part by part at each part's offset, in any
@@ -542,17 +598,44 @@ fn a_file_in_parts_is_assembled_at_the_offsets_and_placed_once_whole() {
     .unwrap();
     deliver_part(&mut sink, 1, 3, 4096, &part(&big, 1), "big");
     sink.flush();
+    // big is whole, but z is not: nothing is placed yet.
+    assert_eq!((sink.verified(), sink.completed()), (2, 0));
+    assert_eq!(listing(&d.out()), Vec::<String>::new());
+    // z's parts complete the transfer: every file is placed.
+    deliver_part(&mut sink, 1, 6, 4096, &part(&other, 1), "z");
+    deliver_part(&mut sink, 1, 5, 0, &part(&other, 0), "z");
+    deliver_part(&mut sink, 1, 7, 2 * 4096, &part(&other, 2), "z");
+    sink.flush();
+    assert!(sink.is_done());
     assert_eq!(fs::read(d.out().join("big")).unwrap(), big);
-    // A part of z longer than the manifest says refuses z, and its bytes
-    // never land.
+    assert_eq!(fs::read(d.out().join("z")).unwrap(), other);
+    assert_eq!(sink.changed(), ["a", "big", "z"]);
+    drop(sink);
+
+    // A part of z longer than the manifest says refuses z, its bytes never
+    // land, and nothing of the transfer is placed.
+    let d = Dir::new("parts-long");
+    let mut sink = FileSink::new(&d.out(), SinkConfig::default()).unwrap();
+    deliver_manifest(&mut sink, 1, &m);
+    deliver_file(&mut sink, 1, 1, b"small", "a");
+    for i in 0..3 {
+        deliver_part(
+            &mut sink,
+            1,
+            2 + i,
+            i as u64 * 4096,
+            &part(&big, i as usize),
+            "big",
+        );
+    }
     deliver_part(&mut sink, 1, 5, 0, &part(&other, 0), "z");
     sink.handle(block(1, 7, 0, &[1; 1809])).unwrap();
     assert_eq!(count(&sink, Refusal::ManifestMismatch), 1);
     deliver_part(&mut sink, 1, 6, 4096, &part(&other, 1), "z");
     deliver_part(&mut sink, 1, 7, 2 * 4096, &part(&other, 2), "z");
     assert!(sink.is_settled() && !sink.is_done());
-    assert_eq!(sink.completed(), 2);
-    assert_eq!(listing(&d.out()), ["a", "big"]);
+    assert_eq!(sink.completed(), 0);
+    assert_eq!(listing(&d.out()), Vec::<String>::new());
     drop(sink);
 
     // A part whose completion gives another hash than its line refuses the file.
@@ -580,12 +663,8 @@ fn a_file_in_parts_resumes_from_the_parts_a_stopped_sink_verified() {
     let m = manifest_in_parts(&[("small", b"tiny", 0o644), ("big", &big, 0o644)], 4096);
     // small is object 1; big objects 2..=6, of 4096 bytes but the last (3616).
     let part = |i: usize| big[i * 4096..((i + 1) * 4096).min(big.len())].to_vec();
-    let temps = |dir: &Path| -> Vec<String> {
-        listing(dir)
-            .into_iter()
-            .filter(|n| n.starts_with(".groupcast-tmp-"))
-            .collect()
-    };
+    let temps = |dir: &Path| -> Vec<String> { staged(dir) };
+    let stage = d.out().join(STAGING_DIR);
     let mut sink = FileSink::new(&d.out(), SinkConfig::default()).unwrap();
     deliver_manifest(&mut sink, 1, &m);
     assert_eq!(sink.take_binding().unwrap().1.len(), 6);
@@ -629,7 +708,7 @@ fn a_file_in_parts_resumes_from_the_parts_a_stopped_sink_verified() {
     deliver_part(&mut sink, 3, 2, 0, &part(0), "big");
     deliver_part(&mut sink, 3, 3, 4096, &part(1), "big");
     drop(sink);
-    let tmp = d.out().join(&temps(&d.out())[0]);
+    let tmp = stage.join(&temps(&d.out())[0]);
     let f = fs::OpenOptions::new().write(true).open(&tmp).unwrap();
     std::os::unix::fs::FileExt::write_all_at(&f, b"XX", 5000).unwrap();
     drop(f);
@@ -646,9 +725,10 @@ fn a_file_in_parts_resumes_from_the_parts_a_stopped_sink_verified() {
     assert_eq!(sink.resumed(), (1, 4096));
     drop(sink);
 
-    // Every part there already: the file is placed at binding, not received.
+    // Every part there already: the file is verified at binding, not
+    // received, and placed with the rest of the transfer.
     let name = temps(&d.out())[0].clone();
-    fs::write(d.out().join(&name), &big).unwrap();
+    fs::write(stage.join(&name), &big).unwrap();
     let mut sink = FileSink::new(&d.out(), SinkConfig::default()).unwrap();
     deliver_manifest(&mut sink, 6, &m);
     let bound: Vec<u32> = sink
@@ -660,25 +740,13 @@ fn a_file_in_parts_resumes_from_the_parts_a_stopped_sink_verified() {
         .collect();
     assert_eq!(bound, [1], "only small");
     assert_eq!(sink.resumed(), (5, big.len() as u64));
+    assert!(!d.out().join("big").exists(), "placed before small");
+    deliver_file(&mut sink, 6, 1, b"tiny", "small");
+    assert!(sink.is_done());
     assert_eq!(fs::read(d.out().join("big")).unwrap(), big);
     assert!(temps(&d.out()).is_empty());
     drop(sink);
-    fs::remove_file(d.out().join("big")).unwrap();
-    fs::write(d.out().join(&name), b"").unwrap();
-
-    // A link planted under the temporary name refuses the file, unfollowed.
-    let name = temps(&d.out())[0].clone();
-    fs::remove_file(d.out().join(&name)).unwrap();
-    let target = d.0.join("target");
-    fs::write(&target, b"precious").unwrap();
-    std::os::unix::fs::symlink(&target, d.out().join(&name)).unwrap();
-    let mut sink = FileSink::new(&d.out(), SinkConfig::default()).unwrap();
-    deliver_manifest(&mut sink, 5, &m);
-    let bound = sink.take_binding().unwrap().1;
-    assert_eq!(bound.len(), 1, "only small: big is refused");
-    assert_eq!(count(&sink, Refusal::UnsafePath), 1);
-    drop(sink);
-    assert_eq!(fs::read(&target).unwrap(), b"precious");
+    assert!(!stage.exists(), "the empty staging directory stays");
 }
 
 /// Issue 14, item 4: small files packed into one object are each written
@@ -708,9 +776,18 @@ fn files_packed_into_one_object_are_placed_when_the_pack_verifies() {
         entries,
         ..Manifest::default()
     };
-    // b/three is there already: refused, and the pack still comes for the others.
+    // b/three is there already: refused, and so nothing is received.
     fs::create_dir_all(d.out().join("b")).unwrap();
     fs::write(d.out().join("b/three"), b"mine").unwrap();
+    let mut sink = FileSink::new(&d.out(), SinkConfig::default()).unwrap();
+    deliver_manifest(&mut sink, 1, &m);
+    assert!(sink.take_binding().unwrap().1.is_empty());
+    assert_eq!(count(&sink, Refusal::Exists), 1);
+    assert!(sink.is_settled() && !sink.is_done());
+    drop(sink);
+    assert_eq!(listing(&d.out()), ["b", "b/three"]);
+    fs::remove_file(d.out().join("b/three")).unwrap();
+
     let mut sink = FileSink::new(&d.out(), SinkConfig::default()).unwrap();
     deliver_manifest(&mut sink, 1, &m);
     let bound: Vec<(u32, u64, String)> = sink
@@ -730,10 +807,14 @@ fn files_packed_into_one_object_are_placed_when_the_pack_verifies() {
         "placed before the pack verified"
     );
     sink.handle(complete(1, 1, &pack, "")).unwrap();
+    assert!(
+        !d.out().join("a/one").exists(),
+        "placed before the transfer verified whole"
+    );
     deliver_file(&mut sink, 1, 2, b"zzz", "z");
     assert_eq!(fs::read(d.out().join("a/one")).unwrap(), b"first file");
     assert_eq!(fs::read(d.out().join("a/two")).unwrap(), b"2");
-    assert_eq!(fs::read(d.out().join("b/three")).unwrap(), b"mine");
+    assert_eq!(fs::read(d.out().join("b/three")).unwrap(), b"the third");
     assert_eq!(
         fs::metadata(d.out().join("a/two"))
             .unwrap()
@@ -742,8 +823,7 @@ fn files_packed_into_one_object_are_placed_when_the_pack_verifies() {
             & 0o777,
         0o640 & !0o022
     );
-    assert_eq!(sink.completed(), 3);
-    assert_eq!(count(&sink, Refusal::Exists), 1);
+    assert_eq!(sink.completed(), 4);
     drop(sink);
 
     // A pack whose completion gives another hash refuses all of its files.
@@ -756,7 +836,7 @@ fn files_packed_into_one_object_are_placed_when_the_pack_verifies() {
     assert_eq!(count(&sink, Refusal::ManifestMismatch), 3);
     deliver_file(&mut sink, 2, 2, b"zzz", "z");
     assert!(sink.is_settled() && !sink.is_done());
-    assert_eq!(listing(&d.out()), ["z"]);
+    assert_eq!(listing(&d.out()), Vec::<String>::new());
 }
 
 /// A pack of 5,000 tiny files arrives whole with the process limited to
@@ -816,4 +896,282 @@ fn a_pack_of_thousands_of_tiny_files_needs_no_descriptor_per_file() {
     drop(sink);
     // Nothing temporary is left, the pack's file included.
     assert_eq!(listing(&d.out()).len(), n + n / 100);
+}
+
+/// Issue 33, item 5: a forged manifest listing a file that is there and one
+/// that never comes replaces nothing (not even with `overwrite`, as under
+/// `--follow`): the verified file waits staged, and goes with the sink. The
+/// real transfer after it places every file at once, keeps the identical
+/// one, and lists what it changed.
+#[test]
+fn a_transfer_is_placed_only_whole_and_reports_what_changed() {
+    let d = Dir::new("whole");
+    fs::write(d.out().join("a.txt"), b"original").unwrap();
+    fs::write(d.out().join("keep.txt"), b"same").unwrap();
+    let config = SinkConfig {
+        overwrite: true,
+        ..SinkConfig::default()
+    };
+    let mut sink = FileSink::new(&d.out(), config.clone()).unwrap();
+    let forged = manifest(&[
+        ("a.txt", b"forged", 0o644),
+        ("b.txt", b"never sent", 0o644),
+        ("keep.txt", b"same", 0o644),
+    ]);
+    deliver_manifest(&mut sink, 1, &forged);
+    let bound: Vec<String> = sink
+        .take_binding()
+        .unwrap()
+        .1
+        .into_iter()
+        .map(|b| b.name)
+        .collect();
+    assert_eq!(bound, ["a.txt", "b.txt"], "keep.txt is kept, not received");
+    deliver_file(&mut sink, 1, 1, b"forged", "a.txt");
+    sink.flush();
+    assert_eq!((sink.verified(), sink.completed()), (2, 1));
+    assert!(!sink.is_settled() && !sink.is_done());
+    assert!(sink.changed().is_empty());
+    assert_eq!(fs::read(d.out().join("a.txt")).unwrap(), b"original");
+    assert_eq!(listing(&d.out()), ["a.txt", "keep.txt"]);
+    // The staged file is in the private staging directory, and goes with
+    // the sink (dropped idle, or stopped).
+    assert_eq!(staged(&d.out()).len(), 1);
+    drop(sink);
+    assert_eq!(fs::read(d.out().join("a.txt")).unwrap(), b"original");
+    assert_eq!(listing(&d.out()), ["a.txt", "keep.txt"]);
+    assert!(!d.out().join(STAGING_DIR).exists());
+
+    // The real transfer: nothing is placed until its last file verified.
+    let mut sink = FileSink::new(&d.out(), config).unwrap();
+    let real = manifest(&[
+        ("a.txt", b"new a", 0o644),
+        ("b.txt", b"new b", 0o644),
+        ("keep.txt", b"same", 0o644),
+    ]);
+    deliver_manifest(&mut sink, 2, &real);
+    sink.take_binding().unwrap();
+    deliver_file(&mut sink, 2, 2, b"new b", "b.txt");
+    sink.flush();
+    assert!(!d.out().join("b.txt").exists(), "placed before a.txt");
+    deliver_file(&mut sink, 2, 1, b"new a", "a.txt");
+    assert!(sink.is_done());
+    assert_eq!(sink.changed(), ["a.txt", "b.txt"]);
+    assert_eq!(sink.kept(), 1);
+    assert_eq!(fs::read(d.out().join("a.txt")).unwrap(), b"new a");
+    assert_eq!(fs::read(d.out().join("b.txt")).unwrap(), b"new b");
+    drop(sink);
+    assert_eq!(listing(&d.out()), ["a.txt", "b.txt", "keep.txt"]);
+    assert!(!d.out().join(STAGING_DIR).exists());
+}
+
+/// What a local attacker plants under a resumable file's name (which anyone
+/// can compute from the public manifest).
+#[derive(Debug, Clone, Copy)]
+enum Plant {
+    /// A file with the right bytes, owned by another user.
+    OtherOwner,
+    /// A hard link to a file elsewhere.
+    HardLink,
+    /// A symbolic link to a file elsewhere.
+    SymLink,
+    /// A FIFO.
+    Fifo,
+}
+
+fn plant(kind: Plant, at: &Path, victim: &Path, content: &[u8]) {
+    match kind {
+        Plant::OtherOwner => {
+            fs::write(at, content).unwrap();
+            std::os::unix::fs::chown(at, Some(65534), Some(65534)).unwrap();
+        }
+        Plant::HardLink => fs::hard_link(victim, at).unwrap(),
+        Plant::SymLink => std::os::unix::fs::symlink(victim, at).unwrap(),
+        Plant::Fifo => {
+            let ok = std::process::Command::new("mkfifo")
+                .arg(at)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "mkfifo {}", at.display());
+        }
+    }
+}
+
+/// Issue 33, item 6: a file planted under a resumable file's name (owned by
+/// another user, a hard link, a symbolic link, a FIFO), before the manifest
+/// binds or between binding and the first block, is removed with a note,
+/// never resumed from, never written through, and never becomes the output:
+/// the file is received from its start into a file of the receiver's own.
+#[test]
+fn planted_resume_files_are_refused_and_never_become_the_output() {
+    use std::os::unix::fs::MetadataExt;
+    let big: Vec<u8> = (0..10_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    let m = manifest_in_parts(&[("big", &big, 0o644)], 4096);
+    let name = groupcast::io::files::resume_name(&m.entries[0]);
+    let part = |i: usize| big[i * 4096..((i + 1) * 4096).min(big.len())].to_vec();
+    for kind in [
+        Plant::OtherOwner,
+        Plant::HardLink,
+        Plant::SymLink,
+        Plant::Fifo,
+    ] {
+        for after_binding in [false, true] {
+            let d = Dir::new(&format!("plant-{kind:?}-{after_binding}"));
+            // The victim holds the very bytes, so a trusted plant would pass
+            // every part's hash.
+            let victim = d.0.join("victim");
+            fs::write(&victim, &big).unwrap();
+            let victim_ino = fs::metadata(&victim).unwrap().ino();
+            let mut sink = FileSink::new(&d.out(), SinkConfig::default()).unwrap();
+            let at = d.out().join(STAGING_DIR).join(&name);
+            if !after_binding {
+                plant(kind, &at, &victim, &big);
+            }
+            deliver_manifest(&mut sink, 1, &m);
+            let bound = sink.take_binding().unwrap().1;
+            assert_eq!(bound.len(), 3, "{kind:?}: every part is received");
+            assert_eq!(sink.resumed(), (0, 0), "{kind:?}: resumed from a plant");
+            if after_binding {
+                plant(kind, &at, &victim, &big);
+            }
+            for i in 0..3 {
+                deliver_part(
+                    &mut sink,
+                    1,
+                    1 + i,
+                    i as u64 * 4096,
+                    &part(i as usize),
+                    "big",
+                );
+            }
+            sink.flush();
+            assert!(sink.is_done(), "{kind:?}: {:?}", sink.refused_files());
+            let notes = sink.notes().join("\n");
+            assert!(
+                notes.contains(&name) && notes.contains("untrusted"),
+                "{kind:?}, after binding {after_binding}: no note: {notes}"
+            );
+            drop(sink);
+            let out = fs::symlink_metadata(d.out().join("big")).unwrap();
+            assert!(out.file_type().is_file(), "{kind:?}");
+            assert_ne!(
+                out.ino(),
+                victim_ino,
+                "{kind:?}: the victim became the output"
+            );
+            assert_eq!(out.uid(), fs::metadata(&d.0).unwrap().uid(), "{kind:?}");
+            assert_eq!(out.nlink(), 1, "{kind:?}");
+            assert_eq!(fs::read(d.out().join("big")).unwrap(), big);
+            assert_eq!(fs::read(&victim).unwrap(), big, "{kind:?}: victim written");
+            assert_eq!(fs::metadata(&victim).unwrap().nlink(), 1, "{kind:?}");
+            assert!(!d.out().join(STAGING_DIR).exists(), "{kind:?}");
+        }
+    }
+}
+
+/// Issue 33, item 6: the staging directory is used only if it is a directory
+/// of the receiving user (not a link); one that others could write is made
+/// private.
+#[test]
+fn the_staging_directory_is_ours_and_private_or_refused() {
+    use std::os::unix::fs::MetadataExt;
+    let d = Dir::new("stage-owner");
+    let stage = d.out().join(STAGING_DIR);
+    fs::create_dir(&stage).unwrap();
+    std::os::unix::fs::chown(&stage, Some(65534), Some(65534)).unwrap();
+    let err = FileSink::new(&d.out(), SinkConfig::default()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(STAGING_DIR) && msg.contains("owned by uid 65534"),
+        "{msg}"
+    );
+    fs::remove_dir(&stage).unwrap();
+
+    let elsewhere = d.0.join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &stage).unwrap();
+    let msg = FileSink::new(&d.out(), SinkConfig::default())
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("not a directory"), "{msg}");
+    fs::remove_file(&stage).unwrap();
+
+    fs::create_dir(&stage).unwrap();
+    fs::set_permissions(&stage, fs::Permissions::from_mode(0o777)).unwrap();
+    fs::write(stage.join("fresh"), b"x").unwrap();
+    let sink = FileSink::new(&d.out(), SinkConfig::default()).unwrap();
+    assert_eq!(fs::metadata(&stage).unwrap().mode() & 0o777, 0o700);
+    drop(sink);
+}
+
+/// Issue 33, item 6: files in the staging directory older than
+/// `stale_after` (by modification time) are removed when a sink starts, with
+/// a note; newer ones stay.
+#[test]
+fn stale_staging_files_are_removed_when_a_sink_starts() {
+    let d = Dir::new("stale");
+    let stage = d.out().join(STAGING_DIR);
+    fs::create_dir(&stage).unwrap();
+    let old = stage.join(".groupcast-tmp-0123456789abcdef0123456789abcdef");
+    fs::write(&old, b"old").unwrap();
+    let eight_days = std::time::Duration::from_secs(8 * 86_400);
+    fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - eight_days)
+        .unwrap();
+    let fresh = stage.join(".groupcast-tmp-fedcba9876543210fedcba9876543210");
+    fs::write(&fresh, b"fresh").unwrap();
+    let sink = FileSink::new(&d.out(), SinkConfig::default()).unwrap();
+    assert!(!old.exists(), "a stale file stayed");
+    assert!(fresh.exists(), "a fresh file went");
+    assert_eq!(sink.notes().len(), 1, "{:?}", sink.notes());
+    assert!(sink.notes()[0].contains("7 days"), "{:?}", sink.notes());
+    drop(sink);
+    assert!(fresh.exists());
+}
+
+/// Issue 33, item 5: the idle watch `receive_into` drops a bound session by
+/// expires once the progress count stood still for its limit, and not while
+/// it moves.
+#[test]
+fn the_idle_watch_expires_only_without_progress() {
+    use groupcast::io::files::IdleWatch;
+    use std::time::{Duration, Instant};
+    let t0 = Instant::now();
+    let s = Duration::from_secs(1);
+    let mut w = IdleWatch::new(10 * s, t0);
+    assert!(!w.expired(t0, 0));
+    assert!(!w.expired(t0 + 9 * s, 0));
+    // Progress restarts the wait.
+    assert!(!w.expired(t0 + 9 * s, 1));
+    assert!(!w.expired(t0 + 18 * s, 1));
+    assert!(w.expired(t0 + 19 * s, 1));
+    assert!(!w.expired(t0 + 20 * s, 2));
+    assert!(w.expired(t0 + 30 * s, 2));
+}
+
+/// A transfer whose files are all there at binding, kept or resumed whole
+/// (in whatever order), is placed at once: nothing is left to receive, and
+/// no event would come to place it later.
+#[test]
+fn a_transfer_whole_at_binding_is_placed_at_once() {
+    let d = Dir::new("whole-at-bind");
+    let big: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    // big (resumed whole) comes before z.txt (kept) in the manifest.
+    let m = manifest_in_parts(&[("big", &big, 0o644), ("z.txt", b"zz", 0o644)], 4096);
+    fs::write(d.out().join("z.txt"), b"zz").unwrap();
+    let name = groupcast::io::files::resume_name(&m.entries[0]);
+    fs::create_dir(d.out().join(STAGING_DIR)).unwrap();
+    fs::write(d.out().join(STAGING_DIR).join(&name), &big).unwrap();
+    let mut sink = FileSink::new(&d.out(), SinkConfig::default()).unwrap();
+    deliver_manifest(&mut sink, 1, &m);
+    assert!(sink.take_binding().unwrap().1.is_empty());
+    assert!(sink.is_done(), "{:?}", sink.refused_files());
+    assert_eq!(sink.changed(), ["big"]);
+    assert_eq!(fs::read(d.out().join("big")).unwrap(), big);
+    drop(sink);
+    assert!(!d.out().join(STAGING_DIR).exists());
 }

@@ -8,9 +8,11 @@
 //!
 //! A receiver takes nothing but manifests until one verifies (and, with an
 //! expected id, has that id); then it is bound to that session and that
-//! manifest, and the [`FileSink`] writes each listed object through a
-//! temporary file that is renamed into place only after the object's hash
-//! matched the manifest's.
+//! manifest, and the [`FileSink`] writes each listed object into a
+//! temporary file in its private staging directory; the files are renamed
+//! into place only once every file of the manifest has verified, so a
+//! transfer is placed whole or not at all. A bound session that stops making
+//! progress is dropped after [`SinkConfig::idle_timeout`].
 
 use std::collections::VecDeque;
 use std::fs;
@@ -20,10 +22,12 @@ use std::path::{Path, PathBuf};
 use super::IoError;
 pub use super::manifest::{
     DEFAULT_PART_SIZE, Entry, MANIFEST_HEADER, MANIFEST_NAME, MAX_MANIFEST_BYTES, Manifest,
-    PACK_BELOW, PACK_SIZE, PART_SIZE_RANGE, Pack, Part, TEMP_PREFIX, TransferId, part_ranges,
-    safe_relative_path,
+    PACK_BELOW, PACK_SIZE, PART_SIZE_RANGE, Pack, Part, STAGING_DIR, TEMP_PREFIX, TransferId,
+    part_ranges, safe_relative_path,
 };
-pub use super::sink::{FileSink, Refusal, SinkConfig, resume_name};
+pub use super::sink::{
+    DEFAULT_IDLE_TIMEOUT, FileSink, Refusal, STALE_STAGING_AGE, SinkConfig, resume_name,
+};
 use crate::proto::{Admission, ObjectId};
 
 /// A file to send: where it is, and what the manifest will say of it.
@@ -362,6 +366,46 @@ pub struct TransferReport {
     pub parts_resumed: usize,
     /// Bytes of those parts.
     pub bytes_resumed: u64,
+    /// Receivers: the paths placed (renamed into place), in manifest order;
+    /// empty unless the whole transfer verified. Files kept as they were are
+    /// not listed.
+    pub changed: Vec<String>,
+    /// Receivers: what the file sink found and dealt with that the user
+    /// should hear of ([`FileSink::notes`]).
+    pub notes: Vec<String>,
+    /// Receivers: the bound session was dropped after
+    /// [`SinkConfig::idle_timeout`] without progress.
+    pub idle_dropped: bool,
+}
+
+/// Watches a count of progress steps against a time limit: expired once the
+/// count has not moved for the limit. Time comes in as a parameter.
+#[derive(Debug, Clone)]
+pub struct IdleWatch {
+    limit: std::time::Duration,
+    seen: Option<u64>,
+    since: std::time::Instant,
+}
+
+impl IdleWatch {
+    /// A watch that expires after `limit` without progress, from `now`.
+    pub fn new(limit: std::time::Duration, now: std::time::Instant) -> Self {
+        Self {
+            limit,
+            seen: None,
+            since: now,
+        }
+    }
+
+    /// Notes the count at `now` (a change restarts the wait); whether it has
+    /// stood still for the limit.
+    pub fn expired(&mut self, now: std::time::Instant, count: u64) -> bool {
+        if self.seen != Some(count) {
+            self.seen = Some(count);
+            self.since = now;
+        }
+        now.saturating_duration_since(self.since) >= self.limit
+    }
 }
 
 /// BLAKE3 of a file that must be `size` bytes long, read in 1 MiB chunks and
@@ -782,12 +826,15 @@ pub fn send_path(
 }
 
 /// Receives a transfer into `dir` until every file of its manifest is in
-/// place or refused, or `timeout` passes. The receiver takes only manifests
-/// until one verifies (with `sink.expect`, only that one), then is bound to it
-/// (see [`crate::Receiver::bind`]). The last element of the result is `Ok`
-/// only if every file of the manifest was written: it names what was refused,
-/// or what was missing at the timeout. No partial file is ever left under a
-/// final name. Stats are returned either way.
+/// place, or one is refused, or `timeout` passes, or the bound session makes
+/// no progress for `sink.idle_timeout` (it is dropped: `idle_dropped` in the
+/// report). The receiver takes only manifests until one verifies (with
+/// `sink.expect`, only that one), then is bound to it (see
+/// [`crate::Receiver::bind`]). The last element of the result is `Ok` only if
+/// every file of the manifest was placed: it names what was refused, or
+/// what was missing at the end. Files are placed only once all of them
+/// verified: a transfer that ends otherwise places none, and no partial file
+/// is ever left under a final name. Stats are returned either way.
 pub fn receive_into(
     net: &super::NetConfig,
     mut receiver_config: crate::proto::ReceiverConfig,
@@ -808,6 +855,7 @@ pub fn receive_into(
         expect: sink_config.expect.map(|id| id.0),
         max_size: MAX_MANIFEST_BYTES as u64,
     };
+    let idle_limit = sink_config.idle_timeout;
     let sink = FileSink::new(dir, sink_config)?;
     let mut receiver = crate::proto::Receiver::new(receiver_config);
     let mut sock = super::McastSocket::receiver(net)?;
@@ -816,11 +864,25 @@ pub fn receive_into(
     let mut last = started;
     // Both closures below use the sink, one at a time.
     let sink = std::cell::RefCell::new(sink);
+    let mut stop = stop;
+    let mut idle = idle_limit.map(|l| IdleWatch::new(l, started));
+    let mut idle_dropped = false;
     let (outcome, driver) = super::run_receiver_with(
         &mut receiver,
         &mut sock,
         deadline,
-        stop,
+        || {
+            // Only a bound session is dropped: waiting for a manifest has no end.
+            let sink = sink.borrow();
+            if sink.bound().is_some()
+                && let Some(w) = idle.as_mut()
+                && w.expired(std::time::Instant::now(), sink.progress())
+            {
+                idle_dropped = true;
+                return true;
+            }
+            stop()
+        },
         |r, event| {
             let mut sink = sink.borrow_mut();
             sink.handle(event)?;
@@ -867,6 +929,9 @@ pub fn receive_into(
         session: sink.bound().map(|b| b.0),
         refused: sink.refused_by_reason().collect(),
         refused_files: sink.refused_files().to_vec(),
+        changed: sink.changed().to_vec(),
+        notes: sink.notes().to_vec(),
+        idle_dropped,
     };
     let result = if sink.is_done() {
         Ok(())
@@ -877,20 +942,34 @@ pub fn receive_into(
             .map(|(p, why)| format!("  {}: {why}", p.escape_debug()))
             .collect();
         Err(format!(
-            "{} of {} files written; refused:\n{}",
+            "{} of {} files placed{}; refused:\n{}",
             sink.completed(),
             sink.files(),
+            if sink.completed() > sink.kept() {
+                ""
+            } else {
+                " (a transfer is placed only whole: none of its files replaced anything)"
+            },
             list.join("\n")
         ))
     } else {
         let what = match sink.bound() {
             None => "no manifest verified".to_owned(),
-            Some(_) => format!("{} of {} files complete", sink.completed(), sink.files()),
+            Some(_) => format!(
+                "{} of {} files verified, none placed (a transfer is placed only whole)",
+                sink.verified(),
+                sink.files()
+            ),
         };
-        let how = if outcome == super::RecvOutcome::TimedOut {
-            "timed out"
+        let how = if idle_dropped {
+            format!(
+                "dropped the transfer, idle (no progress for {} s)",
+                idle_limit.map_or(0, |l| l.as_secs())
+            )
+        } else if outcome == super::RecvOutcome::TimedOut {
+            "timed out".to_owned()
         } else {
-            "interrupted"
+            "interrupted".to_owned()
         };
         Err(format!(
             "{how} after {:.0} s: {what} ({} packets received)",

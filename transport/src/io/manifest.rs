@@ -20,8 +20,14 @@ use crate::proto::ObjectId;
 
 /// Name of the manifest object.
 pub const MANIFEST_NAME: &str = ".groupcast-manifest";
-/// Prefix of temporary files in the output directory.
+/// Prefix of temporary files, and of the staging directory, in the output
+/// directory: a manifest can name nothing that begins with it.
 pub const TEMP_PREFIX: &str = ".groupcast-tmp-";
+/// The staging directory in the output directory (`FileSink`): private to
+/// the receiving user (mode 0700, its owner checked), it holds a transfer's
+/// files until every one has verified, and the resumable files of files in
+/// parts.
+pub const STAGING_DIR: &str = ".groupcast-tmp-staging";
 /// Largest manifest a receiver buffers; a larger object 0 is refused.
 pub const MAX_MANIFEST_BYTES: usize = 16 << 20;
 /// The manifest's first line begins with this, then a space and the part size.

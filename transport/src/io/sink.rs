@@ -10,19 +10,34 @@
 //!   output directory with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`,
 //!   so no `..` and no symbolic link is ever followed;
 //! - data goes to a temporary file created with `O_CREAT | O_EXCL |
-//!   O_NOFOLLOW` under a random name, which is renamed into place, without
-//!   replacing anything unless asked to (`RENAME_NOREPLACE`);
+//!   O_NOFOLLOW` under a random name in the staging directory
+//!   ([`STAGING_DIR`], in the output directory: created mode 0700, and used
+//!   only if it is a directory of the receiving user that nobody else can
+//!   write);
+//! - a transfer is all or nothing: a file that verified waits there
+//!   (staged), and files are renamed into place only once every file of the
+//!   manifest has verified (or is kept), without replacing anything unless
+//!   asked to (`RENAME_NOREPLACE`); once one file is refused, none is
+//!   placed. [`FileSink::changed`] lists the paths placed;
 //! - a regular file already in place with the manifest's size and BLAKE3
 //!   hash (opened without following links, hashed in chunks) is kept as it
 //!   is and not received at all (`kept`): an update sends what changed;
-//! - a file in parts goes into a temporary file named after its content and
-//!   path, which is kept when the sink stops with parts of it
-//!   verified; a later sink bound to a manifest listing the same file hashes
-//!   each part found there against its part line and receives only the rest
-//!   (`resumed`);
+//! - a file in parts goes into a temporary file in the staging directory
+//!   named after its content and path ([`resume_name`]), which is kept when
+//!   the sink stops with parts of it verified; a later sink bound to a
+//!   manifest listing the same file hashes each part found there against its
+//!   part line and receives only the rest (`resumed`). Such a file is
+//!   created `O_EXCL` and reopened only if it is a regular file of the
+//!   receiving user with one link, opened without following a link;
+//!   anything else under its name is removed, reported
+//!   ([`FileSink::notes`]), and the file received from its start. Files in
+//!   the staging directory not modified for [`STALE_STAGING_AGE`] are
+//!   removed when a sink starts;
 //! - modes are masked by the umask and never world-writable, unless asked;
-//! - a file-system failure caused by a name or size refuses that one file:
-//!   it is counted, reported, and the rest of the transfer goes on.
+//! - a file-system failure caused by a name or size refuses that file: it is
+//!   counted and reported, and the sink settles with nothing of the
+//!   transfer placed (a local failure of the output directory itself is an
+//!   error instead).
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -35,7 +50,9 @@ use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, ResolveFlags};
 use rustix::io::Errno;
 
 use super::IoError;
-use super::manifest::{MANIFEST_NAME, MAX_MANIFEST_BYTES, Manifest, TEMP_PREFIX, TransferId};
+use super::manifest::{
+    MANIFEST_NAME, MAX_MANIFEST_BYTES, Manifest, STAGING_DIR, TEMP_PREFIX, TransferId,
+};
 use super::writer::{Piece as WritePiece, Writer};
 use crate::proto::{BoundObject, ObjectId, ReceiverEvent, SessionId};
 
@@ -103,7 +120,25 @@ pub struct SinkConfig {
     pub max_file_size: u64,
     /// Refuse (fail early) a manifest whose files do not fit the free space.
     pub check_space: bool,
+    /// [`super::files::receive_into`] drops the bound session (and ends,
+    /// placing nothing) after this long without progress: no block of an
+    /// object it lists decoded for the first time, and no object verified.
+    /// `None`: never. Default [`DEFAULT_IDLE_TIMEOUT`].
+    pub idle_timeout: Option<std::time::Duration>,
+    /// Files in the staging directory whose last change is older than this
+    /// are removed when a sink starts. Default [`STALE_STAGING_AGE`].
+    pub stale_after: std::time::Duration,
 }
+
+/// How long [`super::files::receive_into`] waits for progress from the bound
+/// session before it drops it: the receiver core's own idle timeout for an
+/// object (`ReceiverConfig::idle_timeout`).
+pub const DEFAULT_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Files in the staging directory (resumable files of files in parts,
+/// temporary files of a process that died) older than this, by their
+/// modification time, are removed when a sink starts: 7 days.
+pub const STALE_STAGING_AGE: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 impl Default for SinkConfig {
     fn default() -> Self {
@@ -113,6 +148,8 @@ impl Default for SinkConfig {
             expect: None,
             max_file_size: u64::MAX,
             check_space: true,
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            stale_after: STALE_STAGING_AGE,
         }
     }
 }
@@ -159,7 +196,10 @@ enum State {
     /// Blocks are being written into a temporary file (by the writer thread,
     /// which holds the descriptor too while writes are queued).
     Writing { tmp: String, file: Arc<File> },
-    /// Renamed into place: never written again.
+    /// Verified whole, sized and given its mode, and waiting in the staging
+    /// directory under `tmp` until every file of the manifest has verified.
+    Staged { tmp: String },
+    /// Renamed into place (or kept, identical): never written again.
     Done,
     /// Refused: never written.
     Refused,
@@ -188,6 +228,10 @@ const MAX_MANIFEST_SESSIONS: usize = 8;
 /// see the [module docs](self) for what it refuses.
 pub struct FileSink {
     root: OwnedFd,
+    /// The staging directory ([`STAGING_DIR`]): every temporary file is here.
+    stage: OwnedFd,
+    /// The owner this process's files get (checked on every resumable file).
+    uid: u32,
     dir: PathBuf,
     config: SinkConfig,
     umask: u32,
@@ -202,6 +246,20 @@ pub struct FileSink {
     refused_files: Vec<(String, String)>,
     done: usize,
     kept: usize,
+    /// Files verified whole and waiting in the staging directory.
+    staged: usize,
+    /// A file was refused: the transfer cannot be placed whole, so nothing is.
+    failed: bool,
+    /// Paths placed (renamed into place), in manifest order.
+    changed: Vec<String>,
+    /// What the sink found and dealt with that the user should hear of.
+    notes: Vec<String>,
+    /// Blocks of the bound transfer seen decoded, by object and SBN (a block
+    /// decoded again after its object failed is no progress).
+    blocks_seen: HashSet<(ObjectId, u8)>,
+    /// Steps of progress of the bound transfer: blocks seen for the first
+    /// time, objects verified.
+    progress: u64,
     /// Parts found verified in a resumable temporary file, and their bytes.
     resumed: (usize, u64),
     /// Bytes written into files so far (queued for the writer thread).
@@ -238,10 +296,20 @@ impl FileSink {
             path: format!("{shown} (output directory is not writable)"),
             source: e.into(),
         })?;
+        // The owner our files get: the only one trusted in the staging directory.
+        let uid = rustix::fs::fstat(&file).map(|st| st.st_uid);
         drop(file);
         remove_temp(&root, &name);
+        let uid = uid.map_err(fs_err(&shown))?;
+        let stage = open_stage(&root, uid).map_err(|detail| IoError::File {
+            path: format!("{shown}/{STAGING_DIR}"),
+            source: std::io::Error::other(detail),
+        })?;
+        let notes = remove_stale(&stage, config.stale_after);
         Ok(Self {
             root,
+            stage,
+            uid,
             dir: dir.to_owned(),
             config,
             umask: umask(),
@@ -254,6 +322,12 @@ impl FileSink {
             refused_files: Vec::new(),
             done: 0,
             kept: 0,
+            staged: 0,
+            failed: false,
+            changed: Vec::new(),
+            notes,
+            blocks_seen: HashSet::new(),
+            progress: 0,
             resumed: (0, 0),
             bytes_written: 0,
             placing: Vec::new(),
@@ -322,9 +396,36 @@ impl FileSink {
         self.slots.len()
     }
 
-    /// Files completed, verified and renamed into place.
+    /// Files in place: renamed into place once the whole transfer verified,
+    /// or kept (identical already).
     pub fn completed(&self) -> usize {
         self.done
+    }
+
+    /// Files verified so far: in place, kept, or staged (waiting for the
+    /// rest of the transfer).
+    pub fn verified(&self) -> usize {
+        self.done + self.staged
+    }
+
+    /// The paths placed (renamed into place), in manifest order; files kept
+    /// as they were are not listed. Empty until the whole transfer verified.
+    pub fn changed(&self) -> &[String] {
+        &self.changed
+    }
+
+    /// What the sink found and dealt with on its own that the user should
+    /// hear of: stale files removed from the staging directory, a planted
+    /// resumable file removed.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// A count that grows while the bound transfer makes progress (a block
+    /// of a listed object decoded for the first time, an object verified):
+    /// what [`SinkConfig::idle_timeout`] watches.
+    pub fn progress(&self) -> u64 {
+        self.progress
     }
 
     /// Whether every file of the bound manifest is in place.
@@ -332,14 +433,15 @@ impl FileSink {
         self.bound.is_some() && self.done == self.slots.len()
     }
 
-    /// Whether every file of the bound manifest is in place or refused:
-    /// nothing more can happen.
+    /// Whether nothing more can happen: every file of the bound manifest is
+    /// in place, or one was refused (and so none is placed).
     pub fn is_settled(&self) -> bool {
         self.bound.is_some()
-            && self
-                .slots
-                .values()
-                .all(|s| matches!(s.state, State::Done | State::Refused))
+            && (self.failed
+                || self
+                    .slots
+                    .values()
+                    .all(|s| matches!(s.state, State::Done | State::Refused)))
     }
 
     /// Refusals, by reason (non-zero only).
@@ -379,7 +481,10 @@ impl FileSink {
                 let keys: Vec<usize> = self.objects[&object].pieces.iter().map(|p| p.key).collect();
                 for key in keys {
                     let slot = &self.slots[&key];
-                    if !matches!(slot.state, State::Done | State::Refused) {
+                    if !matches!(
+                        slot.state,
+                        State::Staged { .. } | State::Done | State::Refused
+                    ) {
                         let path = slot.entry.path.clone();
                         self.refuse_file(key, Refusal::FileSystem, format!("{path}: {e}"));
                     }
@@ -404,7 +509,7 @@ impl FileSink {
             && matches!(slot.state, State::Writing { .. })
             && let State::Writing { tmp, .. } = std::mem::replace(&mut slot.state, State::Waiting)
         {
-            remove_temp(&self.root, &tmp);
+            remove_temp(&self.stage, &tmp);
         }
     }
 
@@ -412,7 +517,14 @@ impl FileSink {
     fn refuse_file(&mut self, key: usize, why: Refusal, detail: String) {
         self.count(why);
         self.drop_temp(key);
+        self.failed = true;
         if let Some(slot) = self.slots.get_mut(&key) {
+            if let State::Staged { tmp } = &slot.state {
+                if slot.entry.parts.is_empty() {
+                    remove_temp(&self.stage, tmp);
+                }
+                self.staged -= 1;
+            }
             slot.state = State::Refused;
             slot.placing = false;
             self.refused_files.push((slot.entry.path.clone(), detail));
@@ -434,10 +546,9 @@ impl FileSink {
         // left to receive, wait for the writer here, so the sink settles.
         if ends_object
             && !self.placing.is_empty()
-            && self
-                .slots
-                .values()
-                .all(|s| s.placing || matches!(s.state, State::Done | State::Refused))
+            && self.slots.values().all(|s| {
+                s.placing || matches!(s.state, State::Staged { .. } | State::Done | State::Refused)
+            })
         {
             self.place_ready(true);
         }
@@ -514,6 +625,9 @@ impl FileSink {
                     self.count(Refusal::NotInManifest);
                     return Ok(());
                 };
+                if self.blocks_seen.insert((object, sbn)) {
+                    self.progress += 1;
+                }
                 if end > map.size {
                     for key in map.pieces.iter().map(|p| p.key).collect::<Vec<_>>() {
                         self.refuse_file(
@@ -546,12 +660,14 @@ impl FileSink {
                         .slots
                         .get_mut(&p.key)
                         .expect("every piece has its file");
-                    if matches!(slot.state, State::Done | State::Refused)
-                        || slot.parts_done.contains(&object)
+                    if matches!(
+                        slot.state,
+                        State::Staged { .. } | State::Done | State::Refused
+                    ) || slot.parts_done.contains(&object)
                     {
                         continue;
                     }
-                    if let Err(e) = begin(&self.root, slot) {
+                    if let Err(e) = begin(&self.stage, self.uid, slot, &mut self.notes) {
                         return Err(IoError::File {
                             path: format!("{} (temporary file)", self.dir.display()),
                             source: e.into(),
@@ -748,6 +864,10 @@ impl FileSink {
             })
             .collect();
         objects.sort_by_key(|(o, _)| **o);
+        if self.failed {
+            // A file was refused: nothing will be placed, so nothing is received.
+            objects.clear();
+        }
         self.binding = Some(
             objects
                 .into_iter()
@@ -768,6 +888,8 @@ impl FileSink {
                 })
                 .collect(),
         );
+        // Every file may be there already: kept, or resumed whole.
+        self.commit_if_whole();
         Ok(())
     }
 
@@ -808,25 +930,24 @@ impl FileSink {
 
     /// A file in parts whose resumable temporary file is there already: its
     /// parts whose bytes hash to their lines count as done, and the file is
-    /// being written. The bytes found; 0 if there is no such file. A link or
-    /// anything not a regular file under that name is an error.
+    /// being written. The bytes found; 0 if there is no such file. Anything
+    /// under that name that is not a regular file of ours with one link is
+    /// removed (and noted), and the file received from its start.
     fn resume(&mut self, key: usize) -> Result<u64, Errno> {
         let slot = self.slots.get_mut(&key).expect("present");
         if slot.entry.parts.is_empty() {
             return Ok(0);
         }
         let name = resume_name(&slot.entry);
-        let flags = OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW;
-        let fd = match rustix::fs::openat(&self.root, name.as_str(), flags, Mode::empty()) {
-            Ok(fd) => fd,
-            Err(Errno::NOENT) => return Ok(0),
-            Err(e) => return Err(e),
+        let file = match open_owned(&self.stage, &name, self.uid)? {
+            Owned::File(file) => file,
+            Owned::Missing => return Ok(0),
+            Owned::Planted(why) => {
+                self.notes.push(planted_note(&name, &slot.entry.path, &why));
+                return Ok(0);
+            }
         };
-        let st = rustix::fs::fstat(&fd)?;
-        if !rustix::fs::FileType::from_raw_mode(st.st_mode).is_file() {
-            return Err(Errno::LOOP);
-        }
-        let file = File::from(fd);
+        let st = rustix::fs::fstat(&file)?;
         let mut bytes = 0;
         for p in &slot.entry.parts {
             if p.offset + p.size <= st.st_size as u64
@@ -891,11 +1012,17 @@ impl FileSink {
             return;
         };
         let matches = map.size == size && map.hash == hash;
+        if matches {
+            self.progress += 1;
+        }
         for key in map.pieces.iter().map(|p| p.key).collect::<Vec<_>>() {
             if matches {
                 self.piece_complete(key, object);
             } else if !self.slots[&key].placing
-                && !matches!(self.slots[&key].state, State::Done | State::Refused)
+                && !matches!(
+                    self.slots[&key].state,
+                    State::Staged { .. } | State::Done | State::Refused
+                )
             {
                 self.refuse_file(
                     key,
@@ -911,13 +1038,13 @@ impl FileSink {
     fn piece_complete(&mut self, key: usize, object: ObjectId) {
         let slot = self.slots.get_mut(&key).expect("every piece has its file");
         match slot.state {
-            State::Done | State::Refused => return,
+            State::Staged { .. } | State::Done | State::Refused => return,
             State::Waiting | State::Writing { .. } => {}
         }
         if slot.entry.pack.is_some() {
             // Its bytes are in the pack's temporary file.
             slot.last_write = self.packs.get(&object).map_or(0, |p| p.last_write);
-        } else if let Err(e) = begin(&self.root, slot) {
+        } else if let Err(e) = begin(&self.stage, self.uid, slot, &mut self.notes) {
             // (An empty file decodes no block, so may have no temporary file yet.)
             let path = slot.entry.path.clone();
             self.refuse_file(key, Refusal::FileSystem, format!("{path}: {e}"));
@@ -973,7 +1100,10 @@ impl FileSink {
         let mut budget = start;
         for key in std::mem::take(&mut self.placing) {
             let slot = &self.slots[&key];
-            if matches!(slot.state, State::Done | State::Refused) {
+            if matches!(
+                slot.state,
+                State::Staged { .. } | State::Done | State::Refused
+            ) {
                 // Refused meanwhile.
                 continue;
             }
@@ -995,15 +1125,17 @@ impl FileSink {
             .keys()
             .copied()
             .filter(|object| {
-                self.objects[object]
-                    .pieces
-                    .iter()
-                    .all(|p| matches!(self.slots[&p.key].state, State::Done | State::Refused))
+                self.objects[object].pieces.iter().all(|p| {
+                    matches!(
+                        self.slots[&p.key].state,
+                        State::Staged { .. } | State::Done | State::Refused
+                    )
+                })
             })
             .collect();
         for object in finished {
             if let Some(p) = self.packs.remove(&object) {
-                remove_temp(&self.root, &p.tmp);
+                remove_temp(&self.stage, &p.tmp);
             }
         }
     }
@@ -1019,13 +1151,14 @@ impl FileSink {
     ) -> Result<(), IoError> {
         let waiting = self.objects[&object].pieces.iter().any(|p| {
             let s = &self.slots[&p.key];
-            !matches!(s.state, State::Done | State::Refused) && !s.parts_done.contains(&object)
+            !matches!(s.state, State::Staged { .. } | State::Done | State::Refused)
+                && !s.parts_done.contains(&object)
         });
         if !waiting {
             return Ok(());
         }
         if !self.packs.contains_key(&object) {
-            let (tmp, file) = create_temp(&self.root).map_err(|e| IoError::File {
+            let (tmp, file) = create_temp(&self.stage).map_err(|e| IoError::File {
                 path: format!("{} (temporary file)", self.dir.display()),
                 source: e.into(),
             })?;
@@ -1059,9 +1192,9 @@ impl FileSink {
             .get(&entry.object)
             .ok_or_else(|| format!("{}: its pack was never written", entry.path))?;
         let at = entry.pack.as_ref().map_or(0, |p| p.offset);
-        let (tmp, file) = create_temp(&self.root).map_err(|e| format!("{}: {e}", entry.path))?;
+        let (tmp, file) = create_temp(&self.stage).map_err(|e| format!("{}: {e}", entry.path))?;
         if let Err(e) = copy_range(&pack.file, at, &file, entry.size) {
-            remove_temp(&self.root, &tmp);
+            remove_temp(&self.stage, &tmp);
             return Err(format!("{}: {e}", entry.path));
         }
         Ok((tmp, file))
@@ -1108,19 +1241,109 @@ impl FileSink {
             .and_then(|()| {
                 rustix::fs::fchmod(&file, Mode::from_raw_mode(mode))
                     .map_err(|e| (Refusal::FileSystem, std::io::Error::from(e).to_string()))
-            })
-            .and_then(|()| self.place(&tmp, &entry.path));
+            });
         drop(file);
         let slot = self.slots.get_mut(&key).expect("present");
         match placed {
             Ok(()) => {
-                slot.state = State::Done;
-                self.done += 1;
+                slot.state = State::Staged { tmp };
+                self.staged += 1;
+                self.commit_if_whole();
             }
             Err((why, detail)) => {
-                remove_temp(&self.root, &tmp);
+                if entry.parts.is_empty() {
+                    remove_temp(&self.stage, &tmp);
+                }
                 self.refuse_file(key, why, format!("{}: {detail}", entry.path));
             }
+        }
+    }
+
+    /// Once every file of the manifest is staged or kept (and none was
+    /// refused), places the staged ones: first checks every path (without
+    /// creating anything), then renames each into place. A path found taken
+    /// or unsafe at the check refuses the file and places nothing. Only a
+    /// change made to the output directory by someone else between the
+    /// check and the renames can stop the renames part way (the files placed
+    /// by then stay, each verified; the failure is reported).
+    fn commit_if_whole(&mut self) {
+        if self.failed
+            || !self
+                .slots
+                .values()
+                .all(|s| matches!(s.state, State::Staged { .. } | State::Done))
+        {
+            return;
+        }
+        let mut keys: Vec<usize> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| matches!(s.state, State::Staged { .. }))
+            .map(|(k, _)| *k)
+            .collect();
+        keys.sort_unstable();
+        // Check every path first: nothing is created while checking.
+        self.dirs.borrow_mut().absent = Some(HashSet::new());
+        let mut refuse = Vec::new();
+        for &key in &keys {
+            let path = &self.slots[&key].entry.path;
+            if let Err((why, detail)) = self.check_target(path) {
+                refuse.push((key, why, format!("{path}: {detail}")));
+            }
+        }
+        self.dirs.borrow_mut().absent = None;
+        if !refuse.is_empty() {
+            for (key, why, detail) in refuse {
+                self.refuse_file(key, why, detail);
+            }
+            return;
+        }
+        for key in keys {
+            let slot = self.slots.get_mut(&key).expect("present");
+            let State::Staged { tmp } = std::mem::replace(&mut slot.state, State::Waiting) else {
+                unreachable!("staged here")
+            };
+            let path = slot.entry.path.clone();
+            self.staged -= 1;
+            match self.place(&tmp, &path) {
+                Ok(()) => {
+                    self.slots.get_mut(&key).expect("present").state = State::Done;
+                    self.done += 1;
+                    self.changed.push(path);
+                }
+                Err((why, detail)) => {
+                    remove_temp(&self.stage, &tmp);
+                    self.refuse_file(key, why, format!("{path}: {detail}"));
+                    // (The rest stay staged, and are removed with the sink.)
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Whether the file `path` can be placed: no link or non-directory on
+    /// its way, and (without `overwrite`) nothing there already.
+    fn check_target(&self, path: &str) -> Result<(), (Refusal, String)> {
+        let (parent, base) = split(path);
+        let mut dirs = self.dirs.borrow_mut();
+        match dirs.open(&self.root, parent, false) {
+            // Missing directories on the way are made when placing.
+            Ok(None) => Ok(()),
+            Ok(Some(dir)) => match rustix::fs::statat(dir, base, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st)
+                    if rustix::fs::FileType::from_raw_mode(st.st_mode)
+                        == rustix::fs::FileType::Directory =>
+                {
+                    Err(classify(Errno::ISDIR))
+                }
+                Ok(_) if !self.config.overwrite => Err((
+                    Refusal::Exists,
+                    "exists already (pass --overwrite to replace it)".into(),
+                )),
+                Ok(_) | Err(Errno::NOENT) => Ok(()),
+                Err(e) => Err(classify(e)),
+            },
+            Err(e) => Err(classify(e)),
         }
     }
 
@@ -1139,14 +1362,14 @@ impl FileSink {
         } else {
             RenameFlags::NOREPLACE
         };
-        match rustix::fs::renameat_with(&self.root, tmp, dir, base, flags) {
+        match rustix::fs::renameat_with(&self.stage, tmp, dir, base, flags) {
             Ok(()) => Ok(()),
             // A file system without RENAME_NOREPLACE: link (which never
             // replaces), then unlink the temporary name.
             Err(Errno::INVAL) if !self.config.overwrite => {
-                rustix::fs::linkat(&self.root, tmp, dir, base, AtFlags::empty())
+                rustix::fs::linkat(&self.stage, tmp, dir, base, AtFlags::empty())
                     .map_err(classify)?;
-                remove_temp(&self.root, tmp);
+                remove_temp(&self.stage, tmp);
                 Ok(())
             }
             Err(e) => Err(classify(e)),
@@ -1268,25 +1491,28 @@ fn open_dir_beneath(
 }
 
 /// Starts a waiting file's temporary file; one being written already keeps its own.
-/// A file in parts gets its resumable name ([`resume_name`]), created if
-/// missing, refused if something not a regular file is there.
-fn begin(root: &OwnedFd, slot: &mut Slot) -> Result<(), Errno> {
+/// A file in parts gets its resumable name ([`resume_name`]), created
+/// `O_EXCL`; one found there already is reopened only if [`open_owned`]
+/// trusts it, and anything else under the name is removed (and noted) first.
+fn begin(stage: &OwnedFd, uid: u32, slot: &mut Slot, notes: &mut Vec<String>) -> Result<(), Errno> {
     if matches!(slot.state, State::Waiting) {
         let (tmp, file) = if slot.entry.parts.is_empty() {
-            create_temp(root)?
+            create_temp(stage)?
         } else {
             let name = resume_name(&slot.entry);
-            let fd = rustix::fs::openat(
-                root,
-                name.as_str(),
-                OFlags::CREATE | OFlags::NOFOLLOW | OFlags::RDWR | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o600),
-            )?;
-            let st = rustix::fs::fstat(&fd)?;
-            if !rustix::fs::FileType::from_raw_mode(st.st_mode).is_file() {
-                return Err(Errno::LOOP);
-            }
-            (name, File::from(fd))
+            let file = match create_excl(stage, &name) {
+                Ok(file) => file,
+                Err(Errno::EXIST) => match open_owned(stage, &name, uid)? {
+                    Owned::File(file) => file,
+                    Owned::Missing => create_excl(stage, &name)?,
+                    Owned::Planted(why) => {
+                        notes.push(planted_note(&name, &slot.entry.path, &why));
+                        create_excl(stage, &name)?
+                    }
+                },
+                Err(e) => return Err(e),
+            };
+            (name, file)
         };
         slot.state = State::Writing {
             tmp,
@@ -1294,6 +1520,156 @@ fn begin(root: &OwnedFd, slot: &mut Slot) -> Result<(), Errno> {
         };
     }
     Ok(())
+}
+
+/// Creates `name` in `dir` exclusively, following no link, readable by the
+/// owner only.
+fn create_excl(dir: &OwnedFd, name: &str) -> Result<File, Errno> {
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::RDWR | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .map(File::from)
+}
+
+/// What [`open_owned`] found under a name.
+enum Owned {
+    /// A regular file of ours with one link, open for reading and writing.
+    File(File),
+    /// Nothing.
+    Missing,
+    /// Something else, now removed: why it was not trusted.
+    Planted(String),
+}
+
+/// Opens `name` in the staging directory only if it is a regular file owned
+/// by `uid` with a single link, without following a link, and (being looked
+/// at first) without opening a FIFO or a device. Anything else there is
+/// removed.
+fn open_owned(stage: &OwnedFd, name: &str, uid: u32) -> Result<Owned, Errno> {
+    use rustix::fs::FileType;
+    let distrust = |st: &rustix::fs::Stat| -> Option<String> {
+        let kind = FileType::from_raw_mode(st.st_mode);
+        if kind != FileType::RegularFile {
+            Some(format!("not a regular file ({kind:?})"))
+        } else if st.st_uid != uid {
+            Some(format!("owned by uid {}, not {uid}", st.st_uid))
+        } else if st.st_nlink != 1 {
+            Some(format!("{} hard links to it", st.st_nlink))
+        } else {
+            None
+        }
+    };
+    let planted = |why: String| {
+        let _ = rustix::fs::unlinkat(stage, name, AtFlags::empty());
+        Ok(Owned::Planted(why))
+    };
+    let before = match rustix::fs::statat(stage, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(Errno::NOENT) => return Ok(Owned::Missing),
+        Err(e) => return Err(e),
+    };
+    if let Some(why) = distrust(&before) {
+        return planted(why);
+    }
+    let flags =
+        OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY;
+    let fd = match rustix::fs::openat(stage, name, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return Ok(Owned::Missing),
+        Err(Errno::LOOP) => return planted("a symbolic link".into()),
+        Err(e) => return Err(e),
+    };
+    // The very file looked at, still trusted.
+    let st = rustix::fs::fstat(&fd)?;
+    if (st.st_dev, st.st_ino) != (before.st_dev, before.st_ino) {
+        return planted("replaced while it was opened".into());
+    }
+    if let Some(why) = distrust(&st) {
+        return planted(why);
+    }
+    Ok(Owned::File(File::from(fd)))
+}
+
+/// The note for a resumable file found untrusted and removed.
+fn planted_note(name: &str, path: &str, why: &str) -> String {
+    format!(
+        "removed {STAGING_DIR}/{name}, the resumable file of {}, untrusted: {why}; the file is \
+         received from its start",
+        path.escape_debug()
+    )
+}
+
+/// Opens the staging directory beneath `root` (making it, mode 0700, if
+/// missing), and trusts it only if it is a directory, not a link, owned by
+/// `uid`; its mode is set to 0700 if it was anything else. The error says
+/// why it is not trusted.
+fn open_stage(root: &OwnedFd, uid: u32) -> Result<OwnedFd, String> {
+    match rustix::fs::mkdirat(root, STAGING_DIR, Mode::from_raw_mode(0o700)) {
+        Ok(()) | Err(Errno::EXIST) => {}
+        Err(e) => return Err(format!("cannot create it: {}", std::io::Error::from(e))),
+    }
+    let fd = rustix::fs::openat(
+        root,
+        STAGING_DIR,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+    )
+    .map_err(|e| match e {
+        Errno::LOOP | Errno::NOTDIR => {
+            "the staging directory is not a directory (a link, or a file): remove it".to_owned()
+        }
+        e => format!("cannot open it: {}", std::io::Error::from(e)),
+    })?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| std::io::Error::from(e).to_string())?;
+    if st.st_uid != uid {
+        return Err(format!(
+            "the staging directory is owned by uid {}, not by this receiver (uid {uid}): \
+             remove it, or receive as its owner",
+            st.st_uid
+        ));
+    }
+    if st.st_mode & 0o777 != 0o700 {
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o700))
+            .map_err(|e| format!("cannot make it private: {}", std::io::Error::from(e)))?;
+    }
+    Ok(fd)
+}
+
+/// Removes the files in the staging directory last modified more than
+/// `age` ago; a note for each.
+fn remove_stale(stage: &OwnedFd, age: std::time::Duration) -> Vec<String> {
+    let mut notes = Vec::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let Ok(dir) = rustix::fs::Dir::read_from(stage) else {
+        return notes;
+    };
+    for entry in dir.flatten() {
+        let Ok(name) = entry.file_name().to_str() else {
+            continue;
+        };
+        if name == "." || name == ".." {
+            continue;
+        }
+        let Ok(st) = rustix::fs::statat(stage, name, AtFlags::SYMLINK_NOFOLLOW) else {
+            continue;
+        };
+        let mtime = u64::try_from(st.st_mtime).unwrap_or(0);
+        if now.saturating_sub(mtime) > age.as_secs()
+            && rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Directory
+            && rustix::fs::unlinkat(stage, name, AtFlags::empty()).is_ok()
+        {
+            notes.push(format!(
+                "removed {STAGING_DIR}/{name}: not modified for more than {} days",
+                age.as_secs() / 86_400
+            ));
+        }
+    }
+    notes
 }
 
 /// The temporary name of a file in parts: `.groupcast-tmp-` and 32 hex
@@ -1391,23 +1767,31 @@ fn umask() -> u32 {
 
 impl Drop for FileSink {
     /// Leaves no partial file behind but resumable ones: unfinished
-    /// temporary files are removed, except those of files in parts with a
-    /// part verified, which a later transfer of the same file resumes.
+    /// temporary files and staged files of a transfer not placed are
+    /// removed, except those of files in parts with a part verified, which a
+    /// later transfer of the same file resumes. The staging directory goes
+    /// too once it is empty.
     fn drop(&mut self) {
         // Queued writes first: a resumable file keeps what was verified,
-        // and a file verified whole is placed.
+        // and a transfer whose last file was verified meanwhile is placed.
         self.writer.finish();
         self.place_ready(true);
         for p in self.packs.values() {
-            remove_temp(&self.root, &p.tmp);
+            remove_temp(&self.stage, &p.tmp);
         }
         for slot in self.slots.values() {
-            if let State::Writing { tmp, .. } = &slot.state
-                && slot.parts_done.is_empty()
-            {
-                remove_temp(&self.root, tmp);
+            match &slot.state {
+                State::Writing { tmp, .. } if slot.parts_done.is_empty() => {
+                    remove_temp(&self.stage, tmp);
+                }
+                State::Staged { tmp } if slot.entry.parts.is_empty() => {
+                    remove_temp(&self.stage, tmp);
+                }
+                _ => {}
             }
         }
+        // (Fails, as it should, while anything is left in it.)
+        let _ = rustix::fs::unlinkat(&self.root, STAGING_DIR, AtFlags::REMOVEDIR);
     }
 }
 
