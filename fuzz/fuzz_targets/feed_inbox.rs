@@ -133,7 +133,8 @@ fn publish(sends: &[(bool, u8)], t0: Instant) -> Sent {
 struct Seen {
     next_seq: u64,
     stream_at: u64,
-    gap: bool,
+    seq_gap: bool,
+    stream_gap: bool,
     ended: bool,
 }
 
@@ -279,27 +280,31 @@ fn check(sent: &[Sent; 2], seen: &mut HashMap<SessionId, Seen>, d: Delivery) {
     };
     // Delivery may start anywhere the publisher retains (a late start).
     let st = seen.entry(sender).or_insert(Seen {
-        gap: true,
+        seq_gap: true,
+        stream_gap: true,
         ..Seen::default()
     });
     assert!(!st.ended, "nothing after the end");
     match d {
         Delivery::Message(m) => {
             assert!(m.seq >= st.next_seq, "in order, at most once");
-            assert!(st.gap || m.seq == st.next_seq, "no message skipped without a gap");
+            assert!(st.seq_gap || m.seq == st.next_seq, "no message skipped without a gap");
             assert_eq!(sent[p].messages[m.seq as usize], m.data, "as sent");
             st.next_seq = m.seq + 1;
-            st.gap = false;
+            st.seq_gap = false;
         }
         Delivery::Stream { offset, data, .. } => {
             assert!(offset >= st.stream_at, "in order");
-            assert!(st.gap || offset == st.stream_at, "no byte skipped without a gap");
+            assert!(st.stream_gap || offset == st.stream_at, "no byte skipped without a gap");
             let end = offset as usize + data.len();
             assert_eq!(&sent[p].stream[offset as usize..end], &data[..], "as sent");
             st.stream_at = end as u64;
-            st.gap = false;
+            st.stream_gap = false;
         }
-        Delivery::Gap { .. } => st.gap = true,
+        Delivery::Gap { .. } => {
+            st.seq_gap = true;
+            st.stream_gap = true;
+        }
         Delivery::End {
             stream_len,
             messages,

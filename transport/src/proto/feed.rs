@@ -351,10 +351,11 @@ struct Feed {
     heard: Option<Instant>,
     /// Where the next stream piece starts, once a piece was delivered.
     stream_at: Option<u64>,
-    /// Whether a gap was delivered since the last message or stream piece:
-    /// the next may then start later than `seq` or `stream_at`, never
-    /// earlier.
-    after_gap: bool,
+    /// Whether a gap was delivered since the last batch of messages, and
+    /// since the last stream piece: the next may then start later than
+    /// `seq` or `stream_at`, never earlier.
+    seq_gap: bool,
+    stream_gap: bool,
     /// The next object to deliver.
     next: u32,
     /// Objects complete and not yet delivered, by id.
@@ -385,7 +386,8 @@ impl Feed {
         stats.gaps += 1;
         self.next = to;
         self.failed = self.failed.split_off(&to);
-        self.after_gap = true;
+        self.seq_gap = true;
+        self.stream_gap = true;
     }
 }
 
@@ -677,7 +679,8 @@ impl Inbox {
                 {
                     to = t.checked_add(1);
                 }
-                f.after_gap = true;
+                f.seq_gap = true;
+                f.stream_gap = true;
                 self.stats.gaps += 1;
                 self.out.push_back(Delivery::Gap {
                     sender: session,
@@ -715,7 +718,8 @@ impl Inbox {
             if !unframe(session, data, f, &mut self.out) {
                 self.stats.malformed += 1;
                 self.stats.gaps += 1;
-                f.after_gap = true;
+                f.seq_gap = true;
+                f.stream_gap = true;
                 self.out.push_back(Delivery::Gap {
                     sender: session,
                     from: object,
@@ -882,7 +886,7 @@ fn unframe(session: SessionId, data: Vec<u8>, f: &mut Feed, out: &mut VecDeque<D
                 return false;
             };
             if let Some(s) = f.seq
-                && (first < s || (!f.after_gap && first != s))
+                && (first < s || (!f.seq_gap && first != s))
             {
                 return false;
             }
@@ -911,7 +915,7 @@ fn unframe(session: SessionId, data: Vec<u8>, f: &mut Feed, out: &mut VecDeque<D
                 }));
             }
             f.seq = Some(after);
-            f.after_gap = false;
+            f.seq_gap = false;
             true
         }
         Some(&FRAME_STREAM) => {
@@ -923,7 +927,7 @@ fn unframe(session: SessionId, data: Vec<u8>, f: &mut Feed, out: &mut VecDeque<D
             };
             // A piece starts where the last ended (past a gap, later).
             if let Some(at) = f.stream_at
-                && (offset < at || (!f.after_gap && offset != at))
+                && (offset < at || (!f.stream_gap && offset != at))
             {
                 return false;
             }
@@ -935,7 +939,7 @@ fn unframe(session: SessionId, data: Vec<u8>, f: &mut Feed, out: &mut VecDeque<D
                 data,
             });
             f.stream_at = Some(end);
-            f.after_gap = false;
+            f.stream_gap = false;
             true
         }
         Some(&FRAME_END) if data.len() == END_LEN => {
