@@ -581,7 +581,7 @@ mod feedback {
     /// PROBEs of sessions that send nothing, from a spoofed source, draw no
     /// reply at all; a session that sends DATA gets one packet with nothing
     /// new per DATA or OBJECT_INFO heard, however many PROBEs it sends
-    /// (protocol.md §13.6).
+    /// (protocol.md §13.5).
     #[test]
     fn probes_alone_draw_no_reply_and_replies_follow_the_data() {
         let t0 = Instant::now();
@@ -1212,7 +1212,7 @@ fn reported_loss_is_the_ratio_from_the_first_sample() {
     use groupcast::wire::feedback::STATUS_LOSS;
     r.handle_datagram(t0, &counter_probe(0, 0));
     // Nothing of the session heard but its PROBE: no reply (protocol.md
-    // §13.6); the STATUS it makes due goes with the first DATA.
+    // §13.5); the STATUS it makes due goes with the first DATA.
     assert_eq!(
         last_status(&mut r, t0),
         None,

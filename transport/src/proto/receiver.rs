@@ -488,7 +488,7 @@ pub struct ReceiverStats {
     pub status_sent: u64,
     /// STATUS packets not sent: due, but with nothing new to say and no
     /// credit left, the session having sent no DATA or OBJECT_INFO since
-    /// (protocol.md §13.6). PROBEs of sessions that send nothing draw no
+    /// (protocol.md §13.5). PROBEs of sessions that send nothing draw no
     /// reply.
     pub status_withheld: u64,
     /// Feedback packets that were not for a receiver (STATUS), or of sessions
@@ -598,7 +598,7 @@ struct SessionFb {
     /// heard, at most [`MAX_SENDER_CREDIT`]; two to start with if some was
     /// heard before its first PROBE. A PROBE earns none, so that PROBEs of a
     /// session that sends nothing, from a spoofed source, draw no reply
-    /// (protocol.md §13.6).
+    /// (protocol.md §13.5).
     sender_credit: u32,
     /// The window the last STATUS reported.
     last_window: Option<(u32, u8)>,
@@ -2175,7 +2175,7 @@ impl Receiver {
             _ => edge,
         };
         // A STATUS that says nothing new spends the session's credit, which
-        // only its DATA and OBJECT_INFO earn (protocol.md §13.6); without
+        // only its DATA and OBJECT_INFO earn (protocol.md §13.5); without
         // credit it waits for the session's next packet. News (the window
         // moved) is the session's own doing, and goes at once.
         if f.last_window.is_none_or(|w| w == window) {
