@@ -242,6 +242,10 @@ pub struct SendArgs {
     /// for a stream of any length: writing waits while the slowest receiver is a window behind.
     #[arg(long, conflicts_with_all = ["path", "forever"])]
     pub stream: bool,
+    /// With --stream: receivers that must confirm the whole stream for `send` to exit 0; 0
+    /// says that nobody may be listening.
+    #[arg(long, default_value_t = 1, requires = "stream", value_name = "N")]
+    pub expect_receivers: u64,
     /// A file larger than this travels as several objects of this size (its parts), each
     /// verified on its own and written at its offset; the transfer id depends on it
     /// (`groupcast id --part-size`). A power of two from 4KiB to 1GiB, so that each part is a
@@ -386,6 +390,11 @@ pub struct SendArgs {
     pub stats_json: Option<PathBuf>,
 }
 
+fn parse_session(s: &str) -> Result<u64, String> {
+    u64::from_str_radix(s, 16)
+        .map_err(|_| format!("'{s}' is not a session: 1 to 16 hex digits, as send --stream prints"))
+}
+
 fn parse_policy(s: &str) -> Result<FlowPolicy, String> {
     match s {
         "min" => Ok(FlowPolicy::Min),
@@ -430,12 +439,22 @@ pub struct RecvArgs {
     /// Directory to write the received files into (must exist).
     #[arg(long, required_unless_present = "stream")]
     pub output: Option<PathBuf>,
-    /// Receive a `send --stream` instead of files: the first stream heard is written to
-    /// standard output, in order and verified; `recv` exits 0 at its end. Progress and logs go
-    /// to standard error. A part the receiver could not get (it joined too late, or fell
-    /// behind what the sender keeps) ends it non-zero, never silently.
+    /// Receive a `send --stream` instead of files: the stream of the session --from names, or
+    /// else the first stream heard from its first byte, is written to standard output, in order
+    /// and verified; `recv` exits 0 at its end. Progress and logs go to standard error. A part
+    /// the receiver could not get (it joined too late, or fell behind what the sender keeps)
+    /// ends it non-zero, never silently. Without --from, any host on the group can be the
+    /// first to send a stream (docs/security.md).
     #[arg(long, conflicts_with_all = ["output", "follow", "exec", "expect"])]
     pub stream: bool,
+    /// With --stream: take only this session's stream (the 16 hex digits `send --stream`
+    /// prints); other sessions' packets are refused and get no feedback.
+    #[arg(long, requires = "stream", value_parser = parse_session, value_name = "SESSION")]
+    pub from: Option<u64>,
+    /// With --stream: take a stream first heard past its start (it began before this receiver
+    /// joined) from where it is, instead of passing it over (or, with --from, failing).
+    #[arg(long, requires = "stream")]
+    pub late_join: bool,
     /// UDP port.
     #[arg(long, default_value_t = groupcast::channel::DEFAULT_PORT)]
     pub port: u16,

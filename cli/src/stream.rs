@@ -39,7 +39,8 @@ pub fn send(args: &SendArgs, interrupted: &AtomicBool) -> Result<(), String> {
         .policy(args.policy)
         .hops(args.hops.clamp(1, 255) as u8)
         .multicast_loop(!args.no_loop)
-        .close_timeout(timeout.unwrap_or(Duration::from_secs(3600)));
+        .close_timeout(timeout.unwrap_or(Duration::from_secs(3600)))
+        .expect_receivers(args.expect_receivers);
     if args.rate != "max" {
         b = b.rate_bits(parse_rate(&args.rate)?.max(8));
     }
@@ -110,15 +111,20 @@ pub fn send(args: &SendArgs, interrupted: &AtomicBool) -> Result<(), String> {
     crate::log::hide();
     let s = &report.stats;
     let secs = started.elapsed().as_secs_f64();
+    let left = s.receivers_timed_out + s.receivers_left_stalled + s.receivers_left_refused;
     eprintln!(
-        "sent a stream of {total} bytes in {} packets ({} bytes) over {secs:.2} s; {} receiver(s) {}",
+        "sent a stream of {total} bytes in {} packets ({} bytes) over {secs:.2} s; {} receiver(s) \
+         confirmed it all{}",
         s.packets_sent,
         s.bytes_sent,
-        s.receivers_tracked,
-        if report.confirmed {
-            "confirmed it all"
+        report.receivers_confirmed,
+        if left > 0 {
+            format!(
+                ", {left} did not ({} timed out, {} stalled, {} refused a place)",
+                s.receivers_timed_out, s.receivers_left_stalled, s.receivers_left_refused
+            )
         } else {
-            "did not all confirm it"
+            String::new()
         },
     );
     write_json(
@@ -134,6 +140,9 @@ pub fn send(args: &SendArgs, interrupted: &AtomicBool) -> Result<(), String> {
             "receivers_stalled": s.receivers_stalled,
             "nacks_received": s.nacks_received,
             "confirmed": report.confirmed,
+            "receivers_confirmed": report.receivers_confirmed,
+            "receivers_left_stalled": s.receivers_left_stalled,
+            "receivers_left_refused": s.receivers_left_refused,
             "duration_s": secs,
             "peak_rss_bytes": peak_rss_bytes(),
             "cpu_s": groupcast::io::cpu_seconds(),
@@ -141,17 +150,28 @@ pub fn send(args: &SendArgs, interrupted: &AtomicBool) -> Result<(), String> {
     )?;
     if report.confirmed {
         Ok(())
+    } else if report.receivers_confirmed < args.expect_receivers && left == 0 {
+        Err(format!(
+            "not confirmed: {} receiver(s) confirmed the whole stream, {} expected \
+             (--expect-receivers; 0 if nobody need listen)",
+            report.receivers_confirmed, args.expect_receivers
+        ))
     } else {
-        Err("not every receiver confirmed the end of the stream before --timeout".into())
+        Err("not confirmed: not every receiver heard from confirmed the whole stream".into())
     }
 }
 
 /// `groupcast recv --stream`: the first stream heard to standard output.
 pub fn recv(args: &RecvArgs, interrupted: &AtomicBool) -> Result<(), String> {
     let timeout = positive_secs(args.timeout, "--timeout")?;
-    let mut b = Subscriber::builder(&args.channel, &args.interface).port(args.port);
+    let mut b = Subscriber::builder(&args.channel, &args.interface)
+        .port(args.port)
+        .late_join(args.late_join);
     if let Some(src) = args.source {
         b = b.source(src);
+    }
+    if let Some(session) = args.from {
+        b = b.publisher(groupcast::SessionId(session));
     }
     b.net_config().feedback_hops = args.hops;
     {

@@ -757,9 +757,30 @@ pub struct SubscriberBuilder {
     gap_timeout: Duration,
     max_publishers: usize,
     limits: InboxLimits,
+    late_join: bool,
 }
 
 impl SubscriberBuilder {
+    /// Pins one publisher: only its session is received (the others' packets
+    /// are refused as `foreign_session` and draw no feedback), and a stream
+    /// reader ([`Subscriber::into_stream`]) reads its stream. Without a pin
+    /// every publisher is received, and a stream reader follows the first
+    /// whose stream it hears from the start. A session id is no secret (it
+    /// is on the wire): a pin keeps other publishers out, not a forger who
+    /// sends under the pinned id (docs/security.md).
+    pub fn publisher(mut self, session: SessionId) -> Self {
+        self.config.session = Some(session);
+        self
+    }
+
+    /// Lets a stream reader take a stream first heard past its start (it
+    /// began before this subscriber joined), from where it is. Default off:
+    /// such a stream is passed over (unpinned) or an error (pinned).
+    pub fn late_join(mut self, on: bool) -> Self {
+        self.late_join = on;
+        self
+    }
+
     /// Accept only this sender's packets (a source-specific join).
     pub fn source(mut self, source: Ipv6Addr) -> Self {
         self.net.source = Some(source);
@@ -858,7 +879,13 @@ impl SubscriberBuilder {
         Ok(Subscriber {
             shared,
             thread: Some(thread),
+            stream: self.stream_state(),
         })
+    }
+
+    /// Where a stream reader of this subscriber starts.
+    fn stream_state(&self) -> StreamState {
+        StreamState::new(self.config.session, self.late_join)
     }
 
     /// The joined socket and what a driver needs.
@@ -1109,11 +1136,22 @@ fn drive_subscriber(
     Ok(())
 }
 
-/// Where a stream reader is in the first publisher's stream it hears,
-/// blocking or async alike.
+/// Where a stream reader is in the stream it follows, blocking or async
+/// alike. Pinned ([`SubscriberBuilder::publisher`]), it follows that
+/// publisher; unpinned, the first publisher whose stream it hears from its
+/// first byte (a publisher first heard further on is passed over, and
+/// counted), unless a late join was asked for
+/// ([`SubscriberBuilder::late_join`]). Once it follows a publisher, each
+/// piece must start where the last ended.
 #[derive(Debug, Default)]
 struct StreamState {
     from: Option<SessionId>,
+    /// Whether `from` was pinned, not chosen.
+    pinned: bool,
+    late_join: bool,
+    /// Publishers passed over: their stream began before this reader heard
+    /// it.
+    passed: HashSet<SessionId>,
     buf: Vec<u8>,
     at: usize,
     ended: bool,
@@ -1121,6 +1159,15 @@ struct StreamState {
 }
 
 impl StreamState {
+    fn new(pin: Option<SessionId>, late_join: bool) -> Self {
+        Self {
+            from: pin,
+            pinned: pin.is_some(),
+            late_join,
+            ..Self::default()
+        }
+    }
+
     /// Copies what is buffered into `out`: `Some(n)` if there was something
     /// to say (`Some(0)` at the end of the stream), `None` if an event is
     /// needed first.
@@ -1134,6 +1181,36 @@ impl StreamState {
         Some(n)
     }
 
+    /// Whether `sender`'s stream, first heard at byte `offset`, is the one
+    /// to follow: an error if it is the pinned one and began before this
+    /// reader joined (no late join asked for).
+    fn follow(&mut self, sender: SessionId, offset: u64) -> std::io::Result<bool> {
+        if self.from.is_some_and(|f| f != sender) || self.passed.contains(&sender) {
+            return Ok(false);
+        }
+        if self.expect == 0 && self.buf.is_empty() && offset != 0 && !self.late_join {
+            if self.pinned {
+                return Err(std::io::Error::other(format!(
+                    "the stream of session {:016x} was first heard at byte {offset}: it began \
+                     before this subscriber joined (ask for a late join to take it from there)",
+                    sender.0
+                )));
+            }
+            if self.passed.len() < 1024 {
+                self.passed.insert(sender);
+            }
+            tracing::warn!(
+                session = %format_args!("{:016x}", sender.0),
+                offset,
+                "a stream first heard past its start is passed over; pin a publisher, or ask \
+                 for a late join, to take it"
+            );
+            return Ok(false);
+        }
+        self.from = Some(sender);
+        Ok(true)
+    }
+
     /// Takes one event: stream bytes of the publisher followed, a gap in
     /// it (an error), or its end; others are ignored.
     fn take(&mut self, e: Event) -> std::io::Result<()> {
@@ -1142,19 +1219,22 @@ impl StreamState {
                 sender,
                 offset,
                 data,
-            } if self.from.is_none_or(|f| f == sender) => {
-                self.from = Some(sender);
-                if offset != self.expect && self.expect != 0 {
+            } => {
+                if !self.follow(sender, offset)? {
+                    return Ok(());
+                }
+                let first = self.expect == 0 && self.buf.is_empty();
+                if offset != self.expect && !first {
                     return Err(std::io::Error::other(format!(
                         "the stream jumped from byte {} to {offset}",
                         self.expect
                     )));
                 }
-                self.expect = offset + data.len() as u64;
+                self.expect = offset.saturating_add(data.len() as u64);
                 self.buf = data;
                 self.at = 0;
             }
-            Event::Gap { sender, from, to } if self.from.is_none_or(|f| f == sender) => {
+            Event::Gap { sender, from, to } if self.from == Some(sender) => {
                 return Err(std::io::Error::other(format!(
                     "part of the stream was lost (objects {}..{} of sender {:016x}): the \
                      subscriber fell behind what the publisher retains",
@@ -1163,14 +1243,18 @@ impl StreamState {
             }
             Event::End {
                 sender, stream_len, ..
-            } if self.from.is_none_or(|f| f == sender) => {
-                if self.from.is_some() && stream_len != self.expect {
+            } => {
+                // An end heard first is an empty stream's, or of one whose
+                // every byte went by before this reader joined.
+                if !self.follow(sender, stream_len)? {
+                    return Ok(());
+                }
+                if stream_len != self.expect {
                     return Err(std::io::Error::other(format!(
                         "the stream ended at byte {stream_len}, after {} were read",
                         self.expect
                     )));
                 }
-                self.from = Some(sender);
                 self.ended = true;
             }
             _ => {}
@@ -1219,6 +1303,7 @@ impl From<RecvError> for IoError {
 pub struct Subscriber {
     shared: Arc<SubShared>,
     thread: Option<JoinHandle<Result<(), IoError>>>,
+    stream: StreamState,
 }
 
 impl Subscriber {
@@ -1242,6 +1327,7 @@ impl Subscriber {
             gap_timeout: Duration::from_secs(10),
             max_publishers: 16,
             limits: InboxLimits::default(),
+            late_join: false,
         }
     }
 
@@ -1312,13 +1398,16 @@ impl Subscriber {
         }
     }
 
-    /// This subscriber as a `std::io::Read` of the first publisher's stream
-    /// it hears: `read` returns 0 at the end of that stream; a gap is an
-    /// error.
-    pub fn into_stream(self) -> SubscriberStream {
+    /// This subscriber as a `std::io::Read` of one publisher's stream: the
+    /// pinned one ([`SubscriberBuilder::publisher`]), or else the first
+    /// heard from its first byte ([`SubscriberBuilder::late_join`] takes one
+    /// heard further on). `read` returns 0 at the end of that stream; a gap,
+    /// a piece that does not follow the last, or an end that does not match
+    /// what was read is an error.
+    pub fn into_stream(mut self) -> SubscriberStream {
         SubscriberStream {
+            state: std::mem::take(&mut self.stream),
             subscriber: self,
-            state: StreamState::default(),
             timeout: None,
         }
     }
@@ -1442,7 +1531,9 @@ impl Endpoint {
 
 #[cfg(test)]
 mod tests {
-    use super::{Live, PubState, PubTurns, Retention, SubCore, UNHEARD_RETENTION, retire_due};
+    use super::{
+        Live, PubState, PubTurns, Retention, StreamState, SubCore, UNHEARD_RETENTION, retire_due,
+    };
     use crate::proto::feed::{Batching, InboxLimits};
     use crate::wire::{DataRepr, ProbeRepr, Repr, StatusRepr, WireMode};
     use crate::{
@@ -1605,6 +1696,65 @@ mod tests {
         assert_eq!(sender.stats().receivers_stalled, 1);
         assert_eq!(sender.stats().receivers_tracked, 1);
         assert_eq!(st.unacked, 0, "of {pushed} bytes pushed");
+    }
+
+    fn piece(sender: u64, offset: u64, data: &[u8]) -> super::Event {
+        super::Event::Stream {
+            sender: SessionId(sender),
+            offset,
+            data: data.to_vec(),
+        }
+    }
+
+    fn end(sender: u64, stream_len: u64) -> super::Event {
+        super::Event::End {
+            sender: SessionId(sender),
+            stream_len,
+            messages: 0,
+        }
+    }
+
+    fn read_all(st: &mut StreamState) -> Vec<u8> {
+        let mut out = vec![0u8; 64];
+        let n = st.copy_out(&mut out).unwrap_or(0);
+        out.truncate(n);
+        out
+    }
+
+    /// Unpinned, a reader follows the first stream it hears from its first
+    /// byte: a forger's stream heard past its start, or its end heard
+    /// alone, is passed over. Pinned, a stream first heard past its start is
+    /// an error unless a late join was asked for; pieces must follow each
+    /// other.
+    #[test]
+    fn a_stream_reader_takes_a_stream_from_its_start_or_as_pinned() {
+        let mut st = StreamState::new(None, false);
+        st.take(piece(66, 100, b"forged")).unwrap();
+        st.take(end(66, 106)).unwrap();
+        st.take(end(67, 5)).unwrap();
+        assert_eq!(st.from, None, "passed over");
+        st.take(piece(1, 0, b"real")).unwrap();
+        assert_eq!(read_all(&mut st), b"real");
+        st.take(piece(66, 106, b"more")).unwrap();
+        st.take(end(66, 110)).unwrap();
+        assert!(!st.ended, "the forger's end is not this stream's");
+        assert!(st.take(piece(1, 9, b"jump")).is_err(), "a jump is an error");
+        st.take(piece(1, 4, b"!")).unwrap();
+        assert_eq!(read_all(&mut st), b"!");
+        assert!(st.take(end(1, 9)).is_err(), "an end past what was read");
+        st.take(end(1, 5)).unwrap();
+        assert!(st.ended);
+        assert_eq!(st.passed.len(), 2);
+
+        let mut pinned = StreamState::new(Some(SessionId(1)), false);
+        pinned.take(piece(2, 0, b"other")).unwrap();
+        assert_eq!(read_all(&mut pinned), b"");
+        assert!(pinned.take(piece(1, 50, b"late")).is_err());
+        let mut late = StreamState::new(Some(SessionId(1)), true);
+        late.take(piece(1, 50, b"late")).unwrap();
+        assert_eq!(read_all(&mut late), b"late");
+        late.take(end(1, 54)).unwrap();
+        assert!(late.ended);
     }
 
     /// A close is confirmed only if the sender finished, the receivers

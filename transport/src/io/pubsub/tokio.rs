@@ -411,6 +411,7 @@ impl SubscriberBuilder {
         Ok(Subscriber {
             shared,
             task: Some(task),
+            stream: self.stream_state(),
         })
     }
 }
@@ -533,6 +534,7 @@ async fn drive_subscriber(
 pub struct Subscriber {
     shared: Arc<SubShared>,
     task: Option<JoinHandle<Result<(), IoError>>>,
+    stream: super::StreamState,
 }
 
 impl Subscriber {
@@ -588,12 +590,13 @@ impl Subscriber {
         lock(&self.shared.state).stats.clone()
     }
 
-    /// This subscriber as an `AsyncRead` of the first publisher's stream it
-    /// hears: reads 0 at its end; a gap is an error.
-    pub fn into_stream(self) -> SubscriberStream {
+    /// This subscriber as an `AsyncRead` of a publisher's stream, chosen
+    /// as [`super::Subscriber::into_stream`] chooses it: reads 0 at its end;
+    /// a gap is an error.
+    pub fn into_stream(mut self) -> SubscriberStream {
         SubscriberStream {
+            state: std::mem::take(&mut self.stream),
             subscriber: self,
-            state: super::StreamState::default(),
         }
     }
 }
