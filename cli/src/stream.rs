@@ -315,6 +315,12 @@ pub fn chat(args: &ChatArgs) -> Result<(), String> {
                     Err(RecvError::Gap { sender, .. }) => {
                         eprintln!("(some lines of {sender:016x} were lost)")
                     }
+                    Err(RecvError::Conflict { sender, .. }) => {
+                        eprintln!(
+                            "(someone is forging lines under {sender:016x}: its lines cannot \
+                             be trusted)"
+                        )
+                    }
                     Err(RecvError::TimedOut) => {}
                     Err(RecvError::Stopped(e)) => {
                         eprintln!("groupcast: {e}");

@@ -273,6 +273,7 @@ fn check(sent: &[Sent; 2], seen: &mut HashMap<SessionId, Seen>, d: Delivery) {
         Delivery::Message(m) => m.sender,
         Delivery::Stream { sender, .. }
         | Delivery::Gap { sender, .. }
+        | Delivery::Conflict { sender, .. }
         | Delivery::End { sender, .. } => *sender,
     };
     let Some(p) = HONEST.iter().position(|&h| h == sender) else {
@@ -305,6 +306,7 @@ fn check(sent: &[Sent; 2], seen: &mut HashMap<SessionId, Seen>, d: Delivery) {
             st.seq_gap = true;
             st.stream_gap = true;
         }
+        Delivery::Conflict { .. } => {}
         Delivery::End {
             stream_len,
             messages,

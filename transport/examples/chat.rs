@@ -28,6 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 match ep.subscriber().recv_timeout(Duration::from_millis(200)) {
                     Ok(m) => println!("{}", String::from_utf8_lossy(&m.data).escape_debug()),
                     Err(RecvError::Gap { .. }) => eprintln!("(some lines were lost)"),
+                    Err(RecvError::Conflict { .. }) => eprintln!("(someone forges lines)"),
                     Err(RecvError::TimedOut) => {}
                     Err(RecvError::Stopped(_)) => break,
                 }

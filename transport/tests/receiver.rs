@@ -629,6 +629,69 @@ mod feedback {
         assert_eq!(statuses, 2, "STATUS for three DATA and 1200 PROBEs");
     }
 
+    /// A forger that completes an id of a session first (it reads the
+    /// session off the wire) cannot make the real object under that id a
+    /// silent duplicate: the real OBJECT_INFO names another hash, the
+    /// receiver says so (`FailReason::Conflict`, once), refuses it
+    /// (`info_mismatch`), and never reports the session complete.
+    #[test]
+    fn a_second_object_under_a_completed_id_is_a_conflict() {
+        let datagrams = |content: u8| {
+            let mut s = Sender::new(SenderConfig {
+                session: SessionId(SESSION),
+                mode: Mode::Hybrid,
+                max_datagram: 144,
+                block_symbols: 10,
+                rounds: Rounds::Fixed(1),
+                ..SenderConfig::default()
+            })
+            .unwrap();
+            s.add_object(vec![content; 500], "o").unwrap();
+            let now = Instant::now();
+            let mut buf = vec![0u8; 144];
+            std::iter::from_fn(|| s.poll_transmit(now, &mut buf).map(|n| buf[..n].to_vec()))
+                .collect::<Vec<_>>()
+        };
+        let t0 = Instant::now();
+        let mut r = Receiver::new(ReceiverConfig::default());
+        for p in datagrams(0xf0) {
+            r.handle_datagram(t0, &p);
+        }
+        let events: Vec<_> = std::iter::from_fn(|| r.poll_event()).collect();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, groupcast::ReceiverEvent::ObjectComplete { .. }))
+        );
+        // The real object 0 comes, and again.
+        for _ in 0..2 {
+            for p in datagrams(0x11) {
+                r.handle_datagram(t0, &p);
+            }
+        }
+        let conflicts: Vec<_> = std::iter::from_fn(|| r.poll_event())
+            .filter(|e| {
+                matches!(
+                    e,
+                    groupcast::ReceiverEvent::ObjectFailed {
+                        reason: groupcast::FailReason::Conflict,
+                        ..
+                    }
+                )
+            })
+            .collect();
+        assert_eq!(conflicts.len(), 1, "said once");
+        assert!(r.stats().rejected(groupcast::RejectReason::InfoMismatch) >= 1);
+        // Its PROBEs draw STATUS, never COMPLETE.
+        r.handle_datagram(t0, &probe(true));
+        for (p, _) in drain(&mut r, t0, Duration::from_millis(100)) {
+            if let Repr::Status(st) = p {
+                assert_eq!(st.flags & STATUS_COMPLETE, 0, "{st:?}");
+            }
+        }
+        assert!(r.stats().status_sent > 0);
+    }
+
     #[test]
     fn completion_is_reported_three_times() {
         let t0 = Instant::now();

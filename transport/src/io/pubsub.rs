@@ -45,7 +45,7 @@ use crate::Channel;
 pub mod tokio;
 use crate::proto::feed::{Batching, Delivery, Inbox, InboxLimits, InboxStats, Message, Outbox};
 use crate::proto::{
-    FeedbackConfig, FlowPolicy, Mode, ObjectId, Reassembler, Receiver, ReceiverConfig,
+    FailReason, FeedbackConfig, FlowPolicy, Mode, ObjectId, Reassembler, Receiver, ReceiverConfig,
     ReceiverEvent, ReceiverStats, Sender, SenderConfig, SenderStats, SessionId,
 };
 
@@ -972,6 +972,15 @@ impl SubCore {
         if self.waiting.contains(&session) && self.start(rx, session) {
             self.waiting.remove(&session);
         }
+        if let ReceiverEvent::ObjectFailed {
+            object,
+            reason: FailReason::Conflict,
+            ..
+        } = &e
+        {
+            self.inbox.handle_conflict(session, *object);
+            return;
+        }
         if let ReceiverEvent::ObjectFailed { object, .. } = &e {
             self.inbox.handle_failed(session, *object);
             // Delivery went on past it: the receiver asks for none of it.
@@ -1234,6 +1243,13 @@ impl StreamState {
                 self.buf = data;
                 self.at = 0;
             }
+            Event::Conflict { sender, object } if self.from == Some(sender) => {
+                return Err(std::io::Error::other(format!(
+                    "session {:016x} sent two different objects under id {}: a forger is \
+                     injecting into the stream, and what was read cannot be trusted",
+                    sender.0, object.0
+                )));
+            }
             Event::Gap { sender, from, to } if self.from == Some(sender) => {
                 return Err(std::io::Error::other(format!(
                     "part of the stream was lost (objects {}..{} of sender {:016x}): the \
@@ -1283,6 +1299,16 @@ pub enum RecvError {
         from: u32,
         /// The first object after the gap.
         to: u32,
+    },
+    /// `sender` sent two different objects under one id (see
+    /// [`Event::Conflict`]): one of them is forged, and its messages can no
+    /// longer be trusted; the next call goes on.
+    #[error("sender {sender:016x} sent two different objects under id {object}: one is forged")]
+    Conflict {
+        /// The publisher's session id.
+        sender: u64,
+        /// The object id sent twice.
+        object: u32,
     },
     /// Nothing came within the time asked ([`Subscriber::recv_timeout`]).
     #[error("no message within the time asked")]
@@ -1391,6 +1417,12 @@ impl Subscriber {
                         sender: sender.0,
                         from: from.0,
                         to: to.0,
+                    });
+                }
+                Event::Conflict { sender, object } => {
+                    return Err(RecvError::Conflict {
+                        sender: sender.0,
+                        object: object.0,
                     });
                 }
                 Event::Stream { .. } | Event::End { .. } => {}
@@ -1755,6 +1787,15 @@ mod tests {
         assert_eq!(read_all(&mut late), b"late");
         late.take(end(1, 54)).unwrap();
         assert!(late.ended);
+        // Two objects under one id of the stream followed: an error.
+        let mut st = StreamState::new(None, false);
+        st.take(piece(1, 0, b"real")).unwrap();
+        let conflict = |s| super::Event::Conflict {
+            sender: SessionId(s),
+            object: ObjectId(1),
+        };
+        st.take(conflict(2)).unwrap();
+        assert!(st.take(conflict(1)).is_err());
     }
 
     /// A close is confirmed only if the sender finished, the receivers

@@ -280,6 +280,16 @@ pub enum Delivery {
         /// The first object after the gap.
         to: ObjectId,
     },
+    /// Two different objects were sent under one id of the session: one of
+    /// them is forged, and which cannot be told without keys (it may be the
+    /// one already delivered). Delivery goes on; what the session delivered
+    /// can no longer be trusted, and the subscriber never confirms it.
+    Conflict {
+        /// The publisher's session.
+        sender: SessionId,
+        /// The object id sent twice.
+        object: ObjectId,
+    },
     /// The session ended: nothing more comes from it.
     End {
         /// The publisher's session.
@@ -314,6 +324,8 @@ pub struct InboxStats {
     /// Objects refused because holding them would pass
     /// [`InboxLimits::max_held`] or [`InboxLimits::max_unstarted`].
     pub over_budget: u64,
+    /// Conflicts delivered: two objects under one id of a session.
+    pub conflicts: u64,
 }
 
 /// What an [`Inbox`] holds at most. Start from [`InboxLimits::default`];
@@ -605,6 +617,16 @@ impl Inbox {
             f.failed.insert(object.0);
             self.deliver(session);
         }
+    }
+
+    /// Two objects were sent under `object`'s id of `session` (the receiver
+    /// says so): a [`Delivery::Conflict`] goes out at once.
+    pub fn handle_conflict(&mut self, session: SessionId, object: ObjectId) {
+        self.stats.conflicts += 1;
+        self.out.push_back(Delivery::Conflict {
+            sender: session,
+            object,
+        });
     }
 
     /// Declares gaps where a later object has waited `gap_timeout` for an
@@ -1227,6 +1249,7 @@ mod tests {
                 Delivery::Message(m) => format!("m{}", m.seq),
                 Delivery::Stream { offset, data, .. } => format!("s{offset}+{}", data.len()),
                 Delivery::Gap { from, to, .. } => format!("gap{}-{}", from.0, to.0),
+                Delivery::Conflict { object, .. } => format!("conflict{}", object.0),
                 Delivery::End { .. } => "end".into(),
             })
             .collect()

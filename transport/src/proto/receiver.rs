@@ -241,7 +241,8 @@ pub enum RejectReason {
     TooManyObjects,
     /// OTI or FEC scheme differs from what earlier packets of the object said.
     OtiMismatch,
-    /// Hash or name differs from an earlier OBJECT_INFO of the object.
+    /// Hash or name differs from an earlier OBJECT_INFO of the object, or
+    /// from the object completed under its id ([`FailReason::Conflict`]).
     InfoMismatch,
     /// An object the bound manifest does not list.
     UnexpectedObject,
@@ -379,6 +380,12 @@ pub enum FailReason {
     Evicted,
     /// Its application gave it up ([`Receiver::abandon`]).
     Abandoned,
+    /// An OBJECT_INFO named another hash than the object this receiver
+    /// completed under the same id: two objects were sent under one id, so
+    /// one of them is forged, and a receiver without keys cannot tell which.
+    /// The object stays as it was completed; the session is never reported
+    /// complete from then on.
+    Conflict,
 }
 
 /// Where a sender is, from its PROBEs ([`Receiver::sender_progress`]).
@@ -1005,6 +1012,12 @@ impl Receiver {
         if object.0 <= self.table.floor(session) {
             return;
         }
+        self.mark_lossy(session);
+        self.skip_before(session, object);
+    }
+
+    /// Never reports `session` complete from now on.
+    fn mark_lossy(&mut self, session: SessionId) {
         if self.table.lossy.insert(session) {
             if self.table.lossy_order.len() >= MAX_REFUSED
                 && let Some(old) = self.table.lossy_order.pop_front()
@@ -1013,7 +1026,6 @@ impl Receiver {
             }
             self.table.lossy_order.push_back(session);
         }
-        self.skip_before(session, object);
     }
 
     /// What the PROBEs of `session` said, as of the latest: see
@@ -1649,6 +1661,10 @@ impl Receiver {
         if self.table.abandoned.contains(&key) {
             return Err(RejectReason::Abandoned);
         }
+        if self.table.done_hash.get(&key).is_some_and(|h| *h != i.hash) {
+            self.conflict(key);
+            return Err(RejectReason::InfoMismatch);
+        }
         if self.table.is_done(key) {
             return Ok(());
         }
@@ -1726,6 +1742,14 @@ impl Receiver {
         }
         self.table.completed.insert(key);
         self.completed_order.push_back(key);
+        if self.table.done_order.len() >= self.config.completed_history.max(1)
+            && let Some(old) = self.table.done_order.pop_front()
+        {
+            self.table.done_hash.remove(&old);
+        }
+        if self.table.done_hash.insert(key, hash).is_none() {
+            self.table.done_order.push_back(key);
+        }
         if key.1.0 == self.table.floor(key.0) {
             self.table.raise_floor(key.0, key.1.0, self.created);
         }
@@ -1740,6 +1764,23 @@ impl Receiver {
             size,
             hash,
             name,
+        });
+    }
+
+    /// Two objects under one id (`FailReason::Conflict`): said once per
+    /// object; the session is never reported complete from then on.
+    fn conflict(&mut self, key: Key) {
+        self.table.done_hash.remove(&key);
+        self.mark_lossy(key.0);
+        tracing::warn!(
+            session = %format_args!("{:016x}", key.0.0),
+            object = key.1.0,
+            "two different objects under one id: one of them is forged"
+        );
+        self.events.push_back(ReceiverEvent::ObjectFailed {
+            session: key.0,
+            object: key.1,
+            reason: FailReason::Conflict,
         });
     }
 
@@ -2334,6 +2375,10 @@ struct ObjectTable {
     /// never reported complete.
     lossy: HashSet<SessionId>,
     lossy_order: VecDeque<SessionId>,
+    /// The hash of each object completed lately (the last
+    /// `completed_history`), to tell a second object under its id.
+    done_hash: HashMap<Key, [u8; 32]>,
+    done_order: VecDeque<Key>,
 }
 
 /// Sessions whose floor ([`ObjectTable::floors`]) is kept at once.

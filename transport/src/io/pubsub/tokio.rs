@@ -580,6 +580,12 @@ impl Subscriber {
                         to: to.0,
                     });
                 }
+                Event::Conflict { sender, object } => {
+                    return Err(RecvError::Conflict {
+                        sender: sender.0,
+                        object: object.0,
+                    });
+                }
                 Event::Stream { .. } | Event::End { .. } => {}
             }
         }
