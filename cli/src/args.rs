@@ -237,9 +237,11 @@ pub struct SendArgs {
     pub path: Option<PathBuf>,
     /// Send standard input as one ordered byte stream instead of files (hybrid or nack mode),
     /// for `tar c dir | groupcast send --stream ...` and `groupcast recv --stream ... | tar x`.
-    /// The stream ends at the end of the input; `send` then exits 0 once every receiver heard
-    /// from has confirmed all of it (non-zero if --timeout passes first). Memory stays bounded
-    /// for a stream of any length: writing waits while the slowest receiver is a window behind.
+    /// The stream ends at the end of the input; `send` then exits 0 once at least
+    /// --expect-receivers receivers confirmed all of it and none heard from was left behind
+    /// (timed out, stalled, refused a place); non-zero otherwise, or if --timeout passes first.
+    /// Memory stays bounded for a stream of any length: writing waits while the slowest
+    /// receiver is a window behind.
     #[arg(long, conflicts_with_all = ["path", "forever"])]
     pub stream: bool,
     /// With --stream: receivers that must confirm the whole stream for `send` to exit 0; 0

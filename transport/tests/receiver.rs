@@ -155,6 +155,46 @@ fn forged_terabyte_object_is_refused_without_allocating() {
     assert_eq!(r.objects_in_progress(), 0);
 }
 
+/// The last object id there is, reached by a skip (a PROBE may say that the
+/// sender retains from there on) and then completed, moves no counter past
+/// the end of the id space, and stays complete.
+#[test]
+fn the_last_object_id_completes_without_overflow() {
+    let content = [7u8; 100];
+    let oti = Oti::for_object(100, 100, 1, 4).unwrap();
+    let last = u32::MAX;
+    let info = Repr::ObjectInfo(InfoRepr {
+        session: 9,
+        object: last,
+        fec: FecId::NoCode,
+        oti,
+        hash: *blake3::hash(&content).as_bytes(),
+        name: "last",
+    });
+    let data = Repr::Data(DataRepr {
+        session: 9,
+        object: last,
+        fec: FecId::NoCode,
+        oti,
+        sbn: 0,
+        esi: 0,
+        symbol: &content,
+    });
+    let emit = |r: &Repr<'_>| {
+        let mut buf = vec![0; r.buffer_len()];
+        r.emit(&mut buf).unwrap();
+        buf
+    };
+    let mut r = Receiver::new(ReceiverConfig::default());
+    r.skip_before(SessionId(9), groupcast::ObjectId(last));
+    r.handle_datagram(Instant::now(), &emit(&info));
+    r.handle_datagram(Instant::now(), &emit(&data));
+    assert_eq!(r.stats().objects_completed, 1);
+    r.handle_datagram(Instant::now(), &emit(&data));
+    assert_eq!(r.stats().objects_completed, 1, "complete once");
+    assert_eq!(r.objects_in_progress(), 0);
+}
+
 #[test]
 fn a_locked_receiver_drops_other_sessions() {
     let a = object(9_000, 21);
@@ -627,6 +667,30 @@ mod feedback {
         // Two to start with (DATA came before the first PROBE), then none:
         // the PROBEs after earned nothing.
         assert_eq!(statuses, 2, "STATUS for three DATA and 1200 PROBEs");
+        // The whole object: its window then follows the PROBEs' Objects,
+        // which a forger sets. A window moved by a PROBE field is no news of
+        // the receiver's: it spends credit too.
+        for p in &data {
+            r.handle_datagram(t, p);
+        }
+        let mut statuses = 0;
+        for i in 0..1200u32 {
+            let Ok(Repr::Probe(mut p)) = Repr::parse(&probe(false)) else {
+                unreachable!()
+            };
+            p.timestamp_us = 20_000 + i as u64;
+            p.objects = 2 + i;
+            let mut b = vec![0; 64];
+            let n = p.write(&mut b).unwrap();
+            r.handle_datagram(t, &b[..n]);
+            r.handle_timeout(t);
+            while r.poll_transmit(t, &mut buf).is_some() {
+                statuses += 1;
+            }
+            t += Duration::from_millis(10);
+        }
+        let earned = data.len().min(64) + 3;
+        assert!(statuses <= earned, "{statuses} STATUS for 1200 PROBEs");
     }
 
     /// A forger that completes an id of a session first (it reads the

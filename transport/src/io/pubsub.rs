@@ -1,6 +1,24 @@
 //! Messages and streams for applications: [`Publisher`], [`Subscriber`] and
 //! [`Endpoint`], blocking handles over the sans-IO core.
 //!
+//! **What a subscriber can be made to accept** (until channels are signed;
+//! docs/security.md says it claim by claim). Anyone on the group can send
+//! under any session id, the publisher's included (it is on the wire).
+//! - Unpinned, a subscriber takes every publisher's messages: a forger's
+//!   made-up session is delivered like any other. A stream reader takes the
+//!   first stream it hears from its first byte, and fails at the end if
+//!   another session sent a stream too; a forged stream heard whole before
+//!   any other is taken.
+//! - Pinned ([`SubscriberBuilder::publisher`]), only that session is taken;
+//!   a forger who sends under its id can still complete ids the publisher
+//!   has not sent yet. When the publisher's own object under such an id
+//!   comes, the subscriber reports a conflict ([`Event::Conflict`]) and never
+//!   confirms the session; a forged end heard before the publisher's objects
+//!   come can end a stream early.
+//! - Pinned or not, no packet can make a subscriber hold more than its
+//!   limits ([`SubscriberBuilder::max_pending`]), panic, confirm what it
+//!   did not deliver, or reply to a session that sent it no data.
+//!
 //! A publisher's session is a sequence of objects, each a frame of the
 //! [`crate::proto::feed`] format (protocol.md §14): a batch of messages, a
 //! piece of a byte stream, or the end. Each handle runs one driver thread
@@ -1161,6 +1179,9 @@ struct StreamState {
     /// Publishers passed over: their stream began before this reader heard
     /// it.
     passed: HashSet<SessionId>,
+    /// Another session that sent stream bytes or an end, unpinned: which
+    /// stream is the right one cannot be told, and the end is an error.
+    contender: Option<SessionId>,
     buf: Vec<u8>,
     at: usize,
     ended: bool,
@@ -1195,6 +1216,9 @@ impl StreamState {
     /// reader joined (no late join asked for).
     fn follow(&mut self, sender: SessionId, offset: u64) -> std::io::Result<bool> {
         if self.from.is_some_and(|f| f != sender) || self.passed.contains(&sender) {
+            if !self.pinned {
+                self.contender.get_or_insert(sender);
+            }
             return Ok(false);
         }
         if self.expect == 0 && self.buf.is_empty() && offset != 0 && !self.late_join {
@@ -1208,6 +1232,7 @@ impl StreamState {
             if self.passed.len() < 1024 {
                 self.passed.insert(sender);
             }
+            self.contender.get_or_insert(sender);
             tracing::warn!(
                 session = %format_args!("{:016x}", sender.0),
                 offset,
@@ -1269,6 +1294,14 @@ impl StreamState {
                     return Err(std::io::Error::other(format!(
                         "the stream ended at byte {stream_len}, after {} were read",
                         self.expect
+                    )));
+                }
+                if let Some(other) = self.contender {
+                    return Err(std::io::Error::other(format!(
+                        "session {:016x} also sent a stream on this channel: which is the \
+                         publisher's cannot be told without a pin (recv --stream --from, \
+                         SubscriberBuilder::publisher)",
+                        other.0
                     )));
                 }
                 self.ended = true;
@@ -1755,9 +1788,10 @@ mod tests {
 
     /// Unpinned, a reader follows the first stream it hears from its first
     /// byte: a forger's stream heard past its start, or its end heard
-    /// alone, is passed over. Pinned, a stream first heard past its start is
-    /// an error unless a late join was asked for; pieces must follow each
-    /// other.
+    /// alone, is passed over, and makes the end an error (which stream is
+    /// the publisher's cannot be told). Pinned, a stream first heard past
+    /// its start is an error unless a late join was asked for; pieces must
+    /// follow each other.
     #[test]
     fn a_stream_reader_takes_a_stream_from_its_start_or_as_pinned() {
         let mut st = StreamState::new(None, false);
@@ -1774,9 +1808,15 @@ mod tests {
         st.take(piece(1, 4, b"!")).unwrap();
         assert_eq!(read_all(&mut st), b"!");
         assert!(st.take(end(1, 9)).is_err(), "an end past what was read");
-        st.take(end(1, 5)).unwrap();
-        assert!(st.ended);
+        // Others sent streams too: which is the publisher's cannot be told.
+        assert!(st.take(end(1, 5)).is_err(), "contended");
+        assert!(!st.ended);
         assert_eq!(st.passed.len(), 2);
+        let mut alone = StreamState::new(None, false);
+        alone.take(piece(1, 0, b"real")).unwrap();
+        assert_eq!(read_all(&mut alone), b"real");
+        alone.take(end(1, 4)).unwrap();
+        assert!(alone.ended);
 
         let mut pinned = StreamState::new(Some(SessionId(1)), false);
         pinned.take(piece(2, 0, b"other")).unwrap();

@@ -904,7 +904,7 @@ fn unframe(session: SessionId, data: Vec<u8>, f: &mut Feed, out: &mut VecDeque<D
             };
             // The batch's sequence numbers must exist, and follow the last
             // batch's (past a gap, they may jump forward).
-            let Some(after) = first.checked_add(count as u64) else {
+            let Some(after) = first.checked_add(count as u64).filter(|_| count > 0) else {
                 return false;
             };
             if let Some(s) = f.seq

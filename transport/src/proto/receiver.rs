@@ -611,6 +611,9 @@ struct SessionFb {
     last_window: Option<(u32, u8)>,
     /// Whether a due STATUS waits for credit (counted once).
     withheld: bool,
+    /// Whether this receiver moved its window itself since the last STATUS
+    /// (an object completed, the application moved its hold).
+    news: bool,
 }
 
 /// Packets to a session's sender a receiver may bank (`SessionFb::sender_credit`):
@@ -972,6 +975,7 @@ impl Receiver {
         if f.hold != at {
             if at.is_none() || f.hold.is_some_and(|h| at.is_some_and(|a| a > h)) {
                 f.status_due = true;
+                f.news = true;
             }
             f.hold = at;
         }
@@ -1756,6 +1760,7 @@ impl Receiver {
         if let Some(f) = self.fb.get_mut(&key.0) {
             // Report progress at once; completion is said three times.
             f.status_due = true;
+            f.news = true;
             f.last_status = None;
         }
         self.events.push_back(ReceiverEvent::ObjectComplete {
@@ -1884,6 +1889,7 @@ impl Receiver {
             sender_credit: if heard { 2 } else { 0 },
             last_window: None,
             withheld: false,
+            news: false,
         });
         // The sender's counter starts at 0 with its session and grows by one
         // per DATA packet; anyone can forge it. So it may run ahead of the
@@ -2215,11 +2221,14 @@ impl Receiver {
             Some(h) if !complete => h.min(edge),
             _ => edge,
         };
-        // A STATUS that says nothing new spends the session's credit, which
-        // only its DATA and OBJECT_INFO earn (protocol.md §13.5); without
-        // credit it waits for the session's next packet. News (the window
-        // moved) is the session's own doing, and goes at once.
-        if f.last_window.is_none_or(|w| w == window) {
+        // A STATUS spends the session's credit, which only its DATA and
+        // OBJECT_INFO earn (protocol.md §13.5); without credit it waits for
+        // the session's next packet. News goes at once: the window moved by
+        // this receiver's own doing (an object completed, the application
+        // moved its hold), which no PROBE field can bring about.
+        let news = f.news && f.last_window.is_some_and(|w| w != window);
+        f.news = false;
+        if !news {
             if f.sender_credit == 0 {
                 if !f.withheld {
                     f.withheld = true;
@@ -2401,7 +2410,8 @@ impl ObjectTable {
     /// completed in a row from there (which `completed` then need not hold).
     fn raise_floor(&mut self, session: SessionId, to: u32, stamp: u64) {
         let mut at = self.floor(session).max(to);
-        while self.completed.remove(&(session, ObjectId(at))) {
+        // Object ids end at u32::MAX: its completion stays in `completed`.
+        while at < u32::MAX && self.completed.remove(&(session, ObjectId(at))) {
             at += 1;
         }
         if at == 0 {
