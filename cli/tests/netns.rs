@@ -2501,6 +2501,173 @@ fn a_subscriber_with_full_slots_says_so_and_never_confirms_what_it_dropped() {
     }
 }
 
+/// Packets and bytes of the first counter in the ip6 table `table` of `ns`.
+fn nft_counter(ns: &str, table: &str) -> (u64, u64) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "nft", "list", "table", "ip6", table])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let after = |key: &str| {
+        words
+            .iter()
+            .position(|w| *w == key)
+            .and_then(|i| words.get(i + 1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {text}"))
+    };
+    (after("packets"), after("bytes"))
+}
+
+/// Issue 33, acceptance 3: a forger sends to the data group from a victim's
+/// address and port (reflect.py, IPV6_TRANSPARENT), under made-up sessions,
+/// to two `recv --stream` and a plain `recv --output` before its manifest;
+/// an nftables counter at the victim counts the UDP datagrams that arrive
+/// at that address and port; each phase has receivers of its own. Phase
+/// 1, PROBEs alone: no STATUS at all reaches the victim. Phase 2, each
+/// PROBE with an object (OBJECT_INFO and one DATA) that completes: a
+/// receiver sends a STATUS that says nothing new only with the credit the
+/// session's DATA and OBJECT_INFO earn, and one whose window moved per
+/// object completed, so the victim gets at most 2 × DATA + OBJECT_INFO + 2
+/// per session from each receiver (measured: about 1.8 per DATA from a
+/// subscriber, 1 from a plain `recv`). Prints
+/// `reflection: phase N: X forged bytes, Y STATUS bytes at the victim,
+/// ratio Z` (UDP payload bytes) for docs/security.md.
+#[test]
+fn reflection_is_measured_at_a_spoofed_victim() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !prerequisites_with("reflection", &["python3"]) {
+        return;
+    }
+    let (mut lab, hosts) = bridge_lab("rf", &[0, 0, 0, 0]);
+    let (forger, victim) = (hosts[0].clone(), hosts[4].clone());
+    let victim_addr = "2001:db8:0:9::99";
+    for (i, ns) in hosts.iter().enumerate() {
+        let addr = if *ns == victim {
+            format!("{victim_addr}/64")
+        } else {
+            format!("2001:db8:0:9::{}/64", i + 1)
+        };
+        lab.net.exec(
+            ns,
+            &["ip", "-6", "addr", "add", &addr, "dev", "e0", "nodad"],
+        );
+    }
+    let victim_port = "4300";
+    lab.net.nft_rule(
+        &victim,
+        "reflect",
+        "input",
+        0,
+        &format!("ip6 daddr {victim_addr} udp dport {victim_port} counter"),
+    );
+    let channel = "gc-test-reflection";
+    let ch = groupcast::Channel::new(channel);
+    let script = format!("{}/tests/support/reflect.py", env!("CARGO_MANIFEST_DIR"));
+    let (port, group) = (ch.port().to_string(), ch.group().to_string());
+    let mut before = nft_counter(&victim, "reflect");
+    let mut figures = Vec::new();
+    let receivers = ["stream0", "stream1", "files"];
+    for phase in ["1", "2"] {
+        // Receivers of their own for each phase, so that what one phase
+        // left (feedback state for its sessions) does not change the next.
+        let rx: Vec<String> = receivers.iter().map(|r| format!("{r}-{phase}")).collect();
+        stream_reader(
+            &mut lab,
+            &rx[0],
+            &hosts[1].clone(),
+            channel,
+            &["--timeout", "40"],
+        );
+        stream_reader(
+            &mut lab,
+            &rx[1],
+            &hosts[2].clone(),
+            channel,
+            &["--timeout", "40"],
+        );
+        lab.recv_with(&rx[2], &hosts[3].clone(), channel, &["--timeout", "40"]);
+        std::thread::sleep(Duration::from_millis(500));
+        let label = format!("phase{phase}");
+        lab.spawn(
+            &label,
+            &forger,
+            &[
+                "python3",
+                &script,
+                "e0",
+                &port,
+                &group,
+                victim_addr,
+                victim_port,
+                phase,
+                "3",
+            ],
+        );
+        let status = lab.wait(&label, Duration::from_secs(20));
+        assert!(status.success(), "{label}: {}", lab.log(&label));
+        // Replies still on their way (a STATUS waits at most 50 ms).
+        std::thread::sleep(Duration::from_secs(1));
+        let after = nft_counter(&victim, "reflect");
+        let (packets, bytes) = (after.0 - before.0, after.1 - before.1);
+        before = after;
+        let forged: serde_json::Value = serde_json::from_str(lab.log(&label).trim())
+            .unwrap_or_else(|e| panic!("{label}: {e}: {}", lab.log(&label)));
+        // UDP payload: the counter sees the IPv6 (40) and UDP (8) headers too.
+        let status_bytes = bytes - 48 * packets;
+        let forged_bytes = forged["bytes"].as_u64().unwrap();
+        let ratio = status_bytes as f64 / forged_bytes as f64;
+        eprintln!(
+            "reflection: phase {phase}: {forged_bytes} forged bytes, {status_bytes} STATUS bytes \
+             at the victim, ratio {ratio:.4} ({} forged datagrams: {} PROBE, {} OBJECT_INFO, {} \
+             DATA; {packets} datagrams at the victim, {} receivers)",
+            forged["datagrams"],
+            forged["probe"],
+            forged["info"],
+            forged["data"],
+            receivers.len()
+        );
+        for label in &rx {
+            assert!(lab.running(label), "{label}: {}", lab.log(label));
+            lab.terminate(label);
+            let r = lab.stats(label);
+            eprintln!(
+                "{label}: status_sent {}, status_withheld {}, packets_received {}, rejected {}",
+                r["status_sent"],
+                r["status_withheld"],
+                r["packets_received"],
+                r["rejected_by_reason"]
+            );
+        }
+        figures.push((forged, packets, status_bytes));
+    }
+    // PROBEs alone draw nothing.
+    let (forged, packets, _) = &figures[0];
+    assert!(forged["probe"].as_u64().unwrap() > 1000, "{forged}");
+    assert_eq!(*packets, 0, "PROBEs alone drew STATUS to the victim");
+    // With DATA, what protocol.md §13.5 allows each receiver: a STATUS that
+    // says nothing new per credit (one per DATA or OBJECT_INFO, 2 to start
+    // with per session), and one whose window moved per object completed
+    // (at most one per DATA here). Counts, not times.
+    let (forged, packets, status_bytes) = &figures[1];
+    let (data, info) = (
+        forged["data"].as_u64().unwrap(),
+        forged["info"].as_u64().unwrap(),
+    );
+    let sessions = forged["sessions"].as_u64().unwrap();
+    let allowed = receivers.len() as u64 * (2 * data + info + 2 * sessions);
+    assert!(
+        *packets <= allowed,
+        "{packets} datagrams at the victim for {data} DATA and {info} OBJECT_INFO, over {allowed}"
+    );
+    // The forger did draw replies (the measure measures), all STATUS.
+    assert!(
+        *packets > 0 && *status_bytes == 60 * packets,
+        "{packets} {status_bytes}"
+    );
+}
+
 /// Issue 13, acceptance 1, as a benchmark (it prints figures and checks only
 /// that every copy is identical): three receivers behind one bridge, default
 /// flags but `--rate`, for the scenarios S1 (5 MB at 50 Mbit/s, 10/10/10%),
