@@ -2246,14 +2246,16 @@ fn stream_reader(lab: &mut Lab, label: &str, ns: &str, channel: &str, extra: &[&
 /// objects failed), the PROBEs alone as `status_withheld` (unpinned), every
 /// other session's packets as `foreign_session` (pinned).
 ///
-/// Fails on the code of e3a7752: both readers take the injected STREAM
-/// frame and END (completed before the publisher's own objects under those
-/// ids exist, so no conflict is seen yet), write the real stream's first
-/// 3 MiB and the forger's line, say "received a stream of 3145765 bytes,
-/// verified" and exit 0.
+/// Fails on the code of 3320668: the pinned reader takes the injected
+/// STREAM frame and END (completed before the publisher's own objects
+/// under those ids exist, so no conflict is seen yet), writes the real
+/// stream's first 3.25 MiB and the forger's line, says "received a stream
+/// of 3407909 bytes, verified" and exits 0. (The unpinned one fails
+/// non-zero, as another session sent a stream too; on e3a7752 it exited 0
+/// like the pinned one.)
 #[test]
 #[ignore = "issue 33 defect: a forger that completes a stream's next ids first (STREAM at the \
-            right offset, then END) makes pinned and unpinned readers exit 0 with its bytes"]
+            right offset, then END) makes a reader pinned with --from exit 0 with its bytes"]
 fn hostile_stream_forgers_neither_crash_fool_nor_stall_a_stream_reader() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !prerequisites_with("hostile stream forgers", &["python3"]) {
