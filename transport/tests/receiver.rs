@@ -756,6 +756,54 @@ mod feedback {
         assert!(r.stats().status_sent > 0);
     }
 
+    /// A PROBE that says the session has no object this receiver completed
+    /// well before it contradicts it (an END a forger completed first under
+    /// the session's id, and the publisher's PROBEs still count fewer
+    /// objects): a conflict. Within the grace, it is a PROBE sent before the
+    /// object and overtaken by its DATA: nothing.
+    #[test]
+    fn a_probe_counting_fewer_objects_than_completed_is_a_conflict() {
+        let t0 = Instant::now();
+        let mut r = Receiver::new(ReceiverConfig::default());
+        r.handle_datagram(t0, &probe(false));
+        for p in first_pass(Mode::Hybrid) {
+            r.handle_datagram(t0, &p);
+        }
+        assert_eq!(r.stats().objects_completed, 1);
+        let fewer = |ts: u64| {
+            let Ok(Repr::Probe(mut p)) = Repr::parse(&probe(false)) else {
+                unreachable!()
+            };
+            p.timestamp_us = ts;
+            p.objects = 0;
+            let mut b = vec![0; 64];
+            let n = p.write(&mut b).unwrap();
+            b.truncate(n);
+            b
+        };
+        let conflicts = |r: &mut Receiver| {
+            std::iter::from_fn(|| r.poll_event())
+                .filter(|e| {
+                    matches!(
+                        e,
+                        groupcast::ReceiverEvent::ObjectFailed {
+                            reason: groupcast::FailReason::Conflict,
+                            ..
+                        }
+                    )
+                })
+                .count()
+        };
+        conflicts(&mut r);
+        r.handle_datagram(t0 + Duration::from_millis(50), &fewer(2000));
+        assert_eq!(conflicts(&mut r), 0, "within the grace");
+        let late = t0 + groupcast::proto::CONTRADICTION_GRACE;
+        r.handle_datagram(late, &fewer(3000));
+        assert_eq!(conflicts(&mut r), 1);
+        r.handle_datagram(late, &fewer(4000));
+        assert_eq!(conflicts(&mut r), 0, "said once");
+    }
+
     #[test]
     fn completion_is_reported_three_times() {
         let t0 = Instant::now();

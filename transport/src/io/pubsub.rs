@@ -978,6 +978,7 @@ impl SubCore {
             | ReceiverEvent::ObjectFailed { session, .. } => *session,
         };
         if !self.inbox.follows(session) {
+            self.inbox.refuse(session);
             rx.refuse_session(session);
             self.refused(session);
             return;
@@ -1185,8 +1186,17 @@ struct StreamState {
     buf: Vec<u8>,
     at: usize,
     ended: bool,
+    /// When the end was taken: it is reported once [`END_SETTLE`] passed
+    /// with no conflict or contender.
+    end_at: Option<Instant>,
     expect: u64,
 }
+
+/// How long a stream reader holds an end before it reports it: the time for
+/// the publisher's own PROBEs or objects to contradict an end a forger
+/// completed first under its session id (protocol.md §14.3), which makes the
+/// read an error instead.
+pub const END_SETTLE: Duration = Duration::from_millis(500);
 
 impl StreamState {
     fn new(pin: Option<SessionId>, late_join: bool) -> Self {
@@ -1203,12 +1213,24 @@ impl StreamState {
     /// needed first.
     fn copy_out(&mut self, out: &mut [u8]) -> Option<usize> {
         if self.at == self.buf.len() {
-            return (self.ended || out.is_empty()).then_some(0);
+            return (out.is_empty() || self.settled(Instant::now())).then_some(0);
         }
         let n = out.len().min(self.buf.len() - self.at);
         out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
         self.at += n;
         Some(n)
+    }
+
+    /// Whether the end was taken and has settled.
+    fn settled(&self, now: Instant) -> bool {
+        self.ended && self.end_at.is_none_or(|t| now >= t + END_SETTLE)
+    }
+
+    /// How long the end still settles, if it was taken and has not.
+    fn settle_left(&self, now: Instant) -> Option<Duration> {
+        let t = self.end_at.filter(|_| self.ended)?;
+        let left = (t + END_SETTLE).saturating_duration_since(now);
+        (!left.is_zero()).then_some(left)
     }
 
     /// Whether `sender`'s stream, first heard at byte `offset`, is the one
@@ -1246,8 +1268,25 @@ impl StreamState {
     }
 
     /// Takes one event: stream bytes of the publisher followed, a gap in
-    /// it (an error), or its end; others are ignored.
+    /// it (an error), or its end; others are ignored. While the end settles,
+    /// a conflict or a contender is still an error.
     fn take(&mut self, e: Event) -> std::io::Result<()> {
+        self.take_one(e)?;
+        if self.ended
+            && let Some(other) = self.contender
+        {
+            self.ended = false;
+            return Err(std::io::Error::other(format!(
+                "session {:016x} also sent a stream on this channel: which is the publisher's \
+                 cannot be told without a pin (recv --stream --from, \
+                 SubscriberBuilder::publisher)",
+                other.0
+            )));
+        }
+        Ok(())
+    }
+
+    fn take_one(&mut self, e: Event) -> std::io::Result<()> {
         match e {
             Event::Stream {
                 sender,
@@ -1269,6 +1308,7 @@ impl StreamState {
                 self.at = 0;
             }
             Event::Conflict { sender, object } if self.from == Some(sender) => {
+                self.ended = false;
                 return Err(std::io::Error::other(format!(
                     "session {:016x} sent two different objects under id {}: a forger is \
                      injecting into the stream, and what was read cannot be trusted",
@@ -1296,15 +1336,8 @@ impl StreamState {
                         self.expect
                     )));
                 }
-                if let Some(other) = self.contender {
-                    return Err(std::io::Error::other(format!(
-                        "session {:016x} also sent a stream on this channel: which is the \
-                         publisher's cannot be told without a pin (recv --stream --from, \
-                         SubscriberBuilder::publisher)",
-                        other.0
-                    )));
-                }
                 self.ended = true;
+                self.end_at = Some(Instant::now());
             }
             _ => {}
         }
@@ -1377,6 +1410,10 @@ impl Subscriber {
             max_buffered_bytes: 64 << 20,
             decode_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
             idle_timeout: Duration::from_secs(10),
+            // Feedback state for every publisher slot, and as many more for
+            // sessions heard of only by PROBE (which give way to those with
+            // objects in flight).
+            max_sessions: 32,
             ..ReceiverConfig::default()
         };
         SubscriberBuilder {
@@ -1519,8 +1556,16 @@ impl Read for SubscriberStream {
             if let Some(n) = self.state.copy_out(out) {
                 return Ok(n);
             }
-            match self.subscriber.next_event(self.timeout) {
+            // An end that settles waits no longer than it has left.
+            let settle = self.state.settle_left(Instant::now());
+            let wait = match (settle, self.timeout) {
+                (Some(s), Some(t)) => Some(s.min(t)),
+                (s, t) => s.or(t),
+            };
+            match self.subscriber.next_event(wait) {
                 Ok(e) => self.state.take(e)?,
+                Err(RecvError::TimedOut) if self.state.settled(Instant::now()) => {}
+                Err(RecvError::TimedOut) if settle.is_some_and(|s| wait == Some(s)) => {}
                 Err(RecvError::TimedOut) => {
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::TimedOut,
@@ -1817,6 +1862,10 @@ mod tests {
         assert_eq!(read_all(&mut alone), b"real");
         alone.take(end(1, 4)).unwrap();
         assert!(alone.ended);
+        assert_eq!(alone.copy_out(&mut [0; 8]), None, "the end settles first");
+        assert!(alone.settle_left(Instant::now()).is_some());
+        alone.end_at = alone.end_at.map(|t| t - super::END_SETTLE);
+        assert_eq!(alone.copy_out(&mut [0; 8]), Some(0), "then it is reported");
 
         let mut pinned = StreamState::new(Some(SessionId(1)), false);
         pinned.take(piece(2, 0, b"other")).unwrap();

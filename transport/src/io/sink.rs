@@ -577,6 +577,12 @@ impl FileSink {
                 self.complete(session, object, size, hash);
                 Ok(())
             }
+            // A conflict concerns an object completed without a manifest to
+            // pin it; what the sink holds stays as it was verified.
+            ReceiverEvent::ObjectFailed {
+                reason: crate::FailReason::Conflict,
+                ..
+            } => Ok(()),
             ReceiverEvent::ObjectFailed {
                 session, object, ..
             } => {

@@ -619,6 +619,15 @@ impl Inbox {
         }
     }
 
+    /// Refuses `session` for want of a slot, as the inbox itself would if it
+    /// were handed an object of it: counted (`sessions_refused`), for an
+    /// owner that checks [`Inbox::follows`] first.
+    pub fn refuse(&mut self, session: SessionId) {
+        if !self.feeds.contains_key(&session) {
+            self.stats.sessions_refused += 1;
+        }
+    }
+
     /// Two objects were sent under `object`'s id of `session` (the receiver
     /// says so): a [`Delivery::Conflict`] goes out at once.
     pub fn handle_conflict(&mut self, session: SessionId, object: ObjectId) {

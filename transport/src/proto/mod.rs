@@ -42,8 +42,8 @@ pub use hash::{PartHasher, part_cv, root_of_parts, subtree_fits};
 pub(crate) use hash::{hash_from_stretches, unit_cv};
 pub use reassemble::{Reassembled, Reassembler};
 pub use receiver::{
-    Admission, BoundObject, DecodeJob, DecodedBlock, Destination, FailReason, Receiver,
-    ReceiverConfig, ReceiverEvent, ReceiverStats, RejectReason, SenderProgress,
+    Admission, BoundObject, CONTRADICTION_GRACE, DecodeJob, DecodedBlock, Destination, FailReason,
+    Receiver, ReceiverConfig, ReceiverEvent, ReceiverStats, RejectReason, SenderProgress,
 };
 pub use sender::{
     BlockRequest, BuiltEncoder, EncoderRequest, MAX_PACING_CATCH_UP, MAX_REPAIR_OVERHEAD,

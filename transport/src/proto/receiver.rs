@@ -614,7 +614,16 @@ struct SessionFb {
     /// Whether this receiver moved its window itself since the last STATUS
     /// (an object completed, the application moved its hold).
     news: bool,
+    /// The highest object of the session completed, and when: a PROBE heard
+    /// [`CONTRADICTION_GRACE`] later that says the session has no such
+    /// object contradicts it (protocol.md §13.5).
+    done_max: Option<(u32, Instant)>,
 }
+
+/// How long after an object completed a PROBE that counts fewer objects is
+/// taken as a contradiction, not as a PROBE sent before the object and
+/// overtaken by its DATA on the way.
+pub const CONTRADICTION_GRACE: Duration = Duration::from_millis(100);
 
 /// Packets to a session's sender a receiver may bank (`SessionFb::sender_credit`):
 /// enough for the STATUS of a quiet feed's idle minutes (at one every
@@ -808,6 +817,8 @@ pub struct Receiver {
     /// Blocks that could be solved, held back for a few more of their
     /// symbols: (object, SBN, until when at most), oldest first. See `offer`.
     ripening: Vec<(Key, u8, Instant)>,
+    /// The latest time handed in (`handle_*`), for when an object completed.
+    now: Option<Instant>,
 }
 
 /// How long a solvable block waits for the few more of its symbols that
@@ -839,6 +850,7 @@ impl Receiver {
             jobs: VecDeque::new(),
             tickets: 0,
             ripening: Vec::new(),
+            now: None,
         }
     }
 
@@ -853,7 +865,8 @@ impl Receiver {
     /// meanwhile and, with them, may go out again. A job whose object is gone
     /// (failed, evicted, dropped by a session lock) is dropped. `now` is taken
     /// like every `handle_*` call's, though nothing here depends on it yet.
-    pub fn handle_decoded(&mut self, _now: Instant, done: DecodedBlock) {
+    pub fn handle_decoded(&mut self, now: Instant, done: DecodedBlock) {
+        self.tick(now);
         let DecodedBlock { job, decoded, out } = done;
         let (key, sbn) = (job.key, job.sbn);
         let Some(o) = self.table.objects.get_mut(&key) else {
@@ -910,6 +923,11 @@ impl Receiver {
             self.remove(key);
         }
         self.fb.retain(|s, _| *s == session);
+    }
+
+    /// Keeps the latest time handed in.
+    fn tick(&mut self, now: Instant) {
+        self.now = Some(self.now.map_or(now, |t| t.max(now)));
     }
 
     /// Gives up one object for good: what is held of it is dropped, an
@@ -1176,6 +1194,7 @@ impl Receiver {
     /// Abandons objects that have been idle for `idle_timeout`, and feedback
     /// sessions that have heard no PROBE for as long.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.tick(now);
         self.ship_ripening(Some(now));
         let timeout = self.config.idle_timeout;
         let before = self.fb.len();
@@ -1197,6 +1216,7 @@ impl Receiver {
     /// Handles one datagram. Malformed or foreign datagrams are counted and
     /// dropped; nothing on the network can make this panic.
     pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
+        self.tick(now);
         self.stats.packets_received += 1;
         self.stats.bytes_received += datagram.len() as u64;
         if datagram.len() > self.config.max_datagram {
@@ -1665,7 +1685,11 @@ impl Receiver {
         if self.table.abandoned.contains(&key) {
             return Err(RejectReason::Abandoned);
         }
-        if self.table.done_hash.get(&key).is_some_and(|h| *h != i.hash) {
+        // A bound manifest fixes each object's hash: there, another one is
+        // a `manifest_mismatch`, refused below.
+        if self.table.bound.is_none()
+            && self.table.done_hash.get(&key).is_some_and(|h| *h != i.hash)
+        {
             self.conflict(key);
             return Err(RejectReason::InfoMismatch);
         }
@@ -1761,6 +1785,11 @@ impl Receiver {
             // Report progress at once; completion is said three times.
             f.status_due = true;
             f.news = true;
+            if let Some(now) = self.now
+                && f.done_max.is_none_or(|(o, _)| key.1.0 > o)
+            {
+                f.done_max = Some((key.1.0, now));
+            }
             f.last_status = None;
         }
         self.events.push_back(ReceiverEvent::ObjectComplete {
@@ -1890,6 +1919,7 @@ impl Receiver {
             last_window: None,
             withheld: false,
             news: false,
+            done_max: None,
         });
         // The sender's counter starts at 0 with its session and grows by one
         // per DATA packet; anyone can forge it. So it may run ahead of the
@@ -1997,12 +2027,29 @@ impl Receiver {
         } else {
             p.progress
         };
+        // A PROBE that says the session has no object this receiver
+        // completed well before it: two senders under one session id, one of
+        // them forged (protocol.md §13.5).
+        let contradicted = f
+            .done_max
+            .filter(|&(x, at)| {
+                self.table.bound.is_none()
+                    && p.objects <= x
+                    && now.saturating_duration_since(at) >= CONTRADICTION_GRACE
+            })
+            .map(|(x, _)| x);
+        if contradicted.is_some() {
+            f.done_max = None;
+        }
         // It only grows (a reordered PROBE does not bring objects back).
         f.retained = f.retained.max(p.retained);
         f.probe_ts = p.timestamp_us;
         f.probe_at = now;
         f.status_due = true;
         self.schedule_nack(now, session);
+        if let Some(x) = contradicted {
+            self.conflict((session, ObjectId(x)));
+        }
         Ok(())
     }
 

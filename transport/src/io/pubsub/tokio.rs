@@ -603,6 +603,7 @@ impl Subscriber {
         SubscriberStream {
             state: std::mem::take(&mut self.stream),
             subscriber: self,
+            settle: None,
         }
     }
 }
@@ -621,6 +622,8 @@ impl Drop for Subscriber {
 pub struct SubscriberStream {
     subscriber: Subscriber,
     state: super::StreamState,
+    /// Wakes the reader when a taken end has settled.
+    settle: Option<Pin<Box<::tokio::time::Sleep>>>,
 }
 
 impl SubscriberStream {
@@ -649,7 +652,19 @@ impl AsyncRead for SubscriberStream {
                         return Poll::Ready(Err(e));
                     }
                 }
-                Ok(None) => return Poll::Pending,
+                Ok(None) => {
+                    // An end that settles: wake when it has.
+                    if let Some(left) = this.state.settle_left(Instant::now()) {
+                        let sleep = this
+                            .settle
+                            .get_or_insert_with(|| Box::pin(::tokio::time::sleep(left)));
+                        if sleep.as_mut().poll(cx).is_ready() {
+                            this.settle = None;
+                            continue;
+                        }
+                    }
+                    return Poll::Pending;
+                }
                 Err(e) => return Poll::Ready(Err(std::io::Error::other(e))),
             }
         }
