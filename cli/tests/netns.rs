@@ -2244,18 +2244,10 @@ fn stream_reader(lab: &mut Lab, label: &str, ns: &str, channel: &str, extra: &[&
 /// allocated what a forged object claims would need 4 GiB for one. The
 /// attacks are counted: the claims of 4 GiB as `over_budget` (and their
 /// objects failed), the PROBEs alone as `status_withheld` (unpinned), every
-/// other session's packets as `foreign_session` (pinned).
-///
-/// Fails on the code of 3320668: the pinned reader takes the injected
-/// STREAM frame and END (completed before the publisher's own objects
-/// under those ids exist, so no conflict is seen yet), writes the real
-/// stream's first 3.25 MiB and the forger's line, says "received a stream
-/// of 3407909 bytes, verified" and exits 0. (The unpinned one fails
-/// non-zero, as another session sent a stream too; on e3a7752 it exited 0
-/// like the pinned one.)
+/// other session's packets as `foreign_session` (pinned). The injected END
+/// is contradicted by the publisher's own PROBEs while it settles
+/// (protocol.md §14.3): the pinned reader fails with a conflict.
 #[test]
-#[ignore = "issue 33 defect: a forger that completes a stream's next ids first (STREAM at the \
-            right offset, then END) makes a reader pinned with --from exit 0 with its bytes"]
 fn hostile_stream_forgers_neither_crash_fool_nor_stall_a_stream_reader() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !prerequisites_with("hostile stream forgers", &["python3"]) {
@@ -2398,17 +2390,7 @@ fn hostile_stream_forgers_neither_crash_fool_nor_stall_a_stream_reader() {
 /// says `confirmed` with a receiver, only if the receiver wrote the whole
 /// stream and exited 0: a receiver that dropped it sends it no feedback, so
 /// the sender says "not confirmed" and exits non-zero at its --timeout.
-///
-/// The confirmation half holds on the code of e3a7752; the "says so" half
-/// does not: the receiver refuses publishers for want of a slot
-/// (`Inbox::follows`) without counting them (`sessions_refused` 0) or
-/// logging it (its warning is due only when `sessions_refused` +
-/// `sessions_expired` is a power of two, and both are 0), and the real
-/// publisher is refused for good; `foreign_session` and `unstarted_expired`
-/// are all that show.
 #[test]
-#[ignore = "issue 33 defect: publishers refused for want of a slot are not counted \
-            (sessions_refused 0) nor logged; the real publisher is dropped silently"]
 fn a_subscriber_with_full_slots_says_so_and_never_confirms_what_it_dropped() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !prerequisites_with("full slots", &["python3"]) {
