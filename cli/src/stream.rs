@@ -254,6 +254,7 @@ pub fn recv(args: &RecvArgs, interrupted: &AtomicBool) -> Result<(), String> {
             "sessions_expired": inbox.sessions_expired,
             "unstarted_expired": inbox.unstarted_expired,
             "over_budget": inbox.over_budget,
+            "conflicts": inbox.conflicts,
             "duration_s": secs,
             "peak_rss_bytes": peak_rss_bytes(),
             "cpu_s": groupcast::io::cpu_seconds(),
