@@ -155,6 +155,38 @@ fn forged_terabyte_object_is_refused_without_allocating() {
     assert_eq!(r.objects_in_progress(), 0);
 }
 
+/// A session refused for want of a slot is taken again after
+/// `REFUSAL`, and never reported complete: what it sent meanwhile was lost.
+/// The mark that says so outlasts any number of fresh sessions.
+#[test]
+fn refusals_expire_and_lost_sessions_stay_incomplete_whatever_comes_after() {
+    let a = object(2_000, 3);
+    let ta = transfer(10, &[(&a, "a")], 1);
+    let t0 = Instant::now();
+    let mut r = Receiver::new(ReceiverConfig::default());
+    r.handle_timeout(t0);
+    r.refuse_session(SessionId(10));
+    for p in &ta {
+        r.handle_datagram(t0, p);
+    }
+    assert_eq!(r.stats().objects_completed, 0, "refused");
+    let later = t0 + groupcast::proto::REFUSAL;
+    // Fresh sessions, each completing an object, fill every floor.
+    for s in 100..1200u64 {
+        for p in transfer(s, &[(&a[..10], "x")], 1) {
+            r.handle_datagram(later, &p);
+        }
+    }
+    for p in &ta {
+        r.handle_datagram(later, p);
+    }
+    assert!(r.stats().objects_completed >= 1101, "taken again");
+    assert!(
+        r.is_lossy(SessionId(10)),
+        "the mark outlasts 1,100 fresh sessions"
+    );
+}
+
 /// The last object id there is, reached by a skip (a PROBE may say that the
 /// sender retains from there on) and then completed, moves no counter past
 /// the end of the id space, and stays complete.
@@ -664,9 +696,16 @@ mod feedback {
             }
             t += Duration::from_millis(10);
         }
-        // Two to start with (DATA came before the first PROBE), then none:
-        // the PROBEs after earned nothing.
-        assert_eq!(statuses, 2, "STATUS for three DATA and 1200 PROBEs");
+        // Two to start with (DATA came before the first PROBE), then only a
+        // keep-alive a second: the PROBEs after earned nothing.
+        let keepalives = (12 * Duration::from_secs(1).as_nanos()
+            / groupcast::proto::KEEPALIVE.as_nanos()) as usize;
+        // A quiet sender keeps hearing its receiver (else it would time it
+        // out, and a quiet feed would end unconfirmed).
+        assert!(
+            (keepalives..=2 + keepalives + 1).contains(&statuses),
+            "{statuses} STATUS for three DATA and 1200 PROBEs over 12 s"
+        );
         // The whole object: its window then follows the PROBEs' Objects,
         // which a forger sets. A window moved by a PROBE field is no news of
         // the receiver's: it spends credit too.
@@ -689,7 +728,7 @@ mod feedback {
             }
             t += Duration::from_millis(10);
         }
-        let earned = data.len().min(64) + 3;
+        let earned = data.len().min(64) + 3 + keepalives + 1;
         assert!(statuses <= earned, "{statuses} STATUS for 1200 PROBEs");
     }
 

@@ -342,7 +342,12 @@ impl PubState {
     /// timed out, stalled unfinished, or refused a place in its table.
     fn report(&self) -> PublisherReport {
         let s = &self.stats;
-        let confirmers = s.receivers_tracked.saturating_sub(s.receivers_left_stalled);
+        // Receivers count once per /64, as `min_receivers` does: ids from
+        // one host's /64 are not several receivers.
+        let confirmers = s
+            .receivers_tracked
+            .saturating_sub(s.receivers_left_stalled)
+            .min(s.receiver_prefixes_heard);
         let left = s.receivers_timed_out + s.receivers_left_stalled + s.receivers_left_refused;
         PublisherReport {
             stats: s.clone(),
@@ -1034,8 +1039,12 @@ impl SubCore {
         let Some(p) = rx.sender_progress(session) else {
             return false;
         };
-        if let Some(start) = self.inbox.start_at(session, p.retained) {
-            rx.skip_before(session, start);
+        match self.inbox.start_at(session, p.retained) {
+            // What the publisher no longer holds is lost to this subscriber:
+            // its receiver never reports the session complete.
+            Some(start) if start.0 > 0 => rx.skip_lost(session, start),
+            Some(start) => rx.skip_before(session, start),
+            None => {}
         }
         true
     }
@@ -1322,6 +1331,12 @@ impl StreamState {
                     from.0, to.0, sender.0
                 )));
             }
+            // A publisher of messages alone: no stream of its own.
+            Event::End {
+                sender,
+                stream_len: 0,
+                messages,
+            } if messages > 0 && self.from != Some(sender) => {}
             Event::End {
                 sender, stream_len, ..
             } => {
@@ -1876,6 +1891,19 @@ mod tests {
         assert_eq!(read_all(&mut late), b"late");
         late.take(end(1, 54)).unwrap();
         assert!(late.ended);
+        // A publisher of messages alone ends with no stream: neither a
+        // stream nor a contender.
+        let mut st = StreamState::new(None, false);
+        st.take(super::Event::End {
+            sender: SessionId(3),
+            stream_len: 0,
+            messages: 7,
+        })
+        .unwrap();
+        assert_eq!(st.from, None);
+        st.take(piece(1, 0, b"s")).unwrap();
+        st.take(end(1, 1)).unwrap();
+        assert!(st.ended && st.contender.is_none());
         // Two objects under one id of the stream followed: an error.
         let mut st = StreamState::new(None, false);
         st.take(piece(1, 0, b"real")).unwrap();
@@ -1885,6 +1913,51 @@ mod tests {
         };
         st.take(conflict(2)).unwrap();
         assert!(st.take(conflict(1)).is_err());
+    }
+
+    /// A subscriber that starts where the publisher retains, past object 0,
+    /// lacks what came before: its receiver never reports the session
+    /// complete, so that the publisher does not count it as confirming.
+    #[test]
+    fn a_late_start_is_never_reported_complete() {
+        let t0 = Instant::now();
+        let mut rx = Receiver::new(ReceiverConfig::default());
+        let mut core = SubCore::new(Duration::from_secs(10), 16, InboxLimits::default());
+        let Ok(Repr::Probe(mut p)) = Repr::parse(&forged_probe(8)) else {
+            unreachable!()
+        };
+        p.retained = 5;
+        p.objects = 5;
+        p.progress = (5, 0);
+        let mut b = vec![0; 64];
+        let n = p.write(&mut b).unwrap();
+        rx.handle_datagram(t0, &b[..n]);
+        // An object of the session makes it heard, and started at 5.
+        for d in last_block(8, 5, 4096) {
+            rx.handle_datagram(t0, &d);
+        }
+        while let Some(e) = rx.poll_event() {
+            core.event(&mut rx, e, t0);
+        }
+        assert_eq!(core.inbox.start(SessionId(8)), Some(ObjectId(5)));
+        let mut buf = vec![0u8; 1500];
+        let mut t = t0;
+        for _ in 0..50 {
+            rx.handle_datagram(t, &b[..n]);
+            rx.handle_timeout(t);
+            while let Some((n, _)) = rx.poll_transmit(t, &mut buf) {
+                if let Ok(Repr::Status(st)) = Repr::parse(&buf[..n]) {
+                    assert_eq!(st.window, (5, 0), "everything it can have");
+                    assert_eq!(
+                        st.flags & crate::wire::feedback::STATUS_COMPLETE,
+                        0,
+                        "never complete"
+                    );
+                }
+            }
+            t += Duration::from_millis(100);
+        }
+        assert!(rx.stats().status_sent > 0);
     }
 
     /// A close is confirmed only if the sender finished, the receivers
@@ -1901,9 +1974,19 @@ mod tests {
         let nobody = |_: &mut crate::SenderStats| {};
         assert!(!report(1, true, &nobody).confirmed, "nobody heard");
         assert!(report(0, true, &nobody).confirmed, "nobody expected");
-        let two = |s: &mut crate::SenderStats| s.receivers_tracked = 2;
+        let two = |s: &mut crate::SenderStats| {
+            s.receivers_tracked = 2;
+            s.receiver_prefixes_heard = 2;
+        };
         assert!(report(1, true, &two).confirmed);
         assert_eq!(report(1, true, &two).receivers_confirmed, 2);
+        // Two ids of one /64 are one receiver.
+        let one_64 = |s: &mut crate::SenderStats| {
+            s.receivers_tracked = 2;
+            s.receiver_prefixes_heard = 1;
+        };
+        assert_eq!(report(1, true, &one_64).receivers_confirmed, 1);
+        assert!(!report(2, true, &one_64).confirmed, "two ids of one /64");
         assert!(!report(3, true, &two).confirmed, "fewer than expected");
         assert!(
             !report(1, false, &two).confirmed,

@@ -43,7 +43,8 @@ pub(crate) use hash::{hash_from_stretches, unit_cv};
 pub use reassemble::{Reassembled, Reassembler};
 pub use receiver::{
     Admission, BoundObject, CONTRADICTION_GRACE, DecodeJob, DecodedBlock, Destination, FailReason,
-    Receiver, ReceiverConfig, ReceiverEvent, ReceiverStats, RejectReason, SenderProgress,
+    KEEPALIVE, REFUSAL, Receiver, ReceiverConfig, ReceiverEvent, ReceiverStats, RejectReason,
+    SenderProgress,
 };
 pub use sender::{
     BlockRequest, BuiltEncoder, EncoderRequest, MAX_PACING_CATCH_UP, MAX_REPAIR_OVERHEAD,

@@ -611,6 +611,9 @@ struct SessionFb {
     last_window: Option<(u32, u8)>,
     /// Whether a due STATUS waits for credit (counted once).
     withheld: bool,
+    /// Whether the session ever earned credit (sent DATA or OBJECT_INFO):
+    /// it then gets a keep-alive STATUS every [`KEEPALIVE`] without credit.
+    earned: bool,
     /// Whether this receiver moved its window itself since the last STATUS
     /// (an object completed, the application moved its hold).
     news: bool,
@@ -625,10 +628,15 @@ struct SessionFb {
 /// overtaken by its DATA on the way.
 pub const CONTRADICTION_GRACE: Duration = Duration::from_millis(100);
 
-/// Packets to a session's sender a receiver may bank (`SessionFb::sender_credit`):
-/// enough for the STATUS of a quiet feed's idle minutes (at one every
-/// `status_interval`, it is spent only while something is due).
+/// Packets to a session's sender a receiver may bank (`SessionFb::sender_credit`).
 const MAX_SENDER_CREDIT: u32 = 64;
+
+/// How often a session that sent data once gets a STATUS without credit,
+/// so that a sender with nothing to send for a while (a quiet feed) keeps
+/// hearing its receivers: well within the sender's receiver timeout (5 s by
+/// default). Reflection to a spoofed source is then bounded in rate too: one
+/// STATUS a second per session per receiver.
+pub const KEEPALIVE: Duration = Duration::from_secs(1);
 
 /// One block's request, before it goes into a NACK.
 struct Need {
@@ -819,6 +827,9 @@ pub struct Receiver {
     ripening: Vec<(Key, u8, Instant)>,
     /// The latest time handed in (`handle_*`), for when an object completed.
     now: Option<Instant>,
+    /// Sessions refused ([`Receiver::refuse_session`]), until when (`None`:
+    /// refused before any time was handed in, until one is).
+    refused: HashMap<SessionId, Option<Instant>>,
 }
 
 /// How long a solvable block waits for the few more of its symbols that
@@ -851,6 +862,7 @@ impl Receiver {
             tickets: 0,
             ripening: Vec::new(),
             now: None,
+            refused: HashMap::new(),
         }
     }
 
@@ -952,19 +964,29 @@ impl Receiver {
         self.table.abandoned_order.push_back(key);
     }
 
-    /// Refuses `session` from now on, as if it were in
+    /// Refuses `session` for [`REFUSAL`] (60 s), as if it were in
     /// [`ReceiverConfig::refused_sessions`]: its objects are dropped with no
-    /// event, its feedback state is forgotten, and this receiver never sends
-    /// it another packet. For a driver that cannot follow it (every
-    /// publisher slot taken). The list keeps the last 1,024 sessions refused.
+    /// event, its feedback state is forgotten, and this receiver sends it
+    /// nothing meanwhile; taken again after, it is never reported complete
+    /// (what it sent meanwhile was lost). For a driver that cannot follow it
+    /// (every publisher slot taken). At most 1,024 refusals are kept: the
+    /// one nearest its end gives way.
     pub fn refuse_session(&mut self, session: SessionId) {
-        if self.config.refused_sessions.contains(&session) {
-            return;
+        let until = self.now.map(|t| t + REFUSAL);
+        if self.refused.len() >= MAX_REFUSED && !self.refused.contains_key(&session) {
+            // The refusal nearest its end gives way.
+            if let Some(s) = self
+                .refused
+                .iter()
+                .min_by_key(|(_, u)| **u)
+                .map(|(s, _)| *s)
+            {
+                self.refused.remove(&s);
+            }
         }
-        if self.config.refused_sessions.len() >= MAX_REFUSED {
-            self.config.refused_sessions.remove(0);
-        }
-        self.config.refused_sessions.push(session);
+        self.refused.insert(session, until);
+        // A session refused later, or again, never reports complete.
+        self.mark_lossy(session);
         let keys: Vec<Key> = self
             .table
             .objects
@@ -1040,14 +1062,14 @@ impl Receiver {
 
     /// Never reports `session` complete from now on.
     fn mark_lossy(&mut self, session: SessionId) {
-        if self.table.lossy.insert(session) {
-            if self.table.lossy_order.len() >= MAX_REFUSED
-                && let Some(old) = self.table.lossy_order.pop_front()
-            {
-                self.table.lossy.remove(&old);
-            }
-            self.table.lossy_order.push_back(session);
-        }
+        let stamp = self.created;
+        self.table.floor_entry(session, stamp, true).2 = true;
+    }
+
+    /// Whether this receiver will never report `session` complete (it lost
+    /// objects of it, was refused it, or saw a conflict in it).
+    pub fn is_lossy(&self, session: SessionId) -> bool {
+        self.table.is_lossy(session)
     }
 
     /// What the PROBEs of `session` said, as of the latest: see
@@ -1168,9 +1190,11 @@ impl Receiver {
             .first()
             .map(|(at, _)| *at + self.config.idle_timeout);
         let fb = self.fb.values().flat_map(|f| {
-            // A STATUS waiting for credit waits for a packet, not a time.
+            // A STATUS waiting for credit waits for a packet, or for its
+            // keep-alive.
             let status = if f.sender_credit == 0 {
-                None
+                (f.status_due && f.earned)
+                    .then(|| f.last_status.map_or(f.probe_at, |l| l + KEEPALIVE))
             } else if f.final_statuses > 0 {
                 Some(f.probe_at.min(f.last_status.unwrap_or(f.probe_at)))
             } else if f.status_due {
@@ -1255,9 +1279,16 @@ impl Receiver {
     }
 
     fn accept_session(&self, session: u64) -> Result<(), RejectReason> {
+        let refused = |s| {
+            self.refused
+                .get(&s)
+                .is_some_and(|until| until.is_none_or(|u| self.now.is_none_or(|n| n < u)))
+        };
         match self.config.session {
             Some(s) if s.0 != session => Err(RejectReason::ForeignSession),
-            _ if self.config.refused_sessions.contains(&SessionId(session)) => {
+            _ if self.config.refused_sessions.contains(&SessionId(session))
+                || refused(SessionId(session)) =>
+            {
                 Err(RejectReason::ForeignSession)
             }
             _ => Ok(()),
@@ -1549,6 +1580,7 @@ impl Receiver {
             f.data += 1;
             f.bytes += d.symbol.len() as u64;
             f.sender_credit = (f.sender_credit + 1).min(MAX_SENDER_CREDIT);
+            f.earned = true;
         }
     }
 
@@ -1681,6 +1713,7 @@ impl Receiver {
         let key = (SessionId(i.session), ObjectId(i.object));
         if let Some(f) = self.fb.get_mut(&key.0) {
             f.sender_credit = (f.sender_credit + 1).min(MAX_SENDER_CREDIT);
+            f.earned = true;
         }
         if self.table.abandoned.contains(&key) {
             return Err(RejectReason::Abandoned);
@@ -1918,6 +1951,7 @@ impl Receiver {
             sender_credit: if heard { 2 } else { 0 },
             last_window: None,
             withheld: false,
+            earned: heard,
             news: false,
             done_max: None,
         });
@@ -2261,8 +2295,7 @@ impl Receiver {
         }
         let edge = self.table.edge(session, f.objects);
         // A receiver that lost objects is never complete (`skip_lost`).
-        let complete =
-            f.objects > 0 && edge == (f.objects, 0) && !self.table.lossy.contains(&session);
+        let complete = f.objects > 0 && edge == (f.objects, 0) && !self.table.is_lossy(session);
         // Complete, it says so whatever the application still holds.
         let window = match f.hold {
             Some(h) if !complete => h.min(edge),
@@ -2276,14 +2309,19 @@ impl Receiver {
         let news = f.news && f.last_window.is_some_and(|w| w != window);
         f.news = false;
         if !news {
-            if f.sender_credit == 0 {
+            // A session that sent data once gets a keep-alive without
+            // credit every KEEPALIVE, so that a quiet sender keeps its
+            // receivers (a PROBE-only session never does).
+            let keepalive = f.earned && f.last_status.is_none_or(|l| now >= l + KEEPALIVE);
+            if f.sender_credit > 0 {
+                f.sender_credit -= 1;
+            } else if !keepalive {
                 if !f.withheld {
                     f.withheld = true;
                     self.stats.status_withheld += 1;
                 }
                 return None;
             }
-            f.sender_credit -= 1;
         }
         f.withheld = false;
         f.last_window = Some(window);
@@ -2415,8 +2453,11 @@ struct ObjectTable {
     completed: HashSet<Key>,
     /// Per session, the object before which every one is done: completed in
     /// a row from object 0, or skipped ([`Receiver::skip_before`]). With the
-    /// stamp of its last move, to evict the stalest past [`MAX_FLOORS`].
-    floors: HashMap<SessionId, (u32, u64)>,
+    /// stamp of its last move, to evict the stalest past [`MAX_FLOORS`], and
+    /// whether the session is never to be reported complete (objects lost,
+    /// [`Receiver::skip_lost`], or a conflict): such an entry gives way only
+    /// to another such, so that fresh sessions cannot push the mark out.
+    floors: HashMap<SessionId, (u32, u64, bool)>,
     /// The objects of the bound manifest, once [`Receiver::bind`] was called.
     bound: Option<HashMap<ObjectId, BoundObject>>,
     /// Each object in progress by when it was last heard from: the first
@@ -2427,21 +2468,24 @@ struct ObjectTable {
     /// reported complete.
     abandoned: HashSet<Key>,
     abandoned_order: VecDeque<Key>,
-    /// Sessions with objects the application lost ([`Receiver::skip_lost`]):
-    /// never reported complete.
-    lossy: HashSet<SessionId>,
-    lossy_order: VecDeque<SessionId>,
     /// The hash of each object completed lately (the last
     /// `completed_history`), to tell a second object under its id.
     done_hash: HashMap<Key, [u8; 32]>,
     done_order: VecDeque<Key>,
+    /// Where a floor goes that has no room ([`ObjectTable::floor_entry`]).
+    spare: (u32, u64, bool),
 }
 
 /// Sessions whose floor ([`ObjectTable::floors`]) is kept at once.
 const MAX_FLOORS: usize = 1024;
 
-/// Sessions [`Receiver::refuse_session`] remembers.
+/// Sessions [`Receiver::refuse_session`] keeps refused at once.
 const MAX_REFUSED: usize = 1024;
+
+/// How long [`Receiver::refuse_session`] refuses a session: the time an idle
+/// publisher keeps its slot (`InboxLimits::publisher_idle`), so that one
+/// refused for want of a slot is taken again once slots may have freed.
+pub const REFUSAL: Duration = Duration::from_secs(60);
 
 impl ObjectTable {
     /// Whether an object is done: completed, or below its session's floor.
@@ -2464,13 +2508,46 @@ impl ObjectTable {
         if at == 0 {
             return;
         }
-        if !self.floors.contains_key(&session)
-            && self.floors.len() >= MAX_FLOORS
-            && let Some(stalest) = self.floors.iter().min_by_key(|(_, f)| f.1).map(|(s, _)| *s)
-        {
-            self.floors.remove(&stalest);
+        let f = self.floor_entry(session, stamp, false);
+        f.0 = at;
+        f.1 = stamp;
+    }
+
+    /// `session`'s floor entry, made if missing: past [`MAX_FLOORS`] the
+    /// stalest entry that is not lossy gives way, or (for a `lossy` one, if
+    /// every entry is) the stalest lossy one. A plain entry with no room
+    /// left is kept apart and forgotten (its completions stay in
+    /// `completed`).
+    fn floor_entry(
+        &mut self,
+        session: SessionId,
+        stamp: u64,
+        lossy: bool,
+    ) -> &mut (u32, u64, bool) {
+        if !self.floors.contains_key(&session) && self.floors.len() >= MAX_FLOORS {
+            let stalest = |want: bool| {
+                self.floors
+                    .iter()
+                    .filter(|(_, f)| f.2 == want)
+                    .min_by_key(|(_, f)| f.1)
+                    .map(|(s, _)| *s)
+            };
+            match stalest(false).or_else(|| if lossy { stalest(true) } else { None }) {
+                Some(s) => {
+                    self.floors.remove(&s);
+                }
+                None => {
+                    self.spare = (0, stamp, false);
+                    return &mut self.spare;
+                }
+            }
         }
-        self.floors.insert(session, (at, stamp));
+        self.floors.entry(session).or_insert((0, stamp, false))
+    }
+
+    /// Whether `session` is never to be reported complete.
+    fn is_lossy(&self, session: SessionId) -> bool {
+        self.floors.get(&session).is_some_and(|f| f.2)
     }
     /// What this receiver lacks of one block (or of an object's info), if
     /// anything, ignoring holdoffs.
