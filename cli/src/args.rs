@@ -244,8 +244,9 @@ pub struct SendArgs {
     /// receiver is a window behind.
     #[arg(long, conflicts_with_all = ["path", "forever"])]
     pub stream: bool,
-    /// With --stream: receivers that must confirm the whole stream for `send` to exit 0; 0
-    /// says that nobody may be listening.
+    /// With --stream: receivers that must confirm the whole stream for `send` to exit 0,
+    /// counted once per /64 (receivers on one link count once); 0 says that nobody may be
+    /// listening.
     #[arg(long, default_value_t = 1, requires = "stream", value_name = "N")]
     pub expect_receivers: u64,
     /// A file larger than this travels as several objects of this size (its parts), each
