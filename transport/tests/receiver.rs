@@ -739,7 +739,7 @@ mod feedback {
     /// (`info_mismatch`), and never reports the session complete.
     #[test]
     fn a_second_object_under_a_completed_id_is_a_conflict() {
-        let datagrams = |content: u8| {
+        let sized = |content: u8, len: usize| {
             let mut s = Sender::new(SenderConfig {
                 session: SessionId(SESSION),
                 mode: Mode::Hybrid,
@@ -749,12 +749,13 @@ mod feedback {
                 ..SenderConfig::default()
             })
             .unwrap();
-            s.add_object(vec![content; 500], "o").unwrap();
+            s.add_object(vec![content; len], "o").unwrap();
             let now = Instant::now();
             let mut buf = vec![0u8; 144];
             std::iter::from_fn(|| s.poll_transmit(now, &mut buf).map(|n| buf[..n].to_vec()))
                 .collect::<Vec<_>>()
         };
+        let datagrams = |content: u8| sized(content, 500);
         let t0 = Instant::now();
         let mut r = Receiver::new(ReceiverConfig::default());
         for p in datagrams(0xf0) {
@@ -793,6 +794,30 @@ mod feedback {
             }
         }
         assert!(r.stats().status_sent > 0);
+        // Its OBJECT_INFO lost, the real object still shows by its DATA: an
+        // OTI other than the completed object's.
+        let mut r = Receiver::new(ReceiverConfig::default());
+        for p in datagrams(0xf0) {
+            r.handle_datagram(t0, &p);
+        }
+        while r.poll_event().is_some() {}
+        for p in sized(0x11, 700) {
+            if matches!(Repr::parse(&p), Ok(Repr::Data(_))) {
+                r.handle_datagram(t0, &p);
+            }
+        }
+        let conflicts = std::iter::from_fn(|| r.poll_event())
+            .filter(|e| {
+                matches!(
+                    e,
+                    groupcast::ReceiverEvent::ObjectFailed {
+                        reason: groupcast::FailReason::Conflict,
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(conflicts, 1, "by its DATA, once");
     }
 
     /// A PROBE that says the session has no object this receiver completed

@@ -796,6 +796,9 @@ struct ObjectState {
 
 type Key = (SessionId, ObjectId);
 
+/// An object's FEC scheme and OTI, as its DATA carry them.
+type Coding = (FecId, Oti);
+
 /// A [`Known`] view of a receiver's object table (the fields, not the whole
 /// receiver, are borrowed).
 /// The sans-IO receiver. See the [module docs](super) for the driver loop.
@@ -1142,7 +1145,7 @@ impl Receiver {
             let key = (session, b.object);
             if !self.table.is_done(key) {
                 self.remove(key);
-                self.record_complete(key, 0, b.hash, b.name);
+                self.record_complete(key, 0, b.hash, b.name, None);
             }
         }
     }
@@ -1310,6 +1313,18 @@ impl Receiver {
         if self.table.is_done(key) {
             self.count_data(now, key, &d);
             self.stats.duplicates += 1;
+            // DATA of another FEC scheme or OTI under a completed id: a second
+            // object under it, as an OBJECT_INFO of another hash would say.
+            if self.table.bound.is_none()
+                && self
+                    .table
+                    .done_hash
+                    .get(&key)
+                    .and_then(|h| h.1)
+                    .is_some_and(|c| c != (d.fec, d.oti))
+            {
+                self.conflict(key);
+            }
             return Ok(());
         }
         self.admit(key, d.oti.transfer_length(), None)?;
@@ -1721,7 +1736,11 @@ impl Receiver {
         // A bound manifest fixes each object's hash: there, another one is
         // a `manifest_mismatch`, refused below.
         if self.table.bound.is_none()
-            && self.table.done_hash.get(&key).is_some_and(|h| *h != i.hash)
+            && self
+                .table
+                .done_hash
+                .get(&key)
+                .is_some_and(|h| h.0 != i.hash)
         {
             self.conflict(key);
             return Err(RejectReason::InfoMismatch);
@@ -1783,11 +1802,24 @@ impl Receiver {
         }
         let o = self.remove(key).expect("present");
         let info = o.info.expect("checked above");
-        self.record_complete(key, o.oti.transfer_length(), info.hash, info.name);
+        self.record_complete(
+            key,
+            o.oti.transfer_length(),
+            info.hash,
+            info.name,
+            Some((o.fec, o.oti)),
+        );
     }
 
     /// Remembers a verified object as complete and says so.
-    fn record_complete(&mut self, key: Key, size: u64, hash: [u8; 32], name: String) {
+    fn record_complete(
+        &mut self,
+        key: Key,
+        size: u64,
+        hash: [u8; 32],
+        name: String,
+        coding: Option<Coding>,
+    ) {
         tracing::debug!(
             session = %format_args!("{:016x}", key.0.0),
             object = key.1.0,
@@ -1808,7 +1840,7 @@ impl Receiver {
         {
             self.table.done_hash.remove(&old);
         }
-        if self.table.done_hash.insert(key, hash).is_none() {
+        if self.table.done_hash.insert(key, (hash, coding)).is_none() {
             self.table.done_order.push_back(key);
         }
         if key.1.0 == self.table.floor(key.0) {
@@ -2468,9 +2500,9 @@ struct ObjectTable {
     /// reported complete.
     abandoned: HashSet<Key>,
     abandoned_order: VecDeque<Key>,
-    /// The hash of each object completed lately (the last
-    /// `completed_history`), to tell a second object under its id.
-    done_hash: HashMap<Key, [u8; 32]>,
+    /// The hash, FEC scheme and OTI of each object completed lately (the
+    /// last `completed_history`), to tell a second object under its id.
+    done_hash: HashMap<Key, ([u8; 32], Option<Coding>)>,
     done_order: VecDeque<Key>,
     /// Where a floor goes that has no room ([`ObjectTable::floor_entry`]).
     spare: (u32, u64, bool),
