@@ -2,12 +2,17 @@
 //! behind a bridge (root; skipped loudly elsewhere, never under
 //! GROUPCAST_REQUIRE_NETNS=1).
 
-use std::io::{Read, Write};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, Read, Write};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use groupcast::SessionId;
 use groupcast::io::pubsub::{Event, Publisher, Subscriber};
-use groupcast_testing::netns::{Netns, available, enter};
+use groupcast::proto::feed::InboxLimits;
+use groupcast::{RejectReason, SessionId};
+use groupcast_testing::netns::{Netns, available, available_with, enter};
 
 /// Hosts behind one bridge, each on its own veth, with the drop rates given
 /// (percent of the group's packets arriving there).
@@ -333,4 +338,354 @@ fn the_async_handles_pass_the_message_test_under_tokio() {
     };
     assert!(writer.join().unwrap().confirmed);
     assert!(reader.join().unwrap() == want, "the async stream differs");
+}
+
+/// The process's peak resident set (VmHWM), in bytes.
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmHWM in /proc/self/status");
+    kib << 10
+}
+
+/// Issue 33, acceptance 1, for the library's `Subscriber`: a real publisher
+/// sends known messages, with pauses, to a subscriber pinned to its session
+/// and to an unpinned one, while a forger on the link
+/// (cli/tests/support/forge_msgs.py) sends, between those messages, objects
+/// of made-up sessions that claim 4 GiB, PROBEs of 2,000 made-up sessions
+/// and four made-up sessions' own messages. The publisher goes on until the
+/// forger is done, so every attack falls within its session.
+///
+/// - The pinned subscriber delivers only the real session's messages, each
+///   the publisher's at its sequence number, in order, exactly once, and
+///   its end; a conflict (protocol.md §14.4: a denial of service) would be
+///   allowed, and is reported.
+/// - The unpinned one delivers under the real session's id only the real
+///   messages, in order; the forger's, if at all, under the forger's ids.
+/// - The process's peak RSS grows by less than both subscribers' documented
+///   bounds (`max_pending` and the receiver's `max_buffered_bytes` each)
+///   plus slack: a forged claim taken at its word is 4 GiB.
+/// - Each attack is counted: `foreign_session` at the pinned one,
+///   `over_budget` and `objects_failed` (the claims) and `status_withheld`
+///   (the PROBEs) at the unpinned one.
+///
+/// Peak RSS is the process's: the namespaces are built here, and the test
+/// runs in a process of its own (this binary, this test alone), so that the
+/// other tests of this file running at once do not count.
+#[test]
+fn a_pinned_and_an_unpinned_subscriber_under_a_forger() {
+    const NAME: &str = "a_pinned_and_an_unpinned_subscriber_under_a_forger";
+    const LAB: &str = "GROUPCAST_FORGER_LAB";
+    if let Ok(hosts) = std::env::var(LAB) {
+        let ns: Vec<String> = hosts.split(',').map(str::to_owned).collect();
+        return under_a_forger(&ns);
+    }
+    if !available_with(NAME, &["python3"]) {
+        return;
+    }
+    let (_lab, ns) = lab("forge", &[("p", 0), ("pin", 0), ("free", 0), ("forger", 0)]);
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([NAME, "--exact", "--nocapture", "--test-threads=1"])
+        .env(LAB, ns.join(","))
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the test's own process ran for 120 s; killed");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Its output (and what failed) is above; `_lab` deletes the namespaces.
+    assert!(status.success(), "the test failed in its own process");
+}
+
+/// The body of `a_pinned_and_an_unpinned_subscriber_under_a_forger`, in the
+/// namespaces `ns` (publisher, pinned, unpinned, forger).
+fn under_a_forger(ns: &[String]) {
+    let channel = "forged-msgs";
+    let before = peak_rss();
+    let start = Instant::now();
+    // At least this many messages; then on until the forger is done.
+    const AT_LEAST: u64 = 3_000;
+    let free = open_in(&ns[2], move || {
+        Subscriber::builder(channel, "e0").open().unwrap()
+    });
+    let publisher = open_in(&ns[0], move || {
+        Publisher::builder(channel, "e0")
+            .rate_bits(200_000_000)
+            .close_timeout(Duration::from_secs(20))
+            .open()
+            .unwrap()
+    });
+    let real = publisher.session();
+    let mut pinned_builder = Subscriber::builder(channel, "e0").publisher(real);
+    let max_buffered = pinned_builder.receiver_config().max_buffered_bytes;
+    let pinned = open_in(&ns[1], move || pinned_builder.open().unwrap());
+    std::thread::sleep(Duration::from_millis(300));
+
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../cli/tests/support/forge_msgs.py"
+    );
+    let ch = groupcast::Channel::new(channel);
+    let mut forger = Command::new("ip")
+        .args(["netns", "exec", &ns[3], "python3", script, "e0"])
+        .args([ch.port().to_string(), ch.group().to_string(), "20".into()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let forger_done = Arc::new(AtomicBool::new(false));
+    let lines = {
+        let out = forger.stdout.take().unwrap();
+        let done = Arc::clone(&forger_done);
+        std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            for line in std::io::BufReader::new(out).lines() {
+                let line = line.unwrap();
+                if line == "done" {
+                    done.store(true, Ordering::Relaxed);
+                }
+                lines.push(line);
+            }
+            done.store(true, Ordering::Relaxed);
+            lines
+        })
+    };
+
+    let sender = {
+        let done = Arc::clone(&forger_done);
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(25);
+            let mut seq = 0u64;
+            while (seq < AT_LEAST || !done.load(Ordering::Relaxed))
+                && seq < 20_000
+                && Instant::now() < deadline
+            {
+                for _ in 0..10 {
+                    assert_eq!(publisher.send(&message(0, seq)).unwrap(), seq);
+                    seq += 1;
+                }
+                publisher.flush();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (seq, publisher.close().unwrap())
+        })
+    };
+
+    let pinned_reader = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        let (mut next, mut conflict, mut end) = (0u64, None, None);
+        while end.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let event = pinned.next_event(Some(left)).unwrap_or_else(|e| {
+                panic!("pinned: {e} after {next} messages; {:?}", pinned.stats())
+            });
+            match event {
+                Event::Message(m) => {
+                    assert_eq!(m.sender, real, "pinned: a message of another session");
+                    // After a conflict, what the session delivers can no
+                    // longer be trusted (protocol.md §14.4).
+                    if conflict.is_none() {
+                        assert_eq!(m.seq, next, "pinned: in order, exactly once");
+                        assert!(
+                            m.data == message(0, m.seq),
+                            "pinned: message {} is not the publisher's: {:?}",
+                            m.seq,
+                            String::from_utf8_lossy(&m.data)
+                        );
+                        next += 1;
+                    }
+                }
+                Event::Conflict { sender, object } => {
+                    assert_eq!(sender, real, "pinned: a conflict of another session");
+                    conflict.get_or_insert(object);
+                }
+                Event::End {
+                    sender, messages, ..
+                } => {
+                    assert_eq!(sender, real, "pinned: the end of another session");
+                    end = Some(messages);
+                }
+                e => panic!("pinned: unexpected {e:?} after {next} messages"),
+            }
+        }
+        (pinned, next, conflict, end.unwrap())
+    });
+
+    let free_reader = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        let (mut next, mut real_got) = (0u64, 0u64);
+        let mut real_events = Vec::new();
+        let mut others: BTreeMap<SessionId, u64> = BTreeMap::new();
+        let mut other_events = 0u64;
+        let mut end = None;
+        while end.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let event = free.next_event(Some(left)).unwrap_or_else(|e| {
+                panic!(
+                    "free: {e} after {real_got} real messages; {:?}",
+                    free.stats()
+                )
+            });
+            match event {
+                Event::Message(m) if m.sender == real => {
+                    assert!(m.seq >= next, "free: real message {} again or late", m.seq);
+                    assert!(
+                        m.data == message(0, m.seq),
+                        "free: message {} under the real session is not the publisher's: {:?}",
+                        m.seq,
+                        String::from_utf8_lossy(&m.data)
+                    );
+                    next = m.seq + 1;
+                    real_got += 1;
+                }
+                Event::Message(m) => *others.entry(m.sender).or_default() += 1,
+                Event::End {
+                    sender, messages, ..
+                } if sender == real => end = Some(messages),
+                e @ (Event::Gap { sender, .. }
+                | Event::Conflict { sender, .. }
+                | Event::Stream { sender, .. })
+                    if sender == real =>
+                {
+                    real_events.push(format!("{e:?}"));
+                }
+                _ => other_events += 1,
+            }
+        }
+        (
+            free,
+            real_got,
+            real_events,
+            others,
+            other_events,
+            end.unwrap(),
+        )
+    });
+
+    let (sent, report) = sender.join().unwrap();
+    let (pinned, pinned_got, conflict, pinned_end) = pinned_reader.join().unwrap();
+    let (free, free_got, free_real_events, others, other_events, free_end) =
+        free_reader.join().unwrap();
+    let forger_deadline = Instant::now() + Duration::from_secs(20);
+    let forger_status = loop {
+        if let Some(status) = forger.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= forger_deadline {
+            let _ = forger.kill();
+            let _ = forger.wait();
+            panic!("the forger ran past its time; killed");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let lines = lines.join().unwrap();
+    let after = peak_rss();
+    let (p, pi) = pinned.stats();
+    let (f, fi) = free.stats();
+    let figure = |key: &str| {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+            .unwrap_or("?")
+            .to_owned()
+    };
+    let talkers: BTreeSet<SessionId> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("talker "))
+        .map(|h| SessionId(u64::from_str_radix(h, 16).unwrap()))
+        .collect();
+    let mib = |b: u64| b as f64 / f64::from(1 << 20);
+    let bound = 2 * (InboxLimits::default().max_held as u64 + max_buffered) + (64 << 20);
+    eprintln!(
+        "under a forger ({:.1} s): publisher {:016x} sent {sent} messages, confirmed {} \
+         ({} receiver(s)); forger: {}\n\
+         pinned: {pinned_got} messages, end {pinned_end}, conflict {conflict:?}, \
+         foreign_session {}, status_withheld {}, objects_failed {}, over_budget {}, \
+         peak_buffered {:.1} MiB, {pi:?}\n\
+         free: {free_got} real messages, end {free_end}, real session's other events \
+         {free_real_events:?}; other sessions' messages {others:?}, their other events \
+         {other_events}; foreign_session {}, status_withheld {}, objects_failed {}, \
+         over_budget {}, peak_buffered {:.1} MiB, {fi:?}\n\
+         peak RSS {:.1} -> {:.1} MiB (+{:.1}, bound +{:.0})",
+        start.elapsed().as_secs_f64(),
+        real.0,
+        report.confirmed,
+        report.receivers_confirmed,
+        lines.join(" | "),
+        p.rejected(RejectReason::ForeignSession),
+        p.status_withheld,
+        p.objects_failed,
+        pi.over_budget,
+        mib(p.peak_buffered_bytes),
+        f.rejected(RejectReason::ForeignSession),
+        f.status_withheld,
+        f.objects_failed,
+        fi.over_budget,
+        mib(f.peak_buffered_bytes),
+        mib(before),
+        mib(after),
+        mib(after.saturating_sub(before)),
+        mib(bound),
+    );
+
+    // The forger ran, heard the real session, and attacked within it.
+    assert!(forger_status.success(), "forger: {forger_status}");
+    assert_eq!(figure("real_session"), format!("{:016x}", real.0));
+    let (first, last): (i64, i64) = (
+        figure("real_highest_at_start").parse().unwrap(),
+        figure("real_highest_at_end").parse().unwrap(),
+    );
+    assert!(
+        0 <= first && first < last,
+        "the attacks fell outside the session"
+    );
+    assert_eq!(talkers.len(), 4, "{lines:?}");
+    assert!(
+        (AT_LEAST..20_000).contains(&sent),
+        "the publisher sent {sent}"
+    );
+
+    // Pinned: every real message, the publisher's, in order, exactly once.
+    if conflict.is_none() {
+        assert_eq!((pinned_got, pinned_end), (sent, sent), "pinned");
+    }
+    assert!(
+        p.rejected(RejectReason::ForeignSession) > 0,
+        "pinned: none refused"
+    );
+    assert_eq!(pi.over_budget, 0, "pinned: over_budget");
+    // Unpinned: the real session's end counts what was sent; the others'
+    // messages are the forger's, under its own sessions.
+    assert_eq!(free_end, sent, "free: the real end");
+    assert!(
+        others.keys().all(|s| talkers.contains(s)),
+        "free: messages of sessions nobody sent: {others:?}"
+    );
+    assert!(fi.over_budget > 0, "free: no over_budget");
+    assert!(f.objects_failed > 0, "free: no object failed");
+    assert!(f.status_withheld > 0, "free: no status_withheld");
+    // A publisher confirmed only if both subscribers got every message.
+    if report.confirmed {
+        assert_eq!(
+            (pinned_got, free_got),
+            (sent, sent),
+            "confirmed: {report:?}"
+        );
+    }
+    assert!(
+        after.saturating_sub(before) < bound,
+        "peak RSS grew by {:.1} MiB, past {:.0} MiB",
+        mib(after - before),
+        mib(bound)
+    );
 }
