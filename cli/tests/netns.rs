@@ -850,6 +850,65 @@ fn a_stream_through_the_router_reaches_three_lossy_receivers_whole() {
     );
 }
 
+/// A quiet stream: the publisher has nothing to send for 8 s, longer than
+/// its receiver timeout (5 s), between two lines. Its receivers, which have
+/// no new DATA to earn reply credit with, keep it hearing them by their
+/// keep-alive STATUS (protocol.md §13.5), so that none times out and `send
+/// --stream` is confirmed, and both receivers write both lines.
+#[test]
+fn a_quiet_stream_keeps_its_receivers_and_is_confirmed() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !prerequisites("quiet stream") {
+        return;
+    }
+    let channel = "gc-test-quiet";
+    let (mut lab, hosts) = bridge_lab("qs", &[0, 10]);
+    let labels = ["q0", "q10"];
+    for (label, ns) in labels.iter().zip(&hosts[1..]) {
+        let stats = lab.dir.join(format!("{label}.json"));
+        let out = lab.dir.join(format!("{label}.out"));
+        let args = [
+            BIN,
+            "recv",
+            "--stream",
+            "--channel",
+            channel,
+            "--interface",
+            "e0",
+            "--timeout",
+            "60",
+            "--stats-json",
+            stats.to_str().unwrap(),
+        ];
+        lab.spawn_io(label, &ns.clone(), &args, None, Some(&out));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let stats = lab.dir.join("sender.json");
+    let line = format!(
+        "(echo first; sleep 8; echo second) | {BIN} send --stream --channel {channel} \
+         --interface e0 --timeout 60 --stats-json {}",
+        stats.to_str().unwrap()
+    );
+    lab.spawn_io(
+        "sender",
+        &hosts[0].clone(),
+        &["sh", "-c", &line],
+        None,
+        None,
+    );
+    let start = Instant::now();
+    let mut all = labels.to_vec();
+    all.push("sender");
+    lab.wait_all(&all, Duration::from_secs(90), start);
+    for label in labels {
+        let got = std::fs::read_to_string(lab.dir.join(format!("{label}.out"))).unwrap();
+        assert_eq!(got, "first\nsecond\n", "{label}");
+    }
+    let s = lab.stats("sender");
+    assert_eq!(s["receivers_timed_out"], 0, "{s}");
+    assert_eq!(s["confirmed"], true, "{s}");
+}
+
 /// `groupcast chat`: three participants behind a bridge (one losing 10%),
 /// each saying two lines; each prints everyone else's lines, in order, and
 /// never its own.
