@@ -5,14 +5,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, Read, Write};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use groupcast::io::pubsub::{Event, Publisher, Subscriber};
 use groupcast::proto::feed::InboxLimits;
 use groupcast::{RejectReason, SessionId};
 use groupcast_testing::netns::{Netns, available, available_with, enter};
+
+/// The namespace tests run one at a time: each loads both cores (the forger
+/// sends as fast as it can), and losses from a starved neighbour are not
+/// what a test is about.
+static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Hosts behind one bridge, each on its own veth, with the drop rates given
 /// (percent of the group's packets arriving there).
@@ -62,6 +67,7 @@ fn message(publisher: usize, seq: u64) -> Vec<u8> {
 /// and both publishers' close returns confirmed.
 #[test]
 fn small_messages_from_two_publishers_reach_three_subscribers_in_order_through_loss() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !available("small_messages_from_two_publishers") {
         return;
     }
@@ -146,6 +152,7 @@ fn small_messages_from_two_publishers_reach_three_subscribers_in_order_through_l
 /// returns 0 at the end, and messages of several megabytes go whole.
 #[test]
 fn a_stream_and_large_messages_arrive_whole() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !available("a_stream_and_large_messages") {
         return;
     }
@@ -198,6 +205,7 @@ fn a_stream_and_large_messages_arrive_whole() {
 /// through `AsyncWrite` and `AsyncRead`.
 #[test]
 fn the_async_handles_pass_the_message_test_under_tokio() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     use groupcast::io::pubsub::tokio as gt;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     if !available("the_async_handles") {
@@ -377,6 +385,7 @@ fn peak_rss() -> u64 {
 /// other tests of this file running at once do not count.
 #[test]
 fn a_pinned_and_an_unpinned_subscriber_under_a_forger() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     const NAME: &str = "a_pinned_and_an_unpinned_subscriber_under_a_forger";
     const LAB: &str = "GROUPCAST_FORGER_LAB";
     if let Ok(hosts) = std::env::var(LAB) {
