@@ -448,11 +448,18 @@ mod feedback {
 
     /// A PROBE of `session` stamped `ts`, as `probe` builds it.
     fn probe_of(session: u64, ts: u64) -> Vec<u8> {
+        probe_with(|p| {
+            p.session = session;
+            p.timestamp_us = ts;
+        })
+    }
+
+    /// A PROBE as `probe(false)` builds it, with the fields `edit` changes.
+    fn probe_with(edit: impl FnOnce(&mut ProbeRepr)) -> Vec<u8> {
         let Ok(Repr::Probe(mut p)) = Repr::parse(&probe(false)) else {
             unreachable!("a PROBE")
         };
-        p.session = session;
-        p.timestamp_us = ts;
+        edit(&mut p);
         let mut b = vec![0; 64];
         let n = p.write(&mut b).unwrap();
         b.truncate(n);
@@ -714,14 +721,11 @@ mod feedback {
         }
         let mut statuses = 0;
         for i in 0..1200u32 {
-            let Ok(Repr::Probe(mut p)) = Repr::parse(&probe(false)) else {
-                unreachable!()
-            };
-            p.timestamp_us = 20_000 + i as u64;
-            p.objects = 2 + i;
-            let mut b = vec![0; 64];
-            let n = p.write(&mut b).unwrap();
-            r.handle_datagram(t, &b[..n]);
+            let b = probe_with(|p| {
+                p.timestamp_us = 20_000 + i as u64;
+                p.objects = 2 + i;
+            });
+            r.handle_datagram(t, &b);
             r.handle_timeout(t);
             while r.poll_transmit(t, &mut buf).is_some() {
                 statuses += 1;
@@ -835,15 +839,10 @@ mod feedback {
         }
         assert_eq!(r.stats().objects_completed, 1);
         let fewer = |ts: u64| {
-            let Ok(Repr::Probe(mut p)) = Repr::parse(&probe(false)) else {
-                unreachable!()
-            };
-            p.timestamp_us = ts;
-            p.objects = 0;
-            let mut b = vec![0; 64];
-            let n = p.write(&mut b).unwrap();
-            b.truncate(n);
-            b
+            probe_with(|p| {
+                p.timestamp_us = ts;
+                p.objects = 0;
+            })
         };
         let conflicts = |r: &mut Receiver| {
             std::iter::from_fn(|| r.poll_event())

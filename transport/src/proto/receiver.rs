@@ -628,6 +628,14 @@ struct SessionFb {
 /// overtaken by its DATA on the way.
 pub const CONTRADICTION_GRACE: Duration = Duration::from_millis(100);
 
+impl SessionFb {
+    /// A DATA or OBJECT_INFO packet of the session: one reply credit more.
+    fn earn(&mut self) {
+        self.sender_credit = (self.sender_credit + 1).min(MAX_SENDER_CREDIT);
+        self.earned = true;
+    }
+}
+
 /// Packets to a session's sender a receiver may bank (`SessionFb::sender_credit`).
 const MAX_SENDER_CREDIT: u32 = 64;
 
@@ -927,17 +935,22 @@ impl Receiver {
     /// decided which transfer it follows.
     pub fn lock_session(&mut self, session: SessionId) {
         self.config.session = Some(session);
-        let others: Vec<Key> = self
+        self.remove_where(|k| k.0 != session);
+        self.fb.retain(|s, _| *s == session);
+    }
+
+    /// Drops every object in progress whose key `drop` picks, with no event.
+    fn remove_where(&mut self, drop: impl Fn(&Key) -> bool) {
+        let keys: Vec<Key> = self
             .table
             .objects
             .keys()
-            .filter(|k| k.0 != session)
+            .filter(|k| drop(k))
             .copied()
             .collect();
-        for key in others {
+        for key in keys {
             self.remove(key);
         }
-        self.fb.retain(|s, _| *s == session);
     }
 
     /// Keeps the latest time handed in.
@@ -990,16 +1003,7 @@ impl Receiver {
         self.refused.insert(session, until);
         // A session refused later, or again, never reports complete.
         self.mark_lossy(session);
-        let keys: Vec<Key> = self
-            .table
-            .objects
-            .keys()
-            .filter(|k| k.0 == session)
-            .copied()
-            .collect();
-        for key in keys {
-            self.remove(key);
-        }
+        self.remove_where(|k| k.0 == session);
         self.fb.remove(&session);
     }
 
@@ -1034,16 +1038,7 @@ impl Receiver {
         if object.0 <= self.table.floor(session) {
             return;
         }
-        let drop: Vec<Key> = self
-            .table
-            .objects
-            .keys()
-            .filter(|k| k.0 == session && k.1 < object)
-            .copied()
-            .collect();
-        for key in drop {
-            self.remove(key);
-        }
+        self.remove_where(|k| k.0 == session && k.1 < object);
         self.table.raise_floor(session, object.0, self.created);
         if let Some(f) = self.fb.get_mut(&session) {
             f.status_due = true;
@@ -1594,8 +1589,7 @@ impl Receiver {
         if let Some(f) = self.fb.get_mut(&SessionId(d.session)) {
             f.data += 1;
             f.bytes += d.symbol.len() as u64;
-            f.sender_credit = (f.sender_credit + 1).min(MAX_SENDER_CREDIT);
-            f.earned = true;
+            f.earn();
         }
     }
 
@@ -1727,8 +1721,7 @@ impl Receiver {
         self.accept_session(i.session)?;
         let key = (SessionId(i.session), ObjectId(i.object));
         if let Some(f) = self.fb.get_mut(&key.0) {
-            f.sender_credit = (f.sender_credit + 1).min(MAX_SENDER_CREDIT);
-            f.earned = true;
+            f.earn();
         }
         if self.table.abandoned.contains(&key) {
             return Err(RejectReason::Abandoned);
