@@ -44,8 +44,9 @@ pub fn send(args: &SendArgs, interrupted: &AtomicBool) -> Result<(), String> {
     if args.rate != "max" {
         b = b.rate_bits(parse_rate(&args.rate)?.max(8));
     }
-    {
-        let c = b.sender_config();
+    let min_progress = crate::net::min_progress(args)?;
+    let max_datagram = crate::net::check_max_datagram(args.max_datagram)?;
+    b = b.sender_config(|c| {
         c.feedback.min_receivers = args.min_receivers;
         c.feedback.max_receivers = args.max_receivers.max(1);
         c.feedback.max_receivers_per_source = args.max_receivers_per_source.max(1);
@@ -54,11 +55,11 @@ pub fn send(args: &SendArgs, interrupted: &AtomicBool) -> Result<(), String> {
         c.feedback.receiver_timeout =
             Duration::from_secs_f64(args.receiver_timeout.clamp(0.01, 1e6));
         c.feedback.stall_timeout = Duration::from_secs_f64(args.stall_timeout.clamp(0.01, 1e6));
-        c.feedback.min_progress = crate::net::min_progress(args)?;
+        c.feedback.min_progress = min_progress;
         c.encoder_threads = args.encoder_threads.min(64);
-        c.max_datagram = crate::net::check_max_datagram(args.max_datagram)?;
-    }
-    b.net_config().gso = !args.no_gso;
+        c.max_datagram = max_datagram;
+    });
+    b = b.net_config(|n| n.gso = !args.no_gso);
     let started = Instant::now();
     let publisher = b.open().map_err(|e| e.to_string())?;
     eprintln!(
@@ -173,16 +174,15 @@ pub fn recv(args: &RecvArgs, interrupted: &AtomicBool) -> Result<(), String> {
     if let Some(session) = args.from {
         b = b.publisher(groupcast::SessionId(session));
     }
-    b.net_config().feedback_hops = args.hops;
-    {
-        let c = b.receiver_config();
+    b = b.net_config(|n| n.feedback_hops = args.hops);
+    b = b.receiver_config(|c| {
         c.max_object_size = args.max_object_size;
         c.feedback = !args.no_feedback;
         c.nack_unicast = args.nack_unicast;
         if let Some(n) = args.decode_threads {
             c.decode_threads = n as usize;
         }
-    }
+    });
     let started = Instant::now();
     let mut stream = b.open().map_err(|e| e.to_string())?.into_stream();
     stream.set_read_timeout(Some(Duration::from_millis(200)));
@@ -314,16 +314,16 @@ pub fn chat(args: &ChatArgs) -> Result<(), String> {
                 match ep.subscriber().recv_timeout(Duration::from_millis(200)) {
                     Ok(m) => println!("{}", printable(&m.data)),
                     Err(RecvError::Gap { sender, .. }) => {
-                        eprintln!("(some lines of {sender:016x} were lost)")
+                        eprintln!("(some lines of {sender} were lost)")
                     }
                     Err(RecvError::Conflict { sender, .. }) => {
                         eprintln!(
-                            "(someone is forging lines under {sender:016x}: its lines cannot \
+                            "(someone is forging lines under {sender}: its lines cannot \
                              be trusted)"
                         )
                     }
                     Err(RecvError::TimedOut) => {}
-                    Err(RecvError::Stopped(e)) => {
+                    Err(e) => {
                         eprintln!("groupcast: {e}");
                         break;
                     }

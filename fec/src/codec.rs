@@ -33,6 +33,7 @@ impl FecId {
 
 /// Why a codec refused a symbol or a block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum FecError {
     /// A symbol's length was not the OTI's T.
     #[error("symbol is {got} bytes, expected T={expected}")]

@@ -15,6 +15,7 @@ pub const MAX_ESI: u32 = (1 << 24) - 1;
 
 /// Why an OTI was refused. Each variant names the rule that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum OtiError {
     /// The buffer was not exactly [`OTI_LEN`] bytes.
     #[error("OTI must be {OTI_LEN} bytes, got {0}")]

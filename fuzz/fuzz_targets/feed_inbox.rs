@@ -269,13 +269,7 @@ fuzz_target!(|input: Input| {
 
 /// An honest session's delivery is what its publisher sent, in order.
 fn check(sent: &[Sent; 2], seen: &mut HashMap<SessionId, Seen>, d: Delivery) {
-    let sender = match &d {
-        Delivery::Message(m) => m.sender,
-        Delivery::Stream { sender, .. }
-        | Delivery::Gap { sender, .. }
-        | Delivery::Conflict { sender, .. }
-        | Delivery::End { sender, .. } => *sender,
-    };
+    let sender = d.sender();
     let Some(p) = HONEST.iter().position(|&h| h == sender) else {
         return;
     };
@@ -316,5 +310,6 @@ fn check(sent: &[Sent; 2], seen: &mut HashMap<SessionId, Seen>, d: Delivery) {
             assert_eq!(messages, sent[p].messages.len() as u64);
             st.ended = true;
         }
+        d => panic!("a delivery the inbox does not make: {d:?}"),
     }
 }

@@ -1099,7 +1099,7 @@ fn drain(sources: &[Source], verify: bool, node: &mut Node, now_ns: u64) -> bool
                     node.blocks[object.0 as usize] = 0;
                 }
             }
-            ReceiverEvent::ObjectAnnounced { .. } => {}
+            _ => {}
         }
     }
     completed

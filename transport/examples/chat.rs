@@ -10,7 +10,7 @@
 use std::io::BufRead;
 use std::time::Duration;
 
-use groupcast::io::pubsub::{Endpoint, RecvError};
+use groupcast::{Endpoint, RecvError};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -30,7 +30,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     Err(RecvError::Gap { .. }) => eprintln!("(some lines were lost)"),
                     Err(RecvError::Conflict { .. }) => eprintln!("(someone forges lines)"),
                     Err(RecvError::TimedOut) => {}
-                    Err(RecvError::Stopped(_)) => break,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        break;
+                    }
                 }
             }
         });

@@ -67,6 +67,18 @@ pub mod wire;
 
 pub use channel::Channel;
 pub use groupcast_fec::{CodecSet, FecId};
+#[cfg(feature = "net")]
+pub use io::IoError;
+#[cfg(feature = "tokio")]
+pub use io::pubsub::tokio::{
+    AsyncMessages, AsyncPublisher, AsyncPublisherStream, AsyncSubscriber, AsyncSubscriberStream,
+};
+#[cfg(feature = "net")]
+pub use io::pubsub::{
+    DEFAULT_RATE_BITS, Endpoint, Event, InboxLimits, InboxStats, Message, Messages, Publisher,
+    PublisherBuilder, PublisherReport, PublisherStream, RecvError, Subscriber, SubscriberBuilder,
+    SubscriberStream,
+};
 pub use proto::{
     Admission, Aimd, BlockRequest, BoundObject, DecodeJob, DecodedBlock, Destination, FailReason,
     FeedbackConfig, FlowPolicy, MAX_PACING_CATCH_UP, MAX_REPAIR_OVERHEAD, MAX_REPAIR_SHARE, Mode,

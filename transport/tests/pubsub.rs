@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_core::Stream;
 use groupcast::io::pubsub::{Event, Publisher, Subscriber};
 use groupcast::proto::feed::InboxLimits;
 use groupcast::{RejectReason, SessionId};
@@ -109,30 +110,17 @@ fn small_messages_from_two_publishers_reach_three_subscribers_in_order_through_l
         .map(|sub| {
             let ids = ids.clone();
             std::thread::spawn(move || {
+                // The iterator ends when both publishers have ended.
                 let mut next = [0u64; 2];
-                let mut ended = 0;
-                let deadline = Instant::now() + Duration::from_secs(240);
-                while ended < 2 {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    match sub.next_event(Some(left)).expect("events until both end") {
-                        Event::Message(m) => {
-                            let p = ids
-                                .iter()
-                                .position(|&s| s == m.sender)
-                                .expect("a publisher");
-                            assert_eq!(m.seq, next[p], "in order, exactly once");
-                            assert_eq!(m.data, message(p, m.seq));
-                            next[p] += 1;
-                        }
-                        Event::End {
-                            sender, messages, ..
-                        } => {
-                            let p = ids.iter().position(|&s| s == sender).unwrap();
-                            assert_eq!((messages, next[p]), (EACH, EACH));
-                            ended += 1;
-                        }
-                        e => panic!("unexpected {e:?}"),
-                    }
+                for m in &sub {
+                    let m = m.unwrap_or_else(|e| panic!("{e} after {next:?}"));
+                    let p = ids
+                        .iter()
+                        .position(|&s| s == m.sender)
+                        .expect("a publisher");
+                    assert_eq!(m.seq, next[p], "in order, exactly once");
+                    assert_eq!(m.data, message(p, m.seq));
+                    next[p] += 1;
                 }
                 next
             })
@@ -206,7 +194,6 @@ fn a_stream_and_large_messages_arrive_whole() {
 #[test]
 fn the_async_handles_pass_the_message_test_under_tokio() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    use groupcast::io::pubsub::tokio as gt;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     if !available("the_async_handles") {
         return;
@@ -245,33 +232,32 @@ fn the_async_handles_pass_the_message_test_under_tokio() {
                     let s = Subscriber::builder("amsgs2", "e0").open_async().unwrap();
                     let mut ids: Vec<SessionId> = Vec::new();
                     let mut next = [0u64; 2];
-                    let mut ended = 0;
-                    while ended < 2 {
-                        let e = tokio::time::timeout(Duration::from_secs(120), s.next_event())
+                    // A futures Stream of the messages, ending when both
+                    // publishers have ended.
+                    let mut messages = s.messages();
+                    loop {
+                        let item = std::future::poll_fn(|cx| {
+                            std::pin::Pin::new(&mut messages).poll_next(cx)
+                        });
+                        let Some(m) = tokio::time::timeout(Duration::from_secs(120), item)
                             .await
-                            .expect("events until both end")
-                            .unwrap();
-                        match e {
-                            Event::Message(m) => {
-                                // Its first byte names its publisher.
-                                let p = m.data[0] as usize;
-                                if ids.len() <= p {
-                                    ids.resize(p + 1, SessionId(0));
-                                }
-                                if ids[p] == SessionId(0) {
-                                    ids[p] = m.sender;
-                                }
-                                assert_eq!(ids[p], m.sender, "one publisher, one session");
-                                assert_eq!(m.seq, next[p], "in order, exactly once");
-                                assert_eq!(m.data[1..], message(p, m.seq));
-                                next[p] += 1;
-                            }
-                            Event::End { messages, .. } => {
-                                assert_eq!(messages, EACH);
-                                ended += 1;
-                            }
-                            e => panic!("unexpected {e:?}"),
+                            .expect("messages until both end")
+                        else {
+                            break;
+                        };
+                        let m = m.unwrap_or_else(|e| panic!("{e} after {next:?}"));
+                        // Its first byte names its publisher.
+                        let p = m.data[0] as usize;
+                        if ids.len() <= p {
+                            ids.resize(p + 1, SessionId(0));
                         }
+                        if ids[p] == SessionId(0) {
+                            ids[p] = m.sender;
+                        }
+                        assert_eq!(ids[p], m.sender, "one publisher, one session");
+                        assert_eq!(m.seq, next[p], "in order, exactly once");
+                        assert_eq!(m.data[1..], message(p, m.seq));
+                        next[p] += 1;
                     }
                     (None, next, ids)
                 }
@@ -330,7 +316,7 @@ fn the_async_handles_pass_the_message_test_under_tokio() {
                 .unwrap();
             rt.block_on(async move {
                 tokio::time::sleep(Duration::from_millis(300)).await;
-                let mut w = gt::Publisher::into_stream(
+                let mut w = groupcast::AsyncPublisher::into_stream(
                     Publisher::builder("astream", "e0")
                         .rate_bits(200_000_000)
                         .open_async()
@@ -436,8 +422,10 @@ fn under_a_forger(ns: &[String]) {
             .unwrap()
     });
     let real = publisher.session();
-    let mut pinned_builder = Subscriber::builder(channel, "e0").publisher(real);
-    let max_buffered = pinned_builder.receiver_config().max_buffered_bytes;
+    let mut max_buffered = 0;
+    let pinned_builder = Subscriber::builder(channel, "e0")
+        .publisher(real)
+        .receiver_config(|c| max_buffered = c.max_buffered_bytes);
     let pinned = open_in(&ns[1], move || pinned_builder.open().unwrap());
     std::thread::sleep(Duration::from_millis(300));
 
@@ -495,7 +483,7 @@ fn under_a_forger(ns: &[String]) {
         let (mut next, mut conflict, mut end) = (0u64, None, None);
         while end.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
-            let event = pinned.next_event(Some(left)).unwrap_or_else(|e| {
+            let event = pinned.next_event_timeout(left).unwrap_or_else(|e| {
                 panic!("pinned: {e} after {next} messages; {:?}", pinned.stats())
             });
             match event {
@@ -539,7 +527,7 @@ fn under_a_forger(ns: &[String]) {
         let mut end = None;
         while end.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
-            let event = free.next_event(Some(left)).unwrap_or_else(|e| {
+            let event = free.next_event_timeout(left).unwrap_or_else(|e| {
                 panic!(
                     "free: {e} after {real_got} real messages; {:?}",
                     free.stats()

@@ -191,7 +191,7 @@ fn netns(pattern: (&str, usize, Duration), loss: f64) {
     let mut arrived = vec![None; count];
     let mut got = 0;
     while got < count {
-        match sub.next_event(Some(Duration::from_secs(30))) {
+        match sub.next_event_timeout(Duration::from_secs(30)) {
             Ok(Event::Message(m)) => {
                 let seq = u64::from_be_bytes(m.data[..8].try_into().unwrap()) as usize;
                 arrived[seq] = Some(Instant::now());

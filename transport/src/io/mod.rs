@@ -31,7 +31,12 @@ use crate::proto::{Receiver, ReceiverEvent, Sender, SenderStats};
 use crate::wire::MAX_DATAGRAM;
 
 /// Why the network driver failed. Messages name the interface, group or file concerned.
+///
+/// A handle whose driver stopped on an error returns that same error, with
+/// its variant, from every later call (hence `Clone`: an OS error is cloned
+/// by its code).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum IoError {
     /// No interface has this name.
     #[error("no network interface named '{0}' (see `ip link`)")]
@@ -74,6 +79,49 @@ pub enum IoError {
         /// Bytes free for this process.
         free: u64,
     },
+    /// The handle was closed, or its driver stopped without an error: nothing
+    /// more can be sent or received through it.
+    #[error("{0} is closed")]
+    Closed(&'static str),
+    /// A subscriber could not hand out what was asked (a gap, a conflict, a
+    /// timeout), as [`pubsub::RecvError`] says.
+    #[error(transparent)]
+    Recv(pubsub::RecvError),
+}
+
+impl Clone for IoError {
+    fn clone(&self) -> Self {
+        match self {
+            Self::UnknownInterface(i) => Self::UnknownInterface(i.clone()),
+            Self::NoMulticast(i, why) => Self::NoMulticast(i.clone(), why),
+            Self::Permission(c) => Self::Permission(c.clone()),
+            Self::Socket { context, source } => Self::Socket {
+                context: context.clone(),
+                source: clone_os_error(source),
+            },
+            Self::File { path, source } => Self::File {
+                path: path.clone(),
+                source: clone_os_error(source),
+            },
+            Self::Sender(e) => Self::Sender(e.clone()),
+            Self::Invalid(m) => Self::Invalid(m.clone()),
+            Self::NoSpace { dir, need, free } => Self::NoSpace {
+                dir: dir.clone(),
+                need: *need,
+                free: *free,
+            },
+            Self::Closed(what) => Self::Closed(what),
+            Self::Recv(e) => Self::Recv(e.clone()),
+        }
+    }
+}
+
+/// The same OS error: by its code where it has one, else by kind and text.
+fn clone_os_error(e: &std::io::Error) -> std::io::Error {
+    match e.raw_os_error() {
+        Some(code) => std::io::Error::from_raw_os_error(code),
+        None => std::io::Error::new(e.kind(), e.to_string()),
+    }
 }
 
 fn sock_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> IoError {

@@ -61,7 +61,8 @@ use crate::Channel;
 
 #[cfg(feature = "tokio")]
 pub mod tokio;
-use crate::proto::feed::{Batching, Delivery, Inbox, InboxLimits, InboxStats, Message, Outbox};
+use crate::proto::feed::{Batching, Delivery, Inbox, Outbox};
+pub use crate::proto::feed::{InboxLimits, InboxStats, Message};
 use crate::proto::{
     FailReason, FeedbackConfig, FlowPolicy, Mode, ObjectId, Reassembler, Receiver, ReceiverConfig,
     ReceiverEvent, ReceiverStats, Sender, SenderConfig, SenderStats, SessionId,
@@ -83,6 +84,10 @@ fn random_id() -> u64 {
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+/// A publisher's pacing rate unless told otherwise, in bits per second of
+/// UDP payload: `groupcast send`'s default `--rate` too.
+pub const DEFAULT_RATE_BITS: u64 = 100_000_000;
 
 /// Settings of a [`Publisher`]. Start from [`Publisher::builder`].
 #[derive(Debug, Clone)]
@@ -115,10 +120,18 @@ impl PublisherBuilder {
         self
     }
 
-    /// Pacing rate in bits per second (of UDP payload). Default: unpaced,
-    /// as fast as the receivers' windows let it.
+    /// Pacing rate in bits per second (of UDP payload). Default
+    /// [`DEFAULT_RATE_BITS`] (100 Mbit/s), as `groupcast send`'s `--rate`.
     pub fn rate_bits(mut self, bits_per_s: u64) -> Self {
         self.config.rate = Some((bits_per_s / 8).max(1));
+        self
+    }
+
+    /// Sends unpaced: as fast as the receivers' windows let it (`--rate
+    /// max`). Only for a path whose capacity the loss it causes is known
+    /// to fit: an unpaced sender fills every queue on the way.
+    pub fn unpaced(mut self) -> Self {
+        self.config.rate = None;
         self
     }
 
@@ -194,14 +207,17 @@ impl PublisherBuilder {
         self
     }
 
-    /// The socket settings, for what the builder does not name.
-    pub fn net_config(&mut self) -> &mut NetConfig {
-        &mut self.net
+    /// Sets what the builder does not name in the socket settings:
+    /// `.net_config(|n| n.gso = false)`.
+    pub fn net_config(mut self, f: impl FnOnce(&mut NetConfig)) -> Self {
+        f(&mut self.net);
+        self
     }
 
-    /// The sender settings, for what the builder does not name.
-    pub fn sender_config(&mut self) -> &mut SenderConfig {
-        &mut self.config
+    /// Sets what the builder does not name in the sender settings.
+    pub fn sender_config(mut self, f: impl FnOnce(&mut SenderConfig)) -> Self {
+        f(&mut self.config);
+        self
     }
 
     /// Opens the socket and starts the driver thread.
@@ -222,7 +238,7 @@ impl PublisherBuilder {
                 st.stats = sender.stats().clone();
                 st.done = true;
                 if let Err(e) = &r {
-                    st.error = Some(e.to_string());
+                    st.error = Some(e.clone());
                 }
                 s.cond.notify_all();
                 r
@@ -283,7 +299,7 @@ struct PubState {
     unacked: usize,
     closing: bool,
     done: bool,
-    error: Option<String>,
+    error: Option<IoError>,
     stats: SenderStats,
     /// Whether the sender finished: every receiver it tracks complete or
     /// stalled (not the close timeout).
@@ -310,13 +326,10 @@ impl PubState {
     /// Whether the application may still send, or why not.
     fn check(&self) -> Result<(), IoError> {
         if let Some(e) = &self.error {
-            return Err(IoError::Invalid(format!("the publisher stopped: {e}")));
+            return Err(e.clone());
         }
-        if self.done {
-            return Err(IoError::Invalid("the publisher stopped".into()));
-        }
-        if self.outbox.is_ended() {
-            return Err(IoError::Invalid("the publisher is closed".into()));
+        if self.done || self.outbox.is_ended() {
+            return Err(IoError::Closed("the publisher"));
         }
         Ok(())
     }
@@ -599,8 +612,9 @@ pub struct PublisherReport {
 
 impl Publisher {
     /// A builder for `channel` on `interface`, with defaults that work out
-    /// of the box: hybrid mode, unpaced within the receivers' windows, a
-    /// 16 MiB window, messages flushed after 5 ms.
+    /// of the box and match `groupcast send`'s: hybrid mode, 100 Mbit/s
+    /// within the receivers' windows, a 16 MiB window, messages flushed
+    /// after 5 ms.
     pub fn builder(channel: &str, interface: &str) -> PublisherBuilder {
         let net = NetConfig::new(Channel::new(channel), interface);
         let config = SenderConfig {
@@ -610,6 +624,7 @@ impl Publisher {
             encoder_threads: 1,
             feedback: FeedbackConfig::default(),
             copy_single_symbol_objects: true,
+            rate: Some(DEFAULT_RATE_BITS / 8),
             ..SenderConfig::default()
         };
         PublisherBuilder {
@@ -864,14 +879,17 @@ impl SubscriberBuilder {
         self
     }
 
-    /// The socket settings, for what the builder does not name.
-    pub fn net_config(&mut self) -> &mut NetConfig {
-        &mut self.net
+    /// Sets what the builder does not name in the socket settings:
+    /// `.net_config(|n| n.feedback_hops = 4)`.
+    pub fn net_config(mut self, f: impl FnOnce(&mut NetConfig)) -> Self {
+        f(&mut self.net);
+        self
     }
 
-    /// The receiver settings, for what the builder does not name.
-    pub fn receiver_config(&mut self) -> &mut ReceiverConfig {
-        &mut self.config
+    /// Sets what the builder does not name in the receiver settings.
+    pub fn receiver_config(mut self, f: impl FnOnce(&mut ReceiverConfig)) -> Self {
+        f(&mut self.config);
+        self
     }
 
     /// Joins the channel and starts the driver thread.
@@ -890,7 +908,7 @@ impl SubscriberBuilder {
                 let mut st = lock(&s.state);
                 st.done = true;
                 if let Err(e) = &r {
-                    st.error = Some(e.to_string());
+                    st.error = Some(e.clone());
                 }
                 s.cond.notify_all();
                 r
@@ -933,7 +951,7 @@ struct SubState {
     /// Bytes of the deliveries queued.
     queued: usize,
     done: bool,
-    error: Option<String>,
+    error: Option<IoError>,
 }
 
 struct SubShared {
@@ -1368,40 +1386,47 @@ impl StreamState {
 pub use crate::proto::feed::Delivery as Event;
 
 /// Why [`Subscriber::recv`] returned no message.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum RecvError {
     /// Messages of `sender` were lost (see [`Event::Gap`]); the next call
     /// goes on after them.
-    #[error("messages of sender {sender:016x} were lost (objects {from}..{to})")]
+    #[error("messages of sender {sender} were lost (objects {}..{})", from.0, to.0)]
     Gap {
-        /// The publisher's session id.
-        sender: u64,
+        /// The publisher's session.
+        sender: SessionId,
         /// The first object lost.
-        from: u32,
+        from: ObjectId,
         /// The first object after the gap.
-        to: u32,
+        to: ObjectId,
     },
     /// `sender` sent two different objects under one id (see
     /// [`Event::Conflict`]): one of them is forged, and its messages can no
     /// longer be trusted; the next call goes on.
-    #[error("sender {sender:016x} sent two different objects under id {object}: one is forged")]
+    #[error("sender {sender} sent two different objects under id {}: one is forged", object.0)]
     Conflict {
-        /// The publisher's session id.
-        sender: u64,
+        /// The publisher's session.
+        sender: SessionId,
         /// The object id sent twice.
-        object: u32,
+        object: ObjectId,
     },
     /// Nothing came within the time asked ([`Subscriber::recv_timeout`]).
     #[error("no message within the time asked")]
     TimedOut,
-    /// The subscriber's driver stopped (an error, or [`Subscriber`] dropped).
-    #[error("the subscriber stopped: {0}")]
-    Stopped(String),
+    /// The subscriber's driver stopped: on this error, or (`None`) because
+    /// the subscriber was dropped.
+    #[error("the subscriber stopped{}", .0.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
+    Stopped(Option<Box<IoError>>),
 }
 
+/// A stopped subscriber's error is the driver's own; the others keep their
+/// structure under [`IoError::Recv`].
 impl From<RecvError> for IoError {
     fn from(e: RecvError) -> Self {
-        IoError::Invalid(e.to_string())
+        match e {
+            RecvError::Stopped(Some(cause)) => *cause,
+            e => IoError::Recv(e),
+        }
     }
 }
 
@@ -1449,8 +1474,19 @@ impl Subscriber {
         lock(&self.shared.state).stats.clone()
     }
 
-    /// The next event, waiting at most `timeout` (`None`: for ever).
-    pub fn next_event(&self, timeout: Option<Duration>) -> Result<Event, RecvError> {
+    /// The next event: a message, stream bytes, a gap, a conflict or the end
+    /// of a publisher's session. Waits for it.
+    pub fn next_event(&self) -> Result<Event, RecvError> {
+        self.event_within(None)
+    }
+
+    /// [`Subscriber::next_event`], waiting at most `timeout`
+    /// ([`RecvError::TimedOut`]).
+    pub fn next_event_timeout(&self, timeout: Duration) -> Result<Event, RecvError> {
+        self.event_within(Some(timeout))
+    }
+
+    fn event_within(&self, timeout: Option<Duration>) -> Result<Event, RecvError> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut st = lock(&self.shared.state);
         loop {
@@ -1459,9 +1495,7 @@ impl Subscriber {
                 return Ok(d);
             }
             if st.done {
-                return Err(RecvError::Stopped(
-                    st.error.clone().unwrap_or_else(|| "stopped".into()),
-                ));
+                return Err(RecvError::Stopped(st.error.clone().map(Box::new)));
             }
             let wait = match deadline {
                 Some(d) => match d.checked_duration_since(Instant::now()) {
@@ -1479,14 +1513,17 @@ impl Subscriber {
         }
     }
 
-    /// The next message, in order per publisher; waits for it. A gap is an
-    /// error (the next call goes on after it); stream bytes and the ends of
-    /// sessions are skipped (see [`Subscriber::next_event`]).
+    /// The next message, in order per publisher; waits for it. A gap or a
+    /// conflict is an error (the next call goes on after it); stream bytes
+    /// and the ends of sessions are skipped (see [`Subscriber::next_event`],
+    /// or iterate with [`Subscriber::messages`], which ends with the
+    /// publishers).
     pub fn recv(&self) -> Result<Message, RecvError> {
         self.recv_within(None)
     }
 
-    /// [`Subscriber::recv`], waiting at most `timeout`.
+    /// [`Subscriber::recv`], waiting at most `timeout`
+    /// ([`RecvError::TimedOut`]).
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Message, RecvError> {
         self.recv_within(Some(timeout))
     }
@@ -1495,23 +1532,32 @@ impl Subscriber {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            match self.next_event(left)? {
-                Event::Message(m) => return Ok(m),
-                Event::Gap { sender, from, to } => {
-                    return Err(RecvError::Gap {
-                        sender: sender.0,
-                        from: from.0,
-                        to: to.0,
-                    });
-                }
-                Event::Conflict { sender, object } => {
-                    return Err(RecvError::Conflict {
-                        sender: sender.0,
-                        object: object.0,
-                    });
-                }
-                Event::Stream { .. } | Event::End { .. } => {}
+            if let Some(item) = UntilEnd::item(self.event_within(left)?) {
+                return item;
             }
+        }
+    }
+
+    /// The messages, in order per publisher, until the publishers end: an
+    /// iterator that waits for each. A gap or a conflict is an `Err` item and
+    /// the iteration goes on; it ends once every publisher it delivered
+    /// anything of has ended (pin one with [`SubscriberBuilder::publisher`]
+    /// to wait for that one), or after the error the subscriber stopped on.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), groupcast::IoError> {
+    /// let subscriber = groupcast::Subscriber::builder("news", "eth0").open()?;
+    /// for message in &subscriber {
+    ///     let message = message?;
+    ///     println!("{} #{}: {} bytes", message.sender, message.seq, message.data.len());
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn messages(&self) -> Messages<'_> {
+        Messages {
+            subscriber: self,
+            until: UntilEnd::default(),
         }
     }
 
@@ -1527,6 +1573,77 @@ impl Subscriber {
             subscriber: self,
             timeout: None,
         }
+    }
+}
+
+impl<'a> IntoIterator for &'a Subscriber {
+    type Item = Result<Message, RecvError>;
+    type IntoIter = Messages<'a>;
+
+    fn into_iter(self) -> Messages<'a> {
+        self.messages()
+    }
+}
+
+/// A [`Subscriber`]'s messages until its publishers end: see
+/// [`Subscriber::messages`].
+pub struct Messages<'a> {
+    subscriber: &'a Subscriber,
+    until: UntilEnd,
+}
+
+impl Iterator for Messages<'_> {
+    type Item = Result<Message, RecvError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.until.ended {
+            match self.subscriber.next_event() {
+                Ok(e) => {
+                    if let Some(item) = self.until.step(e) {
+                        return Some(item);
+                    }
+                }
+                Err(e) => {
+                    self.until.ended = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        None
+    }
+}
+
+impl std::iter::FusedIterator for Messages<'_> {}
+
+/// The rule that ends a subscriber's message iterator (blocking and async):
+/// messages, gaps and conflicts are items; it ends once every publisher it
+/// delivered anything of has ended.
+#[derive(Debug, Default)]
+pub(crate) struct UntilEnd {
+    open: HashSet<SessionId>,
+    pub(crate) ended: bool,
+}
+
+impl UntilEnd {
+    /// What `e` hands out as an item of a message iterator, if anything.
+    fn item(e: Event) -> Option<Result<Message, RecvError>> {
+        match e {
+            Event::Message(m) => Some(Ok(m)),
+            Event::Gap { sender, from, to } => Some(Err(RecvError::Gap { sender, from, to })),
+            Event::Conflict { sender, object } => Some(Err(RecvError::Conflict { sender, object })),
+            _ => None,
+        }
+    }
+
+    /// [`UntilEnd::item`], noting who is open and who ended.
+    pub(crate) fn step(&mut self, e: Event) -> Option<Result<Message, RecvError>> {
+        if let Event::End { sender, .. } = &e {
+            self.open.remove(sender);
+            self.ended = self.open.is_empty();
+        } else {
+            self.open.insert(e.sender());
+        }
+        Self::item(e)
     }
 }
 
@@ -1577,7 +1694,7 @@ impl Read for SubscriberStream {
                 (Some(s), Some(t)) => Some(s.min(t)),
                 (s, t) => s.or(t),
             };
-            match self.subscriber.next_event(wait) {
+            match self.subscriber.event_within(wait) {
                 Ok(e) => self.state.take(e)?,
                 Err(RecvError::TimedOut) if self.state.settled(Instant::now()) => {}
                 Err(RecvError::TimedOut) if settle.is_some_and(|s| wait == Some(s)) => {}
@@ -2042,5 +2159,49 @@ mod tests {
             "over the bytes"
         );
         assert!(!retire_due(&(ObjectId(0), 100, None), late, 0, &r, None));
+    }
+
+    /// A message iterator hands out messages, gaps and conflicts, skips
+    /// stream bytes, and ends when the last publisher it heard ends.
+    #[test]
+    fn a_message_iterator_ends_when_every_publisher_it_heard_has_ended() {
+        use super::{Event, Message, RecvError, UntilEnd};
+        let (a, b) = (SessionId(1), SessionId(2));
+        let msg = |sender, seq| {
+            Event::Message(Message {
+                sender,
+                seq,
+                data: vec![seq as u8],
+            })
+        };
+        let end = |sender| Event::End {
+            sender,
+            stream_len: 0,
+            messages: 1,
+        };
+        let mut u = UntilEnd::default();
+        assert!(matches!(u.step(msg(a, 0)), Some(Ok(m)) if m.sender == a));
+        let bytes = Event::Stream {
+            sender: b,
+            offset: 0,
+            data: vec![1],
+        };
+        assert!(u.step(bytes).is_none(), "stream bytes are not messages");
+        let gap = Event::Gap {
+            sender: a,
+            from: ObjectId(1),
+            to: ObjectId(3),
+        };
+        assert!(matches!(
+            u.step(gap),
+            Some(Err(RecvError::Gap {
+                from: ObjectId(1),
+                ..
+            }))
+        ));
+        assert!(u.step(end(a)).is_none());
+        assert!(!u.ended, "b is still open");
+        assert!(u.step(end(b)).is_none());
+        assert!(u.ended, "both ended");
     }
 }

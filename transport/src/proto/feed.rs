@@ -257,6 +257,7 @@ pub struct Message {
 
 /// What an [`Inbox`] hands out, per session in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Delivery {
     /// A message.
     Message(Message),
@@ -299,6 +300,19 @@ pub enum Delivery {
         /// Messages it sent.
         messages: u64,
     },
+}
+
+impl Delivery {
+    /// The publisher's session this delivery is of.
+    pub fn sender(&self) -> SessionId {
+        match self {
+            Self::Message(m) => m.sender,
+            Self::Stream { sender, .. }
+            | Self::Gap { sender, .. }
+            | Self::Conflict { sender, .. }
+            | Self::End { sender, .. } => *sender,
+        }
+    }
 }
 
 /// Counters of an [`Inbox`].

@@ -55,6 +55,13 @@ pub use sender::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(pub u64);
 
+/// Sixteen hex digits, as the CLI prints and takes session ids.
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
 impl SessionId {
     /// A session id derived from a seed, for drivers that want reproducible ids.
     pub fn from_seed(seed: u64) -> Self {

@@ -190,6 +190,7 @@ pub struct BoundObject {
 
 /// Why a datagram was refused. Each is counted in [`ReceiverStats`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum RejectReason {
     /// Shorter than its fixed fields.
     Truncated,
@@ -370,6 +371,7 @@ impl From<WireError> for RejectReason {
 
 /// Why an object was given up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FailReason {
     /// Every block decoded but the BLAKE3 hash did not match: the data already
     /// handed out must be discarded. The object starts over.
@@ -402,6 +404,7 @@ pub struct SenderProgress {
 
 /// Something the receiver hands to its application.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ReceiverEvent {
     /// The first OBJECT_INFO of an object arrived.
     ObjectAnnounced {

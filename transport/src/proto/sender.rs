@@ -249,6 +249,7 @@ impl SenderConfig {
 
 /// Why a sender refused its configuration or an object.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SenderError {
     /// `max_datagram` is outside what the format allows.
     #[error("max datagram {0} is outside {min}..={MAX_DATAGRAM}", min = DATA_OVERHEAD + 4)]
@@ -284,6 +285,7 @@ pub enum SenderError {
 
 /// Something the sender wants its driver to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SenderEvent {
     /// A round over all objects finished (numbered from 1).
     RoundComplete {

@@ -103,6 +103,7 @@ pub mod field {
 
 /// Why a datagram was refused by the parser.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum WireError {
     /// Shorter than a header and trailer, or than its type's fixed fields.
     #[error("datagram truncated")]

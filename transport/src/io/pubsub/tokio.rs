@@ -1,13 +1,15 @@
 //! The message and stream handles as async types (cargo feature `tokio`):
-//! [`Publisher`] and [`Subscriber`], with `send().await`, `recv().await`,
-//! and [`PublisherStream`] / [`SubscriberStream`] as `AsyncWrite` /
+//! [`AsyncPublisher`] and [`AsyncSubscriber`], with `send().await`, `recv().await`,
+//! and [`AsyncPublisherStream`] / [`AsyncSubscriberStream`] as `AsyncWrite` /
 //! `AsyncRead`. Each runs one tokio task that drives the same sans-IO core,
 //! and the same turns as the blocking handles, over tokio's UDP sockets, as
-//! quinn drives quinn-proto. Open them from within a runtime.
+//! quinn drives quinn-proto. Open them from within a runtime. A
+//! subscriber solves its blocks on decode worker threads
+//! ([`crate::ReceiverConfig::decode_threads`]), never on the runtime's.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-//! use groupcast::io::pubsub::{Publisher, Subscriber};
+//! use groupcast::{Publisher, Subscriber};
 //!
 //! let subscriber = Subscriber::builder("news", "eth0").open_async()?;
 //! let publisher = Publisher::builder("news", "eth0").open_async()?;
@@ -20,7 +22,7 @@
 //! ```
 //!
 //! Unlike the blocking driver, the async one sends datagram by datagram
-//! (no `sendmmsg`, no UDP segmentation offload), decodes on its task, and
+//! (no `sendmmsg`, no UDP segmentation offload), and
 //! sizes its feedback's hop limit from what the PROBEs announce (tokio's
 //! sockets give no arrival hop limit): use the blocking handles for the
 //! last bit of throughput.
@@ -40,7 +42,7 @@ use ::tokio::task::JoinHandle;
 
 use super::{
     Event, PubState, PubTurns, PublisherBuilder, PublisherReport, RecvError, Retention, SubCore,
-    SubState, SubscriberBuilder, delivery_len, lock,
+    SubState, SubscriberBuilder, UntilEnd, delivery_len, lock,
 };
 use crate::io::{IoError, MAX_FEEDBACK_HOPS, McastSocket};
 use crate::proto::feed::{Delivery, Message, Outbox};
@@ -77,7 +79,7 @@ fn sock_err(context: &'static str) -> impl FnOnce(std::io::Error) -> IoError {
 impl PublisherBuilder {
     /// Opens the socket and starts the driver task on the current tokio
     /// runtime (see [`crate::io::pubsub::tokio`]).
-    pub fn open_async(self) -> Result<Publisher, IoError> {
+    pub fn open_async(self) -> Result<AsyncPublisher, IoError> {
         let (sender, sock, session, window, retention) = self.prepare()?;
         let (udp, fb) = sock
             .tokio_sockets()
@@ -95,13 +97,13 @@ impl PublisherBuilder {
             let mut st = lock(&s.state);
             st.done = true;
             if let Err(e) = &r {
-                st.error = Some(e.to_string());
+                st.error = Some(e.clone());
             }
             drop(st);
             s.wake_writers();
             r
         });
-        Ok(Publisher {
+        Ok(AsyncPublisher {
             shared,
             task: Some(task),
             session,
@@ -201,14 +203,14 @@ async fn wait_for(
 }
 
 /// A [`super::Publisher`] as an async type: see the module documentation.
-pub struct Publisher {
+pub struct AsyncPublisher {
     shared: Arc<Shared>,
     task: Option<JoinHandle<Result<(), IoError>>>,
     session: SessionId,
     window: usize,
 }
 
-impl Publisher {
+impl AsyncPublisher {
     /// This publisher's session: what subscribers see as a message's sender.
     pub fn session(&self) -> SessionId {
         self.session
@@ -274,14 +276,14 @@ impl Publisher {
     }
 
     /// This publisher as an `AsyncWrite` stream.
-    pub fn into_stream(self) -> PublisherStream {
-        PublisherStream {
+    pub fn into_stream(self) -> AsyncPublisherStream {
+        AsyncPublisherStream {
             publisher: Some(self),
         }
     }
 }
 
-impl Drop for Publisher {
+impl Drop for AsyncPublisher {
     fn drop(&mut self) {
         if let Some(t) = self.task.take() {
             self.shared.abort.store(true, Ordering::Relaxed);
@@ -291,15 +293,15 @@ impl Drop for Publisher {
     }
 }
 
-/// A [`Publisher`]'s byte stream as `AsyncWrite`: `poll_write` is pending
+/// An [`AsyncPublisher`]'s byte stream as `AsyncWrite`: `poll_write` is pending
 /// while the window is full; `poll_flush` sends what is buffered;
-/// `poll_shutdown` ends the stream (then [`PublisherStream::close`] waits
+/// `poll_shutdown` ends the stream (then [`AsyncPublisherStream::close`] waits
 /// for the receivers).
-pub struct PublisherStream {
-    publisher: Option<Publisher>,
+pub struct AsyncPublisherStream {
+    publisher: Option<AsyncPublisher>,
 }
 
-impl PublisherStream {
+impl AsyncPublisherStream {
     /// Ends the stream and waits for every receiver heard from to confirm it.
     pub async fn close(mut self) -> Result<PublisherReport, IoError> {
         self.publisher
@@ -313,12 +315,12 @@ impl PublisherStream {
     pub fn stats(&self) -> SenderStats {
         self.publisher
             .as_ref()
-            .map(Publisher::stats)
+            .map(AsyncPublisher::stats)
             .unwrap_or_default()
     }
 }
 
-impl AsyncWrite for PublisherStream {
+impl AsyncWrite for AsyncPublisherStream {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -382,9 +384,7 @@ impl SubShared {
 impl SubscriberBuilder {
     /// Joins the channel and starts the driver task on the current tokio
     /// runtime (see [`crate::io::pubsub::tokio`]).
-    pub fn open_async(mut self) -> Result<Subscriber, IoError> {
-        // The task decodes: no worker threads to hand blocks to.
-        self.config.decode_threads = 0;
+    pub fn open_async(self) -> Result<AsyncSubscriber, IoError> {
         let (sock, config, queue, core) = self.prepare()?;
         let (udp, fb) = sock
             .tokio_sockets()
@@ -396,19 +396,32 @@ impl SubscriberBuilder {
             taken: Notify::new(),
             stop: AtomicBool::new(false),
         });
+        // Blocks are solved on the decode workers, off the runtime's
+        // threads; each result wakes the task.
+        let pool = match config.decode_threads {
+            0 => None,
+            n => {
+                let s = Arc::clone(&shared);
+                let wake: crate::io::decode::Wake = Arc::new(move || s.taken.notify_one());
+                Some(
+                    crate::io::DecodePool::decoders(n, Some(wake))
+                        .map_err(sock_err("starting the decode workers"))?,
+                )
+            }
+        };
         let s = Arc::clone(&shared);
         let task = ::tokio::spawn(async move {
-            let r = drive_subscriber(sock, udp, fb, config, &s, queue, core).await;
+            let r = drive_subscriber(sock, udp, fb, config, &s, queue, core, pool).await;
             let mut st = lock(&s.state);
             st.done = true;
             if let Err(e) = &r {
-                st.error = Some(e.to_string());
+                st.error = Some(e.clone());
             }
             drop(st);
             s.wake_readers();
             r
         });
-        Ok(Subscriber {
+        Ok(AsyncSubscriber {
             shared,
             task: Some(task),
             stream: self.stream_state(),
@@ -425,6 +438,7 @@ async fn drive_subscriber(
     shared: &SubShared,
     queue: usize,
     mut core: SubCore,
+    mut pool: Option<crate::io::DecodePool>,
 ) -> Result<(), IoError> {
     use crate::io::{DATA, NACK, OBJECT_INFO, PROBE, packet_type, session_of};
     let mut rx = Receiver::new(config);
@@ -496,6 +510,16 @@ async fn drive_subscriber(
                 core.event(&mut rx, e, now);
             }
         }
+        if let Some(pool) = pool.as_mut() {
+            pool.submit_all(&mut rx);
+            while let Some(block) = pool.try_take() {
+                rx.handle_decoded(now, block);
+                while let Some(e) = rx.poll_event() {
+                    core.event(&mut rx, e, now);
+                }
+            }
+            pool.submit_all(&mut rx);
+        }
         let queued = {
             let mut st = lock(&shared.state);
             st.stats = (rx.stats().clone(), core.inbox.stats().clone());
@@ -531,13 +555,13 @@ async fn drive_subscriber(
 }
 
 /// A [`super::Subscriber`] as an async type: see the module documentation.
-pub struct Subscriber {
+pub struct AsyncSubscriber {
     shared: Arc<SubShared>,
     task: Option<JoinHandle<Result<(), IoError>>>,
     stream: super::StreamState,
 }
 
-impl Subscriber {
+impl AsyncSubscriber {
     fn take(&self) -> Result<Option<Event>, RecvError> {
         let mut st = lock(&self.shared.state);
         if let Some(d) = st.queue.pop_front() {
@@ -547,9 +571,7 @@ impl Subscriber {
             return Ok(Some(d));
         }
         if st.done {
-            return Err(RecvError::Stopped(
-                st.error.clone().unwrap_or_else(|| "stopped".into()),
-            ));
+            return Err(RecvError::Stopped(st.error.clone().map(Box::new)));
         }
         Ok(None)
     }
@@ -568,26 +590,38 @@ impl Subscriber {
     }
 
     /// The next message, in order per publisher; see
-    /// [`super::Subscriber::recv`].
+    /// [`super::Subscriber::recv`] (for a timeout, wrap it in
+    /// `tokio::time::timeout`).
     pub async fn recv(&self) -> Result<Message, RecvError> {
         loop {
-            match self.next_event().await? {
-                Event::Message(m) => return Ok(m),
-                Event::Gap { sender, from, to } => {
-                    return Err(RecvError::Gap {
-                        sender: sender.0,
-                        from: from.0,
-                        to: to.0,
-                    });
-                }
-                Event::Conflict { sender, object } => {
-                    return Err(RecvError::Conflict {
-                        sender: sender.0,
-                        object: object.0,
-                    });
-                }
-                Event::Stream { .. } | Event::End { .. } => {}
+            if let Some(item) = UntilEnd::item(self.next_event().await?) {
+                return item;
             }
+        }
+    }
+
+    /// The messages until the publishers end, as a `futures_core::Stream`
+    /// (`StreamExt::next` of futures or tokio-stream); the same items and
+    /// the same end as [`super::Subscriber::messages`].
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), groupcast::IoError> {
+    /// use std::future::poll_fn;
+    /// use std::pin::Pin;
+    /// use futures_core::Stream;
+    ///
+    /// let subscriber = groupcast::Subscriber::builder("news", "eth0").open_async()?;
+    /// let mut messages = subscriber.messages();
+    /// while let Some(m) = poll_fn(|cx| Pin::new(&mut messages).poll_next(cx)).await {
+    ///     println!("{} bytes", m?.data.len());
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn messages(&self) -> AsyncMessages<'_> {
+        AsyncMessages {
+            subscriber: self,
+            until: UntilEnd::default(),
         }
     }
 
@@ -599,8 +633,8 @@ impl Subscriber {
     /// This subscriber as an `AsyncRead` of a publisher's stream, chosen
     /// as [`super::Subscriber::into_stream`] chooses it: reads 0 at its end;
     /// a gap is an error.
-    pub fn into_stream(mut self) -> SubscriberStream {
-        SubscriberStream {
+    pub fn into_stream(mut self) -> AsyncSubscriberStream {
+        AsyncSubscriberStream {
             state: std::mem::take(&mut self.stream),
             subscriber: self,
             settle: None,
@@ -608,7 +642,7 @@ impl Subscriber {
     }
 }
 
-impl Drop for Subscriber {
+impl Drop for AsyncSubscriber {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
         self.shared.taken.notify_one();
@@ -618,22 +652,22 @@ impl Drop for Subscriber {
     }
 }
 
-/// A [`Subscriber`] reading one publisher's stream (`AsyncRead`).
-pub struct SubscriberStream {
-    subscriber: Subscriber,
+/// An [`AsyncSubscriber`] reading one publisher's stream (`AsyncRead`).
+pub struct AsyncSubscriberStream {
+    subscriber: AsyncSubscriber,
     state: super::StreamState,
     /// Wakes the reader when a taken end has settled.
     settle: Option<Pin<Box<::tokio::time::Sleep>>>,
 }
 
-impl SubscriberStream {
+impl AsyncSubscriberStream {
     /// The publisher whose stream this reads, once heard.
     pub fn sender(&self) -> Option<SessionId> {
         self.state.from
     }
 }
 
-impl AsyncRead for SubscriberStream {
+impl AsyncRead for AsyncSubscriberStream {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -671,10 +705,52 @@ impl AsyncRead for SubscriberStream {
     }
 }
 
+/// An [`AsyncSubscriber`]'s messages until its publishers end: see
+/// [`AsyncSubscriber::messages`].
+pub struct AsyncMessages<'a> {
+    subscriber: &'a AsyncSubscriber,
+    until: UntilEnd,
+}
+
+impl futures_core::Stream for AsyncMessages<'_> {
+    type Item = Result<Message, RecvError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        while !this.until.ended {
+            {
+                let mut wakers = lock(&this.subscriber.shared.wakers);
+                if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                    wakers.push(cx.waker().clone());
+                }
+            }
+            match this.subscriber.take() {
+                Ok(Some(e)) => {
+                    if let Some(item) = this.until.step(e) {
+                        return Poll::Ready(Some(item));
+                    }
+                }
+                Ok(None) => return Poll::Pending,
+                Err(e) => {
+                    this.until.ended = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+        }
+        Poll::Ready(None)
+    }
+}
+
+impl futures_core::FusedStream for AsyncMessages<'_> {
+    fn is_terminated(&self) -> bool {
+        self.until.ended
+    }
+}
+
 #[allow(dead_code)]
 fn _assert_send() {
     fn is_send<T: Send>() {}
-    is_send::<Publisher>();
-    is_send::<Subscriber>();
+    is_send::<AsyncPublisher>();
+    is_send::<AsyncSubscriber>();
     let _ = VecDeque::<Delivery>::new();
 }
