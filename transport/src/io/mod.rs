@@ -10,6 +10,7 @@
 
 pub mod decode;
 pub mod files;
+pub mod iface;
 pub mod manifest;
 pub mod pubsub;
 pub mod sink;
@@ -47,6 +48,9 @@ pub enum IoError {
     /// The operating system refused for lack of privilege.
     #[error("{0}: permission denied (multicast on this interface may need root or CAP_NET_RAW)")]
     Permission(String),
+    /// The interface cannot carry IPv6 multicast ([`iface::check`]).
+    #[error(transparent)]
+    Interface(#[from] iface::InterfaceError),
     /// Another socket operation failed.
     #[error("{context}: {source}")]
     Socket {
@@ -192,31 +196,10 @@ pub fn tune_allocator(role: AllocatorRole) {
     sys::tune_allocator(role)
 }
 
-/// Looks up an interface's index, and checks that it is up to IPv6 multicast.
+/// Looks up an interface's index, and checks that it can carry IPv6
+/// multicast ([`iface::check`], without a group).
 pub fn interface_index(name: &str) -> Result<u32, IoError> {
-    if name.is_empty() || name.contains('/') || name.contains("..") {
-        return Err(IoError::UnknownInterface(name.to_owned()));
-    }
-    let (index, flags) =
-        sys::interface_info(name).ok_or_else(|| IoError::UnknownInterface(name.to_owned()))?;
-    const IFF_UP: u32 = 0x1;
-    const IFF_MULTICAST: u32 = 0x1000;
-    const IFF_LOOPBACK: u32 = 0x8;
-    if flags & IFF_UP == 0 {
-        return Err(IoError::NoMulticast(name.to_owned(), "is down"));
-    }
-    if flags & (IFF_MULTICAST | IFF_LOOPBACK) == 0 {
-        return Err(IoError::NoMulticast(
-            name.to_owned(),
-            "does not support multicast",
-        ));
-    }
-    if std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6"))
-        .is_ok_and(|s| s.trim() == "1")
-    {
-        return Err(IoError::NoMulticast(name.to_owned(), "has IPv6 disabled"));
-    }
-    Ok(index)
+    Ok(iface::check(name, None)?)
 }
 
 /// Socket settings. Start from [`NetConfig::new`].
@@ -330,7 +313,7 @@ const MAX_SENDER_ADDRS: usize = 8;
 
 impl McastSocket {
     fn base(cfg: &NetConfig) -> Result<(Socket, u32), IoError> {
-        let ifindex = interface_index(&cfg.interface)?;
+        let ifindex = iface::check(&cfg.interface, Some(cfg.channel.group()))?;
         let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))
             .map_err(sock_err("creating an IPv6 UDP socket"))?;
         s.set_only_v6(true).map_err(sock_err("IPV6_V6ONLY"))?;
