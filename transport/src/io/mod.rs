@@ -39,12 +39,6 @@ use crate::wire::MAX_DATAGRAM;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum IoError {
-    /// No interface has this name.
-    #[error("no network interface named '{0}' (see `ip link`)")]
-    UnknownInterface(String),
-    /// The interface exists but cannot carry IPv6 multicast.
-    #[error("interface '{0}' {1}")]
-    NoMulticast(String, &'static str),
     /// The operating system refused for lack of privilege.
     #[error("{0}: permission denied (multicast on this interface may need root or CAP_NET_RAW)")]
     Permission(String),
@@ -96,8 +90,7 @@ pub enum IoError {
 impl Clone for IoError {
     fn clone(&self) -> Self {
         match self {
-            Self::UnknownInterface(i) => Self::UnknownInterface(i.clone()),
-            Self::NoMulticast(i, why) => Self::NoMulticast(i.clone(), why),
+            Self::Interface(e) => Self::Interface(e.clone()),
             Self::Permission(c) => Self::Permission(c.clone()),
             Self::Socket { context, source } => Self::Socket {
                 context: context.clone(),
