@@ -28,7 +28,7 @@ use std::collections::HashSet;
 use crate::codec::{check_block_data, copy_source_symbol};
 use crate::{BlockDecoder, BlockEncoder, BlockInfo, Codec, FecError, FecId, MAX_ESI, Oti, Push};
 
-/// The RaptorQ model. See the [module docs](self).
+/// The RaptorQ model: when a block decodes, from the symbols that arrived, as measured against the real code.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Model;
 

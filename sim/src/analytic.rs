@@ -1,10 +1,10 @@
-//! Analytic expected transmissions per packet, E[M], for R receivers behind
+//! Analytic expected transmissions per packet, E\[M\], for R receivers behind
 //! independent loss p (Nonnenmacher, Biersack and Towsley, "Parity-based loss
 //! recovery for reliable multicast transmission", SIGCOMM 1997): the values
 //! the simulator's runs are measured against.
 
 /// ARQ (retransmit each packet until every receiver has it):
-/// E[M] = Σ_{m≥0} [1 − (1 − p^m)^R].
+/// E\[M\] = Σ_{m≥0} [1 − (1 − p^m)^R].
 pub fn arq(receivers: u64, p: f64) -> f64 {
     let mut sum = 0.0;
     let mut pm: f64 = 1.0; // p^m
@@ -20,9 +20,9 @@ pub fn arq(receivers: u64, p: f64) -> f64 {
 }
 
 /// An ideal code with blocks of k packets, sending parity until every
-/// receiver holds k of them: E[M] = E[max over receivers of L] / k, where a
+/// receiver holds k of them: E\[M\] = E\[max over receivers of L\] / k, where a
 /// receiver's L (transmissions until it holds k) is negative binomial.
-/// E[max L] = Σ_{n≥0} [1 − P(L ≤ n)^R], with P(L ≤ n) = P(Bin(n, 1−p) ≥ k).
+/// E\[max L\] = Σ_{n≥0} [1 − P(L ≤ n)^R], with P(L ≤ n) = P(Bin(n, 1−p) ≥ k).
 pub fn ideal_fec(receivers: u64, p: f64, k: u32) -> f64 {
     if p <= 0.0 {
         return 1.0;

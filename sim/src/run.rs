@@ -218,7 +218,7 @@ impl SimReport {
             .unwrap_or(0)
     }
 
-    /// DATA packets sent per source symbol, until the last receiver completed: E[M].
+    /// DATA packets sent per source symbol, until the last receiver completed: E\[M\].
     pub fn transmissions_per_symbol(&self) -> f64 {
         if self.source_symbols == 0 {
             return 0.0;

@@ -9,7 +9,7 @@
 //! # One table per run; an array expands into one run per value, and several
 //! # arrays into every combination.
 //! [[run]]
-//! name = "E[M] against receivers"
+//! name = "E\[M\] against receivers"
 //! mode = ["nack", "hybrid"]
 //! receivers = [1, 10, 100, 1000]
 //! loss = 0.01

@@ -18,7 +18,7 @@ use groupcast_sim::analytic::{arq, ideal_fec};
 use groupcast_sim::{Burst, Scenario, SimReport, scenario};
 use plotters::prelude::*;
 
-/// Symbol size of every run: small, since E[M] does not depend on it and the
+/// Symbol size of every run: small, since E\[M\] does not depend on it and the
 /// simulator's cost grows with it.
 const T: usize = 64;
 const LOSSES: [f64; 4] = [0.01, 0.05, 0.10, 0.25];
@@ -459,7 +459,7 @@ fn tables(
     md
 }
 
-/// Below an E[M] table: each figure against the previous suite's, one line
+/// Below an E\[M\] table: each figure against the previous suite's, one line
 /// per group size.
 fn em_against_previous(
     md: &mut String,

@@ -169,7 +169,7 @@ pub struct FeedbackConfig {
     /// symbol and that expected loss rounded, since to a block of 7 one spare
     /// symbol is 14% more. Default 2. Each spare symbol saves NACK rounds
     /// (NACKs and latency) but costs bandwidth: at 1000 receivers and 1% loss
-    /// with k = 100, margins of 0, 1, 2 and 3 gave E[M] 1.058, 1.064, 1.071,
+    /// with k = 100, margins of 0, 1, 2 and 3 gave E\[M\] 1.058, 1.064, 1.071,
     /// 1.073 (ideal code: 1.056) and 8.7, 4.0, 2.7, 1.5 NACKs per block.
     pub repair_margin: u32,
     /// Hybrid mode: size each block's first-pass repair from the loss that

@@ -810,7 +810,7 @@ type Key = (SessionId, ObjectId);
 /// An object's FEC scheme and OTI, as its DATA carry them.
 type Coding = (FecId, Oti);
 
-/// A [`Known`] view of a receiver's object table (the fields, not the whole
+/// A `Known` view of a receiver's object table (the fields, not the whole
 /// receiver, are borrowed).
 /// The sans-IO receiver. See the [module docs](super) for the driver loop.
 ///

@@ -99,9 +99,9 @@ pub struct SenderConfig {
     /// Protect the first object (a file transfer's manifest, which receivers
     /// need before they take anything else) in every first pass or round: it
     /// gets ceil(K / 2) + 3 further fresh repair symbols (RaptorQ), its
-    /// OBJECT_INFO is repeated every [`LEAD_INFO_INTERVAL`] DATA packets, and
+    /// OBJECT_INFO is repeated every `LEAD_INFO_INTERVAL` (2) DATA packets, and
     /// amid later objects it comes round again every
-    /// [`LEAD_REPEAT_INTERVAL`] DATA packets, so that a receiver that lost it,
+    /// `LEAD_REPEAT_INTERVAL` (256) DATA packets, so that a receiver that lost it,
     /// or joined late, has it again without a round trip. Default false.
     pub lead_protection: bool,
     /// Nack and hybrid first pass: an object of one source symbol (a batch of
