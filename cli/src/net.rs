@@ -645,6 +645,9 @@ fn changed_list(list: &str) -> std::io::Result<PathBuf> {
 }
 
 /// This process's peak resident set (VmHWM), in bytes, or 0 if unknown.
+/// Not getrusage's `ru_maxrss`: Linux carries the high-water mark of the
+/// address space an exec replaced into it, so a `groupcast` started by a
+/// large process would report that process's peak.
 pub(crate) fn peak_rss_bytes() -> u64 {
     groupcast::io::process_status("VmHWM")
         .and_then(|v| v.trim_end_matches("kB").trim().parse::<u64>().ok())
