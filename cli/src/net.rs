@@ -647,3 +647,18 @@ pub fn decode_threads(args: &RecvArgs) -> usize {
         |n| n as usize,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_styles_and_spans() {
+        let bar = ProgressBar::hidden();
+        bar.set_style(bytes_style());
+        bar.set_style(ProgressStyle::with_template(SPINNER).unwrap());
+        assert_eq!(human_secs(83.52), "1m 23s 520ms");
+        assert_eq!(human_secs(0.25), "250ms");
+        assert_eq!(human_secs(f64::NAN), "0s");
+    }
+}
