@@ -109,7 +109,7 @@ pub fn format_size(bytes: u64) -> String {
     const UNITS: [(&str, u32); 4] = [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)];
     UNITS
         .iter()
-        .find(|(_, shift)| bytes >= 1 << shift && bytes % (1 << shift) == 0)
+        .find(|(_, shift)| bytes >= 1 << shift && bytes.trailing_zeros() >= *shift)
         .map_or_else(
             || format!("{bytes} bytes"),
             |(unit, shift)| format!("{} {unit}", bytes >> shift),
