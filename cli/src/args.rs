@@ -2,15 +2,17 @@
 //! module turns them into what the libraries take (`SimArgs::scenario`).
 
 use std::net::Ipv6Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use groupcast::FlowPolicy;
 use groupcast::io::files::TransferId;
+use groupcast::units::{format_size, parse_duration, parse_rate, parse_size};
 use groupcast_sim::Scenario;
 use groupcast_sim::scenario;
 use groupcast_sim::units::{
-    LossList, parse_burst, parse_change, parse_loss_list, parse_probability, parse_rate, parse_size,
+    LossList, parse_burst, parse_change, parse_loss_list, parse_probability,
 };
 
 /// Loss-recovery mode.
@@ -253,10 +255,11 @@ pub struct SendArgs {
     /// verified on its own and written at its offset; the transfer id depends on it
     /// (`groupcast id --part-size`). A power of two from 4KiB to 1GiB, so that each part is a
     /// subtree of the file's BLAKE3 tree: the file is hashed once, part by part.
-    #[arg(long, default_value = "64MiB", value_parser = parse_size, value_name = "SIZE")]
+    #[arg(long, default_value = "64MiB", value_parser = parse_part_size, value_name = "SIZE")]
     pub part_size: u64,
-    /// Channel name; its group address is ff1e:: followed by BLAKE3(name) (see `groupcast channel`).
-    #[arg(long)]
+    /// Channel name, 1 to 255 bytes; its group address is ff1e:: followed by BLAKE3(name) (see
+    /// `groupcast channel`).
+    #[arg(long, value_parser = parse_channel)]
     pub channel: String,
     /// Network interface to send on, e.g. eth0 (see `ip link`).
     #[arg(long)]
@@ -265,8 +268,8 @@ pub struct SendArgs {
     #[arg(long, default_value_t = groupcast::channel::DEFAULT_PORT)]
     pub port: u16,
     /// Sending rate in bits/s of UDP payload (e.g. 100M, 1G), or `max` for unpaced.
-    #[arg(long, default_value = "100M")]
-    pub rate: String,
+    #[arg(long, default_value = "100M", value_parser = parse_pace)]
+    pub rate: Pace,
     /// Multicast hop limit: the default crosses up to 7 multicast routers; 1 keeps the data on
     /// the link. PROBEs announce it, so receivers send their NACKs back only as far as the
     /// PROBEs really came, without a flag of their own.
@@ -274,7 +277,8 @@ pub struct SendArgs {
     pub hops: u32,
     /// Rounds of the carousel: the first sends source symbols plus --overhead repair, each
     /// later one --round-repair fresh repair symbols per block.
-    #[arg(long, default_value_t = 3, conflicts_with = "forever")]
+    #[arg(long, default_value_t = 3, conflicts_with = "forever",
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,
     /// Loop and repeat until interrupted (SIGINT or SIGTERM, after which the stats are still
     /// written), for receivers that join late.
@@ -288,10 +292,10 @@ pub struct SendArgs {
     pub mode: crate::args::Mode,
     /// First-round repair share per block (0.25 = 25% extra symbols) [default: 0.25 in carousel
     /// mode, 0 in hybrid mode, where repair is sent on request].
-    #[arg(long)]
+    #[arg(long, value_parser = parse_overhead)]
     pub overhead: Option<f64>,
     /// Repair share of each later round.
-    #[arg(long, default_value_t = 0.25)]
+    #[arg(long, default_value_t = 0.25, value_parser = parse_overhead)]
     pub round_repair: f64,
     /// Worker threads that build RaptorQ encoders ahead of the send loop (0 = build them on
     /// the sending thread). The packets sent are the same either way.
@@ -308,7 +312,8 @@ pub struct SendArgs {
     /// minimum MTU (1280) and so crosses any IPv6 path; 1452 fits a 1500-byte Ethernet path
     /// and carries 20% more data per packet. Every link on the way, routers' included, must
     /// carry it: IPv6 routers do not fragment.
-    #[arg(long, default_value_t = groupcast::wire::DEFAULT_MAX_DATAGRAM)]
+    #[arg(long, default_value_t = groupcast::wire::DEFAULT_MAX_DATAGRAM,
+          value_parser = parse_max_datagram)]
     pub max_datagram: usize,
     /// Hand each datagram to the kernel separately, without UDP segmentation offload (GSO).
     /// GSO changes nothing on the wire and turns itself off where the path cannot segment.
@@ -320,33 +325,35 @@ pub struct SendArgs {
     pub policy: FlowPolicy,
     /// Flow control (hybrid, nack): how many blocks the first pass may run ahead of the
     /// window edge the policy follows.
-    #[arg(long, default_value_t = 48, value_name = "BLOCKS")]
+    #[arg(long, default_value_t = 48, value_name = "BLOCKS",
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub flow_window: u32,
     /// Flow control (hybrid, nack): the same bound in bytes of blocks; the smaller applies (at
     /// least one block). The default keeps each receiver's blocks ahead of its edge near 52 MB
     /// at the default block size.
-    #[arg(long, default_value = "32MiB", value_parser = parse_size, value_name = "SIZE")]
+    #[arg(long, default_value = "32MiB", value_parser = parse_positive_size, value_name = "SIZE")]
     pub flow_window_bytes: u64,
     /// Hybrid, nack: receivers tracked at once; reports from more are dropped and counted.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = parse_count)]
     pub max_receivers: usize,
     /// Hybrid, nack: receivers tracked at once from one source address, so that one host
     /// reporting under made-up ids cannot fill --max-receivers and keep real receivers from
     /// being waited for. Raise it to run more receivers than this on one host.
-    #[arg(long, default_value_t = 64, value_name = "N")]
+    #[arg(long, default_value_t = 64, value_name = "N", value_parser = parse_count)]
     pub max_receivers_per_source: usize,
     /// Hybrid, nack: receivers tracked at once from one /64 (all link-local addresses are one
     /// /64), so that a host reporting from many addresses of the /64 it owns cannot fill
     /// --max-receivers. Raise it to run more receivers than this on one subnet.
-    #[arg(long, default_value_t = 2_500, value_name = "N")]
+    #[arg(long, default_value_t = 2_500, value_name = "N", value_parser = parse_count)]
     pub max_receivers_per_prefix: usize,
     /// Hybrid, nack: new receiver ids admitted per second from one /64, at most (with a burst
     /// of four seconds' worth); the others are admitted as the rate allows.
-    #[arg(long, default_value_t = 256, value_name = "N")]
+    #[arg(long, default_value_t = 256, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub new_receivers_per_prefix: u32,
     /// Hybrid, nack: NACK packets processed per second at most; the excess is dropped and
     /// counted.
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_nack_rate: u32,
     /// Hybrid, nack: do not finish before receivers from this many distinct /64s have reported
     /// (all of one link's link-local addresses are one /64), so that the sender can start before
@@ -354,24 +361,26 @@ pub struct SendArgs {
     /// can forge them.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub min_receivers: u32,
-    /// A receiver silent for this many seconds stops counting for flow control and completion.
-    #[arg(long, default_value_t = 5.0)]
-    pub receiver_timeout: f64,
-    /// A receiver that keeps reporting but makes no progress for this many seconds stops
-    /// holding back flow control and completion (a wedged receiver, or a forged one).
-    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
-    pub stall_timeout: f64,
+    /// A receiver silent this long (seconds, or a duration such as 500ms or 1m) stops counting
+    /// for flow control and completion.
+    #[arg(long, default_value = "5s", value_parser = parse_timeout, value_name = "DURATION")]
+    pub receiver_timeout: Duration,
+    /// A receiver that keeps reporting but makes no progress this long (seconds, or a duration
+    /// such as 2m) stops holding back flow control and completion (a wedged receiver, or a
+    /// forged one).
+    #[arg(long, default_value = "30s", value_parser = parse_timeout, value_name = "DURATION")]
+    pub stall_timeout: Duration,
     /// A receiver holding the sender back (a flow window behind, or unfinished after the first
     /// pass) must move its window at least this fast on average, bits/s of blocks, or it stalls
     /// too (so one that feigns progress, a step before each --stall-timeout, slows the sender to
     /// this at worst). 0: any step counts [default: --rate / 32, at most half the congestion
     /// floor; 1M with --rate max].
-    #[arg(long, value_name = "RATE")]
-    pub min_progress: Option<String>,
+    #[arg(long, value_name = "RATE", value_parser = parse_min_progress)]
+    pub min_progress: Option<u64>,
     /// During the first pass, repair may use at most this share of the sending rate (of the
     /// measured rate with --rate max), so forged NACKs cannot amplify traffic or starve the
     /// first pass; after it, repair may use the whole rate.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = parse_repair_share)]
     pub repair_share: f64,
     /// Hybrid: no proactive repair sized from the receivers' loss reports; the first pass
     /// carries only --overhead, and NACKs ask for the rest.
@@ -380,16 +389,17 @@ pub struct SendArgs {
     /// Congestion control (hybrid, nack, with a --rate): a receiver reporting more loss than
     /// this share cuts the rate by 1/8, at most once per round-trip time; loss-free reports add
     /// back 1/50 of --rate per round trip (AIMD). 0 turns it off.
-    #[arg(long, default_value_t = 0.3, value_name = "SHARE")]
+    #[arg(long, default_value_t = 0.3, value_name = "SHARE", value_parser = parse_probability)]
     pub congestion_loss: f64,
     /// The floor congestion control never goes below, bits/s [default: --rate / 16].
-    #[arg(long)]
-    pub min_rate: Option<String>,
-    /// Stop after this many seconds, finished or not (the stats are still written).
-    #[arg(long)]
-    pub timeout: Option<f64>,
-    /// Write one JSON object of statistics to this file at the end.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_rate)]
+    pub min_rate: Option<u64>,
+    /// Stop after this long (seconds, or a duration such as 30s, 5m or 1h), finished or not
+    /// (the stats are still written).
+    #[arg(long, value_parser = parse_timeout, value_name = "DURATION")]
+    pub timeout: Option<Duration>,
+    /// Write one JSON object of statistics to this file at the end (its directory must exist).
+    #[arg(long, value_parser = parse_new_file, value_name = "FILE")]
     pub stats_json: Option<PathBuf>,
 }
 
@@ -409,11 +419,184 @@ fn parse_policy(s: &str) -> Result<FlowPolicy, String> {
     }
 }
 
+/// The longest channel name accepted, in bytes. Any name maps to a group
+/// (BLAKE3 of it), so the bound is for people: a name is typed, logged and
+/// shown, and one longer than this is a mistake (a path or a file pasted).
+pub const MAX_CHANNEL_NAME: usize = 255;
+
+/// `--channel`: 1 to [`MAX_CHANNEL_NAME`] bytes.
+pub fn parse_channel(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        Err("a channel name needs at least one character".into())
+    } else if s.len() > MAX_CHANNEL_NAME {
+        Err(format!(
+            "a channel name is at most {MAX_CHANNEL_NAME} bytes; this one has {}",
+            s.len()
+        ))
+    } else {
+        Ok(s.to_owned())
+    }
+}
+
+/// `send --rate`: paced at a rate, or unpaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// As fast as the socket takes packets.
+    Max,
+    /// This many bits per second of UDP payload.
+    Bits(u64),
+}
+
+impl Pace {
+    /// Bytes per second, `None` for unpaced.
+    pub fn bytes_per_s(self) -> Option<u64> {
+        match self {
+            Pace::Max => None,
+            Pace::Bits(b) => Some((b / 8).max(1)),
+        }
+    }
+}
+
+fn parse_pace(s: &str) -> Result<Pace, String> {
+    if s.trim() == "max" {
+        Ok(Pace::Max)
+    } else {
+        parse_rate(s)
+            .map(Pace::Bits)
+            .map_err(|e| format!("{e}, or max for unpaced"))
+    }
+}
+
+/// `--min-progress` in bytes per second; 0: any step counts.
+fn parse_min_progress(s: &str) -> Result<u64, String> {
+    if s.trim() == "0" {
+        Ok(0)
+    } else {
+        parse_rate(s)
+            .map(|b| (b / 8).max(1))
+            .map_err(|e| format!("{e}, or 0 for any step"))
+    }
+}
+
+/// A timeout: above zero, in seconds or with units ([`parse_duration`]).
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err("a timeout must be above 0".into());
+    }
+    Ok(d)
+}
+
+/// A size of at least one byte.
+fn parse_positive_size(s: &str) -> Result<u64, String> {
+    match parse_size(s)? {
+        0 => Err("must be at least 1 byte".into()),
+        n => Ok(n),
+    }
+}
+
+/// `--part-size`: a power of two in the range the transfer takes.
+pub fn parse_part_size(s: &str) -> Result<u64, String> {
+    let n = parse_size(s)?;
+    let range = groupcast::io::files::PART_SIZE_RANGE;
+    if !range.contains(&n) {
+        return Err(format!(
+            "a part size must lie between {} and {}",
+            format_size(*range.start()),
+            format_size(*range.end())
+        ));
+    }
+    if !n.is_power_of_two() {
+        return Err(format!(
+            "{} is not a power of two: try {} or {}",
+            format_size(n),
+            format_size(n.next_power_of_two() / 2),
+            format_size(n.next_power_of_two())
+        ));
+    }
+    Ok(n)
+}
+
+/// A count of at least one.
+fn parse_count(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("not a count: {e}")),
+    }
+}
+
+/// `--overhead`, `--round-repair`: a repair share the sender takes.
+fn parse_overhead(s: &str) -> Result<f64, String> {
+    let most = groupcast::MAX_REPAIR_OVERHEAD;
+    match s.trim().parse::<f64>() {
+        Ok(v) if (0.0..=most).contains(&v) => Ok(v),
+        Ok(_) => Err(format!("must lie between 0 and {most}")),
+        Err(_) => Err("not a number (0.25 for 25% extra symbols)".into()),
+    }
+}
+
+/// `--repair-share`: above 0, at most the sender's bound.
+fn parse_repair_share(s: &str) -> Result<f64, String> {
+    let most = groupcast::MAX_REPAIR_SHARE;
+    match s.trim().parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= most => Ok(v),
+        Ok(_) => Err(format!("must lie above 0 and at most {most}")),
+        Err(_) => Err("not a number (0.5 for half the rate)".into()),
+    }
+}
+
+/// `--max-datagram`: in the range the core accepts.
+fn parse_max_datagram(s: &str) -> Result<usize, String> {
+    let least = groupcast::wire::DATA_OVERHEAD + groupcast::wire::SYMBOL_ALIGNMENT as usize;
+    let most = groupcast::wire::MAX_DATAGRAM;
+    match s.trim().parse::<usize>() {
+        Ok(n) if (least..=most).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "must be a number of bytes in {least}..={most} (1232 fits any IPv6 path, 1452 a \
+             1500-byte one)"
+        )),
+    }
+}
+
+/// `recv --output`: an existing directory.
+fn parse_output_dir(s: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(s);
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_dir() => Ok(path),
+        Ok(_) => Err("this is a file, not a directory: give the directory to receive into".into()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err("no such directory: create it first (mkdir -p)".into())
+        }
+        Err(e) => Err(format!("cannot use it as the output directory: {e}")),
+    }
+}
+
+/// `--stats-json`: a file that can be created or replaced, in a directory
+/// that exists.
+fn parse_new_file(s: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(s);
+    if path.is_dir() {
+        return Err("this is a directory: give a file name".into());
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(format!(
+            "directory {} does not exist: create it first",
+            parent.display()
+        ));
+    }
+    Ok(path)
+}
+
 /// Flags of `groupcast chat`.
 #[derive(Debug, Clone, Args)]
 pub struct ChatArgs {
-    /// Channel name: everyone on the same channel and interface chats together.
-    #[arg(long)]
+    /// Channel name, 1 to 255 bytes: everyone on the same channel and interface chats together.
+    #[arg(long, value_parser = parse_channel)]
     pub channel: String,
     /// Network interface to chat on, e.g. eth0 (see `ip link`).
     #[arg(long)]
@@ -433,14 +616,14 @@ pub struct ChatArgs {
 /// Flags of `groupcast recv`.
 #[derive(Debug, Clone, Args)]
 pub struct RecvArgs {
-    /// Channel name.
-    #[arg(long)]
+    /// Channel name, 1 to 255 bytes.
+    #[arg(long, value_parser = parse_channel)]
     pub channel: String,
     /// Network interface to join the channel on.
     #[arg(long)]
     pub interface: String,
     /// Directory to write the received files into (must exist).
-    #[arg(long, required_unless_present = "stream")]
+    #[arg(long, required_unless_present = "stream", value_parser = parse_output_dir, value_name = "DIR")]
     pub output: Option<PathBuf>,
     /// Receive a `send --stream` instead of files: the stream of the session --from names, or
     /// else the first stream heard from its first byte, is written to standard output, in order
@@ -490,29 +673,29 @@ pub struct RecvArgs {
     /// is reported, not fatal.
     #[arg(long, value_name = "CMD")]
     pub exec: Option<String>,
-    /// Drop a transfer whose sender makes no progress for this many seconds (no new block, no
-    /// file verified), placing none of its files: plain recv exits non-zero, --follow waits for
-    /// the next transfer and ignores that session from then on.
-    #[arg(long, value_name = "SECS",
-          default_value_t = groupcast::io::files::DEFAULT_IDLE_TIMEOUT.as_secs_f64())]
-    pub idle_timeout: f64,
+    /// Drop a transfer whose sender makes no progress this long (seconds, or a duration such
+    /// as 30s or 5m: no new block, no file verified), placing none of its files: plain recv
+    /// exits non-zero, --follow waits for the next transfer and ignores that session from then
+    /// on.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_timeout)]
+    pub idle_timeout: Duration,
     /// Apply the manifest's permission bits as they are (without it, they are masked by the
     /// umask and never world-writable).
     #[arg(long)]
     pub keep_modes: bool,
-    /// Give up after this many seconds (exit non-zero; a transfer is placed only whole, so
-    /// none of its files is placed).
-    #[arg(long)]
-    pub timeout: Option<f64>,
+    /// Give up after this long (seconds, or a duration such as 30s, 5m or 1h; exit non-zero: a
+    /// transfer is placed only whole, so none of its files is placed).
+    #[arg(long, value_parser = parse_timeout, value_name = "DURATION")]
+    pub timeout: Option<Duration>,
     /// Largest object accepted (a file, or the manifest), e.g. 4GiB; larger claims are refused
     /// before anything is allocated.
     #[arg(long, default_value = "4GiB", value_parser = parse_size)]
     pub max_object_size: u64,
     /// Objects decoded at once, over all sessions.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = parse_count)]
     pub max_objects: usize,
     /// Blocks being decoded at once; bounds memory (see docs/protocol.md §8.2).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = parse_count)]
     pub max_blocks_in_flight: usize,
     /// Worker threads that solve RaptorQ blocks, so that the receiving thread keeps draining
     /// the socket meanwhile (0 = decode on the receiving thread) [default: the available
@@ -531,8 +714,8 @@ pub struct RecvArgs {
     /// suppression among receivers then).
     #[arg(long)]
     pub nack_unicast: bool,
-    /// Write one JSON object of statistics to this file at the end.
-    #[arg(long)]
+    /// Write one JSON object of statistics to this file at the end (its directory must exist).
+    #[arg(long, value_parser = parse_new_file, value_name = "FILE")]
     pub stats_json: Option<PathBuf>,
 }
 
@@ -597,5 +780,66 @@ mod tests {
     fn flag_defaults_are_the_scenario_defaults() {
         let sim = Sim::try_parse_from(["sim"]).unwrap();
         assert_eq!(sim.args.scenario(), Scenario::default());
+    }
+
+    #[derive(Parser)]
+    struct Send {
+        #[command(flatten)]
+        args: SendArgs,
+    }
+
+    #[derive(Parser)]
+    struct Recv {
+        #[command(flatten)]
+        args: RecvArgs,
+    }
+
+    /// The duration flags' defaults are the library's.
+    #[test]
+    fn duration_defaults_are_the_library_defaults() {
+        let send = Send::try_parse_from(["send", "f", "--channel", "c", "--interface", "i"])
+            .unwrap()
+            .args;
+        let feedback = groupcast::FeedbackConfig::default();
+        assert_eq!(send.receiver_timeout, feedback.receiver_timeout);
+        assert_eq!(send.stall_timeout, feedback.stall_timeout);
+        assert_eq!(send.rate, Pace::Bits(100_000_000));
+        let dir = std::env::temp_dir();
+        let recv = Recv::try_parse_from([
+            "recv",
+            "--channel",
+            "c",
+            "--interface",
+            "i",
+            "--output",
+            dir.to_str().unwrap(),
+        ])
+        .unwrap()
+        .args;
+        assert_eq!(
+            recv.idle_timeout,
+            groupcast::io::files::DEFAULT_IDLE_TIMEOUT
+        );
+    }
+
+    #[test]
+    fn paces_and_timeouts() {
+        assert_eq!(parse_pace("max"), Ok(Pace::Max));
+        assert_eq!(parse_pace("1G"), Ok(Pace::Bits(1_000_000_000)));
+        assert_eq!(Pace::Bits(100_000_000).bytes_per_s(), Some(12_500_000));
+        assert_eq!(parse_min_progress("0"), Ok(0));
+        assert_eq!(parse_min_progress("8M"), Ok(1_000_000));
+        assert_eq!(parse_timeout("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_timeout("0").is_err());
+        assert_eq!(parse_part_size("64MiB"), Ok(64 << 20));
+        assert!(
+            parse_part_size("2GiB")
+                .unwrap_err()
+                .contains("between 4 KiB and 1 GiB")
+        );
+        assert_eq!(
+            parse_channel(&"a".repeat(MAX_CHANNEL_NAME)).map(|c| c.len()),
+            Ok(255)
+        );
     }
 }

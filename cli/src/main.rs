@@ -76,7 +76,7 @@ enum Command {
         /// The file or directory.
         path: std::path::PathBuf,
         /// The part size the sender uses (`send --part-size`).
-        #[arg(long, default_value = "64MiB", value_parser = groupcast_sim::units::parse_size, value_name = "SIZE")]
+        #[arg(long, default_value = "64MiB", value_parser = args::parse_part_size, value_name = "SIZE")]
         part_size: u64,
     },
     /// Print the IPv6 multicast group of a channel name.
@@ -84,7 +84,9 @@ enum Command {
     /// The group is ff1e::/16 followed by the first 14 bytes of BLAKE3(NAME), the address
     /// Librecast derives for the same name.
     Channel {
-        /// The channel's name. With --verbose (-v), the feedback side channel and the port too.
+        /// The channel's name, 1 to 255 bytes. With --verbose (-v), the feedback side channel
+        /// and the port too.
+        #[arg(value_parser = args::parse_channel)]
         name: String,
     },
 }

@@ -7,9 +7,7 @@ use std::time::Duration;
 use groupcast::io::NetConfig;
 use groupcast::io::files::{SinkConfig, receive_into, send_path};
 use groupcast::{Channel, FeedbackConfig, ReceiverConfig, Rounds, SenderConfig, SessionId};
-use indicatif::{ProgressBar, ProgressStyle};
-
-use groupcast_sim::units::parse_rate;
+use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 
 use crate::args::{RecvArgs, SendArgs};
 
@@ -19,35 +17,31 @@ pub(crate) fn bar(template: &str) -> ProgressBar {
     bar
 }
 
+/// A span of seconds for people, to the millisecond ("1m 23s 520ms").
+pub(crate) fn human_secs(secs: f64) -> String {
+    let d = Duration::try_from_secs_f64(secs).unwrap_or_default();
+    humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
+}
+
+/// What a progress bar shows while its total is unknown: a spinner.
+pub(crate) const SPINNER: &str = "{spinner} {msg} [{elapsed}]";
+
+/// What a progress bar shows once its total (bytes) is known: the share
+/// done, the throughput and the time left.
+pub(crate) fn bytes_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{bar:24} {percent:>3}% {binary_bytes}/{binary_total_bytes} · {binary_bytes_per_sec} · \
+         ETA {eta} · {msg}",
+    )
+    .expect("valid template")
+}
+
 pub(crate) fn write_json(path: &Option<PathBuf>, value: serde_json::Value) -> Result<(), String> {
     if let Some(p) = path {
         std::fs::write(p, format!("{value}\n"))
             .map_err(|e| format!("writing --stats-json {}: {e}", p.display()))?;
     }
     Ok(())
-}
-
-/// `--min-progress` in bytes per second: `None` for the core's default,
-/// `Some(0)` for "any step counts".
-pub(crate) fn min_progress(args: &SendArgs) -> Result<Option<u64>, String> {
-    Ok(match args.min_progress.as_deref().map(str::trim) {
-        None => None,
-        Some("0") => Some(0),
-        Some(r) => Some((parse_rate(r).map_err(|e| format!("--min-progress: {e}"))? / 8).max(1)),
-    })
-}
-
-/// Checks `--max-datagram` against the range the core accepts, naming the flag.
-pub(crate) fn check_max_datagram(n: usize) -> Result<usize, String> {
-    let least = groupcast::wire::DATA_OVERHEAD + groupcast::wire::SYMBOL_ALIGNMENT as usize;
-    let most = groupcast::wire::MAX_DATAGRAM;
-    if (least..=most).contains(&n) {
-        Ok(n)
-    } else {
-        Err(format!(
-            "--max-datagram {n} is outside {least}..={most} (1232 fits any IPv6 path, 1452 a 1500-byte one)"
-        ))
-    }
 }
 
 /// Set by SIGINT or SIGTERM: stop sending, then report as usual.
@@ -62,55 +56,25 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
     if args.stream {
         return crate::stream::send(args, &INTERRUPTED);
     }
-    let rate = match args.rate.as_str() {
-        "max" => None,
-        r => Some((parse_rate(r)? / 8).max(1)),
-    };
+    // The interface, before the files are hashed: a mistyped one is the error.
+    groupcast::io::interface_index(&args.interface).map_err(|e| e.to_string())?;
+    // The flags' values were checked by their parsers (args.rs), in the
+    // core's ranges (SenderConfig::validate), so that errors name the flag.
+    let rate = args.rate.bytes_per_s();
     let mode = args.mode.core();
     let overhead = args.overhead.unwrap_or(mode.default_repair_overhead());
-    // The core's ranges (SenderConfig::validate), checked here to name the flag.
-    let most = groupcast::MAX_REPAIR_OVERHEAD;
-    if !(0.0..=most).contains(&overhead) || !(0.0..=most).contains(&args.round_repair) {
-        return Err(format!(
-            "--overhead and --round-repair must lie between 0 and {most}"
-        ));
-    }
-    let most = groupcast::MAX_REPAIR_SHARE;
-    if !(args.repair_share > 0.0 && args.repair_share <= most) {
-        return Err(format!(
-            "--repair-share must lie above 0 and at most {most}"
-        ));
-    }
-    if !(args.receiver_timeout > 0.0 && args.receiver_timeout < 1e6) {
-        return Err("--receiver-timeout must be a positive number of seconds".into());
-    }
-    if !(args.stall_timeout > 0.0 && args.stall_timeout < 1e6) {
-        return Err("--stall-timeout must be a positive number of seconds".into());
-    }
-    if !(0.0..1.0).contains(&args.congestion_loss) {
-        return Err("--congestion-loss must lie in 0 (off) up to below 1".into());
-    }
-    let floor = match &args.min_rate {
-        Some(r) => Some((parse_rate(r)? / 8).max(1)),
+    let floor = match args.min_rate {
+        Some(r) => Some((r / 8).max(1)),
         None => rate.map(groupcast::Aimd::default_floor),
     };
-    let min_progress = min_progress(args)?;
+    let min_progress = args.min_progress;
     let aimd = match (rate, floor) {
         (Some(r), Some(floor)) if args.congestion_loss > 0.0 => {
             Some(groupcast::Aimd::for_rate(r, args.congestion_loss, floor))
         }
         _ => None,
     };
-    let deadline = match args.timeout {
-        Some(t) if !(t > 0.0 && t < 1e9) => {
-            return Err("--timeout must be a positive number of seconds".into());
-        }
-        Some(t) => Some(std::time::Instant::now() + Duration::from_secs_f64(t)),
-        None => None,
-    };
-    if args.rounds == 0 {
-        return Err("--rounds must be at least 1".into());
-    }
+    let deadline = args.timeout.map(|t| std::time::Instant::now() + t);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
@@ -128,16 +92,16 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
         mode,
         feedback: FeedbackConfig {
             policy: args.policy,
-            flow_window: args.flow_window.max(1),
-            flow_window_bytes: args.flow_window_bytes.max(1),
+            flow_window: args.flow_window,
+            flow_window_bytes: args.flow_window_bytes,
             min_receivers: args.min_receivers,
-            max_receivers: args.max_receivers.max(1),
-            max_receivers_per_source: args.max_receivers_per_source.max(1),
-            max_receivers_per_prefix: args.max_receivers_per_prefix.max(1),
-            new_receivers_per_prefix: args.new_receivers_per_prefix.max(1),
-            max_nack_rate: args.max_nack_rate.max(1),
-            receiver_timeout: Duration::from_secs_f64(args.receiver_timeout),
-            stall_timeout: Duration::from_secs_f64(args.stall_timeout),
+            max_receivers: args.max_receivers,
+            max_receivers_per_source: args.max_receivers_per_source,
+            max_receivers_per_prefix: args.max_receivers_per_prefix,
+            new_receivers_per_prefix: args.new_receivers_per_prefix,
+            max_nack_rate: args.max_nack_rate,
+            receiver_timeout: args.receiver_timeout,
+            stall_timeout: args.stall_timeout,
             min_progress,
             repair_share: args.repair_share,
             proactive: !args.no_proactive,
@@ -146,7 +110,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
         },
         encoder_threads: args.encoder_threads.min(64),
         wait_for_encoders: true,
-        max_datagram: check_max_datagram(args.max_datagram)?,
+        max_datagram: args.max_datagram,
         ..SenderConfig::default()
     };
     let mut net = NetConfig::new(
@@ -170,42 +134,56 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
         }
         net.source = Some(src);
     }
-    let pb = bar("{spinner} {msg} [{elapsed}]");
+    let path = args
+        .path
+        .as_deref()
+        .expect("clap requires it without --stream");
+    // The bar counts the first pass over the files' bytes (source symbols
+    // sent, the manifest's included): the total the sender knows. Repair
+    // after it has no total known in advance.
+    let total: u64 = groupcast::io::files::collect(path)
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|s| s.size)
+        .sum();
+    let symbol = u64::from(config.effective_symbol_size());
+    let pb = bar(SPINNER);
     crate::log::show(&pb);
     let (stats, report) = send_path(
         &net,
         config,
-        args.path
-            .as_deref()
-            .expect("clap requires it without --stream"),
+        path,
         args.part_size,
         |id| {
-            eprintln!("transfer id {id} (receivers can pin it: recv --expect {id})");
+            pb.suspend(|| {
+                eprintln!("transfer id {id} (receivers can pin it: recv --expect {id})");
+            });
+            pb.set_style(bytes_style());
+            pb.set_length(total);
+            pb.reset_eta();
         },
         |s| {
+            pb.set_position((s.source_symbols_sent * symbol).min(total));
             if mode.has_feedback() {
                 pb.set_message(format!(
-                    "{} · {} packets · {:.1} MB sent · {} receivers · {} NACKs · GRTT {:.1} ms",
+                    "{} · {} sent · {} receivers · {} NACKs · GRTT {:.1} ms",
                     if s.rounds_completed > 0 {
                         "repairing"
                     } else {
                         "first pass"
                     },
-                    s.packets_sent,
-                    s.bytes_sent as f64 / 1e6,
+                    HumanBytes(s.bytes_sent),
                     s.receivers_tracked,
                     s.nacks_received,
                     s.grtt_us as f64 / 1e3,
                 ));
             } else {
                 pb.set_message(format!(
-                    "round {} · {} packets · {:.1} MB sent",
+                    "round {} · {} sent",
                     s.rounds_completed + 1,
-                    s.packets_sent,
-                    s.bytes_sent as f64 / 1e6
+                    HumanBytes(s.bytes_sent)
                 ));
             }
-            pb.tick();
         },
         |_| {
             INTERRUPTED.load(Ordering::Relaxed)
@@ -258,12 +236,12 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
         }
     }
     eprintln!(
-        "sent {} file(s), {} bytes, in {} packets ({} bytes) over {:.2} s{}",
+        "sent {} file(s), {}, in {} packets ({}) over {}{}",
         report.files,
-        report.file_bytes,
+        HumanBytes(report.file_bytes),
         stats.packets_sent,
-        stats.bytes_sent,
-        report.duration_s,
+        HumanBytes(stats.bytes_sent),
+        human_secs(report.duration_s),
         if INTERRUPTED.load(Ordering::Relaxed) {
             " (interrupted)"
         } else {
@@ -346,30 +324,15 @@ pub fn recv(args: &RecvArgs) -> Result<(), String> {
     if args.stream {
         return crate::stream::recv(args, &INTERRUPTED);
     }
-    let output = args
-        .output
-        .as_deref()
-        .expect("clap requires it without --stream");
-    if !output.is_dir() {
-        return Err(format!("--output {} is not a directory", output.display()));
-    }
-    let timeout = match args.timeout {
-        Some(t) if !(t > 0.0 && t < 1e9) => {
-            return Err("--timeout must be a positive number of seconds".into());
-        }
-        Some(t) => Some(Duration::from_secs_f64(t)),
-        None => None,
-    };
-    if !(args.idle_timeout > 0.0 && args.idle_timeout < 1e9) {
-        return Err("--idle-timeout must be a positive number of seconds".into());
-    }
+    // --output, --timeout and --idle-timeout were checked by their parsers.
+    let timeout = args.timeout;
     let mut net = NetConfig::new(
         Channel::new(&args.channel).with_port(args.port),
         &args.interface,
     );
     net.source = args.source;
-    let pb = bar("{spinner} {msg} [{elapsed}]");
-    crate::log::show(&pb);
+    // The interface, before the warnings: a mistyped one is the error.
+    groupcast::io::interface_index(&args.interface).map_err(|e| e.to_string())?;
     net.feedback = !args.no_feedback;
     net.feedback_hops = args.hops;
     let nanos = std::time::SystemTime::now()
@@ -387,6 +350,8 @@ until signed channels, use it only on a group that only the sender reaches (see 
 sender; pin the transfer with the id `groupcast id PATH` prints"
         );
     }
+    let pb = bar(SPINNER);
+    crate::log::show(&pb);
     let mut seen = Vec::new();
     loop {
         let (session, outcome) = recv_one(args, &net, &pb, timeout, nanos, &seen);
@@ -444,7 +409,7 @@ fn recv_transfer(
         expect: args.expect,
         max_file_size: args.max_object_size,
         check_space: true,
-        idle_timeout: Some(Duration::from_secs_f64(args.idle_timeout)),
+        idle_timeout: Some(args.idle_timeout),
         ..SinkConfig::default()
     };
     let receiver_config = ReceiverConfig {
@@ -452,14 +417,18 @@ fn recv_transfer(
         feedback: !args.no_feedback,
         nack_unicast: args.nack_unicast,
         max_object_size: args.max_object_size,
-        max_objects: args.max_objects.max(1),
-        max_blocks_in_flight: args.max_blocks_in_flight.max(1),
+        max_objects: args.max_objects,
+        max_blocks_in_flight: args.max_blocks_in_flight,
         decode_threads: decode_threads(args),
         ripen: true,
         refused_sessions: seen.to_vec(),
         ..ReceiverConfig::default()
     };
     let stop = || INTERRUPTED.load(Ordering::Relaxed);
+    // A spinner until a manifest is bound, then a bar over its files' bytes.
+    pb.set_style(ProgressStyle::with_template(SPINNER).expect("valid template"));
+    pb.set_position(0);
+    let mut bound = None;
     let result = receive_into(
         net,
         receiver_config,
@@ -469,18 +438,27 @@ fn recv_transfer(
         stop,
         |r, sink| {
             let s = r.stats();
-            pb.set_message(format!(
-                "{} of {} files verified · {} packets · {:.1} MB written",
-                sink.verified(),
-                if sink.bound().is_some() {
-                    sink.files().to_string()
-                } else {
-                    "?".to_string()
-                },
-                s.packets_received,
-                sink.bytes_written as f64 / 1e6
-            ));
-            pb.tick();
+            if sink.bound().is_some() && bound != sink.bound() {
+                bound = sink.bound();
+                pb.set_style(bytes_style());
+                pb.set_length(sink.entries().map(|e| e.size).sum());
+                pb.reset_eta();
+            }
+            if bound.is_some() {
+                pb.set_position(sink.bytes_written);
+                pb.set_message(format!(
+                    "{} of {} files verified · {} received",
+                    sink.verified(),
+                    sink.files(),
+                    HumanBytes(s.bytes_received)
+                ));
+            } else {
+                pb.set_message(format!(
+                    "waiting for a manifest · {} packets",
+                    s.packets_received
+                ));
+                pb.tick();
+            }
         },
     );
     if !args.follow {
@@ -493,10 +471,10 @@ fn recv_transfer(
     }
     if outcome.is_ok() {
         eprintln!(
-            "received {} file(s), {} bytes, verified, in {:.2} s{}",
+            "received {} file(s), {}, verified, in {}{}",
             report.files,
-            report.file_bytes,
-            report.duration_s,
+            HumanBytes(report.file_bytes),
+            human_secs(report.duration_s),
             if report.files_kept > 0 {
                 format!(" ({} identical already, kept)", report.files_kept)
             } else {
@@ -505,8 +483,9 @@ fn recv_transfer(
         );
         if report.parts_resumed > 0 {
             eprintln!(
-                "resumed {} part(s), {} bytes, verified from an earlier run: not received again",
-                report.parts_resumed, report.bytes_resumed
+                "resumed {} part(s), {}, verified from an earlier run: not received again",
+                report.parts_resumed,
+                HumanBytes(report.bytes_resumed)
             );
         }
         // (Under --follow, a transfer that changed nothing runs no command.)
@@ -645,6 +624,9 @@ fn changed_list(list: &str) -> std::io::Result<PathBuf> {
 }
 
 /// This process's peak resident set (VmHWM), in bytes, or 0 if unknown.
+/// Not getrusage's `ru_maxrss`: Linux carries the high-water mark of the
+/// address space an exec replaced into it, so a `groupcast` started by a
+/// large process would report that process's peak.
 pub(crate) fn peak_rss_bytes() -> u64 {
     groupcast::io::process_status("VmHWM")
         .and_then(|v| v.trim_end_matches("kB").trim().parse::<u64>().ok())
@@ -664,4 +646,19 @@ pub fn decode_threads(args: &RecvArgs) -> usize {
         || std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
         |n| n as usize,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_styles_and_spans() {
+        let bar = ProgressBar::hidden();
+        bar.set_style(bytes_style());
+        bar.set_style(ProgressStyle::with_template(SPINNER).unwrap());
+        assert_eq!(human_secs(83.52), "1m 23s 520ms");
+        assert_eq!(human_secs(0.25), "250ms");
+        assert_eq!(human_secs(f64::NAN), "0s");
+    }
 }

@@ -7,20 +7,10 @@ use std::time::{Duration, Instant};
 
 use groupcast::io::pubsub::{Endpoint, Publisher, Subscriber};
 
-use groupcast_sim::units::parse_rate;
-
 use crate::args::{ChatArgs, RecvArgs, SendArgs};
-use crate::net::{bar, peak_rss_bytes, write_json};
+use indicatif::HumanBytes;
 
-fn positive_secs(t: Option<f64>, flag: &str) -> Result<Option<Duration>, String> {
-    match t {
-        Some(t) if !(t > 0.0 && t < 1e9) => {
-            Err(format!("{flag} must be a positive number of seconds"))
-        }
-        Some(t) => Ok(Some(Duration::from_secs_f64(t))),
-        None => Ok(None),
-    }
-}
+use crate::net::{SPINNER, bar, human_secs, peak_rss_bytes, write_json};
 
 /// `groupcast send --stream`: standard input to the channel.
 pub fn send(args: &SendArgs, interrupted: &AtomicBool) -> Result<(), String> {
@@ -32,7 +22,7 @@ pub fn send(args: &SendArgs, interrupted: &AtomicBool) -> Result<(), String> {
                 .into(),
         );
     }
-    let timeout = positive_secs(args.timeout, "--timeout")?;
+    let timeout = args.timeout;
     let mut b = Publisher::builder(&args.channel, &args.interface)
         .port(args.port)
         .mode(mode)
@@ -41,23 +31,21 @@ pub fn send(args: &SendArgs, interrupted: &AtomicBool) -> Result<(), String> {
         .multicast_loop(!args.no_loop)
         .close_timeout(timeout.unwrap_or(Duration::from_secs(3600)))
         .expect_receivers(args.expect_receivers);
-    if args.rate != "max" {
-        b = b.rate_bits(parse_rate(&args.rate)?.max(8));
-    }
-    let min_progress = crate::net::min_progress(args)?;
-    let max_datagram = crate::net::check_max_datagram(args.max_datagram)?;
+    b = match args.rate {
+        crate::args::Pace::Bits(bits) => b.rate_bits(bits.max(8)),
+        crate::args::Pace::Max => b.unpaced(),
+    };
     b = b.sender_config(|c| {
         c.feedback.min_receivers = args.min_receivers;
-        c.feedback.max_receivers = args.max_receivers.max(1);
-        c.feedback.max_receivers_per_source = args.max_receivers_per_source.max(1);
-        c.feedback.max_receivers_per_prefix = args.max_receivers_per_prefix.max(1);
-        c.feedback.new_receivers_per_prefix = args.new_receivers_per_prefix.max(1);
-        c.feedback.receiver_timeout =
-            Duration::from_secs_f64(args.receiver_timeout.clamp(0.01, 1e6));
-        c.feedback.stall_timeout = Duration::from_secs_f64(args.stall_timeout.clamp(0.01, 1e6));
-        c.feedback.min_progress = min_progress;
+        c.feedback.max_receivers = args.max_receivers;
+        c.feedback.max_receivers_per_source = args.max_receivers_per_source;
+        c.feedback.max_receivers_per_prefix = args.max_receivers_per_prefix;
+        c.feedback.new_receivers_per_prefix = args.new_receivers_per_prefix;
+        c.feedback.receiver_timeout = args.receiver_timeout;
+        c.feedback.stall_timeout = args.stall_timeout;
+        c.feedback.min_progress = args.min_progress;
         c.encoder_threads = args.encoder_threads.min(64);
-        c.max_datagram = max_datagram;
+        c.max_datagram = args.max_datagram;
     });
     b = b.net_config(|n| n.gso = !args.no_gso);
     let started = Instant::now();
@@ -66,7 +54,7 @@ pub fn send(args: &SendArgs, interrupted: &AtomicBool) -> Result<(), String> {
         "streaming standard input as session {:016x} (receive it with recv --stream)",
         publisher.session().0
     );
-    let pb = bar("{spinner} {msg} [{elapsed}]");
+    let pb = bar(SPINNER);
     crate::log::show(&pb);
     let mut stream = publisher.into_stream();
     let mut input = std::io::stdin().lock();
@@ -93,9 +81,9 @@ pub fn send(args: &SendArgs, interrupted: &AtomicBool) -> Result<(), String> {
         if last.elapsed() >= Duration::from_millis(100) {
             let s = stream.stats();
             pb.set_message(format!(
-                "{:.1} MB read · {:.1} MB sent · {} receivers · {} NACKs",
-                total as f64 / 1e6,
-                s.bytes_sent as f64 / 1e6,
+                "{} read · {} sent · {} receivers · {} NACKs",
+                HumanBytes(total),
+                HumanBytes(s.bytes_sent),
                 s.receivers_tracked,
                 s.nacks_received
             ));
@@ -104,8 +92,8 @@ pub fn send(args: &SendArgs, interrupted: &AtomicBool) -> Result<(), String> {
         }
     }
     pb.set_message(format!(
-        "{:.1} MB read · waiting for the receivers to confirm the end",
-        total as f64 / 1e6
+        "{} read · waiting for the receivers to confirm the end",
+        HumanBytes(total)
     ));
     let report = stream.close().map_err(|e| e.to_string())?;
     pb.finish_and_clear();
@@ -114,10 +102,11 @@ pub fn send(args: &SendArgs, interrupted: &AtomicBool) -> Result<(), String> {
     let secs = started.elapsed().as_secs_f64();
     let left = s.receivers_timed_out + s.receivers_left_stalled + s.receivers_left_refused;
     eprintln!(
-        "sent a stream of {total} bytes in {} packets ({} bytes) over {secs:.2} s; {} receiver(s) \
-         confirmed it all{}",
+        "sent a stream of {} in {} packets ({}) over {}; {} receiver(s) confirmed it all{}",
+        HumanBytes(total),
         s.packets_sent,
-        s.bytes_sent,
+        HumanBytes(s.bytes_sent),
+        human_secs(secs),
         report.receivers_confirmed,
         if left > 0 {
             format!(
@@ -164,7 +153,7 @@ pub fn send(args: &SendArgs, interrupted: &AtomicBool) -> Result<(), String> {
 
 /// `groupcast recv --stream`: the first stream heard to standard output.
 pub fn recv(args: &RecvArgs, interrupted: &AtomicBool) -> Result<(), String> {
-    let timeout = positive_secs(args.timeout, "--timeout")?;
+    let timeout = args.timeout;
     let mut b = Subscriber::builder(&args.channel, &args.interface)
         .port(args.port)
         .late_join(args.late_join);
@@ -186,7 +175,7 @@ pub fn recv(args: &RecvArgs, interrupted: &AtomicBool) -> Result<(), String> {
     let started = Instant::now();
     let mut stream = b.open().map_err(|e| e.to_string())?.into_stream();
     stream.set_read_timeout(Some(Duration::from_millis(200)));
-    let pb = bar("{spinner} {msg} [{elapsed}]");
+    let pb = bar(SPINNER);
     crate::log::show(&pb);
     let mut out = std::io::stdout().lock();
     let mut buf = vec![0u8; 256 << 10];
@@ -216,8 +205,8 @@ pub fn recv(args: &RecvArgs, interrupted: &AtomicBool) -> Result<(), String> {
         if last.elapsed() >= Duration::from_millis(100) {
             let (r, _) = stream.stats();
             pb.set_message(format!(
-                "{:.1} MB written · {} packets · {} NACKs sent",
-                total as f64 / 1e6,
+                "{} written · {} packets · {} NACKs sent",
+                HumanBytes(total),
                 r.packets_received,
                 r.nacks_sent
             ));
@@ -263,7 +252,9 @@ pub fn recv(args: &RecvArgs, interrupted: &AtomicBool) -> Result<(), String> {
     result?;
     flushed.map_err(|e| format!("writing standard output: {e}"))?;
     eprintln!(
-        "received a stream of {total} bytes, verified, in {secs:.2} s{}",
+        "received a stream of {}, verified, in {}{}",
+        HumanBytes(total),
+        human_secs(secs),
         stream
             .sender()
             .map_or(String::new(), |s| format!(" from session {:016x}", s.0))

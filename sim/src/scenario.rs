@@ -632,22 +632,30 @@ pub const CSV_COLUMNS: &[&str] = &[
     "trace_hash",
 ];
 
-/// A row (as JSON, with a `scenario` name or none) as a CSV line of [`CSV_COLUMNS`].
+/// A row (as JSON, with a `scenario` name or none) as a CSV line of
+/// [`CSV_COLUMNS`], without its line break: fields quoted as RFC 4180 says
+/// (a name holding a comma, a quote or a line break is one quoted field).
+/// Lists are joined with `;`.
 pub fn csv_row(v: &serde_json::Value) -> String {
-    CSV_COLUMNS
-        .iter()
-        .map(|k| match &v[*k] {
-            serde_json::Value::Null => String::new(),
-            serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Array(a) => a
-                .iter()
-                .map(|x| x.to_string())
-                .collect::<Vec<_>>()
-                .join(";"),
-            other => other.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(",")
+    let fields = CSV_COLUMNS.iter().map(|k| match &v[*k] {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(";"),
+        other => other.to_string(),
+    });
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    // (Writing into a Vec cannot fail.)
+    w.write_record(fields).expect("writing into memory");
+    let mut line =
+        String::from_utf8(w.into_inner().expect("writing into memory")).expect("fields are UTF-8");
+    line.pop();
+    line
 }
 
 /// A value given either in its flag's text form or as TOML's own type.
@@ -777,5 +785,28 @@ mod tests {
                 .unwrap_err()
                 .contains("--join names 6 receivers")
         );
+    }
+
+    /// A name with a comma and a quote stays one field (RFC 4180), so every
+    /// row has the header's columns.
+    #[test]
+    fn csv_rows_quote_names() {
+        let mut v = serde_json::json!({"mode": "hybrid", "receivers": 3, "burst": [0.1, 0.5]});
+        v["scenario"] = "loss=0.1, \"bursty\" links".into();
+        let line = csv_row(&v);
+        assert!(
+            line.starts_with("\"loss=0.1, \"\"bursty\"\" links\",hybrid,,3,,0.1;0.5,"),
+            "{line}"
+        );
+        let mut r = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(line.as_bytes());
+        let record = r.records().next().unwrap().unwrap();
+        assert_eq!(record.len(), CSV_COLUMNS.len());
+        assert_eq!(&record[0], "loss=0.1, \"bursty\" links");
+        assert_eq!(&record[3], "3");
+        // Plain names stay unquoted.
+        v["scenario"] = "plain".into();
+        assert!(csv_row(&v).starts_with("plain,hybrid,"));
     }
 }

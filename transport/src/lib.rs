@@ -63,6 +63,7 @@ pub mod channel;
 #[cfg(feature = "net")]
 pub mod io;
 pub mod proto;
+pub mod units;
 pub mod wire;
 
 pub use channel::Channel;

@@ -45,21 +45,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use groupcast::units::parse_size;
 use socket2::{Domain, Protocol, Socket, Type};
 
 const GROUP: &str = "ff1e::6263:6e65"; // arbitrary, inside the namespaces only
 const PORT: u16 = 4243;
 const DATAGRAM: usize = 1232;
 const MIB: f64 = (1 << 20) as f64;
-
-/// "4096", "64KiB", "256MiB" or "4GiB" in bytes.
-fn parse_size(v: &str) -> Option<u64> {
-    let (num, mult) = [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)]
-        .iter()
-        .find_map(|(suffix, m)| v.strip_suffix(suffix).map(|n| (n, *m)))
-        .unwrap_or((v, 1));
-    num.trim().parse::<u64>().ok()?.checked_mul(mult)
-}
 
 fn sh(args: &[&str]) {
     let st = Command::new(args[0])
@@ -478,8 +470,8 @@ fn main() {
         Some(v) => v
             .split(',')
             .map(|s| {
-                parse_size(s).unwrap_or_else(|| {
-                    eprintln!("netbench: --size {s}: give bytes, or a number with KiB, MiB or GiB");
+                parse_size(s).unwrap_or_else(|e| {
+                    eprintln!("netbench: invalid value '{s}' for '--size': {e}");
                     std::process::exit(2);
                 })
             })

@@ -29,6 +29,7 @@ pub use super::sink::{
     DEFAULT_IDLE_TIMEOUT, FileSink, Refusal, STALE_STAGING_AGE, SinkConfig, resume_name,
 };
 use crate::proto::{Admission, ObjectId};
+use crate::units::format_size;
 
 /// A file to send: where it is, and what the manifest will say of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -312,17 +313,19 @@ fn hash_pack(
 pub fn check_part_size(part_size: u64) -> Result<(), IoError> {
     if !PART_SIZE_RANGE.contains(&part_size) {
         Err(IoError::Invalid(format!(
-            "a part size of {part_size} bytes is outside {}..={} bytes",
-            PART_SIZE_RANGE.start(),
-            PART_SIZE_RANGE.end()
+            "a part size of {} is outside {}..={}",
+            format_size(part_size),
+            format_size(*PART_SIZE_RANGE.start()),
+            format_size(*PART_SIZE_RANGE.end())
         )))
     } else if !part_size.is_power_of_two() {
         // Each part is then a subtree of the file's BLAKE3 tree, hashed once
         // for both the part and the file (protocol.md §11.1).
         Err(IoError::Invalid(format!(
-            "a part size of {part_size} bytes is not a power of two (for example {} or {})",
-            part_size.next_power_of_two() / 2,
-            part_size.next_power_of_two()
+            "a part size of {} is not a power of two (for example {} or {})",
+            format_size(part_size),
+            format_size(part_size.next_power_of_two() / 2),
+            format_size(part_size.next_power_of_two())
         )))
     } else {
         Ok(())

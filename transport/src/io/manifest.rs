@@ -176,37 +176,21 @@ impl FromStr for TransferId {
     }
 }
 
-/// Lower-case hex digits of `bytes`, appended to `out`.
-fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for &b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 15)] as char);
-    }
+/// The 64 lower-case hex digits of a hash, appended to `out`.
+fn push_hex(out: &mut String, hash: &[u8; 32]) {
+    out.push_str(&blake3::Hash::from_bytes(*hash).to_hex());
 }
 
-fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(2 * bytes.len());
-    push_hex(&mut s, bytes);
-    s
+fn hex(hash: &[u8; 32]) -> String {
+    blake3::Hash::from_bytes(*hash).to_hex().to_string()
 }
 
 /// 64 lower-case hex digits (no other form: the manifest is canonical).
 fn parse_hash(s: &str) -> Option<[u8; 32]> {
-    let b = s.as_bytes();
-    if b.len() != 64 {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
         return None;
     }
-    let nibble = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    let mut out = [0u8; 32];
-    for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
-        *o = nibble(pair[0])? << 4 | nibble(pair[1])?;
-    }
-    Some(out)
+    blake3::Hash::from_hex(s).ok().map(|h| *h.as_bytes())
 }
 
 impl Manifest {

@@ -1689,13 +1689,7 @@ pub fn resume_name(entry: &super::manifest::Entry) -> String {
     h.update(&entry.size.to_le_bytes());
     h.update(entry.path.as_bytes());
     let d = h.finalize();
-    format!(
-        "{TEMP_PREFIX}{}",
-        d.as_bytes()[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    )
+    format!("{TEMP_PREFIX}{}", &d.to_hex()[..32])
 }
 
 /// Removes one of our temporary files (best effort: it may be gone already).
