@@ -110,17 +110,30 @@ fn small_messages_from_two_publishers_reach_three_subscribers_in_order_through_l
         .map(|sub| {
             let ids = ids.clone();
             std::thread::spawn(move || {
-                // The iterator ends when both publishers have ended.
                 let mut next = [0u64; 2];
-                for m in &sub {
-                    let m = m.unwrap_or_else(|e| panic!("{e} after {next:?}"));
-                    let p = ids
-                        .iter()
-                        .position(|&s| s == m.sender)
-                        .expect("a publisher");
-                    assert_eq!(m.seq, next[p], "in order, exactly once");
-                    assert_eq!(m.data, message(p, m.seq));
-                    next[p] += 1;
+                let mut ended = 0;
+                let deadline = Instant::now() + Duration::from_secs(240);
+                while ended < 2 {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match sub.next_event_timeout(left).expect("events until both end") {
+                        Event::Message(m) => {
+                            let p = ids
+                                .iter()
+                                .position(|&s| s == m.sender)
+                                .expect("a publisher");
+                            assert_eq!(m.seq, next[p], "in order, exactly once");
+                            assert_eq!(m.data, message(p, m.seq));
+                            next[p] += 1;
+                        }
+                        Event::End {
+                            sender, messages, ..
+                        } => {
+                            let p = ids.iter().position(|&s| s == sender).unwrap();
+                            assert_eq!((messages, next[p]), (EACH, EACH));
+                            ended += 1;
+                        }
+                        e => panic!("unexpected {e:?}"),
+                    }
                 }
                 next
             })
@@ -179,13 +192,20 @@ fn a_stream_and_large_messages_arrive_whole() {
     for m in &big {
         publisher.send(m).unwrap();
     }
-    for (i, m) in big.iter().enumerate() {
-        let got = sub
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|e| panic!("{e}: {:?} / {:?}", sub.stats(), publisher.stats()));
-        assert_eq!((got.seq, &got.data), (i as u64, m));
-    }
-    assert!(publisher.close().unwrap().confirmed);
+    let closer = std::thread::spawn(move || publisher.close().unwrap());
+    // The iterator ends with the publisher's close.
+    let got: Vec<_> = sub
+        .messages()
+        .map(|m| m.unwrap_or_else(|e| panic!("{e}: {:?}", sub.stats())))
+        .map(|m| (m.seq, m.data))
+        .collect();
+    let want: Vec<_> = big
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| (i as u64, m))
+        .collect();
+    assert!(got == want, "{} messages", got.len());
+    assert!(closer.join().unwrap().confirmed);
 }
 
 /// Acceptance 4 of the messages issue: the same message test under tokio,
@@ -232,32 +252,33 @@ fn the_async_handles_pass_the_message_test_under_tokio() {
                     let s = Subscriber::builder("amsgs2", "e0").open_async().unwrap();
                     let mut ids: Vec<SessionId> = Vec::new();
                     let mut next = [0u64; 2];
-                    // A futures Stream of the messages, ending when both
-                    // publishers have ended.
-                    let mut messages = s.messages();
-                    loop {
-                        let item = std::future::poll_fn(|cx| {
-                            std::pin::Pin::new(&mut messages).poll_next(cx)
-                        });
-                        let Some(m) = tokio::time::timeout(Duration::from_secs(120), item)
+                    let mut ended = 0;
+                    while ended < 2 {
+                        let e = tokio::time::timeout(Duration::from_secs(120), s.next_event())
                             .await
-                            .expect("messages until both end")
-                        else {
-                            break;
-                        };
-                        let m = m.unwrap_or_else(|e| panic!("{e} after {next:?}"));
-                        // Its first byte names its publisher.
-                        let p = m.data[0] as usize;
-                        if ids.len() <= p {
-                            ids.resize(p + 1, SessionId(0));
+                            .expect("events until both end")
+                            .unwrap();
+                        match e {
+                            Event::Message(m) => {
+                                // Its first byte names its publisher.
+                                let p = m.data[0] as usize;
+                                if ids.len() <= p {
+                                    ids.resize(p + 1, SessionId(0));
+                                }
+                                if ids[p] == SessionId(0) {
+                                    ids[p] = m.sender;
+                                }
+                                assert_eq!(ids[p], m.sender, "one publisher, one session");
+                                assert_eq!(m.seq, next[p], "in order, exactly once");
+                                assert_eq!(m.data[1..], message(p, m.seq));
+                                next[p] += 1;
+                            }
+                            Event::End { messages, .. } => {
+                                assert_eq!(messages, EACH);
+                                ended += 1;
+                            }
+                            e => panic!("unexpected {e:?}"),
                         }
-                        if ids[p] == SessionId(0) {
-                            ids[p] = m.sender;
-                        }
-                        assert_eq!(ids[p], m.sender, "one publisher, one session");
-                        assert_eq!(m.seq, next[p], "in order, exactly once");
-                        assert_eq!(m.data[1..], message(p, m.seq));
-                        next[p] += 1;
                     }
                     (None, next, ids)
                 }
@@ -332,6 +353,55 @@ fn the_async_handles_pass_the_message_test_under_tokio() {
     };
     assert!(writer.join().unwrap().confirmed);
     assert!(reader.join().unwrap() == want, "the async stream differs");
+
+    // One publisher's messages as a futures Stream, which ends with its close.
+    const FEW: u64 = 2_000;
+    async fn subscribe() -> (u64, bool) {
+        let s = Subscriber::builder("astream2", "e0").open_async().unwrap();
+        let mut messages = s.messages();
+        let mut next = 0;
+        loop {
+            let item = std::future::poll_fn(|cx| std::pin::Pin::new(&mut messages).poll_next(cx));
+            let Some(m) = tokio::time::timeout(Duration::from_secs(60), item)
+                .await
+                .expect("the stream ends with the publisher's close")
+            else {
+                break;
+            };
+            let m = m.unwrap();
+            assert_eq!((m.seq, m.data), (next, message(0, next)));
+            next += 1;
+        }
+        (next, false)
+    }
+    async fn publish() -> (u64, bool) {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let p = Publisher::builder("astream2", "e0").open_async().unwrap();
+        for seq in 0..FEW {
+            p.send(&message(0, seq)).await.unwrap();
+        }
+        (FEW, p.close().await.unwrap().confirmed)
+    }
+    let reader = run_in(&ns[3], subscribe);
+    let writer = run_in(&ns[0], publish);
+    assert_eq!(writer.join().unwrap(), (FEW, true));
+    assert_eq!(reader.join().unwrap().0, FEW);
+}
+
+/// Runs `f`'s future on a runtime of its own, on a thread in namespace `ns`.
+fn run_in<F: Future + 'static>(ns: &str, f: fn() -> F) -> std::thread::JoinHandle<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let ns = ns.to_owned();
+    std::thread::spawn(move || {
+        enter(&ns);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(f())
+    })
 }
 
 /// The process's peak resident set (VmHWM), in bytes.

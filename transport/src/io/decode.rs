@@ -36,8 +36,15 @@ pub type DecodePool = WorkerPool<DecodeJob, DecodedBlock>;
 
 impl DecodePool {
     /// Starts `threads` decode workers (at least one), at a lower scheduling
-    /// priority; `wake` runs after each result.
+    /// priority; `wake` runs after each result. The first pool of the process
+    /// also times one RaptorQ solve on a worker ([`check_codec_speed`]).
     pub fn decoders(threads: usize, wake: Option<Wake>) -> std::io::Result<Self> {
+        static CHECKED: std::sync::Once = std::sync::Once::new();
+        CHECKED.call_once(|| {
+            let _ = std::thread::Builder::new()
+                .name("groupcast-codec-check".into())
+                .spawn(check_codec_speed);
+        });
         Self::new(threads, "groupcast-dec", true, DecodeJob::run, wake)
     }
 
@@ -46,6 +53,62 @@ impl DecodePool {
         while let Some(job) = receiver.poll_decode() {
             self.submit(job);
         }
+    }
+}
+
+/// Bytes per second below which one RaptorQ solve of [`solve_speed`]'s block
+/// marks an unoptimised codec: an optimised build solves it at hundreds of
+/// MB/s on any machine groupcast runs on, an unoptimised one (a dependent
+/// crate's debug profile) about a hundred times slower.
+pub const SLOW_CODEC: f64 = 8e6;
+
+/// Times one RaptorQ solve of a 256 KiB block (256 symbols of 1 KiB, the
+/// first 16 lost and 20 repair symbols in their place) with this build's
+/// codec; returns bytes of block per second.
+pub fn solve_speed() -> f64 {
+    use groupcast_fec::{FecId, Oti, codec_for};
+    let codec = codec_for(FecId::RaptorQ);
+    let data: Vec<u8> = (0..256u32 << 10).map(|i| (i * 31 + i / 7) as u8).collect();
+    let Ok(oti) = Oti::for_object(data.len() as u64, 1024, 256, 1) else {
+        return f64::INFINITY;
+    };
+    let Some(block) = oti.block(0) else {
+        return f64::INFINITY;
+    };
+    let (Ok(mut enc), Ok(mut dec)) = (
+        codec.encoder(&oti, &block, &data),
+        codec.decoder(&oti, &block),
+    ) else {
+        return f64::INFINITY;
+    };
+    let k = block.source_symbols;
+    let mut symbol = vec![0u8; 1024];
+    let started = std::time::Instant::now();
+    for esi in (16..k).chain(k..k + 20) {
+        if enc.write_symbol(esi, &mut symbol).is_err() || dec.push(esi, &symbol).is_err() {
+            return f64::INFINITY;
+        }
+        if dec.is_decoded() {
+            break;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    block.len as f64 / secs
+}
+
+/// Warns once (tracing) if this build's RaptorQ solves slower than
+/// [`SLOW_CODEC`]: such a receiver cannot keep up with a sender at the
+/// default rate, and the sender's flow control then runs at its pace.
+pub fn check_codec_speed() {
+    let speed = solve_speed();
+    if speed < SLOW_CODEC {
+        tracing::warn!(
+            "RaptorQ solves at {:.1} MB/s in this build, about a hundred times slower than \
+             optimised: the sender will be slowed to this receiver's pace. Build optimised \
+             (--release), or add `[profile.dev.package.raptorq] opt-level = 3` to the \
+             Cargo.toml of the crate you build (README, \"As a library\")",
+            speed / 1e6
+        );
     }
 }
 
