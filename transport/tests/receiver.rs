@@ -1833,3 +1833,63 @@ fn a_bound_part_verifies_as_its_subtree_at_its_offset() {
     assert!(receive(&mut r, packets()).is_empty());
     assert!(r.stats().rejected(RejectReason::UnexpectedObject) > 0);
 }
+
+/// A block out for solving keeps its object from going idle, however long
+/// the solve takes (a slow codec): the object completes when the result
+/// comes back, after `idle_timeout` has passed several times over.
+#[test]
+fn an_object_whose_block_is_being_solved_never_goes_idle() {
+    use groupcast::{Mode, Rounds, SenderConfig};
+    use groupcast_testing::datagrams_of;
+    let data = object(200_000, 5);
+    let packets = datagrams_of(
+        SenderConfig {
+            session: SessionId(78),
+            mode: Mode::Carousel,
+            max_datagram: 244,
+            block_symbols: 1000,
+            repair_overhead: 0.1,
+            rounds: Rounds::Fixed(1),
+            ..SenderConfig::default()
+        },
+        &[(&data, "slow")],
+    );
+    let idle = Duration::from_secs(10);
+    let mut r = Receiver::new(ReceiverConfig {
+        decode_threads: 1,
+        idle_timeout: idle,
+        ..ReceiverConfig::default()
+    });
+    let now = Instant::now();
+    for p in &packets {
+        if matches!(Repr::parse(p), Ok(Repr::Data(d)) if (2..62).contains(&d.esi)) {
+            continue;
+        }
+        r.handle_datagram(now, p);
+    }
+    // A PROBE sends the solvable block out.
+    r.handle_datagram(
+        now,
+        &emit_probe(groupcast::wire::ProbeRepr {
+            session: 78,
+            ..probe_of_session_10(1)
+        }),
+    );
+    let job = r.poll_decode().expect("the block is out to solve");
+    let late = now + idle * 5;
+    for t in 1..=5 {
+        r.handle_timeout(now + idle * t);
+    }
+    while let Some(e) = r.poll_event() {
+        assert!(
+            !matches!(e, ReceiverEvent::ObjectFailed { .. }),
+            "given up while its block was being solved: {e:?}"
+        );
+    }
+    r.handle_decoded(late, job.run());
+    let mut complete = false;
+    while let Some(e) = r.poll_event() {
+        complete |= matches!(e, ReceiverEvent::ObjectComplete { .. });
+    }
+    assert!(complete, "{:?}", r.stats());
+}

@@ -64,52 +64,61 @@ pub const SLOW_CODEC: f64 = 8e6;
 
 /// Times one RaptorQ solve of a 256 KiB block (256 symbols of 1 KiB, the
 /// first 16 lost and 20 repair symbols in their place) with this build's
-/// codec; returns bytes of block per second.
-pub fn solve_speed() -> f64 {
+/// codec; returns bytes of block per second, or `None` if it did not decode.
+pub fn solve_speed() -> Option<f64> {
     use groupcast_fec::{FecId, Oti, codec_for};
     let codec = codec_for(FecId::RaptorQ);
     let data: Vec<u8> = (0..256u32 << 10).map(|i| (i * 31 + i / 7) as u8).collect();
-    let Ok(oti) = Oti::for_object(data.len() as u64, 1024, 256, 1) else {
-        return f64::INFINITY;
-    };
-    let Some(block) = oti.block(0) else {
-        return f64::INFINITY;
-    };
-    let (Ok(mut enc), Ok(mut dec)) = (
-        codec.encoder(&oti, &block, &data),
-        codec.decoder(&oti, &block),
-    ) else {
-        return f64::INFINITY;
-    };
+    let oti = Oti::for_object(data.len() as u64, 1024, 256, 1).ok()?;
+    let block = oti.block(0)?;
+    let mut enc = codec.encoder(&oti, &block, &data).ok()?;
+    let mut dec = codec.decoder(&oti, &block).ok()?;
     let k = block.source_symbols;
     let mut symbol = vec![0u8; 1024];
     let started = std::time::Instant::now();
     for esi in (16..k).chain(k..k + 20) {
-        if enc.write_symbol(esi, &mut symbol).is_err() || dec.push(esi, &symbol).is_err() {
-            return f64::INFINITY;
-        }
+        enc.write_symbol(esi, &mut symbol).ok()?;
+        dec.push(esi, &symbol).ok()?;
         if dec.is_decoded() {
             break;
         }
     }
     let secs = started.elapsed().as_secs_f64().max(1e-9);
-    block.len as f64 / secs
+    (dec.take_decoded()? == data).then(|| block.len as f64 / secs)
 }
 
 /// Warns once (tracing) if this build's RaptorQ solves slower than
 /// [`SLOW_CODEC`]: such a receiver cannot keep up with a sender at the
-/// default rate, and the sender's flow control then runs at its pace.
+/// default rate, and the sender's flow control then runs at its pace, or
+/// leaves it behind as stalled (protocol.md §13.4).
 pub fn check_codec_speed() {
-    let speed = solve_speed();
+    let Some(speed) = solve_speed() else { return };
+    SOLVE_SPEED.store(speed as u64, std::sync::atomic::Ordering::Relaxed);
     if speed < SLOW_CODEC {
-        tracing::warn!(
-            "RaptorQ solves at {:.1} MB/s in this build, about a hundred times slower than \
-             optimised: the sender will be slowed to this receiver's pace. Build optimised \
-             (--release), or add `[profile.dev.package.raptorq] opt-level = 3` to the \
-             Cargo.toml of the crate you build (README, \"As a library\")",
-            speed / 1e6
-        );
+        tracing::warn!("{}", slow_codec_hint(speed));
     }
+}
+
+/// What [`check_codec_speed`] measured, in bytes per second (0 until then).
+static SOLVE_SPEED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The advice for a codec this slow, in one sentence.
+fn slow_codec_hint(speed: f64) -> String {
+    format!(
+        "RaptorQ solves at {:.1} MB/s in this build, about a hundred times slower than \
+         optimised: a sender waits for such a receiver only down to its --min-progress. Build \
+         optimised (--release), or add `[profile.dev.package.raptorq] opt-level = 3` and \
+         `debug-assertions = false` to the Cargo.toml of the crate you build (README, \"As a \
+         library\")",
+        speed / 1e6
+    )
+}
+
+/// If this process's codec was found slow ([`check_codec_speed`]), the
+/// advice, for an error that a slow codec may have caused.
+pub fn slow_codec() -> Option<String> {
+    let speed = SOLVE_SPEED.load(std::sync::atomic::Ordering::Relaxed) as f64;
+    (speed > 0.0 && speed < SLOW_CODEC).then(|| slow_codec_hint(speed))
 }
 
 impl<J: Send + 'static, R: Send + 'static> WorkerPool<J, R> {
@@ -236,5 +245,13 @@ mod tests {
         assert!(pool.take().is_none() && pool.try_take().is_none());
         drop(pool);
         assert_eq!(wakes.load(Ordering::Relaxed), 100);
+    }
+
+    /// The codec check runs a real solve: it decodes the block it encoded.
+    #[test]
+    fn the_codec_check_solves_a_real_block() {
+        let speed = super::solve_speed().expect("the block decodes");
+        println!("RaptorQ solves at {:.1} MB/s in this build", speed / 1e6);
+        assert!(speed > 0.0);
     }
 }

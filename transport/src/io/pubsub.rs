@@ -1207,6 +1207,10 @@ struct StreamState {
     /// Publishers passed over: their stream began before this reader heard
     /// it.
     passed: HashSet<SessionId>,
+    /// Sessions whose first objects this reader heard and lost (a gap from
+    /// object 0): a stream of theirs heard past its start lost its start,
+    /// and is an error, not a stream to pass over.
+    lost_start: HashSet<SessionId>,
     /// Another session that sent stream bytes or an end, unpinned: which
     /// stream is the right one cannot be told, and the end is an error.
     contender: Option<SessionId>,
@@ -1271,6 +1275,12 @@ impl StreamState {
             return Ok(false);
         }
         if self.expect == 0 && self.buf.is_empty() && offset != 0 && !self.late_join {
+            if self.lost_start.contains(&sender) {
+                return Err(std::io::Error::other(format!(
+                    "the start of the stream of session {sender} was lost: {}",
+                    fell_behind()
+                )));
+            }
             if self.pinned {
                 return Err(std::io::Error::other(format!(
                     "the stream of session {:016x} was first heard at byte {offset}: it began \
@@ -1344,10 +1354,14 @@ impl StreamState {
             }
             Event::Gap { sender, from, to } if self.from == Some(sender) => {
                 return Err(std::io::Error::other(format!(
-                    "part of the stream was lost (objects {}..{} of sender {:016x}): the \
-                     subscriber fell behind what the publisher retains",
-                    from.0, to.0, sender.0
+                    "part of the stream was lost (objects {}..{} of sender {sender}): {}",
+                    from.0,
+                    to.0,
+                    fell_behind()
                 )));
+            }
+            Event::Gap { sender, from, .. } if from.0 == 0 && self.lost_start.len() < 1024 => {
+                self.lost_start.insert(sender);
             }
             // A publisher of messages alone: no stream of its own.
             Event::End {
@@ -1375,6 +1389,19 @@ impl StreamState {
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// Why a subscriber loses what it was there for, as an error says it: with
+/// the advice for this build's codec if it was found slow
+/// ([`crate::io::decode::check_codec_speed`]).
+fn fell_behind() -> String {
+    let why = "the subscriber fell behind what the publisher retains (a publisher goes on \
+               without a receiver that progresses slower than its --min-progress, or that it \
+               has not heard from for its --receiver-timeout: protocol.md §13.4)";
+    match crate::io::decode::slow_codec() {
+        Some(hint) => format!("{why}. {hint}"),
+        None => why.to_owned(),
     }
 }
 
@@ -1969,6 +1996,25 @@ mod tests {
     /// the publisher's cannot be told). Pinned, a stream first heard past
     /// its start is an error unless a late join was asked for; pieces must
     /// follow each other.
+    #[test]
+    fn a_stream_reader_that_lost_a_streams_start_says_so() {
+        let mut st = StreamState::new(None, false);
+        st.take(super::Event::Gap {
+            sender: SessionId(5),
+            from: ObjectId(0),
+            to: ObjectId(3),
+        })
+        .unwrap();
+        let e = st.take(piece(5, 3000, b"late")).unwrap_err().to_string();
+        assert!(e.contains("start of the stream"), "{e}");
+        assert!(e.contains("--min-progress"), "names the cause: {e}");
+        // A stream first heard past its start, with no loss heard, is
+        // passed over as before.
+        let mut other = StreamState::new(None, false);
+        other.take(piece(6, 3000, b"late")).unwrap();
+        assert!(other.passed.contains(&SessionId(6)));
+    }
+
     #[test]
     fn a_stream_reader_takes_a_stream_from_its_start_or_as_pinned() {
         let mut st = StreamState::new(None, false);

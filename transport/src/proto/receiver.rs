@@ -1234,6 +1234,18 @@ impl Receiver {
             .map(|(_, k)| *k)
             .collect();
         for key in expired {
+            // A block out for solving is progress, however slow the codec:
+            // the object waits for it (a slow receiver is waited for, never
+            // given up; protocol.md §12).
+            let table = &mut self.table;
+            if let Some(o) = table.objects.get_mut(&key)
+                && o.slots.iter().any(|s| matches!(s, Slot::Decoding { .. }))
+            {
+                table.idle.remove(&(o.last_activity, key));
+                table.idle.insert((now, key));
+                o.last_activity = now;
+                continue;
+            }
             self.fail(key, FailReason::Idle);
         }
     }
