@@ -56,8 +56,6 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
     if args.stream {
         return crate::stream::send(args, &INTERRUPTED);
     }
-    // The interface, before the files are hashed: a mistyped one is the error.
-    groupcast::io::interface_index(&args.interface).map_err(|e| e.to_string())?;
     // The flags' values were checked by their parsers (args.rs), in the
     // core's ranges (SenderConfig::validate), so that errors name the flag.
     let rate = args.rate.bytes_per_s();
@@ -146,6 +144,9 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
         .iter()
         .map(|s| s.size)
         .sum();
+    // The interface after the files are listed (a missing path is the
+    // first error) and before they are hashed (which takes a while).
+    groupcast::io::interface_index(&args.interface).map_err(|e| e.to_string())?;
     let symbol = u64::from(config.effective_symbol_size());
     let pb = bar(SPINNER);
     crate::log::show(&pb);

@@ -226,13 +226,8 @@ fn the_async_handles_pass_the_message_test_under_tokio() {
     // Each handle is opened on a thread that entered its namespace, and
     // driven by that thread's runtime.
     let run = |i: usize, ns: String| {
-        std::thread::spawn(move || {
-            enter(&ns);
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
+        run_in(&ns, move || {
+            async move {
                 if i < 2 {
                     let p = Publisher::builder("amsgs2", "e0")
                         .rate_bits(200_000_000)
@@ -282,7 +277,7 @@ fn the_async_handles_pass_the_message_test_under_tokio() {
                     }
                     (None, next, ids)
                 }
-            })
+            }
         })
     };
     let threads: Vec<_> = ns
@@ -306,49 +301,33 @@ fn the_async_handles_pass_the_message_test_under_tokio() {
         .collect();
     let want = data.clone();
     let reader = {
-        let n = ns[3].clone();
-        std::thread::spawn(move || {
-            enter(&n);
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
+        run_in(&ns[3], move || async move {
+            let mut r = Subscriber::builder("astream", "e0")
+                .open_async()
+                .unwrap()
+                .into_stream();
+            let mut got = Vec::new();
+            tokio::time::timeout(Duration::from_secs(60), r.read_to_end(&mut got))
+                .await
+                .unwrap()
                 .unwrap();
-            rt.block_on(async move {
-                let mut r = Subscriber::builder("astream", "e0")
-                    .open_async()
-                    .unwrap()
-                    .into_stream();
-                let mut got = Vec::new();
-                tokio::time::timeout(Duration::from_secs(60), r.read_to_end(&mut got))
-                    .await
-                    .unwrap()
-                    .unwrap();
-                got
-            })
+            got
         })
     };
     let writer = {
-        let n = ns[0].clone();
-        std::thread::spawn(move || {
-            enter(&n);
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                let mut w = groupcast::AsyncPublisher::into_stream(
-                    Publisher::builder("astream", "e0")
-                        .rate_bits(200_000_000)
-                        .open_async()
-                        .unwrap(),
-                );
-                for chunk in data.chunks(70_001) {
-                    w.write_all(chunk).await.unwrap();
-                }
-                w.flush().await.unwrap();
-                w.close().await.unwrap()
-            })
+        run_in(&ns[0], move || async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let mut w = groupcast::AsyncPublisher::into_stream(
+                Publisher::builder("astream", "e0")
+                    .rate_bits(200_000_000)
+                    .open_async()
+                    .unwrap(),
+            );
+            for chunk in data.chunks(70_001) {
+                w.write_all(chunk).await.unwrap();
+            }
+            w.flush().await.unwrap();
+            w.close().await.unwrap()
         })
     };
     assert!(writer.join().unwrap().confirmed);
@@ -389,7 +368,10 @@ fn the_async_handles_pass_the_message_test_under_tokio() {
 }
 
 /// Runs `f`'s future on a runtime of its own, on a thread in namespace `ns`.
-fn run_in<F: Future + 'static>(ns: &str, f: fn() -> F) -> std::thread::JoinHandle<F::Output>
+fn run_in<F: Future + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> F + Send + 'static,
+) -> std::thread::JoinHandle<F::Output>
 where
     F::Output: Send + 'static,
 {
