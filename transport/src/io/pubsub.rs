@@ -1396,9 +1396,11 @@ impl StreamState {
 /// the advice for this build's codec if it was found slow
 /// ([`crate::io::decode::check_codec_speed`]).
 fn fell_behind() -> String {
-    let why = "the subscriber fell behind what the publisher retains (a publisher goes on \
-               without a receiver that progresses slower than its --min-progress, or that it \
-               has not heard from for its --receiver-timeout: protocol.md §13.4)";
+    let why = "the publisher no longer retains it: most often the subscriber fell behind (a \
+               publisher goes on without a receiver that progresses slower than its \
+               min_progress, `send --min-progress`, or that it has not heard from for its \
+               receiver_timeout: protocol.md §13.4), or another host sent PROBEs under that \
+               session";
     match crate::io::decode::slow_codec() {
         Some(hint) => format!("{why}. {hint}"),
         None => why.to_owned(),
@@ -1443,7 +1445,7 @@ pub enum RecvError {
     /// The subscriber's driver stopped: on this error, or (`None`) because
     /// the subscriber was dropped.
     #[error("the subscriber stopped{}", .0.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
-    Stopped(Option<Box<IoError>>),
+    Stopped(#[source] Option<Box<IoError>>),
 }
 
 /// A stopped subscriber's error is the driver's own; the others keep their
@@ -1452,6 +1454,7 @@ impl From<RecvError> for IoError {
     fn from(e: RecvError) -> Self {
         match e {
             RecvError::Stopped(Some(cause)) => *cause,
+            RecvError::Stopped(None) => IoError::Closed("the subscriber"),
             e => IoError::Recv(e),
         }
     }
@@ -1570,6 +1573,9 @@ impl Subscriber {
     /// the iteration goes on; it ends once every publisher it delivered
     /// anything of has ended (pin one with [`SubscriberBuilder::publisher`]
     /// to wait for that one), or after the error the subscriber stopped on.
+    /// The end of a session it delivered nothing of ends nothing; an
+    /// unpinned iterator that a forger's session delivered to waits for that
+    /// session's end too (docs/security.md).
     ///
     /// ```no_run
     /// # fn main() -> Result<(), groupcast::IoError> {
@@ -1664,9 +1670,12 @@ impl UntilEnd {
 
     /// [`UntilEnd::item`], noting who is open and who ended.
     pub(crate) fn step(&mut self, e: Event) -> Option<Result<Message, RecvError>> {
+        // The end of a session it delivered nothing of ends nothing: it may
+        // be a publisher heard only as it closed, or a forger's.
         if let Event::End { sender, .. } = &e {
-            self.open.remove(sender);
-            self.ended = self.open.is_empty();
+            if self.open.remove(sender) {
+                self.ended = self.open.is_empty();
+            }
         } else {
             self.open.insert(e.sender());
         }
@@ -2226,6 +2235,11 @@ mod tests {
             messages: 1,
         };
         let mut u = UntilEnd::default();
+        assert!(u.step(end(SessionId(9))).is_none());
+        assert!(
+            !u.ended,
+            "the end of a session never delivered ends nothing"
+        );
         assert!(matches!(u.step(msg(a, 0)), Some(Ok(m)) if m.sender == a));
         let bytes = Event::Stream {
             sender: b,

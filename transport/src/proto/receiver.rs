@@ -1236,7 +1236,7 @@ impl Receiver {
         for key in expired {
             // A block out for solving is progress, however slow the codec:
             // the object waits for it (a slow receiver is waited for, never
-            // given up; protocol.md §12).
+            // given up; protocol.md §8).
             let table = &mut self.table;
             if let Some(o) = table.objects.get_mut(&key)
                 && o.slots.iter().any(|s| matches!(s, Slot::Decoding { .. }))

@@ -398,7 +398,7 @@ impl SubscriberBuilder {
         });
         // Blocks are solved on the decode workers, off the runtime's
         // threads; each result wakes the task.
-        let pool = match config.decode_threads {
+        let pool = match config.decode_threads.min(crate::io::MAX_DECODE_THREADS) {
             0 => None,
             n => {
                 let s = Arc::clone(&shared);
@@ -562,6 +562,15 @@ pub struct AsyncSubscriber {
 }
 
 impl AsyncSubscriber {
+    /// Asks for `waker` to be woken at the next delivery (once, however
+    /// often it is polled meanwhile).
+    fn register(&self, waker: &Waker) {
+        let mut wakers = lock(&self.shared.wakers);
+        if !wakers.iter().any(|w| w.will_wake(waker)) {
+            wakers.push(waker.clone());
+        }
+    }
+
     fn take(&self) -> Result<Option<Event>, RecvError> {
         let mut st = lock(&self.shared.state);
         if let Some(d) = st.queue.pop_front() {
@@ -679,7 +688,7 @@ impl AsyncRead for AsyncSubscriberStream {
                 out.advance(n);
                 return Poll::Ready(Ok(()));
             }
-            lock(&this.subscriber.shared.wakers).push(cx.waker().clone());
+            this.subscriber.register(cx.waker());
             match this.subscriber.take() {
                 Ok(Some(e)) => {
                     if let Err(e) = this.state.take(e) {
@@ -718,12 +727,7 @@ impl futures_core::Stream for AsyncMessages<'_> {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         while !this.until.ended {
-            {
-                let mut wakers = lock(&this.subscriber.shared.wakers);
-                if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                    wakers.push(cx.waker().clone());
-                }
-            }
+            this.subscriber.register(cx.waker());
             match this.subscriber.take() {
                 Ok(Some(e)) => {
                     if let Some(item) = this.until.step(e) {
