@@ -805,6 +805,18 @@ struct ObjectState {
     created: u64,
 }
 
+impl ObjectState {
+    /// Marks the object active at `now`: it goes idle `idle_timeout` later
+    /// (its place in the table's `idle` order moves with it).
+    fn touch(&mut self, idle: &mut BTreeSet<(Instant, Key)>, key: Key, now: Instant) {
+        if self.last_activity != now {
+            idle.remove(&(self.last_activity, key));
+            idle.insert((now, key));
+            self.last_activity = now;
+        }
+    }
+}
+
 type Key = (SessionId, ObjectId);
 
 /// An object's FEC scheme and OTI, as its DATA carry them.
@@ -1241,9 +1253,7 @@ impl Receiver {
             if let Some(o) = table.objects.get_mut(&key)
                 && o.slots.iter().any(|s| matches!(s, Slot::Decoding { .. }))
             {
-                table.idle.remove(&(o.last_activity, key));
-                table.idle.insert((now, key));
-                o.last_activity = now;
+                o.touch(&mut table.idle, key, now);
                 continue;
             }
             self.fail(key, FailReason::Idle);
@@ -2956,11 +2966,7 @@ fn object_state<'a>(
     if o.oti != oti || o.fec != fec {
         return Err(RejectReason::OtiMismatch);
     }
-    if o.last_activity != now {
-        idle.remove(&(o.last_activity, key));
-        idle.insert((now, key));
-        o.last_activity = now;
-    }
+    o.touch(idle, key, now);
     Ok(o)
 }
 
