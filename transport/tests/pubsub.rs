@@ -208,6 +208,73 @@ fn a_stream_and_large_messages_arrive_whole() {
     assert!(closer.join().unwrap().confirmed);
 }
 
+/// A subscriber whose solves take 100 times as long is waited for: a
+/// stream through 5% loss arrives whole, the publisher confirms it and
+/// leaves nobody stalled. At 800 times (an unoptimised build of RaptorQ,
+/// docs/results.md), below the default `min_progress`, a short stream
+/// still arrives whole, and a window that waits for solves (STATUS with
+/// BUSY) draws no fallback repair.
+#[test]
+fn a_subscriber_slowed_a_hundred_times_is_waited_for() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !available("a_subscriber_slowed_a_hundred_times") {
+        return;
+    }
+    /// Puts the decode speed back, even if the test fails.
+    struct Slowed;
+    impl Drop for Slowed {
+        fn drop(&mut self) {
+            groupcast::io::slow_decoding_down(1);
+        }
+    }
+    let _slowed = Slowed;
+    let (_lab, ns) = lab("slow", &[("p", 0), ("s", 5)]);
+    for (factor, len) in [(100, 12_000_000u32), (800, 3_000_000)] {
+        groupcast::io::slow_decoding_down(factor);
+        let channel = format!("slow-{factor}");
+        let sub = open_in(&ns[1], {
+            let channel = channel.clone();
+            move || Subscriber::builder(&channel, "e0").open().unwrap()
+        });
+        // The default policy and rate; a flow window of 4 MiB instead of
+        // 32, so that 12 MB are enough to make the publisher wait.
+        let publisher = open_in(&ns[0], move || {
+            Publisher::builder(&channel, "e0")
+                .sender_config(|c| c.feedback.flow_window_bytes = 4 << 20)
+                .open()
+                .unwrap()
+        });
+        let data: Vec<u8> = (0..len)
+            .map(|i| (i.wrapping_mul(2_246_822_519) >> 11) as u8)
+            .collect();
+        let sent = data.clone();
+        let writer = std::thread::spawn(move || {
+            let mut w = publisher.into_stream();
+            for chunk in sent.chunks(65_536) {
+                w.write_all(chunk).unwrap();
+            }
+            w.close().unwrap()
+        });
+        let mut r = sub.into_stream();
+        let mut got = Vec::new();
+        let read = r.read_to_end(&mut got);
+        let report = writer.join().unwrap();
+        let st = &report.stats;
+        read.unwrap_or_else(|e| panic!("{factor}x: {e}: {st:?}"));
+        assert!(
+            got == data,
+            "{factor}x: the stream differs ({} bytes)",
+            got.len()
+        );
+        assert!(report.confirmed, "{factor}x: {st:?}");
+        assert_eq!(st.receivers_stalled, 0, "{factor}x: {st:?}");
+        assert_eq!(st.fallback_rounds, 0, "{factor}x: {st:?}");
+        if factor == 100 {
+            assert!(st.flow_blocked > 0, "the publisher never waited: {st:?}");
+        }
+    }
+}
+
 /// Acceptance 4 of the messages issue: the same message test under tokio,
 /// with the async handles (`send().await`, `recv().await`) and a stream
 /// through `AsyncWrite` and `AsyncRead`.

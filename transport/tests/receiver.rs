@@ -518,6 +518,64 @@ mod feedback {
         }
     }
 
+    /// A receiver whose window waits for a solve says BUSY in its STATUS
+    /// (so the sender sends it no fallback repair), and no longer once
+    /// the block is solved.
+    #[test]
+    fn a_receiver_waiting_for_its_solves_says_busy() {
+        use groupcast::wire::feedback::STATUS_BUSY;
+        let mut s = Sender::new(SenderConfig {
+            session: SessionId(SESSION),
+            mode: Mode::Hybrid,
+            max_datagram: 144,
+            block_symbols: 10,
+            interleave: 4,
+            repair_overhead: 0.3,
+            ..SenderConfig::default()
+        })
+        .unwrap();
+        s.add_object(vec![9u8; 20_000], "o").unwrap();
+        let t0 = Instant::now();
+        let mut buf = vec![0u8; 144];
+        let mut r = Receiver::new(ReceiverConfig {
+            id: 5,
+            decode_threads: 1,
+            ..ReceiverConfig::default()
+        });
+        // Every block lost its first symbol: each needs a solve.
+        while let Some(n) = s.poll_transmit(t0, &mut buf) {
+            if !matches!(Repr::parse(&buf[..n]), Ok(Repr::Data(d)) if d.esi == 0) {
+                r.handle_datagram(t0, &buf[..n]);
+            }
+        }
+        r.handle_datagram(t0, &probe(true));
+        let jobs: Vec<_> = std::iter::from_fn(|| r.poll_decode()).collect();
+        assert_eq!(jobs.len(), 20);
+        let statuses = |sent: Vec<(Repr<'static>, Destination)>| -> Vec<_> {
+            sent.into_iter()
+                .filter_map(|(p, _)| match p {
+                    Repr::Status(st) => Some(st),
+                    _ => None,
+                })
+                .collect()
+        };
+        let before = statuses(drain(&mut r, t0, Duration::from_millis(100)));
+        assert!(!before.is_empty());
+        for st in &before {
+            assert_eq!(st.window, (0, 0));
+            assert_ne!(st.flags & STATUS_BUSY, 0, "{st:?}");
+            assert_eq!(st.flags & STATUS_COMPLETE, 0);
+        }
+        let t1 = t0 + Duration::from_millis(200);
+        for job in jobs {
+            r.handle_decoded(t1, job.run());
+        }
+        let after = statuses(drain(&mut r, t1, Duration::from_millis(100)));
+        let last = after.last().expect("a STATUS once solved");
+        assert_ne!(last.flags & STATUS_COMPLETE, 0, "{last:?}");
+        assert_eq!(last.flags & STATUS_BUSY, 0, "{last:?}");
+    }
+
     #[test]
     fn silent_without_probes_then_nacks_what_is_missing() {
         let t0 = Instant::now();

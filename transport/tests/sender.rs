@@ -620,7 +620,7 @@ fn block_supplied_objects_send_the_same_datagrams_in_bounded_memory() {
 mod feedback {
     use std::time::{Duration, Instant};
 
-    use groupcast::wire::feedback::{STATUS_COMPLETE, STATUS_ECHO};
+    use groupcast::wire::feedback::{STATUS_BUSY, STATUS_COMPLETE, STATUS_ECHO};
     use groupcast::wire::{NackEntry, NackRepr, Repr, StatusRepr};
     use groupcast::{FeedbackConfig, FlowPolicy, Mode, Sender, SenderConfig, SenderEvent};
 
@@ -765,6 +765,26 @@ mod feedback {
         s.handle_datagram(t, &status(1, (0, 20), true));
         run_for(&mut s, t, Duration::from_secs(2));
         assert!(s.is_finished());
+    }
+
+    /// A receiver whose window stands still while it solves (STATUS with
+    /// BUSY, about one a second: the keep-alive) draws no fallback round;
+    /// the same STATUS without BUSY does.
+    #[test]
+    fn a_busy_receiver_draws_no_fallback_round() {
+        for busy in [true, false] {
+            let t0 = Instant::now();
+            let mut s = sender(FlowPolicy::Min, Some(1_000_000));
+            let flags = if busy { STATUS_BUSY } else { 0 };
+            let mut t = t0;
+            for _ in 0..8 {
+                s.handle_datagram(t, &report(1, (0, 15), flags, 0, 0));
+                (t, _) = run_for(&mut s, t, Duration::from_millis(900));
+            }
+            let rounds = fallback_rounds(&mut s);
+            assert_eq!(rounds.is_empty(), busy, "busy {busy}: {rounds:?}");
+            assert!(!s.is_finished());
+        }
     }
 
     #[test]

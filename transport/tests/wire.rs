@@ -235,8 +235,14 @@ fn feedback_packets_refuse_bad_fields() {
     b[16 + 20..][..4].copy_from_slice(&2_000_000u32.to_be_bytes());
     assert_eq!(Repr::parse(&reseal(b)), Err(WireError::OutOfRange));
     let mut b = status.clone();
-    b[16 + 37] = 0x08;
+    b[16 + 37] = 0x10;
     assert_eq!(Repr::parse(&reseal(b)), Err(WireError::UnknownFlags));
+    // BUSY (0x08) is a known flag.
+    let mut b = status.clone();
+    b[16 + 37] |= wire::feedback::STATUS_BUSY;
+    assert!(
+        matches!(Repr::parse(&reseal(b)), Ok(Repr::Status(s)) if s.flags & wire::feedback::STATUS_BUSY != 0)
+    );
     // Any Loss span parses: it only says how precise Loss is.
     let mut b = status.clone();
     b[16 + 38..][..2].copy_from_slice(&u16::MAX.to_be_bytes());

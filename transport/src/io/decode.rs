@@ -48,7 +48,7 @@ impl DecodePool {
                 .name("groupcast-codec-check".into())
                 .spawn(check_codec_speed);
         });
-        Self::new(threads, "groupcast-dec", true, DecodeJob::run, wake)
+        Self::new(threads, "groupcast-dec", true, run_slowed, wake)
     }
 
     /// Queues every job the receiver has to hand out.
@@ -57,6 +57,41 @@ impl DecodePool {
             self.submit(job);
         }
     }
+}
+
+/// Every solve of the process takes this many times its CPU time
+/// ([`slow_decoding_down`]); 1: as fast as it runs.
+static SLOWDOWN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+/// Makes every later solve of this process's decode pools take `factor`
+/// times the thread CPU time it used (the worker sleeps the rest), as on a
+/// machine or a build `factor` times slower. For tests and labs of slow
+/// receivers; a publisher in the same process is not slowed (it solves
+/// nothing).
+#[doc(hidden)]
+pub fn slow_decoding_down(factor: u32) {
+    SLOWDOWN.store(factor.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Thread CPU time, in seconds.
+fn thread_cpu() -> f64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+}
+
+/// [`DecodeJob::run`], slowed as [`slow_decoding_down`] says.
+fn run_slowed(job: DecodeJob) -> DecodedBlock {
+    let factor = SLOWDOWN.load(std::sync::atomic::Ordering::Relaxed);
+    if factor <= 1 {
+        return job.run();
+    }
+    let started = thread_cpu();
+    let out = job.run();
+    let spent = (thread_cpu() - started).max(0.0);
+    std::thread::sleep(std::time::Duration::from_secs_f64(
+        spent * (factor - 1) as f64,
+    ));
+    out
 }
 
 /// Bytes per second below which one RaptorQ solve of [`solve_speed`]'s block
@@ -80,8 +115,7 @@ pub fn solve_speed() -> Option<f64> {
     let mut symbol = vec![0u8; 1024];
     // CPU time of this thread, not the wall clock: a busy machine that
     // preempts the solve does not make the codec look slow.
-    let cpu = || rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    let started = cpu();
+    let started = thread_cpu();
     for esi in (16..k).chain(k..k + 20) {
         enc.write_symbol(esi, &mut symbol).ok()?;
         dec.push(esi, &symbol).ok()?;
@@ -89,8 +123,7 @@ pub fn solve_speed() -> Option<f64> {
             break;
         }
     }
-    let (end, start) = (cpu(), started);
-    let secs = (end.tv_sec - start.tv_sec) as f64 + (end.tv_nsec - start.tv_nsec) as f64 * 1e-9;
+    let secs = thread_cpu() - started;
     (dec.take_decoded()? == data).then(|| block.len as f64 / secs.max(1e-9))
 }
 

@@ -505,6 +505,8 @@ pub struct DriverStats {
     pub status_unaddressed: u64,
 }
 
+#[doc(hidden)]
+pub use decode::slow_decoding_down;
 pub use decode::{DecodePool, WorkerPool};
 
 const SOCKET: Token = Token(0);

@@ -47,8 +47,9 @@ pub use receiver::{
     SenderProgress,
 };
 pub use sender::{
-    BlockRequest, BuiltEncoder, EncoderRequest, MAX_PACING_CATCH_UP, MAX_REPAIR_OVERHEAD,
-    MAX_REPAIR_SHARE, Rounds, Sender, SenderConfig, SenderError, SenderEvent, SenderStats,
+    BUSY_HOLD, BlockRequest, BuiltEncoder, EncoderRequest, MAX_PACING_CATCH_UP,
+    MAX_REPAIR_OVERHEAD, MAX_REPAIR_SHARE, Rounds, Sender, SenderConfig, SenderError, SenderEvent,
+    SenderStats,
 };
 
 /// Identifies one run of a sender. Receivers never mix objects of different sessions.

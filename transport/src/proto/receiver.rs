@@ -10,7 +10,9 @@ use groupcast_fec::{BlockDecoder, CodecSet, FecId, Oti, Push};
 use super::hash::{self, TreeHasher, UnitCv, unit_cvs};
 use super::timer::BlockTimers;
 use super::{ObjectId, SessionId};
-use crate::wire::feedback::{NACK_NEED_INFO, PROBE_END, STATUS_COMPLETE, STATUS_ECHO, STATUS_LOSS};
+use crate::wire::feedback::{
+    NACK_NEED_INFO, PROBE_END, STATUS_BUSY, STATUS_COMPLETE, STATUS_ECHO, STATUS_LOSS,
+};
 use crate::wire::{
     DataRepr, InfoRepr, MAX_DATAGRAM, NackEntry, NackRepr, ProbeRepr, Repr, StatusRepr, WireError,
 };
@@ -2351,6 +2353,9 @@ impl Receiver {
             Some(h) if !complete => h.min(edge),
             _ => edge,
         };
+        // BUSY: the window waits for this receiver's own work, a solve or
+        // its application, not for symbols (protocol.md §13.3).
+        let busy = !complete && (window < edge || self.table.solving(session, edge));
         // A STATUS spends the session's credit, which only its DATA and
         // OBJECT_INFO earn (protocol.md §13.5); without credit it waits for
         // the session's next packet. News goes at once: the window moved by
@@ -2394,7 +2399,8 @@ impl Receiver {
             window,
             flags: STATUS_ECHO
                 | if complete { STATUS_COMPLETE } else { 0 }
-                | if loss_measured(f) { STATUS_LOSS } else { 0 },
+                | if loss_measured(f) { STATUS_LOSS } else { 0 }
+                | if busy { STATUS_BUSY } else { 0 },
         };
         let len = st.write(buf).ok()?;
         self.stats.status_sent += 1;
@@ -2699,6 +2705,16 @@ impl ObjectTable {
         }
         // Objects in progress beyond the first `upto` are not behind the sender yet.
         out
+    }
+
+    /// Whether the block at `at` (an [`ObjectTable::edge`]) is out to be
+    /// solved: it holds all the symbols it needs, and waits for this
+    /// receiver's CPU alone.
+    fn solving(&self, session: SessionId, at: (u32, u8)) -> bool {
+        self.objects
+            .get(&(session, ObjectId(at.0)))
+            .and_then(|o| o.slots.get(at.1 as usize))
+            .is_some_and(|s| matches!(s, Slot::Decoding { .. }))
     }
 
     /// (object, SBN) of this receiver's window edge: the first block not yet

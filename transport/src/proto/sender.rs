@@ -114,6 +114,12 @@ pub struct SenderConfig {
     pub copy_single_symbol_objects: bool,
 }
 
+/// How long a STATUS with BUSY holds the fallback off (protocol.md §13.4,
+/// "Fallback"): two and a half of the receivers' keep-alive intervals
+/// ([`crate::proto::KEEPALIVE`]), since a receiver whose window
+/// stands still may report no oftener.
+pub const BUSY_HOLD: Duration = Duration::from_millis(2500);
+
 /// DATA packets between two OBJECT_INFO of the first object under
 /// [`SenderConfig::lead_protection`].
 pub const LEAD_INFO_INTERVAL: u32 = 2;
@@ -729,6 +735,9 @@ pub struct Sender {
     feedback_at: Option<Instant>,
     /// When the last fallback round was queued.
     fallback_at: Option<Instant>,
+    /// When the last STATUS with BUSY came: the fallback waits
+    /// [`BUSY_HOLD`] from it.
+    busy_at: Option<Instant>,
     receivers: HashMap<u64, Tracked>,
     /// PROBE, receiver expiry and linger deadlines.
     timers: TimerTable,
@@ -837,6 +846,7 @@ impl Sender {
             first_pass_at: None,
             feedback_at: None,
             fallback_at: None,
+            busy_at: None,
             receivers: HashMap::new(),
             timers: TimerTable::default(),
             repair: RepairScheduler::new(
@@ -1607,7 +1617,7 @@ impl Sender {
         source: Option<std::net::IpAddr>,
         st: &wire::StatusRepr,
     ) {
-        use wire::feedback::{STATUS_COMPLETE, STATUS_ECHO, STATUS_LOSS};
+        use wire::feedback::{STATUS_BUSY, STATUS_COMPLETE, STATUS_ECHO, STATUS_LOSS};
         let total = self.total_blocks();
         let (wo, wsbn) = st.window;
         let edge = match self.prefix.get(wo as usize) {
@@ -1665,6 +1675,12 @@ impl Sender {
         self.stats.status_received += 1;
         if known.is_none_or(|r| edge > r.edge || (complete && !r.complete)) {
             self.feedback_at = Some(now);
+        }
+        // A receiver whose window waits for its own work (a solve, its
+        // application) needs no repair: no fallback round for it.
+        if st.flags & STATUS_BUSY != 0 && !complete {
+            self.feedback_at = Some(now);
+            self.busy_at = Some(now);
         }
         let full = self.config.feedback.stall_timeout;
         let (credit, stalled) = match known {
@@ -1927,7 +1943,8 @@ impl Sender {
 
     /// After the first pass, with no feedback that moves anything for
     /// [`Sender::fallback_delay`] while receivers are unfinished (or none was
-    /// ever heard), queues a fallback round: fresh repair (nack mode: the
+    /// ever heard), and no BUSY for [`BUSY_HOLD`], queues a fallback round:
+    /// fresh repair (nack mode: the
     /// source symbols again) for every block beyond the lowest unfinished
     /// receiver's window, `round_repair` × K of each (at least one symbol).
     fn maybe_fallback(&mut self, now: Instant) {
@@ -1973,7 +1990,8 @@ impl Sender {
 
     /// When the next fallback round is due, if one may come: after the first
     /// pass, rounds left, receivers unfinished (or none ever heard), no
-    /// repair queued, and 20 GRTTs of quiet.
+    /// repair queued, 20 GRTTs of quiet, and [`BUSY_HOLD`] since the last
+    /// BUSY.
     fn fallback_due(&self) -> Option<Instant> {
         let limit = self.config.feedback.fallback_rounds as u64;
         if !self.first_pass_done || self.stats.fallback_rounds >= limit {
@@ -1991,7 +2009,8 @@ impl Sender {
             .into_iter()
             .flatten()
             .max()?;
-        Some(quiet_since + self.fallback_delay())
+        let busy = self.busy_at.map(|b| b + BUSY_HOLD);
+        Some((quiet_since + self.fallback_delay()).max(busy.unwrap_or(quiet_since)))
     }
 
     /// How long the sender waits, quiet, before a fallback round: 20 GRTTs,

@@ -45,6 +45,10 @@ pub const STATUS_ECHO: u8 = 0x02;
 /// STATUS flag: `loss_ppm` is measured (the receiver has a loss sample);
 /// without it, the STATUS says nothing of loss.
 pub const STATUS_LOSS: u8 = 0x04;
+/// STATUS flag: the block at `window` holds all the symbols it needs, and
+/// waits for the receiver's own work (a solve, or its application): this
+/// receiver needs no repair now, however long its window stands still.
+pub const STATUS_BUSY: u8 = 0x08;
 
 /// PROBE field offsets, from the start of the datagram.
 pub mod probe {
@@ -481,7 +485,8 @@ pub struct StatusRepr {
     pub rate: u64,
     /// First block not yet decoded and handed out: (object, SBN).
     pub window: (u32, u8),
-    /// [`STATUS_COMPLETE`], [`STATUS_ECHO`].
+    /// [`STATUS_COMPLETE`], [`STATUS_ECHO`], [`STATUS_LOSS`],
+    /// [`STATUS_BUSY`].
     pub flags: u8,
 }
 
@@ -507,7 +512,7 @@ impl StatusRepr {
     }
 
     fn check(&self) -> Result<(), WireError> {
-        if self.flags & !(STATUS_COMPLETE | STATUS_ECHO | STATUS_LOSS) != 0 {
+        if self.flags & !(STATUS_COMPLETE | STATUS_ECHO | STATUS_LOSS | STATUS_BUSY) != 0 {
             return Err(WireError::UnknownFlags);
         }
         if self.loss_ppm > MAX_LOSS_PPM {
