@@ -162,6 +162,76 @@ fn slow_codec_hint(speed: f64) -> String {
     )
 }
 
+/// Source symbols per block that a sender whose own RaptorQ is unoptimised
+/// sends at most ([`fit_blocks_to_codec`]). Such a build (raptorq's debug
+/// assertions on) encodes and solves a block of 64 symbols at about 2 MB/s,
+/// 256 at 0.2 MB/s and 850 at 0.02 MB/s, that is 47 s a block, longer than
+/// a receiver's default hold credit (docs/results.md).
+pub const SLOW_CODEC_BLOCK_SYMBOLS: u32 = 64;
+
+/// Whether this build's RaptorQ is unoptimised: an encoder build and a
+/// solve of a block of [`SLOW_CODEC_BLOCK_SYMBOLS`] 1 KiB symbols, timed in
+/// thread CPU time, the better of two, run slower than [`SLOW_CODEC`].
+/// Measured once per process, on the calling thread: about a millisecond
+/// optimised, 100 ms unoptimised.
+pub fn codec_is_slow() -> bool {
+    static SLOW: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SLOW.get_or_init(|| {
+        let once = || {
+            use groupcast_fec::{FecId, Oti, codec_for};
+            let k = SLOW_CODEC_BLOCK_SYMBOLS;
+            let data: Vec<u8> = (0..k << 10).map(|i| (i * 29 + i / 5) as u8).collect();
+            let oti = Oti::for_object(data.len() as u64, 1024, k, 1).ok()?;
+            let block = oti.block(0)?;
+            let codec = codec_for(FecId::RaptorQ);
+            let started = thread_cpu();
+            let mut enc = codec.encoder(&oti, &block, &data).ok()?;
+            let mut dec = codec.decoder(&oti, &block).ok()?;
+            let mut symbol = vec![0u8; 1024];
+            for esi in (4..k).chain(k..k + 8) {
+                enc.write_symbol(esi, &mut symbol).ok()?;
+                dec.push(esi, &symbol).ok()?;
+                if dec.is_decoded() {
+                    break;
+                }
+            }
+            let secs = thread_cpu() - started;
+            (dec.take_decoded()? == data).then(|| 2.0 * data.len() as f64 / secs.max(1e-9))
+        };
+        [once(), once()]
+            .into_iter()
+            .flatten()
+            .reduce(f64::max)
+            .is_some_and(|speed| speed < SLOW_CODEC)
+    })
+}
+
+/// Caps a RaptorQ sender's blocks at [`SLOW_CODEC_BLOCK_SYMBOLS`] when this
+/// build's codec is unoptimised ([`codec_is_slow`]), and warns once: with
+/// its default blocks such a sender, and receivers built the same way, take
+/// most of a minute per block, and receivers are left behind as stalled.
+/// Receivers built optimised decode the smaller blocks as well. The socket
+/// drivers' senders (publishers, `send_path`) call it.
+pub fn fit_blocks_to_codec(config: &mut crate::proto::SenderConfig) {
+    // Nack mode sends Compact No-Code, which solves nothing.
+    if config.fec != groupcast_fec::FecId::RaptorQ
+        || config.mode == crate::Mode::Nack
+        || config.block_symbols <= SLOW_CODEC_BLOCK_SYMBOLS
+        || !codec_is_slow()
+    {
+        return;
+    }
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            "RaptorQ is unoptimised in this build, so this sender sends blocks of {} source              symbols instead of {}, which such a build encodes and solves at about 2 MB/s (a              block of 1000 takes most of a minute). Build optimised (--release), or add              `[profile.dev.package.raptorq]` with `opt-level = 3`, `debug-assertions = false`              and `overflow-checks = false` to the Cargo.toml of the crate you build (README,              \"As a library\")",
+            SLOW_CODEC_BLOCK_SYMBOLS,
+            config.block_symbols
+        );
+    });
+    config.block_symbols = SLOW_CODEC_BLOCK_SYMBOLS;
+}
+
 /// If this process's codec was found slow ([`check_codec_speed`]), the
 /// advice, for an error that a slow codec may have caused.
 pub fn slow_codec() -> Option<String> {
@@ -301,6 +371,17 @@ mod tests {
         assert!(pool.take().is_none() && pool.try_take().is_none());
         drop(pool);
         assert_eq!(wakes.load(Ordering::Relaxed), 100);
+    }
+
+    /// This workspace builds RaptorQ optimised in every profile (its
+    /// Cargo.toml), so the quick check finds it fast, and a publisher keeps
+    /// its blocks.
+    #[test]
+    fn this_workspace_keeps_its_blocks() {
+        assert!(!super::codec_is_slow());
+        let mut config = crate::proto::SenderConfig::default();
+        super::fit_blocks_to_codec(&mut config);
+        assert_eq!(config.block_symbols, 1000);
     }
 
     /// The codec check runs a real solve: it decodes the block it encoded.

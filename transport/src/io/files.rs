@@ -775,10 +775,12 @@ pub fn send_path(
     let bytes = manifest.encode();
     let id = TransferId::of(&bytes);
     // Receivers take nothing before the manifest: protect it.
-    let mut sender = crate::proto::Sender::new(crate::proto::SenderConfig {
+    let mut config = crate::proto::SenderConfig {
         lead_protection: true,
         ..sender_config
-    })?;
+    };
+    super::decode::fit_blocks_to_codec(&mut config);
+    let mut sender = crate::proto::Sender::new(config)?;
     sender.add_object_hashed(bytes, id.0, MANIFEST_NAME)?;
     let mut file_bytes = 0;
     let mut objects: Vec<Vec<(usize, u64, u64)>> = Vec::new();

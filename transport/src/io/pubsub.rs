@@ -269,7 +269,9 @@ impl PublisherBuilder {
                     .into(),
             ));
         }
-        let mut sender = Sender::new(self.config.clone())?;
+        let mut config = self.config.clone();
+        super::decode::fit_blocks_to_codec(&mut config);
+        let mut sender = Sender::new(config)?;
         sender.set_open(true);
         let mut net = self.net.clone();
         net.feedback = true;
