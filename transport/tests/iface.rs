@@ -186,3 +186,49 @@ fn unusable_interfaces_are_refused_at_open_with_the_reason() {
             .unwrap_or_else(|e| panic!("{e}"));
     }));
 }
+
+/// An interface that goes down under a publisher: its driver stops with the
+/// interface's reason (down), not a bare OS error from the send.
+#[test]
+fn an_interface_that_goes_down_under_a_publisher_is_named() {
+    if !available("an_interface_that_goes_down_under_a_publisher") {
+        return;
+    }
+    let mut n = Netns::new("ifdown");
+    let x = n.ns("x");
+    let y = n.ns("y");
+    n.link(&x, "e0", &y, "e1");
+    n.wait_link(&x, "e0");
+    let publisher = {
+        let x = x.clone();
+        std::thread::spawn(move || {
+            enter(&x);
+            Publisher::builder("iface-down", "e0")
+                .expect_receivers(0)
+                .open()
+                .unwrap()
+        })
+        .join()
+        .unwrap()
+    };
+    publisher.send(b"before").unwrap();
+    ip(&x, &["link", "set", "dev", "e0", "down"]);
+    // Bounded: 500 messages 10 ms apart at most.
+    let mut failed = None;
+    for i in 0..500u32 {
+        if let Err(e) = publisher.send(&i.to_be_bytes()) {
+            failed = Some(e);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let failed = failed.or_else(|| publisher.close().err());
+    match failed {
+        Some(IoError::Interface(e)) => {
+            assert_eq!(e.reason, Unusable::Down, "{e}");
+            assert!(e.to_string().contains("e0"), "{e}");
+        }
+        Some(e) => panic!("the publisher stopped, but not for the interface: {e:?}"),
+        None => panic!("the publisher went on with its interface down"),
+    }
+}

@@ -275,11 +275,26 @@ const DAD_WAIT: Duration = Duration::from_secs(3);
 /// the kernel routes that group out of it (a UDP connect, which sends
 /// nothing). Follows the calling thread's network namespace.
 pub fn check(name: &str, group: Option<Ipv6Addr>) -> Result<u32, InterfaceError> {
+    check_within(name, group, DAD_WAIT)
+}
+
+/// [`check`] without waiting for a tentative address: for a send that
+/// failed on an interface that was usable at open (it went down, lost its
+/// address or its route), on whatever thread the failure came.
+pub fn check_now(name: &str, group: Option<Ipv6Addr>) -> Result<u32, InterfaceError> {
+    check_within(name, group, Duration::ZERO)
+}
+
+fn check_within(
+    name: &str,
+    group: Option<Ipv6Addr>,
+    wait: Duration,
+) -> Result<u32, InterfaceError> {
     let fail = |reason| InterfaceError {
         interface: name.to_owned(),
         reason,
     };
-    let deadline = Instant::now() + DAD_WAIT;
+    let deadline = Instant::now() + wait;
     let (index, facts) = loop {
         let (index, facts) = gather(name).ok_or_else(|| fail(Unusable::NotFound))?;
         match diagnose(&facts) {

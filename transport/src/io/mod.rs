@@ -282,6 +282,8 @@ pub struct McastSocket {
     feedback: Option<UdpSocket>,
     feedback_dest: SocketAddrV6,
     ifindex: u32,
+    /// The interface's name, to diagnose a send that fails after open.
+    interface: String,
     /// Where each session's accepted packets came from, for unicast STATUS
     /// (a few sessions at most: the locked one, or candidates before).
     sender_addrs: Vec<(u64, SocketAddrV6)>,
@@ -355,10 +357,22 @@ impl McastSocket {
             feedback: Self::feedback_socket(cfg, ifindex)?,
             feedback_dest: SocketAddrV6::new(cfg.channel.feedback_group(), port, 0, 0),
             ifindex,
+            interface: cfg.interface.clone(),
             sender_addrs: Vec::new(),
             feedback_hops_fixed: cfg.feedback_hops,
             feedback_hops: cfg.feedback_hops.unwrap_or(cfg.hops),
         })
+    }
+
+    /// The error for a send that failed after open: the interface's own
+    /// reason if it can no longer carry the channel's multicast (it went
+    /// down, lost its carrier, address or route: [`iface::check_now`]),
+    /// else the socket's error.
+    pub(crate) fn send_failure(&self, e: std::io::Error) -> IoError {
+        match iface::check_now(&self.interface, Some(*self.dest.ip())) {
+            Err(why) => IoError::Interface(why),
+            Ok(_) => sock_err(format!("sending to {}", self.dest))(e),
+        }
     }
 
     /// A PROBE announcing `announced` hops arrived with `arrived` left: unless
@@ -792,7 +806,7 @@ fn send_loop(
                     // This path cannot segment: send the same datagrams one by one.
                     sock.gso = false;
                 }
-                Err(e) => return Err(sock_err(format!("sending to {}", sock.dest))(e)),
+                Err(e) => return Err(sock.send_failure(e)),
             }
         }
         let wait = if blocked {

@@ -159,7 +159,7 @@ async fn drive_publisher(
                 Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                     ::tokio::time::sleep(Duration::from_micros(200)).await;
                 }
-                Err(e) => return Err(sock_err("sending")(e)),
+                Err(e) => return Err(sock.send_failure(e)),
             }
             sent += 1;
         }
