@@ -38,14 +38,17 @@ fuzz_target!(|data: &[u8]| {
         if decoders.len() >= 4 && !decoders.contains_key(&sbn) {
             continue;
         }
-        let dec = decoders
-            .entry(sbn)
-            .or_insert_with(|| codec.decoder(&oti, &block).expect("decoder for a valid block"));
-        if dec.push(esi, symbol).is_ok() && dec.is_decoded() {
-            if let Some(out) = dec.take_decoded() {
-                let want = if codec.carries_data() { block.len } else { 0 };
-                assert_eq!(out.len() as u64, want);
-            }
+        let dec = decoders.entry(sbn).or_insert_with(|| {
+            codec
+                .decoder(&oti, &block)
+                .expect("decoder for a valid block")
+        });
+        if dec.push(esi, symbol).is_ok()
+            && dec.is_decoded()
+            && let Some(out) = dec.take_decoded()
+        {
+            let want = if codec.carries_data() { block.len } else { 0 };
+            assert_eq!(out.len() as u64, want);
         }
     }
 });

@@ -25,9 +25,19 @@ const FORGED: [SessionId; 4] = [SessionId(10), SessionId(11), SessionId(12), Ses
 
 #[derive(Debug, Arbitrary)]
 enum Frame {
-    Messages { first: u64, count: u32, lens: Vec<u16> },
-    Stream { offset: u64, len: u16 },
-    End { stream_len: u64, messages: u64 },
+    Messages {
+        first: u64,
+        count: u32,
+        lens: Vec<u16>,
+    },
+    Stream {
+        offset: u64,
+        len: u16,
+    },
+    End {
+        stream_len: u64,
+        messages: u64,
+    },
     Raw(Vec<u8>),
 }
 
@@ -67,22 +77,57 @@ impl Frame {
 #[derive(Debug, Arbitrary)]
 enum Op {
     /// An honest publisher's object `index` (of those it framed) completes.
-    Honest { publisher: bool, index: u8 },
+    Honest {
+        publisher: bool,
+        index: u8,
+    },
     /// An honest publisher's object fails for good.
-    HonestFailed { publisher: bool, index: u8 },
+    HonestFailed {
+        publisher: bool,
+        index: u8,
+    },
     /// A forged object completes, under a forged session id.
-    Forged { session: u8, object: u32, frame: Frame },
+    Forged {
+        session: u8,
+        object: u32,
+        frame: Frame,
+    },
     /// A forged object fails.
-    Failed { session: u8, object: u32 },
+    Failed {
+        session: u8,
+        object: u32,
+    },
     /// A PROBE says where a session starts (its first) or what it retains.
-    Start { honest: bool, session: u8, object: u32 },
-    Retains { honest: bool, session: u8, object: u32 },
+    Start {
+        honest: bool,
+        session: u8,
+        object: u32,
+    },
+    Retains {
+        honest: bool,
+        session: u8,
+        object: u32,
+    },
     /// Time passes.
-    Wait { ms: u16 },
+    Wait {
+        ms: u16,
+    },
     /// A decoded block, a completion or a failure reaches the reassembler.
-    Block { session: u8, object: u8, offset: u32, len: u16 },
-    Complete { session: u8, object: u8, size: u32 },
-    Abort { session: u8, object: u8 },
+    Block {
+        session: u8,
+        object: u8,
+        offset: u32,
+        len: u16,
+    },
+    Complete {
+        session: u8,
+        object: u8,
+        size: u32,
+    },
+    Abort {
+        session: u8,
+        object: u8,
+    },
 }
 
 #[derive(Debug, Arbitrary)]
@@ -283,14 +328,20 @@ fn check(sent: &[Sent; 2], seen: &mut HashMap<SessionId, Seen>, d: Delivery) {
     match d {
         Delivery::Message(m) => {
             assert!(m.seq >= st.next_seq, "in order, at most once");
-            assert!(st.seq_gap || m.seq == st.next_seq, "no message skipped without a gap");
+            assert!(
+                st.seq_gap || m.seq == st.next_seq,
+                "no message skipped without a gap"
+            );
             assert_eq!(sent[p].messages[m.seq as usize], m.data, "as sent");
             st.next_seq = m.seq + 1;
             st.seq_gap = false;
         }
         Delivery::Stream { offset, data, .. } => {
             assert!(offset >= st.stream_at, "in order");
-            assert!(st.stream_gap || offset == st.stream_at, "no byte skipped without a gap");
+            assert!(
+                st.stream_gap || offset == st.stream_at,
+                "no byte skipped without a gap"
+            );
             let end = offset as usize + data.len();
             assert_eq!(&sent[p].stream[offset as usize..end], &data[..], "as sent");
             st.stream_at = end as u64;

@@ -24,9 +24,28 @@ use groupcast::{ObjectId, ReceiverEvent, SessionId};
 use libfuzzer_sys::fuzz_target;
 
 const NAMES: &[&str] = &[
-    ".bashrc", "evil", "evil/x", "evil/new/y", "keep", "dir", "dir/f", "a", "a/b", "a/b/c",
-    "../escape", "/abs", "d/../e", "", ".groupcast-tmp-00", ".groupcast-manifest", "x/y",
-    "ok", "ok/ok", "sp ace", "ünï", "a\nb",
+    ".bashrc",
+    "evil",
+    "evil/x",
+    "evil/new/y",
+    "keep",
+    "dir",
+    "dir/f",
+    "a",
+    "a/b",
+    "a/b/c",
+    "../escape",
+    "/abs",
+    "d/../e",
+    "",
+    ".groupcast-tmp-00",
+    ".groupcast-manifest",
+    "x/y",
+    "ok",
+    "ok/ok",
+    "sp ace",
+    "ünï",
+    "a\nb",
 ];
 
 #[derive(Debug, Arbitrary)]
@@ -54,18 +73,40 @@ enum Op {
         right_hash: bool,
     },
     /// Arbitrary bytes as object 0.
-    RawManifest { session: u8, bytes: Vec<u8> },
-    Block { session: u8, object: u8, offset: u32, data: Vec<u8> },
+    RawManifest {
+        session: u8,
+        bytes: Vec<u8>,
+    },
+    Block {
+        session: u8,
+        object: u8,
+        offset: u32,
+        data: Vec<u8>,
+    },
     /// A forged completion (a hash no content has).
-    Complete { session: u8, object: u8, size: u32, hash: u8, name: Name },
+    Complete {
+        session: u8,
+        object: u8,
+        size: u32,
+        hash: u8,
+        name: Name,
+    },
     /// A file of a manifest built by `Manifest`, delivered whole.
-    File { pick: u8, split: u16 },
-    Failed { session: u8, object: u8 },
+    File {
+        pick: u8,
+        split: u16,
+    },
+    Failed {
+        session: u8,
+        object: u8,
+    },
 }
 
 /// The content of file `i` of a manifest: the same for its entry and its data.
 fn content(seed: u8, len: u16) -> Vec<u8> {
-    (0..len as u32 % 10_000).map(|j| (j as u8).wrapping_mul(31) ^ seed).collect()
+    (0..len as u32 % 10_000)
+        .map(|j| (j as u8).wrapping_mul(31) ^ seed)
+        .collect()
 }
 
 fn walk(dir: &Path, out: &mut Vec<(String, bool)>) {
@@ -111,10 +152,17 @@ fuzz_target!(|ops: Vec<Op>| {
     )
     .unwrap();
     let mut bound: Option<Manifest> = None;
-    let mut contents: Vec<((SessionId, u32), (Vec<u8>, [u8; 32]))> = Vec::new();
+    // (session, object) and its bytes and hash.
+    type Content = ((SessionId, u32), (Vec<u8>, [u8; 32]));
+    let mut contents: Vec<Content> = Vec::new();
     for op in ops.into_iter().take(64) {
         let events = match op {
-            Op::Manifest { session, files, split, right_hash } => {
+            Op::Manifest {
+                session,
+                files,
+                split,
+                right_hash,
+            } => {
                 // Files over 4 KiB are in parts, one object each.
                 const PART: u64 = 4096;
                 let mut object = 1u32;
@@ -128,7 +176,12 @@ fuzz_target!(|ops: Vec<Op>| {
                         let h = TransferId::of(&bytes).0;
                         let o = object + i as u32;
                         contents.push(((SessionId(session as u64), o), (bytes, h)));
-                        parts.push(Part { object: ObjectId(o), offset, size, hash: h });
+                        parts.push(Part {
+                            object: ObjectId(o),
+                            offset,
+                            size,
+                            hash: h,
+                        });
                     }
                     entries.push(Entry {
                         object: ObjectId(object),
@@ -155,29 +208,75 @@ fuzz_target!(|ops: Vec<Op>| {
                             mode: 0o644,
                             hash: TransferId::of(data).0,
                             parts: Vec::new(),
-                            pack: Some(Pack { offset, size: pack.len() as u64, hash: ph }),
+                            pack: Some(Pack {
+                                offset,
+                                size: pack.len() as u64,
+                                hash: ph,
+                            }),
                         });
                     }
                 }
-                let m = Manifest { part_size: PART, entries };
+                let m = Manifest {
+                    part_size: PART,
+                    entries,
+                };
                 let bytes = m.encode();
                 let at = split as usize % (bytes.len() + 1);
-                let hash = if right_hash { TransferId::of(&bytes).0 } else { [1; 32] };
+                let hash = if right_hash {
+                    TransferId::of(&bytes).0
+                } else {
+                    [1; 32]
+                };
                 let s = SessionId(session as u64);
                 vec![
-                    ReceiverEvent::BlockDecoded { session: s, object: ObjectId(0), offset: 0, sbn: 0, data: bytes[..at].to_vec() },
-                    ReceiverEvent::BlockDecoded { session: s, object: ObjectId(0), offset: at as u64, sbn: 0, data: bytes[at..].to_vec() },
-                    ReceiverEvent::ObjectComplete { session: s, object: ObjectId(0), size: bytes.len() as u64, hash, name: MANIFEST_NAME.into() },
+                    ReceiverEvent::BlockDecoded {
+                        session: s,
+                        object: ObjectId(0),
+                        offset: 0,
+                        sbn: 0,
+                        data: bytes[..at].to_vec(),
+                    },
+                    ReceiverEvent::BlockDecoded {
+                        session: s,
+                        object: ObjectId(0),
+                        offset: at as u64,
+                        sbn: 0,
+                        data: bytes[at..].to_vec(),
+                    },
+                    ReceiverEvent::ObjectComplete {
+                        session: s,
+                        object: ObjectId(0),
+                        size: bytes.len() as u64,
+                        hash,
+                        name: MANIFEST_NAME.into(),
+                    },
                 ]
             }
             Op::RawManifest { session, bytes } => {
                 let s = SessionId(session as u64);
                 vec![
-                    ReceiverEvent::BlockDecoded { session: s, object: ObjectId(0), offset: 0, sbn: 0, data: bytes.clone() },
-                    ReceiverEvent::ObjectComplete { session: s, object: ObjectId(0), size: bytes.len() as u64, hash: TransferId::of(&bytes).0, name: MANIFEST_NAME.into() },
+                    ReceiverEvent::BlockDecoded {
+                        session: s,
+                        object: ObjectId(0),
+                        offset: 0,
+                        sbn: 0,
+                        data: bytes.clone(),
+                    },
+                    ReceiverEvent::ObjectComplete {
+                        session: s,
+                        object: ObjectId(0),
+                        size: bytes.len() as u64,
+                        hash: TransferId::of(&bytes).0,
+                        name: MANIFEST_NAME.into(),
+                    },
                 ]
             }
-            Op::Block { session, object, offset, data } => vec![ReceiverEvent::BlockDecoded {
+            Op::Block {
+                session,
+                object,
+                offset,
+                data,
+            } => vec![ReceiverEvent::BlockDecoded {
                 session: SessionId(session as u64),
                 object: ObjectId(object as u32),
                 offset: (offset % (1 << 20)) as u64,
@@ -195,13 +294,37 @@ fuzz_target!(|ops: Vec<Op>| {
                     let (s, object) = (*s, ObjectId(*object));
                     let at = split as usize % (c.len() + 1);
                     vec![
-                        ReceiverEvent::BlockDecoded { session: s, object, offset: 0, sbn: 0, data: c[..at].to_vec() },
-                        ReceiverEvent::BlockDecoded { session: s, object, offset: at as u64, sbn: 0, data: c[at..].to_vec() },
-                        ReceiverEvent::ObjectComplete { session: s, object, size: c.len() as u64, hash: *hash, name: String::new() },
+                        ReceiverEvent::BlockDecoded {
+                            session: s,
+                            object,
+                            offset: 0,
+                            sbn: 0,
+                            data: c[..at].to_vec(),
+                        },
+                        ReceiverEvent::BlockDecoded {
+                            session: s,
+                            object,
+                            offset: at as u64,
+                            sbn: 0,
+                            data: c[at..].to_vec(),
+                        },
+                        ReceiverEvent::ObjectComplete {
+                            session: s,
+                            object,
+                            size: c.len() as u64,
+                            hash: *hash,
+                            name: String::new(),
+                        },
                     ]
                 }
             }
-            Op::Complete { session, object, size, hash, name } => vec![ReceiverEvent::ObjectComplete {
+            Op::Complete {
+                session,
+                object,
+                size,
+                hash,
+                name,
+            } => vec![ReceiverEvent::ObjectComplete {
                 session: SessionId(session as u64),
                 object: ObjectId(object as u32),
                 size: size as u64 % 4096,
@@ -219,7 +342,10 @@ fuzz_target!(|ops: Vec<Op>| {
             sink.handle(e).unwrap();
             if sink.take_binding().is_some() && bound.is_none() {
                 // The bytes of the bound manifest, as the sink decoded them.
-                bound = Some(Manifest { entries: sink.entries().cloned().collect(), ..Manifest::default() });
+                bound = Some(Manifest {
+                    entries: sink.entries().cloned().collect(),
+                    ..Manifest::default()
+                });
             }
         }
     }
@@ -231,11 +357,19 @@ fuzz_target!(|ops: Vec<Op>| {
     walk(&outside, &mut o);
     assert_eq!(o, vec![("x".to_owned(), false)]);
     assert_eq!(fs::read(outside.join("x")).unwrap(), b"precious");
-    let mut top: Vec<String> = fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut top: Vec<String> = fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     top.sort();
     assert_eq!(top, vec!["out", "outside"]);
     // The planted entries are as they were.
-    assert!(fs::symlink_metadata(out.join("evil")).unwrap().file_type().is_symlink());
+    assert!(
+        fs::symlink_metadata(out.join("evil"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     assert_eq!(fs::read(out.join("keep")).unwrap(), b"mine");
     assert!(out.join("dir").is_dir());
     // Every file written is listed by the bound manifest, with that content;
@@ -253,29 +387,46 @@ fuzz_target!(|ops: Vec<Op>| {
                 .strip_prefix(STAGING_DIR)
                 .and_then(|r| r.strip_prefix('/'))
                 .unwrap_or_else(|| panic!("left {rel} beside the staging directory"));
-            let m = bound.as_ref().unwrap_or_else(|| panic!("left {rel} with no manifest bound"));
+            let m = bound
+                .as_ref()
+                .unwrap_or_else(|| panic!("left {rel} with no manifest bound"));
             assert!(
-                m.entries.iter().any(|e| !e.parts.is_empty() && resume_name(e) == name),
+                m.entries
+                    .iter()
+                    .any(|e| !e.parts.is_empty() && resume_name(e) == name),
                 "left {rel}"
             );
             continue;
         }
 
         if *link || ["evil", "keep", "dir"].contains(&rel.as_str()) {
-            assert!(["evil", "keep", "dir"].contains(&rel.as_str()), "a link was made: {rel}");
+            assert!(
+                ["evil", "keep", "dir"].contains(&rel.as_str()),
+                "a link was made: {rel}"
+            );
             continue;
         }
         let p = out.join(rel);
         if p.is_dir() {
             continue;
         }
-        let m = bound.as_ref().unwrap_or_else(|| panic!("{rel} written with no manifest bound"));
-        let e = m.entries.iter().find(|e| &e.path == rel).unwrap_or_else(|| panic!("{rel} is not in the manifest"));
+        let m = bound
+            .as_ref()
+            .unwrap_or_else(|| panic!("{rel} written with no manifest bound"));
+        let e = m
+            .entries
+            .iter()
+            .find(|e| &e.path == rel)
+            .unwrap_or_else(|| panic!("{rel} is not in the manifest"));
         // All or nothing: a transfer not placed whole placed no file.
         assert!(whole, "{rel} placed, but the transfer was not placed whole");
         let got = fs::read(&p).unwrap();
         assert_eq!(got.len() as u64, e.size, "{rel}");
-        assert_eq!(TransferId::of(&got).0, e.hash, "{rel}: content is not what the manifest says");
+        assert_eq!(
+            TransferId::of(&got).0,
+            e.hash,
+            "{rel}: content is not what the manifest says"
+        );
     }
     let _ = fs::remove_dir_all(&root);
 });

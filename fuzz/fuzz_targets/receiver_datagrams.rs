@@ -16,10 +16,24 @@ use libfuzzer_sys::fuzz_target;
 #[derive(Debug, Arbitrary)]
 enum Op {
     Real(u16),
-    Flip { packet: u16, at: u16, bits: u8 },
-    Cut { packet: u16, len: u16 },
-    Extend { packet: u16, tail: Vec<u8> },
-    Reseal { packet: u16, at: u16, value: u8 },
+    Flip {
+        packet: u16,
+        at: u16,
+        bits: u8,
+    },
+    Cut {
+        packet: u16,
+        len: u16,
+    },
+    Extend {
+        packet: u16,
+        tail: Vec<u8>,
+    },
+    Reseal {
+        packet: u16,
+        at: u16,
+        value: u8,
+    },
     Raw(Vec<u8>),
     Advance(u16),
     Timeout,
@@ -44,8 +58,11 @@ fn transfer() -> &'static Transfer {
             Vec::new(),
         ];
         let names: Vec<String> = (0..objects.len()).map(|i| format!("o{i}")).collect();
-        let named: Vec<(&[u8], &str)> =
-            objects.iter().zip(&names).map(|(o, n)| (&o[..], n.as_str())).collect();
+        let named: Vec<(&[u8], &str)> = objects
+            .iter()
+            .zip(&names)
+            .map(|(o, n)| (&o[..], n.as_str()))
+            .collect();
         let mut packets = Vec::new();
         // A carousel's two rounds and a hybrid sender's first pass (as far
         // as it goes before any STATUS), through the shared test driver.
@@ -145,15 +162,19 @@ fuzz_target!(|ops: Vec<Op>| {
                 part_at = kib.map(|k| k as u64 * 1024);
                 r.bind(
                     groupcast::SessionId(1),
-                    t.objects.iter().enumerate().skip(1).map(|(i, o)| groupcast::BoundObject {
-                        object: groupcast::ObjectId(i as u32),
-                        size: o.len() as u64,
-                        hash: part_at
-                            .and_then(|at| groupcast::proto::part_cv(at, o))
-                            .unwrap_or(*blake3::hash(o).as_bytes()),
-                        name: format!("o{i}"),
-                        hash_offset: part_at,
-                    }),
+                    t.objects
+                        .iter()
+                        .enumerate()
+                        .skip(1)
+                        .map(|(i, o)| groupcast::BoundObject {
+                            object: groupcast::ObjectId(i as u32),
+                            size: o.len() as u64,
+                            hash: part_at
+                                .and_then(|at| groupcast::proto::part_cv(at, o))
+                                .unwrap_or(*blake3::hash(o).as_bytes()),
+                            name: format!("o{i}"),
+                            hash_offset: part_at,
+                        }),
                 );
                 None
             }

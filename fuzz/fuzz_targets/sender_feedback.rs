@@ -62,7 +62,10 @@ fuzz_target!(|data: &[u8]| {
         rest = tail;
     }
     let st = s.stats();
-    assert!(st.receivers_tracked <= 12, "3 hosts, 4 receivers each at most");
+    assert!(
+        st.receivers_tracked <= 12,
+        "3 hosts, 4 receivers each at most"
+    );
     let elapsed = now.saturating_duration_since(t0).as_secs_f64();
     let repair_bytes = st.repair_symbols_sent as f64 * 144.0;
     assert!(repair_bytes <= 0.5 * rate as f64 * elapsed + 64.0 * 1024.0 + 144.0 * 2.0);
