@@ -1,7 +1,6 @@
 #!/bin/bash
 # CPU seconds per GB delivered, at each end, of two groupcast builds run in
-# turn on the same link in the same hour: issue 14, item 7 ("at most 0.7 ×
-# today's") judged against the build of the day the issue was filed, on a
+# turn on the same link in the same hour, so that two builds compare on a
 # shared machine whose speed drifts from day to day.
 #
 #   benches/scripts/paired-cpu.sh BIN_A BIN_B SIZE_BYTES PAIRS [DROP%] [MODE]

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 14, acceptance 4: a receiver killed (SIGKILL) at 55% of a 1 GiB transfer, then
+# A receiver killed (SIGKILL) at 55% of a 1 GiB transfer, then
 # started again with the same --output beside a new sender, resumes from the parts it
 # verified; prints the share of the file's symbols its second run accepted. Needs root,
 # iproute2 and a release build; creates two namespaces and a veth pair, and deletes them.

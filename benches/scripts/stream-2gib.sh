@@ -1,7 +1,7 @@
 #!/bin/bash
-# Issue 15, acceptance 3: a 2 GiB stream (`send --stream` from /dev/urandom)
+# A 2 GiB stream (`send --stream` from /dev/urandom)
 # to one `recv --stream` dropping 10%, printing both SHA-256 sums and both
-# ends' peak RSS (asked: under 128 MiB each).
+# ends' peak RSS (each should stay under 128 MiB).
 #
 #   benches/scripts/stream-2gib.sh [BYTES] [DROP%]
 #

@@ -765,7 +765,7 @@ fn routed_through_smcroute_with_loss() {
     );
 }
 
-/// Issue 15, acceptance 1: 50 MiB of random bytes piped through `send
+/// 50 MiB of random bytes piped through `send
 /// --stream`, through the smcroute router, to three `recv --stream`
 /// receivers dropping 0%, 5% and 15%. Every output is identical, and every
 /// process exits 0 by itself: the receivers at the end of the stream, the
@@ -970,12 +970,12 @@ fn bridge_lab(tag: &str, drops: &[u32]) -> (Lab, Vec<String>) {
     (lab, hosts)
 }
 
-/// Issue 14, items 1 and 2 (CI's scale): a 512 MiB file goes to receivers
+/// netbench's large-file runs at CI's scale: a 512 MiB file goes to receivers
 /// dropping 0% and 10% with the sender's and the receivers' peak RSS under
 /// 128 MiB: the sender hashes the file in a streaming pass and reads each
-/// block when it needs it (it used to hold the whole file, 1.9 GB of RSS for
-/// 1 GiB), and the file travels as eight parts of 64 MiB, so its blocks stay
-/// K × T (as one object they would be twice that, and the window with them).
+/// block when it needs it (it never holds the whole file), and the file
+/// travels as eight parts of 64 MiB, so its blocks stay K × T (as one
+/// object they would be twice that, and the window with them).
 #[test]
 fn a_file_larger_than_the_memory_cap_is_sent_in_bounded_memory() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -1040,7 +1040,7 @@ fn a_file_larger_than_the_memory_cap_is_sent_in_bounded_memory() {
     );
 }
 
-/// Issue 14, item 4 (acceptance 3 at CI's scale): a tree of 1,500 small files
+/// `netbench tree` at CI's scale: a tree of 1,500 small files
 /// (1-32 KiB, in 60 directories, modes 644, 600 and 755) and two larger ones
 /// arrives identical, paths, contents and modes, with the small files packed
 /// into a few objects: the receiver completes far fewer objects than files.
@@ -1094,7 +1094,7 @@ fn a_tree_of_many_small_files_arrives_identical_in_packs() {
     );
 }
 
-/// Issue 14, item 5 (acceptance 4 at CI's scale): a receiver killed with
+/// benches/scripts/resume-1gib.sh at CI's scale: a receiver killed with
 /// SIGKILL at about half of a 256 MiB transfer in parts of 8 MiB, and started
 /// again with the same --output beside a new sender of the same file,
 /// resumes from the parts it had verified: it finishes with an identical
@@ -1171,7 +1171,7 @@ fn a_receiver_killed_halfway_resumes_and_receives_only_the_rest() {
     assert_eq!(left.len(), 1, "temporary files left: {left:?}");
 }
 
-/// Issue 14, item 6: `recv --follow --exec CMD` takes one transfer after
+/// `recv --follow --exec CMD` takes one transfer after
 /// another on the channel. The second, of the same tree with one file changed,
 /// receives only that file: the unchanged one is kept as it is (same inode).
 /// CMD runs after each verified transfer with the transfer in its
@@ -1277,7 +1277,7 @@ fn a_following_receiver_takes_each_update_and_keeps_identical_files() {
     );
 }
 
-/// Issue 33, item 5: a forger binds a following receiver with a manifest
+/// A forger binds a following receiver with a manifest
 /// that lists `a.txt` (which is in --output) and `b.txt`, and sends only
 /// `a.txt`. Nothing is replaced and the hook does not run; the session,
 /// idle for --idle-timeout, is dropped; and the real transfer after it is
@@ -1398,7 +1398,7 @@ fn a_follower_places_nothing_of_a_forged_half_transfer_and_takes_the_next() {
     assert!(status.success(), "follower stopped by SIGTERM: {status:?}");
 }
 
-/// Feedback issue, acceptance 4: hybrid mode (the default) moves a 20 MiB file
+/// Hybrid mode (the default) moves a 20 MiB file
 /// to receivers dropping 0%, 10% and 25%; every copy is identical, the sender
 /// exits by itself, and it sends at most 1.05 × size / (1 − 0.25) bytes plus
 /// one block.
@@ -1413,7 +1413,7 @@ fn hybrid_transfer_sender_exits_by_itself_within_the_byte_bound() {
     let file = lab.dir.join("big.bin");
     random_file(&file, size, 4);
     let channel = "gc-test-hybrid";
-    // The core-shape issue's logging: the session lock and each object's completion.
+    // Debug logging, for the session lock and each object's completion checked below.
     lab.env.push(("RUST_LOG".into(), "groupcast=debug".into()));
     let outs: Vec<PathBuf> = (0..3)
         .map(|i| lab.recv(&format!("rx{i}"), &hosts[i + 1].clone(), channel))
@@ -1468,7 +1468,7 @@ fn hybrid_transfer_sender_exits_by_itself_within_the_byte_bound() {
     }
     // Proactive repair, sized for the 25% receiver, may leave nothing to NACK.
     assert!(bytes <= bound, "{bytes} bytes sent, bound {bound}");
-    // Issue 13: the GRTT measures the path, within 2 × its round trip (well
+    // The GRTT measures the path, within 2 × its round trip (well
     // under 0.1 ms on a veth bridge) + 1 ms, at 200 Mbit/s and 25% loss.
     let grtt = sent["grtt_us"].as_u64().unwrap();
     assert!(grtt <= 1200, "GRTT {grtt} µs on a bridge");
@@ -1486,7 +1486,7 @@ fn hybrid_transfer_sender_exits_by_itself_within_the_byte_bound() {
     // NACK path with --no-proactive.)
 }
 
-/// Feedback issue, acceptance 5: under the `min` policy a receiver that stops
+/// Under the `min` policy a receiver that stops
 /// reading (SIGSTOP) holds the sender back; once it is killed, the sender drops
 /// it after `--receiver-timeout` and the others finish soon after.
 #[test]
@@ -1544,7 +1544,7 @@ fn min_policy_waits_for_a_stopped_receiver_until_it_times_out() {
     assert!(sent["flow_blocked"].as_u64().unwrap() > 0, "{sent}");
 }
 
-/// Feedback issue, acceptance 6: a third namespace floods the feedback group
+/// A third namespace floods the feedback group
 /// with 10,000 well-formed NACKs per second (for the real session, learnt from
 /// the data) during a hybrid transfer. The replies stay within the repair
 /// share of the sending rate, and the transfer still completes.
@@ -1606,7 +1606,7 @@ fn forged_nack_flood_is_capped_by_the_repair_share() {
     );
 }
 
-/// Hostile-input issue, acceptance 2: a third namespace injects, during a
+/// A third namespace injects, during a
 /// transfer and at a high rate, random datagrams, truncated and bit-flipped
 /// copies of real packets (some with the CRC recomputed), and replays under a
 /// different session. The transfer finishes byte-identical, the sender exits by
@@ -1699,7 +1699,7 @@ fn hybrid_through_smcroute_with_feedback_routed_upstream() {
     assert!(sent["nacks_received"].as_u64().unwrap() > 0, "{sent}");
 }
 
-/// Issue 13, acceptance 4: the router drops every datagram from the
+/// The router drops every datagram from the
 /// receivers as it arrives (nftables at prerouting, ahead of either kind of
 /// forwarding), so neither NACK nor STATUS reaches the sender. The sender
 /// falls back to repair rounds and says why; the lossy receivers say their
@@ -1779,7 +1779,7 @@ fn link_local(ns: &str, ifname: &str) -> String {
         .to_owned()
 }
 
-/// Issue 33, acceptance 2: a host that owns a /64 reports COMPLETE under 8
+/// A host that owns a /64 reports COMPLETE under 8
 /// made-up ids from each of 40 of its addresses (forge_ids.py), more than the
 /// sender's table of 100 holds. It fills only its /64's share
 /// (`--max-receivers-per-prefix`), so a real receiver from another /64 that
@@ -1982,7 +1982,7 @@ fn forgeries(path: &Path) {
     std::fs::write(path, serde_json::Value::Array(transfers).to_string()).unwrap();
 }
 
-/// Hostile-peers issue, acceptance 1 and 2: a hostile host beside a real
+/// A hostile host beside a real
 /// hybrid transfer, forging packets from what it sees on the wire, tries
 /// every class of attack (hostile.py). Receivers pinned with --expect (one
 /// also with --source, whose feedback group the host floods with the sender's
@@ -2288,7 +2288,7 @@ fn stream_reader(lab: &mut Lab, label: &str, ns: &str, channel: &str, extra: &[&
     lab.spawn_io(label, ns, &args, None, Some(&out));
 }
 
-/// Issue 33, acceptance 1, for `recv --stream`: beside a real `send
+/// For `recv --stream` (pubsub.rs checks `Subscriber` alike): beside a real `send
 /// --stream` of 6 MiB (24 pieces 0.3 s apart), a forger on another host
 /// (forge_feed.py) sends objects of made-up sessions that claim 4 GiB (every
 /// source symbol of their last block), forged streams of made-up sessions
@@ -2440,7 +2440,7 @@ fn hostile_stream_forgers_neither_crash_fool_nor_stall_a_stream_reader() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// Issue 33, "slots are never silently full": 20 made-up publishers
+/// Slots are never silently full: 20 made-up publishers
 /// (forge_slots.py) keep sending objects that complete, each with its PROBE,
 /// so that they hold every one of an unpinned `recv --stream`'s 16 slots
 /// and are refused beyond them; then a real `send --stream
@@ -2563,7 +2563,7 @@ fn nft_counter(ns: &str, table: &str) -> (u64, u64) {
     (after("packets"), after("bytes"))
 }
 
-/// Issue 33, acceptance 3: a forger sends to the data group from a victim's
+/// A forger sends to the data group from a victim's
 /// address and port (reflect.py, IPV6_TRANSPARENT), under made-up sessions,
 /// to two `recv --stream` and a plain `recv --output` before its manifest;
 /// an nftables counter at the victim counts the UDP datagrams that arrive
@@ -2711,7 +2711,7 @@ fn reflection_is_measured_at_a_spoofed_victim() {
     );
 }
 
-/// Issue 13, acceptance 1, as a benchmark (it prints figures and checks only
+/// A benchmark (it prints figures and checks only
 /// that every copy is identical): three receivers behind one bridge, default
 /// flags but `--rate`, for the scenarios S1 (5 MB at 50 Mbit/s, 10/10/10%),
 /// S2 (5 MB at 50 Mbit/s, 0/10/25%) and S3 (50 MB at 500 Mbit/s,
@@ -2735,7 +2735,7 @@ fn completion_against_the_bound() {
     );
 }
 
-/// Issue 13, acceptance 3, as a benchmark: through the router with default
+/// A benchmark through the router with default
 /// flags (the sender `--rate R` only): R1, 20 MiB at
 /// 200 Mbit/s to receivers dropping 0/10/25% (target 1.20 × the bound), and
 /// R2, 5 MB at 50 Mbit/s at 10/10/10% (target 1.15 ×). Run it as

@@ -175,8 +175,8 @@ fn nacks_per_block_count_the_blocks_of_the_oti() {
     assert!((per - nacks / 255.0).abs() < 0.01, "{line}");
 }
 
-/// The core-shape issue, acceptance 1: `sim --json` gives the same report
-/// (less wall time) as it did before the scenarios moved into the simulator.
+/// `sim --json` gives, for each recorded command line, the recorded report
+/// (less wall time).
 /// Each line of sim_golden.jsonl holds a command line and its report; a
 /// change meant to alter behaviour rewrites it and says why in its commit.
 #[test]

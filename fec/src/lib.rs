@@ -5,7 +5,7 @@
 //! symbols ([`BlockEncoder`]), and it rebuilds blocks from symbols that arrive
 //! in any order ([`BlockDecoder`]). It knows nothing of packets, sockets or time.
 //!
-//! Two codecs exist today, both behind the object-safe [`Codec`] trait:
+//! Two codecs carry data, both behind the object-safe [`Codec`] trait:
 //! - [`RaptorQ`]: RFC 6330 through the `raptorq` crate's per-block API. A block
 //!   yields its K source symbols, then fresh repair symbols on demand, up to the
 //!   24-bit ESI space.

@@ -58,7 +58,7 @@ fn arq_expected(receivers: usize, p: f64) -> f64 {
         .sum()
 }
 
-/// Acceptance 1 (issues 4 and 5): nack mode reproduces ARQ's E[M] = 2.096
+/// Nack mode reproduces ARQ's E[M] = 2.096
 /// for 1000 receivers at 1% loss, within 3%.
 #[test]
 fn nack_mode_reproduces_arq_expected_transmissions() {
@@ -73,7 +73,7 @@ fn nack_mode_reproduces_arq_expected_transmissions() {
     assert!((m / anchor - 1.0).abs() < 0.03, "E[M] {m} vs {anchor}");
 }
 
-/// Acceptance 2 and 3: hybrid stays within 5% of the ideal code for k = 100
+/// Hybrid stays within 5% of the ideal code for k = 100
 /// (1.056), RaptorQ's overhead included, with fewer than 3 NACK packets per block.
 #[test]
 fn hybrid_mode_stays_near_the_ideal_code_with_few_nacks() {

@@ -1,6 +1,6 @@
 //! Golden runs: a documented list of simulated scenarios whose trace hashes
 //! and reports are held in `tests/golden.txt`. A change to the core that is
-//! meant to keep behaviour (the core-shape issue: timers, parts, wire views)
+//! meant to keep behaviour (in timers, parts or wire views, say)
 //! must keep every line; a change that alters behaviour must say why in the
 //! commit that rewrites them:
 //!

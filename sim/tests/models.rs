@@ -202,7 +202,7 @@ fn run_blocks(cfg: SimConfig, k: usize, blocks: usize) -> SimReport {
     sim.run(|_, _, _| {}).unwrap()
 }
 
-/// Issue 5, acceptance 2 for the small blocks, where a spare symbol costs
+/// The small blocks, where a spare symbol costs
 /// most: hybrid lands within 5% of the ideal code for k = 7 and k = 20 with
 /// 1000 receivers at 10% loss (and nack within 3% of ARQ).
 #[test]
@@ -227,11 +227,11 @@ fn hybrid_matches_the_ideal_code_for_small_blocks_and_nack_matches_arq() {
     assert!((m / a - 1.0).abs() < 0.03, "{m} vs {a}");
 }
 
-/// Issue 13, acceptance 5: 1000 receivers at 10%, 20 MB at 100 Mbit/s over
+/// 1000 receivers at 10%, 20 MB at 100 Mbit/s over
 /// 10 ms links, in hybrid mode with the defaults (K about 1000, T 1188):
 /// the last receiver completes within 1.15 × the bound size × 8 / rate /
 /// (1 − p), at E[M] within 5% of the ideal code for its K, with fewer than 2
-/// NACK packets per block. And item 6: at 1% loss, transfers of 2 MiB and
+/// NACK packets per block. And at 1% loss, transfers of 2 MiB and
 /// 50 MiB in the default blocks also see fewer than 2 NACKs per block.
 /// Blocks of 100, whose repair NACKs size, also see fewer than 2 for 2 MiB.
 #[test]

@@ -8,7 +8,7 @@ use groupcast_sim::{LinkConfig, SimConfig, Simulation, carousel_overhead};
 /// A reproducible pseudo-random object: the workspace's one generator.
 use groupcast_fec::pseudo_random_bytes as object;
 
-/// Acceptance: 64 MiB to 10 receivers through 20% loss, 10% reordering and 2%
+/// 64 MiB to 10 receivers through 20% loss, 10% reordering and 2%
 /// duplication, byte-identical, with buffered memory bounded well below the
 /// object size.
 #[test]

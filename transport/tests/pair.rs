@@ -58,8 +58,8 @@ fn every_mode_completes_through_loss() {
 /// each as soon as every receiver acknowledged it (as a publisher bounding
 /// its memory does), with first-pass repair that receivers often no longer
 /// need; every receiver still gets every object, and the sender finishes
-/// once closed. (Retiring an object whose first pass was still sending its
-/// repair used to stop the pass there for good.)
+/// once closed. (Retiring an object whose first pass is still sending its
+/// repair does not stop the pass there.)
 #[test]
 fn an_open_sender_retiring_what_is_acknowledged_carries_a_feed_to_its_end() {
     let mut pair = Pair::new(

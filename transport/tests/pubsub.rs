@@ -62,7 +62,7 @@ fn message(publisher: usize, seq: u64) -> Vec<u8> {
         .collect()
 }
 
-/// Acceptance 2 of the messages issue: 100,000 small messages from 2
+/// 100,000 small messages from 2
 /// publishers reach 3 subscribers that lose 0%, 5% and 15% of the packets;
 /// each subscriber sees each publisher's messages exactly once and in order,
 /// and both publishers' close returns confirmed.
@@ -275,7 +275,7 @@ fn a_subscriber_slowed_a_hundred_times_is_waited_for() {
     }
 }
 
-/// Acceptance 4 of the messages issue: the same message test under tokio,
+/// The same message test under tokio,
 /// with the async handles (`send().await`, `recv().await`) and a stream
 /// through `AsyncWrite` and `AsyncRead`.
 #[test]
@@ -464,7 +464,7 @@ fn peak_rss() -> u64 {
     kib << 10
 }
 
-/// Issue 33, acceptance 1, for the library's `Subscriber`: a real publisher
+/// For the library's `Subscriber`: a real publisher
 /// sends known messages, with pauses, to a subscriber pinned to its session
 /// and to an unpinned one, while a forger on the link
 /// (cli/tests/support/forge_msgs.py) sends, between those messages, objects

@@ -1273,7 +1273,7 @@ fn a_forged_first_probe_sets_no_counter_baseline() {
     assert_eq!(implausible(&r), 3, "{:?}", r.stats());
 }
 
-/// Issue 13: a receiver whose NACKs bring no repair says so once (a stat and
+/// A receiver whose NACKs bring no repair says so once (a stat and
 /// a warning); one whose NACKs are answered does not.
 #[test]
 fn unanswered_nacks_are_noticed_once() {
@@ -1540,8 +1540,8 @@ fn reported_loss_is_the_ratio_from_the_first_sample() {
 /// by a quarter only if it spans 500 DATA or more, and in proportion if
 /// fewer: PROBEs close together (a window's end, a flow-blocked pass) give
 /// samples of a few packets. (At a full quarter each, one of 11 packets with
-/// none lost took a 10% estimate to 7.5%, and the sender's proactive repair
-/// with it: its first windows went short and their blocks to NACKs.)
+/// none lost would take a 10% estimate to 7.5%, and the sender's proactive
+/// repair with it: its first windows would go short and their blocks to NACKs.)
 #[test]
 fn short_loss_samples_move_the_reported_loss_little() {
     let (data, mut r) = data_and_receiver(4_000_000, 6);
@@ -1659,8 +1659,8 @@ fn data_awaiting_the_manifest_is_not_reported_as_loss() {
 /// A NACK that asks only for an OBJECT_INFO (NEED_INFO) is answered by that
 /// OBJECT_INFO, not by DATA: a receiver that lost a small object's INFO, got
 /// it back through NEED_INFO, and NACKs a block of a later object 300 ms
-/// later does not warn that its NACKs go unanswered (it did: the first NACK's
-/// time stayed, so any later NACK found it "unanswered" for 300 ms).
+/// later does not warn that its NACKs go unanswered (were the first NACK's
+/// time kept, any later NACK would find it "unanswered" for 300 ms).
 #[test]
 fn a_need_info_answered_by_its_object_info_is_not_unanswered() {
     let a = object(2_000, 7);

@@ -717,7 +717,7 @@ mod feedback {
             .collect()
     }
 
-    /// Issue 13: a hybrid sender that hears nothing after its first pass
+    /// A hybrid sender that hears nothing after its first pass
     /// (feedback blocked at a router, say) sends fallback repair rounds, up to
     /// `fallback_rounds`, and only then finishes.
     #[test]
@@ -1549,7 +1549,7 @@ mod feedback {
         Some(format!("2001:db8:666:1::{i:x}").parse().unwrap())
     }
 
-    /// Issue 33: a host owns a /64, and STATUS needs no reply. Reporting
+    /// A host owns a /64, and STATUS needs no reply. Reporting
     /// COMPLETE under made-up ids from 40 of its addresses (8 ids each, the
     /// per-address cap) is more than the whole table, yet it fills no more
     /// than its /64's share: a real receiver from another /64 that joins
@@ -1732,8 +1732,8 @@ mod feedback {
         (now, grtts)
     }
 
-    /// Issue 33: forged echoes of old PROBE timestamps, from fresh ids, once
-    /// doubled the GRTT at every PROBE (1 ms became 1.5 s). A fresh id's
+    /// Forged echoes of old PROBE timestamps, from fresh ids, at every PROBE
+    /// (unbounded, they would double the GRTT each time). A fresh id's
     /// echo, and one of an id that holds nothing back (complete), only hold
     /// the GRTT; an id that echoed two PROBEs and is not complete may raise
     /// it, but by at most twice per PROBE and twice per its own value in
@@ -1940,8 +1940,8 @@ mod congestion {
 
     /// A STATUS without LOSS says nothing of loss: a receiver's first ones,
     /// sent before its first loss sample, leave the sender's average alone.
-    /// (Averaged in as 0, they had the first windows sized for a third to a
-    /// half of the loss, and their blocks went to NACKs.)
+    /// (Averaged in as 0, they would have the first windows sized for a third
+    /// to a half of the loss, and their blocks would go to NACKs.)
     #[test]
     fn unmeasured_loss_reports_leave_the_average_alone() {
         let unmeasured = report(0, 0);
@@ -1955,9 +1955,9 @@ mod congestion {
     }
 
     /// A window that opens before any loss is measured sends its source
-    /// symbols interleaved and sized its repair at their end, so that every
-    /// block became decodable in its last symbols: in a transfer of one
-    /// window, the receivers' decodes then crowded into its tail. The first
+    /// symbols interleaved and sizes its repair at their end, so that every
+    /// block becomes decodable only in its last symbols: in a transfer of one
+    /// window, the receivers' decodes would crowd into its tail. The first
     /// measured report restages what is left: each block's remaining source
     /// symbols with its proactive repair as one run, the runs staggered, so
     /// that the blocks complete one after another.
@@ -2118,8 +2118,8 @@ mod congestion {
     /// over while they are read) sizes its proactive repair from the loss
     /// reported by the time all its symbols are out, not when the plan alone
     /// ran dry: sized then, before the first report of loss, the first
-    /// window of every large file went without repair and its blocks were
-    /// all repaired by NACKs.
+    /// window of every large file would go without repair and its blocks
+    /// would all be repaired by NACKs.
     #[test]
     fn a_window_of_late_blocks_sizes_its_repair_when_its_symbols_are_out() {
         let mut s = Sender::new(SenderConfig {

@@ -651,7 +651,7 @@ fn a_file_in_parts_is_assembled_at_the_offsets_and_placed_once_whole() {
     assert_eq!(listing(&d.out()), Vec::<String>::new());
 }
 
-/// Issue 14, item 5: a sink that stops with parts of a file verified leaves
+/// A sink that stops with parts of a file verified leaves
 /// that file's temporary file; a later sink bound to a manifest listing the
 /// same file finds it, hashes each part against its line, and is bound only
 /// to the rest. A part whose bytes changed meanwhile is received again, and
@@ -749,7 +749,7 @@ fn a_file_in_parts_resumes_from_the_parts_a_stopped_sink_verified() {
     assert!(!stage.exists(), "the empty staging directory stays");
 }
 
-/// Issue 14, item 4: small files packed into one object are each written
+/// Small files packed into one object are each written
 /// from the pack's blocks (which cross their boundaries) and placed once the
 /// pack verified; one refused (it exists) does not hold back the others, and
 /// a pack whose hash is wrong refuses every file in it.
@@ -898,7 +898,7 @@ fn a_pack_of_thousands_of_tiny_files_needs_no_descriptor_per_file() {
     assert_eq!(listing(&d.out()).len(), n + n / 100);
 }
 
-/// Issue 33, item 5: a forged manifest listing a file that is there and one
+/// A forged manifest listing a file that is there and one
 /// that never comes replaces nothing (not even with `overwrite`, as under
 /// `--follow`): the verified file waits staged, and goes with the sink. The
 /// real transfer after it places every file at once, keeps the identical
@@ -998,7 +998,7 @@ fn plant(kind: Plant, at: &Path, victim: &Path, content: &[u8]) {
     }
 }
 
-/// Issue 33, item 6: a file planted under a resumable file's name (owned by
+/// A file planted under a resumable file's name (owned by
 /// another user, a hard link, a symbolic link, a FIFO), before the manifest
 /// binds or between binding and the first block, is removed with a note,
 /// never resumed from, never written through, and never becomes the output:
@@ -1070,7 +1070,7 @@ fn planted_resume_files_are_refused_and_never_become_the_output() {
     }
 }
 
-/// Issue 33, item 6: the staging directory is used only if it is a directory
+/// The staging directory is used only if it is a directory
 /// of the receiving user (not a link); one that others could write is made
 /// private.
 #[test]
@@ -1105,7 +1105,7 @@ fn the_staging_directory_is_ours_and_private_or_refused() {
     drop(sink);
 }
 
-/// Issue 33, item 6: files in the staging directory older than
+/// Files in the staging directory older than
 /// `stale_after` (by modification time) are removed when a sink starts, with
 /// a note; newer ones stay.
 #[test]
@@ -1133,9 +1133,8 @@ fn stale_staging_files_are_removed_when_a_sink_starts() {
     assert!(fresh.exists());
 }
 
-/// Issue 33, item 5: the idle watch `receive_into` drops a bound session by
-/// expires once the progress count stood still for its limit, and not while
-/// it moves.
+/// The idle watch by which `receive_into` drops a bound session expires
+/// once the progress count stood still for its limit, and not while it moves.
 #[test]
 fn the_idle_watch_expires_only_without_progress() {
     use groupcast::io::files::IdleWatch;

@@ -820,7 +820,7 @@ fn reader_never_reads_past_the_end() {
     assert_eq!(r.take(usize::MAX), Err(WireError::Truncated));
 }
 
-/// Issue 13: scattered losses in nack mode go as a bitmap where it is
+/// Scattered losses in nack mode go as a bitmap where it is
 /// smaller than ranges, and read back as the same runs; only the canonical
 /// bitmap parses.
 #[test]

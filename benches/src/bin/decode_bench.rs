@@ -3,7 +3,7 @@
 //! threads, three times each in turn, and prints for each count its fastest
 //! run's goodput (MB/s of verified object per second of wall time) and its
 //! ratios to the inline run and to one thread, measured in the same process,
-//! with the allocator tuned as `groupcast recv` tunes it. Issue 14, item 8.
+//! with the allocator tuned as `groupcast recv` tunes it.
 //!
 //! ```sh
 //! cargo run --release -p groupcast-benches --bin decode-bench -- [SIZE_MIB] [LOSS] [THREADS,...]

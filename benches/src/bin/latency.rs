@@ -1,4 +1,4 @@
-//! One-way message latency (issue 15): percentiles of the time from
+//! One-way message latency: percentiles of the time from
 //! `Publisher::send` to the subscriber handing the message out, for single
 //! small messages (one every 20 ms, each alone in its object) and a steady
 //! stream of them (one every millisecond, batched), at 0% and 1% loss, in

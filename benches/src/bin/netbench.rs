@@ -11,7 +11,7 @@
 //!
 //! `netbench tree` sends a tree of 10,000 small files and 5 large ones, and
 //! one file of the same size, and prints the tree's goodput against the
-//! file's (issue 14, acceptance 3).
+//! file's.
 //!
 //! `netbench pacing` measures raw UDP, then the rate `groupcast send --rate R`
 //! puts on the wire at 10M, 100M, 500M, 1G and 2G, against R.
@@ -33,7 +33,7 @@
 //! the modes listed. Files are written, and the copies compared, in chunks:
 //! nothing holds a whole file.
 //!
-//! Issue 14's large-file runs (4 GiB and 20 GiB, beside 256 MiB):
+//! Large-file runs (4 GiB and 20 GiB, beside 256 MiB):
 //!
 //! ```sh
 //! cargo run --release -p groupcast-benches --bin netbench -- --size 256MiB,4GiB --modes hybrid
@@ -183,7 +183,7 @@ fn spawn(ns: &str, args: &[&str], log: &Path) -> Child {
         .unwrap()
 }
 
-/// `netbench tree` (issue 14, acceptance 3): a tree of 10,000 files of 1-64
+/// `netbench tree`: a tree of 10,000 files of 1-64
 /// KiB in 679 directories, modes 644, 600 and 755, plus 5 files of 32 MiB,
 /// against one file of the same total size, each sent with `--rate max` in
 /// hybrid mode to a receiver with a fresh output directory, twice, in
@@ -279,7 +279,7 @@ fn tree_table(a: &str, b: &str, groupcast: &Path, dir: &Path) {
             times.push((round, what, secs));
             // Each copy goes once checked: on this project's VMs memory not
             // used lately comes slowly (docs/results.md), and four copies
-            // left on the tmpfs made each run slower than the one before.
+            // left on the tmpfs would make each run slower than the one before.
             std::fs::remove_dir_all(&out).unwrap();
             sh(&["sync"]);
         }

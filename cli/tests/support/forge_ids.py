@@ -1,4 +1,4 @@
-"""Poses as many receivers from many addresses of one /64 (issue 33): it
+"""Poses as many receivers from many addresses of one /64: it
 watches the data group for the newest sender's PROBEs, to learn its session
 and its address, and every 100 ms reports COMPLETE (a window past every
 object) under IDS made-up receiver ids from each source address given, so

@@ -93,8 +93,8 @@ impl RateControl {
         // The typical receiver's loss: an average over the reports of all.
         // (The largest report of a big group is mostly noise, and would buy
         // every block far more repair than its neediest receiver lacks.)
-        // A mean at first: a running average from 0 said a third of the loss
-        // after 6 reports, and the first NACKs' repair went short.
+        // A mean at first: a running average from 0 would say a third of the
+        // loss after 6 reports, and the first NACKs' repair would go short.
         let reported = (loss_ppm as f64 / 1e6).min(0.5);
         self.loss = super::sender::average_loss(self.loss, self.loss_reports, reported);
         self.loss_reports = self.loss_reports.saturating_add(1);

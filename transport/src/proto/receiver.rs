@@ -2048,7 +2048,7 @@ impl Receiver {
                 // Each sample weighs by the DATA it spans: PROBEs close
                 // together (a window's end, a flow-blocked pass) give samples
                 // of a few packets, and at a full quarter each, one sample of
-                // 11 packets with none lost took a 10% estimate to 7%, and
+                // 11 packets with none lost would take a 10% estimate to 7%, and
                 // the sender's proactive repair with it.
                 let weight = 0.25 * (sent / LOSS_SAMPLE as f64).min(1.0);
                 f.loss += weight * (sample - f.loss);

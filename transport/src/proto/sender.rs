@@ -590,7 +590,8 @@ fn uncount(counts: &mut HashMap<std::net::IpAddr, usize>, a: std::net::IpAddr) {
 /// report is itself a receiver's running average over a few PROBE intervals,
 /// which at 10% loss and a few hundred packets per interval still swings by a
 /// fifth either way; proactive repair sized from the largest of a group's
-/// reports paid for those swings (in S1, 2-3% more than the loss).
+/// raw reports would pay for those swings (in scenario S1, 2-3% more than
+/// the loss).
 pub(super) fn average_loss(previous: f64, reports: u32, reported: f64) -> f64 {
     let n = reports.min(LOSS_REPORTS_AVERAGED - 1) as f64 + 1.0;
     previous + (reported - previous) / n
@@ -604,18 +605,18 @@ pub(super) fn average_loss(previous: f64, reports: u32, reported: f64) -> f64 {
 /// (what the reports' spans allow, at most) and the standard deviation of
 /// the G losses (what the group's reports show: the sender's average of a
 /// receiver's reports is steadier than the reports, and by the spans alone
-/// the correction took 1000 receivers at 10% for 9.2%, and their blocks to
-/// NACKs). Each p is an estimate: at G = 1000, 25% loss and a span of 2000
-/// DATA, the largest of the raw estimates runs 3.2 standard deviations (3
-/// points of loss) high, and proactive repair sized from it overshot the
-/// ideal code by 5%. The z of [`super::repair::proactive_repair`] then covers
+/// the correction would take 1000 receivers at 10% for 9.2%, and their
+/// blocks to NACKs). Each p is an estimate: at G = 1000, 25% loss and a span
+/// of 2000 DATA, the largest of the raw estimates runs 3.2 standard
+/// deviations (3 points of loss) high, and proactive repair sized from it
+/// overshoots the ideal code by 5%. The z of [`super::repair::proactive_repair`] then covers
 /// the worst of the group's draws of each block. `None` without receivers.
 ///
 /// With `first` (a first sizing that a later one tops up, from receivers'
 /// first reports: [`Sender::restage_window`]), no σ stays, and σ is what
 /// the spans allow alone: for a report or two they are exact, and the
 /// spread of a few reports is itself noise (of three receivers at 10%, a
-/// close three had a window restaged for 11.4%).
+/// close three would have a window restaged for 11.4%).
 pub(super) fn neediest_loss(counted: impl Iterator<Item = (f64, f64)>, first: bool) -> Option<f64> {
     let all: Vec<(f64, f64)> = counted.collect();
     let g = all.len() as f64;
@@ -1729,7 +1730,7 @@ impl Sender {
         let (echo, echoed) = known.map_or((None, 0), |r| (r.echo, r.echoed));
         // Only a measured Loss counts: a receiver's first STATUS comes
         // before its first loss sample and says 0, and averaged in, such
-        // reports had the sender size its first windows' proactive repair
+        // reports would have the sender size its first windows' proactive repair
         // for a third to a half of the loss.
         let reported = (st.loss_ppm as f64 / 1e6).min(0.5);
         let (mut loss, mut loss_reports, mut loss_sd) =
@@ -2118,7 +2119,7 @@ impl Sender {
     /// sender's own progress is not). Every block once the first pass is
     /// over; an open sender that has sent all it holds is past every block of
     /// it. (Counted as 0 there, a receiver stuck at the start of an idle
-    /// stream was never found stalled.)
+    /// stream would never be found stalled.)
     fn behind_edge(&self) -> u64 {
         if self.first_pass_done {
             return u64::MAX;
@@ -2378,7 +2379,7 @@ impl Sender {
             // Sized once the window's symbols are all out, those passed
             // over for blocks not yet handed over included: the plan alone
             // empties early while a driver reads the first blocks, and
-            // sized then, the first window went without repair.
+            // sized then, the first window would go without repair.
             if self
                 .window
                 .as_ref()
@@ -3001,9 +3002,9 @@ fn lay_out_staggered(blocks: &[BlockInfo], runs: &[Vec<u32>], plan: &mut VecDequ
 /// ([`plan_staggered_window`]): half a window (the first half's length)
 /// before the block's first repair symbol, as (the plan's length then, SBN),
 /// in the order asked. All at the window's opening, the window's requests
-/// evicted the window before's encoders from the cache (it holds one window
+/// would evict the window before's encoders from the cache (it holds one window
 /// and four blocks) while NACKs for its last blocks were still to come, and
-/// those were built again; asked this way, the blocks of the window before
+/// those would be built again; asked this way, the blocks of the window before
 /// leave it one by one over the first half, and the one worker builds them
 /// in the order needed, each with half a window to spare.
 fn encoder_requests(blocks: &[BlockInfo], plan: &VecDeque<(u8, u32)>) -> VecDeque<(usize, u8)> {
