@@ -58,7 +58,7 @@ fn core(c: &mut Criterion) {
                 let mut r = Receiver::new(ReceiverConfig::default());
                 let now = Instant::now();
                 while let Some(len) = s.poll_transmit(now, &mut buf) {
-                    r.handle_datagram(now, &buf[..len]);
+                    let _ = r.handle_datagram(now, &buf[..len]);
                 }
                 assert_eq!(r.stats().objects_completed, 1);
             },

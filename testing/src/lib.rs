@@ -119,7 +119,10 @@ impl Pair {
             let std::cmp::Reverse((_, _, to, data)) = self.flight.pop().expect("peeked");
             match to {
                 To::Sender => self.sender.handle_datagram(self.now, &data),
-                To::Receiver(i) => self.receivers[i].handle_datagram(self.now, &data),
+                To::Receiver(i) => {
+                    // Where feedback goes is the pair's to decide, not the datagram's.
+                    let _ = self.receivers[i].handle_datagram(self.now, &data);
+                }
             }
             n += 1;
         }
@@ -178,7 +181,7 @@ impl Pair {
                     continue;
                 }
                 if self.delay.is_zero() {
-                    self.receivers[i].handle_datagram(now, &self.buf[..len]);
+                    let _ = self.receivers[i].handle_datagram(now, &self.buf[..len]);
                 } else {
                     let d = self.buf[..len].to_vec();
                     self.post(To::Receiver(i), &d);
@@ -204,7 +207,7 @@ impl Pair {
                 if to == Destination::Feedback {
                     for (j, peer) in self.receivers.iter_mut().enumerate() {
                         if j != i {
-                            peer.handle_datagram(now, &self.buf[..len]);
+                            let _ = peer.handle_datagram(now, &self.buf[..len]);
                         }
                     }
                 }
@@ -298,7 +301,7 @@ pub fn receive(
     let mut objects = Reassembler::new();
     let mut done = Vec::new();
     for p in packets {
-        r.handle_datagram(now, &p);
+        let _ = r.handle_datagram(now, &p);
         while let Some(e) = r.poll_event() {
             if let Some(o) = objects.handle(e) {
                 done.push(((o.session, o.object), o.name, o.data));

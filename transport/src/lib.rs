@@ -49,7 +49,8 @@
 //!     if n % 5 == 0 {
 //!         continue; // lost
 //!     }
-//!     receiver.handle_datagram(now, &buf[..len]);
+//!     // Err says why a datagram was refused; Ok what was taken.
+//!     let _ = receiver.handle_datagram(now, &buf[..len]);
 //!     while let Some(event) = receiver.poll_event() {
 //!         if let Some(done) = objects.handle(event) {
 //!             break 'outer done;
@@ -81,10 +82,11 @@ pub use io::pubsub::{
     SubscriberStream,
 };
 pub use proto::{
-    Admission, Aimd, BlockRequest, BoundObject, DecodeJob, DecodedBlock, Destination, FailReason,
-    FeedbackConfig, FlowPolicy, MAX_PACING_CATCH_UP, MAX_REPAIR_OVERHEAD, MAX_REPAIR_SHARE, Mode,
-    ObjectId, Reassembled, Reassembler, Receiver, ReceiverConfig, ReceiverEvent, ReceiverStats,
-    RejectReason, Rounds, Sender, SenderConfig, SenderError, SenderEvent, SenderStats, SessionId,
+    Accepted, Admission, Aimd, BlockRequest, BoundObject, DecodeJob, DecodedBlock, Destination,
+    FailReason, FeedbackConfig, FlowPolicy, MAX_PACING_CATCH_UP, MAX_REPAIR_OVERHEAD,
+    MAX_REPAIR_SHARE, Mode, ObjectId, Reassembled, Reassembler, Receiver, ReceiverConfig,
+    ReceiverEvent, ReceiverStats, RejectReason, Rounds, Sender, SenderConfig, SenderError,
+    SenderEvent, SenderStats, SessionId,
 };
 
 /// The README's examples, compiled and run as doctests.

@@ -137,7 +137,7 @@ fn receive(stream: &[Vec<u8>], size: usize, threads: usize) -> f64 {
         }
     };
     for d in stream {
-        r.handle_datagram(now, d);
+        let _ = r.handle_datagram(now, d);
         events(&mut r);
         if let Some(p) = pool.as_mut() {
             p.submit_all(&mut r);

@@ -960,22 +960,15 @@ fn recv_loop(
                             stats.wrong_socket += 1;
                             continue;
                         }
-                        let rejected = receiver.stats().packets_rejected;
-                        let waiting = receiver.stats().awaiting_manifest;
-                        receiver.handle_datagram(now, d);
-                        // STATUS goes back only to where a session's accepted
-                        // packets come from (once locked, only the locked
-                        // session's): a datagram refused, or of another
-                        // session, cannot aim it (reflection).
-                        if let (Some(from), Some(session)) = (sources[i], session_of(d))
-                            && receiver.stats().packets_rejected == rejected
-                            && receiver.stats().awaiting_manifest == waiting
-                            && receiver.config().session.is_none_or(|s| s.0 == session)
+                        // STATUS goes back only to where a session's taken
+                        // packets come from: the core says which (reflection).
+                        if let Ok(taken) = receiver.handle_datagram(now, d)
+                            && taken.from_sender
+                            && let Some(from) = sources[i]
                         {
-                            sock.learn_sender(session, from);
-                            if let (Some(PROBE), Some(arrived)) = (packet_type(d), hops[i])
-                                && let Ok(p) = crate::wire::ProbePacket::new_checked(d)
-                                && let Some(h) = sock.follow_probe_hops(p.hops(), arrived)
+                            sock.learn_sender(taken.session.0, from);
+                            if let (Some(announced), Some(arrived)) = (taken.probe_hops, hops[i])
+                                && let Some(h) = sock.follow_probe_hops(announced, arrived)
                             {
                                 tracing::info!(
                                     hops = h,
@@ -1017,7 +1010,8 @@ fn recv_loop(
             // Only other receivers' NACKs belong on the feedback group.
             drain_socket(fb, &mut fbuf, |d, _| {
                 if packet_type(d) == Some(NACK) {
-                    receiver.handle_datagram(now, d);
+                    // A peer's NACK: it suppresses ours, and aims nothing.
+                    let _ = receiver.handle_datagram(now, d);
                 } else {
                     stats.wrong_socket += 1;
                 }

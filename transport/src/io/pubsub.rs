@@ -1884,7 +1884,7 @@ mod tests {
         };
         let mut core = SubCore::new(Duration::from_secs(10), 16, limits);
         let feed = |rx: &mut Receiver, core: &mut SubCore, d: &[u8]| {
-            rx.handle_datagram(t0, d);
+            let _ = rx.handle_datagram(t0, d);
             while let Some(e) = rx.poll_event() {
                 core.event(rx, e, t0);
             }
@@ -2105,10 +2105,10 @@ mod tests {
         p.progress = (5, 0);
         let mut b = vec![0; 64];
         let n = p.write(&mut b).unwrap();
-        rx.handle_datagram(t0, &b[..n]);
+        let _ = rx.handle_datagram(t0, &b[..n]);
         // An object of the session makes it heard, and started at 5.
         for d in last_block(8, 5, 4096) {
-            rx.handle_datagram(t0, &d);
+            let _ = rx.handle_datagram(t0, &d);
         }
         while let Some(e) = rx.poll_event() {
             core.event(&mut rx, e, t0);
@@ -2117,7 +2117,7 @@ mod tests {
         let mut buf = vec![0u8; 1500];
         let mut t = t0;
         for _ in 0..50 {
-            rx.handle_datagram(t, &b[..n]);
+            let _ = rx.handle_datagram(t, &b[..n]);
             rx.handle_timeout(t);
             while let Some((n, _)) = rx.poll_transmit(t, &mut buf) {
                 if let Ok(Repr::Status(st)) = Repr::parse(&buf[..n]) {

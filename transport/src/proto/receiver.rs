@@ -706,6 +706,23 @@ impl ReceiverStats {
     }
 }
 
+/// A datagram [`Receiver::handle_datagram`] took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Accepted {
+    /// The session it belongs to.
+    pub session: SessionId,
+    /// A DATA, OBJECT_INFO or PROBE of a session this receiver takes (once
+    /// locked, only the locked one's): its source address is where the
+    /// session's STATUS may go (protocol.md §12). A datagram refused, held
+    /// for a manifest (`Err(AwaitingManifest)`), or sent by another
+    /// receiver cannot aim it.
+    pub from_sender: bool,
+    /// A PROBE's Hops (protocol.md §13.1), from which the driver sets the
+    /// NACKs' hop limit (§13.5).
+    pub probe_hops: Option<u8>,
+}
+
 enum Slot {
     Idle,
     Active(Box<dyn BlockDecoder>),
@@ -1263,34 +1280,59 @@ impl Receiver {
     }
 
     /// Handles one datagram. Malformed or foreign datagrams are counted and
-    /// dropped; nothing on the network can make this panic.
-    pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
+    /// dropped; nothing on the network can make this panic. Says what was
+    /// taken ([`Accepted`]: whether the datagram's source may be answered)
+    /// or why not; a driver needs nothing else from the datagram.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        datagram: &[u8],
+    ) -> Result<Accepted, RejectReason> {
         self.tick(now);
         self.stats.packets_received += 1;
         self.stats.bytes_received += datagram.len() as u64;
         if datagram.len() > self.config.max_datagram {
-            return self.reject(RejectReason::Oversized);
+            self.reject(RejectReason::Oversized);
+            return Err(RejectReason::Oversized);
         }
+        let taken = |session: u64, from_sender: bool, probe_hops: Option<u8>| Accepted {
+            session: SessionId(session),
+            from_sender,
+            probe_hops,
+        };
         let result = match Repr::parse(datagram) {
-            Ok(Repr::Data(d)) => self.handle_data(now, d),
-            Ok(Repr::ObjectInfo(i)) => self.handle_info(now, i),
-            Ok(Repr::Probe(p)) => self.handle_probe(now, p),
-            Ok(Repr::Nack(n)) => self.handle_peer_nack(now, &n),
-            Ok(Repr::Status(_)) => {
+            Ok(Repr::Data(d)) => {
+                let s = d.session;
+                self.handle_data(now, d).map(|()| taken(s, true, None))
+            }
+            Ok(Repr::ObjectInfo(i)) => {
+                let s = i.session;
+                self.handle_info(now, i).map(|()| taken(s, true, None))
+            }
+            Ok(Repr::Probe(p)) => {
+                let (s, hops) = (p.session, p.hops);
+                self.handle_probe(now, p)
+                    .map(|()| taken(s, true, Some(hops)))
+            }
+            Ok(Repr::Nack(n)) => self
+                .handle_peer_nack(now, &n)
+                .map(|()| taken(n.session, false, None)),
+            Ok(Repr::Status(st)) => {
                 self.stats.feedback_ignored += 1;
-                Ok(())
+                Ok(taken(st.session, false, None))
             }
             Err(e) => Err(e.into()),
         };
         match result {
             Err(RejectReason::AwaitingManifest) => self.stats.awaiting_manifest += 1,
             Err(reason) => self.reject(reason),
-            Ok(()) => {}
+            Ok(_) => {}
         }
         self.stats.peak_buffered_bytes = self
             .stats
             .peak_buffered_bytes
             .max(self.stats.buffered_bytes);
+        result
     }
 
     fn reject(&mut self, reason: RejectReason) {

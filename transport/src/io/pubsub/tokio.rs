@@ -466,18 +466,18 @@ async fn drive_subscriber(
             if packet_type(d).is_some_and(|t| !matches!(t, DATA | OBJECT_INFO | PROBE)) {
                 continue;
             }
-            let rejected = rx.stats().packets_rejected;
-            rx.handle_datagram(now, d);
-            if let Some(session) = session_of(d)
-                && rx.stats().packets_rejected == rejected
+            // STATUS goes back only to where a session's taken packets come
+            // from: the core says which (reflection).
+            if let Ok(taken) = rx.handle_datagram(now, d)
+                && taken.from_sender
             {
-                sock.learn_sender(session, from);
-                // NACKs go as far as the PROBEs say they came from.
-                if packet_type(d) == Some(PROBE)
-                    && let Ok(p) = crate::wire::ProbePacket::new_checked(d)
+                sock.learn_sender(taken.session.0, from);
+                // NACKs go as far as the PROBEs say they came from (tokio's
+                // sockets give no arrival hop limit to measure it by).
+                if let Some(announced) = taken.probe_hops
                     && let Some(f) = fb.as_ref()
                 {
-                    let want = (p.hops().max(1) as u32).min(MAX_FEEDBACK_HOPS);
+                    let want = (announced.max(1) as u32).min(MAX_FEEDBACK_HOPS);
                     if want != hops
                         && socket2::SockRef::from(f)
                             .set_multicast_hops_v6(want)
@@ -495,7 +495,8 @@ async fn drive_subscriber(
             for _ in 0..1024 {
                 match f.try_recv_from(&mut buf) {
                     Ok((n, _)) if packet_type(&buf[..n]) == Some(NACK) => {
-                        rx.handle_datagram(now, &buf[..n]);
+                        // A peer's NACK: it suppresses ours, and aims nothing.
+                        let _ = rx.handle_datagram(now, &buf[..n]);
                     }
                     Ok(_) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
