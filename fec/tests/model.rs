@@ -50,7 +50,7 @@ fn failure_rates(h: u32, trials: u32) -> (f64, f64) {
 
 #[test]
 fn model_fails_about_as_often_as_raptorq() {
-    // Exactly K symbols: RaptorQ fails about 0.4-0.5% of the time (ANCHORS.md),
+    // Exactly K symbols: RaptorQ fails about 0.4-0.5% of the time (RFC 6330 §5.5),
     // the model 1/256 = 0.39%. 20,000 trials see about 80 failures each; the
     // window is about ±3.5 standard deviations.
     let (real, model) = failure_rates(0, 20_000);

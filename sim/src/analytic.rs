@@ -58,7 +58,7 @@ pub fn ideal_fec(receivers: u64, p: f64, k: u32) -> f64 {
 mod tests {
     use super::*;
 
-    /// The paper's table, as quoted in ../shared/ANCHORS.md.
+    /// The paper's table (Nonnenmacher, Biersack and Towsley, SIGCOMM 1997).
     #[test]
     fn reproduces_the_papers_table() {
         let rows: [(u64, f64, f64, [f64; 3]); 5] = [

@@ -1,5 +1,6 @@
-//! Nack and hybrid modes through the simulator, against the analytic anchors
-//! of ../shared/ANCHORS.md: ARQ's expected transmissions per packet, E[M] =
+//! Nack and hybrid modes through the simulator, against the analytic values
+//! of Nonnenmacher, Biersack and Towsley (SIGCOMM 1997): ARQ's expected
+//! transmissions per packet, E[M] =
 //! Σ_{i≥0} (1 − (1 − p^i)^R), and the ideal code's value for a block size.
 
 use std::time::Duration;

@@ -362,7 +362,7 @@ fn tables(
          the expected loss of the repair. \
          The analytic columns are ARQ's Σ[1 − (1 − p^m)^R] and the ideal code's \
          E[max L]/k from Nonnenmacher, Biersack and Towsley (SIGCOMM 1997); the paper's own \
-         table (../shared/ANCHORS.md) is reproduced by `groupcast_sim::analytic`'s tests. \
+         table is reproduced by `groupcast_sim::analytic`'s tests. \
          Plots: [E[M] at 1%](suite/em_p01.svg), [5%](suite/em_p05.svg), \
          [10%](suite/em_p10.svg), [25%](suite/em_p25.svg), \
          [completion time](suite/completion.svg), [bursts](suite/burst.svg); \
