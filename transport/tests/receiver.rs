@@ -659,7 +659,7 @@ mod feedback {
                 _ => None,
             })
             .expect("a STATUS");
-        assert_eq!(status.1, Destination::Sender);
+        assert_eq!(status.1, Destination::Sender(SessionId(SESSION)));
         assert_eq!(status.0.window, (0, 3));
         assert_eq!(status.0.flags & STATUS_COMPLETE, 0);
         assert_ne!(status.0.flags & STATUS_ECHO, 0);
@@ -709,7 +709,7 @@ mod feedback {
             if unicast {
                 // A need of 1 does not cover our 2: we ask, to the sender alone.
                 assert_eq!(nacks.len(), 1, "{sent:?}");
-                assert_eq!(nacks[0].1, Destination::Sender);
+                assert_eq!(nacks[0].1, Destination::Sender(SessionId(SESSION)));
             } else {
                 assert!(nacks.is_empty(), "{sent:?}");
                 assert_eq!(r.stats().nacks_suppressed, 1);
@@ -805,7 +805,7 @@ mod feedback {
             let _ = r.handle_datagram(t, &probe_of(SESSION, 5000 + i));
             r.handle_timeout(t);
             while let Some((n, to)) = r.poll_transmit(t, &mut buf) {
-                assert_eq!(to, Destination::Sender);
+                assert_eq!(to, Destination::Sender(SessionId(SESSION)));
                 assert!(matches!(Repr::parse(&buf[..n]), Ok(Repr::Status(_))));
                 statuses += 1;
             }

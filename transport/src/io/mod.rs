@@ -1061,8 +1061,8 @@ fn flush_feedback(
     while let Some((len, to)) = receiver.poll_transmit(now, out) {
         let dest = match to {
             crate::proto::Destination::Feedback => Some(sock.feedback_dest),
-            crate::proto::Destination::Sender => {
-                let addr = session_of(&out[..len]).and_then(|s| sock.sender_of(s));
+            crate::proto::Destination::Sender(session) => {
+                let addr = sock.sender_of(session.0);
                 if addr.is_none() {
                     stats.status_unaddressed += 1;
                 }
@@ -1086,13 +1086,6 @@ const NACK: u8 = crate::wire::PacketType::Nack as u8;
 fn packet_type(d: &[u8]) -> Option<u8> {
     use crate::wire::{HEADER_LEN, MAGIC, field};
     (d.len() >= HEADER_LEN && d[field::MAGIC] == MAGIC.to_be_bytes()).then(|| d[field::TYPE])
-}
-
-/// The session id field of a datagram, unchecked.
-fn session_of(d: &[u8]) -> Option<u64> {
-    d.get(crate::wire::field::SESSION)
-        .and_then(|b| b.try_into().ok())
-        .map(u64::from_be_bytes)
 }
 
 /// Waits for socket readiness or `wait`; a signal (EINTR) just ends the wait

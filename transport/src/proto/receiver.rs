@@ -529,8 +529,10 @@ pub struct ReceiverStats {
 pub enum Destination {
     /// The channel's feedback group (NACKs, so that receivers hear each other).
     Feedback,
-    /// The sender alone: the source address and port of its DATA (STATUS).
-    Sender,
+    /// The sender of this session alone: the source address and port of
+    /// the session's latest datagram that may aim it ([`Accepted::from_sender`];
+    /// STATUS, and NACKs under `nack_unicast`).
+    Sender(SessionId),
 }
 
 /// Feedback state for one session (nack and hybrid modes).
@@ -2446,7 +2448,7 @@ impl Receiver {
         };
         let len = st.write(buf).ok()?;
         self.stats.status_sent += 1;
-        Some((len, Destination::Sender))
+        Some((len, Destination::Sender(session)))
     }
 
     fn nack_packet(
@@ -2529,11 +2531,11 @@ impl Receiver {
         );
 
         let to = if self.config.nack_unicast {
-            Destination::Sender
+            Destination::Sender(session)
         } else {
             Destination::Feedback
         };
-        if to == Destination::Sender
+        if to != Destination::Feedback
             && let Some(f) = self.fb.get_mut(&session)
         {
             f.sender_credit = f.sender_credit.saturating_sub(1);

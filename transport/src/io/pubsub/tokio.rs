@@ -440,7 +440,7 @@ async fn drive_subscriber(
     mut core: SubCore,
     mut pool: Option<crate::io::DecodePool>,
 ) -> Result<(), IoError> {
-    use crate::io::{DATA, NACK, OBJECT_INFO, PROBE, packet_type, session_of};
+    use crate::io::{DATA, NACK, OBJECT_INFO, PROBE, packet_type};
     let mut rx = Receiver::new(config);
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     let mut out = vec![0u8; crate::wire::DEFAULT_MAX_DATAGRAM];
@@ -535,9 +535,7 @@ async fn drive_subscriber(
             while let Some((len, to)) = rx.poll_transmit(now, &mut out) {
                 let dest = match to {
                     crate::proto::Destination::Feedback => Some(sock.feedback_dest),
-                    crate::proto::Destination::Sender => {
-                        session_of(&out[..len]).and_then(|s| sock.sender_of(s))
-                    }
+                    crate::proto::Destination::Sender(session) => sock.sender_of(session.0),
                 };
                 if let Some(d) = dest {
                     let _ = f.try_send_to(&out[..len], d.into());
