@@ -82,8 +82,8 @@ pub use io::pubsub::{
     SubscriberStream,
 };
 pub use proto::{
-    Accepted, Admission, Aimd, BlockRequest, BoundObject, DecodeJob, DecodedBlock, Destination,
-    FailReason, FeedbackConfig, FlowPolicy, MAX_PACING_CATCH_UP, MAX_REPAIR_OVERHEAD,
+    Accepted, Admission, Aimd, Arrival, BlockRequest, BoundObject, DecodeJob, DecodedBlock,
+    Destination, FailReason, FeedbackConfig, FlowPolicy, MAX_PACING_CATCH_UP, MAX_REPAIR_OVERHEAD,
     MAX_REPAIR_SHARE, Mode, ObjectId, Reassembled, Reassembler, Receiver, ReceiverConfig,
     ReceiverEvent, ReceiverStats, RejectReason, Rounds, Sender, SenderConfig, SenderError,
     SenderEvent, SenderStats, SessionId,

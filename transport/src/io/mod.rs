@@ -28,7 +28,7 @@ use mio::{Events, Interest, Poll, Token};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::channel::Channel;
-use crate::proto::{Receiver, ReceiverEvent, Sender, SenderStats};
+use crate::proto::{Arrival, Receiver, ReceiverEvent, Sender, SenderStats};
 use crate::wire::MAX_DATAGRAM;
 
 /// Why the network driver failed. Messages name the interface, group or file concerned.
@@ -955,8 +955,7 @@ fn recv_loop(
                         // Only the sender's packets belong on the data group.
                         // (What is not groupcast's at all goes to the receiver,
                         // which counts it under its own reason.)
-                        if packet_type(d).is_some_and(|t| !matches!(t, DATA | OBJECT_INFO | PROBE))
-                        {
+                        if !Arrival::DataGroup.takes(d) {
                             stats.wrong_socket += 1;
                             continue;
                         }
@@ -1009,7 +1008,7 @@ fn recv_loop(
         if let Some(fb) = sock.feedback.as_ref() {
             // Only other receivers' NACKs belong on the feedback group.
             drain_socket(fb, &mut fbuf, |d, _| {
-                if packet_type(d) == Some(NACK) {
+                if Arrival::FeedbackGroup.takes(d) {
                     // A peer's NACK: it suppresses ours, and aims nothing.
                     let _ = receiver.handle_datagram(now, d);
                 } else {
@@ -1074,18 +1073,6 @@ fn flush_feedback(
             stats.feedback_dropped += 1;
         }
     }
-}
-
-const DATA: u8 = crate::wire::PacketType::Data as u8;
-const OBJECT_INFO: u8 = crate::wire::PacketType::ObjectInfo as u8;
-const PROBE: u8 = crate::wire::PacketType::Probe as u8;
-const NACK: u8 = crate::wire::PacketType::Nack as u8;
-
-/// The type byte of a datagram that looks like groupcast's, unchecked (the
-/// receiver validates everything; this only sorts datagrams by socket).
-fn packet_type(d: &[u8]) -> Option<u8> {
-    use crate::wire::{HEADER_LEN, MAGIC, field};
-    (d.len() >= HEADER_LEN && d[field::MAGIC] == MAGIC.to_be_bytes()).then(|| d[field::TYPE])
 }
 
 /// Waits for socket readiness or `wait`; a signal (EINTR) just ends the wait

@@ -42,9 +42,9 @@ pub use hash::{PartHasher, part_cv, root_of_parts, subtree_fits};
 pub(crate) use hash::{hash_from_stretches, unit_cv};
 pub use reassemble::{Reassembled, Reassembler};
 pub use receiver::{
-    Accepted, Admission, BoundObject, CONTRADICTION_GRACE, DecodeJob, DecodedBlock, Destination,
-    FailReason, KEEPALIVE, REFUSAL, Receiver, ReceiverConfig, ReceiverEvent, ReceiverStats,
-    RejectReason, SenderProgress,
+    Accepted, Admission, Arrival, BoundObject, CONTRADICTION_GRACE, DecodeJob, DecodedBlock,
+    Destination, FailReason, KEEPALIVE, REFUSAL, Receiver, ReceiverConfig, ReceiverEvent,
+    ReceiverStats, RejectReason, SenderProgress,
 };
 pub use sender::{
     BUSY_HOLD, BlockRequest, BuiltEncoder, EncoderRequest, MAX_PACING_CATCH_UP,

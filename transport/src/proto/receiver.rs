@@ -708,6 +708,39 @@ impl ReceiverStats {
     }
 }
 
+/// Which of a receiving driver's sockets a datagram came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// The channel's data group: the sender's DATA, OBJECT_INFO and PROBE.
+    DataGroup,
+    /// The channel's feedback group: other receivers' NACKs.
+    FeedbackGroup,
+}
+
+impl Arrival {
+    /// Whether `datagram` may be handed to [`Receiver::handle_datagram`]
+    /// from this socket: on the data group only DATA, OBJECT_INFO and
+    /// PROBE, on the feedback group only NACK (protocol.md §12; a driver
+    /// counts the rest as `wrong_socket`). On the data group, what does not
+    /// look like groupcast's at all goes to the receiver too, which refuses
+    /// it under its own reason. Reads the type byte alone, unchecked.
+    pub fn takes(self, datagram: &[u8]) -> bool {
+        use crate::wire::{HEADER_LEN, MAGIC, PacketType, field};
+        let kind = (datagram.len() >= HEADER_LEN && datagram[field::MAGIC] == MAGIC.to_be_bytes())
+            .then(|| datagram[field::TYPE]);
+        let is = |p: PacketType| kind == Some(p as u8);
+        match self {
+            Arrival::DataGroup => {
+                kind.is_none()
+                    || is(PacketType::Data)
+                    || is(PacketType::ObjectInfo)
+                    || is(PacketType::Probe)
+            }
+            Arrival::FeedbackGroup => is(PacketType::Nack),
+        }
+    }
+}
+
 /// A datagram [`Receiver::handle_datagram`] took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

@@ -440,7 +440,7 @@ async fn drive_subscriber(
     mut core: SubCore,
     mut pool: Option<crate::io::DecodePool>,
 ) -> Result<(), IoError> {
-    use crate::io::{DATA, NACK, OBJECT_INFO, PROBE, packet_type};
+    use crate::proto::Arrival;
     let mut rx = Receiver::new(config);
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     let mut out = vec![0u8; crate::wire::DEFAULT_MAX_DATAGRAM];
@@ -463,7 +463,7 @@ async fn drive_subscriber(
                 continue;
             }
             let d = &buf[..n];
-            if packet_type(d).is_some_and(|t| !matches!(t, DATA | OBJECT_INFO | PROBE)) {
+            if !Arrival::DataGroup.takes(d) {
                 continue;
             }
             // STATUS goes back only to where a session's taken packets come
@@ -494,7 +494,7 @@ async fn drive_subscriber(
         if let Some(f) = fb.as_ref() {
             for _ in 0..1024 {
                 match f.try_recv_from(&mut buf) {
-                    Ok((n, _)) if packet_type(&buf[..n]) == Some(NACK) => {
+                    Ok((n, _)) if Arrival::FeedbackGroup.takes(&buf[..n]) => {
                         // A peer's NACK: it suppresses ours, and aims nothing.
                         let _ = rx.handle_datagram(now, &buf[..n]);
                     }
