@@ -73,11 +73,8 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
         _ => None,
     };
     let deadline = args.timeout.map(|t| std::time::Instant::now() + t);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
     let config = SenderConfig {
-        session: SessionId::from_seed(nanos ^ u64::from(std::process::id()) << 32),
+        session: SessionId(groupcast::io::random_id()),
         hops: args.hops.clamp(1, 255) as u8,
         rate,
         rounds: if args.forever {
@@ -336,9 +333,8 @@ pub fn recv(args: &RecvArgs) -> Result<(), String> {
     groupcast::io::interface_index(&args.interface).map_err(|e| e.to_string())?;
     net.feedback = !args.no_feedback;
     net.feedback_hops = args.hops;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
+    // One receiver id for every transfer this run takes.
+    let receiver_id = groupcast::io::random_id();
     if args.follow {
         eprintln!(
             "warning: --follow replaces files with whatever later transfers on the group carry; \
@@ -355,7 +351,7 @@ sender; pin the transfer with the id `groupcast id PATH` prints"
     crate::log::show(&pb);
     let mut seen = Vec::new();
     loop {
-        let (session, outcome) = recv_one(args, &net, &pb, timeout, nanos, &seen);
+        let (session, outcome) = recv_one(args, &net, &pb, timeout, receiver_id, &seen);
         if !args.follow {
             return outcome;
         }
@@ -385,10 +381,10 @@ fn recv_one(
     net: &NetConfig,
     pb: &indicatif::ProgressBar,
     timeout: Option<Duration>,
-    nanos: u64,
+    receiver_id: u64,
     seen: &[SessionId],
 ) -> (Option<SessionId>, Result<(), String>) {
-    match recv_transfer(args, net, pb, timeout, nanos, seen) {
+    match recv_transfer(args, net, pb, timeout, receiver_id, seen) {
         Ok((session, outcome)) => (session, outcome),
         Err(e) => (None, Err(e)),
     }
@@ -401,7 +397,7 @@ fn recv_transfer(
     net: &NetConfig,
     pb: &indicatif::ProgressBar,
     timeout: Option<Duration>,
-    nanos: u64,
+    receiver_id: u64,
     seen: &[SessionId],
 ) -> Result<(Option<SessionId>, Result<(), String>), String> {
     let sink_config = SinkConfig {
@@ -414,7 +410,7 @@ fn recv_transfer(
         ..SinkConfig::default()
     };
     let receiver_config = ReceiverConfig {
-        id: SessionId::from_seed(nanos ^ u64::from(std::process::id()) << 40).0,
+        id: receiver_id,
         feedback: !args.no_feedback,
         nack_unicast: args.nack_unicast,
         max_object_size: args.max_object_size,

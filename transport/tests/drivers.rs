@@ -37,8 +37,8 @@ fn no_driver_parses_a_packet() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut found = Vec::new();
     for file in DRIVERS {
-        let text = std::fs::read_to_string(root.join(file))
-            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        let text =
+            std::fs::read_to_string(root.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         // The unit tests at the end of a file may build packets.
         let code = text.split("#[cfg(test)]").next().unwrap_or("");
         for (n, line) in code.lines().enumerate() {
@@ -56,5 +56,9 @@ fn no_driver_parses_a_packet() {
             }
         }
     }
-    assert!(found.is_empty(), "drivers reading packets:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "drivers reading packets:\n{}",
+        found.join("\n")
+    );
 }

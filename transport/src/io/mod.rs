@@ -303,6 +303,42 @@ fn feedback_hops_for(announced: u8, arrived: u8) -> u32 {
     (announced.saturating_sub(arrived) as u32 + 1).min(MAX_FEEDBACK_HOPS)
 }
 
+/// A random 64-bit id (a session's, a receiver's), from the OS; without OS
+/// randomness, the clock and the process, hashed.
+pub fn random_id() -> u64 {
+    let mut r = [0u8; 8];
+    if getrandom::fill(&mut r).is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        return crate::proto::SessionId::from_seed(t ^ u64::from(std::process::id()) << 32).0;
+    }
+    u64::from_le_bytes(r)
+}
+
+/// Remembers `from` as `session`'s sender, the latest first. With
+/// [`MAX_SENDER_ADDRS`] remembered, the oldest of a session the receiver no
+/// longer keeps feedback state for (`kept` false) gives way, else the
+/// oldest: the receiver keeps feedback state for fewer sessions than this
+/// (`ReceiverConfig::max_sessions`, 4 by default), so datagrams of made-up
+/// sessions cannot push out the address of a session it still answers.
+fn remember_sender(
+    addrs: &mut Vec<(u64, SocketAddrV6)>,
+    session: u64,
+    from: SocketAddrV6,
+    kept: impl Fn(u64) -> bool,
+) {
+    if addrs.last() == Some(&(session, from)) {
+        return;
+    }
+    addrs.retain(|(s, _)| *s != session);
+    if addrs.len() >= MAX_SENDER_ADDRS {
+        let gone = addrs.iter().position(|(s, _)| !kept(*s)).unwrap_or(0);
+        addrs.remove(gone);
+    }
+    addrs.push((session, from));
+}
+
 /// Sessions whose sender address a receiving socket remembers at once.
 const MAX_SENDER_ADDRS: usize = 8;
 
@@ -474,18 +510,11 @@ impl McastSocket {
     }
 
     /// Remembers where `session`'s packets come from (the latest sessions only).
-    fn learn_sender(&mut self, session: u64, mut from: SocketAddrV6) {
+    fn learn_sender(&mut self, session: u64, mut from: SocketAddrV6, kept: impl Fn(u64) -> bool) {
         if from.ip().is_unicast_link_local() {
             from.set_scope_id(self.ifindex);
         }
-        if self.sender_addrs.last() == Some(&(session, from)) {
-            return;
-        }
-        self.sender_addrs.retain(|(s, _)| *s != session);
-        if self.sender_addrs.len() >= MAX_SENDER_ADDRS {
-            self.sender_addrs.remove(0);
-        }
-        self.sender_addrs.push((session, from));
+        remember_sender(&mut self.sender_addrs, session, from, kept);
     }
 
     /// Where `session`'s sender is, if a packet of it was accepted.
@@ -965,7 +994,9 @@ fn recv_loop(
                             && taken.from_sender
                             && let Some(from) = sources[i]
                         {
-                            sock.learn_sender(taken.session.0, from);
+                            sock.learn_sender(taken.session.0, from, |s| {
+                                receiver.answers(crate::proto::SessionId(s))
+                            });
                             if let (Some(announced), Some(arrived)) = (taken.probe_hops, hops[i])
                                 && let Some(h) = sock.follow_probe_hops(announced, arrived)
                             {
@@ -1086,7 +1117,27 @@ fn wait_for(poll: &mut Poll, events: &mut Events, wait: Duration) -> Result<(), 
 
 #[cfg(test)]
 mod tests {
-    use super::{MAX_FEEDBACK_HOPS, feedback_hops_for};
+    use super::{MAX_FEEDBACK_HOPS, MAX_SENDER_ADDRS, feedback_hops_for, remember_sender};
+
+    /// Datagrams of made-up sessions, however many, never push out the
+    /// address of a session the receiver still answers; without one to
+    /// keep, the oldest goes.
+    #[test]
+    fn made_up_sessions_cannot_push_out_a_kept_sender() {
+        let addr = |i: u16| std::net::SocketAddrV6::new(std::net::Ipv6Addr::LOCALHOST, i, 0, 0);
+        let mut addrs = Vec::new();
+        remember_sender(&mut addrs, 7, addr(7), |_| false);
+        for forged in 100..200u64 {
+            remember_sender(&mut addrs, forged, addr(forged as u16), |s| s == 7);
+        }
+        assert_eq!(addrs.len(), MAX_SENDER_ADDRS);
+        assert!(addrs.contains(&(7, addr(7))), "{addrs:?}");
+        for forged in 200..220u64 {
+            remember_sender(&mut addrs, forged, addr(forged as u16), |_| false);
+        }
+        assert!(!addrs.iter().any(|(s, _)| *s == 7));
+        assert_eq!(addrs.last(), Some(&(219, addr(219))));
+    }
 
     /// What a PROBE's Hops field, real or forged, makes of the NACKs' hop
     /// limit: never 0, never beyond MAX_FEEDBACK_HOPS.

@@ -68,19 +68,6 @@ use crate::proto::{
     ReceiverEvent, ReceiverStats, Sender, SenderConfig, SenderStats, SessionId,
 };
 
-/// A random 64-bit id (a session's, a receiver's), from the OS.
-fn random_id() -> u64 {
-    let mut r = [0u8; 8];
-    if getrandom::fill(&mut r).is_err() {
-        // No OS randomness: the clock and the process, hashed.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        return SessionId::from_seed(t ^ u64::from(std::process::id()) << 32).0;
-    }
-    u64::from_le_bytes(r)
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -620,7 +607,7 @@ impl Publisher {
     pub fn builder(channel: &str, interface: &str) -> PublisherBuilder {
         let net = NetConfig::new(Channel::new(channel), interface);
         let config = SenderConfig {
-            session: SessionId(random_id()),
+            session: SessionId(super::random_id()),
             mode: Mode::Hybrid,
             repair_overhead: Mode::Hybrid.default_repair_overhead(),
             encoder_threads: 1,
@@ -1476,7 +1463,7 @@ impl Subscriber {
     pub fn builder(channel: &str, interface: &str) -> SubscriberBuilder {
         let net = NetConfig::new(Channel::new(channel), interface);
         let config = ReceiverConfig {
-            id: random_id(),
+            id: super::random_id(),
             // A window of 1 MiB objects in flight, from a few publishers.
             max_objects: 64,
             max_buffered_bytes: 64 << 20,

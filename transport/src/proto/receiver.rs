@@ -1314,6 +1314,13 @@ impl Receiver {
         }
     }
 
+    /// Whether this receiver keeps feedback state for `session` (it heard
+    /// a PROBE of it and may send it STATUS): at most
+    /// [`ReceiverConfig::max_sessions`] sessions at once.
+    pub fn answers(&self, session: SessionId) -> bool {
+        self.fb.contains_key(&session)
+    }
+
     /// Handles one datagram. Malformed or foreign datagrams are counted and
     /// dropped; nothing on the network can make this panic. Says what was
     /// taken ([`Accepted`]: whether the datagram's source may be answered)
@@ -2430,9 +2437,12 @@ impl Receiver {
             Some(h) if !complete => h.min(edge),
             _ => edge,
         };
-        // BUSY: the window waits for this receiver's own work, a solve or
-        // its application, not for symbols (protocol.md §13.3).
-        let busy = !complete && (window < edge || self.table.solving(session, edge));
+        // BUSY: the window waits for this receiver's own work, not for
+        // symbols: the edge's block is out to be solved, or everything the
+        // sender announced is here and the application holds the window
+        // (protocol.md §13.3).
+        let busy = !complete
+            && (self.table.solving(session, edge) || (window < edge && edge.0 >= f.objects));
         // A STATUS spends the session's credit, which only its DATA and
         // OBJECT_INFO earn (protocol.md §13.5); without credit it waits for
         // the session's next packet. News goes at once: the window moved by

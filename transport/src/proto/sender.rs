@@ -1677,12 +1677,6 @@ impl Sender {
         if known.is_none_or(|r| edge > r.edge || (complete && !r.complete)) {
             self.feedback_at = Some(now);
         }
-        // A receiver whose window waits for its own work (a solve, its
-        // application) needs no repair: no fallback round for it.
-        if st.flags & STATUS_BUSY != 0 && !complete {
-            self.feedback_at = Some(now);
-            self.busy_at = Some(now);
-        }
         let full = self.config.feedback.stall_timeout;
         let (credit, stalled) = match known {
             Some(r) if edge > r.edge || (complete && !r.complete) => {
@@ -1717,6 +1711,13 @@ impl Sender {
             }
             None => (full, false),
         };
+        // A tracked receiver whose window waits for its own work (a solve,
+        // its application) needs no repair: no fallback round for it. One
+        // the sender no longer waits for (stalled) holds nothing off.
+        if st.flags & STATUS_BUSY != 0 && known.is_some() && !complete && !stalled {
+            self.feedback_at = Some(now);
+            self.busy_at = Some(now);
+        }
         // Little credit (unstalled by a step, or new ahead of a stall): the
         // check comes when it runs out, not at the next periodic one.
         if !stalled && !complete {

@@ -45,9 +45,11 @@ pub const STATUS_ECHO: u8 = 0x02;
 /// STATUS flag: `loss_ppm` is measured (the receiver has a loss sample);
 /// without it, the STATUS says nothing of loss.
 pub const STATUS_LOSS: u8 = 0x04;
-/// STATUS flag: the block at `window` holds all the symbols it needs, and
-/// waits for the receiver's own work (a solve, or its application): this
-/// receiver needs no repair now, however long its window stands still.
+/// STATUS flag (never with [`STATUS_COMPLETE`]): the window waits for the
+/// receiver's own work, not for symbols: the edge's block is out to be
+/// solved, or everything announced is here and the application holds the
+/// window. This receiver needs no repair now, however long its window
+/// stands still.
 pub const STATUS_BUSY: u8 = 0x08;
 
 /// PROBE field offsets, from the start of the datagram.

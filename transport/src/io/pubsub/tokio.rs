@@ -471,10 +471,14 @@ async fn drive_subscriber(
             if let Ok(taken) = rx.handle_datagram(now, d)
                 && taken.from_sender
             {
-                sock.learn_sender(taken.session.0, from);
+                sock.learn_sender(taken.session.0, from, |s| {
+                    rx.answers(crate::proto::SessionId(s))
+                });
                 // NACKs go as far as the PROBEs say they came from (tokio's
-                // sockets give no arrival hop limit to measure it by).
+                // sockets give no arrival hop limit to measure it by), unless
+                // the hop limit is fixed (`NetConfig::feedback_hops`).
                 if let Some(announced) = taken.probe_hops
+                    && sock.feedback_hops_fixed.is_none()
                     && let Some(f) = fb.as_ref()
                 {
                     let want = (announced.max(1) as u32).min(MAX_FEEDBACK_HOPS);
