@@ -224,7 +224,13 @@ pub fn fit_blocks_to_codec(config: &mut crate::proto::SenderConfig) {
     static WARNED: std::sync::Once = std::sync::Once::new();
     WARNED.call_once(|| {
         tracing::warn!(
-            "RaptorQ is unoptimised in this build, so this sender sends blocks of {} source              symbols instead of {}, which such a build encodes and solves at about 2 MB/s (a              block of 1000 takes most of a minute). Build optimised (--release), or add              `[profile.dev.package.raptorq]` with `opt-level = 3`, `debug-assertions = false`              and `overflow-checks = false` to the Cargo.toml of the crate you build (README,              \"As a library\")",
+            "RaptorQ is unoptimised in this build, so this sender sends blocks of {} source \
+             symbols instead of {} (objects of more than 255 such blocks get larger ones), \
+             which such a build encodes and solves at about 2 MB/s (a block of 1000 takes \
+             most of a minute). Build optimised (--release), or add \
+             `[profile.dev.package.raptorq]` with `opt-level = 3`, `debug-assertions = false` \
+             and `overflow-checks = false` to the Cargo.toml of the crate you build (README, \
+             \"As a library\")",
             SLOW_CODEC_BLOCK_SYMBOLS,
             config.block_symbols
         );
