@@ -787,6 +787,37 @@ mod feedback {
         }
     }
 
+    /// BUSY from a receiver the sender no longer waits for (stalled) holds
+    /// no fallback round off for another that is unfinished and silent: A
+    /// holds the first pass until it stalls (its credit checked every 2 s),
+    /// C joins ahead and falls silent; rounds come once A is stalled.
+    #[test]
+    fn a_stalled_receivers_busy_holds_off_no_fallback() {
+        let t0 = Instant::now();
+        let mut s = sender_with(FlowPolicy::Min, Some(1_000_000), |fb| {
+            fb.stall_timeout = Duration::from_secs(4);
+            fb.receiver_timeout = Duration::from_secs(8);
+        });
+        // A holds the first pass at its edge until it stalls; C joins
+        // ahead of it, then falls silent, unfinished.
+        s.handle_datagram(t0, &report(1, (0, 0), 0, 0, 0));
+        let (mut t, _) = run_for(&mut s, t0, Duration::from_secs(1));
+        s.handle_datagram(t, &report(3, (0, 19), 0, 0, 0));
+        let mut rounds = Vec::new();
+        while t < t0 + Duration::from_millis(8500) {
+            // A, stalled and stuck, keeps saying BUSY at its keep-alive.
+            s.handle_datagram(t, &report(1, (0, 0), STATUS_BUSY, 0, 0));
+            (t, _) = run_for(&mut s, t, Duration::from_millis(900));
+            rounds.extend(fallback_rounds(&mut s));
+        }
+        assert!(s.stats().receivers_stalled >= 1, "{:?}", s.stats());
+        assert!(
+            !rounds.is_empty(),
+            "no fallback round for C: {:?}",
+            s.stats()
+        );
+    }
+
     #[test]
     fn min_policy_holds_the_first_pass_to_the_slowest_window() {
         let t0 = Instant::now();
