@@ -104,19 +104,32 @@ pub const SLOW_CODEC: f64 = 8e6;
 /// first 16 lost and 20 repair symbols in their place) with this build's
 /// codec; returns bytes of block per second, or `None` if it did not decode.
 pub fn solve_speed() -> Option<f64> {
+    timed_block(256, 16, 20, false)
+}
+
+/// Encodes a block of `k` symbols of 1 KiB and solves it from the symbols
+/// after the first `lost` and up to `repair` repair symbols, in this
+/// thread's CPU time (a busy machine that preempts the work does not make
+/// the codec look slow); with `with_encoder`, the encoder's build is timed
+/// too. Returns bytes of block per second of what was timed, or `None` if
+/// the block did not decode to what was encoded.
+fn timed_block(k: u32, lost: u32, repair: u32, with_encoder: bool) -> Option<f64> {
     use groupcast_fec::{FecId, Oti, codec_for};
     let codec = codec_for(FecId::RaptorQ);
-    let data: Vec<u8> = (0..256u32 << 10).map(|i| (i * 31 + i / 7) as u8).collect();
-    let oti = Oti::for_object(data.len() as u64, 1024, 256, 1).ok()?;
+    let data: Vec<u8> = (0..k << 10).map(|i| (i * 31 + i / 7) as u8).collect();
+    let oti = Oti::for_object(data.len() as u64, 1024, k, 1).ok()?;
     let block = oti.block(0)?;
+    let before_encoder = thread_cpu();
     let mut enc = codec.encoder(&oti, &block, &data).ok()?;
     let mut dec = codec.decoder(&oti, &block).ok()?;
     let k = block.source_symbols;
     let mut symbol = vec![0u8; 1024];
-    // CPU time of this thread, not the wall clock: a busy machine that
-    // preempts the solve does not make the codec look slow.
-    let started = thread_cpu();
-    for esi in (16..k).chain(k..k + 20) {
+    let started = if with_encoder {
+        before_encoder
+    } else {
+        thread_cpu()
+    };
+    for esi in (lost..k).chain(k..k + repair) {
         enc.write_symbol(esi, &mut symbol).ok()?;
         dec.push(esi, &symbol).ok()?;
         if dec.is_decoded() {
@@ -127,18 +140,18 @@ pub fn solve_speed() -> Option<f64> {
     (dec.take_decoded()? == data).then(|| block.len as f64 / secs.max(1e-9))
 }
 
+/// The better of two runs of `f` (the first also warms the caches).
+fn best_of_two(f: impl Fn() -> Option<f64>) -> Option<f64> {
+    [f(), f()].into_iter().flatten().reduce(f64::max)
+}
+
 /// Warns once (tracing) if this build's RaptorQ solves slower than
 /// [`SLOW_CODEC`]: such a receiver cannot keep up with a sender at the
 /// default rate, and the sender's flow control then runs at its pace, or
 /// leaves it behind as stalled (protocol.md §13.4).
 pub fn check_codec_speed() {
     super::sys::lower_thread_priority();
-    // The better of two solves: the first also warms the caches.
-    let Some(speed) = [solve_speed(), solve_speed()]
-        .into_iter()
-        .flatten()
-        .reduce(f64::max)
-    else {
+    let Some(speed) = best_of_two(solve_speed) else {
         return;
     };
     SOLVE_SPEED.store(speed as u64, std::sync::atomic::Ordering::Relaxed);
@@ -177,31 +190,8 @@ pub const SLOW_CODEC_BLOCK_SYMBOLS: u32 = 64;
 pub fn codec_is_slow() -> bool {
     static SLOW: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *SLOW.get_or_init(|| {
-        let once = || {
-            use groupcast_fec::{FecId, Oti, codec_for};
-            let k = SLOW_CODEC_BLOCK_SYMBOLS;
-            let data: Vec<u8> = (0..k << 10).map(|i| (i * 29 + i / 5) as u8).collect();
-            let oti = Oti::for_object(data.len() as u64, 1024, k, 1).ok()?;
-            let block = oti.block(0)?;
-            let codec = codec_for(FecId::RaptorQ);
-            let started = thread_cpu();
-            let mut enc = codec.encoder(&oti, &block, &data).ok()?;
-            let mut dec = codec.decoder(&oti, &block).ok()?;
-            let mut symbol = vec![0u8; 1024];
-            for esi in (4..k).chain(k..k + 8) {
-                enc.write_symbol(esi, &mut symbol).ok()?;
-                dec.push(esi, &symbol).ok()?;
-                if dec.is_decoded() {
-                    break;
-                }
-            }
-            let secs = thread_cpu() - started;
-            (dec.take_decoded()? == data).then(|| 2.0 * data.len() as f64 / secs.max(1e-9))
-        };
-        [once(), once()]
-            .into_iter()
-            .flatten()
-            .reduce(f64::max)
+        // An encoder's build and a solve: two passes over the block.
+        best_of_two(|| timed_block(SLOW_CODEC_BLOCK_SYMBOLS, 4, 8, true).map(|b| 2.0 * b))
             .is_some_and(|speed| speed < SLOW_CODEC)
     })
 }
