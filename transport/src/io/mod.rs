@@ -412,14 +412,19 @@ impl McastSocket {
     }
 
     /// A PROBE announcing `announced` hops arrived with `arrived` left: unless
-    /// fixed, NACKs now leave with enough to go back as far. Returns the new
-    /// hop limit if it changed.
-    fn follow_probe_hops(&mut self, announced: u8, arrived: u8) -> Option<u32> {
+    /// fixed, NACKs now leave with enough to go back as far. Without the
+    /// arrival hop limit (tokio's sockets do not give it), as far as the PROBE
+    /// was sent. Returns the new hop limit if it changed. (The feedback
+    /// socket's second handles, `tokio_sockets`, share the setting.)
+    fn follow_probe_hops(&mut self, announced: u8, arrived: Option<u8>) -> Option<u32> {
         if self.feedback_hops_fixed.is_some() {
             return None;
         }
         let fb = self.feedback.as_ref()?;
-        let want = feedback_hops_for(announced, arrived);
+        let want = match arrived {
+            Some(arrived) => feedback_hops_for(announced, arrived),
+            None => (announced.max(1) as u32).min(MAX_FEEDBACK_HOPS),
+        };
         if want == self.feedback_hops {
             return None;
         }
@@ -998,7 +1003,7 @@ fn recv_loop(
                                 receiver.answers(crate::proto::SessionId(s))
                             });
                             if let (Some(announced), Some(arrived)) = (taken.probe_hops, hops[i])
-                                && let Some(h) = sock.follow_probe_hops(announced, arrived)
+                                && let Some(h) = sock.follow_probe_hops(announced, Some(arrived))
                             {
                                 tracing::info!(
                                     hops = h,

@@ -44,7 +44,7 @@ use super::{
     Event, PubState, PubTurns, PublisherBuilder, PublisherReport, RecvError, Retention, SubCore,
     SubState, SubscriberBuilder, UntilEnd, delivery_len, lock,
 };
-use crate::io::{IoError, MAX_FEEDBACK_HOPS, McastSocket};
+use crate::io::{IoError, McastSocket};
 use crate::proto::feed::{Delivery, Message, Outbox};
 use crate::proto::{Receiver, Sender, SenderStats, SessionId};
 use crate::wire::MAX_DATAGRAM;
@@ -444,7 +444,6 @@ async fn drive_subscriber(
     let mut rx = Receiver::new(config);
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     let mut out = vec![0u8; crate::wire::DEFAULT_MAX_DATAGRAM];
-    let mut hops = 0u32;
     let want_source = sock.source;
     loop {
         if shared.stop.load(Ordering::Relaxed) {
@@ -477,18 +476,8 @@ async fn drive_subscriber(
                 // NACKs go as far as the PROBEs say they came from (tokio's
                 // sockets give no arrival hop limit to measure it by), unless
                 // the hop limit is fixed (`NetConfig::feedback_hops`).
-                if let Some(announced) = taken.probe_hops
-                    && sock.feedback_hops_fixed.is_none()
-                    && let Some(f) = fb.as_ref()
-                {
-                    let want = (announced.max(1) as u32).min(MAX_FEEDBACK_HOPS);
-                    if want != hops
-                        && socket2::SockRef::from(f)
-                            .set_multicast_hops_v6(want)
-                            .is_ok()
-                    {
-                        hops = want;
-                    }
+                if let Some(announced) = taken.probe_hops {
+                    sock.follow_probe_hops(announced, None);
                 }
             }
             while let Some(e) = rx.poll_event() {
