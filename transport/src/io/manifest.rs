@@ -115,6 +115,46 @@ impl Entry {
     }
 }
 
+/// One object of a transfer, as its manifest lays it out (§11.1): its size
+/// and hash, the name its OBJECT_INFO gives, and the files its bytes belong
+/// to. Object 0, the manifest itself, is not one of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectLayout {
+    /// The object.
+    pub object: ObjectId,
+    /// Its size in bytes.
+    pub size: u64,
+    /// BLAKE3 hash of its bytes: a file's hash, a part's chaining value at
+    /// its offset (`hash_offset`), or a pack's hash.
+    pub hash: [u8; 32],
+    /// For a part of a file in parts, its offset in the file, where its
+    /// hash is the chaining value of its subtree (§11.1); `None` for a file
+    /// carried whole, or a pack.
+    pub hash_offset: Option<u64>,
+    /// The name its OBJECT_INFO carries: a file's path (a part's too), or
+    /// nothing for a pack.
+    pub name: String,
+    /// Whether it is a pack of small files.
+    pub packed: bool,
+    /// Its bytes, in object order: one segment for a file or a part, one a
+    /// file for a pack.
+    pub segments: Vec<Segment>,
+}
+
+/// Bytes `at_object..at_object + len` of an object are bytes
+/// `at_file..at_file + len` of the manifest's entry `entry`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    /// The file: its place in [`Manifest::entries`].
+    pub entry: usize,
+    /// Where the bytes start in the object.
+    pub at_object: u64,
+    /// Where they start in the file.
+    pub at_file: u64,
+    /// How many.
+    pub len: u64,
+}
+
 /// The byte ranges `(offset, size)` a file of `size` bytes is cut into at
 /// `part_size`: one range (the whole file) when it is no larger.
 pub fn part_ranges(size: u64, part_size: u64) -> Vec<(u64, u64)> {
@@ -220,6 +260,54 @@ impl Manifest {
             }
         }
         out.into_bytes()
+    }
+
+    /// Every object the manifest lists after itself, in object order, with
+    /// the bytes of files each carries (§11.1): a file whole, a part of a
+    /// file at its offset, or the files of a pack back to back. The one
+    /// layout the sender reads blocks by and the receiver writes them by.
+    pub fn objects(&self) -> Vec<ObjectLayout> {
+        let mut out: Vec<ObjectLayout> = Vec::new();
+        for (entry, e) in self.entries.iter().enumerate() {
+            if let Some(pack) = e.pack {
+                let segment = Segment {
+                    entry,
+                    at_object: pack.offset,
+                    at_file: 0,
+                    len: e.size,
+                };
+                match out.last_mut() {
+                    Some(o) if o.packed && o.object == e.object => o.segments.push(segment),
+                    _ => out.push(ObjectLayout {
+                        object: e.object,
+                        size: pack.size,
+                        hash: pack.hash,
+                        hash_offset: None,
+                        name: String::new(),
+                        packed: true,
+                        segments: vec![segment],
+                    }),
+                }
+                continue;
+            }
+            for p in e.objects() {
+                out.push(ObjectLayout {
+                    object: p.object,
+                    size: p.size,
+                    hash: p.hash,
+                    hash_offset: (!e.parts.is_empty()).then_some(p.offset),
+                    name: e.path.clone(),
+                    packed: false,
+                    segments: vec![Segment {
+                        entry,
+                        at_object: 0,
+                        at_file: p.offset,
+                        len: p.size,
+                    }],
+                });
+            }
+        }
+        out
     }
 
     /// The transfer id: the BLAKE3 hash of [`Manifest::encode`].
@@ -651,6 +739,63 @@ mod tests {
             text.replace("2 644 5 ", "2 644 0 "),
         ];
         assert_refused(hostile);
+    }
+
+    /// The layout names every object once, in order: a file whole, each
+    /// part at its offset (hashed there), a pack's files back to back.
+    #[test]
+    fn objects_lay_out_files_parts_and_packs() {
+        let m = split_manifest();
+        let objects = m.objects();
+        let ids: Vec<u32> = objects.iter().map(|o| o.object.0).collect();
+        assert_eq!(ids, [1, 2, 3, 4, 5]);
+        assert_eq!(objects[0].hash_offset, None);
+        assert_eq!(objects[0].name, "small");
+        let parts: Vec<(Option<u64>, u64, Segment)> = objects[1..4]
+            .iter()
+            .map(|o| (o.hash_offset, o.size, o.segments[0]))
+            .collect();
+        for (i, (offset, size, seg)) in parts.into_iter().enumerate() {
+            let p = m.entries[1].parts[i];
+            assert_eq!((offset, size), (Some(p.offset), p.size));
+            let want = Segment {
+                entry: 1,
+                at_object: 0,
+                at_file: p.offset,
+                len: p.size,
+            };
+            assert_eq!(seg, want);
+        }
+        let pack = Pack {
+            offset: 0,
+            size: 7,
+            hash: [9; 32],
+        };
+        let m = Manifest {
+            entries: vec![
+                Entry {
+                    pack: Some(pack),
+                    ..entry(1, "a", b"abc", 0o644)
+                },
+                Entry {
+                    pack: Some(Pack { offset: 3, ..pack }),
+                    ..entry(1, "b", b"defg", 0o644)
+                },
+                entry(2, "c", b"", 0o644),
+            ],
+            ..Manifest::default()
+        };
+        let objects = m.objects();
+        assert_eq!(objects.len(), 2);
+        let p = &objects[0];
+        assert!(p.packed && p.name.is_empty() && p.hash == [9; 32] && p.size == 7);
+        let segs: Vec<(usize, u64, u64, u64)> = p
+            .segments
+            .iter()
+            .map(|s| (s.entry, s.at_object, s.at_file, s.len))
+            .collect();
+        assert_eq!(segs, [(0, 0, 0, 3), (1, 3, 0, 4)]);
+        assert_eq!(objects[1].segments[0].len, 0);
     }
 
     #[test]
