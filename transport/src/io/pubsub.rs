@@ -1143,6 +1143,54 @@ impl SubCore {
     }
 }
 
+/// The blocking subscriber's side of its receive driver: events go through
+/// its [`SubCore`], and each delivery to the application's queue at once.
+struct SubApp<'a> {
+    core: SubCore,
+    shared: &'a SubShared,
+    /// Bytes queued for the application beyond which every window is held.
+    queue: usize,
+}
+
+impl SubApp<'_> {
+    /// Moves what the inbox has handed out into the application's queue,
+    /// and wakes its readers.
+    fn hand_out(&mut self) {
+        if self.core.inbox.pending() > 0 {
+            self.core.hand_out(&mut lock(&self.shared.state));
+            self.shared.cond.notify_all();
+        }
+    }
+}
+
+impl super::RecvApp for SubApp<'_> {
+    fn event(
+        &mut self,
+        rx: &mut Receiver,
+        e: ReceiverEvent,
+        _now: Instant,
+    ) -> Result<std::ops::ControlFlow<()>, IoError> {
+        self.core.event(rx, e, Instant::now());
+        self.hand_out();
+        Ok(std::ops::ControlFlow::Continue(()))
+    }
+
+    fn tick(&mut self, rx: &mut Receiver, _now: Instant) -> Option<Duration> {
+        let queued = {
+            let mut st = lock(&self.shared.state);
+            st.stats = (rx.stats().clone(), self.core.inbox.stats().clone());
+            st.queued
+        };
+        let wait = self.core.tick(rx, Instant::now(), queued, self.queue);
+        self.hand_out();
+        Some(wait)
+    }
+
+    fn stop(&mut self) -> bool {
+        self.shared.stop.load(Ordering::Relaxed)
+    }
+}
+
 fn drive_subscriber(
     sock: &mut McastSocket,
     config: ReceiverConfig,
@@ -1151,32 +1199,12 @@ fn drive_subscriber(
     core: SubCore,
 ) -> Result<(), IoError> {
     let mut receiver = Receiver::new(config);
-    let core = std::cell::RefCell::new(core);
-    let hand_out = |core: &mut SubCore| {
-        if core.inbox.pending() > 0 {
-            core.hand_out(&mut lock(&shared.state));
-            shared.cond.notify_all();
-        }
+    let mut app = SubApp {
+        core,
+        shared,
+        queue,
     };
-    let on_event = |rx: &mut Receiver, e: ReceiverEvent| {
-        let mut core = core.borrow_mut();
-        core.event(rx, e, Instant::now());
-        hand_out(&mut core);
-        Ok(std::ops::ControlFlow::Continue(()))
-    };
-    let on_tick = |rx: &mut Receiver| {
-        let mut core = core.borrow_mut();
-        let queued = {
-            let mut st = lock(&shared.state);
-            st.stats = (rx.stats().clone(), core.inbox.stats().clone());
-            st.queued
-        };
-        let wait = core.tick(rx, Instant::now(), queued, queue);
-        hand_out(&mut core);
-        Some(wait)
-    };
-    let stop = || shared.stop.load(Ordering::Relaxed);
-    super::run_receiver_with(&mut receiver, sock, None, stop, on_event, on_tick)?;
+    super::run_receiver_app(&mut receiver, sock, None, &mut app)?;
     Ok(())
 }
 
