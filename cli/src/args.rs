@@ -1,18 +1,21 @@
-//! The command line's argument types: clap definitions only. Each command's
-//! module turns them into what the libraries take (`SimArgs::scenario`).
+//! The arguments of `send`, `recv` and `chat`: their clap definitions, their
+//! parsers (so that an error names the flag), and what they build for the
+//! library (`SendArgs::sender_config`, `RecvArgs::receiver_config`). The
+//! commands' modules take these and print; they build no configuration of
+//! their own. Nothing here uses the simulator: `sim` and `demo` have theirs
+//! in sim_args.rs.
 
 use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use groupcast::FlowPolicy;
+use groupcast::io::NetConfig;
+use groupcast::io::files::SinkConfig;
 use groupcast::io::files::TransferId;
-use groupcast::units::{format_size, parse_duration, parse_rate, parse_size};
-use groupcast_sim::Scenario;
-use groupcast_sim::scenario;
-use groupcast_sim::units::{
-    LossList, parse_burst, parse_change, parse_loss_list, parse_probability,
+use groupcast::units::{format_size, parse_duration, parse_probability, parse_rate, parse_size};
+use groupcast::{
+    Aimd, Channel, FeedbackConfig, FlowPolicy, ReceiverConfig, Rounds, SenderConfig, SessionId,
 };
 
 /// Loss-recovery mode.
@@ -30,203 +33,10 @@ pub enum Mode {
 impl Mode {
     /// The protocol core's mode.
     pub fn core(self) -> groupcast::Mode {
-        self.scenario().core()
-    }
-
-    fn scenario(self) -> scenario::Mode {
         match self {
-            Mode::Carousel => scenario::Mode::Carousel,
-            Mode::Nack => scenario::Mode::Nack,
-            Mode::Hybrid => scenario::Mode::Hybrid,
-        }
-    }
-}
-
-/// FEC scheme.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Fec {
-    /// RaptorQ (RFC 6330).
-    Raptorq,
-    /// No FEC: plain replication, a carousel of source symbols.
-    Nocode,
-}
-
-/// Which RaptorQ the simulation runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CodecChoice {
-    /// Real RaptorQ while receivers × size is at most 1 GiB, the model above.
-    Auto,
-    /// Real RaptorQ: every block decoded, every byte checked.
-    Raptorq,
-    /// RaptorQ's statistics without its work: decoding fails at K+h symbols with probability
-    /// 256^-(h+1); no bytes are carried, so byte identity is not checked.
-    Model,
-}
-
-/// Flags of `groupcast sim`.
-#[derive(Debug, Clone, Args)]
-pub struct SimArgs {
-    /// Loss-recovery mode.
-    #[arg(long, value_enum, default_value = "hybrid")]
-    pub mode: Mode,
-    /// Number of receivers.
-    #[arg(long, default_value_t = 10)]
-    pub receivers: usize,
-    /// Independent loss probability on each receiver's link, 0 to below 1.
-    #[arg(long, default_value = "0.1", value_parser = parse_probability)]
-    pub loss: f64,
-    /// Object size, e.g. 32MiB, 100MB or 4096.
-    #[arg(long, default_value = "8MiB", value_parser = parse_size)]
-    pub size: u64,
-    /// Symbol size T in bytes (a multiple of 4); default: the most that fits 1232-byte datagrams (1188).
-    #[arg(long)]
-    pub symbol_size: Option<u16>,
-    /// Wanted source symbols per block (K).
-    #[arg(long, default_value_t = 1000)]
-    pub block_symbols: u32,
-    /// Sending rate in bits/s, e.g. 100M or 1G (simulated time only).
-    #[arg(long, default_value = "100M", value_parser = parse_rate)]
-    pub rate: u64,
-    /// Seed of every random choice: the same seed gives the same result.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// First-round repair share per block; default in carousel mode: enough for K+2 symbols
-    /// three standard deviations below the mean at --loss; in hybrid mode 0 (repair on
-    /// request); nack mode sends none.
-    #[arg(long)]
-    pub overhead: Option<f64>,
-    /// Repair share of each later carousel round.
-    #[arg(long, default_value_t = 0.05)]
-    pub round_repair: f64,
-    /// Blocks interleaved together.
-    #[arg(long, default_value_t = 16)]
-    pub interleave: u32,
-    /// Probability that a packet is held back and overtaken (reordering).
-    #[arg(long, default_value = "0", value_parser = parse_probability)]
-    pub reorder: f64,
-    /// Probability that a packet arrives twice.
-    #[arg(long, default_value = "0", value_parser = parse_probability)]
-    pub duplicate: f64,
-    /// One-way delay of every link, in milliseconds.
-    #[arg(long, default_value_t = 10.0)]
-    pub delay_ms: f64,
-    /// FEC scheme.
-    #[arg(long, value_enum, default_value = "raptorq")]
-    pub fec: Fec,
-    /// A shared bottleneck in front of every receiver, in bits/s (e.g. 50M); its
-    /// FIFO queue drops at the tail.
-    #[arg(long, value_parser = parse_rate)]
-    pub bottleneck: Option<u64>,
-    /// Capacity of the bottleneck's queue, e.g. 64KiB.
-    #[arg(long, default_value = "64KiB", value_parser = parse_size)]
-    pub queue: u64,
-    /// Codec: real RaptorQ, or its statistical model for large runs; auto picks the model when
-    /// receivers × size exceeds 1 GiB.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub codec: CodecChoice,
-    /// Gilbert–Elliott burst loss on every receiver's link, as P_ENTER,P_LEAVE: before each
-    /// packet the link turns bad with probability P_ENTER and good again with P_LEAVE; every
-    /// packet is lost while bad, and --loss applies while good. Bursts last 1/P_LEAVE packets.
-    #[arg(long, value_parser = parse_burst, value_name = "P_ENTER,P_LEAVE")]
-    pub burst: Option<(f64, f64)>,
-    /// Loss per receiver for mixed groups: comma-separated probabilities, each optionally
-    /// repeated with xN (e.g. 0.01x900,0.2x100). Receivers past the list's end use --loss.
-    #[arg(long, value_parser = parse_loss_list, value_name = "LIST")]
-    pub loss_list: Option<LossList>,
-    /// Loss on the shared link between the sender and all receivers (the root of a tree): a
-    /// packet lost there is lost to everyone; feedback to the sender crosses it too.
-    #[arg(long, default_value = "0", value_parser = parse_probability)]
-    pub upstream_loss: f64,
-    /// How far a reordered packet falls back: it is held for the time this many full datagrams
-    /// take at --rate, so about as many packets overtake it.
-    #[arg(long, default_value_t = 3)]
-    pub reorder_depth: u32,
-    /// Extra delay per packet, drawn uniformly from 0 to this many milliseconds.
-    #[arg(long, default_value_t = 0.0)]
-    pub jitter_ms: f64,
-    /// The last COUNT receivers join only at SECONDS of simulated time.
-    #[arg(long, value_parser = parse_change, value_name = "COUNT@SECONDS")]
-    pub join: Option<(usize, f64)>,
-    /// The first COUNT receivers leave at SECONDS of simulated time, complete or not; the
-    /// run then waits only for the others.
-    #[arg(long, value_parser = parse_change, value_name = "COUNT@SECONDS")]
-    pub leave: Option<(usize, f64)>,
-    /// Hybrid: spare repair symbols sent beyond a NACK's need, at most one per 50 symbols of
-    /// the block (on top of the need's expected loss at the receivers' average loss rate).
-    #[arg(long, default_value_t = 2)]
-    pub repair_margin: u32,
-    /// Largest blocks each receiver decodes at once (memory per receiver).
-    #[arg(long, default_value_t = 64)]
-    pub max_blocks_in_flight: usize,
-    /// Split the object into objects of at most N blocks of --block-symbols each, so that
-    /// blocks keep K symbols however large the object (one object has at most 256 blocks;
-    /// beyond 255 × K symbols its blocks grow instead).
-    #[arg(long, value_name = "N")]
-    pub split_blocks: Option<u32>,
-    /// Run every scenario of a TOML suite file instead (see docs/cli.md): each [[run]] table
-    /// sets flags of this command by their long names, and array values expand into one run
-    /// per combination. Flags given on the command line are the defaults.
-    #[arg(long, value_name = "FILE.toml")]
-    pub scenario: Option<std::path::PathBuf>,
-    /// Print one JSON object with the results instead of a summary (one line per run).
-    #[arg(long)]
-    pub json: bool,
-    /// Print CSV instead of a summary: a header, then one row per run.
-    #[arg(long, conflicts_with = "json")]
-    pub csv: bool,
-}
-
-/// Flags of `groupcast demo`.
-#[derive(Debug, Clone, Args)]
-pub struct DemoArgs {
-    /// Number of receivers.
-    #[arg(long, default_value_t = 20)]
-    pub receivers: usize,
-    /// Independent loss probability per receiver, 0 to below 1.
-    #[arg(long, default_value = "0.1", value_parser = parse_probability)]
-    pub loss: f64,
-    /// Object size, e.g. 32MiB or 100MB.
-    #[arg(long, default_value = "32MiB", value_parser = parse_size)]
-    pub size: u64,
-    /// Seed of every random choice.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-}
-
-impl From<&DemoArgs> for SimArgs {
-    fn from(d: &DemoArgs) -> Self {
-        SimArgs {
-            mode: Mode::Carousel,
-            receivers: d.receivers,
-            loss: d.loss,
-            size: d.size,
-            symbol_size: None,
-            block_symbols: 1000,
-            rate: 1_000_000_000,
-            seed: d.seed,
-            overhead: None,
-            round_repair: 0.05,
-            interleave: 16,
-            reorder: 0.0,
-            duplicate: 0.0,
-            delay_ms: 10.0,
-            fec: Fec::Raptorq,
-            bottleneck: None,
-            queue: 64 * 1024,
-            codec: CodecChoice::Raptorq,
-            burst: None,
-            loss_list: None,
-            upstream_loss: 0.0,
-            reorder_depth: 3,
-            jitter_ms: 0.0,
-            join: None,
-            leave: None,
-            max_blocks_in_flight: 64,
-            split_blocks: None,
-            repair_margin: 2,
-            scenario: None,
-            json: false,
-            csv: false,
+            Mode::Carousel => groupcast::Mode::Carousel,
+            Mode::Nack => groupcast::Mode::Nack,
+            Mode::Hybrid => groupcast::Mode::Hybrid,
         }
     }
 }
@@ -297,9 +107,9 @@ pub struct SendArgs {
     /// Repair share of each later round.
     #[arg(long, default_value_t = 0.25, value_parser = parse_overhead)]
     pub round_repair: f64,
-    /// Worker threads that build RaptorQ encoders ahead of the send loop (0 = build them on
-    /// the sending thread). The packets sent are the same either way.
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    /// Worker threads that build RaptorQ encoders ahead of the send loop, 0 to 64 (0 = build
+    /// them on the sending thread). The packets sent are the same either way.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = parse_encoder_threads)]
     pub encoder_threads: usize,
     /// Send from one fixed source address, and print it, so that receivers can
     /// join source-specifically with `recv --source ADDR`.
@@ -518,6 +328,13 @@ pub fn parse_part_size(s: &str) -> Result<u64, String> {
 }
 
 /// A count of at least one.
+fn parse_encoder_threads(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n <= 64 => Ok(n),
+        _ => Err(format!("'{s}' is not a count of threads from 0 to 64")),
+    }
+}
+
 fn parse_count(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(0) => Err("must be at least 1".into()),
@@ -719,46 +536,138 @@ pub struct RecvArgs {
     pub stats_json: Option<PathBuf>,
 }
 
-impl SimArgs {
-    /// The scenario these flags describe.
-    pub fn scenario(&self) -> Scenario {
-        Scenario {
-            mode: self.mode.scenario(),
-            receivers: self.receivers,
-            loss: self.loss,
-            size: self.size,
-            symbol_size: self.symbol_size,
-            block_symbols: self.block_symbols,
-            rate: self.rate,
-            seed: self.seed,
-            overhead: self.overhead,
+impl SendArgs {
+    /// The sender's configuration for `send PATH` (files). The flags' values
+    /// were checked by their parsers, in the core's ranges
+    /// (`SenderConfig::validate`), so that errors name the flag.
+    pub fn sender_config(&self) -> SenderConfig {
+        let rate = self.rate.bytes_per_s();
+        let mode = self.mode.core();
+        let floor = match self.min_rate {
+            Some(r) => Some((r / 8).max(1)),
+            None => rate.map(Aimd::default_floor),
+        };
+        let aimd = match (rate, floor) {
+            (Some(r), Some(floor)) if self.congestion_loss > 0.0 => {
+                Some(Aimd::for_rate(r, self.congestion_loss, floor))
+            }
+            _ => None,
+        };
+        let mut config = SenderConfig {
+            session: SessionId(groupcast::io::random_id()),
+            hops: self.hops_u8(),
+            rate,
+            rounds: if self.forever {
+                Rounds::Unlimited
+            } else {
+                Rounds::Fixed(self.rounds)
+            },
+            repair_overhead: self.overhead.unwrap_or(mode.default_repair_overhead()),
             round_repair: self.round_repair,
-            interleave: self.interleave,
-            reorder: self.reorder,
-            duplicate: self.duplicate,
-            delay_ms: self.delay_ms,
-            fec: match self.fec {
-                Fec::Raptorq => scenario::Fec::Raptorq,
-                Fec::Nocode => scenario::Fec::Nocode,
+            mode,
+            feedback: FeedbackConfig {
+                policy: self.policy,
+                flow_window: self.flow_window,
+                flow_window_bytes: self.flow_window_bytes,
+                max_nack_rate: self.max_nack_rate,
+                repair_share: self.repair_share,
+                proactive: !self.no_proactive,
+                aimd,
+                ..FeedbackConfig::default()
             },
-            bottleneck: self.bottleneck,
-            queue: self.queue,
-            codec: match self.codec {
-                CodecChoice::Auto => scenario::CodecChoice::Auto,
-                CodecChoice::Raptorq => scenario::CodecChoice::Raptorq,
-                CodecChoice::Model => scenario::CodecChoice::Model,
-            },
-            burst: self.burst,
-            loss_list: self.loss_list.clone().map(|l| l.0),
-            upstream_loss: self.upstream_loss,
-            reorder_depth: self.reorder_depth,
-            jitter_ms: self.jitter_ms,
-            join: self.join,
-            leave: self.leave,
-            repair_margin: self.repair_margin,
+            wait_for_encoders: true,
+            ..SenderConfig::default()
+        };
+        self.apply_shared(&mut config);
+        config
+    }
+
+    /// Sets what `send PATH` and `send --stream` take from the same flags
+    /// alike: who is admitted and for how long, the encoder threads and the
+    /// datagram size.
+    pub fn apply_shared(&self, c: &mut SenderConfig) {
+        c.feedback.min_receivers = self.min_receivers;
+        c.feedback.max_receivers = self.max_receivers;
+        c.feedback.max_receivers_per_source = self.max_receivers_per_source;
+        c.feedback.max_receivers_per_prefix = self.max_receivers_per_prefix;
+        c.feedback.new_receivers_per_prefix = self.new_receivers_per_prefix;
+        c.feedback.receiver_timeout = self.receiver_timeout;
+        c.feedback.stall_timeout = self.stall_timeout;
+        c.feedback.min_progress = self.min_progress;
+        c.encoder_threads = self.encoder_threads;
+        c.max_datagram = self.max_datagram;
+    }
+
+    /// `--hops`, in the range its parser allows (1 to 255).
+    pub fn hops_u8(&self) -> u8 {
+        u8::try_from(self.hops).unwrap_or(u8::MAX)
+    }
+
+    /// The sockets' configuration for `send PATH` (without `--source-specific`'s
+    /// address, which needs the interface).
+    pub fn net_config(&self) -> NetConfig {
+        let mut net = NetConfig::new(
+            Channel::new(&self.channel).with_port(self.port),
+            &self.interface,
+        );
+        net.hops = self.hops;
+        net.multicast_loop = !self.no_loop;
+        net.gso = !self.no_gso;
+        net.feedback = self.mode.core().has_feedback();
+        net
+    }
+}
+
+impl RecvArgs {
+    /// The receiver's configuration for one transfer of `recv --output`:
+    /// `id` for every transfer of the run, `refused` the sessions already
+    /// taken (`--follow`).
+    pub fn receiver_config(&self, id: u64, refused: &[SessionId]) -> ReceiverConfig {
+        ReceiverConfig {
+            id,
+            feedback: !self.no_feedback,
+            nack_unicast: self.nack_unicast,
+            max_object_size: self.max_object_size,
+            max_objects: self.max_objects,
             max_blocks_in_flight: self.max_blocks_in_flight,
-            split_blocks: self.split_blocks,
+            decode_threads: self.decode_threads(),
+            ripen: true,
+            refused_sessions: refused.to_vec(),
+            ..ReceiverConfig::default()
         }
+    }
+
+    /// What `recv --output` checks and keeps of the files.
+    pub fn sink_config(&self) -> SinkConfig {
+        SinkConfig {
+            overwrite: self.overwrite || self.follow,
+            keep_modes: self.keep_modes,
+            expect: self.expect,
+            max_file_size: self.max_object_size,
+            check_space: true,
+            idle_timeout: Some(self.idle_timeout),
+            ..SinkConfig::default()
+        }
+    }
+
+    /// The sockets' configuration for `recv`.
+    pub fn net_config(&self) -> NetConfig {
+        let mut net = NetConfig::new(
+            Channel::new(&self.channel).with_port(self.port),
+            &self.interface,
+        );
+        net.source = self.source;
+        net.feedback = !self.no_feedback;
+        net.feedback_hops = self.hops;
+        net
+    }
+
+    /// `--decode-threads`, by default the available parallelism, at most 8.
+    pub fn decode_threads(&self) -> usize {
+        self.decode_threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
+            |n| n as usize,
+        )
     }
 }
 
@@ -767,20 +676,6 @@ mod tests {
     use clap::Parser;
 
     use super::*;
-
-    #[derive(Parser)]
-    struct Sim {
-        #[command(flatten)]
-        args: SimArgs,
-    }
-
-    /// The flags' defaults are the scenario's: they live in one place
-    /// (`Scenario::default`), and this holds the two equal.
-    #[test]
-    fn flag_defaults_are_the_scenario_defaults() {
-        let sim = Sim::try_parse_from(["sim"]).unwrap();
-        assert_eq!(sim.args.scenario(), Scenario::default());
-    }
 
     #[derive(Parser)]
     struct Send {
@@ -832,6 +727,8 @@ mod tests {
         assert_eq!(parse_timeout("5m"), Ok(Duration::from_secs(300)));
         assert!(parse_timeout("0").is_err());
         assert_eq!(parse_part_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_encoder_threads("64"), Ok(64));
+        assert!(parse_encoder_threads("65").unwrap_err().contains("0 to 64"));
         assert!(
             parse_part_size("2GiB")
                 .unwrap_err()

@@ -4,7 +4,9 @@
 mod args;
 mod log;
 mod net;
+mod output;
 mod scenario;
+mod sim_args;
 mod stream;
 
 use std::process::ExitCode;
@@ -36,13 +38,13 @@ enum Command {
     /// A friendly preset of `groupcast sim`: real packets and real RaptorQ over an in-process
     /// network with independent loss per receiver. Prints progress, then a table per receiver,
     /// and exits non-zero unless every receiver's copy is byte-identical to the source.
-    Demo(args::DemoArgs),
+    Demo(sim_args::DemoArgs),
     /// Run one simulated scenario and report what it cost.
     ///
     /// The simulator drives the same Sender and Receiver code that runs on real networks, with
     /// seeded, reproducible loss, reordering, duplication and delay. `--json` prints one JSON
     /// object whose keys are documented in docs/cli.md.
-    Sim(args::SimArgs),
+    Sim(sim_args::SimArgs),
     /// Send a file or directory to a channel over IPv6 multicast.
     ///
     /// Sends the files with a manifest of their paths, sizes, modes and BLAKE3 hashes, and prints
@@ -99,13 +101,21 @@ fn main() -> ExitCode {
         Command::Sim(args) => scenario::sim(&args),
         Command::Send(args) => {
             groupcast::io::tune_allocator(groupcast::io::AllocatorRole::Sender);
-            net::send(&args)
+            if args.stream {
+                stream::send(&args)
+            } else {
+                net::send(&args)
+            }
         }
         Command::Recv(args) => {
             groupcast::io::tune_allocator(groupcast::io::AllocatorRole::Receiver {
-                decode_threads: net::decode_threads(&args),
+                decode_threads: args.decode_threads(),
             });
-            net::recv(&args)
+            if args.stream {
+                stream::recv(&args)
+            } else {
+                net::recv(&args)
+            }
         }
         Command::Chat(args) => {
             groupcast::io::tune_allocator(groupcast::io::AllocatorRole::Sender);

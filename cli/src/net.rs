@@ -1,121 +1,25 @@
 //! `groupcast send` and `groupcast recv`.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use groupcast::SessionId;
 use groupcast::io::NetConfig;
-use groupcast::io::files::{SinkConfig, receive_into, send_path};
-use groupcast::{Channel, FeedbackConfig, ReceiverConfig, Rounds, SenderConfig, SessionId};
-use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
+use groupcast::io::files::{receive_into, send_path};
+use indicatif::{HumanBytes, ProgressStyle};
 
 use crate::args::{RecvArgs, SendArgs};
-
-pub(crate) fn bar(template: &str) -> ProgressBar {
-    let bar = ProgressBar::new(0);
-    bar.set_style(ProgressStyle::with_template(template).expect("valid template"));
-    bar
-}
-
-/// A span of seconds for people, to the millisecond ("1m 23s 520ms").
-pub(crate) fn human_secs(secs: f64) -> String {
-    let d = Duration::try_from_secs_f64(secs).unwrap_or_default();
-    humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
-}
-
-/// What a progress bar shows while its total is unknown: a spinner.
-pub(crate) const SPINNER: &str = "{spinner} {msg} [{elapsed}]";
-
-/// What a progress bar shows once its total (bytes) is known: the share
-/// done, the throughput and the time left.
-pub(crate) fn bytes_style() -> ProgressStyle {
-    ProgressStyle::with_template(
-        "{bar:24} {percent:>3}% {binary_bytes}/{binary_total_bytes} · {binary_bytes_per_sec} · \
-         ETA {eta} · {msg}",
-    )
-    .expect("valid template")
-}
-
-pub(crate) fn write_json(path: &Option<PathBuf>, value: serde_json::Value) -> Result<(), String> {
-    if let Some(p) = path {
-        std::fs::write(p, format!("{value}\n"))
-            .map_err(|e| format!("writing --stats-json {}: {e}", p.display()))?;
-    }
-    Ok(())
-}
-
-/// Set by SIGINT or SIGTERM: stop sending, then report as usual.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+use crate::output::{
+    self, SPINNER, bar, bytes_style, human_secs, interrupted, peak_rss_bytes, write_json,
+};
 
 /// `groupcast send`.
 pub fn send(args: &SendArgs) -> Result<(), String> {
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, &INTERRUPTED)
-            .map_err(|e| format!("installing a signal handler: {e}"))?;
-    }
-    if args.stream {
-        return crate::stream::send(args, &INTERRUPTED);
-    }
-    // The flags' values were checked by their parsers (args.rs), in the
-    // core's ranges (SenderConfig::validate), so that errors name the flag.
-    let rate = args.rate.bytes_per_s();
-    let mode = args.mode.core();
-    let overhead = args.overhead.unwrap_or(mode.default_repair_overhead());
-    let floor = match args.min_rate {
-        Some(r) => Some((r / 8).max(1)),
-        None => rate.map(groupcast::Aimd::default_floor),
-    };
-    let min_progress = args.min_progress;
-    let aimd = match (rate, floor) {
-        (Some(r), Some(floor)) if args.congestion_loss > 0.0 => {
-            Some(groupcast::Aimd::for_rate(r, args.congestion_loss, floor))
-        }
-        _ => None,
-    };
+    output::catch_interrupts()?;
+    let config = args.sender_config();
+    let mode = config.mode;
     let deadline = args.timeout.map(|t| std::time::Instant::now() + t);
-    let config = SenderConfig {
-        session: SessionId(groupcast::io::random_id()),
-        hops: args.hops.clamp(1, 255) as u8,
-        rate,
-        rounds: if args.forever {
-            Rounds::Unlimited
-        } else {
-            Rounds::Fixed(args.rounds)
-        },
-        repair_overhead: overhead,
-        round_repair: args.round_repair,
-        mode,
-        feedback: FeedbackConfig {
-            policy: args.policy,
-            flow_window: args.flow_window,
-            flow_window_bytes: args.flow_window_bytes,
-            min_receivers: args.min_receivers,
-            max_receivers: args.max_receivers,
-            max_receivers_per_source: args.max_receivers_per_source,
-            max_receivers_per_prefix: args.max_receivers_per_prefix,
-            new_receivers_per_prefix: args.new_receivers_per_prefix,
-            max_nack_rate: args.max_nack_rate,
-            receiver_timeout: args.receiver_timeout,
-            stall_timeout: args.stall_timeout,
-            min_progress,
-            repair_share: args.repair_share,
-            proactive: !args.no_proactive,
-            aimd,
-            ..FeedbackConfig::default()
-        },
-        encoder_threads: args.encoder_threads.min(64),
-        wait_for_encoders: true,
-        max_datagram: args.max_datagram,
-        ..SenderConfig::default()
-    };
-    let mut net = NetConfig::new(
-        Channel::new(&args.channel).with_port(args.port),
-        &args.interface,
-    );
-    net.hops = args.hops;
-    net.multicast_loop = !args.no_loop;
-    net.gso = !args.no_gso;
-    net.feedback = mode.has_feedback();
+    let mut net = args.net_config();
     if args.source_specific {
         let src = groupcast::io::local_source(&net).map_err(|e| e.to_string())?;
         if src.is_unicast_link_local() {
@@ -183,16 +87,13 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
                 ));
             }
         },
-        |_| {
-            INTERRUPTED.load(Ordering::Relaxed)
-                || deadline.is_some_and(|d| std::time::Instant::now() >= d)
-        },
+        |_| interrupted() || deadline.is_some_and(|d| std::time::Instant::now() >= d),
     )
     .map_err(|e| e.to_string())?;
     pb.finish_and_clear();
     crate::log::hide();
     let timed_out = deadline.is_some_and(|d| std::time::Instant::now() >= d);
-    let finished = !INTERRUPTED.load(Ordering::Relaxed) && !timed_out;
+    let finished = !interrupted() && !timed_out;
     // Ids refused until the end may be receivers the sender never tracked:
     // nothing says they are complete (protocol.md §13.4, "Finish").
     let refused = mode.has_feedback() && finished && stats.receivers_left_refused > 0;
@@ -240,11 +141,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
         stats.packets_sent,
         HumanBytes(stats.bytes_sent),
         human_secs(report.duration_s),
-        if INTERRUPTED.load(Ordering::Relaxed) {
-            " (interrupted)"
-        } else {
-            ""
-        }
+        if interrupted() { " (interrupted)" } else { "" }
     );
     let mut json = serde_json::json!({
             "bytes_sent": stats.bytes_sent,
@@ -315,24 +212,12 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
 
 /// `groupcast recv`.
 pub fn recv(args: &RecvArgs) -> Result<(), String> {
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, &INTERRUPTED)
-            .map_err(|e| format!("installing a signal handler: {e}"))?;
-    }
-    if args.stream {
-        return crate::stream::recv(args, &INTERRUPTED);
-    }
+    output::catch_interrupts()?;
     // --output, --timeout and --idle-timeout were checked by their parsers.
     let timeout = args.timeout;
-    let mut net = NetConfig::new(
-        Channel::new(&args.channel).with_port(args.port),
-        &args.interface,
-    );
-    net.source = args.source;
     // The interface, before the warnings: a mistyped one is the error.
     groupcast::io::interface_index(&args.interface).map_err(|e| e.to_string())?;
-    net.feedback = !args.no_feedback;
-    net.feedback_hops = args.hops;
+    let net = args.net_config();
     // One receiver id for every transfer this run takes.
     let receiver_id = groupcast::io::random_id();
     if args.follow {
@@ -355,7 +240,7 @@ sender; pin the transfer with the id `groupcast id PATH` prints"
         if !args.follow {
             return outcome;
         }
-        if INTERRUPTED.load(Ordering::Relaxed) {
+        if interrupted() {
             eprintln!("stopped following the channel");
             return Ok(());
         }
@@ -400,28 +285,9 @@ fn recv_transfer(
     receiver_id: u64,
     seen: &[SessionId],
 ) -> Result<(Option<SessionId>, Result<(), String>), String> {
-    let sink_config = SinkConfig {
-        overwrite: args.overwrite || args.follow,
-        keep_modes: args.keep_modes,
-        expect: args.expect,
-        max_file_size: args.max_object_size,
-        check_space: true,
-        idle_timeout: Some(args.idle_timeout),
-        ..SinkConfig::default()
-    };
-    let receiver_config = ReceiverConfig {
-        id: receiver_id,
-        feedback: !args.no_feedback,
-        nack_unicast: args.nack_unicast,
-        max_object_size: args.max_object_size,
-        max_objects: args.max_objects,
-        max_blocks_in_flight: args.max_blocks_in_flight,
-        decode_threads: decode_threads(args),
-        ripen: true,
-        refused_sessions: seen.to_vec(),
-        ..ReceiverConfig::default()
-    };
-    let stop = || INTERRUPTED.load(Ordering::Relaxed);
+    let sink_config = args.sink_config();
+    let receiver_config = args.receiver_config(receiver_id, seen);
+    let stop = interrupted;
     // A spinner until a manifest is bound, then a bar over its files' bytes.
     pb.set_style(ProgressStyle::with_template(SPINNER).expect("valid template"));
     pb.set_position(0);
@@ -620,42 +486,9 @@ fn changed_list(list: &str) -> std::io::Result<PathBuf> {
     Err(last.expect("an attempt was made"))
 }
 
-/// This process's peak resident set (VmHWM), in bytes, or 0 if unknown.
-/// Not getrusage's `ru_maxrss`: Linux carries the high-water mark of the
-/// address space an exec replaced into it, so a `groupcast` started by a
-/// large process would report that process's peak.
-pub(crate) fn peak_rss_bytes() -> u64 {
-    groupcast::io::process_status("VmHWM")
-        .and_then(|v| v.trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
-
 /// `groupcast id`: the transfer id `groupcast send PATH` would announce.
 pub fn id(path: &std::path::Path, part_size: u64) -> Result<(), String> {
     let id = groupcast::io::files::transfer_id(path, part_size).map_err(|e| e.to_string())?;
     println!("{id}");
     Ok(())
-}
-
-/// `recv --decode-threads`, by default the available parallelism, at most 8.
-pub fn decode_threads(args: &RecvArgs) -> usize {
-    args.decode_threads.map_or_else(
-        || std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
-        |n| n as usize,
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn progress_styles_and_spans() {
-        let bar = ProgressBar::hidden();
-        bar.set_style(bytes_style());
-        bar.set_style(ProgressStyle::with_template(SPINNER).unwrap());
-        assert_eq!(human_secs(83.52), "1m 23s 520ms");
-        assert_eq!(human_secs(0.25), "250ms");
-        assert_eq!(human_secs(f64::NAN), "0s");
-    }
 }

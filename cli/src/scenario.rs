@@ -5,7 +5,7 @@ use groupcast_sim::scenario::{CSV_COLUMNS, csv_row};
 use groupcast_sim::{Outcome, Scenario};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::args::{DemoArgs, SimArgs};
+use crate::sim_args::{DemoArgs, SimArgs};
 
 fn run(args: &SimArgs, show_progress: bool) -> Result<(Scenario, Outcome), String> {
     let scenario = args.scenario();

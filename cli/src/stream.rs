@@ -10,10 +10,11 @@ use groupcast::io::pubsub::{Endpoint, Publisher, Subscriber};
 use crate::args::{ChatArgs, RecvArgs, SendArgs};
 use indicatif::HumanBytes;
 
-use crate::net::{SPINNER, bar, human_secs, peak_rss_bytes, write_json};
+use crate::output::{self, SPINNER, bar, human_secs, interrupted, peak_rss_bytes, write_json};
 
 /// `groupcast send --stream`: standard input to the channel.
-pub fn send(args: &SendArgs, interrupted: &AtomicBool) -> Result<(), String> {
+pub fn send(args: &SendArgs) -> Result<(), String> {
+    output::catch_interrupts()?;
     let mode = args.mode.core();
     if !mode.has_feedback() {
         return Err(
@@ -27,7 +28,7 @@ pub fn send(args: &SendArgs, interrupted: &AtomicBool) -> Result<(), String> {
         .port(args.port)
         .mode(mode)
         .policy(args.policy)
-        .hops(args.hops.clamp(1, 255) as u8)
+        .hops(args.hops_u8())
         .multicast_loop(!args.no_loop)
         .close_timeout(timeout.unwrap_or(Duration::from_secs(3600)))
         .expect_receivers(args.expect_receivers);
@@ -35,18 +36,7 @@ pub fn send(args: &SendArgs, interrupted: &AtomicBool) -> Result<(), String> {
         crate::args::Pace::Bits(bits) => b.rate_bits(bits.max(8)),
         crate::args::Pace::Max => b.unpaced(),
     };
-    b = b.sender_config(|c| {
-        c.feedback.min_receivers = args.min_receivers;
-        c.feedback.max_receivers = args.max_receivers;
-        c.feedback.max_receivers_per_source = args.max_receivers_per_source;
-        c.feedback.max_receivers_per_prefix = args.max_receivers_per_prefix;
-        c.feedback.new_receivers_per_prefix = args.new_receivers_per_prefix;
-        c.feedback.receiver_timeout = args.receiver_timeout;
-        c.feedback.stall_timeout = args.stall_timeout;
-        c.feedback.min_progress = args.min_progress;
-        c.encoder_threads = args.encoder_threads.min(64);
-        c.max_datagram = args.max_datagram;
-    });
+    b = b.sender_config(|c| args.apply_shared(c));
     b = b.net_config(|n| n.gso = !args.no_gso);
     let started = Instant::now();
     let publisher = b.open().map_err(|e| e.to_string())?;
@@ -62,7 +52,7 @@ pub fn send(args: &SendArgs, interrupted: &AtomicBool) -> Result<(), String> {
     let mut total = 0u64;
     let mut last = Instant::now();
     loop {
-        if interrupted.load(Ordering::Relaxed) {
+        if interrupted() {
             return Err("interrupted: the stream was not ended".into());
         }
         if timeout.is_some_and(|t| started.elapsed() >= t) {
@@ -152,7 +142,8 @@ pub fn send(args: &SendArgs, interrupted: &AtomicBool) -> Result<(), String> {
 }
 
 /// `groupcast recv --stream`: the first stream heard to standard output.
-pub fn recv(args: &RecvArgs, interrupted: &AtomicBool) -> Result<(), String> {
+pub fn recv(args: &RecvArgs) -> Result<(), String> {
+    output::catch_interrupts()?;
     let timeout = args.timeout;
     let mut b = Subscriber::builder(&args.channel, &args.interface)
         .port(args.port)
@@ -182,7 +173,7 @@ pub fn recv(args: &RecvArgs, interrupted: &AtomicBool) -> Result<(), String> {
     let mut total = 0u64;
     let mut last = Instant::now();
     let result = loop {
-        if interrupted.load(Ordering::Relaxed) {
+        if interrupted() {
             break Err("interrupted before the end of the stream".to_string());
         }
         if timeout.is_some_and(|t| started.elapsed() >= t) {

@@ -7,16 +7,16 @@
 //! holds more than its limits, nor follows more sessions than its slots;
 //! each honest session's messages come out in order, each at most once and
 //! as sent, and its stream bytes come out as sent, each piece where the last
-//! ended unless a gap was delivered between them. protocol.md §14.
+//! ended unless a gap was delivered between them; and a forged frame that
+//! parses emits as the bytes it came from. protocol.md §14.
 #![no_main]
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
-use groupcast::proto::feed::{
-    Batching, Delivery, FRAME_END, FRAME_MESSAGES, FRAME_STREAM, Inbox, InboxLimits, Outbox,
-};
+use groupcast::proto::feed::{Batching, Delivery, Inbox, InboxLimits, Outbox};
+use groupcast::wire::frame::{FrameKind, FrameRepr};
 use groupcast::{ObjectId, Reassembler, ReceiverEvent, SessionId};
 use libfuzzer_sys::fuzz_target;
 
@@ -45,7 +45,7 @@ impl Frame {
     fn bytes(&self) -> Vec<u8> {
         match self {
             Frame::Messages { first, count, lens } => {
-                let mut v = vec![FRAME_MESSAGES];
+                let mut v = vec![FrameKind::Messages as u8];
                 v.extend_from_slice(&first.to_be_bytes());
                 v.extend_from_slice(&count.to_be_bytes());
                 for &l in lens.iter().take(64) {
@@ -55,7 +55,7 @@ impl Frame {
                 v
             }
             Frame::Stream { offset, len } => {
-                let mut v = vec![FRAME_STREAM];
+                let mut v = vec![FrameKind::Stream as u8];
                 v.extend_from_slice(&offset.to_be_bytes());
                 v.extend(std::iter::repeat_n(0xcd, *len as usize % 4096));
                 v
@@ -64,7 +64,7 @@ impl Frame {
                 stream_len,
                 messages,
             } => {
-                let mut v = vec![FRAME_END];
+                let mut v = vec![FrameKind::End as u8];
                 v.extend_from_slice(&stream_len.to_be_bytes());
                 v.extend_from_slice(&messages.to_be_bytes());
                 v
@@ -221,7 +221,12 @@ fuzz_target!(|input: Input| {
                 frame,
             } => {
                 let s = FORGED[*session as usize % FORGED.len()];
-                inbox.handle_object(now, s, ObjectId(*object), frame.bytes());
+                let bytes = frame.bytes();
+                // A frame that parses emits as the very bytes it came from.
+                if let Ok(repr) = FrameRepr::parse(&bytes) {
+                    assert_eq!(repr.to_vec(), bytes);
+                }
+                inbox.handle_object(now, s, ObjectId(*object), bytes);
             }
             Op::Failed { session, object } => {
                 let s = FORGED[*session as usize % FORGED.len()];

@@ -1,17 +1,8 @@
 //! Parsing of the simulator's values from the command line and scenario
-//! files: probabilities, bursts, loss lists and group changes. Sizes, rates
-//! and durations are parsed by `groupcast::units`, re-exported here.
+//! files: bursts, loss lists and group changes. Sizes, rates, durations and
+//! probabilities are parsed by `groupcast::units`, re-exported here.
 
-pub use groupcast::units::{parse_duration, parse_rate, parse_size};
-
-/// Parses a probability between 0 and 1.
-pub fn parse_probability(s: &str) -> Result<f64, String> {
-    let p: f64 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
-    if !(0.0..1.0).contains(&p) {
-        return Err(format!("{p} must be at least 0 and below 1"));
-    }
-    Ok(p)
-}
+pub use groupcast::units::{parse_duration, parse_probability, parse_rate, parse_size};
 
 /// Parses Gilbert–Elliott burst parameters "P_ENTER,P_LEAVE", each a
 /// probability; p_leave must be above 0 (or the channel never recovers).

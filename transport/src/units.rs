@@ -1,5 +1,5 @@
-//! Sizes, rates and durations as people write them: the one parser of
-//! "32MiB", "100M" and "5m" for the command line, the simulator's scenario
+//! Sizes, rates, durations and probabilities as people write them: the one
+//! parser of "32MiB", "100M", "5m" and "0.1" for the command line, the simulator's scenario
 //! files and the benchmarks.
 //!
 //! Errors are sentences about the value alone ("a size needs a number
@@ -100,6 +100,15 @@ fn too_long() -> String {
         "a duration must be at most {}",
         humantime::format_duration(MAX_DURATION)
     )
+}
+
+/// Parses a probability between 0 and 1.
+pub fn parse_probability(s: &str) -> Result<f64, String> {
+    let p: f64 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+    if !(0.0..1.0).contains(&p) {
+        return Err(format!("{p} must be at least 0 and below 1"));
+    }
+    Ok(p)
 }
 
 /// A size for people: whole binary units where they fit exactly ("64 MiB",

@@ -19,17 +19,21 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+pub mod hashing;
+
 use super::IoError;
 pub use super::manifest::{
     DEFAULT_PART_SIZE, Entry, MANIFEST_HEADER, MANIFEST_NAME, MAX_MANIFEST_BYTES, Manifest,
-    PACK_BELOW, PACK_SIZE, PART_SIZE_RANGE, Pack, Part, STAGING_DIR, TEMP_PREFIX, TransferId,
-    part_ranges, safe_relative_path,
+    ObjectLayout, PACK_BELOW, PACK_SIZE, PART_SIZE_RANGE, Pack, Part, STAGING_DIR, Segment,
+    TEMP_PREFIX, TransferId, part_ranges, safe_relative_path,
 };
 pub use super::sink::{
     DEFAULT_IDLE_TIMEOUT, FileSink, Refusal, STALE_STAGING_AGE, SinkConfig, resume_name,
 };
 use crate::proto::{Admission, ObjectId};
 use crate::units::format_size;
+use hashing::file_changed;
+pub use hashing::{FileHash, hash_file, hash_file_part, hash_file_parts, hash_open_file};
 
 /// A file to send: where it is, and what the manifest will say of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,18 +103,6 @@ pub fn collect(path: &Path) -> Result<Vec<Source>, IoError> {
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
-}
-
-/// A file's BLAKE3 hash, and its parts' when it is larger than the part
-/// size ([`hash_file_parts`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileHash {
-    /// The whole file's hash.
-    pub hash: [u8; 32],
-    /// Each part's hash, in order; empty for a file no larger than a part.
-    pub parts: Vec<[u8; 32]>,
-    /// A small file packed with its neighbours: where, in which pack.
-    pub pack: Option<Pack>,
 }
 
 /// The manifest of `sources`, given each file's hashes, in order: a file
@@ -411,253 +403,14 @@ impl IdleWatch {
     }
 }
 
-/// BLAKE3 of a file that must be `size` bytes long, read in 1 MiB chunks and
-/// hashed on a second thread a chunk behind the reading; memory stays at a
-/// few chunks whatever the size. A file that is not `size` bytes long when
-/// read (it changed since it was listed) is an error.
-pub fn hash_file(path: &Path, size: u64) -> std::io::Result<[u8; 32]> {
-    hash_open_file(fs::File::open(path)?, size)
-}
-
-/// [`hash_file`] for a file already open (for example one opened beneath a
-/// directory without following links), read from its start.
-pub fn hash_open_file(mut file: fs::File, size: u64) -> std::io::Result<[u8; 32]> {
-    use std::io::Seek;
-    if let Some(h) = hash_in_stretches(&file, size, None, hashing_threads())? {
-        return Ok(h.hash);
-    }
-    file.rewind()?;
-    hash_stream(file, size, Lane::Whole(blake3::Hasher::new())).map(|h| h.hash)
-}
-
-/// The error for a file whose length is not the one it was listed with.
-fn file_changed() -> std::io::Error {
-    std::io::Error::other("file changed while it was read")
-}
-
-/// Stretches that [`hash_in_stretches`] hashes apart: a power of two of
-/// BLAKE3 chunks, and at most the smallest part size.
-const STRETCH: u64 = 1 << 20;
-
-/// Threads that hash a large file: one a core, at most 8.
-fn hashing_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
-}
-
-/// Hashes a file of `size` bytes (and its parts of `part_size`) on
-/// `threads` threads ([`hashing_threads`]): each reads aligned 1 MiB stretches
-/// of it (`pread`, its own buffer) and hashes them to their chaining values,
-/// which are then merged along BLAKE3's tree (the result equals
-/// `blake3::hash` of the file, and [`PartHasher`]'s parts). One thread hashes
-/// at about the speed of memory on a modern core; a large file's hashing pass
-/// before its first packet is then shorter by the number of cores. `None`
-/// (nothing read) for a file of two stretches or less, one thread, or parts
-/// smaller than a stretch: [`hash_stream`] then hashes it, reading on one
-/// thread and hashing on another. Reads from the start, whatever `file`'s
-/// offset; a file that is not `size` bytes long is an error, as there.
-///
-/// [`PartHasher`]: crate::proto::PartHasher
-fn hash_in_stretches(
-    file: &fs::File,
-    size: u64,
-    part_size: Option<u64>,
-    threads: usize,
-) -> std::io::Result<Option<FileHash>> {
-    use std::os::unix::fs::FileExt;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    if size <= 2 * STRETCH || threads < 2 || part_size.is_some_and(|p| p < STRETCH) {
-        return Ok(None);
-    }
-    let stretches = size.div_ceil(STRETCH);
-    let next = AtomicU64::new(0);
-    let hashed: Vec<std::io::Result<Vec<(u64, blake3::hazmat::ChainingValue)>>> =
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads.min(stretches as usize))
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut buf = vec![0u8; STRETCH as usize];
-                        let mut done = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            if i >= stretches {
-                                return Ok(done);
-                            }
-                            let at = i * STRETCH;
-                            let len = STRETCH.min(size - at) as usize;
-                            file.read_exact_at(&mut buf[..len], at).map_err(|e| {
-                                if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                                    file_changed()
-                                } else {
-                                    e
-                                }
-                            })?;
-                            done.push((i, crate::proto::unit_cv(at, &buf[..len])));
-                        }
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect()
-        });
-    let mut cvs = vec![[0u8; 32]; stretches as usize];
-    for r in hashed {
-        for (i, cv) in r? {
-            cvs[i as usize] = cv;
-        }
-    }
-    // Longer than listed: changed too.
-    if file.read_at(&mut [0u8; 1], size)? != 0 {
-        return Err(file_changed());
-    }
-    let (hash, parts) = crate::proto::hash_from_stretches(STRETCH, size, part_size, &|i| cvs[i]);
-    Ok(Some(FileHash {
-        hash,
-        parts,
-        pack: None,
-    }))
-}
-
-/// [`hash_file`], and when the file is larger than `part_size` (a power of
-/// two) the hash of each part of it ([`part_ranges`]) too, in the same
-/// pass: each part is hashed as the subtree it is of the file's BLAKE3 tree,
-/// to its chaining value (protocol.md §11.1), and the file's hash follows
-/// from those, so that the bytes are hashed once.
-pub fn hash_file_parts(path: &Path, size: u64, part_size: u64) -> std::io::Result<FileHash> {
-    let file = fs::File::open(path)?;
-    if let Some(h) = hash_in_stretches(&file, size, Some(part_size), hashing_threads())? {
-        return Ok(h);
-    }
-    let lane = if size > part_size {
-        Lane::Parts(crate::proto::PartHasher::new(size, part_size))
-    } else {
-        Lane::Whole(blake3::Hasher::new())
-    };
-    hash_stream(file, size, lane)
-}
-
-/// The hash a manifest gives the part of `len` bytes at `offset` of `file`
-/// (its chaining value there, §11.1), read as [`hash_file`] reads (through a
-/// second descriptor: `file`'s own offset is shared, and moved). An error if
-/// no part can be there (`offset` not on a 1 KiB chunk, or `len` too long
-/// for a subtree at it).
-pub fn hash_file_part(file: &fs::File, offset: u64, len: u64) -> std::io::Result<[u8; 32]> {
-    use blake3::hazmat::HasherExt;
-    use std::io::{Read, Seek, SeekFrom};
-    if !crate::proto::subtree_fits(offset, len) {
-        return Err(std::io::Error::other(format!(
-            "no part of {len} bytes can start at {offset}"
-        )));
-    }
-    let mut f = file.try_clone()?;
-    f.seek(SeekFrom::Start(offset))?;
-    let mut h = blake3::Hasher::new();
-    h.set_input_offset(offset);
-    hash_stream(f.take(len), len, Lane::Subtree(h)).map(|h| h.hash)
-}
-
-/// What the hashing thread of [`hash_stream`] computes.
-enum Lane {
-    /// The BLAKE3 hash of the whole.
-    Whole(blake3::Hasher),
-    /// The chaining value of a subtree (a part read alone).
-    Subtree(blake3::Hasher),
-    /// Parts' chaining values, and the whole's hash from them.
-    Parts(crate::proto::PartHasher),
-}
-
-impl Lane {
-    fn update(&mut self, bytes: &[u8]) {
-        match self {
-            Lane::Whole(h) | Lane::Subtree(h) => {
-                h.update(bytes);
-            }
-            Lane::Parts(p) => p.update(bytes),
-        }
-    }
-
-    fn finish(self) -> Option<FileHash> {
-        use blake3::hazmat::HasherExt;
-        let (hash, parts) = match self {
-            Lane::Whole(h) => (*h.finalize().as_bytes(), Vec::new()),
-            Lane::Subtree(h) => (h.finalize_non_root(), Vec::new()),
-            Lane::Parts(p) => {
-                let (parts, root) = p.finish()?;
-                (root, parts)
-            }
-        };
-        Some(FileHash {
-            hash,
-            parts,
-            pack: None,
-        })
-    }
-}
-
-/// Reads `size` bytes of `file` in 1 MiB chunks and hashes them on a second
-/// thread, a chunk behind the reading; memory stays at a few chunks.
-fn hash_stream(
-    mut file: impl std::io::Read,
-    size: u64,
-    mut lane: Lane,
-) -> std::io::Result<FileHash> {
-    use std::sync::mpsc::{channel, sync_channel};
-    const CHUNK: usize = 1 << 20;
-    let (filled, chunks) = sync_channel::<Vec<u8>>(2);
-    // Hashed chunks come back for reuse.
-    let (empty, spare) = channel::<Vec<u8>>();
-    let (read, hashed) = std::thread::scope(|scope| {
-        let hasher = scope.spawn(move || {
-            for chunk in chunks {
-                lane.update(&chunk);
-                // The reader may have gone: the buffer is then dropped.
-                let _ = empty.send(chunk);
-            }
-            lane
-        });
-        let mut total = 0u64;
-        let result = (|| -> std::io::Result<()> {
-            loop {
-                let mut buf = spare.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
-                buf.resize(CHUNK, 0);
-                let mut n = 0;
-                while n < CHUNK {
-                    match file.read(&mut buf[n..])? {
-                        0 => break,
-                        m => n += m,
-                    }
-                }
-                if n == 0 {
-                    return Ok(());
-                }
-                buf.truncate(n);
-                total += n as u64;
-                if total > size || filled.send(buf).is_err() {
-                    return Ok(());
-                }
-            }
-        })();
-        drop(filled);
-        let lane = hasher
-            .join()
-            .map_err(|_| std::io::Error::other("hashing thread failed"));
-        (result.map(|()| total), lane)
-    });
-    let (read, lane) = (read?, hashed?);
-    if read != size {
-        return Err(file_changed());
-    }
-    lane.finish().ok_or_else(file_changed)
-}
-
 /// Reads the blocks a sender asks for from its files, keeping a few open.
 struct BlockReader<'a> {
     files: &'a [Source],
     /// Each file object's bytes (object i + 1: object 0 is the manifest), as
-    /// segments in order: a file (an index in `files`), where in it, and how
-    /// many bytes. One segment for a file or a part, one a file for a pack.
-    objects: Vec<Vec<(usize, u64, u64)>>,
+    /// [`Manifest::objects`] lays them out: segments in order, each of a
+    /// file (`entry`, an index in `files`). One segment for a file or a part,
+    /// one a file for a pack.
+    objects: Vec<Vec<Segment>>,
     /// Open files, by index in `files`, the most recently used last.
     open: VecDeque<(usize, fs::File)>,
 }
@@ -686,22 +439,20 @@ impl BlockReader<'_> {
         buf.clear();
         buf.reserve_exact(req.len);
         let (start, end) = (req.offset, req.offset + req.len as u64);
-        let mut at = 0u64;
-        for &(file, base, len) in segments {
-            let (from, to) = (start.max(at), end.min(at + len));
+        for seg in segments {
+            let (from, to) = (start.max(seg.at_object), end.min(seg.at_object + seg.len));
             // The segments are in order, so each continues the buffer.
             if from < to && buf.len() as u64 == from - start {
                 let n = (to - from) as usize;
                 Self::read_at(
                     self.files,
                     &mut self.open,
-                    file,
-                    base + from - at,
+                    seg.entry,
+                    seg.at_file + from - seg.at_object,
                     n,
                     &mut buf,
                 )?;
             }
-            at += len;
         }
         if buf.len() != req.len {
             return Err(IoError::Invalid(format!(
@@ -782,24 +533,11 @@ pub fn send_path(
     super::decode::fit_blocks_to_codec(&mut config);
     let mut sender = crate::proto::Sender::new(config)?;
     sender.add_object_hashed(bytes, id.0, MANIFEST_NAME)?;
-    let mut file_bytes = 0;
-    let mut objects: Vec<Vec<(usize, u64, u64)>> = Vec::new();
-    for (i, e) in manifest.entries.iter().enumerate() {
-        file_bytes += e.size;
-        match e.pack {
-            // A pack: one object, named by nothing, of its files in turn.
-            Some(p) if p.offset == 0 => {
-                objects.push(vec![(i, 0, e.size)]);
-                sender.add_object_blocks(p.size, p.hash, "")?;
-            }
-            Some(_) => objects.last_mut().expect("a pack").push((i, 0, e.size)),
-            None => {
-                for p in e.objects() {
-                    objects.push(vec![(i, p.offset, p.size)]);
-                    sender.add_object_blocks(p.size, p.hash, &e.path)?;
-                }
-            }
-        }
+    let file_bytes = manifest.entries.iter().map(|e| e.size).sum();
+    let mut objects = Vec::new();
+    for o in manifest.objects() {
+        sender.add_object_blocks(o.size, o.hash, &o.name)?;
+        objects.push(o.segments);
     }
 
     let mut sock = super::McastSocket::sender(net)?;
@@ -855,12 +593,7 @@ where
         event: crate::proto::ReceiverEvent,
         _now: std::time::Instant,
     ) -> Result<std::ops::ControlFlow<()>, IoError> {
-        self.sink.handle(event)?;
-        if let Some((session, objects)) = self.sink.take_binding() {
-            // The verified manifest names the transfer: from now on every
-            // other session is foreign, and every unlisted object unexpected.
-            r.bind(session, objects);
-        }
+        sink_event(r, &mut self.sink, event)?;
         if self.last.elapsed() >= std::time::Duration::from_millis(100) {
             (self.progress)(r, &self.sink);
             self.last = std::time::Instant::now();
@@ -877,16 +610,7 @@ where
         r: &mut crate::proto::Receiver,
         _now: std::time::Instant,
     ) -> Option<std::time::Duration> {
-        // Blocks still queued for the writer hold the reported window:
-        // a slow disk slows the sender, not the receiving thread.
-        // Files verified whole are placed here too, a few a turn.
-        let placing = self.sink.service();
-        let backlog = self.sink.write_backlog();
-        if let Some((session, _)) = self.sink.bound() {
-            r.hold_window(session, backlog.map(|(_, o, s)| (o, s)));
-        }
-        // While writes are queued, look again soon: they move the hold.
-        (placing || backlog.is_some()).then_some(std::time::Duration::from_millis(1))
+        serve_sink(r, &mut self.sink)
     }
 
     fn stop(&mut self) -> bool {
@@ -955,42 +679,101 @@ pub fn receive_into(
         ..
     } = app;
     progress(&receiver, &sink);
-    let report = TransferReport {
-        duration_s: started.elapsed().as_secs_f64(),
-        files: sink.completed(),
-        files_kept: sink.kept(),
-        parts_resumed: sink.resumed().0,
-        bytes_resumed: sink.resumed().1,
-        file_bytes: sink.bytes_written,
-        driver,
-        transfer_id: sink.bound().map(|b| b.1),
-        session: sink.bound().map(|b| b.0),
-        refused: sink.refused_by_reason().collect(),
-        refused_files: sink.refused_files().to_vec(),
-        changed: sink.changed().to_vec(),
-        notes: sink.notes().to_vec(),
+    let report = TransferReport::of_sink(&sink, started, driver, idle_dropped);
+    let end = ReceiveEnd {
+        outcome,
         idle_dropped,
+        idle_limit,
+        started,
+        packets: receiver.stats().packets_received,
     };
-    let result = if sink.is_done() {
-        Ok(())
-    } else if outcome == super::RecvOutcome::Done {
-        let list: Vec<String> = sink
-            .refused_files()
-            .iter()
-            .map(|(p, why)| format!("  {}: {why}", p.escape_debug()))
-            .collect();
-        Err(format!(
-            "{} of {} files placed{}; refused:\n{}",
-            sink.completed(),
-            sink.files(),
-            if sink.completed() > sink.kept() {
-                ""
-            } else {
-                " (a transfer is placed only whole: none of its files replaced anything)"
-            },
-            list.join("\n")
-        ))
-    } else {
+    let result = end.result(&sink);
+    // Dropping the sink removes any unfinished temporary file.
+    drop(sink);
+    Ok((receiver.stats().clone(), report, result))
+}
+
+/// Hands one receiver event to the sink; once the sink has bound a
+/// manifest, binds the receiver to it.
+fn sink_event(
+    r: &mut crate::proto::Receiver,
+    sink: &mut FileSink,
+    event: crate::proto::ReceiverEvent,
+) -> Result<(), IoError> {
+    sink.handle(event)?;
+    if let Some((session, objects)) = sink.take_binding() {
+        // The verified manifest names the transfer: from now on every
+        // other session is foreign, and every unlisted object unexpected.
+        r.bind(session, objects);
+    }
+    Ok(())
+}
+
+/// The receiving loop's turn for the sink: blocks still queued for the
+/// writer hold the reported window, so that a slow disk slows the sender,
+/// not the receiving thread; files verified whole are placed, a few a turn.
+/// When to look again: soon while writes are queued (they move the hold).
+fn serve_sink(r: &mut crate::proto::Receiver, sink: &mut FileSink) -> Option<std::time::Duration> {
+    let placing = sink.service();
+    let backlog = sink.write_backlog();
+    if let Some((session, _)) = sink.bound() {
+        r.hold_window(session, backlog.map(|(_, o, s)| (o, s)));
+    }
+    (placing || backlog.is_some()).then_some(std::time::Duration::from_millis(1))
+}
+
+impl TransferReport {
+    /// A receiver's report: what `sink` did since `started`.
+    fn of_sink(
+        sink: &FileSink,
+        started: std::time::Instant,
+        driver: super::DriverStats,
+        idle_dropped: bool,
+    ) -> Self {
+        Self {
+            duration_s: started.elapsed().as_secs_f64(),
+            files: sink.completed(),
+            files_kept: sink.kept(),
+            parts_resumed: sink.resumed().0,
+            bytes_resumed: sink.resumed().1,
+            file_bytes: sink.bytes_written,
+            driver,
+            transfer_id: sink.bound().map(|b| b.1),
+            session: sink.bound().map(|b| b.0),
+            refused: sink.refused_by_reason().collect(),
+            refused_files: sink.refused_files().to_vec(),
+            changed: sink.changed().to_vec(),
+            notes: sink.notes().to_vec(),
+            idle_dropped,
+        }
+    }
+}
+
+/// How a receiving loop ended, for [`ReceiveEnd::result`].
+struct ReceiveEnd {
+    outcome: super::RecvOutcome,
+    idle_dropped: bool,
+    idle_limit: Option<std::time::Duration>,
+    started: std::time::Instant,
+    packets: u64,
+}
+
+impl ReceiveEnd {
+    /// `Ok` if every file of the manifest was placed; else what was refused,
+    /// or what was missing when the loop ended.
+    fn result(&self, sink: &FileSink) -> Result<(), String> {
+        if sink.is_done() {
+            Ok(())
+        } else if self.outcome == super::RecvOutcome::Done {
+            Err(refused_message(sink))
+        } else {
+            Err(self.unfinished_message(sink))
+        }
+    }
+
+    /// The transfer did not finish: how the loop ended, and how far the
+    /// transfer got.
+    fn unfinished_message(&self, sink: &FileSink) -> String {
         let what = match sink.bound() {
             None => "no manifest verified".to_owned(),
             Some(_) => format!(
@@ -999,25 +782,42 @@ pub fn receive_into(
                 sink.files()
             ),
         };
-        let how = if idle_dropped {
+        let how = if self.idle_dropped {
             format!(
                 "dropped the transfer, idle (no progress for {} s)",
-                idle_limit.map_or(0, |l| l.as_secs())
+                self.idle_limit.map_or(0, |l| l.as_secs())
             )
-        } else if outcome == super::RecvOutcome::TimedOut {
+        } else if self.outcome == super::RecvOutcome::TimedOut {
             "timed out".to_owned()
         } else {
             "interrupted".to_owned()
         };
-        Err(format!(
+        format!(
             "{how} after {:.0} s: {what} ({} packets received)",
-            started.elapsed().as_secs_f64(),
-            receiver.stats().packets_received
-        ))
-    };
-    // Dropping the sink removes any unfinished temporary file.
-    drop(sink);
-    Ok((receiver.stats().clone(), report, result))
+            self.started.elapsed().as_secs_f64(),
+            self.packets
+        )
+    }
+}
+
+/// The transfer settled with files refused: which, and why.
+fn refused_message(sink: &FileSink) -> String {
+    let list: Vec<String> = sink
+        .refused_files()
+        .iter()
+        .map(|(p, why)| format!("  {}: {why}", p.escape_debug()))
+        .collect();
+    format!(
+        "{} of {} files placed{}; refused:\n{}",
+        sink.completed(),
+        sink.files(),
+        if sink.completed() > sink.kept() {
+            ""
+        } else {
+            " (a transfer is placed only whole: none of its files replaced anything)"
+        },
+        list.join("\n")
+    )
 }
 
 #[cfg(test)]
@@ -1057,9 +857,24 @@ mod tests {
         objects.extend([vec![(20, 0, 3000)], vec![(20, 3000, 2000)]]);
         // Object 23 packs f00 and f01.
         objects.push(vec![(0, 0, 1000), (1, 0, 1000)]);
+        // Each (file, where in it, how many), back to back in the object.
+        let segments = |o: Vec<(usize, u64, u64)>| {
+            let mut at_object = 0;
+            o.into_iter()
+                .map(|(entry, at_file, len)| {
+                    at_object += len;
+                    Segment {
+                        entry,
+                        at_object: at_object - len,
+                        at_file,
+                        len,
+                    }
+                })
+                .collect()
+        };
         let mut reader = BlockReader {
             files: &files,
-            objects,
+            objects: objects.into_iter().map(segments).collect(),
             open: VecDeque::new(),
         };
         let req = |object: u32, offset: u64, len: usize| crate::proto::BlockRequest {
@@ -1108,62 +923,6 @@ mod tests {
             "object 0 is the manifest"
         );
         assert!(reader.read(req(99, 0, 1), Vec::new()).is_err());
-        fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn files_hashed_in_stretches_on_threads_hash_as_in_one_stream() {
-        let dir = std::env::temp_dir().join(format!("gc-his-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        for len in [(2 << 20) + 1, 3 << 20, 5_000_000, (9 << 20) + 3] {
-            let p = dir.join(format!("f{len}"));
-            let data: Vec<u8> = (0..len).map(|i| (i * 37 % 251) as u8).collect();
-            fs::write(&p, &data).unwrap();
-            let file = fs::File::open(&p).unwrap();
-            for part in [None, Some(1 << 20), Some(2 << 20), Some(4 << 20)] {
-                for threads in [2, 3, 8] {
-                    let h = hash_in_stretches(&file, len as u64, part, threads)
-                        .unwrap()
-                        .expect("hashed in stretches");
-                    assert_eq!(h.hash, *blake3::hash(&data).as_bytes(), "{len} {part:?}");
-                    let streamed = match part {
-                        Some(p) if len as u64 > p => hash_stream(
-                            &data[..],
-                            len as u64,
-                            Lane::Parts(crate::proto::PartHasher::new(len as u64, p)),
-                        ),
-                        _ => hash_stream(&data[..], len as u64, Lane::Whole(blake3::Hasher::new())),
-                    }
-                    .unwrap();
-                    assert_eq!(h.parts, streamed.parts, "{len} {part:?}");
-                }
-            }
-            // Not of the size listed: changed since, refused.
-            assert!(hash_in_stretches(&file, len as u64 + 1, None, 2).is_err());
-            assert!(!matches!(
-                hash_in_stretches(&file, len as u64 - 1, None, 2),
-                Ok(Some(_))
-            ));
-            // Small files, one thread, parts below a stretch: streamed.
-            assert!(
-                hash_in_stretches(&file, len as u64, None, 1)
-                    .unwrap()
-                    .is_none()
-            );
-            assert!(
-                hash_in_stretches(&file, len as u64, Some(4096), 2)
-                    .unwrap()
-                    .is_none()
-            );
-        }
-        let p = dir.join("small");
-        fs::write(&p, vec![7u8; 2 << 20]).unwrap();
-        let file = fs::File::open(&p).unwrap();
-        assert!(
-            hash_in_stretches(&file, 2 << 20, None, 4)
-                .unwrap()
-                .is_none()
-        );
         fs::remove_dir_all(&dir).unwrap();
     }
 

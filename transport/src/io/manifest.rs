@@ -115,6 +115,46 @@ impl Entry {
     }
 }
 
+/// One object of a transfer, as its manifest lays it out (§11.1): its size
+/// and hash, the name its OBJECT_INFO gives, and the files its bytes belong
+/// to. Object 0, the manifest itself, is not one of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectLayout {
+    /// The object.
+    pub object: ObjectId,
+    /// Its size in bytes.
+    pub size: u64,
+    /// BLAKE3 hash of its bytes: a file's hash, a part's chaining value at
+    /// its offset (`hash_offset`), or a pack's hash.
+    pub hash: [u8; 32],
+    /// For a part of a file in parts, its offset in the file, where its
+    /// hash is the chaining value of its subtree (§11.1); `None` for a file
+    /// carried whole, or a pack.
+    pub hash_offset: Option<u64>,
+    /// The name its OBJECT_INFO carries: a file's path (a part's too), or
+    /// nothing for a pack.
+    pub name: String,
+    /// Whether it is a pack of small files.
+    pub packed: bool,
+    /// Its bytes, in object order: one segment for a file or a part, one a
+    /// file for a pack.
+    pub segments: Vec<Segment>,
+}
+
+/// Bytes `at_object..at_object + len` of an object are bytes
+/// `at_file..at_file + len` of the manifest's entry `entry`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    /// The file: its place in [`Manifest::entries`].
+    pub entry: usize,
+    /// Where the bytes start in the object.
+    pub at_object: u64,
+    /// Where they start in the file.
+    pub at_file: u64,
+    /// How many.
+    pub len: u64,
+}
+
 /// The byte ranges `(offset, size)` a file of `size` bytes is cut into at
 /// `part_size`: one range (the whole file) when it is no larger.
 pub fn part_ranges(size: u64, part_size: u64) -> Vec<(u64, u64)> {
@@ -222,6 +262,54 @@ impl Manifest {
         out.into_bytes()
     }
 
+    /// Every object the manifest lists after itself, in object order, with
+    /// the bytes of files each carries (§11.1): a file whole, a part of a
+    /// file at its offset, or the files of a pack back to back. The one
+    /// layout the sender reads blocks by and the receiver writes them by.
+    pub fn objects(&self) -> Vec<ObjectLayout> {
+        let mut out: Vec<ObjectLayout> = Vec::new();
+        for (entry, e) in self.entries.iter().enumerate() {
+            if let Some(pack) = e.pack {
+                let segment = Segment {
+                    entry,
+                    at_object: pack.offset,
+                    at_file: 0,
+                    len: e.size,
+                };
+                match out.last_mut() {
+                    Some(o) if o.packed && o.object == e.object => o.segments.push(segment),
+                    _ => out.push(ObjectLayout {
+                        object: e.object,
+                        size: pack.size,
+                        hash: pack.hash,
+                        hash_offset: None,
+                        name: String::new(),
+                        packed: true,
+                        segments: vec![segment],
+                    }),
+                }
+                continue;
+            }
+            for p in e.objects() {
+                out.push(ObjectLayout {
+                    object: p.object,
+                    size: p.size,
+                    hash: p.hash,
+                    hash_offset: (!e.parts.is_empty()).then_some(p.offset),
+                    name: e.path.clone(),
+                    packed: false,
+                    segments: vec![Segment {
+                        entry,
+                        at_object: 0,
+                        at_file: p.offset,
+                        len: p.size,
+                    }],
+                });
+            }
+        }
+        out
+    }
+
     /// The transfer id: the BLAKE3 hash of [`Manifest::encode`].
     pub fn transfer_id(&self) -> TransferId {
         TransferId::of(&self.encode())
@@ -236,191 +324,290 @@ impl Manifest {
     /// path beneath another's file, and the hash of an empty file equal to
     /// BLAKE3 of nothing.
     pub fn decode(bytes: &[u8]) -> Result<Self, IoError> {
-        let bad = |why: String| IoError::Invalid(format!("invalid manifest: {why}"));
         if bytes.len() > MAX_MANIFEST_BYTES {
             return Err(bad(format!("larger than {MAX_MANIFEST_BYTES} bytes")));
         }
         let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8".into()))?;
-        let (head, body) = text
-            .strip_prefix(MANIFEST_HEADER)
-            .and_then(|t| t.strip_prefix(' '))
-            .and_then(|t| t.split_once('\n'))
-            .ok_or_else(|| bad(format!("does not start with '{MANIFEST_HEADER} '")))?;
-        let part_size: u64 = head
-            .parse()
-            .ok()
-            .filter(|p| PART_SIZE_RANGE.contains(p) && p.is_power_of_two())
-            .ok_or_else(|| bad(format!("bad part size '{}'", head.escape_debug())))?;
-        let mut entries: Vec<Entry> = Vec::new();
-        let mut paths = HashSet::new();
-        let empty_hash = *blake3::hash(b"").as_bytes();
-        let mut lines = body.split_terminator('\n');
-        let mut next_object = 1u32;
-        // The pack being listed: its object, size, hash, members and bytes so far.
-        let mut open: Option<(u32, u64, [u8; 32], usize, u64)> = None;
-        let close = |open: &mut Option<(u32, u64, [u8; 32], usize, u64)>,
-                     next_object: &mut u32|
-         -> Result<(), IoError> {
-            if let Some((object, size, _, members, bytes)) = open.take() {
-                if members < 2 || bytes != size {
-                    return Err(bad(format!(
-                        "pack {object} lists {members} file(s) of {bytes} bytes, not two or \
-                         more of {size}"
-                    )));
-                }
-                *next_object = object
-                    .checked_add(1)
-                    .ok_or_else(|| bad("too many objects".into()))?;
+        let (part_size, body) = decode_header(text)?;
+        let mut d = Decoder::new(part_size, body);
+        while let Some(line) = d.lines.next() {
+            match line.strip_prefix("pack ") {
+                Some(rest) => d.pack_line(line, rest)?,
+                None => d.file_line(line)?,
             }
-            Ok(())
-        };
-        while let Some(line) = lines.next() {
-            if let Some(rest) = line.strip_prefix("pack ") {
-                close(&mut open, &mut next_object)?;
-                let field =
-                    |what: &str| bad(format!("bad {what} in line '{}'", line.escape_debug()));
-                let f: Vec<&str> = rest.split(' ').collect();
-                let [object, size, hash] = f[..] else {
-                    return Err(field("pack line"));
-                };
-                if object.parse::<u32>().ok() != Some(next_object)
-                    || object.len() != next_object.to_string().len()
-                {
-                    return Err(field("object id (not the next in order)"));
-                }
-                let size: u64 = size
-                    .parse()
-                    .ok()
-                    .filter(|s| *s > 0)
-                    .ok_or_else(|| field("pack size"))?;
-                let hash = parse_hash(hash).ok_or_else(|| field("hash"))?;
-                open = Some((next_object, size, hash, 0, 0));
-                continue;
-            }
-            let mut f = line.splitn(5, ' ');
-            let (Some(object), Some(mode), Some(size), Some(hash), Some(path)) =
-                (f.next(), f.next(), f.next(), f.next(), f.next())
-            else {
-                return Err(bad(format!("malformed line '{}'", line.escape_debug())));
-            };
-            let field = |what: &str| bad(format!("bad {what} in line '{}'", line.escape_debug()));
-            let object: u32 = object.parse().map_err(|_| field("object id"))?;
-            if open.is_some_and(|o| o.0 != object) {
-                close(&mut open, &mut next_object)?;
-            }
-            if open.is_none() && object != next_object {
-                return Err(field("object id (not the next in order)"));
-            }
-            let mode = u32::from_str_radix(mode, 8).map_err(|_| field("mode"))?;
-            let size: u64 = size.parse().map_err(|_| field("size"))?;
-            let hash = parse_hash(hash).ok_or_else(|| field("hash"))?;
-            if size == 0 && hash != empty_hash {
-                return Err(field("hash (an empty file's must be BLAKE3 of nothing)"));
-            }
-            safe_relative_path(path)?;
-            if !paths.insert(path) {
-                return Err(bad(format!("'{}' is listed twice", path.escape_debug())));
-            }
-            let mut pack = None;
-            if let Some(o) = open.as_mut() {
-                if size == 0 || size > part_size || o.4 + size > o.1 {
-                    return Err(field("size (of a packed file)"));
-                }
-                pack = Some(Pack {
-                    offset: o.4,
-                    size: o.1,
-                    hash: o.2,
-                });
-                o.3 += 1;
-                o.4 += size;
-            }
-            // As many part lines as `part_ranges` would give, read one by one: a
-            // forged size claims as many as it likes, and nothing is allocated
-            // for a part before its line is there.
-            let count = size.div_ceil(part_size).max(1);
-            let mut parts = Vec::new();
-            if count > 1 {
-                for i in 0..count {
-                    let (offset, part_len) = (i * part_size, part_size.min(size - i * part_size));
-                    let line = lines.next().unwrap_or("");
-                    let pbad = |what: &str| {
-                        bad(format!(
-                            "{what} of '{}' in line '{}'",
-                            path.escape_debug(),
-                            line.escape_debug()
-                        ))
-                    };
-                    let f: Vec<&str> = line.split(' ').collect();
-                    let want = u32::try_from(i)
-                        .ok()
-                        .and_then(|i| object.checked_add(i))
-                        .ok_or_else(|| pbad("too many objects"))?;
-                    if f.len() != 5
-                        || f[0] != "part"
-                        || f[1].parse::<u32>().ok() != Some(want)
-                        || f[2].parse::<u64>().ok() != Some(offset)
-                        || f[3].parse::<u64>().ok() != Some(part_len)
-                    {
-                        return Err(pbad(&format!("not part {} of {count}", i + 1)));
-                    }
-                    let hash = parse_hash(f[4]).ok_or_else(|| pbad("bad hash"))?;
-                    parts.push(Part {
-                        object: ObjectId(want),
-                        offset,
-                        size: part_len,
-                        hash,
-                    });
-                }
-            }
-            // The parts' chaining values make up the file's tree: they must
-            // give the file's own hash, which then names it truly (a file in
-            // place with that hash is kept, §11.2).
-            if count > 1 {
-                let hashes: Vec<[u8; 32]> = parts.iter().map(|p| p.hash).collect();
-                if crate::proto::root_of_parts(&hashes, part_size, size) != Some(hash) {
-                    return Err(field("hash (its parts' do not make it up)"));
-                }
-            }
-            if pack.is_none() {
-                next_object = u32::try_from(count)
-                    .ok()
-                    .and_then(|n| object.checked_add(n))
-                    .ok_or_else(|| field("object id (too many objects)"))?;
-            }
-            entries.push(Entry {
-                object: ObjectId(object),
-                path: path.to_owned(),
-                size,
-                mode,
-                hash,
-                parts,
-                pack,
-            });
         }
-        close(&mut open, &mut next_object)?;
-        if entries.is_empty() {
+        d.close_pack()?;
+        if d.entries.is_empty() {
             return Err(bad("lists no file".into()));
         }
-        // A file cannot also be a directory: refuse "x" beside "x/y".
-        for e in &entries {
-            let mut at = 0;
-            while let Some(i) = e.path[at..].find('/') {
-                let parent = &e.path[..at + i];
-                if paths.contains(parent) {
-                    return Err(bad(format!(
-                        "'{}' is both a file and the directory of '{}'",
-                        parent.escape_debug(),
-                        e.path.escape_debug()
-                    )));
-                }
-                at += i + 1;
-            }
-        }
-        let m = Self { part_size, entries };
+        no_file_is_a_directory(&d.entries, &d.paths)?;
+        let m = Self {
+            part_size,
+            entries: d.entries,
+        };
         if m.encode() != bytes {
             return Err(bad("not in canonical form".into()));
         }
         Ok(m)
+    }
+}
+
+/// Why [`Manifest::decode`] refused a manifest.
+fn bad(why: String) -> IoError {
+    IoError::Invalid(format!("invalid manifest: {why}"))
+}
+
+/// A field of `line` that [`Manifest::decode`] refused.
+fn bad_field(what: &str, line: &str) -> IoError {
+    bad(format!("bad {what} in line '{}'", line.escape_debug()))
+}
+
+/// The header line, `groupcast-manifest 4 PART_SIZE` with a part size in
+/// [`PART_SIZE_RANGE`] and a power of two: the part size, and the lines
+/// after it.
+fn decode_header(text: &str) -> Result<(u64, &str), IoError> {
+    let (head, body) = text
+        .strip_prefix(MANIFEST_HEADER)
+        .and_then(|t| t.strip_prefix(' '))
+        .and_then(|t| t.split_once('\n'))
+        .ok_or_else(|| bad(format!("does not start with '{MANIFEST_HEADER} '")))?;
+    let part_size: u64 = head
+        .parse()
+        .ok()
+        .filter(|p| PART_SIZE_RANGE.contains(p) && p.is_power_of_two())
+        .ok_or_else(|| bad(format!("bad part size '{}'", head.escape_debug())))?;
+    Ok((part_size, body))
+}
+
+/// A file cannot also be a directory: refuses "x" beside "x/y".
+fn no_file_is_a_directory(entries: &[Entry], paths: &HashSet<&str>) -> Result<(), IoError> {
+    for e in entries {
+        let mut at = 0;
+        while let Some(i) = e.path[at..].find('/') {
+            let parent = &e.path[..at + i];
+            if paths.contains(parent) {
+                return Err(bad(format!(
+                    "'{}' is both a file and the directory of '{}'",
+                    parent.escape_debug(),
+                    e.path.escape_debug()
+                )));
+            }
+            at += i + 1;
+        }
+    }
+    Ok(())
+}
+
+/// The pack being listed by [`Manifest::decode`].
+struct OpenPack {
+    object: u32,
+    size: u64,
+    hash: [u8; 32],
+    /// Files listed in it so far, and their bytes.
+    members: usize,
+    bytes: u64,
+}
+
+/// [`Manifest::decode`]'s state from one line to the next.
+struct Decoder<'a> {
+    part_size: u64,
+    lines: std::str::SplitTerminator<'a, char>,
+    entries: Vec<Entry>,
+    paths: HashSet<&'a str>,
+    /// The object the next file or pack must be.
+    next_object: u32,
+    open: Option<OpenPack>,
+    /// BLAKE3 of nothing: an empty file's hash.
+    empty_hash: [u8; 32],
+}
+
+impl<'a> Decoder<'a> {
+    fn new(part_size: u64, body: &'a str) -> Self {
+        Self {
+            part_size,
+            lines: body.split_terminator('\n'),
+            entries: Vec::new(),
+            paths: HashSet::new(),
+            next_object: 1,
+            open: None,
+            empty_hash: *blake3::hash(b"").as_bytes(),
+        }
+    }
+
+    /// Closes the pack being listed, if any: it must hold two files or
+    /// more, whose sizes fill it exactly. The next object follows it.
+    fn close_pack(&mut self) -> Result<(), IoError> {
+        if let Some(p) = self.open.take() {
+            if p.members < 2 || p.bytes != p.size {
+                return Err(bad(format!(
+                    "pack {} lists {} file(s) of {} bytes, not two or more of {}",
+                    p.object, p.members, p.bytes, p.size
+                )));
+            }
+            self.next_object = p
+                .object
+                .checked_add(1)
+                .ok_or_else(|| bad("too many objects".into()))?;
+        }
+        Ok(())
+    }
+
+    /// `pack OBJECT SIZE HASH`: opens a pack, the next object, of a size
+    /// above zero.
+    fn pack_line(&mut self, line: &str, rest: &str) -> Result<(), IoError> {
+        self.close_pack()?;
+        let field = |what: &str| bad_field(what, line);
+        let f: Vec<&str> = rest.split(' ').collect();
+        let [object, size, hash] = f[..] else {
+            return Err(field("pack line"));
+        };
+        if object.parse::<u32>().ok() != Some(self.next_object)
+            || object.len() != self.next_object.to_string().len()
+        {
+            return Err(field("object id (not the next in order)"));
+        }
+        let size: u64 = size
+            .parse()
+            .ok()
+            .filter(|s| *s > 0)
+            .ok_or_else(|| field("pack size"))?;
+        let hash = parse_hash(hash).ok_or_else(|| field("hash"))?;
+        self.open = Some(OpenPack {
+            object: self.next_object,
+            size,
+            hash,
+            members: 0,
+            bytes: 0,
+        });
+        Ok(())
+    }
+
+    /// `OBJECT MODE SIZE HASH PATH`: a file, in the open pack if its object
+    /// is the pack's, followed by its part lines if it is larger than the
+    /// part size.
+    fn file_line(&mut self, line: &'a str) -> Result<(), IoError> {
+        let mut f = line.splitn(5, ' ');
+        let (Some(object), Some(mode), Some(size), Some(hash), Some(path)) =
+            (f.next(), f.next(), f.next(), f.next(), f.next())
+        else {
+            return Err(bad(format!("malformed line '{}'", line.escape_debug())));
+        };
+        let field = |what: &str| bad_field(what, line);
+        let object: u32 = object.parse().map_err(|_| field("object id"))?;
+        if self.open.as_ref().is_some_and(|o| o.object != object) {
+            self.close_pack()?;
+        }
+        if self.open.is_none() && object != self.next_object {
+            return Err(field("object id (not the next in order)"));
+        }
+        let mode = u32::from_str_radix(mode, 8).map_err(|_| field("mode"))?;
+        let size: u64 = size.parse().map_err(|_| field("size"))?;
+        let hash = parse_hash(hash).ok_or_else(|| field("hash"))?;
+        if size == 0 && hash != self.empty_hash {
+            return Err(field("hash (an empty file's must be BLAKE3 of nothing)"));
+        }
+        safe_relative_path(path)?;
+        if !self.paths.insert(path) {
+            return Err(bad(format!("'{}' is listed twice", path.escape_debug())));
+        }
+        let pack = self.pack_member(size, line)?;
+        let count = size.div_ceil(self.part_size).max(1);
+        let parts = if count > 1 {
+            self.part_lines(object, path, size, hash, line)?
+        } else {
+            Vec::new()
+        };
+        if pack.is_none() {
+            self.next_object = u32::try_from(count)
+                .ok()
+                .and_then(|n| object.checked_add(n))
+                .ok_or_else(|| field("object id (too many objects)"))?;
+        }
+        self.entries.push(Entry {
+            object: ObjectId(object),
+            path: path.to_owned(),
+            size,
+            mode,
+            hash,
+            parts,
+            pack,
+        });
+        Ok(())
+    }
+
+    /// A file of `size` bytes listed in the open pack, if one is: where it
+    /// lies in it. It must be neither empty nor larger than a part, and fit
+    /// what is left of the pack.
+    fn pack_member(&mut self, size: u64, line: &str) -> Result<Option<Pack>, IoError> {
+        let Some(o) = self.open.as_mut() else {
+            return Ok(None);
+        };
+        if size == 0 || size > self.part_size || o.bytes + size > o.size {
+            return Err(bad_field("size (of a packed file)", line));
+        }
+        let pack = Pack {
+            offset: o.bytes,
+            size: o.size,
+            hash: o.hash,
+        };
+        o.members += 1;
+        o.bytes += size;
+        Ok(Some(pack))
+    }
+
+    /// The part lines of the file `path` of `size` bytes at `object`
+    /// (listed by `line`): as many as [`part_ranges`] gives, read one by
+    /// one, so that a forged size that claims any number of them allocates
+    /// nothing for a part before its line is there. Their chaining values
+    /// must make up the file's `hash`, which then names it truly (a file in
+    /// place with that hash is kept, §11.2).
+    fn part_lines(
+        &mut self,
+        object: u32,
+        path: &str,
+        size: u64,
+        hash: [u8; 32],
+        line: &str,
+    ) -> Result<Vec<Part>, IoError> {
+        let part_size = self.part_size;
+        let count = size.div_ceil(part_size);
+        let mut parts = Vec::new();
+        for i in 0..count {
+            let (offset, part_len) = (i * part_size, part_size.min(size - i * part_size));
+            let line = self.lines.next().unwrap_or("");
+            let pbad = |what: &str| {
+                bad(format!(
+                    "{what} of '{}' in line '{}'",
+                    path.escape_debug(),
+                    line.escape_debug()
+                ))
+            };
+            let f: Vec<&str> = line.split(' ').collect();
+            let want = u32::try_from(i)
+                .ok()
+                .and_then(|i| object.checked_add(i))
+                .ok_or_else(|| pbad("too many objects"))?;
+            if f.len() != 5
+                || f[0] != "part"
+                || f[1].parse::<u32>().ok() != Some(want)
+                || f[2].parse::<u64>().ok() != Some(offset)
+                || f[3].parse::<u64>().ok() != Some(part_len)
+            {
+                return Err(pbad(&format!("not part {} of {count}", i + 1)));
+            }
+            let hash = parse_hash(f[4]).ok_or_else(|| pbad("bad hash"))?;
+            parts.push(Part {
+                object: ObjectId(want),
+                offset,
+                size: part_len,
+                hash,
+            });
+        }
+        let hashes: Vec<[u8; 32]> = parts.iter().map(|p| p.hash).collect();
+        if crate::proto::root_of_parts(&hashes, part_size, size) != Some(hash) {
+            return Err(bad_field("hash (its parts' do not make it up)", line));
+        }
+        Ok(parts)
     }
 }
 
@@ -651,6 +838,63 @@ mod tests {
             text.replace("2 644 5 ", "2 644 0 "),
         ];
         assert_refused(hostile);
+    }
+
+    /// The layout names every object once, in order: a file whole, each
+    /// part at its offset (hashed there), a pack's files back to back.
+    #[test]
+    fn objects_lay_out_files_parts_and_packs() {
+        let m = split_manifest();
+        let objects = m.objects();
+        let ids: Vec<u32> = objects.iter().map(|o| o.object.0).collect();
+        assert_eq!(ids, [1, 2, 3, 4, 5]);
+        assert_eq!(objects[0].hash_offset, None);
+        assert_eq!(objects[0].name, "small");
+        let parts: Vec<(Option<u64>, u64, Segment)> = objects[1..4]
+            .iter()
+            .map(|o| (o.hash_offset, o.size, o.segments[0]))
+            .collect();
+        for (i, (offset, size, seg)) in parts.into_iter().enumerate() {
+            let p = m.entries[1].parts[i];
+            assert_eq!((offset, size), (Some(p.offset), p.size));
+            let want = Segment {
+                entry: 1,
+                at_object: 0,
+                at_file: p.offset,
+                len: p.size,
+            };
+            assert_eq!(seg, want);
+        }
+        let pack = Pack {
+            offset: 0,
+            size: 7,
+            hash: [9; 32],
+        };
+        let m = Manifest {
+            entries: vec![
+                Entry {
+                    pack: Some(pack),
+                    ..entry(1, "a", b"abc", 0o644)
+                },
+                Entry {
+                    pack: Some(Pack { offset: 3, ..pack }),
+                    ..entry(1, "b", b"defg", 0o644)
+                },
+                entry(2, "c", b"", 0o644),
+            ],
+            ..Manifest::default()
+        };
+        let objects = m.objects();
+        assert_eq!(objects.len(), 2);
+        let p = &objects[0];
+        assert!(p.packed && p.name.is_empty() && p.hash == [9; 32] && p.size == 7);
+        let segs: Vec<(usize, u64, u64, u64)> = p
+            .segments
+            .iter()
+            .map(|s| (s.entry, s.at_object, s.at_file, s.len))
+            .collect();
+        assert_eq!(segs, [(0, 0, 0, 3), (1, 3, 0, 4)]);
+        assert_eq!(objects[1].segments[0].len, 0);
     }
 
     #[test]

@@ -50,8 +50,10 @@ use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, ResolveFlags};
 use rustix::io::Errno;
 
 use super::IoError;
+use super::files::hashing::{hash_file_part, hash_open_file};
 use super::manifest::{
-    MANIFEST_NAME, MAX_MANIFEST_BYTES, Manifest, STAGING_DIR, TEMP_PREFIX, TransferId,
+    MANIFEST_NAME, MAX_MANIFEST_BYTES, Manifest, ObjectLayout, STAGING_DIR, Segment, TEMP_PREFIX,
+    TransferId,
 };
 use super::writer::{Piece as WritePiece, Writer};
 use crate::proto::{BoundObject, ObjectId, ReceiverEvent, SessionId};
@@ -154,15 +156,6 @@ impl Default for SinkConfig {
     }
 }
 
-/// An object of the bound manifest and the files its bytes go to.
-struct ObjectMap {
-    size: u64,
-    hash: [u8; 32],
-    pieces: Vec<Piece>,
-    /// A pack: its bytes go to a temporary file of its own ([`PackTemp`]).
-    packed: bool,
-}
-
 /// A pack's bytes, written into one temporary file of its own; once the
 /// pack verifies, each of its files is copied out of it and placed. (A
 /// temporary file per packed file would hold a descriptor per file: a pack of
@@ -178,16 +171,6 @@ struct PackTemp {
 /// apart from the files' keys (their places in the manifest).
 fn pack_key(object: ObjectId) -> usize {
     usize::MAX - object.0 as usize
-}
-
-/// Bytes `at_object..at_object + len` of an object are bytes `at_file..` of
-/// file `key`.
-#[derive(Clone, Copy)]
-struct Piece {
-    key: usize,
-    at_object: u64,
-    at_file: u64,
-    len: u64,
 }
 
 enum State {
@@ -240,8 +223,9 @@ pub struct FileSink {
     binding: Option<Vec<BoundObject>>,
     slots: HashMap<usize, Slot>,
     /// Every object of the bound manifest: its size and hash, and where its
-    /// bytes go (one file, or the files of a pack).
-    objects: HashMap<ObjectId, ObjectMap>,
+    /// bytes go (one file, or the files of a pack; a pack's bytes go to a
+    /// temporary file of its own first, [`PackTemp`]).
+    objects: HashMap<ObjectId, ObjectLayout>,
     refused: HashMap<Refusal, u64>,
     refused_files: Vec<(String, String)>,
     done: usize,
@@ -478,7 +462,11 @@ impl FileSink {
                 .find(|&object| pack_key(object) == key);
             if let Some(object) = pack {
                 // A pack's write failed: each of its files still waiting.
-                let keys: Vec<usize> = self.objects[&object].pieces.iter().map(|p| p.key).collect();
+                let keys: Vec<usize> = self.objects[&object]
+                    .segments
+                    .iter()
+                    .map(|p| p.entry)
+                    .collect();
                 for key in keys {
                     let slot = &self.slots[&key];
                     if !matches!(
@@ -597,6 +585,9 @@ impl FileSink {
         }
     }
 
+    /// A block decoded: buffered if it is of a manifest (before one is
+    /// bound), written if it is of an object of the bound manifest, refused
+    /// otherwise.
     fn block(
         &mut self,
         session: SessionId,
@@ -605,110 +596,145 @@ impl FileSink {
         sbn: u8,
         data: Vec<u8>,
     ) -> Result<(), IoError> {
-        let end = offset.saturating_add(data.len() as u64);
         match self.bound {
             None if object == ObjectId(0) => {
-                if end > MAX_MANIFEST_BYTES as u64 {
-                    self.manifest_bufs.remove(&session);
-                    self.count(Refusal::InvalidManifest);
-                    return Ok(());
-                }
-                if !self.manifest_bufs.contains_key(&session)
-                    && self.manifest_bufs.len() >= MAX_MANIFEST_SESSIONS
-                {
-                    self.count(Refusal::NotInManifest);
-                    return Ok(());
-                }
-                let buf = self.manifest_bufs.entry(session).or_default();
-                if buf.len() < end as usize {
-                    buf.resize(end as usize, 0);
-                }
-                buf[offset as usize..end as usize].copy_from_slice(&data);
+                self.manifest_block(session, offset, &data);
                 Ok(())
             }
-            Some((s, _)) if s == session => {
-                let Some(map) = self.objects.get(&object) else {
-                    self.count(Refusal::NotInManifest);
-                    return Ok(());
-                };
-                if self.blocks_seen.insert((object, sbn)) {
-                    self.progress += 1;
-                }
-                if end > map.size {
-                    for key in map.pieces.iter().map(|p| p.key).collect::<Vec<_>>() {
-                        self.refuse_file(
-                            key,
-                            Refusal::ManifestMismatch,
-                            "data past its size".into(),
-                        );
-                    }
-                    return Ok(());
-                }
-                if map.packed {
-                    return self.pack_block(object, offset, sbn, data);
-                }
-                // Pieces are in object order: only those the block overlaps.
-                let first = map
-                    .pieces
-                    .partition_point(|p| p.at_object + p.len <= offset);
-                let pieces: Vec<Piece> = map.pieces[first..]
-                    .iter()
-                    .take_while(|p| p.at_object < end)
-                    .copied()
-                    .collect();
-                let mut writes = Vec::new();
-                for p in pieces {
-                    let (from, to) = (offset.max(p.at_object), end.min(p.at_object + p.len));
-                    if from >= to {
-                        continue;
-                    }
-                    let slot = self
-                        .slots
-                        .get_mut(&p.key)
-                        .expect("every piece has its file");
-                    if matches!(
-                        slot.state,
-                        State::Staged { .. } | State::Done | State::Refused
-                    ) || slot.parts_done.contains(&object)
-                    {
-                        continue;
-                    }
-                    if let Err(e) = begin(&self.stage, self.uid, slot, &mut self.notes) {
-                        return Err(IoError::File {
-                            path: format!("{} (temporary file)", self.dir.display()),
-                            source: e.into(),
-                        });
-                    }
-                    let State::Writing { file, .. } = &slot.state else {
-                        unreachable!("writing here")
-                    };
-                    let range = (from - offset) as usize..(to - offset) as usize;
-                    self.bytes_written += range.len() as u64;
-                    writes.push(WritePiece {
-                        key: p.key,
-                        file: Arc::clone(file),
-                        at: p.at_file + from - p.at_object,
-                        range,
-                        behind: true,
-                    });
-                }
-                // One job for the block. A failure (a full disk, a size the
-                // file system refuses) comes back later and refuses that file only.
-                if !writes.is_empty() {
-                    let keys: Vec<usize> = writes.iter().map(|w| w.key).collect();
-                    let seq = self.writer.write(data, writes);
-                    self.queued.push_back((seq, object, sbn));
-                    for key in keys {
-                        if let Some(slot) = self.slots.get_mut(&key) {
-                            slot.last_write = seq;
-                        }
-                    }
-                }
-                Ok(())
-            }
+            Some((s, _)) if s == session => self.bound_block(object, offset, sbn, data),
             _ => {
                 self.count(Refusal::NotInManifest);
                 Ok(())
+            }
+        }
+    }
+
+    /// A block of a manifest, buffered: within [`MAX_MANIFEST_BYTES`], for
+    /// at most [`MAX_MANIFEST_SESSIONS`] sessions at once.
+    fn manifest_block(&mut self, session: SessionId, offset: u64, data: &[u8]) {
+        let end = offset.saturating_add(data.len() as u64);
+        if end > MAX_MANIFEST_BYTES as u64 {
+            self.manifest_bufs.remove(&session);
+            self.count(Refusal::InvalidManifest);
+            return;
+        }
+        if !self.manifest_bufs.contains_key(&session)
+            && self.manifest_bufs.len() >= MAX_MANIFEST_SESSIONS
+        {
+            self.count(Refusal::NotInManifest);
+            return;
+        }
+        let buf = self.manifest_bufs.entry(session).or_default();
+        if buf.len() < end as usize {
+            buf.resize(end as usize, 0);
+        }
+        buf[offset as usize..end as usize].copy_from_slice(data);
+    }
+
+    /// A block of the bound session: refused unless the manifest lists its
+    /// object and it ends within the object's size; a pack's goes whole
+    /// into the pack's temporary file, anything else's into the files its
+    /// bytes belong to ([`Manifest::objects`]).
+    fn bound_block(
+        &mut self,
+        object: ObjectId,
+        offset: u64,
+        sbn: u8,
+        data: Vec<u8>,
+    ) -> Result<(), IoError> {
+        let end = offset.saturating_add(data.len() as u64);
+        let Some(layout) = self.objects.get(&object) else {
+            self.count(Refusal::NotInManifest);
+            return Ok(());
+        };
+        if self.blocks_seen.insert((object, sbn)) {
+            self.progress += 1;
+        }
+        if end > layout.size {
+            for key in layout.segments.iter().map(|p| p.entry).collect::<Vec<_>>() {
+                self.refuse_file(key, Refusal::ManifestMismatch, "data past its size".into());
+            }
+            return Ok(());
+        }
+        if layout.packed {
+            return self.pack_block(object, offset, sbn, data);
+        }
+        // Segments are in object order: only those the block overlaps.
+        let first = layout
+            .segments
+            .partition_point(|p| p.at_object + p.len <= offset);
+        let segments: Vec<Segment> = layout.segments[first..]
+            .iter()
+            .take_while(|p| p.at_object < end)
+            .copied()
+            .collect();
+        let mut writes = Vec::new();
+        for seg in segments {
+            writes.extend(self.segment_write(seg, object, offset, end)?);
+        }
+        self.queue_writes(object, sbn, data, writes);
+        Ok(())
+    }
+
+    /// The write of a block's bytes `offset..end` that fall in `seg`, into
+    /// its file's temporary file (begun if need be). `None` if none fall
+    /// there, or the file needs no more of `object` (staged, placed,
+    /// refused, or that part of it done).
+    fn segment_write(
+        &mut self,
+        seg: Segment,
+        object: ObjectId,
+        offset: u64,
+        end: u64,
+    ) -> Result<Option<WritePiece>, IoError> {
+        let (from, to) = (offset.max(seg.at_object), end.min(seg.at_object + seg.len));
+        if from >= to {
+            return Ok(None);
+        }
+        let slot = self
+            .slots
+            .get_mut(&seg.entry)
+            .expect("every piece has its file");
+        if matches!(
+            slot.state,
+            State::Staged { .. } | State::Done | State::Refused
+        ) || slot.parts_done.contains(&object)
+        {
+            return Ok(None);
+        }
+        if let Err(e) = begin(&self.stage, self.uid, slot, &mut self.notes) {
+            return Err(IoError::File {
+                path: format!("{} (temporary file)", self.dir.display()),
+                source: e.into(),
+            });
+        }
+        let State::Writing { file, .. } = &slot.state else {
+            unreachable!("writing here")
+        };
+        let range = (from - offset) as usize..(to - offset) as usize;
+        self.bytes_written += range.len() as u64;
+        Ok(Some(WritePiece {
+            key: seg.entry,
+            file: Arc::clone(file),
+            at: seg.at_file + from - seg.at_object,
+            range,
+            behind: true,
+        }))
+    }
+
+    /// Queues one writer job for a block's writes, if it has any. A failure
+    /// (a full disk, a size the file system refuses) comes back later and
+    /// refuses that file only.
+    fn queue_writes(&mut self, object: ObjectId, sbn: u8, data: Vec<u8>, writes: Vec<WritePiece>) {
+        if writes.is_empty() {
+            return;
+        }
+        let keys: Vec<usize> = writes.iter().map(|w| w.key).collect();
+        let seq = self.writer.write(data, writes);
+        self.queued.push_back((seq, object, sbn));
+        for key in keys {
+            if let Some(slot) = self.slots.get_mut(&key) {
+                slot.last_write = seq;
             }
         }
     }
@@ -745,6 +771,9 @@ impl FileSink {
         self.bind(session, id, manifest)
     }
 
+    /// Binds the sink to a verified manifest: lays out its objects and
+    /// files, refuses up front what cannot be written, checks the space,
+    /// and says which objects the receiver is to take.
     fn bind(
         &mut self,
         session: SessionId,
@@ -753,41 +782,12 @@ impl FileSink {
     ) -> Result<(), IoError> {
         self.bound = Some((session, id));
         self.manifest_bufs.clear();
+        self.objects = manifest
+            .objects()
+            .into_iter()
+            .map(|o| (o.object, o))
+            .collect();
         for (key, e) in manifest.entries.into_iter().enumerate() {
-            match e.pack {
-                Some(pack) => {
-                    let map = self.objects.entry(e.object).or_insert(ObjectMap {
-                        size: pack.size,
-                        hash: pack.hash,
-                        pieces: Vec::new(),
-                        packed: true,
-                    });
-                    map.pieces.push(Piece {
-                        key,
-                        at_object: pack.offset,
-                        at_file: 0,
-                        len: e.size,
-                    });
-                }
-                None => {
-                    for p in e.objects() {
-                        self.objects.insert(
-                            p.object,
-                            ObjectMap {
-                                size: p.size,
-                                hash: p.hash,
-                                pieces: vec![Piece {
-                                    key,
-                                    at_object: 0,
-                                    at_file: p.offset,
-                                    len: p.size,
-                                }],
-                                packed: false,
-                            },
-                        );
-                    }
-                }
-            }
             self.slots.insert(
                 key,
                 Slot {
@@ -799,52 +799,68 @@ impl FileSink {
                 },
             );
         }
-        let mut ids: Vec<usize> = self.slots.keys().copied().collect();
-        ids.sort();
+        let mut keys: Vec<usize> = self.slots.keys().copied().collect();
+        keys.sort();
         // Refuse up front what cannot be written, so it is not received at all.
         // (Nothing is created meanwhile: a directory found missing stays so.)
         self.dirs.borrow_mut().absent = Some(HashSet::new());
         let mut need = 0u64;
-        for &object in &ids {
-            let e = &self.slots[&object].entry;
-            let (path, size) = (e.path.clone(), e.size);
-            if size > self.config.max_file_size {
-                self.refuse_file(
-                    object,
-                    Refusal::TooLarge,
-                    format!("{path}: {size} bytes is larger than the --max-object-size"),
-                );
-                continue;
-            }
-            // The very file is there already: kept as it is, not received.
-            let hash = self.slots[&object].entry.hash;
-            if self.holds(&path, size, &hash) {
-                if let Some(slot) = self.slots.get_mut(&object) {
-                    slot.state = State::Done;
-                }
-                self.done += 1;
-                self.kept += 1;
-                continue;
-            }
-            if !self.config.overwrite && self.exists(&path) {
-                self.refuse_file(
-                    object,
-                    Refusal::Exists,
-                    format!("{path}: exists already (pass --overwrite to replace it)"),
-                );
-                continue;
-            }
-            let resumed = match self.resume(object) {
-                Ok(bytes) => bytes,
-                Err(e) => {
-                    let (why, detail) = classify(e);
-                    self.refuse_file(object, why, format!("{path}: {detail}"));
-                    continue;
-                }
-            };
-            need = need.saturating_add(size - resumed);
+        for key in keys {
+            need = need.saturating_add(self.admit(key));
         }
         self.dirs.borrow_mut().absent = None;
+        self.check_space(need)?;
+        self.binding = Some(self.binding_objects());
+        // Every file may be there already: kept, or resumed whole.
+        self.commit_if_whole();
+        Ok(())
+    }
+
+    /// Decides at binding whether file `key` is to be received: refused if
+    /// larger than `max_file_size`, or something is at its path (without
+    /// `overwrite`), or its resumable file fails; kept if the very file is
+    /// in place already. Returns the bytes left to write of it.
+    fn admit(&mut self, key: usize) -> u64 {
+        let e = &self.slots[&key].entry;
+        let (path, size, hash) = (e.path.clone(), e.size, e.hash);
+        if size > self.config.max_file_size {
+            self.refuse_file(
+                key,
+                Refusal::TooLarge,
+                format!("{path}: {size} bytes is larger than the --max-object-size"),
+            );
+            return 0;
+        }
+        // The very file is there already: kept as it is, not received.
+        if self.holds(&path, size, &hash) {
+            if let Some(slot) = self.slots.get_mut(&key) {
+                slot.state = State::Done;
+            }
+            self.done += 1;
+            self.kept += 1;
+            return 0;
+        }
+        if !self.config.overwrite && self.exists(&path) {
+            self.refuse_file(
+                key,
+                Refusal::Exists,
+                format!("{path}: exists already (pass --overwrite to replace it)"),
+            );
+            return 0;
+        }
+        match self.resume(key) {
+            Ok(resumed) => size - resumed,
+            Err(e) => {
+                let (why, detail) = classify(e);
+                self.refuse_file(key, why, format!("{path}: {detail}"));
+                0
+            }
+        }
+    }
+
+    /// With `check_space`, refuses (an error) a transfer whose `need` bytes
+    /// do not fit the output directory's free space.
+    fn check_space(&self, need: u64) -> Result<(), IoError> {
         if self.config.check_space
             && let Ok(st) = rustix::fs::fstatvfs(&self.root)
         {
@@ -857,51 +873,45 @@ impl FileSink {
                 });
             }
         }
-        // Every object some file still waits for, once (a pack for any of its files).
-        let mut objects: Vec<(&ObjectId, &ObjectMap)> = self
+        Ok(())
+    }
+
+    /// The objects the receiver is bound to, in order: every one some file
+    /// still waits for, once (a pack for any of its files). None once a
+    /// file was refused: nothing will be placed, so nothing is received.
+    fn binding_objects(&self) -> Vec<BoundObject> {
+        if self.failed {
+            return Vec::new();
+        }
+        let mut objects: Vec<&ObjectLayout> = self
             .objects
-            .iter()
-            .filter(|(object, map)| {
-                map.pieces.iter().any(|p| {
-                    let s = &self.slots[&p.key];
+            .values()
+            .filter(|o| {
+                o.segments.iter().any(|p| {
+                    let s = &self.slots[&p.entry];
                     matches!(s.state, State::Waiting | State::Writing { .. })
-                        && !s.parts_done.contains(object)
+                        && !s.parts_done.contains(&o.object)
                 })
             })
             .collect();
-        objects.sort_by_key(|(o, _)| **o);
-        if self.failed {
-            // A file was refused: nothing will be placed, so nothing is received.
-            objects.clear();
-        }
-        self.binding = Some(
-            objects
-                .into_iter()
-                .map(|(object, map)| BoundObject {
-                    object: *object,
-                    size: map.size,
-                    hash: map.hash,
-                    // A part's hash is its chaining value at its offset.
-                    hash_offset: (!map.packed
-                        && !self.slots[&map.pieces[0].key].entry.parts.is_empty())
-                    .then_some(map.pieces[0].at_file),
-                    // A pack's name is empty; a file's or a part's, the path.
-                    name: if self.slots[&map.pieces[0].key].entry.pack.is_some() {
-                        String::new()
-                    } else {
-                        self.slots[&map.pieces[0].key].entry.path.clone()
-                    },
-                })
-                .collect(),
-        );
-        // Every file may be there already: kept, or resumed whole.
-        self.commit_if_whole();
-        Ok(())
+        objects.sort_by_key(|o| o.object);
+        objects
+            .into_iter()
+            .map(|o| BoundObject {
+                object: o.object,
+                size: o.size,
+                hash: o.hash,
+                // A part's hash is its chaining value at its offset.
+                hash_offset: o.hash_offset,
+                // A pack's name is empty; a file's or a part's, the path.
+                name: o.name.clone(),
+            })
+            .collect()
     }
 
     /// Whether a regular file of `size` bytes whose BLAKE3 hash is `hash` is
     /// at `path` already (looked up without following any link, and hashed
-    /// as `files::hash_file` does).
+    /// as [`hash_file`](super::files::hash_file) does).
     fn holds(&self, path: &str, size: u64, hash: &[u8; 32]) -> bool {
         let (parent, base) = split(path);
         let mut dirs = self.dirs.borrow_mut();
@@ -919,7 +929,7 @@ impl FileSink {
                     && st.st_size as u64 == size => {}
             _ => return false,
         }
-        super::files::hash_open_file(File::from(fd), size).is_ok_and(|h| &h == hash)
+        hash_open_file(File::from(fd), size).is_ok_and(|h| &h == hash)
     }
 
     /// Files of the bound manifest that were in place already, identical,
@@ -957,7 +967,7 @@ impl FileSink {
         let mut bytes = 0;
         for p in &slot.entry.parts {
             if p.offset + p.size <= st.st_size as u64
-                && super::files::hash_file_part(&file, p.offset, p.size).is_ok_and(|h| h == p.hash)
+                && hash_file_part(&file, p.offset, p.size).is_ok_and(|h| h == p.hash)
             {
                 slot.parts_done.insert(p.object);
                 bytes += p.size;
@@ -997,7 +1007,7 @@ impl FileSink {
         let Some(map) = self.objects.get(&object) else {
             return;
         };
-        for key in map.pieces.iter().map(|p| p.key).collect::<Vec<_>>() {
+        for key in map.segments.iter().map(|p| p.entry).collect::<Vec<_>>() {
             let slot = self.slots.get_mut(&key).expect("every piece has its file");
             slot.parts_done.remove(&object);
             // Never for a file in parts: its other parts' blocks, handed out
@@ -1021,7 +1031,7 @@ impl FileSink {
         if matches {
             self.progress += 1;
         }
-        for key in map.pieces.iter().map(|p| p.key).collect::<Vec<_>>() {
+        for key in map.segments.iter().map(|p| p.entry).collect::<Vec<_>>() {
             if matches {
                 self.piece_complete(key, object);
             } else if !self.slots[&key].placing
@@ -1131,9 +1141,9 @@ impl FileSink {
             .keys()
             .copied()
             .filter(|object| {
-                self.objects[object].pieces.iter().all(|p| {
+                self.objects[object].segments.iter().all(|p| {
                     matches!(
-                        self.slots[&p.key].state,
+                        self.slots[&p.entry].state,
                         State::Staged { .. } | State::Done | State::Refused
                     )
                 })
@@ -1155,8 +1165,8 @@ impl FileSink {
         sbn: u8,
         data: Vec<u8>,
     ) -> Result<(), IoError> {
-        let waiting = self.objects[&object].pieces.iter().any(|p| {
-            let s = &self.slots[&p.key];
+        let waiting = self.objects[&object].segments.iter().any(|p| {
+            let s = &self.slots[&p.entry];
             !matches!(s.state, State::Staged { .. } | State::Done | State::Refused)
                 && !s.parts_done.contains(&object)
         });

@@ -6,28 +6,17 @@
 //! small messages under a latency bound); the [`Inbox`] turns the objects a
 //! receiver completes, in any order and from any number of sessions, back
 //! into each session's messages and bytes, in order and exactly once, and
-//! says where it could not (a gap) and where a session ended.
+//! says where it could not (a gap) and where a session ended. The frames'
+//! layout is [`crate::wire::frame`]'s.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::{ObjectId, SessionId};
-
-/// Frame kind: a batch of messages.
-pub const FRAME_MESSAGES: u8 = 1;
-/// Frame kind: a piece of the session's byte stream.
-pub const FRAME_STREAM: u8 = 2;
-/// Frame kind: the end of the session.
-pub const FRAME_END: u8 = 3;
-
-/// Bytes before a batch's first message: kind, first sequence number, count.
-pub const MESSAGES_HEADER: usize = 1 + 8 + 4;
-/// Bytes before each message of a batch: its length.
-pub const MESSAGE_HEADER: usize = 4;
-/// Bytes before a stream piece's data: kind, its offset in the stream.
-pub const STREAM_HEADER: usize = 1 + 8;
-/// An END frame's length: kind, the stream's length, the messages sent.
-pub const END_LEN: usize = 1 + 8 + 8;
+use crate::wire::frame::{
+    self, Batch, Frame, FrameKind, FrameRepr, MAX_MESSAGE_LEN, MESSAGE_HEADER, MESSAGES_HEADER,
+    STREAM_HEADER,
+};
 
 /// The share of [`Batching::flush_delay`] that an open batch closes early:
 /// the time its hand-offs take (application to driver, driver to socket,
@@ -68,8 +57,8 @@ pub struct Outbox {
     batching: Batching,
     /// The batch or stream piece being filled, framed so far.
     open: Vec<u8>,
-    /// What `open` is: `FRAME_MESSAGES` or `FRAME_STREAM`, or 0 if empty.
-    kind: u8,
+    /// What `open` is: a batch or a stream piece; `None` while it is empty.
+    kind: Option<FrameKind>,
     /// Messages in the open batch.
     count: u32,
     /// When the open frame took its first byte.
@@ -90,7 +79,7 @@ impl Outbox {
         Self {
             batching,
             open: Vec::new(),
-            kind: 0,
+            kind: None,
             count: 0,
             since: None,
             next_seq: 0,
@@ -105,27 +94,24 @@ impl Outbox {
     /// than a batch (or than `u32::MAX` bytes: refused with `None`) goes in
     /// an object of its own.
     pub fn push_message(&mut self, now: Instant, msg: &[u8]) -> Option<u64> {
-        if self.ended || u32::try_from(msg.len()).is_err() {
+        if self.ended || msg.len() > MAX_MESSAGE_LEN {
             return None;
         }
-        if self.kind == FRAME_STREAM
-            || (self.kind == FRAME_MESSAGES
+        if self.kind == Some(FrameKind::Stream)
+            || (self.kind == Some(FrameKind::Messages)
                 && self.open.len() + MESSAGE_HEADER + msg.len() > self.batching.batch_bytes)
         {
             self.flush();
         }
-        if self.kind == 0 {
-            self.kind = FRAME_MESSAGES;
+        if self.kind.is_none() {
+            self.kind = Some(FrameKind::Messages);
             self.open
                 .reserve(MESSAGES_HEADER + MESSAGE_HEADER + msg.len());
-            self.open.push(FRAME_MESSAGES);
-            self.open.extend_from_slice(&self.next_seq.to_be_bytes());
-            self.open.extend_from_slice(&0u32.to_be_bytes());
+            frame::start_messages(&mut self.open, self.next_seq);
             self.since = Some(now);
         }
-        self.open
-            .extend_from_slice(&(msg.len() as u32).to_be_bytes());
-        self.open.extend_from_slice(msg);
+        // Its length was checked above: it is not refused.
+        frame::push_message(&mut self.open, msg).ok()?;
         self.count += 1;
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -149,13 +135,12 @@ impl Outbox {
         }
         let taken = bytes.len();
         while !bytes.is_empty() {
-            if self.kind == FRAME_MESSAGES {
+            if self.kind == Some(FrameKind::Messages) {
                 self.flush();
             }
-            if self.kind == 0 {
-                self.kind = FRAME_STREAM;
-                self.open.push(FRAME_STREAM);
-                self.open.extend_from_slice(&self.stream_len.to_be_bytes());
+            if self.kind.is_none() {
+                self.kind = Some(FrameKind::Stream);
+                frame::start_stream(&mut self.open, self.stream_len);
                 self.since = Some(now);
             }
             let room = self
@@ -176,15 +161,14 @@ impl Outbox {
 
     /// Closes the frame being filled, if any, so that it goes out next.
     pub fn flush(&mut self) {
-        if self.kind == 0 {
+        let Some(kind) = self.kind.take() else {
             return;
-        }
-        if self.kind == FRAME_MESSAGES {
-            self.open[9..13].copy_from_slice(&self.count.to_be_bytes());
+        };
+        if kind == FrameKind::Messages {
+            Frame::new_unchecked(&mut self.open[..]).set_count(self.count);
         }
         self.cut_at = self.since.max(self.cut_at);
         self.ready.push_back(std::mem::take(&mut self.open));
-        self.kind = 0;
         self.count = 0;
         self.since = None;
     }
@@ -196,11 +180,11 @@ impl Outbox {
             return;
         }
         self.flush();
-        let mut end = Vec::with_capacity(END_LEN);
-        end.push(FRAME_END);
-        end.extend_from_slice(&self.stream_len.to_be_bytes());
-        end.extend_from_slice(&self.next_seq.to_be_bytes());
-        self.ready.push_back(end);
+        let end = FrameRepr::End {
+            stream_len: self.stream_len,
+            messages: self.next_seq,
+        };
+        self.ready.push_back(end.to_vec());
         self.ended = true;
     }
 
@@ -904,107 +888,101 @@ impl Inbox {
 /// Ended sessions an [`Inbox`] remembers after they gave their slot up.
 pub const ENDED_HISTORY: usize = 1024;
 
-/// A big-endian u64 at `at`, if the bytes are there.
-fn u64_at(d: &[u8], at: usize) -> Option<u64> {
-    let b: [u8; 8] = d.get(at..at.checked_add(8)?)?.try_into().ok()?;
-    Some(u64::from_be_bytes(b))
-}
-
-/// A big-endian u32 at `at`, if the bytes are there.
-fn u32_at(d: &[u8], at: usize) -> Option<u32> {
-    let b: [u8; 4] = d.get(at..at.checked_add(4)?)?.try_into().ok()?;
-    Some(u32::from_be_bytes(b))
-}
-
-/// Unframes one object into `out`; false if it does not parse, or does not
-/// follow the session's last message or stream piece (nothing is then
-/// delivered of it). protocol.md §14.1.
+/// Unframes one object into `out`; false if it does not parse
+/// ([`FrameRepr::parse`]), or does not follow the session's last message or
+/// stream piece (nothing is then delivered of it). protocol.md §14.1.
 fn unframe(session: SessionId, data: Vec<u8>, f: &mut Feed, out: &mut VecDeque<Delivery>) -> bool {
-    match data.first() {
-        Some(&FRAME_MESSAGES) => {
-            let (Some(first), Some(count)) = (u64_at(&data, 1), u32_at(&data, 9)) else {
-                return false;
-            };
-            // The batch's sequence numbers must exist, and follow the last
-            // batch's (past a gap, they may jump forward).
-            let Some(after) = first.checked_add(count as u64).filter(|_| count > 0) else {
-                return false;
-            };
-            if let Some(s) = f.seq
-                && (first < s || (!f.seq_gap && first != s))
-            {
-                return false;
-            }
-            // Check the whole batch before handing any of it out.
-            let mut at = MESSAGES_HEADER;
-            let mut spans = Vec::with_capacity((count as usize).min(data.len() / MESSAGE_HEADER));
-            for _ in 0..count {
-                let Some(len) = u32_at(&data, at) else {
-                    return false;
-                };
-                let start = at + MESSAGE_HEADER;
-                let Some(end) = start.checked_add(len as usize).filter(|&e| e <= data.len()) else {
-                    return false;
-                };
-                spans.push((start, end));
-                at = end;
-            }
-            if at != data.len() {
-                return false;
-            }
-            for ((start, end), seq) in spans.into_iter().zip(first..) {
-                out.push_back(Delivery::Message(Message {
-                    sender: session,
-                    seq,
-                    data: data[start..end].to_vec(),
-                }));
-            }
-            f.seq = Some(after);
-            f.seq_gap = false;
-            true
+    match FrameRepr::parse(&data) {
+        Ok(FrameRepr::Messages(batch)) => f.take_batch(session, batch, out),
+        Ok(FrameRepr::Stream(piece)) => {
+            let (offset, end) = (piece.offset(), piece.end());
+            f.take_piece(session, offset, end, data, out)
         }
-        Some(&FRAME_STREAM) => {
-            let Some(offset) = u64_at(&data, 1) else {
-                return false;
-            };
-            let Some(end) = offset.checked_add((data.len() - STREAM_HEADER) as u64) else {
-                return false;
-            };
-            // A piece starts where the last ended (past a gap, later).
-            if let Some(at) = f.stream_at
-                && (offset < at || (!f.stream_gap && offset != at))
-            {
-                return false;
-            }
-            let mut data = data;
-            data.drain(..STREAM_HEADER);
-            out.push_back(Delivery::Stream {
+        Ok(FrameRepr::End {
+            stream_len,
+            messages,
+        }) => f.take_end(session, stream_len, messages, out),
+        Err(_) => false,
+    }
+}
+
+impl Feed {
+    /// Delivers a batch if it follows the last one delivered: its First is
+    /// the sequence number after the last message (past a gap, that or
+    /// later); the session's first batch may have any First.
+    fn take_batch(
+        &mut self,
+        session: SessionId,
+        batch: Batch<'_>,
+        out: &mut VecDeque<Delivery>,
+    ) -> bool {
+        if let Some(s) = self.seq
+            && (batch.first() < s || (!self.seq_gap && batch.first() != s))
+        {
+            return false;
+        }
+        for (seq, data) in batch.messages() {
+            out.push_back(Delivery::Message(Message {
                 sender: session,
-                offset,
-                data,
-            });
-            f.stream_at = Some(end);
-            f.stream_gap = false;
-            true
+                seq,
+                data: data.to_vec(),
+            }));
         }
-        Some(&FRAME_END) if data.len() == END_LEN => {
-            let (Some(stream_len), Some(messages)) = (u64_at(&data, 1), u64_at(&data, 9)) else {
-                return false;
-            };
-            // The end cannot say less than was delivered.
-            if f.stream_at.is_some_and(|at| stream_len < at) || f.seq.is_some_and(|s| messages < s)
-            {
-                return false;
-            }
-            f.ended = true;
-            out.push_back(Delivery::End {
-                sender: session,
-                stream_len,
-                messages,
-            });
-            true
+        self.seq = Some(batch.after());
+        self.seq_gap = false;
+        true
+    }
+
+    /// Delivers the stream piece `frame` holds, from `offset` to `end`, if
+    /// it starts where the last one delivered ended (past a gap, there or
+    /// later); the session's first piece may have any Offset. The frame's
+    /// bytes are handed out without a copy.
+    fn take_piece(
+        &mut self,
+        session: SessionId,
+        offset: u64,
+        end: u64,
+        mut frame: Vec<u8>,
+        out: &mut VecDeque<Delivery>,
+    ) -> bool {
+        if let Some(at) = self.stream_at
+            && (offset < at || (!self.stream_gap && offset != at))
+        {
+            return false;
         }
-        _ => false,
+        frame.drain(..STREAM_HEADER);
+        out.push_back(Delivery::Stream {
+            sender: session,
+            offset,
+            data: frame,
+        });
+        self.stream_at = Some(end);
+        self.stream_gap = false;
+        true
+    }
+
+    /// Ends the session, unless the END says less than was delivered: a
+    /// Stream length below where the last piece ended, or Messages below the
+    /// sequence number after the last message.
+    fn take_end(
+        &mut self,
+        session: SessionId,
+        stream_len: u64,
+        messages: u64,
+        out: &mut VecDeque<Delivery>,
+    ) -> bool {
+        if self.stream_at.is_some_and(|at| stream_len < at)
+            || self.seq.is_some_and(|s| messages < s)
+        {
+            return false;
+        }
+        self.ended = true;
+        out.push_back(Delivery::End {
+            sender: session,
+            stream_len,
+            messages,
+        });
+        true
     }
 }
 
@@ -1235,8 +1213,8 @@ mod tests {
         for garbage in [
             vec![],
             vec![9u8],
-            vec![FRAME_END, 1],
-            vec![FRAME_MESSAGES, 0],
+            vec![FrameKind::End as u8, 1],
+            vec![FrameKind::Messages as u8, 0],
         ] {
             let mut i = Inbox::new(Duration::from_secs(1), 2);
             i.start_at(s, ObjectId(0));
@@ -1249,14 +1227,14 @@ mod tests {
         assert_eq!(inbox.stats().sessions_refused, 1);
     }
     fn frame_stream(offset: u64, data: &[u8]) -> Vec<u8> {
-        let mut v = vec![FRAME_STREAM];
+        let mut v = vec![FrameKind::Stream as u8];
         v.extend_from_slice(&offset.to_be_bytes());
         v.extend_from_slice(data);
         v
     }
 
     fn frame_messages(first: u64, msgs: &[&[u8]]) -> Vec<u8> {
-        let mut v = vec![FRAME_MESSAGES];
+        let mut v = vec![FrameKind::Messages as u8];
         v.extend_from_slice(&first.to_be_bytes());
         v.extend_from_slice(&(msgs.len() as u32).to_be_bytes());
         for m in msgs {

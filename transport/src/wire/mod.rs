@@ -6,11 +6,15 @@
 //! cannot panic once [`Packet::new_checked`] has passed; [`Repr`] is the parsed,
 //! fully validated form, with [`Repr::parse`] and [`Repr::emit`].
 //!
+//! The objects of a feed carry frames ([`frame`], protocol.md §14.1) inside
+//! them: a layout of their own, with its own view and [`FrameRepr`].
+//!
 //! Nothing in this module panics on any input: every length, offset and field
 //! is checked before use.
 
 pub mod data;
 pub mod feedback;
+pub mod frame;
 pub mod info;
 
 use std::ops::Range;
@@ -19,6 +23,7 @@ pub use data::{DataPacket, DataRepr};
 pub use feedback::{
     NackEntry, NackPacket, NackRepr, ProbePacket, ProbeRepr, StatusPacket, StatusRepr, WireMode,
 };
+pub use frame::{FrameError, FrameKind, FrameRepr};
 pub use info::{InfoPacket, InfoRepr};
 
 /// First two bytes of every datagram: ASCII "GC".
