@@ -447,6 +447,24 @@ impl PubTurns {
             let id = sender.add_object(obj, "")?;
             self.live.push_back((id, len, None));
         }
+        let freed = self.retire(sender, st, retention, now);
+        let stop = self.close(sender, st, retention, now);
+        Ok(Turn {
+            stop,
+            freed,
+            wait: flush_wait(st, now),
+        })
+    }
+
+    /// Retires, front first, the live objects due at `now` (see
+    /// [`retire_due`]); whether any was.
+    fn retire(
+        &mut self,
+        sender: &mut Sender,
+        st: &mut PubState,
+        retention: &Retention,
+        now: Instant,
+    ) -> bool {
         // What every receiver that counts has may go, after its retention.
         // With nobody who counts (none heard yet, or every one stalled), what
         // the first pass sent waits at least UNHEARD_RETENTION for receivers
@@ -482,37 +500,46 @@ impl PubTurns {
         if let Some(upto) = retire {
             sender.retire_before(upto);
         }
-        let mut stop = false;
-        if st.closing && st.outbox.is_ended() && st.outbox.poll_timeout().is_none() {
-            if self.closed_at.is_none() {
-                self.closed_at = Some(now);
-                sender.set_open(false);
-            }
-            stop = self
-                .closed_at
-                .is_some_and(|c| now.saturating_duration_since(c) >= retention.close_timeout);
-        }
-        // A flush deadline in whole milliseconds, rounded down: the loop's
-        // epoll rounds its timeout up, and would cut the batch late; the
-        // rest, under a millisecond, it sleeps.
-        let wait = st
-            .outbox
-            .poll_timeout()
-            .map_or(TURN, |t| {
-                let w = t.saturating_duration_since(now);
-                if w >= Duration::from_millis(1) {
-                    Duration::from_millis(w.as_millis() as u64)
-                } else {
-                    w
-                }
-            })
-            .min(TURN);
-        Ok(Turn {
-            stop,
-            freed: retire.is_some(),
-            wait,
-        })
+        retire.is_some()
     }
+
+    /// Once the outbox has ended and flushed, closes the sender; whether
+    /// the close timeout has passed since.
+    fn close(
+        &mut self,
+        sender: &mut Sender,
+        st: &PubState,
+        retention: &Retention,
+        now: Instant,
+    ) -> bool {
+        if !(st.closing && st.outbox.is_ended() && st.outbox.poll_timeout().is_none()) {
+            return false;
+        }
+        if self.closed_at.is_none() {
+            self.closed_at = Some(now);
+            sender.set_open(false);
+        }
+        self.closed_at
+            .is_some_and(|c| now.saturating_duration_since(c) >= retention.close_timeout)
+    }
+}
+
+/// When the outbox next wants a turn, at most [`TURN`] from `now`. A flush
+/// deadline in whole milliseconds, rounded down: the loop's epoll rounds its
+/// timeout up, and would cut the batch late; the rest, under a millisecond,
+/// it sleeps.
+fn flush_wait(st: &PubState, now: Instant) -> Duration {
+    st.outbox
+        .poll_timeout()
+        .map_or(TURN, |t| {
+            let w = t.saturating_duration_since(now);
+            if w >= Duration::from_millis(1) {
+                Duration::from_millis(w.as_millis() as u64)
+            } else {
+                w
+            }
+        })
+        .min(TURN)
 }
 
 /// Longest a driver goes without a turn.
