@@ -670,8 +670,7 @@ pub fn receive_into(
         idle: idle_limit.map(|l| IdleWatch::new(l, started)),
         idle_dropped: false,
     };
-    let (outcome, driver) =
-        super::run_receiver_app(&mut receiver, &mut sock, deadline, &mut app)?;
+    let (outcome, driver) = super::run_receiver_app(&mut receiver, &mut sock, deadline, &mut app)?;
     let SinkApp {
         sink,
         mut progress,
