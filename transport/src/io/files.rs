@@ -568,6 +568,64 @@ pub fn send_path(
     ))
 }
 
+/// The file sink as a receive driver's application ([`receive_into`]).
+struct SinkApp<P, S> {
+    sink: FileSink,
+    /// Told of progress about ten times a second, and at the end.
+    progress: P,
+    /// The caller's stop check.
+    stop: S,
+    /// When `progress` was last told.
+    last: std::time::Instant,
+    idle: Option<IdleWatch>,
+    /// Whether the bound session was dropped for standing still.
+    idle_dropped: bool,
+}
+
+impl<P, S> super::RecvApp for SinkApp<P, S>
+where
+    P: FnMut(&crate::proto::Receiver, &FileSink),
+    S: FnMut() -> bool,
+{
+    fn event(
+        &mut self,
+        r: &mut crate::proto::Receiver,
+        event: crate::proto::ReceiverEvent,
+        _now: std::time::Instant,
+    ) -> Result<std::ops::ControlFlow<()>, IoError> {
+        sink_event(r, &mut self.sink, event)?;
+        if self.last.elapsed() >= std::time::Duration::from_millis(100) {
+            (self.progress)(r, &self.sink);
+            self.last = std::time::Instant::now();
+        }
+        Ok(if self.sink.is_settled() {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        })
+    }
+
+    fn tick(
+        &mut self,
+        r: &mut crate::proto::Receiver,
+        _now: std::time::Instant,
+    ) -> Option<std::time::Duration> {
+        serve_sink(r, &mut self.sink)
+    }
+
+    fn stop(&mut self) -> bool {
+        // Only a bound session is dropped: waiting for a manifest has no end.
+        if self.sink.bound().is_some()
+            && let Some(w) = self.idle.as_mut()
+            && w.expired(std::time::Instant::now(), self.sink.progress())
+        {
+            self.idle_dropped = true;
+            return true;
+        }
+        (self.stop)()
+    }
+}
+
 /// Receives a transfer into `dir` until every file of its manifest is in
 /// place, or one is refused, or `timeout` passes, or the bound session makes
 /// no progress for `sink.idle_timeout` (it is dropped: `idle_dropped` in the
@@ -585,7 +643,7 @@ pub fn receive_into(
     dir: &Path,
     timeout: Option<std::time::Duration>,
     stop: impl FnMut() -> bool,
-    mut progress: impl FnMut(&crate::proto::Receiver, &FileSink),
+    progress: impl FnMut(&crate::proto::Receiver, &FileSink),
 ) -> Result<
     (
         crate::proto::ReceiverStats,
@@ -604,44 +662,21 @@ pub fn receive_into(
     let mut sock = super::McastSocket::receiver(net)?;
     let started = std::time::Instant::now();
     let deadline = timeout.map(|t| started + t);
-    let mut last = started;
-    // Both closures below use the sink, one at a time.
-    let sink = std::cell::RefCell::new(sink);
-    let mut stop = stop;
-    let mut idle = idle_limit.map(|l| IdleWatch::new(l, started));
-    let mut idle_dropped = false;
-    let (outcome, driver) = super::run_receiver_with(
-        &mut receiver,
-        &mut sock,
-        deadline,
-        || {
-            // Only a bound session is dropped: waiting for a manifest has no end.
-            let sink = sink.borrow();
-            if sink.bound().is_some()
-                && let Some(w) = idle.as_mut()
-                && w.expired(std::time::Instant::now(), sink.progress())
-            {
-                idle_dropped = true;
-                return true;
-            }
-            stop()
-        },
-        |r, event| {
-            let mut sink = sink.borrow_mut();
-            sink_event(r, &mut sink, event)?;
-            if last.elapsed() >= std::time::Duration::from_millis(100) {
-                progress(r, &sink);
-                last = std::time::Instant::now();
-            }
-            Ok(if sink.is_settled() {
-                std::ops::ControlFlow::Break(())
-            } else {
-                std::ops::ControlFlow::Continue(())
-            })
-        },
-        |r| serve_sink(r, &mut sink.borrow_mut()),
-    )?;
-    let sink = sink.into_inner();
+    let mut app = SinkApp {
+        sink,
+        progress,
+        stop,
+        last: started,
+        idle: idle_limit.map(|l| IdleWatch::new(l, started)),
+        idle_dropped: false,
+    };
+    let (outcome, driver) = super::run_receiver_app(&mut receiver, &mut sock, deadline, &mut app)?;
+    let SinkApp {
+        sink,
+        mut progress,
+        idle_dropped,
+        ..
+    } = app;
     progress(&receiver, &sink);
     let report = TransferReport::of_sink(&sink, started, driver, idle_dropped);
     let end = ReceiveEnd {

@@ -28,7 +28,7 @@ use mio::{Events, Interest, Poll, Token};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::channel::Channel;
-use crate::proto::{Arrival, Receiver, ReceiverEvent, Sender, SenderStats};
+use crate::proto::{Arrival, Receiver, ReceiverEvent, Sender, SenderStats, SessionId};
 use crate::wire::MAX_DATAGRAM;
 
 /// Why the network driver failed. Messages name the interface, group or file concerned.
@@ -683,198 +683,277 @@ pub fn run_sender_with(
     });
     on_wake(wake.clone());
     let threads = sender.config().encoder_threads;
-    if threads == 0 {
-        return send_loop(sender, sock, poll, None, source, progress, on_tick);
-    }
-    // The encoder workers: the sender asks for builds, they build, the loop
-    // hands the encoders back. They end with the loop. Each build wakes the
-    // loop: the sender may be waiting for it.
-    let mut pool = WorkerPool::new(
-        threads,
-        "groupcast-enc",
-        false,
-        crate::proto::EncoderRequest::build,
-        Some(wake),
-    )
-    .map_err(|e| IoError::Socket {
-        context: "starting the encoder workers".into(),
-        source: e,
-    })?;
-    send_loop(
-        sender,
-        sock,
-        poll,
-        Some(&mut pool),
-        source,
-        progress,
-        on_tick,
-    )
+    let workers = if threads == 0 {
+        None
+    } else {
+        // The encoder workers: the sender asks for builds, they build, the
+        // loop hands the encoders back. They end with the loop. Each build
+        // wakes the loop: the sender may be waiting for it.
+        let pool = WorkerPool::new(
+            threads,
+            "groupcast-enc",
+            false,
+            crate::proto::EncoderRequest::build,
+            Some(wake),
+        )
+        .map_err(|e| IoError::Socket {
+            context: "starting the encoder workers".into(),
+            source: e,
+        })?;
+        Some(pool)
+    };
+    SendDriver::new(sender, sock, workers, source).run(poll, progress, on_tick)
 }
 
 /// Encoder builds asked of the workers, and the encoders they built.
 /// (`None`: a build the sender did itself meanwhile, skipped.)
 type Workers = WorkerPool<crate::proto::EncoderRequest, Option<crate::proto::BuiltEncoder>>;
 
-/// Hands the sender's encoder requests to the workers, and the encoders they
-/// built to the sender.
-fn exchange_encoders(sender: &mut Sender, workers: Option<&mut Workers>) {
-    let Some(pool) = workers else {
-        return;
-    };
-    while let Some(b) = pool.try_take() {
-        if let Some(b) = b {
-            sender.handle_encoder(b);
-        }
-    }
-    while let Some(req) = sender.poll_encoder_request() {
-        pool.submit(req);
-    }
+/// A send driver on mio, as quinn's `EndpointDriver` is for quinn-proto:
+/// the sender, its socket, the encoder workers, the block source, and the
+/// batch of datagrams built and not yet sent. Datagrams that meet a full
+/// socket buffer (EAGAIN/ENOBUFS) are kept and retried after a back-off:
+/// never dropped, never spun on.
+struct SendDriver<'a, 's> {
+    sender: &'a mut Sender,
+    sock: &'a mut McastSocket,
+    workers: Option<Workers>,
+    source: &'a mut BlockSource<'s>,
+    bufs: Vec<Vec<u8>>,
+    lens: [usize; SEND_BATCH],
+    /// `bufs[first..filled]` are built and not yet sent.
+    first: usize,
+    filled: usize,
+    stats: DriverStats,
+    /// The next wait after a full socket buffer: from 0.1 ms, doubling up to
+    /// 20 ms while the buffer stays full.
+    backoff: Duration,
+    /// Blocks the sender asked for, not read yet.
+    reads: VecDeque<crate::proto::BlockRequest>,
 }
 
-fn send_loop(
-    sender: &mut Sender,
-    sock: &mut McastSocket,
-    mut poll: Poll,
-    mut workers: Option<&mut Workers>,
-    source: &mut BlockSource<'_>,
-    mut progress: impl FnMut(&SenderStats),
-    on_tick: &mut dyn FnMut(&mut Sender) -> SendTick,
-) -> Result<DriverStats, IoError> {
-    sys::precise_timers();
-    let mut events = Events::with_capacity(16);
-    let mut bufs = vec![vec![0u8; sender.config().max_datagram]; SEND_BATCH];
-    let mut lens = [0usize; SEND_BATCH];
-    // bufs[first..filled] are built and not yet sent.
-    let (mut first, mut filled) = (0usize, 0usize);
-    let mut stats = DriverStats::default();
-    let mut fbuf = vec![0u8; MAX_DATAGRAM + 1];
-    let mut backoff = Duration::from_micros(100);
-    let mut last_progress = Instant::now();
-    // Blocks the sender asked for, not read yet.
-    let mut reads: VecDeque<crate::proto::BlockRequest> = VecDeque::new();
-    loop {
-        let now = Instant::now();
-        if now >= last_progress + Duration::from_millis(100) {
-            progress(sender.stats());
-            last_progress = now;
+/// What a burst of sending met.
+#[derive(Default)]
+struct Burst {
+    /// The socket buffer was full.
+    blocked: bool,
+    /// A block was read for the sender.
+    served: bool,
+}
+
+impl<'a, 's> SendDriver<'a, 's> {
+    fn new(
+        sender: &'a mut Sender,
+        sock: &'a mut McastSocket,
+        workers: Option<Workers>,
+        source: &'a mut BlockSource<'s>,
+    ) -> Self {
+        let bufs = vec![vec![0u8; sender.config().max_datagram]; SEND_BATCH];
+        Self {
+            sender,
+            sock,
+            workers,
+            source,
+            bufs,
+            lens: [0; SEND_BATCH],
+            first: 0,
+            filled: 0,
+            stats: DriverStats::default(),
+            backoff: Duration::from_micros(100),
+            reads: VecDeque::new(),
         }
-        let tick = on_tick(sender);
-        if tick.stop || (first == filled && sender.is_finished()) {
-            break;
-        }
-        // Feedback: STATUS (and unicast NACKs) on the sending socket, NACKs on
-        // the feedback group.
-        if sender.config().mode.has_feedback() {
-            drain_socket(&sock.socket, &mut fbuf, |d, from| {
-                sender.handle_feedback(now, Some(from.ip()), d)
-            })?;
-            if let Some(fb) = sock.feedback.as_ref() {
-                drain_socket(fb, &mut fbuf, |d, from| {
-                    sender.handle_feedback(now, Some(from.ip()), d)
-                })?;
+    }
+
+    fn run(
+        mut self,
+        mut poll: Poll,
+        mut progress: impl FnMut(&SenderStats),
+        on_tick: &mut dyn FnMut(&mut Sender) -> SendTick,
+    ) -> Result<DriverStats, IoError> {
+        sys::precise_timers();
+        let mut events = Events::with_capacity(16);
+        let mut fbuf = vec![0u8; MAX_DATAGRAM + 1];
+        let mut last_progress = Instant::now();
+        loop {
+            let now = Instant::now();
+            if now >= last_progress + Duration::from_millis(100) {
+                progress(self.sender.stats());
+                last_progress = now;
+            }
+            let tick = on_tick(self.sender);
+            if tick.stop || (self.first == self.filled && self.sender.is_finished()) {
+                break;
+            }
+            self.feedback(now, &mut fbuf)?;
+            // Events are for library users who drive the core themselves.
+            while self.sender.poll_event().is_some() {}
+            self.sender.handle_timeout(now);
+            self.exchange_encoders();
+            let burst = self.burst(now)?;
+            let wait = self.wait(&burst, &tick);
+            if wait >= Duration::from_millis(1) {
+                wait_for(&mut poll, &mut events, wait)?;
+            } else if !wait.is_zero() {
+                // epoll counts whole milliseconds, rounded up: a pacing
+                // deadline a few hundred microseconds away would cost a
+                // millisecond. Feedback waits in the socket meanwhile. At
+                // least MIN_NAP: the timers are precise, and waking for
+                // every datagram's worth of tokens would cut the batches to
+                // a datagram or two.
+                std::thread::sleep(wait.max(MIN_NAP));
             }
         }
-        // Events are for library users who drive the core themselves.
-        while sender.poll_event().is_some() {}
-        sender.handle_timeout(now);
-        exchange_encoders(sender, workers.as_deref_mut());
-        let mut blocked = false;
-        let mut served = false;
-        // Bounded, so progress and `stop` are checked regularly.
+        progress(self.sender.stats());
+        self.stats.gso = self.sock.gso;
+        Ok(self.stats)
+    }
+
+    /// Feedback: STATUS (and unicast NACKs) on the sending socket, NACKs on
+    /// the feedback group (docs/protocol.md §13).
+    fn feedback(&mut self, now: Instant, fbuf: &mut [u8]) -> Result<(), IoError> {
+        if !self.sender.config().mode.has_feedback() {
+            return Ok(());
+        }
+        let sender = &mut *self.sender;
+        drain_socket(&self.sock.socket, fbuf, |d, from| {
+            sender.handle_feedback(now, Some(from.ip()), d)
+        })?;
+        if let Some(fb) = self.sock.feedback.as_ref() {
+            drain_socket(fb, fbuf, |d, from| {
+                sender.handle_feedback(now, Some(from.ip()), d)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Hands the sender's encoder requests to the workers, and the encoders
+    /// they built to the sender.
+    fn exchange_encoders(&mut self) {
+        let Some(pool) = self.workers.as_mut() else {
+            return;
+        };
+        while let Some(b) = pool.try_take() {
+            if let Some(b) = b {
+                self.sender.handle_encoder(b);
+            }
+        }
+        while let Some(req) = self.sender.poll_encoder_request() {
+            pool.submit(req);
+        }
+    }
+
+    /// Sends batches until the sender has nothing due or the socket buffer
+    /// is full. Bounded, so progress and `stop` are checked regularly.
+    fn burst(&mut self, now: Instant) -> Result<Burst, IoError> {
+        let mut burst = Burst::default();
         for _ in 0..64 {
-            if first == filled {
-                first = 0;
-                filled = 0;
-                while filled < SEND_BATCH {
-                    match sender.poll_transmit(now, &mut bufs[filled]) {
-                        Some(n) => {
-                            lens[filled] = n;
-                            filled += 1;
-                        }
-                        None => break,
-                    }
-                }
-                // Builds asked for by this batch go out at once; built ones come in.
-                exchange_encoders(sender, workers.as_deref_mut());
-                // Blocks it asked for: one read a batch, and only in time the
-                // pacing leaves (a batch cut short), so that reads never
-                // hold up a full batch; the sender goes on from the blocks
-                // it holds meanwhile.
-                reads.extend(std::iter::from_fn(|| sender.poll_block_request()));
-                if filled < SEND_BATCH
-                    && let Some(req) = reads.pop_front()
-                {
-                    let buf = sender.take_block_buffer().unwrap_or_default();
-                    let data = source(req, buf)?;
-                    sender.handle_block(req.object, req.sbn, data)?;
-                    served = true;
-                }
-                if filled == 0 {
+            if self.first == self.filled {
+                burst.served |= self.fill(now)?;
+                if self.filled == 0 {
                     // Nothing to send: with a block just read, try again at
                     // once, with the time and the pacing brought up to date.
                     break;
                 }
             }
-            let batch: Vec<&[u8]> = (first..filled).map(|i| &bufs[i][..lens[i]]).collect();
-            match sys::send_batch(&sock.socket, &sock.dest, &batch, sock.gso) {
-                Ok(sent) => {
-                    first += sent;
-                    backoff = Duration::from_micros(100);
-                    if first < filled {
-                        // The socket buffer filled part way through the batch.
-                        stats.send_backoffs += 1;
-                        blocked = true;
-                        break;
-                    }
-                }
-                Err(e)
-                    if e.kind() == ErrorKind::WouldBlock
-                        || e.raw_os_error() == Some(libc::ENOBUFS) =>
-                {
-                    stats.send_backoffs += 1;
-                    blocked = true;
-                    break;
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) if sock.gso && sys::gso_unsupported(&e) => {
-                    // This path cannot segment: send the same datagrams one by one.
-                    sock.gso = false;
-                }
-                Err(e) => return Err(sock.send_failure(e)),
+            if self.send()? {
+                burst.blocked = true;
+                break;
             }
         }
-        let wait = if blocked {
-            let w = backoff;
-            backoff = (backoff * 2).min(Duration::from_millis(20));
+        Ok(burst)
+    }
+
+    /// Builds the next batch of up to [`SEND_BATCH`] datagrams; whether a
+    /// block was read for the sender.
+    fn fill(&mut self, now: Instant) -> Result<bool, IoError> {
+        self.first = 0;
+        self.filled = 0;
+        while self.filled < SEND_BATCH {
+            match self.sender.poll_transmit(now, &mut self.bufs[self.filled]) {
+                Some(n) => {
+                    self.lens[self.filled] = n;
+                    self.filled += 1;
+                }
+                None => break,
+            }
+        }
+        // Builds asked for by this batch go out at once; built ones come in.
+        self.exchange_encoders();
+        // Blocks it asked for: one read a batch, and only in time the pacing
+        // leaves (a batch cut short), so that reads never hold up a full
+        // batch; the sender goes on from the blocks it holds meanwhile.
+        let sender = &mut *self.sender;
+        self.reads
+            .extend(std::iter::from_fn(|| sender.poll_block_request()));
+        if self.filled < SEND_BATCH
+            && let Some(req) = self.reads.pop_front()
+        {
+            let buf = self.sender.take_block_buffer().unwrap_or_default();
+            let data = (self.source)(req, buf)?;
+            self.sender.handle_block(req.object, req.sbn, data)?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Hands the kernel the datagrams built and not yet sent; whether the
+    /// socket buffer was full.
+    fn send(&mut self) -> Result<bool, IoError> {
+        let batch: Vec<&[u8]> = (self.first..self.filled)
+            .map(|i| &self.bufs[i][..self.lens[i]])
+            .collect();
+        match sys::send_batch(&self.sock.socket, &self.sock.dest, &batch, self.sock.gso) {
+            Ok(sent) => {
+                self.first += sent;
+                self.backoff = Duration::from_micros(100);
+                if self.first < self.filled {
+                    // The socket buffer filled part way through the batch.
+                    self.stats.send_backoffs += 1;
+                    return Ok(true);
+                }
+            }
+            Err(e)
+                if e.kind() == ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::ENOBUFS) =>
+            {
+                self.stats.send_backoffs += 1;
+                return Ok(true);
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if self.sock.gso && sys::gso_unsupported(&e) => {
+                // This path cannot segment: send the same datagrams one by one.
+                self.sock.gso = false;
+            }
+            Err(e) => return Err(self.sock.send_failure(e)),
+        }
+        Ok(false)
+    }
+
+    /// How long to wait after a burst: the back-off if the socket buffer
+    /// was full, nothing while there is more to do, else until the pacing
+    /// deadline; at most until the hook's time, and 100 ms.
+    fn wait(&mut self, burst: &Burst, tick: &SendTick) -> Duration {
+        let wait = if burst.blocked {
+            let w = self.backoff;
+            self.backoff = (self.backoff * 2).min(Duration::from_millis(20));
             w
-        } else if first < filled || sender.is_finished() || served || !reads.is_empty() {
+        } else if self.first < self.filled
+            || self.sender.is_finished()
+            || burst.served
+            || !self.reads.is_empty()
+        {
             Duration::ZERO
         } else {
-            match sender.poll_timeout() {
+            match self.sender.poll_timeout() {
                 Some(t) => t.saturating_duration_since(Instant::now()),
                 // Idle with a hook that feeds it: until the hook's time.
                 None if tick.wait.is_some() => Duration::from_millis(100),
-                // Unpaced: the loop above stopped at its bound; go straight on.
+                // Unpaced: the burst stopped at its bound; go straight on.
                 None => Duration::ZERO,
             }
         };
-        let wait = wait
-            .min(tick.wait.unwrap_or(Duration::MAX))
-            .min(Duration::from_millis(100));
-        if wait >= Duration::from_millis(1) {
-            wait_for(&mut poll, &mut events, wait)?;
-        } else if !wait.is_zero() {
-            // epoll counts whole milliseconds, rounded up: a pacing deadline
-            // a few hundred microseconds away would cost a millisecond.
-            // Feedback waits in the socket meanwhile. At least MIN_NAP: the
-            // timers are precise, and waking for every datagram's worth of
-            // tokens would cut the batches to a datagram or two.
-            std::thread::sleep(wait.max(MIN_NAP));
-        }
+        wait.min(tick.wait.unwrap_or(Duration::MAX))
+            .min(Duration::from_millis(100))
     }
-    progress(sender.stats());
-    stats.gso = sock.gso;
-    Ok(stats)
 }
 
 /// The shortest sleep of the send loop: the pacing bucket holds a millisecond
@@ -890,6 +969,34 @@ pub enum RecvOutcome {
     TimedOut,
     /// The `stop` check said so (for example after SIGINT).
     Stopped,
+}
+
+/// The application side of a receive driver ([`run_receiver_app`], and the
+/// subscribers' drivers): what it does with the receiver's events, its turn
+/// on every pass of the loop, and its word on stopping.
+pub trait RecvApp {
+    /// One event of the receiver, in order. `now` is when the driver last
+    /// read the clock. `Break` ends the driver, once the feedback due is sent.
+    fn event(
+        &mut self,
+        rx: &mut Receiver,
+        event: ReceiverEvent,
+        now: Instant,
+    ) -> Result<ControlFlow<()>, IoError>;
+
+    /// Once a pass, before the feedback goes out: it may change the receiver
+    /// (for example [`Receiver::hold_window`] from what the application has
+    /// consumed), and asks for the next pass within the time it returns, if
+    /// any.
+    fn tick(&mut self, _rx: &mut Receiver, _now: Instant) -> Option<Duration> {
+        None
+    }
+
+    /// Whether to stop. Asked once a pass: at least every 200 ms, and after
+    /// any signal.
+    fn stop(&mut self) -> bool {
+        false
+    }
 }
 
 /// Receives until `on_event` returns `Break`, `deadline` passes, or `stop`
@@ -917,197 +1024,393 @@ pub fn run_receiver_with(
     on_event: impl FnMut(&mut Receiver, ReceiverEvent) -> Result<ControlFlow<()>, IoError>,
     on_tick: impl FnMut(&mut Receiver) -> Option<Duration>,
 ) -> Result<(RecvOutcome, DriverStats), IoError> {
-    let threads = receiver.config().decode_threads.min(MAX_DECODE_THREADS);
-    let poll = poll_for(sock)?;
-    if threads == 0 {
-        return recv_loop(
-            receiver, sock, poll, None, deadline, stop, on_event, on_tick,
-        );
-    }
-    // The decode workers: the loop hands out jobs, they solve them and wake
-    // the loop, which takes the results back. They end with the loop.
-    let waker = std::sync::Arc::new(
-        mio::Waker::new(poll.registry(), WAKE).map_err(sock_err("creating the decode waker"))?,
-    );
-    let wake: decode::Wake = std::sync::Arc::new(move || {
-        let _ = waker.wake();
-    });
-    let mut pool = DecodePool::decoders(threads, Some(wake)).map_err(|e| IoError::Socket {
-        context: "starting the decode workers".into(),
-        source: e,
-    })?;
-    recv_loop(
-        receiver,
-        sock,
-        poll,
-        Some(&mut pool),
-        deadline,
+    let mut hooks = Hooks {
         stop,
         on_event,
         on_tick,
-    )
+    };
+    run_receiver_app(receiver, sock, deadline, &mut hooks)
+}
+
+/// [`run_receiver_with`]'s closures as a [`RecvApp`].
+struct Hooks<S, E, T> {
+    stop: S,
+    on_event: E,
+    on_tick: T,
+}
+
+impl<S, E, T> RecvApp for Hooks<S, E, T>
+where
+    S: FnMut() -> bool,
+    E: FnMut(&mut Receiver, ReceiverEvent) -> Result<ControlFlow<()>, IoError>,
+    T: FnMut(&mut Receiver) -> Option<Duration>,
+{
+    fn event(
+        &mut self,
+        rx: &mut Receiver,
+        event: ReceiverEvent,
+        _now: Instant,
+    ) -> Result<ControlFlow<()>, IoError> {
+        (self.on_event)(rx, event)
+    }
+
+    fn tick(&mut self, rx: &mut Receiver, _now: Instant) -> Option<Duration> {
+        (self.on_tick)(rx)
+    }
+
+    fn stop(&mut self) -> bool {
+        (self.stop)()
+    }
+}
+
+/// [`run_receiver`] with the application as a [`RecvApp`]: it receives
+/// until the application's event handler returns `Break`, `deadline`
+/// passes, or the application says stop.
+pub fn run_receiver_app(
+    receiver: &mut Receiver,
+    sock: &mut McastSocket,
+    deadline: Option<Instant>,
+    app: &mut impl RecvApp,
+) -> Result<(RecvOutcome, DriverStats), IoError> {
+    let threads = receiver.config().decode_threads.min(MAX_DECODE_THREADS);
+    let poll = poll_for(sock)?;
+    let pool = if threads == 0 {
+        None
+    } else {
+        // The decode workers: the loop hands out jobs, they solve them and
+        // wake the loop, which takes the results back. They end with the loop.
+        let waker = std::sync::Arc::new(
+            mio::Waker::new(poll.registry(), WAKE)
+                .map_err(sock_err("creating the decode waker"))?,
+        );
+        let wake: decode::Wake = std::sync::Arc::new(move || {
+            let _ = waker.wake();
+        });
+        let pool = DecodePool::decoders(threads, Some(wake)).map_err(|e| IoError::Socket {
+            context: "starting the decode workers".into(),
+            source: e,
+        })?;
+        Some(pool)
+    };
+    RecvDriver::new(receiver, sock, app, pool, true).run(poll, deadline)
 }
 
 /// The most decode workers [`run_receiver`] starts.
 pub const MAX_DECODE_THREADS: usize = 64;
 
-#[allow(clippy::too_many_arguments)]
-fn recv_loop(
-    receiver: &mut Receiver,
-    sock: &mut McastSocket,
-    mut poll: Poll,
-    mut workers: Option<&mut DecodePool>,
-    deadline: Option<Instant>,
-    mut stop: impl FnMut() -> bool,
-    mut on_event: impl FnMut(&mut Receiver, ReceiverEvent) -> Result<ControlFlow<()>, IoError>,
-    mut on_tick: impl FnMut(&mut Receiver) -> Option<Duration>,
-) -> Result<(RecvOutcome, DriverStats), IoError> {
-    let mut events = Events::with_capacity(16);
-    // One byte more than the largest datagram, so an oversized one shows as such.
-    let mut bufs = vec![vec![0u8; MAX_DATAGRAM + 1]; RECV_BATCH];
-    let mut lens = [0usize; RECV_BATCH];
-    let mut sources = [None; RECV_BATCH];
-    let mut hops = [None; RECV_BATCH];
-    let mut stats = DriverStats::default();
-    let mut fbuf = vec![0u8; MAX_DATAGRAM + 1];
-    let mut out = vec![0u8; crate::wire::DEFAULT_MAX_DATAGRAM];
-    loop {
-        // Drain the socket (mio is edge-triggered), up to RECV_BATCH datagrams a call.
+/// A receive driver, whichever event loop runs it (mio's in
+/// [`run_receiver_app`], tokio's in [`pubsub::tokio`]), as quinn's
+/// `EndpointDriver` is for quinn-proto: the receiver, its socket's
+/// addresses and hop limits, the decode workers and the application. The
+/// loop reads the sockets and the clock, and sends; each step here hands
+/// the core what came and the application what the core says, and ends
+/// with [`Halt::Done`] when the application asks to stop.
+pub(crate) struct RecvDriver<'a, A> {
+    pub(crate) rx: &'a mut Receiver,
+    sock: &'a mut McastSocket,
+    app: &'a mut A,
+    pool: Option<DecodePool>,
+    /// Whether the socket reports each datagram's arrival hop limit
+    /// (IPV6_RECVHOPLIMIT; tokio's sockets do not).
+    arrival_hops: bool,
+    stats: DriverStats,
+    /// Where the feedback the receiver sends is built.
+    out: Vec<u8>,
+}
+
+impl<'a, A: RecvApp> RecvDriver<'a, A> {
+    pub(crate) fn new(
+        rx: &'a mut Receiver,
+        sock: &'a mut McastSocket,
+        app: &'a mut A,
+        pool: Option<DecodePool>,
+        arrival_hops: bool,
+    ) -> Self {
+        Self {
+            rx,
+            sock,
+            app,
+            pool,
+            arrival_hops,
+            stats: DriverStats::default(),
+            out: vec![0u8; crate::wire::DEFAULT_MAX_DATAGRAM],
+        }
+    }
+
+    /// The mio loop: drains the sockets on every readiness event, up to
+    /// [`RECV_BATCH`] datagrams a `recvmmsg` call.
+    fn run(
+        mut self,
+        mut poll: Poll,
+        deadline: Option<Instant>,
+    ) -> Result<(RecvOutcome, DriverStats), IoError> {
+        let mut events = Events::with_capacity(16);
+        let mut batch = RecvBatch::new();
+        let mut fbuf = vec![0u8; MAX_DATAGRAM + 1];
         loop {
-            match sys::recv_batch(&sock.socket, &mut bufs, &mut lens, &mut sources, &mut hops) {
-                Ok(n) => {
-                    // One clock read per batch: the datagrams arrived together.
-                    let now = Instant::now();
-                    for i in 0..n {
-                        if let Some(want) = sock.source
-                            && sources[i].map(|a| *a.ip()) != Some(want)
-                        {
-                            stats.foreign_source += 1;
-                            continue;
-                        }
-                        let d = &bufs[i][..lens[i]];
-                        // Only the sender's packets belong on the data group.
-                        // (What is not groupcast's at all goes to the receiver,
-                        // which counts it under its own reason.)
-                        if !Arrival::DataGroup.takes(d) {
-                            stats.wrong_socket += 1;
-                            continue;
-                        }
-                        // STATUS goes back only to where a session's taken
-                        // packets come from: the core says which (reflection).
-                        if let Ok(taken) = receiver.handle_datagram(now, d)
-                            && taken.from_sender
-                            && let Some(from) = sources[i]
-                        {
-                            sock.learn_sender(taken.session.0, from, |s| {
-                                receiver.answers(crate::proto::SessionId(s))
-                            });
-                            if let (Some(announced), Some(arrived)) = (taken.probe_hops, hops[i])
-                                && let Some(h) = sock.follow_probe_hops(announced, Some(arrived))
-                            {
-                                tracing::info!(
-                                    hops = h,
-                                    "NACKs now leave with the hop limit the sender's PROBEs need"
-                                );
-                            }
-                        }
-                        while let Some(e) = receiver.poll_event() {
-                            if on_event(receiver, e)?.is_break() {
-                                flush_feedback(receiver, sock, &mut out, now, &mut stats);
-                                return Ok((RecvOutcome::Done, stats));
-                            }
-                        }
-                    }
-                    if let Some(pool) = workers.as_deref_mut() {
-                        pool.submit_all(receiver);
-                    }
+            let (now, tick) = match self.pass(&mut batch, &mut fbuf) {
+                Ok(pass) => pass,
+                Err(Halt::Done(now)) => {
+                    self.transmit_mio(now);
+                    return Ok((RecvOutcome::Done, self.stats));
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(sock_err("receiving")(e)),
+                Err(Halt::Failed(e)) => return Err(e),
+            };
+            self.transmit_mio(now);
+            if deadline.is_some_and(|d| now >= d) {
+                return Ok((RecvOutcome::TimedOut, self.stats));
             }
+            if self.app.stop() {
+                return Ok((RecvOutcome::Stopped, self.stats));
+            }
+            let mut wait = tick.unwrap_or(Duration::from_millis(200));
+            for t in [self.rx.poll_timeout(), deadline].into_iter().flatten() {
+                wait = wait.min(t.saturating_duration_since(now));
+            }
+            wait_for(&mut poll, &mut events, wait)?;
         }
+    }
+
+    /// A pass of the mio loop up to its feedback: the data socket, decoded
+    /// blocks, peers' NACKs, the application's tick, and the receiver's
+    /// timers. Returns the time of the pass and the tick's wait.
+    fn pass(
+        &mut self,
+        batch: &mut RecvBatch,
+        fbuf: &mut [u8],
+    ) -> Result<(Instant, Option<Duration>), Halt> {
+        self.drain_data(batch)?;
         let now = Instant::now();
-        if let Some(pool) = workers.as_deref_mut() {
-            while let Some(block) = pool.try_take() {
-                receiver.handle_decoded(now, block);
-                while let Some(e) = receiver.poll_event() {
-                    if on_event(receiver, e)?.is_break() {
-                        flush_feedback(receiver, sock, &mut out, now, &mut stats);
-                        return Ok((RecvOutcome::Done, stats));
+        self.decoded(now)?;
+        if let Some(fb) = self.sock.feedback.as_ref() {
+            let (rx, stats) = (&mut *self.rx, &mut self.stats);
+            drain_socket(fb, fbuf, |d, _| peer_feedback(rx, stats, now, d))?;
+        }
+        let tick = self.tick(now);
+        self.timeout(now)?;
+        Ok((now, tick))
+    }
+
+    /// Drains the data socket (mio is edge-triggered).
+    fn drain_data(&mut self, batch: &mut RecvBatch) -> Result<(), Halt> {
+        loop {
+            let n = match batch.recv(&self.sock.socket) {
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(sock_err("receiving")(e).into()),
+            };
+            // One clock read per batch: the datagrams arrived together.
+            let now = Instant::now();
+            for i in 0..n {
+                let d = &batch.bufs[i][..batch.lens[i]];
+                self.datagram(now, d, batch.sources[i], batch.hops[i])?;
+            }
+            self.submit();
+        }
+    }
+
+    /// A datagram from the data group, from `from`, which arrived with
+    /// `arrived` hops left if the socket says. Only the sender's packets
+    /// belong there, from the configured source if any (docs/protocol.md
+    /// §12): the rest is counted and dropped unread. (What is not
+    /// groupcast's at all goes to the receiver, which counts it under its
+    /// own reason.)
+    pub(crate) fn datagram(
+        &mut self,
+        now: Instant,
+        d: &[u8],
+        from: Option<SocketAddrV6>,
+        arrived: Option<u8>,
+    ) -> Result<(), Halt> {
+        if let Some(want) = self.sock.source
+            && from.map(|a| *a.ip()) != Some(want)
+        {
+            self.stats.foreign_source += 1;
+            return Ok(());
+        }
+        if !Arrival::DataGroup.takes(d) {
+            self.stats.wrong_socket += 1;
+            return Ok(());
+        }
+        // STATUS goes back only to where a session's taken packets come
+        // from: the core says which (docs/protocol.md §12, reflection).
+        if let Ok(taken) = self.rx.handle_datagram(now, d)
+            && taken.from_sender
+            && let Some(from) = from
+        {
+            let rx = &*self.rx;
+            self.sock
+                .learn_sender(taken.session.0, from, |s| rx.answers(SessionId(s)));
+            if let Some(announced) = taken.probe_hops {
+                self.follow_probe_hops(announced, arrived);
+            }
+        }
+        self.events(now)
+    }
+
+    /// A PROBE of the session announced `announced` hops: NACKs leave with
+    /// what it takes to go back as far (docs/protocol.md §13.5, Hop limit),
+    /// from the arrival hop limit where the socket reports it.
+    fn follow_probe_hops(&mut self, announced: u8, arrived: Option<u8>) {
+        if self.arrival_hops && arrived.is_none() {
+            return;
+        }
+        if let Some(h) = self.sock.follow_probe_hops(announced, arrived) {
+            tracing::info!(
+                hops = h,
+                "NACKs now leave with the hop limit the sender's PROBEs need"
+            );
+        }
+    }
+
+    /// A datagram from the feedback group.
+    pub(crate) fn peer_feedback(&mut self, now: Instant, d: &[u8]) {
+        peer_feedback(self.rx, &mut self.stats, now, d);
+    }
+
+    /// Passes the receiver's events to the application, in order.
+    fn events(&mut self, now: Instant) -> Result<(), Halt> {
+        while let Some(e) = self.rx.poll_event() {
+            if self.app.event(self.rx, e, now)?.is_break() {
+                return Err(Halt::Done(now));
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands the decode workers the blocks ready to solve.
+    pub(crate) fn submit(&mut self) {
+        if let Some(pool) = self.pool.as_mut() {
+            pool.submit_all(self.rx);
+        }
+    }
+
+    /// Takes back the blocks the decode workers solved; a failed attempt
+    /// goes out again with the symbols that came meanwhile.
+    pub(crate) fn decoded(&mut self, now: Instant) -> Result<(), Halt> {
+        while let Some(block) = self.pool.as_mut().and_then(|p| p.try_take()) {
+            self.rx.handle_decoded(now, block);
+            self.events(now)?;
+        }
+        self.submit();
+        Ok(())
+    }
+
+    /// The receiver's timers, if due; a block that ripened in vain goes out
+    /// to solve.
+    pub(crate) fn timeout(&mut self, now: Instant) -> Result<(), Halt> {
+        if self.rx.poll_timeout().is_some_and(|t| t <= now) {
+            self.rx.handle_timeout(now);
+            self.events(now)?;
+            self.submit();
+        }
+        Ok(())
+    }
+
+    /// The application's turn.
+    pub(crate) fn tick(&mut self, now: Instant) -> Option<Duration> {
+        self.app.tick(self.rx, now)
+    }
+
+    /// Whether the application says stop.
+    pub(crate) fn stop(&mut self) -> bool {
+        self.app.stop()
+    }
+
+    /// Sends what the receiver has to say: NACKs to the feedback group,
+    /// STATUS to the session's sender (docs/protocol.md §13.2, §13.3).
+    /// `send` sends a datagram, and says whether it went. Feedback is best
+    /// effort: a full buffer drops it (and counts).
+    pub(crate) fn transmit(
+        &mut self,
+        now: Instant,
+        mut send: impl FnMut(&McastSocket, &[u8], SocketAddrV6) -> bool,
+    ) {
+        while let Some((len, to)) = self.rx.poll_transmit(now, &mut self.out) {
+            let dest = match to {
+                crate::proto::Destination::Feedback => Some(self.sock.feedback_dest),
+                crate::proto::Destination::Sender(session) => {
+                    let addr = self.sock.sender_of(session.0);
+                    if addr.is_none() {
+                        self.stats.status_unaddressed += 1;
                     }
+                    addr
                 }
-            }
-            // A failed attempt may go out again with the symbols that came meanwhile.
-            pool.submit_all(receiver);
-        }
-        if let Some(fb) = sock.feedback.as_ref() {
-            // Only other receivers' NACKs belong on the feedback group.
-            drain_socket(fb, &mut fbuf, |d, _| {
-                if Arrival::FeedbackGroup.takes(d) {
-                    // A peer's NACK: it suppresses ours, and aims nothing.
-                    let _ = receiver.handle_datagram(now, d);
-                } else {
-                    stats.wrong_socket += 1;
-                }
-            })?;
-        }
-        let tick = on_tick(receiver);
-        if receiver.poll_timeout().is_some_and(|t| t <= now) {
-            receiver.handle_timeout(now);
-            while let Some(e) = receiver.poll_event() {
-                if on_event(receiver, e)?.is_break() {
-                    flush_feedback(receiver, sock, &mut out, now, &mut stats);
-                    return Ok((RecvOutcome::Done, stats));
-                }
-            }
-            // A block that ripened in vain goes out to solve now.
-            if let Some(pool) = workers.as_deref_mut() {
-                pool.submit_all(receiver);
+            };
+            if !dest.is_some_and(|d| send(self.sock, &self.out[..len], d)) {
+                self.stats.feedback_dropped += 1;
             }
         }
-        flush_feedback(receiver, sock, &mut out, now, &mut stats);
-        if deadline.is_some_and(|d| now >= d) {
-            return Ok((RecvOutcome::TimedOut, stats));
+    }
+
+    /// [`RecvDriver::transmit`] from mio's feedback socket, if there is one.
+    fn transmit_mio(&mut self, now: Instant) {
+        if self.sock.feedback.is_none() {
+            return;
         }
-        if stop() {
-            return Ok((RecvOutcome::Stopped, stats));
-        }
-        let mut wait = tick.unwrap_or(Duration::from_millis(200));
-        for t in [receiver.poll_timeout(), deadline].into_iter().flatten() {
-            wait = wait.min(t.saturating_duration_since(now));
-        }
-        wait_for(&mut poll, &mut events, wait)?;
+        self.transmit(now, |sock, d, to| {
+            sock.feedback
+                .as_ref()
+                .is_some_and(|fb| fb.send_to(d, to.into()).is_ok())
+        });
     }
 }
 
-/// Sends what the receiver has to say: NACKs to the feedback group, STATUS to
-/// the sender. Feedback is best effort: a full buffer drops it (and counts).
-fn flush_feedback(
-    receiver: &mut Receiver,
-    sock: &McastSocket,
-    out: &mut [u8],
-    now: Instant,
-    stats: &mut DriverStats,
-) {
-    let Some(fb) = sock.feedback.as_ref() else {
-        return;
-    };
-    while let Some((len, to)) = receiver.poll_transmit(now, out) {
-        let dest = match to {
-            crate::proto::Destination::Feedback => Some(sock.feedback_dest),
-            crate::proto::Destination::Sender(session) => {
-                let addr = sock.sender_of(session.0);
-                if addr.is_none() {
-                    stats.status_unaddressed += 1;
-                }
-                addr
-            }
-        };
-        let sent = dest.is_some_and(|d| fb.send_to(&out[..len], d.into()).is_ok());
-        if !sent {
-            stats.feedback_dropped += 1;
+/// Why a receive driver's step ended its loop.
+pub(crate) enum Halt {
+    /// The application asked to stop, on an event of the pass at this time.
+    Done(Instant),
+    /// A socket or the application failed.
+    Failed(IoError),
+}
+
+impl From<IoError> for Halt {
+    fn from(e: IoError) -> Self {
+        Self::Failed(e)
+    }
+}
+
+/// A datagram from the feedback group: only other receivers' NACKs belong
+/// there (docs/protocol.md §12); a peer's NACK suppresses ours, and aims
+/// nothing.
+fn peer_feedback(rx: &mut Receiver, stats: &mut DriverStats, now: Instant, d: &[u8]) {
+    if Arrival::FeedbackGroup.takes(d) {
+        let _ = rx.handle_datagram(now, d);
+    } else {
+        stats.wrong_socket += 1;
+    }
+}
+
+/// Buffers for one `recvmmsg` call, and what it says of each datagram.
+struct RecvBatch {
+    bufs: Vec<Vec<u8>>,
+    lens: [usize; RECV_BATCH],
+    sources: [Option<SocketAddrV6>; RECV_BATCH],
+    hops: [Option<u8>; RECV_BATCH],
+}
+
+impl RecvBatch {
+    fn new() -> Self {
+        Self {
+            // One byte more than the largest datagram, so an oversized one
+            // shows as such.
+            bufs: vec![vec![0u8; MAX_DATAGRAM + 1]; RECV_BATCH],
+            lens: [0; RECV_BATCH],
+            sources: [None; RECV_BATCH],
+            hops: [None; RECV_BATCH],
         }
+    }
+
+    /// Up to [`RECV_BATCH`] datagrams from `socket`, without blocking.
+    fn recv(&mut self, socket: &UdpSocket) -> std::io::Result<usize> {
+        sys::recv_batch(
+            socket,
+            &mut self.bufs,
+            &mut self.lens,
+            &mut self.sources,
+            &mut self.hops,
+        )
     }
 }
 

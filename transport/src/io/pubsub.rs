@@ -447,6 +447,24 @@ impl PubTurns {
             let id = sender.add_object(obj, "")?;
             self.live.push_back((id, len, None));
         }
+        let freed = self.retire(sender, st, retention, now);
+        let stop = self.close(sender, st, retention, now);
+        Ok(Turn {
+            stop,
+            freed,
+            wait: flush_wait(st, now),
+        })
+    }
+
+    /// Retires, front first, the live objects due at `now` (see
+    /// [`retire_due`]); whether any was.
+    fn retire(
+        &mut self,
+        sender: &mut Sender,
+        st: &mut PubState,
+        retention: &Retention,
+        now: Instant,
+    ) -> bool {
         // What every receiver that counts has may go, after its retention.
         // With nobody who counts (none heard yet, or every one stalled), what
         // the first pass sent waits at least UNHEARD_RETENTION for receivers
@@ -482,37 +500,46 @@ impl PubTurns {
         if let Some(upto) = retire {
             sender.retire_before(upto);
         }
-        let mut stop = false;
-        if st.closing && st.outbox.is_ended() && st.outbox.poll_timeout().is_none() {
-            if self.closed_at.is_none() {
-                self.closed_at = Some(now);
-                sender.set_open(false);
-            }
-            stop = self
-                .closed_at
-                .is_some_and(|c| now.saturating_duration_since(c) >= retention.close_timeout);
-        }
-        // A flush deadline in whole milliseconds, rounded down: the loop's
-        // epoll rounds its timeout up, and would cut the batch late; the
-        // rest, under a millisecond, it sleeps.
-        let wait = st
-            .outbox
-            .poll_timeout()
-            .map_or(TURN, |t| {
-                let w = t.saturating_duration_since(now);
-                if w >= Duration::from_millis(1) {
-                    Duration::from_millis(w.as_millis() as u64)
-                } else {
-                    w
-                }
-            })
-            .min(TURN);
-        Ok(Turn {
-            stop,
-            freed: retire.is_some(),
-            wait,
-        })
+        retire.is_some()
     }
+
+    /// Once the outbox has ended and flushed, closes the sender; whether
+    /// the close timeout has passed since.
+    fn close(
+        &mut self,
+        sender: &mut Sender,
+        st: &PubState,
+        retention: &Retention,
+        now: Instant,
+    ) -> bool {
+        if !(st.closing && st.outbox.is_ended() && st.outbox.poll_timeout().is_none()) {
+            return false;
+        }
+        if self.closed_at.is_none() {
+            self.closed_at = Some(now);
+            sender.set_open(false);
+        }
+        self.closed_at
+            .is_some_and(|c| now.saturating_duration_since(c) >= retention.close_timeout)
+    }
+}
+
+/// When the outbox next wants a turn, at most [`TURN`] from `now`. A flush
+/// deadline in whole milliseconds, rounded down: the loop's epoll rounds its
+/// timeout up, and would cut the batch late; the rest, under a millisecond,
+/// it sleeps.
+fn flush_wait(st: &PubState, now: Instant) -> Duration {
+    st.outbox
+        .poll_timeout()
+        .map_or(TURN, |t| {
+            let w = t.saturating_duration_since(now);
+            if w >= Duration::from_millis(1) {
+                Duration::from_millis(w.as_millis() as u64)
+            } else {
+                w
+            }
+        })
+        .min(TURN)
 }
 
 /// Longest a driver goes without a turn.
@@ -1143,6 +1170,54 @@ impl SubCore {
     }
 }
 
+/// The blocking subscriber's side of its receive driver: events go through
+/// its [`SubCore`], and each delivery to the application's queue at once.
+struct SubApp<'a> {
+    core: SubCore,
+    shared: &'a SubShared,
+    /// Bytes queued for the application beyond which every window is held.
+    queue: usize,
+}
+
+impl SubApp<'_> {
+    /// Moves what the inbox has handed out into the application's queue,
+    /// and wakes its readers.
+    fn hand_out(&mut self) {
+        if self.core.inbox.pending() > 0 {
+            self.core.hand_out(&mut lock(&self.shared.state));
+            self.shared.cond.notify_all();
+        }
+    }
+}
+
+impl super::RecvApp for SubApp<'_> {
+    fn event(
+        &mut self,
+        rx: &mut Receiver,
+        e: ReceiverEvent,
+        _now: Instant,
+    ) -> Result<std::ops::ControlFlow<()>, IoError> {
+        self.core.event(rx, e, Instant::now());
+        self.hand_out();
+        Ok(std::ops::ControlFlow::Continue(()))
+    }
+
+    fn tick(&mut self, rx: &mut Receiver, _now: Instant) -> Option<Duration> {
+        let queued = {
+            let mut st = lock(&self.shared.state);
+            st.stats = (rx.stats().clone(), self.core.inbox.stats().clone());
+            st.queued
+        };
+        let wait = self.core.tick(rx, Instant::now(), queued, self.queue);
+        self.hand_out();
+        Some(wait)
+    }
+
+    fn stop(&mut self) -> bool {
+        self.shared.stop.load(Ordering::Relaxed)
+    }
+}
+
 fn drive_subscriber(
     sock: &mut McastSocket,
     config: ReceiverConfig,
@@ -1151,32 +1226,12 @@ fn drive_subscriber(
     core: SubCore,
 ) -> Result<(), IoError> {
     let mut receiver = Receiver::new(config);
-    let core = std::cell::RefCell::new(core);
-    let hand_out = |core: &mut SubCore| {
-        if core.inbox.pending() > 0 {
-            core.hand_out(&mut lock(&shared.state));
-            shared.cond.notify_all();
-        }
+    let mut app = SubApp {
+        core,
+        shared,
+        queue,
     };
-    let on_event = |rx: &mut Receiver, e: ReceiverEvent| {
-        let mut core = core.borrow_mut();
-        core.event(rx, e, Instant::now());
-        hand_out(&mut core);
-        Ok(std::ops::ControlFlow::Continue(()))
-    };
-    let on_tick = |rx: &mut Receiver| {
-        let mut core = core.borrow_mut();
-        let queued = {
-            let mut st = lock(&shared.state);
-            st.stats = (rx.stats().clone(), core.inbox.stats().clone());
-            st.queued
-        };
-        let wait = core.tick(rx, Instant::now(), queued, queue);
-        hand_out(&mut core);
-        Some(wait)
-    };
-    let stop = || shared.stop.load(Ordering::Relaxed);
-    super::run_receiver_with(&mut receiver, sock, None, stop, on_event, on_tick)?;
+    super::run_receiver_app(&mut receiver, sock, None, &mut app)?;
     Ok(())
 }
 

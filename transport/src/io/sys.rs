@@ -297,23 +297,26 @@ pub fn recv_batch(
             msgs[i].msg_len as usize
         };
         hops[i] = hop_limit(&msgs[i].msg_hdr);
-        sources[i] = if addrs[i].ss_family == libc::AF_INET6 as libc::sa_family_t {
-            // SAFETY: the kernel wrote a sockaddr_in6 here (family AF_INET6);
-            // storage is large and aligned enough.
-            let sin6 = unsafe {
-                &*(&addrs[i] as *const libc::sockaddr_storage as *const libc::sockaddr_in6)
-            };
-            Some(SocketAddrV6::new(
-                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
-                u16::from_be(sin6.sin6_port),
-                0,
-                sin6.sin6_scope_id,
-            ))
-        } else {
-            None
-        };
+        sources[i] = ipv6_source(&addrs[i]);
     }
     Ok(got)
+}
+
+/// The IPv6 address the kernel wrote into a received datagram's
+/// `sockaddr_storage`; `None` for any other family.
+fn ipv6_source(addr: &libc::sockaddr_storage) -> Option<SocketAddrV6> {
+    if addr.ss_family != libc::AF_INET6 as libc::sa_family_t {
+        return None;
+    }
+    // SAFETY: the kernel wrote a sockaddr_in6 here (family AF_INET6);
+    // storage is large and aligned enough.
+    let sin6 = unsafe { &*(addr as *const libc::sockaddr_storage as *const libc::sockaddr_in6) };
+    Some(SocketAddrV6::new(
+        Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+        u16::from_be(sin6.sin6_port),
+        0,
+        sin6.sin6_scope_id,
+    ))
 }
 
 /// Lowers the calling thread's scheduling priority (nice 10), for bulk work

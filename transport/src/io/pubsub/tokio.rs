@@ -44,7 +44,7 @@ use super::{
     Event, PubState, PubTurns, PublisherBuilder, PublisherReport, RecvError, Retention, SubCore,
     SubState, SubscriberBuilder, UntilEnd, delivery_len, lock,
 };
-use crate::io::{IoError, McastSocket};
+use crate::io::{Halt, IoError, McastSocket, RecvDriver};
 use crate::proto::feed::{Delivery, Message, Outbox};
 use crate::proto::{Receiver, Sender, SenderStats, SessionId};
 use crate::wire::MAX_DATAGRAM;
@@ -128,14 +128,10 @@ async fn drive_publisher(
         let now = Instant::now();
         // Feedback: STATUS on the sending socket, NACKs on the feedback group.
         for s in std::iter::once(&udp).chain(fb.as_ref()) {
-            for _ in 0..1024 {
-                match s.try_recv_from(&mut fbuf) {
-                    Ok((n, from)) => sender.handle_feedback(now, Some(from.ip()), &fbuf[..n]),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(sock_err("receiving feedback")(e)),
-                }
-            }
+            drain::<IoError>(s, &mut fbuf, "receiving feedback", |d, from| {
+                sender.handle_feedback(now, Some(from.ip()), d);
+                Ok(())
+            })?;
         }
         while sender.poll_event().is_some() {}
         sender.handle_timeout(now);
@@ -176,6 +172,25 @@ async fn drive_publisher(
         )
         .await;
     }
+}
+
+/// Reads every datagram waiting on `socket` (without blocking) into
+/// `handle`. Bounded, so a flood cannot starve the rest of the loop.
+fn drain<E: From<IoError>>(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    context: &'static str,
+    mut handle: impl FnMut(&[u8], SocketAddr) -> Result<(), E>,
+) -> Result<(), E> {
+    for _ in 0..1024 {
+        match socket.try_recv_from(buf) {
+            Ok((n, from)) => handle(&buf[..n], from)?,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(sock_err(context)(e).into()),
+        }
+    }
+    Ok(())
 }
 
 /// Waits, in a driver's loop, until the core's deadline (or `by`, if
@@ -389,6 +404,7 @@ impl SubscriberBuilder {
         let (udp, fb) = sock
             .tokio_sockets()
             .map_err(sock_err("handing the socket to tokio"))?;
+        let socks = SubSockets { sock, udp, fb };
         let shared = Arc::new(SubShared {
             state: Mutex::new(SubState::default()),
             ready: Notify::new(),
@@ -409,9 +425,15 @@ impl SubscriberBuilder {
                 )
             }
         };
+        let app = AsyncSubApp {
+            core,
+            shared: Arc::clone(&shared),
+            queue,
+        };
+        let rx = Receiver::new(config);
         let s = Arc::clone(&shared);
         let task = ::tokio::spawn(async move {
-            let r = drive_subscriber(sock, udp, fb, config, &s, queue, core, pool).await;
+            let r = drive_subscriber(socks, rx, app, pool).await;
             let mut st = lock(&s.state);
             st.done = true;
             if let Err(e) = &r {
@@ -429,121 +451,111 @@ impl SubscriberBuilder {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn drive_subscriber(
-    mut sock: McastSocket,
+/// A subscriber's sockets: the joined socket (its memberships, its
+/// addresses, the NACKs' hop limit) and tokio's handles on it and on its
+/// feedback socket.
+struct SubSockets {
+    sock: McastSocket,
     udp: UdpSocket,
     fb: Option<UdpSocket>,
-    config: crate::proto::ReceiverConfig,
-    shared: &SubShared,
+}
+
+/// The async subscriber's side of its receive driver: events go through
+/// its [`SubCore`], and deliveries to the application's queue once a pass.
+struct AsyncSubApp {
+    core: SubCore,
+    shared: Arc<SubShared>,
+    /// Bytes queued for the application beyond which every window is held.
     queue: usize,
-    mut core: SubCore,
-    mut pool: Option<crate::io::DecodePool>,
+}
+
+impl crate::io::RecvApp for AsyncSubApp {
+    fn event(
+        &mut self,
+        rx: &mut Receiver,
+        e: crate::proto::ReceiverEvent,
+        now: Instant,
+    ) -> Result<std::ops::ControlFlow<()>, IoError> {
+        self.core.event(rx, e, now);
+        Ok(std::ops::ControlFlow::Continue(()))
+    }
+
+    fn tick(&mut self, rx: &mut Receiver, now: Instant) -> Option<Duration> {
+        let queued = {
+            let mut st = lock(&self.shared.state);
+            st.stats = (rx.stats().clone(), self.core.inbox.stats().clone());
+            st.queued
+        };
+        let wait = self.core.tick(rx, now, queued, self.queue);
+        if self.core.hand_out(&mut lock(&self.shared.state)) {
+            self.shared.wake_readers();
+        }
+        Some(wait)
+    }
+
+    fn stop(&mut self) -> bool {
+        self.shared.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// The async subscriber's loop over [`crate::io::RecvDriver`]: each pass
+/// reads what waits on both sockets, runs the receiver's timers and the
+/// decode workers, gives the application its turn, and sends the feedback.
+async fn drive_subscriber(
+    socks: SubSockets,
+    mut rx: Receiver,
+    mut app: AsyncSubApp,
+    pool: Option<crate::io::DecodePool>,
 ) -> Result<(), IoError> {
-    use crate::proto::Arrival;
-    let mut rx = Receiver::new(config);
+    let SubSockets { mut sock, udp, fb } = socks;
+    let shared = Arc::clone(&app.shared);
+    let mut driver = RecvDriver::new(&mut rx, &mut sock, &mut app, pool, false);
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
-    let mut out = vec![0u8; crate::wire::DEFAULT_MAX_DATAGRAM];
-    let want_source = sock.source;
     loop {
-        if shared.stop.load(Ordering::Relaxed) {
+        if driver.stop() {
             return Ok(());
         }
         let now = Instant::now();
-        for _ in 0..1024 {
-            let (n, from) = match udp.try_recv_from(&mut buf) {
-                Ok(x) => x,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(sock_err("receiving")(e)),
-            };
-            let SocketAddr::V6(from) = from else { continue };
-            if want_source.is_some_and(|w| *from.ip() != w) {
-                continue;
-            }
-            let d = &buf[..n];
-            if !Arrival::DataGroup.takes(d) {
-                continue;
-            }
-            // STATUS goes back only to where a session's taken packets come
-            // from: the core says which (reflection).
-            if let Ok(taken) = rx.handle_datagram(now, d)
-                && taken.from_sender
-            {
-                sock.learn_sender(taken.session.0, from, |s| {
-                    rx.answers(crate::proto::SessionId(s))
-                });
-                // NACKs go as far as the PROBEs say they came from (tokio's
-                // sockets give no arrival hop limit to measure it by), unless
-                // the hop limit is fixed (`NetConfig::feedback_hops`).
-                if let Some(announced) = taken.probe_hops {
-                    sock.follow_probe_hops(announced, None);
-                }
-            }
-            while let Some(e) = rx.poll_event() {
-                core.event(&mut rx, e, now);
-            }
-        }
-        if let Some(f) = fb.as_ref() {
-            for _ in 0..1024 {
-                match f.try_recv_from(&mut buf) {
-                    Ok((n, _)) if Arrival::FeedbackGroup.takes(&buf[..n]) => {
-                        // A peer's NACK: it suppresses ours, and aims nothing.
-                        let _ = rx.handle_datagram(now, &buf[..n]);
-                    }
-                    Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(sock_err("receiving feedback")(e)),
-                }
-            }
-        }
-        if rx.poll_timeout().is_some_and(|t| t <= now) {
-            rx.handle_timeout(now);
-            while let Some(e) = rx.poll_event() {
-                core.event(&mut rx, e, now);
-            }
-        }
-        if let Some(pool) = pool.as_mut() {
-            pool.submit_all(&mut rx);
-            while let Some(block) = pool.try_take() {
-                rx.handle_decoded(now, block);
-                while let Some(e) = rx.poll_event() {
-                    core.event(&mut rx, e, now);
-                }
-            }
-            pool.submit_all(&mut rx);
-        }
-        let queued = {
-            let mut st = lock(&shared.state);
-            st.stats = (rx.stats().clone(), core.inbox.stats().clone());
-            st.queued
+        let wait = match subscriber_pass(&mut driver, &udp, fb.as_ref(), &mut buf, now) {
+            Ok(wait) => Some(wait),
+            Err(Halt::Done(_)) => None,
+            Err(Halt::Failed(e)) => return Err(e),
         };
-        let wait = core.tick(&mut rx, now, queued, queue);
-        if core.hand_out(&mut lock(&shared.state)) {
-            shared.wake_readers();
-        }
-        // Feedback: NACKs to the feedback group, STATUS to the sender.
         if let Some(f) = fb.as_ref() {
-            while let Some((len, to)) = rx.poll_transmit(now, &mut out) {
-                let dest = match to {
-                    crate::proto::Destination::Feedback => Some(sock.feedback_dest),
-                    crate::proto::Destination::Sender(session) => sock.sender_of(session.0),
-                };
-                if let Some(d) = dest {
-                    let _ = f.try_send_to(&out[..len], d.into());
-                }
-            }
+            driver.transmit(now, |_, d, to| f.try_send_to(d, to.into()).is_ok());
         }
-        wait_for(
-            &udp,
-            fb.as_ref(),
-            rx.poll_timeout(),
-            now + wait,
-            &shared.taken,
-        )
-        .await;
+        let Some(wait) = wait else {
+            return Ok(());
+        };
+        let deadline = driver.rx.poll_timeout();
+        wait_for(&udp, fb.as_ref(), deadline, now + wait, &shared.taken).await;
     }
+}
+
+/// A pass of the async subscriber's loop up to its feedback: what waits on
+/// both sockets, the receiver's timers, the decode workers, and the
+/// application's turn. Returns when the application wants the next pass.
+fn subscriber_pass(
+    driver: &mut RecvDriver<'_, AsyncSubApp>,
+    udp: &UdpSocket,
+    fb: Option<&UdpSocket>,
+    buf: &mut [u8],
+    now: Instant,
+) -> Result<Duration, Halt> {
+    drain(udp, buf, "receiving", |d, from| match from {
+        SocketAddr::V6(from) => driver.datagram(now, d, Some(from), None),
+        SocketAddr::V4(_) => Ok(()),
+    })?;
+    if let Some(f) = fb {
+        drain::<Halt>(f, buf, "receiving feedback", |d, _| {
+            driver.peer_feedback(now, d);
+            Ok(())
+        })?;
+    }
+    driver.timeout(now)?;
+    driver.submit();
+    driver.decoded(now)?;
+    Ok(driver.tick(now).unwrap_or(super::TURN))
 }
 
 /// A [`super::Subscriber`] as an async type: see the module documentation.
