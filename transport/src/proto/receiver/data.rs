@@ -469,7 +469,7 @@ impl Receiver {
                 if let Some(f) = self.fb.get_mut(&key.0)
                     && key.1.0 < f.progress.0
                 {
-                    f.unanswered = None;
+                    f.nack.unanswered = None;
                 }
             }
         }
@@ -544,15 +544,7 @@ impl Receiver {
             self.table.raise_floor(key.0, key.1.0, self.created);
         }
         if let Some(f) = self.fb.get_mut(&key.0) {
-            // Report progress at once; completion is said three times.
-            f.status_due = true;
-            f.news = true;
-            if let Some(now) = self.now
-                && f.done_max.is_none_or(|(o, _)| key.1.0 > o)
-            {
-                f.done_max = Some((key.1.0, now));
-            }
-            f.last_status = None;
+            f.on_complete(key.1.0, self.now);
         }
         self.events.push_back(ReceiverEvent::ObjectComplete {
             session: key.0,

@@ -10,6 +10,7 @@ mod config;
 mod data;
 mod events;
 mod feedback;
+mod loss;
 mod need;
 mod objects;
 
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 use super::hash;
 use super::{ObjectId, SessionId};
 use crate::wire::Repr;
-use feedback::{SessionFb, status_every};
+use feedback::SessionFb;
 use objects::{Info, Key, ObjectTable, Slot};
 
 pub use config::{Admission, BoundObject, ReceiverConfig};
@@ -225,16 +226,8 @@ impl Receiver {
     /// them, and losing datagrams meanwhile. A hold never moves the reported
     /// edge forward; moving it on or releasing it makes a STATUS due.
     pub fn hold_window(&mut self, session: SessionId, at: Option<(ObjectId, u8)>) {
-        let Some(f) = self.fb.get_mut(&session) else {
-            return;
-        };
-        let at = at.map(|(o, s)| (o.0, s));
-        if f.hold != at {
-            if at.is_none() || f.hold.is_some_and(|h| at.is_some_and(|a| a > h)) {
-                f.status_due = true;
-                f.news = true;
-            }
-            f.hold = at;
+        if let Some(f) = self.fb.get_mut(&session) {
+            f.hold(at.map(|(o, s)| (o.0, s)));
         }
     }
 
@@ -251,7 +244,7 @@ impl Receiver {
         self.remove_where(|k| k.0 == session && k.1 < object);
         self.table.raise_floor(session, object.0, self.created);
         if let Some(f) = self.fb.get_mut(&session) {
-            f.status_due = true;
+            f.window_moved();
         }
     }
 
@@ -397,30 +390,9 @@ impl Receiver {
             .idle
             .first()
             .map(|(at, _)| *at + self.config.idle_timeout);
-        let fb = self.fb.values().flat_map(|f| {
-            // A STATUS waiting for credit waits for a packet, or for its
-            // keep-alive.
-            let status = if f.sender_credit == 0 {
-                (f.status_due && f.earned)
-                    .then(|| f.last_status.map_or(f.probe_at, |l| l + KEEPALIVE))
-            } else if f.final_statuses > 0 {
-                Some(f.probe_at.min(f.last_status.unwrap_or(f.probe_at)))
-            } else if f.status_due {
-                Some(
-                    f.last_status
-                        .map_or(f.probe_at, |l| l + status_every(f, &self.config)),
-                )
-            } else {
-                None
-            };
-            [
-                f.timers.next(),
-                status,
-                Some(f.probe_at + self.config.idle_timeout),
-            ]
-        });
+        let fb = self.fb.values().filter_map(|f| f.deadline(&self.config));
         let ripe = self.ripening.iter().map(|r| r.2).min();
-        idle.into_iter().chain(fb.flatten()).chain(ripe).min()
+        idle.into_iter().chain(fb).chain(ripe).min()
     }
 
     /// Abandons objects that have been idle for `idle_timeout`, and feedback
@@ -555,10 +527,7 @@ impl Receiver {
             if let Some(t) = self.status_packet(now, session, buf) {
                 return Some(t);
             }
-            if self
-                .fb
-                .get(&session)
-                .is_some_and(|f| f.timers.next().is_some_and(|t| t <= now))
+            if self.fb.get(&session).is_some_and(|f| f.nack_due(now))
                 && let Some(t) = self.nack_packet(now, session, buf)
             {
                 return Some(t);

@@ -2,13 +2,29 @@
 //! group, which orders NACK backoffs (protocol.md §13.4). Pure functions of
 //! their arguments: no receiver state lives here.
 
-/// One block's request, before it goes into a NACK.
-pub(super) struct Need {
+use crate::wire::NackEntry;
+use crate::wire::feedback::NACK_NEED_INFO;
+
+/// One request, before it goes into a NACK entry (protocol.md §13.4).
+pub(super) enum Need {
+    /// An object's OBJECT_INFO (NEED_INFO): the receiver never heard of the
+    /// object, or holds all its blocks but not its hash.
+    Info {
+        /// The object.
+        object: u32,
+    },
+    /// Symbols of one block.
+    Block(BlockNeed),
+}
+
+/// What one block lacks.
+pub(super) struct BlockNeed {
     pub(super) object: u32,
     pub(super) sbn: u8,
+    /// Symbols lacking.
     pub(super) need: u32,
+    /// The ESIs lacking, where they are known (No-Code); empty otherwise.
     pub(super) ranges: Vec<(u32, u32)>,
-    pub(super) info: bool,
     /// The block's K, and how many of its symbols the sender has sent as far
     /// as this receiver can tell (the highest ESI seen, plus one; fresh
     /// repair ESIs go out in order). 0 when unknown.
@@ -17,16 +33,53 @@ pub(super) struct Need {
 }
 
 impl Need {
-    /// A request for an object's OBJECT_INFO.
-    pub(super) fn info(object: u32) -> Self {
-        Self {
-            object,
-            sbn: 0,
-            need: 0,
-            ranges: Vec::new(),
-            info: true,
-            k: 0,
-            sent: 0,
+    /// The (object, SBN) its NACK timer and holdoff go by: SBN 0 for an
+    /// object's OBJECT_INFO.
+    pub(super) fn block(&self) -> (u32, u8) {
+        match self {
+            Need::Info { object } => (*object, 0),
+            Need::Block(b) => (b.object, b.sbn),
+        }
+    }
+
+    /// Symbols lacking: 0 for an OBJECT_INFO.
+    pub(super) fn need(&self) -> u32 {
+        match self {
+            Need::Info { .. } => 0,
+            Need::Block(b) => b.need,
+        }
+    }
+
+    /// Whether a peer's NACK entry for the same block asks for all of it:
+    /// NEED_INFO covers NEED_INFO only; without ranges, a need as large;
+    /// with ranges, every ESI lacking.
+    pub(super) fn covered_by(&self, e: &NackEntry) -> bool {
+        let info = e.flags & NACK_NEED_INFO != 0;
+        match self {
+            Need::Info { .. } => info,
+            Need::Block(_) if info => false,
+            Need::Block(b) if b.ranges.is_empty() => e.ranges.is_empty() && e.need >= b.need,
+            Need::Block(b) => covers(&e.ranges, &b.ranges),
+        }
+    }
+
+    /// Its NACK entry.
+    pub(super) fn entry(self) -> NackEntry {
+        match self {
+            Need::Info { object } => NackEntry {
+                object,
+                sbn: 0,
+                flags: NACK_NEED_INFO,
+                need: 0,
+                ranges: Vec::new(),
+            },
+            Need::Block(b) => NackEntry {
+                object: b.object,
+                sbn: b.sbn,
+                flags: 0,
+                need: b.need,
+                ranges: b.ranges,
+            },
         }
     }
 }
@@ -40,8 +93,8 @@ impl Need {
 /// members by need, so that the first NACK of a round tends to come from the
 /// neediest and covers the rest. `None` with too little to go on (no loss
 /// estimate, ESI ranges of No-Code).
-pub(super) fn need_rank(n: &Need, loss: f64, dispersion: f64) -> Option<(f64, f64, f64)> {
-    if n.info || !n.ranges.is_empty() || n.k == 0 || !(0.0..0.5).contains(&loss) {
+pub(super) fn need_rank(n: &BlockNeed, loss: f64, dispersion: f64) -> Option<(f64, f64, f64)> {
+    if !n.ranges.is_empty() || n.k == 0 || !(0.0..0.5).contains(&loss) {
         return None;
     }
     // A block is asked for once the first pass is past it: all K went out.
@@ -135,15 +188,14 @@ pub(super) fn covers(theirs: &[(u32, u32)], mine: &[(u32, u32)]) -> bool {
 
 #[cfg(test)]
 mod rank_tests {
-    use super::{Need, need_rank, ranked_backoff};
+    use super::{BlockNeed, need_rank, ranked_backoff};
 
-    fn need(need: u32, k: u32, sent: u32) -> Need {
-        Need {
+    fn need(need: u32, k: u32, sent: u32) -> BlockNeed {
+        BlockNeed {
             object: 1,
             sbn: 0,
             need,
             ranges: Vec::new(),
-            info: false,
             k,
             sent,
         }

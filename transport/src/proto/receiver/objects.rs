@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use groupcast_fec::{BlockDecoder, FecId, Oti};
 
-use super::need::Need;
+use super::need::{BlockNeed, Need};
 use super::{BoundObject, ReceiverConfig, RejectReason};
 use crate::proto::hash::{TreeHasher, UnitCv, unit_cvs};
 use crate::proto::{ObjectId, SessionId};
@@ -237,10 +237,10 @@ impl ObjectTable {
             return None;
         }
         let Some(o) = self.objects.get(&key) else {
-            return Some(Need::info(object));
+            return Some(Need::Info { object });
         };
         if o.info.is_none() && o.decoded_blocks == o.oti.source_blocks() {
-            return Some(Need::info(object));
+            return Some(Need::Info { object });
         }
         let block = o.oti.block(sbn as u32)?;
         let k = block.source_symbols;
@@ -260,15 +260,14 @@ impl ObjectTable {
                 None => (d.needed(), Vec::new()),
             },
         };
-        (need > 0).then_some(Need {
+        (need > 0).then_some(Need::Block(BlockNeed {
             object,
             sbn,
             need,
             ranges,
-            info: false,
             k,
             sent: o.top_esi[sbn as usize],
-        })
+        }))
     }
 
     /// Whether the block at `at` (an [`ObjectTable::edge`]) is out to be
