@@ -72,6 +72,18 @@ impl Receiver {
         }
         self.open_object(now, key, d.fec, d.oti)?;
         self.count_data(now, key, &d);
+        if self.ready_block(key, d.sbn, d.esi)? {
+            self.offer(Some(now), key, d.sbn, d.esi, d.symbol)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Notes a DATA packet's ESI, and readies its block for the symbol: an
+    /// idle block gets a decoder if the limits on blocks in flight and on
+    /// buffered bytes allow. `Ok(false)` when the symbol is not to be
+    /// offered (the block is done, or the symbol deferred).
+    fn ready_block(&mut self, key: Key, sbn: u8, esi: u32) -> Result<bool, RejectReason> {
         let Self {
             config,
             table: ObjectTable { objects, .. },
@@ -81,27 +93,27 @@ impl Receiver {
             ..
         } = self;
         let o = objects.get_mut(&key).expect("opened above");
-        let top = &mut o.top_esi[d.sbn as usize];
-        *top = (*top).max(d.esi.saturating_add(1));
-        let slot = &mut o.slots[d.sbn as usize];
+        let top = &mut o.top_esi[sbn as usize];
+        *top = (*top).max(esi.saturating_add(1));
+        let slot = &mut o.slots[sbn as usize];
         if matches!(slot, Slot::Done) {
             stats.duplicates += 1;
-            return Ok(());
+            return Ok(false);
         }
         if matches!(slot, Slot::Idle) {
-            let reserve = reserve_of(&o.oti, d.sbn);
+            let reserve = reserve_of(&o.oti, sbn);
             if *in_flight >= config.max_blocks_in_flight {
                 stats.symbols_deferred += 1;
-                return Ok(());
+                return Ok(false);
             }
             if *reserved + reserve > config.max_buffered_bytes {
                 stats.symbols_deferred += 1;
                 stats.buffer_full += 1;
-                return Ok(());
+                return Ok(false);
             }
             let block = o
                 .oti
-                .block(d.sbn as u32)
+                .block(sbn as u32)
                 .expect("SBN validated by the parser");
             let decoder = config
                 .codecs
@@ -112,7 +124,7 @@ impl Receiver {
             *in_flight += 1;
             *reserved += reserve;
         }
-        self.offer(Some(now), key, d.sbn, d.esi, d.symbol)
+        Ok(true)
     }
 
     /// Offers one symbol to a block that is active (or out to decode).
@@ -175,29 +187,18 @@ impl Receiver {
             Push::Duplicate | Push::AlreadyDecoded => stats.duplicates += 1,
             Push::Ready => {
                 stats.symbols_accepted += 1;
-                match now {
-                    // Solvable, but more of the block's symbols are likely on
-                    // their way, and with a few more the solve is cheaper: it
-                    // ripens until then, until the next PROBE (which follows
-                    // every window and the first pass's end), or for
-                    // RIPEN_LIMIT at most.
-                    Some(now)
-                        if ripen
-                            && !decoder.cheap()
-                            && o.oti.block(sbn as u32).is_some_and(|b| {
-                                b.source_symbols >= crate::proto::COSTLY_BLOCK_SYMBOLS
-                            }) =>
-                    {
-                        if !self.ripening.iter().any(|r| (r.0, r.1) == (key, sbn)) {
-                            if self.ripening.len() >= MAX_RIPENING {
-                                let (k, s, _) = self.ripening.remove(0);
-                                self.ship(k, s);
-                            }
-                            self.ripening.push((key, sbn, now + RIPEN_LIMIT));
-                        }
-                    }
-                    _ => self.ship(key, sbn),
-                }
+                // Solvable, but more of the block's symbols are likely on
+                // their way, and with a few more the solve is cheaper: it
+                // ripens until then, until the next PROBE (which follows
+                // every window and the first pass's end), or for
+                // RIPEN_LIMIT at most.
+                let ripens = now.is_some()
+                    && ripen
+                    && !decoder.cheap()
+                    && o.oti
+                        .block(sbn as u32)
+                        .is_some_and(|b| b.source_symbols >= crate::proto::COSTLY_BLOCK_SYMBOLS);
+                self.solvable(now.filter(|_| ripens), key, sbn);
             }
             Push::Decoded => {
                 stats.symbols_accepted += 1;
@@ -205,6 +206,23 @@ impl Receiver {
             }
         }
         Ok(())
+    }
+
+    /// A block that became solvable: it ripens from `ripen_from`, if given
+    /// (the oldest ripening block goes to be solved if too many ripen), or
+    /// goes to be solved now.
+    fn solvable(&mut self, ripen_from: Option<Instant>, key: Key, sbn: u8) {
+        let Some(now) = ripen_from else {
+            self.ship(key, sbn);
+            return;
+        };
+        if !self.ripening.iter().any(|r| (r.0, r.1) == (key, sbn)) {
+            if self.ripening.len() >= MAX_RIPENING {
+                let (k, s, _) = self.ripening.remove(0);
+                self.ship(k, s);
+            }
+            self.ripening.push((key, sbn, now + RIPEN_LIMIT));
+        }
     }
 
     /// Sends the ripening blocks whose wait ends by `until` (all of them
