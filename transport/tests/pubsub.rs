@@ -814,3 +814,88 @@ fn under_a_forger(ns: &[String]) {
         mib(bound)
     );
 }
+
+/// Memberships of `group` in the calling thread's namespace
+/// (`/proc/thread-self/net/igmp6`: index, interface, group in hex, users).
+fn members(group: std::net::Ipv6Addr) -> u64 {
+    let hex: String = group.octets().iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::read_to_string("/proc/thread-self/net/igmp6")
+        .unwrap()
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            (f.get(2) == Some(&hex.as_str())).then(|| f.get(3)?.parse::<u64>().ok())?
+        })
+        .sum()
+}
+
+/// A tokio subscriber on a host that loses 10% of the packets: from a
+/// blocking publisher it takes every message once and in order through
+/// `next_event`, then the End, which counts as many; its stats count the
+/// objects it completed and the messages the inbox delivered; the
+/// publisher's close is confirmed; and dropping the subscriber stops its
+/// task, which leaves the group (the namespace's memberships say so).
+#[test]
+fn the_tokio_subscriber_takes_all_then_the_end_and_leaves_the_group_when_dropped() {
+    let _serial = serial();
+    if !available("the_tokio_subscriber_takes_all") {
+        return;
+    }
+    let (_lab, ns) = lab("tsub", &[("tp", 0), ("ts", 10)]);
+    const N: u64 = 5_000;
+    const CHANNEL: &str = "tsub-end";
+    let group = groupcast::Channel::new(CHANNEL).group();
+    let opened = Arc::new(Barrier::new(2));
+    let reader = {
+        let opened = Arc::clone(&opened);
+        run_in(&ns[1], move || async move {
+            let s = Subscriber::builder(CHANNEL, "e0").open_async().unwrap();
+            let joined = members(group);
+            opened.wait();
+            let mut next = 0u64;
+            let said = loop {
+                let e = tokio::time::timeout(Duration::from_secs(120), s.next_event())
+                    .await
+                    .expect("an event within 120 s")
+                    .unwrap();
+                match e {
+                    Event::Message(m) => {
+                        assert_eq!(m.seq, next, "in order, exactly once");
+                        assert_eq!(m.data, message(0, m.seq));
+                        next += 1;
+                    }
+                    Event::End { messages, .. } => break messages,
+                    e => panic!("unexpected {e:?}"),
+                }
+            };
+            let (rx, inbox) = s.stats();
+            drop(s);
+            // The task stops at its next turn; the limit only catches one
+            // that never does.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while members(group) >= joined {
+                assert!(Instant::now() < deadline, "still a member after the drop");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (joined, next, said, rx, inbox)
+        })
+    };
+    let publisher = open_in(&ns[0], || {
+        Publisher::builder(CHANNEL, "e0")
+            .rate_bits(50_000_000)
+            .open()
+            .unwrap()
+    });
+    opened.wait();
+    for seq in 0..N {
+        assert_eq!(publisher.send(&message(0, seq)).unwrap(), seq);
+    }
+    let report = publisher.close().unwrap();
+    let (joined, next, said, rx, inbox) = reader.join().unwrap();
+    assert!(joined >= 1, "the subscriber had not joined the group");
+    assert_eq!((next, said), (N, N));
+    assert!(rx.objects_completed > 0, "{rx:?}");
+    assert!(rx.packets_received > 0 && rx.objects_failed == 0, "{rx:?}");
+    assert_eq!(inbox.gaps, 0, "{inbox:?}");
+    assert!(report.confirmed, "{report:?}");
+}
