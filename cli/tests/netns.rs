@@ -2129,6 +2129,7 @@ fn hostile_host_cannot_write_fake_stall_or_exhaust() {
         &["--expect", &id, "--source", &src],
     );
     lab.recv_with("unpinned", &hosts[3].clone(), channel, &[]);
+    lab.joined();
     // The hostile host starts first, so that its candidates and sessions are there.
     let json = lab.dir.join("forgeries.json");
     forgeries(&json);
@@ -2552,6 +2553,7 @@ fn a_subscriber_with_full_slots_says_so_and_never_confirms_what_it_dropped() {
     let input = lab.dir.join("stream.bin");
     random_file(&input, 1 << 20, 35);
     stream_reader(&mut lab, "rx", &rx, channel, &["--timeout", "20"]);
+    lab.joined();
     let script = format!(
         "{}/tests/support/forge_slots.py",
         env!("CARGO_MANIFEST_DIR")
