@@ -108,13 +108,13 @@ impl Lab {
         stdin: Option<&Path>,
         stdout: Option<&Path>,
     ) {
-        if args.get(1) == Some(&"recv") {
-            if let Some(i) = args.iter().position(|a| *a == "--channel") {
-                let group = groupcast::Channel::new(args[i + 1]).group();
-                let before = members(ns, group);
-                self.joining
-                    .push((label.to_owned(), ns.to_owned(), group, before));
-            }
+        if args.get(1) == Some(&"recv")
+            && let Some(i) = args.iter().position(|a| *a == "--channel")
+        {
+            let group = groupcast::Channel::new(args[i + 1]).group();
+            let before = members(ns, group);
+            self.joining
+                .push((label.to_owned(), ns.to_owned(), group, before));
         }
         let log = std::fs::File::create(self.dir.join(format!("{label}.log"))).unwrap();
         let child = Command::new("ip")
