@@ -145,6 +145,7 @@ fn host_links() -> Vec<String> {
 /// `up` is idempotent, and the host's own interfaces are left as they were.
 #[test]
 fn the_readme_recipe_carries_a_directory_between_the_lab_namespaces() {
+    let _serial = netns::serial();
     if !netns::available("the_readme_recipe") {
         return;
     }
@@ -251,6 +252,7 @@ fn the_readme_recipe_carries_a_directory_between_the_lab_namespaces() {
 /// `lo` in a lab namespace, as the kernel makes it.
 #[test]
 fn loopback_is_refused_at_once_with_the_fix() {
+    let _serial = netns::serial();
     if !netns::available("loopback_is_refused") {
         return;
     }

@@ -7,6 +7,16 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// Runs the namespace tests of one test binary one at a time: take it first
+/// in every such test (`let _serial = netns::serial();`). Each loads both of
+/// a small machine's cores (a sender at full rate, a forger as fast as it
+/// can), and losses from a starved neighbour are not what a test is about.
+/// A test that failed while holding it does not block the others.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Runs a command, panicking with its output if it fails.
 pub fn run(args: &[&str]) {
     let out = Command::new(args[0])

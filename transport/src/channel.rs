@@ -102,14 +102,37 @@ mod tests {
     }
 
     #[test]
-    fn feedback_group_is_distinct_and_stable() {
-        let ch = Channel::new("example.com");
-        assert_ne!(ch.group(), ch.feedback_group());
+    fn the_feedback_group_is_the_keyed_hash_of_protocol_section_3_and_not_the_data_group() {
+        // A fixed vector, so that a change of the derivation shows.
         assert_eq!(
-            ch.feedback_group(),
-            Channel::new("example.com").feedback_group()
+            Channel::new("example.com").feedback_group(),
+            "ff1e:c66:275e:5689:6c95:2671:6841:655a"
+                .parse::<Ipv6Addr>()
+                .unwrap()
         );
+        // ff1e, then the first 14 bytes of BLAKE3 keyed with BLAKE3("NACK").
+        let key = *blake3::hash(b"NACK").as_bytes();
+        for name in ["", "a", "example.com", "groupcast", "ünïcødé channel"] {
+            let ch = Channel::new(name);
+            let h = blake3::keyed_hash(&key, name.as_bytes());
+            let g = ch.feedback_group().octets();
+            assert_eq!(g[..2], [0xff, 0x1e], "{name:?}");
+            assert_eq!(g[2..], h.as_bytes()[..14], "{name:?}");
+            assert_ne!(ch.group(), ch.feedback_group(), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn a_channel_is_on_the_default_port_unless_given_another() {
+        let ch = Channel::new("example.com");
         assert_eq!(ch.port(), DEFAULT_PORT);
-        assert_eq!(ch.clone().with_port(9).port(), 9);
+        assert_eq!(DEFAULT_PORT, 4242);
+        let other = ch.clone().with_port(9);
+        assert_eq!(other.port(), 9);
+        assert_eq!(
+            (other.group(), other.feedback_group(), other.name()),
+            (ch.group(), ch.feedback_group(), "example.com"),
+            "the port changes nothing else"
+        );
     }
 }

@@ -9,7 +9,7 @@ use groupcast::Channel;
 use groupcast::io::iface::{self, Unusable};
 use groupcast::io::pubsub::{Publisher, Subscriber};
 use groupcast::io::{IoError, McastSocket, NetConfig};
-use groupcast_testing::netns::{Netns, available, enter, run};
+use groupcast_testing::netns::{Netns, available, enter, run, serial};
 
 /// Why opening failed; panics if it opened or failed otherwise.
 fn refused<T>(what: &str, r: Result<T, IoError>) -> Unusable {
@@ -68,6 +68,7 @@ fn sysctl(ns: &str, setting: &str) {
 /// still in duplicate address detection is waited for, and a ready one opens.
 #[test]
 fn unusable_interfaces_are_refused_at_open_with_the_reason() {
+    let _serial = serial();
     if !available("unusable_interfaces_are_refused_at_open") {
         return;
     }
@@ -191,6 +192,7 @@ fn unusable_interfaces_are_refused_at_open_with_the_reason() {
 /// interface's reason (down), not a bare OS error from the send.
 #[test]
 fn an_interface_that_goes_down_under_a_publisher_is_named() {
+    let _serial = serial();
     if !available("an_interface_that_goes_down_under_a_publisher") {
         return;
     }

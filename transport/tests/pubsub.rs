@@ -6,19 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 use groupcast::io::pubsub::{Event, Publisher, Subscriber};
 use groupcast::proto::feed::InboxLimits;
 use groupcast::{RejectReason, SessionId};
-use groupcast_testing::netns::{Netns, available, available_with, enter};
-
-/// The namespace tests run one at a time: each loads both cores (the forger
-/// sends as fast as it can), and losses from a starved neighbour are not
-/// what a test is about.
-static SERIAL: Mutex<()> = Mutex::new(());
+use groupcast_testing::netns::{Netns, available, available_with, enter, serial};
 
 /// Hosts behind one bridge, each on its own veth, with the drop rates given
 /// (percent of the group's packets arriving there).
@@ -68,7 +63,7 @@ fn message(publisher: usize, seq: u64) -> Vec<u8> {
 /// and both publishers' close returns confirmed.
 #[test]
 fn small_messages_from_two_publishers_reach_three_subscribers_in_order_through_loss() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     if !available("small_messages_from_two_publishers") {
         return;
     }
@@ -153,7 +148,7 @@ fn small_messages_from_two_publishers_reach_three_subscribers_in_order_through_l
 /// returns 0 at the end, and messages of several megabytes go whole.
 #[test]
 fn a_stream_and_large_messages_arrive_whole() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     if !available("a_stream_and_large_messages") {
         return;
     }
@@ -216,7 +211,7 @@ fn a_stream_and_large_messages_arrive_whole() {
 /// BUSY) draws no fallback repair.
 #[test]
 fn a_subscriber_slowed_a_hundred_times_is_waited_for() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     if !available("a_subscriber_slowed_a_hundred_times") {
         return;
     }
@@ -280,7 +275,7 @@ fn a_subscriber_slowed_a_hundred_times_is_waited_for() {
 /// through `AsyncWrite` and `AsyncRead`.
 #[test]
 fn the_async_handles_pass_the_message_test_under_tokio() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     if !available("the_async_handles") {
         return;
@@ -291,8 +286,11 @@ fn the_async_handles_pass_the_message_test_under_tokio() {
     );
     const EACH: u64 = 50_000;
     // Each handle is opened on a thread that entered its namespace, and
-    // driven by that thread's runtime.
+    // driven by that thread's runtime. The publishers send once every
+    // handle is open (each subscriber has joined the group).
+    let opened = Arc::new(Barrier::new(ns.len()));
     let run = |i: usize, ns: String| {
+        let opened = Arc::clone(&opened);
         run_in(&ns, move || {
             async move {
                 if i < 2 {
@@ -301,7 +299,7 @@ fn the_async_handles_pass_the_message_test_under_tokio() {
                         .open_async()
                         .unwrap();
                     let me = p.session();
-                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    opened.wait();
                     for seq in 0..EACH {
                         let mut m = vec![i as u8];
                         m.extend(message(i, seq));
@@ -312,6 +310,7 @@ fn the_async_handles_pass_the_message_test_under_tokio() {
                     (Some(me), [0u64; 2], Vec::new())
                 } else {
                     let s = Subscriber::builder("amsgs2", "e0").open_async().unwrap();
+                    opened.wait();
                     let mut ids: Vec<SessionId> = Vec::new();
                     let mut next = [0u64; 2];
                     let mut ended = 0;
@@ -367,12 +366,15 @@ fn the_async_handles_pass_the_message_test_under_tokio() {
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
         .collect();
     let want = data.clone();
+    let opened = Arc::new(Barrier::new(2));
     let reader = {
+        let opened = Arc::clone(&opened);
         run_in(&ns[3], move || async move {
             let mut r = Subscriber::builder("astream", "e0")
                 .open_async()
                 .unwrap()
                 .into_stream();
+            opened.wait();
             let mut got = Vec::new();
             tokio::time::timeout(Duration::from_secs(60), r.read_to_end(&mut got))
                 .await
@@ -383,7 +385,7 @@ fn the_async_handles_pass_the_message_test_under_tokio() {
     };
     let writer = {
         run_in(&ns[0], move || async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            opened.wait();
             let mut w = groupcast::AsyncPublisher::into_stream(
                 Publisher::builder("astream", "e0")
                     .rate_bits(200_000_000)
@@ -402,8 +404,9 @@ fn the_async_handles_pass_the_message_test_under_tokio() {
 
     // One publisher's messages as a futures Stream, which ends with its close.
     const FEW: u64 = 2_000;
-    async fn subscribe() -> (u64, bool) {
+    async fn subscribe(opened: Arc<Barrier>) -> (u64, bool) {
         let s = Subscriber::builder("astream2", "e0").open_async().unwrap();
+        opened.wait();
         let mut messages = s.messages();
         let mut next = 0;
         loop {
@@ -420,16 +423,20 @@ fn the_async_handles_pass_the_message_test_under_tokio() {
         }
         (next, false)
     }
-    async fn publish() -> (u64, bool) {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+    async fn publish(opened: Arc<Barrier>) -> (u64, bool) {
+        opened.wait();
         let p = Publisher::builder("astream2", "e0").open_async().unwrap();
         for seq in 0..FEW {
             p.send(&message(0, seq)).await.unwrap();
         }
         (FEW, p.close().await.unwrap().confirmed)
     }
-    let reader = run_in(&ns[3], subscribe);
-    let writer = run_in(&ns[0], publish);
+    let opened = Arc::new(Barrier::new(2));
+    let reader = run_in(&ns[3], {
+        let opened = Arc::clone(&opened);
+        move || subscribe(opened)
+    });
+    let writer = run_in(&ns[0], move || publish(opened));
     assert_eq!(writer.join().unwrap(), (FEW, true));
     assert_eq!(reader.join().unwrap().0, FEW);
 }
@@ -485,12 +492,13 @@ fn peak_rss() -> u64 {
 ///   `over_budget` and `objects_failed` (the claims) and `status_withheld`
 ///   (the PROBEs) at the unpinned one.
 ///
-/// Peak RSS is the process's: the namespaces are built here, and the test
-/// runs in a process of its own (this binary, this test alone), so that the
-/// other tests of this file running at once do not count.
+/// Peak RSS is the process's high-water mark: the namespaces are built
+/// here, and the test runs in a process of its own (this binary, this test
+/// alone), so that the peaks of the file's other tests, run before it in
+/// this process, do not count.
 #[test]
 fn a_pinned_and_an_unpinned_subscriber_under_a_forger() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     const NAME: &str = "a_pinned_and_an_unpinned_subscriber_under_a_forger";
     const LAB: &str = "GROUPCAST_FORGER_LAB";
     if let Ok(hosts) = std::env::var(LAB) {
@@ -545,8 +553,9 @@ fn under_a_forger(ns: &[String]) {
     let pinned_builder = Subscriber::builder(channel, "e0")
         .publisher(real)
         .receiver_config(|c| max_buffered = c.max_buffered_bytes);
+    // Every handle is open (each subscriber has joined) when `open_in`
+    // returns; the forger waits until it hears the publisher's DATA.
     let pinned = open_in(&ns[1], move || pinned_builder.open().unwrap());
-    std::thread::sleep(Duration::from_millis(300));
 
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -804,4 +813,89 @@ fn under_a_forger(ns: &[String]) {
         mib(after - before),
         mib(bound)
     );
+}
+
+/// Memberships of `group` in the calling thread's namespace
+/// (`/proc/thread-self/net/igmp6`: index, interface, group in hex, users).
+fn members(group: std::net::Ipv6Addr) -> u64 {
+    let hex: String = group.octets().iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::read_to_string("/proc/thread-self/net/igmp6")
+        .unwrap()
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            (f.get(2) == Some(&hex.as_str())).then(|| f.get(3)?.parse::<u64>().ok())?
+        })
+        .sum()
+}
+
+/// A tokio subscriber on a host that loses 10% of the packets: from a
+/// blocking publisher it takes every message once and in order through
+/// `next_event`, then the End, which counts as many; its stats count the
+/// objects it completed and the messages the inbox delivered; the
+/// publisher's close is confirmed; and dropping the subscriber stops its
+/// task, which leaves the group (the namespace's memberships say so).
+#[test]
+fn the_tokio_subscriber_takes_all_then_the_end_and_leaves_the_group_when_dropped() {
+    let _serial = serial();
+    if !available("the_tokio_subscriber_takes_all") {
+        return;
+    }
+    let (_lab, ns) = lab("tsub", &[("tp", 0), ("ts", 10)]);
+    const N: u64 = 5_000;
+    const CHANNEL: &str = "tsub-end";
+    let group = groupcast::Channel::new(CHANNEL).group();
+    let opened = Arc::new(Barrier::new(2));
+    let reader = {
+        let opened = Arc::clone(&opened);
+        run_in(&ns[1], move || async move {
+            let s = Subscriber::builder(CHANNEL, "e0").open_async().unwrap();
+            let joined = members(group);
+            opened.wait();
+            let mut next = 0u64;
+            let said = loop {
+                let e = tokio::time::timeout(Duration::from_secs(120), s.next_event())
+                    .await
+                    .expect("an event within 120 s")
+                    .unwrap();
+                match e {
+                    Event::Message(m) => {
+                        assert_eq!(m.seq, next, "in order, exactly once");
+                        assert_eq!(m.data, message(0, m.seq));
+                        next += 1;
+                    }
+                    Event::End { messages, .. } => break messages,
+                    e => panic!("unexpected {e:?}"),
+                }
+            };
+            let (rx, inbox) = s.stats();
+            drop(s);
+            // The task stops at its next turn; the limit only catches one
+            // that never does.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while members(group) >= joined {
+                assert!(Instant::now() < deadline, "still a member after the drop");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (joined, next, said, rx, inbox)
+        })
+    };
+    let publisher = open_in(&ns[0], || {
+        Publisher::builder(CHANNEL, "e0")
+            .rate_bits(50_000_000)
+            .open()
+            .unwrap()
+    });
+    opened.wait();
+    for seq in 0..N {
+        assert_eq!(publisher.send(&message(0, seq)).unwrap(), seq);
+    }
+    let report = publisher.close().unwrap();
+    let (joined, next, said, rx, inbox) = reader.join().unwrap();
+    assert!(joined >= 1, "the subscriber had not joined the group");
+    assert_eq!((next, said), (N, N));
+    assert!(rx.objects_completed > 0, "{rx:?}");
+    assert!(rx.packets_received > 0 && rx.objects_failed == 0, "{rx:?}");
+    assert_eq!(inbox.gaps, 0, "{inbox:?}");
+    assert!(report.confirmed, "{report:?}");
 }

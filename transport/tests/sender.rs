@@ -1326,19 +1326,53 @@ mod feedback {
     }
 
     #[test]
-    fn a_sender_with_no_object_yet_keeps_time_and_feedback() {
+    fn a_sender_with_no_object_yet_tracks_a_receiver_times_it_out_and_sends_only_once_given_one() {
         let t0 = Instant::now();
         let mut s = Sender::new(SenderConfig {
             mode: Mode::Hybrid,
             ..SenderConfig::default()
         })
         .unwrap();
+        let timeout = s.config().feedback.receiver_timeout;
         s.handle_timeout(t0);
         s.handle_datagram(t0, &status(1, (0, 0), false));
-        for secs in [2, 40, 80] {
-            s.handle_timeout(t0 + Duration::from_secs(secs));
+        let st = s.stats();
+        assert_eq!((st.status_received, st.receivers_tracked), (1, 1), "{st:?}");
+        // Within the receiver timeout it stays tracked; after it, it is timed
+        // out. Nothing is sent meanwhile, and no deadline is asked for.
+        let mut buf = vec![0u8; s.config().max_datagram];
+        for (at, tracked, timed_out) in [
+            (timeout / 2, 1, 0),
+            (timeout * 8, 0, 1),
+            (timeout * 16, 0, 1),
+        ] {
+            s.handle_timeout(t0 + at);
+            assert!(
+                s.poll_transmit(t0 + at, &mut buf).is_none(),
+                "sent at {at:?}"
+            );
+            assert_eq!(s.poll_timeout(), None, "a deadline at {at:?}");
+            let st = s.stats();
+            assert_eq!(
+                (st.receivers_tracked, st.receivers_timed_out),
+                (tracked, timed_out),
+                "at {at:?}: {st:?}"
+            );
         }
-        assert!(s.poll_timeout().is_none());
+        assert_eq!(s.stats().packets_sent, 0);
+        // Given an object, it sends at once.
+        let now = t0 + timeout * 16;
+        s.add_object(vec![3u8; 2_000], "o").unwrap();
+        assert!(
+            s.poll_timeout().is_some_and(|t| t <= now),
+            "{:?}",
+            s.poll_timeout()
+        );
+        let mut data = 0;
+        while let Some(n) = s.poll_transmit(now, &mut buf) {
+            data += usize::from(matches!(Repr::parse(&buf[..n]), Ok(Repr::Data(_))));
+        }
+        assert!(data > 0, "no DATA sent");
     }
 
     #[test]

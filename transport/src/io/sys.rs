@@ -506,3 +506,156 @@ pub(super) fn interface_info(name: &str) -> Option<(u32, u32)> {
     unsafe { libc::freeifaddrs(list) };
     Some((index, flags))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{SocketAddr, UdpSocket};
+
+    /// A bound, non-blocking UDP socket on `::1` and its address.
+    fn socket() -> (UdpSocket, SocketAddrV6) {
+        let s = UdpSocket::bind("[::1]:0").expect("::1 is needed for these tests");
+        s.set_nonblocking(true).unwrap();
+        let SocketAddr::V6(a) = s.local_addr().unwrap() else {
+            unreachable!("bound to ::1")
+        };
+        (s, a)
+    }
+
+    /// Receives with `recv_batch` until `want` datagrams came or a second
+    /// passed: (bytes, source, hop limit) of each.
+    fn receive(
+        fd: &UdpSocket,
+        buf_len: usize,
+        want: usize,
+    ) -> Vec<(Vec<u8>, Option<SocketAddrV6>, Option<u8>)> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        let mut got = Vec::new();
+        while got.len() < want && std::time::Instant::now() < deadline {
+            let mut bufs = vec![vec![0u8; buf_len]; 16];
+            let (mut lens, mut sources, mut hops) = ([0; 16], [None; 16], [None; 16]);
+            match recv_batch(fd, &mut bufs, &mut lens, &mut sources, &mut hops) {
+                Ok(n) => {
+                    for i in 0..n {
+                        got.push((bufs[i][..lens[i]].to_vec(), sources[i], hops[i]));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(e) => panic!("recv_batch: {e}"),
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn send_batch_sends_each_buffer_once_and_recv_batch_gives_bytes_source_and_hop_limit() {
+        let (tx, from) = socket();
+        let (rx, to) = socket();
+        recv_hop_limit(&rx).unwrap();
+        setsockopt(
+            &tx,
+            libc::IPPROTO_IPV6,
+            libc::IPV6_UNICAST_HOPS,
+            &(7 as libc::c_int),
+        )
+        .unwrap();
+        let bufs: [&[u8]; 4] = [b"one", b"", b"three", &[0xab; 1200]];
+        assert_eq!(send_batch(&tx, &to, &bufs, false).unwrap(), 4);
+        let got = receive(&rx, 1500, 4);
+        let bytes: Vec<&[u8]> = got.iter().map(|g| g.0.as_slice()).collect();
+        assert_eq!(bytes, bufs, "in order, each whole");
+        for (_, source, hops) in &got {
+            assert_eq!(*source, Some(from));
+            assert_eq!(*hops, Some(7));
+        }
+    }
+
+    #[test]
+    fn without_recv_hop_limit_no_hop_limit_is_reported() {
+        let (tx, _) = socket();
+        let (rx, to) = socket();
+        assert_eq!(send_batch(&tx, &to, &[b"x"], false).unwrap(), 1);
+        let got = receive(&rx, 64, 1);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].2, None);
+    }
+
+    #[test]
+    fn gso_runs_arrive_as_the_same_datagrams_in_order() {
+        let (tx, from) = socket();
+        let (rx, to) = socket();
+        // More equal buffers than one GSO send takes, then a shorter one and
+        // a run of another length.
+        let mut bufs: Vec<Vec<u8>> = (0..GSO_MAX_SEGMENTS + 6)
+            .map(|i| vec![i as u8; 100])
+            .collect();
+        bufs.push(vec![0xee; 37]);
+        bufs.extend((0..3).map(|i| vec![0xf0 + i; 200]));
+        let refs: Vec<&[u8]> = bufs.iter().map(Vec::as_slice).collect();
+        match send_batch(&tx, &to, &refs, true) {
+            Ok(n) => assert_eq!(n, refs.len()),
+            Err(e) if gso_unsupported(&e) => {
+                eprintln!("UDP_SEGMENT unsupported here ({e}): not checked");
+                return;
+            }
+            Err(e) => panic!("send_batch: {e}"),
+        }
+        let got = receive(&rx, 1500, refs.len());
+        let bytes: Vec<&[u8]> = got.iter().map(|g| g.0.as_slice()).collect();
+        assert_eq!(bytes, refs);
+        assert!(got.iter().all(|g| g.1 == Some(from)));
+    }
+
+    #[test]
+    fn a_datagram_longer_than_its_buffer_is_reported_as_filling_it() {
+        let (tx, _) = socket();
+        let (rx, to) = socket();
+        assert_eq!(
+            send_batch(&tx, &to, &[&[5u8; 300], b"ok"], false).unwrap(),
+            2
+        );
+        let got = receive(&rx, 100, 2);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].0, [5u8; 100], "truncated to the buffer, length full");
+        assert_eq!(got[1].0, b"ok");
+    }
+
+    #[test]
+    fn nothing_waiting_is_would_block_and_empty_batches_are_zero() {
+        let (tx, to) = socket();
+        let (mut bufs, mut lens, mut sources, mut hops) =
+            (vec![vec![0u8; 64]; 4], [0; 4], [None; 4], [None; 4]);
+        let e = recv_batch(&tx, &mut bufs, &mut lens, &mut sources, &mut hops).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(
+            recv_batch(&tx, &mut [], &mut lens, &mut sources, &mut hops).unwrap(),
+            0
+        );
+        assert_eq!(send_batch(&tx, &to, &[], true).unwrap(), 0);
+        // Nothing was sent by the empty batch.
+        let e = recv_batch(&tx, &mut bufs, &mut lens, &mut sources, &mut hops).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn pread_append_appends_from_the_offset_and_says_where_the_file_ends() {
+        use std::io::Write;
+        let path = std::env::temp_dir().join(format!("gc-sys-pread-{}", std::process::id()));
+        let data: Vec<u8> = (0..=255u8).collect();
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(&data)
+            .unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let mut buf = b"head".to_vec();
+        pread_append(&file, &mut buf, 10, 100).unwrap();
+        assert_eq!(buf[..4], *b"head");
+        assert_eq!(buf[4..], data[100..110]);
+        let e = pread_append(&file, &mut buf, 20, 250).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(buf[14..], data[250..], "what was read stays");
+        std::fs::remove_file(&path).unwrap();
+    }
+}
