@@ -807,37 +807,37 @@ impl Receiver {
         // A PROBE follows each new window and the end of the first pass:
         // the blocks held back for more symbols have what they will get.
         self.ship_ripening(None);
-        if !self.config.feedback {
-            return Ok(());
-        }
-        if !self.fb.contains_key(&session)
-            && self.fb.len() >= self.config.max_sessions
-            && !self.evict_feedback(session)
-        {
-            self.stats.feedback_ignored += 1;
+        if !self.config.feedback || !self.room_for_feedback(session) {
             return Ok(());
         }
         // DATA heard before the session's first PROBE earns its first
         // replies (the receiver holds or completed some of its objects).
-        let heard = !self.fb.contains_key(&session)
-            && (self.table.floor(session) > 0
-                || self.table.objects.keys().any(|k| k.0 == session)
-                || self.table.completed.iter().any(|k| k.0 == session));
-        let bound = self
-            .table
-            .bound
-            .as_ref()
-            .map(|b| b.keys().map(|o| o.0 + 1).max().unwrap_or(0));
+        let table = &self.table;
         let f = self
             .fb
             .entry(session)
-            .or_insert_with(|| SessionFb::new(now, p.timestamp_us, heard));
+            .or_insert_with(|| SessionFb::new(now, p.timestamp_us, table.heard_of(session)));
+        let bound = table.bound_objects();
         let contradicted = f.on_probe(now, &p, bound)?;
         f.schedule_nack(now, session, (&self.table, &self.config), &mut self.rng);
         if let Some(x) = contradicted {
             self.conflict((session, ObjectId(x)));
         }
         Ok(())
+    }
+
+    /// Whether `session` has feedback state, or room for it (made if need
+    /// be by [`Receiver::evict_feedback`]); counted in `feedback_ignored`
+    /// if not.
+    fn room_for_feedback(&mut self, session: SessionId) -> bool {
+        if self.fb.contains_key(&session)
+            || self.fb.len() < self.config.max_sessions
+            || self.evict_feedback(session)
+        {
+            return true;
+        }
+        self.stats.feedback_ignored += 1;
+        false
     }
 
     /// Makes room in the full feedback table for `session`'s state, if

@@ -168,6 +168,22 @@ pub(super) struct ObjectTable {
 pub(super) const MAX_FLOORS: usize = 1024;
 
 impl ObjectTable {
+    /// Whether any object of `session` was heard: the receiver holds or
+    /// completed some, or its floor is above 0.
+    pub(super) fn heard_of(&self, session: SessionId) -> bool {
+        self.floor(session) > 0
+            || self.objects.keys().any(|k| k.0 == session)
+            || self.completed.iter().any(|k| k.0 == session)
+    }
+
+    /// How many objects the bound manifest's session has (its highest
+    /// object, plus one), if a manifest is bound.
+    pub(super) fn bound_objects(&self) -> Option<u32> {
+        self.bound
+            .as_ref()
+            .map(|b| b.keys().map(|o| o.0 + 1).max().unwrap_or(0))
+    }
+
     /// Whether an object is done: completed, or below its session's floor.
     pub(super) fn is_done(&self, key: Key) -> bool {
         self.floor(key.0) > key.1.0 || self.completed.contains(&key)
