@@ -490,8 +490,10 @@ pub struct DriverStats {
     /// on (receivers: anything but NACK on the feedback group, or NACK and
     /// STATUS on the data group), dropped unread.
     pub wrong_socket: u64,
-    /// STATUS packets not sent because no packet of the locked session had
-    /// yet said where its sender is (also counted in `feedback_dropped`).
+    /// Feedback datagrams for a session's sender alone that the receiver
+    /// dropped: no datagram of the session that may aim it had said where
+    /// its sender is (`ReceiverStats::feedback_unaddressed`; also counted in
+    /// `feedback_dropped`).
     pub status_unaddressed: u64,
 }
 

@@ -1,8 +1,9 @@
 //! The receiving side: the [`Receiver`] state machine and its public API
 //! (protocol.md §12, §13). What a datagram does lives in the parts below:
 //! `data` takes DATA and OBJECT_INFO into blocks and objects, `feedback`
-//! answers PROBEs with STATUS and NACKs, `objects` holds the object table,
-//! `need` ranks requests and `loss` measures the path. This file holds the
+//! answers PROBEs with STATUS and NACKs, `addrs` keeps where each
+//! session's sender is and the NACKs' hop limit, `objects` holds the object
+//! table, `need` ranks requests and `loss` measures the path. This file holds the
 //! entry points and the bookkeeping they share; no packet's handling lives
 //! here beyond dispatching it.
 
