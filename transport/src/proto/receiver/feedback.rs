@@ -659,7 +659,7 @@ impl SessionFb {
         needs.retain(|n| self.nack.timers.get(n.block()).is_some_and(|t| t <= now));
         self.nack.timers.remove_due(now);
         let entries = self.nack_entries(now, needs, config, room);
-        (!entries.is_empty()).then(|| NackRepr {
+        (!entries.is_empty()).then_some(NackRepr {
             session: session.0,
             receiver: config.id,
             entries,
