@@ -2144,7 +2144,7 @@ mod addresses {
         let spoofed = addr(666, 53);
         let mut i = 0u64;
         let out = drain(&mut r, t0, Duration::from_millis(500), |r, t| {
-            if i % 25 == 0 {
+            if i.is_multiple_of(25) {
                 let p = end_probe(1000 + i, 10_000, 1);
                 r.handle(t, sender(), Some(64), &p).unwrap();
             }
