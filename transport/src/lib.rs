@@ -86,7 +86,7 @@ pub use proto::{
     Destination, FailReason, FeedbackConfig, FlowPolicy, MAX_PACING_CATCH_UP, MAX_REPAIR_OVERHEAD,
     MAX_REPAIR_SHARE, Mode, ObjectId, Reassembled, Reassembler, Receiver, ReceiverConfig,
     ReceiverEvent, ReceiverStats, RejectReason, Rounds, Sender, SenderConfig, SenderError,
-    SenderEvent, SenderStats, SessionId,
+    SenderEvent, SenderStats, SessionId, Transmit, TransmitTo,
 };
 
 /// The README's examples, compiled and run as doctests.

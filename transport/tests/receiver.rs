@@ -2036,3 +2036,246 @@ fn an_object_whose_block_is_being_solved_never_goes_idle() {
     }
     assert!(complete, "{:?}", r.stats());
 }
+
+/// Where feedback goes: the receiver remembers the source of each
+/// session's accepted datagrams, and sends its STATUS there alone
+/// (protocol.md §12); the PROBEs size its NACKs' hop limit (§13.5).
+mod addresses {
+    use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+    use std::time::{Duration, Instant};
+
+    use groupcast::proto::MAX_FEEDBACK_HOPS;
+    use groupcast::wire::{NackEntry, NackRepr, ProbeRepr, Repr};
+    use groupcast::{Receiver, Transmit, TransmitTo};
+
+    use super::{emit_probe, end_probe, lacking_receiver, object, probe_of_session_10, transfer};
+
+    /// Port `port` of the documentation prefix's host `host`.
+    fn addr(host: u16, port: u16) -> SocketAddr {
+        let ip = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, host);
+        SocketAddr::V6(SocketAddrV6::new(ip, port, 0, 0))
+    }
+
+    /// The sender of session 10.
+    fn sender() -> SocketAddr {
+        addr(1, 5000)
+    }
+
+    /// A receiver that took the first DATA of session 10 from [`sender`]:
+    /// its STATUS has somewhere to go once a PROBE asks for it.
+    fn addressed_receiver() -> (Receiver, Instant) {
+        let file = object(9_000, 5);
+        let packets = transfer(10, &[(&file, "f")], 1);
+        let mut r = Receiver::new(groupcast::ReceiverConfig {
+            id: 1,
+            ..groupcast::ReceiverConfig::default()
+        });
+        let t0 = Instant::now();
+        for p in &packets[..4] {
+            let taken = r.handle(t0, sender(), Some(64), p).expect("DATA taken");
+            assert!(taken.from_sender);
+        }
+        (r, t0)
+    }
+
+    /// Everything the receiver sends from `t` for `horizon`, datagram and
+    /// transmit, after `each` every millisecond.
+    fn drain(
+        r: &mut Receiver,
+        t: Instant,
+        horizon: Duration,
+        mut each: impl FnMut(&mut Receiver, Instant),
+    ) -> Vec<(Repr<'static>, Transmit)> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 1232];
+        let mut now = t;
+        while now <= t + horizon {
+            each(r, now);
+            r.handle_timeout(now);
+            while let Some(tx) = r.poll_transmit_to(now, &mut buf) {
+                let bytes: &'static [u8] = Box::leak(buf[..tx.len].to_vec().into_boxed_slice());
+                out.push((Repr::parse(bytes).unwrap(), tx));
+            }
+            now += Duration::from_millis(1);
+        }
+        out
+    }
+
+    /// A PROBE of a session nobody sends, announcing `hops`.
+    fn made_up_probe(session: u64, hops: u8) -> Vec<u8> {
+        emit_probe(ProbeRepr {
+            session,
+            hops,
+            ..probe_of_session_10(1)
+        })
+    }
+
+    /// The STATUS of a session goes to the address its sender's accepted
+    /// datagrams came from; another receiver's NACK (which may not aim
+    /// it) and other sessions' datagrams do not move it.
+    #[test]
+    fn status_goes_where_the_sessions_datagrams_came_from() {
+        let (mut r, t0) = addressed_receiver();
+        r.handle(t0, sender(), Some(64), &end_probe(1, 10_000, 1))
+            .unwrap();
+        // Another receiver's NACK of the session from elsewhere, every
+        // millisecond, and DATA of another session from a third address.
+        let nack = NackRepr {
+            session: 10,
+            receiver: 99,
+            entries: vec![NackEntry {
+                object: 0,
+                sbn: 0,
+                flags: 0,
+                need: 1,
+                ranges: Vec::new(),
+            }],
+        };
+        let mut nack_bytes = vec![0u8; 256];
+        let n = nack.write(&mut nack_bytes).unwrap();
+        nack_bytes.truncate(n);
+        let other = transfer(11, &[(&object(9_000, 6), "g")], 1);
+        let mut i = 0;
+        let out = drain(&mut r, t0, Duration::from_millis(1500), |r, t| {
+            let peer = r.handle(t, addr(2, 6000), Some(64), &nack_bytes);
+            assert!(peer.is_ok_and(|a| !a.from_sender), "{peer:?}");
+            if i < other.len() {
+                let _ = r.handle(t, addr(3, 7000), Some(64), &other[i]);
+            }
+            i += 1;
+        });
+        let statuses: Vec<_> = out
+            .iter()
+            .filter(|(p, _)| matches!(p, Repr::Status(_)))
+            .collect();
+        assert!(!statuses.is_empty(), "no STATUS: {:?}", r.stats());
+        for (_, tx) in &statuses {
+            assert_eq!(tx.destination, TransmitTo::Addr(sender()));
+            assert_eq!(tx.hop_limit, None, "unicast goes with the system's");
+        }
+        assert_eq!(r.stats().feedback_unaddressed, 0);
+    }
+
+    /// Without an accepted datagram of the session from its sender, its
+    /// STATUS goes nowhere: dropped, and counted.
+    #[test]
+    fn status_of_a_session_with_no_address_is_dropped() {
+        let (mut r, t0) = lacking_receiver();
+        let _ = r.handle_datagram(t0, &end_probe(1, 10_000, 1));
+        let out = drain(&mut r, t0, Duration::from_millis(300), |_, _| {});
+        assert!(
+            out.iter()
+                .all(|(_, tx)| tx.destination == TransmitTo::Feedback)
+        );
+        assert!(r.stats().status_sent > 0);
+        assert_eq!(r.stats().feedback_unaddressed, r.stats().status_sent);
+    }
+
+    /// PROBEs of made-up sessions from a spoofed address, between the
+    /// sender's own datagrams, make no datagram to that address.
+    #[test]
+    fn probes_of_made_up_sessions_from_a_spoofed_address_draw_nothing_there() {
+        let (mut r, t0) = addressed_receiver();
+        let spoofed = addr(666, 53);
+        let mut i = 0u64;
+        let out = drain(&mut r, t0, Duration::from_millis(500), |r, t| {
+            if i.is_multiple_of(25) {
+                let p = end_probe(1000 + i, 10_000, 1);
+                r.handle(t, sender(), Some(64), &p).unwrap();
+            }
+            let taken = r.handle(t, spoofed, Some(64), &made_up_probe(5000 + i % 40, 1));
+            assert!(taken.is_ok_and(|a| a.from_sender));
+            i += 1;
+        });
+        assert!(
+            out.iter().any(|(p, tx)| matches!(p, Repr::Status(_))
+                && tx.destination == TransmitTo::Addr(sender())),
+            "the sender heard no STATUS"
+        );
+        for (p, tx) in &out {
+            assert_ne!(tx.destination, TransmitTo::Addr(spoofed), "{p:?}");
+        }
+    }
+
+    /// Datagrams of many made-up sessions, each from its own address,
+    /// cannot push out the address of the session the receiver answers.
+    #[test]
+    fn made_up_sessions_cannot_evict_an_answered_session() {
+        let (mut r, t0) = addressed_receiver();
+        r.handle(t0, sender(), Some(64), &end_probe(1, 10_000, 1))
+            .unwrap();
+        for s in 0..200u16 {
+            let p = made_up_probe(3000 + u64::from(s), 1);
+            let taken = r.handle(t0, addr(1000 + s, 53), Some(64), &p).unwrap();
+            assert!(taken.from_sender);
+        }
+        assert!(r.answers(groupcast::SessionId(10)));
+        let out = drain(&mut r, t0, Duration::from_millis(300), |_, _| {});
+        assert!(
+            out.iter().any(|(p, tx)| matches!(p, Repr::Status(_))
+                && tx.destination == TransmitTo::Addr(sender())),
+            "the answered session's STATUS went nowhere: {:?}",
+            r.stats()
+        );
+        assert_eq!(r.stats().feedback_unaddressed, 0);
+        for (p, tx) in &out {
+            assert!(
+                [TransmitTo::Feedback, TransmitTo::Addr(sender())].contains(&tx.destination),
+                "{p:?} to {:?}",
+                tx.destination
+            );
+        }
+    }
+
+    /// The NACKs' hop limit: the PROBE's Hops less its arrival hop limit,
+    /// plus 1, within 1..=MAX_FEEDBACK_HOPS; without an arrival hop limit,
+    /// the PROBE's Hops.
+    #[test]
+    fn nack_hop_limit_follows_the_probes() {
+        for (announced, arrived, want) in [
+            (1, Some(1), 1),
+            (5, Some(3), 3),
+            (64, Some(60), 5),
+            (255, Some(1), MAX_FEEDBACK_HOPS),
+            (1, Some(64), 1),
+            (4, None, 4),
+            (200, None, MAX_FEEDBACK_HOPS),
+        ] {
+            let (mut r, t0) = addressed_receiver();
+            let probe = emit_probe(ProbeRepr {
+                hops: announced,
+                progress: (1, 0),
+                flags: groupcast::wire::feedback::PROBE_END,
+                group_log2: 1,
+                ..probe_of_session_10(1)
+            });
+            r.handle(t0, sender(), arrived, &probe).unwrap();
+            let out = drain(&mut r, t0, Duration::from_millis(300), |_, _| {});
+            let nacks: Vec<_> = out
+                .iter()
+                .filter(|(p, _)| matches!(p, Repr::Nack(_)))
+                .collect();
+            assert!(!nacks.is_empty(), "no NACK: {:?}", r.stats());
+            for (_, tx) in nacks {
+                assert_eq!(tx.destination, TransmitTo::Feedback);
+                assert_eq!(
+                    tx.hop_limit,
+                    Some(want),
+                    "Hops {announced}, arrived with {arrived:?}"
+                );
+            }
+        }
+    }
+
+    /// A PROBE handed in without a source sets no hop limit: NACKs say none.
+    #[test]
+    fn nacks_have_no_hop_limit_until_a_probe_comes_through_handle() {
+        let (mut r, t0) = addressed_receiver();
+        let _ = r.handle_datagram(t0, &end_probe(1, 10_000, 1));
+        let out = drain(&mut r, t0, Duration::from_millis(300), |_, _| {});
+        assert!(out.iter().any(|(p, _)| matches!(p, Repr::Nack(_))));
+        for (_, tx) in &out {
+            assert_eq!(tx.hop_limit, None);
+        }
+    }
+}

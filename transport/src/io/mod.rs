@@ -28,7 +28,7 @@ use mio::{Events, Interest, Poll, Token};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::channel::Channel;
-use crate::proto::{Arrival, Receiver, ReceiverEvent, Sender, SenderStats, SessionId};
+use crate::proto::{Arrival, Receiver, ReceiverEvent, Sender, SenderStats, TransmitTo};
 use crate::wire::MAX_DATAGRAM;
 
 /// Why the network driver failed. Messages name the interface, group or file concerned.
@@ -284,24 +284,13 @@ pub struct McastSocket {
     ifindex: u32,
     /// The interface's name, to diagnose a send that fails after open.
     interface: String,
-    /// Where each session's accepted packets came from, for unicast STATUS
-    /// (a few sessions at most: the locked one, or candidates before).
-    sender_addrs: Vec<(u64, SocketAddrV6)>,
     /// The NACKs' hop limit: fixed, or `None` to follow the PROBEs.
     feedback_hops_fixed: Option<u32>,
     /// The NACKs' hop limit in force.
     feedback_hops: u32,
 }
 
-/// The most hops a receiver's NACKs take when the PROBEs size them.
-pub const MAX_FEEDBACK_HOPS: u32 = 32;
-
-/// The hop limit NACKs need to go back as far as a PROBE came: the routers
-/// it crossed (`announced` − `arrived`) and one to spare, within
-/// 1..=[`MAX_FEEDBACK_HOPS`], whatever a forged PROBE announces.
-fn feedback_hops_for(announced: u8, arrived: u8) -> u32 {
-    (announced.saturating_sub(arrived) as u32 + 1).min(MAX_FEEDBACK_HOPS)
-}
+pub use crate::proto::MAX_FEEDBACK_HOPS;
 
 /// A random 64-bit id (a session's, a receiver's), from the OS; without OS
 /// randomness, the clock and the process, hashed.
@@ -315,32 +304,6 @@ pub fn random_id() -> u64 {
     }
     u64::from_le_bytes(r)
 }
-
-/// Remembers `from` as `session`'s sender, the latest first. With
-/// [`MAX_SENDER_ADDRS`] remembered, the oldest of a session the receiver no
-/// longer keeps feedback state for (`kept` false) gives way, else the
-/// oldest: the receiver keeps feedback state for fewer sessions than this
-/// (`ReceiverConfig::max_sessions`, 4 by default), so datagrams of made-up
-/// sessions cannot push out the address of a session it still answers.
-fn remember_sender(
-    addrs: &mut Vec<(u64, SocketAddrV6)>,
-    session: u64,
-    from: SocketAddrV6,
-    kept: impl Fn(u64) -> bool,
-) {
-    if addrs.last() == Some(&(session, from)) {
-        return;
-    }
-    addrs.retain(|(s, _)| *s != session);
-    if addrs.len() >= MAX_SENDER_ADDRS {
-        let gone = addrs.iter().position(|(s, _)| !kept(*s)).unwrap_or(0);
-        addrs.remove(gone);
-    }
-    addrs.push((session, from));
-}
-
-/// Sessions whose sender address a receiving socket remembers at once.
-const MAX_SENDER_ADDRS: usize = 8;
 
 impl McastSocket {
     fn base(cfg: &NetConfig) -> Result<(Socket, u32), IoError> {
@@ -394,7 +357,6 @@ impl McastSocket {
             feedback_dest: SocketAddrV6::new(cfg.channel.feedback_group(), port, 0, 0),
             ifindex,
             interface: cfg.interface.clone(),
-            sender_addrs: Vec::new(),
             feedback_hops_fixed: cfg.feedback_hops,
             feedback_hops: cfg.feedback_hops.unwrap_or(cfg.hops),
         })
@@ -411,20 +373,16 @@ impl McastSocket {
         }
     }
 
-    /// A PROBE announcing `announced` hops arrived with `arrived` left: unless
-    /// fixed, NACKs now leave with enough to go back as far. Without the
-    /// arrival hop limit (tokio's sockets do not give it), as far as the PROBE
-    /// was sent. Returns the new hop limit if it changed. (The feedback
-    /// socket's second handles, `tokio_sockets`, share the setting.)
-    fn follow_probe_hops(&mut self, announced: u8, arrived: Option<u8>) -> Option<u32> {
+    /// Sets the NACKs' hop limit to `want`, the one the PROBEs call for
+    /// (protocol.md §13.5, Hop limit), unless a configured one overrides it
+    /// (`NetConfig::feedback_hops`). Returns the new hop limit if it
+    /// changed. (The feedback socket's second handles, `tokio_sockets`,
+    /// share the setting.)
+    fn follow_probe_hops(&mut self, want: u32) -> Option<u32> {
         if self.feedback_hops_fixed.is_some() {
             return None;
         }
         let fb = self.feedback.as_ref()?;
-        let want = match arrived {
-            Some(arrived) => feedback_hops_for(announced, arrived),
-            None => (announced.max(1) as u32).min(MAX_FEEDBACK_HOPS),
-        };
         if want == self.feedback_hops {
             return None;
         }
@@ -513,22 +471,6 @@ impl McastSocket {
             self.feedback.as_ref().map(dup).transpose()?,
         ))
     }
-
-    /// Remembers where `session`'s packets come from (the latest sessions only).
-    fn learn_sender(&mut self, session: u64, mut from: SocketAddrV6, kept: impl Fn(u64) -> bool) {
-        if from.ip().is_unicast_link_local() {
-            from.set_scope_id(self.ifindex);
-        }
-        remember_sender(&mut self.sender_addrs, session, from, kept);
-    }
-
-    /// Where `session`'s sender is, if a packet of it was accepted.
-    fn sender_of(&self, session: u64) -> Option<SocketAddrV6> {
-        self.sender_addrs
-            .iter()
-            .find(|(s, _)| *s == session)
-            .map(|(_, a)| *a)
-    }
 }
 
 /// Counters of a driver loop.
@@ -548,8 +490,10 @@ pub struct DriverStats {
     /// on (receivers: anything but NACK on the feedback group, or NACK and
     /// STATUS on the data group), dropped unread.
     pub wrong_socket: u64,
-    /// STATUS packets not sent because no packet of the locked session had
-    /// yet said where its sender is (also counted in `feedback_dropped`).
+    /// Feedback datagrams for a session's sender alone that the receiver
+    /// dropped: no datagram of the session that may aim it had said where
+    /// its sender is (`ReceiverStats::feedback_unaddressed`; also counted in
+    /// `feedback_dropped`).
     pub status_unaddressed: u64,
 }
 
@@ -1092,7 +1036,7 @@ pub fn run_receiver_app(
         })?;
         Some(pool)
     };
-    RecvDriver::new(receiver, sock, app, pool, true).run(poll, deadline)
+    RecvDriver::new(receiver, sock, app, pool).run(poll, deadline)
 }
 
 /// The most decode workers [`run_receiver`] starts.
@@ -1110,9 +1054,6 @@ pub(crate) struct RecvDriver<'a, A> {
     sock: &'a mut McastSocket,
     app: &'a mut A,
     pool: Option<DecodePool>,
-    /// Whether the socket reports each datagram's arrival hop limit
-    /// (IPV6_RECVHOPLIMIT; tokio's sockets do not).
-    arrival_hops: bool,
     stats: DriverStats,
     /// Where the feedback the receiver sends is built.
     out: Vec<u8>,
@@ -1124,14 +1065,12 @@ impl<'a, A: RecvApp> RecvDriver<'a, A> {
         sock: &'a mut McastSocket,
         app: &'a mut A,
         pool: Option<DecodePool>,
-        arrival_hops: bool,
     ) -> Self {
         Self {
             rx,
             sock,
             app,
             pool,
-            arrival_hops,
             stats: DriverStats::default(),
             out: vec![0u8; crate::wire::DEFAULT_MAX_DATAGRAM],
         }
@@ -1211,11 +1150,14 @@ impl<'a, A: RecvApp> RecvDriver<'a, A> {
     }
 
     /// A datagram from the data group, from `from`, which arrived with
-    /// `arrived` hops left if the socket says. Only the sender's packets
-    /// belong there, from the configured source if any (docs/protocol.md
-    /// §12): the rest is counted and dropped unread. (What is not
-    /// groupcast's at all goes to the receiver, which counts it under its
-    /// own reason.)
+    /// `arrived` hops left if the socket says (IPV6_RECVHOPLIMIT; tokio's
+    /// sockets do not). Only the sender's packets belong there, from the
+    /// configured source if any (docs/protocol.md §12): the rest is counted
+    /// and dropped unread. (What is not groupcast's at all goes to the
+    /// receiver, which counts it under its own reason.) The receiver
+    /// decides where STATUS may go and the NACKs' hop limit from the source
+    /// and the arrival hop limit; a link-local source needs the
+    /// interface's scope to be answered.
     pub(crate) fn datagram(
         &mut self,
         now: Instant,
@@ -1233,30 +1175,22 @@ impl<'a, A: RecvApp> RecvDriver<'a, A> {
             self.stats.wrong_socket += 1;
             return Ok(());
         }
-        // STATUS goes back only to where a session's taken packets come
-        // from: the core says which (docs/protocol.md §12, reflection).
-        if let Ok(taken) = self.rx.handle_datagram(now, d)
-            && taken.from_sender
-            && let Some(from) = from
-        {
-            let rx = &*self.rx;
-            self.sock
-                .learn_sender(taken.session.0, from, |s| rx.answers(SessionId(s)));
-            if let Some(announced) = taken.probe_hops {
-                self.follow_probe_hops(announced, arrived);
+        let _ = match from {
+            Some(mut from) => {
+                if from.ip().is_unicast_link_local() {
+                    from.set_scope_id(self.sock.ifindex);
+                }
+                self.rx.handle(now, from.into(), arrived, d)
             }
-        }
+            None => self.rx.handle_datagram(now, d),
+        };
         self.events(now)
     }
 
-    /// A PROBE of the session announced `announced` hops: NACKs leave with
-    /// what it takes to go back as far (docs/protocol.md §13.5, Hop limit),
-    /// from the arrival hop limit where the socket reports it.
-    fn follow_probe_hops(&mut self, announced: u8, arrived: Option<u8>) {
-        if self.arrival_hops && arrived.is_none() {
-            return;
-        }
-        if let Some(h) = self.sock.follow_probe_hops(announced, arrived) {
+    /// NACKs leave with the hop limit the receiver says the PROBEs call for
+    /// (docs/protocol.md §13.5, Hop limit), unless configured.
+    fn follow_probe_hops(&mut self, want: u32) {
+        if let Some(h) = self.sock.follow_probe_hops(want) {
             tracing::info!(
                 hops = h,
                 "NACKs now leave with the hop limit the sender's PROBEs need"
@@ -1319,29 +1253,34 @@ impl<'a, A: RecvApp> RecvDriver<'a, A> {
     }
 
     /// Sends what the receiver has to say: NACKs to the feedback group,
-    /// STATUS to the session's sender (docs/protocol.md §13.2, §13.3).
-    /// `send` sends a datagram, and says whether it went. Feedback is best
-    /// effort: a full buffer drops it (and counts).
+    /// with the hop limit it says, STATUS to the address it says
+    /// (docs/protocol.md §13.2, §13.3). `send` sends a datagram, and says
+    /// whether it went. Feedback is best effort: a full buffer drops it
+    /// (and counts), as the receiver drops what has no address yet.
     pub(crate) fn transmit(
         &mut self,
         now: Instant,
         mut send: impl FnMut(&McastSocket, &[u8], SocketAddrV6) -> bool,
     ) {
-        while let Some((len, to)) = self.rx.poll_transmit(now, &mut self.out) {
-            let dest = match to {
-                crate::proto::Destination::Feedback => Some(self.sock.feedback_dest),
-                crate::proto::Destination::Sender(session) => {
-                    let addr = self.sock.sender_of(session.0);
-                    if addr.is_none() {
-                        self.stats.status_unaddressed += 1;
+        let unaddressed = self.rx.stats().feedback_unaddressed;
+        while let Some(t) = self.rx.poll_transmit_to(now, &mut self.out) {
+            let dest = match t.destination {
+                TransmitTo::Feedback => {
+                    if let Some(h) = t.hop_limit {
+                        self.follow_probe_hops(h);
                     }
-                    addr
+                    Some(self.sock.feedback_dest)
                 }
+                TransmitTo::Addr(SocketAddr::V6(to)) => Some(to),
+                TransmitTo::Addr(SocketAddr::V4(_)) => None,
             };
-            if !dest.is_some_and(|d| send(self.sock, &self.out[..len], d)) {
+            if !dest.is_some_and(|d| send(self.sock, &self.out[..t.len], d)) {
                 self.stats.feedback_dropped += 1;
             }
         }
+        let unaddressed = self.rx.stats().feedback_unaddressed - unaddressed;
+        self.stats.status_unaddressed += unaddressed;
+        self.stats.feedback_dropped += unaddressed;
     }
 
     /// [`RecvDriver::transmit`] from mio's feedback socket, if there is one.
@@ -1420,41 +1359,5 @@ fn wait_for(poll: &mut Poll, events: &mut Events, wait: Duration) -> Result<(), 
     match poll.poll(events, Some(wait)) {
         Err(e) if e.kind() != ErrorKind::Interrupted => Err(sock_err("waiting for the socket")(e)),
         _ => Ok(()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{MAX_FEEDBACK_HOPS, MAX_SENDER_ADDRS, feedback_hops_for, remember_sender};
-
-    /// Datagrams of made-up sessions, however many, never push out the
-    /// address of a session the receiver still answers; without one to
-    /// keep, the oldest goes.
-    #[test]
-    fn made_up_sessions_cannot_push_out_a_kept_sender() {
-        let addr = |i: u16| std::net::SocketAddrV6::new(std::net::Ipv6Addr::LOCALHOST, i, 0, 0);
-        let mut addrs = Vec::new();
-        remember_sender(&mut addrs, 7, addr(7), |_| false);
-        for forged in 100..200u64 {
-            remember_sender(&mut addrs, forged, addr(forged as u16), |s| s == 7);
-        }
-        assert_eq!(addrs.len(), MAX_SENDER_ADDRS);
-        assert!(addrs.contains(&(7, addr(7))), "{addrs:?}");
-        for forged in 200..220u64 {
-            remember_sender(&mut addrs, forged, addr(forged as u16), |_| false);
-        }
-        assert!(!addrs.iter().any(|(s, _)| *s == 7));
-        assert_eq!(addrs.last(), Some(&(219, addr(219))));
-    }
-
-    /// What a PROBE's Hops field, real or forged, makes of the NACKs' hop
-    /// limit: never 0, never beyond MAX_FEEDBACK_HOPS.
-    #[test]
-    fn probe_hops_size_the_nacks_within_bounds() {
-        assert_eq!(feedback_hops_for(1, 1), 1, "same link");
-        assert_eq!(feedback_hops_for(4, 3), 2, "one router");
-        assert_eq!(feedback_hops_for(255, 1), MAX_FEEDBACK_HOPS, "forged high");
-        assert_eq!(feedback_hops_for(1, 64), 1, "forged below the arrival");
-        assert_eq!(feedback_hops_for(0, 0), 1);
     }
 }

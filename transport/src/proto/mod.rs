@@ -43,8 +43,8 @@ pub(crate) use hash::{hash_from_stretches, unit_cv};
 pub use reassemble::{Reassembled, Reassembler};
 pub use receiver::{
     Accepted, Admission, Arrival, BoundObject, CONTRADICTION_GRACE, DecodeJob, DecodedBlock,
-    Destination, FailReason, KEEPALIVE, REFUSAL, Receiver, ReceiverConfig, ReceiverEvent,
-    ReceiverStats, RejectReason, SenderProgress,
+    Destination, FailReason, KEEPALIVE, MAX_FEEDBACK_HOPS, REFUSAL, Receiver, ReceiverConfig,
+    ReceiverEvent, ReceiverStats, RejectReason, SenderProgress, Transmit, TransmitTo,
 };
 pub use sender::{
     BUSY_HOLD, BlockRequest, BuiltEncoder, EncoderRequest, MAX_PACING_CATCH_UP,

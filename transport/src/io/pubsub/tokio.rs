@@ -509,7 +509,7 @@ async fn drive_subscriber(
 ) -> Result<(), IoError> {
     let SubSockets { mut sock, udp, fb } = socks;
     let shared = Arc::clone(&app.shared);
-    let mut driver = RecvDriver::new(&mut rx, &mut sock, &mut app, pool, false);
+    let mut driver = RecvDriver::new(&mut rx, &mut sock, &mut app, pool);
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     loop {
         if driver.stop() {

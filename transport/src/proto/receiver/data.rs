@@ -442,7 +442,7 @@ impl Receiver {
     ) -> Result<(), RejectReason> {
         self.accept_session(i.session)?;
         let key = (SessionId(i.session), ObjectId(i.object));
-        if let Some(f) = self.fb.get_mut(&key.0) {
+        if let Some(f) = self.fb.sessions.get_mut(&key.0) {
             f.earn();
         }
         if self.table.abandoned.contains(&key) {
@@ -484,7 +484,7 @@ impl Receiver {
                 // The OBJECT_INFO we lacked, for an object the sender is past:
                 // the answer to a NEED_INFO, as repair DATA is to a NACK
                 // (`count_data`), so our NACKs are heard.
-                if let Some(f) = self.fb.get_mut(&key.0)
+                if let Some(f) = self.fb.sessions.get_mut(&key.0)
                     && key.1.0 < f.progress.0
                 {
                     f.nack.unanswered = None;
@@ -561,7 +561,7 @@ impl Receiver {
         if key.1.0 == self.table.floor(key.0) {
             self.table.raise_floor(key.0, key.1.0, self.created);
         }
-        if let Some(f) = self.fb.get_mut(&key.0) {
+        if let Some(f) = self.fb.sessions.get_mut(&key.0) {
             f.on_complete(key.1.0, self.now);
         }
         self.events.push_back(ReceiverEvent::ObjectComplete {

@@ -337,6 +337,12 @@ pub struct ReceiverStats {
     /// Sessions whose sender answered none of this receiver's NACKs for 4
     /// GRTTs (at least 200 ms): it may not hear them. Warned once each.
     pub nacks_unanswered: u64,
+    /// Feedback datagrams for a session's sender alone (STATUS, and NACKs
+    /// under `nack_unicast`) that
+    /// [`Receiver::poll_transmit_to`](super::Receiver::poll_transmit_to)
+    /// dropped: no datagram of the session that may aim it had said where
+    /// its sender is.
+    pub feedback_unaddressed: u64,
 }
 
 /// Where a receiver's feedback datagram goes.
@@ -421,7 +427,8 @@ pub struct Accepted {
     /// for a manifest (`Err(AwaitingManifest)`), or sent by another
     /// receiver cannot aim it.
     pub from_sender: bool,
-    /// A PROBE's Hops (protocol.md §13.1), from which the driver sets the
-    /// NACKs' hop limit (§13.5).
+    /// A PROBE's Hops (protocol.md §13.1), from which
+    /// [`Receiver::handle`](super::Receiver::handle) sizes the NACKs' hop
+    /// limit (§13.5).
     pub probe_hops: Option<u8>,
 }

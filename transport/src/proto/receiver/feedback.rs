@@ -783,7 +783,7 @@ impl Receiver {
     /// Counts a DATA packet of an accepted session for its loss and rate
     /// estimates.
     pub(super) fn count_arrival(&mut self, d: &DataRepr<'_>) {
-        if let Some(f) = self.fb.get_mut(&SessionId(d.session)) {
+        if let Some(f) = self.fb.sessions.get_mut(&SessionId(d.session)) {
             f.on_arrival(d.symbol.len());
         }
     }
@@ -791,7 +791,7 @@ impl Receiver {
     /// A DATA packet of a known object, for its session's feedback
     /// ([`SessionFb::on_data`]).
     pub(super) fn count_data(&mut self, now: Instant, key: Key, d: &DataRepr<'_>) {
-        let Some(f) = self.fb.get_mut(&key.0) else {
+        let Some(f) = self.fb.sessions.get_mut(&key.0) else {
             return;
         };
         let known = self.table.objects.contains_key(&key);
@@ -815,6 +815,7 @@ impl Receiver {
         let table = &self.table;
         let f = self
             .fb
+            .sessions
             .entry(session)
             .or_insert_with(|| SessionFb::new(now, p.timestamp_us, table.heard_of(session)));
         let bound = table.bound_objects();
@@ -830,8 +831,8 @@ impl Receiver {
     /// be by [`Receiver::evict_feedback`]); counted in `feedback_ignored`
     /// if not.
     fn room_for_feedback(&mut self, session: SessionId) -> bool {
-        if self.fb.contains_key(&session)
-            || self.fb.len() < self.config.max_sessions
+        if self.fb.sessions.contains_key(&session)
+            || self.fb.sessions.len() < self.config.max_sessions
             || self.evict_feedback(session)
         {
             return true;
@@ -852,13 +853,14 @@ impl Receiver {
         }
         let victim = self
             .fb
+            .sessions
             .iter()
             .filter(|(s, _)| !has_object(**s))
             .min_by_key(|(_, f)| f.probe_at)
             .map(|(s, _)| *s);
         match victim {
             Some(v) => {
-                self.fb.remove(&v);
+                self.fb.sessions.remove(&v);
                 self.stats.feedback_expired += 1;
                 true
             }
@@ -874,7 +876,7 @@ impl Receiver {
     ) -> Result<(), RejectReason> {
         self.accept_session(n.session)?;
         let session = SessionId(n.session);
-        let f = match self.fb.get_mut(&session) {
+        let f = match self.fb.sessions.get_mut(&session) {
             Some(f) if n.receiver != self.config.id => f,
             _ => {
                 self.stats.feedback_ignored += 1;
@@ -895,7 +897,7 @@ impl Receiver {
         session: SessionId,
         buf: &mut [u8],
     ) -> Option<(usize, Destination)> {
-        let f = self.fb.get_mut(&session)?;
+        let f = self.fb.sessions.get_mut(&session)?;
         let st = f.status(now, session, (&self.table, &self.config), &mut self.stats)?;
         let len = st.write(buf).ok()?;
         self.stats.status_sent += 1;
@@ -909,7 +911,7 @@ impl Receiver {
         session: SessionId,
         buf: &mut [u8],
     ) -> Option<(usize, Destination)> {
-        let f = self.fb.get_mut(&session)?;
+        let f = self.fb.sessions.get_mut(&session)?;
         let room = buf.len().min(crate::wire::DEFAULT_MAX_DATAGRAM);
         let nack = f.nack(now, session, (&self.table, &self.config), room)?;
         let len = nack.write(buf).ok()?;

@@ -1,11 +1,13 @@
 //! The receiving side: the [`Receiver`] state machine and its public API
 //! (protocol.md §12, §13). What a datagram does lives in the parts below:
 //! `data` takes DATA and OBJECT_INFO into blocks and objects, `feedback`
-//! answers PROBEs with STATUS and NACKs, `objects` holds the object table,
-//! `need` ranks requests and `loss` measures the path. This file holds the
+//! answers PROBEs with STATUS and NACKs, `addrs` keeps where each
+//! session's sender is and the NACKs' hop limit, `objects` holds the object
+//! table, `need` ranks requests and `loss` measures the path. This file holds the
 //! entry points and the bookkeeping they share; no packet's handling lives
 //! here beyond dispatching it.
 
+mod addrs;
 mod config;
 mod data;
 mod events;
@@ -15,15 +17,18 @@ mod need;
 mod objects;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
 use std::ops::Bound;
 use std::time::{Duration, Instant};
 
 use super::hash;
 use super::{ObjectId, SessionId};
 use crate::wire::Repr;
+use addrs::SenderAddrs;
 use feedback::SessionFb;
 use objects::{Info, Key, ObjectTable, Slot};
 
+pub use addrs::{MAX_FEEDBACK_HOPS, Transmit, TransmitTo};
 pub use config::{Admission, BoundObject, ReceiverConfig};
 pub use events::{
     Accepted, Arrival, Destination, FailReason, ReceiverEvent, ReceiverStats, RejectReason,
@@ -51,7 +56,7 @@ pub struct Receiver {
     created: u64,
     events: VecDeque<ReceiverEvent>,
     stats: ReceiverStats,
-    fb: BTreeMap<SessionId, SessionFb>,
+    fb: Feedback,
     rng: u64,
     /// Decode jobs for the driver, and the last ticket given out.
     jobs: VecDeque<DecodeJob>,
@@ -70,7 +75,7 @@ impl Receiver {
     /// A receiver with no objects.
     pub fn new(config: ReceiverConfig) -> Self {
         Self {
-            fb: BTreeMap::new(),
+            fb: Feedback::default(),
             rng: config.id ^ 0x9e37_79b9_7f4a_7c15,
             config,
             table: ObjectTable::default(),
@@ -147,7 +152,7 @@ impl Receiver {
     pub fn lock_session(&mut self, session: SessionId) {
         self.config.session = Some(session);
         self.remove_where(|k| k.0 != session);
-        self.fb.retain(|s, _| *s == session);
+        self.fb.sessions.retain(|s, _| *s == session);
     }
 
     /// Drops every object in progress whose key `drop` picks, with no event.
@@ -215,7 +220,7 @@ impl Receiver {
         // A session refused later, or again, never reports complete.
         self.mark_lossy(session);
         self.remove_where(|k| k.0 == session);
-        self.fb.remove(&session);
+        self.fb.sessions.remove(&session);
     }
 
     /// Holds the window edge this receiver reports for `session` (STATUS's
@@ -226,7 +231,7 @@ impl Receiver {
     /// them, and losing datagrams meanwhile. A hold never moves the reported
     /// edge forward; moving it on or releasing it makes a STATUS due.
     pub fn hold_window(&mut self, session: SessionId, at: Option<(ObjectId, u8)>) {
-        if let Some(f) = self.fb.get_mut(&session) {
+        if let Some(f) = self.fb.sessions.get_mut(&session) {
             f.hold(at.map(|(o, s)| (o.0, s)));
         }
     }
@@ -243,7 +248,7 @@ impl Receiver {
         }
         self.remove_where(|k| k.0 == session && k.1 < object);
         self.table.raise_floor(session, object.0, self.created);
-        if let Some(f) = self.fb.get_mut(&session) {
+        if let Some(f) = self.fb.sessions.get_mut(&session) {
             f.window_moved();
         }
     }
@@ -276,7 +281,7 @@ impl Receiver {
     /// What the PROBEs of `session` said, as of the latest: see
     /// [`SenderProgress`]. `None` before any PROBE (or without feedback).
     pub fn sender_progress(&self, session: SessionId) -> Option<SenderProgress> {
-        self.fb.get(&session).map(|f| SenderProgress {
+        self.fb.sessions.get(&session).map(|f| SenderProgress {
             objects: f.objects,
             progress: ObjectId(f.progress.0),
             retained: ObjectId(f.retained),
@@ -390,7 +395,11 @@ impl Receiver {
             .idle
             .first()
             .map(|(at, _)| *at + self.config.idle_timeout);
-        let fb = self.fb.values().filter_map(|f| f.deadline(&self.config));
+        let fb = self
+            .fb
+            .sessions
+            .values()
+            .filter_map(|f| f.deadline(&self.config));
         let ripe = self.ripening.iter().map(|r| r.2).min();
         idle.into_iter().chain(fb).chain(ripe).min()
     }
@@ -401,10 +410,11 @@ impl Receiver {
         self.tick(now);
         self.ship_ripening(Some(now));
         let timeout = self.config.idle_timeout;
-        let before = self.fb.len();
+        let before = self.fb.sessions.len();
         self.fb
+            .sessions
             .retain(|_, f| now.saturating_duration_since(f.probe_at) < timeout);
-        self.stats.feedback_expired += (before - self.fb.len()) as u64;
+        self.stats.feedback_expired += (before - self.fb.sessions.len()) as u64;
         let expired: Vec<Key> = self
             .table
             .idle
@@ -431,7 +441,7 @@ impl Receiver {
     /// a PROBE of it and may send it STATUS): at most
     /// [`ReceiverConfig::max_sessions`] sessions at once.
     pub fn answers(&self, session: SessionId) -> bool {
-        self.fb.contains_key(&session)
+        self.fb.sessions.contains_key(&session)
     }
 
     /// Handles one datagram. Malformed or foreign datagrams are counted and
@@ -517,29 +527,95 @@ impl Receiver {
         }
     }
 
+    /// Handles one datagram, as [`Receiver::handle_datagram`], from `from`,
+    /// which arrived with `hop_limit` hops left if the driver's socket says
+    /// (IPV6_RECVHOPLIMIT). The source of a datagram that may aim its
+    /// session ([`Accepted::from_sender`]) is where the session's STATUS
+    /// goes, and nowhere else (protocol.md §12); a PROBE's Hops and
+    /// `hop_limit` size the NACKs' hop limit (§13.5, Hop limit). A driver
+    /// sets the scope of a link-local `from` before handing it in.
+    pub fn handle(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        hop_limit: Option<u8>,
+        datagram: &[u8],
+    ) -> Result<Accepted, RejectReason> {
+        let taken = self.handle_datagram(now, datagram)?;
+        if taken.from_sender {
+            let Feedback { sessions, senders } = &mut self.fb;
+            senders.remember(taken.session, from, |s| sessions.contains_key(&s));
+            if let Some(announced) = taken.probe_hops {
+                senders.follow_probe(announced, hop_limit);
+            }
+        }
+        Ok(taken)
+    }
+
+    /// As [`Receiver::poll_transmit`], with the address of the session's
+    /// sender for what goes to it alone, and the NACKs' hop limit. A
+    /// datagram for a sender none of whose datagrams that may aim it came
+    /// through [`Receiver::handle`] is dropped, and counted
+    /// (`feedback_unaddressed`): STATUS goes only where the session's
+    /// accepted datagrams come from (protocol.md §12).
+    pub fn poll_transmit_to(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        loop {
+            let (len, to) = self.poll_transmit(now, buf)?;
+            let (destination, hop_limit) = match to {
+                Destination::Feedback => (TransmitTo::Feedback, self.fb.senders.nack_hops()),
+                Destination::Sender(session) => match self.fb.senders.sender_of(session) {
+                    Some(addr) => (TransmitTo::Addr(addr), None),
+                    None => {
+                        self.stats.feedback_unaddressed += 1;
+                        continue;
+                    }
+                },
+            };
+            return Some(Transmit {
+                len,
+                destination,
+                hop_limit,
+            });
+        }
+    }
+
     /// Writes the next feedback datagram (a STATUS or a NACK) into `buf` and
     /// returns its length and destination, or `None` if nothing is due. Only
     /// sessions whose sender sends PROBEs (nack and hybrid modes) get feedback.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<(usize, Destination)> {
         // Sessions in order, without collecting them (this runs after every packet).
-        let mut next = self.fb.keys().next().copied();
+        let mut next = self.fb.sessions.keys().next().copied();
         while let Some(session) = next {
             if let Some(t) = self.status_packet(now, session, buf) {
                 return Some(t);
             }
-            if self.fb.get(&session).is_some_and(|f| f.nack_due(now))
+            if self
+                .fb
+                .sessions
+                .get(&session)
+                .is_some_and(|f| f.nack_due(now))
                 && let Some(t) = self.nack_packet(now, session, buf)
             {
                 return Some(t);
             }
             next = self
                 .fb
+                .sessions
                 .range((Bound::Excluded(session), Bound::Unbounded))
                 .next()
                 .map(|(k, _)| *k);
         }
         None
     }
+}
+
+/// Whom the receiver answers, and where: the feedback state of each
+/// session it answers (at most [`ReceiverConfig::max_sessions`]), and where
+/// its senders are and how far its NACKs go ([`SenderAddrs`]).
+#[derive(Default)]
+struct Feedback {
+    sessions: BTreeMap<SessionId, SessionFb>,
+    senders: SenderAddrs,
 }
 
 /// Sessions [`Receiver::refuse_session`] keeps refused at once.
