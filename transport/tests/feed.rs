@@ -4,15 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use groupcast::proto::feed::{
-    Batching, Delivery, END_LEN, ENDED_HISTORY, FRAME_END, FRAME_MESSAGES, FRAME_STREAM, Inbox,
-    InboxLimits, Outbox,
-};
+use groupcast::proto::feed::{Batching, Delivery, ENDED_HISTORY, Inbox, InboxLimits, Outbox};
+use groupcast::wire::frame::{END_LEN, FrameKind};
 use groupcast::{ObjectId, SessionId};
 
 /// A batch of messages, the first numbered `first` (protocol.md §14.1).
 fn messages(first: u64, msgs: &[&[u8]]) -> Vec<u8> {
-    let mut v = vec![FRAME_MESSAGES];
+    let mut v = vec![FrameKind::Messages as u8];
     v.extend_from_slice(&first.to_be_bytes());
     v.extend_from_slice(&(msgs.len() as u32).to_be_bytes());
     for m in msgs {
@@ -24,7 +22,7 @@ fn messages(first: u64, msgs: &[&[u8]]) -> Vec<u8> {
 
 /// The END frame of a session of `stream_len` bytes and `sent` messages.
 fn end(stream_len: u64, sent: u64) -> Vec<u8> {
-    let mut v = vec![FRAME_END];
+    let mut v = vec![FrameKind::End as u8];
     v.extend_from_slice(&stream_len.to_be_bytes());
     v.extend_from_slice(&sent.to_be_bytes());
     v
@@ -357,7 +355,11 @@ fn an_outbox_frames_messages_then_stream_then_end_in_order_and_takes_nothing_aft
     assert_eq!(objects[0], messages(0, &[b"a"]));
     assert_eq!(objects[1], messages(1, &[b"b", b"c"]));
     let stream: Vec<&Vec<u8>> = objects[2..objects.len() - 1].iter().collect();
-    assert!(stream.iter().all(|o| o[0] == FRAME_STREAM && o.len() <= 12));
+    assert!(
+        stream
+            .iter()
+            .all(|o| o[0] == FrameKind::Stream as u8 && o.len() <= 12)
+    );
     assert_eq!(*objects.last().unwrap(), end(7, 3));
     assert_eq!(objects.last().unwrap().len(), END_LEN);
     // The inbox gives it all back, in order, whatever order objects come in.

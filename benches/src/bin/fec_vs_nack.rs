@@ -318,7 +318,10 @@ fn main() {
         started.elapsed(),
     );
     splice_results(&opts.results, &md);
-    print!("{}", against_previous(&em, &receivers, &times, &bursts, &previous));
+    print!(
+        "{}",
+        against_previous(&em, &receivers, &times, &bursts, &previous)
+    );
     eprintln!(
         "done in {:.0} s: {} runs; wrote {}, {} and {}",
         started.elapsed().as_secs_f64(),
@@ -472,7 +475,11 @@ fn against_previous(
         return md;
     }
     for &p in &LOSSES {
-        let _ = writeln!(md, "E[M] at {:.0}% loss against the previous runs.csv:\n", p * 100.0);
+        let _ = writeln!(
+            md,
+            "E[M] at {:.0}% loss against the previous runs.csv:\n",
+            p * 100.0
+        );
         em_against_previous(&mut md, em, receivers, p, previous);
     }
     let _ = writeln!(md, "Timed and burst runs, previous E[M], p99, NACKs:\n");
