@@ -57,7 +57,7 @@ pub struct ReceiverConfig {
     /// Sessions whose feedback state is kept at once. Default 4.
     pub max_sessions: usize,
 
-    /// Which objects the receiver takes before [`Receiver::bind`]. Default
+    /// Which objects the receiver takes before [`Receiver::bind`](super::Receiver::bind). Default
     /// [`Admission::Open`].
     pub admission: Admission,
     /// Largest block accepted, K × T bytes. An object whose largest block is
@@ -73,13 +73,13 @@ pub struct ReceiverConfig {
     /// Which codecs serve the FEC schemes named on the wire. Default
     /// [`CodecSet::Real`]. With [`CodecSet::Model`] (simulations of large
     /// groups) RaptorQ blocks decode by the model's statistics,
-    /// [`ReceiverEvent::BlockDecoded`] carries no bytes, and objects complete
+    /// [`ReceiverEvent::BlockDecoded`](super::ReceiverEvent::BlockDecoded) carries no bytes, and objects complete
     /// without their hash being checked.
     pub codecs: CodecSet,
     /// Threads that solve blocks, for the driver to start (the core starts
     /// none). Above 0, a block that holds enough symbols becomes a
-    /// [`DecodeJob`] (from [`Receiver::poll_decode`]), which the driver runs
-    /// where it likes and hands back ([`Receiver::handle_decoded`]), while
+    /// [`DecodeJob`](super::DecodeJob) (from [`Receiver::poll_decode`](super::Receiver::poll_decode)), which the driver runs
+    /// where it likes and hands back ([`Receiver::handle_decoded`](super::Receiver::handle_decoded)), while
     /// its receiving thread goes on draining the socket; blocks may then
     /// decode out of order. Blocks whose source symbols all arrived complete
     /// at once either way. Default 0: the receiver decodes inline.
@@ -122,7 +122,7 @@ impl Default for ReceiverConfig {
 }
 
 impl ReceiverConfig {
-    /// Upper bound on [`ReceiverStats::buffered_bytes`] for objects sent with
+    /// Upper bound on [`ReceiverStats::buffered_bytes`](super::ReceiverStats::buffered_bytes) for objects sent with
     /// symbol size `t` and at most `max_k` source symbols per block. Each block
     /// in flight holds at most its source symbols in place (K × T, allocated at
     /// its first source symbol) and fewer than K repair symbols, plus two
@@ -135,7 +135,7 @@ impl ReceiverConfig {
         blocks + self.max_objects as u64 * UNIT
     }
 
-    /// Upper bound on [`ReceiverStats::buffered_bytes`] whatever the senders
+    /// Upper bound on [`ReceiverStats::buffered_bytes`](super::ReceiverStats::buffered_bytes) whatever the senders
     /// claim: the blocks in flight within `max_buffered_bytes`, plus one
     /// whole-object hash unit per object.
     pub fn worst_case_buffer(&self) -> u64 {
@@ -144,7 +144,7 @@ impl ReceiverConfig {
 }
 
 /// Which objects a receiver takes before it is bound to a manifest
-/// ([`Receiver::bind`]). See protocol.md §11.
+/// ([`Receiver::bind`](super::Receiver::bind)). See protocol.md §11.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
     /// Every object of every accepted session. For library users and the
@@ -154,7 +154,7 @@ pub enum Admission {
     /// its OBJECT_INFO alone (DATA that comes first is deferred). At most
     /// `max_sessions` sessions are candidates at once: a further one evicts
     /// the oldest (`candidates_evicted`). Packets of every other object are
-    /// dropped (`awaiting_manifest`) until [`Receiver::bind`] names the
+    /// dropped (`awaiting_manifest`) until [`Receiver::bind`](super::Receiver::bind) names the
     /// objects.
     Manifest {
         /// Accept only a manifest with this BLAKE3 hash (the transfer id):
@@ -165,7 +165,7 @@ pub enum Admission {
     },
 }
 
-/// One object a verified manifest names: see [`Receiver::bind`].
+/// One object a verified manifest names: see [`Receiver::bind`](super::Receiver::bind).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BoundObject {
     /// Its object id.

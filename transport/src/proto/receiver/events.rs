@@ -71,13 +71,13 @@ pub enum RejectReason {
     /// A block larger than `max_block_bytes`.
     BlockTooLarge,
     /// Not a datagram refusal: a packet of an object other than the manifest
-    /// before a manifest is bound ([`Admission::Manifest`]). Counted in
+    /// before a manifest is bound ([`Admission::Manifest`](super::Admission::Manifest)). Counted in
     /// [`ReceiverStats::awaiting_manifest`], not in `packets_rejected`.
     AwaitingManifest,
     /// A PROBE whose counters cannot be true (for example more DATA sent since
     /// the last PROBE than could be); its counters are ignored.
     Implausible,
-    /// Of an object its application gave up ([`Receiver::abandon`]).
+    /// Of an object its application gave up ([`Receiver::abandon`](super::Receiver::abandon)).
     Abandoned,
 }
 
@@ -195,9 +195,9 @@ pub enum FailReason {
     HashMismatch,
     /// Nothing was heard of the object for `idle_timeout`.
     Idle,
-    /// A candidate manifest evicted by a newer one ([`Admission::Manifest`]).
+    /// A candidate manifest evicted by a newer one ([`Admission::Manifest`](super::Admission::Manifest)).
     Evicted,
-    /// Its application gave it up ([`Receiver::abandon`]).
+    /// Its application gave it up ([`Receiver::abandon`](super::Receiver::abandon)).
     Abandoned,
     /// An OBJECT_INFO named another hash than the object this receiver
     /// completed under the same id: two objects were sent under one id, so
@@ -207,7 +207,7 @@ pub enum FailReason {
     Conflict,
 }
 
-/// Where a sender is, from its PROBEs ([`Receiver::sender_progress`]).
+/// Where a sender is, from its PROBEs ([`Receiver::sender_progress`](super::Receiver::sender_progress)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SenderProgress {
     /// Objects in the session: ids 0 .. `objects`.
@@ -243,7 +243,7 @@ pub enum ReceiverEvent {
         object: ObjectId,
         /// Byte offset of `data` in the object.
         offset: u64,
-        /// The block's number in the object (see [`Receiver::hold_window`]).
+        /// The block's number in the object (see [`Receiver::hold_window`](super::Receiver::hold_window)).
         sbn: u8,
         /// The block's bytes.
         data: Vec<u8>,
@@ -272,7 +272,7 @@ pub enum ReceiverEvent {
     },
 }
 
-/// Counters kept by a [`Receiver`].
+/// Counters kept by a [`Receiver`](super::Receiver).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReceiverStats {
     /// Datagrams handed to the receiver.
@@ -292,7 +292,7 @@ pub struct ReceiverStats {
     pub info_received: u64,
     /// Blocks decoded.
     pub blocks_decoded: u64,
-    /// Decode jobs ([`ReceiverConfig::decode_threads`]) that came back still
+    /// Decode jobs ([`ReceiverConfig::decode_threads`](super::ReceiverConfig::decode_threads)) that came back still
     /// short of symbols (about 1 in 100 from exactly K), and took more.
     pub decode_retries: u64,
     /// Objects completed and verified.
@@ -321,10 +321,10 @@ pub struct ReceiverStats {
     /// Feedback packets that were not for a receiver (STATUS), or of sessions
     /// beyond `max_sessions`, ignored.
     pub feedback_ignored: u64,
-    /// Candidate manifests evicted by newer ones ([`Admission::Manifest`]).
+    /// Candidate manifests evicted by newer ones ([`Admission::Manifest`](super::Admission::Manifest)).
     pub candidates_evicted: u64,
     /// Packets of objects other than the manifest that came before a manifest
-    /// was bound ([`Admission::Manifest`]), dropped (the sender repairs them).
+    /// was bound ([`Admission::Manifest`](super::Admission::Manifest)), dropped (the sender repairs them).
     pub awaiting_manifest: u64,
     /// Feedback sessions dropped after `idle_timeout` without a PROBE.
     pub feedback_expired: u64,
@@ -392,7 +392,7 @@ pub enum Arrival {
 }
 
 impl Arrival {
-    /// Whether `datagram` may be handed to [`Receiver::handle_datagram`]
+    /// Whether `datagram` may be handed to [`Receiver::handle_datagram`](super::Receiver::handle_datagram)
     /// from this socket: on the data group only DATA, OBJECT_INFO and
     /// PROBE, on the feedback group only NACK (protocol.md §12; a driver
     /// counts the rest as `wrong_socket`). On the data group, what does not
@@ -415,7 +415,7 @@ impl Arrival {
     }
 }
 
-/// A datagram [`Receiver::handle_datagram`] took.
+/// A datagram [`Receiver::handle_datagram`](super::Receiver::handle_datagram) took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Accepted {

@@ -35,7 +35,7 @@ pub(super) const DECODING_HOLD: usize = 16;
 
 /// A block that holds enough symbols to be solved, for the driver to run
 /// ([`DecodeJob::run`], on any thread) and hand back to
-/// [`Receiver::handle_decoded`]. See [`ReceiverConfig::decode_threads`].
+/// [`Receiver::handle_decoded`](super::Receiver::handle_decoded). See [`ReceiverConfig::decode_threads`].
 pub struct DecodeJob {
     pub(super) key: Key,
     pub(super) sbn: u8,
@@ -140,18 +140,18 @@ pub(super) struct ObjectTable {
     pub(super) objects: HashMap<Key, ObjectState>,
     pub(super) completed: HashSet<Key>,
     /// Per session, the object before which every one is done: completed in
-    /// a row from object 0, or skipped ([`Receiver::skip_before`]). With the
+    /// a row from object 0, or skipped ([`Receiver::skip_before`](super::Receiver::skip_before)). With the
     /// stamp of its last move, to evict the stalest past [`MAX_FLOORS`], and
     /// whether the session is never to be reported complete (objects lost,
-    /// [`Receiver::skip_lost`], or a conflict): such an entry gives way only
+    /// [`Receiver::skip_lost`](super::Receiver::skip_lost), or a conflict): such an entry gives way only
     /// to another such, so that fresh sessions cannot push the mark out.
     pub(super) floors: HashMap<SessionId, (u32, u64, bool)>,
-    /// The objects of the bound manifest, once [`Receiver::bind`] was called.
+    /// The objects of the bound manifest, once [`Receiver::bind`](super::Receiver::bind) was called.
     pub(super) bound: Option<HashMap<ObjectId, BoundObject>>,
     /// Each object in progress by when it was last heard from: the first
     /// goes idle first (a timer per object, kept in order).
     pub(super) idle: BTreeSet<(Instant, Key)>,
-    /// Objects the application gave up ([`Receiver::abandon`]), oldest
+    /// Objects the application gave up ([`Receiver::abandon`](super::Receiver::abandon)), oldest
     /// first, at most `completed_history`: never taken again, never
     /// reported complete.
     pub(super) abandoned: HashSet<Key>,
