@@ -10,6 +10,7 @@ mod blocks;
 mod budget;
 mod config;
 mod group;
+mod pass;
 mod window;
 
 use std::collections::VecDeque;
@@ -20,13 +21,14 @@ use groupcast_fec::{FecId, Oti, codec_for, copy_source_symbol};
 
 pub use self::blocks::BlockRequest;
 use self::blocks::Blocks;
+use self::config::LEAD_REPEAT_INTERVAL;
 pub use self::config::{
     BUSY_HOLD, MAX_PACING_CATCH_UP, MAX_REPAIR_OVERHEAD, MAX_REPAIR_SHARE, Rounds, SenderConfig,
     SenderError, SenderEvent, SenderStats,
 };
-use self::config::{LEAD_INFO_INTERVAL, LEAD_REPEAT_INTERVAL};
 use self::group::{Group, Position};
-use self::window::{Spec, Window};
+use self::pass::{Demand, Pass};
+use self::window::Window;
 use super::ObjectId;
 use super::encoders::BlockBytes;
 pub use super::encoders::{BuiltEncoder, EncoderRequest};
@@ -34,7 +36,7 @@ use super::feedback::Mode;
 use super::pacing::TokenBucket;
 use super::rate::RateControl;
 use super::repair::RepairScheduler;
-use super::schedule::{Cursor, InfoSchedule, Lead, LeadRepeat, Step};
+use super::schedule::{Lead, Step};
 use super::timer::{Timer, TimerTable};
 use crate::wire::{self, INFO_HEADER_LEN, InfoRepr, MAX_NAME_LEN, SYMBOL_ALIGNMENT};
 
@@ -54,18 +56,6 @@ enum Phase {
     /// (nack, hybrid: the first pass ended at `pass_end`). A new object
     /// resumes sending.
     Finished { pass_end: Option<Instant> },
-}
-
-/// Where the carousel or first pass is.
-struct Pass {
-    cursor: Cursor,
-    /// The window being sent, if one is open.
-    window: Option<Window>,
-    /// When the object being sent repeats its OBJECT_INFO.
-    info: InfoSchedule,
-    /// The first object's repeats amid later ones
-    /// ([`SenderConfig::lead_protection`]).
-    lead: LeadRepeat,
 }
 
 /// The sender's clock: times are given, never read.
@@ -136,12 +126,7 @@ impl Sender {
                 codec_for(config.fec).makes_repair(),
             ),
             t,
-            pass: Pass {
-                cursor: Cursor::default(),
-                window: None,
-                info: InfoSchedule::new(),
-                lead: LeadRepeat::new(),
-            },
+            pass: Pass::new(),
             phase: Phase::Sending,
             clock: Clock::default(),
             pacing: TokenBucket::new(tokens),
@@ -259,16 +244,8 @@ impl Sender {
     ) -> Result<(), SenderError> {
         self.blocks
             .handle_block(object, sbn, data, &mut self.stats)?;
-        // A window that wants its encoders asks for this one now.
-        let interleave = self.config.interleave;
-        if self.pass.window.as_ref().is_some_and(|w| {
-            w.encoders_asked
-                && (w.first..w.first + interleave).contains(&(sbn as u32))
-                && !w.asks_later(sbn)
-        }) && self.pass.cursor.object == object.0 as usize
-        {
-            self.blocks.ask_encoder(self.pass.cursor.object, sbn);
-        }
+        self.pass
+            .on_block(object, sbn, self.config.interleave, &mut self.blocks);
         Ok(())
     }
 
@@ -298,9 +275,7 @@ impl Sender {
         }
         if resume {
             // Resume the first pass at the new object.
-            self.pass.cursor.object = self.blocks.objects.len() - 1;
-            self.pass.cursor.next_first = 0;
-            self.pass.info.open();
+            self.pass.resume_at(self.blocks.objects.len() - 1);
         }
         Ok(id)
     }
@@ -785,7 +760,8 @@ impl Sender {
             self.timers.set(Timer::Expiry, by);
         }
         if st.loss_ppm > 0 && self.pass.window.as_ref().is_some_and(|w| !w.encoders_asked) {
-            self.prepare_window_encoders();
+            self.pass
+                .prepare_window_encoders(&self.config, &mut self.blocks);
         }
         // Only a receiver's first measured report can complete the set that
         // restaging waits for: trying on every STATUS scanned every receiver
@@ -1052,12 +1028,7 @@ impl Sender {
         if self.pass_done() {
             return (self.blocks.objects.len() as u32, 0);
         }
-        let first = self
-            .pass
-            .window
-            .as_ref()
-            .map_or(self.pass.cursor.next_first, |w| w.first);
-        (self.pass.cursor.object as u32, first.min(255) as u8)
+        self.pass.progress()
     }
 
     fn emit_probe(&mut self, now: Instant, buf: &mut [u8]) -> usize {
@@ -1139,20 +1110,6 @@ impl Sender {
         len
     }
 
-    fn wants_info(&self, object: usize) -> bool {
-        let interval = if object == 0 && self.config.lead_protection {
-            LEAD_INFO_INTERVAL.min(self.config.info_interval)
-        } else if object == self.pass.cursor.object
-            && self.pass.window.as_ref().is_some_and(|w| w.copies == 2)
-        {
-            // A copied single-symbol object: its OBJECT_INFO before each copy.
-            1
-        } else {
-            self.config.info_interval
-        };
-        self.pass.info.due(object, interval)
-    }
-
     fn next_packet(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         self.blocks.encoder_wait = None;
         if self.feedback.is_some() {
@@ -1228,7 +1185,7 @@ impl Sender {
         if self.blocks.waits_for_encoder(wait, (o, sbn, esi), now) {
             return None;
         }
-        if self.wants_info(o as usize) {
+        if self.pass.wants_info(o as usize, &self.config) {
             return Some(self.emit_info(o as usize, buf));
         }
         if self.blocks.needs_build(o, sbn, esi) {
@@ -1264,7 +1221,7 @@ impl Sender {
         {
             return None;
         }
-        if self.wants_info(object) {
+        if self.pass.wants_info(object, &self.config) {
             return Some(self.emit_info(object, buf));
         }
         if self.config.lead_protection && object != 0 && self.pass.lead.due(LEAD_REPEAT_INTERVAL) {
@@ -1276,7 +1233,7 @@ impl Sender {
         if let Some(w) = self.pass.window.as_mut() {
             w.take(pick);
         }
-        self.ask_due_encoders();
+        self.pass.ask_due_encoders(&mut self.blocks);
         let replay = self.pass.cursor.round > 0;
         let len = self.emit_data(object, sbn, esi, replay, &bytes, buf);
         self.pass.info.sent_data();
@@ -1350,50 +1307,26 @@ impl Sender {
         self.feedback.as_ref().map_or(0, Group::len).max(1)
     }
 
-    /// Opens the window that starts at block `first` of the current object:
-    /// plans it, asks for the encoders it needs now and for its blocks.
+    /// What the group asks of the current window's proactive repair; with
+    /// `first`, for a first sizing ([`Sender::proactive_loss`]).
+    fn demand(&self, first: bool) -> Demand {
+        Demand {
+            loss: self.proactive_loss(self.pass.cursor.round, first),
+            group: self.group_size(),
+        }
+    }
+
+    /// Opens the window that starts at block `first` of the current object
+    /// ([`Pass::open_window`]).
     fn open_window(&mut self, first: u32) {
-        let round = self.pass.cursor.round;
-        let object = self.pass.cursor.object;
-        let share = if round == 0 {
-            self.config.repair_overhead
-        } else {
-            self.config.round_repair
-        };
-        let lossy_group = self
+        let lossy = self
             .feedback
             .as_ref()
             .and_then(Group::reported_loss)
             .is_some_and(|p| p > 0.0);
-        let o = &self.blocks.objects[object];
-        let spec = Spec {
-            object: o.id.0,
-            blocks: self
-                .blocks
-                .window_blocks(object, first, self.config.interleave),
-            z: o.oti.source_blocks(),
-            supplied: o.data.is_none(),
-            round,
-            // Replays (nack mode) make no repair symbols.
-            share: if self.config.mode == Mode::Nack {
-                0.0
-            } else {
-                share
-            },
-            repairs: self.blocks.repairs,
-            lead: object == 0 && self.config.lead_protection,
-            copy_single: self.config.copy_single_symbol_objects && lossy_group,
-            proactive: self.proactive_loss(round, false),
-            group: self.group_size(),
-            workers: self.config.encoder_threads > 0,
-        };
-        let (window, ask) = Window::build(first, &spec, &mut self.repair);
-        self.pass.window = Some(window);
-        if let Some(later) = ask {
-            let send_source = round == 0 || !self.blocks.repairs;
-            self.prepare_encoders(first, send_source, &later);
-        }
-        self.prefetch_blocks();
+        let demand = self.demand(false);
+        let parts = (&self.config, &mut self.blocks, &mut self.repair);
+        self.pass.open_window(first, parts, demand, lossy);
     }
 
     /// Restages the current window once every receiver that counts has
@@ -1405,111 +1338,29 @@ impl Sender {
     /// passed over for blocks the driver has not handed over yet then is
     /// not restaged, and sizes its repair at its end.
     fn restage_window(&mut self) {
-        let repairs = self.blocks.repairs;
-        let Some(w) = self.pass.window.as_ref().filter(|w| w.may_restage(repairs)) else {
-            return;
-        };
-        if !self.feedback.as_ref().is_some_and(Group::all_measured) {
+        if !self.pass.may_restage(self.blocks.repairs)
+            || !self.feedback.as_ref().is_some_and(Group::all_measured)
+        {
             return;
         }
         // Sized for the neediest loss itself, without the σ the window's end
         // keeps for the estimate's error: these are the receivers' first
         // reports (about 1000 DATA each, one σ a point of loss at 10%), and
         // the end tops the repair up for what the reports say by then.
-        let Some(loss) = self
-            .proactive_loss(self.pass.cursor.round, true)
-            .filter(|&p| p > 0.0)
-        else {
+        let demand = self.demand(true);
+        let Some(loss) = demand.loss.filter(|&p| p > 0.0) else {
             return;
         };
-        let object = self.pass.cursor.object;
-        let blocks = self
-            .blocks
-            .window_blocks(object, w.first, self.config.interleave);
-        let sizing = (loss, self.group_size(), self.config.repair_overhead);
-        let id = self.blocks.objects[object].id.0;
-        if let Some(w) = self.pass.window.as_mut() {
-            w.restage(&blocks, sizing, id, &mut self.repair);
-        }
+        let parts = (&self.config, &self.blocks, &mut self.repair);
+        self.pass.restage(parts, loss, demand.group);
     }
 
     /// Plans the current window's proactive repair, for the loss now
     /// reported ([`Window::plan_proactive`]).
     fn plan_proactive(&mut self) {
-        let Some(first) = self.pass.window.as_ref().map(|w| w.first) else {
-            return;
-        };
-        let object = self.pass.cursor.object;
-        let loss = self.proactive_loss(self.pass.cursor.round, false);
-        let sizing = (loss, self.group_size(), self.config.repair_overhead);
-        let blocks = self
-            .blocks
-            .window_blocks(object, first, self.config.interleave);
-        let id = self.blocks.objects[object].id.0;
-        if let Some(w) = self.pass.window.as_mut() {
-            w.plan_proactive(&blocks, sizing, id, &mut self.repair);
-        }
-    }
-
-    /// Asks for the encoders of the window's blocks that the plan has got to.
-    fn ask_due_encoders(&mut self) {
-        let Some(w) = self.pass.window.as_mut() else {
-            return;
-        };
-        for sbn in w.take_due_encoders() {
-            self.blocks.ask_encoder(self.pass.cursor.object, sbn);
-        }
-    }
-
-    /// Asks for the encoders of the current window's blocks (see
-    /// `Window::encoders_asked`).
-    fn prepare_window_encoders(&mut self) {
-        let Some(w) = self.pass.window.as_mut() else {
-            return;
-        };
-        w.encoders_asked = true;
-        let first = w.first;
-        let later = w.later_encoders();
-        let send_source = self.pass.cursor.round == 0 || !self.blocks.repairs;
-        self.prepare_encoders(first, send_source, &later);
-    }
-
-    /// Asks for the encoders of the blocks of the window that starts at
-    /// `first` of the current object, and of the next window too when this one
-    /// sends repair only (its symbols go out faster than a build); but not
-    /// those of `later`, asked for as the plan gets to them.
-    fn prepare_encoders(&mut self, first: u32, send_source: bool, later: &[u8]) {
-        let object = self.pass.cursor.object;
-        let z = self.blocks.objects[object].oti.source_blocks();
-        let last = (first + self.config.interleave).min(z);
-        let ahead = if send_source {
-            last
-        } else {
-            (last + self.config.interleave).min(z)
-        };
-        for sbn in first..ahead {
-            if !later.contains(&(sbn as u8)) {
-                self.blocks.ask_encoder(object, sbn as u8);
-            }
-        }
-    }
-
-    /// Asks for the blocks of the current window and the first 4 of the next
-    /// (for objects the driver supplies block by block), so that they are in
-    /// by the time they are sent.
-    fn prefetch_blocks(&mut self) {
-        let Some(first) = self.pass.window.as_ref().map(|w| w.first) else {
-            return;
-        };
-        let object = self.pass.cursor.object;
-        if self.blocks.objects[object].data.is_some() {
-            return;
-        }
-        let z = self.blocks.objects[object].oti.source_blocks();
-        let end = (first + self.config.interleave + 4).min(z);
-        for sbn in first..end {
-            let _ = self.blocks.block_bytes(object as u32, sbn as u8);
-        }
+        let demand = self.demand(false);
+        let parts = (&self.config, &self.blocks, &mut self.repair);
+        self.pass.plan_proactive(parts, demand);
     }
 
     /// Writes a DATA packet of `bytes`, block `sbn` of `object`.
