@@ -9,11 +9,12 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-use groupcast_fec::{BlockInfo, Codec, Oti};
+use groupcast_fec::{BlockInfo, Codec, FecId, Oti, copy_source_symbol};
 
 use super::config::{SenderError, SenderStats};
 use crate::proto::ObjectId;
 use crate::proto::encoders::{BlockBytes, BuiltEncoder, EncoderRequest, Encoders};
+use crate::wire;
 
 /// Buffers of evicted blocks kept for the driver's next reads.
 const SPARE_BLOCK_BUFFERS: usize = 2;
@@ -365,5 +366,42 @@ impl Blocks {
         let oti = self.objects.get(built.object() as usize).map(|o| o.oti);
         self.encoders.handle_built(built, oti);
         self.encoder_wait = None;
+    }
+
+    /// Writes a DATA packet of session and scheme `ids`, symbol `esi` of
+    /// block `sbn` of `object`, from `bytes`, the block's, and counts it.
+    pub(super) fn write_data(
+        &mut self,
+        (session, fec): (u64, FecId),
+        (object, sbn, esi): (usize, u8, u32),
+        replay: bool,
+        bytes: &BlockBytes,
+        buf: &mut [u8],
+        stats: &mut SenderStats,
+    ) -> usize {
+        let o = &self.objects[object];
+        let block = o.oti.block(sbn as u32).expect("planned block exists");
+        let mut packet = wire::data::start_data(buf, session, o.id.0, fec, &o.oti, sbn, esi);
+        let out = packet.symbol_mut();
+        let data = bytes.as_slice();
+        if esi < block.source_symbols {
+            copy_source_symbol(data, esi, out);
+        } else {
+            let encoders = &mut self.encoders;
+            encoders
+                .get((o.id.0, sbn), &o.oti, &block, data)
+                .write_symbol(esi, out)
+                .expect("ESI and length are in range");
+            stats.encoders_built_inline = encoders.built_here;
+            stats.encoders_built_twice = encoders.built_twice;
+        }
+        // A source symbol sent again (a no-code replay) repairs loss, so it
+        // counts as repair.
+        if esi < block.source_symbols && !replay {
+            stats.source_symbols_sent += 1;
+        } else {
+            stats.repair_symbols_sent += 1;
+        }
+        wire::data::finish_data(packet)
     }
 }

@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use super::blocks::Blocks;
 use super::budget::Budget;
-use super::config::{SenderConfig, SenderEvent, SenderStats};
+use super::config::{BUSY_HOLD, SenderConfig, SenderEvent, SenderStats};
 use crate::proto::feedback::{FeedbackConfig, FlowPolicy};
 use crate::proto::rate::{RttFilter, average_loss};
+use crate::proto::repair::RepairScheduler;
 use crate::proto::roster::{Refusal, Roster, prefix_of};
 use crate::wire::StatusRepr;
 use crate::wire::feedback::{STATUS_BUSY, STATUS_COMPLETE, STATUS_ECHO, STATUS_LOSS};
@@ -328,6 +329,146 @@ impl Group {
                 *edges.select_nth_unstable_by(i, |a, b| b.cmp(a)).1
             }
         })
+    }
+
+    /// Whether flow control holds the first pass back before the window
+    /// that starts at global block `seq` (protocol.md §13.4, "Flow
+    /// control", "The first window"), `waited` after the sender's first
+    /// time, with `heard` receivers heard so far.
+    pub(super) fn flow_blocked(&self, seq: u64, waited: Duration, heard: u64) -> bool {
+        let Some(edge) = self.flow_edge() else {
+            // Nobody has reported yet. Receivers hold a bounded number of
+            // blocks, so the first window waits up to `first_status_wait` for
+            // a first STATUS instead of racing ahead of them (receivers that
+            // never report, or none at all, then get the rest unpaced by them).
+            return heard == 0 && waited < self.cfg.first_status_wait && seq >= self.flow_blocks;
+        };
+        seq >= edge + self.flow_blocks
+    }
+
+    /// Whether a NACK of `receiver` from `source` is taken, within the NACK
+    /// rate limits, overall and per source (protocol.md §13.4, "Answering
+    /// NACKs"); binds an id not yet tracked to its address.
+    pub(super) fn admit_nack(
+        &mut self,
+        now: Instant,
+        source: Option<IpAddr>,
+        receiver: u64,
+        stats: &mut SenderStats,
+    ) -> bool {
+        if let Some(src) = source
+            && !self
+                .budget
+                .take_source_token(now, src, self.cfg.max_nack_rate_per_source)
+        {
+            stats.nacks_dropped_per_source += 1;
+            return false;
+        }
+        if !self.budget.take_nack() {
+            stats.nacks_dropped += 1;
+            return false;
+        }
+        stats.nacks_received += 1;
+        self.feedback_at = Some(now);
+        if let Some(src) = source {
+            self.on_nack_source(receiver, src);
+        }
+        true
+    }
+
+    /// Whether the sender is in a fallback round: a round was queued and no
+    /// feedback moved anything since. Repair then goes at half the rate.
+    pub(super) fn in_fallback(&self) -> bool {
+        self.fallback_at
+            .is_some_and(|f| self.feedback_at.is_none_or(|h| h < f))
+    }
+
+    /// When the next fallback round is due, once the first pass (which
+    /// ended at `pass_end`) is over with no repair queued and rounds left:
+    /// receivers unfinished (or none ever heard: `heard` 0), `delay` of
+    /// quiet, and [`BUSY_HOLD`] since the last BUSY.
+    pub(super) fn fallback_due(
+        &self,
+        pass_end: Option<Instant>,
+        delay: Duration,
+        heard: u64,
+    ) -> Option<Instant> {
+        if heard > 0 && !self.unfinished() {
+            return None;
+        }
+        let quiet_since = [pass_end, self.feedback_at, self.fallback_at]
+            .into_iter()
+            .flatten()
+            .max()?;
+        let busy = self.busy_at.map(|b| b + BUSY_HOLD);
+        Some((quiet_since + delay).max(busy.unwrap_or(quiet_since)))
+    }
+
+    /// Queues a fallback round at `now` (protocol.md §13.4, "Fallback"):
+    /// fresh repair (nack mode: the source symbols again) for every block
+    /// beyond the lowest unfinished receiver's window, `share` × K of each
+    /// (at least one symbol).
+    pub(super) fn queue_fallback(
+        &mut self,
+        now: Instant,
+        share: f64,
+        blocks: &Blocks,
+        repair: &mut RepairScheduler,
+    ) {
+        self.fallback_at = Some(now);
+        let floor = self.fallback_floor();
+        for (i, o) in blocks
+            .objects
+            .iter()
+            .enumerate()
+            .skip(blocks.retired as usize)
+        {
+            for sbn in 0..o.oti.source_blocks() {
+                if blocks.prefix[i] + (sbn as u64) < floor {
+                    continue;
+                }
+                let Some(b) = o.oti.block(sbn) else { continue };
+                let k = b.source_symbols;
+                let need = ((k as f64 * share).ceil() as u32).clamp(1, k);
+                repair.request((o.id.0, b.sbn), k, now, need, &[(0, k)]);
+            }
+        }
+    }
+
+    /// Building an encoder costs CPU like sending part of its block. Builds
+    /// for repair draw on their own budget, refilled like the repair budget and
+    /// charged an eighth of the block each, so that NACKs spread thinly over
+    /// many blocks cannot keep the sender busy rebuilding encoders.
+    pub(super) fn charge_build(
+        &mut self,
+        blocks: &Blocks,
+        (object, sbn): (u32, u8),
+        stats: &mut SenderStats,
+    ) {
+        let len = blocks.objects[object as usize]
+            .oti
+            .block(sbn as u32)
+            .map_or(0, |b| b.len);
+        self.budget.build.spend(len as f64 / 8.0);
+        stats.encoders_built_for_repair += 1;
+    }
+
+    /// Whether the group lets a sender whose first pass is over finish
+    /// (protocol.md §13.4, "Finish"), with `queued` repair still to go.
+    pub(super) fn may_finish(&self, stats: &SenderStats, queued: bool) -> bool {
+        !self.open
+            // Receivers from distinct /64s: one host's forged ids count once.
+            && self.roster.distinct_heard() >= self.cfg.min_receivers as u64
+            // Nobody ever heard: the fallback rounds go out first.
+            && (stats.receivers_heard > 0
+                || stats.fallback_rounds >= self.cfg.fallback_rounds as u64)
+            // The last fallback round goes out whole. (Any accepted NACK ends
+            // the fallback, so forged ones cannot hold the sender here.)
+            && !(self.in_fallback() && queued)
+            // Repair still queued is for nobody who counts: every tracked
+            // receiver is complete or stalled. (So NACKs, which anyone can
+            // forge, cannot keep the sender from finishing.)
+            && self.all_done()
     }
 
     /// The loss proactive repair is sized for (protocol.md §13.4,

@@ -10,6 +10,8 @@ mod blocks;
 mod budget;
 mod config;
 mod group;
+mod nacks;
+mod pace;
 mod pass;
 mod window;
 
@@ -17,7 +19,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use groupcast_fec::{FecId, Oti, codec_for, copy_source_symbol};
+use groupcast_fec::{FecId, Oti, codec_for};
 
 pub use self::blocks::BlockRequest;
 use self::blocks::Blocks;
@@ -27,13 +29,14 @@ pub use self::config::{
     SenderError, SenderEvent, SenderStats,
 };
 use self::group::{Group, Position};
+use self::nacks::Nacks;
+use self::pace::Pace;
 use self::pass::{Demand, Pass};
 use self::window::Window;
 use super::ObjectId;
 use super::encoders::BlockBytes;
 pub use super::encoders::{BuiltEncoder, EncoderRequest};
 use super::feedback::Mode;
-use super::pacing::TokenBucket;
 use super::rate::RateControl;
 use super::repair::RepairScheduler;
 use super::schedule::{Lead, Step};
@@ -58,15 +61,6 @@ enum Phase {
     Finished { pass_end: Option<Instant> },
 }
 
-/// The sender's clock: times are given, never read.
-#[derive(Debug, Clone, Copy, Default)]
-struct Clock {
-    /// The first time given; PROBE timestamps count from it.
-    epoch: Option<Instant>,
-    /// The latest time given.
-    last: Option<Instant>,
-}
-
 /// The sans-IO sender.
 ///
 /// In [`Mode::Carousel`], objects are sent in rounds. In the first round each
@@ -86,9 +80,8 @@ pub struct Sender {
     blocks: Blocks,
     pass: Pass,
     phase: Phase,
-    clock: Clock,
-    /// Pacing: bytes the sender may send now.
-    pacing: TokenBucket,
+    /// The clock and pacing.
+    pace: Pace,
     events: VecDeque<SenderEvent>,
     stats: SenderStats,
     /// GRTT, AIMD and the receivers' average loss.
@@ -128,8 +121,7 @@ impl Sender {
             t,
             pass: Pass::new(),
             phase: Phase::Sending,
-            clock: Clock::default(),
-            pacing: TokenBucket::new(tokens),
+            pace: Pace::new(tokens),
             events: VecDeque::new(),
             stats: SenderStats {
                 grtt_us: grtt.as_micros() as u64,
@@ -298,7 +290,7 @@ impl Sender {
         }
         if !open {
             // Finishing is judged on the next tick.
-            self.timers.set_opt(Timer::Probe, self.clock.last);
+            self.timers.set_opt(Timer::Probe, self.pace.last);
         }
     }
 
@@ -384,8 +376,8 @@ impl Sender {
             return None;
         }
         // The latest time the sender was given: a deadline there is due now.
-        let due = self.clock.last.or(self.clock.epoch);
-        let pacing = self.pacing_due();
+        let due = self.pace.last.or(self.pace.epoch);
+        let pacing = self.pace.due(self.config.rate.map(|_| self.rc.rate()));
         // Waiting for an encoder a worker is building: until it is back
         // (`handle_encoder`), or the wait is over.
         let waiting = self
@@ -418,7 +410,7 @@ impl Sender {
                 .last
                 .map(|l| l + wait)
                 .max(pacing)
-                .or(self.clock.last));
+                .or(self.pace.last));
         }
         if let Some(info) = g.budget.info_due(self.repair_rate()) {
             at(info.max(pacing));
@@ -427,18 +419,6 @@ impl Sender {
         at(self.repair.next_deadline());
         at(self.fallback_due());
         t
-    }
-
-    /// When pacing next lets a datagram go, if the sender is paced and was
-    /// given a time.
-    fn pacing_due(&self) -> Option<Instant> {
-        match (self.config.rate.map(|_| self.rc.rate()), self.clock.last) {
-            (Some(rate), Some(last)) if !self.pacing.has_any() => {
-                Some(last + Duration::from_secs_f64(self.pacing.debt() / rate as f64 + 1e-9))
-            }
-            (Some(_), Some(last)) => Some(last),
-            _ => None,
-        }
     }
 
     /// The next block encoder the sender would like built off its thread
@@ -461,8 +441,8 @@ impl Sender {
     }
 
     fn refill(&mut self, now: Instant) {
-        if self.clock.epoch.is_none() {
-            self.clock.epoch = Some(now);
+        if self.pace.epoch.is_none() {
+            self.pace.epoch = Some(now);
             if self.feedback.is_some() {
                 self.timers.set(Timer::Probe, now);
                 self.timers.set(
@@ -471,10 +451,8 @@ impl Sender {
                 );
             }
         }
-        if let (Some(_), Some(last)) = (self.config.rate, self.clock.last) {
-            let rate = self.rc.rate();
-            let dt = now.saturating_duration_since(last).as_secs_f64();
-            self.pacing.refill(dt, rate as f64, self.burst_cap(rate));
+        if self.config.rate.is_some() {
+            self.pace.refill(now, self.rc.rate(), &self.config);
         }
         if self.feedback.is_some() {
             let repair_rate = self.repair_rate();
@@ -483,18 +461,9 @@ impl Sender {
                 g.budget.refill(now, repair_rate, max_nack_rate);
             }
         }
-        if self.clock.last.is_none_or(|l| now > l) {
-            self.clock.last = Some(now);
+        if self.pace.last.is_none_or(|l| now > l) {
+            self.pace.last = Some(now);
         }
-    }
-
-    /// How many bytes the pacing bucket may hold at `rate`: `burst`, one
-    /// datagram, or what `rate` sends in `pacing_granularity` (at most
-    /// [`MAX_PACING_CATCH_UP`]), whichever is the most.
-    fn burst_cap(&self, rate: u64) -> f64 {
-        let late = (rate as f64 * self.config.pacing_granularity.as_secs_f64())
-            .min(MAX_PACING_CATCH_UP as f64);
-        (self.config.burst.max(self.config.max_datagram as u64) as f64).max(late)
     }
 
     /// Bytes per second repair may use (protocol.md §13.4, "Repair cap"): a
@@ -512,10 +481,7 @@ impl Sender {
         let base = match self.config.rate {
             Some(_) => self.rc.rate() as f64,
             None => {
-                let elapsed = match (self.clock.epoch, self.clock.last) {
-                    (Some(e), Some(l)) => l.saturating_duration_since(e).as_secs_f64(),
-                    _ => 0.0,
-                };
+                let elapsed = self.pace.elapsed().as_secs_f64();
                 // Until a rate is measured, assume 10 MB/s.
                 if elapsed > 0.05 {
                     (self.stats.bytes_sent as f64 / elapsed).max(1e6)
@@ -525,12 +491,6 @@ impl Sender {
             }
         };
         (base * share).max(1.0)
-    }
-
-    fn micros(&self, now: Instant) -> u64 {
-        self.clock
-            .epoch
-            .map_or(0, |e| now.saturating_duration_since(e).as_micros() as u64)
     }
 
     /// Writes the next datagram into `buf` and returns its length, or `None` if
@@ -553,7 +513,7 @@ impl Sender {
                 return None;
             }
         }
-        if self.config.rate.is_some() && !self.pacing.has_any() {
+        if self.config.rate.is_some() && !self.pace.bucket.has_any() {
             return None;
         }
         let len = self.next_packet(now, buf)?;
@@ -563,7 +523,7 @@ impl Sender {
         self.stats.packets_sent += 1;
         self.stats.bytes_sent += len as u64;
         if self.config.rate.is_some() {
-            self.pacing.spend(len as f64);
+            self.pace.bucket.spend(len as f64);
         }
         Some(len)
     }
@@ -590,8 +550,8 @@ impl Sender {
         self.refill(now);
         match wire::Repr::parse(datagram) {
             Ok(wire::Repr::Nack(n)) if n.session == self.config.session.0 => {
-                if self.admit_nack(now, source, n.receiver) {
-                    self.handle_nack(now, &n);
+                if self.admit_nack(now, source, n.receiver) && self.handle_nack(now, &n) {
+                    self.stop_linger();
                 }
             }
             Ok(wire::Repr::Status(st)) if st.session == self.config.session.0 => {
@@ -610,120 +570,29 @@ impl Sender {
         source: Option<std::net::IpAddr>,
         receiver: u64,
     ) -> bool {
-        let per_source = self.config.feedback.max_nack_rate_per_source;
-        let Some(g) = &mut self.feedback else {
-            return false;
-        };
-        if let Some(src) = source
-            && !g.budget.take_source_token(now, src, per_source)
-        {
-            self.stats.nacks_dropped_per_source += 1;
-            return false;
-        }
-        if !g.budget.take_nack() {
-            self.stats.nacks_dropped += 1;
-            return false;
-        }
-        self.stats.nacks_received += 1;
-        g.feedback_at = Some(now);
-        if let Some(src) = source {
-            g.on_nack_source(receiver, src);
-        }
-        true
+        let stats = &mut self.stats;
+        self.feedback
+            .as_mut()
+            .is_some_and(|g| g.admit_nack(now, source, receiver, stats))
     }
 
-    fn handle_nack(&mut self, now: Instant, n: &wire::NackRepr) {
-        let agg = self.rc.grtt().mul_f64(self.config.feedback.aggregation);
-        for e in &n.entries {
-            let Some(block) = self.nack_entry(now, e) else {
-                continue;
-            };
-            let key = (e.object, e.sbn);
-            let workers = self.config.encoder_threads > 0;
-            let replays = self.config.mode == Mode::Nack;
-            let may_build = self
-                .feedback
-                .as_ref()
-                .is_some_and(|g| g.budget.build.has_any());
-            if !self.repair.gathering(key)
-                && !replays
-                && workers
-                && !self.blocks.encoders.has(key)
-                && may_build
-            {
-                // A worker builds the encoder while NACKs gather; the build is
-                // charged as one on the sending thread would be. (A block not
-                // handed over yet is asked for now, and built when sent.)
-                if let Some(bytes) = self.blocks.block_bytes(e.object, e.sbn) {
-                    let o = &self.blocks.objects[e.object as usize];
-                    self.blocks.encoders.prepare(key, &o.oti, &block, &bytes);
-                    self.charge_build(e.object, e.sbn);
-                }
-            } else if self.blocks.objects[e.object as usize].data.is_none() {
-                // Its bytes, asked for while NACKs gather.
-                let _ = self.blocks.block_bytes(e.object, e.sbn);
-            }
-            let k = block.source_symbols;
-            self.repair.request(key, k, now + agg, e.need, &e.ranges);
-        }
-        // Only a receiver that counts and still lacks something restarts the
-        // linger: a forged NACK, under any id, cannot hold the sender.
-        if self.feedback.as_ref().is_some_and(|g| g.counts(n.receiver)) {
-            self.stop_linger();
-        }
-    }
-
-    /// The block a NACK entry asks repair of, if it is to be answered: it
-    /// names a block that exists and is not retired, asks for what the block
-    /// has, and the block's repair is not queued or just sent. An entry that
-    /// asks for OBJECT_INFO queues it instead. Counts the entries ignored.
-    fn nack_entry(
-        &mut self,
-        now: Instant,
-        e: &wire::NackEntry,
-    ) -> Option<groupcast_fec::BlockInfo> {
-        let Some(o) = self.blocks.objects.get(e.object as usize) else {
-            self.stats.nack_entries_invalid += 1;
-            return None;
+    /// Queues the repair a NACK admitted asks for ([`Nacks::handle`]);
+    /// whether it may restart the linger.
+    fn handle_nack(&mut self, now: Instant, n: &wire::NackRepr) -> bool {
+        let progress = (!self.pass_done()).then(|| self.progress());
+        let Some(group) = self.feedback.as_mut() else {
+            return false;
         };
-        if e.object < self.blocks.retired {
-            self.stats.nack_entries_ignored += 1;
-            return None;
+        Nacks {
+            config: &self.config,
+            blocks: &mut self.blocks,
+            repair: &mut self.repair,
+            group,
+            stats: &mut self.stats,
+            aggregation: self.rc.grtt().mul_f64(self.config.feedback.aggregation),
+            progress,
         }
-        if e.flags & wire::feedback::NACK_NEED_INFO != 0 {
-            if let Some(g) = &mut self.feedback {
-                g.budget.queue_info(e.object);
-            }
-            return None;
-        }
-        let Some(block) = o.oti.block(e.sbn as u32) else {
-            self.stats.nack_entries_invalid += 1;
-            return None;
-        };
-        let k = block.source_symbols;
-        // Replays (nack mode) name the symbols lost.
-        let replays = self.config.mode == Mode::Nack;
-        if (replays && e.ranges.is_empty())
-            || e.ranges
-                .iter()
-                .any(|&(f, c)| f as u64 + c as u64 > k as u64)
-            || e.need == 0
-            || e.need > k
-        {
-            self.stats.nack_entries_invalid += 1;
-            return None;
-        }
-        let key = (e.object, e.sbn);
-        // Receivers ask only for blocks behind the first pass (the PROBE's
-        // progress point); a request for one the pass has not reached is
-        // forged (or follows a forged PROBE), and its answer would come
-        // anyway.
-        let ahead = !self.pass_done() && key >= self.progress();
-        if ahead || self.repair.answered(key, now) {
-            self.stats.nack_entries_ignored += 1;
-            return None;
-        }
-        Some(block)
+        .handle(now, n)
     }
 
     /// Something is left to do after all: the linger starts again later.
@@ -744,7 +613,7 @@ impl Sender {
         let at = Position {
             behind: self.behind_edge(),
             total: self.blocks.total_blocks(),
-            now_us: self.micros(now),
+            now_us: self.pace.micros(now),
         };
         let edge = self.blocks.edge_of(st.window);
         let Some(g) = &mut self.feedback else {
@@ -819,21 +688,7 @@ impl Sender {
         let Some(g) = &self.feedback else {
             return false;
         };
-        let fb = &self.config.feedback;
-        self.pass_done()
-            && !g.open
-            // Receivers from distinct /64s: one host's forged ids count once.
-            && g.roster.distinct_heard() >= fb.min_receivers as u64
-            // Nobody ever heard: the fallback rounds go out first.
-            && (self.stats.receivers_heard > 0
-                || self.stats.fallback_rounds >= fb.fallback_rounds as u64)
-            // The last fallback round goes out whole. (Any accepted NACK ends
-            // the fallback, so forged ones cannot hold the sender here.)
-            && !(self.in_fallback() && self.repair.front().is_some())
-            // Repair still queued is for nobody who counts: every tracked
-            // receiver is complete or stalled. (So NACKs, which anyone can
-            // forge, cannot keep the sender from finishing.)
-            && g.all_done()
+        self.pass_done() && g.may_finish(&self.stats, self.repair.front().is_some())
     }
 
     /// After the first pass, with no feedback that moves anything for
@@ -850,7 +705,6 @@ impl Sender {
             return;
         };
         let limit = self.config.feedback.fallback_rounds;
-        g.fallback_at = Some(now);
         self.stats.fallback_rounds += 1;
         let round = self.stats.fallback_rounds as u32;
         if round == 1 {
@@ -864,26 +718,8 @@ impl Sender {
             tracing::info!(round, "fallback repair round");
         }
         self.events.push_back(SenderEvent::FallbackRound { round });
-        let floor = g.fallback_floor();
         let share = self.config.round_repair.max(0.05);
-        let blocks = &self.blocks;
-        for (i, o) in blocks
-            .objects
-            .iter()
-            .enumerate()
-            .skip(blocks.retired as usize)
-        {
-            for sbn in 0..o.oti.source_blocks() {
-                if blocks.prefix[i] + (sbn as u64) < floor {
-                    continue;
-                }
-                let Some(b) = o.oti.block(sbn) else { continue };
-                let k = b.source_symbols;
-                let need = ((k as f64 * share).ceil() as u32).clamp(1, k);
-                self.repair
-                    .request((o.id.0, b.sbn), k, now, need, &[(0, k)]);
-            }
-        }
+        g.queue_fallback(now, share, &self.blocks, &mut self.repair);
     }
 
     /// When the next fallback round is due, if one may come: after the first
@@ -900,15 +736,11 @@ impl Sender {
         if self.repair.front().is_some() {
             return None;
         }
-        if self.stats.receivers_heard > 0 && !g.unfinished() {
-            return None;
-        }
-        let quiet_since = [self.pass_end(), g.feedback_at, g.fallback_at]
-            .into_iter()
-            .flatten()
-            .max()?;
-        let busy = g.busy_at.map(|b| b + BUSY_HOLD);
-        Some((quiet_since + self.fallback_delay()).max(busy.unwrap_or(quiet_since)))
+        g.fallback_due(
+            self.pass_end(),
+            self.fallback_delay(),
+            self.stats.receivers_heard,
+        )
     }
 
     /// How long the sender waits, quiet, before a fallback round: 20 GRTTs,
@@ -920,10 +752,7 @@ impl Sender {
     /// Whether the sender is in a fallback round: a round was queued and no
     /// feedback moved anything since. Repair then goes at half the rate.
     fn in_fallback(&self) -> bool {
-        self.feedback.as_ref().is_some_and(|g| {
-            g.fallback_at
-                .is_some_and(|f| g.feedback_at.is_none_or(|h| h < f))
-        })
+        self.feedback.as_ref().is_some_and(Group::in_fallback)
     }
 
     /// Whether the first pass is over (nack, hybrid; never in a carousel).
@@ -954,28 +783,13 @@ impl Sender {
             .min(fb.linger)
     }
 
-    /// Building an encoder costs CPU like sending part of its block. Builds
-    /// for repair draw on their own budget, refilled like the repair budget and
-    /// charged an eighth of the block each, so that NACKs spread thinly over
-    /// many blocks cannot keep the sender busy rebuilding encoders.
-    fn charge_build(&mut self, object: u32, sbn: u8) {
-        let len = self.blocks.objects[object as usize]
-            .oti
-            .block(sbn as u32)
-            .map_or(0, |b| b.len);
-        if let Some(g) = &mut self.feedback {
-            g.budget.build.spend(len as f64 / 8.0);
-        }
-        self.stats.encoders_built_for_repair += 1;
-    }
-
     fn has_data_ready(&self, g: &Group) -> bool {
         !self.pass_done() && !self.flow_blocked()
             || (!g.budget.info_queue.is_empty() && g.budget.repair.has_any())
             || self
                 .timers
                 .get(Timer::Probe)
-                .is_some_and(|p| self.clock.last.is_some_and(|l| l >= p))
+                .is_some_and(|p| self.pace.last.is_some_and(|l| l >= p))
     }
 
     /// Whether flow control holds the first pass back before its next window
@@ -988,21 +802,7 @@ impl Sender {
             return false;
         }
         let seq = self.blocks.prefix[self.pass.cursor.object] + self.pass.cursor.next_first as u64;
-        let Some(edge) = g.flow_edge() else {
-            // Nobody has reported yet. Receivers hold a bounded number of
-            // blocks, so the first window waits up to `first_status_wait` for
-            // a first STATUS instead of racing ahead of them (receivers that
-            // never report, or none at all, then get the rest unpaced by them).
-            let waited = self
-                .clock
-                .epoch
-                .zip(self.clock.last)
-                .map_or(Duration::ZERO, |(s, l)| l.saturating_duration_since(s));
-            return self.stats.receivers_heard == 0
-                && waited < self.config.feedback.first_status_wait
-                && seq >= g.flow_blocks;
-        };
-        seq >= edge + g.flow_blocks
+        g.flow_blocked(seq, self.pace.elapsed(), self.stats.receivers_heard)
     }
 
     /// The global block sequence number the sender has sent past: a
@@ -1041,7 +841,7 @@ impl Sender {
         let receivers = self.feedback.as_ref().map_or(0, Group::len) as u64;
         let probe = wire::ProbeRepr {
             session: self.config.session.0,
-            timestamp_us: self.micros(now),
+            timestamp_us: self.pace.micros(now),
             sent: self.stats.source_symbols_sent + self.stats.repair_symbols_sent,
             grtt_us: self.rc.grtt().as_micros().min(u32::MAX as u128) as u32,
             objects: self.blocks.objects.len() as u32,
@@ -1188,8 +988,10 @@ impl Sender {
         if self.pass.wants_info(o as usize, &self.config) {
             return Some(self.emit_info(o as usize, buf));
         }
-        if self.blocks.needs_build(o, sbn, esi) {
-            self.charge_build(o, sbn);
+        if self.blocks.needs_build(o, sbn, esi)
+            && let Some(g) = &mut self.feedback
+        {
+            g.charge_build(&self.blocks, (o, sbn), &mut self.stats);
         }
         let len = self.emit_data(o as usize, sbn, esi, true, &bytes, buf);
         self.pass.info.sent_data();
@@ -1258,7 +1060,7 @@ impl Sender {
         if step != Step::End {
             if self.feedback.is_some() {
                 // Progress moved: say so soon.
-                let soon = self.timers.get(Timer::Probe).min(self.clock.last);
+                let soon = self.timers.get(Timer::Probe).min(self.pace.last);
                 self.timers.set_opt(Timer::Probe, soon);
             }
             return true;
@@ -1266,12 +1068,12 @@ impl Sender {
         if self.feedback.is_some() {
             self.pass.cursor.stay_at_last();
             self.phase = Phase::Repair {
-                since: self.clock.last,
+                since: self.pace.last,
             };
             self.pass.info.close();
             self.stats.rounds_completed = 1;
             // Tell receivers at once that the pass is over.
-            self.timers.set_opt(Timer::Probe, self.clock.last);
+            self.timers.set_opt(Timer::Probe, self.pace.last);
             return false;
         }
         let cursor = &mut self.pass.cursor;
@@ -1363,7 +1165,8 @@ impl Sender {
         self.pass.plan_proactive(parts, demand);
     }
 
-    /// Writes a DATA packet of `bytes`, block `sbn` of `object`.
+    /// Writes a DATA packet of `bytes`, block `sbn` of `object`
+    /// ([`Blocks::write_data`]).
     fn emit_data(
         &mut self,
         object: usize,
@@ -1373,37 +1176,8 @@ impl Sender {
         bytes: &BlockBytes,
         buf: &mut [u8],
     ) -> usize {
-        let o = &self.blocks.objects[object];
-        let block = o.oti.block(sbn as u32).expect("planned block exists");
-        let mut packet = wire::data::start_data(
-            buf,
-            self.config.session.0,
-            o.id.0,
-            self.config.fec,
-            &o.oti,
-            sbn,
-            esi,
-        );
-        let out = packet.symbol_mut();
-        let data = bytes.as_slice();
-        if esi < block.source_symbols {
-            copy_source_symbol(data, esi, out);
-        } else {
-            let encoders = &mut self.blocks.encoders;
-            encoders
-                .get((o.id.0, sbn), &o.oti, &block, data)
-                .write_symbol(esi, out)
-                .expect("ESI and length are in range");
-            self.stats.encoders_built_inline = encoders.built_here;
-            self.stats.encoders_built_twice = encoders.built_twice;
-        }
-        // A source symbol sent again (a no-code replay) repairs loss, so it
-        // counts as repair.
-        if esi < block.source_symbols && !replay {
-            self.stats.source_symbols_sent += 1;
-        } else {
-            self.stats.repair_symbols_sent += 1;
-        }
-        wire::data::finish_data(packet)
+        let ids = (self.config.session.0, self.config.fec);
+        let (blocks, stats) = (&mut self.blocks, &mut self.stats);
+        blocks.write_data(ids, (object, sbn, esi), replay, bytes, buf, stats)
     }
 }
