@@ -157,6 +157,19 @@ pub const MAX_REPAIR_OVERHEAD: f64 = 100.0;
 pub const MAX_REPAIR_SHARE: f64 = 100.0;
 
 impl SenderConfig {
+    /// Nack mode: repair replays the source symbols NACKs name lost (the
+    /// Compact No-Code scheme), never a repair symbol. The one place the
+    /// sender tells nack mode from hybrid (see [`SenderConfig::answers_fresh`]).
+    pub(super) fn replays(&self) -> bool {
+        self.mode == Mode::Nack
+    }
+
+    /// Hybrid mode: NACKs are answered with fresh repair symbols, and the
+    /// first pass sends proactive repair.
+    pub(super) fn answers_fresh(&self) -> bool {
+        self.mode == Mode::Hybrid
+    }
+
     /// The symbol size T this configuration uses.
     pub fn effective_symbol_size(&self) -> u16 {
         self.symbol_size.unwrap_or_else(|| {

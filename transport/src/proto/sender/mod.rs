@@ -36,6 +36,7 @@ use self::window::Window;
 use super::ObjectId;
 use super::encoders::BlockBytes;
 pub use super::encoders::{BuiltEncoder, EncoderRequest};
+#[cfg(doc)]
 use super::feedback::Mode;
 use super::rate::RateControl;
 use super::repair::RepairScheduler;
@@ -48,7 +49,7 @@ use crate::wire::{self, INFO_HEADER_LEN, InfoRepr, MAX_NAME_LEN, SYMBOL_ALIGNMEN
 enum Phase {
     /// A carousel's rounds, or the first pass of a nack or hybrid sender
     /// (protocol.md §13.4, "First pass").
-    Sending,
+    FirstPass,
     /// Nack and hybrid: the first pass is over (it ended at `since`). The
     /// sender answers NACKs, sends fallback rounds if feedback stays away,
     /// and lingers before it finishes (protocol.md §13.4, "Fallback",
@@ -102,7 +103,7 @@ impl Sender {
         config.validate()?;
         let t = config.effective_symbol_size();
         // Nack mode replays source symbols: the Compact No-Code scheme.
-        if config.mode == Mode::Nack {
+        if config.replays() {
             config.fec = FecId::NoCode;
         }
         let tokens = config.burst.max(config.max_datagram as u64) as f64;
@@ -120,7 +121,7 @@ impl Sender {
             ),
             t,
             pass: Pass::new(),
-            phase: Phase::Sending,
+            phase: Phase::FirstPass,
             pace: Pace::new(tokens),
             events: VecDeque::new(),
             stats: SenderStats {
@@ -132,7 +133,7 @@ impl Sender {
             feedback: config.mode.has_feedback().then(|| Group::new(&config, t)),
             timers: TimerTable::default(),
             repair: RepairScheduler::new(
-                config.mode == Mode::Nack,
+                config.replays(),
                 codec_for(config.fec).esi_limit(0),
                 config.feedback.repair_margin,
             ),
@@ -147,7 +148,7 @@ impl Sender {
     /// window opens, so the next window's need no room; each encoder holds
     /// about twice its block).
     fn cached_encoders(config: &SenderConfig) -> usize {
-        if config.mode == Mode::Hybrid {
+        if config.answers_fresh() {
             config.interleave as usize + 4
         } else {
             config.interleave as usize * if config.encoder_threads > 0 { 2 } else { 1 }
@@ -260,7 +261,7 @@ impl Sender {
         let oti = Oti::for_object(len, self.t, self.config.block_symbols, SYMBOL_ALIGNMENT)?;
         let id = self.blocks.push(data, oti, hash, name);
         let resume = self.pass_done();
-        self.phase = Phase::Sending;
+        self.phase = Phase::FirstPass;
         // Whoever was complete lacks this one now.
         if let Some(g) = &mut self.feedback {
             g.reopen();
@@ -758,7 +759,7 @@ impl Sender {
     /// Whether the first pass is over (nack, hybrid; never in a carousel).
     fn pass_done(&self) -> bool {
         match self.phase {
-            Phase::Sending => false,
+            Phase::FirstPass => false,
             Phase::Repair { .. } => true,
             Phase::Finished { .. } => self.feedback.is_some(),
         }
@@ -767,7 +768,7 @@ impl Sender {
     /// When the first pass ended, once it has.
     fn pass_end(&self) -> Option<Instant> {
         match self.phase {
-            Phase::Sending => None,
+            Phase::FirstPass => None,
             Phase::Repair { since } => since,
             Phase::Finished { pass_end } => pass_end,
         }
@@ -846,7 +847,7 @@ impl Sender {
             grtt_us: self.rc.grtt().as_micros().min(u32::MAX as u128) as u32,
             objects: self.blocks.objects.len() as u32,
             progress: self.progress(),
-            mode: if self.config.mode == Mode::Nack {
+            mode: if self.config.replays() {
                 wire::WireMode::Nack
             } else {
                 wire::WireMode::Hybrid
@@ -1096,7 +1097,7 @@ impl Sender {
     /// `first`, for a first sizing from the receivers' first reports.
     fn proactive_loss(&self, round: u32, first: bool) -> Option<f64> {
         let fb = &self.config.feedback;
-        if self.config.mode != Mode::Hybrid || round != 0 || !fb.proactive {
+        if !self.config.answers_fresh() || round != 0 || !fb.proactive {
             return None;
         }
         let g = self.feedback.as_ref()?;

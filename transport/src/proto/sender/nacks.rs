@@ -10,7 +10,6 @@ use groupcast_fec::BlockInfo;
 use super::blocks::Blocks;
 use super::config::{SenderConfig, SenderStats};
 use super::group::Group;
-use crate::proto::feedback::Mode;
 use crate::proto::repair::RepairScheduler;
 use crate::wire::{self, NackEntry, NackRepr};
 
@@ -41,7 +40,7 @@ impl Nacks<'_> {
             };
             let key = (e.object, e.sbn);
             let workers = self.config.encoder_threads > 0;
-            let replays = self.config.mode == Mode::Nack;
+            let replays = self.config.replays();
             let may_build = self.group.budget.build.has_any();
             if !self.repair.gathering(key)
                 && !replays
@@ -91,7 +90,7 @@ impl Nacks<'_> {
         };
         let k = block.source_symbols;
         // Replays (nack mode) name the symbols lost.
-        let replays = self.config.mode == Mode::Nack;
+        let replays = self.config.replays();
         if (replays && e.ranges.is_empty())
             || e.ranges
                 .iter()

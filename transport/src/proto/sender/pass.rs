@@ -7,7 +7,6 @@ use super::blocks::Blocks;
 use super::config::{LEAD_INFO_INTERVAL, SenderConfig};
 use super::window::{Spec, Window};
 use crate::proto::ObjectId;
-use crate::proto::feedback::Mode;
 use crate::proto::repair::RepairScheduler;
 use crate::proto::schedule::{Cursor, InfoSchedule, LeadRepeat};
 
@@ -113,11 +112,7 @@ impl Pass {
             supplied: o.data.is_none(),
             round,
             // Replays (nack mode) make no repair symbols.
-            share: if config.mode == Mode::Nack {
-                0.0
-            } else {
-                share
-            },
+            share: if config.replays() { 0.0 } else { share },
             repairs: blocks.repairs,
             lead: object == 0 && config.lead_protection,
             copy_single: config.copy_single_symbol_objects && lossy,
