@@ -67,6 +67,8 @@ pub struct SenderConfig {
     /// each encoder is built inline at its block's first repair symbol. The
     /// datagrams are the same either way; workers only take the encoding work
     /// off the sending thread. The sender itself never starts a thread.
+    ///
+    /// [`Sender::poll_encoder_request`]: crate::proto::Sender::poll_encoder_request
     pub encoder_threads: usize,
     /// With encoder workers, a repair symbol of a block of 500 symbols or
     /// more whose encoder a worker is building waits for it (up to 50 ms)
@@ -185,6 +187,8 @@ impl SenderConfig {
     /// Checks every setting, as [`Sender::new`] does: the one place the
     /// sender's ranges are defined (drivers name their flags, but check
     /// against these).
+    ///
+    /// [`Sender::new`]: crate::proto::Sender::new
     pub fn validate(&self) -> Result<(), SenderError> {
         if !(DATA_OVERHEAD + 4..=MAX_DATAGRAM).contains(&self.max_datagram) {
             return Err(SenderError::MaxDatagram(self.max_datagram));
@@ -330,7 +334,7 @@ pub enum SenderEvent {
     },
 }
 
-/// Counters kept by a [`Sender`].
+/// Counters kept by a [`Sender`](crate::proto::Sender).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SenderStats {
     /// Datagrams emitted.
@@ -401,6 +405,8 @@ pub struct SenderStats {
     /// Of those, builds a worker had started too, so done twice.
     pub encoders_built_twice: u64,
     /// Blocks handed over by the driver ([`Sender::handle_block`]).
+    ///
+    /// [`Sender::handle_block`]: crate::proto::Sender::handle_block
     pub blocks_loaded: u64,
     /// Bytes of handed-over blocks held now.
     pub loaded_bytes: u64,

@@ -1,10 +1,12 @@
 //! The sans-IO sender ([`Sender`]) and its public API. The parts live
 //! beside it: `config.rs` (settings, errors, events, counters), `blocks.rs`
-//! (objects, block hand-offs, encoders), `window.rs` (the window plan),
-//! `group.rs` (the receivers and what they report) and `budget.rs` (what
-//! answers to NACKs may spend). Here are what ties them together: the
-//! phase the sender is in, which datagram goes next, the periodic feedback
-//! work, fallback rounds and finishing. No part imports from this file.
+//! (objects, block hand-offs, encoders, DATA packets), `pass.rs` (the
+//! carousel or first pass and its windows), `window.rs` (a window's plan),
+//! `group.rs` (the receivers and what they report), `nacks.rs` (NACKs
+//! taken in), `budget.rs` (what answers to NACKs may spend) and `pace.rs`
+//! (the clock and pacing). Here are what ties them together: the phase the
+//! sender is in, which datagram goes next, the periodic feedback work,
+//! fallback rounds and finishing. No part imports from this file.
 
 mod blocks;
 mod budget;
@@ -326,8 +328,8 @@ impl Sender {
 
     /// Retires every object before `object` (and before the first object
     /// whose first pass is not finished, whatever `object` says): the
-    /// sender drops what it holds of their bytes, answers no more NACKs for them (`nack_entries_ignored`)
-    /// and sends no more repair of them. Receivers that still lack them never
+    /// sender drops what it holds of their bytes, answers no more NACKs for
+    /// them (`nack_entries_ignored`) and sends no more repair of them. Receivers that still lack them never
     /// get them; call it with what [`Sender::acknowledged`] says, or past
     /// that only to bound memory (a receiver behind then meets a gap).
     pub fn retire_before(&mut self, object: ObjectId) {
