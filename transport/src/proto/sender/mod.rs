@@ -53,10 +53,17 @@ enum Phase {
     /// (protocol.md §13.4, "First pass").
     FirstPass,
     /// Nack and hybrid: the first pass is over (it ended at `since`). The
-    /// sender answers NACKs, sends fallback rounds if feedback stays away,
-    /// and lingers before it finishes (protocol.md §13.4, "Fallback",
-    /// "Finish"). A new object resumes the first pass.
+    /// sender answers NACKs and sends fallback rounds if feedback stays
+    /// away (protocol.md §13.4, "Fallback"). A new object resumes the first
+    /// pass.
     Repair { since: Option<Instant> },
+    /// Nack and hybrid, as [`Phase::Repair`], with nothing left to do but
+    /// wait out the linger ([`Timer::Linger`], armed exactly in this phase
+    /// while the first pass is over) for late NACKs before finishing
+    /// (protocol.md §13.4, "Finish"). Work found again (a NACK from a
+    /// receiver that counts, or the sender no longer idle) goes back to
+    /// [`Phase::Repair`]; a new object, to the first pass.
+    Lingering { since: Option<Instant> },
     /// Nothing more to send: the last round went (carousel, `pass_end`
     /// `None`), or every tracked receiver is done and the linger passed
     /// (nack, hybrid: the first pass ended at `pass_end`). A new object
@@ -601,6 +608,9 @@ impl Sender {
     /// Something is left to do after all: the linger starts again later.
     fn stop_linger(&mut self) {
         self.timers.stop(Timer::Linger);
+        if let Phase::Lingering { since } = self.phase {
+            self.phase = Phase::Repair { since };
+        }
     }
 
     /// Takes in a STATUS (protocol.md §13.3): the group's record of its
@@ -673,6 +683,9 @@ impl Sender {
         if self.timers.get(Timer::Linger).is_none() {
             let linger = self.linger();
             self.timers.set(Timer::Linger, now + linger);
+            if let Phase::Repair { since } = self.phase {
+                self.phase = Phase::Lingering { since };
+            }
         }
         if self.timers.is_expired(Timer::Linger, now) {
             self.phase = Phase::Finished {
@@ -762,7 +775,7 @@ impl Sender {
     fn pass_done(&self) -> bool {
         match self.phase {
             Phase::FirstPass => false,
-            Phase::Repair { .. } => true,
+            Phase::Repair { .. } | Phase::Lingering { .. } => true,
             Phase::Finished { .. } => self.feedback.is_some(),
         }
     }
@@ -771,7 +784,7 @@ impl Sender {
     fn pass_end(&self) -> Option<Instant> {
         match self.phase {
             Phase::FirstPass => None,
-            Phase::Repair { since } => since,
+            Phase::Repair { since } | Phase::Lingering { since } => since,
             Phase::Finished { pass_end } => pass_end,
         }
     }
