@@ -14,7 +14,7 @@ use groupcast_fec::{BlockInfo, Codec, FecId, Oti, copy_source_symbol};
 use super::config::{SenderError, SenderStats};
 use crate::proto::ObjectId;
 use crate::proto::encoders::{BlockBytes, BuiltEncoder, EncoderRequest, Encoders};
-use crate::wire;
+use crate::wire::{self, InfoRepr};
 
 /// Buffers of evicted blocks kept for the driver's next reads.
 const SPARE_BLOCK_BUFFERS: usize = 2;
@@ -403,5 +403,24 @@ impl Blocks {
             stats.repair_symbols_sent += 1;
         }
         wire::data::finish_data(packet)
+    }
+
+    /// Writes the OBJECT_INFO of `object`, of session and scheme `ids`.
+    pub(super) fn write_info(
+        &self,
+        (session, fec): (u64, FecId),
+        object: usize,
+        buf: &mut [u8],
+    ) -> usize {
+        let o = &self.objects[object];
+        let info = InfoRepr {
+            session,
+            object: o.id.0,
+            fec,
+            oti: o.oti,
+            hash: o.hash,
+            name: &o.name,
+        };
+        info.write(buf).expect("name length checked in add_object")
     }
 }

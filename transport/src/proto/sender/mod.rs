@@ -44,7 +44,7 @@ use super::rate::RateControl;
 use super::repair::RepairScheduler;
 use super::schedule::{Lead, Step};
 use super::timer::{Timer, TimerTable};
-use crate::wire::{self, INFO_HEADER_LEN, InfoRepr, MAX_NAME_LEN, SYMBOL_ALIGNMENT};
+use crate::wire::{self, INFO_HEADER_LEN, MAX_NAME_LEN, SYMBOL_ALIGNMENT};
 
 /// Where the sender is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -912,18 +912,9 @@ impl Sender {
 
     fn emit_info(&mut self, object: usize, buf: &mut [u8]) -> usize {
         self.pass.info.sent_info(object);
-        let o = &self.blocks.objects[object];
-        let info = InfoRepr {
-            session: self.config.session.0,
-            object: o.id.0,
-            fec: self.config.fec,
-            oti: o.oti,
-            hash: o.hash,
-            name: &o.name,
-        };
-        let len = info.write(buf).expect("name length checked in add_object");
         self.stats.info_packets_sent += 1;
-        len
+        let ids = (self.config.session.0, self.config.fec);
+        self.blocks.write_info(ids, object, buf)
     }
 
     fn next_packet(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
