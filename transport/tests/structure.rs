@@ -265,11 +265,7 @@ fn named_paths(lines: &[String]) -> Vec<String> {
 
 /// The file module a path starting with `crate`, `super` or `self` names,
 /// seen from module `from`: its longest prefix that is a file's module.
-fn resolve(
-    path: &str,
-    from: &[String],
-    modules: &BTreeSet<Vec<String>>,
-) -> Option<Vec<String>> {
+fn resolve(path: &str, from: &[String], modules: &BTreeSet<Vec<String>>) -> Option<Vec<String>> {
     let mut parts = path.split("::");
     let mut base: Vec<String> = match parts.next()? {
         "crate" => Vec::new(),
