@@ -1,8 +1,11 @@
 //! Timers, after quinn-proto's `connection/timer.rs`: a small fixed table of
 //! deadlines, armed and stopped where the state they stand for changes.
 //! `poll_timeout` takes the earliest, and `handle_timeout` acts on those that
-//! have expired. Deadlines that follow from a budget (pacing, repair) are not
-//! timers: they are computed from the token buckets when asked.
+//! have expired. A deadline that follows from several inputs (the fallback's)
+//! is re-armed after every input that may move it, as quinn-proto re-arms its
+//! loss-detection timer. Deadlines that follow from a budget (pacing, the
+//! repair and OBJECT_INFO budgets) are not timers: they are computed from the
+//! token buckets when asked.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
@@ -16,10 +19,17 @@ pub(crate) enum Timer {
     Expiry = 1,
     /// Every receiver that counts is done, and the linger after it ends.
     Linger = 2,
+    /// The next fallback round is due, if no repair is queued by then
+    /// (protocol.md §13.4, "Fallback").
+    Fallback = 3,
+    /// A repair symbol waits for the encoder a worker is building: until it
+    /// is back, or until then. Not a wake-up once passed (the sender then
+    /// builds the encoder itself).
+    Encoder = 4,
 }
 
 impl Timer {
-    const COUNT: usize = 3;
+    const COUNT: usize = 5;
 }
 
 /// One optional deadline per [`Timer`].
@@ -49,9 +59,14 @@ impl TimerTable {
         self.data[timer as usize] = None;
     }
 
-    /// The earliest armed deadline.
-    pub(crate) fn next_timeout(&self) -> Option<Instant> {
-        self.data.iter().flatten().min().copied()
+    /// The earliest armed deadline but `skip`'s.
+    pub(crate) fn next_timeout_except(&self, skip: Timer) -> Option<Instant> {
+        self.data
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != skip as usize)
+            .filter_map(|(_, t)| *t)
+            .min()
     }
 
     /// Whether `timer` is armed and due at `now`.
@@ -139,18 +154,32 @@ mod tests {
     fn the_earliest_armed_deadline_is_next_and_expires() {
         let t0 = Instant::now();
         let mut t = TimerTable::default();
-        assert_eq!(t.next_timeout(), None);
+        let next = |t: &TimerTable| t.next_timeout_except(Timer::Encoder);
+        assert_eq!(next(&t), None);
         t.set(Timer::Expiry, t0 + Duration::from_secs(2));
         t.set(Timer::Probe, t0 + Duration::from_millis(25));
-        assert_eq!(t.next_timeout(), Some(t0 + Duration::from_millis(25)));
+        assert_eq!(next(&t), Some(t0 + Duration::from_millis(25)));
         assert!(!t.is_expired(Timer::Probe, t0));
         assert!(t.is_expired(Timer::Probe, t0 + Duration::from_millis(25)));
         t.stop(Timer::Probe);
         assert!(!t.is_expired(Timer::Probe, t0 + Duration::from_secs(9)));
-        assert_eq!(t.next_timeout(), Some(t0 + Duration::from_secs(2)));
+        assert_eq!(next(&t), Some(t0 + Duration::from_secs(2)));
         t.set_opt(Timer::Expiry, None);
         assert_eq!(t.get(Timer::Expiry), None);
-        assert_eq!(t.next_timeout(), None);
+        assert_eq!(next(&t), None);
+    }
+
+    #[test]
+    fn the_timer_skipped_is_not_next() {
+        let t0 = Instant::now();
+        let mut t = TimerTable::default();
+        t.set(Timer::Encoder, t0);
+        t.set(Timer::Fallback, t0 + Duration::from_secs(1));
+        assert_eq!(
+            t.next_timeout_except(Timer::Encoder),
+            Some(t0 + Duration::from_secs(1))
+        );
+        assert_eq!(t.next_timeout_except(Timer::Fallback), Some(t0));
     }
 
     #[test]

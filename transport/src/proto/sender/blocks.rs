@@ -7,7 +7,6 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
 
 use groupcast_fec::{BlockInfo, Codec, FecId, Oti, copy_source_symbol};
 
@@ -69,10 +68,6 @@ pub(super) struct Blocks {
     pub(super) retired: u32,
     loaded: LoadedBlocks,
     pub(super) encoders: Encoders,
-    /// Until when the next datagram waits for an encoder a worker is
-    /// building (see `Encoders::building_elsewhere`), rather than build it
-    /// a second time here.
-    pub(super) encoder_wait: Option<Instant>,
     /// Whether the FEC scheme makes repair symbols (else rounds replay source).
     pub(super) repairs: bool,
 }
@@ -100,7 +95,6 @@ impl Blocks {
                 spare: Vec::new(),
             },
             encoders: Encoders::new(codec, workers, cached),
-            encoder_wait: None,
             repairs,
         }
     }
@@ -328,32 +322,24 @@ impl Blocks {
             && !self.encoders.has((o.id.0, sbn))
     }
 
-    /// Whether sending this repair symbol waits for the block's encoder (of
-    /// a block of at least `COSTLY_BLOCK_SYMBOLS` source symbols, with
-    /// `wait` on), which a worker is building now: building it here too
-    /// would double the work (on a busy host the workers fall behind the
-    /// sending thread, and then the two built nearly every encoder twice).
-    /// The wait ends when the encoder is back, or after `MAX_BUILD_WAIT`.
-    pub(super) fn waits_for_encoder(
-        &mut self,
+    /// Whether sending this repair symbol may wait for the block's encoder
+    /// (a block of at least `COSTLY_BLOCK_SYMBOLS` source symbols, with
+    /// `wait` on) if a worker is building it: building it here too would
+    /// double the work (on a busy host the workers fall behind the sending
+    /// thread, and then the two built nearly every encoder twice). The
+    /// block's key if so.
+    pub(super) fn may_wait_for_encoder(
+        &self,
         wait: bool,
         (object, sbn, esi): (u32, u8, u32),
-        now: Instant,
-    ) -> bool {
+    ) -> Option<(u32, u8)> {
         let o = &self.objects[object as usize];
         // A small block builds in microseconds: building it again here
         // costs less than the hand-over back from a worker.
-        if !self.repairs
-            || !wait
-            || o.oti.block(sbn as u32).is_none_or(|b| {
-                esi < b.source_symbols || b.source_symbols < crate::proto::COSTLY_BLOCK_SYMBOLS
-            })
-        {
-            return false;
-        }
-        let key = (o.id.0, sbn);
-        self.encoder_wait = self.encoders.building_elsewhere(key, now);
-        self.encoder_wait.is_some()
+        let costly = o.oti.block(sbn as u32).is_some_and(|b| {
+            esi >= b.source_symbols && b.source_symbols >= crate::proto::COSTLY_BLOCK_SYMBOLS
+        });
+        (self.repairs && wait && costly).then_some((o.id.0, sbn))
     }
 
     /// The next encoder build for the driver's workers.
@@ -365,7 +351,6 @@ impl Blocks {
     pub(super) fn handle_encoder(&mut self, built: BuiltEncoder) {
         let oti = self.objects.get(built.object() as usize).map(|o| o.oti);
         self.encoders.handle_built(built, oti);
-        self.encoder_wait = None;
     }
 
     /// Writes a DATA packet of session and scheme `ids`, symbol `esi` of

@@ -164,6 +164,9 @@ pub(super) struct StatusOutcome {
     pub(super) first_loss: bool,
     /// A round trip for the GRTT, and whether it may raise it.
     pub(super) rtt: Option<(Duration, bool)>,
+    /// It moved something (its window moved, it completed, or it says
+    /// BUSY): a fallback round is over.
+    pub(super) moved: bool,
 }
 
 /// The receivers of a nack or hybrid sender, and what they reported.
@@ -197,8 +200,6 @@ pub(super) struct Group {
     /// When the last STATUS with BUSY came: the fallback waits
     /// `BUSY_HOLD` from it.
     pub(super) busy_at: Option<Instant>,
-    /// When the last fallback round was queued.
-    pub(super) fallback_at: Option<Instant>,
     /// More objects may come (`Sender::set_open`): never finished.
     pub(super) open: bool,
     /// What answers to NACKs may spend.
@@ -246,7 +247,6 @@ impl Group {
             newcomers: None,
             feedback_at: None,
             busy_at: None,
-            fallback_at: None,
             open: false,
             budget: Budget::new(fb.max_nack_rate),
         }
@@ -376,28 +376,23 @@ impl Group {
         true
     }
 
-    /// Whether the sender is in a fallback round: a round was queued and no
-    /// feedback moved anything since. Repair then goes at half the rate.
-    pub(super) fn in_fallback(&self) -> bool {
-        self.fallback_at
-            .is_some_and(|f| self.feedback_at.is_none_or(|h| h < f))
-    }
-
-    /// When the next fallback round is due, once the first pass (which
-    /// ended at `pass_end`) is over with no repair queued and rounds left:
-    /// receivers unfinished (or none ever heard: `heard` 0), `delay` of
-    /// quiet, and [`BUSY_HOLD`] since the last BUSY.
+    /// When the next fallback round is due, once the first pass is over
+    /// with no repair queued and rounds left: receivers unfinished (or none
+    /// ever heard: `heard` 0), `delay` after the latest of `quiet_since`
+    /// (the pass's end, the last round), and [`BUSY_HOLD`] since the last
+    /// BUSY.
     pub(super) fn fallback_due(
         &self,
-        pass_end: Option<Instant>,
+        quiet_since: [Option<Instant>; 2],
         delay: Duration,
         heard: u64,
     ) -> Option<Instant> {
         if heard > 0 && !self.unfinished() {
             return None;
         }
-        let quiet_since = [pass_end, self.feedback_at, self.fallback_at]
+        let quiet_since = quiet_since
             .into_iter()
+            .chain([self.feedback_at])
             .flatten()
             .max()?;
         let busy = self.busy_at.map(|b| b + BUSY_HOLD);
@@ -415,7 +410,6 @@ impl Group {
         blocks: &Blocks,
         repair: &mut RepairScheduler,
     ) {
-        self.fallback_at = Some(now);
         let floor = self.fallback_floor();
         for (i, o) in blocks
             .objects
@@ -454,17 +448,14 @@ impl Group {
     }
 
     /// Whether the group lets a sender whose first pass is over finish
-    /// (protocol.md §13.4, "Finish"), with `queued` repair still to go.
-    pub(super) fn may_finish(&self, stats: &SenderStats, queued: bool) -> bool {
+    /// (protocol.md §13.4, "Finish").
+    pub(super) fn may_finish(&self, stats: &SenderStats) -> bool {
         !self.open
             // Receivers from distinct /64s: one host's forged ids count once.
             && self.roster.distinct_heard() >= self.cfg.min_receivers as u64
             // Nobody ever heard: the fallback rounds go out first.
             && (stats.receivers_heard > 0
                 || stats.fallback_rounds >= self.cfg.fallback_rounds as u64)
-            // The last fallback round goes out whole. (Any accepted NACK ends
-            // the fallback, so forged ones cannot hold the sender here.)
-            && !(self.in_fallback() && queued)
             // Repair still queued is for nobody who counts: every tracked
             // receiver is complete or stalled. (So NACKs, which anyone can
             // forge, cannot keep the sender from finishing.)
@@ -564,8 +555,10 @@ impl Group {
             return None;
         }
         stats.status_received += 1;
+        let mut outcome = StatusOutcome::default();
         if known.is_none_or(|r| edge > r.edge || (complete && !r.complete)) {
             self.feedback_at = Some(now);
+            outcome.moved = true;
         }
         let (credit, stalled) = self.credit_for(known, edge, complete, now, at.behind, blocks);
         // A tracked receiver whose window waits for its own work (a solve,
@@ -574,8 +567,8 @@ impl Group {
         if st.flags & STATUS_BUSY != 0 && known.is_some() && !complete && !stalled {
             self.feedback_at = Some(now);
             self.busy_at = Some(now);
+            outcome.moved = true;
         }
-        let mut outcome = StatusOutcome::default();
         // Little credit (unstalled by a step, or new ahead of a stall): the
         // check comes when it runs out, not at the next periodic one.
         if !stalled && !complete {

@@ -3,10 +3,11 @@
 //! (objects, block hand-offs, encoders, DATA packets), `pass.rs` (the
 //! carousel or first pass and its windows), `window.rs` (a window's plan),
 //! `group.rs` (the receivers and what they report), `nacks.rs` (NACKs
-//! taken in), `budget.rs` (what answers to NACKs may spend) and `pace.rs`
-//! (the clock and pacing). Here are what ties them together: the phase the
-//! sender is in, which datagram goes next, the periodic feedback work,
-//! fallback rounds and finishing. No part imports from this file.
+//! taken in), `budget.rs` (what answers to NACKs may spend), `pace.rs`
+//! (the clock and pacing), `phase.rs` (where the sender is in its life, and
+//! the moves between phases). Here are what ties them together: which
+//! datagram goes next, the timers, the periodic feedback work, fallback
+//! rounds and finishing. No part imports from this file.
 
 mod blocks;
 mod budget;
@@ -15,6 +16,7 @@ mod group;
 mod nacks;
 mod pace;
 mod pass;
+mod phase;
 mod window;
 
 use std::collections::VecDeque;
@@ -34,6 +36,7 @@ use self::group::{Group, Position};
 use self::nacks::Nacks;
 use self::pace::Pace;
 use self::pass::{Demand, Pass};
+use self::phase::Phase;
 use self::window::Window;
 use super::ObjectId;
 use super::encoders::BlockBytes;
@@ -45,31 +48,6 @@ use super::repair::RepairScheduler;
 use super::schedule::{Lead, Step};
 use super::timer::{Timer, TimerTable};
 use crate::wire::{self, INFO_HEADER_LEN, MAX_NAME_LEN, SYMBOL_ALIGNMENT};
-
-/// Where the sender is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// A carousel's rounds, or the first pass of a nack or hybrid sender
-    /// (protocol.md §13.4, "First pass").
-    FirstPass,
-    /// Nack and hybrid: the first pass is over (it ended at `since`). The
-    /// sender answers NACKs and sends fallback rounds if feedback stays
-    /// away (protocol.md §13.4, "Fallback"). A new object resumes the first
-    /// pass.
-    Repair { since: Option<Instant> },
-    /// Nack and hybrid, as [`Phase::Repair`], with nothing left to do but
-    /// wait out the linger ([`Timer::Linger`], armed exactly in this phase
-    /// while the first pass is over) for late NACKs before finishing
-    /// (protocol.md §13.4, "Finish"). Work found again (a NACK from a
-    /// receiver that counts, or the sender no longer idle) goes back to
-    /// [`Phase::Repair`]; a new object, to the first pass.
-    Lingering { since: Option<Instant> },
-    /// Nothing more to send: the last round went (carousel, `pass_end`
-    /// `None`), or every tracked receiver is done and the linger passed
-    /// (nack, hybrid: the first pass ended at `pass_end`). A new object
-    /// resumes sending.
-    Finished { pass_end: Option<Instant> },
-}
 
 /// The sans-IO sender.
 ///
@@ -99,7 +77,7 @@ pub struct Sender {
     /// The receivers and the answer budgets: `Some` exactly in nack and
     /// hybrid modes.
     feedback: Option<Group>,
-    /// PROBE, receiver expiry and linger deadlines.
+    /// PROBE, receiver expiry, linger, fallback and encoder-wait deadlines.
     timers: TimerTable,
     /// NACKs gathered, repair queued, blocks quiet after their repair; the
     /// fresh ESIs of every mode's repair.
@@ -270,7 +248,7 @@ impl Sender {
         let oti = Oti::for_object(len, self.t, self.config.block_symbols, SYMBOL_ALIGNMENT)?;
         let id = self.blocks.push(data, oti, hash, name);
         let resume = self.pass_done();
-        self.phase = Phase::FirstPass;
+        self.phase.new_object();
         // Whoever was complete lacks this one now.
         if let Some(g) = &mut self.feedback {
             g.reopen();
@@ -279,6 +257,7 @@ impl Sender {
             // Resume the first pass at the new object.
             self.pass.resume_at(self.blocks.objects.len() - 1);
         }
+        self.arm_fallback();
         Ok(id)
     }
 
@@ -350,12 +329,13 @@ impl Sender {
         if let Some(g) = &mut self.feedback {
             g.budget.info_queue.retain(|&o| o >= upto);
         }
+        self.arm_fallback();
     }
 
     /// Whether the sender is done: the last round sent (carousel), or every
     /// tracked receiver complete and the linger over (nack, hybrid).
     pub fn is_finished(&self) -> bool {
-        matches!(self.phase, Phase::Finished { .. })
+        self.phase.is_finished()
     }
 
     /// Counters so far.
@@ -375,6 +355,7 @@ impl Sender {
         if self.feedback.is_some() {
             self.tick(now);
         }
+        self.arm_fallback();
     }
 
     /// When the sender next wants `handle_timeout` or `poll_transmit` called.
@@ -391,8 +372,8 @@ impl Sender {
         // Waiting for an encoder a worker is building: until it is back
         // (`handle_encoder`), or the wait is over.
         let waiting = self
-            .blocks
-            .encoder_wait
+            .timers
+            .get(Timer::Encoder)
             .filter(|&until| due.is_some_and(|d| d < until));
         let Some(g) = &self.feedback else {
             // A carousel always has data: paced, or due at once.
@@ -425,9 +406,8 @@ impl Sender {
         if let Some(info) = g.budget.info_due(self.repair_rate()) {
             at(info.max(pacing));
         }
-        at(self.timers.next_timeout());
+        at(self.timers.next_timeout_except(Timer::Encoder));
         at(self.repair.next_deadline());
-        at(self.fallback_due());
         t
     }
 
@@ -443,6 +423,7 @@ impl Sender {
     /// An encoder built from a [`Sender::poll_encoder_request`] request.
     pub fn handle_encoder(&mut self, built: BuiltEncoder) {
         self.blocks.handle_encoder(built);
+        self.timers.stop(Timer::Encoder);
     }
 
     /// The next event, if any.
@@ -485,7 +466,7 @@ impl Sender {
         // rest.
         let share = match self.pass_done() {
             false => self.config.feedback.repair_share,
-            true if self.in_fallback() => 0.5,
+            true if self.phase.in_fallback() => 0.5,
             true => self.config.feedback.repair_share.max(1.0),
         };
         let base = match self.config.rate {
@@ -513,6 +494,12 @@ impl Sender {
             buf.len() >= self.config.max_datagram,
             "poll_transmit needs a buffer of at least max_datagram bytes"
         );
+        let sent = self.transmit(now, buf);
+        self.arm_fallback();
+        sent
+    }
+
+    fn transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         if self.is_finished() || self.blocks.objects.is_empty() {
             return None;
         }
@@ -529,7 +516,7 @@ impl Sender {
         let len = self.next_packet(now, buf)?;
         // Something went: a wait for an encoder noted on the way (for a
         // repair symbol passed over) holds nothing back.
-        self.blocks.encoder_wait = None;
+        self.timers.stop(Timer::Encoder);
         self.stats.packets_sent += 1;
         self.stats.bytes_sent += len as u64;
         if self.config.rate.is_some() {
@@ -560,8 +547,11 @@ impl Sender {
         self.refill(now);
         match wire::Repr::parse(datagram) {
             Ok(wire::Repr::Nack(n)) if n.session == self.config.session.0 => {
-                if self.admit_nack(now, source, n.receiver) && self.handle_nack(now, &n) {
-                    self.stop_linger();
+                if self.admit_nack(now, source, n.receiver) {
+                    self.feedback_moved();
+                    if self.handle_nack(now, &n) {
+                        self.stop_linger();
+                    }
                 }
             }
             Ok(wire::Repr::Status(st)) if st.session == self.config.session.0 => {
@@ -569,6 +559,7 @@ impl Sender {
             }
             _ => self.stats.feedback_rejected += 1,
         }
+        self.arm_fallback();
     }
 
     /// Whether a NACK of `receiver` from `source` is taken, within the NACK
@@ -605,12 +596,17 @@ impl Sender {
         .handle(now, n)
     }
 
+    /// Feedback moved something (an accepted NACK; a STATUS whose window
+    /// moved, that completed, or that says BUSY): a fallback round is over
+    /// (protocol.md §13.4, "Fallback").
+    fn feedback_moved(&mut self) {
+        self.phase.feedback_moved();
+    }
+
     /// Something is left to do after all: the linger starts again later.
     fn stop_linger(&mut self) {
         self.timers.stop(Timer::Linger);
-        if let Phase::Lingering { since } = self.phase {
-            self.phase = Phase::Repair { since };
-        }
+        self.phase.stop_linger();
     }
 
     /// Takes in a STATUS (protocol.md §13.3): the group's record of its
@@ -636,6 +632,9 @@ impl Sender {
         let Some(out) = g.on_status(now, source, st, edge, at, &self.blocks, stats, events) else {
             return;
         };
+        if out.moved {
+            self.feedback_moved();
+        }
         if let Some(by) = out.check_by
             && self.timers.get(Timer::Expiry).is_none_or(|e| by < e)
         {
@@ -683,14 +682,10 @@ impl Sender {
         if self.timers.get(Timer::Linger).is_none() {
             let linger = self.linger();
             self.timers.set(Timer::Linger, now + linger);
-            if let Phase::Repair { since } = self.phase {
-                self.phase = Phase::Lingering { since };
-            }
+            self.phase.linger();
         }
         if self.timers.is_expired(Timer::Linger, now) {
-            self.phase = Phase::Finished {
-                pass_end: self.pass_end(),
-            };
+            self.phase.finish();
             if let Some(g) = &self.feedback {
                 g.on_finish(now, &mut self.stats);
             }
@@ -704,17 +699,20 @@ impl Sender {
         let Some(g) = &self.feedback else {
             return false;
         };
-        self.pass_done() && g.may_finish(&self.stats, self.repair.front().is_some())
+        // The last fallback round goes out whole. (Any accepted NACK ends
+        // the fallback, so forged ones cannot hold the sender here.)
+        let round_out = !(self.phase.in_fallback() && self.repair.front().is_some());
+        self.pass_done() && round_out && g.may_finish(&self.stats)
     }
 
-    /// After the first pass, with no feedback that moves anything for
-    /// [`Sender::fallback_delay`] while receivers are unfinished (or none was
-    /// ever heard), and no BUSY for [`BUSY_HOLD`], queues a fallback round
+    /// When [`Timer::Fallback`] expires, queues a fallback round
     /// (protocol.md §13.4, "Fallback"): fresh repair (nack mode: the source
     /// symbols again) for every block beyond the lowest unfinished
     /// receiver's window, `round_repair` × K of each (at least one symbol).
     fn maybe_fallback(&mut self, now: Instant) {
-        if self.fallback_due().is_none_or(|due| now < due) {
+        // The periodic check and the NACKs released just now are inputs.
+        self.arm_fallback();
+        if !self.timers.is_expired(Timer::Fallback, now) {
             return;
         }
         let Some(g) = &mut self.feedback else {
@@ -736,24 +734,32 @@ impl Sender {
         self.events.push_back(SenderEvent::FallbackRound { round });
         let share = self.config.round_repair.max(0.05);
         g.queue_fallback(now, share, &self.blocks, &mut self.repair);
+        self.phase.fallback(now);
+        self.arm_fallback();
     }
 
-    /// When the next fallback round is due, if one may come: after the first
-    /// pass, rounds left, receivers unfinished (or none ever heard), no
-    /// repair queued, 20 GRTTs of quiet, and [`BUSY_HOLD`] since the last
-    /// BUSY.
+    /// Arms [`Timer::Fallback`] for the next fallback round, or stops it if
+    /// none may come: the first pass over, rounds left, no repair queued,
+    /// receivers unfinished (or none ever heard), 20 GRTTs of quiet since
+    /// the pass, the last feedback that moved anything or the last round,
+    /// and [`BUSY_HOLD`] since the last BUSY. Called after every input that
+    /// may move it: each call that takes feedback or time in, queues or
+    /// sends repair, or adds or retires objects.
+    fn arm_fallback(&mut self) {
+        let due = self.fallback_due();
+        self.timers.set_opt(Timer::Fallback, due);
+    }
+
     fn fallback_due(&self) -> Option<Instant> {
         let g = self.feedback.as_ref()?;
         let limit = self.config.feedback.fallback_rounds as u64;
-        if !self.pass_done() || self.stats.fallback_rounds >= limit {
+        if !self.pass_done() || self.stats.fallback_rounds >= limit || self.repair.front().is_some()
+        {
             return None;
         }
-        // The cheap checks first: this is asked on every poll.
-        if self.repair.front().is_some() {
-            return None;
-        }
+        let quiet_since = [self.pass_end(), self.phase.fallback_round()];
         g.fallback_due(
-            self.pass_end(),
+            quiet_since,
             self.fallback_delay(),
             self.stats.receivers_heard,
         )
@@ -765,28 +771,14 @@ impl Sender {
         (self.rc.grtt() * 20).max(Duration::from_millis(500))
     }
 
-    /// Whether the sender is in a fallback round: a round was queued and no
-    /// feedback moved anything since. Repair then goes at half the rate.
-    fn in_fallback(&self) -> bool {
-        self.feedback.as_ref().is_some_and(Group::in_fallback)
-    }
-
     /// Whether the first pass is over (nack, hybrid; never in a carousel).
     fn pass_done(&self) -> bool {
-        match self.phase {
-            Phase::FirstPass => false,
-            Phase::Repair { .. } | Phase::Lingering { .. } => true,
-            Phase::Finished { .. } => self.feedback.is_some(),
-        }
+        self.phase.pass_done(self.feedback.is_some())
     }
 
     /// When the first pass ended, once it has.
     fn pass_end(&self) -> Option<Instant> {
-        match self.phase {
-            Phase::FirstPass => None,
-            Phase::Repair { since } | Phase::Lingering { since } => since,
-            Phase::Finished { pass_end } => pass_end,
-        }
+        self.phase.pass_end()
     }
 
     /// How long the sender waits for late NACKs once everyone tracked is
@@ -917,8 +909,21 @@ impl Sender {
         self.blocks.write_info(ids, object, buf)
     }
 
+    /// Whether `symbol` waits for its block's encoder, which a worker is
+    /// building ([`Blocks::may_wait_for_encoder`]): [`Timer::Encoder`] is
+    /// armed until the encoder is back or `MAX_BUILD_WAIT` is over.
+    fn wait_for_encoder(&mut self, symbol: (u32, u8, u32), now: Instant) -> bool {
+        let wait = self.config.wait_for_encoders;
+        let Some(key) = self.blocks.may_wait_for_encoder(wait, symbol) else {
+            return false;
+        };
+        let until = self.blocks.encoders.building_elsewhere(key, now);
+        self.timers.set_opt(Timer::Encoder, until);
+        until.is_some()
+    }
+
     fn next_packet(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
-        self.blocks.encoder_wait = None;
+        self.timers.stop(Timer::Encoder);
         if self.feedback.is_some() {
             if let Some(answer) = self.next_answer(now, buf) {
                 return Some(answer);
@@ -988,8 +993,7 @@ impl Sender {
             return None;
         }
         let bytes = self.blocks.block_bytes(o, sbn)?;
-        let wait = self.config.wait_for_encoders;
-        if self.blocks.waits_for_encoder(wait, (o, sbn, esi), now) {
+        if self.wait_for_encoder((o, sbn, esi), now) {
             return None;
         }
         if self.pass.wants_info(o as usize, &self.config) {
@@ -1023,11 +1027,7 @@ impl Sender {
             .window
             .as_mut()?
             .front_held(interleave, |sbn| blocks.block_bytes(object as u32, sbn))?;
-        let wait = self.config.wait_for_encoders;
-        if self
-            .blocks
-            .waits_for_encoder(wait, (object as u32, sbn, esi), now)
-        {
+        if self.wait_for_encoder((object as u32, sbn, esi), now) {
             return None;
         }
         if self.pass.wants_info(object, &self.config) {
@@ -1074,9 +1074,7 @@ impl Sender {
         }
         if self.feedback.is_some() {
             self.pass.cursor.stay_at_last();
-            self.phase = Phase::Repair {
-                since: self.pace.last,
-            };
+            self.phase.end_pass(self.pace.last);
             self.pass.info.close();
             self.stats.rounds_completed = 1;
             // Tell receivers at once that the pass is over.
@@ -1089,7 +1087,7 @@ impl Sender {
         let round = cursor.round;
         self.events.push_back(SenderEvent::RoundComplete { round });
         if self.config.rounds == Rounds::Fixed(round) {
-            self.phase = Phase::Finished { pass_end: None };
+            self.phase.finish();
             self.events.push_back(SenderEvent::Finished);
             return false;
         }
