@@ -1198,7 +1198,8 @@ impl<'a, A: RecvApp> RecvDriver<'a, A> {
         }
     }
 
-    /// A datagram from the feedback group.
+    /// A datagram from the feedback group (the tokio driver's entry).
+    #[cfg(feature = "tokio")]
     pub(crate) fn peer_feedback(&mut self, now: Instant, d: &[u8]) {
         peer_feedback(self.rx, &mut self.stats, now, d);
     }
@@ -1247,7 +1248,8 @@ impl<'a, A: RecvApp> RecvDriver<'a, A> {
         self.app.tick(self.rx, now)
     }
 
-    /// Whether the application says stop.
+    /// Whether the application says stop (the tokio driver's entry).
+    #[cfg(feature = "tokio")]
     pub(crate) fn stop(&mut self) -> bool {
         self.app.stop()
     }
