@@ -14,6 +14,7 @@
 //! 4. drain `poll_event()`;
 //! 5. sleep until the next datagram or `poll_timeout()`.
 
+pub mod auth;
 mod encoders;
 pub mod feed;
 mod feedback;

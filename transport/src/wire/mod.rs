@@ -12,6 +12,7 @@
 //! Nothing in this module panics on any input: every length, offset and field
 //! is checked before use.
 
+pub mod auth;
 pub mod data;
 pub mod feedback;
 pub mod frame;
@@ -19,6 +20,7 @@ pub mod info;
 
 use std::ops::Range;
 
+pub use auth::{AuthPacket, AuthRepr};
 pub use data::{DataPacket, DataRepr};
 pub use feedback::{
     NackEntry, NackPacket, NackRepr, ProbePacket, ProbeRepr, StatusPacket, StatusRepr, WireMode,
@@ -63,6 +65,8 @@ pub enum PacketType {
     Nack = 4,
     /// STATUS (§13.3): a receiver's window, loss, rate and RTT echo.
     Status = 5,
+    /// AUTH (protocol.md §15.1).
+    Auth = 6,
 }
 
 impl PacketType {
@@ -73,6 +77,7 @@ impl PacketType {
             3 => Some(Self::Probe),
             4 => Some(Self::Nack),
             5 => Some(Self::Status),
+            6 => Some(Self::Auth),
             _ => None,
         }
     }
@@ -288,6 +293,8 @@ pub enum Repr<'a> {
     Nack(NackRepr),
     /// A STATUS.
     Status(StatusRepr),
+    /// An AUTH: a signed list of datagram hashes.
+    Auth(AuthRepr<'a>),
 }
 
 impl<'a> Repr<'a> {
@@ -313,6 +320,9 @@ impl<'a> Repr<'a> {
             PacketType::Status => {
                 StatusRepr::parse(session, &StatusPacket::new_checked(buf)?).map(Repr::Status)
             }
+            PacketType::Auth => {
+                AuthRepr::parse(session, &AuthPacket::new_checked(buf)?).map(Repr::Auth)
+            }
         }
     }
 
@@ -324,6 +334,7 @@ impl<'a> Repr<'a> {
             Repr::Probe(_) => feedback::PROBE_LEN,
             Repr::Nack(n) => n.buffer_len(),
             Repr::Status(_) => feedback::STATUS_LEN,
+            Repr::Auth(a) => a.buffer_len(),
         }
     }
 
@@ -336,6 +347,7 @@ impl<'a> Repr<'a> {
             Repr::Probe(p) => p.write(buf),
             Repr::Nack(n) => n.write(buf),
             Repr::Status(st) => st.write(buf),
+            Repr::Auth(a) => a.write(buf),
         }
     }
 }

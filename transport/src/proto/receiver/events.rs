@@ -321,6 +321,9 @@ pub struct ReceiverStats {
     /// Feedback packets that were not for a receiver (STATUS), or of sessions
     /// beyond `max_sessions`, ignored.
     pub feedback_ignored: u64,
+    /// AUTH packets (protocol.md §15.1) taken by a receiver that holds no
+    /// sender key, which has nothing to check them against: ignored.
+    pub auth_ignored: u64,
     /// Candidate manifests evicted by newer ones ([`Admission::Manifest`](super::Admission::Manifest)).
     pub candidates_evicted: u64,
     /// Packets of objects other than the manifest that came before a manifest

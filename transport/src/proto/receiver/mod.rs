@@ -486,6 +486,10 @@ impl Receiver {
                 self.stats.feedback_ignored += 1;
                 Ok(taken(st.session, false, None))
             }
+            Ok(Repr::Auth(a)) => {
+                self.stats.auth_ignored += 1;
+                Ok(taken(a.session, false, None))
+            }
             Err(e) => Err(e.into()),
         };
         match result {

@@ -1,0 +1,496 @@
+//! Source authentication (protocol.md §15): a sender signs lists of the
+//! hashes of the datagrams it sent ([`Signer`]), and a receiver that holds
+//! the sender's public key lets through only datagrams whose hash a list it
+//! verified names ([`Verifier`]). One Ed25519 signature covers a batch of
+//! datagrams, so that its cost is shared by them (protocol.md §15.2).
+//!
+//! The rules here: a datagram is let through only once its whole bytes
+//! match a hash in an AUTH whose signature verified under the key; nothing
+//! held waiting is let through otherwise; what waits is bounded in bytes and
+//! in time, and what is let go unvouched is counted.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
+
+use crate::wire::auth::{
+    AUTH_HASH_LEN, AUTH_SIGNATURE_LEN, AuthPacket, AuthRepr, auth_capacity, set_auth_signature,
+};
+
+/// What a signature covers before the datagram's bytes: keeps an AUTH's
+/// signature from being taken for one over anything else the key signs.
+pub const AUTH_CONTEXT: &[u8] = b"groupcast auth v1\0";
+
+/// New datagrams an AUTH lists at most; each AUTH lists the previous
+/// AUTH's new ones again, so that every datagram is in two (protocol.md
+/// §15.2).
+pub const AUTH_BATCH: usize = 32;
+
+/// How long a sent datagram waits, at most, for the AUTH that lists it.
+pub const AUTH_MAX_DELAY: Duration = Duration::from_millis(20);
+
+/// Bytes of datagrams a [`Verifier`] holds, at most, waiting for their AUTH.
+pub const MAX_HELD_BYTES: usize = 4 << 20;
+
+/// How long a [`Verifier`] holds a datagram waiting for its AUTH.
+pub const HOLD_FOR: Duration = Duration::from_secs(2);
+
+/// Hashes vouched for whose datagram has not come, kept at most.
+pub const MAX_VOUCHED: usize = 8192;
+
+/// A datagram's hash as AUTH lists it: BLAKE3 of its whole bytes, CRC
+/// included, truncated to [`AUTH_HASH_LEN`] bytes.
+pub fn datagram_hash(datagram: &[u8]) -> [u8; AUTH_HASH_LEN] {
+    let mut h = [0; AUTH_HASH_LEN];
+    h.copy_from_slice(&blake3::hash(datagram).as_bytes()[..AUTH_HASH_LEN]);
+    h
+}
+
+/// The message an AUTH's signature is over: [`AUTH_CONTEXT`], then the
+/// datagram up to the signature.
+fn signed_message(signed: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(AUTH_CONTEXT.len() + signed.len());
+    m.extend_from_slice(AUTH_CONTEXT);
+    m.extend_from_slice(signed);
+    m
+}
+
+/// The sender's side: the hashes of what it sent, signed in batches.
+pub struct Signer {
+    key: SigningKey,
+    session: u64,
+    sequence: u32,
+    /// New hashes per AUTH: [`AUTH_BATCH`], or half what one datagram holds.
+    batch: usize,
+    /// Listed once, by the last AUTH.
+    previous: Vec<[u8; AUTH_HASH_LEN]>,
+    /// Not listed yet.
+    fresh: Vec<[u8; AUTH_HASH_LEN]>,
+    /// When the oldest fresh hash's datagram went; or, with none fresh, when
+    /// the last AUTH went while `previous` waits to be listed again.
+    since: Option<Instant>,
+}
+
+impl Signer {
+    /// A signer for `session` whose datagrams are at most `max_datagram`
+    /// bytes; `None` if an AUTH of two hashes does not fit.
+    pub fn new(key: SigningKey, session: u64, max_datagram: usize) -> Option<Self> {
+        let batch = (auth_capacity(max_datagram) / 2).min(AUTH_BATCH);
+        (batch >= 1).then(|| Self {
+            key,
+            session,
+            sequence: 0,
+            batch,
+            previous: Vec::new(),
+            fresh: Vec::new(),
+            since: None,
+        })
+    }
+
+    /// The public key receivers check AUTH against.
+    pub fn public_key(&self) -> VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    /// A datagram went at `now`: an AUTH will list it.
+    pub fn sent(&mut self, now: Instant, datagram: &[u8]) {
+        if self.fresh.is_empty() {
+            self.since = Some(now);
+        }
+        self.fresh.push(datagram_hash(datagram));
+    }
+
+    /// When the next AUTH is due: at once with a full batch, else
+    /// [`AUTH_MAX_DELAY`] after the oldest datagram no AUTH listed, or after
+    /// the last AUTH if its new hashes are yet to be listed again.
+    pub fn deadline(&self) -> Option<Instant> {
+        let since = self.since?;
+        if self.fresh.len() >= self.batch {
+            return Some(since);
+        }
+        Some(since + AUTH_MAX_DELAY)
+    }
+
+    /// Writes the next AUTH into `buf` if one is due at `now`, signed, and
+    /// returns its length.
+    pub fn poll_auth(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        if self.deadline().is_none_or(|d| now < d) {
+            return None;
+        }
+        let mut hashes = Vec::with_capacity((self.previous.len() + self.fresh.len()) * 16);
+        for h in self.previous.iter().chain(&self.fresh) {
+            hashes.extend_from_slice(h);
+        }
+        let repr = AuthRepr {
+            session: self.session,
+            sequence: self.sequence,
+            hashes: &hashes,
+            signed: &[],
+            signature: [0; AUTH_SIGNATURE_LEN],
+        };
+        let len = repr.write(buf).ok()?;
+        let signed = AuthPacket::new_unchecked(&buf[..len]).signed().to_vec();
+        let signature = self.key.sign(&signed_message(&signed)).to_bytes();
+        set_auth_signature(&mut buf[..len], &signature);
+        self.sequence = self.sequence.wrapping_add(1);
+        // The new hashes are listed again by the next AUTH; once listed
+        // twice, a hash is done with.
+        self.previous = std::mem::take(&mut self.fresh);
+        self.since = (!self.previous.is_empty()).then_some(now);
+        Some(len)
+    }
+}
+
+/// Why a [`Verifier`] turned something away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthRefusal {
+    /// An AUTH whose signature does not verify under the key.
+    BadSignature,
+    /// A datagram held waiting that no verified AUTH named in time, or
+    /// pushed out by newer ones over [`MAX_HELD_BYTES`].
+    Unvouched,
+}
+
+/// What a [`Verifier`] did with a datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Vouched for already: it goes on at once.
+    Pass,
+    /// Held until an AUTH names it ([`Verifier::poll_released`]).
+    Held,
+}
+
+/// A [`Verifier`]'s counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuthStats {
+    /// AUTH packets whose signature verified.
+    pub auths_verified: u64,
+    /// AUTH packets refused: the signature did not verify.
+    pub auths_refused: u64,
+    /// Datagrams let through: vouched for on arrival, or released.
+    pub vouched: u64,
+    /// Datagrams held and let go, never vouched for: forged or modified, or
+    /// their AUTHs lost.
+    pub unvouched: u64,
+    /// Datagrams held now, and their bytes.
+    pub held: u64,
+    /// Bytes held now.
+    pub held_bytes: u64,
+}
+
+struct Held {
+    hash: [u8; AUTH_HASH_LEN],
+    at: Instant,
+    bytes: Vec<u8>,
+}
+
+/// The receiver's side: datagrams held until a verified AUTH names them.
+pub struct Verifier {
+    key: VerifyingKey,
+    held: VecDeque<Held>,
+    /// Hashes of held datagrams, with how many of them hold each.
+    held_hashes: HashMap<[u8; AUTH_HASH_LEN], u32>,
+    /// Hashes verified AUTHs named whose datagram has not come, oldest
+    /// first (at most [`MAX_VOUCHED`]).
+    vouched: HashSet<[u8; AUTH_HASH_LEN]>,
+    vouched_order: VecDeque<[u8; AUTH_HASH_LEN]>,
+    /// Held datagrams an AUTH named, to be let through in arrival order.
+    released: VecDeque<Vec<u8>>,
+    stats: AuthStats,
+}
+
+impl Verifier {
+    /// A verifier for the sender whose public key is `key`.
+    pub fn new(key: VerifyingKey) -> Self {
+        Self {
+            key,
+            held: VecDeque::new(),
+            held_hashes: HashMap::new(),
+            vouched: HashSet::new(),
+            vouched_order: VecDeque::new(),
+            released: VecDeque::new(),
+            stats: AuthStats::default(),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> AuthStats {
+        self.stats
+    }
+
+    /// A datagram other than an AUTH: through at once if a verified AUTH
+    /// named it, else held (a copy) until one does.
+    pub fn check(&mut self, now: Instant, datagram: &[u8]) -> Gate {
+        self.expire(now);
+        let hash = datagram_hash(datagram);
+        if self.vouched.remove(&hash) {
+            self.stats.vouched += 1;
+            return Gate::Pass;
+        }
+        while self.stats.held_bytes as usize + datagram.len() > MAX_HELD_BYTES && self.drop_oldest()
+        {
+        }
+        *self.held_hashes.entry(hash).or_default() += 1;
+        self.held.push_back(Held {
+            hash,
+            at: now,
+            bytes: datagram.to_vec(),
+        });
+        self.stats.held += 1;
+        self.stats.held_bytes += datagram.len() as u64;
+        Gate::Held
+    }
+
+    /// An AUTH: if its signature verifies, every held datagram it names is
+    /// released ([`Verifier::poll_released`]) and the others it names pass
+    /// when they come.
+    pub fn on_auth(&mut self, now: Instant, auth: &AuthRepr) -> Result<(), AuthRefusal> {
+        self.expire(now);
+        let signature = Signature::from_bytes(&auth.signature);
+        if self
+            .key
+            .verify(&signed_message(auth.signed), &signature)
+            .is_err()
+        {
+            self.stats.auths_refused += 1;
+            return Err(AuthRefusal::BadSignature);
+        }
+        self.stats.auths_verified += 1;
+        let mut named = Vec::new();
+        for hash in auth.each_hash() {
+            if self.held_hashes.contains_key(&hash) {
+                named.push(hash);
+            } else if !self.vouched.contains(&hash) {
+                self.vouch(hash);
+            }
+        }
+        if !named.is_empty() {
+            self.release(&named);
+        }
+        Ok(())
+    }
+
+    /// The next held datagram an AUTH released, in arrival order.
+    pub fn poll_released(&mut self) -> Option<Vec<u8>> {
+        self.released.pop_front()
+    }
+
+    /// Lets go what waited longer than [`HOLD_FOR`].
+    pub fn expire(&mut self, now: Instant) {
+        while self
+            .held
+            .front()
+            .is_some_and(|h| now.saturating_duration_since(h.at) >= HOLD_FOR)
+        {
+            self.drop_oldest();
+        }
+    }
+
+    fn vouch(&mut self, hash: [u8; AUTH_HASH_LEN]) {
+        if self.vouched_order.len() >= MAX_VOUCHED
+            && let Some(old) = self.vouched_order.pop_front()
+        {
+            self.vouched.remove(&old);
+        }
+        self.vouched.insert(hash);
+        self.vouched_order.push_back(hash);
+    }
+
+    /// Moves every held datagram whose hash is in `named` to the released
+    /// queue, keeping the arrival order of both.
+    fn release(&mut self, named: &[[u8; AUTH_HASH_LEN]]) {
+        let mut kept = VecDeque::with_capacity(self.held.len());
+        for h in self.held.drain(..) {
+            if named.contains(&h.hash) {
+                self.stats.vouched += 1;
+                self.stats.held -= 1;
+                self.stats.held_bytes -= h.bytes.len() as u64;
+                self.released.push_back(h.bytes);
+            } else {
+                kept.push_back(h);
+            }
+        }
+        self.held = kept;
+        for hash in named {
+            self.held_hashes.remove(hash);
+        }
+    }
+
+    /// Lets the oldest held datagram go unvouched; whether there was one.
+    fn drop_oldest(&mut self) -> bool {
+        let Some(h) = self.held.pop_front() else {
+            return false;
+        };
+        if let Some(n) = self.held_hashes.get_mut(&h.hash) {
+            *n -= 1;
+            if *n == 0 {
+                self.held_hashes.remove(&h.hash);
+            }
+        }
+        self.stats.unvouched += 1;
+        self.stats.held -= 1;
+        self.stats.held_bytes -= h.bytes.len() as u64;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Repr;
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn datagrams(n: usize) -> Vec<Vec<u8>> {
+        (0..n).map(|i| vec![i as u8; 100 + i]).collect()
+    }
+
+    /// Sends `ds` through a signer, and every AUTH due, in order.
+    fn sign_all(s: &mut Signer, t: Instant, ds: &[Vec<u8>]) -> Vec<(bool, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut buf = vec![0; 1232];
+        for d in ds {
+            s.sent(t, d);
+            out.push((false, d.clone()));
+            if let Some(n) = s.poll_auth(t, &mut buf) {
+                out.push((true, buf[..n].to_vec()));
+            }
+        }
+        let mut later = t;
+        for _ in 0..3 {
+            later += AUTH_MAX_DELAY;
+            while let Some(n) = s.poll_auth(later, &mut buf) {
+                out.push((true, buf[..n].to_vec()));
+            }
+        }
+        out
+    }
+
+    /// Feeds `wire` to `v`; the datagrams let through, in order.
+    fn verify_all(v: &mut Verifier, t: Instant, wire: &[(bool, Vec<u8>)]) -> Vec<Vec<u8>> {
+        let mut through = Vec::new();
+        for (is_auth, d) in wire {
+            if *is_auth {
+                let Ok(Repr::Auth(a)) = Repr::parse(d) else {
+                    panic!("not an AUTH")
+                };
+                let _ = v.on_auth(t, &a);
+            } else if v.check(t, d) == Gate::Pass {
+                through.push(d.clone());
+            }
+            while let Some(r) = v.poll_released() {
+                through.push(r);
+            }
+        }
+        through
+    }
+
+    #[test]
+    fn every_datagram_signed_is_let_through_in_order_and_listed_twice() {
+        let t = Instant::now();
+        let mut s = Signer::new(key(1), 9, 1232).unwrap();
+        let ds = datagrams(100);
+        let wire = sign_all(&mut s, t, &ds);
+        let auths = wire.iter().filter(|(a, _)| *a).count();
+        // 100 datagrams in batches of 32: 4 AUTHs, and one more that lists
+        // the last batch again.
+        assert_eq!(auths, 5);
+        let mut v = Verifier::new(s.public_key());
+        assert_eq!(verify_all(&mut v, t, &wire), ds);
+        let st = v.stats();
+        assert_eq!((st.auths_verified, st.vouched, st.unvouched), (5, 100, 0));
+        assert_eq!((st.held, st.held_bytes), (0, 0));
+    }
+
+    #[test]
+    fn a_lost_auth_is_made_up_by_the_next_and_a_late_datagram_passes() {
+        let t = Instant::now();
+        let mut s = Signer::new(key(1), 9, 1232).unwrap();
+        let ds = datagrams(70);
+        let mut wire = sign_all(&mut s, t, &ds);
+        // Lose the first AUTH; move datagram 5 after every AUTH.
+        let first = wire.iter().position(|(a, _)| *a).unwrap();
+        wire.remove(first);
+        let late = wire.remove(5);
+        wire.push(late);
+        let mut v = Verifier::new(s.public_key());
+        let mut through = verify_all(&mut v, t, &wire);
+        through.sort();
+        let mut want = ds.clone();
+        want.sort();
+        assert_eq!(through, want);
+        assert_eq!(v.stats().unvouched, 0);
+    }
+
+    #[test]
+    fn forged_and_modified_datagrams_never_pass_and_are_counted() {
+        let t = Instant::now();
+        let mut s = Signer::new(key(1), 9, 1232).unwrap();
+        let ds = datagrams(40);
+        let mut wire = sign_all(&mut s, t, &ds);
+        // A forger's datagram, and a copy of a real one with a byte changed.
+        let mut modified = ds[3].clone();
+        modified[10] ^= 1;
+        wire.insert(2, (false, vec![0xee; 300]));
+        wire.insert(7, (false, modified));
+        // An AUTH the forger signed with its own key, naming its datagram.
+        let mut forger = Signer::new(key(2), 9, 1232).unwrap();
+        forger.sent(t, &[0xee; 300]);
+        let mut buf = vec![0; 1232];
+        let n = forger.poll_auth(t + AUTH_MAX_DELAY, &mut buf).unwrap();
+        wire.insert(9, (true, buf[..n].to_vec()));
+        let mut v = Verifier::new(s.public_key());
+        assert_eq!(verify_all(&mut v, t, &wire), ds);
+        assert_eq!(v.stats().auths_refused, 1);
+        assert_eq!(v.stats().held, 2, "the forgeries wait, unvouched");
+        v.expire(t + HOLD_FOR);
+        let st = v.stats();
+        assert_eq!((st.held, st.held_bytes, st.unvouched), (0, 0, 2));
+    }
+
+    #[test]
+    fn an_auth_with_a_hash_or_its_session_changed_does_not_verify() {
+        let t = Instant::now();
+        let mut s = Signer::new(key(1), 9, 1232).unwrap();
+        s.sent(t, b"one");
+        let mut buf = vec![0; 1232];
+        let n = s.poll_auth(t + AUTH_MAX_DELAY, &mut buf).unwrap();
+        let v = |b: &[u8]| {
+            let Ok(Repr::Auth(a)) = Repr::parse(b) else {
+                panic!("not an AUTH")
+            };
+            Verifier::new(s.public_key()).on_auth(t, &a)
+        };
+        assert_eq!(v(&buf[..n]), Ok(()));
+        for at in [10, 30] {
+            let mut b = buf[..n].to_vec();
+            b[at] ^= 1;
+            crate::wire::Packet::new_unchecked(&mut b[..]).fill_checksum();
+            assert_eq!(v(&b), Err(AuthRefusal::BadSignature), "byte {at}");
+        }
+    }
+
+    #[test]
+    fn what_is_held_stays_within_its_bound() {
+        let t = Instant::now();
+        let mut v = Verifier::new(key(1).verifying_key());
+        for i in 0..5000u32 {
+            let mut d = vec![0u8; 1200];
+            d[..4].copy_from_slice(&i.to_be_bytes());
+            assert_eq!(v.check(t, &d), Gate::Held);
+            assert!(v.stats().held_bytes as usize <= MAX_HELD_BYTES);
+        }
+        let st = v.stats();
+        assert_eq!(st.held + st.unvouched, 5000);
+        assert!(st.unvouched > 0);
+    }
+
+    #[test]
+    fn a_datagram_too_small_for_two_hashes_has_no_signer() {
+        assert!(Signer::new(key(1), 1, 100).is_none());
+        assert!(Signer::new(key(1), 1, 140).is_some());
+    }
+}
