@@ -12,7 +12,8 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
+use ed25519_dalek::{Signature, Signer as _, Verifier as _};
+pub use ed25519_dalek::{SigningKey, VerifyingKey};
 
 use crate::wire::auth::{
     AUTH_HASH_LEN, AUTH_SIGNATURE_LEN, AuthPacket, AuthRepr, auth_capacity, set_auth_signature,
