@@ -74,7 +74,7 @@ fn auth(c: &mut Criterion) {
     g.bench_function("sign", |b| b.iter(|| send(&data, Some(&key), false)));
     g.bench_function("verify", |b| {
         b.iter_batched(
-            || Verifier::new(key.verifying_key()),
+            || Verifier::<()>::new(key.verifying_key()),
             |mut v| {
                 let now = Instant::now();
                 let mut through = 0u64;
@@ -83,7 +83,7 @@ fn auth(c: &mut Criterion) {
                         if let Ok(Repr::Auth(a)) = Repr::parse(d) {
                             v.on_auth(now, &a).expect("signed");
                         }
-                    } else if v.check(now, d) == Gate::Pass {
+                    } else if v.check(now, d, ()) == Gate::Pass {
                         through += 1;
                     }
                     while v.poll_released().is_some() {

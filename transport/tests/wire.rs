@@ -210,12 +210,12 @@ fn auth_example_matches_protocol_md() {
     let hashes: Vec<_> = a.each_hash().collect();
     assert_eq!(hashes, [datagram_hash(&data), datagram_hash(&info)]);
     // The receiver's side: both held until the AUTH, then let through.
-    let mut v = Verifier::new(key.verifying_key());
-    assert_eq!(v.check(t, &data), Gate::Held);
-    assert_eq!(v.check(t, &info), Gate::Held);
+    let mut v = Verifier::<()>::new(key.verifying_key());
+    assert_eq!(v.check(t, &data, ()), Gate::Held);
+    assert_eq!(v.check(t, &info, ()), Gate::Held);
     v.on_auth(t, &a).unwrap();
-    assert_eq!(v.poll_released(), Some(data));
-    assert_eq!(v.poll_released(), Some(info));
+    assert_eq!(v.poll_released(), Some((data, ())));
+    assert_eq!(v.poll_released(), Some((info, ())));
 }
 
 #[test]

@@ -180,16 +180,18 @@ pub struct AuthStats {
     pub held_bytes: u64,
 }
 
-struct Held {
+struct Held<M> {
     hash: [u8; AUTH_HASH_LEN],
     at: Instant,
     bytes: Vec<u8>,
+    meta: M,
 }
 
-/// The receiver's side: datagrams held until a verified AUTH names them.
-pub struct Verifier {
+/// The receiver's side: datagrams held until a verified AUTH names them,
+/// each with what the caller keeps beside it (`M`: where it came from).
+pub struct Verifier<M = ()> {
     key: VerifyingKey,
-    held: VecDeque<Held>,
+    held: VecDeque<Held<M>>,
     /// Hashes of held datagrams, with how many of them hold each.
     held_hashes: HashMap<[u8; AUTH_HASH_LEN], u32>,
     /// Hashes verified AUTHs named whose datagram has not come, oldest
@@ -197,11 +199,11 @@ pub struct Verifier {
     vouched: HashSet<[u8; AUTH_HASH_LEN]>,
     vouched_order: VecDeque<[u8; AUTH_HASH_LEN]>,
     /// Held datagrams an AUTH named, to be let through in arrival order.
-    released: VecDeque<Vec<u8>>,
+    released: VecDeque<(Vec<u8>, M)>,
     stats: AuthStats,
 }
 
-impl Verifier {
+impl<M> Verifier<M> {
     /// A verifier for the sender whose public key is `key`.
     pub fn new(key: VerifyingKey) -> Self {
         Self {
@@ -222,7 +224,7 @@ impl Verifier {
 
     /// A datagram other than an AUTH: through at once if a verified AUTH
     /// named it, else held (a copy) until one does.
-    pub fn check(&mut self, now: Instant, datagram: &[u8]) -> Gate {
+    pub fn check(&mut self, now: Instant, datagram: &[u8], meta: M) -> Gate {
         self.expire(now);
         let hash = datagram_hash(datagram);
         if self.vouched.remove(&hash) {
@@ -237,6 +239,7 @@ impl Verifier {
             hash,
             at: now,
             bytes: datagram.to_vec(),
+            meta,
         });
         self.stats.held += 1;
         self.stats.held_bytes += datagram.len() as u64;
@@ -272,8 +275,9 @@ impl Verifier {
         Ok(())
     }
 
-    /// The next held datagram an AUTH released, in arrival order.
-    pub fn poll_released(&mut self) -> Option<Vec<u8>> {
+    /// The next held datagram an AUTH released, in arrival order, with what
+    /// was kept beside it.
+    pub fn poll_released(&mut self) -> Option<(Vec<u8>, M)> {
         self.released.pop_front()
     }
 
@@ -307,7 +311,7 @@ impl Verifier {
                 self.stats.vouched += 1;
                 self.stats.held -= 1;
                 self.stats.held_bytes -= h.bytes.len() as u64;
-                self.released.push_back(h.bytes);
+                self.released.push_back((h.bytes, h.meta));
             } else {
                 kept.push_back(h);
             }
@@ -379,10 +383,10 @@ mod tests {
                     panic!("not an AUTH")
                 };
                 let _ = v.on_auth(t, &a);
-            } else if v.check(t, d) == Gate::Pass {
+            } else if v.check(t, d, ()) == Gate::Pass {
                 through.push(d.clone());
             }
-            while let Some(r) = v.poll_released() {
+            while let Some((r, ())) = v.poll_released() {
                 through.push(r);
             }
         }
@@ -463,7 +467,7 @@ mod tests {
             let Ok(Repr::Auth(a)) = Repr::parse(b) else {
                 panic!("not an AUTH")
             };
-            Verifier::new(s.public_key()).on_auth(t, &a)
+            Verifier::<()>::new(s.public_key()).on_auth(t, &a)
         };
         assert_eq!(v(&buf[..n]), Ok(()));
         for at in [10, 30] {
@@ -477,11 +481,11 @@ mod tests {
     #[test]
     fn what_is_held_stays_within_its_bound() {
         let t = Instant::now();
-        let mut v = Verifier::new(key(1).verifying_key());
+        let mut v = Verifier::<()>::new(key(1).verifying_key());
         for i in 0..5000u32 {
             let mut d = vec![0u8; 1200];
             d[..4].copy_from_slice(&i.to_be_bytes());
-            assert_eq!(v.check(t, &d), Gate::Held);
+            assert_eq!(v.check(t, &d, ()), Gate::Held);
             assert!(v.stats().held_bytes as usize <= MAX_HELD_BYTES);
         }
         let st = v.stats();

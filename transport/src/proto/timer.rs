@@ -26,10 +26,12 @@ pub(crate) enum Timer {
     /// is back, or until then. Not a wake-up once passed (the sender then
     /// builds the encoder itself).
     Encoder = 4,
+    /// The next AUTH is due (protocol.md §15.2).
+    Auth = 5,
 }
 
 impl Timer {
-    const COUNT: usize = 5;
+    const COUNT: usize = 6;
 }
 
 /// One optional deadline per [`Timer`].

@@ -16,7 +16,7 @@ pub const AUTH_OVERHEAD: usize = AUTH_HEADER_LEN + AUTH_SIGNATURE_LEN + CRC_LEN;
 pub const MAX_AUTH_HASHES: usize = 1024;
 
 /// AUTH field offsets, from the start of the datagram.
-pub mod auth {
+pub mod field {
     use std::ops::Range;
     /// The AUTH's number in its session, from 0.
     pub const SEQUENCE: Range<usize> = 16..20;
@@ -59,7 +59,7 @@ impl<T: AsRef<[u8]>> AuthPacket<T> {
         if b.len() < AUTH_OVERHEAD {
             return Err(WireError::Truncated);
         }
-        let count = read_u16(b, auth::COUNT) as usize;
+        let count = read_u16(b, field::COUNT) as usize;
         if count == 0 || count > MAX_AUTH_HASHES {
             return Err(WireError::OutOfRange);
         }
@@ -71,28 +71,28 @@ impl<T: AsRef<[u8]>> AuthPacket<T> {
 
     /// The AUTH's number in its session.
     pub fn sequence(&self) -> u32 {
-        read_u32(self.buffer.as_ref(), auth::SEQUENCE)
+        read_u32(self.buffer.as_ref(), field::SEQUENCE)
     }
 
     /// Hashes carried.
     pub fn count(&self) -> usize {
-        read_u16(self.buffer.as_ref(), auth::COUNT) as usize
+        read_u16(self.buffer.as_ref(), field::COUNT) as usize
     }
 
     /// Hash Len.
     pub fn hash_len(&self) -> u8 {
-        self.buffer.as_ref()[auth::HASH_LEN]
+        self.buffer.as_ref()[field::HASH_LEN]
     }
 
     /// Reserved.
     pub fn reserved(&self) -> u8 {
-        self.buffer.as_ref()[auth::RESERVED]
+        self.buffer.as_ref()[field::RESERVED]
     }
 
     /// The hashes, `count` × [`AUTH_HASH_LEN`] bytes.
     pub fn hashes(&self) -> &[u8] {
-        let end = auth::HASHES + self.count() * AUTH_HASH_LEN;
-        &self.buffer.as_ref()[auth::HASHES..end]
+        let end = field::HASHES + self.count() * AUTH_HASH_LEN;
+        &self.buffer.as_ref()[field::HASHES..end]
     }
 
     /// The bytes the signature covers: every byte before it.
@@ -140,11 +140,11 @@ impl<'a> AuthRepr<'a> {
             return Err(WireError::Reserved);
         }
         let b: &'a [u8] = p.buffer.as_ref();
-        let end = auth::HASHES + p.count() * AUTH_HASH_LEN;
+        let end = field::HASHES + p.count() * AUTH_HASH_LEN;
         Ok(Self {
             session,
             sequence: p.sequence(),
-            hashes: &b[auth::HASHES..end],
+            hashes: &b[field::HASHES..end],
             signed: &b[..end],
             signature: p.signature(),
         })
@@ -170,17 +170,18 @@ impl<'a> AuthRepr<'a> {
     /// [`set_auth_signature`].
     pub fn write(&self, buf: &mut [u8]) -> Result<usize, WireError> {
         let count = self.hashes.len() / AUTH_HASH_LEN;
-        if count == 0 || count > MAX_AUTH_HASHES || self.hashes.len() % AUTH_HASH_LEN != 0 {
+        if count == 0 || count > MAX_AUTH_HASHES || !self.hashes.len().is_multiple_of(AUTH_HASH_LEN)
+        {
             return Err(WireError::OutOfRange);
         }
         let len = auth_len(count);
         let buf = buf.get_mut(..len).ok_or(WireError::BufferTooSmall)?;
-        put(buf, auth::SEQUENCE, &self.sequence.to_be_bytes());
-        put(buf, auth::COUNT, &(count as u16).to_be_bytes());
-        buf[auth::HASH_LEN] = AUTH_HASH_LEN as u8;
-        buf[auth::RESERVED] = 0;
-        let end = auth::HASHES + self.hashes.len();
-        buf[auth::HASHES..end].copy_from_slice(self.hashes);
+        put(buf, field::SEQUENCE, &self.sequence.to_be_bytes());
+        put(buf, field::COUNT, &(count as u16).to_be_bytes());
+        buf[field::HASH_LEN] = AUTH_HASH_LEN as u8;
+        buf[field::RESERVED] = 0;
+        let end = field::HASHES + self.hashes.len();
+        buf[field::HASHES..end].copy_from_slice(self.hashes);
         Packet::new_unchecked(&mut *buf).set_header(PacketType::Auth, self.session);
         set_auth_signature(buf, &self.signature);
         Ok(len)

@@ -91,6 +91,11 @@ pub struct ReceiverConfig {
     /// on; default off (the message layer keeps it off: see
     /// docs/architecture.md).
     pub ripen: bool,
+    /// Take only what the sender with this public key signed (protocol.md
+    /// §15): every datagram of a session is held until a verified AUTH
+    /// lists it, and nothing else reaches the decoders, the objects or the
+    /// feedback. Default none: every datagram is taken as it comes.
+    pub sender_key: Option<crate::proto::auth::VerifyingKey>,
 }
 
 impl Default for ReceiverConfig {
@@ -117,6 +122,7 @@ impl Default for ReceiverConfig {
             codecs: CodecSet::Real,
             decode_threads: 0,
             ripen: false,
+            sender_key: None,
         }
     }
 }

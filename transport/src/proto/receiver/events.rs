@@ -79,11 +79,14 @@ pub enum RejectReason {
     Implausible,
     /// Of an object its application gave up ([`Receiver::abandon`](super::Receiver::abandon)).
     Abandoned,
+    /// An AUTH whose signature does not verify under the sender key
+    /// (protocol.md §15.2).
+    BadSignature,
 }
 
 impl RejectReason {
     /// Every reason, in a stable order.
-    pub const ALL: [RejectReason; 32] = [
+    pub const ALL: [RejectReason; 33] = [
         Self::Truncated,
         Self::Oversized,
         Self::BadMagic,
@@ -116,6 +119,7 @@ impl RejectReason {
         Self::BlockTooLarge,
         Self::Implausible,
         Self::Abandoned,
+        Self::BadSignature,
     ];
 
     /// A stable snake_case name, as used in `rejected_by_reason`.
@@ -153,6 +157,7 @@ impl RejectReason {
             Self::BlockTooLarge => "block_too_large",
             Self::Implausible => "implausible",
             Self::Abandoned => "abandoned",
+            Self::BadSignature => "bad_signature",
             Self::AwaitingManifest => "awaiting_manifest",
         }
     }
@@ -272,6 +277,16 @@ pub enum ReceiverEvent {
     },
 }
 
+/// Datagrams refused, by [`RejectReason::ALL`]'s order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Rejected(pub(super) [u64; RejectReason::ALL.len()]);
+
+impl Default for Rejected {
+    fn default() -> Self {
+        Self([0; RejectReason::ALL.len()])
+    }
+}
+
 /// Counters kept by a [`Receiver`](super::Receiver).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReceiverStats {
@@ -281,7 +296,7 @@ pub struct ReceiverStats {
     pub bytes_received: u64,
     /// Datagrams refused; see [`ReceiverStats::rejected_by_reason`].
     pub packets_rejected: u64,
-    pub(super) rejected: [u64; RejectReason::ALL.len()],
+    pub(super) rejected: Rejected,
     /// Symbols already held, or for blocks or objects already finished.
     pub duplicates: u64,
     /// New symbols buffered for decoding.
@@ -324,6 +339,10 @@ pub struct ReceiverStats {
     /// AUTH packets (protocol.md §15.1) taken by a receiver that holds no
     /// sender key, which has nothing to check them against: ignored.
     pub auth_ignored: u64,
+    /// With a sender key: AUTH verified and refused, datagrams vouched
+    /// for and let go unvouched, and what is held waiting (protocol.md
+    /// §15.2).
+    pub auth: crate::proto::auth::AuthStats,
     /// Candidate manifests evicted by newer ones ([`Admission::Manifest`](super::Admission::Manifest)).
     pub candidates_evicted: u64,
     /// Packets of objects other than the manifest that came before a manifest
@@ -366,7 +385,7 @@ impl ReceiverStats {
         RejectReason::ALL
             .iter()
             .position(|&r| r == reason)
-            .map_or(0, |i| self.rejected[i])
+            .map_or(0, |i| self.rejected.0[i])
     }
 
     /// Every reason with a non-zero count, in [`RejectReason::ALL`] order.

@@ -820,7 +820,7 @@ impl Receiver {
             .or_insert_with(|| SessionFb::new(now, p.timestamp_us, table.heard_of(session)));
         let bound = table.bound_objects();
         let contradicted = f.on_probe(now, &p, bound)?;
-        f.schedule_nack(now, session, (&self.table, &self.config), &mut self.rng);
+        f.schedule_nack(now, session, (&self.table, &self.config), &mut self.fb.rng);
         if let Some(x) = contradicted {
             self.conflict((session, ObjectId(x)));
         }

@@ -5,7 +5,9 @@
 //! session's sender is and the NACKs' hop limit, `objects` holds the object
 //! table, `need` ranks requests and `loss` measures the path. This file holds the
 //! entry points and the bookkeeping they share; no packet's handling lives
-//! here beyond dispatching it.
+//! here beyond dispatching it. With a sender key, every datagram of the
+//! sender's passes `proto::auth`'s verifier before it is dispatched
+//! (protocol.md §15.2).
 
 mod addrs;
 mod config;
@@ -21,9 +23,10 @@ use std::net::SocketAddr;
 use std::ops::Bound;
 use std::time::{Duration, Instant};
 
+use super::auth::{Gate, Verifier};
 use super::hash;
 use super::{ObjectId, SessionId};
-use crate::wire::Repr;
+use crate::wire::{Packet, PacketType, Repr};
 use addrs::SenderAddrs;
 use feedback::SessionFb;
 use objects::{Info, Key, ObjectTable, Slot};
@@ -57,7 +60,6 @@ pub struct Receiver {
     events: VecDeque<ReceiverEvent>,
     stats: ReceiverStats,
     fb: Feedback,
-    rng: u64,
     /// Decode jobs for the driver, and the last ticket given out.
     jobs: VecDeque<DecodeJob>,
     tickets: u64,
@@ -69,14 +71,24 @@ pub struct Receiver {
     /// Sessions refused ([`Receiver::refuse_session`]), until when (`None`:
     /// refused before any time was handed in, until one is).
     refused: HashMap<SessionId, Option<Instant>>,
+    /// With a sender key: the datagrams waiting for a verified AUTH, each
+    /// with where it came from (protocol.md §15.2).
+    auth: Option<Verifier<Origin>>,
 }
+
+/// Where a datagram came from, and the hop limit it arrived with, as far as
+/// the driver says.
+type Origin = (Option<SocketAddr>, Option<u8>);
 
 impl Receiver {
     /// A receiver with no objects.
     pub fn new(config: ReceiverConfig) -> Self {
         Self {
-            fb: Feedback::default(),
-            rng: config.id ^ 0x9e37_79b9_7f4a_7c15,
+            fb: Feedback {
+                rng: config.id ^ 0x9e37_79b9_7f4a_7c15,
+                ..Feedback::default()
+            },
+            auth: config.sender_key.map(Verifier::new),
             config,
             table: ObjectTable::default(),
             completed_order: VecDeque::new(),
@@ -408,6 +420,10 @@ impl Receiver {
     /// sessions that have heard no PROBE for as long.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.tick(now);
+        if let Some(v) = &mut self.auth {
+            v.expire(now);
+            self.stats.auth = v.stats();
+        }
         self.ship_ripening(Some(now));
         let timeout = self.config.idle_timeout;
         let before = self.fb.sessions.len();
@@ -453,6 +469,110 @@ impl Receiver {
         now: Instant,
         datagram: &[u8],
     ) -> Result<Accepted, RejectReason> {
+        self.gate(now, (None, None), datagram)
+    }
+
+    /// Holds a datagram of the sender's (DATA, OBJECT_INFO, PROBE) until a
+    /// verified AUTH lists it, verifies AUTH, and takes the rest as it
+    /// comes (protocol.md §15.2); without a sender key, takes everything.
+    fn gate(
+        &mut self,
+        now: Instant,
+        origin: Origin,
+        datagram: &[u8],
+    ) -> Result<Accepted, RejectReason> {
+        let header = Packet::new_checked(datagram)
+            .ok()
+            .filter(|_| datagram.len() <= self.config.max_datagram)
+            .map(|p| (p.packet_type(), p.session()));
+        let Some((ty, session)) = header.filter(|_| self.auth.is_some()) else {
+            return self.take(now, origin, datagram);
+        };
+        let held = Accepted {
+            session: SessionId(session),
+            from_sender: false,
+            probe_hops: None,
+        };
+        let result = if let Err(reason) = self.accept_session(session) {
+            self.tick(now);
+            self.reject(reason);
+            Err(reason)
+        } else if ty == PacketType::Auth as u8 {
+            let (Ok(Repr::Auth(a)), Some(v)) = (Repr::parse(datagram), &mut self.auth) else {
+                return self.take(now, origin, datagram);
+            };
+            match v.on_auth(now, &a) {
+                Ok(()) => Ok(self.released(now, origin, session)),
+                Err(_) => {
+                    self.tick(now);
+                    self.reject(RejectReason::BadSignature);
+                    Err(RejectReason::BadSignature)
+                }
+            }
+        } else if [PacketType::Data, PacketType::ObjectInfo, PacketType::Probe]
+            .iter()
+            .any(|&t| t as u8 == ty)
+        {
+            match self.auth.as_mut().map(|v| v.check(now, datagram, origin)) {
+                Some(Gate::Held) => Ok(held),
+                _ => self.take(now, origin, datagram),
+            }
+        } else {
+            self.take(now, origin, datagram)
+        };
+        if let Some(v) = &self.auth {
+            self.stats.auth = v.stats();
+        }
+        result
+    }
+
+    /// A verified AUTH of `session` came from `origin`: the datagrams it
+    /// released are taken, in the order they came, and its source is the
+    /// session's sender.
+    fn released(&mut self, now: Instant, (from, _): Origin, session: u64) -> Accepted {
+        while let Some((d, origin)) = self.auth.as_mut().and_then(Verifier::poll_released) {
+            // Each is counted (or refused) as it is taken.
+            let _ = self.take(now, origin, &d);
+        }
+        let taken = Accepted {
+            session: SessionId(session),
+            from_sender: true,
+            probe_hops: None,
+        };
+        self.remember(taken, from, None);
+        taken
+    }
+
+    /// Takes a datagram the gate let through: dispatches it, then keeps
+    /// its source if it may aim its session.
+    fn take(
+        &mut self,
+        now: Instant,
+        (from, hop_limit): Origin,
+        datagram: &[u8],
+    ) -> Result<Accepted, RejectReason> {
+        let taken = self.dispatch(now, datagram)?;
+        self.remember(taken, from, hop_limit);
+        Ok(taken)
+    }
+
+    /// The source of a datagram that may aim its session is where the
+    /// session's STATUS goes; a PROBE's Hops and the arrival hop limit size
+    /// the NACKs' (protocol.md §12, §13.5).
+    fn remember(&mut self, taken: Accepted, from: Option<SocketAddr>, hop_limit: Option<u8>) {
+        let Some(from) = from.filter(|_| taken.from_sender) else {
+            return;
+        };
+        let Feedback {
+            sessions, senders, ..
+        } = &mut self.fb;
+        senders.remember(taken.session, from, |s| sessions.contains_key(&s));
+        if let Some(announced) = taken.probe_hops {
+            senders.follow_probe(announced, hop_limit);
+        }
+    }
+
+    fn dispatch(&mut self, now: Instant, datagram: &[u8]) -> Result<Accepted, RejectReason> {
         self.tick(now);
         self.stats.packets_received += 1;
         self.stats.bytes_received += datagram.len() as u64;
@@ -506,7 +626,7 @@ impl Receiver {
 
     fn reject(&mut self, reason: RejectReason) {
         self.stats.packets_rejected += 1;
-        let n = &mut self.stats.rejected[ReceiverStats::index(reason)];
+        let n = &mut self.stats.rejected.0[ReceiverStats::index(reason)];
         *n += 1;
         // Rate-limited: the 1st, 2nd, 4th, 8th, ... of each reason.
         if n.is_power_of_two() {
@@ -545,15 +665,7 @@ impl Receiver {
         hop_limit: Option<u8>,
         datagram: &[u8],
     ) -> Result<Accepted, RejectReason> {
-        let taken = self.handle_datagram(now, datagram)?;
-        if taken.from_sender {
-            let Feedback { sessions, senders } = &mut self.fb;
-            senders.remember(taken.session, from, |s| sessions.contains_key(&s));
-            if let Some(announced) = taken.probe_hops {
-                senders.follow_probe(announced, hop_limit);
-            }
-        }
-        Ok(taken)
+        self.gate(now, (Some(from), hop_limit), datagram)
     }
 
     /// As [`Receiver::poll_transmit`], with the address of the session's
@@ -620,6 +732,8 @@ impl Receiver {
 struct Feedback {
     sessions: BTreeMap<SessionId, SessionFb>,
     senders: SenderAddrs,
+    /// Draws for NACK backoffs.
+    rng: u64,
 }
 
 /// Sessions [`Receiver::refuse_session`] keeps refused at once.

@@ -102,6 +102,10 @@ pub struct SenderConfig {
     /// a 5 ms flush delay. Both copies must be lost to cost a round
     /// (about p² instead of 2p). The `Publisher` sets it. Default false.
     pub copy_single_symbol_objects: bool,
+    /// Sign what is sent (protocol.md §15): every datagram is listed in AUTH
+    /// packets signed with this key, so that receivers holding its public
+    /// key take nothing else. Default none.
+    pub signing_key: Option<crate::proto::auth::SigningKey>,
 }
 
 /// How long a STATUS with BUSY holds the fallback off (protocol.md §13.4,
@@ -141,6 +145,7 @@ impl Default for SenderConfig {
             wait_for_encoders: false,
             lead_protection: false,
             copy_single_symbol_objects: false,
+            signing_key: None,
             mode: Mode::Carousel,
             feedback: FeedbackConfig::default(),
             codecs: CodecSet::Real,
@@ -192,6 +197,11 @@ impl SenderConfig {
     pub fn validate(&self) -> Result<(), SenderError> {
         if !(DATA_OVERHEAD + 4..=MAX_DATAGRAM).contains(&self.max_datagram) {
             return Err(SenderError::MaxDatagram(self.max_datagram));
+        }
+        if self.signing_key.is_some() && crate::wire::auth::auth_capacity(self.max_datagram) < 2 {
+            return Err(SenderError::Config(
+                "max datagram too small to sign: an AUTH of two hashes needs 124 bytes",
+            ));
         }
         let t = self.effective_symbol_size();
         let max_t = self.max_datagram - DATA_OVERHEAD;
@@ -339,6 +349,9 @@ pub enum SenderEvent {
 pub struct SenderStats {
     /// Datagrams emitted.
     pub packets_sent: u64,
+    /// AUTH packets emitted (protocol.md §15), counted in `packets_sent`
+    /// and `bytes_sent` too.
+    pub auth_packets_sent: u64,
     /// Bytes of UDP payload emitted.
     pub bytes_sent: u64,
     /// DATA packets carrying a source symbol.

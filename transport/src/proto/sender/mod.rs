@@ -39,6 +39,7 @@ use self::pass::{Demand, Pass};
 use self::phase::Phase;
 use self::window::Window;
 use super::ObjectId;
+use super::auth::Signer;
 use super::encoders::BlockBytes;
 pub use super::encoders::{BuiltEncoder, EncoderRequest};
 #[cfg(doc)]
@@ -82,6 +83,9 @@ pub struct Sender {
     /// NACKs gathered, repair queued, blocks quiet after their repair; the
     /// fresh ESIs of every mode's repair.
     repair: RepairScheduler,
+    /// Lists what went in signed AUTH packets (protocol.md §15), with a
+    /// signing key.
+    auth: Option<Signer>,
 }
 
 impl Sender {
@@ -89,6 +93,8 @@ impl Sender {
     pub fn new(mut config: SenderConfig) -> Result<Self, SenderError> {
         config.validate()?;
         let t = config.effective_symbol_size();
+        let auth = (config.signing_key.clone())
+            .and_then(|k| Signer::new(k, config.session.0, config.max_datagram));
         // Nack mode replays source symbols: the Compact No-Code scheme.
         if config.replays() {
             config.fec = FecId::NoCode;
@@ -124,6 +130,7 @@ impl Sender {
                 codec_for(config.fec).esi_limit(0),
                 config.feedback.repair_margin,
             ),
+            auth,
             config,
         })
     }
@@ -335,7 +342,7 @@ impl Sender {
     /// Whether the sender is done: the last round sent (carousel), or every
     /// tracked receiver complete and the linger over (nack, hybrid).
     pub fn is_finished(&self) -> bool {
-        self.phase.is_finished()
+        self.phase.is_finished() && self.timers.get(Timer::Auth).is_none()
     }
 
     /// Counters so far.
@@ -363,8 +370,9 @@ impl Sender {
     /// is always due: its deadline is the last time it was given). `None`
     /// means idle: finished, no object, or never given a time yet.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.is_finished() || self.blocks.objects.is_empty() {
-            return None;
+        let auth = self.timers.get(Timer::Auth);
+        if self.phase.is_finished() || self.blocks.objects.is_empty() {
+            return auth;
         }
         // The latest time the sender was given: a deadline there is due now.
         let due = self.pace.last.or(self.pace.epoch);
@@ -377,7 +385,8 @@ impl Sender {
             .filter(|&until| due.is_some_and(|d| d < until));
         let Some(g) = &self.feedback else {
             // A carousel always has data: paced, or due at once.
-            return waiting.or(pacing).or(due);
+            let next = waiting.or(pacing).or(due);
+            return next.min(auth).or(next);
         };
         let mut t: Option<Instant> = None;
         let mut at = |x: Option<Instant>| {
@@ -494,19 +503,43 @@ impl Sender {
             buf.len() >= self.config.max_datagram,
             "poll_transmit needs a buffer of at least max_datagram bytes"
         );
-        let sent = self.transmit(now, buf);
+        let sent = match self.poll_auth(now, buf) {
+            Some(len) => Some(len),
+            None => {
+                let sent = self.transmit(now, buf);
+                if let (Some(len), Some(a)) = (sent, &mut self.auth) {
+                    a.sent(now, &buf[..len]);
+                }
+                sent
+            }
+        };
         self.arm_fallback();
+        self.timers
+            .set_opt(Timer::Auth, self.auth.as_ref().and_then(Signer::deadline));
         sent
     }
 
+    /// The AUTH due at `now`, if any (protocol.md §15.2): it goes before
+    /// the next datagram, and counts against the pacing rate as they do.
+    fn poll_auth(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        let len = self.auth.as_mut()?.poll_auth(now, buf)?;
+        self.stats.auth_packets_sent += 1;
+        self.stats.packets_sent += 1;
+        self.stats.bytes_sent += len as u64;
+        if self.config.rate.is_some() {
+            self.pace.bucket.spend(len as f64);
+        }
+        Some(len)
+    }
+
     fn transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
-        if self.is_finished() || self.blocks.objects.is_empty() {
+        if self.phase.is_finished() || self.blocks.objects.is_empty() {
             return None;
         }
         self.refill(now);
         if self.feedback.is_some() {
             self.tick(now);
-            if self.is_finished() {
+            if self.phase.is_finished() {
                 return None;
             }
         }
@@ -548,7 +581,8 @@ impl Sender {
         match wire::Repr::parse(datagram) {
             Ok(wire::Repr::Nack(n)) if n.session == self.config.session.0 => {
                 if self.admit_nack(now, source, n.receiver) {
-                    self.feedback_moved();
+                    // Feedback that moves something ends a fallback round.
+                    self.phase.feedback_moved();
                     if self.handle_nack(now, &n) {
                         self.stop_linger();
                     }
@@ -596,13 +630,6 @@ impl Sender {
         .handle(now, n)
     }
 
-    /// Feedback moved something (an accepted NACK; a STATUS whose window
-    /// moved, that completed, or that says BUSY): a fallback round is over
-    /// (protocol.md §13.4, "Fallback").
-    fn feedback_moved(&mut self) {
-        self.phase.feedback_moved();
-    }
-
     /// Something is left to do after all: the linger starts again later.
     fn stop_linger(&mut self) {
         self.timers.stop(Timer::Linger);
@@ -633,7 +660,7 @@ impl Sender {
             return;
         };
         if out.moved {
-            self.feedback_moved();
+            self.phase.feedback_moved();
         }
         if let Some(by) = out.check_by
             && self.timers.get(Timer::Expiry).is_none_or(|e| by < e)
@@ -757,28 +784,15 @@ impl Sender {
         {
             return None;
         }
-        let quiet_since = [self.pass_end(), self.phase.fallback_round()];
-        g.fallback_due(
-            quiet_since,
-            self.fallback_delay(),
-            self.stats.receivers_heard,
-        )
-    }
-
-    /// How long the sender waits, quiet, before a fallback round: 20 GRTTs,
-    /// at least 500 ms.
-    fn fallback_delay(&self) -> Duration {
-        (self.rc.grtt() * 20).max(Duration::from_millis(500))
+        let quiet_since = [self.phase.pass_end(), self.phase.fallback_round()];
+        // Quiet for 20 GRTTs, at least 500 ms.
+        let delay = (self.rc.grtt() * 20).max(Duration::from_millis(500));
+        g.fallback_due(quiet_since, delay, self.stats.receivers_heard)
     }
 
     /// Whether the first pass is over (nack, hybrid; never in a carousel).
     fn pass_done(&self) -> bool {
         self.phase.pass_done(self.feedback.is_some())
-    }
-
-    /// When the first pass ended, once it has.
-    fn pass_end(&self) -> Option<Instant> {
-        self.phase.pass_end()
     }
 
     /// How long the sender waits for late NACKs once everyone tracked is
@@ -854,16 +868,8 @@ impl Sender {
             grtt_us: self.rc.grtt().as_micros().min(u32::MAX as u128) as u32,
             objects: self.blocks.objects.len() as u32,
             progress: self.progress(),
-            mode: if self.config.replays() {
-                wire::WireMode::Nack
-            } else {
-                wire::WireMode::Hybrid
-            },
-            flags: if self.pass_done() {
-                wire::feedback::PROBE_END
-            } else {
-                0
-            },
+            mode: [wire::WireMode::Hybrid, wire::WireMode::Nack][self.config.replays() as usize],
+            flags: wire::feedback::PROBE_END * self.pass_done() as u8,
             group_log2: ((u64::BITS - receivers.leading_zeros()) as u8)
                 .min(wire::feedback::MAX_GROUP_LOG2),
             hops: self.config.hops.max(1),
