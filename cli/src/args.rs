@@ -125,6 +125,11 @@ pub struct SendArgs {
     #[arg(long, default_value_t = groupcast::wire::DEFAULT_MAX_DATAGRAM,
           value_parser = parse_max_datagram)]
     pub max_datagram: usize,
+    /// Sign everything sent with this secret key (PREFIX.key from `groupcast keygen`):
+    /// receivers given its public key (`recv --sender-key PREFIX.pub`) take nothing else, so
+    /// that no other host on the group can forge or modify a packet (docs/security.md).
+    #[arg(long, value_parser = parse_signing_key, value_name = "FILE")]
+    pub sign: Option<groupcast::proto::auth::SigningKey>,
     /// Hand each datagram to the kernel separately, without UDP segmentation offload (GSO).
     /// GSO changes nothing on the wire and turns itself off where the path cannot segment.
     #[arg(long)]
@@ -377,6 +382,17 @@ fn parse_max_datagram(s: &str) -> Result<usize, String> {
 }
 
 /// `recv --output`: an existing directory.
+/// `--sign`: a secret key file, read and checked now, so that an error names
+/// the flag.
+fn parse_signing_key(s: &str) -> Result<groupcast::proto::auth::SigningKey, String> {
+    groupcast::io::keys::read_signing_key(Path::new(s))
+}
+
+/// `--sender-key`: a public key file, or the key's 64 hex digits.
+fn parse_verifying_key(s: &str) -> Result<groupcast::proto::auth::VerifyingKey, String> {
+    groupcast::io::keys::read_verifying_key(s)
+}
+
 fn parse_output_dir(s: &str) -> Result<PathBuf, String> {
     let path = PathBuf::from(s);
     match std::fs::metadata(&path) {
@@ -454,6 +470,11 @@ pub struct RecvArgs {
     /// prints); other sessions' packets are refused and get no feedback.
     #[arg(long, requires = "stream", value_parser = parse_session, value_name = "SESSION")]
     pub from: Option<u64>,
+    /// Take only what the sender holding this key signed (`send --sign`): the PREFIX.pub file
+    /// `groupcast keygen` wrote, or its 64 hex digits. Every packet waits until a signed list
+    /// names it; forged or modified ones are dropped and counted (docs/security.md).
+    #[arg(long, value_parser = parse_verifying_key, value_name = "KEY")]
+    pub sender_key: Option<groupcast::proto::auth::VerifyingKey>,
     /// With --stream: take a stream first heard past its start (it began before this receiver
     /// joined) from where it is, instead of passing it over (or, with --from, failing).
     #[arg(long, requires = "stream")]
@@ -596,6 +617,7 @@ impl SendArgs {
         c.feedback.min_progress = self.min_progress;
         c.encoder_threads = self.encoder_threads;
         c.max_datagram = self.max_datagram;
+        c.signing_key = self.sign.clone();
     }
 
     /// `--hops`, in the range its parser allows (1 to 255).
@@ -633,6 +655,7 @@ impl RecvArgs {
             decode_threads: self.decode_threads(),
             ripen: true,
             refused_sessions: refused.to_vec(),
+            sender_key: self.sender_key,
             ..ReceiverConfig::default()
         }
     }
@@ -739,4 +762,14 @@ mod tests {
             Ok(255)
         );
     }
+}
+
+/// `groupcast keygen`.
+#[derive(Args, Debug)]
+pub struct KeygenArgs {
+    /// Write the key pair as PREFIX.key (the secret key, mode 600: give it to `send --sign`)
+    /// and PREFIX.pub (the public key: give it to receivers, `recv --sender-key`). Existing
+    /// files are never replaced.
+    #[arg(long, value_name = "PREFIX")]
+    pub out: PathBuf,
 }

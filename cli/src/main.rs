@@ -81,6 +81,11 @@ enum Command {
         #[arg(long, default_value = "64MiB", value_parser = args::parse_part_size, value_name = "SIZE")]
         part_size: u64,
     },
+    /// Make a key pair for signed channels: PREFIX.key (secret) and PREFIX.pub (public).
+    ///
+    /// `send --sign PREFIX.key` signs everything it sends; `recv --sender-key PREFIX.pub` then
+    /// takes nothing that key did not sign. Prints the public key's fingerprint.
+    Keygen(args::KeygenArgs),
     /// Print the IPv6 multicast group of a channel name.
     ///
     /// The group is ff1e::/16 followed by the first 14 bytes of BLAKE3(NAME), the address
@@ -122,6 +127,7 @@ fn main() -> ExitCode {
             stream::chat(&args)
         }
         Command::Id { path, part_size } => net::id(&path, part_size),
+        Command::Keygen(args) => keygen(&args),
         Command::Channel { name } => {
             let verbose = cli.verbose > 0;
             let ch = groupcast::Channel::new(&name);
@@ -140,4 +146,18 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `groupcast keygen --out PREFIX`.
+fn keygen(args: &args::KeygenArgs) -> Result<(), String> {
+    use groupcast::io::keys;
+    let key = keys::generate().map_err(|e| e.to_string())?;
+    let (secret, public) = keys::write_pair(&args.out, &key)?;
+    println!(
+        "secret key: {} (mode 600; for send --sign)",
+        secret.display()
+    );
+    println!("public key: {} (for recv --sender-key)", public.display());
+    println!("fingerprint: {}", keys::fingerprint(&key.verifying_key()));
+    Ok(())
 }

@@ -17,6 +17,10 @@ use crate::output::{
 pub fn send(args: &SendArgs) -> Result<(), String> {
     output::catch_interrupts()?;
     let config = args.sender_config();
+    if let Some(key) = &config.signing_key {
+        let fp = groupcast::io::keys::fingerprint(&key.verifying_key());
+        eprintln!("signing with key {fp}: receivers take only it with recv --sender-key");
+    }
     let mode = config.mode;
     let deadline = args.timeout.map(|t| std::time::Instant::now() + t);
     let mut net = args.net_config();
@@ -186,6 +190,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
             "transfer_id": report.transfer_id.map(|i| i.to_string()),
             "finished": finished,
     });
+    json["auth_packets_sent"] = stats.auth_packets_sent.into();
     // (Beyond the macro's recursion limit in one literal.)
     json["receivers_left_stalled"] = stats.receivers_left_stalled.into();
     json["receivers_refused_table"] = stats.receivers_refused_table.into();
@@ -329,6 +334,10 @@ fn recv_transfer(
         crate::log::hide();
     }
     let (stats, report, outcome) = result.map_err(|e| e.to_string())?;
+    let outcome = outcome.map_err(|e| match signing_hint(args, &stats) {
+        Some(hint) => format!("{e}; {hint}"),
+        None => e,
+    });
     for note in &report.notes {
         eprintln!("note: {note}");
     }
@@ -411,6 +420,13 @@ fn recv_transfer(
             "status_withheld": stats.status_withheld,
             "feedback_dropped": report.driver.feedback_dropped,
     });
+    json["auth"] = serde_json::json!({
+        "verified": stats.auth.auths_verified,
+        "refused": stats.auth.auths_refused,
+        "vouched": stats.auth.vouched,
+        "unvouched": stats.auth.unvouched,
+        "ignored": stats.auth_ignored,
+    });
     // (Beyond the macro's recursion limit in one literal.)
     json["files_changed"] = report.changed.len().into();
     json["idle_dropped"] = report.idle_dropped.into();
@@ -491,4 +507,25 @@ pub fn id(path: &std::path::Path, part_size: u64) -> Result<(), String> {
     let id = groupcast::io::files::transfer_id(path, part_size).map_err(|e| e.to_string())?;
     println!("{id}");
     Ok(())
+}
+
+/// Why a receiver with `--sender-key` took nothing, if that is why: the
+/// sender signs with another key, or does not sign.
+fn signing_hint(args: &RecvArgs, stats: &groupcast::ReceiverStats) -> Option<String> {
+    let a = stats.auth;
+    args.sender_key.filter(|_| a.auths_verified == 0)?;
+    if a.auths_refused > 0 {
+        Some(format!(
+            "none of the {} signed lists (AUTH) heard verified under --sender-key: the sender \
+             signs with another key",
+            a.auths_refused
+        ))
+    } else if a.held + a.unvouched > 0 {
+        Some(
+            "packets came, but no signed list (AUTH): the sender does not sign (send --sign)"
+                .into(),
+        )
+    } else {
+        None
+    }
 }

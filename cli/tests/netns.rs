@@ -1741,6 +1741,96 @@ fn injected_garbage_is_counted_and_the_transfer_survives() {
     }
 }
 
+/// Signed channels (protocol.md §15): a forger on the group runs groupcast
+/// itself, unsigned, on the same channel from before the real sender starts.
+/// The receiver holding the sender's public key, behind 5% loss, takes the
+/// signed transfer whole and nothing of the forger's (every forged datagram
+/// counted unvouched); a receiver given another key takes nothing, exits
+/// non-zero naming the cause, and writes nothing.
+#[test]
+fn a_signed_transfer_reaches_only_the_keyed_receiver() {
+    let _serial = netns::serial();
+    if !prerequisites("signed") {
+        return;
+    }
+    let (mut lab, hosts) = bridge_lab("sg", &[5, 0, 0]);
+    let file = lab.dir.join("real.bin");
+    random_file(&file, 3 << 20, 31);
+    let decoy = lab.dir.join("decoy.bin");
+    random_file(&decoy, 1 << 20, 32);
+    let keygen = |prefix: &Path| {
+        let out = Command::new(BIN)
+            .args(["keygen", "--out", prefix.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "keygen: {out:?}");
+    };
+    let (key, other) = (lab.dir.join("sender"), lab.dir.join("other"));
+    keygen(&key);
+    keygen(&other);
+    let pub_of = |p: &Path| format!("{}.pub", p.display());
+    let channel = "gc-test-signed";
+    let (real_pub, other_pub) = (pub_of(&key), pub_of(&other));
+    let out = lab.recv_with(
+        "keyed",
+        &hosts[1].clone(),
+        channel,
+        &["--sender-key", &real_pub],
+    );
+    let wrong = lab.recv_with(
+        "wrong",
+        &hosts[2].clone(),
+        channel,
+        &["--sender-key", &other_pub, "--timeout", "15"],
+    );
+    lab.joined();
+    let forger = hosts[3].clone();
+    lab.spawn(
+        "forger",
+        &forger,
+        &[
+            BIN,
+            "send",
+            decoy.to_str().unwrap(),
+            "--channel",
+            channel,
+            "--interface",
+            "e0",
+            "--mode",
+            "carousel",
+            "--forever",
+            "--rate",
+            "20M",
+        ],
+    );
+    let secret = format!("{}.key", key.display());
+    lab.send_args(
+        &hosts[0].clone(),
+        &file,
+        channel,
+        &["--sign", &secret, "--rate", "40M"],
+    );
+    lab.receiver_and_sender_finish("keyed", &file, &out);
+    let auth = lab.stats("keyed")["auth"].clone();
+    eprintln!("signed: keyed receiver {auth}");
+    assert!(auth["verified"].as_u64().unwrap() > 0, "{auth}");
+    assert!(
+        auth["unvouched"].as_u64().unwrap() > 0,
+        "the forger's datagrams were never seen: the test proves nothing: {auth}"
+    );
+    let status = lab.wait("wrong", Duration::from_secs(60));
+    let log = lab.log("wrong");
+    assert!(!status.success(), "wrong key: {log}");
+    assert!(log.contains("another key"), "no cause named: {log}");
+    assert_eq!(
+        tree_listing(&wrong),
+        Vec::<String>::new(),
+        "the wrong key wrote files"
+    );
+    let refused = lab.stats("wrong")["auth"]["refused"].as_u64().unwrap();
+    assert!(refused > 0, "{log}");
+}
+
 /// Hybrid through the router with default flags at both ends: the sender's
 /// default hop limit (8) crosses the router, which forwards nothing that
 /// arrives with a hop limit of 1 (the default before); the receivers' NACKs

@@ -11,6 +11,7 @@
 pub mod decode;
 pub mod files;
 pub mod iface;
+pub mod keys;
 pub mod manifest;
 pub mod pubsub;
 pub mod sink;
