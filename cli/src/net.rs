@@ -425,6 +425,7 @@ fn recv_transfer(
         "refused": stats.auth.auths_refused,
         "vouched": stats.auth.vouched,
         "unvouched": stats.auth.unvouched,
+        "held": stats.auth.held,
         "ignored": stats.auth_ignored,
     });
     // (Beyond the macro's recursion limit in one literal.)

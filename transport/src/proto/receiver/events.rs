@@ -415,8 +415,8 @@ pub enum Arrival {
 
 impl Arrival {
     /// Whether `datagram` may be handed to [`Receiver::handle_datagram`](super::Receiver::handle_datagram)
-    /// from this socket: on the data group only DATA, OBJECT_INFO and
-    /// PROBE, on the feedback group only NACK (protocol.md §12; a driver
+    /// from this socket: on the data group only DATA, OBJECT_INFO, PROBE
+    /// and AUTH, on the feedback group only NACK (protocol.md §12; a driver
     /// counts the rest as `wrong_socket`). On the data group, what does not
     /// look like groupcast's at all goes to the receiver too, which refuses
     /// it under its own reason. Reads the type byte alone, unchecked.
@@ -431,6 +431,7 @@ impl Arrival {
                     || is(PacketType::Data)
                     || is(PacketType::ObjectInfo)
                     || is(PacketType::Probe)
+                    || is(PacketType::Auth)
             }
             Arrival::FeedbackGroup => is(PacketType::Nack),
         }
