@@ -382,6 +382,34 @@ fn parse_max_datagram(s: &str) -> Result<usize, String> {
 }
 
 /// `recv --output`: an existing directory.
+/// A transfer id, and the sender's public key if the id carries one.
+#[derive(Debug, Clone, Copy)]
+pub struct ExpectedTransfer {
+    /// The manifest's hash.
+    pub id: TransferId,
+    /// The key that signs the transfer.
+    pub key: Option<groupcast::proto::auth::VerifyingKey>,
+}
+
+/// The id `send --sign` and `groupcast id --key` print: the transfer id, a
+/// dash, and the public key's 64 hex digits.
+pub fn signed_id(id: TransferId, key: &groupcast::proto::auth::VerifyingKey) -> String {
+    let hex: String = key.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    format!("{id}-{hex}")
+}
+
+/// `--expect`: a transfer id, or a signed transfer's id (`ID-KEY`).
+fn parse_expect(s: &str) -> Result<ExpectedTransfer, String> {
+    let (id, key) = match s.split_once('-') {
+        Some((id, key)) => (id, Some(groupcast::io::keys::read_verifying_key_hex(key)?)),
+        None => (s, None),
+    };
+    Ok(ExpectedTransfer {
+        id: id.parse()?,
+        key,
+    })
+}
+
 /// `--sign`: a secret key file, read and checked now, so that an error names
 /// the flag.
 fn parse_signing_key(s: &str) -> Result<groupcast::proto::auth::SigningKey, String> {
@@ -389,7 +417,7 @@ fn parse_signing_key(s: &str) -> Result<groupcast::proto::auth::SigningKey, Stri
 }
 
 /// `--sender-key`: a public key file, or the key's 64 hex digits.
-fn parse_verifying_key(s: &str) -> Result<groupcast::proto::auth::VerifyingKey, String> {
+pub fn parse_verifying_key(s: &str) -> Result<groupcast::proto::auth::VerifyingKey, String> {
     groupcast::io::keys::read_verifying_key(s)
 }
 
@@ -489,8 +517,11 @@ pub struct RecvArgs {
     /// Accept only the transfer with this id (64 hex digits, as `groupcast id PATH` or
     /// `groupcast send` print it) and ignore every other: without it, any host on the group
     /// can impersonate the sender.
-    #[arg(long, value_name = "ID")]
-    pub expect: Option<TransferId>,
+    /// A signed transfer's id (`send --sign` and `groupcast id --key` print it: the 64 hex
+    /// digits, a dash, and the sender's public key) pins the sender's key too, as
+    /// --sender-key does.
+    #[arg(long, value_name = "ID", value_parser = parse_expect)]
+    pub expect: Option<ExpectedTransfer>,
     /// Replace files that already exist in --output (without it, such a file is refused and
     /// the receiver exits non-zero naming it). A file identical to the manifest's (same size
     /// and BLAKE3) is kept as it is and not received, either way.
@@ -641,6 +672,12 @@ impl SendArgs {
 }
 
 impl RecvArgs {
+    /// The sender's key: `--sender-key`, or the one a signed `--expect` id
+    /// carries (`recv` refuses the two if they differ).
+    pub fn sender_key(&self) -> Option<groupcast::proto::auth::VerifyingKey> {
+        self.sender_key.or(self.expect.and_then(|e| e.key))
+    }
+
     /// The receiver's configuration for one transfer of `recv --output`:
     /// `id` for every transfer of the run, `refused` the sessions already
     /// taken (`--follow`).
@@ -655,7 +692,7 @@ impl RecvArgs {
             decode_threads: self.decode_threads(),
             ripen: true,
             refused_sessions: refused.to_vec(),
-            sender_key: self.sender_key,
+            sender_key: self.sender_key(),
             ..ReceiverConfig::default()
         }
     }
@@ -665,7 +702,7 @@ impl RecvArgs {
         SinkConfig {
             overwrite: self.overwrite || self.follow,
             keep_modes: self.keep_modes,
-            expect: self.expect,
+            expect: self.expect.as_ref().map(|e| e.id),
             max_file_size: self.max_object_size,
             check_space: true,
             idle_timeout: Some(self.idle_timeout),

@@ -80,6 +80,10 @@ enum Command {
         /// The part size the sender uses (`send --part-size`).
         #[arg(long, default_value = "64MiB", value_parser = args::parse_part_size, value_name = "SIZE")]
         part_size: u64,
+        /// The sender's public key (PREFIX.pub, or its 64 hex digits): print the signed
+        /// transfer's id, which pins the key too (`send --sign` prints the same).
+        #[arg(long, value_parser = args::parse_verifying_key, value_name = "KEY")]
+        key: Option<groupcast::proto::auth::VerifyingKey>,
     },
     /// Make a key pair for signed channels: PREFIX.key (secret) and PREFIX.pub (public).
     ///
@@ -126,7 +130,11 @@ fn main() -> ExitCode {
             groupcast::io::tune_allocator(groupcast::io::AllocatorRole::Sender);
             stream::chat(&args)
         }
-        Command::Id { path, part_size } => net::id(&path, part_size),
+        Command::Id {
+            path,
+            part_size,
+            key,
+        } => net::id(&path, part_size, key.as_ref()),
         Command::Keygen(args) => keygen(&args),
         Command::Channel { name } => {
             let verbose = cli.verbose > 0;

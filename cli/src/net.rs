@@ -62,6 +62,10 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
         args.part_size,
         |id| {
             pb.suspend(|| {
+                let id = match &args.sign {
+                    Some(k) => crate::args::signed_id(id, &k.verifying_key()),
+                    None => id.to_string(),
+                };
                 eprintln!("transfer id {id} (receivers can pin it: recv --expect {id})");
             });
             pb.set_style(bytes_style());
@@ -225,13 +229,26 @@ pub fn recv(args: &RecvArgs) -> Result<(), String> {
     let net = args.net_config();
     // One receiver id for every transfer this run takes.
     let receiver_id = groupcast::io::random_id();
+    if let (Some(k), Some(e)) = (args.sender_key, args.expect.and_then(|e| e.key))
+        && k != e
+    {
+        return Err("--sender-key and the key in the --expect id differ: give one".into());
+    }
     if args.follow {
         eprintln!(
-            "warning: --follow replaces files with whatever later transfers on the group carry; \
-until signed channels, use it only on a group that only the sender reaches (see docs/security.md)"
+            "{}",
+            match args.sender_key() {
+                None =>
+                    "warning: --follow replaces files with whatever later transfers on the \
+group carry; without --sender-key, use it only on a group that only the sender reaches (see \
+docs/security.md)",
+                Some(_) =>
+                    "warning: --follow takes any transfer the key signed, an older one \
+replayed included (see docs/security.md)",
+            }
         );
     }
-    if args.expect.is_none() {
+    if args.expect.is_none() && args.sender_key().is_none() {
         eprintln!(
             "warning: no --expect ID: any host that can send to the group can impersonate the \
 sender; pin the transfer with the id `groupcast id PATH` prints"
@@ -504,9 +521,16 @@ fn changed_list(list: &str) -> std::io::Result<PathBuf> {
 }
 
 /// `groupcast id`: the transfer id `groupcast send PATH` would announce.
-pub fn id(path: &std::path::Path, part_size: u64) -> Result<(), String> {
+pub fn id(
+    path: &std::path::Path,
+    part_size: u64,
+    key: Option<&groupcast::proto::auth::VerifyingKey>,
+) -> Result<(), String> {
     let id = groupcast::io::files::transfer_id(path, part_size).map_err(|e| e.to_string())?;
-    println!("{id}");
+    match key {
+        Some(k) => println!("{}", crate::args::signed_id(id, k)),
+        None => println!("{id}"),
+    }
     Ok(())
 }
 

@@ -159,7 +159,7 @@ pub fn recv(args: &RecvArgs) -> Result<(), String> {
         c.max_object_size = args.max_object_size;
         c.feedback = !args.no_feedback;
         c.nack_unicast = args.nack_unicast;
-        c.sender_key = args.sender_key;
+        c.sender_key = args.sender_key();
         if let Some(n) = args.decode_threads {
             c.decode_threads = n as usize;
         }

@@ -1771,12 +1771,16 @@ fn a_signed_transfer_reaches_only_the_keyed_receiver() {
     let pub_of = |p: &Path| format!("{}.pub", p.display());
     let channel = "gc-test-signed";
     let (real_pub, other_pub) = (pub_of(&key), pub_of(&other));
-    let out = lab.recv_with(
-        "keyed",
-        &hosts[1].clone(),
-        channel,
-        &["--sender-key", &real_pub],
-    );
+    // The keyed receiver is given only the signed transfer's id, which
+    // carries the key (`groupcast id --key`, as `send --sign` prints it).
+    let id = Command::new(BIN)
+        .args(["id", file.to_str().unwrap(), "--key", &real_pub])
+        .output()
+        .unwrap();
+    assert!(id.status.success(), "id: {id:?}");
+    let id = String::from_utf8(id.stdout).unwrap().trim().to_owned();
+    assert_eq!(id.len(), 64 + 1 + 64, "{id}");
+    let out = lab.recv_with("keyed", &hosts[1].clone(), channel, &["--expect", &id]);
     let wrong = lab.recv_with(
         "wrong",
         &hosts[2].clone(),
@@ -1784,12 +1788,40 @@ fn a_signed_transfer_reaches_only_the_keyed_receiver() {
         &["--sender-key", &other_pub, "--timeout", "15"],
     );
     lab.joined();
+    // The forger runs groupcast unsigned on the channel, and is sending (it
+    // printed its transfer id) before the signed transfer starts, which
+    // lasts a few seconds at 10 Mbit/s.
+    let forger = hosts[3].clone();
+    let decoy_path = decoy.to_str().unwrap();
+    lab.spawn(
+        "forger",
+        &forger,
+        &[
+            BIN,
+            "send",
+            decoy_path,
+            "--channel",
+            channel,
+            "--interface",
+            "e0",
+            "--mode",
+            "carousel",
+            "--forever",
+            "--rate",
+            "20M",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !lab.log("forger").contains("transfer id") {
+        assert!(Instant::now() < deadline, "forger: {}", lab.log("forger"));
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let secret = format!("{}.key", key.display());
     lab.send_args(
         &hosts[0].clone(),
         &file,
         channel,
-        &["--sign", &secret, "--rate", "40M"],
+        &["--sign", &secret, "--rate", "10M"],
     );
     lab.receiver_and_sender_finish("keyed", &file, &out);
     let auth = lab.stats("keyed")["auth"].clone();

@@ -87,6 +87,14 @@ pub fn read_verifying_key(arg: &str) -> Result<VerifyingKey, String> {
     VerifyingKey::from_bytes(&bytes).map_err(|_| format!("{arg}: not a valid Ed25519 public key"))
 }
 
+/// Reads a public key given as its 64 hex digits.
+pub fn read_verifying_key_hex(hex: &str) -> Result<VerifyingKey, String> {
+    let bytes =
+        unhex32(hex).ok_or_else(|| format!("'{hex}' is not a public key: 64 hex digits"))?;
+    VerifyingKey::from_bytes(&bytes)
+        .map_err(|_| format!("'{hex}' is not a valid Ed25519 public key"))
+}
+
 fn write_new(path: &Path, text: &str, mode: u32) -> Result<(), String> {
     let mut f = OpenOptions::new()
         .write(true)
