@@ -541,8 +541,8 @@ fn signing_hint(args: &RecvArgs, stats: &groupcast::ReceiverStats) -> Option<Str
     args.sender_key.filter(|_| a.auths_verified == 0)?;
     if a.auths_refused > 0 {
         Some(format!(
-            "none of the {} signed lists (AUTH) heard verified under --sender-key: the sender \
-             signs with another key",
+            "no signed list (AUTH) verified under the sender key given ({} refused): the sender \
+             signs with another key, or its AUTH packets were lost and others forged",
             a.auths_refused
         ))
     } else if a.held + a.unvouched > 0 {

@@ -147,10 +147,24 @@ fn a_keyed_receiver_takes_only_the_signers_datagrams_and_counts_the_rest() {
         auths - ours
     );
     // Every forgery waited and was let go, unvouched; none reached a
-    // decoder (the object would have failed its hash).
-    assert_eq!(a.unvouched, forged);
+    // decoder (the object would have failed its hash). Copies (a forgery
+    // that came out as another, OBJECT_INFO repeated) count once.
+    let distinct = |auth: bool, v: &[(Instant, Vec<u8>)]| {
+        let set: std::collections::HashSet<&Vec<u8>> = v
+            .iter()
+            .filter(|(_, d)| is_auth(d) == auth)
+            .map(|(_, d)| d)
+            .collect();
+        set.len() as u64
+    };
+    let genuine = distinct(false, &wire);
+    let all = distinct(false, &hostile);
+    assert_eq!(a.unvouched, all - genuine);
     assert_eq!((a.held, a.held_bytes), (0, 0));
-    assert_eq!(a.vouched, wire.len() as u64 - ours);
+    assert_eq!(a.vouched, genuine);
+    let copies = hostile.iter().filter(|(_, d)| !is_auth(d)).count() as u64 - all;
+    assert_eq!(a.replayed, copies);
+    assert!(all - genuine > 0 && forged >= all - genuine);
 }
 
 /// The same traffic without the key: the forged symbols come first and
@@ -200,4 +214,74 @@ fn every_other_auth_lost_loses_no_datagram() {
     assert!(r.complete, "{:?}", r.stats.auth);
     assert_eq!(r.stats.auth.unvouched, 0);
     assert!(AUTH_MAX_DELAY < HOLD_FOR);
+}
+
+/// Copies of the sender's genuine AUTHs and PROBEs, sent from a spoofed
+/// address with hop limit 255, teach the keyed receiver nothing: its STATUS
+/// goes only where the sender's own datagrams came from, and its NACKs keep
+/// the hop limit the sender's PROBEs called for.
+#[test]
+fn replayed_auths_and_probes_from_elsewhere_move_no_address_or_hop_limit() {
+    use groupcast::{Mode, TransmitTo};
+    use std::net::SocketAddr;
+    let key = SigningKey::from_bytes(&[1; 32]);
+    let real: SocketAddr = "[2001:db8::1]:4242".parse().unwrap();
+    let spoof: SocketAddr = "[2001:db8::66]:4242".parse().unwrap();
+    let mut s = Sender::new(SenderConfig {
+        mode: Mode::Hybrid,
+        max_datagram: 600,
+        block_symbols: 20,
+        rate: Some(2_000_000),
+        hops: 8,
+        signing_key: Some(key.clone()),
+        ..SenderConfig::default()
+    })
+    .unwrap();
+    s.add_object(object(), "o").unwrap();
+    let mut r = Receiver::new(ReceiverConfig {
+        max_datagram: 600,
+        sender_key: Some(key.verifying_key()),
+        ..ReceiverConfig::default()
+    });
+    let (mut buf, mut out) = (vec![0u8; 600], vec![0u8; 600]);
+    let t0 = Instant::now();
+    let mut t = t0;
+    let (mut statuses, mut nack_hops) = (0, Vec::new());
+    let mut sent = 0u32;
+    while !s.is_finished() && t < t0 + Duration::from_secs(20) {
+        while let Some(n) = s.poll_transmit(t, &mut buf) {
+            let d = buf[..n].to_vec();
+            sent += 1;
+            // Every tenth DATA lost: the receiver NACKs.
+            if sent.is_multiple_of(10) && matches!(Repr::parse(&d), Ok(Repr::Data(_))) {
+                continue;
+            }
+            // Seven hops left of the eight the sender set: two routers.
+            let _ = r.handle(t, real, Some(7), &d);
+            if matches!(Repr::parse(&d), Ok(Repr::Auth(_) | Repr::Probe(_))) {
+                let _ = r.handle(t, spoof, Some(255), &d);
+            }
+        }
+        r.handle_timeout(t);
+        while let Some(tx) = r.poll_transmit_to(t, &mut out) {
+            match tx.destination {
+                TransmitTo::Addr(a) => {
+                    assert_eq!(a, real, "STATUS to a spoofed address");
+                    statuses += 1;
+                    s.handle_feedback(t, Some(a.ip()), &out[..tx.len]);
+                }
+                TransmitTo::Feedback => nack_hops.push(tx.hop_limit),
+            }
+        }
+        while r.poll_event().is_some() {}
+        t += Duration::from_millis(1);
+    }
+    assert!(s.is_finished(), "{:?}", s.stats());
+    assert!(statuses > 0);
+    assert!(
+        !nack_hops.is_empty(),
+        "no NACK: the hop limit is not checked"
+    );
+    assert!(nack_hops.iter().all(|h| *h == Some(2)), "{nack_hops:?}");
+    assert!(r.stats().auth.replayed > 0 && r.stats().auth.auths_repeated > 0);
 }

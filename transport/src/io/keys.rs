@@ -48,7 +48,11 @@ pub fn write_pair(prefix: &Path, key: &SigningKey) -> Result<(PathBuf, PathBuf),
     let secret_line = format!("{SECRET_TAG} {}\n", hex(key.as_bytes()));
     write_new(&secret, &secret_line, 0o600)?;
     let public_line = format!("{PUBLIC_TAG} {}\n", hex(key.verifying_key().as_bytes()));
-    write_new(&public, &public_line, 0o644)?;
+    if let Err(e) = write_new(&public, &public_line, 0o644) {
+        // No half pair left behind to block the next try.
+        let _ = std::fs::remove_file(&secret);
+        return Err(e);
+    }
     Ok((secret, public))
 }
 
@@ -56,14 +60,21 @@ pub fn write_pair(prefix: &Path, key: &SigningKey) -> Result<(PathBuf, PathBuf),
 /// may read (as ssh does).
 pub fn read_signing_key(path: &Path) -> Result<SigningKey, String> {
     let name = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| format!("{name}: {e}"))?;
-    if meta.permissions().mode() & 0o077 != 0 {
+    // The mode is checked on the file opened, not on the path again.
+    let mut f = std::fs::File::open(path).map_err(|e| format!("{name}: {e}"))?;
+    let mode = f
+        .metadata()
+        .map_err(|e| format!("{name}: {e}"))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
         return Err(format!(
             "{name}: others may read this secret key (mode {:o}): chmod 600 it",
-            meta.permissions().mode() & 0o777
+            mode & 0o777
         ));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: {e}"))?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut f, &mut text).map_err(|e| format!("{name}: {e}"))?;
     let seed = parse_line(&text, SECRET_TAG).ok_or_else(|| {
         format!("{name}: not a groupcast secret key (make one with `groupcast keygen`)")
     })?;
@@ -117,7 +128,7 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn unhex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 || !s.is_ascii() {
+    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let mut out = [0u8; 32];
@@ -161,6 +172,10 @@ mod tests {
                 .contains("not a groupcast secret key")
         );
         assert!(read_verifying_key("abc").is_err());
+        assert!(
+            read_verifying_key_hex(&"+a".repeat(32)).is_err(),
+            "signs are not hex"
+        );
         assert_eq!(fingerprint(&public_key).len(), 16);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -9,7 +9,7 @@
 //! held waiting is let through otherwise; what waits is bounded in bytes and
 //! in time, and what is let go unvouched is counted.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::{Signature, Signer as _, Verifier as _};
@@ -143,14 +143,24 @@ impl Signer {
     }
 }
 
+/// Bytes each held datagram is charged beyond its own, for its entry and
+/// index: what [`MAX_HELD_BYTES`] bounds is the memory held, not the
+/// datagrams' bytes alone.
+pub const HELD_OVERHEAD: usize = 160;
+
+/// Hashes of datagrams let through that a [`Verifier`] remembers, so that a
+/// copy of one (replayed, or duplicated on the way) does not pass again.
+pub const MAX_CONSUMED: usize = 65_536;
+
+/// AUTH packets a [`Verifier`] remembers having verified, so that a copy of
+/// one costs no second verification and vouches for nothing again.
+pub const MAX_AUTHS_SEEN: usize = 1024;
+
 /// Why a [`Verifier`] turned something away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthRefusal {
     /// An AUTH whose signature does not verify under the key.
     BadSignature,
-    /// A datagram held waiting that no verified AUTH named in time, or
-    /// pushed out by newer ones over [`MAX_HELD_BYTES`].
-    Unvouched,
 }
 
 /// What a [`Verifier`] did with a datagram.
@@ -160,6 +170,8 @@ pub enum Gate {
     Pass,
     /// Held until an AUTH names it ([`Verifier::poll_released`]).
     Held,
+    /// A copy of a datagram let through or held already: dropped.
+    Replayed,
 }
 
 /// A [`Verifier`]'s counters.
@@ -169,15 +181,74 @@ pub struct AuthStats {
     pub auths_verified: u64,
     /// AUTH packets refused: the signature did not verify.
     pub auths_refused: u64,
+    /// Copies of AUTH packets verified already: not verified again.
+    pub auths_repeated: u64,
     /// Datagrams let through: vouched for on arrival, or released.
     pub vouched: u64,
     /// Datagrams held and let go, never vouched for: forged or modified, or
     /// their AUTHs lost.
     pub unvouched: u64,
-    /// Datagrams held now, and their bytes.
+    /// Copies of datagrams let through or held already, dropped.
+    pub replayed: u64,
+    /// Datagrams held now.
     pub held: u64,
-    /// Bytes held now.
+    /// Bytes held now, each datagram charged [`HELD_OVERHEAD`] more.
     pub held_bytes: u64,
+}
+
+/// A set that keeps what was put in it for a while: at most `cap` items,
+/// the oldest forgotten first.
+struct Recent<T> {
+    at: HashMap<T, Instant>,
+    order: VecDeque<(T, Instant)>,
+    cap: usize,
+}
+
+impl<T: Copy + Eq + std::hash::Hash> Recent<T> {
+    fn new(cap: usize) -> Self {
+        Self {
+            at: HashMap::new(),
+            order: VecDeque::new(),
+            cap,
+        }
+    }
+
+    fn contains(&self, t: &T) -> bool {
+        self.at.contains_key(t)
+    }
+
+    fn insert(&mut self, t: T, now: Instant) {
+        while self.at.len() >= self.cap && self.pop() {}
+        self.at.insert(t, now);
+        self.order.push_back((t, now));
+    }
+
+    fn remove(&mut self, t: &T) -> bool {
+        self.at.remove(t).is_some()
+    }
+
+    /// Forgets what was put in `age` or longer before `now`.
+    fn expire(&mut self, now: Instant, age: Duration) {
+        while self
+            .order
+            .front()
+            .is_some_and(|(_, at)| now.saturating_duration_since(*at) >= age)
+        {
+            self.pop();
+        }
+    }
+
+    /// Forgets the oldest entry; whether there was one.
+    fn pop(&mut self) -> bool {
+        let Some((t, at)) = self.order.pop_front() else {
+            return false;
+        };
+        // An entry put in again since keeps its later time.
+        if self.at.get(&t) == Some(&at) {
+            self.at.remove(&t);
+        }
+        true
+    }
 }
 
 struct Held<M> {
@@ -191,13 +262,18 @@ struct Held<M> {
 /// each with what the caller keeps beside it (`M`: where it came from).
 pub struct Verifier<M = ()> {
     key: VerifyingKey,
-    held: VecDeque<Held<M>>,
-    /// Hashes of held datagrams, with how many of them hold each.
-    held_hashes: HashMap<[u8; AUTH_HASH_LEN], u32>,
-    /// Hashes verified AUTHs named whose datagram has not come, oldest
-    /// first (at most [`MAX_VOUCHED`]).
-    vouched: HashSet<[u8; AUTH_HASH_LEN]>,
-    vouched_order: VecDeque<[u8; AUTH_HASH_LEN]>,
+    /// Held datagrams by arrival number, oldest first.
+    held: BTreeMap<u64, Held<M>>,
+    /// The arrival number of the held datagram with each hash.
+    by_hash: HashMap<[u8; AUTH_HASH_LEN], u64>,
+    arrivals: u64,
+    /// Hashes verified AUTHs named whose datagram has not come
+    /// ([`MAX_VOUCHED`], for [`HOLD_FOR`] at most).
+    vouched: Recent<[u8; AUTH_HASH_LEN]>,
+    /// Hashes of datagrams let through ([`MAX_CONSUMED`]).
+    consumed: Recent<[u8; AUTH_HASH_LEN]>,
+    /// Digests of AUTH packets verified ([`MAX_AUTHS_SEEN`]).
+    auths_seen: Recent<[u8; 32]>,
     /// Held datagrams an AUTH named, to be let through in arrival order.
     released: VecDeque<(Vec<u8>, M)>,
     stats: AuthStats,
@@ -208,10 +284,12 @@ impl<M> Verifier<M> {
     pub fn new(key: VerifyingKey) -> Self {
         Self {
             key,
-            held: VecDeque::new(),
-            held_hashes: HashMap::new(),
-            vouched: HashSet::new(),
-            vouched_order: VecDeque::new(),
+            held: BTreeMap::new(),
+            by_hash: HashMap::new(),
+            arrivals: 0,
+            vouched: Recent::new(MAX_VOUCHED),
+            consumed: Recent::new(MAX_CONSUMED),
+            auths_seen: Recent::new(MAX_AUTHS_SEEN),
             released: VecDeque::new(),
             stats: AuthStats::default(),
         }
@@ -222,35 +300,59 @@ impl<M> Verifier<M> {
         self.stats
     }
 
+    /// When the oldest held datagram is let go if no AUTH names it.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.held.first_key_value().map(|(_, h)| h.at + HOLD_FOR)
+    }
+
     /// A datagram other than an AUTH: through at once if a verified AUTH
-    /// named it, else held (a copy) until one does.
+    /// named it, dropped if it is a copy of one let through or held, else
+    /// held (a copy) until an AUTH names it.
     pub fn check(&mut self, now: Instant, datagram: &[u8], meta: M) -> Gate {
         self.expire(now);
         let hash = datagram_hash(datagram);
+        if self.consumed.contains(&hash) || self.by_hash.contains_key(&hash) {
+            self.stats.replayed += 1;
+            return Gate::Replayed;
+        }
         if self.vouched.remove(&hash) {
+            self.consumed.insert(hash, now);
             self.stats.vouched += 1;
             return Gate::Pass;
         }
-        while self.stats.held_bytes as usize + datagram.len() > MAX_HELD_BYTES && self.drop_oldest()
-        {
-        }
-        *self.held_hashes.entry(hash).or_default() += 1;
-        self.held.push_back(Held {
-            hash,
-            at: now,
-            bytes: datagram.to_vec(),
-            meta,
-        });
+        let cost = (datagram.len() + HELD_OVERHEAD) as u64;
+        while self.stats.held_bytes + cost > MAX_HELD_BYTES as u64 && self.drop_oldest() {}
+        let n = self.arrivals;
+        self.arrivals += 1;
+        self.by_hash.insert(hash, n);
+        self.held.insert(
+            n,
+            Held {
+                hash,
+                at: now,
+                bytes: datagram.to_vec(),
+                meta,
+            },
+        );
         self.stats.held += 1;
-        self.stats.held_bytes += datagram.len() as u64;
+        self.stats.held_bytes += cost;
         Gate::Held
     }
 
     /// An AUTH: if its signature verifies, every held datagram it names is
     /// released ([`Verifier::poll_released`]) and the others it names pass
-    /// when they come.
+    /// when they come, once each. A copy of an AUTH verified already does
+    /// nothing.
     pub fn on_auth(&mut self, now: Instant, auth: &AuthRepr) -> Result<(), AuthRefusal> {
         self.expire(now);
+        let mut digest = blake3::Hasher::new();
+        digest.update(auth.signed);
+        digest.update(&auth.signature);
+        let digest = *digest.finalize().as_bytes();
+        if self.auths_seen.contains(&digest) {
+            self.stats.auths_repeated += 1;
+            return Ok(());
+        }
         let signature = Signature::from_bytes(&auth.signature);
         if self
             .key
@@ -261,16 +363,26 @@ impl<M> Verifier<M> {
             return Err(AuthRefusal::BadSignature);
         }
         self.stats.auths_verified += 1;
+        self.auths_seen.insert(digest, now);
         let mut named = Vec::new();
         for hash in auth.each_hash() {
-            if self.held_hashes.contains_key(&hash) {
-                named.push(hash);
-            } else if !self.vouched.contains(&hash) {
-                self.vouch(hash);
+            if self.consumed.contains(&hash) {
+                continue;
+            }
+            match self.by_hash.remove(&hash) {
+                Some(n) => named.push(n),
+                None => self.vouched.insert(hash, now),
             }
         }
-        if !named.is_empty() {
-            self.release(&named);
+        named.sort_unstable();
+        for n in named {
+            if let Some(h) = self.held.remove(&n) {
+                self.consumed.insert(h.hash, now);
+                self.stats.vouched += 1;
+                self.stats.held -= 1;
+                self.stats.held_bytes -= (h.bytes.len() + HELD_OVERHEAD) as u64;
+                self.released.push_back((h.bytes, h.meta));
+            }
         }
         Ok(())
     }
@@ -281,61 +393,28 @@ impl<M> Verifier<M> {
         self.released.pop_front()
     }
 
-    /// Lets go what waited longer than [`HOLD_FOR`].
+    /// Lets go what waited [`HOLD_FOR`], and forgets hashes vouched for as
+    /// long ago.
     pub fn expire(&mut self, now: Instant) {
         while self
             .held
-            .front()
-            .is_some_and(|h| now.saturating_duration_since(h.at) >= HOLD_FOR)
+            .first_key_value()
+            .is_some_and(|(_, h)| now.saturating_duration_since(h.at) >= HOLD_FOR)
         {
             self.drop_oldest();
         }
-    }
-
-    fn vouch(&mut self, hash: [u8; AUTH_HASH_LEN]) {
-        if self.vouched_order.len() >= MAX_VOUCHED
-            && let Some(old) = self.vouched_order.pop_front()
-        {
-            self.vouched.remove(&old);
-        }
-        self.vouched.insert(hash);
-        self.vouched_order.push_back(hash);
-    }
-
-    /// Moves every held datagram whose hash is in `named` to the released
-    /// queue, keeping the arrival order of both.
-    fn release(&mut self, named: &[[u8; AUTH_HASH_LEN]]) {
-        let mut kept = VecDeque::with_capacity(self.held.len());
-        for h in self.held.drain(..) {
-            if named.contains(&h.hash) {
-                self.stats.vouched += 1;
-                self.stats.held -= 1;
-                self.stats.held_bytes -= h.bytes.len() as u64;
-                self.released.push_back((h.bytes, h.meta));
-            } else {
-                kept.push_back(h);
-            }
-        }
-        self.held = kept;
-        for hash in named {
-            self.held_hashes.remove(hash);
-        }
+        self.vouched.expire(now, HOLD_FOR);
     }
 
     /// Lets the oldest held datagram go unvouched; whether there was one.
     fn drop_oldest(&mut self) -> bool {
-        let Some(h) = self.held.pop_front() else {
+        let Some((_, h)) = self.held.pop_first() else {
             return false;
         };
-        if let Some(n) = self.held_hashes.get_mut(&h.hash) {
-            *n -= 1;
-            if *n == 0 {
-                self.held_hashes.remove(&h.hash);
-            }
-        }
+        self.by_hash.remove(&h.hash);
         self.stats.unvouched += 1;
         self.stats.held -= 1;
-        self.stats.held_bytes -= h.bytes.len() as u64;
+        self.stats.held_bytes -= (h.bytes.len() + HELD_OVERHEAD) as u64;
         true
     }
 }
@@ -491,6 +570,45 @@ mod tests {
         let st = v.stats();
         assert_eq!(st.held + st.unvouched, 5000);
         assert!(st.unvouched > 0);
+    }
+
+    #[test]
+    fn copies_of_datagrams_and_auths_pass_once_and_are_verified_once() {
+        let t = Instant::now();
+        let mut s = Signer::new(key(1), 9, 1232).unwrap();
+        let ds = datagrams(10);
+        let wire = sign_all(&mut s, t, &ds);
+        let mut v = Verifier::new(s.public_key());
+        assert_eq!(verify_all(&mut v, t, &wire), ds);
+        let verified = v.stats().auths_verified;
+        // Everything again, as a replaying host sends it: nothing passes,
+        // and no AUTH is verified a second time.
+        assert!(verify_all(&mut v, t, &wire).is_empty());
+        let st = v.stats();
+        assert_eq!(st.auths_verified, verified);
+        assert_eq!(st.auths_repeated, verified);
+        assert_eq!(st.replayed, 10);
+        // A copy held twice is held once.
+        let mut w = Verifier::<()>::new(s.public_key());
+        assert_eq!(w.check(t, b"x", ()), Gate::Held);
+        assert_eq!(w.check(t, b"x", ()), Gate::Replayed);
+        assert_eq!(w.stats().held, 1);
+    }
+
+    #[test]
+    fn a_hash_vouched_for_is_forgotten_after_the_hold() {
+        let t = Instant::now();
+        let mut s = Signer::new(key(1), 9, 1232).unwrap();
+        let ds = datagrams(3);
+        let wire = sign_all(&mut s, t, &ds);
+        let mut v = Verifier::new(s.public_key());
+        // The AUTHs first, the datagrams after the hold: held, not passed.
+        let auths: Vec<_> = wire.iter().filter(|(a, _)| *a).cloned().collect();
+        assert!(verify_all(&mut v, t, &auths).is_empty());
+        let late: Vec<_> = ds.iter().map(|d| (false, d.clone())).collect();
+        assert!(verify_all(&mut v, t + HOLD_FOR, &late).is_empty());
+        assert_eq!(v.stats().held, 3);
+        assert_eq!(v.next_expiry(), Some(t + HOLD_FOR + HOLD_FOR));
     }
 
     #[test]

@@ -413,7 +413,9 @@ impl Receiver {
             .values()
             .filter_map(|f| f.deadline(&self.config));
         let ripe = self.ripening.iter().map(|r| r.2).min();
-        idle.into_iter().chain(fb).chain(ripe).min()
+        // Held datagrams no AUTH named are let go (protocol.md §15.2).
+        let held = self.auth.as_ref().and_then(Verifier::next_expiry);
+        idle.into_iter().chain(fb).chain(ripe).chain(held).min()
     }
 
     /// Abandons objects that have been idle for `idle_timeout`, and feedback
@@ -502,7 +504,7 @@ impl Receiver {
                 return self.take(now, origin, datagram);
             };
             match v.on_auth(now, &a) {
-                Ok(()) => Ok(self.released(now, origin, session)),
+                Ok(()) => Ok(self.released(now, session)),
                 Err(_) => {
                     self.tick(now);
                     self.reject(RejectReason::BadSignature);
@@ -514,7 +516,7 @@ impl Receiver {
             .any(|&t| t as u8 == ty)
         {
             match self.auth.as_mut().map(|v| v.check(now, datagram, origin)) {
-                Some(Gate::Held) => Ok(held),
+                Some(Gate::Held | Gate::Replayed) => Ok(held),
                 _ => self.take(now, origin, datagram),
             }
         } else {
@@ -526,21 +528,20 @@ impl Receiver {
         result
     }
 
-    /// A verified AUTH of `session` came from `origin`: the datagrams it
-    /// released are taken, in the order they came, and its source is the
-    /// session's sender.
-    fn released(&mut self, now: Instant, (from, _): Origin, session: u64) -> Accepted {
+    /// A verified AUTH of `session` came: the datagrams it released are
+    /// taken, in the order they came, each with where it came from. The
+    /// AUTH's own source says nothing of the sender's address: anyone may
+    /// send a copy of a genuine AUTH from anywhere.
+    fn released(&mut self, now: Instant, session: u64) -> Accepted {
         while let Some((d, origin)) = self.auth.as_mut().and_then(Verifier::poll_released) {
             // Each is counted (or refused) as it is taken.
             let _ = self.take(now, origin, &d);
         }
-        let taken = Accepted {
+        Accepted {
             session: SessionId(session),
-            from_sender: true,
+            from_sender: false,
             probe_hops: None,
-        };
-        self.remember(taken, from, None);
-        taken
+        }
     }
 
     /// Takes a datagram the gate let through: dispatches it, then keeps
