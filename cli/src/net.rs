@@ -440,6 +440,8 @@ fn recv_transfer(
     json["auth"] = serde_json::json!({
         "verified": stats.auth.auths_verified,
         "refused": stats.auth.auths_refused,
+        "repeated": stats.auth.auths_repeated,
+        "replayed": stats.auth.replayed,
         "vouched": stats.auth.vouched,
         "unvouched": stats.auth.unvouched,
         "held": stats.auth.held,

@@ -23,10 +23,15 @@ use crate::wire::auth::{
 /// signature from being taken for one over anything else the key signs.
 pub const AUTH_CONTEXT: &[u8] = b"groupcast auth v1\0";
 
-/// New datagrams an AUTH lists at most; each AUTH lists the previous
-/// AUTH's new ones again, so that every datagram is in two (protocol.md
-/// §15.2).
-pub const AUTH_BATCH: usize = 32;
+/// Datagrams an AUTH lists at most (fewer if one datagram cannot hold
+/// them). Each AUTH goes twice, [`AUTH_REPEAT_GAP`] datagrams apart, so that
+/// one lost copy loses nothing (protocol.md §15.2).
+pub const AUTH_BATCH: usize = 64;
+
+/// Datagrams sent between an AUTH and its copy (or half
+/// [`AUTH_MAX_DELAY`], if fewer go): apart, a burst of loss seldom takes
+/// both.
+pub const AUTH_REPEAT_GAP: u32 = 16;
 
 /// How long a sent datagram waits, at most, for the AUTH that lists it.
 pub const AUTH_MAX_DELAY: Duration = Duration::from_millis(20);
@@ -62,30 +67,30 @@ pub struct Signer {
     key: SigningKey,
     session: u64,
     sequence: u32,
-    /// New hashes per AUTH: [`AUTH_BATCH`], or half what one datagram holds.
+    /// Hashes per AUTH: [`AUTH_BATCH`], or what one datagram holds.
     batch: usize,
-    /// Listed once, by the last AUTH.
-    previous: Vec<[u8; AUTH_HASH_LEN]>,
     /// Not listed yet.
     fresh: Vec<[u8; AUTH_HASH_LEN]>,
-    /// When the oldest fresh hash's datagram went; or, with none fresh, when
-    /// the last AUTH went while `previous` waits to be listed again.
+    /// When the oldest fresh hash's datagram went.
     since: Option<Instant>,
+    /// The last AUTH, to go again: its bytes, when it went, and the
+    /// datagrams sent since.
+    repeat: Option<(Vec<u8>, Instant, u32)>,
 }
 
 impl Signer {
     /// A signer for `session` whose datagrams are at most `max_datagram`
     /// bytes; `None` if an AUTH of two hashes does not fit.
     pub fn new(key: SigningKey, session: u64, max_datagram: usize) -> Option<Self> {
-        let batch = (auth_capacity(max_datagram) / 2).min(AUTH_BATCH);
-        (batch >= 1).then(|| Self {
+        let batch = auth_capacity(max_datagram).min(AUTH_BATCH);
+        (batch >= 2).then(|| Self {
             key,
             session,
             sequence: 0,
             batch,
-            previous: Vec::new(),
             fresh: Vec::new(),
             since: None,
+            repeat: None,
         })
     }
 
@@ -100,27 +105,45 @@ impl Signer {
             self.since = Some(now);
         }
         self.fresh.push(datagram_hash(datagram));
+        if let Some((_, _, after)) = &mut self.repeat {
+            *after += 1;
+        }
     }
 
-    /// When the next AUTH is due: at once with a full batch, else
-    /// [`AUTH_MAX_DELAY`] after the oldest datagram no AUTH listed, or after
-    /// the last AUTH if its new hashes are yet to be listed again.
+    /// When the next AUTH is due: a copy of the last one
+    /// [`AUTH_REPEAT_GAP`] datagrams after it (or half [`AUTH_MAX_DELAY`]),
+    /// a new one at once with a full batch, else [`AUTH_MAX_DELAY`] after
+    /// the oldest datagram no AUTH listed.
     pub fn deadline(&self) -> Option<Instant> {
-        let since = self.since?;
-        if self.fresh.len() >= self.batch {
-            return Some(since);
+        let repeat = self.repeat.as_ref().map(|&(_, at, after)| match after {
+            a if a >= AUTH_REPEAT_GAP => at,
+            _ => at + AUTH_MAX_DELAY / 2,
+        });
+        let fresh = self
+            .since
+            .map(|since| match self.fresh.len() >= self.batch {
+                true => since,
+                false => since + AUTH_MAX_DELAY,
+            });
+        match (repeat, fresh) {
+            (Some(r), Some(f)) => Some(r.min(f)),
+            (r, f) => r.or(f),
         }
-        Some(since + AUTH_MAX_DELAY)
     }
 
     /// Writes the next AUTH into `buf` if one is due at `now`, signed, and
-    /// returns its length.
+    /// returns its length. A copy still to go goes before a new AUTH.
     pub fn poll_auth(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         if self.deadline().is_none_or(|d| now < d) {
             return None;
         }
-        let mut hashes = Vec::with_capacity((self.previous.len() + self.fresh.len()) * 16);
-        for h in self.previous.iter().chain(&self.fresh) {
+        if let Some((bytes, _, _)) = self.repeat.take() {
+            let out = buf.get_mut(..bytes.len())?;
+            out.copy_from_slice(&bytes);
+            return Some(bytes.len());
+        }
+        let mut hashes = Vec::with_capacity(self.fresh.len() * AUTH_HASH_LEN);
+        for h in &self.fresh {
             hashes.extend_from_slice(h);
         }
         let repr = AuthRepr {
@@ -135,10 +158,9 @@ impl Signer {
         let signature = self.key.sign(&signed_message(&signed)).to_bytes();
         set_auth_signature(&mut buf[..len], &signature);
         self.sequence = self.sequence.wrapping_add(1);
-        // The new hashes are listed again by the next AUTH; once listed
-        // twice, a hash is done with.
-        self.previous = std::mem::take(&mut self.fresh);
-        self.since = (!self.previous.is_empty()).then_some(now);
+        self.fresh.clear();
+        self.since = None;
+        self.repeat = Some((buf[..len].to_vec(), now, 0));
         Some(len)
     }
 }
@@ -473,24 +495,24 @@ mod tests {
     }
 
     #[test]
-    fn every_datagram_signed_is_let_through_in_order_and_listed_twice() {
+    fn every_datagram_signed_is_let_through_in_order_and_each_auth_goes_twice() {
         let t = Instant::now();
         let mut s = Signer::new(key(1), 9, 1232).unwrap();
         let ds = datagrams(100);
         let wire = sign_all(&mut s, t, &ds);
         let auths = wire.iter().filter(|(a, _)| *a).count();
-        // 100 datagrams in batches of 32: 4 AUTHs, and one more that lists
-        // the last batch again.
-        assert_eq!(auths, 5);
+        // 100 datagrams in batches of 64: 2 AUTHs, each sent twice.
+        assert_eq!(auths, 4);
         let mut v = Verifier::new(s.public_key());
         assert_eq!(verify_all(&mut v, t, &wire), ds);
         let st = v.stats();
-        assert_eq!((st.auths_verified, st.vouched, st.unvouched), (5, 100, 0));
+        assert_eq!((st.auths_verified, st.auths_repeated), (2, 2));
+        assert_eq!((st.vouched, st.unvouched), (100, 0));
         assert_eq!((st.held, st.held_bytes), (0, 0));
     }
 
     #[test]
-    fn a_lost_auth_is_made_up_by_the_next_and_a_late_datagram_passes() {
+    fn a_lost_auth_is_made_up_by_its_copy_and_a_late_datagram_passes() {
         let t = Instant::now();
         let mut s = Signer::new(key(1), 9, 1232).unwrap();
         let ds = datagrams(70);
@@ -585,8 +607,9 @@ mod tests {
         // and no AUTH is verified a second time.
         assert!(verify_all(&mut v, t, &wire).is_empty());
         let st = v.stats();
+        let auths = wire.iter().filter(|(a, _)| *a).count() as u64;
         assert_eq!(st.auths_verified, verified);
-        assert_eq!(st.auths_repeated, verified);
+        assert_eq!(st.auths_verified + st.auths_repeated, 2 * auths);
         assert_eq!(st.replayed, 10);
         // A copy held twice is held once.
         let mut w = Verifier::<()>::new(s.public_key());
@@ -613,7 +636,7 @@ mod tests {
 
     #[test]
     fn a_datagram_too_small_for_two_hashes_has_no_signer() {
-        assert!(Signer::new(key(1), 1, 100).is_none());
-        assert!(Signer::new(key(1), 1, 140).is_some());
+        assert!(Signer::new(key(1), 1, 123).is_none());
+        assert!(Signer::new(key(1), 1, 124).is_some());
     }
 }
