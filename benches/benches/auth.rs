@@ -13,28 +13,14 @@ use std::time::Instant;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use groupcast::proto::auth::{Gate, Signer, SigningKey, Verifier};
 use groupcast::wire::Repr;
-use groupcast::{Mode, Rounds, Sender, SenderConfig};
-use groupcast_benches::object;
+use groupcast_benches::{carousel_sender, object};
 
 const SIZE: usize = 16 << 20;
-
-fn sender(data: &[u8]) -> Sender {
-    let mut s = Sender::new(SenderConfig {
-        mode: Mode::Carousel,
-        rounds: Rounds::Fixed(1),
-        repair_overhead: 0.0,
-        rate: None,
-        ..SenderConfig::default()
-    })
-    .expect("valid config");
-    s.add_object(data.to_vec(), "bench.bin").expect("object");
-    s
-}
 
 /// Sends everything, through a signer if `key` is given; the datagrams and
 /// whether each is an AUTH.
 fn send(data: &[u8], key: Option<&SigningKey>, keep: bool) -> (u64, Vec<(bool, Vec<u8>)>) {
-    let mut s = sender(data);
+    let mut s = carousel_sender(data);
     let mut signer = key.map(|k| Signer::new(k.clone(), 1, 1232).expect("fits"));
     let mut buf = vec![0u8; 1500];
     let mut abuf = vec![0u8; 1500];

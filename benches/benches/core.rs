@@ -12,23 +12,10 @@
 use std::time::Instant;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use groupcast::{Mode, Receiver, ReceiverConfig, Rounds, Sender, SenderConfig};
-use groupcast_benches::object;
+use groupcast::{Receiver, ReceiverConfig};
+use groupcast_benches::{carousel_sender, object};
 
 const SIZE: usize = 16 << 20;
-
-fn sender(data: &[u8]) -> Sender {
-    let mut s = Sender::new(SenderConfig {
-        mode: Mode::Carousel,
-        rounds: Rounds::Fixed(1),
-        repair_overhead: 0.0,
-        rate: None,
-        ..SenderConfig::default()
-    })
-    .expect("valid config");
-    s.add_object(data.to_vec(), "bench.bin").expect("object");
-    s
-}
 
 fn core(c: &mut Criterion) {
     let data = object(SIZE, 1);
@@ -38,7 +25,7 @@ fn core(c: &mut Criterion) {
     g.bench_function("sender", |b| {
         let mut buf = vec![0u8; 1500];
         b.iter_batched(
-            || sender(&data),
+            || carousel_sender(&data),
             |mut s| {
                 let now = Instant::now();
                 let mut n = 0u64;
@@ -53,7 +40,7 @@ fn core(c: &mut Criterion) {
     g.bench_function("sender+receiver", |b| {
         let mut buf = vec![0u8; 1500];
         b.iter_batched(
-            || sender(&data),
+            || carousel_sender(&data),
             |mut s| {
                 let mut r = Receiver::new(ReceiverConfig::default());
                 let now = Instant::now();

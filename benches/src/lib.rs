@@ -10,6 +10,21 @@ use rand_chacha::ChaCha8Rng;
 /// A reproducible pseudo-random object: the workspace's one generator.
 pub use groupcast_fec::pseudo_random_bytes as object;
 
+/// A carousel sender of one round, no repair and no pacing, holding `data`
+/// as its one object: what the core's own benches time.
+pub fn carousel_sender(data: &[u8]) -> groupcast::Sender {
+    let mut s = groupcast::Sender::new(groupcast::SenderConfig {
+        mode: groupcast::Mode::Carousel,
+        rounds: groupcast::Rounds::Fixed(1),
+        repair_overhead: 0.0,
+        rate: None,
+        ..groupcast::SenderConfig::default()
+    })
+    .expect("valid config");
+    s.add_object(data.to_vec(), "bench.bin").expect("object");
+    s
+}
+
 /// Repair symbols per block a sender would add at loss `p` so that about K+2 arrive.
 pub fn repair_for_loss(k: u32, p: f64) -> u32 {
     ((k as f64 + 2.0) / (1.0 - p)).ceil() as u32 - k
