@@ -437,16 +437,7 @@ fn recv_transfer(
             "status_withheld": stats.status_withheld,
             "feedback_dropped": report.driver.feedback_dropped,
     });
-    json["auth"] = serde_json::json!({
-        "verified": stats.auth.auths_verified,
-        "refused": stats.auth.auths_refused,
-        "repeated": stats.auth.auths_repeated,
-        "replayed": stats.auth.replayed,
-        "vouched": stats.auth.vouched,
-        "unvouched": stats.auth.unvouched,
-        "held": stats.auth.held,
-        "ignored": stats.auth_ignored,
-    });
+    json["auth"] = crate::output::auth_json(&stats);
     // (Beyond the macro's recursion limit in one literal.)
     json["files_changed"] = report.changed.len().into();
     json["idle_dropped"] = report.idle_dropped.into();

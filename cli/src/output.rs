@@ -70,6 +70,21 @@ pub fn peak_rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// The `auth` object of a receiver's `--stats-json` (docs/cli.md).
+pub fn auth_json(stats: &groupcast::ReceiverStats) -> serde_json::Value {
+    let a = stats.auth;
+    serde_json::json!({
+        "verified": a.auths_verified,
+        "refused": a.auths_refused,
+        "repeated": a.auths_repeated,
+        "replayed": a.replayed,
+        "vouched": a.vouched,
+        "unvouched": a.unvouched,
+        "held": a.held,
+        "ignored": stats.auth_ignored,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

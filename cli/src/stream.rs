@@ -236,6 +236,7 @@ pub fn recv(args: &RecvArgs) -> Result<(), String> {
             "unstarted_expired": inbox.unstarted_expired,
             "over_budget": inbox.over_budget,
             "conflicts": inbox.conflicts,
+            "auth": crate::output::auth_json(&r),
             "duration_s": secs,
             "peak_rss_bytes": peak_rss_bytes(),
             "cpu_s": groupcast::io::cpu_seconds(),

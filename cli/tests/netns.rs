@@ -2512,12 +2512,24 @@ fn hostile_stream_forgers_neither_crash_fool_nor_stall_a_stream_reader() {
     if !prerequisites_with("hostile stream forgers", &["python3"]) {
         return;
     }
-    let (mut lab, hosts) = bridge_lab("fs", &[0, 0, 0]);
-    let (snd, pinned_ns, free_ns, forger) = (
+    let (mut lab, hosts) = bridge_lab("fs", &[0, 0, 0, 0]);
+    let (snd, pinned_ns, free_ns, forger, keyed_ns) = (
         hosts[0].clone(),
         hosts[1].clone(),
         hosts[2].clone(),
         hosts[3].clone(),
+        hosts[4].clone(),
+    );
+    // The publisher signs; one reader holds its public key.
+    let key = lab.dir.join("publisher");
+    let made = Command::new(BIN)
+        .args(["keygen", "--out", key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "keygen: {made:?}");
+    let (secret, public) = (
+        format!("{}.key", key.display()),
+        format!("{}.pub", key.display()),
     );
     let channel = "gc-test-stream-forgers";
     let ch = groupcast::Channel::new(channel);
@@ -2532,7 +2544,7 @@ fn hostile_stream_forgers_neither_crash_fool_nor_stall_a_stream_reader() {
         channel,
         &input,
         (chunks, chunk, 0.3),
-        &["--rate", "50M", "--timeout", "40"],
+        &["--rate", "50M", "--timeout", "40", "--sign", &secret],
     );
     stream_reader(
         &mut lab,
@@ -2541,13 +2553,27 @@ fn hostile_stream_forgers_neither_crash_fool_nor_stall_a_stream_reader() {
         channel,
         &["--from", &session, "--timeout", "40"],
     );
+    stream_reader(
+        &mut lab,
+        "keyed",
+        &keyed_ns,
+        channel,
+        &[
+            "--from",
+            &session,
+            "--sender-key",
+            &public,
+            "--timeout",
+            "40",
+        ],
+    );
     // The forger starts once both readers have the real stream's first
     // bytes: an unpinned reader follows the first stream it hears from byte
     // 0, and a forged one heard before the publisher's would be followed
     // (docs/security.md says so); the forged ENDs must not end a stream
     // being read.
     let deadline = Instant::now() + Duration::from_secs(15);
-    for label in ["pinned", "free"] {
+    for label in ["pinned", "free", "keyed"] {
         let out = lab.dir.join(format!("{label}.out"));
         while std::fs::metadata(&out).map_or(0, |m| m.len()) == 0 {
             assert!(
@@ -2571,8 +2597,18 @@ fn hostile_stream_forgers_neither_crash_fool_nor_stall_a_stream_reader() {
     // Every violation is gathered, so that one run says all it found.
     let mut failures = Vec::new();
     let mut outcome = Vec::new();
-    for label in ["pinned", "free"] {
+    for label in ["pinned", "free", "keyed"] {
         let status = lab.wait(label, Duration::from_secs(50));
+        if label == "keyed"
+            && !(status.success() && std::fs::read(lab.dir.join("keyed.out")).unwrap() == want)
+        {
+            failures.push(format!(
+                "keyed: the reader with the publisher's key did not get exactly the real \
+                 stream: exit {:?}: {}",
+                status.code(),
+                lab.log("keyed").lines().last().unwrap_or("")
+            ));
+        }
         let got = std::fs::read(lab.dir.join(format!("{label}.out"))).unwrap();
         let log = lab.log(label);
         let last = log.lines().last().unwrap_or("").to_owned();
@@ -2605,10 +2641,10 @@ fn hostile_stream_forgers_neither_crash_fool_nor_stall_a_stream_reader() {
         .unwrap_or_else(|e| panic!("forger: {e}: {}", lab.log("forger")));
     assert_eq!(forged["real_session"], session.as_str(), "{forged}");
     let sender = lab.wait("sender", Duration::from_secs(50));
-    let (pinned, free) = (lab.stats("pinned"), lab.stats("free"));
+    let (pinned, free, keyed) = (lab.stats("pinned"), lab.stats("free"), lab.stats("keyed"));
     eprintln!(
         "stream forgers:\n{}\nforger: {forged}\nsender: exit {:?}, {}\npinned: {pinned}\n\
-         free: {free}",
+         free: {free}\nkeyed: {keyed}",
         outcome.join("\n"),
         sender.code(),
         lab.log("sender").lines().last().unwrap_or(""),
@@ -2632,6 +2668,18 @@ fn hostile_stream_forgers_neither_crash_fool_nor_stall_a_stream_reader() {
             "pinned: no foreign_session",
         ),
         (stat(&pinned, "over_budget") == 0, "pinned: over_budget"),
+        // The forger's packets under the publisher's own session waited
+        // for a signed list that never named them.
+        (
+            keyed["auth"]["unvouched"].as_u64().unwrap_or(0)
+                + keyed["auth"]["held"].as_u64().unwrap_or(0)
+                > 0,
+            "keyed: no forgery held or let go",
+        ),
+        (
+            stat(&keyed, "objects_failed") == 0,
+            "keyed: an object failed",
+        ),
     ] {
         if !ok {
             failures.push(what.to_owned());
