@@ -178,11 +178,24 @@ pub const MAX_CONSUMED: usize = 65_536;
 /// one costs no second verification and vouches for nothing again.
 pub const MAX_AUTHS_SEEN: usize = 1024;
 
+/// AUTH packets of a session a [`Verifier`] takes behind the latest it
+/// verified: older ones are stale. With at most [`AUTH_BATCH`] datagrams an
+/// AUTH, they name no more datagrams than [`MAX_CONSUMED`] remembers, so
+/// that a datagram replayed with its AUTH once its hash is forgotten is
+/// refused with the AUTH.
+pub const AUTH_SEQUENCE_WINDOW: u32 = (MAX_CONSUMED / AUTH_BATCH) as u32;
+
+/// Sessions whose latest AUTH a [`Verifier`] remembers.
+pub const MAX_AUTH_SESSIONS: usize = 64;
+
 /// Why a [`Verifier`] turned something away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthRefusal {
     /// An AUTH whose signature does not verify under the key.
     BadSignature,
+    /// An AUTH more than [`AUTH_SEQUENCE_WINDOW`] behind the latest its
+    /// session verified: a replay.
+    Stale,
 }
 
 /// What a [`Verifier`] did with a datagram.
@@ -205,6 +218,8 @@ pub struct AuthStats {
     pub auths_refused: u64,
     /// Copies of AUTH packets verified already: not verified again.
     pub auths_repeated: u64,
+    /// AUTH packets refused as stale ([`AUTH_SEQUENCE_WINDOW`]).
+    pub auths_stale: u64,
     /// Datagrams let through: vouched for on arrival, or released.
     pub vouched: u64,
     /// Datagrams held and let go, never vouched for: forged or modified, or
@@ -296,6 +311,9 @@ pub struct Verifier<M = ()> {
     consumed: Recent<[u8; AUTH_HASH_LEN]>,
     /// Digests of AUTH packets verified ([`MAX_AUTHS_SEEN`]).
     auths_seen: Recent<[u8; 32]>,
+    /// The latest AUTH Sequence verified, by session
+    /// ([`MAX_AUTH_SESSIONS`]).
+    latest: HashMap<u64, u32>,
     /// Held datagrams an AUTH named, to be let through in arrival order.
     released: VecDeque<(Vec<u8>, M)>,
     stats: AuthStats,
@@ -312,6 +330,7 @@ impl<M> Verifier<M> {
             vouched: Recent::new(MAX_VOUCHED),
             consumed: Recent::new(MAX_CONSUMED),
             auths_seen: Recent::new(MAX_AUTHS_SEEN),
+            latest: HashMap::new(),
             released: VecDeque::new(),
             stats: AuthStats::default(),
         }
@@ -375,6 +394,13 @@ impl<M> Verifier<M> {
             self.stats.auths_repeated += 1;
             return Ok(());
         }
+        // Refused before its signature costs anything; only a verified AUTH
+        // moves the latest, so forged ones cannot make genuine ones stale.
+        let latest = self.latest.get(&auth.session).copied();
+        if latest.is_some_and(|l| auth.sequence.saturating_add(AUTH_SEQUENCE_WINDOW) < l) {
+            self.stats.auths_stale += 1;
+            return Err(AuthRefusal::Stale);
+        }
         let signature = Signature::from_bytes(&auth.signature);
         if self
             .key
@@ -386,6 +412,14 @@ impl<M> Verifier<M> {
         }
         self.stats.auths_verified += 1;
         self.auths_seen.insert(digest, now);
+        if latest.is_none() && self.latest.len() >= MAX_AUTH_SESSIONS {
+            // Forget the session furthest behind.
+            if let Some(&s) = self.latest.iter().min_by_key(|(_, q)| **q).map(|(s, _)| s) {
+                self.latest.remove(&s);
+            }
+        }
+        let l = self.latest.entry(auth.session).or_insert(auth.sequence);
+        *l = (*l).max(auth.sequence);
         let mut named = Vec::new();
         for hash in auth.each_hash() {
             if self.consumed.contains(&hash) {
@@ -632,6 +666,37 @@ mod tests {
         assert!(verify_all(&mut v, t + HOLD_FOR, &late).is_empty());
         assert_eq!(v.stats().held, 3);
         assert_eq!(v.next_expiry(), Some(t + HOLD_FOR + HOLD_FOR));
+    }
+
+    #[test]
+    fn an_auth_replayed_far_behind_its_session_is_stale() {
+        let t = Instant::now();
+        let mut s = Signer::new(key(1), 9, 1232).unwrap();
+        let mut buf = vec![0u8; 1232];
+        let mut v = Verifier::<()>::new(s.public_key());
+        let mut first = None;
+        for i in 0..AUTH_SEQUENCE_WINDOW + 2 {
+            s.sent(t, &i.to_be_bytes());
+            let n = s.poll_auth(t + AUTH_MAX_DELAY, &mut buf).unwrap();
+            let _ = s.poll_auth(t + AUTH_MAX_DELAY * 2, &mut [0u8; 1232]);
+            first.get_or_insert_with(|| buf[..n].to_vec());
+            let Ok(Repr::Auth(a)) = Repr::parse(&buf[..n]) else {
+                panic!("not an AUTH")
+            };
+            v.on_auth(t, &a).unwrap();
+        }
+        // The first AUTH, and its datagram, replayed once both are
+        // forgotten as copies: the AUTH is stale, the datagram unvouched.
+        let mut w = Verifier::<()>::new(s.public_key());
+        std::mem::swap(&mut v.latest, &mut w.latest);
+        let first = first.unwrap();
+        let Ok(Repr::Auth(a)) = Repr::parse(&first) else {
+            panic!("not an AUTH")
+        };
+        assert_eq!(w.check(t, &0u32.to_be_bytes(), ()), Gate::Held);
+        assert_eq!(w.on_auth(t, &a), Err(AuthRefusal::Stale));
+        assert_eq!(w.stats().auths_stale, 1);
+        assert_eq!(w.poll_released(), None);
     }
 
     #[test]

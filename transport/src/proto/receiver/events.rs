@@ -82,11 +82,14 @@ pub enum RejectReason {
     /// An AUTH whose signature does not verify under the sender key
     /// (protocol.md §15.2).
     BadSignature,
+    /// An AUTH far behind the latest its session verified: a replay
+    /// (protocol.md §15.2).
+    StaleAuth,
 }
 
 impl RejectReason {
     /// Every reason, in a stable order.
-    pub const ALL: [RejectReason; 33] = [
+    pub const ALL: [RejectReason; 34] = [
         Self::Truncated,
         Self::Oversized,
         Self::BadMagic,
@@ -120,6 +123,7 @@ impl RejectReason {
         Self::Implausible,
         Self::Abandoned,
         Self::BadSignature,
+        Self::StaleAuth,
     ];
 
     /// A stable snake_case name, as used in `rejected_by_reason`.
@@ -158,6 +162,7 @@ impl RejectReason {
             Self::Implausible => "implausible",
             Self::Abandoned => "abandoned",
             Self::BadSignature => "bad_signature",
+            Self::StaleAuth => "stale_auth",
             Self::AwaitingManifest => "awaiting_manifest",
         }
     }

@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use std::ops::Bound;
 use std::time::{Duration, Instant};
 
-use super::auth::{Gate, Verifier};
+use super::auth::{AuthRefusal, Gate, Verifier};
 use super::hash;
 use super::{ObjectId, SessionId};
 use crate::wire::{Packet, PacketType, Repr};
@@ -505,10 +505,14 @@ impl Receiver {
             };
             match v.on_auth(now, &a) {
                 Ok(()) => Ok(self.released(now, session)),
-                Err(_) => {
+                Err(refusal) => {
+                    let reason = match refusal {
+                        AuthRefusal::BadSignature => RejectReason::BadSignature,
+                        AuthRefusal::Stale => RejectReason::StaleAuth,
+                    };
                     self.tick(now);
-                    self.reject(RejectReason::BadSignature);
-                    Err(RejectReason::BadSignature)
+                    self.reject(reason);
+                    Err(reason)
                 }
             }
         } else if [PacketType::Data, PacketType::ObjectInfo, PacketType::Probe]
