@@ -125,10 +125,7 @@ impl Signer {
                 true => since,
                 false => since + AUTH_MAX_DELAY,
             });
-        match (repeat, fresh) {
-            (Some(r), Some(f)) => Some(r.min(f)),
-            (r, f) => r.or(f),
-        }
+        [repeat, fresh].into_iter().flatten().min()
     }
 
     /// Writes the next AUTH into `buf` if one is due at `now`, signed, and

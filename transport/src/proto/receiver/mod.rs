@@ -483,11 +483,13 @@ impl Receiver {
         origin: Origin,
         datagram: &[u8],
     ) -> Result<Accepted, RejectReason> {
-        let header = Packet::new_checked(datagram)
-            .ok()
-            .filter(|_| datagram.len() <= self.config.max_datagram)
+        // Without a key nothing is gated: no header check before dispatch.
+        let keyed = self.auth.is_some() && datagram.len() <= self.config.max_datagram;
+        let header = keyed
+            .then(|| Packet::new_checked(datagram).ok())
+            .flatten()
             .map(|p| (p.packet_type(), p.session()));
-        let Some((ty, session)) = header.filter(|_| self.auth.is_some()) else {
+        let Some((ty, session)) = header else {
             return self.take(now, origin, datagram);
         };
         let held = Accepted {

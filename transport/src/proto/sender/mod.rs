@@ -385,8 +385,10 @@ impl Sender {
             .filter(|&until| due.is_some_and(|d| d < until));
         let Some(g) = &self.feedback else {
             // A carousel always has data: paced, or due at once.
-            let next = waiting.or(pacing).or(due);
-            return next.min(auth).or(next);
+            return [waiting.or(pacing).or(due), auth]
+                .into_iter()
+                .flatten()
+                .min();
         };
         let mut t: Option<Instant> = None;
         let mut at = |x: Option<Instant>| {
