@@ -17,6 +17,7 @@ pub mod data;
 pub mod feedback;
 pub mod frame;
 pub mod info;
+pub mod seal;
 
 use std::ops::Range;
 
@@ -136,6 +137,10 @@ pub enum WireError {
     /// Flags or an authentication tag that this version does not support.
     #[error("unsupported flags")]
     UnsupportedFlags,
+    /// Sealed under a channel key (protocol.md §16): only a holder of the
+    /// key opens it.
+    #[error("sealed: the channel is encrypted")]
+    Sealed,
     /// A reserved field was not zero.
     #[error("reserved field not zero")]
     Reserved,
@@ -204,8 +209,20 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Checks length, magic, version, checksum, flags and reserved fields, in that
-    /// order. After it succeeds no accessor can panic.
+    /// order. After it succeeds no accessor can panic. A sealed datagram
+    /// (protocol.md §16) is refused as [`WireError::Sealed`]: only
+    /// [`seal::Opener`] reads it.
     pub fn check(&self) -> Result<(), WireError> {
+        match self.check_envelope()? {
+            true => Err(WireError::Sealed),
+            false => Ok(()),
+        }
+    }
+
+    /// [`Packet::check`], but a sealed datagram passes too: whether it is
+    /// sealed (Flags ENCRYPTED with a Tag Len of [`seal::SEAL_LEN`], and
+    /// room for the seal).
+    pub fn check_envelope(&self) -> Result<bool, WireError> {
         let b = self.buffer.as_ref();
         if b.len() < 2 {
             return Err(WireError::Truncated);
@@ -226,13 +243,19 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if crc32fast::hash(body).to_be_bytes() != crc {
             return Err(WireError::BadChecksum);
         }
-        if b[field::FLAGS] != 0 || b[field::TAG_LEN] != 0 {
-            return Err(WireError::UnsupportedFlags);
-        }
+        let sealed = match (b[field::FLAGS], b[field::TAG_LEN] as usize) {
+            (0, 0) => false,
+            (flags::ENCRYPTED, seal::SEAL_LEN)
+                if b.len() >= HEADER_LEN + seal::SEAL_LEN + CRC_LEN =>
+            {
+                true
+            }
+            _ => return Err(WireError::UnsupportedFlags),
+        };
         if b[field::RESERVED] != [0, 0] {
             return Err(WireError::Reserved);
         }
-        Ok(())
+        Ok(sealed)
     }
 
     /// The packet type byte.

@@ -96,6 +96,11 @@ pub struct ReceiverConfig {
     /// lists it, and nothing else reaches the decoders, the objects or the
     /// feedback. Default none: every datagram is taken as it comes.
     pub sender_key: Option<crate::proto::auth::VerifyingKey>,
+    /// The channel key of an encrypted channel (protocol.md §16): every
+    /// datagram but AUTH must be sealed under it and is opened before it is
+    /// read, and feedback goes out sealed. Default none: sealed datagrams
+    /// are refused (`sealed`).
+    pub channel_key: Option<crate::wire::seal::ChannelKey>,
 }
 
 impl Default for ReceiverConfig {
@@ -123,6 +128,7 @@ impl Default for ReceiverConfig {
             decode_threads: 0,
             ripen: false,
             sender_key: None,
+            channel_key: None,
         }
     }
 }

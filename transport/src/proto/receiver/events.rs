@@ -85,11 +85,19 @@ pub enum RejectReason {
     /// An AUTH far behind the latest its session verified: a replay
     /// (protocol.md §15.2).
     StaleAuth,
+    /// Sealed (protocol.md §16), and this receiver has no channel key.
+    Sealed,
+    /// Not sealed, on a channel whose key this receiver holds: only AUTH
+    /// goes unsealed (protocol.md §16.3).
+    Unsealed,
+    /// A seal that does not open under the channel key: forged, modified,
+    /// or another channel's (protocol.md §16.3).
+    BadSeal,
 }
 
 impl RejectReason {
     /// Every reason, in a stable order.
-    pub const ALL: [RejectReason; 34] = [
+    pub const ALL: [RejectReason; 37] = [
         Self::Truncated,
         Self::Oversized,
         Self::BadMagic,
@@ -124,6 +132,9 @@ impl RejectReason {
         Self::Abandoned,
         Self::BadSignature,
         Self::StaleAuth,
+        Self::Sealed,
+        Self::Unsealed,
+        Self::BadSeal,
     ];
 
     /// A stable snake_case name, as used in `rejected_by_reason`.
@@ -163,6 +174,9 @@ impl RejectReason {
             Self::Abandoned => "abandoned",
             Self::BadSignature => "bad_signature",
             Self::StaleAuth => "stale_auth",
+            Self::Sealed => "sealed",
+            Self::Unsealed => "unsealed",
+            Self::BadSeal => "bad_seal",
             Self::AwaitingManifest => "awaiting_manifest",
         }
     }
@@ -192,6 +206,7 @@ impl From<WireError> for RejectReason {
             WireError::BadLength => Self::BadLength,
             WireError::TooManyEntries => Self::TooManyEntries,
             WireError::BadRange => Self::BadRange,
+            WireError::Sealed => Self::Sealed,
         }
     }
 }
@@ -348,6 +363,13 @@ pub struct ReceiverStats {
     /// for and let go unvouched, and what is held waiting (protocol.md
     /// §15.2).
     pub auth: crate::proto::auth::AuthStats,
+    /// With a channel key: datagrams opened (protocol.md §16.3). Those
+    /// that did not open are refused as `sealed`, `unsealed` or `bad_seal`.
+    pub opened: u64,
+    /// With a sender key: DATA that reached the decoders without a verified
+    /// AUTH listing it. The gate lets none through: a count above 0 is a
+    /// defect.
+    pub symbols_unvouched: u64,
     /// Candidate manifests evicted by newer ones ([`Admission::Manifest`](super::Admission::Manifest)).
     pub candidates_evicted: u64,
     /// Packets of objects other than the manifest that came before a manifest

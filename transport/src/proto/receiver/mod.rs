@@ -24,6 +24,7 @@ use std::ops::Bound;
 use std::time::{Duration, Instant};
 
 use super::auth::{AuthRefusal, Gate, Verifier};
+use crate::wire::seal::{Opener, SEAL_LEN, SealError, Sealer};
 use super::hash;
 use super::{ObjectId, SessionId};
 use crate::wire::{Packet, PacketType, Repr};
@@ -74,6 +75,13 @@ pub struct Receiver {
     /// With a sender key: the datagrams waiting for a verified AUTH, each
     /// with where it came from (protocol.md §15.2).
     auth: Option<Verifier<Origin>>,
+    /// With a channel key: what opens the sender's datagrams and seals
+    /// feedback (protocol.md §16), and a buffer for the opened datagram.
+    seal: Option<(Opener, Sealer)>,
+    opened: Vec<u8>,
+    /// Whether the datagram being dispatched was vouched for by a verified
+    /// AUTH (protocol.md §15.2).
+    vouched: bool,
 }
 
 /// Where a datagram came from, and the hop limit it arrived with, as far as
@@ -89,6 +97,9 @@ impl Receiver {
                 ..Feedback::default()
             },
             auth: config.sender_key.map(Verifier::new),
+            seal: (config.channel_key.clone()).map(|k| (Opener::new(k.clone()), Sealer::new(k))),
+            opened: Vec::new(),
+            vouched: false,
             config,
             table: ObjectTable::default(),
             completed_order: VecDeque::new(),
@@ -484,11 +495,14 @@ impl Receiver {
         datagram: &[u8],
     ) -> Result<Accepted, RejectReason> {
         // Without a key nothing is gated: no header check before dispatch.
+        // What the sender signed is checked as it was sent: sealed.
         let keyed = self.auth.is_some() && datagram.len() <= self.config.max_datagram;
         let header = keyed
-            .then(|| Packet::new_checked(datagram).ok())
-            .flatten()
-            .map(|p| (p.packet_type(), p.session()));
+            .then(|| {
+                let p = Packet::new_unchecked(datagram);
+                p.check_envelope().ok().map(|_| (p.packet_type(), p.session()))
+            })
+            .flatten();
         let Some((ty, session)) = header else {
             return self.take(now, origin, datagram);
         };
@@ -523,7 +537,12 @@ impl Receiver {
         {
             match self.auth.as_mut().map(|v| v.check(now, datagram, origin)) {
                 Some(Gate::Held | Gate::Replayed) => Ok(held),
-                _ => self.take(now, origin, datagram),
+                _ => {
+                    self.vouched = true;
+                    let taken = self.take(now, origin, datagram);
+                    self.vouched = false;
+                    taken
+                }
             }
         } else {
             self.take(now, origin, datagram)
@@ -541,7 +560,9 @@ impl Receiver {
     fn released(&mut self, now: Instant, session: u64) -> Accepted {
         while let Some((d, origin)) = self.auth.as_mut().and_then(Verifier::poll_released) {
             // Each is counted (or refused) as it is taken.
+            self.vouched = true;
             let _ = self.take(now, origin, &d);
+            self.vouched = false;
         }
         Accepted {
             session: SessionId(session),
@@ -550,15 +571,42 @@ impl Receiver {
         }
     }
 
-    /// Takes a datagram the gate let through: dispatches it, then keeps
-    /// its source if it may aim its session.
+    /// Takes a datagram the gate let through: opens it on a sealed channel
+    /// (protocol.md §16.3), dispatches it, then keeps its source if it may
+    /// aim its session.
     fn take(
         &mut self,
         now: Instant,
         (from, hop_limit): Origin,
         datagram: &[u8],
     ) -> Result<Accepted, RejectReason> {
-        let taken = self.dispatch(now, datagram)?;
+        let taken = match &mut self.seal {
+            None => self.dispatch(now, datagram),
+            Some((opener, _)) => {
+                let mut out = std::mem::take(&mut self.opened);
+                let taken = match opener.open_into(datagram, &mut out) {
+                    Ok(true) => {
+                        self.stats.opened += 1;
+                        self.dispatch(now, &out)
+                    }
+                    Ok(false) => self.dispatch(now, datagram),
+                    Err(e) => {
+                        let reason = match e {
+                            SealError::Unsealed => RejectReason::Unsealed,
+                            SealError::BadSeal => RejectReason::BadSeal,
+                            SealError::Wire(w) => w.into(),
+                        };
+                        self.tick(now);
+                        self.stats.packets_received += 1;
+                        self.stats.bytes_received += datagram.len() as u64;
+                        self.reject(reason);
+                        Err(reason)
+                    }
+                };
+                self.opened = out;
+                taken
+            }
+        }?;
         self.remember(taken, from, hop_limit);
         Ok(taken)
     }
@@ -594,6 +642,9 @@ impl Receiver {
         };
         let result = match Repr::parse(datagram) {
             Ok(Repr::Data(d)) => {
+                if self.auth.is_some() && !self.vouched {
+                    self.stats.symbols_unvouched += 1;
+                }
                 let s = d.session;
                 self.handle_data(now, d).map(|()| taken(s, true, None))
             }
@@ -705,7 +756,19 @@ impl Receiver {
     /// Writes the next feedback datagram (a STATUS or a NACK) into `buf` and
     /// returns its length and destination, or `None` if nothing is due. Only
     /// sessions whose sender sends PROBEs (nack and hybrid modes) get feedback.
+    /// On a sealed channel each goes out sealed (protocol.md §16.2).
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<(usize, Destination)> {
+        if self.seal.is_none() {
+            return self.poll_feedback(now, buf);
+        }
+        let room = buf.len().min(crate::wire::DEFAULT_MAX_DATAGRAM);
+        let plain = room.checked_sub(SEAL_LEN)?;
+        let (len, to) = self.poll_feedback(now, &mut buf[..plain])?;
+        let (_, sealer) = self.seal.as_mut()?;
+        Some((sealer.seal(&mut buf[..room], len)?, to))
+    }
+
+    fn poll_feedback(&mut self, now: Instant, buf: &mut [u8]) -> Option<(usize, Destination)> {
         // Sessions in order, without collecting them (this runs after every packet).
         let mut next = self.fb.sessions.keys().next().copied();
         while let Some(session) = next {

@@ -8,6 +8,7 @@ use groupcast_fec::{CodecSet, FecId, OtiError};
 
 use crate::proto::SessionId;
 use crate::proto::feedback::{FeedbackConfig, FlowPolicy, Mode};
+use crate::wire::seal::SEAL_LEN;
 use crate::wire::{DATA_OVERHEAD, DEFAULT_MAX_DATAGRAM, MAX_DATAGRAM, SYMBOL_ALIGNMENT};
 
 /// How many times the sender goes over its objects.
@@ -106,6 +107,11 @@ pub struct SenderConfig {
     /// packets signed with this key, so that receivers holding its public
     /// key take nothing else. Default none.
     pub signing_key: Option<crate::proto::auth::SigningKey>,
+    /// Encrypt what is sent (protocol.md §16): every datagram but AUTH is
+    /// sealed under this channel key, within `max_datagram` (symbols are
+    /// [`SEAL_LEN`] bytes shorter), and feedback is taken only sealed under
+    /// it. Default none.
+    pub channel_key: Option<crate::wire::seal::ChannelKey>,
 }
 
 /// How long a STATUS with BUSY holds the fallback off (protocol.md §13.4,
@@ -146,6 +152,7 @@ impl Default for SenderConfig {
             lead_protection: false,
             copy_single_symbol_objects: false,
             signing_key: None,
+            channel_key: None,
             mode: Mode::Carousel,
             feedback: FeedbackConfig::default(),
             codecs: CodecSet::Real,
@@ -177,11 +184,18 @@ impl SenderConfig {
         self.mode == Mode::Hybrid
     }
 
+    /// The largest plain datagram: `max_datagram`, less the seal on a
+    /// sealed channel (protocol.md §16.2).
+    pub fn plain_max_datagram(&self) -> usize {
+        let seal = if self.channel_key.is_some() { SEAL_LEN } else { 0 };
+        self.max_datagram.saturating_sub(seal)
+    }
+
     /// The symbol size T this configuration uses.
     pub fn effective_symbol_size(&self) -> u16 {
         self.symbol_size.unwrap_or_else(|| {
             let room = self
-                .max_datagram
+                .plain_max_datagram()
                 .saturating_sub(DATA_OVERHEAD)
                 .min(u16::MAX as usize);
             let al = SYMBOL_ALIGNMENT as usize;
@@ -195,7 +209,7 @@ impl SenderConfig {
     ///
     /// [`Sender::new`]: crate::proto::Sender::new
     pub fn validate(&self) -> Result<(), SenderError> {
-        if !(DATA_OVERHEAD + 4..=MAX_DATAGRAM).contains(&self.max_datagram) {
+        if !(DATA_OVERHEAD + 4..=MAX_DATAGRAM).contains(&self.plain_max_datagram()) {
             return Err(SenderError::MaxDatagram(self.max_datagram));
         }
         if self.signing_key.is_some() && crate::wire::auth::auth_capacity(self.max_datagram) < 2 {
@@ -204,7 +218,7 @@ impl SenderConfig {
             ));
         }
         let t = self.effective_symbol_size();
-        let max_t = self.max_datagram - DATA_OVERHEAD;
+        let max_t = self.plain_max_datagram() - DATA_OVERHEAD;
         if t == 0 || t as usize > max_t || !t.is_multiple_of(SYMBOL_ALIGNMENT as u16) {
             return Err(SenderError::SymbolSize { t, max: max_t });
         }
@@ -376,6 +390,9 @@ pub struct SenderStats {
     pub status_received: u64,
     /// Feedback datagrams refused (malformed, another session, or a sender's packet).
     pub feedback_rejected: u64,
+    /// Of those, on a sealed channel: feedback not sealed, or whose seal
+    /// did not open under the channel key (protocol.md §16.3).
+    pub feedback_unsealed: u64,
     /// Receivers tracked now.
     pub receivers_tracked: u64,
     /// Receivers that ever started tracking (a receiver that times out and

@@ -40,6 +40,7 @@ use self::phase::Phase;
 use self::window::Window;
 use super::ObjectId;
 use super::auth::Signer;
+use crate::wire::seal::{Opener, SEAL_LEN, Sealer};
 use super::encoders::BlockBytes;
 pub use super::encoders::{BuiltEncoder, EncoderRequest};
 #[cfg(doc)]
@@ -86,6 +87,9 @@ pub struct Sender {
     /// Lists what went in signed AUTH packets (protocol.md §15), with a
     /// signing key.
     auth: Option<Signer>,
+    /// On a sealed channel (protocol.md §16): what seals every datagram
+    /// but AUTH, what opens feedback, and a buffer for opened feedback.
+    seal: Option<(Sealer, Opener, Vec<u8>)>,
 }
 
 impl Sender {
@@ -95,6 +99,8 @@ impl Sender {
         let t = config.effective_symbol_size();
         let auth = (config.signing_key.clone())
             .and_then(|k| Signer::new(k, config.session.0, config.max_datagram));
+        let seal = (config.channel_key.clone())
+            .map(|k| (Sealer::new(k.clone()), Opener::new(k), Vec::new()));
         // Nack mode replays source symbols: the Compact No-Code scheme.
         if config.replays() {
             config.fec = FecId::NoCode;
@@ -131,6 +137,7 @@ impl Sender {
                 config.feedback.repair_margin,
             ),
             auth,
+            seal,
             config,
         })
     }
@@ -243,8 +250,8 @@ impl Sender {
         hash: [u8; 32],
         name: &str,
     ) -> Result<ObjectId, SenderError> {
-        let max_name =
-            (self.config.max_datagram - INFO_HEADER_LEN - wire::CRC_LEN).min(MAX_NAME_LEN);
+        let max_name = (self.config.plain_max_datagram() - INFO_HEADER_LEN - wire::CRC_LEN)
+            .min(MAX_NAME_LEN);
         if name.len() > max_name {
             return Err(SenderError::NameTooLong {
                 len: name.len(),
@@ -508,7 +515,14 @@ impl Sender {
         let sent = match self.poll_auth(now, buf) {
             Some(len) => Some(len),
             None => {
-                let sent = self.transmit(now, buf);
+                let plain = self.config.plain_max_datagram();
+                let mut sent = self.transmit(now, &mut buf[..plain]);
+                if let (Some(len), Some((sealer, ..))) = (sent, &mut self.seal) {
+                    // Within max_datagram by plain_max_datagram; a datagram
+                    // that did not seal does not go.
+                    sent = sealer.seal(buf, len);
+                    self.stats.bytes_sent += sent.map_or(0, |_| SEAL_LEN as u64);
+                }
                 if let (Some(len), Some(a)) = (sent, &mut self.auth) {
                     a.sent(now, &buf[..len]);
                 }
@@ -580,6 +594,21 @@ impl Sender {
             return;
         }
         self.refill(now);
+        let mut out = Vec::new();
+        let datagram = match &mut self.seal {
+            None => datagram,
+            Some((_, opener, scratch)) => {
+                out = std::mem::take(scratch);
+                match opener.open_into(datagram, &mut out) {
+                    Ok(true) => &out[..],
+                    Ok(false) | Err(_) => {
+                        self.stats.feedback_unsealed += 1;
+                        self.stats.feedback_rejected += 1;
+                        return;
+                    }
+                }
+            }
+        };
         match wire::Repr::parse(datagram) {
             Ok(wire::Repr::Nack(n)) if n.session == self.config.session.0 => {
                 if self.admit_nack(now, source, n.receiver) {
@@ -594,6 +623,9 @@ impl Sender {
                 self.handle_status(now, source, &st);
             }
             _ => self.stats.feedback_rejected += 1,
+        }
+        if let Some((_, _, scratch)) = &mut self.seal {
+            *scratch = out;
         }
         self.arm_fallback();
     }
