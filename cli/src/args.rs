@@ -130,6 +130,8 @@ pub struct SendArgs {
     /// that no other host on the group can forge or modify a packet (docs/security.md).
     #[arg(long, value_parser = parse_signing_key, value_name = "FILE")]
     pub sign: Option<groupcast::proto::auth::SigningKey>,
+    #[command(flatten)]
+    pub keys: ChannelKeyArgs,
     /// Hand each datagram to the kernel separately, without UDP segmentation offload (GSO).
     /// GSO changes nothing on the wire and turns itself off where the path cannot segment.
     #[arg(long)]
@@ -472,6 +474,8 @@ pub struct ChatArgs {
     /// the link.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(1..=255))]
     pub hops: u8,
+    #[command(flatten)]
+    pub keys: ChannelKeyArgs,
 }
 
 /// Flags of `groupcast recv`.
@@ -503,6 +507,8 @@ pub struct RecvArgs {
     /// names it; forged or modified ones are dropped and counted (docs/security.md).
     #[arg(long, value_parser = parse_verifying_key, value_name = "KEY")]
     pub sender_key: Option<groupcast::proto::auth::VerifyingKey>,
+    #[command(flatten)]
+    pub keys: ChannelKeyArgs,
     /// With --stream: take a stream first heard past its start (it began before this receiver
     /// joined) from where it is, instead of passing it over (or, with --from, failing).
     #[arg(long, requires = "stream")]
@@ -649,6 +655,7 @@ impl SendArgs {
         c.encoder_threads = self.encoder_threads;
         c.max_datagram = self.max_datagram;
         c.signing_key = self.sign.clone();
+        c.channel_key = self.keys.channel_key();
     }
 
     /// `--hops`, in the range its parser allows (1 to 255).
@@ -693,6 +700,7 @@ impl RecvArgs {
             ripen: true,
             refused_sessions: refused.to_vec(),
             sender_key: self.sender_key(),
+            channel_key: self.keys.channel_key(),
             ..ReceiverConfig::default()
         }
     }
@@ -803,10 +811,53 @@ mod tests {
 
 /// `groupcast keygen`.
 #[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
 pub struct KeygenArgs {
-    /// Write the key pair as PREFIX.key (the secret key, mode 600: give it to `send --sign`)
-    /// and PREFIX.pub (the public key: give it to receivers, `recv --sender-key`). Existing
-    /// files are never replaced.
+    /// Write a signing key pair as PREFIX.key (the secret key, mode 600: give it to `send
+    /// --sign`) and PREFIX.pub (the public key: give it to receivers, `recv --sender-key`).
+    /// Existing files are never replaced.
     #[arg(long, value_name = "PREFIX")]
-    pub out: PathBuf,
+    pub out: Option<PathBuf>,
+    /// Write a new channel key to FILE (mode 600), for `--key-file FILE` on the sender and on
+    /// every receiver: it encrypts the channel. Give it to every member over a channel you
+    /// trust; an existing file is never replaced.
+    #[arg(long, value_name = "FILE")]
+    pub channel_key: Option<PathBuf>,
+}
+
+/// The channel key of an encrypted channel (docs/security.md), the same on
+/// every side.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ChannelKeyArgs {
+    /// Encrypt the channel: every packet is sealed (ChaCha20-Poly1305) under the channel key in
+    /// FILE (`groupcast keygen --channel-key FILE`, mode 600), and only holders of the same key
+    /// read it. Every side of the channel needs the same key; a receiver without it takes
+    /// nothing.
+    #[arg(long, value_parser = parse_channel_key, value_name = "FILE",
+          conflicts_with = "passphrase_file")]
+    pub key_file: Option<groupcast::wire::seal::ChannelKey>,
+    /// Encrypt the channel under a key stretched (Argon2id) from the passphrase on the first
+    /// line of FILE (mode 600, at least 12 bytes), as --key-file does. A key file is stronger
+    /// than any passphrase a person remembers.
+    #[arg(long, value_parser = parse_passphrase_file, value_name = "FILE")]
+    pub passphrase_file: Option<groupcast::wire::seal::ChannelKey>,
+}
+
+impl ChannelKeyArgs {
+    /// The channel key given, if any.
+    pub fn channel_key(&self) -> Option<groupcast::wire::seal::ChannelKey> {
+        self.key_file
+            .clone()
+            .or_else(|| self.passphrase_file.clone())
+    }
+}
+
+/// `--key-file`: a channel key file, read and checked now.
+fn parse_channel_key(s: &str) -> Result<groupcast::wire::seal::ChannelKey, String> {
+    groupcast::io::keys::read_channel_key(Path::new(s))
+}
+
+/// `--passphrase-file`: a passphrase, read and stretched now.
+fn parse_passphrase_file(s: &str) -> Result<groupcast::wire::seal::ChannelKey, String> {
+    groupcast::io::keys::read_passphrase_file(Path::new(s))
 }

@@ -85,10 +85,12 @@ enum Command {
         #[arg(long, value_parser = args::parse_verifying_key, value_name = "KEY")]
         key: Option<groupcast::proto::auth::VerifyingKey>,
     },
-    /// Make a key pair for signed channels: PREFIX.key (secret) and PREFIX.pub (public).
+    /// Make keys: a signing key pair (--out PREFIX), or a channel key (--channel-key FILE).
     ///
     /// `send --sign PREFIX.key` signs everything it sends; `recv --sender-key PREFIX.pub` then
     /// takes nothing that key did not sign. Prints the public key's fingerprint.
+    /// `--key-file FILE` with the channel key, on the sender and every receiver, encrypts the
+    /// channel: only holders of the key read it (docs/security.md).
     Keygen(args::KeygenArgs),
     /// Print the IPv6 multicast group of a channel name.
     ///
@@ -156,11 +158,23 @@ fn main() -> ExitCode {
     }
 }
 
-/// `groupcast keygen --out PREFIX`.
+/// `groupcast keygen --out PREFIX` or `--channel-key FILE`.
 fn keygen(args: &args::KeygenArgs) -> Result<(), String> {
     use groupcast::io::keys;
+    if let Some(path) = &args.channel_key {
+        let key = keys::generate_channel_key().map_err(|e| e.to_string())?;
+        keys::write_channel_key(path, &key)?;
+        println!(
+            "channel key: {} (mode 600; for --key-file on the sender and every receiver)",
+            path.display()
+        );
+        return Ok(());
+    }
+    let Some(out) = &args.out else {
+        return Err("keygen: give --out PREFIX or --channel-key FILE".into());
+    };
     let key = keys::generate().map_err(|e| e.to_string())?;
-    let (secret, public) = keys::write_pair(&args.out, &key)?;
+    let (secret, public) = keys::write_pair(out, &key)?;
     println!(
         "secret key: {} (mode 600; for send --sign)",
         secret.display()

@@ -351,10 +351,13 @@ fn recv_transfer(
         crate::log::hide();
     }
     let (stats, report, outcome) = result.map_err(|e| e.to_string())?;
-    let outcome = outcome.map_err(|e| match signing_hint(args, &stats) {
-        Some(hint) => format!("{e}; {hint}"),
-        None => e,
-    });
+    let outcome =
+        outcome.map_err(
+            |e| match seal_hint(&stats).or_else(|| signing_hint(args, &stats)) {
+                Some(hint) => format!("{e}; {hint}"),
+                None => e,
+            },
+        );
     for note in &report.notes {
         eprintln!("note: {note}");
     }
@@ -438,6 +441,7 @@ fn recv_transfer(
             "feedback_dropped": report.driver.feedback_dropped,
     });
     json["auth"] = crate::output::auth_json(&stats);
+    json["seal"] = crate::output::seal_json(&stats);
     // (Beyond the macro's recursion limit in one literal.)
     json["files_changed"] = report.changed.len().into();
     json["idle_dropped"] = report.idle_dropped.into();
@@ -525,6 +529,36 @@ pub fn id(
         None => println!("{id}"),
     }
     Ok(())
+}
+
+/// Why a receiver opened nothing, if that is why: the channel is encrypted
+/// and it has no key, or another key; or it has a key and the sender none.
+pub fn seal_hint(stats: &groupcast::ReceiverStats) -> Option<String> {
+    use groupcast::RejectReason as R;
+    if stats.opened > 0 {
+        return None;
+    }
+    if stats.rejected(R::Sealed) > 0 {
+        Some(
+            "the channel is encrypted: give its key with --key-file FILE (or \
+             --passphrase-file FILE)"
+                .into(),
+        )
+    } else if stats.rejected(R::BadSeal) > 0 {
+        Some(format!(
+            "{} packets were sealed under another channel key: --key-file is not the \
+             sender's key",
+            stats.rejected(R::BadSeal)
+        ))
+    } else if stats.rejected(R::Unsealed) > 0 {
+        Some(
+            "packets came unencrypted, and a receiver with a channel key takes nothing \
+             unencrypted: the sender has no --key-file"
+                .into(),
+        )
+    } else {
+        None
+    }
 }
 
 /// Why a receiver with `--sender-key` took nothing, if that is why: the

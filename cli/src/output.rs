@@ -82,6 +82,19 @@ pub fn auth_json(stats: &groupcast::ReceiverStats) -> serde_json::Value {
         "unvouched": a.unvouched,
         "held": a.held,
         "ignored": stats.auth_ignored,
+        "symbols_unvouched": stats.symbols_unvouched,
+    })
+}
+
+/// The `seal` object of `recv`'s JSON stats: datagrams opened, and those
+/// refused for their seal (protocol.md §16.3).
+pub fn seal_json(stats: &groupcast::ReceiverStats) -> serde_json::Value {
+    use groupcast::RejectReason as R;
+    serde_json::json!({
+        "opened": stats.opened,
+        "sealed": stats.rejected(R::Sealed),
+        "unsealed": stats.rejected(R::Unsealed),
+        "bad_seal": stats.rejected(R::BadSeal),
     })
 }
 

@@ -160,6 +160,7 @@ pub fn recv(args: &RecvArgs) -> Result<(), String> {
         c.feedback = !args.no_feedback;
         c.nack_unicast = args.nack_unicast;
         c.sender_key = args.sender_key();
+        c.channel_key = args.keys.channel_key();
         if let Some(n) = args.decode_threads {
             c.decode_threads = n as usize;
         }
@@ -237,12 +238,16 @@ pub fn recv(args: &RecvArgs) -> Result<(), String> {
             "over_budget": inbox.over_budget,
             "conflicts": inbox.conflicts,
             "auth": crate::output::auth_json(&r),
+            "seal": crate::output::seal_json(&r),
             "duration_s": secs,
             "peak_rss_bytes": peak_rss_bytes(),
             "cpu_s": groupcast::io::cpu_seconds(),
         }),
     )?;
-    result?;
+    result.map_err(|e| match crate::net::seal_hint(&r) {
+        Some(hint) => format!("{e}; {hint}"),
+        None => e,
+    })?;
     flushed.map_err(|e| format!("writing standard output: {e}"))?;
     eprintln!(
         "received a stream of {}, verified, in {}{}",
@@ -277,8 +282,11 @@ pub fn chat(args: &ChatArgs) -> Result<(), String> {
             .port(args.port)
             .hops(args.hops)
             .rate_bits(10_000_000)
-            .close_timeout(Duration::from_secs(2)),
-        Subscriber::builder(&args.channel, &args.interface).port(args.port),
+            .close_timeout(Duration::from_secs(2))
+            .sender_config(|c| c.channel_key = args.keys.channel_key()),
+        Subscriber::builder(&args.channel, &args.interface)
+            .port(args.port)
+            .receiver_config(|c| c.channel_key = args.keys.channel_key()),
     )
     .map_err(|e| e.to_string())?;
     let name = args

@@ -452,3 +452,52 @@ fn recv_checks_its_arguments_before_warning() {
     assert!(!stderr.contains("--expect"), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `keygen --channel-key` writes a key only its owner reads, and never
+/// replaces one; `--key-file` and `--passphrase-file` name what is wrong
+/// with what they are given.
+#[test]
+fn channel_keys_are_made_and_checked() {
+    let (dir, file) = scratch("channel-key");
+    let key = dir.join("chan.key");
+    let key = key.to_str().unwrap();
+    let out = Command::new(BIN)
+        .args(["keygen", "--channel-key", key])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--key-file"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    fails_with(&["keygen", "--channel-key", key], "not replacing a key");
+    fails_with(&["keygen"], "--out");
+    // A signing key is not a channel key; a world-readable key is refused.
+    let prefix = dir.join("signer");
+    let out = Command::new(BIN)
+        .args(["keygen", "--out", prefix.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let secret = format!("{}.key", prefix.display());
+    flag_rejects(
+        &send_args(&file, &["--key-file", &secret]),
+        "--key-file",
+        "not a groupcast channel key",
+    );
+    std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    flag_rejects(
+        &recv_args(dir.to_str().unwrap(), &["--key-file", key]),
+        "--key-file",
+        "chmod 600",
+    );
+    let pass = dir.join("pass");
+    std::fs::write(&pass, "too short\n").unwrap();
+    std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    flag_rejects(
+        &send_args(&file, &["--passphrase-file", pass.to_str().unwrap()]),
+        "--passphrase-file",
+        "at least 12",
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

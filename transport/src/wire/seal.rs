@@ -15,8 +15,7 @@ use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, Tag, UnboundKey};
 use zeroize::Zeroize;
 
 use super::{
-    CRC_LEN, DATA_HEADER_LEN, HEADER_LEN, MAX_DATAGRAM, Packet, PacketType, WireError, field,
-    flags,
+    CRC_LEN, DATA_HEADER_LEN, HEADER_LEN, MAX_DATAGRAM, Packet, PacketType, WireError, field, flags,
 };
 
 /// Length of the Sequence of a sealed datagram.
@@ -176,7 +175,11 @@ impl Sealer {
         buf[field::TAG_LEN] = SEAL_LEN as u8;
         let (aad, rest) = buf.split_at_mut(clear);
         let tag = key
-            .seal_in_place_separate_tag(nonce(sequence), Aad::from(&*aad), &mut rest[..body_end - clear])
+            .seal_in_place_separate_tag(
+                nonce(sequence),
+                Aad::from(&*aad),
+                &mut rest[..body_end - clear],
+            )
             .ok()?;
         let mut at = body_end;
         buf[at..at + SEQUENCE_LEN].copy_from_slice(&sequence.to_be_bytes());
@@ -200,10 +203,7 @@ pub struct Opener {
 impl Opener {
     /// An opener for the channel of `key`.
     pub fn new(key: ChannelKey) -> Self {
-        Self {
-            key,
-            sender: None,
-        }
+        Self { key, sender: None }
     }
 
     /// Opens `datagram` into `out` (protocol.md §16.3): the plain datagram,
@@ -335,7 +335,10 @@ mod tests {
         let sealed = &buf[..len];
         assert!(!sealed.windows(6).any(|w| w == b"MARKER"));
         assert_eq!(sealed[..4], plain[..4]);
-        assert_eq!(sealed[HEADER_LEN..DATA_HEADER_LEN], plain[HEADER_LEN..DATA_HEADER_LEN]);
+        assert_eq!(
+            sealed[HEADER_LEN..DATA_HEADER_LEN],
+            plain[HEADER_LEN..DATA_HEADER_LEN]
+        );
         // A plain parser refuses it, and says why.
         assert_eq!(Repr::parse(sealed), Err(WireError::Sealed));
         let mut opener = Opener::new(key(1));

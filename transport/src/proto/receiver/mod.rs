@@ -24,9 +24,9 @@ use std::ops::Bound;
 use std::time::{Duration, Instant};
 
 use super::auth::{AuthRefusal, Gate, Verifier};
-use crate::wire::seal::{Opener, SEAL_LEN, SealError, Sealer};
 use super::hash;
 use super::{ObjectId, SessionId};
+use crate::wire::seal::{Opener, SEAL_LEN, SealError, Sealer};
 use crate::wire::{Packet, PacketType, Repr};
 use addrs::SenderAddrs;
 use feedback::SessionFb;
@@ -500,7 +500,9 @@ impl Receiver {
         let header = keyed
             .then(|| {
                 let p = Packet::new_unchecked(datagram);
-                p.check_envelope().ok().map(|_| (p.packet_type(), p.session()))
+                p.check_envelope()
+                    .ok()
+                    .map(|_| (p.packet_type(), p.session()))
             })
             .flatten();
         let Some((ty, session)) = header else {

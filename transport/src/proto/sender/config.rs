@@ -187,7 +187,11 @@ impl SenderConfig {
     /// The largest plain datagram: `max_datagram`, less the seal on a
     /// sealed channel (protocol.md §16.2).
     pub fn plain_max_datagram(&self) -> usize {
-        let seal = if self.channel_key.is_some() { SEAL_LEN } else { 0 };
+        let seal = if self.channel_key.is_some() {
+            SEAL_LEN
+        } else {
+            0
+        };
         self.max_datagram.saturating_sub(seal)
     }
 

@@ -40,7 +40,6 @@ use self::phase::Phase;
 use self::window::Window;
 use super::ObjectId;
 use super::auth::Signer;
-use crate::wire::seal::{Opener, SEAL_LEN, Sealer};
 use super::encoders::BlockBytes;
 pub use super::encoders::{BuiltEncoder, EncoderRequest};
 #[cfg(doc)]
@@ -49,6 +48,7 @@ use super::rate::RateControl;
 use super::repair::RepairScheduler;
 use super::schedule::{Lead, Step};
 use super::timer::{Timer, TimerTable};
+use crate::wire::seal::{Opener, SEAL_LEN, Sealer};
 use crate::wire::{self, INFO_HEADER_LEN, MAX_NAME_LEN, SYMBOL_ALIGNMENT};
 
 /// The sans-IO sender.
@@ -250,8 +250,8 @@ impl Sender {
         hash: [u8; 32],
         name: &str,
     ) -> Result<ObjectId, SenderError> {
-        let max_name = (self.config.plain_max_datagram() - INFO_HEADER_LEN - wire::CRC_LEN)
-            .min(MAX_NAME_LEN);
+        let max_name =
+            (self.config.plain_max_datagram() - INFO_HEADER_LEN - wire::CRC_LEN).min(MAX_NAME_LEN);
         if name.len() > max_name {
             return Err(SenderError::NameTooLong {
                 len: name.len(),
