@@ -1850,6 +1850,164 @@ fn a_signed_transfer_reaches_only_the_keyed_receiver() {
     assert!(refused > 0, "{log}");
 }
 
+/// Encrypted and signed channels (protocol.md §15, §16). The file holds a
+/// marker many times over. On the group: a receiver with both keys (given
+/// the signed id and the channel key) behind 5% loss; one without the
+/// channel key and one with another; and a hostile host that holds the
+/// channel key but not the signing key. The hostile host runs groupcast
+/// itself with the channel key (sealed, unsigned) from before the transfer
+/// starts, and a tap that captures the data group, searches it for the
+/// marker, and sends back modified and replayed copies of the sealed DATA.
+/// The keyed receiver finishes byte-identical, no unvouched symbol reaches
+/// its decoders, and each forgery is counted; the capture holds no marker;
+/// the receivers without the key exit non-zero naming why, and write
+/// nothing.
+#[test]
+fn an_encrypted_signed_transfer_is_read_only_by_key_holders() {
+    let _serial = netns::serial();
+    if !prerequisites_with("sealed", &["python3"]) {
+        return;
+    }
+    let (mut lab, hosts) = bridge_lab("se", &[5, 0, 0, 0]);
+    const MARKER: &str = "GROUPCAST-PLAINTEXT-MARKER";
+    let file = lab.dir.join("secret.bin");
+    let mut bytes = groupcast_fec::pseudo_random_bytes(3 << 20, 41);
+    for at in (0..bytes.len() - MARKER.len()).step_by(4096) {
+        bytes[at..at + MARKER.len()].copy_from_slice(MARKER.as_bytes());
+    }
+    std::fs::write(&file, &bytes).unwrap();
+    let decoy = lab.dir.join("decoy.bin");
+    random_file(&decoy, 1 << 20, 42);
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let signer = lab.dir.join("sender");
+    run(&["keygen", "--out", signer.to_str().unwrap()]);
+    let (key, other_key) = (lab.dir.join("chan.key"), lab.dir.join("other.key"));
+    run(&["keygen", "--channel-key", key.to_str().unwrap()]);
+    run(&["keygen", "--channel-key", other_key.to_str().unwrap()]);
+    let (key, other_key) = (key.to_str().unwrap(), other_key.to_str().unwrap());
+    let public = format!("{}.pub", signer.display());
+    let id = run(&["id", file.to_str().unwrap(), "--key", &public]);
+    let id = id.trim();
+    let channel = "gc-test-sealed";
+    let out = lab.recv_with(
+        "keyed",
+        &hosts[1].clone(),
+        channel,
+        &["--expect", id, "--key-file", key],
+    );
+    let keyless = lab.recv_with(
+        "keyless",
+        &hosts[2].clone(),
+        channel,
+        &["--expect", id, "--timeout", "15"],
+    );
+    let wrong = lab.recv_with(
+        "wrong",
+        &hosts[3].clone(),
+        channel,
+        &["--expect", id, "--key-file", other_key, "--timeout", "15"],
+    );
+    lab.joined();
+    let hostile = hosts[4].clone();
+    lab.spawn(
+        "forger",
+        &hostile,
+        &[
+            BIN,
+            "send",
+            decoy.to_str().unwrap(),
+            "--channel",
+            channel,
+            "--interface",
+            "e0",
+            "--mode",
+            "carousel",
+            "--forever",
+            "--rate",
+            "20M",
+            "--key-file",
+            key,
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !lab.log("forger").contains("transfer id") {
+        assert!(Instant::now() < deadline, "forger: {}", lab.log("forger"));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ch = groupcast::Channel::new(channel);
+    let script = format!("{}/tests/support/sealed_tap.py", env!("CARGO_MANIFEST_DIR"));
+    let (port, group) = (ch.port().to_string(), ch.group().to_string());
+    lab.spawn(
+        "tap",
+        &hostile,
+        &["python3", &script, "e0", &port, &group, "12", MARKER],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let secret = format!("{}.key", signer.display());
+    lab.send_args(
+        &hosts[0].clone(),
+        &file,
+        channel,
+        &["--sign", &secret, "--key-file", key, "--rate", "10M"],
+    );
+    lab.receiver_and_sender_finish("keyed", &file, &out);
+    let stats = lab.stats("keyed");
+    eprintln!(
+        "sealed: keyed receiver auth {} seal {}",
+        stats["auth"], stats["seal"]
+    );
+    assert_eq!(stats["auth"]["symbols_unvouched"], 0, "{stats}");
+    assert!(stats["seal"]["opened"].as_u64().unwrap() > 0, "{stats}");
+    let reasons = &stats["rejected_by_reason"];
+    let count = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+    // The tap's modified copies and the forger's own session wait
+    // unvouched (or, once the manifest binds the session, are foreign);
+    // its replays are dropped as copies.
+    let forged = count(&stats["auth"]["unvouched"])
+        + count(&stats["auth"]["held"])
+        + count(&reasons["foreign_session"]);
+    assert!(forged > 0, "no forgery was seen: {stats}");
+    assert!(count(&stats["auth"]["replayed"]) > 0, "{stats}");
+
+    let status = lab.wait("tap", Duration::from_secs(30));
+    assert!(status.success(), "tap: {}", lab.log("tap"));
+    let tap: serde_json::Value = serde_json::from_str(lab.log("tap").trim()).unwrap();
+    eprintln!("sealed: tap {tap}");
+    assert!(
+        count(&tap["sealed"]) > 1000,
+        "the tap heard too little: {tap}"
+    );
+    assert!(
+        count(&tap["modified"]) > 0 && count(&tap["replayed"]) > 0,
+        "{tap}"
+    );
+    assert_eq!(
+        count(&tap["marker_found"]),
+        0,
+        "plaintext on the wire: {tap}"
+    );
+    assert_eq!(count(&tap["unsealed"]), 0, "{tap}");
+
+    for (label, dir, cause) in [
+        ("keyless", &keyless, "the channel is encrypted"),
+        ("wrong", &wrong, "another channel key"),
+    ] {
+        let status = lab.wait(label, Duration::from_secs(60));
+        let log = lab.log(label);
+        assert!(!status.success(), "{label}: {log}");
+        assert!(log.contains(cause), "{label}: no cause named: {log}");
+        assert_eq!(
+            tree_listing(dir),
+            Vec::<String>::new(),
+            "{label} wrote files"
+        );
+    }
+}
+
 /// Hybrid through the router with default flags at both ends: the sender's
 /// default hop limit (8) crosses the router, which forwards nothing that
 /// arrives with a hop limit of 1 (the default before); the receivers' NACKs
