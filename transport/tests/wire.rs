@@ -219,6 +219,28 @@ fn auth_example_matches_protocol_md() {
 }
 
 #[test]
+fn sealed_example_matches_protocol_md() {
+    use groupcast::wire::seal::{ChannelKey, Opener, SEAL_LEN, Sealer};
+    let key = ChannelKey::from_bytes([0x24; 32]);
+    let data = doc_example("data");
+    let mut buf = data.clone();
+    buf.resize(data.len() + SEAL_LEN, 0);
+    let n = Sealer::new(key.clone()).seal(&mut buf, data.len()).unwrap();
+    let sealed = &buf[..n];
+    assert_eq!(
+        sealed,
+        doc_example("sealed_data"),
+        "emitted:\n{}",
+        hexdump(sealed)
+    );
+    // The clear fields are the DATA's; the symbol is not.
+    assert_eq!(sealed[16..40], data[16..40]);
+    assert_ne!(sealed[40..56], data[40..56]);
+    assert_eq!(Repr::parse(sealed), Err(WireError::Sealed));
+    assert_eq!(Opener::new(key).open(sealed), Ok(Some(data)));
+}
+
+#[test]
 fn feedback_packets_refuse_bad_fields() {
     let reseal = |mut b: Vec<u8>| {
         let n = b.len() - 4;

@@ -16,6 +16,12 @@
 //! `netbench pacing` measures raw UDP, then the rate `groupcast send --rate R`
 //! puts on the wire at 10M, 100M, 500M, 1G and 2G, against R.
 //!
+//! `netbench keys` sends the same file (`--size`, default 256 MiB) four times
+//! in hybrid mode, at `--rate max` and at `--rate 1G`: plain, signed
+//! (`--sign`), encrypted (`--key-file`) and both, and prints each one's
+//! goodput, bytes on the wire and CPU per GB at each end, against the plain
+//! run's at the same rate.
+//!
 //! Without an argument it runs:
 //! 1. raw UDP: a minimal blaster sends 1232-byte datagrams to the group as fast
 //!    as it can; a minimal sink counts what arrives;
@@ -347,6 +353,164 @@ fn spawn_recv(ns: &str, gc: &str, out: &Path, extra: &[&str], log: &Path) -> Chi
     spawn(ns, &args, log)
 }
 
+/// `netbench keys`: one hybrid transfer of `size` bytes at `--rate max` with
+/// no key, with a signing key, with a channel key, and with both; each
+/// one's goodput, bytes on the wire and CPU per GB at each end, and the
+/// keyed runs against the plain one (docs/results.md, "Signed and
+/// encrypted channels").
+fn keys_table(a: &str, b: &str, groupcast: &Path, dir: &Path, size: u64, raw: f64) {
+    let gc = groupcast.to_str().unwrap();
+    let signer = dir.join("signer");
+    let channel_key = dir.join("channel.key");
+    for args in [
+        vec!["keygen", "--out", signer.to_str().unwrap()],
+        vec!["keygen", "--channel-key", channel_key.to_str().unwrap()],
+    ] {
+        let st = Command::new(gc)
+            .args(&args)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "groupcast {}", args.join(" "));
+    }
+    let (secret, public) = (
+        format!("{}.key", signer.display()),
+        format!("{}.pub", signer.display()),
+    );
+    let key = channel_key.to_str().unwrap().to_owned();
+    let file = dir.join("payload.bin");
+    write_payload(&file, size);
+    let max_size = format!("{}", size.max(1 << 30));
+    let runs: [(&str, Vec<&str>, Vec<&str>); 4] = [
+        ("plain", vec![], vec![]),
+        (
+            "signed",
+            vec!["--sign", &secret],
+            vec!["--sender-key", &public],
+        ),
+        (
+            "encrypted",
+            vec!["--key-file", &key],
+            vec!["--key-file", &key],
+        ),
+        (
+            "signed + encrypted",
+            vec!["--sign", &secret, "--key-file", &key],
+            vec!["--sender-key", &public, "--key-file", &key],
+        ),
+    ];
+    for rate in ["max", "1G"] {
+        keys_rows(a, b, gc, dir, &file, size, &max_size, rate, &runs);
+    }
+    println!("raw UDP in this run: {:.1} MB/s", raw / 1e6);
+    let _ = std::fs::remove_file(&file);
+}
+
+/// One transfer per entry of `runs` at `--rate rate`, and their table.
+#[allow(clippy::too_many_arguments)]
+fn keys_rows(
+    a: &str,
+    b: &str,
+    gc: &str,
+    dir: &Path,
+    file: &Path,
+    size: u64,
+    max_size: &str,
+    rate: &str,
+    runs: &[(&str, Vec<&str>, Vec<&str>)],
+) {
+    let mut rows = Vec::new();
+    for (i, (name, send_keys, recv_keys)) in runs.iter().enumerate() {
+        let out = dir.join(format!("out-keys{i}"));
+        std::fs::create_dir_all(&out).unwrap();
+        let (recv_stats, send_stats) = (
+            dir.join(format!("recv-keys{i}.json")),
+            dir.join(format!("send-keys{i}.json")),
+        );
+        let log = |who: &str| dir.join(format!("{who}-keys{i}.log"));
+        let mut recv_args = vec![
+            "--timeout",
+            "900",
+            "--max-object-size",
+            max_size,
+            "--stats-json",
+            recv_stats.to_str().unwrap(),
+        ];
+        recv_args.extend_from_slice(recv_keys);
+        let mut rx = spawn_recv(b, gc, &out, &recv_args, &log("recv"));
+        sh(&["sync"]);
+        std::thread::sleep(Duration::from_millis(300));
+        let started = Instant::now();
+        let mut args = vec![
+            gc,
+            "send",
+            "--stats-json",
+            send_stats.to_str().unwrap(),
+            file.to_str().unwrap(),
+            "--channel",
+            "netbench",
+            "--interface",
+            "e0",
+            "--rate",
+            rate,
+        ];
+        args.extend_from_slice(send_keys);
+        let mut tx = spawn(a, &args, &log("send"));
+        let status = rx.wait().unwrap();
+        let secs = started.elapsed().as_secs_f64();
+        let _ = tx.wait();
+        assert!(
+            status.success(),
+            "{name}: receiver failed: {}",
+            std::fs::read_to_string(log("recv")).unwrap_or_default()
+        );
+        assert!(
+            same_bytes(&out.join("payload.bin"), file),
+            "{name}: received file differs"
+        );
+        let json = |path: &Path| -> serde_json::Value {
+            std::fs::read_to_string(path)
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default()
+        };
+        let (s, r) = (json(&send_stats), json(&recv_stats));
+        let num = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(0.0);
+        rows.push((
+            *name,
+            size as f64 / secs,
+            num(&s, "bytes_sent"),
+            num(&s, "cpu_s"),
+            num(&r, "cpu_s"),
+        ));
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+    let gb = size as f64 / 1e9;
+    let (_, plain_goodput, plain_bytes, plain_scpu, plain_rcpu) = rows[0];
+    println!();
+    println!(
+        "| {}, --rate {rate} | goodput | against plain | bytes on the wire | against plain \
+         | sender CPU s/GB | receiver CPU s/GB | receiver's extra CPU at 1 Gbit/s |",
+        shown_size(size)
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for &(name, goodput, bytes, scpu, rcpu) in &rows {
+        // 1 Gbit/s of goodput is 0.125 GB a second.
+        let extra = (rcpu - plain_rcpu) / gb * 0.125;
+        println!(
+            "| {name} | {:.1} MB/s | {:+.1}% | {bytes:.0} | {:+.2}% | {:.2} ({:+.2}) | {:.2} ({:+.2}) | {:+.2} core |",
+            goodput / 1e6,
+            (goodput / plain_goodput - 1.0) * 100.0,
+            (bytes / plain_bytes - 1.0) * 100.0,
+            scpu / gb,
+            (scpu - plain_scpu) / gb,
+            rcpu / gb,
+            (rcpu - plain_rcpu) / gb,
+            extra,
+        );
+    }
+}
+
 /// The rates `netbench pacing` asks for, bits per second.
 const PACED: [(&str, u64); 5] = [
     ("10M", 10_000_000),
@@ -566,6 +730,11 @@ fn main() {
     }
     if args.iter().any(|a| a == "tree") {
         tree_table(&a, &b, &groupcast, &dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
+    if args.iter().any(|a| a == "keys") {
+        keys_table(&a, &b, &groupcast, &dir, size, raw);
         let _ = std::fs::remove_dir_all(&dir);
         return;
     }

@@ -26,7 +26,7 @@ pub const AUTH_CONTEXT: &[u8] = b"groupcast auth v1\0";
 /// Datagrams an AUTH lists at most (fewer if one datagram cannot hold
 /// them). Each AUTH goes twice, [`AUTH_REPEAT_GAP`] datagrams apart, so that
 /// one lost copy loses nothing (protocol.md §15.2).
-pub const AUTH_BATCH: usize = 64;
+pub const AUTH_BATCH: usize = 90;
 
 /// Datagrams sent between an AUTH and its copy (or half
 /// [`AUTH_MAX_DELAY`], if fewer go): apart, a burst of loss seldom takes
@@ -45,11 +45,12 @@ pub const HOLD_FOR: Duration = Duration::from_secs(2);
 /// Hashes vouched for whose datagram has not come, kept at most.
 pub const MAX_VOUCHED: usize = 8192;
 
-/// A datagram's hash as AUTH lists it: BLAKE3 of its whole bytes, CRC
-/// included, truncated to [`AUTH_HASH_LEN`] bytes.
+/// A datagram's hash as AUTH lists it: SHA-256 of its whole bytes, CRC
+/// included, truncated to [`AUTH_HASH_LEN`] bytes (protocol.md §15.1).
 pub fn datagram_hash(datagram: &[u8]) -> [u8; AUTH_HASH_LEN] {
     let mut h = [0; AUTH_HASH_LEN];
-    h.copy_from_slice(&blake3::hash(datagram).as_bytes()[..AUTH_HASH_LEN]);
+    let digest = ring::digest::digest(&ring::digest::SHA256, datagram);
+    h.copy_from_slice(&digest.as_ref()[..AUTH_HASH_LEN]);
     h
 }
 
@@ -698,7 +699,7 @@ mod tests {
 
     #[test]
     fn a_datagram_too_small_for_two_hashes_has_no_signer() {
-        assert!(Signer::new(key(1), 1, 123).is_none());
-        assert!(Signer::new(key(1), 1, 124).is_some());
+        assert!(Signer::new(key(1), 1, 115).is_none());
+        assert!(Signer::new(key(1), 1, 116).is_some());
     }
 }

@@ -5,7 +5,7 @@
 use super::{CRC_LEN, HEADER_LEN, Packet, PacketType, WireError, put, read_u16, read_u32};
 
 /// Bytes of one datagram's hash in an AUTH: BLAKE3, truncated.
-pub const AUTH_HASH_LEN: usize = 16;
+pub const AUTH_HASH_LEN: usize = 12;
 /// Bytes of an AUTH's signature (Ed25519, RFC 8032).
 pub const AUTH_SIGNATURE_LEN: usize = 64;
 /// Bytes of an AUTH before its hashes.
@@ -22,7 +22,7 @@ pub mod field {
     pub const SEQUENCE: Range<usize> = 16..20;
     /// Hashes that follow.
     pub const COUNT: Range<usize> = 20..22;
-    /// Bytes of each hash: 16.
+    /// Bytes of each hash: 12.
     pub const HASH_LEN: usize = 22;
     /// Reserved, zero.
     pub const RESERVED: usize = 23;
@@ -203,7 +203,7 @@ mod tests {
 
     #[test]
     fn an_auth_round_trips_and_its_signed_part_ends_at_the_signature() {
-        let hashes: Vec<u8> = (0..48u8).collect();
+        let hashes: Vec<u8> = (0..36u8).collect();
         let a = AuthRepr {
             session: 7,
             sequence: 3,
@@ -220,13 +220,13 @@ mod tests {
         };
         assert_eq!((b.session, b.sequence, b.hashes), (7, 3, &hashes[..]));
         assert_eq!(b.signature, [9; AUTH_SIGNATURE_LEN]);
-        assert_eq!(b.signed, &buf[..24 + 48]);
-        assert_eq!(b.each_hash().nth(1).unwrap()[0], 16);
+        assert_eq!(b.signed, &buf[..24 + 36]);
+        assert_eq!(b.each_hash().nth(1).unwrap()[0], 12);
     }
 
     #[test]
     fn an_auth_whose_length_or_fields_do_not_match_is_refused() {
-        let hashes = [1u8; 32];
+        let hashes = [1u8; 24];
         let a = AuthRepr {
             session: 1,
             sequence: 0,
@@ -241,7 +241,7 @@ mod tests {
         let mut short = buf[..n - 1].to_vec();
         reseal(&mut short);
         assert_eq!(Repr::parse(&short).unwrap_err(), WireError::BadLength);
-        // Count 0, or a Hash Len other than 16, or Reserved set.
+        // Count 0, or a Hash Len other than 12, or Reserved set.
         for (at, v, want) in [
             (21, 0, WireError::OutOfRange),
             (22, 32, WireError::OutOfRange),
@@ -258,7 +258,7 @@ mod tests {
             ..a
         };
         assert_eq!(ragged.write(&mut buf), Err(WireError::OutOfRange));
-        assert_eq!(auth_capacity(1232), 71);
+        assert_eq!(auth_capacity(1232), 95);
         assert_eq!(auth_capacity(80), 0);
     }
 }

@@ -223,6 +223,13 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// sealed (Flags ENCRYPTED with a Tag Len of [`seal::SEAL_LEN`], and
     /// room for the seal).
     pub fn check_envelope(&self) -> Result<bool, WireError> {
+        self.check_header(true)
+    }
+
+    /// [`Packet::check_envelope`], with the CRC checked only if `crc`: for
+    /// a datagram whose every byte something stronger covers (a seal, or a
+    /// hash an AUTH lists), which is checked before it is read.
+    pub fn check_header(&self, crc: bool) -> Result<bool, WireError> {
         let b = self.buffer.as_ref();
         if b.len() < 2 {
             return Err(WireError::Truncated);
@@ -239,8 +246,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if b[field::VERSION] != VERSION {
             return Err(WireError::UnsupportedVersion);
         }
-        let (body, crc) = b.split_at(b.len() - CRC_LEN);
-        if crc32fast::hash(body).to_be_bytes() != crc {
+        if crc && !self.crc_ok() {
             return Err(WireError::BadChecksum);
         }
         let sealed = match (b[field::FLAGS], b[field::TAG_LEN] as usize) {
@@ -256,6 +262,14 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return Err(WireError::Reserved);
         }
         Ok(sealed)
+    }
+
+    /// Whether the CRC trailer matches (the length is at least a header's
+    /// and a CRC's).
+    pub fn crc_ok(&self) -> bool {
+        let b = self.buffer.as_ref();
+        let (body, crc) = b.split_at(b.len().saturating_sub(CRC_LEN));
+        crc.len() == CRC_LEN && crc32fast::hash(body).to_be_bytes() == crc
     }
 
     /// The packet type byte.
@@ -324,7 +338,21 @@ impl<'a> Repr<'a> {
     /// Parses and validates a datagram: the common header ([`Packet::check`]),
     /// then the type's view and fields. Never panics.
     pub fn parse(buf: &'a [u8]) -> Result<Self, WireError> {
-        let packet = Packet::new_checked(buf)?;
+        Self::parse_with(buf, true)
+    }
+
+    /// [`Repr::parse`] of a datagram [`seal::Opener::open_into`] opened:
+    /// its CRC is not checked (the seal covered every byte, protocol.md
+    /// §16.3).
+    pub fn parse_opened(buf: &'a [u8]) -> Result<Self, WireError> {
+        Self::parse_with(buf, false)
+    }
+
+    fn parse_with(buf: &'a [u8], crc: bool) -> Result<Self, WireError> {
+        let packet = Packet::new_unchecked(buf);
+        if packet.check_header(crc)? {
+            return Err(WireError::Sealed);
+        }
         let session = packet.session();
         let ty = PacketType::from_u8(packet.packet_type()).ok_or(WireError::UnknownType)?;
         match ty {

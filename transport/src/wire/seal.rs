@@ -54,14 +54,14 @@ impl ChannelKey {
         let mut material = [0u8; 48];
         material[..32].copy_from_slice(&self.0);
         material[32..40].copy_from_slice(&session.to_be_bytes());
-        let context = match receiver {
+        let (context, len) = match receiver {
             Some(r) => {
                 material[40..].copy_from_slice(&r.to_be_bytes());
-                RECEIVER_CONTEXT
+                (RECEIVER_CONTEXT, 48)
             }
-            None => SENDER_CONTEXT,
+            None => (SENDER_CONTEXT, 40),
         };
-        let mut k = blake3::derive_key(context, &material);
+        let mut k = blake3::derive_key(context, &material[..len]);
         material.zeroize();
         let key = UnboundKey::new(&CHACHA20_POLY1305, &k).expect("a 32-byte ChaCha20 key");
         k.zeroize();
@@ -211,9 +211,15 @@ impl Opener {
     /// never sealed and is taken as it is. A plain datagram of any other
     /// type is refused ([`SealError::Unsealed`]), as is one whose tag does
     /// not verify ([`SealError::BadSeal`]).
+    ///
+    /// The tag covers every byte but the CRC, so the CRC is checked only
+    /// when the tag fails, to tell corruption (`bad_checksum`) from
+    /// forgery; `out`'s CRC is left 0: read it with [`Repr::parse_opened`].
+    ///
+    /// [`Repr::parse_opened`]: super::Repr::parse_opened
     pub fn open_into(&mut self, datagram: &[u8], out: &mut Vec<u8>) -> Result<bool, SealError> {
         let p = Packet::new_unchecked(datagram);
-        let sealed = p.check_envelope()?;
+        let sealed = p.check_header(false)?;
         let ty = p.packet_type();
         if !sealed {
             return if ty == PacketType::Auth as u8 {
@@ -265,20 +271,30 @@ impl Opener {
         );
         if opened.is_err() {
             out.clear();
-            return Err(SealError::BadSeal);
+            return Err(if p.crc_ok() {
+                SealError::BadSeal
+            } else {
+                SealError::Wire(WireError::BadChecksum)
+            });
         }
         out[field::FLAGS] = 0;
         out[field::TAG_LEN] = 0;
-        let crc = crc32fast::hash(out);
-        out.extend_from_slice(&crc.to_be_bytes());
+        out.extend_from_slice(&[0; CRC_LEN]);
         Ok(true)
     }
 
-    /// [`Opener::open_into`] a new buffer: the plain datagram, or `None` for
-    /// an AUTH.
+    /// [`Opener::open_into`] a new buffer, with its CRC: the plain datagram,
+    /// or `None` for an AUTH. A datagram that does not open because its
+    /// CRC is wrong is refused as [`WireError::BadChecksum`].
     pub fn open(&mut self, datagram: &[u8]) -> Result<Option<Vec<u8>>, SealError> {
         let mut out = Vec::new();
-        Ok(self.open_into(datagram, &mut out)?.then_some(out))
+        if !self.open_into(datagram, &mut out)? {
+            return Ok(None);
+        }
+        let n = out.len() - CRC_LEN;
+        let crc = crc32fast::hash(&out[..n]);
+        out[n..].copy_from_slice(&crc.to_be_bytes());
+        Ok(Some(out))
     }
 }
 

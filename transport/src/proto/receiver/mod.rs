@@ -14,6 +14,7 @@ mod config;
 mod data;
 mod events;
 mod feedback;
+mod keys;
 mod loss;
 mod need;
 mod objects;
@@ -23,10 +24,11 @@ use std::net::SocketAddr;
 use std::ops::Bound;
 use std::time::{Duration, Instant};
 
+use self::keys::Keys;
 use super::auth::{AuthRefusal, Gate, Verifier};
 use super::hash;
 use super::{ObjectId, SessionId};
-use crate::wire::seal::{Opener, SEAL_LEN, SealError, Sealer};
+use crate::wire::seal::{SEAL_LEN, SealError};
 use crate::wire::{Packet, PacketType, Repr};
 use addrs::SenderAddrs;
 use feedback::SessionFb;
@@ -72,16 +74,10 @@ pub struct Receiver {
     /// Sessions refused ([`Receiver::refuse_session`]), until when (`None`:
     /// refused before any time was handed in, until one is).
     refused: HashMap<SessionId, Option<Instant>>,
-    /// With a sender key: the datagrams waiting for a verified AUTH, each
-    /// with where it came from (protocol.md §15.2).
-    auth: Option<Verifier<Origin>>,
-    /// With a channel key: what opens the sender's datagrams and seals
-    /// feedback (protocol.md §16), and a buffer for the opened datagram.
-    seal: Option<(Opener, Sealer)>,
-    opened: Vec<u8>,
-    /// Whether the datagram being dispatched was vouched for by a verified
-    /// AUTH (protocol.md §15.2).
-    vouched: bool,
+    /// With a sender key, the datagrams waiting for a verified AUTH, each
+    /// with where it came from (protocol.md §15.2); with a channel key,
+    /// what opens and seals (§16).
+    keys: Keys<Origin>,
 }
 
 /// Where a datagram came from, and the hop limit it arrived with, as far as
@@ -96,10 +92,7 @@ impl Receiver {
                 rng: config.id ^ 0x9e37_79b9_7f4a_7c15,
                 ..Feedback::default()
             },
-            auth: config.sender_key.map(Verifier::new),
-            seal: (config.channel_key.clone()).map(|k| (Opener::new(k.clone()), Sealer::new(k))),
-            opened: Vec::new(),
-            vouched: false,
+            keys: Keys::new(config.sender_key, config.channel_key.clone()),
             config,
             table: ObjectTable::default(),
             completed_order: VecDeque::new(),
@@ -425,7 +418,7 @@ impl Receiver {
             .filter_map(|f| f.deadline(&self.config));
         let ripe = self.ripening.iter().map(|r| r.2).min();
         // Held datagrams no AUTH named are let go (protocol.md §15.2).
-        let held = self.auth.as_ref().and_then(Verifier::next_expiry);
+        let held = self.keys.auth.as_ref().and_then(Verifier::next_expiry);
         idle.into_iter().chain(fb).chain(ripe).chain(held).min()
     }
 
@@ -433,7 +426,7 @@ impl Receiver {
     /// sessions that have heard no PROBE for as long.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.tick(now);
-        if let Some(v) = &mut self.auth {
+        if let Some(v) = &mut self.keys.auth {
             v.expire(now);
             self.stats.auth = v.stats();
         }
@@ -496,11 +489,13 @@ impl Receiver {
     ) -> Result<Accepted, RejectReason> {
         // Without a key nothing is gated: no header check before dispatch.
         // What the sender signed is checked as it was sent: sealed.
-        let keyed = self.auth.is_some() && datagram.len() <= self.config.max_datagram;
+        let keyed = self.keys.auth.is_some() && datagram.len() <= self.config.max_datagram;
         let header = keyed
             .then(|| {
+                // The hash an AUTH lists covers the CRC: checked in dispatch,
+                // or by the seal.
                 let p = Packet::new_unchecked(datagram);
-                p.check_envelope()
+                p.check_header(false)
                     .ok()
                     .map(|_| (p.packet_type(), p.session()))
             })
@@ -518,7 +513,7 @@ impl Receiver {
             self.reject(reason);
             Err(reason)
         } else if ty == PacketType::Auth as u8 {
-            let (Ok(Repr::Auth(a)), Some(v)) = (Repr::parse(datagram), &mut self.auth) else {
+            let (Ok(Repr::Auth(a)), Some(v)) = (Repr::parse(datagram), &mut self.keys.auth) else {
                 return self.take(now, origin, datagram);
             };
             match v.on_auth(now, &a) {
@@ -537,19 +532,24 @@ impl Receiver {
             .iter()
             .any(|&t| t as u8 == ty)
         {
-            match self.auth.as_mut().map(|v| v.check(now, datagram, origin)) {
+            match self
+                .keys
+                .auth
+                .as_mut()
+                .map(|v| v.check(now, datagram, origin))
+            {
                 Some(Gate::Held | Gate::Replayed) => Ok(held),
                 _ => {
-                    self.vouched = true;
+                    self.keys.vouched = true;
                     let taken = self.take(now, origin, datagram);
-                    self.vouched = false;
+                    self.keys.vouched = false;
                     taken
                 }
             }
         } else {
             self.take(now, origin, datagram)
         };
-        if let Some(v) = &self.auth {
+        if let Some(v) = &self.keys.auth {
             self.stats.auth = v.stats();
         }
         result
@@ -560,11 +560,11 @@ impl Receiver {
     /// AUTH's own source says nothing of the sender's address: anyone may
     /// send a copy of a genuine AUTH from anywhere.
     fn released(&mut self, now: Instant, session: u64) -> Accepted {
-        while let Some((d, origin)) = self.auth.as_mut().and_then(Verifier::poll_released) {
+        while let Some((d, origin)) = self.keys.auth.as_mut().and_then(Verifier::poll_released) {
             // Each is counted (or refused) as it is taken.
-            self.vouched = true;
+            self.keys.vouched = true;
             let _ = self.take(now, origin, &d);
-            self.vouched = false;
+            self.keys.vouched = false;
         }
         Accepted {
             session: SessionId(session),
@@ -582,16 +582,16 @@ impl Receiver {
         (from, hop_limit): Origin,
         datagram: &[u8],
     ) -> Result<Accepted, RejectReason> {
-        let taken = match &mut self.seal {
-            None => self.dispatch(now, datagram),
+        let taken = match &mut self.keys.seal {
+            None => self.dispatch(now, datagram, false),
             Some((opener, _)) => {
-                let mut out = std::mem::take(&mut self.opened);
+                let mut out = std::mem::take(&mut self.keys.opened);
                 let taken = match opener.open_into(datagram, &mut out) {
                     Ok(true) => {
                         self.stats.opened += 1;
-                        self.dispatch(now, &out)
+                        self.dispatch(now, &out, true)
                     }
-                    Ok(false) => self.dispatch(now, datagram),
+                    Ok(false) => self.dispatch(now, datagram, false),
                     Err(e) => {
                         let reason = match e {
                             SealError::Unsealed => RejectReason::Unsealed,
@@ -605,7 +605,7 @@ impl Receiver {
                         Err(reason)
                     }
                 };
-                self.opened = out;
+                self.keys.opened = out;
                 taken
             }
         }?;
@@ -629,7 +629,14 @@ impl Receiver {
         }
     }
 
-    fn dispatch(&mut self, now: Instant, datagram: &[u8]) -> Result<Accepted, RejectReason> {
+    /// Reads a datagram and hands it to the part it is for; `opened`: the
+    /// seal covered every byte, and its CRC is not checked.
+    fn dispatch(
+        &mut self,
+        now: Instant,
+        datagram: &[u8],
+        opened: bool,
+    ) -> Result<Accepted, RejectReason> {
         self.tick(now);
         self.stats.packets_received += 1;
         self.stats.bytes_received += datagram.len() as u64;
@@ -642,9 +649,14 @@ impl Receiver {
             from_sender,
             probe_hops,
         };
-        let result = match Repr::parse(datagram) {
+        let parsed = if opened {
+            Repr::parse_opened(datagram)
+        } else {
+            Repr::parse(datagram)
+        };
+        let result = match parsed {
             Ok(Repr::Data(d)) => {
-                if self.auth.is_some() && !self.vouched {
+                if self.keys.auth.is_some() && !self.keys.vouched {
                     self.stats.symbols_unvouched += 1;
                 }
                 let s = d.session;
@@ -760,13 +772,13 @@ impl Receiver {
     /// sessions whose sender sends PROBEs (nack and hybrid modes) get feedback.
     /// On a sealed channel each goes out sealed (protocol.md §16.2).
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<(usize, Destination)> {
-        if self.seal.is_none() {
+        if self.keys.seal.is_none() {
             return self.poll_feedback(now, buf);
         }
         let room = buf.len().min(crate::wire::DEFAULT_MAX_DATAGRAM);
         let plain = room.checked_sub(SEAL_LEN)?;
         let (len, to) = self.poll_feedback(now, &mut buf[..plain])?;
-        let (_, sealer) = self.seal.as_mut()?;
+        let (_, sealer) = self.keys.seal.as_mut()?;
         Some((sealer.seal(&mut buf[..room], len)?, to))
     }
 

@@ -218,7 +218,7 @@ impl SenderConfig {
         }
         if self.signing_key.is_some() && crate::wire::auth::auth_capacity(self.max_datagram) < 2 {
             return Err(SenderError::Config(
-                "max datagram too small to sign: an AUTH of two hashes needs 124 bytes",
+                "max datagram too small to sign: an AUTH of two hashes needs 116 bytes",
             ));
         }
         let t = self.effective_symbol_size();

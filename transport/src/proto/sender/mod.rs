@@ -13,6 +13,7 @@ mod blocks;
 mod budget;
 mod config;
 mod group;
+mod keys;
 mod nacks;
 mod pace;
 mod pass;
@@ -33,13 +34,13 @@ pub use self::config::{
     SenderError, SenderEvent, SenderStats,
 };
 use self::group::{Group, Position};
+use self::keys::Keys;
 use self::nacks::Nacks;
 use self::pace::Pace;
 use self::pass::{Demand, Pass};
 use self::phase::Phase;
 use self::window::Window;
 use super::ObjectId;
-use super::auth::Signer;
 use super::encoders::BlockBytes;
 pub use super::encoders::{BuiltEncoder, EncoderRequest};
 #[cfg(doc)]
@@ -48,7 +49,6 @@ use super::rate::RateControl;
 use super::repair::RepairScheduler;
 use super::schedule::{Lead, Step};
 use super::timer::{Timer, TimerTable};
-use crate::wire::seal::{Opener, SEAL_LEN, Sealer};
 use crate::wire::{self, INFO_HEADER_LEN, MAX_NAME_LEN, SYMBOL_ALIGNMENT};
 
 /// The sans-IO sender.
@@ -84,12 +84,8 @@ pub struct Sender {
     /// NACKs gathered, repair queued, blocks quiet after their repair; the
     /// fresh ESIs of every mode's repair.
     repair: RepairScheduler,
-    /// Lists what went in signed AUTH packets (protocol.md §15), with a
-    /// signing key.
-    auth: Option<Signer>,
-    /// On a sealed channel (protocol.md §16): what seals every datagram
-    /// but AUTH, what opens feedback, and a buffer for opened feedback.
-    seal: Option<(Sealer, Opener, Vec<u8>)>,
+    /// What signs (protocol.md §15) and seals (§16), with keys.
+    keys: Keys,
 }
 
 impl Sender {
@@ -97,10 +93,7 @@ impl Sender {
     pub fn new(mut config: SenderConfig) -> Result<Self, SenderError> {
         config.validate()?;
         let t = config.effective_symbol_size();
-        let auth = (config.signing_key.clone())
-            .and_then(|k| Signer::new(k, config.session.0, config.max_datagram));
-        let seal = (config.channel_key.clone())
-            .map(|k| (Sealer::new(k.clone()), Opener::new(k), Vec::new()));
+        let keys = Keys::new(&config);
         // Nack mode replays source symbols: the Compact No-Code scheme.
         if config.replays() {
             config.fec = FecId::NoCode;
@@ -136,8 +129,7 @@ impl Sender {
                 codec_for(config.fec).esi_limit(0),
                 config.feedback.repair_margin,
             ),
-            auth,
-            seal,
+            keys,
             config,
         })
     }
@@ -512,40 +504,30 @@ impl Sender {
             buf.len() >= self.config.max_datagram,
             "poll_transmit needs a buffer of at least max_datagram bytes"
         );
-        let sent = match self.poll_auth(now, buf) {
-            Some(len) => Some(len),
+        // An AUTH due goes before the next datagram (protocol.md §15.2).
+        let sent = match self.keys.poll_auth(now, buf) {
+            Some(len) => {
+                self.stats.auth_packets_sent += 1;
+                Some(len)
+            }
             None => {
+                // Sealed within max_datagram: plain_max_datagram leaves room.
                 let plain = self.config.plain_max_datagram();
-                let mut sent = self.transmit(now, &mut buf[..plain]);
-                if let (Some(len), Some((sealer, ..))) = (sent, &mut self.seal) {
-                    // Within max_datagram by plain_max_datagram; a datagram
-                    // that did not seal does not go.
-                    sent = sealer.seal(buf, len);
-                    self.stats.bytes_sent += sent.map_or(0, |_| SEAL_LEN as u64);
-                }
-                if let (Some(len), Some(a)) = (sent, &mut self.auth) {
-                    a.sent(now, &buf[..len]);
-                }
-                sent
+                let sent = self.transmit(now, &mut buf[..plain]);
+                sent.and_then(|len| self.keys.sent(now, buf, len))
             }
         };
-        self.arm_fallback();
-        self.timers
-            .set_opt(Timer::Auth, self.auth.as_ref().and_then(Signer::deadline));
-        sent
-    }
-
-    /// The AUTH due at `now`, if any (protocol.md §15.2): it goes before
-    /// the next datagram, and counts against the pacing rate as they do.
-    fn poll_auth(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
-        let len = self.auth.as_mut()?.poll_auth(now, buf)?;
-        self.stats.auth_packets_sent += 1;
-        self.stats.packets_sent += 1;
-        self.stats.bytes_sent += len as u64;
-        if self.config.rate.is_some() {
-            self.pace.bucket.spend(len as f64);
+        // Every datagram counts against the rate, AUTH and seal included.
+        if let Some(len) = sent {
+            self.stats.packets_sent += 1;
+            self.stats.bytes_sent += len as u64;
+            if self.config.rate.is_some() {
+                self.pace.bucket.spend(len as f64);
+            }
         }
-        Some(len)
+        self.arm_fallback();
+        self.timers.set_opt(Timer::Auth, self.keys.deadline());
+        sent
     }
 
     fn transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
@@ -566,11 +548,6 @@ impl Sender {
         // Something went: a wait for an encoder noted on the way (for a
         // repair symbol passed over) holds nothing back.
         self.timers.stop(Timer::Encoder);
-        self.stats.packets_sent += 1;
-        self.stats.bytes_sent += len as u64;
-        if self.config.rate.is_some() {
-            self.pace.bucket.spend(len as f64);
-        }
         Some(len)
     }
 
@@ -594,22 +571,16 @@ impl Sender {
             return;
         }
         self.refill(now);
-        let mut out = Vec::new();
-        let datagram = match &mut self.seal {
-            None => datagram,
-            Some((_, opener, scratch)) => {
-                out = std::mem::take(scratch);
-                match opener.open_into(datagram, &mut out) {
-                    Ok(true) => &out[..],
-                    Ok(false) | Err(_) => {
-                        self.stats.feedback_unsealed += 1;
-                        self.stats.feedback_rejected += 1;
-                        return;
-                    }
-                }
-            }
+        let Ok(opened) = self.keys.open_feedback(datagram) else {
+            self.stats.feedback_unsealed += 1;
+            self.stats.feedback_rejected += 1;
+            return;
         };
-        match wire::Repr::parse(datagram) {
+        let parsed = match &opened {
+            Some(o) => wire::Repr::parse_opened(o),
+            None => wire::Repr::parse(datagram),
+        };
+        match parsed {
             Ok(wire::Repr::Nack(n)) if n.session == self.config.session.0 => {
                 if self.admit_nack(now, source, n.receiver) {
                     // Feedback that moves something ends a fallback round.
@@ -624,8 +595,8 @@ impl Sender {
             }
             _ => self.stats.feedback_rejected += 1,
         }
-        if let Some((_, _, scratch)) = &mut self.seal {
-            *scratch = out;
+        if let Some(o) = opened {
+            self.keys.recycle(o);
         }
         self.arm_fallback();
     }
