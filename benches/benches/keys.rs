@@ -59,8 +59,8 @@ fn send(data: &[u8], keys: &Keys) -> (Duration, Vec<Vec<u8>>) {
 fn receive(data: &[u8], keys: &Keys, wire: &[Vec<u8>]) -> Duration {
     let started = Instant::now();
     let mut r = Receiver::new(ReceiverConfig {
-        sender_key: keys.sign.as_ref().map(SigningKey::verifying_key),
-        channel_key: keys.seal.clone(),
+        sender_keys: keys.sign.iter().map(SigningKey::verifying_key).collect(),
+        channel_keys: keys.seal.iter().cloned().collect(),
         max_object_size: 1 << 30,
         ..ReceiverConfig::default()
     });

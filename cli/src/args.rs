@@ -504,9 +504,10 @@ pub struct RecvArgs {
     pub from: Option<u64>,
     /// Take only what the sender holding this key signed (`send --sign`): the PREFIX.pub file
     /// `groupcast keygen` wrote, or its 64 hex digits. Every packet waits until a signed list
-    /// names it; forged or modified ones are dropped and counted (docs/security.md).
-    #[arg(long, value_parser = parse_verifying_key, value_name = "KEY")]
-    pub sender_key: Option<groupcast::proto::auth::VerifyingKey>,
+    /// names it; forged or modified ones are dropped and counted (docs/security.md). Given up
+    /// to 4 times, any of the keys is taken: the sender's, and the one it will rotate to.
+    #[arg(long, value_parser = parse_verifying_key, value_name = "KEY", action = clap::ArgAction::Append)]
+    pub sender_key: Vec<groupcast::proto::auth::VerifyingKey>,
     #[command(flatten)]
     pub keys: ChannelKeyArgs,
     /// With --stream: take a stream first heard past its start (it began before this receiver
@@ -655,7 +656,7 @@ impl SendArgs {
         c.encoder_threads = self.encoder_threads;
         c.max_datagram = self.max_datagram;
         c.signing_key = self.sign.clone();
-        c.channel_key = self.keys.channel_key();
+        c.channel_key = self.keys.channel_keys().into_iter().next();
     }
 
     /// `--hops`, in the range its parser allows (1 to 255).
@@ -681,8 +682,31 @@ impl SendArgs {
 impl RecvArgs {
     /// The sender's key: `--sender-key`, or the one a signed `--expect` id
     /// carries (`recv` refuses the two if they differ).
-    pub fn sender_key(&self) -> Option<groupcast::proto::auth::VerifyingKey> {
-        self.sender_key.or(self.expect.and_then(|e| e.key))
+    pub fn sender_keys(&self) -> Vec<groupcast::proto::auth::VerifyingKey> {
+        let mut keys = self.sender_key.clone();
+        if let Some(k) = self.expect.and_then(|e| e.key)
+            && !keys.contains(&k)
+        {
+            keys.push(k);
+        }
+        keys
+    }
+
+    /// Refuses keys that cannot all be meant: a signed `--expect` id whose
+    /// key is not among `--sender-key`, or more keys of a kind than a
+    /// receiver takes.
+    pub fn check_keys(&self) -> Result<(), String> {
+        if let Some(k) = self.expect.and_then(|e| e.key)
+            && !self.sender_key.is_empty()
+            && !self.sender_key.contains(&k)
+        {
+            return Err("the key in the --expect id is not among --sender-key: give it too".into());
+        }
+        let max = groupcast::proto::auth::MAX_KEYS;
+        if self.sender_keys().len() > max {
+            return Err(format!("a receiver takes at most {max} sender keys"));
+        }
+        self.keys.few_keys()
     }
 
     /// The receiver's configuration for one transfer of `recv --output`:
@@ -699,8 +723,8 @@ impl RecvArgs {
             decode_threads: self.decode_threads(),
             ripen: true,
             refused_sessions: refused.to_vec(),
-            sender_key: self.sender_key(),
-            channel_key: self.keys.channel_key(),
+            sender_keys: self.sender_keys(),
+            channel_keys: self.keys.channel_keys(),
             ..ReceiverConfig::default()
         }
     }
@@ -832,10 +856,11 @@ pub struct ChannelKeyArgs {
     /// Encrypt the channel: every packet is sealed (ChaCha20-Poly1305) under the channel key in
     /// FILE (`groupcast keygen --channel-key FILE`, mode 600), and only holders of the same key
     /// read it. Every side of the channel needs the same key; a receiver without it takes
-    /// nothing.
+    /// nothing. A sender seals under one key; `recv` takes up to 4 (the one in use, and the
+    /// one the sender will rotate to: docs/security.md).
     #[arg(long, value_parser = parse_channel_key, value_name = "FILE",
-          conflicts_with = "passphrase_file")]
-    pub key_file: Option<groupcast::wire::seal::ChannelKey>,
+          action = clap::ArgAction::Append)]
+    pub key_file: Vec<groupcast::wire::seal::ChannelKey>,
     /// Encrypt the channel under a key stretched (Argon2id) from the passphrase on the first
     /// line of FILE (mode 600, at least 12 bytes), as --key-file does. A key file is stronger
     /// than any passphrase a person remembers.
@@ -844,11 +869,36 @@ pub struct ChannelKeyArgs {
 }
 
 impl ChannelKeyArgs {
-    /// The channel key given, if any.
-    pub fn channel_key(&self) -> Option<groupcast::wire::seal::ChannelKey> {
-        self.key_file
-            .clone()
-            .or_else(|| self.passphrase_file.clone())
+    /// The channel keys given: the key files', then the passphrase's.
+    pub fn channel_keys(&self) -> Vec<groupcast::wire::seal::ChannelKey> {
+        let mut keys = self.key_file.clone();
+        keys.extend(self.passphrase_file.clone());
+        keys
+    }
+
+    /// For a side that seals (`send`, `chat`): the one key, if any; more
+    /// than one is refused.
+    pub fn one_key(&self) -> Result<Option<groupcast::wire::seal::ChannelKey>, String> {
+        let mut keys = self.channel_keys();
+        if keys.len() > 1 {
+            return Err(
+                "a sender seals under one channel key: give one --key-file or \
+                        --passphrase-file (receivers take several, to rotate)"
+                    .into(),
+            );
+        }
+        Ok(keys.pop())
+    }
+
+    /// For a receiving side: at most [`MAX_KEYS`] keys.
+    ///
+    /// [`MAX_KEYS`]: groupcast::proto::auth::MAX_KEYS
+    pub fn few_keys(&self) -> Result<(), String> {
+        let (n, max) = (self.channel_keys().len(), groupcast::proto::auth::MAX_KEYS);
+        if n > max {
+            return Err(format!("{n} channel keys: a receiver takes at most {max}"));
+        }
+        Ok(())
     }
 }
 

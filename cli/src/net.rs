@@ -16,6 +16,7 @@ use crate::output::{
 /// `groupcast send`.
 pub fn send(args: &SendArgs) -> Result<(), String> {
     output::catch_interrupts()?;
+    args.keys.one_key()?;
     let config = args.sender_config();
     if let Some(key) = &config.signing_key {
         let fp = groupcast::io::keys::fingerprint(&key.verifying_key());
@@ -229,15 +230,11 @@ pub fn recv(args: &RecvArgs) -> Result<(), String> {
     let net = args.net_config();
     // One receiver id for every transfer this run takes.
     let receiver_id = groupcast::io::random_id();
-    if let (Some(k), Some(e)) = (args.sender_key, args.expect.and_then(|e| e.key))
-        && k != e
-    {
-        return Err("--sender-key and the key in the --expect id differ: give one".into());
-    }
+    args.check_keys()?;
     if args.follow {
         eprintln!(
             "{}",
-            match args.sender_key() {
+            match args.sender_keys().first() {
                 None =>
                     "warning: --follow replaces files with whatever later transfers on the \
 group carry; without --sender-key, use it only on a group that only the sender reaches (see \
@@ -248,7 +245,7 @@ replayed included (see docs/security.md)",
             }
         );
     }
-    if args.expect.is_none() && args.sender_key().is_none() {
+    if args.expect.is_none() && args.sender_keys().is_empty() {
         eprintln!(
             "warning: no --expect ID: any host that can send to the group can impersonate the \
 sender; pin the transfer with the id `groupcast id PATH` prints"
@@ -565,7 +562,7 @@ pub fn seal_hint(stats: &groupcast::ReceiverStats) -> Option<String> {
 /// sender signs with another key, or does not sign.
 fn signing_hint(args: &RecvArgs, stats: &groupcast::ReceiverStats) -> Option<String> {
     let a = stats.auth;
-    args.sender_key.filter(|_| a.auths_verified == 0)?;
+    (!args.sender_keys().is_empty() && a.auths_verified == 0).then_some(())?;
     if a.auths_refused > 0 {
         Some(format!(
             "no signed list (AUTH) verified under the sender key given ({} refused): the sender \

@@ -15,6 +15,7 @@ use crate::output::{self, SPINNER, bar, human_secs, interrupted, peak_rss_bytes,
 /// `groupcast send --stream`: standard input to the channel.
 pub fn send(args: &SendArgs) -> Result<(), String> {
     output::catch_interrupts()?;
+    args.keys.one_key()?;
     let mode = args.mode.core();
     if !mode.has_feedback() {
         return Err(
@@ -144,6 +145,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
 /// `groupcast recv --stream`: the first stream heard to standard output.
 pub fn recv(args: &RecvArgs) -> Result<(), String> {
     output::catch_interrupts()?;
+    args.check_keys()?;
     let timeout = args.timeout;
     let mut b = Subscriber::builder(&args.channel, &args.interface)
         .port(args.port)
@@ -159,8 +161,8 @@ pub fn recv(args: &RecvArgs) -> Result<(), String> {
         c.max_object_size = args.max_object_size;
         c.feedback = !args.no_feedback;
         c.nack_unicast = args.nack_unicast;
-        c.sender_key = args.sender_key();
-        c.channel_key = args.keys.channel_key();
+        c.sender_keys = args.sender_keys();
+        c.channel_keys = args.keys.channel_keys();
         if let Some(n) = args.decode_threads {
             c.decode_threads = n as usize;
         }
@@ -277,16 +279,17 @@ fn printable(bytes: &[u8]) -> String {
 /// `groupcast chat`: lines from standard input to everyone on the channel,
 /// everyone else's lines to standard output.
 pub fn chat(args: &ChatArgs) -> Result<(), String> {
+    let key = args.keys.one_key()?;
     let endpoint = Endpoint::open_with(
         Publisher::builder(&args.channel, &args.interface)
             .port(args.port)
             .hops(args.hops)
             .rate_bits(10_000_000)
             .close_timeout(Duration::from_secs(2))
-            .sender_config(|c| c.channel_key = args.keys.channel_key()),
+            .sender_config(|c| c.channel_key = key),
         Subscriber::builder(&args.channel, &args.interface)
             .port(args.port)
-            .receiver_config(|c| c.channel_key = args.keys.channel_key()),
+            .receiver_config(|c| c.channel_keys = args.keys.channel_keys()),
     )
     .map_err(|e| e.to_string())?;
     let name = args

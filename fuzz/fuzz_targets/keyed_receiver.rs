@@ -6,6 +6,11 @@
 //! the signed session must be the sender's bytes: no forged symbol may
 //! reach a decoder, so no object of the session ever fails its hash or
 //! conflicts.
+//!
+//! Half the inputs run the same over a signed and sealed transfer (§16),
+//! with a receiver that holds the channel key too, and a forger that holds
+//! it as well: it opens real datagrams, changes a byte, and seals them
+//! again, which the seal cannot tell; the signature must.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -13,16 +18,33 @@ use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
 use groupcast::proto::auth::{MAX_HELD_BYTES, SigningKey};
+use groupcast::wire::seal::{ChannelKey, Opener, SEAL_LEN, Sealer};
 use groupcast::{FailReason, Mode, Receiver, ReceiverConfig, ReceiverEvent, Rounds, SenderConfig};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, Arbitrary)]
 enum Op {
     Real(u16),
-    Forge { packet: u16, at: u16, value: u8 },
+    Forge {
+        packet: u16,
+        at: u16,
+        value: u8,
+    },
     Raw(Vec<u8>),
     Advance(u16),
     Timeout,
+    /// With the channel key: a real datagram opened, changed, sealed again.
+    Reseal {
+        packet: u16,
+        at: u16,
+        value: u8,
+    },
+}
+
+#[derive(Debug, Arbitrary)]
+struct Input {
+    sealed: bool,
+    ops: Vec<Op>,
 }
 
 struct Transfer {
@@ -31,9 +53,13 @@ struct Transfer {
     packets: Vec<Vec<u8>>,
 }
 
-fn transfer() -> &'static Transfer {
-    static T: OnceLock<Transfer> = OnceLock::new();
-    T.get_or_init(|| {
+fn channel_key() -> ChannelKey {
+    ChannelKey::from_bytes([6; 32])
+}
+
+fn transfer(sealed: bool) -> &'static Transfer {
+    static T: [OnceLock<Transfer>; 2] = [OnceLock::new(), OnceLock::new()];
+    T[sealed as usize].get_or_init(|| {
         let key = SigningKey::from_bytes(&[5; 32]);
         let objects: Vec<Vec<u8>> = vec![
             (0..3000u32).map(|i| (i * 7 % 251) as u8).collect(),
@@ -49,6 +75,7 @@ fn transfer() -> &'static Transfer {
             rounds: Rounds::Fixed(2),
             mode: Mode::Carousel,
             signing_key: Some(key.clone()),
+            channel_key: sealed.then(channel_key),
             ..SenderConfig::default()
         };
         let packets = groupcast_testing::datagrams_of(config, &named);
@@ -68,15 +95,36 @@ fn reseal(p: &mut [u8]) {
     }
 }
 
-fuzz_target!(|ops: Vec<Op>| {
-    let t = transfer();
+/// `p` opened with the channel key, byte `at` set to `value`, and sealed
+/// again by a forger's own sealer: a datagram the seal takes.
+fn reseal_forged(forger: &mut Sealer, p: &[u8], at: u16, value: u8) -> Option<Vec<u8>> {
+    let mut plain = Opener::new(channel_key()).open(p).ok()??;
+    let i = at as usize % plain.len();
+    plain[i] = value;
+    reseal(&mut plain);
+    let n = plain.len();
+    plain.resize(n + SEAL_LEN, 0);
+    let sealed = forger.seal(&mut plain, n)?;
+    plain.truncate(sealed);
+    Some(plain)
+}
+
+fuzz_target!(|input: Input| {
+    let Input { sealed, ops } = input;
+    let t = transfer(sealed);
     let mut r = Receiver::new(ReceiverConfig {
         max_buffered_bytes: 1 << 20,
         max_object_size: 1 << 20,
         max_objects: 4,
-        sender_key: Some(t.key.verifying_key()),
+        sender_keys: vec![t.key.verifying_key()],
+        channel_keys: if sealed {
+            vec![channel_key()]
+        } else {
+            Vec::new()
+        },
         ..ReceiverConfig::default()
     });
+    let mut forger = Sealer::new(channel_key());
     let mut now = Instant::now();
     let pick = |i: u16| &t.packets[i as usize % t.packets.len()];
     for op in ops.iter().take(3000) {
@@ -98,11 +146,15 @@ fuzz_target!(|ops: Vec<Op>| {
                 r.handle_timeout(now);
                 None
             }
+            Op::Reseal { packet, at, value } => {
+                reseal_forged(&mut forger, pick(*packet), *at, *value)
+            }
         };
         if let Some(d) = datagram {
             let _ = r.handle_datagram(now, &d);
         }
         assert!(r.stats().auth.held_bytes as usize <= MAX_HELD_BYTES);
+        assert_eq!(r.stats().symbols_unvouched, 0);
         while let Some(e) = r.poll_event() {
             match e {
                 ReceiverEvent::BlockDecoded {

@@ -75,7 +75,7 @@ struct Outcome {
 fn receive(key: Option<&SigningKey>, wire: &[(Instant, Vec<u8>)]) -> Outcome {
     let mut r = Receiver::new(ReceiverConfig {
         max_datagram: 600,
-        sender_key: key.map(SigningKey::verifying_key),
+        sender_keys: key.map(SigningKey::verifying_key).into_iter().collect(),
         ..ReceiverConfig::default()
     });
     let mut out = Outcome {
@@ -242,7 +242,7 @@ fn replayed_auths_and_probes_from_elsewhere_move_no_address_or_hop_limit() {
     s.add_object(object(), "o").unwrap();
     let mut r = Receiver::new(ReceiverConfig {
         max_datagram: 600,
-        sender_key: Some(key.verifying_key()),
+        sender_keys: vec![key.verifying_key()],
         ..ReceiverConfig::default()
     });
     let (mut buf, mut out) = (vec![0u8; 600], vec![0u8; 600]);

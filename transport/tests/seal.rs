@@ -88,7 +88,7 @@ fn a_sealed_carousel_hides_the_payload_and_the_name_and_a_keyed_receiver_reads_i
     }
     let (got, r) = receive(
         ReceiverConfig {
-            channel_key: Some(channel()),
+            channel_keys: vec![channel()],
             ..ReceiverConfig::default()
         },
         &sealed,
@@ -108,7 +108,7 @@ fn without_the_channel_key_or_with_another_nothing_is_taken() {
     assert_eq!(r.stats().rejected(RejectReason::Sealed), n);
     let (got, r) = receive(
         ReceiverConfig {
-            channel_key: Some(ChannelKey::from_bytes([8; 32])),
+            channel_keys: vec![ChannelKey::from_bytes([8; 32])],
             ..ReceiverConfig::default()
         },
         &sealed,
@@ -120,7 +120,7 @@ fn without_the_channel_key_or_with_another_nothing_is_taken() {
     let plain = datagrams_of(carousel(None, None), &[(&o, NAME)]);
     let (got, r) = receive(
         ReceiverConfig {
-            channel_key: Some(channel()),
+            channel_keys: vec![channel()],
             ..ReceiverConfig::default()
         },
         &plain,
@@ -140,7 +140,7 @@ fn feedback_is_sealed_and_the_sender_takes_only_sealed_feedback() {
     let receivers = (1..=3)
         .map(|id| ReceiverConfig {
             id,
-            channel_key: Some(key.clone()),
+            channel_keys: vec![key.clone()],
             ..ReceiverConfig::default()
         })
         .collect();
@@ -258,8 +258,8 @@ fn a_channel_key_holder_without_the_signing_key_pollutes_no_decode() {
     // and no unvouched symbol reached a decoder.
     let (got, r) = receive(
         ReceiverConfig {
-            channel_key: Some(channel()),
-            sender_key: Some(signer.verifying_key()),
+            channel_keys: vec![channel()],
+            sender_keys: vec![signer.verifying_key()],
             ..ReceiverConfig::default()
         },
         &hostile,
@@ -279,11 +279,84 @@ fn a_channel_key_holder_without_the_signing_key_pollutes_no_decode() {
     // object is polluted. This is what the signing key adds.
     let (got, r) = receive(
         ReceiverConfig {
-            channel_key: Some(channel()),
+            channel_keys: vec![channel()],
             ..ReceiverConfig::default()
         },
         &hostile,
     );
     assert_ne!(got.as_deref(), Some(&o[..]), "the forgery proved nothing");
     assert!(r.stats().rejected(RejectReason::BadSeal) > 0);
+}
+
+/// Rotation (docs/security.md, "Rotating keys"): receivers that hold the
+/// old and the new keys take a transfer under the old ones, then one from
+/// a sender restarted under the new ones, without a restart of their own;
+/// their feedback to the new session is sealed under the new key, which is
+/// all the new sender holds.
+#[test]
+fn receivers_given_the_next_keys_follow_a_sender_that_rotates() {
+    let (old_seal, new_seal) = (channel(), ChannelKey::from_bytes([10; 32]));
+    let (old_sign, new_sign) = (SigningKey::from_bytes(&[3; 32]), SigningKey::from_bytes(&[4; 32]));
+    let o = object();
+    let config = ReceiverConfig {
+        channel_keys: vec![old_seal.clone(), new_seal.clone()],
+        sender_keys: vec![old_sign.verifying_key(), new_sign.verifying_key()],
+        ..ReceiverConfig::default()
+    };
+    // Carousels: one receiver takes the old session, then the new one.
+    let old = datagrams_of(
+        carousel(Some(old_seal.clone()), Some(old_sign.clone())),
+        &[(&o, NAME)],
+    );
+    let mut new_config = carousel(Some(new_seal.clone()), Some(new_sign.clone()));
+    new_config.session = SessionId(78);
+    let new = datagrams_of(new_config, &[(&o, NAME)]);
+    let mut r = Receiver::new(ReceiverConfig {
+        max_datagram: 600,
+        ..config.clone()
+    });
+    let t = Instant::now();
+    let mut complete = Vec::new();
+    for (i, wire) in [old, new].iter().enumerate() {
+        let at = t + HOLD_FOR * 2 * i as u32;
+        for d in wire {
+            let _ = r.handle_datagram(at, d);
+        }
+        r.handle_timeout(at + HOLD_FOR);
+        while let Some(e) = r.poll_event() {
+            if let ReceiverEvent::ObjectComplete { session, .. } = e {
+                complete.push(session);
+            }
+        }
+    }
+    assert_eq!(complete, [SessionId(77), SessionId(78)], "{:?}", r.stats());
+    assert_eq!(r.stats().symbols_unvouched, 0);
+
+    // Hybrid: the new sender holds only the new keys, and hears the
+    // receivers' feedback, sealed under the key its datagrams opened with.
+    let receivers = (1..=2)
+        .map(|id| ReceiverConfig {
+            id,
+            ..config.clone()
+        })
+        .collect();
+    let mut pair = Pair::with(
+        SenderConfig {
+            mode: Mode::Hybrid,
+            rate: Some(2_000_000),
+            channel_key: Some(new_seal),
+            signing_key: Some(new_sign),
+            ..SenderConfig::default()
+        },
+        receivers,
+    )
+    .losing(|i, n| (n * 31 + i as u64 * 17) % 100 < 10);
+    pair.sender.add_object(o.clone(), NAME).unwrap();
+    pair.drive(200_000, |p| p.all_have(1));
+    let s = pair.sender.stats();
+    assert!(s.status_received > 0, "{s:?}");
+    assert_eq!(s.feedback_unsealed, 0, "{s:?}");
+    for got in &pair.objects {
+        assert_eq!(got[0].data, o);
+    }
 }

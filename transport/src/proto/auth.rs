@@ -42,6 +42,11 @@ pub const MAX_HELD_BYTES: usize = 4 << 20;
 /// How long a [`Verifier`] holds a datagram waiting for its AUTH.
 pub const HOLD_FOR: Duration = Duration::from_secs(2);
 
+/// Keys a receiver takes at once, of each kind (sender keys, channel keys):
+/// the one in use and those a sender may rotate to (protocol.md §15.2,
+/// §16.3).
+pub const MAX_KEYS: usize = 4;
+
 /// Hashes vouched for whose datagram has not come, kept at most.
 pub const MAX_VOUCHED: usize = 8192;
 
@@ -296,7 +301,9 @@ struct Held<M> {
 /// The receiver's side: datagrams held until a verified AUTH names them,
 /// each with what the caller keeps beside it (`M`: where it came from).
 pub struct Verifier<M = ()> {
-    key: VerifyingKey,
+    /// The keys an AUTH may be signed with: the sender's, and while it
+    /// rotates, the next ([`MAX_KEYS`] at most).
+    keys: Vec<VerifyingKey>,
     /// Held datagrams by arrival number, oldest first.
     held: BTreeMap<u64, Held<M>>,
     /// The arrival number of the held datagram with each hash.
@@ -320,8 +327,15 @@ pub struct Verifier<M = ()> {
 impl<M> Verifier<M> {
     /// A verifier for the sender whose public key is `key`.
     pub fn new(key: VerifyingKey) -> Self {
+        Self::with_keys(vec![key])
+    }
+
+    /// A verifier that takes an AUTH signed with any of `keys`, the first
+    /// [`MAX_KEYS`] of them (protocol.md §15.2: rotation).
+    pub fn with_keys(mut keys: Vec<VerifyingKey>) -> Self {
+        keys.truncate(MAX_KEYS);
         Self {
-            key,
+            keys,
             held: BTreeMap::new(),
             by_hash: HashMap::new(),
             arrivals: 0,
@@ -400,10 +414,11 @@ impl<M> Verifier<M> {
             return Err(AuthRefusal::Stale);
         }
         let signature = Signature::from_bytes(&auth.signature);
-        if self
-            .key
-            .verify(&signed_message(auth.signed), &signature)
-            .is_err()
+        let message = signed_message(auth.signed);
+        if !self
+            .keys
+            .iter()
+            .any(|k| k.verify(&message, &signature).is_ok())
         {
             self.stats.auths_refused += 1;
             return Err(AuthRefusal::BadSignature);

@@ -194,16 +194,56 @@ impl Sealer {
 
 /// Opens sealed datagrams of a channel.
 pub struct Opener {
-    key: ChannelKey,
-    /// The last sender key derived, by session: a receiver hears one
-    /// session's datagrams in runs.
-    sender: Option<(u64, LessSafeKey)>,
+    /// The channel's keys: the one in use, and while the sender rotates,
+    /// the next.
+    keys: Vec<ChannelKey>,
+    /// The last sender key derived: session, which key, the key. A receiver
+    /// hears one session's datagrams in runs.
+    sender: Option<(u64, usize, LessSafeKey)>,
+    /// Which key opened each session's datagrams, of the last
+    /// [`MAX_SESSIONS`] sessions: feedback to a session is sealed under it.
+    sessions: Vec<(u64, usize)>,
 }
+
+/// Sessions whose key an [`Opener`] remembers.
+const MAX_SESSIONS: usize = 64;
 
 impl Opener {
     /// An opener for the channel of `key`.
     pub fn new(key: ChannelKey) -> Self {
-        Self { key, sender: None }
+        Self::with_keys(vec![key])
+    }
+
+    /// An opener that opens what any of `keys` sealed (protocol.md §16.3:
+    /// rotation). Each key is one more try for a datagram that opens under
+    /// none: keep the list short.
+    pub fn with_keys(keys: Vec<ChannelKey>) -> Self {
+        Self {
+            keys,
+            sender: None,
+            sessions: Vec::new(),
+        }
+    }
+
+    /// Which of the keys opened `session`'s datagrams last (0 if none did).
+    pub fn key_of(&self, session: u64) -> usize {
+        self.sessions
+            .iter()
+            .find(|(s, _)| *s == session)
+            .map_or(0, |(_, k)| *k)
+    }
+
+    /// Remembers that key `k` opened `session`'s datagrams.
+    fn opened_by(&mut self, session: u64, k: usize) {
+        match self.sessions.iter_mut().find(|(s, _)| *s == session) {
+            Some(e) => e.1 = k,
+            None => {
+                if self.sessions.len() >= MAX_SESSIONS {
+                    self.sessions.remove(0);
+                }
+                self.sessions.push((session, k));
+            }
+        }
     }
 
     /// Opens `datagram` into `out` (protocol.md §16.3): the plain datagram,
@@ -246,36 +286,57 @@ impl Opener {
             .expect("16 bytes");
         let session = p.session();
         let receiver = receiver_of(ty, datagram);
-        let derived;
-        let key = match receiver {
-            Some(r) => {
-                derived = self.key.party(session, Some(r));
-                &derived
-            }
-            None => {
-                if self.sender.as_ref().is_none_or(|(s, _)| *s != session) {
-                    self.sender = Some((session, self.key.party(session, None)));
-                }
-                &self.sender.as_ref().expect("derived above").1
-            }
+        // The key that opened the session last is tried first.
+        let first = match (receiver, &self.sender) {
+            (None, Some((s, k, _))) if *s == session => *k,
+            _ => self.key_of(session),
         };
-        out.clear();
-        out.extend_from_slice(&datagram[..body_end]);
-        let (aad, body) = out.split_at_mut(clear);
-        let opened = key.open_in_place_separate_tag(
-            nonce(sequence),
-            Aad::from(&*aad),
-            Tag::from(tag),
-            body,
-            0..,
-        );
-        if opened.is_err() {
+        let order = std::iter::once(first).chain((0..self.keys.len()).filter(|&k| k != first));
+        let (mut opened, mut fresh) = (None, false);
+        for k in order {
+            let derived;
+            let key = match receiver {
+                Some(r) => {
+                    derived = self.keys[k].party(session, Some(r));
+                    &derived
+                }
+                None => {
+                    if self
+                        .sender
+                        .as_ref()
+                        .is_none_or(|(s, i, _)| (*s, *i) != (session, k))
+                    {
+                        self.sender = Some((session, k, self.keys[k].party(session, None)));
+                        fresh = true;
+                    }
+                    &self.sender.as_ref().expect("derived above").2
+                }
+            };
+            out.clear();
+            out.extend_from_slice(&datagram[..body_end]);
+            let (aad, body) = out.split_at_mut(clear);
+            let result = key.open_in_place_separate_tag(
+                nonce(sequence),
+                Aad::from(&*aad),
+                Tag::from(tag),
+                body,
+                0..,
+            );
+            if result.is_ok() {
+                opened = Some(k);
+                break;
+            }
+        }
+        let Some(k) = opened else {
             out.clear();
             return Err(if p.crc_ok() {
                 SealError::BadSeal
             } else {
                 SealError::Wire(WireError::BadChecksum)
             });
+        };
+        if fresh {
+            self.opened_by(session, k);
         }
         out[field::FLAGS] = 0;
         out[field::TAG_LEN] = 0;

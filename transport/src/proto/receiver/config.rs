@@ -91,16 +91,24 @@ pub struct ReceiverConfig {
     /// on; default off (the message layer keeps it off: see
     /// docs/architecture.md).
     pub ripen: bool,
-    /// Take only what the sender with this public key signed (protocol.md
-    /// §15): every datagram of a session is held until a verified AUTH
-    /// lists it, and nothing else reaches the decoders, the objects or the
-    /// feedback. Default none: every datagram is taken as it comes.
-    pub sender_key: Option<crate::proto::auth::VerifyingKey>,
-    /// The channel key of an encrypted channel (protocol.md §16): every
-    /// datagram but AUTH must be sealed under it and is opened before it is
-    /// read, and feedback goes out sealed. Default none: sealed datagrams
-    /// are refused (`sealed`).
-    pub channel_key: Option<crate::wire::seal::ChannelKey>,
+    /// Take only what a sender with one of these public keys signed
+    /// (protocol.md §15): every datagram of a session is held until a
+    /// verified AUTH lists it, and nothing else reaches the decoders, the
+    /// objects or the feedback. One key, and while a sender rotates, the
+    /// next beside it; the first [`MAX_KEYS`] are used. Default none: every
+    /// datagram is taken as it comes.
+    ///
+    /// [`MAX_KEYS`]: crate::proto::auth::MAX_KEYS
+    pub sender_keys: Vec<crate::proto::auth::VerifyingKey>,
+    /// The keys of an encrypted channel (protocol.md §16): every datagram
+    /// but AUTH must be sealed under one of them and is opened before it
+    /// is read, and feedback to a session goes out sealed under the key its
+    /// datagrams opened with. One key, and while the sender rotates, the
+    /// next; the first [`MAX_KEYS`] are used. Default none: sealed
+    /// datagrams are refused (`sealed`).
+    ///
+    /// [`MAX_KEYS`]: crate::proto::auth::MAX_KEYS
+    pub channel_keys: Vec<crate::wire::seal::ChannelKey>,
 }
 
 impl Default for ReceiverConfig {
@@ -127,8 +135,8 @@ impl Default for ReceiverConfig {
             codecs: CodecSet::Real,
             decode_threads: 0,
             ripen: false,
-            sender_key: None,
-            channel_key: None,
+            sender_keys: Vec::new(),
+            channel_keys: Vec::new(),
         }
     }
 }

@@ -3,14 +3,16 @@
 //! §15.2); with a channel key, what opens datagrams and seals feedback
 //! (§16.3).
 
-use crate::proto::auth::{Verifier, VerifyingKey};
+use crate::proto::auth::{MAX_KEYS, Verifier, VerifyingKey};
 use crate::wire::seal::{ChannelKey, Opener, Sealer};
 
 /// A receiver's verifier and seal, each if its key is set; `M` is what a
 /// held datagram keeps of where it came from.
 pub(super) struct Keys<M> {
     pub(super) auth: Option<Verifier<M>>,
-    pub(super) seal: Option<(Opener, Sealer)>,
+    /// What opens, and a sealer for each channel key: feedback to a
+    /// session is sealed under the key its datagrams opened with.
+    pub(super) seal: Option<(Opener, Vec<Sealer>)>,
     /// The last datagram opened.
     pub(super) opened: Vec<u8>,
     /// Whether the datagram being dispatched was vouched for by a verified
@@ -19,12 +21,30 @@ pub(super) struct Keys<M> {
 }
 
 impl<M> Keys<M> {
-    pub(super) fn new(sender: Option<VerifyingKey>, channel: Option<ChannelKey>) -> Self {
+    /// Keys beyond the first [`MAX_KEYS`] of each kind are not used.
+    pub(super) fn new(sender: &[VerifyingKey], channel: &[ChannelKey]) -> Self {
+        let sender = &sender[..sender.len().min(MAX_KEYS)];
+        let channel = &channel[..channel.len().min(MAX_KEYS)];
         Self {
-            auth: sender.map(Verifier::new),
-            seal: channel.map(|k| (Opener::new(k.clone()), Sealer::new(k))),
+            auth: (!sender.is_empty()).then(|| Verifier::with_keys(sender.to_vec())),
+            seal: (!channel.is_empty()).then(|| {
+                let sealers = channel.iter().cloned().map(Sealer::new).collect();
+                (Opener::with_keys(channel.to_vec()), sealers)
+            }),
             opened: Vec::new(),
             vouched: false,
         }
+    }
+
+    /// Seals feedback to `session` in `buf` (its plain length `len`) under
+    /// the key that opened the session's datagrams.
+    pub(super) fn seal_feedback(
+        &mut self,
+        session: u64,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Option<usize> {
+        let (opener, sealers) = self.seal.as_mut()?;
+        sealers.get_mut(opener.key_of(session))?.seal(buf, len)
     }
 }

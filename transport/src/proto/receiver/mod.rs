@@ -92,7 +92,7 @@ impl Receiver {
                 rng: config.id ^ 0x9e37_79b9_7f4a_7c15,
                 ..Feedback::default()
             },
-            keys: Keys::new(config.sender_key, config.channel_key.clone()),
+            keys: Keys::new(&config.sender_keys, &config.channel_keys),
             config,
             table: ObjectTable::default(),
             completed_order: VecDeque::new(),
@@ -778,8 +778,8 @@ impl Receiver {
         let room = buf.len().min(crate::wire::DEFAULT_MAX_DATAGRAM);
         let plain = room.checked_sub(SEAL_LEN)?;
         let (len, to) = self.poll_feedback(now, &mut buf[..plain])?;
-        let (_, sealer) = self.keys.seal.as_mut()?;
-        Some((sealer.seal(&mut buf[..room], len)?, to))
+        let session = Packet::new_unchecked(&buf[..len]).session();
+        Some((self.keys.seal_feedback(session, &mut buf[..room], len)?, to))
     }
 
     fn poll_feedback(&mut self, now: Instant, buf: &mut [u8]) -> Option<(usize, Destination)> {
