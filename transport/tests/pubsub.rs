@@ -181,8 +181,24 @@ fn a_stream_and_large_messages_arrive_whole() {
     assert!(got == data, "the stream differs");
     assert!(writer.join().unwrap().confirmed);
 
-    let sub = open_in(&ns[1], || Subscriber::builder("big", "e0").open().unwrap());
-    let publisher = open_in(&ns[0], || Publisher::builder("big", "e0").open().unwrap());
+    // The messages go signed and encrypted: the builders take the keys.
+    let signing = groupcast::io::keys::generate().unwrap();
+    let channel = groupcast::io::keys::generate_channel_key().unwrap();
+    let (public, key) = (signing.verifying_key(), channel.clone());
+    let sub = open_in(&ns[1], move || {
+        Subscriber::builder("big", "e0")
+            .sender_key(public)
+            .channel_key(key)
+            .open()
+            .unwrap()
+    });
+    let publisher = open_in(&ns[0], move || {
+        Publisher::builder("big", "e0")
+            .signing_key(signing)
+            .channel_key(channel)
+            .open()
+            .unwrap()
+    });
     let big: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i; (3 << 20) + i as usize]).collect();
     for m in &big {
         publisher.send(m).unwrap();
@@ -201,6 +217,12 @@ fn a_stream_and_large_messages_arrive_whole() {
         .collect();
     assert!(got == want, "{} messages", got.len());
     assert!(closer.join().unwrap().confirmed);
+    let (r, _) = sub.stats();
+    assert!(r.opened > 0 && r.auth.auths_verified > 0, "{r:?}");
+    assert_eq!(
+        (r.symbols_unvouched, r.rejected(RejectReason::BadSeal)),
+        (0, 0)
+    );
 }
 
 /// A subscriber whose solves take 100 times as long is waited for: a

@@ -296,7 +296,10 @@ fn a_channel_key_holder_without_the_signing_key_pollutes_no_decode() {
 #[test]
 fn receivers_given_the_next_keys_follow_a_sender_that_rotates() {
     let (old_seal, new_seal) = (channel(), ChannelKey::from_bytes([10; 32]));
-    let (old_sign, new_sign) = (SigningKey::from_bytes(&[3; 32]), SigningKey::from_bytes(&[4; 32]));
+    let (old_sign, new_sign) = (
+        SigningKey::from_bytes(&[3; 32]),
+        SigningKey::from_bytes(&[4; 32]),
+    );
     let o = object();
     let config = ReceiverConfig {
         channel_keys: vec![old_seal.clone(), new_seal.clone()],

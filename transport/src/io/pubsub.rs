@@ -201,6 +201,23 @@ impl PublisherBuilder {
         self
     }
 
+    /// Signs everything published with `key` (protocol.md §15): subscribers
+    /// given its public key ([`SubscriberBuilder::sender_key`]) take nothing
+    /// else. Make one with [`keys::generate`](super::keys::generate).
+    pub fn signing_key(mut self, key: crate::proto::auth::SigningKey) -> Self {
+        self.config.signing_key = Some(key);
+        self
+    }
+
+    /// Encrypts the channel under `key` (protocol.md §16): every datagram
+    /// but AUTH is sealed, and subscribers' feedback is taken only sealed
+    /// under it. Subscribers need the same key
+    /// ([`SubscriberBuilder::channel_key`]).
+    pub fn channel_key(mut self, key: crate::wire::seal::ChannelKey) -> Self {
+        self.config.channel_key = Some(key);
+        self
+    }
+
     /// Sets what the builder does not name in the sender settings.
     pub fn sender_config(mut self, f: impl FnOnce(&mut SenderConfig)) -> Self {
         f(&mut self.config);
@@ -899,6 +916,23 @@ impl SubscriberBuilder {
     /// `.net_config(|n| n.feedback_hops = 4)`.
     pub fn net_config(mut self, f: impl FnOnce(&mut NetConfig)) -> Self {
         f(&mut self.net);
+        self
+    }
+
+    /// Takes only what the publisher holding this key's secret signed
+    /// (protocol.md §15). Called again, adds a key: any of them is taken
+    /// (a publisher rotating its key, docs/security.md); the first
+    /// [`MAX_KEYS`](crate::proto::auth::MAX_KEYS) count.
+    pub fn sender_key(mut self, key: crate::proto::auth::VerifyingKey) -> Self {
+        self.config.sender_keys.push(key);
+        self
+    }
+
+    /// The channel key of an encrypted channel (protocol.md §16): only
+    /// what is sealed under it is taken, and feedback goes out sealed.
+    /// Called again, adds a key, as [`SubscriberBuilder::sender_key`].
+    pub fn channel_key(mut self, key: crate::wire::seal::ChannelKey) -> Self {
+        self.config.channel_keys.push(key);
         self
     }
 
