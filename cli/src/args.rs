@@ -860,17 +860,17 @@ pub struct ChannelKeyArgs {
     /// one the sender will rotate to: docs/security.md).
     #[arg(long, value_parser = parse_channel_key, value_name = "FILE",
           action = clap::ArgAction::Append)]
-    pub key_file: Vec<groupcast::wire::seal::ChannelKey>,
+    pub key_file: Vec<groupcast::proto::auth::ChannelKey>,
     /// Encrypt the channel under a key stretched (Argon2id) from the passphrase on the first
     /// line of FILE (mode 600, at least 12 bytes), as --key-file does. A key file is stronger
     /// than any passphrase a person remembers.
     #[arg(long, value_parser = parse_passphrase_file, value_name = "FILE")]
-    pub passphrase_file: Option<groupcast::wire::seal::ChannelKey>,
+    pub passphrase_file: Option<groupcast::proto::auth::ChannelKey>,
 }
 
 impl ChannelKeyArgs {
     /// The channel keys given: the key files', then the passphrase's.
-    pub fn channel_keys(&self) -> Vec<groupcast::wire::seal::ChannelKey> {
+    pub fn channel_keys(&self) -> Vec<groupcast::proto::auth::ChannelKey> {
         let mut keys = self.key_file.clone();
         keys.extend(self.passphrase_file.clone());
         keys
@@ -878,7 +878,7 @@ impl ChannelKeyArgs {
 
     /// For a side that seals (`send`, `chat`): the one key, if any; more
     /// than one is refused.
-    pub fn one_key(&self) -> Result<Option<groupcast::wire::seal::ChannelKey>, String> {
+    pub fn one_key(&self) -> Result<Option<groupcast::proto::auth::ChannelKey>, String> {
         let mut keys = self.channel_keys();
         if keys.len() > 1 {
             return Err(
@@ -903,11 +903,11 @@ impl ChannelKeyArgs {
 }
 
 /// `--key-file`: a channel key file, read and checked now.
-fn parse_channel_key(s: &str) -> Result<groupcast::wire::seal::ChannelKey, String> {
+fn parse_channel_key(s: &str) -> Result<groupcast::proto::auth::ChannelKey, String> {
     groupcast::io::keys::read_channel_key(Path::new(s))
 }
 
 /// `--passphrase-file`: a passphrase, read and stretched now.
-fn parse_passphrase_file(s: &str) -> Result<groupcast::wire::seal::ChannelKey, String> {
+fn parse_passphrase_file(s: &str) -> Result<groupcast::proto::auth::ChannelKey, String> {
     groupcast::io::keys::read_passphrase_file(Path::new(s))
 }

@@ -560,10 +560,17 @@ pub fn seal_hint(stats: &groupcast::ReceiverStats) -> Option<String> {
 
 /// Why a receiver with `--sender-key` took nothing, if that is why: the
 /// sender signs with another key, or does not sign.
-fn signing_hint(args: &RecvArgs, stats: &groupcast::ReceiverStats) -> Option<String> {
+pub fn signing_hint(args: &RecvArgs, stats: &groupcast::ReceiverStats) -> Option<String> {
     let a = stats.auth;
     (!args.sender_keys().is_empty() && a.auths_verified == 0).then_some(())?;
-    if a.auths_refused > 0 {
+    if a.auths_untimely > 0 && a.auths_refused == 0 {
+        Some(format!(
+            "{} signed lists (AUTH) were signed more than {} s away from this host's clock: \
+             an old session replayed, or the sender's clock and this one disagree",
+            a.auths_untimely,
+            groupcast::proto::auth::AUTH_MAX_AGE.as_secs()
+        ))
+    } else if a.auths_refused > 0 {
         Some(format!(
             "no signed list (AUTH) verified under the sender key given ({} refused): the sender \
              signs with another key, or its AUTH packets were lost and others forged",

@@ -78,6 +78,8 @@ pub fn auth_json(stats: &groupcast::ReceiverStats) -> serde_json::Value {
         "refused": a.auths_refused,
         "repeated": a.auths_repeated,
         "replayed": a.replayed,
+        "stale": a.auths_stale,
+        "untimely": a.auths_untimely,
         "vouched": a.vouched,
         "unvouched": a.unvouched,
         "held": a.held,

@@ -246,7 +246,8 @@ pub fn recv(args: &RecvArgs) -> Result<(), String> {
             "cpu_s": groupcast::io::cpu_seconds(),
         }),
     )?;
-    result.map_err(|e| match crate::net::seal_hint(&r) {
+    let hint = crate::net::seal_hint(&r).or_else(|| crate::net::signing_hint(args, &r));
+    result.map_err(|e| match hint {
         Some(hint) => format!("{e}; {hint}"),
         None => e,
     })?;

@@ -287,3 +287,81 @@ fn replayed_auths_and_probes_from_elsewhere_move_no_address_or_hop_limit() {
     assert!(nack_hops.iter().all(|h| *h == Some(2)), "{nack_hops:?}");
     assert!(r.stats().auth.replayed > 0 && r.stats().auth.auths_repeated > 0);
 }
+
+/// Replay across sessions (protocol.md §15.2): every AUTH carries the
+/// sender's wall clock when it signed. A receiver whose clock says the
+/// session was signed within `AUTH_MAX_AGE` takes it; one that hears it
+/// replayed ten minutes later refuses every AUTH as stale, and takes
+/// nothing.
+#[test]
+fn a_signed_session_replayed_later_is_stale() {
+    use groupcast::proto::auth::{AUTH_MAX_AGE, WallClock};
+    let t0 = Instant::now();
+    let key = SigningKey::from_bytes(&[1; 32]);
+    let unix = Duration::from_secs(1_800_000_000);
+    let mut s = Sender::new(SenderConfig {
+        mode: groupcast::Mode::Carousel,
+        rounds: Rounds::Fixed(1),
+        repair_overhead: 0.2,
+        max_datagram: 600,
+        block_symbols: 20,
+        rate: None,
+        signing_key: Some(key.clone()),
+        wall_clock: Some(WallClock { at: t0, unix }),
+        ..SenderConfig::default()
+    })
+    .unwrap();
+    s.add_object(object(), "o").unwrap();
+    let mut wire = Vec::new();
+    let mut buf = vec![0u8; 600];
+    let mut t = t0;
+    while !s.is_finished() {
+        while let Some(n) = s.poll_transmit(t, &mut buf) {
+            wire.push(buf[..n].to_vec());
+        }
+        t += Duration::from_millis(1);
+    }
+    let hear = |late: Duration| {
+        let mut r = Receiver::new(ReceiverConfig {
+            max_datagram: 600,
+            sender_keys: vec![key.verifying_key()],
+            // The receiver's clock: `late` after the sender's.
+            wall_clock: Some(WallClock {
+                at: t0,
+                unix: unix + late,
+            }),
+            ..ReceiverConfig::default()
+        });
+        let mut complete = false;
+        for d in &wire {
+            let _ = r.handle_datagram(t0, d);
+            while let Some(e) = r.poll_event() {
+                complete |= matches!(e, ReceiverEvent::ObjectComplete { .. });
+            }
+        }
+        (complete, r.stats().auth)
+    };
+    let (complete, a) = hear(Duration::from_secs(10));
+    assert!(complete && a.auths_untimely == 0, "{a:?}");
+    let (complete, a) = hear(AUTH_MAX_AGE + Duration::from_secs(480));
+    assert!(!complete, "a replayed session was taken: {a:?}");
+    assert_eq!(a.auths_verified, 0);
+    assert!(
+        a.auths_untimely > 0 && a.auths_untimely == a.auths_stale,
+        "{a:?}"
+    );
+    // A clock as far behind refuses it too: signed "in the future".
+    let mut r = Receiver::new(ReceiverConfig {
+        max_datagram: 600,
+        sender_keys: vec![key.verifying_key()],
+        wall_clock: Some(WallClock {
+            at: t0,
+            unix: unix - Duration::from_secs(600),
+        }),
+        ..ReceiverConfig::default()
+    });
+    for d in &wire {
+        let _ = r.handle_datagram(t0, d);
+    }
+    assert_eq!(r.stats().auth.auths_verified, 0);
+}

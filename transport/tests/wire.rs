@@ -192,7 +192,14 @@ fn auth_example_matches_protocol_md() {
     let key = SigningKey::from_bytes(&[0x42; 32]);
     let (data, info) = (doc_example("data"), doc_example("object_info"));
     let t = std::time::Instant::now();
-    let mut signer = Signer::new(key.clone(), 0x0123_4567_89ab_cdef, 1232).unwrap();
+    // Signed at 2027-01-15 08:00:00.02 UTC (the clock read 20 ms before).
+    let clock = groupcast::proto::auth::WallClock {
+        at: t,
+        unix: std::time::Duration::from_secs(1_800_000_000),
+    };
+    let mut signer = Signer::new(key.clone(), 0x0123_4567_89ab_cdef, 1232)
+        .unwrap()
+        .with_clock(Some(clock));
     signer.sent(t, &data);
     signer.sent(t, &info);
     let mut buf = vec![0u8; 1232];

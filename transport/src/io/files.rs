@@ -531,6 +531,7 @@ pub fn send_path(
         ..sender_config
     };
     super::decode::fit_blocks_to_codec(&mut config);
+    config.wall_clock.get_or_insert_with(super::wall_clock);
     let mut sender = crate::proto::Sender::new(config)?;
     sender.add_object_hashed(bytes, id.0, MANIFEST_NAME)?;
     let file_bytes = manifest.entries.iter().map(|e| e.size).sum();
@@ -658,6 +659,9 @@ pub fn receive_into(
     };
     let idle_limit = sink_config.idle_timeout;
     let sink = FileSink::new(dir, sink_config)?;
+    receiver_config
+        .wall_clock
+        .get_or_insert_with(super::wall_clock);
     let mut receiver = crate::proto::Receiver::new(receiver_config);
     let mut sock = super::McastSocket::receiver(net)?;
     let started = std::time::Instant::now();

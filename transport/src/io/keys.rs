@@ -14,8 +14,8 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::proto::auth::ChannelKey;
 use crate::proto::auth::{SigningKey, VerifyingKey};
-use crate::wire::seal::ChannelKey;
 
 const SECRET_TAG: &str = "groupcast-ed25519-secret";
 const PUBLIC_TAG: &str = "groupcast-ed25519-public";

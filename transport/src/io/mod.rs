@@ -293,6 +293,19 @@ pub struct McastSocket {
 
 pub use crate::proto::MAX_FEEDBACK_HOPS;
 
+/// The wall clock now, for the core's [`WallClock`] (AUTH's Time,
+/// protocol.md §15): the drivers read it once, as they start.
+///
+/// [`WallClock`]: crate::proto::auth::WallClock
+pub fn wall_clock() -> crate::proto::auth::WallClock {
+    crate::proto::auth::WallClock {
+        at: std::time::Instant::now(),
+        unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default(),
+    }
+}
+
 /// A random 64-bit id (a session's, a receiver's), from the OS; without OS
 /// randomness, the clock and the process, hashed.
 pub fn random_id() -> u64 {

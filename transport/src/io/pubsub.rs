@@ -213,7 +213,7 @@ impl PublisherBuilder {
     /// but AUTH is sealed, and subscribers' feedback is taken only sealed
     /// under it. Subscribers need the same key
     /// ([`SubscriberBuilder::channel_key`]).
-    pub fn channel_key(mut self, key: crate::wire::seal::ChannelKey) -> Self {
+    pub fn channel_key(mut self, key: crate::proto::auth::ChannelKey) -> Self {
         self.config.channel_key = Some(key);
         self
     }
@@ -275,6 +275,7 @@ impl PublisherBuilder {
         }
         let mut config = self.config.clone();
         super::decode::fit_blocks_to_codec(&mut config);
+        config.wall_clock.get_or_insert_with(super::wall_clock);
         let mut sender = Sender::new(config)?;
         sender.set_open(true);
         let mut net = self.net.clone();
@@ -931,7 +932,7 @@ impl SubscriberBuilder {
     /// The channel key of an encrypted channel (protocol.md §16): only
     /// what is sealed under it is taken, and feedback goes out sealed.
     /// Called again, adds a key, as [`SubscriberBuilder::sender_key`].
-    pub fn channel_key(mut self, key: crate::wire::seal::ChannelKey) -> Self {
+    pub fn channel_key(mut self, key: crate::proto::auth::ChannelKey) -> Self {
         self.config.channel_keys.push(key);
         self
     }
@@ -1254,11 +1255,12 @@ impl super::RecvApp for SubApp<'_> {
 
 fn drive_subscriber(
     sock: &mut McastSocket,
-    config: ReceiverConfig,
+    mut config: ReceiverConfig,
     shared: &SubShared,
     queue: usize,
     core: SubCore,
 ) -> Result<(), IoError> {
+    config.wall_clock.get_or_insert_with(super::wall_clock);
     let mut receiver = Receiver::new(config);
     let mut app = SubApp {
         core,

@@ -12,6 +12,8 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+/// The key of an encrypted channel (protocol.md §16), beside the signing keys.
+pub use crate::wire::seal::ChannelKey;
 use ed25519_dalek::{Signature, Signer as _, Verifier as _};
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 
@@ -41,6 +43,30 @@ pub const MAX_HELD_BYTES: usize = 4 << 20;
 
 /// How long a [`Verifier`] holds a datagram waiting for its AUTH.
 pub const HOLD_FOR: Duration = Duration::from_secs(2);
+
+/// How far an AUTH's Time may lie from a receiver's wall clock, either way,
+/// before the AUTH is refused as stale (protocol.md §15.2): the replay
+/// window across sessions, and the clock skew signed channels allow.
+pub const AUTH_MAX_AGE: Duration = Duration::from_secs(120);
+
+/// The wall clock as a driver read it once: at `at`, `unix` had passed
+/// since the Unix epoch. The core reads no clock: it counts on from here
+/// by the instants handed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WallClock {
+    /// When the clock was read.
+    pub at: Instant,
+    /// Time since the Unix epoch then.
+    pub unix: Duration,
+}
+
+impl WallClock {
+    /// Microseconds since the Unix epoch at `now`.
+    pub fn unix_us(&self, now: Instant) -> u64 {
+        let t = self.unix + now.saturating_duration_since(self.at);
+        u64::try_from(t.as_micros()).unwrap_or(u64::MAX)
+    }
+}
 
 /// Keys a receiver takes at once, of each kind (sender keys, channel keys):
 /// the one in use and those a sender may rotate to (protocol.md §15.2,
@@ -82,6 +108,8 @@ pub struct Signer {
     /// The last AUTH, to go again: its bytes, when it went, and the
     /// datagrams sent since.
     repeat: Option<(Vec<u8>, Instant, u32)>,
+    /// What stamps each AUTH's Time (0 without).
+    clock: Option<WallClock>,
 }
 
 impl Signer {
@@ -97,7 +125,15 @@ impl Signer {
             fresh: Vec::new(),
             since: None,
             repeat: None,
+            clock: None,
         })
+    }
+
+    /// Stamps each AUTH with the time `clock` gives (protocol.md §15.1,
+    /// Time), so that receivers can refuse a session replayed later.
+    pub fn with_clock(mut self, clock: Option<WallClock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The public key receivers check AUTH against.
@@ -152,6 +188,7 @@ impl Signer {
         let repr = AuthRepr {
             session: self.session,
             sequence: self.sequence,
+            time_us: self.clock.map_or(0, |c| c.unix_us(now)),
             hashes: &hashes,
             signed: &[],
             signature: [0; AUTH_SIGNATURE_LEN],
@@ -221,8 +258,12 @@ pub struct AuthStats {
     pub auths_refused: u64,
     /// Copies of AUTH packets verified already: not verified again.
     pub auths_repeated: u64,
-    /// AUTH packets refused as stale ([`AUTH_SEQUENCE_WINDOW`]).
+    /// AUTH packets refused as stale: too far behind their session
+    /// ([`AUTH_SEQUENCE_WINDOW`]), or signed too long ago or ahead.
     pub auths_stale: u64,
+    /// Of those, the AUTH packets whose Time lay more than the allowed age
+    /// ([`AUTH_MAX_AGE`] by default) from the receiver's wall clock.
+    pub auths_untimely: u64,
     /// Datagrams let through: vouched for on arrival, or released.
     pub vouched: u64,
     /// Datagrams held and let go, never vouched for: forged or modified, or
@@ -322,6 +363,9 @@ pub struct Verifier<M = ()> {
     /// Held datagrams an AUTH named, to be let through in arrival order.
     released: VecDeque<(Vec<u8>, M)>,
     stats: AuthStats,
+    /// The wall clock and how far an AUTH's Time may lie from it; without
+    /// both, Time is not checked.
+    clock: Option<(WallClock, Duration)>,
 }
 
 impl<M> Verifier<M> {
@@ -345,7 +389,15 @@ impl<M> Verifier<M> {
             latest: HashMap::new(),
             released: VecDeque::new(),
             stats: AuthStats::default(),
+            clock: None,
         }
+    }
+
+    /// Refuses, as stale, an AUTH whose Time lies more than `max_age` from
+    /// `clock`, either way, or that has none (protocol.md §15.2).
+    pub fn with_clock(mut self, clock: Option<WallClock>, max_age: Option<Duration>) -> Self {
+        self.clock = clock.zip(max_age);
+        self
     }
 
     /// Counters so far.
@@ -405,6 +457,16 @@ impl<M> Verifier<M> {
         if self.auths_seen.contains(&digest) {
             self.stats.auths_repeated += 1;
             return Ok(());
+        }
+        // Signed at another time than now: recorded and replayed, or the
+        // clocks disagree. Refused before the signature costs anything.
+        if let Some((clock, max_age)) = self.clock {
+            let (at, max) = (clock.unix_us(now), max_age.as_micros() as u64);
+            if auth.time_us == 0 || auth.time_us.abs_diff(at) > max {
+                self.stats.auths_stale += 1;
+                self.stats.auths_untimely += 1;
+                return Err(AuthRefusal::Stale);
+            }
         }
         // Refused before its signature costs anything; only a verified AUTH
         // moves the latest, so forged ones cannot make genuine ones stale.
@@ -714,7 +776,7 @@ mod tests {
 
     #[test]
     fn a_datagram_too_small_for_two_hashes_has_no_signer() {
-        assert!(Signer::new(key(1), 1, 115).is_none());
-        assert!(Signer::new(key(1), 1, 116).is_some());
+        assert!(Signer::new(key(1), 1, 123).is_none());
+        assert!(Signer::new(key(1), 1, 124).is_some());
     }
 }

@@ -2,14 +2,16 @@
 //! sender sent. The view and the parsed form only; signing and verifying
 //! are `proto::auth`'s.
 
-use super::{CRC_LEN, HEADER_LEN, Packet, PacketType, WireError, put, read_u16, read_u32};
+use super::{
+    CRC_LEN, HEADER_LEN, Packet, PacketType, WireError, put, read_u16, read_u32, read_u64,
+};
 
 /// Bytes of one datagram's hash in an AUTH: BLAKE3, truncated.
 pub const AUTH_HASH_LEN: usize = 12;
 /// Bytes of an AUTH's signature (Ed25519, RFC 8032).
 pub const AUTH_SIGNATURE_LEN: usize = 64;
 /// Bytes of an AUTH before its hashes.
-pub const AUTH_HEADER_LEN: usize = HEADER_LEN + 8;
+pub const AUTH_HEADER_LEN: usize = HEADER_LEN + 16;
 /// Bytes of an AUTH besides its hashes: header, signature, CRC.
 pub const AUTH_OVERHEAD: usize = AUTH_HEADER_LEN + AUTH_SIGNATURE_LEN + CRC_LEN;
 /// Most hashes one AUTH may carry.
@@ -26,8 +28,11 @@ pub mod field {
     pub const HASH_LEN: usize = 22;
     /// Reserved, zero.
     pub const RESERVED: usize = 23;
+    /// The sender's wall clock when it signed, microseconds since the Unix
+    /// epoch; 0 if it has none.
+    pub const TIME: Range<usize> = 24..32;
     /// The first hash.
-    pub const HASHES: usize = 24;
+    pub const HASHES: usize = 32;
 }
 
 /// The length of an AUTH of `count` hashes.
@@ -89,6 +94,11 @@ impl<T: AsRef<[u8]>> AuthPacket<T> {
         self.buffer.as_ref()[field::RESERVED]
     }
 
+    /// Time, microseconds since the Unix epoch (0: none).
+    pub fn time_us(&self) -> u64 {
+        read_u64(self.buffer.as_ref(), field::TIME)
+    }
+
     /// The hashes, `count` × [`AUTH_HASH_LEN`] bytes.
     pub fn hashes(&self) -> &[u8] {
         let end = field::HASHES + self.count() * AUTH_HASH_LEN;
@@ -118,6 +128,9 @@ pub struct AuthRepr<'a> {
     pub session: u64,
     /// The AUTH's number in its session.
     pub sequence: u32,
+    /// The sender's wall clock when it signed, microseconds since the Unix
+    /// epoch; 0 if it has none.
+    pub time_us: u64,
     /// The hashes, each [`AUTH_HASH_LEN`] bytes, in order.
     pub hashes: &'a [u8],
     /// The bytes the signature covers (the datagram up to the signature;
@@ -144,6 +157,7 @@ impl<'a> AuthRepr<'a> {
         Ok(Self {
             session,
             sequence: p.sequence(),
+            time_us: p.time_us(),
             hashes: &b[field::HASHES..end],
             signed: &b[..end],
             signature: p.signature(),
@@ -177,6 +191,7 @@ impl<'a> AuthRepr<'a> {
         let len = auth_len(count);
         let buf = buf.get_mut(..len).ok_or(WireError::BufferTooSmall)?;
         put(buf, field::SEQUENCE, &self.sequence.to_be_bytes());
+        put(buf, field::TIME, &self.time_us.to_be_bytes());
         put(buf, field::COUNT, &(count as u16).to_be_bytes());
         buf[field::HASH_LEN] = AUTH_HASH_LEN as u8;
         buf[field::RESERVED] = 0;
@@ -207,6 +222,7 @@ mod tests {
         let a = AuthRepr {
             session: 7,
             sequence: 3,
+            time_us: 5,
             hashes: &hashes,
             signed: &[],
             signature: [9; AUTH_SIGNATURE_LEN],
@@ -220,7 +236,8 @@ mod tests {
         };
         assert_eq!((b.session, b.sequence, b.hashes), (7, 3, &hashes[..]));
         assert_eq!(b.signature, [9; AUTH_SIGNATURE_LEN]);
-        assert_eq!(b.signed, &buf[..24 + 36]);
+        assert_eq!(b.signed, &buf[..32 + 36]);
+        assert_eq!(b.time_us, 5);
         assert_eq!(b.each_hash().nth(1).unwrap()[0], 12);
     }
 
@@ -230,6 +247,7 @@ mod tests {
         let a = AuthRepr {
             session: 1,
             sequence: 0,
+            time_us: 0,
             hashes: &hashes,
             signed: &[],
             signature: [0; AUTH_SIGNATURE_LEN],
@@ -258,7 +276,7 @@ mod tests {
             ..a
         };
         assert_eq!(ragged.write(&mut buf), Err(WireError::OutOfRange));
-        assert_eq!(auth_capacity(1232), 95);
+        assert_eq!(auth_capacity(1232), 94);
         assert_eq!(auth_capacity(80), 0);
     }
 }

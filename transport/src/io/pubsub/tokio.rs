@@ -430,6 +430,8 @@ impl SubscriberBuilder {
             shared: Arc::clone(&shared),
             queue,
         };
+        let mut config = config;
+        config.wall_clock.get_or_insert_with(crate::io::wall_clock);
         let rx = Receiver::new(config);
         let s = Arc::clone(&shared);
         let task = ::tokio::spawn(async move {

@@ -109,6 +109,19 @@ pub struct ReceiverConfig {
     ///
     /// [`MAX_KEYS`]: crate::proto::auth::MAX_KEYS
     pub channel_keys: Vec<crate::wire::seal::ChannelKey>,
+    /// The wall clock (read by the drivers at start), against which an
+    /// AUTH's Time is checked: with a sender key, an AUTH signed more than
+    /// `auth_max_age` before or after it is refused as stale (protocol.md
+    /// §15.2), so that a signed session recorded and replayed later is not
+    /// taken. Default none: Time is not checked.
+    pub wall_clock: Option<crate::proto::auth::WallClock>,
+    /// How far an AUTH's Time may lie from `wall_clock`, either way
+    /// ([`AUTH_MAX_AGE`], 2 minutes, by default): the replay window, and
+    /// the clock skew between sender and receiver that signing allows.
+    /// `None`: Time is not checked.
+    ///
+    /// [`AUTH_MAX_AGE`]: crate::proto::auth::AUTH_MAX_AGE
+    pub auth_max_age: Option<std::time::Duration>,
 }
 
 impl Default for ReceiverConfig {
@@ -137,6 +150,8 @@ impl Default for ReceiverConfig {
             ripen: false,
             sender_keys: Vec::new(),
             channel_keys: Vec::new(),
+            wall_clock: None,
+            auth_max_age: Some(crate::proto::auth::AUTH_MAX_AGE),
         }
     }
 }

@@ -3,8 +3,9 @@
 //! §15.2); with a channel key, what opens datagrams and seals feedback
 //! (§16.3).
 
-use crate::proto::auth::{MAX_KEYS, Verifier, VerifyingKey};
-use crate::wire::seal::{ChannelKey, Opener, Sealer};
+use super::config::ReceiverConfig;
+use crate::proto::auth::{MAX_KEYS, Verifier};
+use crate::wire::seal::{Opener, Sealer};
 
 /// A receiver's verifier and seal, each if its key is set; `M` is what a
 /// held datagram keeps of where it came from.
@@ -22,11 +23,14 @@ pub(super) struct Keys<M> {
 
 impl<M> Keys<M> {
     /// Keys beyond the first [`MAX_KEYS`] of each kind are not used.
-    pub(super) fn new(sender: &[VerifyingKey], channel: &[ChannelKey]) -> Self {
-        let sender = &sender[..sender.len().min(MAX_KEYS)];
-        let channel = &channel[..channel.len().min(MAX_KEYS)];
+    pub(super) fn new(config: &ReceiverConfig) -> Self {
+        let sender = &config.sender_keys[..config.sender_keys.len().min(MAX_KEYS)];
+        let channel = &config.channel_keys[..config.channel_keys.len().min(MAX_KEYS)];
         Self {
-            auth: (!sender.is_empty()).then(|| Verifier::with_keys(sender.to_vec())),
+            auth: (!sender.is_empty()).then(|| {
+                Verifier::with_keys(sender.to_vec())
+                    .with_clock(config.wall_clock, config.auth_max_age)
+            }),
             seal: (!channel.is_empty()).then(|| {
                 let sealers = channel.iter().cloned().map(Sealer::new).collect();
                 (Opener::with_keys(channel.to_vec()), sealers)

@@ -92,7 +92,7 @@ impl Receiver {
                 rng: config.id ^ 0x9e37_79b9_7f4a_7c15,
                 ..Feedback::default()
             },
-            keys: Keys::new(&config.sender_keys, &config.channel_keys),
+            keys: Keys::new(&config),
             config,
             table: ObjectTable::default(),
             completed_order: VecDeque::new(),

@@ -112,6 +112,11 @@ pub struct SenderConfig {
     /// [`SEAL_LEN`] bytes shorter), and feedback is taken only sealed under
     /// it. Default none.
     pub channel_key: Option<crate::wire::seal::ChannelKey>,
+    /// The wall clock that stamps each AUTH's Time (protocol.md §15.1), so
+    /// that receivers refuse a signed session replayed later. The drivers
+    /// read it at start; default none (Time 0, which receivers that check
+    /// the time refuse).
+    pub wall_clock: Option<crate::proto::auth::WallClock>,
 }
 
 /// How long a STATUS with BUSY holds the fallback off (protocol.md §13.4,
@@ -153,6 +158,7 @@ impl Default for SenderConfig {
             copy_single_symbol_objects: false,
             signing_key: None,
             channel_key: None,
+            wall_clock: None,
             mode: Mode::Carousel,
             feedback: FeedbackConfig::default(),
             codecs: CodecSet::Real,
@@ -218,7 +224,7 @@ impl SenderConfig {
         }
         if self.signing_key.is_some() && crate::wire::auth::auth_capacity(self.max_datagram) < 2 {
             return Err(SenderError::Config(
-                "max datagram too small to sign: an AUTH of two hashes needs 116 bytes",
+                "max datagram too small to sign: an AUTH of two hashes needs 124 bytes",
             ));
         }
         let t = self.effective_symbol_size();

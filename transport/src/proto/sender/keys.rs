@@ -19,7 +19,8 @@ impl Keys {
     pub(super) fn new(config: &SenderConfig) -> Self {
         Self {
             signer: (config.signing_key.clone())
-                .and_then(|k| Signer::new(k, config.session.0, config.max_datagram)),
+                .and_then(|k| Signer::new(k, config.session.0, config.max_datagram))
+                .map(|s| s.with_clock(config.wall_clock)),
             seal: (config.channel_key.clone())
                 .map(|k| (Sealer::new(k.clone()), Opener::new(k), Vec::new())),
         }
