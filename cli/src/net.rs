@@ -231,18 +231,10 @@ pub fn recv(args: &RecvArgs) -> Result<(), String> {
     // One receiver id for every transfer this run takes.
     let receiver_id = groupcast::io::random_id();
     args.check_keys()?;
-    if args.follow {
+    if args.follow && args.sender_keys().is_empty() {
         eprintln!(
-            "{}",
-            match args.sender_keys().first() {
-                None =>
-                    "warning: --follow replaces files with whatever later transfers on the \
-group carry; without --sender-key, use it only on a group that only the sender reaches (see \
-docs/security.md)",
-                Some(_) =>
-                    "warning: --follow takes any transfer the key signed, an older one \
-replayed included (see docs/security.md)",
-            }
+            "warning: --follow replaces files with whatever later transfers on the group carry; \
+without --sender-key, use it only on a group that only the sender reaches (see docs/security.md)"
         );
     }
     if args.expect.is_none() && args.sender_keys().is_empty() {
