@@ -37,6 +37,7 @@ fn send(data: &[u8], keys: &Keys) -> (Duration, Vec<Vec<u8>>) {
         rate: None,
         signing_key: keys.sign.clone(),
         channel_key: keys.seal.clone(),
+        seal_start: Some(7),
         ..SenderConfig::default()
     })
     .expect("valid config");

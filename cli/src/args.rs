@@ -423,6 +423,35 @@ pub fn parse_verifying_key(s: &str) -> Result<groupcast::proto::auth::VerifyingK
     groupcast::io::keys::read_verifying_key(s)
 }
 
+/// A sender key as `recv --sender-key` takes it: the key, or its
+/// fingerprint.
+#[derive(Debug, Clone, Copy)]
+pub enum SenderKey {
+    /// The whole public key.
+    Key(groupcast::proto::auth::VerifyingKey),
+    /// Its fingerprint: the key itself comes in each AUTH.
+    Fingerprint([u8; groupcast::proto::auth::FINGERPRINT_LEN]),
+}
+
+impl SenderKey {
+    /// Whether `key` is this key, or has this fingerprint.
+    pub fn matches(&self, key: &groupcast::proto::auth::VerifyingKey) -> bool {
+        match self {
+            Self::Key(k) => k == key,
+            Self::Fingerprint(f) => groupcast::proto::auth::key_fingerprint(key) == *f,
+        }
+    }
+}
+
+/// `--sender-key`: a public key file, its 64 hex digits, or its 16-digit
+/// fingerprint.
+fn parse_sender_key(s: &str) -> Result<SenderKey, String> {
+    match groupcast::io::keys::parse_fingerprint(s.trim()) {
+        Some(f) => Ok(SenderKey::Fingerprint(f)),
+        None => groupcast::io::keys::read_verifying_key(s).map(SenderKey::Key),
+    }
+}
+
 fn parse_output_dir(s: &str) -> Result<PathBuf, String> {
     let path = PathBuf::from(s);
     match std::fs::metadata(&path) {
@@ -503,11 +532,13 @@ pub struct RecvArgs {
     #[arg(long, requires = "stream", value_parser = parse_session, value_name = "SESSION")]
     pub from: Option<u64>,
     /// Take only what the sender holding this key signed (`send --sign`): the PREFIX.pub file
-    /// `groupcast keygen` wrote, or its 64 hex digits. Every packet waits until a signed list
-    /// names it; forged or modified ones are dropped and counted (docs/security.md). Given up
-    /// to 4 times, any of the keys is taken: the sender's, and the one it will rotate to.
-    #[arg(long, value_parser = parse_verifying_key, value_name = "KEY", action = clap::ArgAction::Append)]
-    pub sender_key: Vec<groupcast::proto::auth::VerifyingKey>,
+    /// `groupcast keygen` wrote, its 64 hex digits, or its 16-digit fingerprint (which pins
+    /// 64 bits of the key, read from the signed lists themselves). Every packet waits until a
+    /// signed list names it; forged or modified ones are dropped and counted
+    /// (docs/security.md). Given up to 4 times, any of the keys is taken: the sender's, and
+    /// the one it will rotate to.
+    #[arg(long, value_parser = parse_sender_key, value_name = "KEY", action = clap::ArgAction::Append)]
+    pub sender_key: Vec<SenderKey>,
     #[command(flatten)]
     pub keys: ChannelKeyArgs,
     /// With --stream: take a stream first heard past its start (it began before this receiver
@@ -683,7 +714,12 @@ impl RecvArgs {
     /// The sender's key: `--sender-key`, or the one a signed `--expect` id
     /// carries (`recv` refuses the two if they differ).
     pub fn sender_keys(&self) -> Vec<groupcast::proto::auth::VerifyingKey> {
-        let mut keys = self.sender_key.clone();
+        let mut keys: Vec<_> = (self.sender_key.iter())
+            .filter_map(|k| match k {
+                SenderKey::Key(k) => Some(*k),
+                SenderKey::Fingerprint(_) => None,
+            })
+            .collect();
         if let Some(k) = self.expect.and_then(|e| e.key)
             && !keys.contains(&k)
         {
@@ -692,18 +728,33 @@ impl RecvArgs {
         keys
     }
 
+    /// The fingerprints given as `--sender-key`.
+    pub fn sender_fingerprints(&self) -> Vec<[u8; groupcast::proto::auth::FINGERPRINT_LEN]> {
+        (self.sender_key.iter())
+            .filter_map(|k| match k {
+                SenderKey::Fingerprint(f) => Some(*f),
+                SenderKey::Key(_) => None,
+            })
+            .collect()
+    }
+
+    /// Whether a sender key or fingerprint pins what is taken.
+    pub fn keyed(&self) -> bool {
+        !self.sender_keys().is_empty() || !self.sender_key.is_empty()
+    }
+
     /// Refuses keys that cannot all be meant: a signed `--expect` id whose
     /// key is not among `--sender-key`, or more keys of a kind than a
     /// receiver takes.
     pub fn check_keys(&self) -> Result<(), String> {
         if let Some(k) = self.expect.and_then(|e| e.key)
             && !self.sender_key.is_empty()
-            && !self.sender_key.contains(&k)
+            && !self.sender_key.iter().any(|g| g.matches(&k))
         {
             return Err("the key in the --expect id is not among --sender-key: give it too".into());
         }
         let max = groupcast::proto::auth::MAX_KEYS;
-        if self.sender_keys().len() > max {
+        if self.sender_keys().len() > max || self.sender_fingerprints().len() > max {
             return Err(format!("a receiver takes at most {max} sender keys"));
         }
         self.keys.few_keys()
@@ -724,6 +775,7 @@ impl RecvArgs {
             ripen: true,
             refused_sessions: refused.to_vec(),
             sender_keys: self.sender_keys(),
+            sender_fingerprints: self.sender_fingerprints(),
             channel_keys: self.keys.channel_keys(),
             ..ReceiverConfig::default()
         }

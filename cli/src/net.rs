@@ -231,13 +231,13 @@ pub fn recv(args: &RecvArgs) -> Result<(), String> {
     // One receiver id for every transfer this run takes.
     let receiver_id = groupcast::io::random_id();
     args.check_keys()?;
-    if args.follow && args.sender_keys().is_empty() {
+    if args.follow && !args.keyed() {
         eprintln!(
             "warning: --follow replaces files with whatever later transfers on the group carry; \
 without --sender-key, use it only on a group that only the sender reaches (see docs/security.md)"
         );
     }
-    if args.expect.is_none() && args.sender_keys().is_empty() {
+    if args.expect.is_none() && !args.keyed() {
         eprintln!(
             "warning: no --expect ID: any host that can send to the group can impersonate the \
 sender; pin the transfer with the id `groupcast id PATH` prints"
@@ -554,7 +554,7 @@ pub fn seal_hint(stats: &groupcast::ReceiverStats) -> Option<String> {
 /// sender signs with another key, or does not sign.
 pub fn signing_hint(args: &RecvArgs, stats: &groupcast::ReceiverStats) -> Option<String> {
     let a = stats.auth;
-    (!args.sender_keys().is_empty() && a.auths_verified == 0).then_some(())?;
+    (args.keyed() && a.auths_verified == 0).then_some(())?;
     if a.auths_untimely > 0 && a.auths_refused == 0 {
         Some(format!(
             "{} signed lists (AUTH) were signed more than {} s away from this host's clock: \

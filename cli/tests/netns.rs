@@ -2646,6 +2646,164 @@ fn stream_reader(lab: &mut Lab, label: &str, ns: &str, channel: &str, extra: &[&
     lab.spawn_io(label, ns, &args, None, Some(&out));
 }
 
+/// An encrypted, signed stream (protocol.md §15, §16) under a member that
+/// holds the channel key but not the signing key: before the publisher
+/// starts, the member publishes a stream of its own on the channel
+/// (`send --stream --key-file`, sealed, unsigned), and a tap sends back
+/// modified and replayed copies of the sealed DATA it captures, the
+/// publisher's stream frames among them. A reader with both keys, not
+/// pinned to a session and behind 5% loss, writes exactly the publisher's
+/// stream and exits 0, with no unvouched symbol decoded; a reader without
+/// the channel key exits non-zero saying the channel is encrypted, having
+/// written nothing; the capture holds none of the stream's marker.
+#[test]
+fn an_encrypted_signed_stream_is_read_only_by_key_holders() {
+    let _serial = netns::serial();
+    if !prerequisites_with("sealed stream", &["python3"]) {
+        return;
+    }
+    let (mut lab, hosts) = bridge_lab("ss", &[5, 0, 0]);
+    let (snd, keyed_ns, keyless_ns, member) = (
+        hosts[0].clone(),
+        hosts[1].clone(),
+        hosts[2].clone(),
+        hosts[3].clone(),
+    );
+    let run_bin = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    };
+    let signer = lab.dir.join("publisher");
+    let key = lab.dir.join("chan.key");
+    run_bin(&["keygen", "--out", signer.to_str().unwrap()]);
+    run_bin(&["keygen", "--channel-key", key.to_str().unwrap()]);
+    let key = key.to_str().unwrap().to_owned();
+    let (secret, public) = (
+        format!("{}.key", signer.display()),
+        format!("{}.pub", signer.display()),
+    );
+    const MARKER: &str = "GROUPCAST-STREAM-MARKER";
+    let input = lab.dir.join("stream.bin");
+    let (chunks, chunk) = (12, 256 << 10);
+    let mut bytes = groupcast_fec::pseudo_random_bytes(chunks * chunk, 43);
+    for at in (0..bytes.len() - MARKER.len()).step_by(4096) {
+        bytes[at..at + MARKER.len()].copy_from_slice(MARKER.as_bytes());
+    }
+    std::fs::write(&input, &bytes).unwrap();
+    let decoy = lab.dir.join("decoy.bin");
+    random_file(&decoy, 2 << 20, 44);
+    let channel = "gc-test-sealed-stream";
+    stream_reader(
+        &mut lab,
+        "keyed",
+        &keyed_ns,
+        channel,
+        &[
+            "--sender-key",
+            &public,
+            "--key-file",
+            &key,
+            "--timeout",
+            "40",
+        ],
+    );
+    stream_reader(
+        &mut lab,
+        "keyless",
+        &keyless_ns,
+        channel,
+        &["--timeout", "15"],
+    );
+    lab.joined();
+    // The member's own stream, sealed, unsigned, first on the channel.
+    lab.spawn_io(
+        "member",
+        &member,
+        &[
+            BIN,
+            "send",
+            "--stream",
+            "--channel",
+            channel,
+            "--interface",
+            "e0",
+            "--rate",
+            "20M",
+            "--key-file",
+            &key,
+            "--timeout",
+            "20",
+        ],
+        Some(&decoy),
+        None,
+    );
+    let ch = groupcast::Channel::new(channel);
+    let script = format!("{}/tests/support/sealed_tap.py", env!("CARGO_MANIFEST_DIR"));
+    let (port, group) = (ch.port().to_string(), ch.group().to_string());
+    lab.spawn(
+        "tap",
+        &member,
+        &["python3", &script, "e0", &port, &group, "12", MARKER],
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    paced_stream_sender(
+        &mut lab,
+        &snd,
+        channel,
+        &input,
+        (chunks, chunk, 0.2),
+        &[
+            "--rate",
+            "50M",
+            "--timeout",
+            "40",
+            "--sign",
+            &secret,
+            "--key-file",
+            &key,
+        ],
+    );
+    let status = lab.wait("keyed", Duration::from_secs(60));
+    assert!(status.success(), "keyed: {}", lab.log("keyed"));
+    assert!(
+        std::fs::read(lab.dir.join("keyed.out")).unwrap() == bytes,
+        "the keyed reader wrote other bytes than the publisher's"
+    );
+    let stats = lab.stats("keyed");
+    eprintln!(
+        "sealed stream: keyed auth {} seal {}",
+        stats["auth"], stats["seal"]
+    );
+    let count = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+    assert_eq!(count(&stats["auth"]["symbols_unvouched"]), 0, "{stats}");
+    assert!(count(&stats["seal"]["opened"]) > 0, "{stats}");
+    let forged = count(&stats["auth"]["unvouched"]) + count(&stats["auth"]["held"]);
+    assert!(forged > 0, "no forgery was seen: {stats}");
+    assert!(count(&stats["auth"]["replayed"]) > 0, "{stats}");
+    let status = lab.wait("tap", Duration::from_secs(30));
+    assert!(status.success(), "tap: {}", lab.log("tap"));
+    let tap: serde_json::Value = serde_json::from_str(lab.log("tap").trim()).unwrap();
+    eprintln!("sealed stream: tap {tap}");
+    assert!(count(&tap["modified"]) > 0, "{tap}");
+    assert_eq!(
+        count(&tap["marker_found"]),
+        0,
+        "plaintext on the wire: {tap}"
+    );
+    let status = lab.wait("keyless", Duration::from_secs(60));
+    let log = lab.log("keyless");
+    assert!(!status.success(), "keyless: {log}");
+    assert!(
+        log.contains("the channel is encrypted"),
+        "no cause named: {log}"
+    );
+    assert_eq!(
+        std::fs::metadata(lab.dir.join("keyless.out")).map_or(0, |m| m.len()),
+        0,
+        "the keyless reader wrote bytes"
+    );
+}
+
 /// For `recv --stream` (pubsub.rs checks `Subscriber` alike): beside a real `send
 /// --stream` of 6 MiB (24 pieces 0.3 s apart), a forger on another host
 /// (forge_feed.py) sends objects of made-up sessions that claim 4 GiB (every

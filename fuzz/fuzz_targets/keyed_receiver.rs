@@ -76,6 +76,7 @@ fn transfer(sealed: bool) -> &'static Transfer {
             mode: Mode::Carousel,
             signing_key: Some(key.clone()),
             channel_key: sealed.then(channel_key),
+            seal_start: Some(3),
             ..SenderConfig::default()
         };
         let packets = groupcast_testing::datagrams_of(config, &named);

@@ -38,6 +38,7 @@ fn carousel(channel_key: Option<ChannelKey>, signing_key: Option<SigningKey>) ->
         block_symbols: 20,
         rate: None,
         channel_key,
+        seal_start: Some(u64::MAX - 100),
         signing_key,
         ..SenderConfig::default()
     }
@@ -149,6 +150,7 @@ fn feedback_is_sealed_and_the_sender_takes_only_sealed_feedback() {
             mode: Mode::Hybrid,
             rate: Some(2_000_000),
             channel_key: Some(key.clone()),
+            seal_start: Some(1 << 40),
             ..SenderConfig::default()
         },
         receivers,
@@ -170,6 +172,7 @@ fn feedback_is_sealed_and_the_sender_takes_only_sealed_feedback() {
         session,
         mode: Mode::Hybrid,
         channel_key: Some(key.clone()),
+        seal_start: Some(5),
         ..SenderConfig::default()
     })
     .unwrap();
@@ -348,6 +351,7 @@ fn receivers_given_the_next_keys_follow_a_sender_that_rotates() {
             mode: Mode::Hybrid,
             rate: Some(2_000_000),
             channel_key: Some(new_seal),
+            seal_start: Some(u64::MAX - 3),
             signing_key: Some(new_sign),
             ..SenderConfig::default()
         },
@@ -362,4 +366,39 @@ fn receivers_given_the_next_keys_follow_a_sender_that_rotates() {
     for got in &pair.objects {
         assert_eq!(got[0].data, o);
     }
+}
+
+/// A member seals, under the real session, a datagram whose plain length
+/// fits the receiver's maximum but whose sealed length does not: it is
+/// refused as oversized before it is opened, held or decoded.
+#[test]
+fn a_sealed_datagram_over_the_limit_is_refused_before_it_is_opened() {
+    let signer = SigningKey::from_bytes(&[3; 32]);
+    let o = object();
+    // Plain DATA of 600 bytes: sealed, 624.
+    let plain = datagrams_of(carousel(None, None), &[(&o, NAME)]);
+    let mut forger = Sealer::new(channel());
+    let forged: Vec<Vec<u8>> = plain
+        .iter()
+        .map(|d| {
+            let mut b = d.clone();
+            b.resize(d.len() + SEAL_LEN, 0);
+            let n = forger.seal(&mut b, d.len()).unwrap();
+            b.truncate(n);
+            b
+        })
+        .collect();
+    assert!(forged.iter().any(|d| d.len() > 600));
+    let (got, r) = receive(
+        ReceiverConfig {
+            channel_keys: vec![channel()],
+            sender_keys: vec![signer.verifying_key()],
+            ..ReceiverConfig::default()
+        },
+        &forged,
+    );
+    assert!(got.is_none());
+    let s = r.stats();
+    assert_eq!((s.opened, s.symbols_unvouched), (0, 0), "{s:?}");
+    assert!(s.rejected(RejectReason::Oversized) > 0, "{s:?}");
 }

@@ -531,7 +531,7 @@ pub fn send_path(
         ..sender_config
     };
     super::decode::fit_blocks_to_codec(&mut config);
-    config.wall_clock.get_or_insert_with(super::wall_clock);
+    super::starting_sender(&mut config);
     let mut sender = crate::proto::Sender::new(config)?;
     sender.add_object_hashed(bytes, id.0, MANIFEST_NAME)?;
     let file_bytes = manifest.entries.iter().map(|e| e.size).sum();
@@ -659,9 +659,7 @@ pub fn receive_into(
     };
     let idle_limit = sink_config.idle_timeout;
     let sink = FileSink::new(dir, sink_config)?;
-    receiver_config
-        .wall_clock
-        .get_or_insert_with(super::wall_clock);
+    super::starting_receiver(&mut receiver_config);
     let mut receiver = crate::proto::Receiver::new(receiver_config);
     let mut sock = super::McastSocket::receiver(net)?;
     let started = std::time::Instant::now();

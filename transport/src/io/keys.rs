@@ -41,7 +41,7 @@ pub fn generate() -> std::io::Result<SigningKey> {
 /// A public key's short fingerprint: the first 8 bytes of BLAKE3 of the
 /// key, in hex, to compare keys by eye.
 pub fn fingerprint(key: &VerifyingKey) -> String {
-    hex(&blake3::hash(key.as_bytes()).as_bytes()[..8])
+    hex(&crate::proto::auth::key_fingerprint(key))
 }
 
 /// Writes `key` as `PREFIX.key` (mode 600) and its public key as
@@ -182,6 +182,11 @@ pub fn read_verifying_key(arg: &str) -> Result<VerifyingKey, String> {
     VerifyingKey::from_bytes(&bytes).map_err(|_| format!("{arg}: not a valid Ed25519 public key"))
 }
 
+/// A key's fingerprint given as its 16 hex digits ([`fingerprint`]).
+pub fn parse_fingerprint(s: &str) -> Option<[u8; crate::proto::auth::FINGERPRINT_LEN]> {
+    unhex(s)
+}
+
 /// Reads a public key given as its 64 hex digits.
 pub fn read_verifying_key_hex(hex: &str) -> Result<VerifyingKey, String> {
     let bytes =
@@ -212,10 +217,15 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn unhex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+    unhex(s)
+}
+
+/// `N` bytes from exactly `2 × N` hex digits.
+fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    if s.len() != 2 * N || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
-    let mut out = [0u8; 32];
+    let mut out = [0u8; N];
     for (i, o) in out.iter_mut().enumerate() {
         *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
     }

@@ -306,6 +306,23 @@ pub fn wall_clock() -> crate::proto::auth::WallClock {
     }
 }
 
+/// What a driver gives a sender as it starts: the wall clock (AUTH's Time)
+/// and a random first Sequence to seal with (protocol.md §15.1, §16.2),
+/// unless the caller set them.
+pub(crate) fn starting_sender(config: &mut crate::proto::SenderConfig) {
+    config.wall_clock.get_or_insert_with(wall_clock);
+    config.seal_start.get_or_insert_with(random_id);
+}
+
+/// [`starting_sender`] for a receiver: its wall clock, and a random first
+/// Sequence for its sealed feedback.
+pub(crate) fn starting_receiver(config: &mut crate::proto::ReceiverConfig) {
+    config.wall_clock.get_or_insert_with(wall_clock);
+    if config.seal_start == 0 {
+        config.seal_start = random_id();
+    }
+}
+
 /// A random 64-bit id (a session's, a receiver's), from the OS; without OS
 /// randomness, the clock and the process, hashed.
 pub fn random_id() -> u64 {
@@ -745,6 +762,8 @@ impl<'a, 's> SendDriver<'a, 's> {
             self.feedback(now, &mut fbuf)?;
             // Events are for library users who drive the core themselves.
             while self.sender.poll_event().is_some() {}
+            // The wall clock again: it may have been stepped or suspended.
+            self.sender.set_wall_clock(wall_clock());
             self.sender.handle_timeout(now);
             self.exchange_encoders();
             let burst = self.burst(now)?;
@@ -1249,6 +1268,8 @@ impl<'a, A: RecvApp> RecvDriver<'a, A> {
     /// The receiver's timers, if due; a block that ripened in vain goes out
     /// to solve.
     pub(crate) fn timeout(&mut self, now: Instant) -> Result<(), Halt> {
+        // The wall clock again: it may have been stepped or suspended.
+        self.rx.set_wall_clock(wall_clock());
         if self.rx.poll_timeout().is_some_and(|t| t <= now) {
             self.rx.handle_timeout(now);
             self.events(now)?;

@@ -275,7 +275,7 @@ impl PublisherBuilder {
         }
         let mut config = self.config.clone();
         super::decode::fit_blocks_to_codec(&mut config);
-        config.wall_clock.get_or_insert_with(super::wall_clock);
+        super::starting_sender(&mut config);
         let mut sender = Sender::new(config)?;
         sender.set_open(true);
         let mut net = self.net.clone();
@@ -1260,7 +1260,7 @@ fn drive_subscriber(
     queue: usize,
     core: SubCore,
 ) -> Result<(), IoError> {
-    config.wall_clock.get_or_insert_with(super::wall_clock);
+    super::starting_receiver(&mut config);
     let mut receiver = Receiver::new(config);
     let mut app = SubApp {
         core,

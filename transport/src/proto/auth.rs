@@ -44,6 +44,19 @@ pub const MAX_HELD_BYTES: usize = 4 << 20;
 /// How long a [`Verifier`] holds a datagram waiting for its AUTH.
 pub const HOLD_FOR: Duration = Duration::from_secs(2);
 
+/// Bytes of a key's fingerprint: the first bytes of BLAKE3 of the public
+/// key.
+pub const FINGERPRINT_LEN: usize = 8;
+
+/// A public key's fingerprint: the first [`FINGERPRINT_LEN`] bytes of the
+/// BLAKE3 hash of its 32 bytes. `recv --sender-key` takes one in place of
+/// the key (protocol.md §15.2).
+pub fn key_fingerprint(key: &VerifyingKey) -> [u8; FINGERPRINT_LEN] {
+    let mut f = [0; FINGERPRINT_LEN];
+    f.copy_from_slice(&blake3::hash(key.as_bytes()).as_bytes()[..FINGERPRINT_LEN]);
+    f
+}
+
 /// How far an AUTH's Time may lie from a receiver's wall clock, either way,
 /// before the AUTH is refused as stale (protocol.md §15.2): the replay
 /// window across sessions, and the clock skew signed channels allow.
@@ -189,6 +202,7 @@ impl Signer {
             session: self.session,
             sequence: self.sequence,
             time_us: self.clock.map_or(0, |c| c.unix_us(now)),
+            key: self.key.verifying_key().to_bytes(),
             hashes: &hashes,
             signed: &[],
             signature: [0; AUTH_SIGNATURE_LEN],
@@ -345,6 +359,9 @@ pub struct Verifier<M = ()> {
     /// The keys an AUTH may be signed with: the sender's, and while it
     /// rotates, the next ([`MAX_KEYS`] at most).
     keys: Vec<VerifyingKey>,
+    /// Fingerprints of keys an AUTH may be signed with, the key itself
+    /// taken from the AUTH ([`key_fingerprint`]).
+    fingerprints: Vec<[u8; FINGERPRINT_LEN]>,
     /// Held datagrams by arrival number, oldest first.
     held: BTreeMap<u64, Held<M>>,
     /// The arrival number of the held datagram with each hash.
@@ -380,6 +397,7 @@ impl<M> Verifier<M> {
         keys.truncate(MAX_KEYS);
         Self {
             keys,
+            fingerprints: Vec::new(),
             held: BTreeMap::new(),
             by_hash: HashMap::new(),
             arrivals: 0,
@@ -390,6 +408,33 @@ impl<M> Verifier<M> {
             released: VecDeque::new(),
             stats: AuthStats::default(),
             clock: None,
+        }
+    }
+
+    /// Also takes an AUTH signed with a key whose fingerprint is one of
+    /// `fingerprints` (the first [`MAX_KEYS`]): the key is the one the AUTH
+    /// names (protocol.md §15.1, Key).
+    pub fn with_fingerprints(mut self, mut fingerprints: Vec<[u8; FINGERPRINT_LEN]>) -> Self {
+        fingerprints.truncate(MAX_KEYS);
+        self.fingerprints = fingerprints;
+        self
+    }
+
+    /// The key an AUTH names, if it is one this verifier takes.
+    fn key_for(&self, named: &[u8; 32]) -> Option<VerifyingKey> {
+        if let Some(k) = self.keys.iter().find(|k| k.as_bytes() == named) {
+            return Some(*k);
+        }
+        let key = VerifyingKey::from_bytes(named).ok()?;
+        self.fingerprints
+            .contains(&key_fingerprint(&key))
+            .then_some(key)
+    }
+
+    /// The wall clock, read again; the allowed age stays.
+    pub fn set_clock(&mut self, clock: WallClock) {
+        if let Some((c, _)) = &mut self.clock {
+            *c = clock;
         }
     }
 
@@ -475,13 +520,13 @@ impl<M> Verifier<M> {
             self.stats.auths_stale += 1;
             return Err(AuthRefusal::Stale);
         }
+        // One verification at most: under the key the AUTH names, if it
+        // is one of ours; any other key is refused before it costs anything.
         let signature = Signature::from_bytes(&auth.signature);
-        let message = signed_message(auth.signed);
-        if !self
-            .keys
-            .iter()
-            .any(|k| k.verify(&message, &signature).is_ok())
-        {
+        let verified = self
+            .key_for(&auth.key)
+            .is_some_and(|k| k.verify(&signed_message(auth.signed), &signature).is_ok());
+        if !verified {
             self.stats.auths_refused += 1;
             return Err(AuthRefusal::BadSignature);
         }
@@ -776,7 +821,7 @@ mod tests {
 
     #[test]
     fn a_datagram_too_small_for_two_hashes_has_no_signer() {
-        assert!(Signer::new(key(1), 1, 123).is_none());
-        assert!(Signer::new(key(1), 1, 124).is_some());
+        assert!(Signer::new(key(1), 1, 155).is_none());
+        assert!(Signer::new(key(1), 1, 156).is_some());
     }
 }

@@ -6,12 +6,14 @@ use super::{
     CRC_LEN, HEADER_LEN, Packet, PacketType, WireError, put, read_u16, read_u32, read_u64,
 };
 
-/// Bytes of one datagram's hash in an AUTH: BLAKE3, truncated.
+/// Bytes of one datagram's hash in an AUTH: SHA-256, truncated.
 pub const AUTH_HASH_LEN: usize = 12;
 /// Bytes of an AUTH's signature (Ed25519, RFC 8032).
 pub const AUTH_SIGNATURE_LEN: usize = 64;
 /// Bytes of an AUTH before its hashes.
-pub const AUTH_HEADER_LEN: usize = HEADER_LEN + 16;
+pub const AUTH_HEADER_LEN: usize = HEADER_LEN + 48;
+/// Bytes of the signer's public key (Ed25519) an AUTH names.
+pub const AUTH_KEY_LEN: usize = 32;
 /// Bytes of an AUTH besides its hashes: header, signature, CRC.
 pub const AUTH_OVERHEAD: usize = AUTH_HEADER_LEN + AUTH_SIGNATURE_LEN + CRC_LEN;
 /// Most hashes one AUTH may carry.
@@ -31,8 +33,10 @@ pub mod field {
     /// The sender's wall clock when it signed, microseconds since the Unix
     /// epoch; 0 if it has none.
     pub const TIME: Range<usize> = 24..32;
+    /// The signer's public key.
+    pub const KEY: Range<usize> = 32..64;
     /// The first hash.
-    pub const HASHES: usize = 32;
+    pub const HASHES: usize = 64;
 }
 
 /// The length of an AUTH of `count` hashes.
@@ -99,6 +103,13 @@ impl<T: AsRef<[u8]>> AuthPacket<T> {
         read_u64(self.buffer.as_ref(), field::TIME)
     }
 
+    /// The signer's public key, as sent.
+    pub fn key(&self) -> [u8; AUTH_KEY_LEN] {
+        let mut k = [0; AUTH_KEY_LEN];
+        k.copy_from_slice(&self.buffer.as_ref()[field::KEY]);
+        k
+    }
+
     /// The hashes, `count` × [`AUTH_HASH_LEN`] bytes.
     pub fn hashes(&self) -> &[u8] {
         let end = field::HASHES + self.count() * AUTH_HASH_LEN;
@@ -131,6 +142,9 @@ pub struct AuthRepr<'a> {
     /// The sender's wall clock when it signed, microseconds since the Unix
     /// epoch; 0 if it has none.
     pub time_us: u64,
+    /// The public key the AUTH says it is signed with (Ed25519, as sent:
+    /// not yet checked to be a point).
+    pub key: [u8; AUTH_KEY_LEN],
     /// The hashes, each [`AUTH_HASH_LEN`] bytes, in order.
     pub hashes: &'a [u8],
     /// The bytes the signature covers (the datagram up to the signature;
@@ -158,6 +172,7 @@ impl<'a> AuthRepr<'a> {
             session,
             sequence: p.sequence(),
             time_us: p.time_us(),
+            key: p.key(),
             hashes: &b[field::HASHES..end],
             signed: &b[..end],
             signature: p.signature(),
@@ -192,6 +207,7 @@ impl<'a> AuthRepr<'a> {
         let buf = buf.get_mut(..len).ok_or(WireError::BufferTooSmall)?;
         put(buf, field::SEQUENCE, &self.sequence.to_be_bytes());
         put(buf, field::TIME, &self.time_us.to_be_bytes());
+        put(buf, field::KEY, &self.key);
         put(buf, field::COUNT, &(count as u16).to_be_bytes());
         buf[field::HASH_LEN] = AUTH_HASH_LEN as u8;
         buf[field::RESERVED] = 0;
@@ -223,6 +239,7 @@ mod tests {
             session: 7,
             sequence: 3,
             time_us: 5,
+            key: [7; AUTH_KEY_LEN],
             hashes: &hashes,
             signed: &[],
             signature: [9; AUTH_SIGNATURE_LEN],
@@ -236,8 +253,8 @@ mod tests {
         };
         assert_eq!((b.session, b.sequence, b.hashes), (7, 3, &hashes[..]));
         assert_eq!(b.signature, [9; AUTH_SIGNATURE_LEN]);
-        assert_eq!(b.signed, &buf[..32 + 36]);
-        assert_eq!(b.time_us, 5);
+        assert_eq!(b.signed, &buf[..64 + 36]);
+        assert_eq!((b.time_us, b.key), (5, [7; AUTH_KEY_LEN]));
         assert_eq!(b.each_hash().nth(1).unwrap()[0], 12);
     }
 
@@ -248,6 +265,7 @@ mod tests {
             session: 1,
             sequence: 0,
             time_us: 0,
+            key: [0; AUTH_KEY_LEN],
             hashes: &hashes,
             signed: &[],
             signature: [0; AUTH_SIGNATURE_LEN],
@@ -276,7 +294,7 @@ mod tests {
             ..a
         };
         assert_eq!(ragged.write(&mut buf), Err(WireError::OutOfRange));
-        assert_eq!(auth_capacity(1232), 94);
+        assert_eq!(auth_capacity(1232), 91);
         assert_eq!(auth_capacity(80), 0);
     }
 }

@@ -84,10 +84,10 @@ impl PacketType {
     }
 }
 
-/// Flag bits of the common header (protocol.md §4.3). Version 1 defines them
-/// but supports neither; a datagram that sets one is refused.
+/// Flag bits of the common header (protocol.md §4.3): ENCRYPTED marks a
+/// sealed datagram (§16); AUTH_TAG is reserved, and refused.
 pub mod flags {
-    /// An authentication tag of `tag_len` bytes precedes the CRC.
+    /// Reserved for a per-datagram authentication tag: refused.
     pub const AUTH_TAG: u8 = 0x01;
     /// The body after the type-specific header is encrypted.
     pub const ENCRYPTED: u8 = 0x02;

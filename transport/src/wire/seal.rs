@@ -33,9 +33,18 @@ const SENDER_CONTEXT: &str = "groupcast 2026-12 sealed datagram v1 sender";
 const RECEIVER_CONTEXT: &str = "groupcast 2026-12 sealed datagram v1 receiver";
 
 /// A channel key: 32 secret bytes that every party of the channel holds.
-/// Wiped when dropped; never printed.
-#[derive(Clone, PartialEq, Eq)]
+/// Wiped when dropped; never printed; compared in constant time.
+#[derive(Clone)]
 pub struct ChannelKey([u8; 32]);
+
+impl PartialEq for ChannelKey {
+    fn eq(&self, other: &Self) -> bool {
+        let diff = (self.0.iter().zip(other.0.iter())).fold(0u8, |d, (a, b)| d | (a ^ b));
+        std::hint::black_box(diff) == 0
+    }
+}
+
+impl Eq for ChannelKey {}
 
 impl ChannelKey {
     /// A key from its 32 bytes.
@@ -137,13 +146,22 @@ pub struct Sealer {
 }
 
 impl Sealer {
-    /// A sealer whose first Sequence is 0: one per session, or per
-    /// receiver id, drawn afresh at each start (protocol.md §16.2).
+    /// A sealer whose first Sequence is 0: for tests and examples. A
+    /// sealer that may be restarted under the same ids needs a random start
+    /// ([`Sealer::starting_at`]).
     pub fn new(key: ChannelKey) -> Self {
+        Self::starting_at(key, 0)
+    }
+
+    /// A sealer whose first Sequence is `start`, drawn at random as its
+    /// party starts (protocol.md §16.2): two runs under the same session
+    /// and receiver ids then use the same nonce only if their ranges of
+    /// Sequences meet, a chance of about their lengths over 2⁶⁴.
+    pub fn starting_at(key: ChannelKey, start: u64) -> Self {
         Self {
             key,
             party: None,
-            next: 0,
+            next: start,
         }
     }
 
@@ -161,8 +179,9 @@ impl Sealer {
         if clear > body_end || len + SEAL_LEN > buf.len().min(MAX_DATAGRAM) {
             return None;
         }
+        // Wrapping: a run seals fewer than 2⁶⁴ datagrams.
         let sequence = self.next;
-        self.next = self.next.checked_add(1)?;
+        self.next = self.next.wrapping_add(1);
         if self
             .party
             .as_ref()
@@ -291,26 +310,24 @@ impl Opener {
             (None, Some((s, k, _))) if *s == session => *k,
             _ => self.key_of(session),
         };
-        let order = std::iter::once(first).chain((0..self.keys.len()).filter(|&k| k != first));
+        let n = self.keys.len();
+        let order = (first < n)
+            .then_some(first)
+            .into_iter()
+            .chain((0..n).filter(|&k| k != first));
         let (mut opened, mut fresh) = (None, false);
         for k in order {
-            let derived;
-            let key = match receiver {
-                Some(r) => {
-                    derived = self.keys[k].party(session, Some(r));
-                    &derived
-                }
-                None => {
-                    if self
-                        .sender
-                        .as_ref()
-                        .is_none_or(|(s, i, _)| (*s, *i) != (session, k))
-                    {
-                        self.sender = Some((session, k, self.keys[k].party(session, None)));
-                        fresh = true;
-                    }
-                    &self.sender.as_ref().expect("derived above").2
-                }
+            // The cached key when it is this one; else derived aside, and
+            // cached only if it opens (a forgery moves nothing).
+            let cached = receiver.is_none()
+                && self
+                    .sender
+                    .as_ref()
+                    .is_some_and(|(s, i, _)| (*s, *i) == (session, k));
+            let derived = (!cached).then(|| self.keys[k].party(session, receiver));
+            let key = match &derived {
+                Some(d) => d,
+                None => &self.sender.as_ref().expect("cached").2,
             };
             out.clear();
             out.extend_from_slice(&datagram[..body_end]);
@@ -323,6 +340,10 @@ impl Opener {
                 0..,
             );
             if result.is_ok() {
+                if let (None, Some(d)) = (receiver, derived) {
+                    self.sender = Some((session, k, d));
+                    fresh = true;
+                }
                 opened = Some(k);
                 break;
             }

@@ -134,6 +134,8 @@ async fn drive_publisher(
             })?;
         }
         while sender.poll_event().is_some() {}
+        // The wall clock again: it may have been stepped or suspended.
+        sender.set_wall_clock(crate::io::wall_clock());
         sender.handle_timeout(now);
         let turn = {
             let mut st = lock(&shared.state);
@@ -431,7 +433,7 @@ impl SubscriberBuilder {
             queue,
         };
         let mut config = config;
-        config.wall_clock.get_or_insert_with(crate::io::wall_clock);
+        crate::io::starting_receiver(&mut config);
         let rx = Receiver::new(config);
         let s = Arc::clone(&shared);
         let task = ::tokio::spawn(async move {

@@ -100,6 +100,12 @@ pub struct ReceiverConfig {
     ///
     /// [`MAX_KEYS`]: crate::proto::auth::MAX_KEYS
     pub sender_keys: Vec<crate::proto::auth::VerifyingKey>,
+    /// Fingerprints of sender keys ([`key_fingerprint`]), taken as
+    /// `sender_keys` are, with the key itself read from each AUTH. A
+    /// fingerprint pins 64 bits: the key pins all of it.
+    ///
+    /// [`key_fingerprint`]: crate::proto::auth::key_fingerprint
+    pub sender_fingerprints: Vec<[u8; crate::proto::auth::FINGERPRINT_LEN]>,
     /// The keys of an encrypted channel (protocol.md §16): every datagram
     /// but AUTH must be sealed under one of them and is opened before it
     /// is read, and feedback to a session goes out sealed under the key its
@@ -122,6 +128,11 @@ pub struct ReceiverConfig {
     ///
     /// [`AUTH_MAX_AGE`]: crate::proto::auth::AUTH_MAX_AGE
     pub auth_max_age: Option<std::time::Duration>,
+    /// The first Sequence this receiver seals its feedback with (protocol.md
+    /// §16.2). Drivers draw it at random as they start, so that a receiver
+    /// restarted with the same id never seals twice under one nonce; set
+    /// it at random when driving the core yourself with a channel key.
+    pub seal_start: u64,
 }
 
 impl Default for ReceiverConfig {
@@ -152,6 +163,8 @@ impl Default for ReceiverConfig {
             channel_keys: Vec::new(),
             wall_clock: None,
             auth_max_age: Some(crate::proto::auth::AUTH_MAX_AGE),
+            sender_fingerprints: Vec::new(),
+            seal_start: 0,
         }
     }
 }

@@ -93,11 +93,15 @@ pub enum RejectReason {
     /// A seal that does not open under the channel key: forged, modified,
     /// or another channel's (protocol.md §16.3).
     BadSeal,
+    /// With a sender key: a datagram of the sender's that reached dispatch
+    /// without a verified AUTH listing it. The gate lets none through: a
+    /// count above 0 is a defect (protocol.md §15.2).
+    Unvouched,
 }
 
 impl RejectReason {
     /// Every reason, in a stable order.
-    pub const ALL: [RejectReason; 37] = [
+    pub const ALL: [RejectReason; 38] = [
         Self::Truncated,
         Self::Oversized,
         Self::BadMagic,
@@ -135,6 +139,7 @@ impl RejectReason {
         Self::Sealed,
         Self::Unsealed,
         Self::BadSeal,
+        Self::Unvouched,
     ];
 
     /// A stable snake_case name, as used in `rejected_by_reason`.
@@ -177,6 +182,7 @@ impl RejectReason {
             Self::Sealed => "sealed",
             Self::Unsealed => "unsealed",
             Self::BadSeal => "bad_seal",
+            Self::Unvouched => "unvouched",
             Self::AwaitingManifest => "awaiting_manifest",
         }
     }
@@ -366,8 +372,9 @@ pub struct ReceiverStats {
     /// With a channel key: datagrams opened (protocol.md §16.3). Those
     /// that did not open are refused as `sealed`, `unsealed` or `bad_seal`.
     pub opened: u64,
-    /// With a sender key: DATA that reached the decoders without a verified
-    /// AUTH listing it. The gate lets none through: a count above 0 is a
+    /// With a sender key: DATA that reached the last check before the
+    /// decoders without a verified AUTH listing it, and was refused there
+    /// (`unvouched`). The gate lets none through: a count above 0 is a
     /// defect.
     pub symbols_unvouched: u64,
     /// Candidate manifests evicted by newer ones ([`Admission::Manifest`](super::Admission::Manifest)).

@@ -26,13 +26,17 @@ impl<M> Keys<M> {
     pub(super) fn new(config: &ReceiverConfig) -> Self {
         let sender = &config.sender_keys[..config.sender_keys.len().min(MAX_KEYS)];
         let channel = &config.channel_keys[..config.channel_keys.len().min(MAX_KEYS)];
+        let keyed = !sender.is_empty() || !config.sender_fingerprints.is_empty();
         Self {
-            auth: (!sender.is_empty()).then(|| {
+            auth: keyed.then(|| {
                 Verifier::with_keys(sender.to_vec())
+                    .with_fingerprints(config.sender_fingerprints.clone())
                     .with_clock(config.wall_clock, config.auth_max_age)
             }),
             seal: (!channel.is_empty()).then(|| {
-                let sealers = channel.iter().cloned().map(Sealer::new).collect();
+                let sealers = (channel.iter().cloned())
+                    .map(|k| Sealer::starting_at(k, config.seal_start))
+                    .collect();
                 (Opener::with_keys(channel.to_vec()), sealers)
             }),
             opened: Vec::new(),

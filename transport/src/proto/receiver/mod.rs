@@ -459,6 +459,15 @@ impl Receiver {
         }
     }
 
+    /// The wall clock, read again (protocol.md §15.2): a driver hands it
+    /// in now and then, since a clock may be stepped or stop during
+    /// suspend while instants go on.
+    pub fn set_wall_clock(&mut self, clock: super::auth::WallClock) {
+        if let Some(v) = &mut self.keys.auth {
+            v.set_clock(clock);
+        }
+    }
+
     /// Whether this receiver keeps feedback state for `session` (it heard
     /// a PROBE of it and may send it STATUS): at most
     /// [`ReceiverConfig::max_sessions`] sessions at once.
@@ -584,6 +593,10 @@ impl Receiver {
     ) -> Result<Accepted, RejectReason> {
         let taken = match &mut self.keys.seal {
             None => self.dispatch(now, datagram, false),
+            // Its size as it came, before anything is spent opening it.
+            Some(_) if datagram.len() > self.config.max_datagram => {
+                self.dispatch(now, datagram, false)
+            }
             Some((opener, _)) => {
                 let mut out = std::mem::take(&mut self.keys.opened);
                 let taken = match opener.open_into(datagram, &mut out) {
@@ -654,11 +667,22 @@ impl Receiver {
         } else {
             Repr::parse(datagram)
         };
+        // With a sender key, nothing of the sender's goes on unvouched
+        // (protocol.md §15.2): the gate lets none through; this is the last
+        // line before the decoders and the objects.
+        if self.keys.auth.is_some()
+            && !self.keys.vouched
+            && matches!(
+                parsed,
+                Ok(Repr::Data(_) | Repr::ObjectInfo(_) | Repr::Probe(_))
+            )
+        {
+            self.stats.symbols_unvouched += matches!(parsed, Ok(Repr::Data(_))) as u64;
+            self.reject(RejectReason::Unvouched);
+            return Err(RejectReason::Unvouched);
+        }
         let result = match parsed {
             Ok(Repr::Data(d)) => {
-                if self.keys.auth.is_some() && !self.keys.vouched {
-                    self.stats.symbols_unvouched += 1;
-                }
                 let s = d.session;
                 self.handle_data(now, d).map(|()| taken(s, true, None))
             }

@@ -117,6 +117,13 @@ pub struct SenderConfig {
     /// read it at start; default none (Time 0, which receivers that check
     /// the time refuse).
     pub wall_clock: Option<crate::proto::auth::WallClock>,
+    /// With a channel key, the first Sequence sealed (protocol.md §16.2):
+    /// at random, so that a sender restarted under the same session id and
+    /// key never seals twice under one nonce. The drivers draw it as they
+    /// start; [`Sender::new`] refuses a channel key without one.
+    ///
+    /// [`Sender::new`]: crate::proto::Sender::new
+    pub seal_start: Option<u64>,
 }
 
 /// How long a STATUS with BUSY holds the fallback off (protocol.md §13.4,
@@ -159,6 +166,7 @@ impl Default for SenderConfig {
             signing_key: None,
             channel_key: None,
             wall_clock: None,
+            seal_start: None,
             mode: Mode::Carousel,
             feedback: FeedbackConfig::default(),
             codecs: CodecSet::Real,
@@ -222,9 +230,14 @@ impl SenderConfig {
         if !(DATA_OVERHEAD + 4..=MAX_DATAGRAM).contains(&self.plain_max_datagram()) {
             return Err(SenderError::MaxDatagram(self.max_datagram));
         }
+        if self.channel_key.is_some() && self.seal_start.is_none() {
+            return Err(SenderError::Config(
+                "a channel key needs seal_start, a random first Sequence (protocol.md §16.2)",
+            ));
+        }
         if self.signing_key.is_some() && crate::wire::auth::auth_capacity(self.max_datagram) < 2 {
             return Err(SenderError::Config(
-                "max datagram too small to sign: an AUTH of two hashes needs 124 bytes",
+                "max datagram too small to sign: an AUTH of two hashes needs 156 bytes",
             ));
         }
         let t = self.effective_symbol_size();

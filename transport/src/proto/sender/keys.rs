@@ -21,8 +21,14 @@ impl Keys {
             signer: (config.signing_key.clone())
                 .and_then(|k| Signer::new(k, config.session.0, config.max_datagram))
                 .map(|s| s.with_clock(config.wall_clock)),
-            seal: (config.channel_key.clone())
-                .map(|k| (Sealer::new(k.clone()), Opener::new(k), Vec::new())),
+            seal: (config.channel_key.clone()).map(|k| {
+                let start = config.seal_start.unwrap_or(0);
+                (
+                    Sealer::starting_at(k.clone(), start),
+                    Opener::new(k),
+                    Vec::new(),
+                )
+            }),
         }
     }
 
@@ -66,6 +72,13 @@ impl Keys {
                 *scratch = out;
                 Err(())
             }
+        }
+    }
+
+    /// The wall clock AUTH's Time is stamped from, read again.
+    pub(super) fn set_wall_clock(&mut self, clock: crate::proto::auth::WallClock) {
+        if let Some(signer) = self.signer.take() {
+            self.signer = Some(signer.with_clock(Some(clock)));
         }
     }
 

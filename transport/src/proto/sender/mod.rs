@@ -504,19 +504,15 @@ impl Sender {
             buf.len() >= self.config.max_datagram,
             "poll_transmit needs a buffer of at least max_datagram bytes"
         );
-        // An AUTH due goes before the next datagram (protocol.md §15.2).
-        let sent = match self.keys.poll_auth(now, buf) {
-            Some(len) => {
-                self.stats.auth_packets_sent += 1;
-                Some(len)
-            }
-            None => {
-                // Sealed within max_datagram: plain_max_datagram leaves room.
-                let plain = self.config.plain_max_datagram();
-                let sent = self.transmit(now, &mut buf[..plain]);
-                sent.and_then(|len| self.keys.sent(now, buf, len))
-            }
-        };
+        // An AUTH due goes first (protocol.md §15.2); the rest are sealed
+        // within max_datagram, which plain_max_datagram leaves room for.
+        let auth = self.keys.poll_auth(now, buf);
+        self.stats.auth_packets_sent += auth.is_some() as u64;
+        let plain = self.config.plain_max_datagram();
+        let sent = auth.or_else(|| {
+            let len = self.transmit(now, &mut buf[..plain])?;
+            self.keys.sent(now, buf, len)
+        });
         // Every datagram counts against the rate, AUTH and seal included.
         if let Some(len) = sent {
             self.stats.packets_sent += 1;
@@ -549,6 +545,11 @@ impl Sender {
         // repair symbol passed over) holds nothing back.
         self.timers.stop(Timer::Encoder);
         Some(len)
+    }
+
+    /// The wall clock, read again for AUTH's Time (protocol.md §15.1).
+    pub fn set_wall_clock(&mut self, clock: super::auth::WallClock) {
+        self.keys.set_wall_clock(clock);
     }
 
     /// Feeds one feedback datagram (NACK or STATUS) from a receiver. Anything
