@@ -505,6 +505,31 @@ pub struct ChatArgs {
     pub hops: u8,
     #[command(flatten)]
     pub keys: ChannelKeyArgs,
+    /// Sign your lines with this secret key (`groupcast keygen --out PREFIX`): those who chat
+    /// with `--sender-key` and its public key take them, and nothing forged in your name.
+    #[arg(long, value_parser = parse_signing_key, value_name = "FILE")]
+    pub sign: Option<groupcast::proto::auth::SigningKey>,
+    /// Print only lines signed with this key (a PREFIX.pub file, its 64 hex digits, or its
+    /// fingerprint), up to 4 times: the people you chat with. Lines of anyone else are dropped.
+    #[arg(long, value_parser = parse_sender_key, value_name = "KEY", action = clap::ArgAction::Append)]
+    pub sender_key: Vec<SenderKey>,
+}
+
+/// The keys and fingerprints of a list of `--sender-key`s.
+pub fn split_sender_keys(
+    keys: &[SenderKey],
+) -> (
+    Vec<groupcast::proto::auth::VerifyingKey>,
+    Vec<[u8; groupcast::proto::auth::FINGERPRINT_LEN]>,
+) {
+    let (mut whole, mut prints) = (Vec::new(), Vec::new());
+    for k in keys {
+        match k {
+            SenderKey::Key(k) => whole.push(*k),
+            SenderKey::Fingerprint(f) => prints.push(*f),
+        }
+    }
+    (whole, prints)
 }
 
 /// Flags of `groupcast recv`.
@@ -714,12 +739,7 @@ impl RecvArgs {
     /// The sender's key: `--sender-key`, or the one a signed `--expect` id
     /// carries (`recv` refuses the two if they differ).
     pub fn sender_keys(&self) -> Vec<groupcast::proto::auth::VerifyingKey> {
-        let mut keys: Vec<_> = (self.sender_key.iter())
-            .filter_map(|k| match k {
-                SenderKey::Key(k) => Some(*k),
-                SenderKey::Fingerprint(_) => None,
-            })
-            .collect();
+        let (mut keys, _) = split_sender_keys(&self.sender_key);
         if let Some(k) = self.expect.and_then(|e| e.key)
             && !keys.contains(&k)
         {
@@ -730,12 +750,7 @@ impl RecvArgs {
 
     /// The fingerprints given as `--sender-key`.
     pub fn sender_fingerprints(&self) -> Vec<[u8; groupcast::proto::auth::FINGERPRINT_LEN]> {
-        (self.sender_key.iter())
-            .filter_map(|k| match k {
-                SenderKey::Fingerprint(f) => Some(*f),
-                SenderKey::Key(_) => None,
-            })
-            .collect()
+        split_sender_keys(&self.sender_key).1
     }
 
     /// Whether a sender key or fingerprint pins what is taken.

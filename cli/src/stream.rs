@@ -282,16 +282,31 @@ fn printable(bytes: &[u8]) -> String {
 /// everyone else's lines to standard output.
 pub fn chat(args: &ChatArgs) -> Result<(), String> {
     let key = args.keys.one_key()?;
+    let (senders, prints) = crate::args::split_sender_keys(&args.sender_key);
+    if senders.len().max(prints.len()) > groupcast::proto::auth::MAX_KEYS {
+        return Err(format!(
+            "chat takes at most {} --sender-key of each kind",
+            groupcast::proto::auth::MAX_KEYS
+        ));
+    }
+    let sign = args.sign.clone();
     let endpoint = Endpoint::open_with(
         Publisher::builder(&args.channel, &args.interface)
             .port(args.port)
             .hops(args.hops)
             .rate_bits(10_000_000)
             .close_timeout(Duration::from_secs(2))
-            .sender_config(|c| c.channel_key = key),
+            .sender_config(|c| {
+                c.channel_key = key;
+                c.signing_key = sign;
+            }),
         Subscriber::builder(&args.channel, &args.interface)
             .port(args.port)
-            .receiver_config(|c| c.channel_keys = args.keys.channel_keys()),
+            .receiver_config(|c| {
+                c.channel_keys = args.keys.channel_keys();
+                c.sender_keys = senders;
+                c.sender_fingerprints = prints;
+            }),
     )
     .map_err(|e| e.to_string())?;
     let name = args

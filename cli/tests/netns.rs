@@ -1017,6 +1017,86 @@ fn chat_participants_hear_each_other_and_not_themselves() {
     }
 }
 
+/// `groupcast chat` with keys: everyone holds the channel key (`--key-file`);
+/// ann and bob sign their lines and take only each other's (`--sign`,
+/// `--sender-key`, bob by fingerprint); cat, a member, signs with a key
+/// they do not list. Ann and bob print each other's lines and none of
+/// cat's; cat, who lists no key, prints theirs; a listener without the
+/// channel key prints nothing.
+#[test]
+fn a_keyed_chat_prints_only_the_lines_of_the_keys_listed() {
+    let _serial = netns::serial();
+    if !prerequisites("keyed chat") {
+        return;
+    }
+    let (mut lab, hosts) = bridge_lab("kchat", &[0, 10, 0]);
+    let keygen = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let key = lab.dir.join("chat.key");
+    keygen(&["keygen", "--channel-key", key.to_str().unwrap()]);
+    let mut prints = Vec::new();
+    for name in ["ann", "bob", "cat"] {
+        let out = keygen(&["keygen", "--out", lab.dir.join(name).to_str().unwrap()]);
+        let fp = out
+            .lines()
+            .find_map(|l| l.strip_prefix("fingerprint: "))
+            .unwrap();
+        prints.push(fp.to_owned());
+    }
+    let dir = lab.dir.clone();
+    let file = |name: &str, ext: &str| format!("{}.{ext}", dir.join(name).display());
+    let key = key.to_str().unwrap().to_owned();
+    let flags = |name: &str| -> String {
+        let base = format!("--key-file {key} --sign {}", file(name, "key"));
+        match name {
+            "ann" => format!("{base} --sender-key {}", prints[1]),
+            "bob" => format!("{base} --sender-key {}", file("ann", "pub")),
+            _ => base,
+        }
+    };
+    let names = ["ann", "bob", "cat", "eve"];
+    for (name, ns) in names.iter().zip(&hosts) {
+        let out = lab.dir.join(format!("{name}.out"));
+        let keys = if *name == "eve" {
+            String::new()
+        } else {
+            flags(name)
+        };
+        let script = format!(
+            "(sleep 1; echo 'hello from {name}'; sleep 4) | {BIN} chat --channel gc-test-kchat \
+             --interface e0 --name {name} {keys}"
+        );
+        lab.spawn_io(name, &ns.clone(), &["sh", "-c", &script], None, Some(&out));
+    }
+    lab.wait_all(&names, Duration::from_secs(60), Instant::now());
+    let heard = |name: &str| std::fs::read_to_string(lab.dir.join(format!("{name}.out"))).unwrap();
+    let (ann, bob, cat, eve) = (heard("ann"), heard("bob"), heard("cat"), heard("eve"));
+    assert!(ann.contains("bob: hello from bob"), "ann:\n{ann}");
+    assert!(bob.contains("ann: hello from ann"), "bob:\n{bob}");
+    for (name, got) in [("ann", &ann), ("bob", &bob)] {
+        assert!(
+            !got.contains("hello from cat"),
+            "{name} took an unlisted key's line:\n{got}"
+        );
+        assert!(!got.contains("hello from eve"), "{name}:\n{got}");
+    }
+    assert!(
+        cat.contains("ann: hello from ann") && cat.contains("bob: hello from bob"),
+        "cat:\n{cat}"
+    );
+    assert!(
+        !cat.contains("hello from eve"),
+        "an unsealed line was taken:\n{cat}"
+    );
+    assert!(
+        !eve.contains("hello from"),
+        "eve, without the key, read:\n{eve}"
+    );
+}
+
 /// The bridge of topology (a): a sender and receivers dropping the given shares.
 fn bridge_lab(tag: &str, drops: &[u32]) -> (Lab, Vec<String>) {
     let mut lab = Lab::new(tag);
