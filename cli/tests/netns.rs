@@ -1030,11 +1030,7 @@ fn a_keyed_chat_prints_only_the_lines_of_the_keys_listed() {
         return;
     }
     let (mut lab, hosts) = bridge_lab("kchat", &[0, 10, 0]);
-    let keygen = |args: &[&str]| {
-        let out = Command::new(BIN).args(args).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {out:?}");
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let keygen = groupcast_ok;
     let key = lab.dir.join("chat.key");
     keygen(&["keygen", "--channel-key", key.to_str().unwrap()]);
     let mut prints = Vec::new();
@@ -1821,6 +1817,68 @@ fn injected_garbage_is_counted_and_the_transfer_survives() {
     }
 }
 
+/// Runs `groupcast ARGS` to success (keygen, id); its standard output.
+fn groupcast_ok(args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+impl Lab {
+    /// A forger on `ns` runs `groupcast send DECOY` as a carousel on
+    /// `channel` with `extra` flags, and is sending (it printed its transfer
+    /// id) when this returns.
+    fn forger_carousel(&mut self, ns: &str, decoy: &Path, channel: &str, extra: &[&str]) {
+        let mut args = vec![
+            BIN,
+            "send",
+            decoy.to_str().unwrap(),
+            "--channel",
+            channel,
+            "--interface",
+            "e0",
+            "--mode",
+            "carousel",
+            "--forever",
+            "--rate",
+            "20M",
+        ];
+        args.extend_from_slice(extra);
+        self.spawn("forger", ns, &args);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.log("forger").contains("transfer id") {
+            assert!(Instant::now() < deadline, "forger: {}", self.log("forger"));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `sealed_tap.py` on `ns` for `seconds`: it captures `channel`'s data
+    /// group, looks for `marker`, and sends modified and replayed copies of
+    /// the sealed DATA (label "tap").
+    fn sealed_tap(&mut self, ns: &str, channel: &str, seconds: &str, marker: &str) {
+        let ch = groupcast::Channel::new(channel);
+        let script = format!("{}/tests/support/sealed_tap.py", env!("CARGO_MANIFEST_DIR"));
+        let (port, group) = (ch.port().to_string(), ch.group().to_string());
+        self.spawn(
+            "tap",
+            ns,
+            &["python3", &script, "e0", &port, &group, seconds, marker],
+        );
+    }
+
+    /// The tap's summary, once it ended: what it captured and sent, with
+    /// the marker found in none of the datagrams.
+    fn tap_summary(&mut self) -> serde_json::Value {
+        let status = self.wait("tap", Duration::from_secs(30));
+        assert!(status.success(), "tap: {}", self.log("tap"));
+        let tap: serde_json::Value = serde_json::from_str(self.log("tap").trim()).unwrap();
+        eprintln!("tap: {tap}");
+        assert!(tap["modified"].as_u64().unwrap_or(0) > 0, "{tap}");
+        assert_eq!(tap["marker_found"], 0, "plaintext on the wire: {tap}");
+        tap
+    }
+}
+
 /// Signed channels (protocol.md §15): a forger on the group runs groupcast
 /// itself, unsigned, on the same channel from before the real sender starts.
 /// The receiver holding the sender's public key, behind 5% loss, takes the
@@ -1839,11 +1897,7 @@ fn a_signed_transfer_reaches_only_the_keyed_receiver() {
     let decoy = lab.dir.join("decoy.bin");
     random_file(&decoy, 1 << 20, 32);
     let keygen = |prefix: &Path| {
-        let out = Command::new(BIN)
-            .args(["keygen", "--out", prefix.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "keygen: {out:?}");
+        groupcast_ok(&["keygen", "--out", prefix.to_str().unwrap()]);
     };
     let (key, other) = (lab.dir.join("sender"), lab.dir.join("other"));
     keygen(&key);
@@ -1871,31 +1925,7 @@ fn a_signed_transfer_reaches_only_the_keyed_receiver() {
     // The forger runs groupcast unsigned on the channel, and is sending (it
     // printed its transfer id) before the signed transfer starts, which
     // lasts a few seconds at 10 Mbit/s.
-    let forger = hosts[3].clone();
-    let decoy_path = decoy.to_str().unwrap();
-    lab.spawn(
-        "forger",
-        &forger,
-        &[
-            BIN,
-            "send",
-            decoy_path,
-            "--channel",
-            channel,
-            "--interface",
-            "e0",
-            "--mode",
-            "carousel",
-            "--forever",
-            "--rate",
-            "20M",
-        ],
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !lab.log("forger").contains("transfer id") {
-        assert!(Instant::now() < deadline, "forger: {}", lab.log("forger"));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    lab.forger_carousel(&hosts[3].clone(), &decoy, channel, &[]);
     let secret = format!("{}.key", key.display());
     lab.send_args(
         &hosts[0].clone(),
@@ -1958,11 +1988,7 @@ fn an_encrypted_signed_transfer_is_read_only_by_key_holders() {
     std::fs::write(&file, &bytes).unwrap();
     let decoy = lab.dir.join("decoy.bin");
     random_file(&decoy, 1 << 20, 42);
-    let run = |args: &[&str]| {
-        let out = Command::new(BIN).args(args).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {out:?}");
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let run = groupcast_ok;
     let signer = lab.dir.join("sender");
     run(&["keygen", "--out", signer.to_str().unwrap()]);
     let (key, other_key) = (lab.dir.join("chan.key"), lab.dir.join("other.key"));
@@ -1993,39 +2019,8 @@ fn an_encrypted_signed_transfer_is_read_only_by_key_holders() {
     );
     lab.joined();
     let hostile = hosts[4].clone();
-    lab.spawn(
-        "forger",
-        &hostile,
-        &[
-            BIN,
-            "send",
-            decoy.to_str().unwrap(),
-            "--channel",
-            channel,
-            "--interface",
-            "e0",
-            "--mode",
-            "carousel",
-            "--forever",
-            "--rate",
-            "20M",
-            "--key-file",
-            key,
-        ],
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !lab.log("forger").contains("transfer id") {
-        assert!(Instant::now() < deadline, "forger: {}", lab.log("forger"));
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let ch = groupcast::Channel::new(channel);
-    let script = format!("{}/tests/support/sealed_tap.py", env!("CARGO_MANIFEST_DIR"));
-    let (port, group) = (ch.port().to_string(), ch.group().to_string());
-    lab.spawn(
-        "tap",
-        &hostile,
-        &["python3", &script, "e0", &port, &group, "12", MARKER],
-    );
+    lab.forger_carousel(&hostile, &decoy, channel, &["--key-file", key]);
+    lab.sealed_tap(&hostile, channel, "12", MARKER);
     std::thread::sleep(Duration::from_millis(500));
     let secret = format!("{}.key", signer.display());
     lab.send_args(
@@ -2053,23 +2048,12 @@ fn an_encrypted_signed_transfer_is_read_only_by_key_holders() {
     assert!(forged > 0, "no forgery was seen: {stats}");
     assert!(count(&stats["auth"]["replayed"]) > 0, "{stats}");
 
-    let status = lab.wait("tap", Duration::from_secs(30));
-    assert!(status.success(), "tap: {}", lab.log("tap"));
-    let tap: serde_json::Value = serde_json::from_str(lab.log("tap").trim()).unwrap();
-    eprintln!("sealed: tap {tap}");
+    let tap = lab.tap_summary();
     assert!(
         count(&tap["sealed"]) > 1000,
         "the tap heard too little: {tap}"
     );
-    assert!(
-        count(&tap["modified"]) > 0 && count(&tap["replayed"]) > 0,
-        "{tap}"
-    );
-    assert_eq!(
-        count(&tap["marker_found"]),
-        0,
-        "plaintext on the wire: {tap}"
-    );
+    assert!(count(&tap["replayed"]) > 0, "{tap}");
     assert_eq!(count(&tap["unsealed"]), 0, "{tap}");
 
     for (label, dir, cause) in [
@@ -2750,8 +2734,7 @@ fn an_encrypted_signed_stream_is_read_only_by_key_holders() {
         hosts[3].clone(),
     );
     let run_bin = |args: &[&str]| {
-        let out = Command::new(BIN).args(args).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {out:?}");
+        groupcast_ok(args);
     };
     let signer = lab.dir.join("publisher");
     let key = lab.dir.join("chan.key");
@@ -2817,14 +2800,7 @@ fn an_encrypted_signed_stream_is_read_only_by_key_holders() {
         Some(&decoy),
         None,
     );
-    let ch = groupcast::Channel::new(channel);
-    let script = format!("{}/tests/support/sealed_tap.py", env!("CARGO_MANIFEST_DIR"));
-    let (port, group) = (ch.port().to_string(), ch.group().to_string());
-    lab.spawn(
-        "tap",
-        &member,
-        &["python3", &script, "e0", &port, &group, "12", MARKER],
-    );
+    lab.sealed_tap(&member, channel, "12", MARKER);
     std::thread::sleep(Duration::from_secs(1));
     paced_stream_sender(
         &mut lab,
@@ -2860,16 +2836,7 @@ fn an_encrypted_signed_stream_is_read_only_by_key_holders() {
     let forged = count(&stats["auth"]["unvouched"]) + count(&stats["auth"]["held"]);
     assert!(forged > 0, "no forgery was seen: {stats}");
     assert!(count(&stats["auth"]["replayed"]) > 0, "{stats}");
-    let status = lab.wait("tap", Duration::from_secs(30));
-    assert!(status.success(), "tap: {}", lab.log("tap"));
-    let tap: serde_json::Value = serde_json::from_str(lab.log("tap").trim()).unwrap();
-    eprintln!("sealed stream: tap {tap}");
-    assert!(count(&tap["modified"]) > 0, "{tap}");
-    assert_eq!(
-        count(&tap["marker_found"]),
-        0,
-        "plaintext on the wire: {tap}"
-    );
+    lab.tap_summary();
     let status = lab.wait("keyless", Duration::from_secs(60));
     let log = lab.log("keyless");
     assert!(!status.success(), "keyless: {log}");
