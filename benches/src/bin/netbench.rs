@@ -441,19 +441,7 @@ fn keys_rows(
         sh(&["sync"]);
         std::thread::sleep(Duration::from_millis(300));
         let started = Instant::now();
-        let mut args = vec![
-            gc,
-            "send",
-            "--stats-json",
-            send_stats.to_str().unwrap(),
-            file.to_str().unwrap(),
-            "--channel",
-            "netbench",
-            "--interface",
-            "e0",
-            "--rate",
-            rate,
-        ];
+        let mut args = send_args(gc, &send_stats, file, rate);
         args.extend_from_slice(send_keys);
         let mut tx = spawn(a, &args, &log("send"));
         let status = rx.wait().unwrap();
@@ -468,13 +456,7 @@ fn keys_rows(
             same_bytes(&out.join("payload.bin"), file),
             "{name}: received file differs"
         );
-        let json = |path: &Path| -> serde_json::Value {
-            std::fs::read_to_string(path)
-                .ok()
-                .and_then(|t| serde_json::from_str(&t).ok())
-                .unwrap_or_default()
-        };
-        let (s, r) = (json(&send_stats), json(&recv_stats));
+        let (s, r) = (stats_of(&send_stats), stats_of(&recv_stats));
         let num = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(0.0);
         rows.push((
             *name,
@@ -509,6 +491,32 @@ fn keys_rows(
             extra,
         );
     }
+}
+
+/// `groupcast send FILE` on the netbench channel at `rate`, with its stats
+/// written to `stats`.
+fn send_args<'a>(gc: &'a str, stats: &'a Path, file: &'a Path, rate: &'a str) -> Vec<&'a str> {
+    vec![
+        gc,
+        "send",
+        "--stats-json",
+        stats.to_str().unwrap(),
+        file.to_str().unwrap(),
+        "--channel",
+        "netbench",
+        "--interface",
+        "e0",
+        "--rate",
+        rate,
+    ]
+}
+
+/// A `--stats-json` file's object, or null if there is none.
+fn stats_of(path: &Path) -> serde_json::Value {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
 }
 
 /// The rates `netbench pacing` asks for, bits per second.
@@ -776,21 +784,8 @@ fn main() {
                 let started = Instant::now();
                 let overhead = format!("{}", 0.05 + loss as f64 / 100.0 * 1.3);
                 let send_stats = dir.join(format!("send-{mode}{loss}.json"));
-                let mut args = vec![
-                    gc,
-                    "send",
-                    "--stats-json",
-                    send_stats.to_str().unwrap(),
-                    file.to_str().unwrap(),
-                    "--channel",
-                    "netbench",
-                    "--interface",
-                    "e0",
-                    "--rate",
-                    "max",
-                    "--mode",
-                    mode,
-                ];
+                let mut args = send_args(gc, &send_stats, &file, "max");
+                args.extend_from_slice(&["--mode", mode]);
                 if mode == "carousel" {
                     // Loop until the receiver is done; first-round repair for the loss.
                     args.extend_from_slice(&[
@@ -822,10 +817,7 @@ fn main() {
                 );
                 let goodput = size as f64 / secs;
                 let of = |path: &Path| -> (f64, f64) {
-                    let v: serde_json::Value = std::fs::read_to_string(path)
-                        .ok()
-                        .and_then(|t| serde_json::from_str(&t).ok())
-                        .unwrap_or_default();
+                    let v = stats_of(path);
                     (
                         v["peak_rss_bytes"].as_f64().unwrap_or(0.0),
                         v["cpu_s"].as_f64().unwrap_or(0.0),
