@@ -755,7 +755,15 @@ impl RecvArgs {
 
     /// Whether a sender key or fingerprint pins what is taken.
     pub fn keyed(&self) -> bool {
-        !self.sender_keys().is_empty() || !self.sender_key.is_empty()
+        !self.sender_key.is_empty() || self.expect.is_some_and(|e| e.key.is_some())
+    }
+
+    /// Sets the keys of a receiver's configuration: the sender keys and
+    /// fingerprints, and the channel keys.
+    pub fn apply_keys(&self, c: &mut ReceiverConfig) {
+        c.sender_keys = self.sender_keys();
+        c.sender_fingerprints = self.sender_fingerprints();
+        c.channel_keys = self.keys.channel_keys();
     }
 
     /// Refuses keys that cannot all be meant: a signed `--expect` id whose
@@ -779,7 +787,7 @@ impl RecvArgs {
     /// `id` for every transfer of the run, `refused` the sessions already
     /// taken (`--follow`).
     pub fn receiver_config(&self, id: u64, refused: &[SessionId]) -> ReceiverConfig {
-        ReceiverConfig {
+        let mut c = ReceiverConfig {
             id,
             feedback: !self.no_feedback,
             nack_unicast: self.nack_unicast,
@@ -789,11 +797,10 @@ impl RecvArgs {
             decode_threads: self.decode_threads(),
             ripen: true,
             refused_sessions: refused.to_vec(),
-            sender_keys: self.sender_keys(),
-            sender_fingerprints: self.sender_fingerprints(),
-            channel_keys: self.keys.channel_keys(),
             ..ReceiverConfig::default()
-        }
+        };
+        self.apply_keys(&mut c);
+        c
     }
 
     /// What `recv --output` checks and keeps of the files.

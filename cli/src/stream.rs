@@ -161,9 +161,7 @@ pub fn recv(args: &RecvArgs) -> Result<(), String> {
         c.max_object_size = args.max_object_size;
         c.feedback = !args.no_feedback;
         c.nack_unicast = args.nack_unicast;
-        c.sender_keys = args.sender_keys();
-        c.sender_fingerprints = args.sender_fingerprints();
-        c.channel_keys = args.keys.channel_keys();
+        args.apply_keys(c);
         if let Some(n) = args.decode_threads {
             c.decode_threads = n as usize;
         }

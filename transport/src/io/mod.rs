@@ -294,7 +294,8 @@ pub struct McastSocket {
 pub use crate::proto::MAX_FEEDBACK_HOPS;
 
 /// The wall clock now, for the core's [`WallClock`] (AUTH's Time,
-/// protocol.md §15): the drivers read it once, as they start.
+/// protocol.md §15): the drivers read it as they start, and again on each
+/// turn of their loops.
 ///
 /// [`WallClock`]: crate::proto::auth::WallClock
 pub fn wall_clock() -> crate::proto::auth::WallClock {

@@ -149,6 +149,11 @@ impl Signer {
         self
     }
 
+    /// The wall clock, read again.
+    pub fn set_clock(&mut self, clock: WallClock) {
+        self.clock = Some(clock);
+    }
+
     /// The public key receivers check AUTH against.
     pub fn public_key(&self) -> VerifyingKey {
         self.key.verifying_key()

@@ -213,7 +213,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// (protocol.md §16) is refused as [`WireError::Sealed`]: only
     /// [`seal::Opener`] reads it.
     pub fn check(&self) -> Result<(), WireError> {
-        match self.check_envelope()? {
+        match self.check_header(true)? {
             true => Err(WireError::Sealed),
             false => Ok(()),
         }
@@ -221,13 +221,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// [`Packet::check`], but a sealed datagram passes too: whether it is
     /// sealed (Flags ENCRYPTED with a Tag Len of [`seal::SEAL_LEN`], and
-    /// room for the seal).
-    pub fn check_envelope(&self) -> Result<bool, WireError> {
-        self.check_header(true)
-    }
-
-    /// [`Packet::check_envelope`], with the CRC checked only if `crc`: for
-    /// a datagram whose every byte something stronger covers (a seal, or a
+    /// room for the seal). The CRC is checked only if `crc`: not for a
+    /// datagram whose every byte something stronger covers (a seal, or a
     /// hash an AUTH lists), which is checked before it is read.
     pub fn check_header(&self, crc: bool) -> Result<bool, WireError> {
         let b = self.buffer.as_ref();

@@ -7,9 +7,9 @@
 //! the AEAD tag before the CRC. Each party seals under a key of its own,
 //! derived from the channel key and what names it (the session; the
 //! receiver's id for feedback), and numbers what it seals, so that no nonce
-//! repeats under a key while session and receiver ids are drawn afresh at
-//! each start. Opening gives the plain datagram back, CRC and all, for the
-//! ordinary parsers.
+//! repeats under a key, from a Sequence drawn at random as each party
+//! starts. Opening gives the plain datagram back for the ordinary parsers
+//! ([`Repr::parse_opened`](super::Repr::parse_opened)).
 
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, Tag, UnboundKey};
 use zeroize::Zeroize;
@@ -204,10 +204,9 @@ impl Sealer {
         buf[at..at + SEQUENCE_LEN].copy_from_slice(&sequence.to_be_bytes());
         at += SEQUENCE_LEN;
         buf[at..at + AEAD_TAG_LEN].copy_from_slice(tag.as_ref());
-        at += AEAD_TAG_LEN;
-        let crc = crc32fast::hash(&buf[..at]);
-        buf[at..at + CRC_LEN].copy_from_slice(&crc.to_be_bytes());
-        Some(at + CRC_LEN)
+        let sealed = at + AEAD_TAG_LEN + CRC_LEN;
+        Packet::new_unchecked(&mut buf[..sealed]).fill_checksum();
+        Some(sealed)
     }
 }
 
@@ -288,7 +287,7 @@ impl Opener {
             };
         }
         let len = datagram.len();
-        // check_envelope: len ≥ HEADER_LEN + SEAL_LEN + CRC_LEN.
+        // check_header: len ≥ HEADER_LEN + SEAL_LEN + CRC_LEN.
         let plain_len = len - SEAL_LEN;
         let body_end = plain_len - CRC_LEN;
         let clear = clear_len(ty, plain_len).ok_or(SealError::Wire(WireError::UnknownType))?;
@@ -373,9 +372,7 @@ impl Opener {
         if !self.open_into(datagram, &mut out)? {
             return Ok(None);
         }
-        let n = out.len() - CRC_LEN;
-        let crc = crc32fast::hash(&out[..n]);
-        out[n..].copy_from_slice(&crc.to_be_bytes());
+        Packet::new_unchecked(&mut out[..]).fill_checksum();
         Ok(Some(out))
     }
 }
@@ -458,8 +455,7 @@ mod tests {
         for at in [20, DATA_HEADER_LEN + 3, len - 20, len - 5] {
             let mut forged = buf[..len].to_vec();
             forged[at] ^= 1;
-            let crc = crc32fast::hash(&forged[..len - CRC_LEN]);
-            forged[len - CRC_LEN..].copy_from_slice(&crc.to_be_bytes());
+            Packet::new_unchecked(&mut forged[..]).fill_checksum();
             assert_eq!(
                 Opener::new(key(1)).open(&forged),
                 Err(SealError::BadSeal),
@@ -507,8 +503,7 @@ mod tests {
         let mut other = buf[..sealed].to_vec();
         assert!(Opener::new(key(1)).open(&other).unwrap().is_some());
         other[HEADER_LEN + 7] ^= 1;
-        let crc = crc32fast::hash(&other[..sealed - CRC_LEN]);
-        other[sealed - CRC_LEN..].copy_from_slice(&crc.to_be_bytes());
+        Packet::new_unchecked(&mut other[..]).fill_checksum();
         assert_eq!(Opener::new(key(1)).open(&other), Err(SealError::BadSeal));
     }
 }

@@ -77,8 +77,8 @@ impl Keys {
 
     /// The wall clock AUTH's Time is stamped from, read again.
     pub(super) fn set_wall_clock(&mut self, clock: crate::proto::auth::WallClock) {
-        if let Some(signer) = self.signer.take() {
-            self.signer = Some(signer.with_clock(Some(clock)));
+        if let Some(signer) = &mut self.signer {
+            signer.set_clock(clock);
         }
     }
 
