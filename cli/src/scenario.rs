@@ -35,7 +35,10 @@ fn run_scenario(scenario: &Scenario, show_progress: bool) -> Result<Outcome, Str
 }
 
 fn json(s: &Scenario, o: &Outcome) -> serde_json::Value {
-    serde_json::to_value(s.row(o)).expect("a row serialises")
+    let mut v = serde_json::to_value(s.row(o)).expect("a row serialises");
+    // The process's high-water mark, so far: for a lone run, the run's.
+    v["peak_rss_bytes"] = crate::output::peak_rss_bytes().into();
+    v
 }
 
 /// `groupcast sim`.
@@ -131,11 +134,15 @@ fn summary(s: &Scenario, o: &Outcome) {
     );
     if r.nacks_sent > 0 || r.status_sent > 0 {
         println!(
-            "feedback: {} NACK packets ({:.2} per block), {} block requests suppressed, {} STATUS packets",
+            "feedback: {} NACK packets ({:.2} per block), {} block requests suppressed, {} STATUS packets ({} unasked); \
+             at the sender {:.4} feedback packets per DATA packet; group size estimated {}",
             r.nacks_sent,
             r.nacks_sent as f64 / s.blocks(o).max(1) as f64,
             r.nacks_suppressed,
-            r.status_sent
+            r.status_sent,
+            r.status_unasked,
+            (r.status_received + r.nacks_received) as f64 / r.symbols_sent_total.max(1) as f64,
+            r.group_estimate,
         );
     }
     if let (Some(p50), Some(p99), Some(max)) = (
@@ -144,8 +151,9 @@ fn summary(s: &Scenario, o: &Outcome) {
         r.completion_quantile(1.0),
     ) {
         println!(
-            "completion (simulated): p50 {p50:.3} s, p99 {p99:.3} s, max {max:.3} s; wall time {:.2} s",
-            o.wall.as_secs_f64()
+            "completion (simulated): p50 {p50:.3} s, p99 {p99:.3} s, max {max:.3} s; wall time {:.2} s, peak memory {} MB",
+            o.wall.as_secs_f64(),
+            crate::output::peak_rss_bytes() >> 20
         );
     }
 }

@@ -160,6 +160,7 @@ fuzz_target!(|input: Input| {
                 group_log2: group_log2 % 33,
                 hops: hops.max(1),
                 retained: objects / 2,
+                ask: Default::default(),
             }));
         }
         Input::Nack {

@@ -191,6 +191,13 @@ pub struct SimReport {
     pub nacks_received: u64,
     /// STATUS packets the receivers sent.
     pub status_sent: u64,
+    /// Of them, STATUS no PROBE asked for: a receiver lagging the sender's
+    /// Limit, or losing more than its Loss.
+    pub status_unasked: u64,
+    /// STATUS packets the sender accepted.
+    pub status_received: u64,
+    /// The sender's group size estimate when the run ended.
+    pub group_estimate: u64,
     /// The sender's GRTT estimate when the run ended, microseconds.
     pub sender_grtt_us: u64,
     /// Per-receiver outcomes.
@@ -983,6 +990,7 @@ impl Simulation {
         let nacks_sent = rx_sum(|s| s.nacks_sent);
         let nacks_suppressed = rx_sum(|s| s.nacks_suppressed);
         let status_sent = rx_sum(|s| s.status_sent);
+        let status_unasked = rx_sum(|s| s.status_unasked);
         let per_receiver: Vec<ReceiverReport> = nodes
             .iter()
             .map(|n| {
@@ -1037,6 +1045,9 @@ impl Simulation {
             nacks_suppressed,
             nacks_received: stats.nacks_received,
             status_sent,
+            status_unasked,
+            status_received: stats.status_received,
+            group_estimate: stats.group_estimate,
             sender_grtt_us: stats.grtt_us,
             per_receiver,
         })

@@ -495,7 +495,7 @@ mod feedback {
             unreachable!("a PROBE")
         };
         edit(&mut p);
-        let mut b = vec![0; 64];
+        let mut b = vec![0; groupcast::wire::feedback::PROBE_LEN];
         let n = p.write(&mut b).unwrap();
         b.truncate(n);
         b
@@ -514,8 +514,9 @@ mod feedback {
             group_log2: 1,
             hops: 1,
             retained: 0,
+            ask: Default::default(),
         };
-        let mut b = vec![0; 64];
+        let mut b = vec![0; groupcast::wire::feedback::PROBE_LEN];
         let n = p.write(&mut b).unwrap();
         b.truncate(n);
         b
@@ -1018,6 +1019,9 @@ mod feedback {
         for p in first_pass(Mode::Hybrid) {
             let _ = r.handle_datagram(t0, &p);
         }
+        // The sender's own first PROBEs sample a few receivers at most
+        // (protocol.md §13.4, "Group size"); this one asks everyone.
+        let _ = r.handle_datagram(t0, &probe(false));
         let sent = drain(&mut r, t0, Duration::from_millis(5));
         let complete = sent
             .iter()
@@ -1198,6 +1202,7 @@ fn probe_of_session_10(ts: u64) -> groupcast::wire::ProbeRepr {
         group_log2: 3,
         hops: 1,
         retained: 0,
+        ask: Default::default(),
     }
 }
 
@@ -1521,6 +1526,7 @@ fn a_receiver_asks_for_nothing_the_sender_no_longer_holds() {
                 progress: (4, 0),
                 flags: groupcast::wire::feedback::PROBE_END,
                 retained,
+                ask: Default::default(),
                 ..probe_of_session_10(round * 50_000)
             });
             let _ = r.handle_datagram(t, &probe);

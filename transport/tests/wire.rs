@@ -113,10 +113,15 @@ fn example_probe() -> wire::ProbeRepr {
         objects: 2,
         progress: (1, 16),
         mode: wire::WireMode::Hybrid,
-        flags: 0,
+        flags: wire::feedback::PROBE_LIMIT,
         group_log2: 10,
         hops: 4,
         retained: 1,
+        ask: wire::ReportAsk {
+            sample: 8,
+            limit: Some((1, 4)),
+            loss: 6554,
+        },
     }
 }
 
@@ -732,8 +737,9 @@ fn views_read_and_write_the_examples_field_by_field() {
             p.reserved_zero(),
             p.retained()
         ),
-        (3, 0, 10, 4, true, 1)
+        (3, wire::feedback::PROBE_LIMIT, 10, 4, true, 1)
     );
+    assert_eq!((p.sample(), p.limit(), p.loss()), (8, (1, 4), 6554));
     let mut b = vec![0u8; bytes.len()];
     let mut v = ProbePacket::new_unchecked(&mut b[..]);
     v.set_timestamp_us(e.timestamp_us);
@@ -746,6 +752,9 @@ fn views_read_and_write_the_examples_field_by_field() {
     v.set_group_log2(e.group_log2);
     v.set_hops(e.hops);
     v.set_retained(e.retained);
+    v.set_sample(e.ask.sample);
+    v.set_limit(e.ask.limit.unwrap());
+    v.set_loss(e.ask.loss);
     assert_eq!(seal(b, PacketType::Probe, session), bytes);
 
     // STATUS.

@@ -93,9 +93,9 @@ def info(session, obj, f, t, z, digest, name=b"", fec=RAPTORQ):
 
 
 def probe(session, ts, sent, objects, progress, retained=0, grtt=1000, flags=0):
-    """A PROBE (§13.1) in hybrid mode, one hop, Group 0."""
+    """A PROBE (§13.1) in hybrid mode, one hop, Group 0, Sample 0, no Limit."""
     body = header(PROBE, session) + struct.pack(
-        ">QQIIIBBBBB3xI", ts, sent, grtt, objects, progress, 0, HYBRID, flags, 0, 1, retained
+        ">QQIIIBBBBBB2xIIBxH", ts, sent, grtt, objects, progress, 0, HYBRID, flags, 0, 1, 0, retained, 0, 0, 0
     )
     return gcnet.seal(body)
 

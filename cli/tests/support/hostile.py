@@ -82,7 +82,7 @@ def small_object(session, obj, content, digest, name):
 
 def probe(session, ts, sent, grtt, objects, pobj, psbn, flags=0, group=3, retained=0):
     body = header(PROBE, session) + struct.pack(
-        ">QQIIIBBBBB3xI", ts, sent, grtt, objects, pobj, psbn, 3, flags, group, 1, retained
+        ">QQIIIBBBBBB2xIIBxH", ts, sent, grtt, objects, pobj, psbn, 3, flags, group, 1, 0, retained, 0, 0, 0
     )
     return gcnet.seal(body)
 
@@ -166,7 +166,7 @@ while time.monotonic() < end and sent < 400_000:
                 real_session, sender_addr = session, addr
                 if len(captured) < 200:
                     captured.append(pkt)
-                if pkt[3] == PROBE and len(pkt) == 60:
+                if pkt[3] == PROBE and len(pkt) == 68:
                     progress = struct.unpack(">IB", pkt[40:45])
                     if progress > positions[-1]:
                         positions.append(progress)

@@ -1939,8 +1939,9 @@ mod tests {
             group_log2: 0,
             hops: 1,
             retained: 0,
+            ask: Default::default(),
         };
-        let mut b = vec![0; 64];
+        let mut b = vec![0; crate::wire::feedback::PROBE_LEN];
         let n = p.write(&mut b).unwrap();
         b.truncate(n);
         b
@@ -2181,7 +2182,7 @@ mod tests {
         p.retained = 5;
         p.objects = 5;
         p.progress = (5, 0);
-        let mut b = vec![0; 64];
+        let mut b = vec![0; crate::wire::feedback::PROBE_LEN];
         let n = p.write(&mut b).unwrap();
         let _ = rx.handle_datagram(t0, &b[..n]);
         // An object of the session makes it heard, and started at 5.

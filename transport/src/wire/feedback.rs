@@ -10,7 +10,7 @@ use super::{
 };
 
 /// Length of a PROBE packet.
-pub const PROBE_LEN: usize = HEADER_LEN + 40 + CRC_LEN;
+pub const PROBE_LEN: usize = HEADER_LEN + 48 + CRC_LEN;
 /// Length of a STATUS packet.
 pub const STATUS_LEN: usize = HEADER_LEN + 40 + CRC_LEN;
 /// Bytes of a NACK before its entries.
@@ -28,6 +28,11 @@ pub const MAX_LOSS_PPM: u32 = 1_000_000;
 
 /// PROBE flag: the first pass over every object is finished.
 pub const PROBE_END: u8 = 0x01;
+/// PROBE flag: Limit holds the window edge flow control follows; without
+/// it, Limit is zero and no receiver is asked to report for lagging.
+pub const PROBE_LIMIT: u8 = 0x02;
+/// Largest Sample a PROBE may carry: one receiver id in 2^32 asked.
+pub const MAX_SAMPLE: u8 = 32;
 /// NACK entry flag: the receiver lacks the object's OBJECT_INFO.
 pub const NACK_NEED_INFO: u8 = 0x01;
 /// NACK entry flag, on the wire only: the entry's ESIs follow as a first
@@ -75,10 +80,20 @@ pub mod probe {
     pub const GROUP_LOG2: usize = 47;
     /// The hop limit the sender's multicast leaves with.
     pub const HOPS: usize = 48;
+    /// Which receivers are asked for a routine STATUS: log2 of the share.
+    pub const SAMPLE: usize = 49;
     /// Reserved, zero.
-    pub const RESERVED: Range<usize> = 49..52;
+    pub const RESERVED: Range<usize> = 50..52;
     /// The first object the sender still holds (those before are retired).
     pub const RETAINED: Range<usize> = 52..56;
+    /// Limit: object.
+    pub const LIMIT_OBJECT: Range<usize> = 56..60;
+    /// Limit: SBN.
+    pub const LIMIT_SBN: usize = 60;
+    /// Reserved, zero.
+    pub const RESERVED2: usize = 61;
+    /// The loss proactive repair is sized for, in 65536ths.
+    pub const LOSS: Range<usize> = 62..64;
 }
 
 /// STATUS field offsets, from the start of the datagram.
@@ -223,11 +238,23 @@ impl<T: AsRef<[u8]>> ProbePacket<T> {
     pub fn retained(&self) -> u32 {
         read_u32(self.buffer.as_ref(), probe::RETAINED)
     }
+    /// Log2 of the share of receivers asked for a routine STATUS.
+    pub fn sample(&self) -> u8 {
+        self.buffer.as_ref()[probe::SAMPLE]
+    }
+    /// The window edge flow control follows (valid with [`PROBE_LIMIT`]).
+    pub fn limit(&self) -> (u32, u8) {
+        let b = self.buffer.as_ref();
+        (read_u32(b, probe::LIMIT_OBJECT), b[probe::LIMIT_SBN])
+    }
+    /// The loss proactive repair is sized for, in 65536ths.
+    pub fn loss(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), probe::LOSS)
+    }
     /// Whether the reserved bytes are zero, as they must be.
     pub fn reserved_zero(&self) -> bool {
-        self.buffer.as_ref()[probe::RESERVED]
-            .iter()
-            .all(|&b| b == 0)
+        let b = self.buffer.as_ref();
+        b[probe::RESERVED].iter().all(|&b| b == 0) && b[probe::RESERVED2] == 0
     }
 }
 
@@ -271,6 +298,21 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> ProbePacket<T> {
         let b = self.buffer.as_mut();
         b[probe::HOPS] = v;
         b[probe::RESERVED].fill(0);
+        b[probe::RESERVED2] = 0;
+    }
+    /// Sets the sample exponent.
+    pub fn set_sample(&mut self, v: u8) {
+        self.buffer.as_mut()[probe::SAMPLE] = v;
+    }
+    /// Sets the limit.
+    pub fn set_limit(&mut self, (object, sbn): (u32, u8)) {
+        let b = self.buffer.as_mut();
+        put(b, probe::LIMIT_OBJECT, &object.to_be_bytes());
+        b[probe::LIMIT_SBN] = sbn;
+    }
+    /// Sets the loss, in 65536ths.
+    pub fn set_loss(&mut self, v: u16) {
+        put(self.buffer.as_mut(), probe::LOSS, &v.to_be_bytes());
     }
     /// Sets the first object still held.
     pub fn set_retained(&mut self, v: u32) {
@@ -307,6 +349,35 @@ pub struct ProbeRepr {
     /// answers nothing for the objects before (a feed's retired objects,
     /// protocol.md §14.2; 0 in a file transfer).
     pub retained: u32,
+    /// Who is asked to report, and against what (protocol.md §13.3).
+    pub ask: ReportAsk,
+}
+
+/// What a PROBE asks of the group's STATUS (protocol.md §13.3, "Who
+/// reports"): a sample of receivers reports routinely; the others only to
+/// say what may change the sender's decisions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReportAsk {
+    /// Receivers asked for a routine STATUS: those [`sampled`] at this
+    /// exponent, one in 2^`sample` (0: all of them), at most [`MAX_SAMPLE`].
+    pub sample: u8,
+    /// The window edge flow control follows (flag [`PROBE_LIMIT`]): a
+    /// receiver whose window is behind it reports.
+    pub limit: Option<(u32, u8)>,
+    /// The loss proactive repair is sized for, in 65536ths (0: none known):
+    /// a receiver whose loss is surely higher reports.
+    pub loss: u16,
+}
+
+/// Whether `receiver` is among those a PROBE of `timestamp_us` asks for a
+/// routine STATUS at exponent `sample` (protocol.md §13.3, "Who reports"):
+/// the top `sample` bits of splitmix64(receiver XOR timestamp) are zero.
+pub fn sampled(receiver: u64, timestamp_us: u64, sample: u8) -> bool {
+    match sample {
+        0 => true,
+        s if s >= 64 => false,
+        s => groupcast_fec::splitmix64(receiver ^ timestamp_us) >> (64 - s as u32) == 0,
+    }
 }
 
 impl ProbeRepr {
@@ -331,16 +402,31 @@ impl ProbeRepr {
             group_log2: p.group_log2(),
             hops: p.hops(),
             retained: p.retained(),
+            ask: ReportAsk {
+                sample: p.sample(),
+                limit: (p.flags() & PROBE_LIMIT != 0).then(|| p.limit()),
+                loss: p.loss(),
+            },
         };
+        if r.ask.limit.is_none() && p.limit() != (0, 0) {
+            return Err(WireError::Reserved);
+        }
         r.check()?;
         Ok(r)
     }
 
     fn check(&self) -> Result<(), WireError> {
-        if self.flags & !PROBE_END != 0 {
+        if self.flags & !(PROBE_END | PROBE_LIMIT) != 0 {
             return Err(WireError::UnknownFlags);
         }
-        if self.group_log2 > MAX_GROUP_LOG2 || self.hops == 0 || self.retained > self.objects {
+        if (self.flags & PROBE_LIMIT != 0) != self.ask.limit.is_some() {
+            return Err(WireError::UnknownFlags);
+        }
+        if self.group_log2 > MAX_GROUP_LOG2
+            || self.hops == 0
+            || self.retained > self.objects
+            || self.ask.sample > MAX_SAMPLE
+        {
             return Err(WireError::OutOfRange);
         }
         Ok(())
@@ -363,6 +449,9 @@ impl ProbeRepr {
         p.set_group_log2(self.group_log2);
         p.set_hops(self.hops);
         p.set_retained(self.retained);
+        p.set_sample(self.ask.sample);
+        p.set_limit(self.ask.limit.unwrap_or((0, 0)));
+        p.set_loss(self.ask.loss);
         Ok(())
     }
 

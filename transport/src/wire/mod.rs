@@ -24,7 +24,8 @@ use std::ops::Range;
 pub use auth::{AuthPacket, AuthRepr};
 pub use data::{DataPacket, DataRepr};
 pub use feedback::{
-    NackEntry, NackPacket, NackRepr, ProbePacket, ProbeRepr, StatusPacket, StatusRepr, WireMode,
+    NackEntry, NackPacket, NackRepr, ProbePacket, ProbeRepr, ReportAsk, StatusPacket, StatusRepr,
+    WireMode,
 };
 pub use frame::{FrameError, FrameKind, FrameRepr};
 pub use info::{InfoPacket, InfoRepr};

@@ -417,6 +417,7 @@ mod tests {
             group_log2: 0,
             hops: 1,
             retained: 0,
+            ask: Default::default(),
         }
     }
 

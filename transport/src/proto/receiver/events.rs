@@ -359,6 +359,10 @@ pub struct ReceiverStats {
     /// (protocol.md §13.5). PROBEs of sessions that send nothing draw no
     /// reply.
     pub status_withheld: u64,
+    /// STATUS sent though the PROBE did not sample this receiver: it lagged
+    /// the sender's Limit or lost more than the sender's Loss
+    /// (protocol.md §13.3, "Who reports").
+    pub status_unasked: u64,
     /// Feedback packets that were not for a receiver (STATUS), or of sessions
     /// beyond `max_sessions`, ignored.
     pub feedback_ignored: u64,

@@ -13,8 +13,10 @@ use super::objects::{Key, ObjectTable, Slot};
 use super::{Destination, Receiver, ReceiverConfig, ReceiverStats, RejectReason};
 use crate::proto::timer::BlockTimers;
 use crate::proto::{ObjectId, SessionId};
-use crate::wire::feedback::{PROBE_END, STATUS_BUSY, STATUS_COMPLETE, STATUS_ECHO, STATUS_LOSS};
-use crate::wire::{DataRepr, NackEntry, NackRepr, ProbeRepr, StatusRepr};
+use crate::wire::feedback::{
+    PROBE_END, STATUS_BUSY, STATUS_COMPLETE, STATUS_ECHO, STATUS_LOSS, sampled,
+};
+use crate::wire::{DataRepr, NackEntry, NackRepr, ProbeRepr, ReportAsk, StatusRepr};
 
 /// Feedback state for one session (nack and hybrid modes).
 pub(super) struct SessionFb {
@@ -35,6 +37,8 @@ pub(super) struct SessionFb {
     pub(super) retained: u32,
     /// The latest PROBE's timestamp (STATUS echoes it), and when it came.
     probe_ts: u64,
+    /// Who the latest PROBE asks to report (protocol.md §13.3, "Who reports").
+    ask: ReportAsk,
     pub(super) probe_at: Instant,
     /// The path's loss and rate, which STATUS reports.
     loss: LossEstimator,
@@ -81,6 +85,11 @@ struct StatusState {
     last_window: Option<(u32, u8)>,
     /// Whether a due STATUS waits for credit (counted once).
     withheld: bool,
+    /// When a STATUS this receiver was not asked for, but has reason to
+    /// send (it lags the sender's Limit, its loss is higher than the
+    /// sender's), goes if the reason still holds then (protocol.md §13.3,
+    /// "Who reports").
+    report_at: Option<Instant>,
     /// Whether this receiver moved its window itself since the last STATUS
     /// (an object completed, the application moved its hold).
     news: bool,
@@ -153,6 +162,7 @@ impl SessionFb {
             progress: (0, 0),
             retained: 0,
             probe_ts,
+            ask: ReportAsk::default(),
             probe_at: now,
             loss: LossEstimator::new(now),
             nack: NackState::default(),
@@ -164,6 +174,7 @@ impl SessionFb {
                 complete: false,
                 last_window: None,
                 withheld: false,
+                report_at: None,
                 news: false,
                 done_max: None,
                 credit: if heard { 2 } else { 0 },
@@ -220,6 +231,7 @@ impl SessionFb {
         // It only grows (a reordered PROBE does not bring objects back).
         self.retained = self.retained.max(p.retained);
         self.probe_ts = p.timestamp_us;
+        self.ask = p.ask;
         self.probe_at = now;
         self.status.due = true;
         Ok(contradicted)
@@ -324,15 +336,17 @@ impl SessionFb {
     /// its feedback state after `idle_timeout` without a PROBE.
     pub(super) fn deadline(&self, config: &ReceiverConfig) -> Option<Instant> {
         let s = &self.status;
+        // A STATUS nobody asked for waits for its delay too.
+        let delayed = |t: Instant| s.report_at.map_or(t, |r| r.max(t));
         let status = if s.credit == 0 {
-            (s.due && s.earned).then(|| s.last.map_or(self.probe_at, |l| l + KEEPALIVE))
+            (s.due && s.earned).then(|| delayed(s.last.map_or(self.probe_at, |l| l + KEEPALIVE)))
         } else if s.finals > 0 {
             Some(self.probe_at.min(s.last.unwrap_or(self.probe_at)))
         } else if s.due {
-            Some(
+            Some(delayed(
                 s.last
                     .map_or(self.probe_at, |l| l + self.status_every(config)),
-            )
+            ))
         } else {
             None
         };
@@ -444,10 +458,41 @@ impl SessionFb {
 
     /// STATUS goes every GRTT, within [10 ms, `status_interval`]: often
     /// enough to keep flow control moving on a fast link, rarely enough for
-    /// a large group.
+    /// a small group. In a sampled group (Sample above 0), a receiver the
+    /// PROBE asks answers that PROBE: the sender counts the answers.
     fn status_every(&self, config: &ReceiverConfig) -> Duration {
+        if self.ask.sample > 0 {
+            return Duration::ZERO;
+        }
         let most = config.status_interval.max(Duration::from_millis(10));
         self.grtt.clamp(Duration::from_millis(10), most)
+    }
+
+    /// Whether this receiver's loss is surely above the loss the sender
+    /// sizes proactive repair for: measured, and above it by four standard
+    /// deviations of its own estimate (the sender sizes for the group's
+    /// largest draw, which lies a few deviations above the average).
+    fn lossier_than_asked(&self) -> bool {
+        let span = self.loss.span();
+        if self.ask.loss == 0 || span == 0 {
+            return false;
+        }
+        let p = self.loss.loss();
+        let sd = (p * (1.0 - p) / span as f64).sqrt();
+        p - 4.0 * sd > self.ask.loss as f64 / 65536.0
+    }
+
+    /// How long after the PROBE a STATUS nobody asked for waits: NORM's
+    /// truncated exponential over the NACK backoff window, drawn from the
+    /// receiver id and the PROBE, so that of many receivers with the same
+    /// reason only a few send before the sender's next PROBEs, which carry
+    /// what they said, tell the rest it no longer holds.
+    fn report_delay(&self, config: &ReceiverConfig) -> Duration {
+        let u = groupcast_fec::splitmix64(config.id ^ self.probe_ts ^ 0x5354_4154_5553) >> 11;
+        let u = u as f64 / (1u64 << 53) as f64;
+        let window = self.grtt.as_secs_f64() * self.backoff_window(config);
+        let group = self.group.max(config.group_size as f64);
+        Duration::from_secs_f64(nack_backoff(u, window, group).max(0.0))
     }
 
     /// Another receiver's NACK `entries` for this session: holds back our
@@ -585,9 +630,10 @@ impl SessionFb {
         // and the window edge below walks the receiver's objects. (Completing
         // an object makes a STATUS due at once, so the edge is computed then.)
         let interval = self.status_every(config);
+        let asked = sampled(config.id, self.probe_ts, self.ask.sample);
         let s = &mut self.status;
         let due = s.finals > 0 || (s.due && s.last.is_none_or(|l| now >= l + interval));
-        if !due {
+        if !due || (s.finals == 0 && s.report_at.is_some_and(|t| now < t)) {
             return None;
         }
         let edge = table.edge(session, self.objects);
@@ -604,9 +650,31 @@ impl SessionFb {
         // (protocol.md §13.3).
         let busy = !complete
             && (table.solving(session, edge) || (window < edge && edge.0 >= self.objects));
+        if !asked && s.finals == 0 {
+            // Not asked: only what may change the sender's decisions goes,
+            // after a delay, and only if it still holds against the latest
+            // PROBE's Limit and Loss (protocol.md §13.3, "Who reports").
+            let lagging = !complete && self.ask.limit.is_some_and(|l| window < l);
+            if !lagging && !self.lossier_than_asked() {
+                let s = &mut self.status;
+                (s.due, s.report_at, s.news) = (false, None, false);
+                return None;
+            }
+            if self.status.report_at.is_none() {
+                let at = self.probe_at + self.report_delay(config);
+                self.status.report_at = Some(at);
+                if now < at {
+                    return None;
+                }
+            }
+        }
+        let unasked = !asked && self.status.finals == 0;
+        let s = &mut self.status;
+        s.report_at = None;
         if !s.spend(now, window, stats) {
             return None;
         }
+        stats.status_unasked += unasked as u64;
         if complete && !s.complete {
             s.complete = true;
             s.finals = 3;

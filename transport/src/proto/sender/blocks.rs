@@ -252,6 +252,19 @@ impl Blocks {
         }
     }
 
+    /// The window (object, SBN) of the global block `edge`, as a STATUS
+    /// names it: the inverse of [`Blocks::edge_of`]; (objects, 0) past
+    /// every block.
+    pub(super) fn window_of(&self, edge: u64) -> (u32, u8) {
+        let i = self.prefix.partition_point(|&p| p <= edge);
+        match i.checked_sub(1) {
+            Some(j) if edge - self.prefix[j] < self.objects[j].oti.source_blocks() as u64 => {
+                (j as u32, (edge - self.prefix[j]) as u8)
+            }
+            _ => (self.objects.len() as u32, 0),
+        }
+    }
+
     /// The first object not wholly below the global block `edge`.
     pub(super) fn first_not_below(&self, edge: u64) -> u32 {
         let i = self.prefix.partition_point(|&p| p < edge);

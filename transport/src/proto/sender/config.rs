@@ -421,6 +421,13 @@ pub struct SenderStats {
     /// Receivers that ever started tracking (a receiver that times out and
     /// comes back counts again).
     pub receivers_heard: u64,
+    /// The group size the sender estimates (protocol.md §13.4, "Group
+    /// size"): the receivers tracked while it asks all of them to report,
+    /// else the census of the sampled reports; as of the latest PROBE.
+    pub group_estimate: u64,
+    /// The Sample exponent of the latest PROBE: one receiver in 2^this is
+    /// asked for a routine STATUS (0: all).
+    pub report_sample: u8,
     /// STATUS reports of ids not tracked that were dropped because a cap on
     /// new receivers was reached, whatever the cap (the four counters below
     /// say which). An id keeps being refused until there is room for it.

@@ -15,13 +15,14 @@ use std::time::{Duration, Instant};
 
 use super::blocks::Blocks;
 use super::budget::Budget;
+use super::census::Census;
 use super::config::{BUSY_HOLD, SenderConfig, SenderEvent, SenderStats};
 use crate::proto::feedback::{FeedbackConfig, FlowPolicy};
 use crate::proto::rate::{RttFilter, average_loss};
 use crate::proto::repair::RepairScheduler;
 use crate::proto::roster::{Refusal, Roster, prefix_of};
-use crate::wire::StatusRepr;
 use crate::wire::feedback::{STATUS_BUSY, STATUS_COMPLETE, STATUS_ECHO, STATUS_LOSS};
+use crate::wire::{ReportAsk, StatusRepr};
 
 /// PROBE timestamps remembered, so that a STATUS echo must name a recent one.
 const PROBE_HISTORY: usize = 64;
@@ -204,6 +205,15 @@ pub(super) struct Group {
     pub(super) open: bool,
     /// What answers to NACKs may spend.
     pub(super) budget: Budget,
+    /// Who is asked to report, and the group size estimated from it.
+    pub(super) census: Census,
+    /// In a sampled group, the oldest report that still counts (set at each
+    /// PROBE): receivers not asked are silent by rule, so what one said
+    /// longer ago than four GRTTs (at least four PROBE intervals) is no
+    /// longer taken as its state (protocol.md §13.4, "Group size").
+    live_from: Option<Instant>,
+    /// The Sent count of the latest PROBE.
+    probe_sent: u64,
 }
 
 /// Whether a receiver whose edge is `edge` holds the sender back, given
@@ -249,12 +259,57 @@ impl Group {
             busy_at: None,
             open: false,
             budget: Budget::new(fb.max_nack_rate),
+            census: Census::default(),
+            live_from: None,
+            probe_sent: 0,
         }
     }
 
-    /// Receivers tracked.
-    pub(super) fn len(&self) -> usize {
-        self.receivers.len()
+    /// Whether what `r` said last still counts: always in a group asked
+    /// whole; in a sampled one, if said since `live_from`.
+    fn live(&self, r: &Tracked) -> bool {
+        self.live_from.is_none_or(|f| r.last_heard >= f)
+    }
+
+    /// The receivers whose reports count ([`Group::live`]).
+    fn current(&self) -> impl Iterator<Item = &Tracked> {
+        self.receivers.values().filter(|r| self.live(r))
+    }
+
+    /// The group size in a sampled group, 0 in one asked whole (where the
+    /// reports are the group's).
+    fn sampled_size(&self) -> usize {
+        if self.census.sampling() {
+            self.size() as usize
+        } else {
+            0
+        }
+    }
+
+    /// The group size proactive repair is sized for, at least 1: the
+    /// receivers tracked, or in a sampled group the estimate if larger.
+    pub(super) fn repair_size(&self) -> usize {
+        self.receivers.len().max(self.sampled_size()).max(1)
+    }
+
+    /// How long the sender waits for late NACKs once everyone tracked is
+    /// done, with GRTT `grtt`: four GRTTs (a late receiver's NACK backoff and
+    /// its repair's round trip), at least two PROBE intervals, at most
+    /// `linger`. In a sampled group, the quiet completion rests on: two
+    /// PROBE intervals and fourteen GRTTs (protocol.md §13.4, "Finish").
+    pub(super) fn linger(&self, grtt: Duration) -> Duration {
+        let fb = &self.cfg;
+        if self.census.sampling() {
+            return fb.probe_interval * 2 + grtt * 14;
+        }
+        (grtt * 4).max(fb.probe_interval * 2).min(fb.linger)
+    }
+
+    /// The group size: the census's estimate, else the receivers tracked.
+    pub(super) fn size(&self) -> u64 {
+        self.census
+            .estimate()
+            .map_or(self.receivers.len() as u64, |n| n.round() as u64)
     }
 
     /// Every tracked receiver lacks the object just added.
@@ -269,39 +324,34 @@ impl Group {
     pub(super) fn counts(&self, id: u64) -> bool {
         self.receivers
             .get(&id)
-            .is_some_and(|r| !r.complete && !r.stalled)
+            .is_some_and(|r| !r.complete && !r.stalled && self.live(r))
     }
 
     /// Whether no tracked receiver counts: none is tracked, or every one is
     /// stalled.
     pub(super) fn nobody_counts(&self) -> bool {
-        self.receivers.values().all(|r| r.stalled)
+        self.current().all(|r| r.stalled)
     }
 
     /// Whether some tracked receiver is neither complete nor stalled.
     pub(super) fn unfinished(&self) -> bool {
-        self.receivers.values().any(|r| !r.complete && !r.stalled)
+        self.current().any(|r| !r.complete && !r.stalled)
     }
 
     /// Whether every tracked receiver is complete or stalled.
     pub(super) fn all_done(&self) -> bool {
-        self.receivers.values().all(|r| r.complete || r.stalled)
+        self.current().all(|r| r.complete || r.stalled)
     }
 
     /// The lowest window edge of a tracked receiver that is not stalled.
     pub(super) fn lowest_edge(&self) -> Option<u64> {
-        self.receivers
-            .values()
-            .filter(|r| !r.stalled)
-            .map(|r| r.edge)
-            .min()
+        self.current().filter(|r| !r.stalled).map(|r| r.edge).min()
     }
 
     /// The lowest window edge of an unfinished receiver that counts (0 with
     /// none): where a fallback round starts.
     pub(super) fn fallback_floor(&self) -> u64 {
-        self.receivers
-            .values()
+        self.current()
             .filter(|r| !r.complete && !r.stalled)
             .map(|r| r.edge)
             .min()
@@ -312,8 +362,7 @@ impl Group {
     /// (protocol.md §13.4, "Flow control").
     pub(super) fn flow_edge(&self) -> Option<u64> {
         let mut edges = self
-            .receivers
-            .values()
+            .current()
             .filter(|r| !r.stalled)
             .map(|r| r.edge)
             .peekable();
@@ -468,7 +517,7 @@ impl Group {
     /// `None` if none has reported.
     pub(super) fn neediest_loss(&self, first: bool) -> Option<f64> {
         let counted = self.loss_reporters().map(|r| (r.loss, r.loss_sd));
-        neediest_loss(counted, first)
+        neediest_loss(counted, first, self.sampled_size())
     }
 
     /// The largest average loss a tracked receiver that still counts (not
@@ -481,19 +530,69 @@ impl Group {
     /// measured its loss: what restaging a window waits for.
     pub(super) fn all_measured(&self) -> bool {
         let measured = |r: &Tracked| r.stalled || r.complete || r.loss_reports > 0;
-        self.loss_reporters().next().is_some() && self.receivers.values().all(measured)
+        self.loss_reporters().next().is_some() && self.current().all(measured)
     }
 
+    /// The receivers whose loss counts: every tracked one whose loss
+    /// [`Tracked::reports_loss`], however long ago it reported (within
+    /// `receiver_timeout`), so that a receiver that said once it loses more
+    /// than the rest is sized for until it goes.
     fn loss_reporters(&self) -> impl Iterator<Item = &Tracked> {
         self.receivers.values().filter(|r| r.reports_loss())
     }
 
-    /// Remembers a PROBE's timestamp, for the echoes that will name it.
-    pub(super) fn on_probe(&mut self, timestamp_us: u64) {
+    /// Remembers a PROBE's Timestamp, for the echoes that will name it, and
+    /// gives what it asks of the group (protocol.md §13.3, "Who reports"):
+    /// `at` is its Timestamp and Sent, and where the first pass is
+    /// ([`Position::behind`]).
+    pub(super) fn on_probe(
+        &mut self,
+        now: Instant,
+        ((timestamp_us, sent), behind): ((u64, u64), u64),
+        (grtt, probe_interval): (Duration, Duration),
+        blocks: &Blocks,
+    ) -> ReportAsk {
         if self.probe_times.len() >= PROBE_HISTORY {
             self.probe_times.pop_front();
         }
         self.probe_times.push_back(timestamp_us);
+        // Answers to a PROBE come within a GRTT or two.
+        let settle = (grtt * 2).max(Duration::from_millis(10));
+        let active = sent > self.probe_sent;
+        self.probe_sent = sent;
+        let tracked = self.receivers.len();
+        let sample = self
+            .census
+            .on_probe(now, timestamp_us, (settle, active), tracked);
+        let horizon = (grtt * 4).max(probe_interval * 4);
+        self.live_from = self
+            .census
+            .sampling()
+            .then(|| now.checked_sub(horizon))
+            .flatten();
+        let loss = self.neediest_loss(false).unwrap_or(0.0);
+        ReportAsk {
+            sample,
+            limit: self.limit(behind).map(|e| blocks.window_of(e)),
+            loss: (loss * 65536.0).round().min(u16::MAX as f64) as u16,
+        }
+    }
+
+    /// The window edge a PROBE names as its Limit, given the global block
+    /// the first pass is at (`behind`, [`Position::behind`]): in a sampled
+    /// group under `min`, once the pass is half a flow window in, half a
+    /// flow window behind it, or flow control's edge if that is lower. A
+    /// receiver behind it may soon hold the sender back, or holds it now,
+    /// and reports (protocol.md §13.3, "Who reports"); the rest cannot
+    /// change where flow control stops the pass. None once the pass is
+    /// over. A group asked whole reports anyway.
+    fn limit(&self, behind: u64) -> Option<u64> {
+        // Once the pass is over, NACKs say who lacks what.
+        if !self.census.sampling() || self.cfg.policy != FlowPolicy::Min || behind == u64::MAX {
+            return None;
+        }
+        let half = behind.checked_sub(self.flow_blocks.div_ceil(2))?;
+        Some(self.flow_edge().map_or(half, |e| e.min(half)))
     }
 
     /// Remembers the address an id not yet tracked first NACKed from. NACKs
@@ -593,8 +692,13 @@ impl Group {
         (r.credit, r.credit_at, r.stalled) = (credit, now, stalled);
         r.average_in(st);
         outcome.first_loss = st.flags & STATUS_LOSS != 0 && r.loss_reports == 1;
+        self.census.on_status();
         if st.flags & STATUS_ECHO != 0 {
+            let first = r.echo != Some(st.echo_us);
             outcome.rtt = self.echo(&mut r, st, at.now_us, stats);
+            if first && outcome.rtt.is_some() {
+                self.census.on_answer(st.receiver, st.echo_us);
+            }
         }
         self.receivers.insert(st.receiver, r);
         stats.receivers_tracked = self.receivers.len() as u64;
@@ -746,7 +850,14 @@ impl Group {
             .is_some_and(|e| e.saturating_add(window) <= behind);
         let flow_held = self.flow_held;
         let mut held = false;
+        let live_from = self.live_from;
         for (&id, r) in self.receivers.iter_mut() {
+            // In a sampled group, one not asked lately is silent by rule: its
+            // old report neither spends credit nor stalls it.
+            if live_from.is_some_and(|f| r.last_heard < f) {
+                r.credit_at = now;
+                continue;
+            }
             if !r.complete && holds_back(r.edge, behind, window, flow_held) {
                 let spent = now.saturating_duration_since(r.credit_at);
                 r.credit = r.credit.saturating_sub(spent);
@@ -794,7 +905,7 @@ impl Group {
             // moment, would each hold the sender for `receiver_timeout` and
             // never stall (`stall_timeout` is longer).
             if let Some(r) = self.receivers.remove(&id) {
-                if !r.complete {
+                if !r.complete && self.live_from.is_none() {
                     self.stall_floor = Some(self.stall_floor.map_or(r.edge, |f| f.max(r.edge)));
                 }
                 self.roster.release(r.source);
@@ -864,7 +975,11 @@ impl Group {
 /// the spans allow alone: for a report or two they are exact, and the
 /// spread of a few reports is itself noise (of three receivers at 10%, a
 /// close three would have a window restaged for 11.4%).
-fn neediest_loss(counted: impl Iterator<Item = (f64, f64)>, first: bool) -> Option<f64> {
+fn neediest_loss(
+    counted: impl Iterator<Item = (f64, f64)>,
+    first: bool,
+    group: usize,
+) -> Option<f64> {
     let all: Vec<(f64, f64)> = counted.collect();
     let g = all.len() as f64;
     let mean = all.iter().map(|r| r.0).sum::<f64>() / g;
@@ -877,7 +992,9 @@ fn neediest_loss(counted: impl Iterator<Item = (f64, f64)>, first: bool) -> Opti
     };
     // One standard deviation stays, for the estimate's own error.
     let kept = if first { 0.0 } else { 1.0 };
-    let e = (expected_max_normal(all.len()) - kept).max(0.0);
+    // In a sampled group the reports are a sample: the neediest is the
+    // largest of the whole group's draws.
+    let e = (expected_max_normal(all.len().max(group)) - kept).max(0.0);
     all.iter()
         .map(|&(p, s)| {
             let sd = (s * (p * (1.0 - p)).max(0.0).sqrt()).min(spread);
@@ -941,8 +1058,11 @@ mod tests {
             last = expected_max_normal(n);
         }
         // No receivers, no loss to size for; a lone report is taken as is.
-        assert_eq!(neediest_loss(std::iter::empty(), false), None);
-        assert_eq!(neediest_loss([(0.2, 0.05)].into_iter(), false), Some(0.2));
+        assert_eq!(neediest_loss(std::iter::empty(), false, 0), None);
+        assert_eq!(
+            neediest_loss([(0.2, 0.05)].into_iter(), false, 1),
+            Some(0.2)
+        );
     }
 
     /// A first sizing (receivers' first reports, topped up later) keeps no
@@ -954,10 +1074,10 @@ mod tests {
     fn a_first_sizing_takes_the_noise_off_whatever_the_spread() {
         let s = 1.0 / 1000f64.sqrt();
         let close = [(0.100, s), (0.101, s), (0.102, s)];
-        let first = neediest_loss(close.into_iter(), true).unwrap();
+        let first = neediest_loss(close.into_iter(), true, 3).unwrap();
         let sd = s * (0.102f64 * 0.898).sqrt();
         let e3 = expected_max_normal(3);
         assert!((first - (0.102 - e3 * sd)).abs() < 1e-9, "{first}");
-        assert_eq!(neediest_loss(close.into_iter(), false), Some(0.102));
+        assert_eq!(neediest_loss(close.into_iter(), false, 3), Some(0.102));
     }
 }

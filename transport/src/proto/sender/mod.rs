@@ -11,6 +11,7 @@
 
 mod blocks;
 mod budget;
+mod census;
 mod config;
 mod group;
 mod keys;
@@ -713,7 +714,10 @@ impl Sender {
             return;
         }
         if self.timers.get(Timer::Linger).is_none() {
-            let linger = self.linger();
+            let linger = self
+                .feedback
+                .as_ref()
+                .map_or(Duration::ZERO, |g| g.linger(self.rc.grtt()));
             self.timers.set(Timer::Linger, now + linger);
             self.phase.linger();
         }
@@ -801,16 +805,6 @@ impl Sender {
         self.phase.pass_done(self.feedback.is_some())
     }
 
-    /// How long the sender waits for late NACKs once everyone tracked is
-    /// done: four GRTTs (a late receiver's NACK backoff and its repair's
-    /// round trip), at least two PROBE intervals, at most `linger`.
-    fn linger(&self) -> Duration {
-        let fb = &self.config.feedback;
-        (self.rc.grtt() * 4)
-            .max(fb.probe_interval * 2)
-            .min(fb.linger)
-    }
-
     fn has_data_ready(&self, g: &Group) -> bool {
         !self.pass_done() && !self.flow_blocked()
             || (!g.budget.info_queue.is_empty() && g.budget.repair.has_any())
@@ -866,25 +860,32 @@ impl Sender {
         self.stats.grtt_us = self.rc.grtt().as_micros() as u64;
         let fb = &self.config.feedback;
         self.timers.set(Timer::Probe, now + fb.probe_interval);
-        let receivers = self.feedback.as_ref().map_or(0, Group::len) as u64;
+        let timestamp_us = self.pace.micros(now);
+        let sent = self.stats.source_symbols_sent + self.stats.repair_symbols_sent;
+        let at = ((timestamp_us, sent), self.behind_edge());
+        let (grtt, blocks) = ((self.rc.grtt(), fb.probe_interval), &self.blocks);
+        let (receivers, ask) = self.feedback.as_mut().map_or((0, Default::default()), |g| {
+            let ask = g.on_probe(now, at, grtt, blocks);
+            (self.stats.group_estimate, self.stats.report_sample) = (g.size(), ask.sample);
+            (g.size(), ask)
+        });
         let probe = wire::ProbeRepr {
             session: self.config.session.0,
-            timestamp_us: self.pace.micros(now),
-            sent: self.stats.source_symbols_sent + self.stats.repair_symbols_sent,
+            timestamp_us,
+            sent,
             grtt_us: self.rc.grtt().as_micros().min(u32::MAX as u128) as u32,
             objects: self.blocks.objects.len() as u32,
             progress: self.progress(),
             mode: [wire::WireMode::Hybrid, wire::WireMode::Nack][self.config.replays() as usize],
-            flags: wire::feedback::PROBE_END * self.pass_done() as u8,
+            flags: (wire::feedback::PROBE_END * self.pass_done() as u8)
+                | (wire::feedback::PROBE_LIMIT * ask.limit.is_some() as u8),
             group_log2: ((u64::BITS - receivers.leading_zeros()) as u8)
                 .min(wire::feedback::MAX_GROUP_LOG2),
             hops: self.config.hops.max(1),
             retained: self.blocks.retired,
+            ask,
         };
         self.stats.probes_sent += 1;
-        if let Some(g) = &mut self.feedback {
-            g.on_probe(probe.timestamp_us);
-        }
         probe.write(buf).expect("max_datagram holds a PROBE")
     }
 
@@ -1120,18 +1121,12 @@ impl Sender {
         Some(g.neediest_loss(first).unwrap_or(fb.loss_prior))
     }
 
-    /// Receivers tracked, at least 1: the group size proactive repair is
-    /// sized for.
-    fn group_size(&self) -> usize {
-        self.feedback.as_ref().map_or(0, Group::len).max(1)
-    }
-
     /// What the group asks of the current window's proactive repair; with
     /// `first`, for a first sizing ([`Sender::proactive_loss`]).
     fn demand(&self, first: bool) -> Demand {
         Demand {
             loss: self.proactive_loss(self.pass.cursor.round, first),
-            group: self.group_size(),
+            group: self.feedback.as_ref().map_or(1, Group::repair_size),
         }
     }
 
