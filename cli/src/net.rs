@@ -179,6 +179,8 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
             "feedback_rejected": stats.feedback_rejected,
             "receivers_tracked": stats.receivers_tracked,
             "receivers_heard": stats.receivers_heard,
+            "group_estimate": stats.group_estimate,
+            "report_sample": stats.report_sample,
             "receivers_timed_out": stats.receivers_timed_out,
             "receivers_refused": stats.receivers_refused,
             "flow_blocked": stats.flow_blocked,
@@ -427,6 +429,7 @@ fn recv_transfer(
             "nacks_heard": stats.nacks_heard,
             "status_sent": stats.status_sent,
             "status_withheld": stats.status_withheld,
+            "status_unasked": stats.status_unasked,
             "feedback_dropped": report.driver.feedback_dropped,
     });
     json["auth"] = crate::output::auth_json(&stats);

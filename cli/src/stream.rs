@@ -117,6 +117,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
             "repair_symbols_sent": s.repair_symbols_sent,
             "receivers_tracked": s.receivers_tracked,
             "receivers_heard": s.receivers_heard,
+            "group_estimate": s.group_estimate,
             "receivers_timed_out": s.receivers_timed_out,
             "receivers_stalled": s.receivers_stalled,
             "nacks_received": s.nacks_received,
@@ -224,6 +225,7 @@ pub fn recv(args: &RecvArgs) -> Result<(), String> {
             "nacks_sent": r.nacks_sent,
             "status_sent": r.status_sent,
             "status_withheld": r.status_withheld,
+            "status_unasked": r.status_unasked,
             "objects_completed": r.objects_completed,
             "objects_failed": r.objects_failed,
             "rejected_by_reason": r

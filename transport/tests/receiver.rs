@@ -1011,6 +1011,61 @@ mod feedback {
         assert_eq!(conflicts(&mut r), 0, "said once");
     }
 
+    /// A receiver a PROBE does not sample stays silent unless it has a
+    /// reason the PROBE names: its window behind the Limit (protocol.md
+    /// §13.3, "Who reports"). It then reports once, after its delay, and a
+    /// sampled PROBE draws its routine STATUS again.
+    #[test]
+    fn a_receiver_not_sampled_reports_only_when_it_lags_the_limit() {
+        use groupcast::wire::feedback::{PROBE_LIMIT, sampled};
+        let t0 = Instant::now();
+        let id = 42;
+        let mut r = Receiver::new(ReceiverConfig {
+            id,
+            ..ReceiverConfig::default()
+        });
+        feed_all_but_block_3(&mut r, t0);
+        let asked = |ts: u64, sample: u8, limit: Option<(u32, u8)>| {
+            assert!(sample == 0 || !sampled(id, ts, sample));
+            probe_with(|p| {
+                p.timestamp_us = ts;
+                p.ask.sample = sample;
+                p.ask.limit = limit;
+                p.flags = if limit.is_some() { PROBE_LIMIT } else { 0 };
+            })
+        };
+        let statuses = |r: &mut Receiver, at: Instant| {
+            drain(r, at, Duration::from_millis(100))
+                .into_iter()
+                .filter_map(|(p, _)| match p {
+                    Repr::Status(s) => Some(s),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        // Not sampled, no Limit: silent. A Limit at or before its window
+        // (block 3): silent.
+        let mut at = t0;
+        for (ts, limit) in [(1000, None), (2000, Some((0, 2))), (3000, Some((0, 3)))] {
+            at += Duration::from_millis(200);
+            let _ = r.handle_datagram(at, &asked(ts, 32, limit));
+            assert!(statuses(&mut r, at).is_empty(), "limit {limit:?}");
+        }
+        assert_eq!(r.stats().status_sent, 0);
+        // Behind the Limit: one STATUS, after its delay, saying where.
+        at += Duration::from_millis(200);
+        let _ = r.handle_datagram(at, &asked(4000, 32, Some((0, 5))));
+        let lagging = statuses(&mut r, at);
+        assert_eq!(lagging.len(), 1, "{lagging:?}");
+        assert_eq!((lagging[0].window, lagging[0].echo_us), ((0, 3), 4000));
+        assert_eq!(r.stats().status_unasked, 1);
+        // Sampled: the routine STATUS.
+        at += Duration::from_millis(200);
+        let _ = r.handle_datagram(at, &asked(5000, 0, None));
+        assert_eq!(statuses(&mut r, at).len(), 1);
+        assert_eq!(r.stats().status_unasked, 1);
+    }
+
     #[test]
     fn completion_is_reported_three_times() {
         let t0 = Instant::now();

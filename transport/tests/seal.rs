@@ -158,7 +158,11 @@ fn feedback_is_sealed_and_the_sender_takes_only_sealed_feedback() {
     .losing(|i, n| (n * 31 + i as u64 * 17) % 100 < 10);
     let o = object();
     pair.sender.add_object(o.clone(), NAME).unwrap();
-    pair.drive(200_000, |p| p.all_have(1));
+    // (The sender's first PROBEs sample a few receivers at most: protocol.md
+    // §13.4, "Group size".)
+    pair.drive(200_000, |p| {
+        p.all_have(1) && p.sender.stats().status_received > 0
+    });
     for got in &pair.objects {
         assert_eq!(got[0].data, o);
     }
@@ -359,7 +363,9 @@ fn receivers_given_the_next_keys_follow_a_sender_that_rotates() {
     )
     .losing(|i, n| (n * 31 + i as u64 * 17) % 100 < 10);
     pair.sender.add_object(o.clone(), NAME).unwrap();
-    pair.drive(200_000, |p| p.all_have(1));
+    pair.drive(200_000, |p| {
+        p.all_have(1) && p.sender.stats().status_received > 0
+    });
     let s = pair.sender.stats();
     assert!(s.status_received > 0, "{s:?}");
     assert_eq!(s.feedback_unsealed, 0, "{s:?}");

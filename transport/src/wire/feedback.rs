@@ -408,10 +408,10 @@ impl ProbeRepr {
                 loss: p.loss(),
             },
         };
+        r.check()?;
         if r.ask.limit.is_none() && p.limit() != (0, 0) {
             return Err(WireError::Reserved);
         }
-        r.check()?;
         Ok(r)
     }
 

@@ -102,10 +102,11 @@ impl Census {
         self.rounds.back().map_or(0, |r| r.sample)
     }
 
-    /// Whether the group is sampled: some recent PROBE asked less than the
-    /// whole of it, so that receivers not asked are silent by rule.
+    /// Whether the group is sampled: there is an estimate, and the latest
+    /// PROBE asked less than the whole group, so that receivers not asked
+    /// are silent by rule. (The opening ramp, before an estimate, is not.)
     pub(super) fn sampling(&self) -> bool {
-        self.heard && self.rounds.iter().rev().take(8).any(|r| r.sample > 0)
+        self.estimate.is_some() && self.sample() > 0
     }
 
     /// A routine answer (a STATUS whose Echo names the PROBE of `ts`) from
@@ -140,7 +141,7 @@ impl Census {
             .rounds
             .iter()
             .rev()
-            .filter(|r| r.sample > 0 && r.active && (r.heard > 0 || r.at + settle <= now))
+            .filter(|r| r.sample > 0 && (r.heard > 0 || r.active && r.at + settle <= now))
             .take(ESTIMATE_ROUNDS);
         let (mut heard, mut share) = (0.0, 0.0);
         for r in settled {

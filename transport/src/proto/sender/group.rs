@@ -305,11 +305,15 @@ impl Group {
         (grtt * 4).max(fb.probe_interval * 2).min(fb.linger)
     }
 
-    /// The group size: the census's estimate, else the receivers tracked.
+    /// The group size: the census's estimate; before it has one, the
+    /// receivers tracked if the group is asked whole, else 0 (unknown: the
+    /// opening ramp asks a share of a group of any size).
     pub(super) fn size(&self) -> u64 {
-        self.census
-            .estimate()
-            .map_or(self.receivers.len() as u64, |n| n.round() as u64)
+        match self.census.estimate() {
+            Some(n) => n.round() as u64,
+            None if self.census.sample() > 0 => 0,
+            None => self.receivers.len() as u64,
+        }
     }
 
     /// Every tracked receiver lacks the object just added.
@@ -320,11 +324,22 @@ impl Group {
     }
 
     /// Whether `id` is tracked, unfinished and not stalled: whether its
-    /// NACKs may hold the sender.
-    pub(super) fn counts(&self, id: u64) -> bool {
-        self.receivers
-            .get(&id)
-            .is_some_and(|r| !r.complete && !r.stalled && self.live(r))
+    /// NACKs may hold the sender. In a sampled group, also any id not
+    /// tracked (most receivers never report) while [`Group::unknowns_hold`].
+    pub(super) fn counts(&self, id: u64, now: Instant, pass_end: Option<Instant>) -> bool {
+        match self.receivers.get(&id) {
+            Some(r) => !r.complete && !r.stalled,
+            None => self.unknowns_hold(now, pass_end),
+        }
+    }
+
+    /// Whether, in a sampled group, receivers the sender does not track
+    /// (their NACKs, the repair they queued) hold its finish: until
+    /// `stall_timeout` after the first pass ended at `pass_end`, so that
+    /// forged NACKs delay the finish by that much at most (protocol.md
+    /// §13.4, "Finish").
+    pub(super) fn unknowns_hold(&self, now: Instant, pass_end: Option<Instant>) -> bool {
+        self.census.sampling() && pass_end.is_none_or(|e| now < e + self.cfg.stall_timeout)
     }
 
     /// Whether no tracked receiver counts: none is tracked, or every one is
@@ -556,8 +571,8 @@ impl Group {
             self.probe_times.pop_front();
         }
         self.probe_times.push_back(timestamp_us);
-        // Answers to a PROBE come within a GRTT or two.
-        let settle = (grtt * 2).max(Duration::from_millis(10));
+        // Answers to a PROBE come within a GRTT.
+        let settle = grtt.max(Duration::from_millis(10));
         let active = sent > self.probe_sent;
         self.probe_sent = sent;
         let tracked = self.receivers.len();

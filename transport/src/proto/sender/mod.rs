@@ -633,6 +633,7 @@ impl Sender {
             stats: &mut self.stats,
             aggregation: self.rc.grtt().mul_f64(self.config.feedback.aggregation),
             progress,
+            pass_end: self.phase.pass_end(),
         }
         .handle(now, n)
     }
@@ -709,7 +710,7 @@ impl Sender {
             }
         }
         self.maybe_fallback(now);
-        if !self.idle() {
+        if !self.idle(now) {
             self.stop_linger();
             return;
         }
@@ -732,14 +733,17 @@ impl Sender {
 
     /// Whether a nack or hybrid sender has nothing left to do but linger
     /// (protocol.md §13.4, "Finish").
-    fn idle(&self) -> bool {
+    fn idle(&self, now: Instant) -> bool {
         let Some(g) = &self.feedback else {
             return false;
         };
         // The last fallback round goes out whole. (Any accepted NACK ends
         // the fallback, so forged ones cannot hold the sender here.)
         let round_out = !(self.phase.in_fallback() && self.repair.front().is_some());
-        self.pass_done() && round_out && g.may_finish(&self.stats)
+        // In a sampled group, repair queued is for someone unfinished, known
+        // or not.
+        let held = self.repair.front().is_some() && g.unknowns_hold(now, self.phase.pass_end());
+        self.pass_done() && round_out && !held && g.may_finish(&self.stats)
     }
 
     /// When [`Timer::Fallback`] expires, queues a fallback round

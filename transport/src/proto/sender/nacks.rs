@@ -25,6 +25,8 @@ pub(super) struct Nacks<'a> {
     /// The first block whose first pass is not finished, while the first
     /// pass goes on.
     pub(super) progress: Option<(u32, u8)>,
+    /// When the first pass ended, if it has.
+    pub(super) pass_end: Option<Instant>,
 }
 
 impl Nacks<'_> {
@@ -64,7 +66,7 @@ impl Nacks<'_> {
             let k = block.source_symbols;
             self.repair.request(key, k, now + agg, e.need, &e.ranges);
         }
-        self.group.counts(n.receiver)
+        self.group.counts(n.receiver, now, self.pass_end)
     }
 
     /// The block a NACK entry asks repair of, if it is to be answered: it
