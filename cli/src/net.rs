@@ -179,8 +179,6 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
             "feedback_rejected": stats.feedback_rejected,
             "receivers_tracked": stats.receivers_tracked,
             "receivers_heard": stats.receivers_heard,
-            "group_estimate": stats.group_estimate,
-            "report_sample": stats.report_sample,
             "receivers_timed_out": stats.receivers_timed_out,
             "receivers_refused": stats.receivers_refused,
             "flow_blocked": stats.flow_blocked,
@@ -197,6 +195,8 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
             "transfer_id": report.transfer_id.map(|i| i.to_string()),
             "finished": finished,
     });
+    json["group_estimate"] = stats.group_estimate.into();
+    json["report_sample"] = stats.report_sample.into();
     json["auth_packets_sent"] = stats.auth_packets_sent.into();
     // (Beyond the macro's recursion limit in one literal.)
     json["receivers_left_stalled"] = stats.receivers_left_stalled.into();
