@@ -429,9 +429,9 @@ fn recv_transfer(
             "nacks_heard": stats.nacks_heard,
             "status_sent": stats.status_sent,
             "status_withheld": stats.status_withheld,
-            "status_unasked": stats.status_unasked,
             "feedback_dropped": report.driver.feedback_dropped,
     });
+    json["status_unasked"] = stats.status_unasked.into();
     json["auth"] = crate::output::auth_json(&stats);
     json["seal"] = crate::output::seal_json(&stats);
     // (Beyond the macro's recursion limit in one literal.)
