@@ -219,6 +219,15 @@ impl Roster {
     /// Receivers that count towards `min_receivers`: the distinct /64s any
     /// receiver was ever admitted from, plus each receiver admitted without
     /// a source address.
+    /// Of `tracked` receivers, those counted with at most `cap` per /64
+    /// (the receivers tracked without a source address count one each): a
+    /// group's size as one host cannot inflate it.
+    pub(crate) fn capped(&self, tracked: usize, cap: usize) -> usize {
+        let sourced: usize = self.per_prefix.values().map(|p| p.receivers).sum();
+        let counted: usize = self.per_prefix.values().map(|p| p.receivers.min(cap)).sum();
+        counted + tracked.saturating_sub(sourced)
+    }
+
     pub(crate) fn distinct_heard(&self) -> u64 {
         self.prefixes_heard.len() as u64 + self.unsourced_heard
     }

@@ -39,6 +39,10 @@ pub(super) struct SessionFb {
     probe_ts: u64,
     /// Who the latest PROBE asks to report (protocol.md §13.3, "Who reports").
     ask: ReportAsk,
+    /// The Timestamp of the latest PROBE that sampled this receiver and has
+    /// had no answer yet, and when it came: a later PROBE (perhaps forged)
+    /// cannot take the ask back, and the answer echoes it.
+    owed: Option<(u64, Instant)>,
     pub(super) probe_at: Instant,
     /// The path's loss and rate, which STATUS reports.
     loss: LossEstimator,
@@ -163,6 +167,7 @@ impl SessionFb {
             retained: 0,
             probe_ts,
             ask: ReportAsk::default(),
+            owed: None,
             probe_at: now,
             loss: LossEstimator::new(now),
             nack: NackState::default(),
@@ -191,7 +196,7 @@ impl SessionFb {
     pub(super) fn on_probe(
         &mut self,
         now: Instant,
-        p: &ProbeRepr,
+        (p, id): (&ProbeRepr, u64),
         bound: Option<u32>,
     ) -> Result<Option<u32>, RejectReason> {
         self.loss.on_probe(now, p.sent)?;
@@ -232,6 +237,9 @@ impl SessionFb {
         self.retained = self.retained.max(p.retained);
         self.probe_ts = p.timestamp_us;
         self.ask = p.ask;
+        if sampled(id, p.timestamp_us, p.ask.sample) {
+            self.owed = Some((p.timestamp_us, now));
+        }
         self.probe_at = now;
         self.status.due = true;
         Ok(contradicted)
@@ -462,7 +470,7 @@ impl SessionFb {
     /// PROBE asks answers that PROBE: the sender counts the answers.
     fn status_every(&self, config: &ReceiverConfig) -> Duration {
         if self.ask.sample > 0 {
-            return Duration::ZERO;
+            return Duration::from_millis(10);
         }
         let most = config.status_interval.max(Duration::from_millis(10));
         self.grtt.clamp(Duration::from_millis(10), most)
@@ -630,10 +638,12 @@ impl SessionFb {
         // and the window edge below walks the receiver's objects. (Completing
         // an object makes a STATUS due at once, so the edge is computed then.)
         let interval = self.status_every(config);
-        let asked = sampled(config.id, self.probe_ts, self.ask.sample);
+        // Asked: a group asked whole, or a PROBE that sampled this receiver
+        // is owed its answer.
+        let asked = self.ask.sample == 0 || self.owed.is_some();
         let s = &mut self.status;
         let due = s.finals > 0 || (s.due && s.last.is_none_or(|l| now >= l + interval));
-        if !due || (s.finals == 0 && s.report_at.is_some_and(|t| now < t)) {
+        if !due || (!asked && s.finals == 0 && s.report_at.is_some_and(|t| now < t)) {
             return None;
         }
         let edge = table.edge(session, self.objects);
@@ -682,12 +692,14 @@ impl SessionFb {
         s.finals = s.finals.saturating_sub(1);
         s.due = false;
         s.last = Some(now);
-        let hold = now.saturating_duration_since(self.probe_at).as_micros();
+        // An answer echoes the PROBE that asked for it.
+        let (echo, heard) = self.owed.take().unwrap_or((self.probe_ts, self.probe_at));
+        let hold = now.saturating_duration_since(heard).as_micros();
         let loss = &self.loss;
         Some(StatusRepr {
             session: session.0,
             receiver: config.id,
-            echo_us: self.probe_ts,
+            echo_us: echo,
             hold_us: hold.min(u32::MAX as u128) as u32,
             loss_ppm: ((loss.loss() * 1e6) as u32).min(crate::wire::feedback::MAX_LOSS_PPM),
             loss_span: loss.span(),
@@ -887,7 +899,7 @@ impl Receiver {
             .entry(session)
             .or_insert_with(|| SessionFb::new(now, p.timestamp_us, table.heard_of(session)));
         let bound = table.bound_objects();
-        let contradicted = f.on_probe(now, &p, bound)?;
+        let contradicted = f.on_probe(now, (&p, self.config.id), bound)?;
         f.schedule_nack(now, session, (&self.table, &self.config), &mut self.fb.rng);
         if let Some(x) = contradicted {
             self.conflict((session, ObjectId(x)));

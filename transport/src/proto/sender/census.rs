@@ -9,6 +9,7 @@
 //! then the estimate is the receivers tracked.
 
 use std::collections::VecDeque;
+use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
 
 use crate::wire::feedback::{MAX_SAMPLE, sampled};
@@ -34,9 +35,12 @@ pub const TARGET_SAMPLES: f64 = 4.0;
 /// Sampled PROBEs the estimate is taken over, at most.
 const ESTIMATE_ROUNDS: usize = 32;
 
+/// Answers from distinct /64s counted per PROBE, at most.
+const MAX_PREFIXES: usize = 64;
+
 /// One PROBE sent: its Timestamp, its exponent, when, and the distinct
 /// receivers whose routine answer named it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Round {
     ts: u64,
     sample: u8,
@@ -46,6 +50,9 @@ struct Round {
     /// with reply credit, which DATA earns (protocol.md §13.5), so a PROBE
     /// of a quiet sender draws few answers and says nothing of the group.
     active: bool,
+    /// The /64s answers came from: one counts per /64, so that a host's
+    /// made-up ids, sampled or mined to be, add at most one an answer.
+    prefixes: Vec<Ipv6Addr>,
 }
 
 /// The sampling state of a sender (see the module's documentation).
@@ -93,6 +100,7 @@ impl Census {
             at: now,
             heard: 0,
             active,
+            prefixes: Vec::new(),
         });
         sample
     }
@@ -110,14 +118,24 @@ impl Census {
     }
 
     /// A routine answer (a STATUS whose Echo names the PROBE of `ts`) from
-    /// `receiver`, its first naming that PROBE: counted if the PROBE asked it.
-    pub(super) fn on_answer(&mut self, receiver: u64, ts: u64) {
+    /// `receiver` in /64 `prefix` (`None`: no source address), its first
+    /// naming that PROBE: counted if the PROBE asked it and no answer from
+    /// its /64 was counted for the PROBE yet.
+    pub(super) fn on_answer(&mut self, receiver: u64, ts: u64, prefix: Option<Ipv6Addr>) {
         self.heard = true;
-        if let Some(r) = self.rounds.iter_mut().rev().find(|r| r.ts == ts)
-            && sampled(receiver, ts, r.sample)
-        {
-            r.heard = r.heard.saturating_add(1);
+        let Some(r) = self.rounds.iter_mut().rev().find(|r| r.ts == ts) else {
+            return;
+        };
+        if !sampled(receiver, ts, r.sample) {
+            return;
         }
+        if let Some(p) = prefix {
+            if r.prefixes.contains(&p) || r.prefixes.len() >= MAX_PREFIXES {
+                return;
+            }
+            r.prefixes.push(p);
+        }
+        r.heard = r.heard.saturating_add(1);
     }
 
     /// Any STATUS at all ends the ramp.
@@ -183,7 +201,7 @@ mod tests {
             for id in 0..n {
                 let id = groupcast_fec::splitmix64(id);
                 if sampled(id, ts, s) {
-                    c.on_answer(id, ts);
+                    c.on_answer(id, ts, None);
                     if i >= probes / 2 {
                         answers += 1;
                     }

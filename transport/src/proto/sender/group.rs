@@ -212,6 +212,8 @@ pub(super) struct Group {
     /// longer ago than four GRTTs (at least four PROBE intervals) is no
     /// longer taken as its state (protocol.md §13.4, "Group size").
     live_from: Option<Instant>,
+    /// How long a report counts in a sampled group ([`Group::live_from`]).
+    live_horizon: Duration,
     /// The Sent count of the latest PROBE.
     probe_sent: u64,
 }
@@ -261,6 +263,7 @@ impl Group {
             budget: Budget::new(fb.max_nack_rate),
             census: Census::default(),
             live_from: None,
+            live_horizon: Duration::ZERO,
             probe_sent: 0,
         }
     }
@@ -328,8 +331,9 @@ impl Group {
     /// tracked (most receivers never report) while [`Group::unknowns_hold`].
     pub(super) fn counts(&self, id: u64, now: Instant, pass_end: Option<Instant>) -> bool {
         match self.receivers.get(&id) {
-            Some(r) => !r.complete && !r.stalled,
-            None => self.unknowns_hold(now, pass_end),
+            Some(r) if self.live(r) => !r.complete && !r.stalled,
+            Some(r) if r.complete || r.stalled => false,
+            _ => self.unknowns_hold(now, pass_end),
         }
     }
 
@@ -345,7 +349,7 @@ impl Group {
     /// Whether no tracked receiver counts: none is tracked, or every one is
     /// stalled.
     pub(super) fn nobody_counts(&self) -> bool {
-        self.current().all(|r| r.stalled)
+        self.receivers.values().all(|r| r.stalled)
     }
 
     /// Whether some tracked receiver is neither complete nor stalled.
@@ -360,7 +364,12 @@ impl Group {
 
     /// The lowest window edge of a tracked receiver that is not stalled.
     pub(super) fn lowest_edge(&self) -> Option<u64> {
-        self.current().filter(|r| !r.stalled).map(|r| r.edge).min()
+        // Every tracked receiver, live or not: what a feed retires on.
+        self.receivers
+            .values()
+            .filter(|r| !r.stalled)
+            .map(|r| r.edge)
+            .min()
     }
 
     /// The lowest window edge of an unfinished receiver that counts (0 with
@@ -575,11 +584,14 @@ impl Group {
         let settle = grtt.max(Duration::from_millis(10));
         let active = sent > self.probe_sent;
         self.probe_sent = sent;
-        let tracked = self.receivers.len();
+        // Asked whole, the group is the receivers tracked, at most 8 a /64,
+        // so that one host's made-up ids cannot make it look sampled.
+        let tracked = self.roster.capped(self.receivers.len(), 8);
         let sample = self
             .census
             .on_probe(now, timestamp_us, (settle, active), tracked);
         let horizon = (grtt * 4).max(probe_interval * 4);
+        self.live_horizon = horizon;
         self.live_from = self
             .census
             .sampling()
@@ -712,7 +724,8 @@ impl Group {
             let first = r.echo != Some(st.echo_us);
             outcome.rtt = self.echo(&mut r, st, at.now_us, stats);
             if first && outcome.rtt.is_some() {
-                self.census.on_answer(st.receiver, st.echo_us);
+                self.census
+                    .on_answer(st.receiver, st.echo_us, source.map(prefix_of));
             }
         }
         self.receivers.insert(st.receiver, r);
@@ -865,18 +878,20 @@ impl Group {
             .is_some_and(|e| e.saturating_add(window) <= behind);
         let flow_held = self.flow_held;
         let mut held = false;
-        let live_from = self.live_from;
+        let (live_from, horizon) = (self.live_from, self.live_horizon);
         for (&id, r) in self.receivers.iter_mut() {
             // In a sampled group, one not asked lately is silent by rule: its
-            // old report neither spends credit nor stalls it.
-            if live_from.is_some_and(|f| r.last_heard < f) {
-                r.credit_at = now;
-                continue;
-            }
+            // old report spends credit only for as long as it counted.
+            // Its report counted until `horizon` after it came: that much
+            // it spends, if it held the sender back.
+            let counted_until = match live_from {
+                Some(f) if r.last_heard < f => now.min(r.last_heard + horizon),
+                _ => now,
+            };
             if !r.complete && holds_back(r.edge, behind, window, flow_held) {
-                let spent = now.saturating_duration_since(r.credit_at);
+                let spent = counted_until.saturating_duration_since(r.credit_at);
                 r.credit = r.credit.saturating_sub(spent);
-                held |= !r.stalled;
+                held |= !r.stalled && counted_until == now;
             }
             r.credit_at = now;
             if !r.stalled && !r.complete && r.credit.is_zero() {
