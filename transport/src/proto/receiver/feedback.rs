@@ -660,25 +660,10 @@ impl SessionFb {
         // (protocol.md §13.3).
         let busy = !complete
             && (table.solving(session, edge) || (window < edge && edge.0 >= self.objects));
-        if !asked && s.finals == 0 {
-            // Not asked: only what may change the sender's decisions goes,
-            // after a delay, and only if it still holds against the latest
-            // PROBE's Limit and Loss (protocol.md §13.3, "Who reports").
-            let lagging = !complete && self.ask.limit.is_some_and(|l| window < l);
-            if !lagging && !self.lossier_than_asked() {
-                let s = &mut self.status;
-                (s.due, s.report_at, s.news) = (false, None, false);
-                return None;
-            }
-            if self.status.report_at.is_none() {
-                let at = self.probe_at + self.report_delay(config);
-                self.status.report_at = Some(at);
-                if now < at {
-                    return None;
-                }
-            }
+        let unasked = !asked && s.finals == 0;
+        if unasked && !self.reason_holds(now, window, complete, config) {
+            return None;
         }
-        let unasked = !asked && self.status.finals == 0;
         let s = &mut self.status;
         s.report_at = None;
         if !s.spend(now, window, stats) {
@@ -710,6 +695,32 @@ impl SessionFb {
                 | if loss.measured() { STATUS_LOSS } else { 0 }
                 | if busy { STATUS_BUSY } else { 0 },
         })
+    }
+
+    /// Whether a STATUS this receiver was not asked for may go now: only
+    /// what may change the sender's decisions goes, after a delay, and only
+    /// if it still holds against the latest PROBE's Limit and Loss
+    /// (protocol.md §13.3, "Who reports"). Without a reason the due STATUS
+    /// is dropped.
+    fn reason_holds(
+        &mut self,
+        now: Instant,
+        window: (u32, u8),
+        complete: bool,
+        config: &ReceiverConfig,
+    ) -> bool {
+        let lagging = !complete && self.ask.limit.is_some_and(|l| window < l);
+        if !lagging && !self.lossier_than_asked() {
+            let s = &mut self.status;
+            (s.due, s.report_at, s.news) = (false, None, false);
+            return false;
+        }
+        if self.status.report_at.is_none() {
+            let at = self.probe_at + self.report_delay(config);
+            self.status.report_at = Some(at);
+            return now >= at;
+        }
+        true
     }
 
     /// The NACK due now, if any (protocol.md §13.4): every block whose timer
