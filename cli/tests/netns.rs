@@ -1589,6 +1589,10 @@ fn hybrid_transfer_sender_exits_by_itself_within_the_byte_bound() {
     assert_eq!(sent["mode"], "hybrid");
     assert_eq!(sent["finished"], true);
     assert_eq!(sent["receivers_tracked"], 3);
+    // The group size estimate (protocol.md §13.4, "Group size"), within a
+    // factor 2 of the three receivers.
+    let estimate = sent["group_estimate"].as_u64().unwrap();
+    assert!((2..=6).contains(&estimate), "{sent}");
     let bytes = sent["bytes_sent"].as_u64().unwrap() as f64;
     let block = 1000.0 * 1188.0;
     // A fixed bound from the configured loss: the worst drop rule, and a
