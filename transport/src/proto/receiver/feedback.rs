@@ -149,6 +149,11 @@ const GRTT_RISE: Duration = Duration::from_millis(20);
 fn draw(rng: &mut u64) -> f64 {
     let z = groupcast_fec::splitmix64(*rng);
     *rng = rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    unit(z)
+}
+
+/// A 64-bit hash as a uniform draw in [0, 1): its top 53 bits.
+fn unit(z: u64) -> f64 {
     (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
@@ -460,8 +465,12 @@ impl SessionFb {
     /// The longest NACK backoff, in GRTT: `nack_backoff`, shrunk for small
     /// groups (log10(group) / 3 within [0.1, 1]).
     fn backoff_window(&self, config: &ReceiverConfig) -> f64 {
-        let group = self.group.max(config.group_size as f64);
-        config.nack_backoff * (group.log10() / 3.0).clamp(0.1, 1.0)
+        config.nack_backoff * (self.group_size(config).log10() / 3.0).clamp(0.1, 1.0)
+    }
+
+    /// The group as the sender counts it, or as configured if larger.
+    fn group_size(&self, config: &ReceiverConfig) -> f64 {
+        self.group.max(config.group_size as f64)
     }
 
     /// STATUS goes every GRTT, within [10 ms, `status_interval`]: often
@@ -496,11 +505,11 @@ impl SessionFb {
     /// reason only a few send before the sender's next PROBEs, which carry
     /// what they said, tell the rest it no longer holds.
     fn report_delay(&self, config: &ReceiverConfig) -> Duration {
-        let u = groupcast_fec::splitmix64(config.id ^ self.probe_ts ^ 0x5354_4154_5553) >> 11;
-        let u = u as f64 / (1u64 << 53) as f64;
+        let u = unit(groupcast_fec::splitmix64(
+            config.id ^ self.probe_ts ^ 0x5354_4154_5553,
+        ));
         let window = self.grtt.as_secs_f64() * self.backoff_window(config);
-        let group = self.group.max(config.group_size as f64);
-        Duration::from_secs_f64(nack_backoff(u, window, group).max(0.0))
+        Duration::from_secs_f64(nack_backoff(u, window, self.group_size(config)).max(0.0))
     }
 
     /// Another receiver's NACK `entries` for this session: holds back our
@@ -598,10 +607,9 @@ impl SessionFb {
         let v = draw(rng);
         let max_need = needs.iter().map(|n| n.need().max(1)).max().unwrap_or(1);
         let plain = v * (0.5 + 0.5 / max_need as f64);
-        // The group as the sender counts it, or as configured if larger. A
-        // small group needs little room for suppression: the window shrinks
-        // with log10(group) / 3 (full size from 1000 receivers up).
-        let group = self.group.max(config.group_size as f64);
+        // A small group needs little room for suppression: the window
+        // shrinks with log10(group) / 3 (full size from 1000 receivers up).
+        let group = self.group_size(config);
         let window = self.backoff_window(config);
         let (loss, dispersion) = (self.loss.loss(), self.loss.dispersion());
         let grtt = self.grtt.as_secs_f64();
