@@ -142,7 +142,7 @@ pub struct SendArgs {
     pub policy: FlowPolicy,
     /// Flow control (hybrid, nack): how many blocks the first pass may run ahead of the
     /// window edge the policy follows.
-    #[arg(long, default_value_t = 48, value_name = "BLOCKS",
+    #[arg(long, default_value_t = 240, value_name = "BLOCKS",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub flow_window: u32,
     /// Flow control (hybrid, nack): the same bound in bytes of blocks; the smaller applies (at
@@ -627,7 +627,7 @@ pub struct RecvArgs {
     #[arg(long, default_value_t = 16, value_parser = parse_count)]
     pub max_objects: usize,
     /// Blocks being decoded at once; bounds memory (see docs/protocol.md §8.2).
-    #[arg(long, default_value_t = 64, value_parser = parse_count)]
+    #[arg(long, default_value_t = 256, value_parser = parse_count)]
     pub max_blocks_in_flight: usize,
     /// Worker threads that solve RaptorQ blocks, so that the receiving thread keeps draining
     /// the socket meanwhile (0 = decode on the receiving thread) [default: the available

@@ -130,11 +130,12 @@ pub struct SimArgs {
     #[arg(long, value_parser = parse_change, value_name = "COUNT@SECONDS")]
     pub leave: Option<(usize, f64)>,
     /// Hybrid: spare repair symbols sent beyond a NACK's need, at most one per 50 symbols of
-    /// the block (on top of the need's expected loss at the receivers' average loss rate).
+    /// the block (on top of the need's expected loss at the receivers' average loss rate, and one
+    /// standard deviation of it).
     #[arg(long, default_value_t = 2)]
     pub repair_margin: u32,
     /// Largest blocks each receiver decodes at once (memory per receiver).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 256)]
     pub max_blocks_in_flight: usize,
     /// Split the object into objects of at most N blocks of --block-symbols each, so that
     /// blocks keep K symbols however large the object (one object has at most 256 blocks;
@@ -199,7 +200,7 @@ impl From<&DemoArgs> for SimArgs {
             jitter_ms: 0.0,
             join: None,
             leave: None,
-            max_blocks_in_flight: 64,
+            max_blocks_in_flight: 256,
             split_blocks: None,
             repair_margin: 2,
             scenario: None,

@@ -219,7 +219,7 @@ impl Default for Scenario {
             join: None,
             leave: None,
             repair_margin: 2,
-            max_blocks_in_flight: 64,
+            max_blocks_in_flight: 256,
             split_blocks: None,
         }
     }

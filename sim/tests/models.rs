@@ -278,14 +278,18 @@ fn hybrid_at_the_loss_bound_with_a_thousand_receivers() {
         assert!(per_block < 2.0, "{size} bytes: {per_block} NACKs per block");
     }
     // Blocks of 100 get no proactive repair: NACKs size it. Their backoffs
-    // rank needs, so the neediest few NACK first and cover the rest (3.1 to
-    // 3.9 NACKs per block before, over seeds 1 to 5).
+    // rank needs, so that the neediest four or so NACK first, within about
+    // a GRTT whatever the group's size, and cover the rest (protocol.md
+    // §13.5, "Backoff"): a round costs at most those four NACKs, not one per
+    // receiver lacking (3.1 to 3.9 NACKs per block without ranks; fewer,
+    // but rounds six GRTTs long, when the first window grew with the
+    // group).
     let r = run(0.01, 2 << 20, 100);
     let blocks = r.source_symbols.div_ceil(100);
     let per_block = r.nacks_sent as f64 / blocks as f64;
     eprintln!("2 MiB in blocks of 100 at 1%: {per_block:.2} NACKs per block");
     assert!(
-        per_block < 2.0,
+        per_block <= 4.0,
         "blocks of 100: {per_block} NACKs per block"
     );
 }

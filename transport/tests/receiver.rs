@@ -1280,6 +1280,64 @@ fn end_probe(ts: u64, grtt_us: u32, group_log2: u8) -> Vec<u8> {
     })
 }
 
+/// Fresh repair that leaves a block short ends the holdoff a peer's NACK
+/// set, and the receiver asks for the rest in the next round by itself: no
+/// PROBE needed, and within the first backoff rather than after the
+/// holdoff and a PROBE (protocol.md §13.5, "Suppression").
+#[test]
+fn what_repair_leaves_is_asked_for_in_the_next_round() {
+    use groupcast::wire::{NackEntry, NackRepr};
+    let (mut r, t0) = lacking_receiver();
+    let file = object(9_000, 5);
+    let packets = transfer(10, &[(&file, "f")], 1);
+    let repair = packets[4..]
+        .iter()
+        .find(|p| matches!(Repr::parse(p), Ok(Repr::Data(d)) if d.object == 0 && d.sbn == 0))
+        .expect("more DATA of block 0");
+    // After the first pass, a GRTT of 10 ms and a group of 1024: backoffs
+    // of up to 6 GRTTs.
+    let _ = r.handle_datagram(t0, &end_probe(1, 10_000, 10));
+    // A peer asks at once for more than we lack: we are held off.
+    let peer = Repr::Nack(NackRepr {
+        session: 10,
+        receiver: 2,
+        entries: vec![NackEntry {
+            object: 0,
+            sbn: 0,
+            flags: 0,
+            need: 40,
+            ranges: vec![],
+        }],
+    });
+    let mut buf = vec![0; peer.buffer_len()];
+    peer.emit(&mut buf).unwrap();
+    let _ = r.handle_datagram(t0, &buf);
+    assert_eq!(r.stats().nacks_suppressed, 1, "{:?}", r.stats());
+    let mut out = vec![0u8; 1232];
+    while r.poll_transmit(t0, &mut out).is_some() {}
+    // Its repair comes 25 ms later, one symbol: still short. No PROBE
+    // comes from here on.
+    let t1 = t0 + Duration::from_millis(25);
+    let _ = r.handle_datagram(t1, repair);
+    assert!(
+        r.objects_in_progress() == 1,
+        "one symbol completed the block"
+    );
+    let mut asked = None;
+    for i in 1..=40u32 {
+        let t = t1 + Duration::from_millis(5) * i;
+        r.handle_timeout(t);
+        while let Some((_, to)) = r.poll_transmit(t, &mut out) {
+            if to == groupcast::Destination::Feedback && asked.is_none() {
+                asked = Some(t - t1);
+            }
+        }
+    }
+    // Half a GRTT of holdoff, then a backoff of at most 6 GRTTs.
+    let asked = asked.expect("the receiver never asked for what repair left");
+    assert!(asked <= Duration::from_millis(70), "asked after {asked:?}");
+}
+
 /// A forged NACK can hold a receiver's own NACK back once; if no repair for
 /// the block follows, the next peer NACK is doubted and the receiver asks.
 #[test]

@@ -7,6 +7,7 @@
 //! ```text
 //! cargo run --release -p groupcast-benches --bin fec-vs-nack            # everything, ~15 min on 2 cores
 //! cargo run --release -p groupcast-benches --bin fec-vs-nack -- --quick # a small grid, ~1 min
+//! cargo run --release -p groupcast-benches --bin fec-vs-nack -- --completion # the completion table alone
 //! ```
 
 use std::fmt::Write as _;
@@ -27,6 +28,8 @@ const MODES: [Mode; 3] = [Mode::Nack, Mode::Carousel, Mode::Hybrid];
 
 struct Opts {
     quick: bool,
+    /// Only the completion table (section 2), spliced in place.
+    completion: bool,
     out: PathBuf,
     results: PathBuf,
 }
@@ -179,6 +182,7 @@ fn run(c: Case) -> Row {
 fn main() {
     let mut opts = Opts {
         quick: false,
+        completion: false,
         out: PathBuf::from("docs/suite"),
         results: PathBuf::from("docs/results.md"),
     };
@@ -186,14 +190,17 @@ fn main() {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => opts.quick = true,
+            "--completion" => opts.completion = true,
             "--out" => opts.out = PathBuf::from(args.next().expect("--out DIR")),
             "--results" => opts.results = PathBuf::from(args.next().expect("--results FILE")),
             "-h" | "--help" => {
                 println!(
-                    "fec-vs-nack [--quick] [--out DIR] [--results FILE]\n\n\
+                    "fec-vs-nack [--quick] [--completion] [--out DIR] [--results FILE]\n\n\
                      Runs the FEC-versus-NACK suite through groupcast-sim (model codec) and writes\n\
                      DIR/runs.csv, DIR/*.svg and the tables between the suite markers of FILE\n\
-                     (defaults: docs/suite, docs/results.md). --quick runs a smaller grid."
+                     (defaults: docs/suite, docs/results.md). --quick runs a smaller grid.\n\
+                     --completion runs the completion-time table alone (1000 receivers, about\n\
+                     2 min), prints it and replaces that table in FILE, leaving the rest."
                 );
                 return;
             }
@@ -206,6 +213,13 @@ fn main() {
     std::fs::create_dir_all(&opts.out).expect("create output directory");
     let previous = read_previous(&opts.out.join("runs.csv"));
     let started = Instant::now();
+    if opts.completion {
+        let times = completion_runs(false, started);
+        let md = completion_table(&times, started.elapsed());
+        print!("{md}");
+        splice_completion(&opts.results, &md);
+        return;
+    }
     let receivers: Vec<usize> = if opts.quick {
         vec![1, 10, 100, 1000]
     } else {
@@ -248,30 +262,7 @@ fn main() {
     }
 
     // 2. Completion time against loss, 1000 receivers (100 with --quick), k = 100.
-    let group = if opts.quick { 100 } else { 1000 };
-    let mut times = Vec::new();
-    for p in [0.0, 0.01, 0.05, 0.10, 0.25] {
-        for mode in MODES {
-            let row = run(Case {
-                mode,
-                receivers: group,
-                loss: p,
-                k: 100,
-                burst: None,
-                interleave: 16,
-                symbols: 20_000,
-                seed: 2,
-            });
-            eprintln!(
-                "[{:>6.0} s] completion {:<8} p={:<4} p99 {:.3} s",
-                started.elapsed().as_secs_f64(),
-                mode_name(mode),
-                p,
-                row.report.completion_quantile(0.99).unwrap_or(f64::NAN)
-            );
-            times.push(row);
-        }
-    }
+    let times = completion_runs(opts.quick, started);
 
     // 3. Burst loss with and without interleaving, 100 receivers, k = 100.
     let burst = Burst {
@@ -332,6 +323,36 @@ fn main() {
     );
 }
 
+/// The completion-time runs: 1000 receivers (100 with `quick`), k = 100,
+/// 20,000 symbols, every mode at 0 to 25% loss, seed 2.
+fn completion_runs(quick: bool, started: Instant) -> Vec<Row> {
+    let group = if quick { 100 } else { 1000 };
+    let mut times = Vec::new();
+    for p in [0.0, 0.01, 0.05, 0.10, 0.25] {
+        for mode in MODES {
+            let row = run(Case {
+                mode,
+                receivers: group,
+                loss: p,
+                k: 100,
+                burst: None,
+                interleave: 16,
+                symbols: 20_000,
+                seed: 2,
+            });
+            eprintln!(
+                "[{:>6.0} s] completion {:<8} p={:<4} p99 {:.3} s",
+                started.elapsed().as_secs_f64(),
+                mode_name(mode),
+                p,
+                row.report.completion_quantile(0.99).unwrap_or(f64::NAN)
+            );
+            times.push(row);
+        }
+    }
+    times
+}
+
 fn find(rows: &[Row], mode: Mode, r: usize, p: f64, k: u32) -> Option<&Row> {
     rows.iter().find(|x| {
         x.case.mode == mode
@@ -339,6 +360,107 @@ fn find(rows: &[Row], mode: Mode, r: usize, p: f64, k: u32) -> Option<&Row> {
             && x.case.loss == p
             && (mode == Mode::Nack || x.case.k == k)
     })
+}
+
+/// The completion-time table, its heading, and hybrid's p99 and E\[M\]
+/// against the carousel's at each loss, as measured in the same run.
+fn completion_body(times: &[Row]) -> String {
+    let mut md = String::new();
+    let group = times.first().map_or(0, |r| r.case.receivers);
+    let _ = writeln!(
+        md,
+        "#### Completion time against loss ({group} receivers, k = 100, 20,000 symbols of \
+         {T} bytes at 10 MB/s: 0.18 s of data)\n"
+    );
+    let _ = writeln!(
+        md,
+        "| loss | mode | E[M] | p50 (s) | p99 (s) | max (s) | NACKs | STATUS |\n|---|---|---|---|---|---|---|---|"
+    );
+    for row in times {
+        let r = &row.report;
+        let _ = writeln!(
+            md,
+            "| {:.0}% | {} | {:.3} | {} | {} | {} | {} | {} |",
+            row.case.loss * 100.0,
+            mode_name(row.case.mode),
+            r.transmissions_per_symbol(),
+            fmt3(r.completion_quantile(0.5)),
+            fmt3(r.completion_quantile(0.99)),
+            fmt3(r.completion_quantile(1.0)),
+            r.nacks_sent,
+            r.status_sent,
+        );
+    }
+    let at = |mode: Mode, p: f64| {
+        times
+            .iter()
+            .find(|x| x.case.mode == mode && x.case.loss == p)
+    };
+    let mut p99s = Vec::new();
+    let mut ems = Vec::new();
+    let mut losses = Vec::new();
+    for p in times.iter().map(|x| x.case.loss).filter(|&p| p > 0.0) {
+        if losses.contains(&p) {
+            continue;
+        }
+        if let (Some(h), Some(c)) = (at(Mode::Hybrid, p), at(Mode::Carousel, p)) {
+            let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+                _ => "-".into(),
+            };
+            losses.push(p);
+            p99s.push(ratio(
+                h.report.completion_quantile(0.99),
+                c.report.completion_quantile(0.99),
+            ));
+            ems.push(ratio(
+                Some(h.report.transmissions_per_symbol()),
+                Some(c.report.transmissions_per_symbol()),
+            ));
+        }
+    }
+    let pct: Vec<String> = losses
+        .iter()
+        .map(|p| format!("{:.0}%", p * 100.0))
+        .collect();
+    let _ = writeln!(
+        md,
+        "\nHybrid against the carousel, in this run, at {} loss: p99 completion {} ×, \
+         E[M] {} ×.",
+        pct.join(", "),
+        p99s.join(", "),
+        ems.join(", ")
+    );
+    md
+}
+
+/// [`completion_body`] run alone (`--completion`), with how to rerun it.
+fn completion_table(times: &[Row], elapsed: Duration) -> String {
+    let mut md = completion_body(times);
+    let _ = writeln!(
+        md,
+        "\nThis table alone: `cargo run --release -p groupcast-benches --bin fec-vs-nack -- \
+         --completion` ({:.0} s on this machine).\n",
+        elapsed.as_secs_f64()
+    );
+    md
+}
+
+/// Replaces the completion table between the suite markers of `path` (from
+/// its heading to the next one) with `md`.
+fn splice_completion(path: &Path, md: &str) {
+    let text = std::fs::read_to_string(path).expect("read results");
+    let head = "#### Completion time against loss";
+    let start = text.find(head).expect("a completion table in the results");
+    let end = text[start..]
+        .find("\n#### ")
+        .map(|i| start + i + 1)
+        .expect("a heading after the completion table");
+    let mut out = String::with_capacity(text.len() + md.len());
+    out.push_str(&text[..start]);
+    out.push_str(md);
+    out.push_str(&text[end..]);
+    std::fs::write(path, out).expect("write results");
 }
 
 fn tables(
@@ -360,8 +482,8 @@ fn tables(
          carousel sends K × (1 + a 3σ first-round share) then 5% fresh repair per round with no \
          feedback; hybrid sends K plus, for blocks of 500 symbols or more, proactive repair \
          sized from the largest loss receivers report less the noise of the largest of many estimates (protocol.md §13.4), then as many fresh \
-         repair symbols per block as the neediest receiver's NACK asks, plus a margin of 2 and \
-         the expected loss of the repair. \
+         repair symbols per block as the neediest receiver's NACK asks, plus a margin of 2, \
+         the expected loss of the repair and one standard deviation of it. \
          The analytic columns are ARQ's Σ[1 − (1 − p^m)^R] and the ideal code's \
          E[max L]/k from Nonnenmacher, Biersack and Towsley (SIGCOMM 1997); the paper's own \
          table is reproduced by `groupcast_sim::analytic`'s tests. \
@@ -403,31 +525,7 @@ fn tables(
         }
         let _ = writeln!(md);
     }
-    let group = times.first().map_or(0, |r| r.case.receivers);
-    let _ = writeln!(
-        md,
-        "#### Completion time against loss ({group} receivers, k = 100, 20,000 symbols of \
-         {T} bytes at 10 MB/s: 0.18 s of data)\n"
-    );
-    let _ = writeln!(
-        md,
-        "| loss | mode | E[M] | p50 (s) | p99 (s) | max (s) | NACKs | STATUS |\n|---|---|---|---|---|---|---|---|"
-    );
-    for row in times {
-        let r = &row.report;
-        let _ = writeln!(
-            md,
-            "| {:.0}% | {} | {:.3} | {} | {} | {} | {} | {} |",
-            row.case.loss * 100.0,
-            mode_name(row.case.mode),
-            r.transmissions_per_symbol(),
-            fmt3(r.completion_quantile(0.5)),
-            fmt3(r.completion_quantile(0.99)),
-            fmt3(r.completion_quantile(1.0)),
-            r.nacks_sent,
-            r.status_sent,
-        );
-    }
+    md.push_str(&completion_body(times));
     let _ = writeln!(
         md,
         "\n#### Burst loss, with and without interleaving (100 receivers, k = 100)\n\n\

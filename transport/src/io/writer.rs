@@ -29,12 +29,18 @@ use std::thread::JoinHandle;
 /// Bytes of one file written between two write-back batches.
 pub const BATCH: u64 = 8 << 20;
 
-/// Blocks queued at most: the receiving thread waits when so many are out
-/// (about 1.2 MB each at the default K and T). As many as the sender's
-/// default flow window: while the receiver holds its reported window at the
-/// first block still queued ([`super::sink::FileSink::write_backlog`]), the
-/// sender sends no more than that beyond it, so the queue does not fill.
-pub const QUEUE: usize = 48;
+/// Blocks queued at most: the receiving thread waits when so many are out,
+/// or when they hold [`QUEUE_BYTES`]. As many as the sender's default flow
+/// window and its interleave (240 + 16), and as many bytes as that window's
+/// byte bound and an interleave of the default blocks: while the receiver
+/// holds its reported window at the first block still queued
+/// ([`super::sink::FileSink::write_backlog`]), the sender sends no more than
+/// that beyond it, so the queue does not fill.
+pub const QUEUE: usize = 256;
+
+/// Bytes queued at most (see [`QUEUE`]): 32 MiB of flow window and 16
+/// blocks of about 1.2 MB, rounded up.
+pub const QUEUE_BYTES: usize = 64 << 20;
 
 /// Where a range of a block goes: `range` of its bytes at `at` in `file`,
 /// the sink's file `key`.
@@ -92,6 +98,10 @@ pub struct Writer {
     shared: Shared,
     thread: Option<JoinHandle<()>>,
     seq: u64,
+    /// The jobs queued and not known done: sequence number and bytes.
+    queued: std::collections::VecDeque<(u64, usize)>,
+    /// Their bytes.
+    queued_bytes: usize,
 }
 
 impl Writer {
@@ -108,12 +118,24 @@ impl Writer {
             shared,
             thread: Some(thread),
             seq: 0,
+            queued: Default::default(),
+            queued_bytes: 0,
         })
     }
 
     /// Queues a block's `pieces` of `data`, waiting while the queue is
-    /// full. Its sequence number, for [`Writer::wait`].
+    /// full ([`QUEUE`] blocks or [`QUEUE_BYTES`]). Its sequence number, for
+    /// [`Writer::wait`].
     pub fn write(&mut self, data: Vec<u8>, pieces: Vec<Piece>) -> u64 {
+        let done = self.done();
+        while self.queued.front().is_some_and(|&(seq, _)| {
+            seq <= done || (self.queued_bytes + data.len() > QUEUE_BYTES && self.wait(seq))
+        }) {
+            let (_, bytes) = self.queued.pop_front().expect("checked");
+            self.queued_bytes -= bytes;
+        }
+        self.queued.push_back((self.seq + 1, data.len()));
+        self.queued_bytes += data.len();
         self.seq += 1;
         let job = Job {
             data,

@@ -140,8 +140,10 @@ pub struct FeedbackConfig {
     /// Flow-control policy. Default [`FlowPolicy::Min`].
     pub policy: FlowPolicy,
     /// How many blocks the sender may run ahead of the policy's window edge.
-    /// Default 48: with the default interleave of 16, the receivers' default
-    /// `max_blocks_in_flight` of 64 is never exceeded.
+    /// Default 240: with the default interleave of 16, the receivers' default
+    /// `max_blocks_in_flight` of 256 is never exceeded, and small blocks
+    /// (100 symbols of 64 bytes: 1.5 MB, 150 ms at 80 Mbit/s) still span
+    /// several repair rounds, so that the first pass never waits on one.
     pub flow_window: u32,
     /// The same bound in bytes, of blocks of `block_symbols` × T: the window
     /// is the smaller of the two, and at least one block. Default 32 MiB,
@@ -164,13 +166,15 @@ pub struct FeedbackConfig {
     /// Hybrid mode: spare fresh repair symbols sent beyond the largest need
     /// reported for a block, for the repair's own loss and RaptorQ's rare
     /// failure at exactly K. Blocks of 50 symbols or more get at most one per
-    /// whole 50 (so 2 from k = 100) plus need × p / (1 − p) rounded up, for
-    /// the receivers' average reported loss p; smaller blocks get no spare
+    /// whole 50 (so 2 from k = 100) plus need × p / (1 − p) and one standard
+    /// deviation of it, √(need × p) / (1 − p), rounded up, for the
+    /// receivers' average reported loss p; smaller blocks get no spare
     /// symbol and that expected loss rounded, since to a block of 7 one spare
     /// symbol is 14% more. Default 2. Each spare symbol saves NACK rounds
     /// (NACKs and latency) but costs bandwidth: at 1000 receivers and 1% loss
     /// with k = 100, margins of 0, 1, 2 and 3 gave E\[M\] 1.058, 1.064, 1.071,
-    /// 1.073 (ideal code: 1.056) and 8.7, 4.0, 2.7, 1.5 NACKs per block.
+    /// 1.073 (ideal code: 1.056) and 8.7, 4.0, 2.7, 1.5 NACKs per block
+    /// (before the deviation term).
     pub repair_margin: u32,
     /// Hybrid mode: size each block's first-pass repair from the loss that
     /// receivers report, so that the neediest probably needs no NACK (the
@@ -231,7 +235,7 @@ impl Default for FeedbackConfig {
             stall_timeout: Duration::from_secs(30),
             min_progress: None,
             policy: FlowPolicy::Min,
-            flow_window: 48,
+            flow_window: 240,
             flow_window_bytes: 32 << 20,
             first_status_wait: Duration::from_millis(250),
             repair_share: 0.5,

@@ -24,7 +24,8 @@ pub struct ReceiverConfig {
     pub max_objects: usize,
     /// Blocks being decoded at once, over all objects. A symbol for a new block
     /// beyond this is deferred (dropped and counted); the carousel sends more
-    /// later. Default 64.
+    /// later. Default 256 (the sender's default flow window of 240 blocks,
+    /// plus its interleave); `max_buffered_bytes` bounds their bytes.
     pub max_blocks_in_flight: usize,
     /// Largest datagram accepted. Default 65527.
     pub max_datagram: usize,
@@ -142,7 +143,7 @@ impl Default for ReceiverConfig {
             refused_sessions: Vec::new(),
             max_object_size: 4 << 30,
             max_objects: 16,
-            max_blocks_in_flight: 64,
+            max_blocks_in_flight: 256,
             max_datagram: MAX_DATAGRAM,
             idle_timeout: Duration::from_secs(120),
             completed_history: 4096,

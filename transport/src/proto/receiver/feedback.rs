@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::loss::LossEstimator;
-use super::need::{Need, nack_backoff, need_rank, ranked_backoff};
+use super::need::{FIRST_RANKS, Need, nack_backoff, need_rank, ranked_backoff, window_for};
 use super::objects::{Key, ObjectTable, Slot};
 use super::{Destination, Receiver, ReceiverConfig, ReceiverStats, RejectReason};
 use crate::proto::timer::BlockTimers;
@@ -17,6 +17,7 @@ use crate::wire::feedback::{
     PROBE_END, STATUS_BUSY, STATUS_COMPLETE, STATUS_ECHO, STATUS_LOSS, sampled,
 };
 use crate::wire::{DataRepr, NackEntry, NackRepr, ProbeRepr, ReportAsk, StatusRepr};
+use groupcast_fec::FecId;
 
 /// Feedback state for one session (nack and hybrid modes).
 pub(super) struct SessionFb {
@@ -67,6 +68,10 @@ pub(super) struct NackState {
     /// sent whatever peers say, so forged NACKs (which the sender may well
     /// drop) cannot silence a receiver.
     doubt: HashSet<(u32, u8)>,
+    /// When timers are drawn again for blocks that repair came for: the
+    /// holdoff the latest repair set ends then ([`SessionFb::on_data`]), and
+    /// what the repair left is asked for without waiting for a PROBE.
+    redraw: Option<Instant>,
     /// When the first of our NACKs that no repair has followed yet went out.
     pub(super) unanswered: Option<Instant>,
     /// Whether we warned that NACKs go unanswered.
@@ -287,10 +292,12 @@ impl SessionFb {
     }
 
     /// DATA for `block` of an object this receiver knows (`known`: in
-    /// progress) or completed: notes that repair answered a request, and
-    /// holds back our own request for a block behind the sender's progress
-    /// (repair: more may be coming) for a GRTT.
-    pub(super) fn on_data(&mut self, now: Instant, block: (u32, u8), known: bool) {
+    /// progress) or completed, of a fountain code (`fountain`: any symbol
+    /// of use) or not: notes that repair answered a request, and holds back
+    /// our own request for a block behind the sender's progress (repair:
+    /// more may be coming) until the repair is over (protocol.md §13.5,
+    /// "Suppression").
+    pub(super) fn on_data(&mut self, now: Instant, block: (u32, u8), known: bool, fountain: bool) {
         let n = &mut self.nack;
         // Repair for a block: whoever asked for it was answered.
         if n.suppressed.remove(&block).is_some() {
@@ -305,10 +312,29 @@ impl SessionFb {
             if n.holdoff.len() >= MAX_HOLDOFFS {
                 n.holdoff.retain(|_, h| *h > now);
             }
-            if n.holdoff.len() < MAX_HOLDOFFS {
-                let h = n.holdoff.entry(block).or_insert(now);
-                *h = (*h).max(now + self.grtt);
+            if !fountain {
+                // A replay (No-Code) may be of another's ESIs: more may be
+                // coming, ours among them.
+                if n.holdoff.len() < MAX_HOLDOFFS {
+                    let h = n.holdoff.entry(block).or_insert(now);
+                    *h = (*h).max(now + self.grtt);
+                }
+                return;
             }
+            let until = now + self.grtt / 2;
+            if n.holdoff.len() < MAX_HOLDOFFS {
+                // Fresh repair is coming, every symbol of use: whatever held
+                // the block off (a NACK, ours or a peer's, that this repair
+                // answers) ends half a GRTT after the repair does, so that a
+                // need it leaves goes in the next round at once (protocol.md
+                // §13.5).
+                n.holdoff.insert(block, until);
+            }
+            // A timer drawn before the repair ranked a need it may no
+            // longer have: one is drawn for what is left when the holdoff
+            // ends.
+            n.timers.remove(block);
+            n.redraw.get_or_insert(until);
         }
     }
 
@@ -365,6 +391,7 @@ impl SessionFb {
         };
         [
             self.nack.timers.next(),
+            self.nack.redraw,
             status,
             Some(self.probe_at + config.idle_timeout),
         ]
@@ -455,17 +482,30 @@ impl SessionFb {
         out
     }
 
-    /// How long a block is held off after a NACK for it was sent or heard:
-    /// the longest backoff plus two GRTT (the repair's round trip), so that
-    /// no timer drawn in the same round outlives it.
-    fn holdoff(&self, config: &ReceiverConfig) -> Duration {
-        self.grtt.mul_f64(self.backoff_window(config) + 2.0)
+    /// How long a block is held off after a NACK for it was sent or heard,
+    /// unless its repair comes first ([`SessionFb::on_data`]): the repair's
+    /// round trip, with the sender's aggregation and pacing (three GRTT). A
+    /// NACK the sender did not answer (lost on its way, or taken as answered
+    /// because repair for the block had just gone out, protocol.md §13.4) is
+    /// then asked again in the next round, not a whole backoff later.
+    fn holdoff(&self) -> Duration {
+        self.grtt * 3
     }
 
     /// The longest NACK backoff, in GRTT: `nack_backoff`, shrunk for small
     /// groups (log10(group) / 3 within [0.1, 1]).
     fn backoff_window(&self, config: &ReceiverConfig) -> f64 {
-        config.nack_backoff * (self.group_size(config).log10() / 3.0).clamp(0.1, 1.0)
+        window_for(config.nack_backoff, self.group_size(config))
+    }
+
+    /// The two windows of a ranked backoff ([`ranked_backoff`]), in GRTT:
+    /// the first, for the neediest few, sized for [`FIRST_RANKS`] receivers
+    /// whatever the group; the rest's, for the group.
+    fn backoff_windows(&self, config: &ReceiverConfig) -> (f64, f64) {
+        (
+            window_for(config.nack_backoff, FIRST_RANKS),
+            self.backoff_window(config),
+        )
     }
 
     /// The group as the sender counts it, or as configured if larger.
@@ -519,7 +559,7 @@ impl SessionFb {
         now: Instant,
         session: SessionId,
         entries: &[NackEntry],
-        (table, config): (&ObjectTable, &ReceiverConfig),
+        table: &ObjectTable,
         stats: &mut ReceiverStats,
     ) {
         for e in entries {
@@ -531,7 +571,7 @@ impl SessionFb {
             if covered && self.nack.doubt.contains(&key) {
                 stats.suppressions_doubted += 1;
             } else if covered {
-                let until = now + self.holdoff(config);
+                let until = now + self.holdoff();
                 let n = &mut self.nack;
                 if n.suppressed.len() < MAX_HOLDOFFS {
                     let s = n.suppressed.entry(key).or_insert(until);
@@ -611,6 +651,7 @@ impl SessionFb {
         // shrinks with log10(group) / 3 (full size from 1000 receivers up).
         let group = self.group_size(config);
         let window = self.backoff_window(config);
+        let (first, rest) = self.backoff_windows(config);
         let (loss, dispersion) = (self.loss.loss(), self.loss.dispersion());
         let grtt = self.grtt.as_secs_f64();
         for n in needs {
@@ -621,7 +662,8 @@ impl SessionFb {
             let delay = match rank {
                 // With a group the sender has counted, the neediest few go first.
                 Some((lo, hi, lacking)) if self.group_counted => {
-                    ranked_backoff(lo + (hi - lo) * v, grtt * window, group * lacking)
+                    let windows = (grtt * first, grtt * rest);
+                    ranked_backoff(lo + (hi - lo) * v, windows, grtt, group * lacking)
                 }
                 // With none (it has heard nobody, perhaps none of it reaches
                 // the sender), the plain draw: ranks would push most NACKs to
@@ -757,7 +799,7 @@ impl SessionFb {
         let mut needs = self.needs(table, now, session);
         needs.retain(|n| self.nack.timers.get(n.block()).is_some_and(|t| t <= now));
         self.nack.timers.remove_due(now);
-        let entries = self.nack_entries(now, needs, config, room);
+        let entries = self.nack_entries(now, needs, room);
         (!entries.is_empty()).then_some(NackRepr {
             session: session.0,
             receiver: config.id,
@@ -767,13 +809,7 @@ impl SessionFb {
 
     /// The entries of one NACK for `needs`, as many as fit in `room` bytes;
     /// each block that goes is held off and no longer doubted.
-    fn nack_entries(
-        &mut self,
-        now: Instant,
-        needs: Vec<Need>,
-        config: &ReceiverConfig,
-        room: usize,
-    ) -> Vec<NackEntry> {
+    fn nack_entries(&mut self, now: Instant, needs: Vec<Need>, room: usize) -> Vec<NackEntry> {
         let mut entries = Vec::new();
         let mut len = crate::wire::feedback::NACK_HEADER_LEN + crate::wire::CRC_LEN;
         for n in needs {
@@ -794,7 +830,7 @@ impl SessionFb {
             }
             len += entry.wire_len();
             self.nack.doubt.remove(&block);
-            let until = now + self.holdoff(config) + Duration::from_millis(1);
+            let until = now + self.holdoff() + Duration::from_millis(1);
             self.nack.holdoff.insert(block, until);
             entries.push(entry);
             if entries.len() >= crate::wire::feedback::MAX_NACK_ENTRIES {
@@ -879,6 +915,18 @@ impl NackState {
 }
 
 impl Receiver {
+    /// Draws NACK timers for the blocks of each session whose repair
+    /// holdoff ended by `now` ([`NackState::redraw`]).
+    pub(super) fn redraw_nacks(&mut self, now: Instant) {
+        let fb = &mut self.fb;
+        for (&session, f) in fb.sessions.iter_mut() {
+            if f.nack.redraw.is_some_and(|r| r <= now) {
+                f.nack.redraw = None;
+                f.schedule_nack(now, session, (&self.table, &self.config), &mut fb.rng);
+            }
+        }
+    }
+
     /// Counts a DATA packet of an accepted session for its loss and rate
     /// estimates.
     pub(super) fn count_arrival(&mut self, d: &DataRepr<'_>) {
@@ -894,7 +942,7 @@ impl Receiver {
             return;
         };
         let known = self.table.objects.contains_key(&key);
-        f.on_data(now, (d.object, d.sbn), known);
+        f.on_data(now, (d.object, d.sbn), known, d.fec != FecId::NoCode);
     }
 
     /// A PROBE (protocol.md §13.1): the session's feedback state is made if
@@ -983,8 +1031,7 @@ impl Receiver {
             }
         };
         self.stats.nacks_heard += 1;
-        let known = (&self.table, &self.config);
-        f.on_peer_nack(now, session, &n.entries, known, &mut self.stats);
+        f.on_peer_nack(now, session, &n.entries, &self.table, &mut self.stats);
         f.check_unanswered(now, session, &mut self.stats);
         Ok(())
     }

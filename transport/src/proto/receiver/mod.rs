@@ -431,6 +431,7 @@ impl Receiver {
             self.stats.auth = v.stats();
         }
         self.ship_ripening(Some(now));
+        self.redraw_nacks(now);
         let timeout = self.config.idle_timeout;
         let before = self.fb.sessions.len();
         self.fb

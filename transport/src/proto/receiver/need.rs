@@ -134,19 +134,29 @@ pub(super) const DISPERSION_LIMIT: f64 = 4.0;
 pub(super) const FIRST_RANKS: f64 = 4.0;
 
 /// The backoff of a block whose need ranks `u` (uniform in [0, 1) over the
-/// about `lacking` receivers that lack it, the neediest first): the neediest
-/// [`FIRST_RANKS`] or so draw NORM's truncated exponential over the first
-/// window `max`, as a group of that size, and the rest theirs over a second
-/// window after it, by when the first's NACKs, which ask for more than they
-/// lack, have held them off. Only about `FIRST_RANKS`, not all who lack the
-/// block, compete to be first: fewer NACKs cross before the first is heard.
-pub(super) fn ranked_backoff(u: f64, max: f64, lacking: f64) -> f64 {
-    let first = (FIRST_RANKS / lacking.max(1.0)).min(1.0);
-    if u < first || first >= 1.0 {
-        nack_backoff((u / first).min(1.0), max, FIRST_RANKS.min(lacking))
+/// about `lacking` receivers that lack it, the neediest first), with windows
+/// `(first, rest)` and the GRTT `grtt`: the neediest [`FIRST_RANKS`] or so
+/// draw NORM's truncated exponential over the short window `first`, as a
+/// group of that size, and the rest theirs over the window `rest` that
+/// starts a GRTT after it, by when the first's NACKs, which ask for more
+/// than they lack, have reached and held them off. Only about
+/// `FIRST_RANKS`, not all who lack the block, compete to be first, so the
+/// first window does not grow with the group: a round's first NACK goes
+/// within about a GRTT at any size (protocol.md §13.5, "Backoff").
+pub(super) fn ranked_backoff(u: f64, (first, rest): (f64, f64), grtt: f64, lacking: f64) -> f64 {
+    let share = (FIRST_RANKS / lacking.max(1.0)).min(1.0);
+    if u < share || share >= 1.0 {
+        nack_backoff((u / share).min(1.0), first, FIRST_RANKS.min(lacking))
     } else {
-        max + nack_backoff((u - first) / (1.0 - first), max, lacking - FIRST_RANKS)
+        first + grtt + nack_backoff((u - share) / (1.0 - share), rest, lacking - FIRST_RANKS)
     }
+}
+
+/// A backoff window, in GRTTs, for about `count` receivers competing to
+/// send: `nack_backoff` × log10(count) / 3 within [0.1, 1] of it (full size
+/// from 1000 up), since a few need little room to suppress each other.
+pub(super) fn window_for(nack_backoff: f64, count: f64) -> f64 {
+    nack_backoff * (count.max(1.0).log10() / 3.0).clamp(0.1, 1.0)
 }
 
 /// NORM's randomised NACK backoff (RFC 5740 §5.5.1): a truncated exponential
@@ -225,20 +235,32 @@ mod rank_tests {
         assert!(need_rank(&need(3, 100, 100), 0.1, 9.0).is_none());
     }
 
-    /// The first few ranks draw over the first window; the rest after it.
+    /// The first few ranks draw over the first window; the rest after it,
+    /// a GRTT later.
     #[test]
     fn only_the_first_ranks_draw_in_the_first_window() {
-        let max = 0.1;
+        let (first, rest, grtt) = (0.02, 0.1, 0.01);
         for i in 0..100 {
             let u = i as f64 / 100.0;
-            let d = ranked_backoff(u, max, 1000.0);
+            let d = ranked_backoff(u, (first, rest), grtt, 1000.0);
             if u < 4.0 / 1000.0 {
-                assert!(d <= max, "{u}: {d}");
+                assert!(d <= first, "{u}: {d}");
             } else {
-                assert!(d >= max && d <= 2.0 * max, "{u}: {d}");
+                assert!(d >= first + grtt && d <= first + grtt + rest, "{u}: {d}");
             }
             // A group of four or fewer: all in the first window.
-            assert!(ranked_backoff(u, max, 3.0) <= max);
+            assert!(ranked_backoff(u, (first, rest), grtt, 3.0) <= first);
         }
+    }
+
+    /// The first window is the same at every group size; the rest's grows.
+    #[test]
+    fn the_first_window_does_not_grow_with_the_group() {
+        use super::{FIRST_RANKS, window_for};
+        let first = window_for(6.0, FIRST_RANKS);
+        assert!((first - 6.0 * 4f64.log10() / 3.0).abs() < 1e-12, "{first}");
+        assert!(window_for(6.0, 10.0) < window_for(6.0, 1000.0));
+        assert_eq!(window_for(6.0, 1000.0), window_for(6.0, 100_000.0));
+        assert!((window_for(6.0, 0.0) - 0.6).abs() < 1e-12);
     }
 }

@@ -632,6 +632,7 @@ impl Sender {
             group,
             stats: &mut self.stats,
             aggregation: self.rc.grtt().mul_f64(self.config.feedback.aggregation),
+            loss: self.rc.loss(),
             progress,
             pass_end: self.phase.pass_end(),
         }

@@ -22,6 +22,8 @@ pub(super) struct Nacks<'a> {
     pub(super) stats: &'a mut SenderStats,
     /// How long NACKs gather before their repair is queued.
     pub(super) aggregation: Duration,
+    /// The receivers' average loss, for the margin of topped-up repair.
+    pub(super) loss: f64,
     /// The first block whose first pass is not finished, while the first
     /// pass goes on.
     pub(super) progress: Option<(u32, u8)>,
@@ -109,8 +111,15 @@ impl Nacks<'_> {
         // forged (or follows a forged PROBE), and its answer would come
         // anyway.
         let ahead = self.progress.is_some_and(|p| key >= p);
-        if ahead || self.repair.answered(key, now) {
+        if ahead {
             self.stats.nack_entries_ignored += 1;
+            return None;
+        }
+        if self.repair.answered(key, now) {
+            // Hybrid: more than the repair answers is topped up at once.
+            if !self.repair.top_up(key, e.need, self.loss) {
+                self.stats.nack_entries_ignored += 1;
+            }
             return None;
         }
         Some(block)
