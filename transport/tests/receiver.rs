@@ -1066,6 +1066,49 @@ mod feedback {
         assert_eq!(r.stats().status_unasked, 1);
     }
 
+    /// A forger reads the session off the group and PROBEs it every
+    /// millisecond, asking every receiver (Sample 0), naming a Limit past
+    /// every window and a Loss of 0, so that each receiver has a reason to
+    /// report at every PROBE: STATUS still costs the credit the sender's
+    /// own DATA earned (protocol.md §13.5), so two seconds of it draw no
+    /// more than that credit and the keep-alives, and no NACK at all for a
+    /// block not behind the sender's progress.
+    #[test]
+    fn forged_probes_asking_everyone_draw_no_more_status_than_data_earned() {
+        use groupcast::wire::feedback::PROBE_LIMIT;
+        let t0 = Instant::now();
+        let mut r = Receiver::new(ReceiverConfig {
+            id: 7,
+            ..ReceiverConfig::default()
+        });
+        feed_all_but_block_3(&mut r, t0);
+        let mut buf = vec![0u8; 1232];
+        let (mut status, mut nacks) = (0, 0);
+        for ms in 0..2000u64 {
+            let at = t0 + Duration::from_millis(ms);
+            let forged = probe_with(|p| {
+                p.timestamp_us = 10_000 + ms;
+                p.ask.sample = 0;
+                p.ask.limit = Some((0, 19));
+                p.ask.loss = 0;
+                p.flags = PROBE_LIMIT;
+                p.group_log2 = 17;
+            });
+            let _ = r.handle_datagram(at, &forged);
+            r.handle_timeout(at);
+            while let Some((n, _)) = r.poll_transmit(at, &mut buf) {
+                match Repr::parse(&buf[..n]) {
+                    Ok(Repr::Status(_)) => status += 1,
+                    Ok(Repr::Nack(_)) => nacks += 1,
+                    _ => {}
+                }
+            }
+        }
+        // 64 replies of credit at most, and a keep-alive a second.
+        assert!(status <= 64 + 2, "{status} STATUS: {:?}", r.stats());
+        assert_eq!(nacks, 0, "block 3 is ahead of the forged progress point");
+    }
+
     #[test]
     fn completion_is_reported_three_times() {
         let t0 = Instant::now();
