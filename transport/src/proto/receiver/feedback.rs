@@ -69,8 +69,10 @@ pub(super) struct NackState {
     /// drop) cannot silence a receiver.
     doubt: HashSet<(u32, u8)>,
     /// When timers are drawn again for blocks that repair came for: the
-    /// holdoff the latest repair set ends then ([`SessionFb::on_data`]), and
-    /// what the repair left is asked for without waiting for a PROBE.
+    /// holdoff set by the first repair since the last such draw ends then
+    /// ([`SessionFb::on_data`]; later repair arms it again once it has
+    /// passed), and what the repair left is asked for without waiting for a
+    /// PROBE.
     redraw: Option<Instant>,
     /// When the first of our NACKs that no repair has followed yet went out.
     pub(super) unanswered: Option<Instant>,
@@ -650,8 +652,7 @@ impl SessionFb {
         // A small group needs little room for suppression: the window
         // shrinks with log10(group) / 3 (full size from 1000 receivers up).
         let group = self.group_size(config);
-        let window = self.backoff_window(config);
-        let (first, rest) = self.backoff_windows(config);
+        let (first, window) = self.backoff_windows(config);
         let (loss, dispersion) = (self.loss.loss(), self.loss.dispersion());
         let grtt = self.grtt.as_secs_f64();
         for n in needs {
@@ -662,7 +663,7 @@ impl SessionFb {
             let delay = match rank {
                 // With a group the sender has counted, the neediest few go first.
                 Some((lo, hi, lacking)) if self.group_counted => {
-                    let windows = (grtt * first, grtt * rest);
+                    let windows = (grtt * first, grtt * window);
                     ranked_backoff(lo + (hi - lo) * v, windows, grtt, group * lacking)
                 }
                 // With none (it has heard nobody, perhaps none of it reaches
